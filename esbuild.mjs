@@ -1,0 +1,80 @@
+// One build script for the extension host bundle, the CLI, the review webview
+// and the tests. Flags: --production (minified, no source maps), --watch,
+// --tests (transpiles and bundles every test file into out/test).
+import * as esbuild from 'esbuild';
+import { rmSync } from 'node:fs';
+
+const production = process.argv.includes('--production');
+const watch = process.argv.includes('--watch');
+const tests = process.argv.includes('--tests');
+// `--tests a.test.ts b.test.ts` builds only those files (helpers run in parallel).
+const testFilter = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
+
+const common = {
+  bundle: true,
+  logLevel: 'warning',
+  minify: production,
+  sourcemap: production ? false : 'linked',
+  legalComments: 'none',
+};
+
+/** @type {esbuild.BuildOptions[]} */
+const appBuilds = [
+  {
+    ...common,
+    entryPoints: { extension: 'src/vscode/extension.ts', cli: 'src/cli/main.ts' },
+    outdir: 'dist',
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    external: ['vscode'],
+    // Libraries published as ESM only (execa) need import.meta.url under cjs.
+    define: { 'import.meta.url': 'importMetaUrl' },
+    banner: { js: "const importMetaUrl = require('url').pathToFileURL(__filename).href;" },
+    mainFields: ['module', 'main'],
+  },
+  {
+    ...common,
+    entryPoints: { 'webview/review': 'webview-ui/src/main.ts' },
+    outdir: 'dist',
+    platform: 'browser',
+    target: 'es2022',
+    format: 'iife',
+    loader: { '.ttf': 'file' },
+  },
+];
+
+/** @type {esbuild.BuildOptions} */
+const testBuild = {
+  bundle: true,
+  logLevel: 'warning',
+  sourcemap: 'inline',
+  entryPoints: ['test/unit/**/*.test.ts', 'test/integration/**/*.ts', 'test/e2e/**/*.ts', 'test/bench/**/*.ts'],
+  outbase: 'test',
+  outdir: 'out/test',
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  external: ['vscode', 'mocha', 'playwright-core'],
+  define: { 'import.meta.url': 'importMetaUrl' },
+  banner: { js: "const importMetaUrl = require('url').pathToFileURL(__filename).href;" },
+  mainFields: ['module', 'main'],
+};
+
+if (tests) {
+  if (testFilter.length) {
+    await esbuild.build({ ...testBuild, entryPoints: testFilter });
+  } else {
+    rmSync('out/test', { recursive: true, force: true });
+    await esbuild.build(testBuild);
+  }
+} else if (watch) {
+  for (const options of appBuilds) {
+    const ctx = await esbuild.context(options);
+    await ctx.watch();
+  }
+  console.log('esbuild: watching for changes');
+} else {
+  rmSync('dist/webview', { recursive: true, force: true });
+  await Promise.all(appBuilds.map((options) => esbuild.build(options)));
+}

@@ -1,0 +1,114 @@
+import { z } from 'zod';
+
+/** The four lanes, in promotion order. */
+export const LANES = ['draft', 'sandbox', 'review', 'pullRequest'] as const;
+export type Lane = (typeof LANES)[number];
+
+export const LANE_LABELS: Record<Lane, string> = {
+  draft: 'Draft',
+  sandbox: 'Sandbox',
+  review: 'Review',
+  pullRequest: 'Pull request',
+};
+
+/** Where a change stands: one of the lanes, or closed for good. */
+export type ChangeStatus = Lane | 'closed';
+
+export const CLOSED_REASONS = ['discarded', 'rejected', 'merged', 'pullRequestClosed'] as const;
+export type ClosedReason = (typeof CLOSED_REASONS)[number];
+
+export const ActorSchema = z.object({
+  type: z.enum(['user', 'agent', 'extension']),
+  id: z.string(),
+});
+export type Actor = z.infer<typeof ActorSchema>;
+
+export const TransitionRecordSchema = z.object({
+  at: z.string(),
+  event: z.string(),
+  from: z.enum([...LANES, 'closed']),
+  to: z.enum([...LANES, 'closed']),
+  actor: ActorSchema,
+  reason: z.string().optional(),
+});
+export type TransitionRecord = z.infer<typeof TransitionRecordSchema>;
+
+export const AgentRunSchema = z.object({
+  state: z.enum(['running', 'succeeded', 'failed', 'timedOut', 'cancelled', 'noChanges']),
+  startedAt: z.string(),
+  endedAt: z.string().optional(),
+  exitCode: z.number().optional(),
+  message: z.string().optional(),
+});
+export type AgentRun = z.infer<typeof AgentRunSchema>;
+
+export const SandboxSummarySchema = z.object({
+  verdict: z.enum(['passed', 'failed', 'running', 'error']),
+  at: z.string(),
+  headSha: z.string().optional(),
+  failedTasks: z.array(z.string()).default([]),
+  message: z.string().optional(),
+});
+export type SandboxSummary = z.infer<typeof SandboxSummarySchema>;
+
+export const ApprovalSchema = z.object({
+  by: z.string(),
+  at: z.string(),
+  diffHash: z.string(),
+  evidenceHash: z.string(),
+  invalidated: z.object({ at: z.string(), reason: z.string() }).optional(),
+});
+export type Approval = z.infer<typeof ApprovalSchema>;
+
+/**
+ * One unit of agent work. Loose on purpose: a record written by a newer
+ * version keeps the fields this version does not know.
+ */
+export const ChangeSchema = z.looseObject({
+  id: z.string().regex(/^[0-9a-f]{8}$/, 'an 8-character hex id'),
+  title: z.string(),
+  task: z.string(),
+  agentId: z.string(),
+  baseRef: z.string(),
+  baseSha: z.string(),
+  branch: z.string(),
+  worktreePath: z.string(),
+  headSha: z.string().optional(),
+  lane: z.enum([...LANES, 'closed']),
+  closedReason: z.enum(CLOSED_REASONS).optional(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  agentRun: AgentRunSchema.optional(),
+  sandbox: SandboxSummarySchema.optional(),
+  approval: ApprovalSchema.optional(),
+  history: z.array(TransitionRecordSchema).default([]),
+});
+export type Change = z.infer<typeof ChangeSchema>;
+
+export const ChangeFileSchema = z.object({
+  version: z.literal(1),
+  changes: z.array(ChangeSchema),
+});
+export type ChangeFile = z.infer<typeof ChangeFileSchema>;
+
+/** The first line of a task, shortened, as a change's title. */
+export function titleFromTask(task: string, max = 72): string {
+  const firstLine = task.trim().split(/\r?\n/, 1)[0]?.trim() ?? '';
+  if (firstLine.length <= max) return firstLine || 'Untitled change';
+  return `${firstLine.slice(0, max - 1).trimEnd()}…`;
+}
+
+/** A short, human age such as "just now", "5 min", "3 h", "2 d". */
+export function formatAge(fromIso: string, now: Date = new Date()): string {
+  const ms = now.getTime() - new Date(fromIso).getTime();
+  if (!Number.isFinite(ms) || ms < 60_000) return 'just now';
+  const minutes = Math.floor(ms / 60_000);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours} h`;
+  return `${Math.floor(hours / 24)} d`;
+}
+
+export function isOpen(change: Change): boolean {
+  return change.lane !== 'closed';
+}

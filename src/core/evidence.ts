@@ -1,0 +1,145 @@
+import { z } from 'zod';
+import { DecisionRecordSchema } from './decision';
+
+export const FILE_STATUSES = ['added', 'modified', 'deleted', 'renamed', 'copied', 'typeChanged'] as const;
+
+export const FileChangeSchema = z.object({
+  path: z.string(),
+  oldPath: z.string().optional(),
+  status: z.enum(FILE_STATUSES),
+  additions: z.number().int().nonnegative(),
+  deletions: z.number().int().nonnegative(),
+  binary: z.boolean(),
+  /** Present when the new side is a symbolic link. */
+  symlink: z.object({ target: z.string(), escapesWorktree: z.boolean() }).optional(),
+  mode: z.object({ old: z.string().optional(), new: z.string().optional() }).optional(),
+  gitlink: z.boolean().optional(),
+  sizeBytes: z.number().int().nonnegative().optional(),
+});
+export type FileChange = z.infer<typeof FileChangeSchema>;
+
+export const FLAG_KINDS = [
+  'newDependency',
+  'sensitivePath',
+  'symlinkEscape',
+  'gitPath',
+  'pathTraversal',
+  'gitlink',
+  'oversizedFile',
+  'binaryFile',
+  'secretLike',
+  'unusualScope',
+  'sandboxConfigEdited',
+  'policyFileEdited',
+  'agentInstructionsEdited',
+  'checkoutTouched',
+  'testsDoNotExercise',
+] as const;
+export type FlagKind = (typeof FLAG_KINDS)[number];
+
+export const FlagSchema = z.object({
+  kind: z.enum(FLAG_KINDS),
+  path: z.string().optional(),
+  detail: z.string(),
+});
+export type Flag = z.infer<typeof FlagSchema>;
+
+export const RedactionSummarySchema = z.object({
+  total: z.number().int().nonnegative(),
+  byKind: z.record(z.string(), z.number().int().nonnegative()),
+});
+export type RedactionSummary = z.infer<typeof RedactionSummarySchema>;
+
+export const TestCountsSchema = z.object({
+  passed: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  skipped: z.number().int().nonnegative(),
+  /** Which summary format was recognised: mocha, node, jest, vitest, pytest, go. */
+  format: z.string(),
+});
+export type TestCounts = z.infer<typeof TestCountsSchema>;
+
+export const TaskEvidenceSchema = z.object({
+  id: z.string(),
+  command: z.string(),
+  required: z.boolean(),
+  /** container (dev container) or process (bubblewrap, lesser isolation). */
+  isolation: z.enum(['container', 'process']),
+  image: z.string().optional(),
+  imageId: z.string().optional(),
+  networkMode: z.string(),
+  outcome: z.enum(['passed', 'failed', 'timedOut', 'cancelled', 'error', 'skipped']),
+  exitCode: z.number().int().nullable(),
+  durationMs: z.number().nonnegative(),
+  counts: TestCountsSchema.optional(),
+  /** Where the redacted log is stored (outside every worktree). */
+  logFile: z.string().optional(),
+  logDigest: z.string(),
+  logTruncated: z.boolean().default(false),
+  redaction: RedactionSummarySchema,
+  /** On the base commit: true = fails there (good), false = passes there too, null = not run. */
+  failsOnBase: z.boolean().nullable().default(null),
+  startedAt: z.string(),
+});
+export type TaskEvidence = z.infer<typeof TaskEvidenceSchema>;
+
+export const PreparationEvidenceSchema = z.object({
+  commands: z.array(z.string()),
+  networkMode: z.string(),
+  /** What policy let the preparation reach: none, the named registries, or open. */
+  reachable: z.array(z.string()),
+  outcome: z.enum(['passed', 'failed', 'timedOut', 'skipped']),
+  durationMs: z.number().nonnegative(),
+  logDigest: z.string().optional(),
+});
+export type PreparationEvidence = z.infer<typeof PreparationEvidenceSchema>;
+
+/** What an agent reports about its own work, through LANES_EVIDENCE_FILE. */
+export const AgentReportSchema = z.strictObject({
+  summary: z.string().max(20_000).optional(),
+  assumptions: z.array(z.string().max(5_000)).max(200).optional(),
+  confidenceLimits: z.array(z.string().max(5_000)).max(200).optional(),
+  agentVersion: z.string().max(200).optional(),
+});
+export type AgentReport = z.infer<typeof AgentReportSchema>;
+
+/** The evidence fields a policy can require. */
+export const EVIDENCE_FIELDS = [
+  'filesTouched',
+  'tests',
+  'failsWithoutChange',
+  'assumptions',
+  'confidenceLimits',
+  'summary',
+  'prompt',
+  'agent',
+  'baseAndHead',
+  'flags',
+  'policyDecisions',
+] as const;
+export type EvidenceField = (typeof EVIDENCE_FIELDS)[number];
+
+export const EvidenceSchema = z.object({
+  schemaVersion: z.literal(1),
+  changeId: z.string(),
+  agent: z.object({ id: z.string(), version: z.string().optional() }),
+  prompt: z.object({ ref: z.string(), redacted: z.string(), redaction: RedactionSummarySchema.optional() }),
+  base: z.object({ ref: z.string(), sha: z.string() }),
+  headSha: z.string().optional(),
+  diff: z
+    .object({
+      hash: z.string(),
+      files: z.array(FileChangeSchema),
+      totals: z.object({ files: z.number(), additions: z.number(), deletions: z.number() }),
+    })
+    .optional(),
+  flags: z.array(FlagSchema).default([]),
+  agentReport: AgentReportSchema.optional(),
+  /** Why the agent's report is missing or was refused. */
+  agentReportError: z.string().optional(),
+  preparation: PreparationEvidenceSchema.optional(),
+  tasks: z.array(TaskEvidenceSchema).default([]),
+  decisions: z.array(DecisionRecordSchema).default([]),
+  checkout: z.object({ untouched: z.boolean(), detail: z.string().optional() }).optional(),
+});
+export type Evidence = z.infer<typeof EvidenceSchema>;
