@@ -1,0 +1,21 @@
+/** Identifiers shared by package.json and the code. Keep them in step with package.json. */
+export const EXTENSION_ID = 'agent-lanes.agent-lanes';
+export const VIEW_CONTAINER_ID = 'agentLanes';
+export const LANES_VIEW_ID = 'agentLanes.lanes';
+
+export const Commands = {
+  newDraft: 'agentLanes.newDraft',
+  refresh: 'agentLanes.refresh',
+  showPolicyState: 'agentLanes.showPolicyState',
+  openSettings: 'agentLanes.openSettings',
+  showLog: 'agentLanes.showLog',
+} as const;
+
+/** Context keys used in `when` clauses. */
+export const ContextKeys = {
+  /** noFolder | noRepository | bareRepository | empty | ready | error */
+  viewState: 'agentLanes.viewState',
+  multiRepository: 'agentLanes.multiRepository',
+} as const;
+
+export type ViewState = 'loading' | 'noFolder' | 'noRepository' | 'bareRepository' | 'empty' | 'ready' | 'error';

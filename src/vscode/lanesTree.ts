@@ -1,0 +1,185 @@
+import * as vscode from 'vscode';
+import { type Change, LANE_LABELS, LANES, type Lane, formatAge } from '../core/change';
+import type { Logger } from '../core/logger';
+import { ContextKeys, type ViewState } from './constants';
+import type { FolderProblem, RepoContext, RepositoryRegistry } from './repositories';
+
+export type LanesNode =
+  | { kind: 'repo'; repo: RepoContext }
+  | { kind: 'lane'; repo: RepoContext; lane: Lane | 'closed'; changes: Change[] }
+  | { kind: 'change'; repo: RepoContext; change: Change }
+  | { kind: 'problem'; problem: FolderProblem }
+  | { kind: 'loadError'; repo: RepoContext };
+
+const LANE_ICONS: Record<Lane | 'closed', string> = {
+  draft: 'edit',
+  sandbox: 'beaker',
+  review: 'eye',
+  pullRequest: 'git-pull-request',
+  closed: 'archive',
+};
+
+/**
+ * The Lanes view: lanes as groups with counts, each change under its lane.
+ * With several repositories, each repository is a group of its own.
+ */
+export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<LanesNode | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+  private viewState: ViewState = 'loading';
+  private readonly subscription: { dispose(): void };
+  private ageTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly registry: RepositoryRegistry,
+    private readonly logger: Logger,
+  ) {
+    this.subscription = registry.onDidChange(() => this.refresh());
+  }
+
+  refresh(): void {
+    this.changed.fire(undefined);
+  }
+
+  /** Keeps the "age" descriptions fresh while the view is visible. */
+  setVisible(visible: boolean): void {
+    if (visible && !this.ageTimer) this.ageTimer = setInterval(() => this.refresh(), 60_000);
+    if (!visible && this.ageTimer) {
+      clearInterval(this.ageTimer);
+      this.ageTimer = undefined;
+    }
+  }
+
+  get state(): ViewState {
+    return this.viewState;
+  }
+
+  async getChildren(node?: LanesNode): Promise<LanesNode[]> {
+    try {
+      if (!node) return await this.rootNodes();
+      if (node.kind === 'repo') return this.repoChildren(node.repo);
+      if (node.kind === 'lane') return node.changes.map((change) => ({ kind: 'change', repo: node.repo, change }));
+      return [];
+    } catch (error) {
+      this.logger.error('The Lanes view could not be built', error);
+      await this.setViewState('error');
+      void vscode.window.showErrorMessage(`Agent Lanes could not show the lanes: ${(error as Error).message}. See "Lanes: Show Log".`);
+      return [];
+    }
+  }
+
+  private async rootNodes(): Promise<LanesNode[]> {
+    if (!vscode.workspace.workspaceFolders?.length) {
+      await this.setViewState('noFolder');
+      return [];
+    }
+    await this.registry.ensureDiscovered();
+    const repos = this.registry.repositories();
+    const problems = this.registry.folderProblems();
+    await vscode.commands.executeCommand('setContext', ContextKeys.multiRepository, repos.length > 1);
+    if (repos.length === 0) {
+      const allBare = problems.length > 0 && problems.every((p) => p.kind === 'bare');
+      await this.setViewState(allBare ? 'bareRepository' : 'noRepository');
+      return problems.length > 1 ? problems.map((problem) => ({ kind: 'problem', problem })) : [];
+    }
+    const anyChanges = repos.some((repo) => repo.store.all().length > 0 || repo.loadError);
+    if (!anyChanges && problems.length === 0) {
+      await this.setViewState('empty');
+      return [];
+    }
+    await this.setViewState('ready');
+    const problemNodes: LanesNode[] = problems.map((problem) => ({ kind: 'problem', problem }));
+    if (repos.length === 1 && problems.length === 0) return this.repoChildren(repos[0]!);
+    return [...repos.map((repo): LanesNode => ({ kind: 'repo', repo })), ...problemNodes];
+  }
+
+  private repoChildren(repo: RepoContext): LanesNode[] {
+    if (repo.loadError) return [{ kind: 'loadError', repo }];
+    const all = repo.store.all();
+    const nodes: LanesNode[] = LANES.map((lane) => ({ kind: 'lane', repo, lane, changes: all.filter((c) => c.lane === lane) }));
+    const closed = all.filter((c) => c.lane === 'closed');
+    if (closed.length) nodes.push({ kind: 'lane', repo, lane: 'closed', changes: closed });
+    return nodes;
+  }
+
+  getTreeItem(node: LanesNode): vscode.TreeItem {
+    switch (node.kind) {
+      case 'repo': {
+        const item = new vscode.TreeItem(node.repo.name, vscode.TreeItemCollapsibleState.Expanded);
+        item.id = `repo:${node.repo.root}`;
+        const open = node.repo.store.all().filter((c) => c.lane !== 'closed').length;
+        item.description = `${open} open`;
+        item.tooltip = node.repo.root;
+        item.iconPath = new vscode.ThemeIcon('repo');
+        item.contextValue = 'repository';
+        return item;
+      }
+      case 'lane': {
+        const label = node.lane === 'closed' ? 'Closed' : LANE_LABELS[node.lane];
+        const state = node.changes.length === 0
+          ? vscode.TreeItemCollapsibleState.None
+          : node.lane === 'closed' ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.Expanded;
+        const item = new vscode.TreeItem(label, state);
+        item.id = `lane:${node.repo.root}:${node.lane}`;
+        item.description = String(node.changes.length);
+        item.tooltip = `${label}: ${node.changes.length} change${node.changes.length === 1 ? '' : 's'}`;
+        item.iconPath = new vscode.ThemeIcon(LANE_ICONS[node.lane]);
+        item.contextValue = `lane.${node.lane}`;
+        return item;
+      }
+      case 'change':
+        return changeItem(node.repo, node.change);
+      case 'problem': {
+        const item = new vscode.TreeItem(node.problem.folder.name, vscode.TreeItemCollapsibleState.None);
+        item.description = node.problem.kind === 'bare' ? 'bare repository' : node.problem.kind === 'notRepository' ? 'not a git repository' : 'unavailable';
+        item.tooltip = node.problem.message;
+        item.iconPath = new vscode.ThemeIcon('warning');
+        item.contextValue = 'folderProblem';
+        return item;
+      }
+      case 'loadError': {
+        const item = new vscode.TreeItem('Change records could not be read', vscode.TreeItemCollapsibleState.None);
+        item.tooltip = `${node.repo.loadError}\n${node.repo.storage.changesFile}`;
+        item.iconPath = new vscode.ThemeIcon('error');
+        item.contextValue = 'loadError';
+        return item;
+      }
+    }
+  }
+
+  private async setViewState(state: ViewState): Promise<void> {
+    if (this.viewState === state) return;
+    this.viewState = state;
+    await vscode.commands.executeCommand('setContext', ContextKeys.viewState, state);
+  }
+
+  dispose(): void {
+    this.setVisible(false);
+    this.subscription.dispose();
+    this.changed.dispose();
+  }
+}
+
+function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
+  const item = new vscode.TreeItem(change.title, vscode.TreeItemCollapsibleState.None);
+  item.id = `change:${repo.root}:${change.id}`;
+  item.description = `${change.agentId} · ${formatAge(change.createdAt)}`;
+  const tooltip = new vscode.MarkdownString(undefined, true);
+  tooltip.appendMarkdown(`**${escapeMarkdown(change.title)}**\n\n`);
+  tooltip.appendMarkdown(`$(${LANE_ICONS[change.lane]}) ${change.lane === 'closed' ? `Closed (${change.closedReason ?? 'closed'})` : LANE_LABELS[change.lane]} · change \`${change.id}\`\n\n`);
+  tooltip.appendMarkdown(`Agent: ${escapeMarkdown(change.agentId)}  \n`);
+  tooltip.appendMarkdown(`Base: \`${escapeMarkdown(change.baseRef)}\` (${change.baseSha.slice(0, 10)})  \n`);
+  tooltip.appendMarkdown(`Branch: \`${escapeMarkdown(change.branch)}\`  \n`);
+  tooltip.appendMarkdown(`Created: ${new Date(change.createdAt).toLocaleString()}`);
+  if (change.agentRun) tooltip.appendMarkdown(`  \nAgent run: ${change.agentRun.state}${change.agentRun.message ? ` — ${escapeMarkdown(change.agentRun.message)}` : ''}`);
+  const last = change.history.at(-1);
+  if (last?.reason) tooltip.appendMarkdown(`\n\nLast move: ${escapeMarkdown(last.reason)}`);
+  item.tooltip = tooltip;
+  item.iconPath = new vscode.ThemeIcon(change.agentRun?.state === 'running' ? 'sync~spin' : 'git-commit');
+  item.contextValue = `change.${change.lane}`;
+  return item;
+}
+
+function escapeMarkdown(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, '\\$&');
+}

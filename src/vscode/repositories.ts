@@ -1,0 +1,133 @@
+import * as vscode from 'vscode';
+import { ChangeStore } from '../core/changeStore';
+import { Emitter } from '../core/events';
+import type { Logger } from '../core/logger';
+import { JsonFilePersistence } from '../infra/fileStore';
+import { probeRepository } from '../infra/git';
+import { RepoStorage } from '../infra/repoStorage';
+
+/** One git repository of the workspace, with its own lanes and store. */
+export interface RepoContext {
+  readonly root: string;
+  readonly name: string;
+  readonly commonDir: string;
+  readonly storage: RepoStorage;
+  readonly store: ChangeStore;
+  /** Set when the stored records could not be read; the repository shows it instead of lanes. */
+  loadError?: string;
+}
+
+/** A workspace folder that cannot have lanes, and why. */
+export interface FolderProblem {
+  readonly folder: vscode.WorkspaceFolder;
+  readonly kind: 'notRepository' | 'bare' | 'missing' | 'error';
+  readonly message: string;
+}
+
+/**
+ * Finds the repositories of the workspace folders, lazily: nothing touches git
+ * until the view (or a command) asks, so activation stays cheap.
+ */
+export class RepositoryRegistry implements vscode.Disposable {
+  private repos = new Map<string, RepoContext>();
+  private problems: FolderProblem[] = [];
+  private discovery: Promise<void> | undefined;
+  private readonly changed = new Emitter<void>();
+  readonly onDidChange = this.changed.event;
+  private readonly disposables: vscode.Disposable[] = [];
+
+  constructor(
+    private readonly storageRoot: string,
+    private readonly logger: Logger,
+  ) {
+    this.disposables.push(
+      vscode.workspace.onDidChangeWorkspaceFolders(() => {
+        if (this.discovery) void this.rediscover();
+      }),
+    );
+  }
+
+  /** Discovers once; later calls wait for the same discovery. */
+  ensureDiscovered(): Promise<void> {
+    this.discovery ??= this.discover();
+    return this.discovery;
+  }
+
+  rediscover(): Promise<void> {
+    this.discovery = this.discover();
+    return this.discovery;
+  }
+
+  get hasDiscovered(): boolean {
+    return this.discovery !== undefined;
+  }
+
+  repositories(): RepoContext[] {
+    return [...this.repos.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  folderProblems(): FolderProblem[] {
+    return this.problems;
+  }
+
+  byRoot(root: string): RepoContext | undefined {
+    return this.repos.get(root);
+  }
+
+  private async discover(): Promise<void> {
+    const folders = vscode.workspace.workspaceFolders ?? [];
+    const next = new Map<string, RepoContext>();
+    const problems: FolderProblem[] = [];
+    for (const folder of folders) {
+      if (folder.uri.scheme !== 'file') {
+        problems.push({ folder, kind: 'missing', message: `${folder.name} is not on this machine's disk (${folder.uri.scheme}:); Agent Lanes works on local git repositories.` });
+        continue;
+      }
+      try {
+        const probe = await probeRepository(folder.uri.fsPath);
+        if (probe.kind === 'repository') {
+          const existing = next.get(probe.root) ?? this.repos.get(probe.root);
+          if (existing) {
+            next.set(probe.root, existing);
+            continue;
+          }
+          next.set(probe.root, await this.openRepository(probe.root, probe.commonDir));
+        } else if (probe.kind === 'bare') {
+          problems.push({ folder, kind: 'bare', message: `${folder.name} is a bare git repository: it has no working tree to draft from. Open a clone of it instead.` });
+        } else if (probe.kind === 'notRepository') {
+          problems.push({ folder, kind: 'notRepository', message: `${folder.name} is not a git repository. Run "git init" in it, or open a folder that is one.` });
+        } else {
+          problems.push({ folder, kind: 'missing', message: `${folder.name} ${probe.message}.` });
+        }
+      } catch (error) {
+        this.logger.error(`Could not inspect ${folder.uri.fsPath} with git`, error);
+        problems.push({ folder, kind: 'error', message: `Could not run git in ${folder.name}: ${(error as Error).message.split('\n')[0]}. Is git installed and on PATH?` });
+      }
+    }
+    for (const [root, repo] of this.repos) if (!next.has(root)) repo.store.dispose();
+    this.repos = next;
+    this.problems = problems;
+    this.changed.fire();
+  }
+
+  private async openRepository(root: string, commonDir: string): Promise<RepoContext> {
+    const storage = RepoStorage.forRepository(this.storageRoot, root, commonDir);
+    const store = new ChangeStore(new JsonFilePersistence(storage.changesFile));
+    const repo: RepoContext = { root, name: root.split(/[\\/]/).pop() ?? root, commonDir, storage, store };
+    try {
+      await store.load();
+    } catch (error) {
+      repo.loadError = (error as Error).message;
+      this.logger.error(`Could not read the change records of ${root} (${storage.changesFile})`, error);
+    }
+    store.onDidChange(() => this.changed.fire());
+    this.logger.info(`Repository ${root}: ${store.all().length} change(s), data in ${storage.root}`);
+    return repo;
+  }
+
+  dispose(): void {
+    for (const repo of this.repos.values()) repo.store.dispose();
+    this.changed.dispose();
+    for (const d of this.disposables) d.dispose();
+  }
+}
