@@ -80,6 +80,8 @@ export const TaskEvidenceSchema = z.object({
   /** On the base commit: true = fails there (good), false = passes there too, null = not run. */
   failsOnBase: z.boolean().nullable().default(null),
   startedAt: z.string(),
+  /** Why the task timed out, was cancelled or could not run, in words for the user. */
+  message: z.string().optional(),
 });
 export type TaskEvidence = z.infer<typeof TaskEvidenceSchema>;
 
@@ -91,6 +93,12 @@ export const PreparationEvidenceSchema = z.object({
   outcome: z.enum(['passed', 'failed', 'timedOut', 'skipped']),
   durationMs: z.number().nonnegative(),
   logDigest: z.string().optional(),
+  /** Where the redacted preparation log is stored (outside every worktree). */
+  logFile: z.string().optional(),
+  /** Why the preparation failed or timed out. */
+  message: z.string().optional(),
+  /** What the sandbox ignored, replaced, or let policy widen in the configuration. */
+  notes: z.array(z.string()).optional(),
 });
 export type PreparationEvidence = z.infer<typeof PreparationEvidenceSchema>;
 
