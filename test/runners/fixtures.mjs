@@ -76,5 +76,6 @@ export function createScenarioWorkspaces(root) {
     bare: { folder: bare },
     noFolder: {},
     multiRoot: { workspace: multi.file },
+    review: { folder: createSampleRepository(mkdirp(join(root, 'review-app')), { name: 'review-app' }) },
   };
 }
