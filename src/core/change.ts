@@ -69,6 +69,8 @@ export const ChangeSchema = z.looseObject({
   title: z.string(),
   task: z.string(),
   agentId: z.string(),
+  /** Who started the change (GitHub login or git user.email); self-approval is judged against it. */
+  createdBy: z.string().optional(),
   baseRef: z.string(),
   baseSha: z.string(),
   branch: z.string(),

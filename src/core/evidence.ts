@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
 import { z } from 'zod';
 import { DecisionRecordSchema } from './decision';
 
@@ -151,3 +153,8 @@ export const EvidenceSchema = z.object({
   checkout: z.object({ untouched: z.boolean(), detail: z.string().optional() }).optional(),
 });
 export type Evidence = z.infer<typeof EvidenceSchema>;
+
+/** SHA-256 over the RFC 8785 canonical form: what an approval is bound to. */
+export function hashEvidence(evidence: Evidence): string {
+  return createHash('sha256').update(canonicalize(evidence) ?? '').digest('hex');
+}
