@@ -1,0 +1,98 @@
+import { execa } from 'execa';
+
+/**
+ * Config every lane git call runs with. An agent that is not sandboxed can write
+ * to the shared git directory (hooks, config); with these our own git calls never
+ * execute a hook or an fsmonitor command it may have planted there.
+ */
+const HARDENING = ['-c', 'core.hooksPath=/dev/null', '-c', 'core.fsmonitor=false'];
+
+/** Variables that would point git at another repository than the one asked for. */
+const REDIRECTING_VARIABLES = [
+  'GIT_DIR',
+  'GIT_WORK_TREE',
+  'GIT_INDEX_FILE',
+  'GIT_COMMON_DIR',
+  'GIT_OBJECT_DIRECTORY',
+  'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+  'GIT_NAMESPACE',
+  'GIT_PREFIX',
+];
+
+/** The environment for a child process, without the variables that redirect git. */
+export function environmentWithoutGitRedirects(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  for (const name of REDIRECTING_VARIABLES) delete env[name];
+  return { ...env, ...extra };
+}
+
+export class GitCommandError extends Error {
+  constructor(
+    readonly args: readonly string[],
+    readonly exitCode: number | undefined,
+    readonly stderr: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'GitCommandError';
+  }
+}
+
+export interface GitOptions {
+  input?: string | Buffer;
+  /** Exit codes that are answers rather than failures (e.g. 1 for `diff --quiet`). */
+  okExitCodes?: readonly number[];
+  env?: Record<string, string | undefined>;
+  timeoutMs?: number;
+}
+
+export interface GitResult<T> {
+  stdout: T;
+  stderr: string;
+  exitCode: number;
+}
+
+function describe(args: readonly string[]): string {
+  return `git ${args.filter((arg) => arg !== '-c' && !HARDENING.includes(arg)).join(' ')}`;
+}
+
+async function run<T extends 'utf8' | 'buffer'>(
+  cwd: string,
+  args: readonly string[],
+  encoding: T,
+  options: GitOptions,
+): Promise<GitResult<T extends 'utf8' ? string : Uint8Array>> {
+  const fullArgs = [...HARDENING, ...args];
+  const result = await execa('git', fullArgs, {
+    cwd,
+    reject: false,
+    encoding,
+    stripFinalNewline: false,
+    input: options.input,
+    extendEnv: false,
+    env: environmentWithoutGitRedirects({ GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C', ...options.env }),
+    timeout: options.timeoutMs ?? 120_000,
+    maxBuffer: 1024 * 1024 * 1024,
+  });
+  const stderr = typeof result.stderr === 'string' ? result.stderr : Buffer.from(result.stderr as Uint8Array).toString('utf8');
+  if (result.failed && result.exitCode === undefined) {
+    const cause = (result as { code?: string }).code === 'ENOENT' ? 'git is not installed or not on PATH; install git and try again' : result.shortMessage;
+    throw new GitCommandError(args, undefined, stderr, `${describe(args)} could not run: ${cause}`);
+  }
+  const exitCode = result.exitCode ?? 0;
+  if (exitCode !== 0 && !(options.okExitCodes ?? []).includes(exitCode)) {
+    const detail = stderr.trim().split('\n').slice(-5).join(' ') || `exit code ${exitCode}`;
+    throw new GitCommandError(args, exitCode, stderr, `${describe(args)} failed in ${cwd}: ${detail}`);
+  }
+  return { stdout: result.stdout as unknown as T extends 'utf8' ? string : Uint8Array, stderr, exitCode };
+}
+
+/** Runs git with text output; throws GitCommandError on an exit code not in okExitCodes. */
+export function git(cwd: string, args: readonly string[], options: GitOptions = {}): Promise<GitResult<string>> {
+  return run(cwd, args, 'utf8', options);
+}
+
+/** Runs git with byte output (contents of blobs, which need not be UTF-8). */
+export function gitBytes(cwd: string, args: readonly string[], options: GitOptions = {}): Promise<GitResult<Uint8Array>> {
+  return run(cwd, args, 'buffer', options);
+}
