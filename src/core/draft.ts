@@ -13,6 +13,7 @@ export class DraftInputError extends Error {
 export function slugify(text: string, max = 40): string {
   const slug = text
     .normalize('NFKD')
+    .replace(/\p{M}+/gu, '')
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, '-')
     .replace(/^-+|-+$/g, '');

@@ -1,0 +1,63 @@
+import { z } from 'zod';
+
+/** The setting that lists CLI agents. */
+export const AGENTS_SETTING = 'agentLanes.agents';
+
+export const PLACEHOLDERS = ['{prompt}', '{promptFile}', '{worktree}'] as const;
+
+export const AgentConfigSchema = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an id of letters, digits, ".", "_" or "-" (at most 64)'),
+  label: z.string().min(1).max(100),
+  command: z.array(z.string()).min(1, 'at least the program to run').max(200),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.string()).optional(),
+  timeoutSeconds: z.number().int().positive().max(24 * 3600).optional(),
+});
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+
+/** An agent's default time limit, when the setting gives none. */
+export const DEFAULT_AGENT_TIMEOUT_SECONDS = 30 * 60;
+
+export interface AgentsSettingResult {
+  agents: AgentConfig[];
+  /** One clear message per invalid entry (the valid ones are still returned). */
+  errors: string[];
+}
+
+/** Validates the `agentLanes.agents` setting entry by entry; a bad entry does not hide the good ones. */
+export function parseAgentsSetting(value: unknown): AgentsSettingResult {
+  if (value === undefined || value === null) return { agents: [], errors: [] };
+  if (!Array.isArray(value)) return { agents: [], errors: [`${AGENTS_SETTING} must be a list of agents, like [{"id": "my-agent", "label": "My agent", "command": ["my-agent", "{promptFile}"]}].`] };
+  const agents: AgentConfig[] = [];
+  const errors: string[] = [];
+  const seen = new Set<string>();
+  value.forEach((entry, index) => {
+    const parsed = AgentConfigSchema.safeParse(entry);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const where = [`${AGENTS_SETTING}[${index}]`, ...issue.path.map(String)].join('.');
+      errors.push(`${where}: ${issue.message}. Fix the entry in your settings.`);
+      return;
+    }
+    if (seen.has(parsed.data.id)) {
+      errors.push(`${AGENTS_SETTING}[${index}].id: "${parsed.data.id}" is used twice; give each agent its own id.`);
+      return;
+    }
+    seen.add(parsed.data.id);
+    agents.push(parsed.data);
+  });
+  return { agents, errors };
+}
+
+export interface PlaceholderValues {
+  prompt: string;
+  promptFile: string;
+  worktree: string;
+}
+
+/**
+ * Substitutes {prompt}, {promptFile} and {worktree} inside each argument; every
+ * argument stays one argument (no shell ever sees them). Other braces are kept.
+ */
+export function substitutePlaceholders(command: readonly string[], values: PlaceholderValues): string[] {
+  return command.map((arg) => arg.replace(/\{(prompt|promptFile|worktree)\}/g, (_, name: keyof PlaceholderValues) => values[name]));
+}
