@@ -1,0 +1,142 @@
+import picomatch from 'picomatch';
+
+/**
+ * How every policy glob is matched: against repository-relative paths with
+ * "/" separators; dot files and dot folders included (a `**` that skipped
+ * `.github` or `.env` would be a hole); unbalanced brackets are errors rather
+ * than literals, so a typo is reported instead of silently matching nothing.
+ */
+export const GLOB_OPTIONS: picomatch.PicomatchOptions = Object.freeze({ dot: true, strictBrackets: true, windows: false });
+
+/** Why a glob cannot be used in a policy, or undefined when it is fine. */
+export function globProblem(glob: string): string | undefined {
+  if (glob.length === 0) return 'expected a non-empty glob such as "infra/**"';
+  if (glob.startsWith('/')) return `"${glob}" starts with "/"; globs are matched against paths relative to the repository root, so write "${glob.replace(/^\/+/, '')}"`;
+  if (glob.startsWith('!')) return `"${glob}" is negated; negation is not supported. Write the rule for the paths it covers and add a later "allow" rule for the exception`;
+  if (glob.startsWith('./')) return `"${glob}" starts with "./"; write "${glob.slice(2)}"`;
+  if (glob.split('/').includes('..')) return `"${glob}" contains ".."; globs cannot leave the repository`;
+  try {
+    picomatch.makeRe(glob, GLOB_OPTIONS);
+  } catch (error) {
+    return `invalid glob "${glob}": ${(error as Error).message}`;
+  }
+  return undefined;
+}
+
+interface Entry<T> {
+  readonly order: number;
+  readonly glob: string;
+  readonly payload: T;
+  regex?: RegExp;
+  stamp: number;
+}
+
+interface TrieNode<T> {
+  children: Map<string, TrieNode<T>>;
+  /** Rules that can match anything below this node. */
+  plain: Entry<T>[];
+  /** Rules whose last segment is `*.ext`: only files with that extension can match. */
+  byExtension: Map<string, Entry<T>[]>;
+  /** Rules with a literal segment after their base (`**\/secrets/**`): only paths containing it can match. */
+  bySegment: Map<string, Entry<T>[]>;
+}
+
+const newNode = <T>(): TrieNode<T> => ({ children: new Map(), plain: [], byExtension: new Map(), bySegment: new Map() });
+
+const EXTENSION_SEGMENT = /^\*((?:\.[^./*?[\]{}()!+@\\]+)+)$/;
+const WILDCARD = /[*?!+@]/;
+
+function push<T>(map: Map<string, Entry<T>[]>, key: string, entry: Entry<T>): void {
+  const list = map.get(key);
+  if (list) list.push(entry);
+  else map.set(key, [entry]);
+}
+
+function extensionOf(path: string): string | undefined {
+  const slash = path.lastIndexOf('/');
+  const dot = path.lastIndexOf('.');
+  return dot > slash ? path.slice(dot + 1) : undefined;
+}
+
+/**
+ * Matches many globs against many paths without testing every glob against
+ * every path: globs are filed under their literal leading folders (a trie),
+ * then under a required extension or literal segment. The index only narrows
+ * the candidates; each candidate is still confirmed with picomatch's own
+ * regular expression, so results are exactly picomatch's.
+ */
+export class GlobIndex<T> {
+  private readonly root = newNode<T>();
+  private readonly exact = new Map<string, Entry<T>[]>();
+  private size = 0;
+  private stamp = 0;
+
+  /** Adds a glob that was validated with globProblem. Insertion order is kept in results. */
+  add(glob: string, payload: T): void {
+    const entry: Entry<T> = { order: this.size++, glob, payload, stamp: 0 };
+    const scan = picomatch.scan(glob, GLOB_OPTIONS);
+    if (glob.includes('\\') || scan.negated || scan.prefix) {
+      this.root.plain.push(entry);
+      return;
+    }
+    if (!scan.isGlob) {
+      push(this.exact, glob, entry);
+      return;
+    }
+    let node = this.root;
+    for (const segment of scan.base.split('/').filter(Boolean)) {
+      let child = node.children.get(segment);
+      if (!child) node.children.set(segment, (child = newNode<T>()));
+      node = child;
+    }
+    const rest = scan.glob;
+    // Braces, brackets and extglobs can span or alter segments; only plain globs are split.
+    if (!/[{}()[\]]/.test(rest)) {
+      const segments = rest.split('/');
+      const literal = segments.filter((segment) => segment && !WILDCARD.test(segment)).at(-1);
+      if (literal) {
+        push(node.bySegment, literal, entry);
+        return;
+      }
+      const extension = EXTENSION_SEGMENT.exec(segments.at(-1) ?? '');
+      if (extension) {
+        push(node.byExtension, extension[1]!.slice(extension[1]!.lastIndexOf('.') + 1), entry);
+        return;
+      }
+    }
+    node.plain.push(entry);
+  }
+
+  get count(): number {
+    return this.size;
+  }
+
+  /** The payloads of every glob that matches `path`, in insertion order. */
+  match(path: string): T[] {
+    const stamp = ++this.stamp;
+    const found: Entry<T>[] = [];
+    const consider = (entries: Entry<T>[] | undefined): void => {
+      if (!entries) return;
+      for (const entry of entries) {
+        if (entry.stamp === stamp) continue;
+        entry.stamp = stamp;
+        entry.regex ??= picomatch.makeRe(entry.glob, GLOB_OPTIONS);
+        if (path === entry.glob || entry.regex.test(path)) found.push(entry);
+      }
+    };
+    consider(this.exact.get(path));
+    const segments = path.split('/');
+    const extension = extensionOf(path);
+    let node: TrieNode<T> | undefined = this.root;
+    let depth = 0;
+    while (node) {
+      consider(node.plain);
+      if (extension !== undefined && node.byExtension.size) consider(node.byExtension.get(extension));
+      if (node.bySegment.size) for (let i = depth; i < segments.length; i++) consider(node.bySegment.get(segments[i]!));
+      node = depth < segments.length ? node.children.get(segments[depth]!) : undefined;
+      depth++;
+    }
+    if (found.length > 1) found.sort((a, b) => a.order - b.order);
+    return found.map((entry) => entry.payload);
+  }
+}
