@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { appendFileSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { AgentConfig } from '../../src/core/agentConfig';
+import { runAgent } from '../../src/infra/agentRunner';
+import { compareCheckoutSnapshots, snapshotCheckout, verifyCheckout } from '../../src/infra/checkoutGuard';
+import { commitLaneWork } from '../../src/infra/laneCommit';
+import { createWorktree } from '../../src/infra/worktrees';
+import { cleanupTemp, commitAll, head, makeRepo, runGit, tempDir, writeFiles } from './support/draftRepo';
+
+const SCRIPTED_AGENT = resolve(__dirname, '../../../test/fixtures/agents/scripted-agent.mjs');
+const scripted: AgentConfig = { id: 'scripted', label: 'Scripted agent', command: [process.execPath, SCRIPTED_AGENT, '{promptFile}'] };
+
+describe("the user's checkout is verified untouched", function () {
+  this.timeout(30_000);
+  afterEach(cleanupTemp);
+
+  it('finds nothing when nothing changed, uncommitted work of the user included', async () => {
+    const repo = makeRepo({ 'a.txt': 'a\n' });
+    writeFiles(repo, { 'a.txt': 'user edit\n', 'mine.txt': 'untracked\n' });
+    const before = await snapshotCheckout(repo);
+    const verdict = await verifyCheckout(before);
+    assert.equal(verdict.untouched, true);
+    assert.deepEqual(verdict.differences, []);
+  });
+
+  it('does not rewrite the index while looking', async () => {
+    const repo = makeRepo({ 'a.txt': 'a\n' });
+    // A stale stat in the index: a plain `git status` would refresh and rewrite it.
+    const future = new Date(Date.now() + 60_000);
+    utimesSync(join(repo, 'a.txt'), future, future);
+    const index = join(repo, '.git', 'index');
+    const { mtimeMs } = statSync(index);
+    await new Promise((done) => setTimeout(done, 20));
+    await snapshotCheckout(repo);
+    assert.equal(statSync(index).mtimeMs, mtimeMs);
+  });
+
+  it('sees a new file, an edit, a further edit to a modified file, a staged change, a deletion and a moved HEAD', async () => {
+    const repo = makeRepo({ 'a.txt': 'a\n', 'b.txt': 'b\n', 'c.txt': 'c\n', 'd.txt': 'd\n' });
+    writeFiles(repo, { 'c.txt': 'user edit\n' });
+    const before = await snapshotCheckout(repo);
+    writeFiles(repo, { 'new.txt': 'agent\n', 'a.txt': 'agent\n' });
+    appendFileSync(join(repo, 'c.txt'), 'agent again, same status\n');
+    writeFiles(repo, { 'b.txt': 'staged\n' });
+    runGit(repo, ['add', 'b.txt']);
+    rmSync(join(repo, 'd.txt'));
+    const verdict = await verifyCheckout(before);
+    assert.equal(verdict.untouched, false);
+    assert.deepEqual(verdict.differences.sort(), ['a.txt was changed', 'b.txt was changed', 'c.txt was modified again', 'd.txt was changed', 'new.txt appeared (untracked)']);
+    commitAll(repo, 'agent commits in the user checkout');
+    const moved = await verifyCheckout(before);
+    assert.match(moved.differences[0]!, /^HEAD moved from [0-9a-f]{12} to [0-9a-f]{12}$/);
+  });
+
+  it('sees a switched branch and work that went back to committed', async () => {
+    const repo = makeRepo({ 'a.txt': 'a\n' });
+    writeFiles(repo, { 'a.txt': 'user work\n' });
+    const before = await snapshotCheckout(repo);
+    runGit(repo, ['checkout', '-q', '--', 'a.txt']);
+    runGit(repo, ['checkout', '-q', '-b', 'other']);
+    const verdict = await verifyCheckout(before);
+    assert.deepEqual(verdict.differences, ['the checked-out branch changed from main to other', 'a.txt went back to its committed state']);
+  });
+
+  it('caps the list of differences', () => {
+    const before = { repoRoot: '/r', takenAt: '', records: {}, fileStats: {} };
+    const after = { ...before, records: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`f${i}`, `? f${i}`])) };
+    const verdict = compareCheckoutSnapshots(before, after);
+    assert.equal(verdict.differences.length, 51);
+    assert.equal(verdict.differences[50], 'and 10 more');
+  });
+
+  it('a well-behaved agent run leaves the checkout untouched; a misbehaving one writing by absolute path is caught', async () => {
+    const repo = makeRepo({ 'src/app.js': 'app\n' });
+    const storage = tempDir('lanes-storage-');
+    const lane = await createWorktree({ repoRoot: repo, worktreesDir: join(storage, 'worktrees'), changeId: 'a1b2c3d4', slug: 'greet', baseSha: head(repo) });
+    const run = (task: string) =>
+      runAgent({
+        agent: scripted,
+        changeId: 'a1b2c3d4',
+        worktreePath: lane.path,
+        prompt: { task, changeId: 'a1b2c3d4', baseRef: 'main', baseSha: lane.baseSha },
+        promptFile: join(storage, 'prompt.md'),
+        evidenceFile: join(storage, 'evidence.json'),
+        logFile: join(storage, 'agent.log'),
+      });
+
+    const before = await snapshotCheckout(repo);
+    assert.equal((await run('add a greeting function and a test')).outcome, 'succeeded');
+    const committed = await commitLaneWork({ worktreePath: lane.path, branch: lane.branch, baseSha: lane.baseSha, changeId: 'a1b2c3d4', agentId: 'scripted', promptRef: 'p1' });
+    assert.equal(committed.outcome, 'committed');
+    assert.deepEqual(await verifyCheckout(before).then((verdict) => verdict.differences), [], 'the draft happened in the worktree only');
+
+    const beforeBad = await snapshotCheckout(repo);
+    assert.equal((await run(`@write ${join(repo, 'src/app.js')} tampered\\n`)).outcome, 'succeeded');
+    const verdict = await verifyCheckout(beforeBad);
+    assert.equal(verdict.untouched, false);
+    assert.deepEqual(verdict.differences, ['src/app.js was changed']);
+  });
+});
