@@ -179,6 +179,24 @@ export function parseMemory(value: string): number | undefined {
   return Math.floor(Number(match[1]) * unit);
 }
 
+/** Whether policy's `allowMounts` lets a mount use this host path or volume name as its source. */
+export function isMountSourceAllowed(source: string, allow: DevcontainerAllowances): boolean {
+  const patterns = (allow.allowMounts ?? []).filter((pattern) => pattern.trim() !== '');
+  if (source === '' || patterns.length === 0) return false;
+  if (patterns.includes(source)) return true;
+  // A glob never reaches the engine socket: that one must be listed exactly.
+  return !isEngineSocket(source) && patterns.some((pattern) => picomatch.isMatch(source, pattern, { dot: true }));
+}
+
+export function isEngineSocket(source: string): boolean {
+  return DOCKER_SOCKET.test(source);
+}
+
+export function isCapabilityAllowed(name: string, allow: DevcontainerAllowances): boolean {
+  const wanted = normaliseCapability(name);
+  return (allow.allowCapAdd ?? []).some((cap) => normaliseCapability(cap) === wanted);
+}
+
 function normaliseCapability(name: string): string {
   return name.trim().toUpperCase().replace(/^CAP_/, '');
 }
@@ -250,13 +268,8 @@ class Checker {
   readonly mounts: RequestedMount[] = [];
   readonly limits: DevcontainerCheck['limits'] = {};
   hostNetwork = false;
-  private readonly mountAllowed: (source: string) => boolean;
 
-  constructor(private readonly allow: DevcontainerAllowances) {
-    const patterns = (allow.allowMounts ?? []).filter((pattern) => pattern.trim() !== '');
-    const matchers = patterns.map((pattern) => picomatch(pattern, { dot: true }));
-    this.mountAllowed = (source) => patterns.includes(source) || (!DOCKER_SOCKET.test(source) && matchers.some((match) => match(source)));
-  }
+  constructor(private readonly allow: DevcontainerAllowances) {}
 
   widen(where: string, reason: string, permitted: boolean, allowedBy?: keyof DevcontainerAllowances): boolean {
     (permitted ? this.allowed : this.refusals).push({ where, reason, ...(allowedBy ? { allowedBy } : {}) });
@@ -268,9 +281,7 @@ class Checker {
   }
 
   capability(where: string, name: string): boolean {
-    const wanted = normaliseCapability(name);
-    const permitted = (this.allow.allowCapAdd ?? []).some((cap) => normaliseCapability(cap) === wanted);
-    return this.widen(where, `adds the Linux capability ${wanted}`, permitted, 'allowCapAdd');
+    return this.widen(where, `adds the Linux capability ${normaliseCapability(name)}`, isCapabilityAllowed(name, this.allow), 'allowCapAdd');
   }
 
   mount(where: string, mount: { type: string; source: string; target: string; readonly: boolean }): boolean {
@@ -278,13 +289,13 @@ class Checker {
       this.mounts.push({ where, ...mount });
       return true;
     }
-    const socket = DOCKER_SOCKET.test(mount.source);
+    const socket = isEngineSocket(mount.source);
     const reason = socket
       ? `mounts the container engine's socket (${mount.source}), which controls the host`
       : mount.type === 'volume'
         ? `mounts the named volume ${mount.source}, shared with other containers`
         : `mounts ${mount.source || 'a host path'} from the host`;
-    const permitted = mount.source !== '' && this.mountAllowed(mount.source);
+    const permitted = isMountSourceAllowed(mount.source, this.allow);
     if (this.widen(where, reason, permitted, 'allowMounts')) this.mounts.push({ where, ...mount });
     return permitted;
   }

@@ -1,0 +1,27 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { git } from '../gitProcess';
+
+/**
+ * Runs `work` in a scratch worktree checked out (detached) at the base
+ * commit, with the same folder name as the change's worktree so paths inside
+ * the sandbox match; removes the worktree afterwards, whatever happened.
+ */
+export async function withBaseWorktree<T>(
+  stateDir: string,
+  request: { repoRoot: string; baseSha: string; changeId: string; changeWorktreePath: string },
+  work: (worktreePath: string) => Promise<T>,
+): Promise<T> {
+  const scratch = join(stateDir, 'base-worktrees', `${request.changeId}-${randomBytes(4).toString('hex')}`);
+  const worktreePath = join(scratch, basename(request.changeWorktreePath));
+  await mkdir(scratch, { recursive: true });
+  try {
+    await git(request.repoRoot, ['worktree', 'add', '--detach', worktreePath, request.baseSha]);
+    return await work(worktreePath);
+  } finally {
+    await git(request.repoRoot, ['worktree', 'remove', '--force', '--force', worktreePath]).catch(() => undefined);
+    await rm(scratch, { recursive: true, force: true });
+    await git(request.repoRoot, ['worktree', 'prune']).catch(() => undefined);
+  }
+}

@@ -1,0 +1,787 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, realpath, rm, writeFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { execa } from 'execa';
+import { z } from 'zod';
+import type { PreparationEvidence, TaskEvidence } from '../../core/evidence';
+import type { Logger } from '../../core/logger';
+import { BUILTIN_SECRET_PATTERNS, type SecretPattern } from '../../core/redaction';
+import {
+  checkDevcontainer,
+  describeRefusals,
+  isCapabilityAllowed,
+  isEngineSocket,
+  isMountSourceAllowed,
+  type DevcontainerAllowances,
+  type DevcontainerCheck,
+} from '../../core/sandbox/devcontainerCheck';
+import type { ResolvedTask } from '../../core/sandbox/lanesConfig';
+import { buildSandboxConfig, SANDBOX_LABELS, type SandboxRole } from '../../core/sandbox/sandboxConfig';
+import { DEFAULT_PREPARATION_TIMEOUT_SECONDS, type SandboxPolicy } from '../../core/sandbox/sandboxPolicy';
+import { CappedLog, LineRedactor } from '../../core/sandbox/taskLog';
+import { readFileIfExists, writeFileAtomic } from '../fileStore';
+import { type ContainerEngine, DEFAULT_ENGINE_TIMEOUT_MS, EngineError, findOnPath, isNoSuchContainer, runEngine } from './engine';
+import { capture, logFileFor, sha256, skippedTask, storeLog, taskEvidence, type TaskRunOptions } from './taskRun';
+import { withBaseWorktree } from './baseWorktree';
+import { baseRunResult, type BaseRunRequest, type BaseRunResult, type RunTasksRequest, SandboxError, type SandboxRunResult, type SandboxSource, type TaskSandbox } from './types';
+
+/**
+ * One dev container per change, created with @devcontainers/cli and found
+ * again by label. Design:
+ *
+ * - The configuration comes from the base commit (given as text) and is
+ *   written to a private file outside the worktree (`--config`); the
+ *   worktree is the only workspace mount.
+ * - The container is created with the network policy allows for
+ *   preparation; `devcontainer up` runs the lifecycle commands
+ *   (postCreateCommand...), then the `prepare:` commands run with `exec`;
+ *   then every network is disconnected (`<engine> network disconnect`), so
+ *   tasks run with none. Preparation happens once per container.
+ * - Tasks run with `<engine> exec` directly (the dev containers CLI's start-up
+ *   costs a second per call). Each task records its pid in the container so
+ *   a timeout or a cancel kills its process group there, not only the local
+ *   client.
+ * - Git: tasks do not get a working git. A worktree's `.git` file points at
+ *   the host's repository (devcontainers/cli#796), which is not mounted:
+ *   mounting it would hand the user's whole repository to the sandbox.
+ */
+
+export const DEFAULT_UP_TIMEOUT_MS = 10 * 60_000;
+const DEFAULT_TASK_TIMEOUT_SECONDS = 600;
+
+export interface ContainerSandboxOptions {
+  engine: ContainerEngine;
+  /** The dev containers CLI (see resolveDevcontainerCli). */
+  devcontainerCli: string;
+  /** A private folder outside every worktree: generated configurations, container state, base-commit worktrees. */
+  stateDir: string;
+  /** `agentLanes.sandbox.defaultImage`: used when the repository has no devcontainer.json. */
+  defaultImage: string;
+  logger?: Logger;
+  /** `devcontainer up` can hang (devcontainers/cli#1236); it is killed after this long. */
+  upTimeoutMs?: number;
+  /** Every other engine call. */
+  engineTimeoutMs?: number;
+  redactionPatterns?: readonly SecretPattern[];
+}
+
+export interface EnsureSandboxRequest {
+  changeId: string;
+  worktreePath: string;
+  source: SandboxSource;
+  policy: SandboxPolicy;
+  role?: SandboxRole;
+  logDir: string;
+  signal?: AbortSignal;
+  onOutput?: (text: string) => void;
+}
+
+/** A running, prepared sandbox container. */
+export interface SandboxHandle {
+  changeId: string;
+  role: SandboxRole;
+  containerId: string;
+  image: string;
+  imageId: string;
+  /** The network tasks run with: none unless policy allows one. */
+  networkMode: string;
+  workspaceFolder: string;
+  remoteUser: string;
+  remoteEnv: Record<string, string>;
+  preparation: PreparationEvidence;
+  /** False when this call created the container. */
+  reused: boolean;
+}
+
+export interface SandboxContainer {
+  id: string;
+  changeId: string;
+  role: string;
+  state: string;
+  image: string;
+  createdAt: string;
+  name: string;
+}
+
+const StateSchema = z.object({
+  containerId: z.string(),
+  configHash: z.string(),
+  image: z.string(),
+  imageId: z.string(),
+  networkMode: z.string(),
+  workspaceFolder: z.string(),
+  remoteUser: z.string(),
+  remoteEnv: z.record(z.string(), z.string()),
+  worktreePath: z.string(),
+  preparation: z.any(),
+});
+type SandboxState = z.infer<typeof StateSchema> & { preparation: PreparationEvidence };
+
+const InspectSchema = z.array(
+  z.looseObject({
+    Id: z.string(),
+    Created: z.string(),
+    Image: z.string(),
+    Name: z.string().optional(),
+    Config: z.looseObject({ Image: z.string().optional(), Labels: z.record(z.string(), z.string()).nullish() }).optional(),
+    State: z.looseObject({ Status: z.string(), Running: z.boolean().optional() }),
+    HostConfig: z.looseObject({
+      Privileged: z.boolean().optional(),
+      CapAdd: z.array(z.string()).nullish(),
+      NetworkMode: z.string().optional(),
+      PidMode: z.string().optional(),
+      IpcMode: z.string().optional(),
+      UTSMode: z.string().optional(),
+      UsernsMode: z.string().optional(),
+      CgroupnsMode: z.string().nullish(),
+      Devices: z.array(z.unknown()).nullish(),
+      SecurityOpt: z.array(z.string()).nullish(),
+    }),
+    Mounts: z.array(z.looseObject({ Type: z.string(), Source: z.string().optional(), Destination: z.string().optional(), Name: z.string().optional() })).nullish(),
+    NetworkSettings: z.looseObject({ Networks: z.record(z.string(), z.unknown()).nullish() }).nullish(),
+  }),
+);
+type ContainerInfo = z.infer<typeof InspectSchema>[number];
+
+const UpResultSchema = z.looseObject({
+  outcome: z.string(),
+  containerId: z.string().optional(),
+  remoteUser: z.string().optional(),
+  remoteWorkspaceFolder: z.string().optional(),
+  message: z.string().optional(),
+  description: z.string().optional(),
+});
+
+/** The network a container has now; a bridge container whose networks were all disconnected has none. */
+export function effectiveNetworkMode(info: ContainerInfo): string {
+  const mode = info.HostConfig.NetworkMode ?? '';
+  if (mode === 'none' || mode === 'host' || mode.startsWith('container:') || mode.startsWith('slirp4netns') || mode.startsWith('pasta')) return mode;
+  const networks = Object.keys(info.NetworkSettings?.Networks ?? {});
+  return networks.length === 0 ? 'none' : networks.join(',');
+}
+
+/**
+ * Checks the container the CLI actually created: images, features and
+ * image metadata can ask for privileges that devcontainer.json does not show.
+ */
+export function containerWidenings(info: ContainerInfo, worktreeReal: string, allow: DevcontainerAllowances): string[] {
+  const problems: string[] = [];
+  const host = info.HostConfig;
+  if (host.Privileged && !allow.allowPrivileged) problems.push('it runs privileged');
+  for (const cap of host.CapAdd ?? []) if (!isCapabilityAllowed(cap, allow)) problems.push(`it adds the capability ${cap}`);
+  if (host.NetworkMode === 'host' && !allow.allowHostNetwork) problems.push("it shares the host's network");
+  for (const [name, mode] of [['pid', host.PidMode], ['ipc', host.IpcMode], ['uts', host.UTSMode], ['user', host.UsernsMode], ['cgroup', host.CgroupnsMode ?? undefined]] as const) {
+    if (mode === 'host') problems.push(`it shares the host's ${name} namespace`);
+  }
+  if ((host.Devices ?? []).length > 0) problems.push('it has host devices');
+  // The dev containers CLI itself adds label=disable for podman, so that the workspace bind mount is readable under SELinux.
+  for (const option of host.SecurityOpt ?? []) if (!/^(?:label[=:]disable|no-new-privileges(?:[:=]true)?)$/.test(option)) problems.push(`it has the security option ${option}`);
+  for (const mount of info.Mounts ?? []) {
+    const source = mount.Source ?? '';
+    if (mount.Type === 'bind') {
+      if (source !== worktreeReal && !isMountSourceAllowed(source, allow)) problems.push(`it mounts ${isEngineSocket(source) ? "the engine's socket " : ''}${source} from the host at ${mount.Destination ?? '?'}`);
+    } else if (mount.Type === 'volume') {
+      const anonymous = /^[0-9a-f]{64}$/.test(mount.Name ?? '');
+      if (!anonymous && !isMountSourceAllowed(mount.Name ?? '', allow)) problems.push(`it mounts the named volume ${mount.Name ?? '?'}`);
+    } else if (mount.Type !== 'tmpfs') {
+      problems.push(`it has a ${mount.Type} mount at ${mount.Destination ?? '?'}`);
+    }
+  }
+  return problems;
+}
+
+function lifecycleCommands(config: Record<string, unknown>): string[] {
+  const commands: string[] = [];
+  for (const key of ['onCreateCommand', 'updateContentCommand', 'postCreateCommand', 'postStartCommand']) {
+    const value = config[key];
+    if (value === undefined) continue;
+    if (typeof value === 'string') commands.push(`${key}: ${value}`);
+    else if (Array.isArray(value)) commands.push(`${key}: ${value.join(' ')}`);
+    else if (typeof value === 'object' && value !== null) {
+      for (const [name, command] of Object.entries(value)) commands.push(`${key}.${name}: ${Array.isArray(command) ? command.join(' ') : String(command)}`);
+    }
+  }
+  return commands;
+}
+
+function literalRemoteEnv(config: Record<string, unknown>): Record<string, string> {
+  const env: Record<string, string> = {};
+  const remoteEnv = config.remoteEnv;
+  if (typeof remoteEnv !== 'object' || remoteEnv === null) return env;
+  // Values with ${...} need the CLI's substitution; tasks run with the container's own environment for those.
+  for (const [name, value] of Object.entries(remoteEnv)) if (typeof value === 'string' && !value.includes('${')) env[name] = value;
+  return env;
+}
+
+const TASK_WRAPPER = 'echo $$ > "$1" 2>/dev/null; shift; exec /bin/sh -c "$1"';
+const KILL_SCRIPT = 'p=$(cat "$1" 2>/dev/null) || exit 0; [ -n "$p" ] && { kill -9 -"$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; }; rm -f "$1"';
+
+export class ContainerSandbox implements TaskSandbox {
+  readonly isolation = 'container' as const;
+  private readonly engineTimeoutMs: number;
+  private readonly upTimeoutMs: number;
+  private readonly patterns: readonly SecretPattern[];
+
+  constructor(private readonly options: ContainerSandboxOptions) {
+    this.engineTimeoutMs = options.engineTimeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS;
+    this.upTimeoutMs = options.upTimeoutMs ?? DEFAULT_UP_TIMEOUT_MS;
+    this.patterns = options.redactionPatterns ?? BUILTIN_SECRET_PATTERNS;
+  }
+
+  get engine(): ContainerEngine {
+    return this.options.engine;
+  }
+
+  private engineCall(args: readonly string[], extra: { okExitCodes?: number[]; timeoutMs?: number; signal?: AbortSignal } = {}) {
+    return runEngine(this.options.engine, args, { timeoutMs: this.engineTimeoutMs, ...extra });
+  }
+
+  private stateFile(changeId: string, role: SandboxRole): string {
+    return join(this.options.stateDir, 'containers', `${changeId}-${role}.json`);
+  }
+
+  private configDir(changeId: string, role: SandboxRole): string {
+    return join(this.options.stateDir, 'configs', `${changeId}-${role}`);
+  }
+
+  private async readState(changeId: string, role: SandboxRole): Promise<SandboxState | undefined> {
+    const text = await readFileIfExists(this.stateFile(changeId, role));
+    if (!text) return undefined;
+    try {
+      return StateSchema.parse(JSON.parse(text)) as SandboxState;
+    } catch (error) {
+      this.options.logger?.warn(`sandbox: ignoring unreadable state ${this.stateFile(changeId, role)}: ${String(error)}`);
+      return undefined;
+    }
+  }
+
+  private async inspect(containerId: string): Promise<ContainerInfo | undefined> {
+    const result = await this.engineCall(['container', 'inspect', containerId], { okExitCodes: [1, 125] });
+    if (result.exitCode !== 0) {
+      if (isNoSuchContainer(result.stderr) || result.stdout.trim() === '[]') return undefined;
+      throw new EngineError(`${this.options.engine.kind} container inspect failed: ${result.stderr.trim()}`, ['inspect'], result.exitCode, result.stderr);
+    }
+    return InspectSchema.parse(JSON.parse(result.stdout))[0];
+  }
+
+  /** Finds the change's container (or creates and prepares it) and checks it is what the sandbox allows. */
+  async ensure(request: EnsureSandboxRequest): Promise<SandboxHandle> {
+    const role = request.role ?? 'change';
+    const { changeId, policy } = request;
+    const allow = policy.devcontainer ?? {};
+    let worktreeReal: string;
+    try {
+      worktreeReal = await realpath(request.worktreePath);
+    } catch {
+      throw new SandboxError('engine', `The worktree ${request.worktreePath} of change ${changeId} is missing; restore it ("Lanes: Reconcile") or discard the change.`);
+    }
+
+    let check: DevcontainerCheck | undefined;
+    const devcontainer = request.source.devcontainer;
+    if (devcontainer) {
+      const result = checkDevcontainer(devcontainer.text, devcontainer.label ?? devcontainer.path, allow);
+      if (result.kind === 'syntaxError') throw new SandboxError('configSyntax', result.message);
+      if (result.refusals.length > 0) throw new SandboxError('refused', describeRefusals(result));
+      check = result;
+    }
+    const preparationNetwork = policy.preparationNetwork ?? 'none';
+    const taskNetwork = policy.taskNetwork ?? 'none';
+    if (check && typeof check.config.features === 'object' && check.config.features !== null && Object.keys(check.config.features).length > 0 && preparationNetwork === 'none') {
+      throw new SandboxError(
+        'refused',
+        `${check.fileName} uses dev container features, which are downloaded from a registry while the container is built, and policy allows no network for preparation. Bake the features into the image, or ask the policy owner for a preparation network.`,
+      );
+    }
+    const creationNetwork = check?.hostNetwork ? 'host' : preparationNetwork !== 'none' || taskNetwork !== 'none' ? 'bridge' : 'none';
+
+    const configDir = this.configDir(changeId, role);
+    let dockerfilePath: string | undefined;
+    let buildContext: string | undefined;
+    const build = check?.config.build as { dockerfile?: unknown; context?: unknown } | undefined;
+    if (check && build && typeof build === 'object') {
+      const configFolder = posix.dirname(devcontainer!.path);
+      const dockerfile = typeof build.dockerfile === 'string' ? build.dockerfile : 'Dockerfile';
+      const dockerfileRepoPath = posix.normalize(posix.join(configFolder, dockerfile));
+      const text = request.source.readBaseFile ? await request.source.readBaseFile(dockerfileRepoPath) : undefined;
+      if (text === undefined) {
+        throw new SandboxError('refused', `${check.fileName} builds from ${dockerfileRepoPath}, which could not be read from the base commit. Commit the Dockerfile, or use "image".`);
+      }
+      dockerfilePath = join(configDir, 'Dockerfile');
+      await mkdir(configDir, { recursive: true });
+      await writeFile(dockerfilePath, text, { mode: 0o600 });
+      buildContext = join(worktreeReal, configFolder, typeof build.context === 'string' ? build.context : '.');
+    }
+    const sandboxConfig = buildSandboxConfig(check, {
+      worktreePath: worktreeReal,
+      defaultImage: this.options.defaultImage,
+      creationNetwork,
+      limits: policy.limits ?? {},
+      labels: {},
+      ...(dockerfilePath ? { dockerfilePath, buildContext } : {}),
+    });
+    const configHash = sha256(JSON.stringify({ config: sandboxConfig.config, prepare: request.source.prepare, preparationNetwork, taskNetwork, allow }));
+    sandboxConfig.config.runArgs = [...(sandboxConfig.config.runArgs as string[]), `--label=${SANDBOX_LABELS.config}=${configHash.slice(7, 23)}`];
+
+    const state = await this.readState(changeId, role);
+    if (state && state.configHash === configHash && state.worktreePath === worktreeReal) {
+      const reused = await this.reuse(state, worktreeReal, allow, request);
+      if (reused) return reused;
+    } else if (state) {
+      this.options.logger?.info(`sandbox: the configuration for ${changeId} changed; recreating its container`);
+      await this.removeContainers(changeId, role);
+    }
+    return this.create(request, role, check, sandboxConfig.config, sandboxConfig.workspaceFolder, configHash, worktreeReal, creationNetwork);
+  }
+
+  private async reuse(state: SandboxState, worktreeReal: string, allow: DevcontainerAllowances, request: EnsureSandboxRequest): Promise<SandboxHandle | undefined> {
+    let info = await this.inspect(state.containerId);
+    if (!info) {
+      this.options.logger?.info(`sandbox: container ${state.containerId.slice(0, 12)} of ${request.changeId} is gone; creating a new one`);
+      return undefined;
+    }
+    if (!info.State.Running) {
+      await this.engineCall(['start', state.containerId], { signal: request.signal });
+      info = await this.inspect(state.containerId);
+      if (!info) return undefined;
+    }
+    const problems = containerWidenings(info, worktreeReal, allow);
+    const networkMode = effectiveNetworkMode(info);
+    if (problems.length > 0 || networkMode !== state.networkMode) {
+      this.options.logger?.warn(`sandbox: container ${state.containerId.slice(0, 12)} no longer matches its sandbox (${[...problems, `network ${networkMode}`].join('; ')}); recreating it`);
+      await this.removeContainers(request.changeId, request.role ?? 'change');
+      return undefined;
+    }
+    return {
+      changeId: request.changeId,
+      role: request.role ?? 'change',
+      containerId: state.containerId,
+      image: state.image,
+      imageId: info.Image,
+      networkMode,
+      workspaceFolder: state.workspaceFolder,
+      remoteUser: state.remoteUser,
+      remoteEnv: state.remoteEnv,
+      preparation: state.preparation,
+      reused: true,
+    };
+  }
+
+  private async create(
+    request: EnsureSandboxRequest,
+    role: SandboxRole,
+    check: DevcontainerCheck | undefined,
+    config: Record<string, unknown>,
+    workspaceFolder: string,
+    configHash: string,
+    worktreeReal: string,
+    creationNetwork: 'none' | 'bridge' | 'host',
+  ): Promise<SandboxHandle> {
+    const { changeId, policy, signal } = request;
+    const allow = policy.devcontainer ?? {};
+    const configDir = this.configDir(changeId, role);
+    const configFile = join(configDir, 'devcontainer.json');
+    await mkdir(configDir, { recursive: true });
+    await writeFile(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
+    const image = typeof config.image === 'string' ? config.image : `(built from ${check?.fileName ?? 'devcontainer.json'})`;
+    const started = Date.now();
+    const prepLog = new CappedLog();
+    const stream = request.onOutput ? new LineRedactor(request.onOutput, this.patterns) : undefined;
+    const note = (text: string) => {
+      prepLog.append(text);
+      stream?.write(text);
+    };
+    const preparationTimeoutMs = (policy.preparationTimeoutSeconds ?? DEFAULT_PREPARATION_TIMEOUT_SECONDS) * 1000;
+    const commands = [...lifecycleCommands(config), ...request.source.prepare];
+    const reach = creationNetwork === 'none' ? { networkMode: 'none', reachable: [] as string[] } : preparationReachFor(policy, creationNetwork);
+    const notes = [...(check?.notes ?? []), ...(check?.allowed ?? []).map((item) => `allowed by policy (${item.allowedBy}): ${item.where}: ${item.reason}`)];
+
+    const finishPreparation = async (outcome: PreparationEvidence['outcome'], message?: string): Promise<PreparationEvidence> => {
+      stream?.end();
+      const stored = await storeLog(logFileFor(request.logDir, changeId, `${role}-prepare`), prepLog, this.patterns);
+      return {
+        commands,
+        networkMode: reach.networkMode,
+        reachable: reach.reachable,
+        outcome,
+        durationMs: Date.now() - started,
+        logDigest: stored.digest,
+        logFile: stored.file,
+        ...(message ? { message } : {}),
+        ...(notes.length ? { notes } : {}),
+      };
+    };
+
+    // With no preparation network the engine must not pull either: the image has to be here already.
+    if (typeof config.image === 'string' && (policy.preparationNetwork ?? 'none') === 'none') {
+      const exists = await this.engineCall(['image', 'inspect', '--format', '{{.Id}}', config.image], { okExitCodes: [1, 125] });
+      if (exists.exitCode !== 0) {
+        throw new SandboxError(
+          'imageMissing',
+          `The image ${config.image} does not exist on this machine, and policy allows no network for preparation, so it cannot be pulled. ` +
+            `Build or pull it first (${this.options.engine.kind} pull ${config.image}; for the sample image run scripts/build-sandbox-image.sh), ` +
+            `or set "image" in the devcontainer.json / agentLanes.sandbox.defaultImage to an image that exists.`,
+          await finishPreparation('failed', `image ${config.image} not found`),
+        );
+      }
+    }
+
+    const args = [
+      'up',
+      '--docker-path',
+      this.options.engine.path,
+      '--workspace-folder',
+      worktreeReal,
+      '--config',
+      configFile,
+      '--id-label',
+      `${SANDBOX_LABELS.change}=${changeId}`,
+      '--id-label',
+      `${SANDBOX_LABELS.role}=${role}`,
+      '--default-user-env-probe',
+      'none',
+      '--log-format',
+      'text',
+    ];
+    note(`── devcontainer ${args.join(' ')}\n`);
+    const up = execa(this.options.devcontainerCli, args, {
+      reject: false,
+      timeout: Math.min(this.upTimeoutMs, preparationTimeoutMs),
+      forceKillAfterDelay: 2_000,
+      cancelSignal: signal,
+      stdin: 'ignore',
+      buffer: { stdout: true, stderr: false },
+      stderr: 'pipe',
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+    up.stderr?.setEncoding('utf8');
+    up.stderr?.on('data', (chunk: string) => note(chunk));
+    const upResult = await up;
+    if (upResult.timedOut || upResult.isCanceled) {
+      await this.removeContainers(changeId, role).catch((error) => this.options.logger?.warn(`sandbox: cleanup after up: ${String(error)}`));
+      if (upResult.isCanceled) throw new SandboxError('cancelled', 'The sandbox run was cancelled while its container was being created.', await finishPreparation('failed', 'cancelled'));
+      const seconds = Math.round(Math.min(this.upTimeoutMs, preparationTimeoutMs) / 1000);
+      throw new SandboxError(
+        'upTimedOut',
+        `devcontainer up did not finish within ${seconds} s (it can hang after "Container started": devcontainers/cli#1236), so it was stopped and the container removed. Run the tasks again; if it keeps happening, look at the preparation log or raise policy's preparation time limit.`,
+        await finishPreparation('timedOut', `devcontainer up did not finish within ${seconds} s`),
+      );
+    }
+    const lastLine = String(upResult.stdout ?? '').trim().split('\n').pop() ?? '';
+    let parsed: z.infer<typeof UpResultSchema> | undefined;
+    try {
+      parsed = UpResultSchema.parse(JSON.parse(lastLine));
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || parsed.outcome !== 'success' || !parsed.containerId) {
+      const detail = parsed?.message ?? (upResult.exitCode === undefined ? upResult.shortMessage : `exit code ${upResult.exitCode}`);
+      await this.removeContainers(changeId, role).catch(() => undefined);
+      const pull = /\b(?:pull|image not known|manifest unknown|not found|no such image)\b/i.test(`${detail} ${parsed?.description ?? ''}`);
+      if (pull && typeof config.image === 'string') {
+        throw new SandboxError(
+          'imageMissing',
+          `The image ${config.image} could not be found or pulled (${detail}). Check the name in the devcontainer.json or agentLanes.sandbox.defaultImage, and that the preparation network can reach its registry.`,
+          await finishPreparation('failed', detail),
+        );
+      }
+      const lifecycle = /postCreateCommand|onCreateCommand|updateContentCommand|postStartCommand|lifecycle/i.test(`${detail} ${parsed?.description ?? ''}`);
+      throw new SandboxError(
+        lifecycle ? 'preparationFailed' : 'upFailed',
+        `The sandbox container could not be ${lifecycle ? 'prepared' : 'created'}: ${detail}. The preparation log has the details${lifecycle ? '; fix the command in the base commit' : ''}.`,
+        await finishPreparation('failed', detail),
+      );
+    }
+    const containerId = parsed.containerId;
+    let info = await this.inspect(containerId);
+    if (!info) throw new SandboxError('containerRemoved', `The sandbox container ${containerId.slice(0, 12)} disappeared right after it was created; run the tasks again.`, await finishPreparation('failed', 'container disappeared'));
+    if (Date.parse(info.Created) < started - 2_000) {
+      // A container of this change from before (its state file lost): how far it was prepared is unknown, so start afresh.
+      this.options.logger?.info(`sandbox: found an earlier container ${containerId.slice(0, 12)} for ${changeId} without state; recreating it`);
+      await this.removeContainers(changeId, role);
+      return this.create(request, role, check, config, workspaceFolder, configHash, worktreeReal, creationNetwork);
+    }
+    const problems = containerWidenings(info, worktreeReal, allow);
+    if (problems.length > 0) {
+      await this.removeContainers(changeId, role);
+      throw new SandboxError(
+        'refused',
+        `The container created from ${check?.fileName ?? 'the default image'} asks for more than the sandbox allows (from the image's metadata or a feature): ${problems.join('; ')}. It was removed. Use an image without these settings, or ask the policy owner to allow them.`,
+        await finishPreparation('failed', problems.join('; ')),
+      );
+    }
+    const remoteUser = parsed.remoteUser ?? 'root';
+    const remoteEnv = literalRemoteEnv(config);
+    const handle: SandboxHandle = {
+      changeId,
+      role,
+      containerId,
+      image,
+      imageId: info.Image,
+      networkMode: effectiveNetworkMode(info),
+      workspaceFolder: parsed.remoteWorkspaceFolder ?? workspaceFolder,
+      remoteUser,
+      remoteEnv,
+      preparation: undefined as unknown as PreparationEvidence,
+      reused: false,
+    };
+
+    for (const command of request.source.prepare) {
+      const remaining = preparationTimeoutMs - (Date.now() - started);
+      note(`── prepare: ${command}\n`);
+      const run = await this.execCaptured(handle, command, { timeoutMs: Math.max(remaining, 1_000), signal, onChunk: note, maxLogChars: prepLog.maxChars });
+      if (run.ended !== 'exited' || run.exitCode !== 0) {
+        await this.removeContainers(changeId, role);
+        const why = run.ended === 'timedOut' ? `did not finish within policy's preparation time limit` : run.ended === 'cancelled' ? 'was cancelled' : `failed with exit code ${run.exitCode}`;
+        const outcome = run.ended === 'timedOut' ? 'timedOut' : 'failed';
+        throw new SandboxError(
+          run.ended === 'cancelled' ? 'cancelled' : 'preparationFailed',
+          `The prepare command "${command}" ${why}; no task ran. Its output is in the preparation log. Fix .lanes/lanes.yaml in the base commit${(policy.preparationNetwork ?? 'none') === 'none' ? ', and note that preparation has no network under the current policy' : ''}.`,
+          await finishPreparation(outcome, `prepare "${command}" ${why}`),
+        );
+      }
+    }
+
+    if ((policy.taskNetwork ?? 'none') === 'none' && creationNetwork === 'bridge') {
+      for (const network of Object.keys(info.NetworkSettings?.Networks ?? {})) {
+        note(`── ${this.options.engine.kind} network disconnect ${network}\n`);
+        await this.engineCall(['network', 'disconnect', network, containerId]);
+      }
+      info = await this.inspect(containerId);
+      const mode = info ? effectiveNetworkMode(info) : 'unknown';
+      if (mode !== 'none') {
+        await this.removeContainers(changeId, role);
+        throw new SandboxError(
+          'networkNotOff',
+          `The network of the sandbox container could not be switched off after preparation (it is "${mode}"; rootless podman's slirp4netns cannot be disconnected). No task ran. Run podman as root or use Docker, or set policy's preparation network to none.`,
+          await finishPreparation('failed', `network still ${mode}`),
+        );
+      }
+      handle.networkMode = 'none';
+    }
+
+    handle.preparation = await finishPreparation('passed');
+    const newState: SandboxState = {
+      containerId,
+      configHash,
+      image,
+      imageId: handle.imageId,
+      networkMode: handle.networkMode,
+      workspaceFolder: handle.workspaceFolder,
+      remoteUser,
+      remoteEnv,
+      worktreePath: worktreeReal,
+      preparation: handle.preparation,
+    };
+    await writeFileAtomic(this.stateFile(changeId, role), JSON.stringify(newState, null, 2));
+    return handle;
+  }
+
+  /** Runs a command in the container with `<engine> exec`, killing it there on timeout or cancel. */
+  private async execCaptured(
+    handle: SandboxHandle,
+    command: string,
+    options: { timeoutMs: number; signal?: AbortSignal; onChunk?: (text: string) => void; onOutput?: (text: string) => void; maxLogChars?: number },
+  ) {
+    const pidFile = `/tmp/.agent-lanes-${randomBytes(6).toString('hex')}.pid`;
+    const env = Object.entries(handle.remoteEnv).flatMap(([name, value]) => ['-e', `${name}=${value}`]);
+    const args = ['exec', '--user', handle.remoteUser, '--workdir', handle.workspaceFolder, ...env, handle.containerId, '/bin/sh', '-c', TASK_WRAPPER, 'agent-lanes-task', pidFile, command];
+    let subprocess: ReturnType<typeof execa> | undefined;
+    const killInContainer = () =>
+      execa(this.options.engine.path, ['exec', '--user', 'root', handle.containerId, '/bin/sh', '-c', KILL_SCRIPT, 'agent-lanes-kill', pidFile], {
+        reject: false,
+        timeout: this.engineTimeoutMs,
+        stdin: 'ignore',
+      });
+    let exited = false;
+    const run = await capture(
+      () => {
+        subprocess = execa(this.options.engine.path, args, { reject: false, buffer: false, all: true, stdin: 'ignore', stripFinalNewline: false });
+        const done = (async () => {
+          const result = await subprocess!;
+          exited = true;
+          return { exitCode: result.exitCode, stderrTail: '' };
+        })();
+        if (options.onChunk) subprocess.all?.on('data', (chunk: Buffer | string) => options.onChunk!(String(chunk)));
+        return { output: options.onChunk ? undefined : (subprocess.all ?? undefined), done };
+      },
+      async () => {
+        // The pid file may not be written yet right after the start: try a few times.
+        for (let attempt = 0; attempt < 5 && !exited; attempt++) {
+          await killInContainer();
+          for (let wait = 0; wait < 10 && !exited; wait++) await delay(100);
+        }
+        if (!exited) subprocess?.kill('SIGKILL');
+      },
+      { timeoutMs: options.timeoutMs, signal: options.signal, onOutput: options.onOutput, maxLogChars: options.maxLogChars, patterns: this.patterns },
+    );
+    return run;
+  }
+
+  /** Runs one task in a prepared container; never throws for the task's own failure. */
+  async runTask(handle: SandboxHandle, task: ResolvedTask, options: TaskRunOptions): Promise<TaskEvidence> {
+    const timeoutMs = (task.timeoutSeconds || DEFAULT_TASK_TIMEOUT_SECONDS) * 1000;
+    const run = await this.execCaptured(handle, task.command, { timeoutMs, signal: options.signal, onOutput: options.onOutput, maxLogChars: options.maxLogChars });
+    const sandbox = { isolation: 'container' as const, networkMode: handle.networkMode, image: handle.image, imageId: handle.imageId };
+    let outcome: TaskEvidence['outcome'];
+    let message: string | undefined;
+    if (run.ended === 'timedOut') {
+      outcome = 'timedOut';
+      message = `Killed after its time limit of ${task.timeoutSeconds} s.`;
+    } else if (run.ended === 'cancelled') {
+      outcome = 'cancelled';
+      message = 'Cancelled; the task was stopped in the container.';
+    } else if (run.exitCode === 0) {
+      outcome = 'passed';
+    } else {
+      outcome = 'failed';
+      // The engine's own exit codes (125-127, 137, 255) may mean the container went away rather than the task failing.
+      if (run.exitCode === undefined || run.exitCode >= 125) {
+        const info = await this.inspect(handle.containerId).catch(() => undefined);
+        if (!info || !info.State.Running) {
+          outcome = 'error';
+          message = `The sandbox container ${handle.containerId.slice(0, 12)} was ${info ? 'stopped' : 'removed'} while the task ran. Run the tasks again: a new container will be created.`;
+          await rm(this.stateFile(handle.changeId, handle.role), { force: true });
+          if (info) await this.removeContainers(handle.changeId, handle.role).catch(() => undefined);
+        }
+      }
+    }
+    if (message) run.log.append(`\n[agent-lanes: ${message}]\n`);
+    const stored = await storeLog(logFileFor(options.logDir, handle.changeId, `${handle.role === 'base' ? 'base-' : ''}${task.id}`), run.log, options.redactionPatterns ?? this.patterns);
+    return taskEvidence(task, run, outcome, stored, sandbox, message);
+  }
+
+  /** Creates or reuses the change's container, prepares it once, and runs the tasks one after another. */
+  async runTasks(request: RunTasksRequest): Promise<SandboxRunResult> {
+    return this.runTasksAs(request, 'change');
+  }
+
+  private async runTasksAs(request: RunTasksRequest, role: SandboxRole): Promise<SandboxRunResult> {
+    request.onProgress?.({ kind: 'preparing', message: 'Starting the sandbox container' });
+    const handle = await this.ensure({
+      changeId: request.changeId,
+      worktreePath: request.worktreePath,
+      source: request.source,
+      policy: request.policy,
+      role,
+      logDir: request.logDir,
+      signal: request.signal,
+      onOutput: request.onTaskOutput ? (text) => request.onTaskOutput!('prepare', text) : undefined,
+    });
+    const tasks: TaskEvidence[] = [];
+    const sandbox = { isolation: 'container' as const, networkMode: handle.networkMode, image: handle.image, imageId: handle.imageId };
+    let stopReason: string | undefined;
+    for (const [index, task] of request.tasks.entries()) {
+      if (!stopReason && request.signal?.aborted) stopReason = 'Not run: the run was cancelled.';
+      if (stopReason) {
+        tasks.push(skippedTask(task, sandbox, stopReason));
+        continue;
+      }
+      request.onProgress?.({ kind: 'taskStarted', task, index, total: request.tasks.length });
+      const evidence = await this.runTask(handle, task, {
+        logDir: request.logDir,
+        signal: request.signal,
+        maxLogChars: request.maxLogChars,
+        redactionPatterns: request.redactionPatterns,
+        onOutput: request.onTaskOutput ? (text) => request.onTaskOutput!(task.id, text) : request.onOutput,
+      });
+      tasks.push(evidence);
+      request.onProgress?.({ kind: 'taskFinished', evidence, index, total: request.tasks.length });
+      if (evidence.outcome === 'error') stopReason = 'Not run: the sandbox container went away during an earlier task.';
+      if (evidence.outcome === 'cancelled') stopReason = 'Not run: the run was cancelled.';
+    }
+    return { isolation: 'container', preparation: handle.preparation, tasks };
+  }
+
+  /**
+   * "Tests fail without the change": runs the given (test) tasks on the base
+   * commit, in a scratch worktree at the base SHA and a container of its own
+   * made from the same configuration, then removes both.
+   */
+  async runOnBase(request: BaseRunRequest): Promise<BaseRunResult> {
+    try {
+      return await withBaseWorktree(this.options.stateDir, request, async (worktreePath) => {
+        const result = await this.runTasksAs({ ...request, worktreePath }, 'base');
+        return baseRunResult(result);
+      });
+    } finally {
+      await this.removeContainers(request.changeId, 'base').catch((error) => this.options.logger?.warn(`sandbox: removing the base container: ${String(error)}`));
+    }
+  }
+
+  private async containerIds(filters: string[]): Promise<string[]> {
+    const result = await this.engineCall(['ps', '-a', '-q', '--no-trunc', ...filters.flatMap((filter) => ['--filter', `label=${filter}`])]);
+    return result.stdout.split('\n').map((line) => line.trim()).filter(Boolean);
+  }
+
+  private async removeContainers(changeId: string, role?: SandboxRole): Promise<number> {
+    const ids = await this.containerIds([`${SANDBOX_LABELS.change}=${changeId}`, ...(role ? [`${SANDBOX_LABELS.role}=${role}`] : [])]);
+    if (ids.length > 0) await this.engineCall(['rm', '-f', '-v', '-t', '0', ...ids], { okExitCodes: [1] });
+    for (const which of role ? [role] : (['change', 'base'] as const)) {
+      await rm(this.stateFile(changeId, which), { force: true });
+      await rm(this.configDir(changeId, which), { recursive: true, force: true });
+    }
+    return ids.length;
+  }
+
+  /** Removes the change's containers (on discard, after the PR); returns how many there were. */
+  removeSandbox(changeId: string): Promise<number> {
+    return this.removeContainers(changeId);
+  }
+
+  /** Every sandbox container on this engine, to match against open changes on activation. */
+  async listSandboxContainers(): Promise<SandboxContainer[]> {
+    const ids = await this.containerIds([SANDBOX_LABELS.change]);
+    if (ids.length === 0) return [];
+    const result = await this.engineCall(['container', 'inspect', ...ids], { okExitCodes: [1, 125] });
+    const infos = result.stdout.trim() ? InspectSchema.parse(JSON.parse(result.stdout)) : [];
+    return infos.map((info) => ({
+      id: info.Id,
+      changeId: info.Config?.Labels?.[SANDBOX_LABELS.change] ?? '',
+      role: info.Config?.Labels?.[SANDBOX_LABELS.role] ?? 'change',
+      state: info.State.Status,
+      image: info.Config?.Image ?? info.Image,
+      createdAt: new Date(Date.parse(info.Created)).toISOString(),
+      name: (info.Name ?? '').replace(/^\//, ''),
+    }));
+  }
+}
+
+function preparationReachFor(policy: SandboxPolicy, creationNetwork: 'bridge' | 'host'): { networkMode: string; reachable: string[] } {
+  const network = policy.preparationNetwork ?? 'none';
+  if (creationNetwork === 'host') return { networkMode: 'host', reachable: ['any host (the host network, allowed by policy)'] };
+  if (network === 'registries') {
+    const named = policy.preparationRegistries ?? [];
+    return { networkMode: 'bridge', reachable: [`any host (policy names ${named.length ? named.join(', ') : 'no registry'}; not enforced per host)`] };
+  }
+  if (network === 'open') return { networkMode: 'bridge', reachable: ['any host'] };
+  return { networkMode: 'bridge', reachable: ['any host (policy opens the network for tasks)'] };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolveDelay) => setTimeout(resolveDelay, ms));
+}
+
+/** Where the dev containers CLI is: a setting, the development install, or PATH. */
+export async function resolveDevcontainerCli(options: { settingPath?: string; extensionRoot?: string; pathVariable?: string }): Promise<{ path: string } | { error: string }> {
+  if (options.settingPath && options.settingPath.trim() !== '') {
+    const found = await findOnPath(options.settingPath.trim());
+    if (found) return { path: found };
+    return { error: `agentLanes.sandbox.devcontainerCliPath is "${options.settingPath}", which is not an executable file. Install the CLI with \`npm install -g @devcontainers/cli\` and point the setting at it (or clear the setting to use devcontainer from PATH).` };
+  }
+  if (options.extensionRoot) {
+    const development = join(options.extensionRoot, 'node_modules', '.bin', 'devcontainer');
+    const found = await findOnPath(development);
+    if (found) return { path: found };
+  }
+  const onPath = await findOnPath('devcontainer', options.pathVariable);
+  if (onPath) return { path: onPath };
+  return {
+    error:
+      'The dev containers CLI (devcontainer) was not found. Install it with `npm install -g @devcontainers/cli` (it needs Node.js on PATH), or set agentLanes.sandbox.devcontainerCliPath to its location.',
+  };
+}
+
+/** The configuration folder and base worktrees live here; kept for tests and cleanup. */
+export function sandboxStateDir(storageRoot: string): string {
+  return join(storageRoot, 'sandbox');
+}

@@ -1,0 +1,348 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TaskEvidence } from '../../src/core/evidence';
+import type { ResolvedTask } from '../../src/core/sandbox/lanesConfig';
+import { ContainerSandbox, resolveDevcontainerCli } from '../../src/infra/sandbox/containerSandbox';
+import { type ContainerEngine, detectEngine } from '../../src/infra/sandbox/engine';
+import { sha256 } from '../../src/infra/sandbox/taskRun';
+import { SandboxError, type SandboxRunResult } from '../../src/infra/sandbox/types';
+
+const IMAGE = process.env.AGENT_LANES_SANDBOX_IMAGE ?? 'localhost/agent-lanes-sandbox:test';
+
+function sh(cwd: string, command: string, args: string[]): string {
+  return execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function task(id: string, command: string, extra: Partial<ResolvedTask> = {}): ResolvedTask {
+  return { id, command, timeoutSeconds: 60, test: false, required: true, source: 'repository', ...extra };
+}
+
+function newId(): string {
+  return randomBytes(4).toString('hex');
+}
+
+async function sandboxError(promise: Promise<unknown>): Promise<SandboxError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof SandboxError, `expected a SandboxError, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('expected the sandbox to refuse');
+}
+
+describe('sandbox container (real podman)', function () {
+  this.timeout(180_000);
+  let root: string;
+  let repo: string;
+  let logDir: string;
+  let engine: ContainerEngine;
+  let sandbox: ContainerSandbox;
+  const changeIds: string[] = [];
+
+  /** A linked worktree of the test repository, as a change has. */
+  function worktree(files: Record<string, string> = {}): { changeId: string; path: string } {
+    const changeId = newId();
+    changeIds.push(changeId);
+    const path = join(root, 'worktrees', changeId);
+    sh(repo, 'git', ['worktree', 'add', '-q', '-b', `lanes/${changeId}`, path, 'main']);
+    for (const [name, text] of Object.entries(files)) {
+      mkdirSync(join(path, name, '..'), { recursive: true });
+      writeFileSync(join(path, name), text);
+    }
+    return { changeId, path };
+  }
+
+  function run(changeId: string, path: string, tasks: ResolvedTask[], extra: Partial<Parameters<ContainerSandbox['runTasks']>[0]> = {}): Promise<SandboxRunResult> {
+    return sandbox.runTasks({ changeId, worktreePath: path, source: { prepare: [] }, tasks, policy: {}, logDir, ...extra });
+  }
+
+  async function containerOf(changeId: string): Promise<string> {
+    const containers = (await sandbox.listSandboxContainers()).filter((container) => container.changeId === changeId && container.role === 'change');
+    assert.equal(containers.length, 1, `one container for ${changeId}`);
+    return containers[0]!.id;
+  }
+
+  before(async function () {
+    this.timeout(600_000);
+    const detection = await detectEngine('podman');
+    assert.ok(detection.found, detection.found ? '' : detection.message);
+    engine = detection.engine;
+    // Builds the image from Debian packages the first time; skipped when it exists.
+    execFileSync('bash', ['scripts/build-sandbox-image.sh'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const cli = await resolveDevcontainerCli({ extensionRoot: process.cwd() });
+    assert.ok('path' in cli, 'error' in cli ? cli.error : '');
+    root = mkdtempSync(join(tmpdir(), 'lanes-sandbox-'));
+    repo = join(root, 'repo');
+    logDir = join(root, 'storage', 'logs');
+    mkdirSync(repo);
+    sh(repo, 'git', ['init', '-q', '-b', 'main']);
+    writeFileSync(join(repo, 'README.md'), 'sample\n');
+    writeFileSync(join(repo, 'check.sh'), 'test -f feature.txt && echo "  1 passing (1ms)" || { echo "  1 failing"; exit 1; }\n');
+    sh(repo, 'git', ['add', '.']);
+    sh(repo, 'git', ['-c', 'user.name=t', '-c', 'user.email=t@example.invalid', 'commit', '-q', '-m', 'base']);
+    sandbox = new ContainerSandbox({ engine, devcontainerCli: cli.path, stateDir: join(root, 'storage', 'sandbox'), defaultImage: IMAGE, upTimeoutMs: 120_000 });
+  });
+
+  after(async () => {
+    for (const changeId of changeIds) await sandbox?.removeSandbox(changeId).catch(() => undefined);
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  it('runs a passing task with the network off and records its evidence', async () => {
+    const { changeId, path } = worktree();
+    const output: string[] = [];
+    // A worktree's .git file names the host repository's git folder, which is not mounted: tasks get no git.
+    const command = 'echo "  3 passing (5ms)"; echo "  1 pending"; pwd; id -un; test -e "$(sed "s/^gitdir: //" .git)" && echo GITDIR-VISIBLE || echo GITDIR-HIDDEN';
+    const result = await run(changeId, path, [task('unit', command)], {
+      onTaskOutput: (id, text) => output.push(`${id}:${text}`),
+    });
+    const [evidence] = result.tasks;
+    assert.equal(evidence!.outcome, 'passed', evidence!.message);
+    assert.equal(evidence!.exitCode, 0);
+    assert.equal(evidence!.isolation, 'container');
+    assert.equal(evidence!.networkMode, 'none');
+    assert.equal(evidence!.image, IMAGE);
+    assert.match(evidence!.imageId ?? '', /^[0-9a-f]{64}$/);
+    assert.deepEqual(evidence!.counts, { passed: 3, failed: 0, skipped: 1, format: 'mocha' });
+    const stored = readFileSync(evidence!.logFile!, 'utf8');
+    assert.match(stored, new RegExp(`/workspaces/${changeId}\\nroot\\nGITDIR-HIDDEN\\n`));
+    assert.equal(evidence!.logDigest, sha256(stored));
+    assert.ok(!evidence!.logFile!.startsWith(path), 'the log is stored outside the worktree');
+    assert.ok(output.some((line) => line.startsWith('unit:') && line.includes('3 passing')));
+    assert.equal(result.preparation?.networkMode, 'none');
+    assert.deepEqual(result.preparation?.reachable, []);
+    assert.equal(result.preparation?.outcome, 'passed');
+  });
+
+  it('records a failing task with its exit code, and reuses the container', async () => {
+    const { changeId, path } = worktree({ 'data.txt': 'worktree file\n' });
+    const first = await run(changeId, path, [task('read', 'cat data.txt && echo written > out.txt')]);
+    assert.equal(first.tasks[0]!.outcome, 'passed');
+    assert.equal(readFileSync(join(path, 'out.txt'), 'utf8'), 'written\n', 'the task writes to the worktree');
+    const container = await containerOf(changeId);
+    const second = await run(changeId, path, [task('fail', 'echo boom >&2; exit 3')]);
+    assert.equal(second.tasks[0]!.outcome, 'failed');
+    assert.equal(second.tasks[0]!.exitCode, 3);
+    assert.match(readFileSync(second.tasks[0]!.logFile!, 'utf8'), /boom/);
+    assert.equal(await containerOf(changeId), container, 'the same container serves both runs');
+  });
+
+  it('fails a network attempt inside the container, and the evidence shows network none', async () => {
+    const { changeId, path } = worktree();
+    const probe = `node -e "const s=require('net').connect({host:'1.1.1.1',port:53,timeout:3000});s.on('connect',()=>{console.log('CONNECTED');process.exit(0)});s.on('timeout',()=>{console.log('TIMEOUT');process.exit(2)});s.on('error',e=>{console.log('NETWORK ERROR',e.code);process.exit(1)})"`;
+    const result = await run(changeId, path, [task('net', probe)]);
+    const evidence = result.tasks[0]!;
+    assert.equal(evidence.outcome, 'failed');
+    assert.equal(evidence.networkMode, 'none');
+    const log = readFileSync(evidence.logFile!, 'utf8');
+    assert.match(log, /NETWORK ERROR (ENETUNREACH|EHOSTUNREACH)/);
+    assert.doesNotMatch(log, /CONNECTED/);
+  });
+
+  it('prepares once with the network policy allows, then runs tasks with the network disconnected', async () => {
+    const { changeId, path } = worktree();
+    const source = { prepare: ['grep -q eth0 /proc/net/dev && echo prepared-with-network', 'echo x >> /tmp/prepare-count'] };
+    const policy = { preparationNetwork: 'open' as const };
+    const interfaces = task('interfaces', 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "; wc -l < /tmp/prepare-count');
+    const first = await sandbox.runTasks({ changeId, worktreePath: path, source, policy, tasks: [interfaces], logDir });
+    assert.equal(first.preparation?.networkMode, 'bridge');
+    assert.deepEqual(first.preparation?.reachable, ['any host']);
+    assert.deepEqual(first.preparation?.commands, source.prepare);
+    assert.match(readFileSync(first.preparation!.logFile!, 'utf8'), /prepared-with-network/);
+    assert.equal(first.tasks[0]!.networkMode, 'none');
+    assert.equal(readFileSync(first.tasks[0]!.logFile!, 'utf8'), 'lo\n1\n', 'only loopback during tasks; prepared once');
+    const second = await sandbox.runTasks({ changeId, worktreePath: path, source, policy, tasks: [interfaces], logDir });
+    assert.equal(readFileSync(second.tasks[0]!.logFile!, 'utf8'), 'lo\n1\n', 'the second run does not prepare again');
+    assert.deepEqual(second.preparation, first.preparation);
+  });
+
+  it('refuses a privileged devcontainer.json with the reason, and starts nothing', async () => {
+    const { changeId, path } = worktree();
+    const devcontainer = { path: '.devcontainer/devcontainer.json', text: JSON.stringify({ image: IMAGE, runArgs: ['--privileged'] }) };
+    const error = await sandboxError(run(changeId, path, [task('t', 'true')], { source: { devcontainer, prepare: [] } }));
+    assert.equal(error.kind, 'refused');
+    assert.match(error.message, /\.devcontainer\/devcontainer\.json asks for more than the sandbox allows/);
+    assert.match(error.message, /runArgs: --privileged: runs the container with every capability/);
+    assert.deepEqual((await sandbox.listSandboxContainers()).filter((c) => c.changeId === changeId), []);
+  });
+
+  it('reports a devcontainer.json syntax error with the file and position', async () => {
+    const { changeId, path } = worktree();
+    const devcontainer = { path: '.devcontainer/devcontainer.json', label: '.devcontainer/devcontainer.json (base abc1234)', text: '{\n  "image": "x",\n  "runArgs": [\n}\n' };
+    const error = await sandboxError(run(changeId, path, [task('t', 'true')], { source: { devcontainer, prepare: [] } }));
+    assert.equal(error.kind, 'configSyntax');
+    assert.match(error.message, /^\.devcontainer\/devcontainer\.json \(base abc1234\) has a syntax error at line 4, column 1/);
+  });
+
+  it('says so when the image does not exist, without trying to pull it', async () => {
+    const { changeId, path } = worktree();
+    const devcontainer = { path: '.devcontainer/devcontainer.json', text: '{ "image": "localhost/agent-lanes-missing:1" }' };
+    const started = Date.now();
+    const error = await sandboxError(run(changeId, path, [task('t', 'true')], { source: { devcontainer, prepare: [] } }));
+    assert.equal(error.kind, 'imageMissing');
+    assert.match(error.message, /The image localhost\/agent-lanes-missing:1 does not exist on this machine.*build-sandbox-image\.sh/);
+    assert.equal(error.preparation?.outcome, 'failed');
+    assert.ok(Date.now() - started < 10_000, 'no pull retries');
+  });
+
+  it('kills a task at its time limit, in the container too, and records it as timed out', async () => {
+    const { changeId, path } = worktree();
+    const result = await run(changeId, path, [task('hang', 'echo started; sleep 300', { timeoutSeconds: 2 }), task('after', 'echo still runs')]);
+    const [hang, after] = result.tasks;
+    assert.equal(hang!.outcome, 'timedOut');
+    assert.ok(hang!.durationMs >= 2_000 && hang!.durationMs < 15_000, `duration ${hang!.durationMs}`);
+    assert.match(hang!.message!, /time limit of 2 s/);
+    assert.match(readFileSync(hang!.logFile!, 'utf8'), /started/);
+    assert.equal(after!.outcome, 'passed', 'later tasks still run');
+    const sleeping = sh(root, 'podman', ['exec', await containerOf(changeId), 'sh', '-c', 'cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " "']);
+    assert.doesNotMatch(sleeping, /sleep 300/);
+  });
+
+  it('cancels a running task, stops it in the container, and skips the rest', async () => {
+    const { changeId, path } = worktree();
+    const controller = new AbortController();
+    const running = run(changeId, path, [task('long', 'sleep 200'), task('next', 'true')], {
+      signal: controller.signal,
+      onProgress: (progress) => {
+        if (progress.kind === 'taskStarted') setTimeout(() => controller.abort(), 1_000);
+      },
+    });
+    const result = await running;
+    assert.deepEqual(result.tasks.map((t) => t.outcome), ['cancelled', 'skipped']);
+    assert.ok(result.tasks[0]!.durationMs < 10_000);
+    const processes = sh(root, 'podman', ['exec', await containerOf(changeId), 'sh', '-c', 'cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " "']);
+    assert.doesNotMatch(processes, /sleep 200/);
+  });
+
+  it('caps a log of megabytes with a marker and keeps the tail', async () => {
+    const { changeId, path } = worktree();
+    const command = `node -e "const line='x'.repeat(99)+'\\n'; for (let i = 0; i < 80000; i++) process.stdout.write(line); console.log('  7 passing (9ms)'); console.log('THE END')"`;
+    const result = await run(changeId, path, [task('loud', command)]);
+    const evidence = result.tasks[0]!;
+    assert.equal(evidence.outcome, 'passed');
+    assert.equal(evidence.logTruncated, true);
+    const stored = readFileSync(evidence.logFile!, 'utf8');
+    assert.ok(stored.length <= 5 * 1024 * 1024 + 200, `stored ${stored.length} characters of 8 MB`);
+    assert.match(stored, /\[agent-lanes: log capped at 5242880 characters; \d+ characters omitted here/);
+    assert.ok(stored.endsWith('THE END\n'));
+    assert.deepEqual(evidence.counts, { passed: 7, failed: 0, skipped: 0, format: 'mocha' });
+    assert.equal(evidence.logDigest, sha256(stored));
+  });
+
+  it('redacts secrets in the stored and the streamed log', async () => {
+    const { changeId, path } = worktree();
+    const streamed: string[] = [];
+    const token = 'ghp_' + 'a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8';
+    const result = await run(changeId, path, [task('leak', `echo "token=${token}"`)], { onTaskOutput: (_id, text) => streamed.push(text) });
+    const evidence = result.tasks[0]!;
+    const stored = readFileSync(evidence.logFile!, 'utf8');
+    assert.doesNotMatch(stored + streamed.join(''), new RegExp(token));
+    assert.match(stored, /\[REDACTED:/);
+    assert.equal(evidence.redaction.total, 1);
+  });
+
+  it('reports a container removed by hand mid-run, and the next run recreates it', async () => {
+    const { changeId, path } = worktree();
+    await run(changeId, path, [task('warm', 'true')]);
+    const container = await containerOf(changeId);
+    const running = run(changeId, path, [task('victim', 'sleep 60'), task('later', 'true')], {
+      onProgress: (progress) => {
+        if (progress.kind === 'taskStarted' && progress.task.id === 'victim') setTimeout(() => sh(root, 'podman', ['rm', '-f', '-t', '0', container]), 1_500);
+      },
+    });
+    const result = await running;
+    assert.equal(result.tasks[0]!.outcome, 'error');
+    assert.match(result.tasks[0]!.message!, /was removed while the task ran\. Run the tasks again/);
+    assert.equal(result.tasks[1]!.outcome, 'skipped');
+    const again = await run(changeId, path, [task('after', 'echo fine')]);
+    assert.equal(again.tasks[0]!.outcome, 'passed');
+    assert.notEqual(await containerOf(changeId), container);
+  });
+
+  it('fails the preparation with its log when a prepare command fails, and runs no task', async () => {
+    const { changeId, path } = worktree();
+    const error = await sandboxError(run(changeId, path, [task('t', 'true')], { source: { prepare: ['echo installing; exit 4'] } }));
+    assert.equal(error.kind, 'preparationFailed');
+    assert.match(error.message, /The prepare command "echo installing; exit 4" failed with exit code 4; no task ran/);
+    assert.equal(error.preparation?.outcome, 'failed');
+    assert.match(readFileSync(error.preparation!.logFile!, 'utf8'), /installing/);
+    assert.deepEqual((await sandbox.listSandboxContainers()).filter((c) => c.changeId === changeId), [], 'a half-prepared container is not kept');
+  });
+
+  it('runs the test tasks on the base commit and records whether they fail there', async () => {
+    const { changeId, path } = worktree({ 'feature.txt': 'the change\n' });
+    const tests = [task('feature', 'sh check.sh', { test: true }), task('readme', 'test -f README.md', { test: true })];
+    const onChange = await run(changeId, path, tests);
+    assert.deepEqual(onChange.tasks.map((t) => t.outcome), ['passed', 'passed']);
+    const base = sh(repo, 'git', ['rev-parse', 'main']).trim();
+    const result = await sandbox.runOnBase({ changeId, repoRoot: repo, baseSha: base, changeWorktreePath: path, source: { prepare: [] }, tasks: tests, policy: {}, logDir });
+    assert.deepEqual([...result.failsOnBase], [['feature', true], ['readme', false]]);
+    assert.equal(result.tasks[0]!.outcome, 'failed');
+    assert.match(result.tasks[0]!.logFile!, /base-feature\.log$/);
+    assert.doesNotMatch(sh(repo, 'git', ['worktree', 'list']), /base-worktrees/, 'the base worktree is removed');
+    assert.deepEqual((await sandbox.listSandboxContainers()).filter((c) => c.changeId === changeId).map((c) => c.role), ['change'], 'the base container is removed');
+  });
+
+  it('lists sandbox containers and removes a change’s on discard', async () => {
+    const { changeId, path } = worktree();
+    await run(changeId, path, [task('t', 'true')]);
+    const listed = (await sandbox.listSandboxContainers()).find((c) => c.changeId === changeId);
+    assert.equal(listed?.state, 'running');
+    assert.equal(listed?.image, IMAGE);
+    assert.equal(await sandbox.removeSandbox(changeId), 1);
+    assert.equal((await sandbox.listSandboxContainers()).find((c) => c.changeId === changeId), undefined);
+    assert.equal(await sandbox.removeSandbox(changeId), 0);
+  });
+
+  it('uses the base commit’s devcontainer.json, not the worktree’s', async () => {
+    const { changeId, path } = worktree({ '.devcontainer/devcontainer.json': JSON.stringify({ image: IMAGE, runArgs: ['--privileged'], containerEnv: { FROM: 'worktree' } }) });
+    const devcontainer = { path: '.devcontainer/devcontainer.json', text: JSON.stringify({ image: IMAGE, containerEnv: { FROM: 'base' }, remoteEnv: { EXTRA: 'yes' } }) };
+    const result = await run(changeId, path, [task('env', 'echo "$FROM $EXTRA"')], { source: { devcontainer, prepare: [] } });
+    assert.equal(readFileSync(result.tasks[0]!.logFile!, 'utf8'), 'base yes\n');
+    assert.ok(!existsSync(join(path, '.devcontainer', 'devcontainer.lanes.json')));
+  });
+});
+
+describe('sandbox engine and CLI detection', function () {
+  this.timeout(30_000);
+
+  it('finds podman when asked, and auto finds one', async () => {
+    const podman = await detectEngine('podman');
+    assert.ok(podman.found);
+    assert.equal(podman.engine.kind, 'podman');
+    const auto = await detectEngine('auto');
+    assert.ok(auto.found);
+  });
+
+  it('says how to install an engine when there is none', async () => {
+    const none = await detectEngine('auto', { pathVariable: '/nonexistent' });
+    assert.equal(none.found, false);
+    if (none.found) return;
+    assert.match(none.message, /No container engine was found \(docker: not on PATH; podman: not on PATH\)/);
+    assert.match(none.message, /apt-get install -y podman/);
+    assert.match(none.message, /Docker/);
+  });
+
+  it('names a configured engine that is missing', async () => {
+    const docker = await detectEngine('docker', { pathVariable: '/nonexistent' });
+    assert.equal(docker.found, false);
+    if (!docker.found) assert.match(docker.message, /The container engine "docker" \(agentLanes\.sandbox\.containerEngine\) is not usable/);
+  });
+
+  it('finds the dev containers CLI and explains a wrong setting', async () => {
+    const development = await resolveDevcontainerCli({ extensionRoot: process.cwd(), pathVariable: '/nonexistent' });
+    assert.ok('path' in development && development.path.endsWith('node_modules/.bin/devcontainer'));
+    const wrong = await resolveDevcontainerCli({ settingPath: '/nowhere/devcontainer' });
+    assert.ok('error' in wrong && /devcontainerCliPath is "\/nowhere\/devcontainer".*npm install -g @devcontainers\/cli/.test(wrong.error));
+    const missing = await resolveDevcontainerCli({ pathVariable: '/nonexistent' });
+    assert.ok('error' in missing && /was not found\. Install it with `npm install -g @devcontainers\/cli`/.test(missing.error));
+  });
+});
+
+// Keeps the evidence type in use for readers of the assertions above.
+export type { TaskEvidence };

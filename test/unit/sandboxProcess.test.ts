@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ResolvedTask } from '../../src/core/sandbox/lanesConfig';
+import { detectProcessSandbox, ProcessSandbox } from '../../src/infra/sandbox/processSandbox';
+import { selectSandbox } from '../../src/infra/sandbox/selectSandbox';
+import { SandboxError } from '../../src/infra/sandbox/types';
+
+function task(id: string, command: string, extra: Partial<ResolvedTask> = {}): ResolvedTask {
+  return { id, command, timeoutSeconds: 30, test: false, required: true, source: 'repository', ...extra };
+}
+
+function sh(cwd: string, command: string, args: string[]): string {
+  return execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+describe('sandbox process isolation (bubblewrap)', function () {
+  this.timeout(60_000);
+  let root: string;
+  let repo: string;
+  let worktree: string;
+  let logDir: string;
+  let sandbox: ProcessSandbox;
+  const policy = { allowProcessSandbox: true };
+
+  before(async () => {
+    const detection = await detectProcessSandbox();
+    assert.ok(detection.available, detection.available ? '' : detection.message);
+    root = mkdtempSync(join(tmpdir(), 'lanes-bwrap-'));
+    repo = join(root, 'repo');
+    worktree = join(root, 'worktrees', 'c0ffee00');
+    logDir = join(root, 'storage', 'logs');
+    mkdirSync(repo);
+    sh(repo, 'git', ['init', '-q', '-b', 'main']);
+    writeFileSync(join(repo, 'check.sh'), 'test -f feature.txt\n');
+    sh(repo, 'git', ['add', '.']);
+    sh(repo, 'git', ['-c', 'user.name=t', '-c', 'user.email=t@example.invalid', 'commit', '-q', '-m', 'base']);
+    sh(repo, 'git', ['worktree', 'add', '-q', '-b', 'lanes/c0ffee00', worktree]);
+    writeFileSync(join(worktree, 'feature.txt'), 'change\n');
+    sandbox = new ProcessSandbox({ bwrap: detection.bwrap, stateDir: join(root, 'storage', 'sandbox') });
+  });
+
+  after(() => {
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  const run = (tasks: ResolvedTask[], extra = {}) => sandbox.runTasks({ changeId: 'c0ffee00', worktreePath: worktree, source: { prepare: [] }, tasks, policy, logDir, ...extra });
+
+  it('runs a task in the worktree, labelled as process isolation with no network', async () => {
+    const result = await run([task('unit', 'echo ok > result.txt && pwd && echo "  2 passing (1ms)"')]);
+    const evidence = result.tasks[0]!;
+    assert.equal(result.isolation, 'process');
+    assert.equal(evidence.outcome, 'passed');
+    assert.equal(evidence.isolation, 'process');
+    assert.equal(evidence.networkMode, 'none');
+    assert.equal(evidence.image, undefined);
+    assert.deepEqual(evidence.counts, { passed: 2, failed: 0, skipped: 0, format: 'mocha' });
+    assert.equal(readFileSync(join(worktree, 'result.txt'), 'utf8'), 'ok\n');
+  });
+
+  it('writes only to the worktree, hides the home folder, /run and the environment', async () => {
+    process.env.LANES_TEST_SECRET = 'should-not-leak';
+    const outside = join(repo, 'written-from-sandbox.txt');
+    const result = await run([
+      task('escape', `echo x > ${outside}; echo y > /etc/lanes-sandbox-test`),
+      task('home', `ls -A ${homedir()} | wc -l; ls /run | wc -l; echo "secret=[$LANES_TEST_SECRET]"`),
+    ]);
+    delete process.env.LANES_TEST_SECRET;
+    assert.equal(result.tasks[0]!.outcome, 'failed');
+    // The repository sits under /tmp here, which the sandbox replaces with its own; /etc is read-only.
+    assert.match(readFileSync(result.tasks[0]!.logFile!, 'utf8'), /written-from-sandbox\.txt: Directory nonexistent[\s\S]*lanes-sandbox-test: Read-only file system/);
+    assert.ok(!existsSync(outside));
+    assert.ok(!existsSync('/etc/lanes-sandbox-test'));
+    assert.equal(readFileSync(result.tasks[1]!.logFile!, 'utf8'), '0\n0\nsecret=[]\n');
+  });
+
+  it('fails a network attempt', async () => {
+    const result = await run([task('net', `node -e "require('net').connect(53,'1.1.1.1').on('connect',()=>process.exit(0)).on('error',e=>{console.log('NETWORK ERROR',e.code);process.exit(1)})"`)]);
+    assert.equal(result.tasks[0]!.outcome, 'failed');
+    assert.match(readFileSync(result.tasks[0]!.logFile!, 'utf8'), /NETWORK ERROR ENETUNREACH/);
+  });
+
+  it('kills a task at its time limit and records it as timed out', async () => {
+    const result = await run([task('hang', 'sleep 120', { timeoutSeconds: 1 })]);
+    assert.equal(result.tasks[0]!.outcome, 'timedOut');
+    assert.ok(result.tasks[0]!.durationMs < 10_000);
+    assert.doesNotMatch(sh(root, 'ps', ['-eo', 'args']), /^sleep 120$/m);
+  });
+
+  it('runs prepare commands first and records them', async () => {
+    const result = await run([task('t', 'cat prepared.txt')], { source: { prepare: ['echo ready > prepared.txt'] } });
+    assert.equal(result.preparation?.outcome, 'passed');
+    assert.equal(result.preparation?.networkMode, 'none');
+    assert.equal(result.tasks[0]!.outcome, 'passed');
+  });
+
+  it('runs on the base commit in a scratch worktree', async () => {
+    const base = sh(repo, 'git', ['rev-parse', 'main']).trim();
+    const result = await sandbox.runOnBase({ changeId: 'c0ffee00', repoRoot: repo, baseSha: base, changeWorktreePath: worktree, source: { prepare: [] }, tasks: [task('feature', 'sh check.sh', { test: true })], policy, logDir });
+    assert.deepEqual([...result.failsOnBase], [['feature', true]]);
+    assert.doesNotMatch(sh(repo, 'git', ['worktree', 'list']), /base-worktrees/);
+  });
+
+  it('refuses to run when policy does not allow the process sandbox', async () => {
+    await assert.rejects(
+      sandbox.runTasks({ changeId: 'c0ffee00', worktreePath: worktree, source: { prepare: [] }, tasks: [task('t', 'true')], policy: {}, logDir }),
+      (error: unknown) => error instanceof SandboxError && error.kind === 'noSandbox' && /policy does not allow the process sandbox/.test(error.message),
+    );
+  });
+
+  it('is chosen only when there is no engine and policy allows it', async () => {
+    const savedPath = process.env.PATH;
+    // No docker or podman on this PATH, but bwrap (and sh) stay reachable.
+    process.env.PATH = '/nonexistent';
+    try {
+      const forbidden = await selectSandbox({ engineSetting: 'auto', defaultImage: 'x', policy: {}, stateDir: join(root, 's') });
+      assert.equal(forbidden.ok, false);
+      if (!forbidden.ok) assert.match(forbidden.message, /No container engine was found.*apt-get install -y podman.*Policy does not allow the lesser process sandbox/s);
+    } finally {
+      process.env.PATH = savedPath;
+    }
+    const withEngine = await selectSandbox({ engineSetting: 'podman', defaultImage: 'x', policy: { allowProcessSandbox: true }, stateDir: join(root, 's'), extensionRoot: process.cwd() });
+    assert.ok(withEngine.ok && withEngine.sandbox.isolation === 'container');
+  });
+});
