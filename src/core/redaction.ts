@@ -343,12 +343,29 @@ export function redactText(
   return { text: parts.join(''), summary };
 }
 
-/** Keys whose string values are secrets whatever they look like (apiKey, GITHUB_TOKEN, client_secret, ...). */
-const SENSITIVE_KEY = /(?:password|passwd|passphrase|secret|token|api[_-]?key|authorization|credentials?|private[_-]?key|cookie)$/i;
-const NOT_SENSITIVE_KEY = /(?:^|[_-])(?:secret|token)[_-]?(?:ref|name|id|env|kind|type)$|Ref$|Name$|Kind$|Count$/;
+const SENSITIVE_WORDS = new Set(['password', 'passwd', 'passphrase', 'secret', 'secrets', 'token', 'authorization', 'credential', 'credentials', 'cookie', 'apikey', 'privatekey']);
+const SENSITIVE_PAIRS = new Set(['api key', 'private key', 'access key', 'secret key', 'signing key', 'session key', 'encryption key']);
+/** Last words that make a key name describe a secret rather than hold one (secretRef, tokenCount, passwordFile). */
+const DESCRIBING_WORDS = new Set(['ref', 'name', 'id', 'ids', 'count', 'kind', 'type', 'length', 'hint', 'expiry', 'expires', 'url', 'file', 'path', 'env', 'source', 'present', 'set', 'required']);
 
+function keyWords(key: string): string[] {
+  return key
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter(Boolean);
+}
+
+/** Keys whose string values are secrets whatever they look like (apiKey, GITHUB_TOKEN, client_secret, SECRET_VALUE...). */
 export function isSensitiveKey(key: string): boolean {
-  return SENSITIVE_KEY.test(key) && !NOT_SENSITIVE_KEY.test(key);
+  const words = keyWords(key);
+  if (words.length === 0 || DESCRIBING_WORDS.has(words[words.length - 1]!)) return false;
+  for (let i = 0; i < words.length; i++) {
+    if (SENSITIVE_WORDS.has(words[i]!)) return true;
+    if (i > 0 && SENSITIVE_PAIRS.has(`${words[i - 1]} ${words[i]}`)) return true;
+  }
+  return false;
 }
 
 const SENSITIVE_KEY_KIND = 'sensitiveField';
