@@ -14,6 +14,8 @@ export const MatchedRuleSchema = z.object({
   rule: z.string(),
   effect: z.enum(EFFECTS),
   reason: z.string().optional(),
+  /** The paths the rule matched, when it is about paths (capped; the reason gives the count). */
+  paths: z.array(z.string()).optional(),
 });
 export type MatchedRule = z.infer<typeof MatchedRuleSchema>;
 

@@ -1,0 +1,95 @@
+import { readFile } from 'node:fs/promises';
+import { mergePolicies } from '../core/policy/merge';
+import { parsePolicy } from '../core/policy/schema';
+import { runPolicyTests } from '../core/policy/testRunner';
+
+export interface CliOutput {
+  log(s: string): void;
+  error(s: string): void;
+}
+
+const USAGE = `Usage:
+  agent-lanes policy test POLICY CASES   Run the cases in CASES (YAML) against POLICY (YAML or JSON).
+  agent-lanes policy validate POLICY     Check that POLICY is a valid agentlanes.dev/v1 policy.
+
+Exit codes: test: 0 all cases pass, 1 a case failed, 2 bad usage or an invalid/unreadable file.
+            validate: 0 valid, 1 invalid, 2 bad usage or an unreadable file.
+See docs/policy.md for both formats.`;
+
+async function readText(path: string, what: string, out: CliOutput): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : (error as Error).message;
+    out.error(`Cannot read the ${what} ${path}: ${why}.`);
+    return undefined;
+  }
+}
+
+/**
+ * `agent-lanes policy ...`. `args` are the words after `agent-lanes` (a
+ * leading "policy" is accepted and skipped). Returns the exit code.
+ */
+export async function runPolicyCli(args: string[], out: CliOutput): Promise<number> {
+  const words = args[0] === 'policy' ? args.slice(1) : args;
+  const [command, ...rest] = words;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    (command === undefined ? out.error : out.log)(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === 'test') {
+    if (rest.length !== 2) {
+      out.error(`agent-lanes policy test needs exactly two files, POLICY and CASES; got ${rest.length}.\n\n${USAGE}`);
+      return 2;
+    }
+    const [policyPath, casesPath] = rest as [string, string];
+    const policyText = await readText(policyPath, 'policy', out);
+    const casesText = policyText === undefined ? undefined : await readText(casesPath, 'cases file', out);
+    if (policyText === undefined || casesText === undefined) return 2;
+    const run = runPolicyTests({ text: policyText, source: policyPath }, casesText, casesPath);
+    if (!run.ok) {
+      for (const error of run.errors) out.error(error);
+      out.error('No case was run: fix the file above first.');
+      return 2;
+    }
+    out.log(`Testing ${run.policyRef} (${policyPath}) with ${run.results.length} case${run.results.length === 1 ? '' : 's'} from ${casesPath}`);
+    for (const result of run.results) {
+      if (result.passed) {
+        out.log(`  ✓ ${result.name}`);
+        continue;
+      }
+      out.log(`  ✗ ${result.name}`);
+      for (const problem of result.problems) out.log(`      ${problem}`);
+      out.log(`      decision: ${result.decision.effect}: ${result.decision.explanation}`);
+      for (const rule of result.decision.matchedRules) out.log(`        - [${rule.effect}] ${rule.policy} ${rule.rule}: ${rule.reason ?? ''}`);
+    }
+    out.log(`${run.passed} passed, ${run.failed} failed`);
+    return run.failed ? 1 : 0;
+  }
+  if (command === 'validate') {
+    if (rest.length !== 1) {
+      out.error(`agent-lanes policy validate needs exactly one file, POLICY; got ${rest.length}.\n\n${USAGE}`);
+      return 2;
+    }
+    const policyPath = rest[0]!;
+    const text = await readText(policyPath, 'policy', out);
+    if (text === undefined) return 2;
+    const parsed = parsePolicy(text, policyPath);
+    if (!parsed.ok) {
+      for (const error of parsed.errors) out.error(error);
+      out.error(`${policyPath} is not a valid policy (${parsed.errors.length} problem${parsed.errors.length === 1 ? '' : 's'}).`);
+      return 1;
+    }
+    const effective = mergePolicies({ level: 'org', document: parsed.policy, source: policyPath });
+    const policy = effective.policy;
+    const expires = policy.metadata.expiresAt ? `expires ${policy.metadata.expiresAt}` : 'no expiry (set metadata.expiresAt so a stale cached copy stops being used)';
+    const killed = (['disableDrafts', 'disableSandbox', 'disablePullRequests', 'cancelRunning'] as const).filter((key) => policy.killSwitch[key]);
+    out.log(`${policyPath}: valid, ${effective.policyRef}, ${expires}`);
+    out.log(`  ${policy.pathRules.length} path rules, ${policy.lanes.sandbox.requiredTasks.length} required tasks, kill switch ${killed.length ? `ON (${killed.join(', ')})` : 'off'}`);
+    out.log(`  sha256 of the effective policy: ${effective.policyHash}`);
+    return 0;
+  }
+  out.error(`Unknown policy command "${command}".\n\n${USAGE}`);
+  return 2;
+}
