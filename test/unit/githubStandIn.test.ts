@@ -227,6 +227,28 @@ describe('GitHub stand-in server', function () {
   });
 });
 
+describe('GitHub stand-in for the demo', function () {
+  this.timeout(20_000);
+
+  it('plays CI on a new pull request: a check run starts, then passes', async () => {
+    const repo = createLaneRepo();
+    repo.git('push', '--quiet', repo.bareDir, repo.branch);
+    const standIn = await startGitHubStandIn({ bareRepoDir: repo.bareDir, simulateChecks: { delayMs: 50 } });
+    try {
+      const headers = { authorization: 'token any', 'content-type': 'application/json' };
+      const created = await fetch(`${standIn.url}/repos/${standIn.owner}/${standIn.repo}/pulls`, { method: 'POST', headers, body: JSON.stringify({ title: 'T', head: repo.branch, base: 'main' }) });
+      assert.equal(created.status, 201);
+      assert.deepEqual(standIn.state.checkRuns.get(repo.headSha)?.map((run) => `${run.name}:${run.status}`), ['ci/test:in_progress']);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      assert.deepEqual(standIn.state.checkRuns.get(repo.headSha)?.map((run) => `${run.status}:${run.conclusion}`), ['completed:success']);
+      assert.deepEqual(standIn.state.violations, []);
+    } finally {
+      await standIn.close();
+      repo.cleanup();
+    }
+  });
+});
+
 describe('GraphQL mutation shape check', () => {
   it('accepts the mutation with a declared variable and known fields', () => {
     const parsed = parseReadyForReview({ query: 'mutation M($p: ID!) { markPullRequestReadyForReview(input: {pullRequestId: $p}) { pullRequest { id number isDraft } } }', variables: { p: 'PR_1' } });
