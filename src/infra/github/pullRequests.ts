@@ -183,6 +183,7 @@ interface PullSummary {
   user: { login: string } | null;
   labels: Array<{ name?: string }>;
   requested_reviewers?: Array<{ login: string }> | null;
+  requested_teams?: Array<{ slug: string }> | null;
 }
 
 /** Opens the pull request for a lane branch, or brings the existing one up to date. */
@@ -213,7 +214,7 @@ export async function openPullRequest(input: OpenPullRequestInput): Promise<Open
     client.logger.info(`pull request ${owner}/${repo} ${input.branch}: ${step.name} ${step.outcome} (${step.detail})`);
     input.onStep?.(step);
   };
-  const failure = (failedStep: PullRequestStepName, error: unknown, action: string): PullRequestError => {
+  const failure = (failedStep: PullRequestStepName, error: unknown, action: string, plainErrorKind: PullRequestErrorKind = 'unexpected'): PullRequestError => {
     if (error instanceof PullRequestError) return new PullRequestError(error.kind, error.message, { failedStep, stepsDone: [...steps], pullRequest: current }, error.github);
     const done = steps.filter((step) => step.outcome === 'done').map((step) => step.name);
     const progress = done.length ? ` Already done: ${done.join(', ')}${current ? ` (#${current.number})` : ''}; retrying completes the rest without duplicates.` : '';
@@ -222,13 +223,13 @@ export async function openPullRequest(input: OpenPullRequestInput): Promise<Open
       return new PullRequestError(github.kind, `${github.message}${progress}`, { failedStep, stepsDone: [...steps], pullRequest: current }, github);
     }
     const message = client.scrub(error instanceof Error ? error.message : String(error));
-    return new PullRequestError('refused', `${message}${progress}`, { failedStep, stepsDone: [...steps], pullRequest: current });
+    return new PullRequestError(plainErrorKind, `${message}${progress}`, { failedStep, stepsDone: [...steps], pullRequest: current });
   };
   const guard = async (step: PullRequestStepName) => {
     try {
       await input.beforeSideEffect?.(step);
     } catch (error) {
-      throw failure(step, error, step);
+      throw failure(step, error, step, 'refused');
     }
   };
 
@@ -314,7 +315,9 @@ export async function openPullRequest(input: OpenPullRequestInput): Promise<Open
   // GitHub refuses a review request to the author; policy may name the signed-in user among reviewers.
   const missingReviewers = wantedReviewers.filter((login) => !requested.has(login.toLowerCase()) && login.toLowerCase() !== author);
   let requestedReviewers = (pull.requested_reviewers ?? []).map((user) => user.login);
-  if (missingReviewers.length || wantedTeams.length) {
+  const requestedTeams = new Set((pull.requested_teams ?? []).map((team) => team.slug.toLowerCase()));
+  const missingTeams = wantedTeams.filter((slug) => !requestedTeams.has(slug.toLowerCase()));
+  if (missingReviewers.length || missingTeams.length) {
     await guard('reviewers');
     try {
       const { data } = await client.octokit.rest.pulls.requestReviewers({
@@ -322,14 +325,14 @@ export async function openPullRequest(input: OpenPullRequestInput): Promise<Open
         repo,
         pull_number: pull.number,
         ...(missingReviewers.length ? { reviewers: missingReviewers } : {}),
-        ...(wantedTeams.length ? { team_reviewers: wantedTeams } : {}),
+        ...(missingTeams.length ? { team_reviewers: missingTeams } : {}),
       });
       requestedReviewers = (data.requested_reviewers ?? []).map((user) => user.login);
     } catch (error) {
       throw failure('reviewers', error, `request reviewers on pull request #${pull.number}`);
     }
-    record({ name: 'reviewers', outcome: 'done', detail: `requested ${[...missingReviewers, ...wantedTeams.map((team) => `team ${team}`)].join(', ')}`, at: nowIso() });
-  } else if (wantedReviewers.length) {
+    record({ name: 'reviewers', outcome: 'done', detail: `requested ${[...missingReviewers, ...missingTeams.map((team) => `team ${team}`)].join(', ')}`, at: nowIso() });
+  } else if (wantedReviewers.length || wantedTeams.length) {
     record({ name: 'reviewers', outcome: 'skipped', detail: 'reviewers already requested', at: nowIso() });
   }
 
