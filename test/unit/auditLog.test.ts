@@ -1,0 +1,429 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { appendFile, mkdir, mkdtemp, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { runAuditCli } from '../../src/cli/audit';
+import { parseAuditLine, verifyText, type AuditEvent } from '../../src/core/audit';
+import type { DecisionRecord } from '../../src/core/decision';
+import {
+  AuditLog,
+  AuditLogError,
+  exportAudit,
+  exportProofBundle,
+  readCheckpointFile,
+  repairAuditFile,
+  verifyAuditFile,
+} from '../../src/infra/auditLog';
+import { SECRET_SAMPLES } from './redactionSamples';
+
+const run = promisify(execFile);
+const REPO = '1'.repeat(64);
+const user = { type: 'user', id: 'dev' } as const;
+const agent = { type: 'agent', id: 'coder' } as const;
+
+/**
+ * Crash-test child: started by the test below with this very file, it appends
+ * events in a loop and prints the seq of every append that resolved (durable).
+ */
+async function crashChild(file: string): Promise<void> {
+  const log = await AuditLog.open(file, { repoKey: REPO, maxBatch: 64, flushDelayMs: 1 });
+  process.stdout.write('ready\n');
+  const filler = 'x'.repeat(2000);
+  for (let round = 0; ; round++) {
+    const batch = Array.from({ length: 64 }, (_, index) =>
+      log.append({ actor: agent, action: 'task.run', changeId: 'c0ffee00', details: { round, index, output: filler } }),
+    );
+    const events = await Promise.all(batch);
+    process.stdout.write(`durable ${events[events.length - 1]!.seq}\n`);
+  }
+}
+
+if (process.env.AUDIT_CRASH_CHILD) {
+  void crashChild(process.env.AUDIT_CRASH_CHILD);
+} else {
+  describe('audit log (file)', function () {
+    this.timeout(60_000);
+    let dir: string;
+    let file: string;
+    beforeEach(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'lanes-audit-'));
+      file = join(dir, 'storage', 'audit.jsonl');
+    });
+    afterEach(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    async function lines(): Promise<string[]> {
+      return (await readFile(file, 'utf8')).split('\n').filter(Boolean);
+    }
+
+    it('starts a new log with audit.created naming the repository, and chains appends', async () => {
+      const log = await AuditLog.open(file, { repoKey: REPO });
+      const first = await log.append({ actor: user, action: 'change.create', changeId: 'c0ffee00', details: { title: 'fix' } });
+      const second = await log.append({ actor: agent, action: 'agent.start', changeId: 'c0ffee00', policy: 'acme@3', decisionId: 'd1' });
+      await log.close();
+      assert.equal(first.seq, 2);
+      assert.equal(second.seq, 3);
+      assert.equal(second.prevHash, first.hash);
+      const stored = await lines();
+      assert.equal(stored.length, 3);
+      const genesis = parseAuditLine(stored[0]!)!;
+      assert.equal(genesis.action, 'audit.created');
+      assert.equal(genesis.details.repoKey, REPO);
+      assert.deepEqual(parseAuditLine(stored[2]!), second);
+      assert.match(second.at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      const result = await verifyAuditFile(file, { expectedRepoKey: REPO });
+      assert.deepEqual(result.ok && [result.count, result.headHash], [3, second.hash]);
+      assert.equal((await stat(file)).mode & 0o777, 0o600);
+    });
+
+    it('continues the chain after reopening, and batches concurrent appends', async () => {
+      let log = await AuditLog.open(file, { repoKey: REPO });
+      await Promise.all(Array.from({ length: 500 }, (_, index) => log.append({ actor: agent, action: 'task.run', details: { index } })));
+      await log.close();
+      log = await AuditLog.open(file, { repoKey: REPO });
+      assert.equal(log.head.seq, 501);
+      const next = await log.append({ actor: user, action: 'review.approve', changeId: 'c0ffee00' });
+      assert.equal(next.seq, 502);
+      await log.close();
+      const result = await verifyAuditFile(file, { expectedRepoKey: REPO });
+      assert.equal(result.ok && result.count, 502);
+      const seqs = (await lines()).map((line) => parseAuditLine(line)!.details.index);
+      assert.deepEqual(seqs.slice(1, 501), Array.from({ length: 500 }, (_, index) => index), 'appends keep their call order');
+    });
+
+    it('redacts details before they reach the file and counts what it redacted', async () => {
+      const log = await AuditLog.open(file, { repoKey: REPO });
+      const token = SECRET_SAMPLES.find((sample) => sample.kind === 'githubToken')!.secret;
+      const event = await log.append({ actor: agent, action: 'push', details: { remote: `https://x-access-token:${token}@github.com/acme/w.git`, apiKey: 'plain', note: `used ${token}` } });
+      await log.close();
+      const text = await readFile(file, 'utf8');
+      assert.ok(!text.includes(token));
+      assert.ok(!text.includes('plain'));
+      assert.equal(event.details.apiKey, '[REDACTED:sensitiveField]');
+      // The URL's password is itself a GitHub token: the more specific kind names it.
+      assert.deepEqual(event.details.redactions, { total: 3, byKind: { githubToken: 2, sensitiveField: 1 } });
+    });
+
+    it('keeps two writers on one file (two windows on worktrees of one repository) on one chain', async () => {
+      const a = await AuditLog.open(file, { repoKey: REPO, flushDelayMs: 1 });
+      const b = await AuditLog.open(file, { repoKey: REPO, flushDelayMs: 1 });
+      const appends: Promise<AuditEvent>[] = [];
+      for (let i = 0; i < 300; i++) appends.push((i % 2 ? a : b).append({ actor: agent, action: 'task.run', details: { i } }));
+      const events = await Promise.all(appends);
+      await Promise.all([a.close(), b.close()]);
+      assert.equal(new Set(events.map((event) => event.seq)).size, 300, 'every seq once');
+      const result = await verifyAuditFile(file, { expectedRepoKey: REPO });
+      assert.equal(result.ok && result.count, 301, JSON.stringify(result));
+      assert.deepEqual(await readdir(join(dir, 'storage')), ['audit.jsonl'], 'no lock left behind');
+    });
+
+    it('reports a torn last line in readAll, repairs it and records what was cut', async () => {
+      const log = await AuditLog.open(file, { repoKey: REPO });
+      await log.append({ actor: user, action: 'change.create', changeId: 'c0ffee00' });
+      await log.close();
+      const torn = '{"action":"task.run","actor":{"id":"coder","type":"agent"},"at":"2026-11-';
+      await appendFile(file, torn);
+
+      const reopened = await AuditLog.open(file, { repoKey: REPO, repairTornTail: false });
+      const read = await reopened.readAll();
+      assert.equal(read.events.length, 2);
+      assert.equal(read.problems.length, 1);
+      assert.equal(read.problems[0]!.problem, 'torn');
+      assert.equal(read.problems[0]!.lineNumber, 3);
+
+      const repair = await reopened.repair(user);
+      assert.equal(repair.repaired, true);
+      assert.equal(repair.removedBytes, Buffer.byteLength(torn));
+      assert.equal(repair.event!.action, 'audit.repaired');
+      assert.equal(repair.event!.actor.id, 'dev');
+      assert.equal(repair.event!.details.reason, 'tornLastLine');
+      assert.equal(repair.event!.details.afterSeq, 2);
+      assert.equal(repair.event!.details.removedBytes, Buffer.byteLength(torn));
+      assert.match(repair.event!.details.removedPreview as string, /^\{"action":"task.run"/);
+      assert.equal((await reopened.repair()).repaired, false, 'a second repair finds nothing');
+      const after = await reopened.readAll();
+      assert.deepEqual(after.problems, []);
+      assert.equal(after.events.length, 3);
+      await reopened.close();
+    });
+
+    it('repairs a torn tail by itself when opened, so the extension keeps working', async () => {
+      const log = await AuditLog.open(file, { repoKey: REPO });
+      await log.close();
+      await appendFile(file, '{"action":"agent.st');
+      const reopened = await AuditLog.open(file, { repoKey: REPO });
+      assert.equal(reopened.repairedOnOpen?.repaired, true);
+      await reopened.append({ actor: agent, action: 'agent.start' });
+      await reopened.close();
+      const actions = (await lines()).map((line) => parseAuditLine(line)?.action);
+      assert.deepEqual(actions, ['audit.created', 'audit.repaired', 'agent.start']);
+      assert.equal((await verifyAuditFile(file)).ok, true);
+    });
+
+    it('refuses a log from another repository and a file that is not an audit log, with what to do', async () => {
+      const log = await AuditLog.open(file, { repoKey: REPO });
+      await log.close();
+      await assert.rejects(AuditLog.open(file, { repoKey: '2'.repeat(64) }), (error: unknown) => {
+        assert.ok(error instanceof AuditLogError);
+        assert.equal(error.code, 'foreignRepository');
+        assert.match(error.message, /belongs to another repository \(111111111111…\).*Move it aside/);
+        return true;
+      });
+      const notes = join(dir, 'notes.jsonl');
+      await writeFile(notes, 'hello\nworld\n');
+      await assert.rejects(AuditLog.open(notes, { repoKey: REPO }), (error: unknown) => {
+        assert.ok(error instanceof AuditLogError);
+        assert.equal(error.code, 'notAuditLog');
+        assert.match(error.message, /not an Agent Lanes audit log.*agent-lanes audit verify/);
+        return true;
+      });
+    });
+
+    it('refuses an oversized event without failing the others in its batch', async () => {
+      const log = await AuditLog.open(file, { repoKey: REPO });
+      const [big, small] = await Promise.allSettled([
+        log.append({ actor: agent, action: 'task.run', details: { output: 'y'.repeat(2 * 1024 * 1024) } }),
+        log.append({ actor: agent, action: 'task.run', details: { output: 'fine' } }),
+      ]);
+      assert.equal(big.status, 'rejected');
+      assert.match(String((big as PromiseRejectedResult).reason), /larger than .* put its digest in the event details/);
+      assert.equal(small.status, 'fulfilled');
+      await log.close();
+      await assert.rejects(log.append({ actor: agent, action: 'task.run' }), /closed; reopen it/);
+      assert.equal((await verifyAuditFile(file)).ok, true);
+    });
+
+    it('survives a writer killed with SIGKILL mid-append: at most one torn line, nothing durable lost, then repaired', async () => {
+      const child = spawn(process.execPath, [__filename], { env: { ...process.env, AUDIT_CRASH_CHILD: file }, stdio: ['ignore', 'pipe', 'inherit'] });
+      let output = '';
+      let lastDurable = 0;
+      await new Promise<void>((resolve, reject) => {
+        child.on('error', reject);
+        child.on('exit', (code) => reject(new Error(`the writer exited early with ${code}`)));
+        child.stdout.on('data', (chunk: Buffer) => {
+          output += chunk.toString();
+          const durable = [...output.matchAll(/durable (\d+)/g)];
+          lastDurable = Number(durable[durable.length - 1]?.[1] ?? 0);
+          // Kill it while it is busy appending 2 KB events in batches of 64.
+          if (lastDurable > 3000 && child.exitCode === null && !child.killed) {
+            child.removeAllListeners('exit');
+            child.on('exit', () => resolve());
+            // A random moment inside the next batch: sealing, locking, writing 128 KB or syncing.
+            setTimeout(() => child.kill('SIGKILL'), Math.random() * 15);
+          }
+        });
+      });
+      const text = await readFile(file, 'utf8');
+      const all = text.split('\n');
+      const tornLines = all.filter((line, index) => index < all.length - 1 || line !== '').filter((line) => !parseAuditLine(line));
+      assert.ok(tornLines.length <= 1, `at most one torn line, found ${tornLines.length}`);
+      const before = verifyText(text, { expectedRepoKey: REPO });
+      console.log(`      (killed after ${lastDurable} durable events; log ${before.ok ? 'ended on a complete line' : 'had a torn last line'})`);
+      if (!before.ok) assert.equal(before.problem, 'torn', before.message);
+      const count = before.ok ? before.count : before.count;
+      assert.ok(count >= lastDurable, `the log has ${count} events but ${lastDurable} were reported durable`);
+
+      const repair = await repairAuditFile(file, user);
+      assert.equal(repair.repaired, !before.ok);
+      const after = await verifyAuditFile(file, { expectedRepoKey: REPO });
+      assert.ok(after.ok, JSON.stringify(after));
+      assert.equal(after.count, before.ok ? count : count + 1);
+
+      // A power loss can tear the last write where a kill rarely does: cut the file inside its last line.
+      const size = (await stat(file)).size;
+      await truncate(file, size - 1 - Math.floor(Math.random() * 500));
+      const cut = await verifyAuditFile(file, { expectedRepoKey: REPO });
+      assert.equal(!cut.ok && cut.problem, 'torn');
+      assert.equal((await repairAuditFile(file, user)).repaired, true);
+      const repaired = await verifyAuditFile(file, { expectedRepoKey: REPO });
+      assert.ok(repaired.ok && repaired.count === after.count, JSON.stringify(repaired));
+    });
+
+    it('exports the log with a checkpoint that catches later truncation', async () => {
+      const log = await AuditLog.open(file, { repoKey: REPO });
+      for (let i = 0; i < 10; i++) await log.append({ actor: agent, action: 'task.run', details: { i } });
+      const dest = join(dir, 'export');
+      const exported = await exportAudit(file, dest, { log });
+      await log.close();
+      assert.deepEqual((await readdir(dest)).sort(), ['audit.jsonl', 'checkpoint.json']);
+      const checkpoint = await readCheckpointFile(exported.checkpointFile);
+      assert.equal(checkpoint.count, 11);
+      assert.equal(checkpoint.headHash, log.head.hash);
+      assert.equal(checkpoint.verified, true);
+      assert.equal(checkpoint.repoKey, REPO);
+      const copy = await readFile(exported.logFile);
+      assert.deepEqual(copy, await readFile(file));
+      assert.equal(checkpoint.sha256, (await import('node:crypto')).createHash('sha256').update(copy).digest('hex'));
+
+      const text = copy.toString('utf8').split('\n');
+      await writeFile(exported.logFile, text.slice(0, 8).join('\n') + '\n');
+      const result = await verifyAuditFile(exported.logFile, { checkpoint });
+      assert.equal(!result.ok && result.problem, 'truncated');
+    });
+
+    it('writes a proof bundle that plain tar opens, with a README, checksums and nothing secret', async () => {
+      const log = await AuditLog.open(file, { repoKey: REPO });
+      await log.append({ actor: user, action: 'change.create', changeId: 'c0ffee00', details: { title: 'add retries' } });
+      await log.append({ actor: agent, action: 'agent.start', changeId: 'beefbeef' });
+      await log.append({ actor: user, action: 'review.approve', changeId: 'c0ffee00', decisionId: 'dec-1', policy: 'acme@3' });
+      const everything = SECRET_SAMPLES.map((sample) => sample.text).join('\n');
+      const decision: DecisionRecord = {
+        decisionId: 'dec-1',
+        at: '2026-11-21T10:00:00.000Z',
+        action: 'promote.review',
+        subject: 'c0ffee00',
+        effect: 'allow',
+        matchedRules: [{ policy: 'acme@3', rule: 'requiredTasks', effect: 'allow' }],
+        explanation: 'required tasks passed',
+      };
+      const dest = join(dir, 'bundles', 'c0ffee00.tar.gz');
+      const bundle = await exportProofBundle({
+        changeId: 'c0ffee00',
+        diffText: `diff --git a/.env b/.env\n+${everything.split('\n').join('\n+')}\n`,
+        evidence: { schemaVersion: 1, changeId: 'c0ffee00', prompt: { ref: 'p1', redacted: everything } },
+        logs: [{ name: 'npm test', text: `> npm test\n${everything}\n` }, { name: '../../etc/passwd', text: 'ok' }],
+        decisions: [decision],
+        auditFile: file,
+        dest,
+        log,
+      });
+      await log.close();
+      assert.equal(bundle.file, dest);
+      assert.equal(bundle.eventCount, 2);
+      assert.ok(bundle.redaction.total >= SECRET_SAMPLES.length * 3);
+
+      const out = join(dir, 'unpacked');
+      await mkdir(out);
+      await run('tar', ['xzf', dest, '-C', out]);
+      const root = join(out, 'agent-lanes-proof-c0ffee00');
+      assert.deepEqual((await readdir(root)).sort(), ['README.md', 'SHA256SUMS', 'audit-events.jsonl', 'change.diff', 'checkpoint.json', 'decisions.json', 'evidence.json', 'logs']);
+      assert.deepEqual((await readdir(join(root, 'logs'))).sort(), ['etc-passwd.log', 'npm-test.log']);
+      const { stdout } = await run('sha256sum', ['-c', 'SHA256SUMS'], { cwd: root });
+      assert.match(stdout, /change\.diff: OK/);
+
+      const readme = await readFile(join(root, 'README.md'), 'utf8');
+      for (const name of ['change.diff', 'evidence.json', 'decisions.json', 'audit-events.jsonl', 'checkpoint.json', 'logs/npm-test.log', 'SHA256SUMS']) {
+        assert.ok(readme.includes(`\`${name}\``), `README explains ${name}`);
+      }
+      const events = (await readFile(join(root, 'audit-events.jsonl'), 'utf8')).split('\n').filter(Boolean);
+      assert.deepEqual(events.map((line) => parseAuditLine(line)?.action), ['change.create', 'review.approve'], 'only this change, every line intact');
+      const checkpoint = JSON.parse(await readFile(join(root, 'checkpoint.json'), 'utf8')) as { count: number; headHash: string };
+      assert.equal(checkpoint.count, 4);
+      assert.equal(checkpoint.headHash, log.head.hash);
+      assert.equal(JSON.parse(await readFile(join(root, 'decisions.json'), 'utf8'))[0].decisionId, 'dec-1');
+
+      for (const name of ['change.diff', 'evidence.json', 'logs/npm-test.log']) {
+        const text = await readFile(join(root, name), 'utf8');
+        assert.ok(text.includes('[REDACTED:'), name);
+        for (const sample of SECRET_SAMPLES) assert.ok(!text.includes(sample.secret), `${sample.kind} survived in ${name}`);
+      }
+      assert.deepEqual((await readdir(join(dir, 'bundles'))), ['c0ffee00.tar.gz'], 'no temporary file left');
+    });
+  });
+
+  describe('agent-lanes audit (command line)', function () {
+    this.timeout(30_000);
+    let dir: string;
+    let file: string;
+    const capture = () => {
+      const out = { logs: [] as string[], errors: [] as string[] };
+      return { out, io: { log: (s: string) => out.logs.push(s), error: (s: string) => out.errors.push(s) } };
+    };
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'lanes-audit-cli-'));
+      file = join(dir, 'audit.jsonl');
+      const log = await AuditLog.open(file, { repoKey: REPO });
+      for (let i = 0; i < 5; i++) await log.append({ actor: agent, action: 'task.run', details: { i } });
+      await log.close();
+    });
+    after(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('verify prints OK with the count and head hash, exit 0', async () => {
+      const { out, io } = capture();
+      const head = parseAuditLine((await readFile(file, 'utf8')).trim().split('\n').pop()!)!.hash;
+      assert.equal(await runAuditCli(['audit', 'verify', file], io), 0);
+      assert.equal(out.logs[0], `OK: 6 events, head hash ${head}`);
+      assert.equal(await runAuditCli(['verify', file, '--repo-key', REPO, '--json'], io), 0);
+      assert.deepEqual(JSON.parse(out.logs.at(-1)!).count, 6);
+    });
+
+    it('verify prints the first broken seq and the problem, exit 1', async () => {
+      const broken = join(dir, 'broken.jsonl');
+      const lines = (await readFile(file, 'utf8')).split('\n');
+      [lines[2], lines[3]] = [lines[3]!, lines[2]!];
+      await writeFile(broken, lines.join('\n'));
+      const { out, io } = capture();
+      assert.equal(await runAuditCli(['verify', broken], io), 1);
+      assert.equal(out.errors[0], 'BROKEN at seq 3 (line 3): reordered');
+      assert.match(out.errors[1]!, /event 4 is on line 3, before event 3 on line 4/);
+
+      const foreign = capture();
+      assert.equal(await runAuditCli(['verify', file, '--repo-key', '9'.repeat(64)], foreign.io), 1);
+      assert.match(foreign.out.errors[0]!, /foreignRepository/);
+    });
+
+    it('verify with a checkpoint reports truncation', async () => {
+      const exported = await exportAudit(file, join(dir, 'export'));
+      const short = join(dir, 'short.jsonl');
+      await writeFile(short, (await readFile(file, 'utf8')).split('\n').slice(0, 3).join('\n') + '\n');
+      const { out, io } = capture();
+      assert.equal(await runAuditCli(['verify', short, '--checkpoint', exported.checkpointFile], io), 1);
+      assert.equal(out.errors[0], 'BROKEN at seq 4 (line 4): truncated');
+    });
+
+    it('repair cuts a torn line and records it, exit 0', async () => {
+      const torn = join(dir, 'torn.jsonl');
+      await writeFile(torn, (await readFile(file, 'utf8')) + '{"action":"pu');
+      const { out, io } = capture();
+      assert.equal(await runAuditCli(['repair', torn], io), 0, out.errors.join('\n'));
+      assert.match(out.logs[0]!, /Removed a torn last line of 13 bytes after event 6; recorded as event 7/);
+      assert.match(out.logs[1]!, /^OK: 7 events/);
+      const last = parseAuditLine((await readFile(torn, 'utf8')).trim().split('\n').pop()!)!;
+      assert.equal(last.action, 'audit.repaired');
+      assert.equal(last.actor.type, 'user');
+      const again = capture();
+      assert.equal(await runAuditCli(['repair', torn], again.io), 0);
+      assert.match(again.out.logs[0]!, /nothing to repair/);
+    });
+
+    it('answers bad usage with exit 2 and says what to do', async () => {
+      const notCheckpoint = join(dir, 'other.json');
+      await writeFile(notCheckpoint, '{"count": 3}');
+      const cases: [string[], RegExp][] = [
+        [[], /Usage:/],
+        [['audit'], /Usage:/],
+        [['audit', 'check', file], /Unknown audit command "check"/],
+        [['audit', 'verify'], /needs exactly one FILE; got 0/],
+        [['audit', 'verify', file, file], /needs exactly one FILE; got 2/],
+        [['audit', 'verify', join(dir, 'missing.jsonl')], /Cannot read the audit log .*missing.jsonl: no such file/],
+        [['audit', 'verify', dir], /is a folder; give the audit log file/],
+        [['audit', 'verify', file, '--frobnicate'], /Unknown option '--frobnicate'/],
+        [['audit', 'verify', file, '--checkpoint', file], /Cannot read the checkpoint .*Export Audit Log/],
+        [['audit', 'verify', file, '--checkpoint', notCheckpoint], /is not an audit checkpoint \(format: .*Export Audit Log/],
+        [['audit', 'repair', file, '--repo-key', REPO], /repair takes only FILE/],
+      ];
+      for (const [args, message] of cases) {
+        const { out, io } = capture();
+        assert.equal(await runAuditCli(args, io), 2, args.join(' '));
+        assert.match(out.errors.join('\n'), message, args.join(' '));
+      }
+      const help = capture();
+      assert.equal(await runAuditCli(['audit', '--help'], help.io), 0);
+      assert.match(help.out.logs[0]!, /agent-lanes audit verify FILE/);
+    });
+
+    it('repair refuses a file that is not an audit log, exit 1', async () => {
+      const text = join(dir, 'text.txt');
+      await writeFile(text, 'not a log\n');
+      const { out, io } = capture();
+      assert.equal(await runAuditCli(['repair', text], io), 1);
+      assert.match(out.errors[0]!, /Cannot repair .*not an Agent Lanes audit log/);
+      await truncate(text, 0);
+    });
+  });
+}
