@@ -1,0 +1,242 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { parseAuditLine } from '../../src/core/audit';
+import { AuditLog } from '../../src/infra/auditLog';
+import { AuditSink, validateSinkEndpoint, type SinkStatus } from '../../src/infra/auditSink';
+
+const REPO = '5'.repeat(64);
+
+interface Received {
+  seqs: number[];
+  hashes: string[];
+  headers: IncomingMessage['headers'];
+  status: number;
+}
+
+type Behaviour = (request: number) => { status: number; delayMs?: number; retryAfter?: string };
+
+/** A real org sink on 127.0.0.1 that can go down, come back on the same port, fail and be slow. */
+class FakeSink {
+  server: Server | undefined;
+  port = 0;
+  requests: Received[] = [];
+  behaviour: Behaviour = () => ({ status: 200 });
+
+  async up(): Promise<void> {
+    const server = createServer((request, response) => void this.handle(request, response));
+    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
+    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+  }
+
+  async down(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/v1/audit`;
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    const index = this.requests.length;
+    const { status, delayMs, retryAfter } = this.behaviour(index);
+    const body = JSON.parse(gunzipSync(Buffer.concat(chunks)).toString('utf8')) as { seq: number; hash: string }[];
+    // Recorded on arrival: a sink may store a batch even when its answer never reaches the client.
+    this.requests.push({ seqs: body.map((event) => event.seq), hashes: body.map((event) => event.hash), headers: request.headers, status });
+    if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    if (response.destroyed) return;
+    response.writeHead(status, retryAfter ? { 'Retry-After': retryAfter } : {});
+    response.end(status < 300 ? '{"ok":true}' : '{"error":"try later"}');
+  }
+
+  /** Seqs of batches the sink answered 2xx, in arrival order. */
+  acknowledgedSeqs(): number[] {
+    return this.requests.filter((request) => request.status < 300).flatMap((request) => request.seqs);
+  }
+
+  /** What a deduplicating sink ends up storing. */
+  storedByHash(): Map<string, number> {
+    const stored = new Map<string, number>();
+    for (const request of this.requests) request.hashes.forEach((hash, index) => stored.set(hash, request.seqs[index]!));
+    return stored;
+  }
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, index) => from + index);
+
+describe('audit sink', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let file: string;
+  let log: AuditLog;
+  let sink: FakeSink;
+  const sinks: AuditSink[] = [];
+
+  function makeSink(options: Partial<ConstructorParameters<typeof AuditSink>[0]> = {}): AuditSink {
+    const created = new AuditSink({ endpoint: sink.url, auditFile: file, repoKey: REPO, minBackoffMs: 10, maxBackoffMs: 80, pollIntervalMs: 50, timeoutMs: 2_000, batchSize: 40, ...options });
+    sinks.push(created);
+    return created;
+  }
+
+  async function appendMany(count: number): Promise<void> {
+    await Promise.all(range(1, count).map((index) => log.append({ actor: { type: 'agent', id: 'coder' }, action: 'task.run', details: { index } })));
+  }
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lanes-sink-'));
+    file = join(dir, 'audit.jsonl');
+    log = await AuditLog.open(file, { repoKey: REPO, flushDelayMs: 1 });
+    sink = new FakeSink();
+    await sink.up();
+  });
+  afterEach(async () => {
+    await Promise.all(sinks.splice(0).map((each) => each.stop()));
+    await log.close();
+    await sink.down();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('posts gzip JSON batches of the stored lines and moves the cursor on 2xx', async () => {
+    await appendMany(99);
+    const shipper = makeSink();
+    shipper.start();
+    await shipper.drain();
+    assert.deepEqual(sink.acknowledgedSeqs(), range(1, 100));
+    assert.deepEqual(sink.requests.map((request) => request.seqs.length), [40, 40, 20]);
+    const first = sink.requests[0]!;
+    assert.equal(first.headers['content-type'], 'application/json');
+    assert.equal(first.headers['content-encoding'], 'gzip');
+    assert.equal(first.headers['x-agent-lanes-repository'], REPO);
+    assert.equal(first.headers['x-agent-lanes-first-seq'], '1');
+    assert.equal(first.headers['idempotency-key'], `${REPO}:1-40`);
+    const lines = (await readFile(file, 'utf8')).split('\n');
+    assert.equal(first.hashes[5], parseAuditLine(lines[5]!)!.hash, 'events are sent exactly as stored');
+    const cursor = JSON.parse(await readFile(join(dir, 'sink-cursor.json'), 'utf8')) as { seq: number; endpoint: string; offset: number };
+    assert.equal(cursor.seq, 100);
+    assert.equal(cursor.endpoint, sink.url);
+    assert.equal(cursor.offset, Buffer.byteLength(lines.slice(0, 100).join('\n') + '\n'));
+    assert.equal(shipper.status.acknowledgedSeq, 100);
+  });
+
+  it('loses nothing and sends nothing twice while the sink is down, answers 500, is slow, and comes back', async () => {
+    await appendMany(30);
+    await sink.down();
+    const statuses: SinkStatus[] = [];
+    const shipper = makeSink();
+    shipper.onDidChangeStatus((status) => statuses.push(status));
+    shipper.start();
+    await appendMany(30);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(sink.requests.length, 0);
+    assert.ok(statuses.some((status) => status.state === 'waiting' && /cannot reach the sink/.test(status.lastError ?? '')), JSON.stringify(statuses.at(-1)));
+
+    // Back on the same port: first two answers are 500, then slow (within the timeout), then fine.
+    sink.behaviour = (request) => (request < 2 ? { status: 500 } : request < 4 ? { status: 200, delayMs: 400 } : { status: 200 });
+    await sink.up();
+    const more = appendMany(40);
+    await more;
+    await shipper.drain();
+    assert.equal(sink.requests.filter((request) => request.status === 500).length, 2);
+    assert.ok(statuses.some((status) => status.lastError === 'the sink answered HTTP 500'));
+    const acknowledged = sink.acknowledgedSeqs();
+    assert.deepEqual([...acknowledged].sort((a, b) => a - b), range(1, 101), 'every event acknowledged exactly once');
+    assert.deepEqual(acknowledged, range(1, 101), 'in order');
+    assert.equal(shipper.status.consecutiveFailures, 0);
+  });
+
+  it('resumes from the cursor after a restart without resending acknowledged events', async () => {
+    await appendMany(50);
+    const first = makeSink();
+    first.start();
+    await first.drain();
+    await first.stop();
+    await appendMany(25);
+    // Like a VS Code restart: a new sink object on the same files.
+    const second = makeSink();
+    second.start();
+    await second.drain();
+    assert.deepEqual(sink.acknowledgedSeqs(), range(1, 76));
+    assert.equal(new Set(sink.requests.flatMap((request) => request.seqs)).size, sink.requests.flatMap((request) => request.seqs).length, 'no seq posted twice');
+  });
+
+  it('resends only a batch whose answer timed out, which a deduplicating sink stores once', async () => {
+    await appendMany(59);
+    sink.behaviour = (request) => (request === 0 ? { status: 200, delayMs: 1_500 } : { status: 200 });
+    const shipper = makeSink({ timeoutMs: 300 });
+    const errors: string[] = [];
+    shipper.onDidChangeStatus((status) => status.lastError && errors.push(status.lastError));
+    shipper.start();
+    await shipper.drain();
+    const posted = sink.requests.flatMap((request) => request.seqs);
+    const twice = posted.filter((seq, index) => posted.indexOf(seq) !== index);
+    assert.deepEqual(twice, range(1, 40), 'only the timed-out batch came again');
+    assert.ok(errors.includes('no answer within 300 ms'), errors.join('; '));
+    const stored = sink.storedByHash();
+    assert.deepEqual([...stored.values()].sort((a, b) => a - b), range(1, 60));
+  });
+
+  it('honours Retry-After and halves a batch the sink finds too large', async () => {
+    await appendMany(39);
+    sink.behaviour = (request) => (request === 0 ? { status: 413 } : request === 1 ? { status: 503, retryAfter: '0' } : { status: 200 });
+    const shipper = makeSink();
+    shipper.start();
+    await shipper.drain();
+    assert.deepEqual(sink.requests.map((request) => [request.status, request.seqs.length]), [
+      [413, 40],
+      [503, 20],
+      [200, 20],
+      [200, 20],
+    ]);
+    assert.deepEqual(sink.acknowledgedSeqs(), range(1, 40));
+  });
+
+  it('starts over for a different endpoint, and lets one process ship a log at a time', async () => {
+    await appendMany(9);
+    const first = makeSink();
+    first.start();
+    await first.drain();
+    const other = new FakeSink();
+    await other.up();
+    try {
+      // A second shipper for the same log stays passive while the first one runs.
+      const rival = makeSink({ endpoint: other.url });
+      rival.start();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(rival.status.state, 'passive');
+      assert.equal(other.requests.length, 0);
+      await first.stop();
+      await rival.drain();
+      assert.deepEqual(other.acknowledgedSeqs(), range(1, 10), 'a new endpoint gets the whole log');
+    } finally {
+      await other.down();
+    }
+  });
+
+  it('accepts HTTPS, and plain HTTP only to this machine', () => {
+    assert.ok('url' in validateSinkEndpoint('https://audit.example.com/v1/events'));
+    assert.ok('url' in validateSinkEndpoint('http://127.0.0.1:8080/x'));
+    assert.ok('url' in validateSinkEndpoint('http://localhost/x'));
+    assert.ok('url' in validateSinkEndpoint('http://[::1]:9/x'));
+    const error = (value: string) => {
+      const result = validateSinkEndpoint(value);
+      assert.ok('error' in result, value);
+      return result.error;
+    };
+    assert.match(error('http://audit.example.com/v1'), /plain HTTP\. Use https:\/\//);
+    assert.match(error('ftp://audit.example.com'), /must be an https:\/\/ URL/);
+    assert.match(error('audit.example.com'), /is not a URL\. Set agentLanes\.audit\.sinkEndpoint/);
+    assert.match(error('https://user:pw@audit.example.com'), /user name or password/);
+    assert.throws(() => new AuditSink({ endpoint: 'http://10.0.0.1/x', auditFile: file, repoKey: REPO }), /plain HTTP/);
+  });
+});
