@@ -149,14 +149,16 @@ export async function createWorktree(options: CreateWorktreeOptions): Promise<Cr
   if (await exists(path)) {
     throw new WorktreeError(`The folder ${path} already exists, so the worktree for change ${changeId} cannot be created there. Run "Lanes: Reconcile" to clean up leftovers.`);
   }
-  if (await branchExists(repoRoot, branch)) {
-    throw new WorktreeError(`The branch ${branch} already exists, so change ${changeId} cannot use it. Run "Lanes: Reconcile" to clean up leftovers.`);
-  }
   try {
+    // One git process; `-b` refuses an existing branch before creating anything, so no separate check is needed.
     await git(repoRoot, ['worktree', 'add', '--quiet', '--no-track', '-b', branch, path, baseSha]);
   } catch (error) {
-    await undoCreate(repoRoot, path, branch);
     const detail = error instanceof GitCommandError ? error.stderr.trim() : (error as Error).message;
+    if (/a branch named '.*' already exists/.test(detail)) {
+      // Not ours: git refused before creating anything, so the existing branch is left alone.
+      throw new WorktreeError(`The branch ${branch} already exists, so change ${changeId} cannot use it. Run "Lanes: Reconcile" to clean up leftovers.`);
+    }
+    await undoCreate(repoRoot, path, branch);
     throw new WorktreeError(`Could not create the worktree for change ${changeId} at ${path}: ${detail}. Nothing was left behind.`);
   }
   return { path, branch, baseSha };
