@@ -473,6 +473,15 @@ export function analyzeDiff(input: DiffAnalysisInput, options: DiffAnalysisOptio
   return { hash: diffHash(input.raw), files, totals: { files: files.length, additions, deletions }, flags: flags.result() };
 }
 
+/** gitPath flags for the paths git refused to commit (they stay in the worktree, outside the lane's commit). */
+export function refusedPathFlags(paths: readonly string[]): Flag[] {
+  return paths.map((path) => ({
+    kind: 'gitPath' as const,
+    path,
+    detail: `${path} was written by the agent but git refuses to store it (a .git path or an invalid name); it is not in the commit and stays in the worktree.`,
+  }));
+}
+
 /** The flag for a touched user checkout (from infra/checkoutGuard). */
 export function checkoutTouchedFlag(differences: readonly string[]): Flag {
   const shown = differences.slice(0, 5).join('; ');
