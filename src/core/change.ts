@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DecisionRecordSchema } from './decision';
 
 /** The four lanes, in promotion order. */
 export const LANES = ['draft', 'sandbox', 'review', 'pullRequest'] as const;
@@ -60,6 +61,9 @@ export const ApprovalSchema = z.object({
 });
 export type Approval = z.infer<typeof ApprovalSchema>;
 
+export const RequestedChangesSchema = z.object({ at: z.string(), by: z.string(), comment: z.string() });
+export type RequestedChanges = z.infer<typeof RequestedChangesSchema>;
+
 /**
  * One unit of agent work. Loose on purpose: a record written by a newer
  * version keeps the fields this version does not know.
@@ -83,6 +87,12 @@ export const ChangeSchema = z.looseObject({
   agentRun: AgentRunSchema.optional(),
   sandbox: SandboxSummarySchema.optional(),
   approval: ApprovalSchema.optional(),
+  /** Reviewers' "request changes" comments, oldest first; the agent is given them on its next run. */
+  requestedChanges: z.array(RequestedChangesSchema).optional(),
+  /** The latest policy decision about this change (its tooltip and review show it). */
+  lastDecision: DecisionRecordSchema.optional(),
+  /** Problems a person must see at once, e.g. the user's checkout changed while the agent ran. */
+  alerts: z.array(z.string()).optional(),
   history: z.array(TransitionRecordSchema).default([]),
 });
 export type Change = z.infer<typeof ChangeSchema>;

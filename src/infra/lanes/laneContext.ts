@@ -1,0 +1,76 @@
+import type { Actor, Change } from '../../core/change';
+import type { ChangeStore } from '../../core/changeStore';
+import type { DecisionRecord } from '../../core/decision';
+import type { Evidence } from '../../core/evidence';
+import type { Logger } from '../../core/logger';
+import { type ChangeFacts, type PolicyAction, factsFromEvidence } from '../../core/policy/evaluate';
+import type { AuditLog } from '../auditLog';
+import type { EvidenceStore } from '../evidenceStore';
+import { PolicyDeniedError, type PolicyService } from '../policyService';
+import type { RepoStorage } from '../repoStorage';
+
+/**
+ * Everything a lane service needs for one repository. The lane services
+ * compose core logic and infra adapters; the editor layer only asks them.
+ */
+export interface LaneContext {
+  readonly repoRoot: string;
+  readonly storage: RepoStorage;
+  readonly store: ChangeStore;
+  readonly evidence: EvidenceStore;
+  readonly audit: AuditLog;
+  readonly policy: PolicyService;
+  readonly logger: Logger;
+}
+
+export const EXTENSION_ACTOR: Actor = { type: 'extension', id: 'agent-lanes' };
+
+/**
+ * Asks policy, records the decision (audit, evidence, the change's last
+ * decision) and throws PolicyDeniedError when the effect is block.
+ */
+export async function decide(
+  ctx: LaneContext,
+  action: PolicyAction,
+  facts: ChangeFacts,
+  change?: Change,
+  actor: Actor = EXTENSION_ACTOR,
+): Promise<DecisionRecord> {
+  const repository = change ? { repoRoot: ctx.repoRoot, baseSha: change.baseSha } : undefined;
+  const decision = await ctx.policy.decide(action, { ...facts, ...(change ? { changeId: change.id, agentId: change.agentId } : {}) }, repository);
+  await ctx.audit.append({
+    actor,
+    action: 'policy.decision',
+    ...(change ? { changeId: change.id } : {}),
+    decisionId: decision.decisionId,
+    policy: decision.matchedRules[0]?.policy ?? ctx.policy.state.kind,
+    details: { action, effect: decision.effect, subject: decision.subject, explanation: decision.explanation },
+  });
+  if (change) {
+    await recordDecision(ctx, change.id, decision);
+  }
+  if (decision.effect === 'block') throw new PolicyDeniedError(decision);
+  return decision;
+}
+
+/** Keeps the decision with the change (tooltip, review) and in its evidence. */
+export async function recordDecision(ctx: LaneContext, changeId: string, decision: DecisionRecord): Promise<void> {
+  await ctx.store.update(changeId, (change) => ({ ...change, lastDecision: decision }));
+  const current = await ctx.evidence.read(changeId);
+  if (current.kind === 'ok') {
+    const decisions = [...current.evidence.decisions.filter((d) => d.action !== decision.action), decision];
+    await ctx.evidence.write({ ...current.evidence, decisions });
+  }
+}
+
+/** The policy facts of a change: its evidence plus what only the record knows. */
+export function changeFacts(change: Change, evidence: Evidence | undefined, extras: Partial<ChangeFacts> = {}): ChangeFacts {
+  const fromRecord: Partial<ChangeFacts> = {
+    changeId: change.id,
+    agentId: change.agentId,
+    ...(change.createdBy ? { author: change.createdBy } : {}),
+    ...(change.approval && !change.approval.invalidated ? { approvals: [{ by: change.approval.by, isAuthor: change.approval.by === change.createdBy }] } : {}),
+    ...extras,
+  };
+  return evidence ? factsFromEvidence(evidence, fromRecord) : fromRecord;
+}

@@ -1,0 +1,130 @@
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, realpathSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ChangeStore } from '../../src/core/changeStore';
+import { consoleLogger } from '../../src/core/logger';
+import { AuditLog, verifyAuditFile } from '../../src/infra/auditLog';
+import { EvidenceStore } from '../../src/infra/evidenceStore';
+import { JsonFilePersistence } from '../../src/infra/fileStore';
+import { DraftLane } from '../../src/infra/lanes/draftLane';
+import type { LaneContext } from '../../src/infra/lanes/laneContext';
+import { PolicyService } from '../../src/infra/policyService';
+import { RepoStorage } from '../../src/infra/repoStorage';
+import { createSampleRepository } from '../runners/fixtures.mjs';
+
+const scriptedAgent = resolve(__dirname, '..', '..', '..', 'test', 'fixtures', 'agents', 'scripted-agent.mjs');
+const user = { type: 'user' as const, id: 'dev@example.com' };
+const agent = { id: 'scripted', label: 'Scripted agent', command: [process.execPath, scriptedAgent, '{promptFile}'] };
+
+async function laneFor(): Promise<{ ctx: LaneContext; lane: DraftLane; repo: string }> {
+  const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-draft-')));
+  const repo = createSampleRepository(join(base, 'app'));
+  const storage = RepoStorage.forRepository(join(base, 'storage'), repo, join(repo, '.git'));
+  const logger = consoleLogger(true);
+  const ctx: LaneContext = {
+    repoRoot: repo,
+    storage,
+    store: new ChangeStore(new JsonFilePersistence(storage.changesFile)),
+    evidence: new EvidenceStore(storage),
+    audit: await AuditLog.open(storage.auditFile, { repoKey: storage.repoKey }),
+    policy: new PolicyService({}, { cacheFile: join(base, 'policy-cache.json'), logger }),
+    logger,
+  };
+  await ctx.store.load();
+  return { ctx, lane: new DraftLane(ctx), repo };
+}
+
+const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
+
+describe('Draft lane service (real git, real agent process)', function () {
+  this.timeout(60_000);
+
+  it('drafts in its own worktree, commits with trailers, analyses the diff and leaves the checkout untouched', async () => {
+    const { ctx, lane, repo } = await laneFor();
+    const statusBefore = git(repo, 'status', '--porcelain');
+    const headBefore = git(repo, 'rev-parse', 'HEAD');
+    const { change } = await lane.start({ task: 'Add a greeting function and a test', agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev@example.com' });
+    assert.match(change.branch, /^lanes\/[0-9a-f]{8}-add-a-greeting-function-and-a-test$/);
+    assert.ok(change.worktreePath.startsWith(ctx.storage.worktreesDir), 'the worktree lives in the extension storage');
+    assert.equal(change.baseSha, headBefore);
+
+    const lines: string[] = [];
+    const outcome = await lane.runAgent(change.id, agent, user, { onLine: (line) => lines.push(line) });
+    assert.equal(outcome.outcome, 'committed', outcome.message);
+    assert.ok(lines.some((l) => l.includes('wrote src/greeting.js')), 'output is streamed');
+    assert.equal(git(repo, 'status', '--porcelain'), statusBefore, "the user's checkout is untouched");
+    assert.equal(git(repo, 'rev-parse', 'HEAD'), headBefore);
+    assert.equal(existsSync(join(repo, 'src', 'greeting.js')), false);
+
+    const message = git(repo, 'log', '-1', '--format=%B', change.branch);
+    assert.match(message, new RegExp(`Lanes-Change-Id: ${change.id}`));
+    assert.match(message, /AI-Agent: scripted/);
+    assert.match(message, /AI-Prompt-Ref: prompt-/);
+
+    const stored = ctx.store.get(change.id)!;
+    assert.equal(stored.agentRun?.state, 'succeeded');
+    assert.equal(stored.headSha, git(repo, 'rev-parse', change.branch));
+    const evidence = await ctx.evidence.read(change.id);
+    assert.equal(evidence.kind, 'ok');
+    if (evidence.kind !== 'ok') return;
+    assert.deepEqual(evidence.evidence.diff?.files.map((f) => f.path).sort(), ['src/greeting.js', 'test/greeting.test.js']);
+    assert.match(evidence.evidence.diff?.hash ?? '', /^[0-9a-f]{64}$/);
+    assert.ok(evidence.evidence.agentReport?.summary, 'the agent report is recorded');
+    assert.equal(evidence.evidence.checkout?.untouched, true);
+
+    await ctx.audit.flush();
+    const verified = await verifyAuditFile(ctx.storage.auditFile);
+    assert.ok(verified.ok);
+    const actions = readFileSync(ctx.storage.auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l).action);
+    for (const action of ['change.create', 'policy.decision', 'agent.start', 'agent.stop']) assert.ok(actions.includes(action), `audit has ${action}`);
+  });
+
+  it('flags loudly when the agent writes into the user checkout', async () => {
+    const { ctx, lane, repo } = await laneFor();
+    const { change } = await lane.start({ task: `Misbehave\n@write ${join(repo, 'README.md')} overwritten by the agent`, agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev' });
+    await lane.runAgent(change.id, agent, user);
+    const stored = ctx.store.get(change.id)!;
+    assert.match(stored.alerts?.[0] ?? '', /Your checkout changed while the agent ran/);
+    const evidence = await ctx.evidence.read(change.id);
+    assert.ok(evidence.kind === 'ok' && evidence.evidence.flags.some((f) => f.kind === 'checkoutTouched'));
+  });
+
+  it('keeps a change with no changes in Draft, marked "no changes"', async () => {
+    const { ctx, lane } = await laneFor();
+    const { change } = await lane.start({ task: 'Change nothing', agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev' });
+    const outcome = await lane.runAgent(change.id, agent, user);
+    assert.equal(outcome.outcome, 'noChanges');
+    assert.equal(ctx.store.get(change.id)?.agentRun?.state, 'noChanges');
+    assert.equal(ctx.store.get(change.id)?.lane, 'draft');
+  });
+
+  it('reports an agent that is not installed, naming the setting', async () => {
+    const { lane } = await laneFor();
+    const missing = { id: 'ghost', label: 'Ghost', command: ['definitely-not-an-agent-binary', '{prompt}'] };
+    const { change } = await lane.start({ task: 'Anything', agent: { kind: 'cli', config: missing }, actor: user, createdBy: 'dev' });
+    const outcome = await lane.runAgent(change.id, missing, user);
+    assert.equal(outcome.outcome, 'notFound');
+    assert.match(outcome.message, /agentLanes\.agents/);
+  });
+
+  it('refuses a base ref that does not exist, leaving nothing behind', async () => {
+    const { ctx, lane, repo } = await laneFor();
+    await assert.rejects(lane.start({ task: 'x', baseRef: 'no-such-branch', agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev' }), /no-such-branch/);
+    assert.equal(ctx.store.all().length, 0);
+    assert.equal(git(repo, 'branch', '--list', 'lanes/*'), '');
+  });
+
+  it('discards: removes the worktree and branch, keeps the record closed', async () => {
+    const { ctx, lane, repo } = await laneFor();
+    const { change } = await lane.start({ task: 'Add a greeting function and a test', agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev' });
+    await lane.runAgent(change.id, agent, user);
+    const closed = await lane.discard(change.id, user);
+    assert.equal(closed.lane, 'closed');
+    assert.equal(closed.closedReason, 'discarded');
+    assert.equal(existsSync(change.worktreePath), false);
+    assert.equal(git(repo, 'branch', '--list', change.branch), '');
+    assert.equal(ctx.store.get(change.id)?.lane, 'closed');
+  });
+});
