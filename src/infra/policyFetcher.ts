@@ -271,17 +271,19 @@ export class PolicyFetcher {
     if (response.kind === 'error') return this.fallback(response.message, cached);
 
     let signature: string | undefined = response.signature;
+    let signatureSource = `the ${SIGNATURE_HEADER} header`;
     if (key && signature === undefined) {
       const sibling = await this.fetchSiblingSignature(response.url);
       if (typeof sibling === 'object') return this.fallback(sibling.error, cached);
       signature = sibling;
+      signatureSource = `${response.url.pathname}.sig`;
     }
     if (key) {
       if (signature === undefined) {
         return this.fallback(`the policy at ${response.url.href} is not signed (no ${SIGNATURE_HEADER} header and no ${response.url.pathname}.sig), but agentLanes.policy.publicKey is set; refused`, cached);
       }
       const bytes = parseSignature(signature, true);
-      if (!bytes) return this.fallback(`the policy's signature is not in the form "ed25519=<base64 of 64 bytes>"; refused`, cached);
+      if (!bytes) return this.fallback(`the policy's signature (in ${signatureSource}) is not in the form "ed25519=<base64 of 64 bytes>"; refused`, cached);
       if (!verifyPolicySignature(response.body, bytes, key)) {
         return this.fallback(`the policy's signature does not verify with agentLanes.policy.publicKey; refused (was it signed with the matching private key, over the exact bytes served?)`, cached);
       }

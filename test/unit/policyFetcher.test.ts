@@ -1,56 +1,12 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkEndpoint, parsePublicKey, PolicyFetcher, SIGNATURE_HEADER, type OrgPolicyOutcome, type PolicyFetcherOptions } from '../../src/infra/policyFetcher';
+import { GOOD_POLICY, PolicyServer, signBody } from './support/policyServer';
 
 const NOW = new Date('2026-11-21T12:00:00Z');
-
-export const GOOD_POLICY = `apiVersion: agentlanes.dev/v1
-metadata:
-  id: acme
-  version: "3"
-  expiresAt: "2027-01-01T00:00:00Z"
-pathRules:
-  - { glob: "infra/**", effect: block, reason: Terraform only. }
-`;
-
-type Handler = (request: http.IncomingMessage, response: http.ServerResponse) => void;
-
-/** A real HTTP server on 127.0.0.1, whose behaviour each test sets. */
-export class PolicyServer {
-  handler: Handler = (_request, response) => response.end(GOOD_POLICY);
-  readonly requests: { url: string; headers: http.IncomingHttpHeaders }[] = [];
-  private readonly server = http.createServer((request, response) => {
-    this.requests.push({ url: request.url ?? '', headers: request.headers });
-    this.handler(request, response);
-  });
-
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return this;
-  }
-
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
-  }
-
-  url(path = '/policy.yaml'): string {
-    return `http://127.0.0.1:${this.port}${path}`;
-  }
-
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
-
-export function signBody(body: string | Buffer, privateKey: KeyObject): string {
-  return `ed25519=${sign(null, Buffer.from(body), privateKey).toString('base64')}`;
-}
 
 function expectOrg(outcome: OrgPolicyOutcome): Extract<OrgPolicyOutcome, { kind: 'org' }> {
   assert.equal(outcome.kind, 'org', outcome.kind === 'failClosed' ? outcome.reason : '');
@@ -245,6 +201,11 @@ describe('org policy fetcher (real HTTP server)', () => {
     const before = server.requests.length;
     expectOrg(await fetcher().fetch());
     assert.equal(server.requests.length, before + 1);
+  });
+
+  it('a sibling .sig that is not a signature is refused, naming where it was read', async () => {
+    server.handler = (_request, response) => response.end(GOOD_POLICY);
+    expectFailClosed(await fetcher({ publicKey: publicPem }).fetch(), /signature \(in \/policy\.yaml\.sig\) is not in the form "ed25519=<base64 of 64 bytes>"; refused/);
   });
 
   it('an unsigned cached policy is not used once a key is set', async () => {
