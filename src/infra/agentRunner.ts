@@ -65,8 +65,15 @@ async function assertOutside(worktreeReal: string, path: string, what: string): 
   }
 }
 
-/** Signals a whole process group; the group may already be gone. */
+const WINDOWS = process.platform === 'win32';
+
+/** Signals the agent's whole process group (its tree, on Windows); it may already be gone. */
 function killGroup(pid: number, signal: NodeJS.Signals): void {
+  if (WINDOWS) {
+    // Windows has no process groups to signal; taskkill /T ends the tree.
+    execa('taskkill', ['/pid', String(pid), '/T', '/F'], { reject: false, windowsHide: true }).catch(() => undefined);
+    return;
+  }
   try {
     process.kill(-pid, signal);
   } catch (error) {
@@ -135,7 +142,8 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
       LANES_WORKTREE: worktreePath,
       LANES_PROMPT_FILE: promptFile,
     }),
-    detached: true,
+    // Its own process group (setsid), so the whole tree can be signalled at once.
+    detached: !WINDOWS,
     stdin: 'ignore',
     buffer: false,
     reject: false,
