@@ -65,5 +65,9 @@ install -m 0755 "$(readlink -f "$NODE_BIN")" "$rootfs/usr/local/bin/node"
 tar -C "$rootfs" -c . | "$ENGINE" import \
   --change 'CMD ["/bin/bash"]' \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-  - "$IMAGE" >/dev/null
+  - "$IMAGE" >"$work/import.log" 2>&1 || {
+  cat "$work/import.log" >&2
+  echo "build-sandbox-image: $ENGINE import failed (output above)" >&2
+  exit 1
+}
 echo "build-sandbox-image: built $IMAGE with node $("$NODE_BIN" --version) in $(elapsed) s"

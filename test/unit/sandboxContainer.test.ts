@@ -299,6 +299,21 @@ describe('sandbox container (real podman)', function () {
     assert.equal(await sandbox.removeSandbox(changeId), 0);
   });
 
+  it('builds a "build" configuration from the base commit’s Dockerfile, with no network', async () => {
+    const { changeId, path } = worktree({ '.devcontainer/Dockerfile': 'FROM scratch\n' });
+    const devcontainer = { path: '.devcontainer/devcontainer.json', text: JSON.stringify({ build: { dockerfile: 'Dockerfile', context: '..' }, updateRemoteUserUID: false }) };
+    const baseDockerfile = `FROM ${IMAGE}\nRUN echo built-from-base > /built.txt && (cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' > /build-net.txt)\n`;
+    const result = await run(changeId, path, [task('built', 'cat /built.txt /build-net.txt')], {
+      source: { devcontainer, prepare: [], readBaseFile: async (file) => (file === '.devcontainer/Dockerfile' ? baseDockerfile : undefined) },
+    });
+    assert.equal(result.tasks[0]!.outcome, 'passed', result.tasks[0]!.message);
+    assert.equal(readFileSync(result.tasks[0]!.logFile!, 'utf8'), 'built-from-base\nlo\n');
+    const built = result.tasks[0]!.image!;
+    assert.match(built, /vsc-/);
+    await sandbox.removeSandbox(changeId);
+    assert.equal(sh(root, 'podman', ['images', '-q', '--filter', `reference=${built}`]).trim(), '', 'the built image goes with its container');
+  });
+
   it('uses the base commit’s devcontainer.json, not the worktree’s', async () => {
     const { changeId, path } = worktree({ '.devcontainer/devcontainer.json': JSON.stringify({ image: IMAGE, runArgs: ['--privileged'], containerEnv: { FROM: 'worktree' } }) });
     const devcontainer = { path: '.devcontainer/devcontainer.json', text: JSON.stringify({ image: IMAGE, containerEnv: { FROM: 'base' }, remoteEnv: { EXTRA: 'yes' } }) };

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { FileChange, TaskEvidence } from '../../src/core/evidence';
 import { applyBaseResults, changeTouchesTests, failsOnBaseFrom, isTestFile, testsDoNotExerciseFlags } from '../../src/core/sandbox/baseRun';
 import { LanesConfigError, mergeTasks, parseLanesConfig } from '../../src/core/sandbox/lanesConfig';
-import { preparationReach } from '../../src/core/sandbox/sandboxPolicy';
+import { preparationReach, sandboxPolicyFrom } from '../../src/core/sandbox/sandboxPolicy';
 import { CappedLog, LineRedactor } from '../../src/core/sandbox/taskLog';
 
 function configError(text: string): LanesConfigError {
@@ -139,6 +139,28 @@ describe('sandbox base-commit run', () => {
     const flags = testsDoNotExerciseFlags(tasks);
     assert.deepEqual(flags.map((flag) => flag.kind), ['testsDoNotExercise']);
     assert.match(flags[0]!.detail, /"e2e" passes on the base commit too/);
+  });
+
+  it("maps the effective policy's sandbox section", () => {
+    const view = sandboxPolicyFrom({
+      network: { tasks: 'none', preparation: { registries: ['registry.npmjs.org'] } },
+      limits: { cpus: 2, memoryMb: 4096, timeoutSeconds: 1800 },
+      requiredTasks: [{ id: 'unit', command: 'npm test', timeoutSeconds: 300 }],
+      processSandbox: 'forbidden',
+      devcontainer: { allowPrivileged: false, allowHostNetwork: true, allowedMounts: ['/opt/cache'], allowedCapabilities: ['SYS_PTRACE'] },
+    });
+    assert.deepEqual(view, {
+      policy: {
+        taskNetwork: 'none',
+        preparationNetwork: 'registries',
+        preparationRegistries: ['registry.npmjs.org'],
+        limits: { cpus: 2, memoryMb: 4096 },
+        devcontainer: { allowPrivileged: false, allowHostNetwork: true, allowMounts: ['/opt/cache'], allowCapAdd: ['SYS_PTRACE'] },
+        allowProcessSandbox: false,
+      },
+      requiredTasks: [{ id: 'unit', command: 'npm test', timeoutSeconds: 300 }],
+      maxTimeoutSeconds: 1800,
+    });
   });
 
   it('records what the preparation could reach', () => {

@@ -1,4 +1,6 @@
+import type { ResolvedPolicy } from '../policy/schema';
 import type { DevcontainerAllowances } from './devcontainerCheck';
+import type { PolicyTask } from './lanesConfig';
 
 /**
  * What policy decides about a sandbox. The policy schema (another module)
@@ -47,4 +49,43 @@ export function preparationReach(policy: SandboxPolicy): { networkMode: string; 
     default:
       return { networkMode: 'none', reachable: [] };
   }
+}
+
+/** What the sandbox and the task merge take from the effective (merged) policy. */
+export interface SandboxPolicyView {
+  policy: SandboxPolicy;
+  requiredTasks: PolicyTask[];
+  /** Policy's time limit per task, if any: the cap in mergeTasks. */
+  maxTimeoutSeconds?: number;
+}
+
+/**
+ * Maps the effective policy's `lanes.sandbox` section onto the sandbox's
+ * plain objects. Policy has no setting for initializeCommand, so it stays
+ * refused.
+ */
+export function sandboxPolicyFrom(sandbox: ResolvedPolicy['lanes']['sandbox']): SandboxPolicyView {
+  const preparation = sandbox.network.preparation;
+  const policy: SandboxPolicy = {
+    taskNetwork: sandbox.network.tasks,
+    preparationNetwork: typeof preparation === 'string' ? preparation : 'registries',
+    ...(typeof preparation === 'object' ? { preparationRegistries: [...preparation.registries] } : {}),
+    limits: {
+      ...(sandbox.limits.cpus !== undefined ? { cpus: sandbox.limits.cpus } : {}),
+      ...(sandbox.limits.memoryMb !== undefined ? { memoryMb: sandbox.limits.memoryMb } : {}),
+      ...(sandbox.limits.pids !== undefined ? { pids: sandbox.limits.pids } : {}),
+    },
+    devcontainer: {
+      allowPrivileged: sandbox.devcontainer.allowPrivileged,
+      allowHostNetwork: sandbox.devcontainer.allowHostNetwork,
+      allowMounts: [...sandbox.devcontainer.allowedMounts],
+      allowCapAdd: [...sandbox.devcontainer.allowedCapabilities],
+    },
+    allowProcessSandbox: sandbox.processSandbox === 'allowed',
+  };
+  return {
+    policy,
+    requiredTasks: sandbox.requiredTasks.map((task) => ({ id: task.id, command: task.command, ...(task.timeoutSeconds ? { timeoutSeconds: task.timeoutSeconds } : {}) })),
+    ...(sandbox.limits.timeoutSeconds !== undefined ? { maxTimeoutSeconds: sandbox.limits.timeoutSeconds } : {}),
+  };
 }

@@ -113,6 +113,8 @@ const StateSchema = z.object({
   remoteUser: z.string(),
   remoteEnv: z.record(z.string(), z.string()),
   worktreePath: z.string(),
+  /** An image the dev containers CLI built for this container (a `build` configuration): removed with it. */
+  builtImage: z.string().optional(),
   preparation: z.any(),
 });
 type SandboxState = z.infer<typeof StateSchema> & { preparation: PreparationEvidence };
@@ -511,11 +513,12 @@ export class ContainerSandbox implements TaskSandbox {
     }
     const remoteUser = parsed.remoteUser ?? 'root';
     const remoteEnv = literalRemoteEnv(config);
+    const builtImage = typeof config.image === 'string' ? undefined : info.Config?.Image;
     const handle: SandboxHandle = {
       changeId,
       role,
       containerId,
-      image,
+      image: builtImage ?? image,
       imageId: info.Image,
       networkMode: effectiveNetworkMode(info),
       workspaceFolder: parsed.remoteWorkspaceFolder ?? workspaceFolder,
@@ -570,6 +573,7 @@ export class ContainerSandbox implements TaskSandbox {
       remoteUser,
       remoteEnv,
       worktreePath: worktreeReal,
+      ...(builtImage ? { builtImage } : {}),
       preparation: handle.preparation,
     };
     await writeFileAtomic(this.stateFile(changeId, role), JSON.stringify(newState, null, 2));
@@ -717,6 +721,9 @@ export class ContainerSandbox implements TaskSandbox {
     const ids = await this.containerIds([`${SANDBOX_LABELS.change}=${changeId}`, ...(role ? [`${SANDBOX_LABELS.role}=${role}`] : [])]);
     if (ids.length > 0) await this.engineCall(['rm', '-f', '-v', '-t', '0', ...ids], { okExitCodes: [1] });
     for (const which of role ? [role] : (['change', 'base'] as const)) {
+      const state = await this.readState(changeId, which);
+      // Another container may still use the image (the same configuration built for another change): then it stays.
+      if (state?.builtImage) await this.engineCall(['rmi', state.builtImage], { okExitCodes: [1, 2, 125] }).catch(() => undefined);
       await rm(this.stateFile(changeId, which), { force: true });
       await rm(this.configDir(changeId, which), { recursive: true, force: true });
     }
