@@ -51,6 +51,7 @@ export async function forEachLine(
   file: string,
   onLine: (bytes: Buffer, lineNumber: number, offset: number) => void,
   startOffset = 0,
+  endOffset = Infinity,
 ): Promise<{ size: number; endsWithNewline: boolean; lines: number }> {
   const handle = await open(file, 'r');
   try {
@@ -67,7 +68,8 @@ export async function forEachLine(
         buffer.copy(bigger, 0, 0, filled);
         buffer = bigger;
       }
-      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, position);
+      const wanted = Math.min(buffer.length - filled, endOffset - position);
+      const { bytesRead } = wanted > 0 ? await handle.read(buffer, filled, wanted, position) : { bytesRead: 0 };
       if (bytesRead === 0) break;
       position += bytesRead;
       const end = filled + bytesRead;
@@ -94,10 +96,24 @@ export async function forEachLine(
   }
 }
 
+/**
+ * The file's size at a moment no batch is being written (taken under the
+ * lock), so a reader never mistakes another process's write in progress for a
+ * torn line. Best effort: a copy in a read-only folder has no writer to wait for.
+ */
+async function settledSize(file: string): Promise<number> {
+  try {
+    return await withAuditLock(file, async () => (await stat(file)).size, 2_000);
+  } catch (error) {
+    if (isMissing(error)) throw error;
+    return Infinity;
+  }
+}
+
 /** Verifies a log file by streaming it (a million events take a few seconds). */
 export async function verifyAuditFile(file: string, options: VerifyOptions = {}): Promise<VerifyResult> {
   const verifier = new AuditChainVerifier(options);
-  await forEachLine(file, (bytes) => verifier.pushBytes(bytes));
+  await forEachLine(file, (bytes) => verifier.pushBytes(bytes), 0, await settledSize(file));
   return verifier.finish();
 }
 
@@ -569,29 +585,40 @@ export class AuditLog {
 export async function readAuditFile(file: string, options: VerifyOptions = {}): Promise<{ events: AuditEvent[]; problems: VerifyFailure[] }> {
   const verifier = new AuditChainVerifier(options);
   const events: AuditEvent[] = [];
-  await forEachLine(file, (bytes) => {
-    verifier.pushBytes(bytes);
-    const event = parseAuditLine(bytes.toString('utf8'));
-    if (event) events.push(event);
-  });
+  await forEachLine(
+    file,
+    (bytes) => {
+      verifier.pushBytes(bytes);
+      const event = parseAuditLine(bytes.toString('utf8'));
+      if (event) events.push(event);
+    },
+    0,
+    await settledSize(file),
+  );
   const result = verifier.finish();
   return { events, problems: result.ok ? [] : [result] };
 }
 
 /** A change's events (intact ones) and their lines exactly as stored, so each line's hash can be re-checked. */
-export async function readChangeEvents(file: string, changeId: string): Promise<{ events: AuditEvent[]; lines: string[] }> {
+export async function readChangeEvents(file: string, changeId: string, endOffset?: number): Promise<{ events: AuditEvent[]; lines: string[] }> {
+  endOffset ??= await settledSize(file);
   const needle = Buffer.from(`"changeId":${JSON.stringify(changeId)}`);
   const events: AuditEvent[] = [];
   const lines: string[] = [];
-  await forEachLine(file, (bytes) => {
-    if (bytes.indexOf(needle) < 0) return;
-    const text = bytes.toString('utf8');
-    const event = parseAuditLine(text);
-    if (event?.changeId === changeId) {
-      events.push(event);
-      lines.push(text);
-    }
-  });
+  await forEachLine(
+    file,
+    (bytes) => {
+      if (bytes.indexOf(needle) < 0) return;
+      const text = bytes.toString('utf8');
+      const event = parseAuditLine(text);
+      if (event?.changeId === changeId) {
+        events.push(event);
+        lines.push(text);
+      }
+    },
+    0,
+    endOffset,
+  );
   return { events, lines };
 }
 
@@ -642,8 +669,11 @@ async function sha256OfFile(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-async function checkpointFor(file: string, name: string, now: Date): Promise<{ checkpoint: AuditCheckpointFile; verification: VerifyResult }> {
-  const verification = await verifyAuditFile(file);
+/** `endOffset` Infinity: the caller holds the lock already. */
+async function checkpointFor(file: string, name: string, now: Date, endOffset?: number): Promise<{ checkpoint: AuditCheckpointFile; verification: VerifyResult }> {
+  const verifier = new AuditChainVerifier();
+  await forEachLine(file, (bytes) => verifier.pushBytes(bytes), 0, endOffset ?? (await settledSize(file)));
+  const verification = verifier.finish();
   const checkpoint: AuditCheckpointFile = {
     format: CHECKPOINT_FORMAT,
     version: 1,
@@ -780,8 +810,8 @@ export async function exportProofBundle(input: ProofBundleInput): Promise<ProofB
   const logs = input.logs.map((entry) => ({ name: `logs/${safeLogName(entry.name, used)}`, ...redactText(entry.text, patterns) }));
   // Under the lock, so the events and the checkpoint describe the same, complete state of the log.
   const { lines, checkpoint } = await withAuditLock(input.auditFile, async () => ({
-    lines: (await readChangeEvents(input.auditFile, input.changeId)).lines,
-    checkpoint: (await checkpointFor(input.auditFile, basename(input.auditFile), now)).checkpoint,
+    lines: (await readChangeEvents(input.auditFile, input.changeId, Infinity)).lines,
+    checkpoint: (await checkpointFor(input.auditFile, basename(input.auditFile), now, Infinity)).checkpoint,
   }));
   const redaction = mergeSummaries(diff.summary, evidence.summary, decisions.summary, ...logs.map((entry) => entry.summary));
 

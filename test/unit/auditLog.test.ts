@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runAuditCli } from '../../src/cli/audit';
-import { parseAuditLine, verifyText, type AuditEvent } from '../../src/core/audit';
+import { parseAuditLine, sealEvent, verifyText, type AuditEvent, type VerifyResult } from '../../src/core/audit';
 import type { DecisionRecord } from '../../src/core/decision';
 import {
   AuditLog,
@@ -15,6 +15,7 @@ import {
   readCheckpointFile,
   repairAuditFile,
   verifyAuditFile,
+  withAuditLock,
 } from '../../src/infra/auditLog';
 import { SECRET_SAMPLES } from './redactionSamples';
 
@@ -161,6 +162,35 @@ if (process.env.AUDIT_CRASH_CHILD) {
       const actions = (await lines()).map((line) => parseAuditLine(line)?.action);
       assert.deepEqual(actions, ['audit.created', 'audit.repaired', 'agent.start']);
       assert.equal((await verifyAuditFile(file)).ok, true);
+    });
+
+    it('restarts a log whose only line (audit.created) was torn by a crash', async () => {
+      await mkdir(join(dir, 'storage'), { recursive: true });
+      const torn = '{"action":"audit.created","actor":{"id":"agent-la';
+      await writeFile(file, torn);
+      const log = await AuditLog.open(file, { repoKey: REPO });
+      await log.close();
+      const events = (await lines()).map((line) => parseAuditLine(line)!);
+      assert.deepEqual(events.map((event) => event.action), ['audit.created', 'audit.repaired']);
+      assert.equal(events[1]!.details.removedBytes, Buffer.byteLength(torn));
+      assert.equal((await verifyAuditFile(file, { expectedRepoKey: REPO })).ok, true);
+    });
+
+    it('does not mistake a batch another process is writing for a torn line', async () => {
+      const log = await AuditLog.open(file, { repoKey: REPO });
+      await log.append({ actor: agent, action: 'agent.start' });
+      await log.close();
+      const next = sealEvent({ seq: 3, at: new Date().toISOString(), actor: agent, action: 'agent.stop', details: {}, prevHash: log.head.hash }).line + '\n';
+      let verifying: Promise<VerifyResult> | undefined;
+      // Like another window in the middle of its write: the lock is held and half a line is on disk.
+      await withAuditLock(file, async () => {
+        await appendFile(file, next.slice(0, 50));
+        verifying = verifyAuditFile(file);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await appendFile(file, next.slice(50));
+      });
+      const result = await verifying!;
+      assert.ok(result.ok && result.count === 3, JSON.stringify(result));
     });
 
     it('refuses a log from another repository and a file that is not an audit log, with what to do', async () => {
