@@ -1,7 +1,7 @@
 // Draft lane benchmarks, on a generated repository of 20,000 files:
 //   draft.worktreeRatio       createWorktree() ÷ a plain `git worktree add` of the same commit (medians, alternating runs)
 //   draft.diffAnalysis2000Ms  analyzeChange() (git calls included) for 2,000 changed files and 50,000 changed lines (median)
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   try {
     const repo = join(scratch, 'repo');
     const storage = join(scratch, 'storage');
-    await execa('mkdir', ['-p', repo]);
+    mkdirSync(repo, { recursive: true });
     const generated = performance.now();
     const { base, head } = await generateRepository(repo);
     console.error(`generated ${FILES} files in ${Math.round(performance.now() - generated)} ms`);
