@@ -264,6 +264,20 @@ describe('sandbox container (real podman)', function () {
     assert.notEqual(await containerOf(changeId), container);
   });
 
+  it('starts a container that was stopped (a reboot) and keeps its preparation and its network off', async () => {
+    const { changeId, path } = worktree();
+    const policy = { preparationNetwork: 'open' as const };
+    const source = { prepare: ['echo once >> /tmp/prepared'] };
+    const check = task('check', 'wc -l < /tmp/prepared; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "');
+    await sandbox.runTasks({ changeId, worktreePath: path, source, policy, tasks: [check], logDir });
+    const container = await containerOf(changeId);
+    sh(root, 'podman', ['stop', '-t', '0', container]);
+    const again = await sandbox.runTasks({ changeId, worktreePath: path, source, policy, tasks: [check], logDir });
+    assert.equal(await containerOf(changeId), container);
+    assert.equal(again.tasks[0]!.networkMode, 'none');
+    assert.equal(readFileSync(again.tasks[0]!.logFile!, 'utf8'), '1\nlo\n');
+  });
+
   it('fails the preparation with its log when a prepare command fails, and runs no task', async () => {
     const { changeId, path } = worktree();
     const error = await sandboxError(run(changeId, path, [task('t', 'true')], { source: { prepare: ['echo installing; exit 4'] } }));
@@ -312,6 +326,20 @@ describe('sandbox container (real podman)', function () {
     assert.match(built, /vsc-/);
     await sandbox.removeSandbox(changeId);
     assert.equal(sh(root, 'podman', ['images', '-q', '--filter', `reference=${built}`]).trim(), '', 'the built image goes with its container');
+  });
+
+  it('stops a devcontainer up that hangs, at its time limit, and says what happened', async () => {
+    const { changeId, path } = worktree();
+    const hangingCli = join(root, 'hanging-devcontainer');
+    writeFileSync(hangingCli, '#!/bin/sh\necho "Container started" >&2\nexec sleep 120\n', { mode: 0o755 });
+    const hanging = new ContainerSandbox({ engine, devcontainerCli: hangingCli, stateDir: join(root, 'storage', 'sandbox'), defaultImage: IMAGE, upTimeoutMs: 1_500 });
+    const started = Date.now();
+    const error = await sandboxError(hanging.runTasks({ changeId, worktreePath: path, source: { prepare: [] }, tasks: [task('t', 'true')], policy: {}, logDir }));
+    assert.equal(error.kind, 'upTimedOut');
+    assert.match(error.message, /devcontainer up did not finish within 2 s \(it can hang after "Container started": devcontainers\/cli#1236\)/);
+    assert.equal(error.preparation?.outcome, 'timedOut');
+    assert.match(readFileSync(error.preparation!.logFile!, 'utf8'), /Container started/);
+    assert.ok(Date.now() - started < 10_000);
   });
 
   it('uses the base commit’s devcontainer.json, not the worktree’s', async () => {
