@@ -330,11 +330,17 @@ export class AuditLog {
     repoKey: string,
     private readonly options: AuditLogOptions,
   ) {
+    this.options = { ...options };
     this.repoKey = repoKey;
   }
 
   private get patterns(): readonly SecretPattern[] {
     return this.options.patterns ?? BUILTIN_SECRET_PATTERNS;
+  }
+
+  /** After a policy refresh: later appends are redacted with these (compileSecretPatterns output). */
+  setSecretPatterns(patterns: readonly SecretPattern[]): void {
+    this.options.patterns = patterns;
   }
 
   private now(): Date {

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { runAuditCli } from '../../src/cli/audit';
 import { parseAuditLine, sealEvent, verifyText, type AuditEvent, type VerifyResult } from '../../src/core/audit';
 import type { DecisionRecord } from '../../src/core/decision';
+import { compileSecretPatterns } from '../../src/core/redaction';
 import {
   AuditLog,
   AuditLogError,
@@ -106,6 +107,12 @@ if (process.env.AUDIT_CRASH_CHILD) {
       assert.equal(event.details.apiKey, '[REDACTED:sensitiveField]');
       // The URL's password is itself a GitHub token: the more specific kind names it.
       assert.deepEqual(event.details.redactions, { total: 3, byKind: { githubToken: 2, sensitiveField: 1 } });
+
+      const reopened = await AuditLog.open(file, { repoKey: REPO });
+      reopened.setSecretPatterns(compileSecretPatterns([{ name: 'acme', pattern: 'acme_[0-9a-f]{12}' }]).patterns);
+      const custom = await reopened.append({ actor: agent, action: 'task.run', details: { note: 'key acme_0123456789ab' } });
+      await reopened.close();
+      assert.equal(custom.details.note, 'key [REDACTED:policy:acme]');
     });
 
     it('keeps two writers on one file (two windows on worktrees of one repository) on one chain', async () => {
