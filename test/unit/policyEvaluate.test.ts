@@ -209,6 +209,14 @@ describe('policy evaluation', () => {
     const evidence = decide(effective, 'gate.sandboxToReview', { tasks: [{ id: 'unit', outcome: 'passed' }, { id: 'lint', outcome: 'passed' }], evidence: ['tests'] });
     assert.equal(evidence.effect, 'block');
     assert.equal(evidence.explanation, 'Blocked: Sandbox → Review: required evidence is missing: assumptions');
+    const repoTask = policy({ lanes: { sandbox: { requiredTasks: [{ id: 'unit', command: 'npm test' }] } } }, [
+      { level: 'repository', body: { lanes: { sandbox: { requiredTasks: [{ id: 'lint', command: 'npm run lint' }] }, evidence: { required: ['confidenceLimits'] } } } },
+    ]);
+    const fromRepo = decide(repoTask, 'gate.sandboxToReview', { tasks: [{ id: 'unit', outcome: 'passed' }], evidence: ['tests'] });
+    assert.deepEqual(fromRepo.matchedRules.map((rule) => [rule.rule, rule.policy]), [
+      ['lanes.sandbox.requiredTasks', 'repository@x'],
+      ['lanes.evidence.required', 'repository@x'],
+    ]);
     const timedOut = decide(policy({}), 'gate.sandboxToReview', { tasks: [{ id: 'e2e', outcome: 'timedOut', required: true }] });
     assert.match(timedOut.explanation, /required task e2e ended timedOut/);
   });

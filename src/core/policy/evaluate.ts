@@ -159,7 +159,7 @@ export function evaluate(effective: EffectivePolicy, facts: ChangeFacts, action:
   const policy = effective.policy;
   const findings: Finding[] = [];
   const refOf = (field: string): string => refForOrigin(effective, effective.origins[field]);
-  const add = (rule: string, effect: Effect, reason: string, policyRef: string, paths?: readonly string[]): void => {
+  const add: Add = (rule, effect, reason, policyRef, paths, approvable = effect === 'requireApproval') => {
     if (effect === 'allow') return;
     findings.push({
       policy: policyRef,
@@ -167,7 +167,7 @@ export function evaluate(effective: EffectivePolicy, facts: ChangeFacts, action:
       effect,
       reason: oneLine(reason),
       ...(paths && paths.length ? { paths: paths.slice(0, MAX_PATHS_IN_RECORD) } : {}),
-      approvable: effect === 'requireApproval',
+      approvable,
     });
   };
   const condition = (name: StopCondition, rule: string, reason: string, policyRef: string, paths?: readonly string[]): void =>
@@ -219,8 +219,12 @@ export function evaluate(effective: EffectivePolicy, facts: ChangeFacts, action:
   if (AFTER_SANDBOX.has(action)) {
     checkTasks(effective, facts.tasks ?? [], condition, add, refOf);
     const present = new Set(facts.evidence ?? []);
-    const missing = policy.lanes.evidence.required.filter((field) => !present.has(field));
-    if (missing.length) condition('missingEvidence', 'lanes.evidence.required', `required evidence is missing: ${missing.join(', ')}`, refOf('lanes.evidence.required'));
+    const required = policy.lanes.evidence.required;
+    const missing = required.filter((field) => !present.has(field));
+    if (missing.length) {
+      const origin = `lanes.evidence.required[${required.indexOf(missing[0]!)}]`;
+      condition('missingEvidence', 'lanes.evidence.required', `required evidence is missing: ${missing.join(', ')}`, refOf(origin));
+    }
   }
 
   let approvedBy: string[] = [];
@@ -299,7 +303,8 @@ function more(count: number): string {
   return count > 1 ? ` (and ${count - 1} more reason${count > 2 ? 's' : ''})` : '';
 }
 
-type Add = (rule: string, effect: Effect, reason: string, policyRef: string, paths?: readonly string[]) => void;
+/** `approvable`: an approval in review satisfies it (false for the approval requirements themselves). */
+type Add = (rule: string, effect: Effect, reason: string, policyRef: string, paths?: readonly string[], approvable?: boolean) => void;
 type Condition = (name: StopCondition, rule: string, reason: string, policyRef: string, paths?: readonly string[]) => void;
 type RefOf = (field: string) => string;
 
@@ -381,15 +386,19 @@ function checkTasks(effective: EffectivePolicy, tasks: readonly TaskFact[], cond
   const byId = new Map(tasks.map((task) => [task.id, task]));
   const problems: string[] = [];
   const required = effective.policy.lanes.sandbox.requiredTasks;
-  for (const task of required) {
+  // The matched rule names the policy that required the first task that did not pass.
+  let firstFailing = -1;
+  required.forEach((task, index) => {
     const run = byId.get(task.id);
-    if (!run) problems.push(`${task.id} was not run`);
-    else if (run.outcome !== 'passed') problems.push(`${task.id} ${run.outcome === 'failed' ? 'failed' : `ended ${run.outcome}`}`);
-  }
+    if (run?.outcome === 'passed') return;
+    problems.push(run ? `${task.id} ${run.outcome === 'failed' ? 'failed' : `ended ${run.outcome}`}` : `${task.id} was not run`);
+    if (firstFailing < 0) firstFailing = index;
+  });
   for (const run of tasks) {
     if (run.required && run.outcome !== 'passed' && !required.some((task) => task.id === run.id)) problems.push(`${run.id} ${run.outcome === 'failed' ? 'failed' : `ended ${run.outcome}`}`);
   }
-  if (problems.length) condition('failedRequiredTask', 'lanes.sandbox.requiredTasks', `required task ${problems.join('; ')}`, refOf('lanes.sandbox.requiredTasks[0]'));
+  const origin = firstFailing >= 0 ? `lanes.sandbox.requiredTasks[${firstFailing}]` : 'stopConditions.failedRequiredTask';
+  if (problems.length) condition('failedRequiredTask', 'lanes.sandbox.requiredTasks', `required task ${problems.join('; ')}`, refOf(origin));
   if (effective.policy.lanes.sandbox.network.tasks === 'none') {
     const networked = tasks.filter((task) => task.networkMode !== undefined && task.networkMode !== 'none').map((task) => `${task.id} (${task.networkMode})`);
     if (networked.length) {
@@ -420,6 +429,8 @@ function checkApprovals(effective: EffectivePolicy, facts: ChangeFacts, findings
       'requireApproval',
       `needs ${needed} approval${needed === 1 ? '' : 's'}, has ${approvers.length}${selfNote}`,
       refOf('lanes.approvals.minApprovals'),
+      undefined,
+      false,
     );
   }
   const compiled = compilePolicy(effective);
@@ -443,12 +454,9 @@ function checkApprovals(effective: EffectivePolicy, facts: ChangeFacts, findings
         `${listPaths(paths)} needs approval from one of: ${entry.reviewers.join(', ')}`,
         refOf(`lanes.approvals.sensitivePathReviewers[${index}]`),
         paths,
+        false,
       );
     }
-  }
-  // The approval findings above are unmet requirements, not approvable rules.
-  for (const finding of findings) {
-    if (finding.rule.startsWith('lanes.approvals.')) finding.approvable = false;
   }
   return approvers;
 }
