@@ -4,7 +4,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TaskEvidence } from '../../src/core/evidence';
 import type { ResolvedTask } from '../../src/core/sandbox/lanesConfig';
 import { ContainerSandbox, resolveDevcontainerCli } from '../../src/infra/sandbox/containerSandbox';
 import { type ContainerEngine, detectEngine } from '../../src/infra/sandbox/engine';
@@ -302,6 +301,15 @@ describe('sandbox container (real podman)', function () {
     assert.deepEqual((await sandbox.listSandboxContainers()).filter((c) => c.changeId === changeId).map((c) => c.role), ['change'], 'the base container is removed');
   });
 
+  it('runs two requests for the same change one after the other, in one container', async () => {
+    const { changeId, path } = worktree();
+    const [first, second] = await Promise.all([run(changeId, path, [task('a', 'echo a')]), run(changeId, path, [task('b', 'echo b')])]);
+    assert.equal(first.tasks[0]!.outcome, 'passed');
+    assert.equal(second.tasks[0]!.outcome, 'passed');
+    assert.ok(second.tasks[0]!.startedAt >= first.tasks[0]!.startedAt);
+    await containerOf(changeId);
+  });
+
   it('lists sandbox containers and removes a change’s on discard', async () => {
     const { changeId, path } = worktree();
     await run(changeId, path, [task('t', 'true')]);
@@ -386,6 +394,3 @@ describe('sandbox engine and CLI detection', function () {
     assert.ok('error' in missing && /was not found\. Install it with `npm install -g @devcontainers\/cli`/.test(missing.error));
   });
 });
-
-// Keeps the evidence type in use for readers of the assertions above.
-export type { TaskEvidence };

@@ -223,6 +223,8 @@ export class ContainerSandbox implements TaskSandbox {
   private readonly engineTimeoutMs: number;
   private readonly upTimeoutMs: number;
   private readonly patterns: readonly SecretPattern[];
+  /** Runs for the same change and role wait for each other: one container, one preparation. */
+  private readonly queues = new Map<string, Promise<unknown>>();
 
   constructor(private readonly options: ContainerSandboxOptions) {
     this.engineTimeoutMs = options.engineTimeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS;
@@ -656,7 +658,18 @@ export class ContainerSandbox implements TaskSandbox {
 
   /** Creates or reuses the change's container, prepares it once, and runs the tasks one after another. */
   async runTasks(request: RunTasksRequest): Promise<SandboxRunResult> {
-    return this.runTasksAs(request, 'change');
+    return this.serialised(`${request.changeId}:change`, () => this.runTasksAs(request, 'change'));
+  }
+
+  private serialised<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(key) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(work);
+    this.queues.set(key, next);
+    const forget = () => {
+      if (this.queues.get(key) === next) this.queues.delete(key);
+    };
+    next.then(forget, forget);
+    return next;
   }
 
   private async runTasksAs(request: RunTasksRequest, role: SandboxRole): Promise<SandboxRunResult> {
@@ -702,6 +715,10 @@ export class ContainerSandbox implements TaskSandbox {
    * made from the same configuration, then removes both.
    */
   async runOnBase(request: BaseRunRequest): Promise<BaseRunResult> {
+    return this.serialised(`${request.changeId}:base`, () => this.runOnBaseNow(request));
+  }
+
+  private async runOnBaseNow(request: BaseRunRequest): Promise<BaseRunResult> {
     try {
       return await withBaseWorktree(this.options.stateDir, request, async (worktreePath) => {
         const result = await this.runTasksAs({ ...request, worktreePath }, 'base');
