@@ -150,7 +150,3 @@ export function taskEvidence(
 export function skippedTask(task: ResolvedTask, sandbox: { isolation: 'container' | 'process'; networkMode: string; image?: string; imageId?: string }, message: string): TaskEvidence {
   return taskEvidence(task, { exitCode: undefined, durationMs: 0, startedAt: new Date().toISOString() }, 'skipped', undefined, sandbox, message);
 }
-
-export function formatSeconds(ms: number): string {
-  return `${Math.round(ms / 100) / 10} s`;
-}
