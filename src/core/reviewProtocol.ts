@@ -1,0 +1,323 @@
+/**
+ * The one protocol between the review webview and its host. Imported by both
+ * sides (no 'vscode', no DOM), written with zod/mini so the webview bundle
+ * stays small. Every message either side receives is parsed with these
+ * schemas; anything that does not parse is logged and ignored.
+ *
+ * Webview → host: notifications (`ready`, `rendered`, `webviewError`) and
+ * requests, each with an `id` the host answers with one `response`.
+ * Host → webview: notifications (`model`, `notice`) and `response`s.
+ * Every webview message names its change; the host ignores one that names
+ * another change than its panel's.
+ */
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
+
+// zod/mini carries no messages by default; English ones make the log readable.
+z.config(en());
+
+export const REVIEW_VIEW_TYPE = 'agentLanes.review';
+export const MAX_PATHS_PER_REQUEST = 50;
+export const MAX_COMMENT_LENGTH = 10_000;
+export const MAX_PATH_LENGTH = 4_096;
+
+const ChangeIdSchema = z.string().check(z.regex(/^[0-9a-f]{8}$/));
+const RequestIdSchema = z.number().check(z.int(), z.minimum(0), z.maximum(2 ** 31));
+const PathSchema = z.string().check(z.minLength(1), z.maxLength(MAX_PATH_LENGTH));
+const HashSchema = z.string().check(z.regex(/^[0-9a-f]{64}$/));
+const CommentSchema = z.string().check(z.maxLength(MAX_COMMENT_LENGTH), z.refine((text) => text.trim().length > 0, 'a comment is required'));
+
+// ---------------------------------------------------------------------------
+// Webview → host
+
+export const ReadyMessageSchema = z.strictObject({ type: z.literal('ready'), changeId: ChangeIdSchema });
+/** The webview has drawn the header, the evidence and the file list. */
+export const RenderedMessageSchema = z.strictObject({
+  type: z.literal('rendered'),
+  changeId: ChangeIdSchema,
+  files: z.number().check(z.int(), z.minimum(0)),
+  ms: z.number().check(z.minimum(0)),
+});
+/** An error the webview caught, so it reaches the log. */
+export const WebviewErrorMessageSchema = z.strictObject({
+  type: z.literal('webviewError'),
+  changeId: ChangeIdSchema,
+  message: z.string().check(z.maxLength(5_000)),
+});
+
+const request = <T extends string, S extends z.core.$ZodLooseShape>(type: T, shape: S) =>
+  z.strictObject({ type: z.literal(type), id: RequestIdSchema, changeId: ChangeIdSchema, ...shape });
+
+export const LoadFilesRequestSchema = request('loadFiles', {
+  paths: z.array(PathSchema).check(z.minLength(1), z.maxLength(MAX_PATHS_PER_REQUEST)),
+});
+/** Approves what the reviewer was shown: the hashes of the diff and the evidence on screen. */
+export const ApproveRequestSchema = request('approve', { diffHash: HashSchema, evidenceHash: HashSchema });
+export const RequestChangesRequestSchema = request('requestChanges', { comment: CommentSchema });
+/** The webview asks for a confirmation step before it sends this. */
+export const RejectRequestSchema = request('reject', {
+  confirmed: z.literal(true),
+  comment: z.optional(z.string().check(z.maxLength(MAX_COMMENT_LENGTH))),
+});
+export const OpenFileDiffRequestSchema = request('openFileDiff', { path: PathSchema });
+export const OpenChangesRequestSchema = request('openChanges', {});
+export const RefreshRequestSchema = request('refresh', {});
+
+export const WebviewMessageSchema = z.discriminatedUnion('type', [
+  ReadyMessageSchema,
+  RenderedMessageSchema,
+  WebviewErrorMessageSchema,
+  LoadFilesRequestSchema,
+  ApproveRequestSchema,
+  RequestChangesRequestSchema,
+  RejectRequestSchema,
+  OpenFileDiffRequestSchema,
+  OpenChangesRequestSchema,
+  RefreshRequestSchema,
+]);
+export type WebviewMessage = z.infer<typeof WebviewMessageSchema>;
+export type WebviewRequest = Extract<WebviewMessage, { id: number }>;
+export type WebviewRequestType = WebviewRequest['type'];
+export const REQUEST_TYPES = ['loadFiles', 'approve', 'requestChanges', 'reject', 'openFileDiff', 'openChanges', 'refresh'] as const satisfies readonly WebviewRequestType[];
+
+// ---------------------------------------------------------------------------
+// The review model the host sends
+
+const LaneSchema = z.enum(['draft', 'sandbox', 'review', 'pullRequest', 'closed']);
+
+/** A piece of evidence: there, or missing (and whether policy requires it). */
+const field = <T extends z.core.SomeType>(value: T) =>
+  z.discriminatedUnion('state', [
+    z.object({ state: z.literal('present'), value }),
+    z.object({ state: z.literal('missing'), required: z.boolean() }),
+  ]);
+export type EvidenceFieldView<T> = { state: 'present'; value: T } | { state: 'missing'; required: boolean };
+
+export const TaskViewSchema = z.object({
+  id: z.string(),
+  command: z.string(),
+  required: z.boolean(),
+  outcome: z.string(),
+  exitCode: z.nullable(z.number()),
+  durationMs: z.number(),
+  counts: z.optional(z.object({ passed: z.number(), failed: z.number(), skipped: z.number(), format: z.string() })),
+  networkMode: z.string(),
+  isolation: z.string(),
+  image: z.optional(z.string()),
+  /** true: fails on the base commit (the test exercises the change); false: passes there too; null: not run. */
+  failsOnBase: z.nullable(z.boolean()),
+  message: z.optional(z.string()),
+  logTruncated: z.boolean(),
+});
+export type TaskView = z.infer<typeof TaskViewSchema>;
+
+export const DecisionViewSchema = z.object({
+  action: z.string(),
+  effect: z.enum(['allow', 'requireApproval', 'block']),
+  explanation: z.string(),
+  at: z.string(),
+  rules: z.array(z.object({ policy: z.string(), rule: z.string(), effect: z.string(), reason: z.optional(z.string()) })),
+});
+export type DecisionView = z.infer<typeof DecisionViewSchema>;
+
+export const FlagViewSchema = z.object({ kind: z.string(), label: z.string(), path: z.optional(z.string()), detail: z.string() });
+export type FlagView = z.infer<typeof FlagViewSchema>;
+
+export const EvidenceViewSchema = z.object({
+  state: z.enum(['ok', 'missing', 'invalid']),
+  /** Why the evidence is missing or invalid, and what to do. */
+  message: z.optional(z.string()),
+  hash: z.nullable(HashSchema),
+  fields: z.object({
+    summary: field(z.string()),
+    filesTouched: field(
+      z.object({
+        files: z.number(),
+        additions: z.number(),
+        deletions: z.number(),
+        diffHash: z.string(),
+        /** Whether the evidence describes the diff on screen; null when there is no diff to compare. */
+        matchesReviewedDiff: z.nullable(z.boolean()),
+      }),
+    ),
+    tests: field(z.array(TaskViewSchema)),
+    failsWithoutChange: field(z.object({ failOnBase: z.number(), passOnBase: z.number(), notRun: z.number() })),
+    assumptions: field(z.array(z.string())),
+    confidenceLimits: field(z.array(z.string())),
+    prompt: field(z.object({ ref: z.string(), redacted: z.string(), redactions: z.number() })),
+    agent: field(z.object({ id: z.string(), version: z.optional(z.string()) })),
+    baseAndHead: field(z.object({ baseRef: z.string(), baseSha: z.string(), headSha: z.optional(z.string()) })),
+    flags: field(z.array(FlagViewSchema)),
+    policyDecisions: field(z.array(DecisionViewSchema)),
+  }),
+});
+export type EvidenceView = z.infer<typeof EvidenceViewSchema>;
+export type EvidenceSectionKey = keyof EvidenceView['fields'];
+
+/** The evidence sections, in the fixed order the reviewer reads them. */
+export const EVIDENCE_SECTION_ORDER = [
+  'summary',
+  'filesTouched',
+  'tests',
+  'failsWithoutChange',
+  'assumptions',
+  'confidenceLimits',
+  'prompt',
+  'agent',
+  'baseAndHead',
+  'flags',
+  'policyDecisions',
+] as const satisfies readonly EvidenceSectionKey[];
+
+export const EVIDENCE_SECTION_TITLES: Readonly<Record<EvidenceSectionKey, string>> = {
+  summary: 'Summary',
+  filesTouched: 'Files touched',
+  tests: 'Tests and tasks',
+  failsWithoutChange: 'Fails without the change',
+  assumptions: 'Assumptions',
+  confidenceLimits: 'Confidence limits',
+  prompt: 'Prompt',
+  agent: 'Agent',
+  baseAndHead: 'Base and head',
+  flags: 'Flags',
+  policyDecisions: 'Policy decisions',
+};
+
+/** How a file of the diff is shown: text diffs are loaded on demand, the others never rendered. */
+export const FILE_DISPLAYS = ['text', 'binary', 'tooLarge', 'submodule'] as const;
+
+export const FileEntrySchema = z.object({
+  path: z.string(),
+  oldPath: z.optional(z.string()),
+  status: z.enum(['added', 'modified', 'deleted', 'renamed', 'copied', 'typeChanged', 'unmerged', 'unknown']),
+  /** null for a binary file. */
+  additions: z.nullable(z.number()),
+  deletions: z.nullable(z.number()),
+  display: z.enum(FILE_DISPLAYS),
+  /** Why a file is not rendered (size, binary, submodule), or a symlink's target. */
+  note: z.optional(z.string()),
+});
+export type FileEntry = z.infer<typeof FileEntrySchema>;
+
+export const DiffViewSchema = z.discriminatedUnion('state', [
+  z.object({
+    state: z.literal('ok'),
+    hash: HashSchema,
+    baseSha: z.string(),
+    headSha: z.string(),
+    totals: z.object({ files: z.number(), additions: z.number(), deletions: z.number() }),
+    files: z.array(FileEntrySchema),
+  }),
+  z.object({ state: z.literal('error'), message: z.string() }),
+]);
+export type DiffView = z.infer<typeof DiffViewSchema>;
+
+const ActionStateSchema = z.object({ enabled: z.boolean(), reason: z.optional(z.string()) });
+
+export const ReviewModelSchema = z.object({
+  changeId: ChangeIdSchema,
+  repoName: z.string(),
+  title: z.string(),
+  task: z.string(),
+  agentId: z.string(),
+  lane: LaneSchema,
+  closedReason: z.optional(z.string()),
+  branch: z.string(),
+  createdBy: z.optional(z.string()),
+  createdAt: z.string(),
+  policyLabel: z.string(),
+  /** The gate's verdict: ready to approve, or blocked with reasons. */
+  verdict: z.object({ ready: z.boolean(), reasons: z.array(z.string()), decisions: z.array(DecisionViewSchema) }),
+  approval: z.optional(
+    z.object({
+      by: z.string(),
+      at: z.string(),
+      diffHash: z.string(),
+      evidenceHash: z.string(),
+      invalidated: z.optional(z.object({ at: z.string(), reason: z.string() })),
+    }),
+  ),
+  actions: z.object({ approve: ActionStateSchema, requestChanges: ActionStateSchema, reject: ActionStateSchema }),
+  /** Problems the reviewer must know: a vanished worktree, unreadable evidence, uncommitted work. */
+  warnings: z.array(z.string()),
+  requestedChanges: z.array(z.object({ at: z.string(), by: z.string(), comment: z.string() })),
+  evidence: EvidenceViewSchema,
+  diff: DiffViewSchema,
+});
+export type ReviewModel = z.infer<typeof ReviewModelSchema>;
+
+// ---------------------------------------------------------------------------
+// File diffs, loaded on demand
+
+export const HunkSchema = z.object({
+  header: z.string(),
+  oldStart: z.number(),
+  newStart: z.number(),
+  /** Lines with their unified-diff prefix: ' ', '+', '-' or '\\'. */
+  lines: z.array(z.string()),
+});
+export type Hunk = z.infer<typeof HunkSchema>;
+
+export const FileDiffSchema = z.discriminatedUnion('kind', [
+  z.object({ path: z.string(), kind: z.literal('text'), hunks: z.array(HunkSchema), truncatedLines: z.number() }),
+  z.object({ path: z.string(), kind: z.enum(['binary', 'tooLarge', 'submodule', 'empty', 'error']), message: z.string() }),
+]);
+export type FileDiff = z.infer<typeof FileDiffSchema>;
+
+// ---------------------------------------------------------------------------
+// Host → webview
+
+export const ModelMessageSchema = z.object({ type: z.literal('model'), model: ReviewModelSchema });
+export const NoticeMessageSchema = z.object({
+  type: z.literal('notice'),
+  level: z.enum(['info', 'warning', 'error']),
+  message: z.string(),
+});
+export const ResponseMessageSchema = z.discriminatedUnion('ok', [
+  z.object({
+    type: z.literal('response'),
+    id: RequestIdSchema,
+    ok: z.literal(true),
+    message: z.optional(z.string()),
+    files: z.optional(z.array(FileDiffSchema)),
+  }),
+  z.object({ type: z.literal('response'), id: RequestIdSchema, ok: z.literal(false), error: z.string() }),
+]);
+export type ResponseMessage = z.infer<typeof ResponseMessageSchema>;
+
+export const HostMessageSchema = z.union([ModelMessageSchema, NoticeMessageSchema, ResponseMessageSchema]);
+export type HostMessage = z.infer<typeof HostMessageSchema>;
+
+// ---------------------------------------------------------------------------
+// What the webview keeps across reloads (getState/setState) and the panel serializer reads
+
+export const ReviewPanelStateSchema = z.object({
+  repoRoot: z.string().check(z.minLength(1), z.maxLength(MAX_PATH_LENGTH)),
+  changeId: ChangeIdSchema,
+  /** Files whose diff the reviewer folded or unfolded, against the default. */
+  toggledFiles: z._default(z.array(PathSchema).check(z.maxLength(10_000)), []),
+  openSections: z._default(z.array(z.string().check(z.maxLength(64))).check(z.maxLength(32)), []),
+  scrollY: z._default(z.number().check(z.minimum(0)), 0),
+  commentDraft: z._default(z.string().check(z.maxLength(MAX_COMMENT_LENGTH)), ''),
+});
+export type ReviewPanelState = z.infer<typeof ReviewPanelStateSchema>;
+
+/** One readable line for the log: where the message failed to parse and why. */
+export function describeParseError(error: z.core.$ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((issue) => `${issue.path.length ? issue.path.map(String).join('.') : '(message)'}: ${issue.message}`)
+    .join('; ');
+}
+
+/** Parses a message from the webview; never throws. */
+export function parseWebviewMessage(raw: unknown): { ok: true; message: WebviewMessage } | { ok: false; error: string } {
+  const parsed = WebviewMessageSchema.safeParse(raw);
+  return parsed.success ? { ok: true, message: parsed.data } : { ok: false, error: describeParseError(parsed.error) };
+}
+
+/** Parses a message from the host; never throws. */
+export function parseHostMessage(raw: unknown): { ok: true; message: HostMessage } | { ok: false; error: string } {
+  const parsed = HostMessageSchema.safeParse(raw);
+  return parsed.success ? { ok: true, message: parsed.data } : { ok: false, error: describeParseError(parsed.error) };
+}

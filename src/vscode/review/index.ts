@@ -1,0 +1,242 @@
+import * as vscode from 'vscode';
+import { type Change, LANE_LABELS } from '../../core/change';
+import { Emitter } from '../../core/events';
+import { reviewGlance } from '../../core/reviewModel';
+import { REVIEW_VIEW_TYPE, ReviewPanelStateSchema } from '../../core/reviewProtocol';
+import { EvidenceStore } from '../../infra/evidenceStore';
+import { reportError } from '../logger';
+import type { RepoContext } from '../repositories';
+import { ApprovalGuard } from './approvalGuard';
+import { REVIEW_CONTENT_SCHEME, ReviewContentProvider } from './contentProvider';
+import type { GateVerdict, ReviewDeps } from './deps';
+import { reviewWebviewOptions, staticMessageHtml } from './html';
+import { ReviewPanel } from './panel';
+
+export type { GateVerdict, ReviewAuditAction, ReviewDeps } from './deps';
+export { ReviewPanel, ReviewRefusal } from './panel';
+export { ApprovalGuard } from './approvalGuard';
+
+export const OPEN_REVIEW_COMMAND = 'agentLanes.openReview';
+
+/** What the Lanes tree shows for a change in Review, at a glance. */
+export interface ReviewGlance {
+  text: string;
+  state: 'approved' | 'invalidated' | 'ready' | 'blocked' | 'unknown';
+}
+
+/** The review surface: panels by change, the approval guard, and what the tree shows. */
+export class ReviewController implements vscode.Disposable {
+  private readonly panels = new Map<string, ReviewPanel>();
+  private readonly verdicts = new Map<string, { updatedAt: string; verdict: GateVerdict }>();
+  private readonly pendingVerdicts = new Set<string>();
+  private readonly glanceChanged = new Emitter<void>();
+  private readonly opened = new Emitter<ReviewPanel>();
+  /** Fires when a review panel is created or restored, before its webview has loaded. */
+  readonly onDidOpenPanel = this.opened.event;
+  /** Fires when a glance changed; the tree refreshes on it. */
+  readonly onDidChangeGlance = this.glanceChanged.event;
+  readonly approvals: ApprovalGuard;
+
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly deps: ReviewDeps,
+  ) {
+    this.approvals = new ApprovalGuard(deps, (repo, changeId) => void this.openReview(repo, changeId));
+  }
+
+  private static key(repoRoot: string, changeId: string): string {
+    return `${repoRoot}\0${changeId}`;
+  }
+
+  /** The open review of a change, if any. */
+  panelFor(repoRoot: string, changeId: string): ReviewPanel | undefined {
+    return this.panels.get(ReviewController.key(repoRoot, changeId));
+  }
+
+  get openPanels(): ReviewPanel[] {
+    return [...this.panels.values()];
+  }
+
+  /** Opens (or reveals) the review of a change. */
+  async openReview(repo: RepoContext, changeId: string, options: { preserveFocus?: boolean } = {}): Promise<ReviewPanel | undefined> {
+    const existing = this.panelFor(repo.root, changeId);
+    if (existing) {
+      existing.panel.reveal(undefined, options.preserveFocus);
+      existing.scheduleRefresh();
+      return existing;
+    }
+    const change = repo.store.get(changeId);
+    if (!change) {
+      void reportError(this.deps.logger, `There is no change ${changeId} in ${repo.name}; refresh the Lanes view and try again.`);
+      return undefined;
+    }
+    const panel = vscode.window.createWebviewPanel(
+      REVIEW_VIEW_TYPE,
+      `Review: ${change.title}`,
+      { viewColumn: vscode.ViewColumn.Active, preserveFocus: options.preserveFocus ?? false },
+      { ...reviewWebviewOptions(this.extensionUri), enableFindWidget: true },
+    );
+    return this.attach(panel, repo, changeId);
+  }
+
+  private attach(panel: vscode.WebviewPanel, repo: RepoContext, changeId: string): ReviewPanel {
+    const review = new ReviewPanel(panel, repo, changeId, this.deps, this.extensionUri);
+    const key = ReviewController.key(repo.root, changeId);
+    this.panels.set(key, review);
+    review.onDidDispose(() => {
+      if (this.panels.get(key) === review) this.panels.delete(key);
+    });
+    this.opened.fire(review);
+    review.onDidPost((message) => {
+      if (message.type !== 'model') return;
+      // The open review already evaluated the gate: the tree reuses its verdict.
+      const { verdict, policyLabel } = message.model;
+      const change = repo.store.get(changeId);
+      if (change) this.verdicts.set(key, { updatedAt: change.updatedAt, verdict: { ready: verdict.ready, reasons: verdict.reasons, decisions: [], requiredEvidence: [], policyLabel } });
+      this.glanceChanged.fire();
+    });
+    return review;
+  }
+
+  /** Tells the user a change reached Review, with a button that opens it. The panel is not opened unasked. */
+  async notifyReachedReview(repo: RepoContext, change: Change): Promise<void> {
+    this.panelFor(repo.root, change.id)?.scheduleRefresh();
+    const choice = await vscode.window.showInformationMessage(`Change "${change.title}" is ready for review.`, 'Open Review');
+    if (choice === 'Open Review') await this.openReview(repo, change.id);
+  }
+
+  /**
+   * The review state of a change for the tree, from what is known now; when
+   * the gate has not been evaluated for this version of the change, it is
+   * evaluated in the background and onDidChangeGlance fires.
+   */
+  glance(repo: RepoContext, change: Change): ReviewGlance {
+    const key = ReviewController.key(repo.root, change.id);
+    const known = this.verdicts.get(key);
+    if (change.lane === 'review' && !change.approval && known?.updatedAt !== change.updatedAt && !this.pendingVerdicts.has(key)) {
+      this.pendingVerdicts.add(key);
+      void this.evaluateInBackground(repo, change, key);
+    }
+    return reviewGlance(change, known?.updatedAt === change.updatedAt ? known.verdict : undefined);
+  }
+
+  private async evaluateInBackground(repo: RepoContext, change: Change, key: string): Promise<void> {
+    try {
+      const read = await new EvidenceStore(repo.storage).read(change.id);
+      const verdict = await this.deps.evaluateGate(repo, change, read.kind === 'ok' ? read.evidence : undefined);
+      this.verdicts.set(key, { updatedAt: change.updatedAt, verdict });
+      this.glanceChanged.fire();
+    } catch (error) {
+      this.deps.logger.warn(`Could not evaluate the review gate of change ${change.id} for the Lanes view: ${(error as Error).message}`);
+    } finally {
+      this.pendingVerdicts.delete(key);
+    }
+  }
+
+  /** The command: a tree node, `{ repoRoot, changeId }`, or nothing (then a picker of the changes in Review). */
+  async openFromCommand(arg?: unknown): Promise<boolean> {
+    await this.deps.registry.ensureDiscovered();
+    const target = this.targetOf(arg);
+    if (target === 'invalid') {
+      this.deps.logger.warn(`Lanes: Open Review was given an argument it does not understand: ${safeDescribe(arg)}`);
+      void reportError(this.deps.logger, 'Lanes: Open Review did not understand what to open. Run it from the Lanes view or from the Command Palette.');
+      return false;
+    }
+    if (target) {
+      const repo = this.deps.registry.byRoot(target.repoRoot);
+      if (!repo) {
+        void reportError(this.deps.logger, `${target.repoRoot} is not a repository of this workspace; open its folder first.`);
+        return false;
+      }
+      return (await this.openReview(repo, target.changeId)) !== undefined;
+    }
+    const candidates = this.deps.registry.repositories().flatMap((repo) => repo.store.all().filter((change) => change.lane === 'review').map((change) => ({ repo, change })));
+    if (!candidates.length) {
+      void vscode.window.showInformationMessage('No change is waiting in Review. Changes arrive there when their sandbox tasks pass.');
+      return false;
+    }
+    const many = this.deps.registry.repositories().length > 1;
+    const picked = await vscode.window.showQuickPick(
+      candidates.map(({ repo, change }) => ({
+        label: change.title,
+        description: `${many ? `${repo.name} · ` : ''}${change.agentId} · ${LANE_LABELS.review}`,
+        detail: `${change.id} · ${reviewGlance(change).text}`,
+        repo,
+        change,
+      })),
+      { title: 'Open Review', placeHolder: 'Pick a change in Review', matchOnDescription: true, matchOnDetail: true },
+    );
+    if (!picked) return false;
+    return (await this.openReview(picked.repo, picked.change.id)) !== undefined;
+  }
+
+  private targetOf(arg: unknown): { repoRoot: string; changeId: string } | undefined | 'invalid' {
+    if (arg === undefined || arg === null) return undefined;
+    if (typeof arg !== 'object') return 'invalid';
+    const value = arg as Record<string, unknown>;
+    if (value.kind === 'change') {
+      const repo = value.repo as { root?: unknown } | undefined;
+      const change = value.change as { id?: unknown } | undefined;
+      if (typeof repo?.root === 'string' && typeof change?.id === 'string') return { repoRoot: repo.root, changeId: change.id };
+      return 'invalid';
+    }
+    if (typeof value.repoRoot === 'string' && typeof value.changeId === 'string') return { repoRoot: value.repoRoot, changeId: value.changeId };
+    return 'invalid';
+  }
+
+  /** Restores a review panel after a reload, from the state its webview saved. */
+  async restore(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
+    const parsed = ReviewPanelStateSchema.safeParse(state);
+    const fail = (message: string) => {
+      this.deps.logger.warn(`Could not restore a review panel: ${message}`);
+      panel.webview.options = { enableScripts: false, localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'media')] };
+      panel.webview.html = staticMessageHtml(panel.webview, this.extensionUri, 'Review unavailable', message);
+    };
+    if (!parsed.success) return fail('This review cannot be restored. Open it again from the Lanes view.');
+    await this.deps.registry.ensureDiscovered();
+    const repo = this.deps.registry.byRoot(parsed.data.repoRoot);
+    if (!repo) return fail(`${parsed.data.repoRoot} is no longer a repository of this workspace, so its review cannot be shown.`);
+    if (!repo.store.get(parsed.data.changeId)) return fail(`Change ${parsed.data.changeId} no longer exists in ${repo.name}.`);
+    const existing = this.panelFor(repo.root, parsed.data.changeId);
+    if (existing) {
+      panel.dispose();
+      existing.panel.reveal();
+      return;
+    }
+    this.attach(panel, repo, parsed.data.changeId);
+  }
+
+  dispose(): void {
+    for (const panel of [...this.panels.values()]) panel.dispose();
+    this.panels.clear();
+    this.approvals.dispose();
+    this.glanceChanged.dispose();
+    this.opened.dispose();
+  }
+}
+
+function safeDescribe(value: unknown): string {
+  try {
+    return JSON.stringify(value)?.slice(0, 200) ?? String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+/**
+ * Registers the review: the Open Review command, the panel serializer (so
+ * reviews come back after a reload), and the read-only documents the diff
+ * editors show. Returns the controller the rest of the extension talks to.
+ */
+export function registerReview(context: vscode.ExtensionContext, deps: ReviewDeps): ReviewController {
+  const controller = new ReviewController(context.extensionUri, deps);
+  context.subscriptions.push(
+    controller,
+    vscode.commands.registerCommand(OPEN_REVIEW_COMMAND, (arg?: unknown) => controller.openFromCommand(arg)),
+    vscode.window.registerWebviewPanelSerializer(REVIEW_VIEW_TYPE, {
+      deserializeWebviewPanel: (panel, state) => controller.restore(panel, state),
+    }),
+    vscode.workspace.registerTextDocumentContentProvider(REVIEW_CONTENT_SCHEME, new ReviewContentProvider(deps.registry, deps.logger)),
+  );
+  return controller;
+}

@@ -1,0 +1,147 @@
+import * as assert from 'node:assert/strict';
+import type { Evidence } from '../../src/core/evidence';
+import { type ApprovalFacts, approvalRefusal, buildEvidenceView, reviewGlance, sameIdentity } from '../../src/core/reviewModel';
+import { EVIDENCE_SECTION_ORDER, parseHostMessage, parseWebviewMessage, ReviewPanelStateSchema } from '../../src/core/reviewProtocol';
+
+const HASH = 'a'.repeat(64);
+
+function evidence(overrides: Partial<Evidence> = {}): Evidence {
+  return {
+    schemaVersion: 1,
+    changeId: 'abcd1234',
+    agent: { id: 'scripted-agent' },
+    prompt: { ref: 'p-1', redacted: 'do it', redaction: { total: 2, byKind: { token: 2 } } },
+    base: { ref: 'main', sha: 'b'.repeat(40) },
+    headSha: 'c'.repeat(40),
+    diff: { hash: HASH, files: [], totals: { files: 2, additions: 5, deletions: 1 } },
+    flags: [],
+    tasks: [],
+    decisions: [],
+    ...overrides,
+  };
+}
+
+function facts(overrides: Partial<ApprovalFacts> = {}): ApprovalFacts {
+  return {
+    change: { id: 'abcd1234', lane: 'review', createdBy: 'author@example.invalid' },
+    gate: { ready: true, reasons: [] },
+    evidence: { state: 'ok' },
+    diff: { state: 'ok' },
+    approver: 'reviewer@example.invalid',
+    forbidSelfApproval: true,
+    worktreeExists: true,
+    reviewedDiffHash: HASH,
+    evidenceDiffHash: HASH,
+    worktreeDiffHash: HASH,
+    ...overrides,
+  };
+}
+
+describe('review model', () => {
+  it('marks each missing field, and whether policy requires it', () => {
+    const view = buildEvidenceView({ kind: 'ok', evidence: evidence(), hash: HASH }, ['tests', 'assumptions'], HASH);
+    assert.equal(view.state, 'ok');
+    assert.deepEqual(view.fields.tests, { state: 'missing', required: true });
+    assert.deepEqual(view.fields.assumptions, { state: 'missing', required: true });
+    assert.deepEqual(view.fields.confidenceLimits, { state: 'missing', required: false });
+    assert.deepEqual(view.fields.flags, { state: 'present', value: [] }, 'no flags on an analysed diff is evidence of no flags');
+    assert.deepEqual(view.fields.filesTouched, { state: 'present', value: { files: 2, additions: 5, deletions: 1, diffHash: HASH, matchesReviewedDiff: true } });
+    assert.deepEqual(view.fields.prompt, { state: 'present', value: { ref: 'p-1', redacted: 'do it', redactions: 2 } });
+    assert.deepEqual(Object.keys(view.fields).sort(), [...EVIDENCE_SECTION_ORDER].sort(), 'every section has a field');
+  });
+
+  it('tells whether the evidence describes the diff on screen, and counts tasks checked on the base', () => {
+    const task = { id: 't', command: 'npm test', required: true, isolation: 'container' as const, networkMode: 'none', outcome: 'passed' as const, exitCode: 0, durationMs: 10, logDigest: 'x', logTruncated: false, redaction: { total: 0, byKind: {} }, startedAt: '2026-11-21T00:00:00Z' };
+    const view = buildEvidenceView(
+      { kind: 'ok', evidence: evidence({ tasks: [{ ...task, failsOnBase: true }, { ...task, id: 'u', failsOnBase: false }, { ...task, id: 'v', failsOnBase: null }] }), hash: HASH },
+      [],
+      'f'.repeat(64),
+    );
+    assert.equal(view.fields.filesTouched.state === 'present' && view.fields.filesTouched.value.matchesReviewedDiff, false);
+    assert.deepEqual(view.fields.failsWithoutChange, { state: 'present', value: { failOnBase: 1, passOnBase: 1, notRun: 1 } });
+  });
+
+  it('says what to do when the evidence is missing or invalid', () => {
+    const missing = buildEvidenceView({ kind: 'missing' }, ['agent'], null);
+    assert.equal(missing.state, 'missing');
+    assert.match(missing.message ?? '', /run its sandbox tasks/);
+    assert.deepEqual(missing.fields.agent, { state: 'missing', required: true });
+    const invalid = buildEvidenceView({ kind: 'invalid', message: 'The evidence file x does not match.' }, [], null);
+    assert.equal(invalid.hash, null);
+    assert.match(invalid.message ?? '', /^The evidence file x does not match\. Nothing can be approved/);
+  });
+
+  it('allows an approval only when everything holds, and says why not otherwise', () => {
+    assert.equal(approvalRefusal(facts()), undefined);
+    const cases: [Partial<ApprovalFacts>, RegExp][] = [
+      [{ change: { id: 'abcd1234', lane: 'draft' } }, /not in Review \(it is draft\)/],
+      [{ change: { id: 'abcd1234', lane: 'review', approval: { by: 'x', at: 't', diffHash: HASH, evidenceHash: HASH } } }, /already approved by x/],
+      [{ worktreeExists: false }, /worktree of change abcd1234 no longer exists/],
+      [{ diff: { state: 'error', message: 'bad object' } }, /diff could not be read \(bad object\)/],
+      [{ evidence: { state: 'missing' } }, /no evidence to approve/],
+      [{ evidence: { state: 'invalid', message: 'broken' } }, /fails validation, so it cannot be approved: broken/],
+      [{ evidenceDiffHash: 'f'.repeat(64) }, /evidence was recorded for another diff/],
+      [{ worktreeDiffHash: 'f'.repeat(64) }, /changes that are not in the reviewed commits/],
+      [{ approver: undefined }, /sign in to GitHub .* or set git's user\.email/],
+      [{ approver: 'AUTHOR@example.invalid ' }, /forbids self-approval/],
+      [{ gate: { ready: false, reasons: ['a required task failed', 'tests missing'] } }, /gate blocks it: a required task failed; tests missing\./],
+    ];
+    for (const [override, expected] of cases) assert.match(approvalRefusal(facts(override)) ?? '', expected);
+    assert.equal(approvalRefusal(facts({ approver: 'author@example.invalid', forbidSelfApproval: false })), undefined, 'self-approval when policy allows it');
+    assert.equal(approvalRefusal(facts({ change: { id: 'abcd1234', lane: 'review', approval: { by: 'x', at: 't', diffHash: HASH, evidenceHash: HASH, invalidated: { at: 't', reason: 'r' } } } })), undefined, 'an invalidated approval can be replaced');
+    assert.ok(sameIdentity('Octo@Example.com', ' octo@example.com'));
+  });
+
+  it('sums the review up for the tree', () => {
+    assert.equal(reviewGlance({ lane: 'review' }).state, 'unknown');
+    assert.deepEqual(reviewGlance({ lane: 'review' }, { ready: false, reasons: ['tests missing'] }), { text: 'blocked: tests missing', state: 'blocked' });
+    assert.equal(reviewGlance({ lane: 'review' }, { ready: true, reasons: [] }).text, 'ready to approve');
+    assert.equal(reviewGlance({ lane: 'review', approval: { by: 'ann', at: 't', diffHash: HASH, evidenceHash: HASH } }).text, 'approved by ann');
+    assert.equal(reviewGlance({ lane: 'review', approval: { by: 'ann', at: 't', diffHash: HASH, evidenceHash: HASH, invalidated: { at: 't', reason: 'r' } } }).state, 'invalidated');
+  });
+});
+
+describe('review protocol', () => {
+  it('accepts the messages the webview sends', () => {
+    for (const message of [
+      { type: 'ready', changeId: 'abcd1234' },
+      { type: 'rendered', changeId: 'abcd1234', files: 2000, ms: 12.5 },
+      { type: 'loadFiles', id: 1, changeId: 'abcd1234', paths: ['a b/c.ts'] },
+      { type: 'approve', id: 2, changeId: 'abcd1234', diffHash: HASH, evidenceHash: HASH },
+      { type: 'requestChanges', id: 3, changeId: 'abcd1234', comment: 'Please add a test.' },
+      { type: 'reject', id: 4, changeId: 'abcd1234', confirmed: true },
+      { type: 'openFileDiff', id: 5, changeId: 'abcd1234', path: 'README.md' },
+      { type: 'openChanges', id: 6, changeId: 'abcd1234' },
+      { type: 'refresh', id: 7, changeId: 'abcd1234' },
+    ]) {
+      const parsed = parseWebviewMessage(message);
+      assert.equal(parsed.ok, true, `${message.type}: ${parsed.ok ? '' : parsed.error}`);
+    }
+  });
+
+  it('refuses malformed messages with a readable reason', () => {
+    const cases: [unknown, RegExp][] = [
+      [undefined, /\(message\): Invalid input/],
+      [{ type: 'approve', id: 1, changeId: 'abcd1234', diffHash: HASH }, /evidenceHash: Invalid input: expected string, received undefined/],
+      [{ type: 'reject', id: 1, changeId: 'abcd1234', confirmed: false }, /confirmed: Invalid input: expected true/],
+      [{ type: 'requestChanges', id: 1, changeId: 'abcd1234', comment: '  ' }, /comment: a comment is required/],
+      [{ type: 'ready', changeId: 'ABCD1234' }, /changeId: Invalid string/],
+      [{ type: 'ready', changeId: 'abcd1234', extra: 1 }, /Unrecognized key: "extra"/],
+      [{ type: 'launchMissiles', changeId: 'abcd1234' }, /type: Invalid discriminator value\. Expected 'ready' \| 'rendered'/],
+    ];
+    for (const [message, expected] of cases) {
+      const parsed = parseWebviewMessage(message);
+      assert.equal(parsed.ok, false);
+      assert.match(parsed.ok ? '' : parsed.error, expected);
+    }
+  });
+
+  it('parses host messages and the saved panel state', () => {
+    assert.equal(parseHostMessage({ type: 'response', id: 1, ok: false, error: 'no' }).ok, true);
+    assert.equal(parseHostMessage({ type: 'response', id: 1, ok: true, files: [{ path: 'a', kind: 'binary', message: 'm' }] }).ok, true);
+    assert.equal(parseHostMessage({ type: 'model', model: {} }).ok, false);
+    const state = ReviewPanelStateSchema.parse({ repoRoot: '/r', changeId: 'abcd1234' });
+    assert.deepEqual(state, { repoRoot: '/r', changeId: 'abcd1234', toggledFiles: [], openSections: [], scrollY: 0, commentDraft: '' });
+    assert.equal(ReviewPanelStateSchema.safeParse({ repoRoot: '', changeId: 'abcd1234' }).success, false);
+  });
+});

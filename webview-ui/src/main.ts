@@ -1,0 +1,113 @@
+// The review webview: renders the model the host sends, asks for file diffs
+// on demand, and sends the reviewer's actions as requests.
+import '@vscode-elements/elements/dist/vscode-badge/index.js';
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-textarea/index.js';
+import '@vscode/codicons/dist/codicon.css';
+import { type ReviewModel, parseHostMessage } from '../../src/core/reviewProtocol';
+import { Actions } from './actions';
+import { DiffPanel } from './diff';
+import { h } from './dom';
+import { renderEvidence } from './evidence';
+import { renderHeader, renderRequestedChanges } from './header';
+import { Host } from './host';
+import { ViewStateStore } from './state';
+
+const MAX_REPORTED_ERRORS = 10;
+
+function meta(name: string): string {
+  return document.querySelector<HTMLMetaElement>(`meta[name="${name}"]`)?.content ?? '';
+}
+
+const changeId = meta('agent-lanes-change');
+const repoRoot = meta('agent-lanes-repo');
+const host = new Host(changeId);
+const state = new ViewStateStore(host, repoRoot, changeId);
+const app = document.getElementById('app')!;
+
+let reportedErrors = 0;
+function reportError(message: string): void {
+  console.error(message);
+  if (reportedErrors++ < MAX_REPORTED_ERRORS) host.notify({ type: 'webviewError', changeId, message: message.slice(0, 5_000) });
+}
+window.addEventListener('error', (event) => reportError(`${event.message} (${event.filename}:${event.lineno})`));
+window.addEventListener('unhandledrejection', (event) => reportError(`Unhandled rejection: ${String(event.reason)}`));
+
+const actions = new Actions(host, state);
+const diff = new DiffPanel(host, state, (kind, text) => actions.showStatus(kind, text));
+const openSections = new Set(state.data.openSections);
+const headerSlot = h('div', { class: 'header-slot' });
+const requestedSlot = h('div', { class: 'requested-slot' });
+const evidenceSlot = h('div', { class: 'evidence-slot' });
+const skip = h('a', { class: 'skip-link', text: 'Skip to the diff', attrs: { href: '#diff' } });
+skip.addEventListener('click', (event) => {
+  event.preventDefault();
+  diff.element.scrollIntoView({ block: 'start' });
+  diff.element.focus({ preventScroll: true });
+});
+
+let firstRender = true;
+
+function render(model: ReviewModel): void {
+  const started = performance.now();
+  if (firstRender) app.replaceChildren(skip, headerSlot, actions.element, requestedSlot, evidenceSlot, diff.element);
+  app.removeAttribute('aria-busy');
+  document.title = `Review: ${model.title}`;
+  headerSlot.replaceChildren(renderHeader(model));
+  actions.update(model);
+  requestedSlot.replaceChildren(...[renderRequestedChanges(model)].filter((e): e is HTMLElement => e !== null));
+  evidenceSlot.replaceChildren(
+    renderEvidence(model, openSections, (key, open) => {
+      if (open) openSections.add(key);
+      else openSections.delete(key);
+      state.update({ openSections: [...openSections] });
+    }),
+  );
+  diff.update(model.diff);
+  const files = model.diff.state === 'ok' ? model.diff.files.length : 0;
+  const restoreScroll = firstRender && state.data.scrollY > 0;
+  firstRender = false;
+  if (restoreScroll) window.scrollTo(0, state.data.scrollY);
+  // Reported once the frame with the new content is laid out.
+  requestAnimationFrame(() => setTimeout(() => host.notify({ type: 'rendered', changeId, files, ms: performance.now() - started }), 0));
+}
+
+window.addEventListener('message', (event: MessageEvent<unknown>) => {
+  const parsed = parseHostMessage(event.data);
+  if (!parsed.ok) {
+    reportError(`Ignored a message from VS Code that does not match the protocol: ${parsed.error}`);
+    return;
+  }
+  const message = parsed.message;
+  switch (message.type) {
+    case 'model':
+      if (message.model.changeId !== changeId) {
+        reportError(`Ignored a model for change ${message.model.changeId}; this review shows ${changeId}.`);
+        return;
+      }
+      try {
+        render(message.model);
+      } catch (error) {
+        reportError(`Could not render the review: ${(error as Error).stack ?? String(error)}`);
+      }
+      return;
+    case 'notice':
+      if (firstRender) app.replaceChildren(h('p', { class: `notice ${message.level}`, text: message.message }));
+      else actions.showStatus(message.level === 'error' ? 'error' : 'info', message.message);
+      return;
+    case 'response':
+      host.settle(message);
+      return;
+  }
+});
+
+let scrollTimer: ReturnType<typeof setTimeout> | undefined;
+window.addEventListener('scroll', () => {
+  if (scrollTimer) return;
+  scrollTimer = setTimeout(() => {
+    scrollTimer = undefined;
+    state.update({ scrollY: Math.round(window.scrollY) });
+  }, 250);
+});
+
+host.notify({ type: 'ready', changeId });
