@@ -22,7 +22,7 @@ const common = {
 let appBuilds = [
   {
     ...common,
-    entryPoints: { extension: 'src/vscode/extension.ts' },
+    entryPoints: { extension: 'src/vscode/extension.ts', cli: 'src/cli/main.ts' },
     outdir: 'dist',
     platform: 'node',
     target: 'node20',
@@ -42,6 +42,8 @@ let appBuilds = [
     target: 'es2022',
     format: 'iife',
     loader: { '.ttf': 'file' },
+    // The codicon font goes beside the bundle, inside the webview's resource root and the VSIX.
+    assetNames: 'webview/[name]-[hash]',
   },
 ];
 
@@ -62,8 +64,6 @@ const testBuild = {
   mainFields: ['module', 'main'],
 };
 
-// TEMP until the CLI and the webview land.
-appBuilds = appBuilds.filter((b) => !String(Object.values(b.entryPoints)[0]).startsWith('webview-ui'));
 if (tests) {
   if (testFilter.length) {
     await esbuild.build({ ...testBuild, entryPoints: testFilter });

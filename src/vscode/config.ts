@@ -1,30 +1,24 @@
 import * as vscode from 'vscode';
 import { z } from 'zod';
+import { type AgentConfig, parseAgentsSetting } from '../core/agentConfig';
 
 /** Every setting key in one place; package.json declares the same keys. */
 export const SettingKeys = {
   policyEndpoint: 'policy.endpoint',
   policyPublicKey: 'policy.publicKey',
   policyRefreshIntervalMinutes: 'policy.refreshIntervalMinutes',
+  policyUser: 'policy.user',
   agents: 'agents',
 } as const;
 
-const AgentSchema = z.object({
-  id: z.string().min(1),
-  label: z.string().min(1),
-  command: z.array(z.string()).min(1),
-  env: z.record(z.string(), z.string()).optional(),
-  timeoutSeconds: z.number().positive().optional(),
-});
-export type AgentConfig = z.infer<typeof AgentSchema>;
-
-const ConfigSchema = z.object({
+const ScalarsSchema = z.object({
   policyEndpoint: z.string().default(''),
   policyPublicKey: z.string().default(''),
   policyRefreshIntervalMinutes: z.number().min(1).default(15),
-  agents: z.array(AgentSchema).default([]),
+  policyUser: z.record(z.string(), z.unknown()).optional(),
 });
-export type LanesConfig = z.infer<typeof ConfigSchema>;
+
+export type LanesConfig = z.infer<typeof ScalarsSchema> & { agents: AgentConfig[] };
 
 export interface ConfigProblem {
   key: string;
@@ -37,18 +31,16 @@ export interface ConfigProblem {
  */
 export function readConfig(scope?: vscode.ConfigurationScope): { config: LanesConfig; problems: ConfigProblem[] } {
   const section = vscode.workspace.getConfiguration('agentLanes', scope);
-  const raw: Record<string, unknown> = {};
-  for (const [field, key] of Object.entries(SettingKeys)) raw[field] = section.get(key);
   const problems: ConfigProblem[] = [];
-  for (const [field, key] of Object.entries(SettingKeys)) {
-    const fieldSchema = ConfigSchema.shape[field as keyof LanesConfig];
-    const parsed = fieldSchema.safeParse(raw[field]);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const where = issue?.path.length ? ` at ${issue.path.join('.')}` : '';
-      problems.push({ key: `agentLanes.${key}`, message: `agentLanes.${key}${where}: ${issue?.message ?? 'invalid value'}` });
-      raw[field] = undefined;
-    }
+  const raw: Record<string, unknown> = {};
+  for (const field of ['policyEndpoint', 'policyPublicKey', 'policyRefreshIntervalMinutes', 'policyUser'] as const) {
+    const key = SettingKeys[field];
+    const value = section.get(key);
+    const parsed = ScalarsSchema.shape[field].safeParse(value);
+    if (parsed.success) raw[field] = value;
+    else problems.push({ key: `agentLanes.${key}`, message: `agentLanes.${key}: ${parsed.error.issues[0]?.message ?? 'invalid value'}; the default is used.` });
   }
-  return { config: ConfigSchema.parse(raw), problems };
+  const agents = parseAgentsSetting(section.get(SettingKeys.agents));
+  for (const message of agents.errors) problems.push({ key: 'agentLanes.agents', message });
+  return { config: { ...ScalarsSchema.parse(raw), agents: agents.agents }, problems };
 }

@@ -9,6 +9,16 @@ export const Commands = {
   showPolicyState: 'agentLanes.showPolicyState',
   openSettings: 'agentLanes.openSettings',
   showLog: 'agentLanes.showLog',
+  refreshPolicy: 'agentLanes.refreshPolicy',
+  runAgent: 'agentLanes.runAgent',
+  stopAgent: 'agentLanes.stopAgent',
+  finishDraft: 'agentLanes.finishDraft',
+  showAgentLog: 'agentLanes.showAgentLog',
+  openChanges: 'agentLanes.openChanges',
+  openWorktree: 'agentLanes.openWorktree',
+  discard: 'agentLanes.discard',
+  reconcile: 'agentLanes.reconcile',
+  openReview: 'agentLanes.openReview',
 } as const;
 
 /** Context keys used in `when` clauses. */

@@ -6,7 +6,12 @@ import { LanesTreeProvider } from './lanesTree';
 import { RepositoryRegistry } from './repositories';
 import { PolicyStatusBar } from './statusBar';
 import { registerCommands } from './commands';
-import { readConfig } from './config';
+import { PolicyController } from './policyController';
+import { DraftCommands } from './draftCommands';
+import { GIT_CONTENT_SCHEME, GitContentProvider } from './gitContent';
+import { registerLanguageModelTools } from './lmTools';
+import { type ReviewController, registerReview } from './review';
+import { createDefaultReviewDeps } from './review/defaultDeps';
 
 declare const __lanesBundleStart: number | undefined;
 
@@ -19,6 +24,9 @@ export interface LanesApi {
   readonly registry: RepositoryRegistry;
   readonly tree: LanesTreeProvider;
   readonly statusBar: PolicyStatusBar;
+  readonly policy: PolicyController;
+  readonly drafts: DraftCommands;
+  readonly review: ReviewController;
 }
 
 export function activate(context: vscode.ExtensionContext): LanesApi {
@@ -26,32 +34,40 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
   const { logger, channel } = createLogger();
   context.subscriptions.push(channel);
 
-  const registry = new RepositoryRegistry(context.globalStorageUri.fsPath, logger);
+  const statusBar = new PolicyStatusBar();
+  const policy = new PolicyController(context.globalStorageUri.fsPath, logger, statusBar);
+  const registry = new RepositoryRegistry(context.globalStorageUri.fsPath, logger, policy.service);
+  policy.attach(registry);
   const tree = new LanesTreeProvider(registry, logger);
   const view = vscode.window.createTreeView(LANES_VIEW_ID, { treeDataProvider: tree, showCollapseAll: true });
-  const statusBar = new PolicyStatusBar();
-  context.subscriptions.push(registry, tree, view, statusBar);
+  context.subscriptions.push(statusBar, policy, registry, tree, view);
+
+  const trusted = () => vscode.workspace.isTrusted;
+  const drafts = new DraftCommands({ logger, registry, policy, trusted });
+  context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(GIT_CONTENT_SCHEME, new GitContentProvider()));
+  registerLanguageModelTools(context, { registry, logger, trusted });
 
   // Git and network work waits until the view is shown or a command runs.
-  const showPolicy = () => statusBar.show(readConfig().config.policyEndpoint ? { kind: 'failClosed', reason: 'The org policy has not been fetched yet.' } : { kind: 'local' });
-  context.subscriptions.push(
-    view.onDidChangeVisibility((event) => {
-      tree.setVisible(event.visible);
-      if (event.visible) showPolicy();
-    }),
-  );
-  if (view.visible) {
+  let reconciled = false;
+  const onShown = () => {
     tree.setVisible(true);
-    showPolicy();
-  }
+    void policy.ensureStarted().catch((error: unknown) => logger.error('Starting the policy service failed', error));
+    if (!reconciled) {
+      reconciled = true;
+      void drafts.reconcile({ quietWhenClean: true }).catch((error: unknown) => logger.error('Reconciling worktrees failed', error));
+    }
+  };
+  context.subscriptions.push(view.onDidChangeVisibility((event) => (event.visible ? onShown() : tree.setVisible(false))));
+  if (view.visible) onShown();
 
-  registerCommands(context, { logger, channel, registry, tree, statusBar });
+  registerCommands(context, { logger, channel, registry, tree, statusBar, policy, drafts });
+  const review = registerReview(context, createDefaultReviewDeps(logger, registry));
 
   const finished = performance.now();
   const activationMs = finished - started;
   const loadAndActivateMs = typeof __lanesBundleStart === 'number' ? finished - __lanesBundleStart : undefined;
   logger.info(`Agent Lanes activated in ${activationMs.toFixed(1)} ms (${loadAndActivateMs?.toFixed(1) ?? '?'} ms with module loading)`);
-  return { activationMs, loadAndActivateMs, registry, tree, statusBar };
+  return { activationMs, loadAndActivateMs, registry, tree, statusBar, policy, drafts, review };
 }
 
 export function deactivate(): void {

@@ -163,20 +163,36 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
 function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
   const item = new vscode.TreeItem(change.title, vscode.TreeItemCollapsibleState.None);
   item.id = `change:${repo.root}:${change.id}`;
-  item.description = `${change.agentId} · ${formatAge(change.createdAt)}`;
+  const running = change.agentRun?.state === 'running';
+  const state = running ? 'agent running' : change.agentRun?.state === 'noChanges' ? 'no changes' : change.agentRun && ['failed', 'timedOut', 'cancelled'].includes(change.agentRun.state) ? `agent ${change.agentRun.state === 'timedOut' ? 'timed out' : change.agentRun.state}` : undefined;
+  item.description = [change.agentId, formatAge(change.createdAt), state, change.alerts?.length ? '⚠ checkout changed' : undefined].filter(Boolean).join(' · ');
   const tooltip = new vscode.MarkdownString(undefined, true);
   tooltip.appendMarkdown(`**${escapeMarkdown(change.title)}**\n\n`);
   tooltip.appendMarkdown(`$(${LANE_ICONS[change.lane]}) ${change.lane === 'closed' ? `Closed (${change.closedReason ?? 'closed'})` : LANE_LABELS[change.lane]} · change \`${change.id}\`\n\n`);
+  for (const alert of change.alerts ?? []) tooltip.appendMarkdown(`$(warning) **${escapeMarkdown(alert)}**\n\n`);
   tooltip.appendMarkdown(`Agent: ${escapeMarkdown(change.agentId)}  \n`);
   tooltip.appendMarkdown(`Base: \`${escapeMarkdown(change.baseRef)}\` (${change.baseSha.slice(0, 10)})  \n`);
   tooltip.appendMarkdown(`Branch: \`${escapeMarkdown(change.branch)}\`  \n`);
   tooltip.appendMarkdown(`Created: ${new Date(change.createdAt).toLocaleString()}`);
   if (change.agentRun) tooltip.appendMarkdown(`  \nAgent run: ${change.agentRun.state}${change.agentRun.message ? ` — ${escapeMarkdown(change.agentRun.message)}` : ''}`);
+  if (change.lastDecision) {
+    const d = change.lastDecision;
+    tooltip.appendMarkdown(`\n\nPolicy (${escapeMarkdown(d.action)}): **${d.effect}** — ${escapeMarkdown(d.explanation)}`);
+  }
   const last = change.history.at(-1);
   if (last?.reason) tooltip.appendMarkdown(`\n\nLast move: ${escapeMarkdown(last.reason)}`);
   item.tooltip = tooltip;
-  item.iconPath = new vscode.ThemeIcon(change.agentRun?.state === 'running' ? 'sync~spin' : 'git-commit');
-  item.contextValue = `change.${change.lane}`;
+  item.iconPath = running
+    ? new vscode.ThemeIcon('sync~spin')
+    : change.alerts?.length || change.lastDecision?.effect === 'block'
+      ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'))
+      : new vscode.ThemeIcon('git-commit');
+  item.contextValue = `change.${change.lane}${running ? '.running' : ''}`;
+  // A click opens what the lane is about: the review in Review, the diff elsewhere.
+  item.command =
+    change.lane === 'review'
+      ? { command: 'agentLanes.openReview', title: 'Open Review', arguments: [{ repoRoot: repo.root, changeId: change.id }] }
+      : { command: 'agentLanes.openChanges', title: 'Open Changes', arguments: [{ repoRoot: repo.root, changeId: change.id }] };
   return item;
 }
 

@@ -17,9 +17,11 @@ export function createLogger(): { logger: Logger; channel: vscode.LogOutputChann
 /**
  * Shows a message that says what to do and logs the details: no silent catch.
  */
-export async function reportError(logger: Logger, userMessage: string, error?: unknown): Promise<void> {
+export function reportError(logger: Logger, userMessage: string, error?: unknown): void {
   if (error !== undefined) logger.error(`${userMessage}`, error instanceof Error ? (error.stack ?? error.message) : String(error));
   else logger.error(userMessage);
-  const choice = await vscode.window.showErrorMessage(userMessage, 'Show Log');
-  if (choice === 'Show Log') await vscode.commands.executeCommand('agentLanes.showLog');
+  // Not awaited: whoever reports must not wait until the person dismisses the message.
+  void vscode.window.showErrorMessage(userMessage, 'Show Log').then((choice) => {
+    if (choice === 'Show Log') void vscode.commands.executeCommand('agentLanes.showLog');
+  });
 }

@@ -1,9 +1,15 @@
 import * as vscode from 'vscode';
+import type { Change } from '../core/change';
 import { ChangeStore } from '../core/changeStore';
 import { Emitter } from '../core/events';
 import type { Logger } from '../core/logger';
+import { AuditLog } from '../infra/auditLog';
+import { EvidenceStore } from '../infra/evidenceStore';
 import { JsonFilePersistence } from '../infra/fileStore';
 import { probeRepository } from '../infra/git';
+import { DraftLane } from '../infra/lanes/draftLane';
+import type { LaneContext } from '../infra/lanes/laneContext';
+import type { PolicyService } from '../infra/policyService';
 import { RepoStorage } from '../infra/repoStorage';
 
 /** One git repository of the workspace, with its own lanes and store. */
@@ -13,8 +19,17 @@ export interface RepoContext {
   readonly commonDir: string;
   readonly storage: RepoStorage;
   readonly store: ChangeStore;
+  readonly evidence: EvidenceStore;
   /** Set when the stored records could not be read; the repository shows it instead of lanes. */
   loadError?: string;
+  /** The lane services; created with the repository. */
+  readonly lanes: RepoLanes;
+}
+
+/** A repository's lane services, sharing one context (store, evidence, audit, policy). */
+export interface RepoLanes {
+  readonly context: LaneContext;
+  readonly draft: DraftLane;
 }
 
 /** A workspace folder that cannot have lanes, and why. */
@@ -39,6 +54,7 @@ export class RepositoryRegistry implements vscode.Disposable {
   constructor(
     private readonly storageRoot: string,
     private readonly logger: Logger,
+    private readonly policy: PolicyService,
   ) {
     this.disposables.push(
       vscode.workspace.onDidChangeWorkspaceFolders(() => {
@@ -101,10 +117,12 @@ export class RepositoryRegistry implements vscode.Disposable {
         }
       } catch (error) {
         this.logger.error(`Could not inspect ${folder.uri.fsPath} with git`, error);
-        problems.push({ folder, kind: 'error', message: `Could not run git in ${folder.name}: ${(error as Error).message.split('\n')[0]}. Is git installed and on PATH?` });
+        const detail = (error as Error).message.split('\n')[0];
+        const gitMissing = (error as NodeJS.ErrnoException).code === 'ENOENT' || /spawn git/.test(detail ?? '');
+        problems.push({ folder, kind: 'error', message: gitMissing ? `Could not run git in ${folder.name}: is git installed and on PATH?` : `Could not open ${folder.name}: ${detail}` });
       }
     }
-    for (const [root, repo] of this.repos) if (!next.has(root)) repo.store.dispose();
+    for (const [root, repo] of this.repos) if (!next.has(root)) this.closeRepository(repo);
     this.repos = next;
     this.problems = problems;
     this.changed.fire();
@@ -113,7 +131,11 @@ export class RepositoryRegistry implements vscode.Disposable {
   private async openRepository(root: string, commonDir: string): Promise<RepoContext> {
     const storage = RepoStorage.forRepository(this.storageRoot, root, commonDir);
     const store = new ChangeStore(new JsonFilePersistence(storage.changesFile));
-    const repo: RepoContext = { root, name: root.split(/[\\/]/).pop() ?? root, commonDir, storage, store };
+    const evidence = new EvidenceStore(storage);
+    const audit = await AuditLog.open(storage.auditFile, { repoKey: storage.repoKey, logger: this.logger });
+    if (audit.repairedOnOpen) this.logger.warn(`Audit log of ${root}: ${audit.repairedOnOpen.message}`);
+    const context: LaneContext = { repoRoot: root, storage, store, evidence, audit, policy: this.policy, logger: this.logger };
+    const repo: RepoContext = { root, name: root.split(/[\\/]/).pop() ?? root, commonDir, storage, store, evidence, lanes: { context, draft: new DraftLane(context) } };
     try {
       await store.load();
     } catch (error) {
@@ -125,8 +147,23 @@ export class RepositoryRegistry implements vscode.Disposable {
     return repo;
   }
 
+  /** Finds the repository that holds a change, by id. */
+  findChange(changeId: string): { repo: RepoContext; change: Change } | undefined {
+    for (const repo of this.repos.values()) {
+      const change = repo.store.get(changeId);
+      if (change) return { repo, change };
+    }
+    return undefined;
+  }
+
+  private closeRepository(repo: RepoContext): void {
+    repo.lanes.draft.stopAll();
+    repo.store.dispose();
+    void repo.lanes.context.audit.close().catch((error: unknown) => this.logger.error(`Closing the audit log of ${repo.root}`, error));
+  }
+
   dispose(): void {
-    for (const repo of this.repos.values()) repo.store.dispose();
+    for (const repo of this.repos.values()) this.closeRepository(repo);
     this.changed.dispose();
     for (const d of this.disposables) d.dispose();
   }

@@ -3,7 +3,7 @@ import { Commands } from './constants';
 
 /** What the status bar says about policy; mirrors the policy service's state. */
 export type PolicyStatus =
-  | { kind: 'local' }
+  | { kind: 'local'; warning?: string }
   | { kind: 'org'; policyRef: string; source: 'network' | 'cache'; warning?: string }
   | { kind: 'failClosed'; reason: string }
   | { kind: 'pending' };
@@ -29,7 +29,8 @@ export class PolicyStatusBar implements vscode.Disposable {
         break;
       case 'local':
         item.text = '$(shield) Lanes: local policy';
-        item.tooltip = 'No org policy endpoint is set (agentLanes.policy.endpoint): the built-in conservative policy applies. Click for details.';
+        item.tooltip = `No org policy endpoint is set (agentLanes.policy.endpoint): the built-in conservative policy applies.${status.warning ? ` ${status.warning}` : ''} Click for details.`;
+        if (status.warning) item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
         break;
       case 'org':
         item.text = `$(shield) Lanes: ${status.policyRef}${status.source === 'cache' ? ' (cached)' : ''}`;

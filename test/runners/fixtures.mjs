@@ -76,6 +76,7 @@ export function createScenarioWorkspaces(root) {
     bare: { folder: bare },
     noFolder: {},
     multiRoot: { workspace: multi.file },
+    draft: { folder: createSampleRepository(mkdirp(join(root, 'draft-app')), { name: 'draft-app' }) },
     review: { folder: createSampleRepository(mkdirp(join(root, 'review-app')), { name: 'review-app' }) },
   };
 }

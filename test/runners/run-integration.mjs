@@ -2,14 +2,14 @@
 // the code-server npm package ships, driven by Chromium (works offline). With
 // --electron: @vscode/test-electron, which downloads VS Code (needs internet).
 // Usage: node test/runners/run-integration.mjs [--electron] [scenario ...]
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createScenarioWorkspaces, tempDir } from './fixtures.mjs';
 import { launchBrowser, runTestsInWorkbench, startCodeServer } from './codeServer.mjs';
 
 const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const ALL = ['repository', 'reload', 'notRepository', 'bare', 'noFolder', 'multiRoot', 'review'];
+const ALL = ['repository', 'reload', 'notRepository', 'bare', 'noFolder', 'multiRoot', 'draft', 'review'];
 const args = process.argv.slice(2);
 const electron = args.includes('--electron');
 const verbose = args.includes('--verbose') || process.env.LANES_VERBOSE === '1';
@@ -20,6 +20,12 @@ if (!existsSync(join(root, 'dist', 'extension.js'))) throw new Error('dist/exten
 if (!existsSync(join(root, 'out', 'test', 'integration', 'scenarios', 'repository.js'))) throw new Error('The tests are not built: run "node esbuild.mjs --tests" first.');
 
 const workspaces = createScenarioWorkspaces(tempDir('lanes-integration-'));
+// The settings every scenario runs with: the scripted agent the tests drive.
+const settings = {
+  'agentLanes.agents': [
+    { id: 'scripted', label: 'Scripted agent', command: [process.execPath, join(root, 'test', 'fixtures', 'agents', 'scripted-agent.mjs'), '{promptFile}'], timeoutSeconds: 60 },
+  ],
+};
 const totals = { passed: 0, failed: 0 };
 const RESULT = /LANES_TEST_RESULT (\{.*\})/;
 
@@ -37,7 +43,10 @@ if (electron) {
   const { runTests } = await import('@vscode/test-electron');
   for (const scenario of selected) {
     const ws = workspaces[scenario];
-    const launchArgs = ['--disable-extensions', '--disable-workspace-trust', ...(ws.workspace ? [ws.workspace] : ws.folder ? [ws.folder] : [])];
+    const userDataDir = tempDir('lanes-electron-user-');
+    mkdirSync(join(userDataDir, 'User'), { recursive: true });
+    writeFileSync(join(userDataDir, 'User', 'settings.json'), JSON.stringify({ 'security.workspace.trust.enabled': false, ...settings }));
+    const launchArgs = ['--disable-extensions', '--disable-workspace-trust', `--user-data-dir=${userDataDir}`, ...(ws.workspace ? [ws.workspace] : ws.folder ? [ws.folder] : [])];
     const resultDir = tempDir('lanes-results-');
     try {
       await runTests({
@@ -53,7 +62,7 @@ if (electron) {
     if (!existsSync(file) || !count(`LANES_TEST_RESULT ${readFileSync(file, 'utf8')}`, scenario)) totals.failed += 1;
   }
 } else {
-  const server = await startCodeServer({ log: verbose ? (t) => process.stderr.write(t) : undefined });
+  const server = await startCodeServer({ settings, log: verbose ? (t) => process.stderr.write(t) : undefined });
   const browser = await launchBrowser();
   try {
     for (const scenario of selected) {
