@@ -77,6 +77,10 @@ export function createScenarioWorkspaces(root) {
     noFolder: {},
     multiRoot: { workspace: multi.file },
     draft: { folder: createSampleRepository(mkdirp(join(root, 'draft-app')), { name: 'draft-app' }) },
+    sandbox: { folder: createSampleRepository(mkdirp(join(root, 'sandbox-app')), { name: 'sandbox-app' }) },
+    policy: { folder: createSampleRepository(mkdirp(join(root, 'policy-app')), { name: 'policy-app' }) },
+    audit: { folder: createSampleRepository(mkdirp(join(root, 'audit-app')), { name: 'audit-app' }) },
+    pullRequest: { folder: createSampleRepository(mkdirp(join(root, 'pr-app')), { name: 'pr-app' }) },
     review: { folder: createSampleRepository(mkdirp(join(root, 'review-app')), { name: 'review-app' }) },
   };
 }

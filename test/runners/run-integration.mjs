@@ -9,7 +9,7 @@ import { createScenarioWorkspaces, tempDir } from './fixtures.mjs';
 import { launchBrowser, runTestsInWorkbench, startCodeServer } from './codeServer.mjs';
 
 const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const ALL = ['repository', 'reload', 'notRepository', 'bare', 'noFolder', 'multiRoot', 'draft', 'review'];
+const ALL = ['repository', 'reload', 'notRepository', 'bare', 'noFolder', 'multiRoot', 'draft', 'review', 'sandbox', 'policy', 'audit', 'pullRequest'];
 const args = process.argv.slice(2);
 const electron = args.includes('--electron');
 const verbose = args.includes('--verbose') || process.env.LANES_VERBOSE === '1';

@@ -1,0 +1,5 @@
+import { runScenario } from '../harness';
+
+export function run(): Promise<void> {
+  return runScenario('pullRequest');
+}
