@@ -31,7 +31,9 @@ const median = (values) => {
 };
 
 execFileSync('npm', ['run', '--silent', 'package'], { cwd: root, stdio: 'inherit' });
-execFileSync('node', ['esbuild.mjs', '--tests'], { cwd: root, stdio: 'inherit' });
+const benchSources = readdirSync(join(root, 'test', 'bench')).filter((f) => f.endsWith('.bench.ts')).map((f) => `test/bench/${f}`);
+const vscodeBenchSources = readdirSync(join(root, 'test', 'bench', 'vscode')).filter((f) => f.endsWith('.ts')).map((f) => `test/bench/vscode/${f}`);
+execFileSync('node', ['esbuild.mjs', '--tests', ...benchSources, ...vscodeBenchSources], { cwd: root, stdio: 'inherit' });
 results['vsix.kb'] = [Math.round((statSync(join(root, 'dist', 'agent-lanes.vsix')).size / 1024) * 10) / 10];
 
 // Benchmarks in plain Node, one process each.

@@ -1,0 +1,42 @@
+// Drives the VS Code workbench as a person would: the command palette, quick
+// picks, input boxes, the Lanes view. Shared by the demo and the e2e tests.
+
+/** Runs a command by its palette title, e.g. "Lanes: New Draft…". */
+export async function runCommand(page, title) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ timeout: 15_000 });
+  await input.fill(`>${title}`);
+  const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
+  await row.waitFor({ timeout: 15_000 });
+  await row.click();
+}
+
+/** Types into the open input box or quick pick and presses Enter. */
+export async function answerInput(page, text) {
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ timeout: 15_000 });
+  await input.fill(text);
+  await page.waitForTimeout(150);
+  await input.press('Enter');
+}
+
+/** Picks the quick pick row whose text contains `label`. */
+export async function pickItem(page, label) {
+  const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: label }).first();
+  await row.waitFor({ timeout: 15_000 });
+  await row.click();
+}
+
+/** Clicks the Agent Lanes icon in the activity bar. */
+export async function openLanesView(page) {
+  await page.locator('.activitybar a.action-label[aria-label^="Agent Lanes"]').click({ timeout: 90_000 });
+  await page.locator('.pane-body .monaco-list-row, .pane-body .welcome-view-content').first().waitFor({ timeout: 60_000 });
+}
+
+/** Waits for a row of the Lanes view that contains the text. */
+export async function treeRow(page, text, timeout = 60_000) {
+  const row = page.locator('.pane-body .monaco-list-row', { hasText: text }).first();
+  await row.waitFor({ timeout });
+  return row;
+}
