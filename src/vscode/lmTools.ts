@@ -56,10 +56,16 @@ export function registerLanguageModelTools(
   const audit = (repo: RepoContext, changeId: string, tool: string, details: Record<string, unknown>) =>
     repo.lanes.context.audit.append({ actor: { type: 'agent', id: 'vscode-chat' }, action: 'agent.tool', changeId, details: { tool, ...details } }).catch((error: unknown) => logger.error('Auditing a tool call', error));
 
-  /** What policy says about writing a path in this change: allow, requireApproval (confirm), or block. */
+  /**
+   * What policy says about writing a path in this change: allow, requireApproval
+   * (confirm), or block. The kill switch for drafts is asked first, before every write.
+   */
   const pathDecision = async (repo: RepoContext, changeId: string, path: string) => {
     const change = repo.store.get(changeId)!;
-    return repo.lanes.context.policy.decide('gate.draftToSandbox', { changeId, agentId: change.agentId, files: [{ path, additions: 1, deletions: 0 }] }, { repoRoot: repo.root, baseSha: change.baseSha });
+    const repository = { repoRoot: repo.root, baseSha: change.baseSha };
+    const agentAllowed = await repo.lanes.context.policy.decide('startAgent', { changeId, agentId: change.agentId }, repository);
+    if (agentAllowed.effect === 'block') return agentAllowed;
+    return repo.lanes.context.policy.decide('gate.draftToSandbox', { changeId, agentId: change.agentId, files: [{ path, additions: 1, deletions: 0 }] }, repository);
   };
 
   const guard = <T>(name: string, run: (input: T, token: vscode.CancellationToken) => Promise<vscode.LanguageModelToolResult>): vscode.LanguageModelTool<T>['invoke'] =>
