@@ -130,6 +130,8 @@ export interface ApprovalFacts {
   diff: { state: 'ok' | 'error'; message?: string };
   /** Who would approve; undefined when it could not be found out. */
   approver: string | undefined;
+  /** Still finding out who the reviewer is: identity checks wait for the answer (approving asks again anyway). */
+  approverPending?: boolean;
   forbidSelfApproval: boolean;
   worktreeExists: boolean;
   /** The hash of the diff on screen. */
@@ -155,8 +157,8 @@ export function approvalRefusal(facts: ApprovalFacts): string | undefined {
   if (facts.worktreeDiffHash !== undefined && facts.reviewedDiffHash !== undefined && facts.worktreeDiffHash !== facts.reviewedDiffHash) {
     return 'The worktree has changes that are not in the reviewed commits. Commit them (or discard them) so the review shows them, or request changes.';
   }
-  if (!facts.approver) return 'Could not tell who you are: sign in to GitHub in VS Code (Accounts menu) or set git\'s user.email, then approve again.';
-  if (facts.forbidSelfApproval && change.createdBy !== undefined && sameIdentity(facts.approver, change.createdBy)) {
+  if (!facts.approver && !facts.approverPending) return 'Could not tell who you are: sign in to GitHub in VS Code (Accounts menu) or set git\'s user.email, then approve again.';
+  if (facts.approver && facts.forbidSelfApproval && change.createdBy !== undefined && sameIdentity(facts.approver, change.createdBy)) {
     return `Policy forbids self-approval: ${facts.approver} started this change. Ask another reviewer to approve it.`;
   }
   if (!facts.gate.ready) {

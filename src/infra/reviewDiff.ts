@@ -130,7 +130,8 @@ async function fileDiff(repoRoot: string, listing: ReviewDiffListing, file: Revi
   let truncatedLines = 0;
   const hunks = parsePatch(out.stdout).flatMap((patch) =>
     patch.hunks.map((hunk) => ({
-      header: `@@ -${hunk.oldStart},${hunk.oldLines} +${hunk.newStart},${hunk.newLines} @@`,
+      // jsdiff counts an empty side from 1; git's header says 0.
+      header: `@@ -${hunk.oldLines === 0 ? hunk.oldStart - 1 : hunk.oldStart},${hunk.oldLines} +${hunk.newLines === 0 ? hunk.newStart - 1 : hunk.newStart},${hunk.newLines} @@`,
       oldStart: hunk.oldStart,
       newStart: hunk.newStart,
       lines: hunk.lines.map((line) => {

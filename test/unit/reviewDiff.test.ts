@@ -80,6 +80,8 @@ describe('review diff (real git repositories)', () => {
       assert.deepEqual(text.hunks[0]!.lines, [' one', '-two', '+TWO', ' three', '+four']);
       assert.equal(text.hunks[0]!.header, '@@ -1,3 +1,4 @@');
     }
+    const [added] = await loadFileDiffs(repo, listing, ['long.txt']);
+    assert.equal(added?.kind === 'text' && added.hunks[0]!.header, '@@ -0,0 +1,1 @@', 'an empty side reads as git writes it');
     assert.equal(binary?.kind, 'binary');
     assert.equal(big?.kind, 'tooLarge');
     assert.equal(long?.kind, 'text');

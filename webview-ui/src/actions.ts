@@ -85,6 +85,8 @@ export class Actions {
       });
     }
 
+    // A comment started before a reload comes back with its form open.
+    this.commentForm.hidden = !state.data.commentDraft;
     this.element = h(
       'section',
       { class: 'actions', attrs: { 'aria-label': 'Review actions' } },

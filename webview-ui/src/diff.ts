@@ -8,6 +8,9 @@ const FOLD_BY_DEFAULT_ABOVE = 300;
 const LINE_HEIGHT_PX = 19;
 const MAX_ESTIMATED_LINES = 400;
 const REQUESTS_IN_FLIGHT = 2;
+/** File sections drawn before the first paint; the rest follow in chunks, or at once when jumped to. */
+const FIRST_SECTIONS = 40;
+const SECTIONS_PER_CHUNK = 300;
 const PATHS_PER_REQUEST = Math.min(20, MAX_PATHS_PER_REQUEST);
 
 const STATUS_ICONS: Record<FileEntry['status'], string> = {
@@ -56,6 +59,9 @@ export class DiffPanel {
   private foldByDefault = false;
   private observer: IntersectionObserver | undefined;
   private activeLink = 0;
+  private sections: HTMLElement | undefined;
+  private drawnSections = 0;
+  private chunkTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly host: Host,
@@ -79,6 +85,10 @@ export class DiffPanel {
 
   private reset(): void {
     this.observer?.disconnect();
+    if (this.chunkTimer) clearTimeout(this.chunkTimer);
+    this.chunkTimer = undefined;
+    this.sections = undefined;
+    this.drawnSections = 0;
     this.hash = undefined;
     this.files = [];
     this.bodies = [];
@@ -92,7 +102,8 @@ export class DiffPanel {
 
   private isExpanded(index: number): boolean {
     const file = this.files[index]!;
-    return this.foldByDefault !== this.state.data.toggledFiles.includes(file.path);
+    // A file the reviewer toggled is the other way round from the default.
+    return this.foldByDefault === this.state.data.toggledFiles.includes(file.path);
   }
 
   private render(diff: Extract<DiffView, { state: 'ok' }>): void {
@@ -103,19 +114,22 @@ export class DiffPanel {
 
     const list = h('ol', { class: 'file-list', id: 'file-list', attrs: { 'aria-label': `Files in this change (${diff.files.length}); arrow keys move, Enter jumps to the file` } });
     const sections = h('div', { class: 'files' });
+    this.sections = sections;
     const listFragment = document.createDocumentFragment();
-    const sectionFragment = document.createDocumentFragment();
     this.observer = new IntersectionObserver((entries) => this.onVisible(entries), { rootMargin: '800px 0px' });
     diff.files.forEach((file, index) => {
       const link = h('a', { class: `file-link status-${file.status}`, attrs: { href: `#file-${index}`, 'data-index': index, tabindex: index === 0 ? 0 : -1 } }, icon(STATUS_ICONS[file.status]), pathLabel(file), h('span', { class: 'counts', text: counts(file) }));
       this.links.push(link);
       listFragment.appendChild(h('li', null, link));
-      sectionFragment.appendChild(this.fileSection(file, index));
     });
     list.appendChild(listFragment);
-    sections.appendChild(sectionFragment);
     list.addEventListener('click', (event) => this.onListClick(event));
     list.addEventListener('keydown', (event) => this.onListKey(event));
+    // Arrows move from wherever the focus is, also when it came by mouse or script.
+    list.addEventListener('focusin', (event) => {
+      const link = (event.target as Element).closest('a.file-link');
+      if (link) this.moveActiveLink(Number(link.getAttribute('data-index')), false);
+    });
     sections.addEventListener('click', (event) => this.onSectionClick(event));
     sections.addEventListener('keydown', (event) => this.onSectionKey(event));
 
@@ -126,9 +140,32 @@ export class DiffPanel {
         ? h('div', { class: 'diff-layout' }, h('nav', { class: 'file-nav', attrs: { 'aria-label': 'Files' } }, filter, list), sections)
         : h('p', { text: 'This change has no file changes.' }),
     );
-    this.bodies.forEach((body, index) => {
-      if (this.isExpanded(index) && this.files[index]!.display === 'text') this.observer!.observe(body);
-    });
+    this.drawSections(FIRST_SECTIONS);
+    this.scheduleChunk();
+  }
+
+  /** Draws file sections up to (not including) `end`. */
+  private drawSections(end: number): void {
+    const sections = this.sections;
+    if (!sections) return;
+    const stop = Math.min(end, this.files.length);
+    if (this.drawnSections >= stop) return;
+    const fragment = document.createDocumentFragment();
+    for (let index = this.drawnSections; index < stop; index++) {
+      fragment.appendChild(this.fileSection(this.files[index]!, index));
+      if (this.isExpanded(index) && this.files[index]!.display === 'text') this.observer?.observe(this.bodies[index]!);
+    }
+    this.drawnSections = stop;
+    sections.appendChild(fragment);
+  }
+
+  private scheduleChunk(): void {
+    if (this.drawnSections >= this.files.length) return;
+    this.chunkTimer = setTimeout(() => {
+      this.chunkTimer = undefined;
+      this.drawSections(this.drawnSections + SECTIONS_PER_CHUNK);
+      this.scheduleChunk();
+    }, 16);
   }
 
   private fileSection(file: FileEntry, index: number): HTMLElement {
@@ -180,6 +217,7 @@ export class DiffPanel {
 
   /** Scrolls to a file, unfolds it, and puts the focus on its header. */
   jumpTo(index: number): void {
+    this.drawSections(index + 1);
     if (!this.toggles[index]) return;
     if (!this.isExpanded(index)) this.setExpanded(index, true);
     document.getElementById(`file-${index}`)?.scrollIntoView({ block: 'start' });
@@ -254,6 +292,7 @@ export class DiffPanel {
     const toggle = (event.target as Element).closest('button.toggle');
     if (!toggle || (event.key !== 'ArrowDown' && event.key !== 'ArrowUp')) return;
     const index = Number(toggle.getAttribute('data-index')) + (event.key === 'ArrowDown' ? 1 : -1);
+    this.drawSections(index + 1);
     const next = this.toggles[index];
     if (!next) return;
     event.preventDefault();

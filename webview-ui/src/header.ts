@@ -58,11 +58,20 @@ function renderVerdict(model: ReviewModel): HTMLElement {
       h('p', { text: `At ${formatTime(approval.at)}, for diff ${shortSha(approval.diffHash)}… and evidence ${shortSha(approval.evidenceHash)}…. Any change to the worktree or the evidence invalidates it.` }),
     );
   }
-  return h('section', { class: `verdict ${model.verdict.ready ? 'ready' : 'blocked'}`, id: 'verdict', attrs: { 'aria-label': 'Verdict' } }, gateLine(model));
+  const state = model.verdict.ready && model.actions.approve.enabled ? 'ready' : 'blocked';
+  return h('section', { class: `verdict ${state}`, id: 'verdict', attrs: { 'aria-label': 'Verdict' } }, gateLine(model));
 }
 
 function gateLine(model: ReviewModel): HTMLElement {
-  if (model.verdict.ready) return h('p', { class: 'verdict-title' }, icon('pass'), ' Ready to approve: the Review → Pull request gate is satisfied but for the approval.');
+  if (model.verdict.ready && model.actions.approve.enabled) return h('p', { class: 'verdict-title' }, icon('pass'), ' Ready to approve: the Review → Pull request gate is satisfied but for the approval.');
+  if (model.verdict.ready) {
+    return h(
+      'div',
+      null,
+      h('p', { class: 'verdict-title' }, icon('warning'), ' The gate is satisfied but for the approval, which cannot be given now'),
+      h('ul', { class: 'reasons' }, h('li', { text: model.actions.approve.reason ?? '' })),
+    );
+  }
   return h(
     'div',
     null,

@@ -13,6 +13,8 @@ import { ReviewRefusal } from './panel';
 const BUILTIN_REQUIRED_EVIDENCE = ['filesTouched', 'tests', 'prompt', 'agent', 'baseAndHead'];
 const BLOCKING_FLAGS = new Set(['secretLike', 'symlinkEscape', 'pathTraversal', 'gitPath', 'checkoutTouched']);
 const SIGN_IN_TIMEOUT_MS = 1_500;
+/** Who the reviewer is changes rarely; asking the sign-in provider each time can be slow. */
+const IDENTITY_CACHE_MS = 60_000;
 
 /**
  * The built-in gate the review uses until the lead wires the policy engine's
@@ -57,17 +59,26 @@ async function githubAccount(logger: Logger): Promise<string | undefined> {
  * engine, the worktree service and the audit log.
  */
 export function createDefaultReviewDeps(logger: Logger, registry: RepositoryRegistry): ReviewDeps {
+  const identities = new Map<string, { at: number; value: Promise<string | undefined> }>();
+  const lookUp = async (repoRoot: string): Promise<string | undefined> => {
+    const account = await githubAccount(logger);
+    if (account) return account;
+    const email = await git(repoRoot, ['config', '--get', 'user.email'], { okExitCodes: [1] });
+    return email.stdout.trim() || undefined;
+  };
   return {
     logger,
     registry,
     evaluateGate: async (_repo, _change, evidence) => builtinReviewGate(evidence),
     forbidSelfApproval: () => true,
     currentDiffHash: (_repo, change) => worktreeDiffHash(change.worktreePath, change.baseSha),
-    whoAmI: async (repo) => {
-      const account = await githubAccount(logger);
-      if (account) return account;
-      const email = await git(repo.root, ['config', '--get', 'user.email'], { okExitCodes: [1] });
-      return email.stdout.trim() || undefined;
+    whoAmI: (repo) => {
+      const cached = identities.get(repo.root);
+      if (cached && Date.now() - cached.at < IDENTITY_CACHE_MS) return cached.value;
+      const value = lookUp(repo.root);
+      identities.set(repo.root, { at: Date.now(), value });
+      value.catch(() => identities.delete(repo.root));
+      return value;
     },
     requestChanges: async (repo, change, comment, actor) => {
       const result = await repo.store.transition(change.id, 'requestChanges', actor, comment);

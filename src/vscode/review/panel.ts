@@ -36,6 +36,7 @@ interface ReviewFacts {
   listing: ReviewDiffListing | { error: string };
   gate: GateVerdict;
   approver: string | undefined;
+  approverPending: boolean;
   forbidSelfApproval: boolean;
   worktreeExists: boolean;
 }
@@ -60,6 +61,7 @@ const firstLine = (error: unknown) => (error instanceof Error ? error.message : 
  */
 export class ReviewPanel implements vscode.Disposable {
   private facts: ReviewFacts | undefined;
+  private identity: { settled: boolean; value: string | undefined } = { settled: false, value: undefined };
   private model: ReviewModel | undefined;
   private generation = 0;
   private building: Promise<ReviewFacts | undefined> | undefined;
@@ -118,8 +120,26 @@ export class ReviewPanel implements vscode.Disposable {
       worktreeWatcher.onDidDelete(onWorktree);
       this.disposables.push(worktreeWatcher);
     }
-    // Start reading git and the evidence while the webview loads.
+    // Start reading git and the evidence while the webview loads; who the
+    // reviewer is can take a while (a sign-in provider), so it does not hold
+    // up the first model.
     void this.refresh();
+    void this.lookUpIdentity();
+  }
+
+  private async lookUpIdentity(): Promise<void> {
+    let value: string | undefined;
+    try {
+      value = await this.deps.whoAmI(this.repo);
+    } catch (error) {
+      this.deps.logger.warn(`Could not tell who the reviewer is: ${firstLine(error)}`);
+    }
+    this.identity = { settled: true, value };
+    const facts = this.facts;
+    if (this.disposed || !facts) return;
+    this.facts = { ...facts, approver: value, approverPending: false };
+    this.model = this.toModel(this.facts);
+    if (this.webviewReady) this.post({ type: 'model', model: this.model });
   }
 
   /** The model last sent (or about to be sent) to the webview. */
@@ -159,6 +179,8 @@ export class ReviewPanel implements vscode.Disposable {
     const building = this.collectFacts().then(
       (facts) => {
         if (this.disposed || generation !== this.generation) return facts;
+        // The identity may have arrived while the facts were read.
+        if (facts) Object.assign(facts, { approver: this.identity.value, approverPending: !this.identity.settled });
         this.facts = facts;
         if (!facts) {
           this.model = undefined;
@@ -184,15 +206,9 @@ export class ReviewPanel implements vscode.Disposable {
   private async collectFacts(): Promise<ReviewFacts | undefined> {
     const change = this.repo.store.get(this.changeId);
     if (!change) return undefined;
-    const [evidence, listing, worktreeExists, approver] = await Promise.all([
-      this.readEvidence(),
-      this.readListing(change),
-      exists(change.worktreePath),
-      this.deps.whoAmI(this.repo).catch((error: unknown) => {
-        this.deps.logger.warn(`Could not tell who the reviewer is: ${firstLine(error)}`);
-        return undefined;
-      }),
-    ]);
+    const [evidence, listing, worktreeExists] = await Promise.all([this.readEvidence(), this.readListing(change), exists(change.worktreePath)]);
+    const approver = this.identity.value;
+    const approverPending = !this.identity.settled;
     const gate = await this.evaluateGate(change, evidence);
     let forbidSelfApproval = true;
     try {
@@ -200,7 +216,7 @@ export class ReviewPanel implements vscode.Disposable {
     } catch (error) {
       this.deps.logger.error('Could not read whether policy forbids self-approval; treating it as forbidden', error);
     }
-    return { change, evidence, listing, gate, approver, forbidSelfApproval, worktreeExists };
+    return { change, evidence, listing, gate, approver, approverPending, forbidSelfApproval, worktreeExists };
   }
 
   private async readEvidence(): Promise<EvidenceSource> {
@@ -247,6 +263,7 @@ export class ReviewPanel implements vscode.Disposable {
       evidence: { state: facts.evidence.kind, ...(facts.evidence.kind === 'invalid' ? { message: facts.evidence.message } : {}) },
       diff: listing ? { state: 'ok' } : { state: 'error', message: 'error' in facts.listing ? facts.listing.error : '' },
       approver: facts.approver,
+      approverPending: facts.approverPending,
       forbidSelfApproval: facts.forbidSelfApproval,
       worktreeExists: facts.worktreeExists,
       ...(listing ? { reviewedDiffHash: listing.hash } : {}),
@@ -494,7 +511,8 @@ export class ReviewPanel implements vscode.Disposable {
         throw new ReviewRefusal(`The worktree could not be compared with the review (${firstLine(error)}), so nothing was approved.`);
       }
     }
-    const refusal = this.refusalFor({ ...facts, approver }, worktreeDiffHash);
+    this.identity = { settled: true, value: approver };
+    const refusal = this.refusalFor({ ...facts, approver, approverPending: false }, worktreeDiffHash);
     if (refusal || !listing || !evidenceHash || !approver) throw new ReviewRefusal(refusal ?? 'The change cannot be approved now.');
 
     const approval = { by: approver, at: new Date().toISOString(), diffHash: listing.hash, evidenceHash };
