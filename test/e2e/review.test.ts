@@ -120,16 +120,17 @@ describe('the review webview in a real VS Code', function () {
     const frame = await reviewFrame(page);
     await frame.locator('.file-list .file-link').first().focus();
     await page.keyboard.press('ArrowDown');
-    assert.equal(await frame.evaluate(() => document.activeElement?.getAttribute('data-index')), '1');
+    assert.equal(await frame.evaluate<string | null>("document.activeElement?.getAttribute('data-index')"), '1');
     await page.keyboard.press('Enter');
-    assert.equal(await frame.evaluate(() => document.activeElement?.matches('button.toggle[data-index="1"]')), true, 'Enter jumps to the file header');
+    assert.equal(await frame.evaluate<boolean>(`document.activeElement?.matches('button.toggle[data-index="1"]')`), true, 'Enter jumps to the file header');
     await page.keyboard.press('Space');
     assert.equal(await frame.locator('button.toggle[data-index="1"]').getAttribute('aria-expanded'), 'false');
     await page.keyboard.press('Space');
     assert.equal(await frame.locator('button.toggle[data-index="1"]').getAttribute('aria-expanded'), 'true');
     await page.keyboard.press('ArrowDown');
-    assert.equal(await frame.evaluate(() => document.activeElement?.getAttribute('data-index')), '2', 'Down moves to the next file header');
-    const outline = await frame.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle);
+    assert.equal(await frame.evaluate<string | null>("document.activeElement?.getAttribute('data-index')"), '2', 'Down moves to the next file header');
+    // Run in the page: the test itself has no DOM types.
+    const outline = await frame.evaluate<string>('getComputedStyle(document.activeElement).outlineStyle');
     assert.notEqual(outline, 'none', 'the focus is visible');
   });
 
