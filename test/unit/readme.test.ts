@@ -1,0 +1,34 @@
+import * as assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+const root = resolve(__dirname, '..', '..', '..');
+const readme = readFileSync(join(root, 'README.md'), 'utf8');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+  contributes: { commands: { command: string; title: string; category?: string }[]; configuration: { properties: Record<string, unknown> } };
+  dependencies: Record<string, string>;
+  scripts: Record<string, string>;
+};
+
+describe('the README is the front door', () => {
+  it('starts with exactly the two set-up commands', () => {
+    const firstBlock = /```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    const commands = firstBlock.split('\n').map((l) => l.replace(/#.*$/, '').trim()).filter(Boolean);
+    assert.deepEqual(commands, ['npm ci && npm run demo', 'npm test']);
+  });
+
+  it('lists every command of the extension', () => {
+    for (const command of pkg.contributes.commands) {
+      assert.equal(command.category, 'Lanes', `${command.command} has the Lanes category`);
+      assert.ok(readme.includes(`Lanes: ${command.title}`), `README names "Lanes: ${command.title}"`);
+    }
+  });
+
+  it('lists every setting', () => {
+    for (const key of Object.keys(pkg.contributes.configuration.properties)) assert.ok(readme.includes(`\`${key}\``), `README documents ${key}`);
+  });
+
+  it('says why each runtime dependency is there', () => {
+    for (const name of Object.keys(pkg.dependencies)) assert.ok(readme.includes(`\`${name}\``), `README lists the dependency ${name}`);
+  });
+});
