@@ -113,7 +113,8 @@ describe('review actions', () => {
     writeFileSync(join(worktree, 'README.md'), 'edited after the approval\n');
     const invalidated = await waitFor(() => review.repo.store.get(change.id)?.approval?.invalidated, 'the approval to be invalidated', 20_000);
     assert.match(invalidated.reason, /the worktree changed after the approval/);
-    assert.equal(onDisk(review, change.id)?.approval?.invalidated?.reason, invalidated.reason, 'the invalidation is stored');
+    const stored = await waitFor(() => onDisk(review, change.id)?.approval?.invalidated, 'the invalidation to be stored');
+    assert.equal(stored.reason, invalidated.reason);
     await waitFor(() => panel.currentModel?.approval?.invalidated, 'the panel to show the invalidated approval');
     assert.equal(review.controller.glance(review.repo, review.repo.store.get(change.id)!).state, 'invalidated');
   });
