@@ -91,6 +91,21 @@ export const ChangeSchema = z.looseObject({
   requestedChanges: z.array(RequestedChangesSchema).optional(),
   /** The latest policy decision about this change (its tooltip and review show it). */
   lastDecision: DecisionRecordSchema.optional(),
+  /** The lane's pull request, as last seen on GitHub (the Pull request lane keeps it up to date). */
+  pullRequest: z
+    .looseObject({
+      number: z.number().int().positive(),
+      url: z.string(),
+      /** owner/repo */
+      repository: z.string(),
+      draft: z.boolean(),
+      state: z.enum(['open', 'draft', 'merged', 'closed']),
+      checks: z.enum(['none', 'pending', 'passing', 'failing']),
+      updatedAt: z.string(),
+      /** The commit that was pushed: the local branch is deleted on close only while it is still there. */
+      headSha: z.string().optional(),
+    })
+    .optional(),
   /** Problems a person must see at once, e.g. the user's checkout changed while the agent ran. */
   alerts: z.array(z.string()).optional(),
   history: z.array(TransitionRecordSchema).default([]),

@@ -12,6 +12,7 @@ import { GIT_CONTENT_SCHEME, GitContentProvider } from './gitContent';
 import { registerLanguageModelTools } from './lmTools';
 import { type ReviewController, registerReview } from './review';
 import { createDefaultReviewDeps } from './review/defaultDeps';
+import { type PullRequestCommands, registerPullRequests } from './pullRequestCommands';
 
 declare const __lanesBundleStart: number | undefined;
 
@@ -27,6 +28,8 @@ export interface LanesApi {
   readonly policy: PolicyController;
   readonly drafts: DraftCommands;
   readonly review: ReviewController;
+  /** The Pull request lane's commands and the pull requests it follows. */
+  readonly pullRequests: PullRequestCommands;
 }
 
 export function activate(context: vscode.ExtensionContext): LanesApi {
@@ -62,12 +65,13 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
 
   registerCommands(context, { logger, channel, registry, tree, statusBar, policy, drafts });
   const review = registerReview(context, createDefaultReviewDeps(logger, registry));
+  const pullRequests = registerPullRequests(context, { logger, registry, policy, drafts, view, trusted });
 
   const finished = performance.now();
   const activationMs = finished - started;
   const loadAndActivateMs = typeof __lanesBundleStart === 'number' ? finished - __lanesBundleStart : undefined;
   logger.info(`Agent Lanes activated in ${activationMs.toFixed(1)} ms (${loadAndActivateMs?.toFixed(1) ?? '?'} ms with module loading)`);
-  return { activationMs, loadAndActivateMs, registry, tree, statusBar, policy, drafts, review };
+  return { activationMs, loadAndActivateMs, registry, tree, statusBar, policy, drafts, review, pullRequests };
 }
 
 export function deactivate(): void {

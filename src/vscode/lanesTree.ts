@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import { type Change, LANE_LABELS, LANES, type Lane, formatAge } from '../core/change';
 import type { Logger } from '../core/logger';
+import { hasValidApproval, pullRequestGlance } from '../core/pullRequest/glance';
 import { ContextKeys, type ViewState } from './constants';
 import type { FolderProblem, RepoContext, RepositoryRegistry } from './repositories';
 
@@ -166,6 +167,9 @@ function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
   const running = change.agentRun?.state === 'running';
   const state = running ? 'agent running' : change.agentRun?.state === 'noChanges' ? 'no changes' : change.agentRun && ['failed', 'timedOut', 'cancelled'].includes(change.agentRun.state) ? `agent ${change.agentRun.state === 'timedOut' ? 'timed out' : change.agentRun.state}` : undefined;
   item.description = [change.agentId, formatAge(change.createdAt), state, change.alerts?.length ? '⚠ checkout changed' : undefined].filter(Boolean).join(' · ');
+  // Pull request lane: the pull request at a glance, kept current by pullRequestCommands.
+  const pullRequest = change.lane === 'pullRequest' ? pullRequestGlance(change) : undefined;
+  if (pullRequest) item.description = `${pullRequest} · ${item.description}`;
   const tooltip = new vscode.MarkdownString(undefined, true);
   tooltip.appendMarkdown(`**${escapeMarkdown(change.title)}**\n\n`);
   tooltip.appendMarkdown(`$(${LANE_ICONS[change.lane]}) ${change.lane === 'closed' ? `Closed (${change.closedReason ?? 'closed'})` : LANE_LABELS[change.lane]} · change \`${change.id}\`\n\n`);
@@ -179,6 +183,7 @@ function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
     const d = change.lastDecision;
     tooltip.appendMarkdown(`\n\nPolicy (${escapeMarkdown(d.action)}): **${d.effect}** — ${escapeMarkdown(d.explanation)}`);
   }
+  if (change.pullRequest) tooltip.appendMarkdown(`\n\nPull request: [${escapeMarkdown(change.pullRequest.repository)}#${change.pullRequest.number}](${change.pullRequest.url}) · ${escapeMarkdown(pullRequestGlance(change) ?? '')}`);
   const last = change.history.at(-1);
   if (last?.reason) tooltip.appendMarkdown(`\n\nLast move: ${escapeMarkdown(last.reason)}`);
   item.tooltip = tooltip;
@@ -187,7 +192,7 @@ function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
     : change.alerts?.length || change.lastDecision?.effect === 'block'
       ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'))
       : new vscode.ThemeIcon('git-commit');
-  item.contextValue = `change.${change.lane}${running ? '.running' : ''}`;
+  item.contextValue = `change.${change.lane}${change.lane === 'review' && hasValidApproval(change) ? '.approved' : ''}${running ? '.running' : ''}`;
   // A click opens what the lane is about: the review in Review, the diff elsewhere.
   item.command =
     change.lane === 'review'

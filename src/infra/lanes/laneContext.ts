@@ -35,6 +35,12 @@ export async function decide(
   facts: ChangeFacts,
   change?: Change,
   actor: Actor = EXTENSION_ACTOR,
+  /**
+   * evidence: false keeps the decision out of the evidence record (audit and
+   * the change's last decision only): an approved change's evidence is bound
+   * by its hash, so the Pull request lane must not rewrite it.
+   */
+  options: { evidence?: boolean } = {},
 ): Promise<DecisionRecord> {
   const repository = change ? { repoRoot: ctx.repoRoot, baseSha: change.baseSha } : undefined;
   const decision = await ctx.policy.decide(action, { ...facts, ...(change ? { changeId: change.id, agentId: change.agentId } : {}) }, repository);
@@ -47,15 +53,16 @@ export async function decide(
     details: { action, effect: decision.effect, subject: decision.subject, explanation: decision.explanation },
   });
   if (change) {
-    await recordDecision(ctx, change.id, decision);
+    await recordDecision(ctx, change.id, decision, options);
   }
   if (decision.effect === 'block') throw new PolicyDeniedError(decision);
   return decision;
 }
 
 /** Keeps the decision with the change (tooltip, review) and in its evidence. */
-export async function recordDecision(ctx: LaneContext, changeId: string, decision: DecisionRecord): Promise<void> {
+export async function recordDecision(ctx: LaneContext, changeId: string, decision: DecisionRecord, options: { evidence?: boolean } = {}): Promise<void> {
   await ctx.store.update(changeId, (change) => ({ ...change, lastDecision: decision }));
+  if (options.evidence === false) return;
   const current = await ctx.evidence.read(changeId);
   if (current.kind === 'ok') {
     const decisions = [...current.evidence.decisions.filter((d) => d.action !== decision.action), decision];
