@@ -226,13 +226,8 @@ export class PullRequestCommands implements vscode.Disposable {
   laneFor(repo: RepoContext): PullRequestLane {
     let lane = this.lanes.get(repo.root);
     if (!lane) {
-      lane = new PullRequestLane(repo.lanes.context, {
-        // The sandbox lane owns the change's container; removing it is its job, called loosely.
-        onClosed: async (change) => {
-          const sandbox = (repo.lanes as unknown as { sandbox?: { removeSandbox?: (changeId: string) => Promise<unknown> } }).sandbox;
-          if (typeof sandbox?.removeSandbox === 'function') await sandbox.removeSandbox(change.id);
-        },
-      });
+      // The change's sandbox container is the sandbox lane's: it removes it when it sees the change close.
+      lane = new PullRequestLane(repo.lanes.context);
       this.lanes.set(repo.root, lane);
     }
     return lane;
