@@ -2,12 +2,18 @@ import * as vscode from 'vscode';
 import { z } from 'zod';
 import { type AgentConfig, parseAgentsSetting } from '../core/agentConfig';
 
+/** agentLanes.sandbox.defaultImage when unset; package.json declares the same default. */
+export const DEFAULT_SANDBOX_IMAGE = 'mcr.microsoft.com/devcontainers/base:bookworm';
+
 /** Every setting key in one place; package.json declares the same keys. */
 export const SettingKeys = {
   policyEndpoint: 'policy.endpoint',
   policyPublicKey: 'policy.publicKey',
   policyRefreshIntervalMinutes: 'policy.refreshIntervalMinutes',
   policyUser: 'policy.user',
+  sandboxContainerEngine: 'sandbox.containerEngine',
+  sandboxDefaultImage: 'sandbox.defaultImage',
+  sandboxDevcontainerCliPath: 'sandbox.devcontainerCliPath',
   agents: 'agents',
 } as const;
 
@@ -16,6 +22,9 @@ const ScalarsSchema = z.object({
   policyPublicKey: z.string().default(''),
   policyRefreshIntervalMinutes: z.number().min(1).default(15),
   policyUser: z.record(z.string(), z.unknown()).optional(),
+  sandboxContainerEngine: z.enum(['auto', 'docker', 'podman']).default('auto'),
+  sandboxDefaultImage: z.string().trim().min(1).default(DEFAULT_SANDBOX_IMAGE),
+  sandboxDevcontainerCliPath: z.string().default(''),
 });
 
 export type LanesConfig = z.infer<typeof ScalarsSchema> & { agents: AgentConfig[] };
@@ -33,7 +42,7 @@ export function readConfig(scope?: vscode.ConfigurationScope): { config: LanesCo
   const section = vscode.workspace.getConfiguration('agentLanes', scope);
   const problems: ConfigProblem[] = [];
   const raw: Record<string, unknown> = {};
-  for (const field of ['policyEndpoint', 'policyPublicKey', 'policyRefreshIntervalMinutes', 'policyUser'] as const) {
+  for (const field of Object.keys(ScalarsSchema.shape) as (keyof typeof ScalarsSchema.shape)[]) {
     const key = SettingKeys[field];
     const value = section.get(key);
     const parsed = ScalarsSchema.shape[field].safeParse(value);

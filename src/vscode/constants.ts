@@ -19,6 +19,11 @@ export const Commands = {
   discard: 'agentLanes.discard',
   reconcile: 'agentLanes.reconcile',
   openReview: 'agentLanes.openReview',
+  runSandboxTasks: 'agentLanes.runSandboxTasks',
+  promote: 'agentLanes.promote',
+  stopSandboxTasks: 'agentLanes.stopSandboxTasks',
+  showTaskLog: 'agentLanes.showTaskLog',
+  cleanupSandboxes: 'agentLanes.cleanupSandboxes',
 } as const;
 
 /** Context keys used in `when` clauses. */

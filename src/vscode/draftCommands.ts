@@ -104,7 +104,8 @@ export class DraftCommands {
     return picked?.repo;
   }
 
-  private requireTrust(what: string): boolean {
+  /** False (and says why) in an untrusted workspace, where no agent, task or push runs. */
+  requireTrust(what: string): boolean {
     if (this.services.trusted()) return true;
     void vscode.window.showWarningMessage(`This workspace is not trusted, so Agent Lanes runs no agent, task or push (${what}). Trust the workspace to continue.`, 'Manage Workspace Trust').then((choice) => {
       if (choice) void vscode.commands.executeCommand('workbench.trust.manage');

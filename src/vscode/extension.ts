@@ -12,6 +12,7 @@ import { GIT_CONTENT_SCHEME, GitContentProvider } from './gitContent';
 import { registerLanguageModelTools } from './lmTools';
 import { type ReviewController, registerReview } from './review';
 import { createDefaultReviewDeps } from './review/defaultDeps';
+import { type SandboxCommands, registerSandbox } from './sandboxCommands';
 import { type PullRequestCommands, registerPullRequests } from './pullRequestCommands';
 
 declare const __lanesBundleStart: number | undefined;
@@ -30,6 +31,8 @@ export interface LanesApi {
   readonly review: ReviewController;
   /** The Pull request lane's commands and the pull requests it follows. */
   readonly pullRequests: PullRequestCommands;
+  /** The Sandbox lane's commands and, per repository, its SandboxLane (laneFor). */
+  readonly sandbox: SandboxCommands;
 }
 
 export function activate(context: vscode.ExtensionContext): LanesApi {
@@ -66,12 +69,13 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
   registerCommands(context, { logger, channel, registry, tree, statusBar, policy, drafts });
   const review = registerReview(context, createDefaultReviewDeps(logger, registry));
   const pullRequests = registerPullRequests(context, { logger, registry, policy, drafts, view, trusted });
+  const sandbox = registerSandbox(context, { logger, registry, policy, drafts, view, extensionRoot: context.extensionPath });
 
   const finished = performance.now();
   const activationMs = finished - started;
   const loadAndActivateMs = typeof __lanesBundleStart === 'number' ? finished - __lanesBundleStart : undefined;
   logger.info(`Agent Lanes activated in ${activationMs.toFixed(1)} ms (${loadAndActivateMs?.toFixed(1) ?? '?'} ms with module loading)`);
-  return { activationMs, loadAndActivateMs, registry, tree, statusBar, policy, drafts, review, pullRequests };
+  return { activationMs, loadAndActivateMs, registry, tree, statusBar, policy, drafts, review, pullRequests, sandbox };
 }
 
 export function deactivate(): void {

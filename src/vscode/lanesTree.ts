@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import { type Change, LANE_LABELS, LANES, type Lane, formatAge } from '../core/change';
 import type { Logger } from '../core/logger';
+import { describeSandboxVerdict } from '../infra/lanes/sandboxLane';
 import { hasValidApproval, pullRequestGlance } from '../core/pullRequest/glance';
 import { ContextKeys, type ViewState } from './constants';
 import type { FolderProblem, RepoContext, RepositoryRegistry } from './repositories';
@@ -170,6 +171,9 @@ function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
   // Pull request lane: the pull request at a glance, kept current by pullRequestCommands.
   const pullRequest = change.lane === 'pullRequest' ? pullRequestGlance(change) : undefined;
   if (pullRequest) item.description = `${pullRequest} · ${item.description}`;
+  // Sandbox lane: the last run's verdict, e.g. "tasks passed" or "unit failed" (sandboxCommands.ts).
+  const sandboxVerdict = change.lane === 'sandbox' ? describeSandboxVerdict(change.sandbox) : undefined;
+  if (sandboxVerdict) item.description = `${sandboxVerdict} · ${item.description}`;
   const tooltip = new vscode.MarkdownString(undefined, true);
   tooltip.appendMarkdown(`**${escapeMarkdown(change.title)}**\n\n`);
   tooltip.appendMarkdown(`$(${LANE_ICONS[change.lane]}) ${change.lane === 'closed' ? `Closed (${change.closedReason ?? 'closed'})` : LANE_LABELS[change.lane]} · change \`${change.id}\`\n\n`);
@@ -184,6 +188,7 @@ function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
     tooltip.appendMarkdown(`\n\nPolicy (${escapeMarkdown(d.action)}): **${d.effect}** — ${escapeMarkdown(d.explanation)}`);
   }
   if (change.pullRequest) tooltip.appendMarkdown(`\n\nPull request: [${escapeMarkdown(change.pullRequest.repository)}#${change.pullRequest.number}](${change.pullRequest.url}) · ${escapeMarkdown(pullRequestGlance(change) ?? '')}`);
+  if (change.sandbox && change.lane !== 'closed') tooltip.appendMarkdown(`\n\nSandbox: **${escapeMarkdown(describeSandboxVerdict(change.sandbox) ?? '')}**${change.sandbox.message ? ` — ${escapeMarkdown(change.sandbox.message)}` : ''}`);
   const last = change.history.at(-1);
   if (last?.reason) tooltip.appendMarkdown(`\n\nLast move: ${escapeMarkdown(last.reason)}`);
   item.tooltip = tooltip;
@@ -193,6 +198,13 @@ function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
       ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'))
       : new vscode.ThemeIcon('git-commit');
   item.contextValue = `change.${change.lane}${change.lane === 'review' && hasValidApproval(change) ? '.approved' : ''}${running ? '.running' : ''}`;
+  // Sandbox lane: a run in progress spins and can be stopped; a failed run warns.
+  if (change.lane === 'sandbox' && change.sandbox?.verdict === 'running') {
+    item.contextValue += '.sandboxRunning';
+    item.iconPath = new vscode.ThemeIcon('sync~spin');
+  } else if (change.lane === 'sandbox' && (change.sandbox?.verdict === 'failed' || change.sandbox?.verdict === 'error')) {
+    item.iconPath = new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'));
+  }
   // A click opens what the lane is about: the review in Review, the diff elsewhere.
   item.command =
     change.lane === 'review'
