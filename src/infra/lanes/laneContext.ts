@@ -49,7 +49,7 @@ export async function decide(
     action: 'policy.decision',
     ...(change ? { changeId: change.id } : {}),
     decisionId: decision.decisionId,
-    policy: decision.matchedRules[0]?.policy ?? ctx.policy.state.kind,
+    policy: auditPolicyRef(decision, ctx),
     details: { action, effect: decision.effect, subject: decision.subject, explanation: decision.explanation },
   });
   if (change) {
@@ -57,6 +57,12 @@ export async function decide(
   }
   if (decision.effect === 'block') throw new PolicyDeniedError(decision);
   return decision;
+}
+
+/** The event's `policy`: always "id@version" (another value fails the event schema, and readers drop the event). */
+function auditPolicyRef(decision: DecisionRecord, ctx: LaneContext): string {
+  const ref = decision.matchedRules[0]?.policy;
+  return ref && /^.+@.+$/.test(ref) ? ref : ctx.policy.effective.policyRef;
 }
 
 /** Keeps the decision with the change (tooltip, review) and in its evidence. */
