@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { mergePolicies } from '../core/policy/merge';
 import { parsePolicy } from '../core/policy/schema';
-import { runPolicyTests } from '../core/policy/testRunner';
+import { formatPolicyTestRun, runPolicyTests } from '../core/policy/testRunner';
 
 export interface CliOutput {
   log(s: string): void;
@@ -53,18 +53,7 @@ export async function runPolicyCli(args: string[], out: CliOutput): Promise<numb
       out.error('No case was run: fix the file above first.');
       return 2;
     }
-    out.log(`Testing ${run.policyRef} (${policyPath}) with ${run.results.length} case${run.results.length === 1 ? '' : 's'} from ${casesPath}`);
-    for (const result of run.results) {
-      if (result.passed) {
-        out.log(`  ✓ ${result.name}`);
-        continue;
-      }
-      out.log(`  ✗ ${result.name}`);
-      for (const problem of result.problems) out.log(`      ${problem}`);
-      out.log(`      decision: ${result.decision.effect}: ${result.decision.explanation}`);
-      for (const rule of result.decision.matchedRules) out.log(`        - [${rule.effect}] ${rule.policy} ${rule.rule}: ${rule.reason ?? ''}`);
-    }
-    out.log(`${run.passed} passed, ${run.failed} failed`);
+    for (const line of formatPolicyTestRun(run, policyPath, casesPath)) out.log(line);
     return run.failed ? 1 : 0;
   }
   if (command === 'validate') {

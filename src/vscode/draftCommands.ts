@@ -85,7 +85,8 @@ export class DraftCommands {
     return picked ? { repo: picked.repo, change: picked.change } : undefined;
   }
 
-  private async pickRepository(rootHint?: string): Promise<RepoContext | undefined> {
+  /** The repository a command is for: the hint (a root), the only one, or the person's pick. */
+  async pickRepository(rootHint?: string, placeHolder = 'Which repository is the draft for?'): Promise<RepoContext | undefined> {
     const { registry } = this.services;
     await registry.ensureDiscovered();
     const repos = registry.repositories();
@@ -100,7 +101,7 @@ export class DraftCommands {
       return undefined;
     }
     if (repos.length === 1) return repos[0];
-    const picked = await vscode.window.showQuickPick(repos.map((repo) => ({ label: repo.name, description: repo.root, repo })), { placeHolder: 'Which repository is the draft for?' });
+    const picked = await vscode.window.showQuickPick(repos.map((repo) => ({ label: repo.name, description: repo.root, repo })), { placeHolder });
     return picked?.repo;
   }
 

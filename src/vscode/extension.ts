@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { LANES_VIEW_ID } from './constants';
 import { createLogger } from './logger';
-import { LanesTreeProvider } from './lanesTree';
+import { type LanesNode, LanesTreeProvider } from './lanesTree';
 import { RepositoryRegistry } from './repositories';
 import { PolicyStatusBar } from './statusBar';
 import { registerCommands } from './commands';
@@ -12,6 +12,8 @@ import { GIT_CONTENT_SCHEME, GitContentProvider } from './gitContent';
 import { registerLanguageModelTools } from './lmTools';
 import { type ReviewController, registerReview } from './review';
 import { createDefaultReviewDeps } from './review/defaultDeps';
+import { registerPolicyCommands } from './policyCommands';
+import { registerAuditCommands } from './auditCommands';
 import { type SandboxCommands, registerSandbox } from './sandboxCommands';
 import { type PullRequestCommands, registerPullRequests } from './pullRequestCommands';
 
@@ -29,6 +31,8 @@ export interface LanesApi {
   readonly policy: PolicyController;
   readonly drafts: DraftCommands;
   readonly review: ReviewController;
+  /** The Lanes tree view (its message says when policy stops work). */
+  readonly view: vscode.TreeView<LanesNode>;
   /** The Pull request lane's commands and the pull requests it follows. */
   readonly pullRequests: PullRequestCommands;
   /** The Sandbox lane's commands and, per repository, its SandboxLane (laneFor). */
@@ -67,6 +71,8 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
   if (view.visible) onShown();
 
   registerCommands(context, { logger, channel, registry, tree, statusBar, policy, drafts });
+  registerPolicyCommands(context, { logger, registry, policy, drafts, view });
+  registerAuditCommands(context, { logger, registry, policy, drafts });
   const review = registerReview(context, createDefaultReviewDeps(logger, registry));
   const pullRequests = registerPullRequests(context, { logger, registry, policy, drafts, view, trusted });
   const sandbox = registerSandbox(context, { logger, registry, policy, drafts, view, extensionRoot: context.extensionPath });
@@ -75,7 +81,7 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
   const activationMs = finished - started;
   const loadAndActivateMs = typeof __lanesBundleStart === 'number' ? finished - __lanesBundleStart : undefined;
   logger.info(`Agent Lanes activated in ${activationMs.toFixed(1)} ms (${loadAndActivateMs?.toFixed(1) ?? '?'} ms with module loading)`);
-  return { activationMs, loadAndActivateMs, registry, tree, statusBar, policy, drafts, review, pullRequests, sandbox };
+  return { activationMs, loadAndActivateMs, registry, tree, statusBar, policy, drafts, review, view, pullRequests, sandbox };
 }
 
 export function deactivate(): void {

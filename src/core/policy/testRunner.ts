@@ -145,3 +145,20 @@ function runCases(effective: EffectivePolicy, file: z.output<typeof CasesFileSch
   const passed = results.filter((result) => result.passed).length;
   return { ok: true, policyRef: effective.policyRef, results, passed, failed: results.length - passed };
 }
+
+/** The report of a run, one line per string: what `agent-lanes policy test` prints and "Lanes: Test Policy" shows. */
+export function formatPolicyTestRun(run: Extract<PolicyTestRun, { ok: true }>, policySource: string, casesSource: string): string[] {
+  const lines = [`Testing ${run.policyRef} (${policySource}) with ${run.results.length} case${run.results.length === 1 ? '' : 's'} from ${casesSource}`];
+  for (const result of run.results) {
+    if (result.passed) {
+      lines.push(`  ✓ ${result.name}`);
+      continue;
+    }
+    lines.push(`  ✗ ${result.name}`);
+    for (const problem of result.problems) lines.push(`      ${problem}`);
+    lines.push(`      decision: ${result.decision.effect}: ${result.decision.explanation}`);
+    for (const rule of result.decision.matchedRules) lines.push(`        - [${rule.effect}] ${rule.policy} ${rule.rule}: ${rule.reason ?? ''}`);
+  }
+  lines.push(`${run.passed} passed, ${run.failed} failed`);
+  return lines;
+}
