@@ -185,6 +185,8 @@ export interface RemoveWorktreeOptions {
   branch: string;
   /** Remove even with uncommitted work (after the user confirmed). */
   force?: boolean;
+  /** Keep the lane branch (a rejected change keeps its commits for the audit and the proof bundle). */
+  keepBranch?: boolean;
 }
 
 export interface RemovedWorktree {
@@ -221,7 +223,7 @@ export async function removeWorktree(options: RemoveWorktreeOptions): Promise<Re
     removedWorktree = true;
   }
   let removedBranch = false;
-  if (await branchExists(repoRoot, branch)) {
+  if (!options.keepBranch && (await branchExists(repoRoot, branch))) {
     try {
       await git(repoRoot, ['branch', '-D', '--', branch]);
     } catch (error) {

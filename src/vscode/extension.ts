@@ -11,11 +11,11 @@ import { DraftCommands } from './draftCommands';
 import { GIT_CONTENT_SCHEME, GitContentProvider } from './gitContent';
 import { registerLanguageModelTools } from './lmTools';
 import { type ReviewController, registerReview } from './review';
-import { createDefaultReviewDeps } from './review/defaultDeps';
-import { registerPolicyCommands } from './policyCommands';
-import { registerAuditCommands } from './auditCommands';
+import { createReviewDeps } from './reviewDeps';
 import { type SandboxCommands, registerSandbox } from './sandboxCommands';
 import { type PullRequestCommands, registerPullRequests } from './pullRequestCommands';
+import { registerPolicyCommands } from './policyCommands';
+import { registerAuditCommands } from './auditCommands';
 
 declare const __lanesBundleStart: number | undefined;
 
@@ -31,10 +31,10 @@ export interface LanesApi {
   readonly policy: PolicyController;
   readonly drafts: DraftCommands;
   readonly review: ReviewController;
-  /** The Lanes tree view (its message says when policy stops work). */
-  readonly view: vscode.TreeView<LanesNode>;
   /** The Pull request lane's commands and the pull requests it follows. */
   readonly pullRequests: PullRequestCommands;
+  /** The Lanes tree view (its message says when policy stops work). */
+  readonly view: vscode.TreeView<LanesNode>;
   /** The Sandbox lane's commands and, per repository, its SandboxLane (laneFor). */
   readonly sandbox: SandboxCommands;
 }
@@ -73,7 +73,9 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
   registerCommands(context, { logger, channel, registry, tree, statusBar, policy, drafts });
   registerPolicyCommands(context, { logger, registry, policy, drafts, view });
   registerAuditCommands(context, { logger, registry, policy, drafts });
-  const review = registerReview(context, createDefaultReviewDeps(logger, registry));
+  const review = registerReview(context, createReviewDeps(logger, registry));
+  tree.setReviewGlance((repo, change) => review.glance(repo, change).text);
+  context.subscriptions.push({ dispose: review.onDidChangeGlance(() => tree.refresh()).dispose });
   const pullRequests = registerPullRequests(context, { logger, registry, policy, drafts, view, trusted });
   const sandbox = registerSandbox(context, { logger, registry, policy, drafts, view, extensionRoot: context.extensionPath });
 

@@ -31,6 +31,7 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
   private viewState: ViewState = 'loading';
   private readonly subscription: { dispose(): void };
   private ageTimer: NodeJS.Timeout | undefined;
+  private reviewGlance: ((repo: RepoContext, change: Change) => string | undefined) | undefined;
 
   constructor(
     private readonly registry: RepositoryRegistry,
@@ -41,6 +42,12 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
 
   refresh(): void {
     this.changed.fire(undefined);
+  }
+
+  /** The review's verdict at a glance for changes in Review (ready, approved, blocked…). */
+  setReviewGlance(glance: (repo: RepoContext, change: Change) => string | undefined): void {
+    this.reviewGlance = glance;
+    this.refresh();
   }
 
   /** Keeps the "age" descriptions fresh while the view is visible. */
@@ -129,8 +136,12 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
         item.contextValue = `lane.${node.lane}`;
         return item;
       }
-      case 'change':
-        return changeItem(node.repo, node.change);
+      case 'change': {
+        const item = changeItem(node.repo, node.change);
+        const glance = node.change.lane === 'review' ? this.reviewGlance?.(node.repo, node.change) : undefined;
+        if (glance) item.description = `${glance} · ${String(item.description)}`;
+        return item;
+      }
       case 'problem': {
         const item = new vscode.TreeItem(node.problem.folder.name, vscode.TreeItemCollapsibleState.None);
         item.description = node.problem.kind === 'bare' ? 'bare repository' : node.problem.kind === 'notRepository' ? 'not a git repository' : 'unavailable';

@@ -63,6 +63,10 @@ export class RepositoryRegistry implements vscode.Disposable {
     );
   }
 
+  get policyService(): PolicyService {
+    return this.policy;
+  }
+
   /** Discovers once; later calls wait for the same discovery. */
   ensureDiscovered(): Promise<void> {
     this.discovery ??= this.discover();

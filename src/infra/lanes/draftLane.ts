@@ -302,7 +302,14 @@ export class DraftLane {
     // Check the move first, so a refused discard removes nothing.
     const dryRun = transition(change, event, actor);
     if (!dryRun.ok) throw new DraftInputError(dryRun.reason);
-    const removed = await removeWorktree({ repoRoot: ctx.repoRoot, worktreePath: change.worktreePath, branch: change.branch, force: options.force ?? false }).catch(
+    const removed = await removeWorktree({
+      repoRoot: ctx.repoRoot,
+      worktreePath: change.worktreePath,
+      branch: change.branch,
+      force: options.force ?? false,
+      // A rejected change keeps its branch: its commits stay for the audit and the proof bundle.
+      keepBranch: event === 'reject',
+    }).catch(
       (error: Error) => {
         if (error instanceof UncommittedWorkError) throw error;
         ctx.logger.warn(`Cleaning up change ${changeId}: ${error.message}`);
