@@ -4,14 +4,15 @@
 // lanes the way a person would (command palette, quick picks). Prints the URL
 // to open; Ctrl+C stops it.
 // --check: run everything, save screenshots under test-results/, then exit (CI).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { readFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchBrowser, startCodeServer, workbenchUrl } from '../test/runners/codeServer.mjs';
 import { createSampleRepository, git } from '../test/runners/fixtures.mjs';
-import { answerInput, openLanesView, pickItem, runCommand, treeRow } from '../test/runners/workbenchUi.mjs';
+import { answerInput, openLanesView, pickItem, reviewFrame, runCommand, treeRow } from '../test/runners/workbenchUi.mjs';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const check = process.argv.includes('--check');
@@ -21,6 +22,8 @@ const step = (text) => console.log(`demo: ${text}`);
 
 execFileSync('bash', [join(root, 'scripts', 'setup-test-env.sh')], { stdio: 'inherit' });
 execFileSync('npm', ['run', '--silent', 'package'], { cwd: root, stdio: 'inherit' });
+execFileSync('bash', [join(root, 'scripts', 'build-sandbox-image.sh')], { stdio: 'inherit' });
+execFileSync('node', ['esbuild.mjs', '--tests', 'test/fixtures/github-standin/cli.ts'], { cwd: root, stdio: 'inherit' });
 
 rmSync(demoDir, { recursive: true, force: true });
 mkdirSync(demoDir, { recursive: true });
@@ -30,6 +33,16 @@ mkdirSync(join(repo, '.lanes'), { recursive: true });
 writeFileSync(join(repo, '.lanes', 'lanes.yaml'), 'tasks:\n  - id: test\n    command: node --test test/\n    timeoutSeconds: 120\n');
 git(repo, 'add', '-A');
 git(repo, 'commit', '-q', '-m', 'Declare the sandbox tasks');
+
+// "GitHub": a bare repository as origin, and the local stand-in for GitHub's REST API.
+const bare = join(demoDir, 'origin.git');
+git(demoDir, 'init', '-q', '--bare', '--initial-branch=main', bare);
+git(repo, 'push', '-q', bare, 'main');
+const github = spawn(process.execPath, [join(root, 'out', 'test', 'fixtures', 'github-standin', 'cli.js'), '--bare', bare, '--token', 'demo-token', '--checks-after-ms', '20000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const standIn = JSON.parse(await new Promise((r) => createInterface({ input: github.stdout }).once('line', r)));
+git(repo, 'remote', 'add', 'origin', standIn.remoteUrl);
+git(repo, 'remote', 'set-url', '--push', 'origin', bare);
+step(`GitHub stand-in at ${standIn.url}`);
 
 // The org policy, served on loopback the way a platform team would serve it.
 const policyText = readFileSync(join(root, 'test', 'fixtures', 'policy', 'sample-org-policy.yaml'), 'utf8');
@@ -50,12 +63,24 @@ const server = await startCodeServer({
     'workbench.colorTheme': 'Default Dark Modern',
     'agentLanes.policy.endpoint': policyUrl,
     'agentLanes.agents': [{ id: 'demo-agent', label: 'Demo agent (scripted)', command: [process.execPath, demoAgent, '{promptFile}'], timeoutSeconds: 120 }],
+    'agentLanes.sandbox.containerEngine': 'podman',
+    'agentLanes.sandbox.defaultImage': 'localhost/agent-lanes-sandbox:test',
+    'agentLanes.sandbox.devcontainerCliPath': join(root, 'node_modules', '.bin', 'devcontainer'),
+    'agentLanes.github.apiBaseUrl': standIn.url,
   },
 });
 const url = workbenchUrl(server, { folder: repo });
 
 const browser = await launchBrowser();
 const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+process.on('uncaughtException', async (error) => {
+  console.error(`demo: failed: ${error.message}`);
+  await page.screenshot({ path: join(shots, 'demo-failure.png') }).catch(() => undefined);
+  await server.stop();
+  policyServer.close();
+  github.kill('SIGTERM');
+  process.exit(1);
+});
 await page.goto(url);
 await openLanesView(page);
 await page.locator('.statusbar-item', { hasText: 'acme-platform' }).waitFor({ timeout: 60_000 });
@@ -66,8 +91,57 @@ await answerInput(page, 'Add a greeting function and a test');
 await answerInput(page, ''); // the base: HEAD of main
 await pickItem(page, 'Demo agent (scripted)');
 await treeRow(page, 'Add a greeting function and a test');
-await page.waitForTimeout(1500);
+await treeRow(page, 'demo-agent · just now');
+await page.waitForTimeout(1000);
 await page.screenshot({ path: join(shots, 'demo-draft.png') });
+
+const draft = async (task, agentLabel = 'Demo agent (scripted)') => {
+  await runCommand(page, 'Lanes: New Draft');
+  await answerInput(page, task);
+  await answerInput(page, '');
+  await pickItem(page, agentLabel);
+};
+const promote = async (title) => {
+  await runCommand(page, 'Lanes: Promote');
+  await pickItem(page, title);
+};
+
+step('Sandbox: the task "test" runs in a dev container with the network off');
+await promote('Add a greeting function and a test');
+await treeRow(page, /ready to approve|blocked:|awaiting review/, 180_000);
+
+step('Review: a second person opens the review and approves the exact diff');
+// The reviewer is somebody else than the author: self-approval is forbidden by policy.
+git(repo, 'config', 'user.email', 'reviewer@example.com');
+await runCommand(page, 'Lanes: Open Review');
+await pickItem(page, 'Add a greeting function and a test');
+let frame = await reviewFrame(page);
+await frame.locator('.verdict.ready').waitFor({ timeout: 60_000 });
+await page.waitForTimeout(1000);
+await page.screenshot({ path: join(shots, 'demo-review.png') });
+await frame.locator('vscode-button#approve').click();
+await frame.locator('.verdict.approved').waitFor({ timeout: 30_000 });
+
+step('Pull request: a draft PR with evidence and provenance, against the GitHub stand-in');
+await runCommand(page, 'Lanes: Sign In to GitHub with a Token');
+await answerInput(page, 'demo-token');
+await runCommand(page, 'Lanes: Open Pull Request');
+await pickItem(page, 'Add a greeting function and a test');
+await treeRow(page, '#1', 120_000);
+
+step('A second change waits in Review; a third is blocked by the org policy (infra/** is off limits)');
+await draft('Add a dependency');
+await treeRow(page, 'Add a dependency');
+await page.waitForTimeout(2000);
+await promote('Add a dependency');
+await treeRow(page, /ready to approve|blocked:|awaiting review/, 180_000);
+await draft('Touch the infrastructure');
+await treeRow(page, 'Touch the infrastructure');
+await page.waitForTimeout(2000);
+await promote('Touch the infrastructure');
+await page.waitForTimeout(3000);
+await page.keyboard.press('Escape');
+await page.screenshot({ path: join(shots, 'demo-lanes.png') });
 
 await browser.close();
 console.log(`\nAgent Lanes demo is running on a sample repository (${repo}).`);
@@ -75,6 +149,7 @@ console.log(`Open this URL in a browser:\n\n  ${url}\n`);
 if (check) {
   await server.stop();
   policyServer.close();
+  github.kill('SIGTERM');
   console.log('demo check: OK');
   process.exit(0);
 }
@@ -82,6 +157,7 @@ console.log('Press Ctrl+C to stop.');
 const stop = async () => {
   await server.stop();
   policyServer.close();
+  github.kill('SIGTERM');
   process.exit(0);
 };
 process.on('SIGINT', stop);

@@ -129,7 +129,8 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
           ? vscode.TreeItemCollapsibleState.None
           : node.lane === 'closed' ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.Expanded;
         const item = new vscode.TreeItem(label, state);
-        item.id = `lane:${node.repo.root}:${node.lane}`;
+        // An empty lane cannot be expanded; a new id when it fills makes VS Code show it expanded.
+        item.id = `lane:${node.repo.root}:${node.lane}:${node.changes.length ? 'filled' : 'empty'}`;
         item.description = String(node.changes.length);
         item.tooltip = `${label}: ${node.changes.length} change${node.changes.length === 1 ? '' : 's'}`;
         item.iconPath = new vscode.ThemeIcon(LANE_ICONS[node.lane]);

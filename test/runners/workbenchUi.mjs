@@ -40,3 +40,18 @@ export async function treeRow(page, text, timeout = 60_000) {
   await row.waitFor({ timeout });
   return row;
 }
+
+/** The review panel's own document: a child frame of the webview iframe the workbench made for Agent Lanes. */
+export async function reviewFrame(page, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const frame of page.frames()) {
+      if (!frame.url().includes('extensionId=agent-lanes.agent-lanes')) continue;
+      for (const child of frame.childFrames()) {
+        if (await child.locator('#app').count().catch(() => 0)) return child;
+      }
+    }
+    if (Date.now() > deadline) throw new Error('No review webview frame appeared.');
+    await page.waitForTimeout(250);
+  }
+}
