@@ -53,6 +53,13 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
   context.subscriptions.push(statusBar, policy, registry, tree, view);
 
   const trusted = () => vscode.workspace.isTrusted;
+  context.subscriptions.push(
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      for (const repo of registry.repositories()) {
+        void repo.lanes.context.audit.append({ actor: { type: 'user', id: 'workspace-trust' }, action: 'workspaceTrust.change', details: { trusted: true } }).catch((error: unknown) => logger.error('Auditing the trust change', error));
+      }
+    }),
+  );
   const drafts = new DraftCommands({ logger, registry, policy, trusted });
   context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(GIT_CONTENT_SCHEME, new GitContentProvider()));
   registerLanguageModelTools(context, { registry, logger, trusted });

@@ -179,13 +179,15 @@ export class DraftLane {
       });
       const checkout = await verifyCheckout(before);
       const report = await readAgentReport(join(dir, 'agent-report.json'));
+      const outcome = await this.finish(changeId, { run, checkout, report, agentVersion: 'report' in report ? report.report.agentVersion : undefined, actor });
+      // Recorded after the commit, so the event names the commit the agent produced.
       await ctx.audit.append({
         actor: { type: 'agent', id: agent.id },
         action: 'agent.stop',
         changeId,
-        details: { outcome: run.outcome, exitCode: run.exitCode, signal: run.signal, durationMs: run.durationMs, checkoutUntouched: checkout.untouched },
+        details: { outcome: run.outcome, exitCode: run.exitCode, signal: run.signal, durationMs: run.durationMs, checkoutUntouched: checkout.untouched, result: outcome.outcome, headSha: outcome.change.headSha },
       });
-      return await this.finish(changeId, { run, checkout, report, agentVersion: 'report' in report ? report.report.agentVersion : undefined, actor });
+      return outcome;
     } catch (error) {
       await ctx.store
         .update(changeId, (c) => ({ ...c, agentRun: { state: 'failed', startedAt, endedAt: new Date().toISOString(), message: (error as Error).message } }))
@@ -286,6 +288,10 @@ export class DraftLane {
       // The diff moved on: an earlier sandbox verdict and approval no longer apply.
       ...(c.headSha !== commit.headSha ? { sandbox: undefined, approval: undefined } : {}),
     }));
+    if (!run) {
+      // A chat agent has no process to watch: finishing its draft is its stop.
+      await ctx.audit.append({ actor: options.actor, action: 'agent.stop', changeId, details: { agentId: change.agentId, result: outcome, headSha: commit.headSha, files: analysis?.totals.files ?? 0 } });
+    }
     return { change: updated, outcome, message, ...(run ? { run } : {}), ...(checkout ? { checkout } : {}), ...(reportError ? { reportError } : {}) };
   }
 
@@ -319,6 +325,7 @@ export class DraftLane {
     const result = await ctx.store.transition(changeId, event, actor, options.comment);
     if (!result.ok) throw new DraftInputError(result.reason);
     await ctx.audit.append({ actor, action: 'lane.transition', changeId, details: { event, from: change.lane, to: 'closed', reason: options.comment } });
+    if (event === 'discard') await ctx.audit.append({ actor, action: 'change.discard', changeId, details: { branch: change.branch } });
     await ctx.audit.append({ actor: EXTENSION_ACTOR, action: 'cleanup', changeId, details: { worktree: change.worktreePath, ...removed } });
     return result.change;
   }
