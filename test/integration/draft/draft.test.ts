@@ -58,6 +58,20 @@ describe('Draft lane in a real VS Code', () => {
     assert.equal(git(repoRoot, 'rev-parse', 'HEAD'), headBefore);
   });
 
+  it('Open Changes shows the change in the multi-diff editor, base against the lane branch', async () => {
+    const api = await lanesApi();
+    const [change] = api.registry.repositories()[0]!.store.all();
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    await vscode.commands.executeCommand('agentLanes.openChanges', { changeId: change!.id });
+    const tab = await waitFor(() => vscode.window.tabGroups.activeTabGroup.activeTab, 'the changes editor');
+    assert.match(tab.label, new RegExp(`Change ${change!.id}`));
+    // The multi-diff tab's input type is not in the stable API; its resources are read through the tab's JSON.
+    const resources = (JSON.parse(JSON.stringify(tab.input)) as { textDiffs?: { original: { scheme: string }; modified: { path: string } }[] }).textDiffs ?? [];
+    assert.deepEqual(resources.map((d) => d.modified.path.split('/').pop()).sort(), ['greeting.js', 'greeting.test.js']);
+    assert.equal(resources[0]!.original.scheme, 'agent-lanes-git');
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+
   it('flags secret-like content and a new dependency', async () => {
     const api = await lanesApi();
     const change = await draft('Write a secret and add a dependency');
