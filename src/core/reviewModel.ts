@@ -1,4 +1,4 @@
-import type { Change } from './change';
+import { type Change, LANE_LABELS } from './change';
 import type { DecisionRecord } from './decision';
 import type { Evidence, EvidenceField, FlagKind } from './evidence';
 import type { DecisionView, EvidenceFieldView, EvidenceView, FlagView, TaskView } from './reviewProtocol';
@@ -145,7 +145,7 @@ export interface ApprovalFacts {
 /** Why an approval must be refused now, in words that say what to do; undefined when it may be given. */
 export function approvalRefusal(facts: ApprovalFacts): string | undefined {
   const { change } = facts;
-  if (change.lane !== 'review') return `Change ${change.id} is not in Review (it is ${change.lane}); only a change in Review can be approved.`;
+  if (change.lane !== 'review') return `Change ${change.id} is not in Review (it is ${change.lane === 'closed' ? 'closed' : `in ${LANE_LABELS[change.lane]}`}); only a change in Review can be approved.`;
   if (change.approval && !change.approval.invalidated) return `Change ${change.id} is already approved by ${change.approval.by}.`;
   if (!facts.worktreeExists) return `The worktree of change ${change.id} no longer exists, so what would be approved cannot be checked. Restore it with "Lanes: Reconcile", or reject the change.`;
   if (facts.diff.state !== 'ok') return `The diff could not be read (${facts.diff.message ?? 'unknown error'}); fix the repository and refresh the review.`;
