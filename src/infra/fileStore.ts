@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ChangePersistence } from '../core/changeStore';
 
@@ -39,5 +39,17 @@ export class JsonFilePersistence implements ChangePersistence {
   }
   write(contents: string): Promise<void> {
     return writeFileAtomic(this.path, contents);
+  }
+}
+
+/** Whether something (a file, folder or link) is at the path; other errors than "not there" are thrown. */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw error;
   }
 }

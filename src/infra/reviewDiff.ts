@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { copyFile, stat, unlink } from 'node:fs/promises';
+import { copyFile, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { parsePatch } from 'diff';
@@ -7,6 +7,7 @@ import { type NumstatEntry, type RawDiffEntry, diffHash, parseRawNumstat } from 
 import { MAX_RENDERED_BYTES_PER_FILE, MAX_RENDERED_LINE_LENGTH, MAX_RENDERED_LINES_PER_FILE } from '../core/reviewModel';
 import type { FileDiff, FileEntry } from '../core/reviewProtocol';
 import { git, gitBytes } from './gitProcess';
+import { pathExists } from './fileStore';
 
 /**
  * The same diff whatever the user's git configuration says (external diff
@@ -176,14 +177,6 @@ export async function loadFileDiffs(repoRoot: string, listing: ReviewDiffListing
   return results;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * The canonical diff hash of base → the worktree as it is on disk now
@@ -195,7 +188,7 @@ async function exists(path: string): Promise<boolean> {
  */
 export async function worktreeDiffHash(worktreePath: string, baseSha: string): Promise<string> {
   assertRevision(baseSha, 'base');
-  if (!(await exists(worktreePath))) throw new WorktreeMissingError(worktreePath);
+  if (!(await pathExists(worktreePath))) throw new WorktreeMissingError(worktreePath);
   const indexPath = (await git(worktreePath, ['rev-parse', '--git-path', 'index'])).stdout.trim();
   const realIndex = isAbsolute(indexPath) ? indexPath : join(worktreePath, indexPath);
   const tempIndex = join(tmpdir(), `agent-lanes-index-${randomBytes(6).toString('hex')}`);

@@ -1,4 +1,4 @@
-import { lstat, mkdir, readdir, realpath, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Change } from '../core/change';
 import {
@@ -16,6 +16,7 @@ import {
 } from '../core/draft';
 import { countUncommitted, parsePorcelainV2, parseWorktreeList } from '../core/gitOutput';
 import { GitCommandError, git } from './gitProcess';
+import { pathExists } from './fileStore';
 
 export class WorktreeError extends Error {
   override name = 'WorktreeError';
@@ -60,15 +61,6 @@ export async function resolveBase(repoRoot: string, ref?: string): Promise<Resol
   return { ref: asked, sha: resolved.stdout.trim() };
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
-}
 
 /** Operations in progress (merge, rebase, …) and uncommitted changes of the user's checkout. */
 export async function repositoryState(repoRoot: string): Promise<RepositoryState> {
@@ -85,7 +77,7 @@ export async function repositoryState(repoRoot: string): Promise<RepositoryState
   const operations: GitOperation[] = [];
   for (const [operation, files] of markers) {
     for (const file of files) {
-      if ((await exists(join(gitDir, file))) || (operation === 'bisect' && (await exists(join(commonDir, file))))) {
+      if ((await pathExists(join(gitDir, file))) || (operation === 'bisect' && (await pathExists(join(commonDir, file))))) {
         operations.push(operation);
         break;
       }
@@ -146,7 +138,7 @@ export async function createWorktree(options: CreateWorktreeOptions): Promise<Cr
   const branch = laneBranchName(changeId, slug);
   const dir = await prepareWorktreesDir(repoRoot, options.worktreesDir);
   const path = join(dir, laneFolderName(changeId, slug));
-  if (await exists(path)) {
+  if (await pathExists(path)) {
     throw new WorktreeError(`The folder ${path} already exists, so the worktree for change ${changeId} cannot be created there. Run "Lanes: Reconcile" to clean up leftovers.`);
   }
   try {
@@ -210,7 +202,7 @@ export async function removeWorktree(options: RemoveWorktreeOptions): Promise<Re
   }
   const folder = registered?.path ?? worktreePath;
   let removedWorktree = false;
-  if (await exists(folder)) {
+  if (await pathExists(folder)) {
     if (!options.force) {
       const dirty = await uncommittedEntries(folder).catch(() => 0);
       if (dirty > 0) throw new UncommittedWorkError(folder, dirty);
@@ -260,7 +252,7 @@ async function sameFolder(a: string, b: string): Promise<boolean> {
 export async function restoreWorktree(repoRoot: string, worktreePath: string, branch: string): Promise<void> {
   if (!isLaneBranch(branch)) throw new WorktreeError(`"${branch}" is not a lane branch.`);
   if (!(await branchExists(repoRoot, branch))) throw new WorktreeError(`The branch ${branch} no longer exists, so the worktree cannot be restored; discard the change instead.`);
-  if (await exists(worktreePath)) throw new WorktreeError(`${worktreePath} already exists; remove it first or run "Lanes: Reconcile".`);
+  if (await pathExists(worktreePath)) throw new WorktreeError(`${worktreePath} already exists; remove it first or run "Lanes: Reconcile".`);
   await git(repoRoot, ['worktree', 'prune']);
   try {
     await git(repoRoot, ['worktree', 'add', '--quiet', worktreePath, branch]);
@@ -290,7 +282,7 @@ export async function listLaneWorktrees(repoRoot: string, options: { worktreesDi
     const branch = entry.branchRef?.startsWith('refs/heads/') ? entry.branchRef.slice('refs/heads/'.length) : undefined;
     const inDir = dirReal !== undefined && isInside(dirReal, entry.path);
     if (!isLaneBranch(branch) && !inDir) continue;
-    const folderExists = await exists(entry.path);
+    const folderExists = await pathExists(entry.path);
     const hasUncommittedWork = folderExists && options.checkUncommitted ? (await uncommittedEntries(entry.path).catch(() => 1)) > 0 : false;
     worktrees.push({
       path: entry.path,
@@ -365,7 +357,7 @@ export async function applyReconcileAction(
         return;
       }
       // A worktree whose branch belongs to an open change (or a detached one): remove only the worktree.
-      if (await exists(path)) {
+      if (await pathExists(path)) {
         const dirty = options.force ? 0 : await uncommittedEntries(path).catch(() => 1);
         if (dirty > 0) throw new UncommittedWorkError(path, dirty);
         await forceRemoveRegisteredWorktree(repoRoot, path);

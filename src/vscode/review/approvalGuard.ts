@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import type { Change } from '../../core/change';
 import { Emitter } from '../../core/events';
@@ -6,6 +5,7 @@ import { hashEvidence } from '../../core/evidence';
 import { EvidenceStore } from '../../infra/evidenceStore';
 import type { RepoContext } from '../repositories';
 import type { ReviewDeps } from './deps';
+import { pathExists } from '../../infra/fileStore';
 
 const CHECK_DELAY_MS = 400;
 const EXTENSION_ACTOR = { type: 'extension', id: 'agent-lanes' } as const;
@@ -31,14 +31,6 @@ function applies(change: Change | undefined): change is Change & { approval: Non
   return !!change && change.lane === 'review' && !!change.approval && !change.approval.invalidated;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Keeps every approval honest: while a change in Review holds an approval, its
@@ -134,7 +126,7 @@ export class ApprovalGuard implements vscode.Disposable {
     const approval = change.approval;
     let reason: string | undefined;
     let currentDiffHash: string | undefined;
-    if (!(await exists(change.worktreePath))) {
+    if (!(await pathExists(change.worktreePath))) {
       reason = `the worktree ${change.worktreePath} was removed`;
     } else {
       try {

@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { Actor, Change } from '../../core/change';
@@ -18,6 +17,7 @@ import type { RepoContext } from '../repositories';
 import { reviewContentUri } from './contentProvider';
 import type { GateVerdict, ReviewDeps } from './deps';
 import { reviewHtml, reviewWebviewOptions } from './html';
+import { pathExists } from '../../infra/fileStore';
 
 const REFRESH_DELAY_MS = 150;
 const WORKTREE_CHECK_DELAY_MS = 500;
@@ -43,14 +43,6 @@ interface ReviewFacts {
 
 type RequestResult = { message?: string; files?: FileDiff[] };
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const firstLine = (error: unknown) => (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
 
@@ -206,7 +198,7 @@ export class ReviewPanel implements vscode.Disposable {
   private async collectFacts(): Promise<ReviewFacts | undefined> {
     const change = this.repo.store.get(this.changeId);
     if (!change) return undefined;
-    const [evidence, listing, worktreeExists] = await Promise.all([this.readEvidence(), this.readListing(change), exists(change.worktreePath)]);
+    const [evidence, listing, worktreeExists] = await Promise.all([this.readEvidence(), this.readListing(change), pathExists(change.worktreePath)]);
     const approver = this.identity.value;
     const approverPending = !this.identity.settled;
     const gate = await this.evaluateGate(change, evidence);
@@ -328,7 +320,7 @@ export class ReviewPanel implements vscode.Disposable {
     const facts = this.facts;
     if (!facts || !('hash' in facts.listing)) return;
     const listingHash = facts.listing.hash;
-    const stillThere = await exists(facts.change.worktreePath);
+    const stillThere = await pathExists(facts.change.worktreePath);
     if (stillThere !== facts.worktreeExists) {
       this.scheduleRefresh();
       return;
@@ -462,7 +454,7 @@ export class ReviewPanel implements vscode.Disposable {
     const change = this.facts?.change;
     if (file.display === 'binary') {
       const onDisk = change ? join(change.worktreePath, path) : undefined;
-      if (!onDisk || !(await exists(onDisk))) throw new ReviewRefusal(`${path} is binary and is not in the worktree any more, so it cannot be opened.`);
+      if (!onDisk || !(await pathExists(onDisk))) throw new ReviewRefusal(`${path} is binary and is not in the worktree any more, so it cannot be opened.`);
       await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(onDisk), { preview: true });
       return {};
     }
