@@ -214,7 +214,8 @@ function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException)?.code === 'ENOENT';
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process with this id runs (a lock's owner); EPERM means it runs as someone else. */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { Emitter } from '../core/events';
 import type { Logger } from '../core/logger';
 import { writeFileAtomic } from './fileStore';
+import { processAlive } from './auditLog';
 
 const gzip = promisify(gzipCallback);
 
@@ -121,14 +122,6 @@ const sleep = (ms: number, signal: AbortSignal) =>
     }, { once: true });
   });
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export class AuditSink {
   private readonly url: URL;
