@@ -3,13 +3,14 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentConfig } from '../../core/agentConfig';
 import { type Actor, type Change, titleFromTask } from '../../core/change';
-import { checkoutTouchedFlag } from '../../core/diffAnalysis';
+import { type DiffAnalysisOptions, refusedPathFlags } from '../../core/diffAnalysis';
 import { DraftInputError, type ReconcileAction, type ReconcileFinding, assessDraftStart, slugify } from '../../core/draft';
 import { transition } from '../../core/lanes';
-import type { Evidence, Flag } from '../../core/evidence';
+import type { Evidence } from '../../core/evidence';
 import { compileSecretPatterns, redactText } from '../../core/redaction';
-import { type AgentRunResult, readAgentReport, runAgent } from '../agentRunner';
-import { type CheckoutVerdict, snapshotCheckout, verifyCheckout } from '../checkoutGuard';
+import { type AgentRunResult, runAgent } from '../agentRunner';
+import { type CheckoutVerdict, snapshotCheckout } from '../checkoutGuard';
+import { type FinishedDraftRun, finishDraftRun } from '../draftRun';
 import { analyzeChange } from '../gitDiff';
 import { commitLaneWork } from '../laneCommit';
 import { UncommittedWorkError, applyReconcileAction, createWorktree, reconcile, removeWorktree, repositoryState, resolveBase } from '../worktrees';
@@ -157,6 +158,7 @@ export class DraftLane {
       await ctx.audit.append({ actor, action: 'agent.start', changeId, details: { agentId: agent.id, command: agent.command[0], promptRef: this.promptRef(change) } });
       const before = await snapshotCheckout(ctx.repoRoot);
       const patterns = this.secretPatterns();
+      const evidenceFile = join(dir, 'agent-report.json');
       const run = await runAgent({
         agent,
         changeId,
@@ -170,22 +172,34 @@ export class DraftLane {
           requestedChanges: (change.requestedChanges ?? []).map((r) => ({ body: r.comment, author: r.by })),
         },
         promptFile: join(dir, 'prompt.md'),
-        evidenceFile: join(dir, 'agent-report.json'),
+        evidenceFile,
         logFile: join(dir, 'agent.log'),
         signal: controller.signal,
         redactLine: (line) => redactText(line, patterns).text,
         ...(hooks.onLine ? { onLine: hooks.onLine } : {}),
         ...(hooks.timeoutMs ? { timeoutMs: hooks.timeoutMs } : {}),
       });
-      const checkout = await verifyCheckout(before);
-      const report = await readAgentReport(join(dir, 'agent-report.json'));
-      const outcome = await this.finish(changeId, { run, checkout, report, agentVersion: 'report' in report ? report.report.agentVersion : undefined, actor });
+      // Whatever the run's outcome, its work is committed and analysed: nothing is lost.
+      const finished = await finishDraftRun({
+        repoRoot: ctx.repoRoot,
+        changeId,
+        branch: change.branch,
+        worktreePath: change.worktreePath,
+        baseSha: change.baseSha,
+        agentId: agent.id,
+        promptRef: this.promptRef(change),
+        evidenceFile,
+        checkoutBefore: before,
+        subject: redactText(change.title, patterns).text,
+        ...this.analysisOptions(),
+      });
+      const outcome = await this.record(changeId, { run, finished, actor });
       // Recorded after the commit, so the event names the commit the agent produced.
       await ctx.audit.append({
         actor: { type: 'agent', id: agent.id },
         action: 'agent.stop',
         changeId,
-        details: { outcome: run.outcome, exitCode: run.exitCode, signal: run.signal, durationMs: run.durationMs, checkoutUntouched: checkout.untouched, result: outcome.outcome, headSha: outcome.change.headSha },
+        details: { outcome: run.outcome, exitCode: run.exitCode, signal: run.signal, durationMs: run.durationMs, checkoutUntouched: finished.checkout.untouched, result: outcome.outcome, headSha: outcome.change.headSha },
       });
       return outcome;
     } catch (error) {
@@ -209,18 +223,19 @@ export class DraftLane {
     for (const controller of this.running.values()) controller.abort();
   }
 
-  /**
-   * Commits what is in the worktree with the lane's trailers and analyses the
-   * diff. Used after a CLI agent stops, and by "Lanes: Finish Draft" for chat drafts.
-   */
-  async finish(
-    changeId: string,
-    options: { run?: AgentRunResult; checkout?: CheckoutVerdict; report?: Awaited<ReturnType<typeof readAgentReport>>; agentVersion?: string | undefined; actor: Actor },
-  ): Promise<DraftOutcome> {
-    const { ctx } = this;
+  private analysisOptions(): DiffAnalysisOptions {
+    const effective = this.ctx.policy.effective.policy;
+    const { maxFiles, maxChangedLines } = effective.blastRadius ?? {};
+    return {
+      ...(effective.sensitivePaths?.length ? { sensitivePaths: effective.sensitivePaths } : {}),
+      secretPatterns: this.secretPatterns(),
+      scope: { ...(maxFiles ? { maxFiles } : {}), ...(maxChangedLines ? { maxChangedLines } : {}) },
+    };
+  }
+
+  /** "Lanes: Finish Draft": commits and analyses what a chat agent left in the worktree. */
+  async finish(changeId: string, options: { actor: Actor }): Promise<DraftOutcome> {
     const change = this.requireDraft(changeId);
-    const { run, checkout, report } = options;
-    const failedRun = run && run.outcome !== 'succeeded' ? run : undefined;
     const commit = await commitLaneWork({
       worktreePath: change.worktreePath,
       branch: change.branch,
@@ -230,33 +245,34 @@ export class DraftLane {
       promptRef: this.promptRef(change),
       subject: redactText(change.title, this.secretPatterns()).text,
     });
-    const effective = ctx.policy.effective.policy;
     const analysis =
       commit.outcome === 'committed'
-        ? await analyzeChange({
-            repoRoot: ctx.repoRoot,
-            baseSha: change.baseSha,
-            headSha: commit.headSha,
-            worktreePath: change.worktreePath,
-            ...(effective.sensitivePaths?.length ? { sensitivePaths: effective.sensitivePaths } : {}),
-            secretPatterns: this.secretPatterns(),
-            ...(effective.blastRadius ? { scope: { ...(effective.blastRadius.maxFiles ? { maxFiles: effective.blastRadius.maxFiles } : {}), ...(effective.blastRadius.maxChangedLines ? { maxChangedLines: effective.blastRadius.maxChangedLines } : {}) } } : {}),
-          })
+        ? await analyzeChange({ repoRoot: this.ctx.repoRoot, baseSha: change.baseSha, headSha: commit.headSha, worktreePath: change.worktreePath, ...this.analysisOptions() })
         : undefined;
-    const flags: Flag[] = [...(analysis?.flags ?? [])];
-    for (const path of commit.refusedPaths) flags.push({ kind: 'gitPath', path, detail: `git refused to stage ${path}: a path inside .git is never committed.` });
+    const flags = [...(analysis?.flags ?? []), ...refusedPathFlags(commit.refusedPaths)];
+    return this.record(changeId, { finished: { commit, ...(analysis ? { analysis } : {}), flags }, actor: options.actor });
+  }
+
+  /** Writes what a finished draft run produced into the evidence and the change record. */
+  private async record(
+    changeId: string,
+    options: { run?: AgentRunResult; finished: Pick<FinishedDraftRun, 'commit' | 'flags'> & Partial<Pick<FinishedDraftRun, 'analysis' | 'checkout' | 'agentReport'>>; actor: Actor },
+  ): Promise<DraftOutcome> {
+    const { ctx } = this;
+    const change = this.requireDraft(changeId);
+    const { run } = options;
+    const { commit, analysis, flags, checkout, agentReport: report } = options.finished;
+    const failedRun = run && run.outcome !== 'succeeded' ? run : undefined;
+    const agentVersion = report && 'report' in report ? report.report.agentVersion : undefined;
     const alerts: string[] = [];
-    if (checkout && !checkout.untouched) {
-      flags.push(checkoutTouchedFlag(checkout.differences));
-      alerts.push(`Your checkout changed while the agent ran: ${checkout.differences.slice(0, 3).join('; ')}`);
-    }
+    if (checkout && !checkout.untouched) alerts.push(`Your checkout changed while the agent ran: ${checkout.differences.slice(0, 3).join('; ')}`);
     const reportError = report && 'error' in report ? report.error : undefined;
     await ctx.evidence.update(
       changeId,
       () => this.initialEvidence(change),
       (evidence) => ({
         ...evidence,
-        agent: { id: change.agentId, ...(options.agentVersion ? { version: options.agentVersion } : {}) },
+        agent: { id: change.agentId, ...(agentVersion ? { version: agentVersion } : {}) },
         ...(commit.outcome === 'committed' ? { headSha: commit.headSha } : {}),
         ...(analysis ? { diff: { hash: analysis.hash, files: analysis.files, totals: analysis.totals } } : {}),
         flags,
