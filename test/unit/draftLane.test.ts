@@ -3,16 +3,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ChangeStore } from '../../src/core/changeStore';
-import { consoleLogger } from '../../src/core/logger';
-import { AuditLog, verifyAuditFile } from '../../src/infra/auditLog';
-import { EvidenceStore } from '../../src/infra/evidenceStore';
-import { JsonFilePersistence } from '../../src/infra/fileStore';
+import { verifyAuditFile } from '../../src/infra/auditLog';
 import { DraftLane } from '../../src/infra/lanes/draftLane';
 import type { LaneContext } from '../../src/infra/lanes/laneContext';
-import { PolicyService } from '../../src/infra/policyService';
-import { RepoStorage } from '../../src/infra/repoStorage';
 import { createSampleRepository } from '../runners/fixtures.mjs';
+import { createLaneContext } from './support/laneContext';
 
 const scriptedAgent = resolve(__dirname, '..', '..', '..', 'test', 'fixtures', 'agents', 'scripted-agent.mjs');
 const user = { type: 'user' as const, id: 'dev@example.com' };
@@ -21,18 +16,7 @@ const agent = { id: 'scripted', label: 'Scripted agent', command: [process.execP
 async function laneFor(): Promise<{ ctx: LaneContext; lane: DraftLane; repo: string }> {
   const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-draft-')));
   const repo = createSampleRepository(join(base, 'app'));
-  const storage = RepoStorage.forRepository(join(base, 'storage'), repo, join(repo, '.git'));
-  const logger = consoleLogger(true);
-  const ctx: LaneContext = {
-    repoRoot: repo,
-    storage,
-    store: new ChangeStore(new JsonFilePersistence(storage.changesFile)),
-    evidence: new EvidenceStore(storage),
-    audit: await AuditLog.open(storage.auditFile, { repoKey: storage.repoKey }),
-    policy: new PolicyService({}, { cacheFile: join(base, 'policy-cache.json'), logger }),
-    logger,
-  };
-  await ctx.store.load();
+  const ctx = await createLaneContext(base, repo);
   return { ctx, lane: new DraftLane(ctx), repo };
 }
 

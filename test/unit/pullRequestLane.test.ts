@@ -4,24 +4,21 @@ import { existsSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Change } from '../../src/core/change';
-import { ChangeStore } from '../../src/core/changeStore';
 import { hashEvidence } from '../../src/core/evidence';
 import { consoleLogger } from '../../src/core/logger';
 import { IN_TOTO_STATEMENT_TYPE } from '../../src/core/pullRequest/body';
-import { AuditLog, verifyAuditFile } from '../../src/infra/auditLog';
-import { EvidenceStore } from '../../src/infra/evidenceStore';
-import { JsonFilePersistence } from '../../src/infra/fileStore';
+import { verifyAuditFile } from '../../src/infra/auditLog';
 import { GitHubError } from '../../src/infra/github/client';
 import { PullRequestError } from '../../src/infra/github/pullRequests';
 import { DraftLane } from '../../src/infra/lanes/draftLane';
 import type { LaneContext } from '../../src/infra/lanes/laneContext';
 import { type GitHubAccess, PullRequestLane, PullRequestLaneError } from '../../src/infra/lanes/pullRequestLane';
-import { PolicyDeniedError, PolicyService } from '../../src/infra/policyService';
-import { RepoStorage } from '../../src/infra/repoStorage';
+import { PolicyDeniedError } from '../../src/infra/policyService';
 import { listReviewDiff } from '../../src/infra/reviewDiff';
 import { bareHead } from '../fixtures/github-standin/laneRepo';
 import { type GitHubStandIn, startGitHubStandIn } from '../fixtures/github-standin/server';
 import { createSampleRepository } from '../runners/fixtures.mjs';
+import { createLaneContext } from './support/laneContext';
 import { PolicyServer } from './support/policyServer';
 
 const scriptedAgent = resolve(__dirname, '..', '..', '..', 'test', 'fixtures', 'agents', 'scripted-agent.mjs');
@@ -62,18 +59,7 @@ describe('Pull request lane (real git, the GitHub stand-in, real policy and audi
     const standIn = await startGitHubStandIn({ bareRepoDir: bare, token });
     git(repo, 'remote', 'add', 'origin', standIn.remoteUrl);
     git(repo, 'remote', 'set-url', '--push', 'origin', bare);
-    const storage = RepoStorage.forRepository(join(base, 'storage'), repo, join(repo, '.git'));
-    const logger = consoleLogger(false);
-    const ctx: LaneContext = {
-      repoRoot: repo,
-      storage,
-      store: new ChangeStore(new JsonFilePersistence(storage.changesFile)),
-      evidence: new EvidenceStore(storage),
-      audit: await AuditLog.open(storage.auditFile, { repoKey: storage.repoKey }),
-      policy: new PolicyService({}, { cacheFile: join(base, 'policy-cache.json'), logger }),
-      logger,
-    };
-    await ctx.store.load();
+    const ctx = await createLaneContext(base, repo, { logger: consoleLogger(false) });
     const closed: Change[] = [];
     fx = {
       ctx,

@@ -4,18 +4,14 @@ import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Change } from '../../src/core/change';
-import { ChangeStore } from '../../src/core/changeStore';
-import { consoleLogger } from '../../src/core/logger';
-import { AuditLog, verifyAuditFile } from '../../src/infra/auditLog';
-import { EvidenceStore } from '../../src/infra/evidenceStore';
-import { JsonFilePersistence } from '../../src/infra/fileStore';
+import { verifyAuditFile } from '../../src/infra/auditLog';
 import { DraftLane } from '../../src/infra/lanes/draftLane';
 import type { LaneContext } from '../../src/infra/lanes/laneContext';
 import { describeSandboxVerdict, SandboxInputError, SandboxLane, type SandboxSettings } from '../../src/infra/lanes/sandboxLane';
 import { PolicyService } from '../../src/infra/policyService';
-import { RepoStorage } from '../../src/infra/repoStorage';
 import { SandboxError } from '../../src/infra/sandbox/types';
 import { createSampleRepository } from '../runners/fixtures.mjs';
+import { createLaneContext } from './support/laneContext';
 
 const IMAGE = process.env.AGENT_LANES_SANDBOX_IMAGE ?? 'localhost/agent-lanes-sandbox:test';
 const root = resolve(__dirname, '..', '..', '..');
@@ -54,19 +50,8 @@ async function fixture(options: { lanesYaml?: string; settings?: Partial<Sandbox
   writeFileSync(join(repo, '.lanes', 'lanes.yaml'), options.lanesYaml ?? LANES_YAML);
   git(repo, 'add', '-A');
   git(repo, 'commit', '-q', '-m', 'Declare the sandbox tasks');
-  const storage = RepoStorage.forRepository(join(base, 'storage'), repo, join(repo, '.git'));
-  const logger = consoleLogger(true);
-  const policy = new PolicyService(options.userPolicy ? { user: options.userPolicy } : {}, { cacheFile: join(base, 'policy-cache.json'), logger });
-  const ctx: LaneContext = {
-    repoRoot: repo,
-    storage,
-    store: new ChangeStore(new JsonFilePersistence(storage.changesFile)),
-    evidence: new EvidenceStore(storage),
-    audit: await AuditLog.open(storage.auditFile, { repoKey: storage.repoKey }),
-    policy,
-    logger,
-  };
-  await ctx.store.load();
+  const ctx = await createLaneContext(base, repo, { policySettings: options.userPolicy ? { user: options.userPolicy } : {} });
+  const policy = ctx.policy;
   const sandbox = new SandboxLane(ctx, { settings: { engine: 'podman', defaultImage: IMAGE, extensionRoot: root, ...options.settings }, upTimeoutMs: 120_000 });
   lanes.push(sandbox);
   return { ctx, draft: new DraftLane(ctx), sandbox, repo, policy };

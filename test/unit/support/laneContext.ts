@@ -1,0 +1,32 @@
+import { join } from 'node:path';
+import { ChangeStore } from '../../../src/core/changeStore';
+import { type Logger, consoleLogger } from '../../../src/core/logger';
+import { AuditLog } from '../../../src/infra/auditLog';
+import { EvidenceStore } from '../../../src/infra/evidenceStore';
+import { JsonFilePersistence } from '../../../src/infra/fileStore';
+import type { LaneContext } from '../../../src/infra/lanes/laneContext';
+import { PolicyService, type PolicySettings } from '../../../src/infra/policyService';
+import { RepoStorage } from '../../../src/infra/repoStorage';
+
+/**
+ * A real lane context for a repository, as the extension builds one: change
+ * store, evidence, audit log and the local policy, all kept under `base`.
+ */
+export async function createLaneContext(
+  base: string,
+  repo: string,
+  { logger = consoleLogger(true), policySettings = {} }: { logger?: Logger; policySettings?: PolicySettings } = {},
+): Promise<LaneContext> {
+  const storage = RepoStorage.forRepository(join(base, 'storage'), repo, join(repo, '.git'));
+  const ctx: LaneContext = {
+    repoRoot: repo,
+    storage,
+    store: new ChangeStore(new JsonFilePersistence(storage.changesFile)),
+    evidence: new EvidenceStore(storage),
+    audit: await AuditLog.open(storage.auditFile, { repoKey: storage.repoKey }),
+    policy: new PolicyService(policySettings, { cacheFile: join(base, 'policy-cache.json'), logger }),
+    logger,
+  };
+  await ctx.store.load();
+  return ctx;
+}
