@@ -74,7 +74,7 @@ describe('review model', () => {
   it('allows an approval only when everything holds, and says why not otherwise', () => {
     assert.equal(approvalRefusal(facts()), undefined);
     const cases: [Partial<ApprovalFacts>, RegExp][] = [
-      [{ change: { id: 'abcd1234', lane: 'draft' } }, /not in Review \(it is draft\)/],
+      [{ change: { id: 'abcd1234', lane: 'draft' } }, /not in Review \(it is in Draft\)/],
       [{ change: { id: 'abcd1234', lane: 'review', approval: { by: 'x', at: 't', diffHash: HASH, evidenceHash: HASH } } }, /already approved by x/],
       [{ worktreeExists: false }, /worktree of change abcd1234 no longer exists/],
       [{ diff: { state: 'error', message: 'bad object' } }, /diff could not be read \(bad object\)/],
