@@ -21,7 +21,7 @@ import { DEFAULT_PREPARATION_TIMEOUT_SECONDS, type SandboxPolicy } from '../../c
 import { CappedLog, LineRedactor } from '../../core/sandbox/taskLog';
 import { readFileIfExists, writeFileAtomic } from '../fileStore';
 import { type ContainerEngine, DEFAULT_ENGINE_TIMEOUT_MS, EngineError, findOnPath, isNoSuchContainer, runEngine } from './engine';
-import { capture, logFileFor, sha256, skippedTask, storeLog, taskEvidence, type TaskRunOptions } from './taskRun';
+import { capture, logFileFor, runTaskSequence, sha256, storeLog, taskEvidence, type TaskRunOptions } from './taskRun';
 import { withBaseWorktree } from './baseWorktree';
 import { baseRunResult, type BaseRunRequest, type BaseRunResult, type RunTasksRequest, SandboxError, type SandboxRunResult, type SandboxSource, type TaskSandbox } from './types';
 
@@ -684,28 +684,20 @@ export class ContainerSandbox implements TaskSandbox {
       signal: request.signal,
       onOutput: request.onTaskOutput ? (text) => request.onTaskOutput!('prepare', text) : undefined,
     });
-    const tasks: TaskEvidence[] = [];
     const sandbox = { isolation: 'container' as const, networkMode: handle.networkMode, image: handle.image, imageId: handle.imageId };
-    let stopReason: string | undefined;
-    for (const [index, task] of request.tasks.entries()) {
-      if (!stopReason && request.signal?.aborted) stopReason = 'Not run: the run was cancelled.';
-      if (stopReason) {
-        tasks.push(skippedTask(task, sandbox, stopReason));
-        continue;
-      }
-      request.onProgress?.({ kind: 'taskStarted', task, index, total: request.tasks.length });
-      const evidence = await this.runTask(handle, task, {
-        logDir: request.logDir,
-        signal: request.signal,
-        maxLogChars: request.maxLogChars,
-        redactionPatterns: request.redactionPatterns,
-        onOutput: request.onTaskOutput ? (text) => request.onTaskOutput!(task.id, text) : request.onOutput,
-      });
-      tasks.push(evidence);
-      request.onProgress?.({ kind: 'taskFinished', evidence, index, total: request.tasks.length });
-      if (evidence.outcome === 'error') stopReason = 'Not run: the sandbox container went away during an earlier task.';
-      if (evidence.outcome === 'cancelled') stopReason = 'Not run: the run was cancelled.';
-    }
+    const tasks = await runTaskSequence(
+      request,
+      sandbox,
+      (task) =>
+        this.runTask(handle, task, {
+          logDir: request.logDir,
+          signal: request.signal,
+          maxLogChars: request.maxLogChars,
+          redactionPatterns: request.redactionPatterns,
+          onOutput: request.onTaskOutput ? (text) => request.onTaskOutput!(task.id, text) : request.onOutput,
+        }),
+      'Not run: the sandbox container went away during an earlier task.',
+    );
     return { isolation: 'container', preparation: handle.preparation, tasks };
   }
 

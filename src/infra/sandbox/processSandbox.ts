@@ -9,7 +9,7 @@ import { DEFAULT_PREPARATION_TIMEOUT_SECONDS, preparationReach, type SandboxPoli
 import { CappedLog } from '../../core/sandbox/taskLog';
 import { withBaseWorktree } from './baseWorktree';
 import { findOnPath } from './engine';
-import { capture, logFileFor, skippedTask, storeLog, taskEvidence } from './taskRun';
+import { capture, logFileFor, runTaskSequence, storeLog, taskEvidence } from './taskRun';
 import { baseRunResult, type BaseRunRequest, type BaseRunResult, type RunTasksRequest, SandboxError, type SandboxRunResult, type TaskSandbox } from './types';
 
 /**
@@ -121,20 +121,7 @@ export class ProcessSandbox implements TaskSandbox {
     const taskNetwork = policy.taskNetwork === 'open';
     const sandbox = { isolation: 'process' as const, networkMode: taskNetwork ? 'host' : 'none' };
     const preparation = await this.prepare(request, worktree, role);
-    const tasks: TaskEvidence[] = [];
-    let stopReason: string | undefined;
-    for (const [index, task] of request.tasks.entries()) {
-      if (!stopReason && request.signal?.aborted) stopReason = 'Not run: the run was cancelled.';
-      if (stopReason) {
-        tasks.push(skippedTask(task, sandbox, stopReason));
-        continue;
-      }
-      request.onProgress?.({ kind: 'taskStarted', task, index, total: request.tasks.length });
-      const evidence = await this.runTask(request, worktree, task, taskNetwork, role);
-      tasks.push(evidence);
-      request.onProgress?.({ kind: 'taskFinished', evidence, index, total: request.tasks.length });
-      if (evidence.outcome === 'cancelled') stopReason = 'Not run: the run was cancelled.';
-    }
+    const tasks = await runTaskSequence(request, sandbox, (task) => this.runTask(request, worktree, task, taskNetwork, role));
     return { isolation: 'process', ...(preparation ? { preparation } : {}), tasks };
   }
 

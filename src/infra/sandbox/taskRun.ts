@@ -7,6 +7,7 @@ import type { ResolvedTask } from '../../core/sandbox/lanesConfig';
 import { parseTestSummary } from '../../core/sandbox/summaryParsers';
 import { CappedLog, DEFAULT_MAX_LOG_CHARS, LineRedactor } from '../../core/sandbox/taskLog';
 import { writeFileAtomic } from '../fileStore';
+import type { RunTasksRequest } from './types';
 
 /** What every sandbox needs to run a task and keep its log. */
 export interface TaskRunOptions {
@@ -149,4 +150,36 @@ export function taskEvidence(
 /** A task that did not run (an earlier failure of the sandbox itself, or a cancel). */
 export function skippedTask(task: ResolvedTask, sandbox: { isolation: 'container' | 'process'; networkMode: string; image?: string; imageId?: string }, message: string): TaskEvidence {
   return taskEvidence(task, { exitCode: undefined, durationMs: 0, startedAt: new Date().toISOString() }, 'skipped', undefined, sandbox, message);
+}
+
+type SandboxLabel = Parameters<typeof skippedTask>[1];
+
+/**
+ * Runs the tasks one after the other with progress events. After a cancel (or
+ * a sandbox error, when `stopAfterError` names why) the rest are recorded as
+ * skipped, never silently dropped.
+ */
+export async function runTaskSequence(
+  request: Pick<RunTasksRequest, 'tasks' | 'signal' | 'onProgress'>,
+  sandbox: SandboxLabel,
+  runOne: (task: ResolvedTask) => Promise<TaskEvidence>,
+  stopAfterError?: string,
+): Promise<TaskEvidence[]> {
+  const cancelled = 'Not run: the run was cancelled.';
+  const tasks: TaskEvidence[] = [];
+  let stopReason: string | undefined;
+  for (const [index, task] of request.tasks.entries()) {
+    if (!stopReason && request.signal?.aborted) stopReason = cancelled;
+    if (stopReason) {
+      tasks.push(skippedTask(task, sandbox, stopReason));
+      continue;
+    }
+    request.onProgress?.({ kind: 'taskStarted', task, index, total: request.tasks.length });
+    const evidence = await runOne(task);
+    tasks.push(evidence);
+    request.onProgress?.({ kind: 'taskFinished', evidence, index, total: request.tasks.length });
+    if (evidence.outcome === 'error' && stopAfterError) stopReason = stopAfterError;
+    if (evidence.outcome === 'cancelled') stopReason = cancelled;
+  }
+  return tasks;
 }
