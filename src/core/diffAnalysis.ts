@@ -139,7 +139,7 @@ export function parseAddedLines(patch: string, dstPrefix = 'b/'): Map<string, Ad
 // ---------------------------------------------------------------------------
 // The diff hash
 
-const GIT_STATUS_WORDS: Record<string, FileChange['status']> = {
+export const GIT_STATUS_WORDS: Record<string, FileChange['status']> = {
   A: 'added',
   M: 'modified',
   D: 'deleted',

@@ -35,7 +35,8 @@ export interface AnalyzeChangeOptions extends DiffAnalysisOptions {
   worktreePath?: string;
 }
 
-function assertRevision(value: string, what: string): void {
+/** Refuses what could be read as an option or carries spaces or control characters. */
+export function assertRevision(value: string, what: string): void {
   if (!value || value.startsWith('-') || value.includes(' ') || hasControlCharacters(value)) throw new Error(`The ${what} "${value}" is not a commit id or ref.`);
 }
 

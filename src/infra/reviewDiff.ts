@@ -3,9 +3,10 @@ import { copyFile, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { parsePatch } from 'diff';
-import { type NumstatEntry, type RawDiffEntry, diffHash, parseRawNumstat } from '../core/diffAnalysis';
+import { GIT_STATUS_WORDS, type NumstatEntry, type RawDiffEntry, diffHash, parseRawNumstat } from '../core/diffAnalysis';
 import { MAX_RENDERED_BYTES_PER_FILE, MAX_RENDERED_LINE_LENGTH, MAX_RENDERED_LINES_PER_FILE } from '../core/reviewModel';
 import type { FileDiff, FileEntry } from '../core/reviewProtocol';
+import { assertRevision } from './gitDiff';
 import { git, gitBytes } from './gitProcess';
 import { pathExists } from './fileStore';
 
@@ -41,19 +42,7 @@ export class WorktreeMissingError extends Error {
   }
 }
 
-function assertRevision(value: string, what: string): void {
-  if (!value || value.startsWith('-') || /[\0-\x20\x7f]/.test(value)) throw new Error(`The ${what} "${value}" is not a commit id or ref.`);
-}
-
-const STATUS_WORDS: Record<string, FileEntry['status']> = {
-  A: 'added',
-  M: 'modified',
-  D: 'deleted',
-  R: 'renamed',
-  C: 'copied',
-  T: 'typeChanged',
-  U: 'unmerged',
-};
+const STATUS_WORDS: Record<string, FileEntry['status']> = { ...GIT_STATUS_WORDS, U: 'unmerged' };
 
 function formatBytes(bytes: number): string {
   if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
