@@ -29,7 +29,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         ...noEditorApi,
-        patterns: [...noEditorApi.patterns, { group: ['../infra/*', '../vscode/*', 'node:child_process', 'child_process'], message: 'src/core is pure logic: no side-effect adapters.' }],
+        patterns: [...noEditorApi.patterns, { group: ['**/infra/**', '**/vscode/**', 'node:child_process', 'child_process'], message: 'src/core is pure logic: no side-effect adapters.' }],
       }],
     },
   },

@@ -1,8 +1,8 @@
 import { stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
-import type { VerifyOptions, VerifyResult } from '../core/audit';
-import { AuditLogError, readCheckpointFile, repairAuditFile, verifyAuditFile } from '../infra/auditLog';
+import type { VerifyOptions, VerifyResult } from '../core/audit/audit';
+import { AuditLogError, readCheckpointFile, repairAuditFile, verifyAuditFile } from '../infra/audit/auditLog';
 
 export interface CliOutput {
   log(s: string): void;

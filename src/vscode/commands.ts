@@ -1,9 +1,9 @@
 import * as vscode from 'vscode';
 import type { Logger } from '../core/logger';
 import { Commands } from './constants';
-import type { ChangeTarget, DraftCommands, NewDraftArgs } from './draftCommands';
+import type { ChangeTarget, DraftCommands, NewDraftArgs } from './draft/draftCommands';
 import type { LanesTreeProvider } from './lanesTree';
-import type { PolicyController } from './policyController';
+import type { PolicyController } from './policy/policyController';
 import type { RepositoryRegistry } from './repositories';
 import type { PolicyStatusBar } from './statusBar';
 

@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { z } from 'zod';
-import { type AgentConfig, parseAgentsSetting } from '../core/agentConfig';
+import { type AgentConfig, parseAgentsSetting } from '../core/draft/agentConfig';
 
 /** agentLanes.sandbox.defaultImage when unset; package.json declares the same default. */
 export const DEFAULT_SANDBOX_IMAGE = 'mcr.microsoft.com/devcontainers/base:bookworm';

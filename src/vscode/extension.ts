@@ -6,16 +6,16 @@ import { type LanesNode, LanesTreeProvider } from './lanesTree';
 import { RepositoryRegistry } from './repositories';
 import { PolicyStatusBar } from './statusBar';
 import { registerCommands } from './commands';
-import { PolicyController } from './policyController';
-import { DraftCommands } from './draftCommands';
+import { PolicyController } from './policy/policyController';
+import { DraftCommands } from './draft/draftCommands';
 import { GIT_CONTENT_SCHEME, GitContentProvider } from './gitContent';
-import { registerLanguageModelTools } from './lmTools';
+import { registerLanguageModelTools } from './draft/lmTools';
 import { type ReviewController, registerReview } from './review';
-import { createReviewDeps } from './reviewDeps';
-import { type SandboxCommands, registerSandbox } from './sandboxCommands';
-import { type PullRequestCommands, registerPullRequests } from './pullRequestCommands';
-import { registerPolicyCommands } from './policyCommands';
-import { registerAuditCommands } from './auditCommands';
+import { createReviewDeps } from './review/reviewDeps';
+import { type SandboxCommands, registerSandbox } from './sandbox/sandboxCommands';
+import { type PullRequestCommands, registerPullRequests } from './pullRequest/pullRequestCommands';
+import { registerPolicyCommands } from './policy/policyCommands';
+import { registerAuditCommands } from './audit/auditCommands';
 
 declare const __lanesBundleStart: number | undefined;
 

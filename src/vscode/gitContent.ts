@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { git } from '../infra/gitProcess';
+import { git } from '../infra/git/gitProcess';
 
 export const GIT_CONTENT_SCHEME = 'agent-lanes-git';
 

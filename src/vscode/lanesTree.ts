@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import { type Change, LANE_LABELS, LANES, type Lane, formatAge } from '../core/change';
 import type { Logger } from '../core/logger';
-import { describeSandboxVerdict } from '../infra/lanes/sandboxLane';
+import { describeSandboxVerdict } from '../infra/lanes/sandbox/sandboxLane';
 import { hasValidApproval, pullRequestGlance } from '../core/pullRequest/glance';
 import { ContextKeys, type ViewState } from './constants';
 import type { FolderProblem, RepoContext, RepositoryRegistry } from './repositories';

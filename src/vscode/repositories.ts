@@ -3,14 +3,14 @@ import type { Change } from '../core/change';
 import { ChangeStore } from '../core/changeStore';
 import { Emitter } from '../core/events';
 import type { Logger } from '../core/logger';
-import { AuditLog } from '../infra/auditLog';
-import { EvidenceStore } from '../infra/evidenceStore';
-import { JsonFilePersistence } from '../infra/fileStore';
-import { probeRepository } from '../infra/git';
-import { DraftLane } from '../infra/lanes/draftLane';
+import { AuditLog } from '../infra/audit/auditLog';
+import { EvidenceStore } from '../infra/storage/evidenceStore';
+import { JsonFilePersistence } from '../infra/storage/fileStore';
+import { probeRepository } from '../infra/git/repository';
+import { DraftLane } from '../infra/lanes/draft/draftLane';
 import type { LaneContext } from '../infra/lanes/laneContext';
-import type { PolicyService } from '../infra/policyService';
-import { RepoStorage } from '../infra/repoStorage';
+import type { PolicyService } from '../infra/policy/policyService';
+import { RepoStorage } from '../infra/storage/repoStorage';
 
 /** One git repository of the workspace, with its own lanes and store. */
 export interface RepoContext {

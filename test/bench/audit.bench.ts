@@ -8,9 +8,9 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { GENESIS_HASH, genesisDetails, sealEvent } from '../../src/core/audit';
+import { GENESIS_HASH, genesisDetails, sealEvent } from '../../src/core/audit/audit';
 import { redactText } from '../../src/core/redaction';
-import { AuditLog, verifyAuditFile } from '../../src/infra/auditLog';
+import { AuditLog, verifyAuditFile } from '../../src/infra/audit/auditLog';
 
 const REPO = 'f'.repeat(64);
 

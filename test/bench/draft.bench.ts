@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
-import { analyzeChange } from '../../src/infra/gitDiff';
-import { createWorktree } from '../../src/infra/worktrees';
+import { analyzeChange } from '../../src/infra/git/gitDiff';
+import { createWorktree } from '../../src/infra/git/worktrees';
 
 const FILES = 20_000;
 const FILES_PER_DIR = 100;

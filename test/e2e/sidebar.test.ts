@@ -3,8 +3,8 @@ import { mkdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { ChangeStore } from '../../src/core/changeStore';
-import { JsonFilePersistence } from '../../src/infra/fileStore';
-import { RepoStorage } from '../../src/infra/repoStorage';
+import { JsonFilePersistence } from '../../src/infra/storage/fileStore';
+import { RepoStorage } from '../../src/infra/storage/repoStorage';
 import { createSampleRepository, tempDir } from '../runners/fixtures.mjs';
 import { type CodeServer, openFolder, openLanesView, repoRoot, screenshot, startWorkbench, treeLabels } from './workbench';
 

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
-import type { AgentConfig } from '../../src/core/agentConfig';
-import { AgentRunError, type RunAgentOptions, readAgentReport, runAgent } from '../../src/infra/agentRunner';
+import type { AgentConfig } from '../../src/core/draft/agentConfig';
+import { AgentRunError, type RunAgentOptions, readAgentReport, runAgent } from '../../src/infra/draft/agentRunner';
 import { cleanupTemp, tempDir } from './support/draftRepo';
 
 const SCRIPTED_AGENT = resolve(__dirname, '../../../test/fixtures/agents/scripted-agent.mjs');

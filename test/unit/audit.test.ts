@@ -15,7 +15,7 @@ import {
   type AuditEvent,
   type VerifyFailure,
   type VerifyResult,
-} from '../../src/core/audit';
+} from '../../src/core/audit/audit';
 
 const REPO = 'a'.repeat(64);
 const OTHER_REPO = 'b'.repeat(64);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runAuditCli } from '../../src/cli/audit';
-import { parseAuditLine, sealEvent, verifyText, type AuditEvent, type VerifyResult } from '../../src/core/audit';
+import { parseAuditLine, sealEvent, verifyText, type AuditEvent, type VerifyResult } from '../../src/core/audit/audit';
 import type { DecisionRecord } from '../../src/core/decision';
 import { compileSecretPatterns } from '../../src/core/redaction';
 import {
@@ -17,7 +17,7 @@ import {
   repairAuditFile,
   verifyAuditFile,
   withAuditLock,
-} from '../../src/infra/auditLog';
+} from '../../src/infra/audit/auditLog';
 import { SECRET_SAMPLES } from './redactionSamples';
 
 const run = promisify(execFile);

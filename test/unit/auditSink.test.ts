@@ -5,9 +5,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { parseAuditLine } from '../../src/core/audit';
-import { AuditLog } from '../../src/infra/auditLog';
-import { AuditSink, validateSinkEndpoint, type SinkStatus } from '../../src/infra/auditSink';
+import { parseAuditLine } from '../../src/core/audit/audit';
+import { AuditLog } from '../../src/infra/audit/auditLog';
+import { AuditSink, validateSinkEndpoint, type SinkStatus } from '../../src/infra/audit/auditSink';
 
 const REPO = '5'.repeat(64);
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Change } from '../../src/core/change';
 import { ChangeStore } from '../../src/core/changeStore';
-import { JsonFilePersistence } from '../../src/infra/fileStore';
+import { JsonFilePersistence } from '../../src/infra/storage/fileStore';
 
 const actor = { type: 'user' as const, id: 'dev' };
 

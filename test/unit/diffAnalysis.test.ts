@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { addedDependencies } from '../../src/core/dependencyManifests';
+import { addedDependencies } from '../../src/core/draft/dependencyManifests';
 import {
   type DiffAnalysis,
   type DiffAnalysisInput,
@@ -11,9 +11,9 @@ import {
   parseAddedLines,
   parseRawNumstat,
   symlinkEscapes,
-} from '../../src/core/diffAnalysis';
+} from '../../src/core/draft/diffAnalysis';
 import type { FlagKind } from '../../src/core/evidence';
-import { analyzeChange } from '../../src/infra/gitDiff';
+import { analyzeChange } from '../../src/infra/git/gitDiff';
 import { cleanupTemp, commitAll, head, makeRepo, runGit, tempDir, writeFiles } from './support/draftRepo';
 
 const Z = '0'.repeat(40);

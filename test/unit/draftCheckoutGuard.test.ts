@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { appendFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { AgentConfig } from '../../src/core/agentConfig';
-import { runAgent } from '../../src/infra/agentRunner';
-import { compareCheckoutSnapshots, snapshotCheckout, verifyCheckout } from '../../src/infra/checkoutGuard';
-import { commitLaneWork } from '../../src/infra/laneCommit';
-import { createWorktree } from '../../src/infra/worktrees';
+import type { AgentConfig } from '../../src/core/draft/agentConfig';
+import { runAgent } from '../../src/infra/draft/agentRunner';
+import { compareCheckoutSnapshots, snapshotCheckout, verifyCheckout } from '../../src/infra/draft/checkoutGuard';
+import { commitLaneWork } from '../../src/infra/git/laneCommit';
+import { createWorktree } from '../../src/infra/git/worktrees';
 import { cleanupTemp, commitAll, head, makeRepo, runGit, tempDir, writeFiles } from './support/draftRepo';
 
 const SCRIPTED_AGENT = resolve(__dirname, '../../../test/fixtures/agents/scripted-agent.mjs');

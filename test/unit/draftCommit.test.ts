@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LaneCommitError, commitLaneWork, laneCommitMessage, parseRefusedPaths } from '../../src/infra/laneCommit';
-import { createWorktree } from '../../src/infra/worktrees';
+import { LaneCommitError, commitLaneWork, laneCommitMessage, parseRefusedPaths } from '../../src/infra/git/laneCommit';
+import { createWorktree } from '../../src/infra/git/worktrees';
 import { cleanupTemp, commitAll, head, makeRepo, runGit, tempDir, writeFiles } from './support/draftRepo';
 
 async function laneFor(files: Record<string, string> = { 'keep.txt': 'keep\n', 'gone.txt': 'bye\n' }) {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { parseAgentsSetting, substitutePlaceholders } from '../../src/core/agentConfig';
-import { MAX_AGENT_REPORT_BYTES, parseAgentReport } from '../../src/core/agentEvidence';
-import { type RepositoryState, assessDraftStart, changeIdFromLaneName, composePrompt, laneBranchName, slugify } from '../../src/core/draft';
-import { countUncommitted, parsePorcelainV2, parseWorktreeList, unquoteGitPath } from '../../src/core/gitOutput';
+import { parseAgentsSetting, substitutePlaceholders } from '../../src/core/draft/agentConfig';
+import { MAX_AGENT_REPORT_BYTES, parseAgentReport } from '../../src/core/draft/agentEvidence';
+import { type RepositoryState, assessDraftStart, changeIdFromLaneName, composePrompt, laneBranchName, slugify } from '../../src/core/draft/draft';
+import { countUncommitted, parsePorcelainV2, parseWorktreeList, unquoteGitPath } from '../../src/core/git/gitOutput';
 
 const clean: RepositoryState = { branch: 'main', headSha: 'a'.repeat(40), operations: [], uncommitted: { staged: 0, unstaged: 0, untracked: 0, conflicted: 0 } };
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { join, resolve } from 'node:path';
-import type { AgentConfig } from '../../src/core/agentConfig';
-import { runAgent } from '../../src/infra/agentRunner';
-import { snapshotCheckout } from '../../src/infra/checkoutGuard';
-import { finishDraftRun } from '../../src/infra/draftRun';
-import { createWorktree, resolveBase } from '../../src/infra/worktrees';
+import type { AgentConfig } from '../../src/core/draft/agentConfig';
+import { runAgent } from '../../src/infra/draft/agentRunner';
+import { snapshotCheckout } from '../../src/infra/draft/checkoutGuard';
+import { finishDraftRun } from '../../src/infra/draft/draftRun';
+import { createWorktree, resolveBase } from '../../src/infra/git/worktrees';
 import { cleanupTemp, makeRepo, runGit, tempDir } from './support/draftRepo';
 
 const SCRIPTED_AGENT = resolve(__dirname, '../../../test/fixtures/agents/scripted-agent.mjs');

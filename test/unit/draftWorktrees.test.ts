@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Change } from '../../src/core/change';
-import { reconcileDraftState } from '../../src/core/draft';
+import { reconcileDraftState } from '../../src/core/draft/draft';
 import {
   UncommittedWorkError,
   WorktreeError,
@@ -14,7 +14,7 @@ import {
   repositoryState,
   resolveBase,
   restoreWorktree,
-} from '../../src/infra/worktrees';
+} from '../../src/infra/git/worktrees';
 import { cleanupTemp, commitAll, head, makeRepo, runGit, tempDir, writeFiles } from './support/draftRepo';
 
 function change(overrides: Partial<Change> & Pick<Change, 'id' | 'branch' | 'worktreePath'>): Change {

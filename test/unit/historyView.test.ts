@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import type { AuditEvent } from '../../src/core/audit';
+import type { AuditEvent } from '../../src/core/audit/audit';
 import { mdCell } from '../../src/core/markdown';
-import { describeEvent, renderHistory } from '../../src/vscode/historyView';
+import { describeEvent, renderHistory } from '../../src/vscode/audit/historyView';
 
 const HASH = 'a'.repeat(64);
 

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuditLog } from '../../src/infra/auditLog';
+import { AuditLog } from '../../src/infra/audit/auditLog';
 import { type LaneContext, decide } from '../../src/infra/lanes/laneContext';
-import { PolicyService } from '../../src/infra/policyService';
+import { PolicyService } from '../../src/infra/policy/policyService';
 
 const logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 

@@ -3,7 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkEndpoint, parsePublicKey, PolicyFetcher, SIGNATURE_HEADER, type OrgPolicyOutcome, type PolicyFetcherOptions } from '../../src/infra/policyFetcher';
+import { checkEndpoint, parsePublicKey, PolicyFetcher, SIGNATURE_HEADER, type OrgPolicyOutcome, type PolicyFetcherOptions } from '../../src/infra/policy/policyFetcher';
 import { GOOD_POLICY, PolicyServer, signBody } from './support/policyServer';
 
 const NOW = new Date('2026-11-21T12:00:00Z');

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { consoleLogger } from '../../src/core/logger';
-import { PolicyDeniedError, PolicyService, readRepositoryPolicy, type KillSwitchChange, type PolicySettings, type PolicyState } from '../../src/infra/policyService';
+import { PolicyDeniedError, PolicyService, readRepositoryPolicy, type KillSwitchChange, type PolicySettings, type PolicyState } from '../../src/infra/policy/policyService';
 import { GOOD_POLICY, PolicyServer, signBody } from './support/policyServer';
 
 const quiet = consoleLogger(true);

@@ -3,8 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { MAX_RENDERED_LINES_PER_FILE } from '../../src/core/reviewModel';
-import { WorktreeMissingError, listReviewDiff, loadFileDiffs, readBlob, resolveReviewHead, worktreeDiffHash } from '../../src/infra/reviewDiff';
+import { MAX_RENDERED_LINES_PER_FILE } from '../../src/core/review/reviewModel';
+import { WorktreeMissingError, listReviewDiff, loadFileDiffs, readBlob, resolveReviewHead, worktreeDiffHash } from '../../src/infra/review/reviewDiff';
 
 function git(cwd: string, ...args: string[]): string {
   return execFileSync('git', args, {

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import type { Evidence } from '../../src/core/evidence';
-import { type ApprovalFacts, approvalRefusal, buildEvidenceView, reviewGlance, sameIdentity } from '../../src/core/reviewModel';
-import { EVIDENCE_SECTION_ORDER, parseHostMessage, parseWebviewMessage, ReviewPanelStateSchema } from '../../src/core/reviewProtocol';
+import { type ApprovalFacts, approvalRefusal, buildEvidenceView, reviewGlance, sameIdentity } from '../../src/core/review/reviewModel';
+import { EVIDENCE_SECTION_ORDER, parseHostMessage, parseWebviewMessage, ReviewPanelStateSchema } from '../../src/core/review/reviewProtocol';
 
 const HASH = 'a'.repeat(64);
 

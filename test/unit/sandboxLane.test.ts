@@ -4,11 +4,11 @@ import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Change } from '../../src/core/change';
-import { verifyAuditFile } from '../../src/infra/auditLog';
-import { DraftLane } from '../../src/infra/lanes/draftLane';
+import { verifyAuditFile } from '../../src/infra/audit/auditLog';
+import { DraftLane } from '../../src/infra/lanes/draft/draftLane';
 import type { LaneContext } from '../../src/infra/lanes/laneContext';
-import { describeSandboxVerdict, SandboxInputError, SandboxLane, type SandboxSettings } from '../../src/infra/lanes/sandboxLane';
-import { PolicyService } from '../../src/infra/policyService';
+import { describeSandboxVerdict, SandboxInputError, SandboxLane, type SandboxSettings } from '../../src/infra/lanes/sandbox/sandboxLane';
+import { PolicyService } from '../../src/infra/policy/policyService';
 import { SandboxError } from '../../src/infra/sandbox/types';
 import { createSampleRepository } from '../runners/fixtures.mjs';
 import { createLaneContext } from './support/laneContext';

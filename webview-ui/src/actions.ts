@@ -1,5 +1,5 @@
-import type { ReviewModel } from '../../src/core/reviewProtocol';
-import { MAX_COMMENT_LENGTH } from '../../src/core/reviewProtocol';
+import type { ReviewModel } from '../../src/core/review/reviewProtocol';
+import { MAX_COMMENT_LENGTH } from '../../src/core/review/reviewProtocol';
 import { h, icon } from './dom';
 import type { Host } from './host';
 import type { ViewStateStore } from './state';

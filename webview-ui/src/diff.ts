@@ -1,4 +1,4 @@
-import { type DiffView, type FileDiff, type FileEntry, MAX_PATHS_PER_REQUEST } from '../../src/core/reviewProtocol';
+import { type DiffView, type FileDiff, type FileEntry, MAX_PATHS_PER_REQUEST } from '../../src/core/review/reviewProtocol';
 import { h, icon, plural, shortSha } from './dom';
 import type { Host } from './host';
 import type { ViewStateStore } from './state';

@@ -7,7 +7,7 @@ import {
   type EvidenceView,
   type ReviewModel,
   type TaskView,
-} from '../../src/core/reviewProtocol';
+} from '../../src/core/review/reviewProtocol';
 import { type Child, formatDuration, formatTime, h, icon, plural, shortSha } from './dom';
 
 const OUTCOME_ICONS: Record<string, string> = { passed: 'pass', failed: 'error', timedOut: 'watch', cancelled: 'circle-slash', error: 'error', skipped: 'debug-step-over' };

@@ -1,4 +1,4 @@
-import type { ReviewModel } from '../../src/core/reviewProtocol';
+import type { ReviewModel } from '../../src/core/review/reviewProtocol';
 import { h, formatTime, icon, shortSha } from './dom';
 
 const LANE_LABELS: Record<ReviewModel['lane'], string> = {

@@ -1,4 +1,4 @@
-import { type ResponseMessage, type WebviewMessage, type WebviewRequest } from '../../src/core/reviewProtocol';
+import { type ResponseMessage, type WebviewMessage, type WebviewRequest } from '../../src/core/review/reviewProtocol';
 
 interface VsCodeApi {
   postMessage(message: unknown): void;

@@ -4,7 +4,7 @@ import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
 import '@vscode/codicons/dist/codicon.css';
-import { type ReviewModel, parseHostMessage } from '../../src/core/reviewProtocol';
+import { type ReviewModel, parseHostMessage } from '../../src/core/review/reviewProtocol';
 import { Actions } from './actions';
 import { DiffPanel } from './diff';
 import { h } from './dom';

@@ -1,4 +1,4 @@
-import { type ReviewPanelState, ReviewPanelStateSchema } from '../../src/core/reviewProtocol';
+import { type ReviewPanelState, ReviewPanelStateSchema } from '../../src/core/review/reviewProtocol';
 import type { Host } from './host';
 
 const SAVE_DELAY_MS = 200;

@@ -8,7 +8,7 @@ import { simpleGit, type SimpleGit } from 'simple-git';
 import { nextPollDelay, type PollScheduleOptions } from '../../core/pullRequest/polling';
 import { summariseChecks, type CheckRunInput, type CheckSummary, type CommitStatusInput } from '../../core/pullRequest/checks';
 import { displayRemote, GitHubError, parseRemote, toGitHubError, type GitHubClient, type GitHubErrorKind, type GitHubRepository } from './client';
-import { environmentWithoutGitRedirects } from '../gitProcess';
+import { environmentWithoutGitRedirects } from '../git/gitProcess';
 
 export type PullRequestStepName = 'push' | 'pr.create' | 'pr.update' | 'labels' | 'reviewers';
 

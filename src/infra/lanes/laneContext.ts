@@ -4,10 +4,10 @@ import type { DecisionRecord } from '../../core/decision';
 import type { Evidence } from '../../core/evidence';
 import type { Logger } from '../../core/logger';
 import { type ChangeFacts, type PolicyAction, factsFromEvidence } from '../../core/policy/evaluate';
-import type { AuditLog } from '../auditLog';
-import type { EvidenceStore } from '../evidenceStore';
-import { PolicyDeniedError, type PolicyService } from '../policyService';
-import type { RepoStorage } from '../repoStorage';
+import type { AuditLog } from '../audit/auditLog';
+import type { EvidenceStore } from '../storage/evidenceStore';
+import { PolicyDeniedError, type PolicyService } from '../policy/policyService';
+import type { RepoStorage } from '../storage/repoStorage';
 
 /**
  * Everything a lane service needs for one repository. The lane services

@@ -1,5 +1,5 @@
 import { LANES_CONFIG_PATH, type LanesConfig, parseLanesConfig } from '../../core/sandbox/lanesConfig';
-import { git } from '../gitProcess';
+import { git } from '../git/gitProcess';
 import type { SandboxSource } from './types';
 
 /** Where a repository's dev container configuration may be, in the order the dev containers spec looks. */

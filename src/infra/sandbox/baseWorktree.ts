@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { git } from '../gitProcess';
+import { git } from '../git/gitProcess';
 
 /**
  * Runs `work` in a scratch worktree checked out (detached) at the base

@@ -19,7 +19,7 @@ import type { ResolvedTask } from '../../core/sandbox/lanesConfig';
 import { buildSandboxConfig, SANDBOX_LABELS, type SandboxRole } from '../../core/sandbox/sandboxConfig';
 import { DEFAULT_PREPARATION_TIMEOUT_SECONDS, type SandboxPolicy } from '../../core/sandbox/sandboxPolicy';
 import { CappedLog, LineRedactor } from '../../core/sandbox/taskLog';
-import { readFileIfExists, writeFileAtomic } from '../fileStore';
+import { readFileIfExists, writeFileAtomic } from '../storage/fileStore';
 import { type ContainerEngine, DEFAULT_ENGINE_TIMEOUT_MS, EngineError, findOnPath, isNoSuchContainer, runEngine } from './engine';
 import { capture, logFileFor, runTaskSequence, sha256, storeLog, taskEvidence, type TaskRunOptions } from './taskRun';
 import { withBaseWorktree } from './baseWorktree';

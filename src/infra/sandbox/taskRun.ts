@@ -6,7 +6,7 @@ import { BUILTIN_SECRET_PATTERNS, redactText, type SecretPattern } from '../../c
 import type { ResolvedTask } from '../../core/sandbox/lanesConfig';
 import { parseTestSummary } from '../../core/sandbox/summaryParsers';
 import { CappedLog, DEFAULT_MAX_LOG_CHARS, LineRedactor } from '../../core/sandbox/taskLog';
-import { writeFileAtomic } from '../fileStore';
+import { writeFileAtomic } from '../storage/fileStore';
 import type { RunTasksRequest } from './types';
 
 /** What every sandbox needs to run a task and keep its log. */

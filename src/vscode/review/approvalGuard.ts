@@ -2,10 +2,10 @@ import * as vscode from 'vscode';
 import type { Change } from '../../core/change';
 import { Emitter } from '../../core/events';
 import { hashEvidence } from '../../core/evidence';
-import { EvidenceStore } from '../../infra/evidenceStore';
+import { EvidenceStore } from '../../infra/storage/evidenceStore';
 import type { RepoContext } from '../repositories';
 import type { ReviewDeps } from './deps';
-import { pathExists } from '../../infra/fileStore';
+import { pathExists } from '../../infra/storage/fileStore';
 
 const CHECK_DELAY_MS = 400;
 const EXTENSION_ACTOR = { type: 'extension', id: 'agent-lanes' } as const;

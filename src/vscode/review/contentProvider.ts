@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import type { Logger } from '../../core/logger';
-import { readBlob } from '../../infra/reviewDiff';
+import { readBlob } from '../../infra/review/reviewDiff';
 import type { RepositoryRegistry } from '../repositories';
 
 /** Read-only documents of a change's base and head, for VS Code's own diff editors. */

@@ -1,9 +1,9 @@
 import * as vscode from 'vscode';
 import { type Change, LANE_LABELS } from '../../core/change';
 import { Emitter } from '../../core/events';
-import { reviewGlance } from '../../core/reviewModel';
-import { REVIEW_VIEW_TYPE, ReviewPanelStateSchema } from '../../core/reviewProtocol';
-import { EvidenceStore } from '../../infra/evidenceStore';
+import { reviewGlance } from '../../core/review/reviewModel';
+import { REVIEW_VIEW_TYPE, ReviewPanelStateSchema } from '../../core/review/reviewProtocol';
+import { EvidenceStore } from '../../infra/storage/evidenceStore';
 import { reportError } from '../logger';
 import type { RepoContext } from '../repositories';
 import { ApprovalGuard } from './approvalGuard';

@@ -3,21 +3,21 @@ import * as vscode from 'vscode';
 import type { Actor, Change } from '../../core/change';
 import { Emitter } from '../../core/events';
 import { hashEvidence } from '../../core/evidence';
-import { type EvidenceSource, approvalRefusal, buildEvidenceView, decisionView } from '../../core/reviewModel';
+import { type EvidenceSource, approvalRefusal, buildEvidenceView, decisionView } from '../../core/review/reviewModel';
 import {
   type FileDiff,
   type HostMessage,
   type ReviewModel,
   type WebviewRequest,
   parseWebviewMessage,
-} from '../../core/reviewProtocol';
-import { EvidenceStore } from '../../infra/evidenceStore';
-import { type ReviewDiffListing, listReviewDiff, loadFileDiffs, resolveReviewHead } from '../../infra/reviewDiff';
+} from '../../core/review/reviewProtocol';
+import { EvidenceStore } from '../../infra/storage/evidenceStore';
+import { type ReviewDiffListing, listReviewDiff, loadFileDiffs, resolveReviewHead } from '../../infra/review/reviewDiff';
 import type { RepoContext } from '../repositories';
 import { reviewContentUri } from './contentProvider';
 import type { GateVerdict, ReviewDeps } from './deps';
 import { reviewHtml, reviewWebviewOptions } from './html';
-import { pathExists } from '../../infra/fileStore';
+import { pathExists } from '../../infra/storage/fileStore';
 
 const REFRESH_DELAY_MS = 150;
 const WORKTREE_CHECK_DELAY_MS = 500;

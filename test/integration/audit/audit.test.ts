@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import * as vscode from 'vscode';
-import type { VerifyResult } from '../../../src/core/audit';
+import type { VerifyResult } from '../../../src/core/audit/audit';
 import type { Change } from '../../../src/core/change';
-import type { ProofBundleResult, RepairResult } from '../../../src/infra/auditLog';
+import type { ProofBundleResult, RepairResult } from '../../../src/infra/audit/auditLog';
 import type { RepoContext } from '../../../src/vscode/repositories';
 import { lanesApi, waitFor } from '../util';
 

@@ -6,10 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
-import type { AuditEvent } from '../../../src/core/audit';
+import type { AuditEvent } from '../../../src/core/audit/audit';
 import type { Change } from '../../../src/core/change';
 import { changeFacts, decide } from '../../../src/infra/lanes/laneContext';
-import type { PolicyTestSummary } from '../../../src/vscode/policyCommands';
+import type { PolicyTestSummary } from '../../../src/vscode/policy/policyCommands';
 import type { RepoContext } from '../../../src/vscode/repositories';
 import { EXTENSION_ID, lanesApi, waitFor } from '../util';
 

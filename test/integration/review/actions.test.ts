@@ -3,7 +3,7 @@ import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashEvidence } from '../../../src/core/evidence';
 import { ChangeFileSchema } from '../../../src/core/change';
-import { EvidenceStore } from '../../../src/infra/evidenceStore';
+import { EvidenceStore } from '../../../src/infra/storage/evidenceStore';
 import { waitFor } from '../util';
 import { git, seedChange } from './seed';
 import { type TestReview, openAndRender, send, sleep, testReview } from './helpers';

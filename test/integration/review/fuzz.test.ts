@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import type { HostMessage } from '../../../src/core/reviewProtocol';
+import type { HostMessage } from '../../../src/core/review/reviewProtocol';
 import { seedChange } from './seed';
 import { type TestReview, openAndRender, send, testReview } from './helpers';
 

@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import type { Logger } from '../../../src/core/logger';
-import type { HostMessage, ResponseMessage } from '../../../src/core/reviewProtocol';
-import { worktreeDiffHash } from '../../../src/infra/reviewDiff';
+import type { HostMessage, ResponseMessage } from '../../../src/core/review/reviewProtocol';
+import { worktreeDiffHash } from '../../../src/infra/review/reviewDiff';
 import type { RepoContext } from '../../../src/vscode/repositories';
 import { type GateVerdict, ReviewController, type ReviewDeps, type ReviewPanel } from '../../../src/vscode/review';
 import { builtinReviewGate, createDefaultReviewDeps } from '../../../src/vscode/review/defaultDeps';

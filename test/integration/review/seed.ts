@@ -8,9 +8,9 @@ import { dirname, join } from 'node:path';
 import type { Change, Lane } from '../../../src/core/change';
 import type { ChangeStore } from '../../../src/core/changeStore';
 import { type Evidence, type FileChange, FILE_STATUSES } from '../../../src/core/evidence';
-import { EvidenceStore } from '../../../src/infra/evidenceStore';
-import type { RepoStorage } from '../../../src/infra/repoStorage';
-import { type ReviewDiffListing, listReviewDiff } from '../../../src/infra/reviewDiff';
+import { EvidenceStore } from '../../../src/infra/storage/evidenceStore';
+import type { RepoStorage } from '../../../src/infra/storage/repoStorage';
+import { type ReviewDiffListing, listReviewDiff } from '../../../src/infra/review/reviewDiff';
 
 export interface SeedTarget {
   root: string;

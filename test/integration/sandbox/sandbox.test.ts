@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { Change } from '../../../src/core/change';
 import type { Evidence } from '../../../src/core/evidence';
-import type { SandboxRunOutcome } from '../../../src/infra/lanes/sandboxLane';
+import type { SandboxRunOutcome } from '../../../src/infra/lanes/sandbox/sandboxLane';
 import type { RepoContext } from '../../../src/vscode/repositories';
 import { EXTENSION_ID, labelOf, lanesApi, waitFor } from '../util';
 

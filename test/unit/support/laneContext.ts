@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import { ChangeStore } from '../../../src/core/changeStore';
 import { type Logger, consoleLogger } from '../../../src/core/logger';
-import { AuditLog } from '../../../src/infra/auditLog';
-import { EvidenceStore } from '../../../src/infra/evidenceStore';
-import { JsonFilePersistence } from '../../../src/infra/fileStore';
+import { AuditLog } from '../../../src/infra/audit/auditLog';
+import { EvidenceStore } from '../../../src/infra/storage/evidenceStore';
+import { JsonFilePersistence } from '../../../src/infra/storage/fileStore';
 import type { LaneContext } from '../../../src/infra/lanes/laneContext';
-import { PolicyService, type PolicySettings } from '../../../src/infra/policyService';
-import { RepoStorage } from '../../../src/infra/repoStorage';
+import { PolicyService, type PolicySettings } from '../../../src/infra/policy/policyService';
+import { RepoStorage } from '../../../src/infra/storage/repoStorage';
 
 /**
  * A real lane context for a repository, as the extension builds one: change

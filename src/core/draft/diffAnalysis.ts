@@ -1,0 +1,492 @@
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import picomatch from 'picomatch';
+import { addedDependencies, manifestKind } from './dependencyManifests';
+import type { FileChange, Flag, FlagKind } from '../evidence';
+import { unquoteGitPath } from '../git/gitOutput';
+import { isGitComponent } from './worktreePaths';
+import { BUILTIN_SECRET_PATTERNS, type SecretPattern, findSecrets } from '../redaction';
+
+// ---------------------------------------------------------------------------
+// Parsing git's output
+
+export interface RawDiffEntry {
+  /** A, M, D, R, C, T (type change), U, X. */
+  status: string;
+  /** Similarity for R and C. */
+  score?: number;
+  oldMode: string;
+  newMode: string;
+  oldSha: string;
+  newSha: string;
+  path: string;
+  oldPath?: string;
+}
+
+export interface NumstatEntry {
+  path: string;
+  oldPath?: string;
+  /** null for a binary file. */
+  additions: number | null;
+  deletions: number | null;
+}
+
+export class DiffParseError extends Error {
+  override name = 'DiffParseError';
+}
+
+/** Parses `git diff --raw --numstat -z` (raw records first, then numstat records). */
+export function parseRawNumstat(output: string): { raw: RawDiffEntry[]; numstat: NumstatEntry[] } {
+  const fields = output.split('\0');
+  const raw: RawDiffEntry[] = [];
+  const numstat: NumstatEntry[] = [];
+  let i = 0;
+  const next = (what: string): string => {
+    const field = fields[i++];
+    if (field === undefined) throw new DiffParseError(`git diff output ended early (expected ${what}).`);
+    return field;
+  };
+  while (i < fields.length) {
+    const field = fields[i++]!;
+    if (field === '' && i >= fields.length) break;
+    if (field.startsWith(':')) {
+      const match = /^:(\d{6}) (\d{6}) ([0-9a-f]+) ([0-9a-f]+) ([A-Z])(\d*)$/.exec(field);
+      if (!match) throw new DiffParseError(`Unexpected raw diff record "${field.slice(0, 80)}".`);
+      const [, oldMode, newMode, oldSha, newSha, status, score] = match;
+      const entry: RawDiffEntry = { status: status!, oldMode: oldMode!, newMode: newMode!, oldSha: oldSha!, newSha: newSha!, path: '' };
+      if (score) entry.score = Number(score);
+      if (status === 'R' || status === 'C') {
+        entry.oldPath = next('the source path');
+        entry.path = next('the destination path');
+      } else {
+        entry.path = next('a path');
+      }
+      raw.push(entry);
+      continue;
+    }
+    const match = /^(-|\d+)\t(-|\d+)\t([\s\S]*)$/.exec(field);
+    if (!match) throw new DiffParseError(`Unexpected numstat record "${field.slice(0, 80)}".`);
+    const [, added, deleted, path] = match;
+    const entry: NumstatEntry = {
+      additions: added === '-' ? null : Number(added),
+      deletions: deleted === '-' ? null : Number(deleted),
+      path: path!,
+    };
+    if (path === '') {
+      entry.oldPath = next('the source path');
+      entry.path = next('the destination path');
+    }
+    numstat.push(entry);
+  }
+  return { raw, numstat };
+}
+
+export interface AddedLine {
+  line: number;
+  text: string;
+}
+
+/**
+ * Added lines per (new) path from `git diff -U0` output. Only what follows a
+ * `+++ b/…` header counts, so binary sections and deletions add nothing.
+ */
+export function parseAddedLines(patch: string, dstPrefix = 'b/'): Map<string, AddedLine[]> {
+  const added = new Map<string, AddedLine[]>();
+  let current: AddedLine[] | undefined;
+  let lineNumber = 0;
+  let inHunk = false;
+  let start = 0;
+  while (start < patch.length) {
+    let end = patch.indexOf('\n', start);
+    if (end < 0) end = patch.length;
+    const line = patch.slice(start, end);
+    start = end + 1;
+    if (line.startsWith('diff --git ')) {
+      current = undefined;
+      inHunk = false;
+      continue;
+    }
+    if (!inHunk || line.startsWith('@@')) {
+      if (line.startsWith('+++ ')) {
+        const target = unquoteGitPath(line.slice(4));
+        if (target === '/dev/null') current = undefined;
+        else {
+          const path = target.startsWith(dstPrefix) ? target.slice(dstPrefix.length) : target;
+          current = added.get(path) ?? [];
+          added.set(path, current);
+        }
+        continue;
+      }
+      const hunk = /^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(line);
+      if (hunk) {
+        lineNumber = Number(hunk[1]);
+        inHunk = current !== undefined;
+      }
+      continue;
+    }
+    if (line.startsWith('+')) {
+      current!.push({ line: lineNumber, text: line.slice(1) });
+      lineNumber++;
+    } else if (line.startsWith(' ')) {
+      lineNumber++;
+    } else if (!line.startsWith('-') && !line.startsWith('\\')) {
+      inHunk = false;
+    }
+  }
+  return added;
+}
+
+// ---------------------------------------------------------------------------
+// The diff hash
+
+export const GIT_STATUS_WORDS: Record<string, FileChange['status']> = {
+  A: 'added',
+  M: 'modified',
+  D: 'deleted',
+  R: 'renamed',
+  C: 'copied',
+  T: 'typeChanged',
+};
+
+/**
+ * SHA-256 (hex) of the RFC 8785 canonical JSON of the change's entries, with
+ * renames and copies undone into deletions and additions, sorted by path: every
+ * side of every touched path as (path, mode, blob id). It depends only on the two
+ * trees, not on rename detection, diff algorithm or git configuration, and any
+ * change to a touched file's bytes, mode or name changes it.
+ */
+export function diffHash(raw: readonly RawDiffEntry[]): string {
+  const ZERO = /^0+$/;
+  const entries: { path: string; old: [string, string] | null; new: [string, string] | null }[] = [];
+  for (const entry of raw) {
+    if (entry.status === 'R' && entry.oldPath !== undefined) {
+      entries.push({ path: entry.oldPath, old: [entry.oldMode, entry.oldSha], new: null });
+      entries.push({ path: entry.path, old: null, new: [entry.newMode, entry.newSha] });
+    } else if (entry.status === 'C') {
+      entries.push({ path: entry.path, old: null, new: [entry.newMode, entry.newSha] });
+    } else {
+      entries.push({
+        path: entry.path,
+        old: ZERO.test(entry.oldMode) ? null : [entry.oldMode, entry.oldSha],
+        new: ZERO.test(entry.newMode) ? null : [entry.newMode, entry.newSha],
+      });
+    }
+  }
+  entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const canonical = canonicalize({ version: 1, entries }) ?? '';
+  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+}
+
+// ---------------------------------------------------------------------------
+// Flags
+
+/** Security-sensitive paths flagged when policy gives no list: auth, crypto, secrets, CI. */
+export const DEFAULT_SENSITIVE_PATHS: readonly string[] = Object.freeze([
+  // auth
+  '**/{auth,authn,authz,authentication,authorization,oauth,oauth2,oidc,saml,sso,login,session,sessions,permissions,rbac,acl,iam}/**',
+  '**/*{,_,-,.}{auth,authn,authz,authentication,authorization,oidc,saml,sso,login,session,password,passwd,permission,permissions,rbac,acl}{,.*,_*,-*}',
+  // crypto
+  '**/{crypto,cryptography,encryption,tls,ssl,certs,certificates,pki,kms}/**',
+  '**/*{,_,-,.}{crypto,cipher,encrypt,decrypt,encryption,signing,hmac,jwt,tls,ssl}{,.*,_*,-*}',
+  '**/*.{pem,key,p12,pfx,crt,cer,der,jks,keystore,gpg,asc}',
+  // secrets
+  '**/{secrets,secret,credentials,creds,vault}/**',
+  '**/*{,_,-,.}{secret,secrets,credential,credentials,creds,vault,apikey,api-key,api_key}{,.*,_*,-*}',
+  '**/.env',
+  '**/.env.*',
+  '**/{.npmrc,.pypirc,.netrc,.pgpass,.htpasswd}',
+  '**/id_{rsa,dsa,ecdsa,ed25519}*',
+  '**/.ssh/**',
+  '**/.aws/**',
+  '**/kubeconfig*',
+  // CI and review routing
+  '.github/workflows/**',
+  '.github/actions/**',
+  '**/action.{yml,yaml}',
+  '.github/dependabot.{yml,yaml}',
+  '**/CODEOWNERS',
+  '.gitlab-ci.yml',
+  '.gitlab/**',
+  '.circleci/**',
+  'azure-pipelines*.{yml,yaml}',
+  '.azure-pipelines/**',
+  '**/Jenkinsfile',
+  '.buildkite/**',
+  'bitbucket-pipelines.yml',
+  '.travis.yml',
+  '.drone.yml',
+  '.woodpecker/**',
+  '.woodpecker.{yml,yaml}',
+  'cloudbuild.{yml,yaml}',
+]);
+
+export const SANDBOX_CONFIG_PATHS: readonly string[] = Object.freeze(['.devcontainer/**', '.devcontainer.json', '.lanes/lanes.yaml', '.lanes/lanes.yml']);
+export const POLICY_FILE_PATHS: readonly string[] = Object.freeze(['.lanes/policy.yaml', '.lanes/policy.yml']);
+export const AGENT_INSTRUCTION_PATHS: readonly string[] = Object.freeze([
+  '**/AGENTS.md',
+  '**/CLAUDE.md',
+  '**/GEMINI.md',
+  '.github/copilot-instructions.md',
+  '.github/instructions/**',
+  '.github/prompts/**',
+  '.cursorrules',
+  '.cursor/rules/**',
+  '.windsurfrules',
+  '.clinerules',
+]);
+
+export interface ScopeLimits {
+  /** More files than this is unusual. */
+  maxFiles: number;
+  /** More distinct top-level folders than this is unusual. */
+  maxTopLevelDirs: number;
+  /** More changed lines (additions + deletions) than this is unusual. */
+  maxChangedLines: number;
+}
+
+export const DEFAULT_SCOPE_LIMITS: ScopeLimits = Object.freeze({ maxFiles: 100, maxTopLevelDirs: 6, maxChangedLines: 5_000 });
+export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_FLAGS_PER_KIND = 50;
+
+export interface DiffAnalysisOptions {
+  /** Globs (picomatch, case-insensitive, dot files included) from policy; default DEFAULT_SENSITIVE_PATHS. */
+  sensitivePaths?: readonly string[];
+  /** A new or edited file larger than this is flagged oversizedFile. */
+  maxFileBytes?: number;
+  scope?: Partial<ScopeLimits>;
+  secretPatterns?: readonly SecretPattern[];
+  /** Beyond this many flags of one kind, one summary flag stands for the rest. */
+  maxFlagsPerKind?: number;
+}
+
+export interface DiffAnalysisInput {
+  raw: readonly RawDiffEntry[];
+  numstat: readonly NumstatEntry[];
+  /** Sizes of new-side blobs, by blob id. */
+  blobSizes: ReadonlyMap<string, number>;
+  /** Symbolic link targets, by (new) path. */
+  symlinkTargets: ReadonlyMap<string, string>;
+  /** Symlinks that resolve outside the worktree on disk (infra's realpath check), by path. */
+  symlinkEscapesOnDisk?: ReadonlySet<string>;
+  /** Added lines by (new) path. */
+  addedLines: ReadonlyMap<string, readonly AddedLine[]>;
+  /** Old and new text of dependency manifests, by (new) path. */
+  manifests: ReadonlyMap<string, { old?: string; new?: string }>;
+}
+
+export interface DiffAnalysis {
+  hash: string;
+  files: FileChange[];
+  totals: { files: number; additions: number; deletions: number };
+  flags: Flag[];
+}
+
+/** `..`, `.` or empty components, or an absolute path: none of which git stores, so someone crafted it. */
+export function hasTraversal(path: string): boolean {
+  if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) return true;
+  return path.split(/[\\/]/).some((part) => part === '..');
+}
+
+/** A `.git` component, including the spellings other file systems treat as `.git`. */
+export function hasGitComponent(path: string): boolean {
+  return path.split(/[\\/]/).some(isGitComponent);
+}
+
+/** Whether a link at `linkPath` (relative to the root) pointing at `target` leaves the root, lexically. */
+export function symlinkEscapes(linkPath: string, target: string): boolean {
+  if (target.startsWith('/') || /^[A-Za-z]:[\\/]/.test(target) || target.startsWith('\\') || target.startsWith('~')) return true;
+  const parts = linkPath.split('/').slice(0, -1);
+  for (const part of target.split(/[\\/]/)) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (parts.length === 0) return true;
+      parts.pop();
+    } else parts.push(part);
+  }
+  return false;
+}
+
+function isGitlinkMode(mode: string): boolean {
+  return mode === '160000';
+}
+
+class FlagCollector {
+  private readonly flags: Flag[] = [];
+  private readonly counts = new Map<FlagKind, number>();
+  constructor(private readonly maxPerKind: number) {}
+
+  add(kind: FlagKind, detail: string, path?: string): void {
+    const count = (this.counts.get(kind) ?? 0) + 1;
+    this.counts.set(kind, count);
+    if (count <= this.maxPerKind) this.flags.push({ kind, detail, ...(path !== undefined ? { path } : {}) });
+  }
+
+  result(): Flag[] {
+    const flags = [...this.flags];
+    for (const [kind, count] of this.counts) {
+      if (count > this.maxPerKind) flags.push({ kind, detail: `…and ${count - this.maxPerKind} more of this kind.` });
+    }
+    return flags;
+  }
+}
+
+function lineNumberOf(lines: readonly AddedLine[], starts: readonly number[], index: number): number {
+  let low = 0;
+  let high = starts.length - 1;
+  while (low < high) {
+    const mid = (low + high + 1) >> 1;
+    if (starts[mid]! <= index) low = mid;
+    else high = mid - 1;
+  }
+  return lines[low]?.line ?? 0;
+}
+
+/**
+ * Analyses a change's diff: files with their status, counts, binary, symlink,
+ * mode, gitlink and size; totals; the diff hash; and the flags. Pure: the git
+ * calls that feed it are in infra/gitDiff.ts.
+ */
+export function analyzeDiff(input: DiffAnalysisInput, options: DiffAnalysisOptions = {}): DiffAnalysis {
+  const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  const scope = { ...DEFAULT_SCOPE_LIMITS, ...options.scope };
+  const flags = new FlagCollector(options.maxFlagsPerKind ?? DEFAULT_MAX_FLAGS_PER_KIND);
+  const sensitiveGlobs = options.sensitivePaths ?? DEFAULT_SENSITIVE_PATHS;
+  const matcherOptions = { dot: true, nocase: true };
+  const sensitive = sensitiveGlobs.map((glob) => ({ glob, test: picomatch(glob, matcherOptions) }));
+  const sandboxConfig = picomatch([...SANDBOX_CONFIG_PATHS], matcherOptions);
+  const policyFile = picomatch([...POLICY_FILE_PATHS], matcherOptions);
+  const agentInstructions = picomatch([...AGENT_INSTRUCTION_PATHS], matcherOptions);
+  const patterns = options.secretPatterns ?? BUILTIN_SECRET_PATTERNS;
+
+  const numstatByPath = new Map<string, NumstatEntry>();
+  input.numstat.forEach((entry) => numstatByPath.set(entry.path, entry));
+
+  const files: FileChange[] = [];
+  let additions = 0;
+  let deletions = 0;
+  const topLevel = new Set<string>();
+
+  for (const entry of input.raw) {
+    const status = GIT_STATUS_WORDS[entry.status];
+    if (!status) throw new DiffParseError(`Unexpected diff status "${entry.status}" for ${entry.path}; the two commits cannot be compared as a change.`);
+    const counts = numstatByPath.get(entry.path);
+    const deleted = status === 'deleted';
+    const gitlink = isGitlinkMode(entry.oldMode) || isGitlinkMode(entry.newMode);
+    const binary = counts ? counts.additions === null : false;
+    const file: FileChange = {
+      path: entry.path,
+      status,
+      additions: counts?.additions ?? 0,
+      deletions: counts?.deletions ?? 0,
+      binary,
+      mode: {
+        ...(status !== 'added' && status !== 'copied' ? { old: entry.oldMode } : {}),
+        ...(!deleted ? { new: entry.newMode } : {}),
+      },
+    };
+    if (entry.oldPath !== undefined) file.oldPath = entry.oldPath;
+    if (gitlink) file.gitlink = true;
+    const size = deleted || isGitlinkMode(entry.newMode) ? undefined : input.blobSizes.get(entry.newSha);
+    if (size !== undefined) file.sizeBytes = size;
+    if (entry.newMode === '120000') {
+      const target = input.symlinkTargets.get(entry.path) ?? '';
+      file.symlink = { target, escapesWorktree: symlinkEscapes(entry.path, target) || !!input.symlinkEscapesOnDisk?.has(entry.path) };
+    }
+    files.push(file);
+    additions += file.additions;
+    deletions += file.deletions;
+
+    const paths = entry.oldPath !== undefined ? [entry.path, entry.oldPath] : [entry.path];
+    for (const path of paths) topLevel.add(path.includes('/') ? path.slice(0, path.indexOf('/')) : '.');
+
+    // Path-based flags look at both names of a rename.
+    const touched = paths.join(' (was ') + (paths.length > 1 ? ')' : '');
+    if (paths.some(hasTraversal)) flags.add('pathTraversal', `${JSON.stringify(touched)} has a ".." component or is absolute; git never stores such a path, so the diff was crafted.`, entry.path);
+    if (paths.some(hasGitComponent)) flags.add('gitPath', `${touched} is inside a .git folder: it could change git's own configuration or hooks.`, entry.path);
+    if (gitlink) {
+      const what = isGitlinkMode(entry.newMode) ? (isGitlinkMode(entry.oldMode) ? 'moves the submodule to another commit' : deleted ? 'removes a submodule' : 'adds a submodule (gitlink)') : 'replaces a submodule';
+      flags.add('gitlink', `${entry.path} ${what}${!deleted && isGitlinkMode(entry.newMode) ? ` at ${entry.newSha.slice(0, 12)}` : ''}.`, entry.path);
+    }
+    if (paths.some((path) => path === '.gitmodules' || path.endsWith('/.gitmodules'))) flags.add('gitlink', `${entry.path}: the submodule list (.gitmodules) is ${status}.`, entry.path);
+    for (const { glob, test } of sensitive) {
+      if (paths.some((path) => test(path))) {
+        flags.add('sensitivePath', `${touched} is a security-sensitive path (matches ${glob}).`, entry.path);
+        break;
+      }
+    }
+    if (paths.some((path) => sandboxConfig(path))) flags.add('sandboxConfigEdited', `${touched} configures the sandbox; the sandbox lane uses what is on the base, and a reviewer should read this edit.`, entry.path);
+    if (paths.some((path) => policyFile(path))) flags.add('policyFileEdited', `${touched} is the repository's lanes policy.`, entry.path);
+    if (paths.some((path) => agentInstructions(path))) flags.add('agentInstructionsEdited', `${touched} holds instructions for coding agents.`, entry.path);
+
+    if (deleted) continue;
+    // Content-based flags look at the new side.
+    if (file.symlink?.escapesWorktree) flags.add('symlinkEscape', `${entry.path} is a symbolic link to ${JSON.stringify(file.symlink.target)}, outside the worktree.`, entry.path);
+    if (binary && !gitlink) flags.add('binaryFile', `${entry.path} is a binary file${size !== undefined ? ` (${size} bytes)` : ''}; its content cannot be reviewed as text.`, entry.path);
+    if (size !== undefined && size > maxFileBytes) flags.add('oversizedFile', `${entry.path} is ${size} bytes, over the limit of ${maxFileBytes}.`, entry.path);
+    const lines = input.addedLines.get(entry.path);
+    if (lines?.length) {
+      const starts: number[] = [];
+      let offset = 0;
+      const text = lines
+        .map((line) => {
+          starts.push(offset);
+          offset += line.text.length + 1;
+          return line.text;
+        })
+        .join('\n');
+      const found = findSecrets(text, patterns);
+      if (found.length) {
+        const kinds = [...new Set(found.map((match) => match.kind))].sort();
+        const lineNumbers = [...new Set(found.map((match) => lineNumberOf(lines, starts, match.index)))].slice(0, 10);
+        flags.add(
+          'secretLike',
+          `${entry.path}: ${found.length} secret-like token${found.length === 1 ? '' : 's'} (${kinds.join(', ')}) in added line${lineNumbers.length === 1 ? '' : 's'} ${lineNumbers.join(', ')}.`,
+          entry.path,
+        );
+      }
+    }
+    const kind = manifestKind(entry.path);
+    if (kind === 'lockFile') {
+      flags.add('newDependency', `${entry.path}: a lock file is ${status}; it can bring in new or different dependency versions.`, entry.path);
+    } else if (kind === 'manifest') {
+      const contents = input.manifests.get(entry.path);
+      if (contents?.new === undefined) {
+        flags.add('newDependency', `${entry.path}: a dependency manifest is ${status} and could not be read; check it for new dependencies.`, entry.path);
+      } else {
+        const change = addedDependencies(entry.path, contents.old, contents.new);
+        if (change.unreadable) flags.add('newDependency', `${entry.path}: ${change.unreadable}, so new dependencies cannot be ruled out.`, entry.path);
+        else if (change.added.length) {
+          const shown = change.added.slice(0, 10).join(', ') + (change.added.length > 10 ? `, and ${change.added.length - 10} more` : '');
+          flags.add('newDependency', `${entry.path} adds ${change.added.length === 1 ? 'a dependency' : `${change.added.length} dependencies`}: ${shown}.`, entry.path);
+        }
+      }
+    }
+  }
+
+  const changedLines = additions + deletions;
+  const reasons: string[] = [];
+  if (files.length > scope.maxFiles) reasons.push(`${files.length} files (more than ${scope.maxFiles})`);
+  if (topLevel.size > scope.maxTopLevelDirs) reasons.push(`${topLevel.size} top-level folders (more than ${scope.maxTopLevelDirs})`);
+  if (changedLines > scope.maxChangedLines) reasons.push(`${changedLines} changed lines (more than ${scope.maxChangedLines})`);
+  if (reasons.length) flags.add('unusualScope', `The change is unusually wide: ${reasons.join(', ')}.`);
+
+  return { hash: diffHash(input.raw), files, totals: { files: files.length, additions, deletions }, flags: flags.result() };
+}
+
+/** gitPath flags for the paths git refused to commit (they stay in the worktree, outside the lane's commit). */
+export function refusedPathFlags(paths: readonly string[]): Flag[] {
+  return paths.map((path) => ({
+    kind: 'gitPath' as const,
+    path,
+    detail: `${path} was written by the agent but git refuses to store it (a .git path or an invalid name); it is not in the commit and stays in the worktree.`,
+  }));
+}
+
+/** The flag for a touched user checkout (from infra/checkoutGuard). */
+export function checkoutTouchedFlag(differences: readonly string[]): Flag {
+  const shown = differences.slice(0, 5).join('; ');
+  return {
+    kind: 'checkoutTouched',
+    detail: `Your own checkout changed while the agent ran: ${shown}${differences.length > 5 ? `; and ${differences.length - 5} more` : ''}. Check it: the agent may have written outside its worktree.`,
+  };
+}

@@ -1,0 +1,183 @@
+import { type Change, LANE_LABELS } from '../change';
+import type { DecisionRecord } from '../decision';
+import type { Evidence, EvidenceField, FlagKind } from '../evidence';
+import type { DecisionView, EvidenceFieldView, EvidenceView, FlagView, TaskView } from './reviewProtocol';
+
+/** A file diff above either limit is listed but not rendered in the webview; VS Code's diff editor still opens it. */
+export const MAX_RENDERED_LINES_PER_FILE = 5_000;
+export const MAX_RENDERED_BYTES_PER_FILE = 1024 * 1024;
+/** A single line longer than this is cut in the webview (minified code). */
+export const MAX_RENDERED_LINE_LENGTH = 2_000;
+
+/** What reading a change's evidence file gave (the infra EvidenceStore's answer). */
+export type EvidenceSource =
+  | { kind: 'missing' }
+  | { kind: 'ok'; evidence: Evidence; hash: string }
+  | { kind: 'invalid'; message: string };
+
+const FLAG_LABELS: Readonly<Record<FlagKind, string>> = {
+  newDependency: 'New dependency',
+  sensitivePath: 'Security-sensitive path',
+  symlinkEscape: 'Symlink leaves the worktree',
+  gitPath: 'Writes under .git',
+  pathTraversal: 'Path traversal',
+  gitlink: 'Submodule (gitlink) change',
+  oversizedFile: 'Oversized file',
+  binaryFile: 'Binary file',
+  secretLike: 'Secret-like content',
+  unusualScope: 'Unusual scope',
+  sandboxConfigEdited: 'Sandbox configuration edited',
+  policyFileEdited: 'Policy file edited',
+  agentInstructionsEdited: 'Agent instructions edited',
+  checkoutTouched: 'Your checkout was written',
+  testsDoNotExercise: 'Tests do not exercise the change',
+};
+
+export function flagLabel(kind: string): string {
+  return (FLAG_LABELS as Record<string, string>)[kind] ?? kind;
+}
+
+export function decisionView(decision: DecisionRecord): DecisionView {
+  return {
+    action: decision.action,
+    effect: decision.effect,
+    explanation: decision.explanation,
+    at: decision.at,
+    rules: decision.matchedRules.map((rule) => ({ policy: rule.policy, rule: rule.rule, effect: rule.effect, ...(rule.reason ? { reason: rule.reason } : {}) })),
+  };
+}
+
+function taskView(task: Evidence['tasks'][number]): TaskView {
+  return {
+    id: task.id,
+    command: task.command,
+    required: task.required,
+    outcome: task.outcome,
+    exitCode: task.exitCode,
+    durationMs: task.durationMs,
+    ...(task.counts ? { counts: task.counts } : {}),
+    networkMode: task.networkMode,
+    isolation: task.isolation,
+    ...(task.image ? { image: task.image } : {}),
+    failsOnBase: task.failsOnBase,
+    ...(task.message ? { message: task.message } : {}),
+    logTruncated: task.logTruncated,
+  };
+}
+
+/**
+ * The evidence as the reviewer reads it: every field either present or
+ * missing, and a missing field says whether policy requires it. A field counts
+ * as present on the same terms policy uses (an empty list of assumptions is
+ * missing; an empty list of flags, with a diff analysed, is "no flags").
+ */
+export function buildEvidenceView(source: EvidenceSource, requiredEvidence: readonly string[], reviewedDiffHash: string | null): EvidenceView {
+  const required = new Set(requiredEvidence);
+  const missing = <T>(name: EvidenceField): EvidenceFieldView<T> => ({ state: 'missing', required: required.has(name) });
+  const present = <T>(value: T): EvidenceFieldView<T> => ({ state: 'present', value });
+  const evidence = source.kind === 'ok' ? source.evidence : undefined;
+  const report = evidence?.agentReport;
+  const tasks = evidence?.tasks ?? [];
+  const checkedOnBase = tasks.filter((task) => task.failsOnBase !== null);
+
+  const fields: EvidenceView['fields'] = {
+    summary: report?.summary?.trim() ? present(report.summary.trim()) : missing('summary'),
+    filesTouched: evidence?.diff
+      ? present({
+          files: evidence.diff.totals.files,
+          additions: evidence.diff.totals.additions,
+          deletions: evidence.diff.totals.deletions,
+          diffHash: evidence.diff.hash,
+          matchesReviewedDiff: reviewedDiffHash === null ? null : evidence.diff.hash === reviewedDiffHash,
+        })
+      : missing('filesTouched'),
+    tests: tasks.length ? present(tasks.map(taskView)) : missing('tests'),
+    failsWithoutChange: checkedOnBase.length
+      ? present({
+          failOnBase: checkedOnBase.filter((task) => task.failsOnBase === true).length,
+          passOnBase: checkedOnBase.filter((task) => task.failsOnBase === false).length,
+          notRun: tasks.length - checkedOnBase.length,
+        })
+      : missing('failsWithoutChange'),
+    assumptions: report?.assumptions?.length ? present(report.assumptions) : missing('assumptions'),
+    confidenceLimits: report?.confidenceLimits?.length ? present(report.confidenceLimits) : missing('confidenceLimits'),
+    prompt: evidence?.prompt.ref
+      ? present({ ref: evidence.prompt.ref, redacted: evidence.prompt.redacted, redactions: evidence.prompt.redaction?.total ?? 0 })
+      : missing('prompt'),
+    agent: evidence?.agent.id
+      ? present({ id: evidence.agent.id, ...(evidence.agent.version ?? report?.agentVersion ? { version: (evidence.agent.version ?? report?.agentVersion)! } : {}) })
+      : missing('agent'),
+    baseAndHead:
+      evidence?.base.sha && evidence.headSha
+        ? present({ baseRef: evidence.base.ref, baseSha: evidence.base.sha, headSha: evidence.headSha })
+        : missing('baseAndHead'),
+    flags: evidence?.diff
+      ? present(evidence.flags.map((flag): FlagView => ({ kind: flag.kind, label: flagLabel(flag.kind), ...(flag.path ? { path: flag.path } : {}), detail: flag.detail })))
+      : missing('flags'),
+    policyDecisions: evidence?.decisions.length ? present(evidence.decisions.map(decisionView)) : missing('policyDecisions'),
+  };
+
+  if (source.kind === 'ok') return { state: 'ok', hash: source.hash, fields };
+  if (source.kind === 'invalid') return { state: 'invalid', message: `${source.message} Nothing can be approved until the evidence is recorded again (run the sandbox tasks again).`, hash: null, fields };
+  return { state: 'missing', message: 'No evidence has been recorded for this change yet: run its sandbox tasks to record it.', hash: null, fields };
+}
+
+/** Everything that decides whether an approval may be given now. */
+export interface ApprovalFacts {
+  change: Pick<Change, 'id' | 'lane' | 'createdBy' | 'approval'>;
+  gate: { ready: boolean; reasons: readonly string[] };
+  evidence: { state: EvidenceView['state']; message?: string };
+  diff: { state: 'ok' | 'error'; message?: string };
+  /** Who would approve; undefined when it could not be found out. */
+  approver: string | undefined;
+  /** Still finding out who the reviewer is: identity checks wait for the answer (approving asks again anyway). */
+  approverPending?: boolean;
+  forbidSelfApproval: boolean;
+  worktreeExists: boolean;
+  /** The hash of the diff on screen. */
+  reviewedDiffHash?: string;
+  /** The diff the evidence was recorded for, when it says. */
+  evidenceDiffHash?: string;
+  /** The worktree's diff hash on disk now; undefined when not (yet) known. */
+  worktreeDiffHash?: string;
+}
+
+/** Why an approval must be refused now, in words that say what to do; undefined when it may be given. */
+export function approvalRefusal(facts: ApprovalFacts): string | undefined {
+  const { change } = facts;
+  if (change.lane !== 'review') return `Change ${change.id} is not in Review (it is ${change.lane === 'closed' ? 'closed' : `in ${LANE_LABELS[change.lane]}`}); only a change in Review can be approved.`;
+  if (change.approval && !change.approval.invalidated) return `Change ${change.id} is already approved by ${change.approval.by}.`;
+  if (!facts.worktreeExists) return `The worktree of change ${change.id} no longer exists, so what would be approved cannot be checked. Restore it with "Lanes: Reconcile", or reject the change.`;
+  if (facts.diff.state !== 'ok') return `The diff could not be read (${facts.diff.message ?? 'unknown error'}); fix the repository and refresh the review.`;
+  if (facts.evidence.state === 'missing') return 'There is no evidence to approve: run the sandbox tasks to record it, then review again.';
+  if (facts.evidence.state === 'invalid') return `The evidence file fails validation, so it cannot be approved: ${facts.evidence.message ?? ''}`.trim();
+  if (facts.evidenceDiffHash !== undefined && facts.reviewedDiffHash !== undefined && facts.evidenceDiffHash !== facts.reviewedDiffHash) {
+    return 'The evidence was recorded for another diff than the one shown (the draft changed after its sandbox run): run the sandbox tasks again, then review.';
+  }
+  if (facts.worktreeDiffHash !== undefined && facts.reviewedDiffHash !== undefined && facts.worktreeDiffHash !== facts.reviewedDiffHash) {
+    return 'The worktree has changes that are not in the reviewed commits. Commit them (or discard them) so the review shows them, or request changes.';
+  }
+  if (!facts.approver && !facts.approverPending) return 'Could not tell who you are: sign in to GitHub in VS Code (Accounts menu) or set git\'s user.email, then approve again.';
+  if (facts.approver && facts.forbidSelfApproval && change.createdBy !== undefined && sameIdentity(facts.approver, change.createdBy)) {
+    return `Policy forbids self-approval: ${facts.approver} started this change. Ask another reviewer to approve it.`;
+  }
+  if (!facts.gate.ready) {
+    const reasons = facts.gate.reasons.length ? facts.gate.reasons.join('; ') : 'the gate is not satisfied';
+    return `The Review → Pull request gate blocks it: ${reasons}.`;
+  }
+  return undefined;
+}
+
+/** GitHub logins and e-mail addresses compare without case. */
+export function sameIdentity(a: string, b: string): boolean {
+  return a.trim().toLowerCase() === b.trim().toLowerCase();
+}
+
+/** One line for the Lanes tree: the review's state at a glance. */
+export function reviewGlance(change: Pick<Change, 'lane' | 'approval'>, gate?: { ready: boolean; reasons: readonly string[] }): { text: string; state: 'approved' | 'invalidated' | 'ready' | 'blocked' | 'unknown' } {
+  if (change.approval?.invalidated) return { text: 'approval invalidated', state: 'invalidated' };
+  if (change.approval) return { text: `approved by ${change.approval.by}`, state: 'approved' };
+  if (!gate) return { text: 'awaiting review', state: 'unknown' };
+  if (gate.ready) return { text: 'ready to approve', state: 'ready' };
+  return { text: `blocked: ${gate.reasons[0] ?? 'see the review'}`, state: 'blocked' };
+}

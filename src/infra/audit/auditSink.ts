@@ -1,0 +1,443 @@
+import { randomBytes } from 'node:crypto';
+import { open, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+import { z } from 'zod';
+import { Emitter } from '../../core/events';
+import type { Logger } from '../../core/logger';
+import { writeFileAtomic } from '../storage/fileStore';
+import { processAlive } from './auditLog';
+
+const gzip = promisify(gzipCallback);
+
+/**
+ * Ships a repository's audit log to an org endpoint (agentLanes.audit.sinkEndpoint).
+ *
+ * The log itself is the durable outbox; `sink-cursor.json` next to it holds the
+ * last event the sink acknowledged. Each POST carries the next events after
+ * the cursor as a gzip JSON array (the stored lines, byte for byte, so the sink
+ * can check every hash); a 2xx answer acknowledges the whole batch and moves
+ * the cursor, which is written to disk before the next batch is read. A batch
+ * that got no 2xx is sent again after a back-off, so a sink that stored a
+ * batch but whose answer was lost sees it twice: the sink deduplicates by the
+ * event's `hash` (or repository + `seq`). Nothing acknowledged is ever sent again.
+ */
+
+export const SINK_CURSOR_FILE = 'sink-cursor.json';
+const LOCK_REFRESH_MS = 30_000;
+const LOCK_STALE_MS = 15 * 60_000;
+
+export interface AuditSinkOptions {
+  endpoint: string;
+  auditFile: string;
+  /** The repository key, sent with every batch and stored in the cursor. */
+  repoKey: string;
+  /** Defaults to sink-cursor.json next to the audit file. */
+  cursorFile?: string;
+  batchSize?: number;
+  maxBatchBytes?: number;
+  timeoutMs?: number;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** How often to look for events appended by another process. */
+  pollIntervalMs?: number;
+  /** A value for the Authorization header (for example "Bearer …" from SecretStorage). */
+  getAuthorization?: () => Promise<string | undefined>;
+  logger?: Logger;
+  random?: () => number;
+}
+
+export type SinkState = 'idle' | 'sending' | 'waiting' | 'passive' | 'stopped';
+
+export interface SinkStatus {
+  state: SinkState;
+  endpoint: string;
+  /** The last seq the sink acknowledged (0: none yet). */
+  acknowledgedSeq: number;
+  consecutiveFailures: number;
+  lastError?: string;
+  nextAttemptAt?: string;
+}
+
+const CursorSchema = z.object({
+  version: z.literal(1),
+  endpoint: z.string(),
+  repoKey: z.string(),
+  seq: z.number().int().nonnegative(),
+  hash: z.string(),
+  /** Byte offset just after the acknowledged event's line. */
+  offset: z.number().int().nonnegative(),
+  updatedAt: z.string(),
+});
+type Cursor = z.infer<typeof CursorSchema>;
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/** HTTPS, or plain HTTP to this machine only; no credentials in the URL. */
+export function validateSinkEndpoint(value: string): { url: URL } | { error: string } {
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    return { error: `The audit sink endpoint "${value}" is not a URL. Set agentLanes.audit.sinkEndpoint to an https:// address, for example https://audit.example.com/v1/events.` };
+  }
+  if (url.username || url.password) {
+    return { error: 'The audit sink endpoint contains a user name or password. Remove them from agentLanes.audit.sinkEndpoint; Agent Lanes sends the sink token from its secret storage instead.' };
+  }
+  const loopback = LOOPBACK.has(url.hostname) || /^127(?:\.\d{1,3}){3}$/.test(url.hostname);
+  if (url.protocol === 'https:' || (url.protocol === 'http:' && loopback)) return { url };
+  if (url.protocol === 'http:') {
+    return { error: `The audit sink endpoint ${url.origin} uses plain HTTP. Use https://, or http:// only for a sink on this machine (localhost).` };
+  }
+  return { error: `The audit sink endpoint must be an https:// URL, not ${url.protocol}//.` };
+}
+
+class SinkHttpError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+interface BatchLine {
+  text: string;
+  seq: number;
+  hash: string;
+  prevHash: string;
+  /** Offset just after this line's newline. */
+  end: number;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+
+
+export class AuditSink {
+  private readonly url: URL;
+  private readonly cursorFile: string;
+  private readonly lockFile: string;
+  private readonly lockToken = `${process.pid} ${randomBytes(6).toString('hex')}`;
+  private cursor: Cursor | undefined;
+  private batchSize: number;
+  private running: Promise<void> | undefined;
+  private stopController = new AbortController();
+  private wake: (() => void) | undefined;
+  private holdsLock = false;
+  private current: SinkStatus;
+  private readonly changed = new Emitter<SinkStatus>();
+  readonly onDidChangeStatus = this.changed.event;
+
+  constructor(private readonly options: AuditSinkOptions) {
+    const checked = validateSinkEndpoint(options.endpoint);
+    if ('error' in checked) throw new Error(checked.error);
+    this.url = checked.url;
+    this.cursorFile = options.cursorFile ?? join(dirname(options.auditFile), SINK_CURSOR_FILE);
+    this.lockFile = `${this.cursorFile}.lock`;
+    this.batchSize = options.batchSize ?? 500;
+    this.current = { state: 'idle', endpoint: this.url.href, acknowledgedSeq: 0, consecutiveFailures: 0 };
+  }
+
+  get status(): SinkStatus {
+    return { ...this.current };
+  }
+
+  private setStatus(patch: Partial<SinkStatus>): void {
+    this.current = { ...this.current, ...patch };
+    if (patch.state && patch.state !== 'waiting') delete this.current.nextAttemptAt;
+    this.changed.fire(this.status);
+  }
+
+  /** Starts shipping in the background; safe to call twice. */
+  start(): void {
+    if (this.running) return;
+    this.stopController = new AbortController();
+    this.running = this.loop().catch((error: unknown) => {
+      this.options.logger?.error(`Audit sink stopped: ${(error as Error).message}`);
+      this.setStatus({ state: 'stopped', lastError: (error as Error).message });
+    });
+  }
+
+  /** New events were appended: look now instead of at the next poll. */
+  notify(): void {
+    this.wake?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopController.abort();
+    this.wake?.();
+    await this.running;
+    this.running = undefined;
+    await this.releaseLock();
+    this.setStatus({ state: 'stopped' });
+  }
+
+  /** Resolves once every complete event in the log is acknowledged (tests, and before shutdown). */
+  async drain(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const last = await this.lastCompleteSeq();
+      if (this.current.acknowledgedSeq >= last) return;
+      if (Date.now() > deadline) {
+        throw new Error(`The audit sink has acknowledged events up to ${this.current.acknowledgedSeq} of ${last}${this.current.lastError ? ` (last error: ${this.current.lastError})` : ''}.`);
+      }
+      this.notify();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  private async lastCompleteSeq(): Promise<number> {
+    const handle = await open(this.options.auditFile, 'r').catch(() => undefined);
+    if (!handle) return 0;
+    try {
+      const { size } = await handle.stat();
+      const length = Math.min(size, 256 * 1024);
+      const buffer = Buffer.alloc(length);
+      await handle.read(buffer, 0, length, size - length);
+      const text = buffer.toString('utf8');
+      const end = text.lastIndexOf('\n');
+      const match = /"seq":(\d+)\}$/.exec(text.slice(text.lastIndexOf('\n', end - 1) + 1, end));
+      return match ? Number(match[1]) : 0;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async loadCursor(): Promise<Cursor> {
+    const fresh: Cursor = { version: 1, endpoint: this.url.href, repoKey: this.options.repoKey, seq: 0, hash: '', offset: 0, updatedAt: new Date().toISOString() };
+    const text = await readFile(this.cursorFile, 'utf8').catch(() => undefined);
+    if (text === undefined) return fresh;
+    let parsed: ReturnType<typeof CursorSchema.safeParse>;
+    try {
+      parsed = CursorSchema.safeParse(JSON.parse(text));
+    } catch {
+      parsed = CursorSchema.safeParse(undefined);
+    }
+    if (!parsed.success) {
+      this.options.logger?.warn(`Audit sink: ${this.cursorFile} is unreadable; sending the whole log again (the sink drops duplicates by hash).`);
+      return fresh;
+    }
+    // A different sink or a different repository's log has seen none of these events.
+    if (parsed.data.endpoint !== this.url.href || parsed.data.repoKey !== this.options.repoKey) return fresh;
+    return parsed.data;
+  }
+
+  private async tryLock(): Promise<boolean> {
+    if (this.holdsLock) return true;
+    try {
+      await writeFile(this.lockFile, this.lockToken, { flag: 'wx', mode: 0o600 });
+      this.holdsLock = true;
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = await readFile(this.lockFile, 'utf8').catch(() => '');
+    const pid = Number(holder.split(' ')[0]);
+    const age = await stat(this.lockFile).then((s) => Date.now() - s.mtimeMs, () => 0);
+    const stale = holder === '' ? age > 1000 : !Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && !processAlive(pid));
+    if (stale || age > LOCK_STALE_MS) {
+      await unlink(this.lockFile).catch(() => undefined);
+      return this.tryLock();
+    }
+    return false;
+  }
+
+  private lockTouchedAt = 0;
+
+  /** A held lock is refreshed, so one left by a process whose pid was reused still goes stale. */
+  private async touchLock(): Promise<void> {
+    if (Date.now() - this.lockTouchedAt < LOCK_REFRESH_MS) return;
+    this.lockTouchedAt = Date.now();
+    const now = new Date();
+    await utimes(this.lockFile, now, now).catch(() => undefined);
+  }
+
+  private async releaseLock(): Promise<void> {
+    if (!this.holdsLock) return;
+    this.holdsLock = false;
+    const holder = await readFile(this.lockFile, 'utf8').catch(() => '');
+    if (holder === this.lockToken) await unlink(this.lockFile).catch(() => undefined);
+  }
+
+  private async idle(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      const signal = this.stopController.signal;
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+      if (signal.aborted) done();
+    });
+    this.wake = undefined;
+  }
+
+  private async loop(): Promise<void> {
+    const signal = this.stopController.signal;
+    const poll = this.options.pollIntervalMs ?? 5_000;
+    while (!signal.aborted) {
+      // One sender per log: another window on a worktree of the same repository may be shipping it.
+      if (!(await this.tryLock())) {
+        this.cursor = undefined;
+        if (this.current.state !== 'passive') this.setStatus({ state: 'passive' });
+        await this.idle(poll);
+        continue;
+      }
+      await this.touchLock();
+      this.cursor ??= await this.loadCursor();
+      if (this.current.acknowledgedSeq !== this.cursor.seq) this.setStatus({ acknowledgedSeq: this.cursor.seq });
+      const batch = await this.readBatch(this.cursor);
+      if (batch.length === 0) {
+        if (this.current.state !== 'idle') this.setStatus({ state: 'idle' });
+        await this.idle(poll);
+        continue;
+      }
+      this.setStatus({ state: 'sending' });
+      try {
+        await this.post(batch);
+      } catch (error) {
+        if (signal.aborted) break;
+        await this.backOff(error as Error);
+        continue;
+      }
+      const last = batch[batch.length - 1]!;
+      this.cursor = { ...this.cursor, seq: last.seq, hash: last.hash, offset: last.end, updatedAt: new Date().toISOString() };
+      await writeFileAtomic(this.cursorFile, JSON.stringify(this.cursor, null, 2) + '\n');
+      this.setStatus({ acknowledgedSeq: last.seq, consecutiveFailures: 0, lastError: undefined });
+      this.batchSize = this.options.batchSize ?? 500;
+    }
+  }
+
+  private async backOff(error: Error): Promise<void> {
+    const failures = this.current.consecutiveFailures + 1;
+    if (error instanceof SinkHttpError && error.status === 413 && this.batchSize > 1) {
+      this.batchSize = Math.max(1, Math.floor(this.batchSize / 2));
+      this.setStatus({ consecutiveFailures: failures, lastError: error.message });
+      return;
+    }
+    const min = this.options.minBackoffMs ?? 1_000;
+    const max = this.options.maxBackoffMs ?? 5 * 60_000;
+    const ceiling = Math.min(max, min * 2 ** Math.min(failures - 1, 30));
+    // Jitter spreads the retries of many developers after an outage of the org sink.
+    let delay = ceiling / 2 + (this.options.random ?? Math.random)() * (ceiling / 2);
+    if (error instanceof SinkHttpError && error.retryAfterMs !== undefined) delay = Math.min(max, Math.max(delay, error.retryAfterMs));
+    this.options.logger?.warn(`Audit sink ${this.url.origin}: ${error.message}; retrying in ${Math.round(delay)} ms.`);
+    this.setStatus({ state: 'waiting', consecutiveFailures: failures, lastError: error.message, nextAttemptAt: new Date(Date.now() + delay).toISOString() });
+    await sleep(delay, this.stopController.signal);
+    await this.touchLock();
+  }
+
+  /** The next complete lines after the cursor; a torn last line is left for repair. */
+  private async readBatch(cursor: Cursor): Promise<BatchLine[]> {
+    let lines = await this.readLinesFrom(cursor.offset);
+    const first = lines[0];
+    if (first && (first.seq !== cursor.seq + 1 || (cursor.seq > 0 && first.prevHash !== cursor.hash))) {
+      // The log was replaced or repaired under the cursor: find the position again by seq.
+      this.options.logger?.warn(`Audit sink: the log no longer continues at byte ${cursor.offset}; finding event ${cursor.seq + 1} again.`);
+      const offset = await this.findOffsetAfter(cursor.seq);
+      cursor.offset = offset;
+      lines = await this.readLinesFrom(offset);
+    }
+    return lines;
+  }
+
+  private async findOffsetAfter(seq: number): Promise<number> {
+    let offset = 0;
+    for (;;) {
+      const lines = await this.readLinesFrom(offset, 10_000);
+      if (lines.length === 0) return offset;
+      for (const line of lines) {
+        if (line.seq > seq) return offset;
+        offset = line.end;
+      }
+    }
+  }
+
+  private async readLinesFrom(offset: number, maxLines = this.batchSize): Promise<BatchLine[]> {
+    const handle = await open(this.options.auditFile, 'r').catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (!handle) return [];
+    const maxBytes = this.options.maxBatchBytes ?? 4 * 1024 * 1024;
+    const lines: BatchLine[] = [];
+    try {
+      let position = offset;
+      let carry = Buffer.alloc(0);
+      let bytes = 0;
+      while (lines.length < maxLines && bytes < maxBytes) {
+        const chunk = Buffer.alloc(256 * 1024);
+        const { bytesRead } = await handle.read(chunk, 0, chunk.length, position);
+        if (bytesRead === 0) break;
+        position += bytesRead;
+        const data = carry.length ? Buffer.concat([carry, chunk.subarray(0, bytesRead)]) : chunk.subarray(0, bytesRead);
+        let start = 0;
+        let newline = data.indexOf(0x0a, start);
+        const base = position - data.length;
+        while (newline !== -1 && lines.length < maxLines && (bytes < maxBytes || lines.length === 0)) {
+          const text = data.subarray(start, newline).toString('utf8');
+          // prevHash and seq close every sealed line; the top-level hash is the last "hash" member before them.
+          const tail = /,"prevHash":"([0-9a-f]{64})","seq":(\d+)\}$/.exec(text);
+          const hash = tail ? /^.*,"hash":"([0-9a-f]{64})"/.exec(text.slice(0, tail.index)) : null;
+          if (!tail || !hash) {
+            // Not a sealed event: the chain is broken here; verify says why, and nothing after it is sent.
+            this.options.logger?.warn(`Audit sink: the line at byte ${base + start} of the audit log is not an intact event; run "Lanes: Verify Audit Log".`);
+            return lines;
+          }
+          lines.push({ text, seq: Number(tail[2]), hash: hash[1]!, prevHash: tail[1]!, end: base + newline + 1 });
+          bytes += newline - start + 1;
+          start = newline + 1;
+          newline = data.indexOf(0x0a, start);
+        }
+        if (lines.length >= maxLines || bytes >= maxBytes) break;
+        carry = Buffer.from(data.subarray(start));
+      }
+    } finally {
+      await handle.close();
+    }
+    return lines;
+  }
+
+  private async post(batch: BatchLine[]): Promise<void> {
+    const body = await gzip(Buffer.from(`[${batch.map((line) => line.text).join(',')}]`, 'utf8'));
+    const headers: Record<string, string> = {
+      'Content-Type': 'application/json',
+      'Content-Encoding': 'gzip',
+      'User-Agent': 'agent-lanes-audit-sink/1',
+      'X-Agent-Lanes-Repository': this.options.repoKey,
+      'X-Agent-Lanes-First-Seq': String(batch[0]!.seq),
+      'X-Agent-Lanes-Last-Seq': String(batch[batch.length - 1]!.seq),
+      'Idempotency-Key': `${this.options.repoKey}:${batch[0]!.seq}-${batch[batch.length - 1]!.seq}`,
+    };
+    const authorization = await this.options.getAuthorization?.();
+    if (authorization) headers.Authorization = authorization;
+    const timeoutMs = this.options.timeoutMs ?? 15_000;
+    const signal = AbortSignal.any([this.stopController.signal, AbortSignal.timeout(timeoutMs)]);
+    let response: Response;
+    try {
+      // No redirects: one could lead the events to a plain-HTTP or another host.
+      response = await fetch(this.url, { method: 'POST', headers, body, signal, redirect: 'error' });
+      await response.arrayBuffer();
+    } catch (error) {
+      const name = (error as Error).name;
+      if (name === 'TimeoutError' || name === 'AbortError') throw new SinkHttpError(`no answer within ${timeoutMs} ms`);
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      throw new SinkHttpError(`cannot reach the sink (${cause?.code ?? cause?.message ?? (error as Error).message})`);
+    }
+    if (response.ok) return;
+    const retryAfter = response.headers.get('retry-after');
+    const seconds = retryAfter !== null && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : undefined;
+    throw new SinkHttpError(`the sink answered HTTP ${response.status}`, response.status, seconds);
+  }
+}

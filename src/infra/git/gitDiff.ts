@@ -1,0 +1,134 @@
+import { realpath } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { hasControlCharacters } from '../../core/draft/draft';
+import { manifestKind } from '../../core/draft/dependencyManifests';
+import {
+  type DiffAnalysis,
+  type DiffAnalysisOptions,
+  type RawDiffEntry,
+  analyzeDiff,
+  parseAddedLines,
+  parseRawNumstat,
+  symlinkEscapes,
+} from '../../core/draft/diffAnalysis';
+import { git, gitBytes } from './gitProcess';
+import { isInsideFolder, realpathOfNearestExisting } from '../draft/worktreeFiles';
+
+/** Manifests larger than this are not parsed (flagged as unreadable instead). */
+const MAX_MANIFEST_BYTES = 5 * 1024 * 1024;
+
+/**
+ * Options that make the diff independent of the user's git configuration
+ * (external diff tools, textconv filters, prefixes, relative diffs) and keep huge
+ * files out of the text diff.
+ */
+const DIFF_CONFIG = ['-c', 'core.bigFileThreshold=64m', '-c', 'diff.noprefix=false', '-c', 'diff.mnemonicPrefix=false'];
+const DIFF_OPTIONS = ['--no-color', '--no-ext-diff', '--no-textconv', '--no-relative', '--find-renames'];
+
+export interface AnalyzeChangeOptions extends DiffAnalysisOptions {
+  /** The user's repository (its checkout is only read: the attributes come from there, not from the agent's worktree). */
+  repoRoot: string;
+  baseSha: string;
+  /** The lane's head commit. */
+  headSha: string;
+  /** The change's worktree at headSha: symlinks are also resolved on disk, through links that already existed. */
+  worktreePath?: string;
+}
+
+/** Refuses what could be read as an option or carries spaces or control characters. */
+export function assertRevision(value: string, what: string): void {
+  if (!value || value.startsWith('-') || value.includes(' ') || hasControlCharacters(value)) throw new Error(`The ${what} "${value}" is not a commit id or ref.`);
+}
+
+/** Blob sizes (from `cat-file --batch-check`), by blob id. */
+async function blobSizes(repoRoot: string, ids: readonly string[]): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>();
+  if (!ids.length) return sizes;
+  const out = await git(repoRoot, ['cat-file', '--batch-check=%(objectname) %(objectsize)'], { input: `${ids.join('\n')}\n` });
+  for (const line of out.stdout.split('\n')) {
+    const [id, size] = line.split(' ');
+    if (id && size && /^\d+$/.test(size)) sizes.set(id, Number(size));
+  }
+  return sizes;
+}
+
+/** Blob contents (from `cat-file --batch`), by blob id. */
+export async function blobContents(repoRoot: string, ids: readonly string[]): Promise<Map<string, Buffer>> {
+  const contents = new Map<string, Buffer>();
+  const unique = [...new Set(ids)];
+  if (!unique.length) return contents;
+  const out = Buffer.from((await gitBytes(repoRoot, ['cat-file', '--batch'], { input: `${unique.join('\n')}\n` })).stdout);
+  let offset = 0;
+  while (offset < out.length) {
+    const newline = out.indexOf(0x0a, offset);
+    if (newline < 0) break;
+    const header = out.subarray(offset, newline).toString('utf8').split(' ');
+    offset = newline + 1;
+    if (header[1] === 'missing' || header.length < 3) continue;
+    const size = Number(header[2]);
+    contents.set(header[0]!, out.subarray(offset, offset + size));
+    offset += size + 1;
+  }
+  return contents;
+}
+
+/** Symlinks of the diff that resolve outside the worktree on disk (e.g. through a link that already existed). */
+async function symlinksEscapingOnDisk(worktreePath: string, links: ReadonlyMap<string, string>): Promise<Set<string>> {
+  const escaping = new Set<string>();
+  if (!links.size) return escaping;
+  const root = await realpath(worktreePath);
+  for (const [path, target] of links) {
+    if (symlinkEscapes(path, target)) continue;
+    const resolved = await realpath(join(root, path)).catch(() => realpathOfNearestExisting(join(root, dirname(path), target)));
+    if (!isInsideFolder(root, resolved, true)) escaping.add(path);
+  }
+  return escaping;
+}
+
+/**
+ * Analyses base..head of a change with four git processes whatever its size:
+ * raw + numstat, a zero-context patch for the added lines, and two cat-file
+ * batches (sizes; symlink targets and manifests).
+ */
+export async function analyzeChange(options: AnalyzeChangeOptions): Promise<DiffAnalysis> {
+  const { repoRoot, baseSha, headSha } = options;
+  assertRevision(baseSha, 'base');
+  assertRevision(headSha, 'head');
+  const [rawOut, patchOut] = await Promise.all([
+    git(repoRoot, [...DIFF_CONFIG, 'diff', ...DIFF_OPTIONS, '--raw', '--numstat', '-z', '--no-abbrev', baseSha, headSha, '--']),
+    git(repoRoot, [...DIFF_CONFIG, 'diff', ...DIFF_OPTIONS, '-U0', '--src-prefix=a/', '--dst-prefix=b/', baseSha, headSha, '--']),
+  ]);
+  const { raw, numstat } = parseRawNumstat(rawOut.stdout);
+  const addedLines = parseAddedLines(patchOut.stdout);
+
+  const live = raw.filter((entry) => entry.status !== 'D' && entry.newMode !== '160000');
+  const sizes = await blobSizes(repoRoot, [...new Set(live.map((entry) => entry.newSha))]);
+
+  const links = live.filter((entry) => entry.newMode === '120000');
+  const manifests = raw.filter((entry) => entry.status !== 'D' && manifestKind(entry.path) === 'manifest');
+  const wanted: string[] = links.map((entry) => entry.newSha);
+  const readable = (id: string) => (sizes.get(id) ?? Infinity) <= MAX_MANIFEST_BYTES;
+  const oldIds = new Map<RawDiffEntry, string>();
+  for (const entry of manifests) {
+    if (readable(entry.newSha)) wanted.push(entry.newSha);
+    if (!/^0+$/.test(entry.oldSha) && entry.oldMode !== '160000' && entry.status !== 'C') {
+      oldIds.set(entry, entry.oldSha);
+      wanted.push(entry.oldSha);
+    }
+  }
+  const contents = await blobContents(repoRoot, wanted);
+  const symlinkTargets = new Map(links.map((entry) => [entry.path, contents.get(entry.newSha)?.toString('utf8') ?? ''] as const));
+  const manifestTexts = new Map<string, { old?: string; new?: string }>();
+  for (const entry of manifests) {
+    const newText = contents.get(entry.newSha)?.toString('utf8');
+    const oldId = oldIds.get(entry);
+    const oldText = oldId ? contents.get(oldId)?.toString('utf8') : undefined;
+    manifestTexts.set(entry.path, { ...(newText !== undefined ? { new: newText } : {}), ...(oldText !== undefined ? { old: oldText } : {}) });
+  }
+  const symlinkEscapesOnDisk = options.worktreePath ? await symlinksEscapingOnDisk(options.worktreePath, symlinkTargets) : undefined;
+
+  return analyzeDiff(
+    { raw, numstat, blobSizes: sizes, symlinkTargets, addedLines, manifests: manifestTexts, ...(symlinkEscapesOnDisk ? { symlinkEscapesOnDisk } : {}) },
+    options,
+  );
+}

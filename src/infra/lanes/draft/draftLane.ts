@@ -1,0 +1,365 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AgentConfig } from '../../../core/draft/agentConfig';
+import { type Actor, type Change, titleFromTask } from '../../../core/change';
+import { type DiffAnalysisOptions, refusedPathFlags } from '../../../core/draft/diffAnalysis';
+import { DraftInputError, type ReconcileAction, type ReconcileFinding, assessDraftStart, slugify } from '../../../core/draft/draft';
+import { transition } from '../../../core/lanes';
+import type { Evidence } from '../../../core/evidence';
+import { compileSecretPatterns, redactText } from '../../../core/redaction';
+import { type AgentRunResult, runAgent } from '../../draft/agentRunner';
+import { type CheckoutVerdict, snapshotCheckout } from '../../draft/checkoutGuard';
+import { type FinishedDraftRun, finishDraftRun } from '../../draft/draftRun';
+import { analyzeChange } from '../../git/gitDiff';
+import { commitLaneWork } from '../../git/laneCommit';
+import { UncommittedWorkError, applyReconcileAction, createWorktree, reconcile, removeWorktree, repositoryState, resolveBase } from '../../git/worktrees';
+import { EXTENSION_ACTOR, type LaneContext, decide } from '../laneContext';
+
+/** The agent of a draft: a CLI agent from the settings, or an agent in VS Code's chat using the lane's tools. */
+export type DraftAgent = { kind: 'cli'; config: AgentConfig } | { kind: 'chat' };
+
+export const CHAT_AGENT_ID = 'vscode-chat';
+
+export interface StartDraftInput {
+  task: string;
+  /** Branch, tag or SHA; default HEAD of the current branch. */
+  baseRef?: string;
+  agent: DraftAgent;
+  actor: Actor;
+  /** Who asked (GitHub login or git user.email). */
+  createdBy: string;
+}
+
+export interface StartedDraft {
+  change: Change;
+  /** Shown to the user before the agent runs (uncommitted work not included, a merge in progress...). */
+  warnings: string[];
+}
+
+export interface AgentHooks {
+  onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+  signal?: AbortSignal;
+  /** Test hook: overrides the agent's timeout. */
+  timeoutMs?: number;
+}
+
+export interface DraftOutcome {
+  change: Change;
+  run?: AgentRunResult;
+  /** committed, noChanges, or the run's own failure (failed, timedOut, cancelled, notFound). */
+  outcome: 'committed' | 'noChanges' | AgentRunResult['outcome'];
+  message: string;
+  checkout?: CheckoutVerdict;
+  reportError?: string;
+}
+
+const agentIdOf = (agent: DraftAgent) => (agent.kind === 'cli' ? agent.config.id : CHAT_AGENT_ID);
+
+/** The Draft lane: worktree, agent, commit, analysis. The user's checkout is only ever read. */
+export class DraftLane {
+  private readonly running = new Map<string, AbortController>();
+
+  constructor(private readonly ctx: LaneContext) {}
+
+  isRunning(changeId: string): boolean {
+    return this.running.has(changeId);
+  }
+
+  runningChanges(): string[] {
+    return [...this.running.keys()];
+  }
+
+  async start(input: StartDraftInput): Promise<StartedDraft> {
+    const { ctx } = this;
+    const task = input.task.trim();
+    if (!task) throw new DraftInputError('The task is empty: describe what the agent should do.');
+    const agentId = agentIdOf(input.agent);
+    await decide(ctx, 'createDraft', { agentId, author: input.createdBy }, undefined, input.actor);
+    const base = await resolveBase(ctx.repoRoot, input.baseRef);
+    const assessment = assessDraftStart(await repositoryState(ctx.repoRoot), Boolean(input.baseRef?.trim()));
+    if (!assessment.allowed) throw new DraftInputError(assessment.refusal ?? 'The draft cannot start here.');
+
+    const id = randomBytes(4).toString('hex');
+    const title = titleFromTask(task);
+    const worktree = await createWorktree({ repoRoot: ctx.repoRoot, worktreesDir: ctx.storage.worktreesDir, changeId: id, slug: slugify(title), baseSha: base.sha });
+    const now = new Date().toISOString();
+    const baseRef = base.branch ?? base.ref;
+    const change: Change = {
+      id,
+      title,
+      task,
+      agentId,
+      createdBy: input.createdBy,
+      baseRef,
+      baseSha: base.sha,
+      branch: worktree.branch,
+      worktreePath: worktree.path,
+      lane: 'draft',
+      createdAt: now,
+      updatedAt: now,
+      history: [],
+      ...(assessment.promptNote ? { promptNote: assessment.promptNote } : {}),
+    };
+    try {
+      await ctx.store.add(change);
+      await ctx.evidence.write(this.initialEvidence(change));
+    } catch (error) {
+      // No half state: a record that could not be written takes its worktree with it.
+      await removeWorktree({ repoRoot: ctx.repoRoot, worktreePath: worktree.path, branch: worktree.branch, force: true }).catch(() => undefined);
+      throw error;
+    }
+    await ctx.audit.append({
+      actor: input.actor,
+      action: 'change.create',
+      changeId: id,
+      details: { title, agentId, baseRef, baseSha: base.sha, branch: worktree.branch, promptRef: this.promptRef(change), warnings: assessment.warnings },
+    });
+    return { change, warnings: assessment.warnings };
+  }
+
+  private promptRef(change: Pick<Change, 'id' | 'task'>): string {
+    return `prompt-${change.id}-${createHash('sha256').update(change.task).digest('hex').slice(0, 12)}`;
+  }
+
+  private secretPatterns() {
+    return compileSecretPatterns(this.ctx.policy.effective.policy.secretPatterns ?? []).patterns;
+  }
+
+  private initialEvidence(change: Change): Evidence {
+    const prompt = redactText(change.task, this.secretPatterns());
+    return {
+      schemaVersion: 1,
+      changeId: change.id,
+      agent: { id: change.agentId },
+      prompt: { ref: this.promptRef(change), redacted: prompt.text, redaction: prompt.summary },
+      base: { ref: change.baseRef, sha: change.baseSha },
+      flags: [],
+      tasks: [],
+      decisions: [],
+    };
+  }
+
+  /** Runs a CLI agent in the change's worktree, then commits and analyses what it left. */
+  async runAgent(changeId: string, agent: AgentConfig, actor: Actor, hooks: AgentHooks = {}): Promise<DraftOutcome> {
+    const { ctx } = this;
+    const change = this.requireDraft(changeId);
+    if (this.running.has(changeId)) throw new DraftInputError(`An agent is already running on change ${changeId}; stop it first ("Lanes: Stop Agent").`);
+    await decide(ctx, 'startAgent', { agentId: agent.id }, change, actor);
+
+    const controller = new AbortController();
+    hooks.signal?.addEventListener('abort', () => controller.abort(), { once: true });
+    this.running.set(changeId, controller);
+    const dir = ctx.storage.changeDir(changeId);
+    await mkdir(dir, { recursive: true });
+    const startedAt = new Date().toISOString();
+    try {
+      await ctx.store.update(changeId, (c) => ({ ...c, agentId: agent.id, agentRun: { state: 'running', startedAt } }));
+      await ctx.audit.append({ actor, action: 'agent.start', changeId, details: { agentId: agent.id, command: agent.command[0], promptRef: this.promptRef(change) } });
+      const before = await snapshotCheckout(ctx.repoRoot);
+      const patterns = this.secretPatterns();
+      const evidenceFile = join(dir, 'agent-report.json');
+      const run = await runAgent({
+        agent,
+        changeId,
+        worktreePath: change.worktreePath,
+        prompt: {
+          task: change.task,
+          changeId,
+          baseRef: change.baseRef,
+          baseSha: change.baseSha,
+          ...(typeof change.promptNote === 'string' ? { note: change.promptNote } : {}),
+          requestedChanges: (change.requestedChanges ?? []).map((r) => ({ body: r.comment, author: r.by })),
+        },
+        promptFile: join(dir, 'prompt.md'),
+        evidenceFile,
+        logFile: join(dir, 'agent.log'),
+        signal: controller.signal,
+        redactLine: (line) => redactText(line, patterns).text,
+        ...(hooks.onLine ? { onLine: hooks.onLine } : {}),
+        ...(hooks.timeoutMs ? { timeoutMs: hooks.timeoutMs } : {}),
+      });
+      // Whatever the run's outcome, its work is committed and analysed: nothing is lost.
+      const finished = await finishDraftRun({
+        repoRoot: ctx.repoRoot,
+        changeId,
+        branch: change.branch,
+        worktreePath: change.worktreePath,
+        baseSha: change.baseSha,
+        agentId: agent.id,
+        promptRef: this.promptRef(change),
+        evidenceFile,
+        checkoutBefore: before,
+        subject: redactText(change.title, patterns).text,
+        ...this.analysisOptions(),
+      });
+      const outcome = await this.record(changeId, { run, finished, actor });
+      // Recorded after the commit, so the event names the commit the agent produced.
+      await ctx.audit.append({
+        actor: { type: 'agent', id: agent.id },
+        action: 'agent.stop',
+        changeId,
+        details: { outcome: run.outcome, exitCode: run.exitCode, signal: run.signal, durationMs: run.durationMs, checkoutUntouched: finished.checkout.untouched, result: outcome.outcome, headSha: outcome.change.headSha },
+      });
+      return outcome;
+    } catch (error) {
+      await ctx.store
+        .update(changeId, (c) => ({ ...c, agentRun: { state: 'failed', startedAt, endedAt: new Date().toISOString(), message: (error as Error).message } }))
+        .catch(() => undefined);
+      throw error;
+    } finally {
+      this.running.delete(changeId);
+    }
+  }
+
+  /** "Lanes: Stop Agent": stops the agent and its process tree. */
+  stopAgent(changeId: string): boolean {
+    const controller = this.running.get(changeId);
+    controller?.abort();
+    return controller !== undefined;
+  }
+
+  stopAll(): void {
+    for (const controller of this.running.values()) controller.abort();
+  }
+
+  private analysisOptions(): DiffAnalysisOptions {
+    const effective = this.ctx.policy.effective.policy;
+    const { maxFiles, maxChangedLines } = effective.blastRadius ?? {};
+    return {
+      ...(effective.sensitivePaths?.length ? { sensitivePaths: effective.sensitivePaths } : {}),
+      secretPatterns: this.secretPatterns(),
+      scope: { ...(maxFiles ? { maxFiles } : {}), ...(maxChangedLines ? { maxChangedLines } : {}) },
+    };
+  }
+
+  /** "Lanes: Finish Draft": commits and analyses what a chat agent left in the worktree. */
+  async finish(changeId: string, options: { actor: Actor }): Promise<DraftOutcome> {
+    const change = this.requireDraft(changeId);
+    const commit = await commitLaneWork({
+      worktreePath: change.worktreePath,
+      branch: change.branch,
+      baseSha: change.baseSha,
+      changeId,
+      agentId: change.agentId,
+      promptRef: this.promptRef(change),
+      subject: redactText(change.title, this.secretPatterns()).text,
+    });
+    const analysis =
+      commit.outcome === 'committed'
+        ? await analyzeChange({ repoRoot: this.ctx.repoRoot, baseSha: change.baseSha, headSha: commit.headSha, worktreePath: change.worktreePath, ...this.analysisOptions() })
+        : undefined;
+    const flags = [...(analysis?.flags ?? []), ...refusedPathFlags(commit.refusedPaths)];
+    return this.record(changeId, { finished: { commit, ...(analysis ? { analysis } : {}), flags }, actor: options.actor });
+  }
+
+  /** Writes what a finished draft run produced into the evidence and the change record. */
+  private async record(
+    changeId: string,
+    options: { run?: AgentRunResult; finished: Pick<FinishedDraftRun, 'commit' | 'flags'> & Partial<Pick<FinishedDraftRun, 'analysis' | 'checkout' | 'agentReport'>>; actor: Actor },
+  ): Promise<DraftOutcome> {
+    const { ctx } = this;
+    const change = this.requireDraft(changeId);
+    const { run } = options;
+    const { commit, analysis, flags, checkout, agentReport: report } = options.finished;
+    const failedRun = run && run.outcome !== 'succeeded' ? run : undefined;
+    const agentVersion = report && 'report' in report ? report.report.agentVersion : undefined;
+    const alerts: string[] = [];
+    if (checkout && !checkout.untouched) alerts.push(`Your checkout changed while the agent ran: ${checkout.differences.slice(0, 3).join('; ')}`);
+    const reportError = report && 'error' in report ? report.error : undefined;
+    await ctx.evidence.update(
+      changeId,
+      () => this.initialEvidence(change),
+      (evidence) => ({
+        ...evidence,
+        agent: { id: change.agentId, ...(agentVersion ? { version: agentVersion } : {}) },
+        ...(commit.outcome === 'committed' ? { headSha: commit.headSha } : {}),
+        ...(analysis ? { diff: { hash: analysis.hash, files: analysis.files, totals: analysis.totals } } : {}),
+        flags,
+        ...(report && 'report' in report ? { agentReport: report.report } : {}),
+        ...(reportError ? { agentReportError: reportError } : {}),
+        ...(checkout ? { checkout: { untouched: checkout.untouched, ...(checkout.untouched ? {} : { detail: checkout.differences.join('; ') }) } } : {}),
+        // A new head makes task results stale: the sandbox runs again.
+        tasks: evidence.headSha === commit.headSha ? evidence.tasks : [],
+      }),
+    );
+    const outcome: DraftOutcome['outcome'] = failedRun ? failedRun.outcome : commit.outcome;
+    const message = failedRun
+      ? `${failedRun.message}${commit.outcome === 'committed' ? ' What it changed before stopping was committed to the lane branch.' : ''}`
+      : commit.outcome === 'noChanges'
+        ? `The agent changed nothing; change ${changeId} stays in Draft, marked "no changes".`
+        : `The agent's work was committed on ${change.branch}: ${analysis?.totals.files ?? 0} file(s), +${analysis?.totals.additions ?? 0} −${analysis?.totals.deletions ?? 0}${flags.length ? `, ${flags.length} flag(s)` : ''}.`;
+    const state = failedRun ? (failedRun.outcome === 'notFound' ? 'failed' : failedRun.outcome === 'succeeded' ? 'succeeded' : failedRun.outcome) : commit.outcome === 'noChanges' ? 'noChanges' : 'succeeded';
+    const updated = await ctx.store.update(changeId, (c) => ({
+      ...c,
+      headSha: commit.headSha,
+      agentRun: {
+        state,
+        startedAt: run?.startedAt ?? c.agentRun?.startedAt ?? new Date().toISOString(),
+        endedAt: run?.endedAt ?? new Date().toISOString(),
+        ...(run?.exitCode !== undefined ? { exitCode: run.exitCode } : {}),
+        message,
+      },
+      ...(alerts.length ? { alerts: [...(c.alerts ?? []), ...alerts] } : {}),
+      // The diff moved on: an earlier sandbox verdict and approval no longer apply.
+      ...(c.headSha !== commit.headSha ? { sandbox: undefined, approval: undefined } : {}),
+    }));
+    if (!run) {
+      // A chat agent has no process to watch: finishing its draft is its stop.
+      await ctx.audit.append({ actor: options.actor, action: 'agent.stop', changeId, details: { agentId: change.agentId, result: outcome, headSha: commit.headSha, files: analysis?.totals.files ?? 0 } });
+    }
+    return { change: updated, outcome, message, ...(run ? { run } : {}), ...(checkout ? { checkout } : {}), ...(reportError ? { reportError } : {}) };
+  }
+
+  /**
+   * Closes a change for good: removes its worktree and lane branch, keeps its
+   * record and audit. Refuses to lose uncommitted work unless `force`.
+   */
+  async discard(changeId: string, actor: Actor, options: { force?: boolean; event?: 'discard' | 'reject'; comment?: string } = {}): Promise<Change> {
+    const { ctx } = this;
+    const change = ctx.store.get(changeId);
+    if (!change) throw new DraftInputError(`There is no change ${changeId} in this repository.`);
+    if (this.running.has(changeId)) throw new DraftInputError(`The agent of change ${changeId} is still running; stop it first ("Lanes: Stop Agent").`);
+    const event = options.event ?? 'discard';
+    // Check the move first, so a refused discard removes nothing.
+    const dryRun = transition(change, event, actor);
+    if (!dryRun.ok) throw new DraftInputError(dryRun.reason);
+    const removed = await removeWorktree({
+      repoRoot: ctx.repoRoot,
+      worktreePath: change.worktreePath,
+      branch: change.branch,
+      force: options.force ?? false,
+      // A rejected change keeps its branch: its commits stay for the audit and the proof bundle.
+      keepBranch: event === 'reject',
+    }).catch(
+      (error: Error) => {
+        if (error instanceof UncommittedWorkError) throw error;
+        ctx.logger.warn(`Cleaning up change ${changeId}: ${error.message}`);
+        return { removedWorktree: false, removedBranch: false };
+      },
+    );
+    const result = await ctx.store.transition(changeId, event, actor, options.comment);
+    if (!result.ok) throw new DraftInputError(result.reason);
+    await ctx.audit.append({ actor, action: 'lane.transition', changeId, details: { event, from: change.lane, to: 'closed', reason: options.comment } });
+    if (event === 'discard') await ctx.audit.append({ actor, action: 'change.discard', changeId, details: { branch: change.branch } });
+    await ctx.audit.append({ actor: EXTENSION_ACTOR, action: 'cleanup', changeId, details: { worktree: change.worktreePath, ...removed } });
+    return result.change;
+  }
+
+  /** Findings about worktrees and records that do not match (after a crash or a manual deletion). */
+  reconcile(): Promise<ReconcileFinding[]> {
+    return reconcile(this.ctx.repoRoot, this.ctx.store.all(), this.ctx.storage.worktreesDir);
+  }
+
+  async applyReconcile(finding: ReconcileFinding, action: ReconcileAction, actor: Actor, options: { force?: boolean } = {}): Promise<void> {
+    await applyReconcileAction(this.ctx.repoRoot, this.ctx.storage.worktreesDir, finding, action, options);
+    await this.ctx.audit.append({ actor, action: 'cleanup', ...(finding.changeId ? { changeId: finding.changeId } : {}), details: { kind: finding.kind, action, path: finding.path, branch: finding.branch } });
+  }
+
+  private requireDraft(changeId: string): Change {
+    const change = this.ctx.store.get(changeId);
+    if (!change) throw new DraftInputError(`There is no change ${changeId} in this repository.`);
+    if (change.lane !== 'draft') throw new DraftInputError(`Change ${changeId} is in ${change.lane}; an agent works on a change only while it is in Draft.`);
+    return change;
+  }
+}

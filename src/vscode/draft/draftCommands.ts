@@ -1,0 +1,417 @@
+import { join } from 'node:path';
+import * as vscode from 'vscode';
+import type { AgentConfig } from '../../core/draft/agentConfig';
+import type { Actor, Change } from '../../core/change';
+import { DraftInputError, type ReconcileFinding } from '../../core/draft/draft';
+import type { Logger } from '../../core/logger';
+import { CHAT_AGENT_ID, type DraftAgent } from '../../infra/lanes/draft/draftLane';
+import { PolicyDeniedError } from '../../infra/policy/policyService';
+import { UncommittedWorkError, WorktreeError } from '../../infra/git/worktrees';
+import { git } from '../../infra/git/gitProcess';
+import { readConfig } from '../config';
+import { gitContentUri } from '../gitContent';
+import { whoAmI } from '../identity';
+import type { LanesNode } from '../lanesTree';
+import { reportError } from '../logger';
+import type { PolicyController } from '../policy/policyController';
+import type { RepoContext, RepositoryRegistry } from '../repositories';
+
+export interface NewDraftArgs {
+  task?: string;
+  base?: string;
+  agentId?: string;
+  /** The repository root, when the workspace has several. */
+  repository?: string;
+  /** Do not run the agent right away (tests). */
+  noRun?: boolean;
+}
+
+/** A change addressed by a tree node or by ids (palette, tests, other commands). */
+export type ChangeTarget = LanesNode | { repoRoot?: string; changeId: string } | undefined;
+
+export interface DraftServices {
+  logger: Logger;
+  registry: RepositoryRegistry;
+  policy: PolicyController;
+  /** Called when the user must see a change's record right away (tree refresh happens by itself). */
+  trusted: () => boolean;
+}
+
+const userActor = async (repoRoot?: string): Promise<Actor> => ({ type: 'user', id: await whoAmI(repoRoot) });
+
+/** Turns the errors lanes throw on purpose into messages; anything else is logged too. */
+export async function showLaneError(logger: Logger, error: unknown, doing: string): Promise<void> {
+  // The message is shown without waiting for it to be dismissed: a command must finish.
+  if (error instanceof PolicyDeniedError) {
+    logger.warn(`${doing}: blocked by policy (${error.decision.decisionId})`);
+    void vscode.window.showErrorMessage(`Policy blocked this: ${error.decision.explanation}`, 'Show Log').then((choice) => {
+      if (choice === 'Show Log') void vscode.commands.executeCommand('agentLanes.showLog');
+    });
+    return;
+  }
+  if (error instanceof DraftInputError || error instanceof WorktreeError) {
+    logger.warn(`${doing}: ${(error as Error).message}`);
+    void vscode.window.showErrorMessage((error as Error).message);
+    return;
+  }
+  reportError(logger, `${doing} failed: ${(error as Error).message}`, error);
+}
+
+export class DraftCommands {
+  constructor(private readonly services: DraftServices) {}
+
+  /** Resolves a command argument to a repository and change, asking with a picker when none was given. */
+  async resolveTarget(target: ChangeTarget, filter: (change: Change) => boolean, placeHolder: string): Promise<{ repo: RepoContext; change: Change } | undefined> {
+    const { registry } = this.services;
+    await registry.ensureDiscovered();
+    if (target && 'kind' in target) {
+      if (target.kind === 'change') return { repo: target.repo, change: target.repo.store.get(target.change.id) ?? target.change };
+    } else if (target?.changeId) {
+      const found = registry.findChange(target.changeId);
+      if (!found) {
+        void vscode.window.showErrorMessage(`There is no change ${target.changeId} in the open repositories.`);
+        return undefined;
+      }
+      return found;
+    }
+    const items = registry.repositories().flatMap((repo) =>
+      repo.store.all().filter(filter).map((change) => ({ label: change.title, description: `${change.id} · ${change.lane}`, detail: registry.repositories().length > 1 ? repo.name : undefined, repo, change })),
+    );
+    if (!items.length) {
+      void vscode.window.showInformationMessage(`No change fits: ${placeHolder.toLowerCase()}`);
+      return undefined;
+    }
+    const picked = await vscode.window.showQuickPick(items, { placeHolder, matchOnDescription: true });
+    return picked ? { repo: picked.repo, change: picked.change } : undefined;
+  }
+
+  /** The repository a command is for: the hint (a root), the only one, or the person's pick. */
+  async pickRepository(rootHint?: string, placeHolder = 'Which repository is the draft for?'): Promise<RepoContext | undefined> {
+    const { registry } = this.services;
+    await registry.ensureDiscovered();
+    const repos = registry.repositories();
+    if (rootHint) {
+      const repo = repos.find((r) => r.root === rootHint);
+      if (!repo) void vscode.window.showErrorMessage(`${rootHint} is not one of the open repositories.`);
+      return repo;
+    }
+    if (repos.length === 0) {
+      const problem = registry.folderProblems()[0];
+      void vscode.window.showErrorMessage(problem?.message ?? 'Open a folder that is a git repository to start a draft.');
+      return undefined;
+    }
+    if (repos.length === 1) return repos[0];
+    const picked = await vscode.window.showQuickPick(repos.map((repo) => ({ label: repo.name, description: repo.root, repo })), { placeHolder });
+    return picked?.repo;
+  }
+
+  /** False (and says why) in an untrusted workspace, where no agent, task or push runs. */
+  requireTrust(what: string): boolean {
+    if (this.services.trusted()) return true;
+    void vscode.window.showWarningMessage(`This workspace is not trusted, so Agent Lanes runs no agent, task or push (${what}). Trust the workspace to continue.`, 'Manage Workspace Trust').then((choice) => {
+      if (choice) void vscode.commands.executeCommand('workbench.trust.manage');
+    });
+    return false;
+  }
+
+  /** "Lanes: New Draft…": task, base and agent, then the worktree, then the agent. */
+  async newDraft(args: NewDraftArgs = {}): Promise<Change | undefined> {
+    const { logger } = this.services;
+    if (!this.requireTrust('new draft')) return undefined;
+    const repo = await this.pickRepository(args.repository);
+    if (!repo) return undefined;
+    await this.services.policy.ensureStarted();
+    const task = args.task ?? (await this.askTask());
+    if (!task?.trim()) return undefined;
+    // With the task given (palette scripts, keybindings, tests), the base defaults to HEAD without asking.
+    const base = args.base ?? (args.task !== undefined ? '' : await this.askBase(repo));
+    if (base === undefined) return undefined;
+    const agent = await this.pickAgent(args.agentId);
+    if (!agent) return undefined;
+    try {
+      const actor = await userActor(repo.root);
+      const started = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Agent Lanes: creating the draft worktree…' }, () =>
+        repo.lanes.draft.start({ task, ...(base ? { baseRef: base } : {}), agent, actor, createdBy: actor.id }),
+      );
+      for (const warning of started.warnings) void vscode.window.showWarningMessage(warning);
+      logger.info(`Change ${started.change.id} created on ${started.change.branch} at ${started.change.worktreePath}`);
+      if (agent.kind === 'cli' && !args.noRun) void this.runAgent(repo, started.change, agent.config);
+      if (agent.kind === 'chat') {
+        void vscode.window.showInformationMessage(
+          `Draft ${started.change.id} is ready for a chat agent. In the chat, ask the agent to work on change ${started.change.id} with the Agent Lanes tools (#lanesFiles); then run "Lanes: Finish Draft".`,
+        );
+      }
+      return started.change;
+    } catch (error) {
+      await showLaneError(logger, error, 'Creating the draft');
+      return undefined;
+    }
+  }
+
+  private async askTask(): Promise<string | undefined> {
+    const line = await vscode.window.showInputBox({
+      title: 'New Draft (1/3): the task',
+      prompt: 'Describe the task for the agent. Leave it empty and press Enter to write a longer task in an editor.',
+      placeHolder: 'e.g. Add input validation to the signup form, with tests',
+      ignoreFocusOut: true,
+    });
+    if (line === undefined) return undefined;
+    if (line.trim()) return line;
+    const doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: '' });
+    await vscode.window.showTextDocument(doc);
+    const choice = await vscode.window.showInformationMessage('Write the task in the new editor, then choose Continue.', 'Continue', 'Cancel');
+    const text = doc.getText();
+    if (vscode.window.activeTextEditor?.document === doc) await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
+    return choice === 'Continue' ? text : undefined;
+  }
+
+  private async askBase(repo: RepoContext): Promise<string | undefined> {
+    const head = await git(repo.root, ['rev-parse', '--abbrev-ref', 'HEAD']).then((r) => r.stdout.trim()).catch(() => 'HEAD');
+    const refs = await git(repo.root, ['for-each-ref', '--sort=-committerdate', '--count=200', '--format=%(refname:short)\t%(objectname:short)', 'refs/heads', 'refs/tags'])
+      .then((r) => r.stdout.trim().split('\n').filter(Boolean))
+      .catch(() => []);
+    const quickPick = vscode.window.createQuickPick<vscode.QuickPickItem & { ref: string }>();
+    quickPick.title = 'New Draft (2/3): the base';
+    quickPick.placeholder = 'The commit the draft starts from; type any branch, tag or SHA';
+    quickPick.ignoreFocusOut = true;
+    quickPick.items = [
+      { label: `$(git-commit) HEAD of ${head}`, description: 'the current commit (default)', ref: '' },
+      ...refs.map((line) => {
+        const [name, sha] = line.split('\t');
+        return { label: name ?? '', description: sha, ref: name ?? '' };
+      }),
+    ];
+    return new Promise((resolve) => {
+      quickPick.onDidAccept(() => {
+        const picked = quickPick.selectedItems[0];
+        resolve(picked ? picked.ref : quickPick.value.trim());
+        quickPick.hide();
+      });
+      quickPick.onDidHide(() => {
+        resolve(undefined);
+        quickPick.dispose();
+      });
+      quickPick.show();
+    });
+  }
+
+  private async pickAgent(agentId?: string): Promise<DraftAgent | undefined> {
+    const { config, problems } = readConfig();
+    for (const problem of problems.filter((p) => p.key === 'agentLanes.agents')) void vscode.window.showWarningMessage(problem.message);
+    if (agentId === CHAT_AGENT_ID) return { kind: 'chat' };
+    if (agentId) {
+      const agent = config.agents.find((a) => a.id === agentId);
+      if (!agent) void vscode.window.showErrorMessage(`There is no agent "${agentId}" in the setting agentLanes.agents. Add it there, or pick another agent.`);
+      return agent ? { kind: 'cli', config: agent } : undefined;
+    }
+    type Item = vscode.QuickPickItem & { agent?: DraftAgent; configure?: boolean };
+    const items: Item[] = [
+      ...config.agents.map((agent): Item => ({ label: agent.label, description: agent.id, detail: agent.command.join(' '), agent: { kind: 'cli', config: agent } })),
+      { label: '$(comment-discussion) An agent in VS Code chat', description: CHAT_AGENT_ID, detail: 'Copilot agent mode or any chat agent, through the Agent Lanes language model tools', agent: { kind: 'chat' } },
+      { label: '$(settings-gear) Configure a CLI agent…', description: 'agentLanes.agents', configure: true },
+    ];
+    const picked = await vscode.window.showQuickPick(items, { title: 'New Draft (3/3): the agent', placeHolder: 'Which agent writes the draft?', ignoreFocusOut: true });
+    if (picked?.configure) {
+      await vscode.commands.executeCommand('workbench.action.openSettings', 'agentLanes.agents');
+      return undefined;
+    }
+    return picked?.agent;
+  }
+
+  /** Runs a CLI agent with progress; cancelling stops it and its process tree. */
+  async runAgent(repo: RepoContext, change: Change, agent: AgentConfig): Promise<void> {
+    const { logger } = this.services;
+    if (!this.requireTrust('agent run')) return;
+    try {
+      const actor = await userActor(repo.root);
+      const outcome = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Agent Lanes: ${agent.label} is drafting "${change.title}"`, cancellable: true },
+        (progress, token) => {
+          token.onCancellationRequested(() => repo.lanes.draft.stopAgent(change.id));
+          return repo.lanes.draft.runAgent(change.id, agent, actor, {
+            onLine: (line) => progress.report({ message: line.slice(0, 120) }),
+          });
+        },
+      );
+      logger.info(`Change ${change.id}: ${outcome.message}`);
+      const showLog = 'Show Agent Log';
+      const done = outcome.outcome === 'committed' || outcome.outcome === 'noChanges';
+      const notify = done ? vscode.window.showInformationMessage : vscode.window.showErrorMessage;
+      const extra = outcome.reportError ? ` The agent's report was refused: ${outcome.reportError}` : '';
+      void notify(`Change ${change.id}: ${outcome.message}${extra}`, showLog).then((choice) => {
+        if (choice === showLog) void this.showAgentLog({ repoRoot: repo.root, changeId: change.id });
+      });
+      if (outcome.checkout && !outcome.checkout.untouched) {
+        void vscode.window.showErrorMessage(
+          `Your checkout changed while the agent of change ${change.id} ran: ${outcome.checkout.differences.slice(0, 3).join('; ')}. The change is flagged; check your files.`,
+          { modal: false },
+        );
+      }
+    } catch (error) {
+      await showLaneError(logger, error, `Running the agent on change ${change.id}`);
+    }
+  }
+
+  async runAgentCommand(target: ChangeTarget): Promise<void> {
+    const found = await this.resolveTarget(target, (c) => c.lane === 'draft', 'Run an agent on which draft?');
+    if (!found) return;
+    const agent = await this.pickAgent(found.change.agentId === CHAT_AGENT_ID ? undefined : found.change.agentId);
+    if (!agent) return;
+    if (agent.kind === 'chat') {
+      void vscode.window.showInformationMessage(`Ask the chat agent to work on change ${found.change.id} with the Agent Lanes tools, then run "Lanes: Finish Draft".`);
+      return;
+    }
+    await this.runAgent(found.repo, found.change, agent.config);
+  }
+
+  async stopAgent(target: ChangeTarget): Promise<void> {
+    const found = await this.resolveTarget(target, (c) => c.agentRun?.state === 'running', 'Stop the agent of which change?');
+    if (!found) return;
+    if (!found.repo.lanes.draft.stopAgent(found.change.id)) void vscode.window.showInformationMessage(`No agent is running on change ${found.change.id}.`);
+  }
+
+  /** Commits and analyses what a chat agent left in the worktree. */
+  async finishDraft(target: ChangeTarget): Promise<void> {
+    const found = await this.resolveTarget(target, (c) => c.lane === 'draft' && c.agentRun?.state !== 'running', 'Finish which draft?');
+    if (!found) return;
+    try {
+      const outcome = await found.repo.lanes.draft.finish(found.change.id, { actor: await userActor(found.repo.root) });
+      void vscode.window.showInformationMessage(`Change ${found.change.id}: ${outcome.message}`);
+    } catch (error) {
+      await showLaneError(this.services.logger, error, `Finishing draft ${found.change.id}`);
+    }
+  }
+
+  async showAgentLog(target: ChangeTarget): Promise<void> {
+    const found = await this.resolveTarget(target, () => true, 'Show the agent log of which change?');
+    if (!found) return;
+    const file = join(found.repo.storage.changeDir(found.change.id), 'agent.log');
+    try {
+      const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(file));
+      await vscode.window.showTextDocument(doc, { preview: true });
+    } catch {
+      void vscode.window.showInformationMessage(`Change ${found.change.id} has no agent log yet: no CLI agent has run on it.`);
+    }
+  }
+
+  /** "Lanes: Open Changes": the base against the lane branch in VS Code's multi-diff editor. */
+  async openChanges(target: ChangeTarget): Promise<void> {
+    const found = await this.resolveTarget(target, (c) => c.lane !== 'closed', 'Open the changes of which change?');
+    if (!found) return;
+    const { repo, change } = found;
+    const head = change.headSha ?? change.branch;
+    const names = await git(repo.root, ['diff', '--name-status', '-z', '--no-renames', change.baseSha, head, '--']).then((r) => r.stdout.split('\0').filter(Boolean));
+    const resources: [vscode.Uri, vscode.Uri, vscode.Uri][] = [];
+    for (let i = 0; i + 1 < names.length; i += 2) {
+      const path = names[i + 1]!;
+      resources.push([vscode.Uri.file(join(change.worktreePath, path)), gitContentUri(repo.root, change.baseSha, path), gitContentUri(repo.root, head, path)]);
+    }
+    if (!resources.length) {
+      void vscode.window.showInformationMessage(`Change ${change.id} has no committed changes yet.`);
+      return;
+    }
+    await vscode.commands.executeCommand('vscode.changes', `Change ${change.id}: ${change.title}`, resources);
+  }
+
+  async openWorktree(target: ChangeTarget): Promise<void> {
+    const found = await this.resolveTarget(target, (c) => c.lane !== 'closed', 'Open the worktree of which change?');
+    if (!found) return;
+    await vscode.commands.executeCommand('vscode.openFolder', vscode.Uri.file(found.change.worktreePath), { forceNewWindow: true });
+  }
+
+  /** "Lanes: Discard Change": confirms, removes worktree and branch, keeps the record and audit. */
+  async discard(target: ChangeTarget, options: { confirmed?: boolean } = {}): Promise<void> {
+    const found = await this.resolveTarget(target, (c) => c.lane !== 'closed' && c.lane !== 'pullRequest', 'Discard which change?');
+    if (!found) return;
+    const { repo, change } = found;
+    if (!options.confirmed) {
+      const answer = await vscode.window.showWarningMessage(
+        `Discard change ${change.id} "${change.title}"? Its worktree and branch ${change.branch} are removed; its record and audit trail stay.`,
+        { modal: true },
+        'Discard',
+      );
+      if (answer !== 'Discard') return;
+    }
+    const actor = await userActor(repo.root);
+    try {
+      await repo.lanes.draft.discard(change.id, actor);
+    } catch (error) {
+      if (error instanceof UncommittedWorkError) {
+        const force = options.confirmed ? 'Discard Anyway' : await vscode.window.showWarningMessage(`${error.message}`, { modal: true }, 'Discard Anyway');
+        if (force !== 'Discard Anyway') return;
+        try {
+          await repo.lanes.draft.discard(change.id, actor, { force: true });
+        } catch (again) {
+          await showLaneError(this.services.logger, again, `Discarding change ${change.id}`);
+        }
+        return;
+      }
+      await showLaneError(this.services.logger, error, `Discarding change ${change.id}`);
+    }
+  }
+
+  /** Finds leftovers (worktrees without records, records without worktrees) and offers to clean up. */
+  async reconcile(options: { quietWhenClean?: boolean } = {}): Promise<ReconcileFinding[]> {
+    const { registry, logger } = this.services;
+    await registry.ensureDiscovered();
+    const all: { repo: RepoContext; finding: ReconcileFinding }[] = [];
+    for (const repo of registry.repositories()) {
+      try {
+        for (const finding of await repo.lanes.draft.reconcile()) all.push({ repo, finding });
+      } catch (error) {
+        logger.error(`Reconciling ${repo.root}`, error);
+      }
+    }
+    if (!all.length) {
+      if (!options.quietWhenClean) void vscode.window.showInformationMessage('Agent Lanes: every change has its worktree, and there are no leftovers.');
+      return [];
+    }
+    if (options.quietWhenClean) {
+      // Offered, not forced: the findings come back at once, the choice later.
+      void vscode.window.showWarningMessage(`Agent Lanes found ${all.length} leftover worktree(s) or record(s) that do not match, e.g. after a crash.`, 'Review').then((choice) => {
+        if (choice === 'Review') void this.reconcile();
+      });
+      return all.map((a) => a.finding);
+    }
+    type Item = vscode.QuickPickItem & { repo: RepoContext; finding: ReconcileFinding; action: ReconcileFinding['actions'][number] };
+    const items: Item[] = all.flatMap(({ repo, finding }) =>
+      finding.actions.map((action) => ({
+        label: `${actionLabel(action)}${finding.hasUncommittedWork ? ' $(warning) has uncommitted work' : ''}`,
+        description: finding.changeId ?? finding.branch ?? '',
+        detail: finding.message,
+        repo,
+        finding,
+        action,
+      })),
+    );
+    const picked = await vscode.window.showQuickPick(items, { placeHolder: 'Clean up which leftover? (nothing is removed without this choice)' });
+    if (!picked) return all.map((a) => a.finding);
+    let force = false;
+    if (picked.finding.hasUncommittedWork && ['removeWorktree', 'removeFolder', 'deleteBranch'].includes(picked.action)) {
+      force = (await vscode.window.showWarningMessage(`${picked.finding.message} It has uncommitted work that will be lost.`, { modal: true }, 'Remove Anyway')) === 'Remove Anyway';
+      if (!force) return all.map((a) => a.finding);
+    }
+    try {
+      await picked.repo.lanes.draft.applyReconcile(picked.finding, picked.action, await userActor(picked.repo.root), { force });
+      void vscode.window.showInformationMessage(`Done: ${actionLabel(picked.action).toLowerCase()}.`);
+    } catch (error) {
+      await showLaneError(logger, error, 'Cleaning up');
+    }
+    return all.map((a) => a.finding);
+  }
+}
+
+function actionLabel(action: ReconcileFinding['actions'][number]): string {
+  switch (action) {
+    case 'restoreWorktree':
+      return 'Restore the worktree';
+    case 'prune':
+      return 'Prune the stale worktree entry';
+    case 'removeWorktree':
+      return 'Remove the worktree';
+    case 'deleteBranch':
+      return 'Delete the lane branch';
+    case 'removeFolder':
+      return 'Remove the folder';
+  }
+}

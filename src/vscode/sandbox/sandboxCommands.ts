@@ -1,0 +1,331 @@
+import * as vscode from 'vscode';
+import type { Actor, Change } from '../../core/change';
+import type { Logger } from '../../core/logger';
+import { type SandboxLaneProgress, type SandboxOrphan, type SandboxRunOutcome, SandboxInputError, SandboxLane, type SandboxSettings } from '../../infra/lanes/sandbox/sandboxLane';
+import { SandboxError } from '../../infra/sandbox/types';
+import { readConfig } from '../config';
+import { Commands } from '../constants';
+import { type ChangeTarget, type DraftCommands, showLaneError } from '../draft/draftCommands';
+import { whoAmI } from '../identity';
+import type { LanesNode } from '../lanesTree';
+import type { PolicyController } from '../policy/policyController';
+import type { RepoContext, RepositoryRegistry } from '../repositories';
+
+export interface SandboxDeps {
+  logger: Logger;
+  registry: RepositoryRegistry;
+  policy: PolicyController;
+  /** For resolveTarget (tree node, ids or a picker) and the Workspace Trust check. */
+  drafts: DraftCommands;
+  /** The Lanes view: orphaned containers are looked for when it is first shown. */
+  view: vscode.TreeView<LanesNode>;
+  /** The extension's folder (the development install of the dev containers CLI). */
+  extensionRoot: string;
+}
+
+/** "Lanes: Show Task Log": a change, and optionally which task ('prepare' for the preparation). */
+export type TaskLogTarget = ChangeTarget | { repoRoot?: string; changeId: string; taskId?: string };
+
+const SANDBOX_CHANNEL = 'Agent Lanes: Sandbox';
+
+function sandboxSettings(extensionRoot: string): SandboxSettings {
+  const { config } = readConfig();
+  return {
+    engine: config.sandboxContainerEngine,
+    defaultImage: config.sandboxDefaultImage,
+    ...(config.sandboxDevcontainerCliPath.trim() ? { devcontainerCliPath: config.sandboxDevcontainerCliPath.trim() } : {}),
+    extensionRoot,
+  };
+}
+
+function progressText(progress: SandboxLaneProgress): string {
+  switch (progress.kind) {
+    case 'preparing':
+      return progress.message;
+    case 'taskStarted':
+      return `task ${progress.index + 1}/${progress.total}: ${progress.task.id}`;
+    case 'taskFinished':
+      return `${progress.evidence.id}: ${progress.evidence.outcome}`;
+    case 'baseRun':
+      return `running ${progress.tasks.join(', ')} on the base commit`;
+    case 'promoted':
+      return progress.to === 'review' ? 'moved to Review' : 'moved to Sandbox';
+  }
+}
+
+/**
+ * The Sandbox lane in the editor: "Lanes: Run Sandbox Tasks", "Lanes:
+ * Promote" for drafts, "Lanes: Stop Sandbox Tasks", "Lanes: Show Task Log"
+ * and "Lanes: Clean Up Sandbox Containers". One SandboxLane per repository,
+ * created with it, so a change that closes takes its containers along.
+ */
+export class SandboxCommands implements vscode.Disposable {
+  private readonly lanes = new Map<string, { repo: RepoContext; lane: SandboxLane }>();
+  private channel: vscode.OutputChannel | undefined;
+  private readonly disposables: vscode.Disposable[] = [];
+  private orphansChecked = false;
+
+  constructor(private readonly deps: SandboxDeps) {
+    this.disposables.push(new vscode.Disposable(deps.registry.onDidChange(() => this.syncLanes()).dispose));
+    this.syncLanes();
+  }
+
+  /** The Sandbox lane of a repository. */
+  laneFor(repo: RepoContext): SandboxLane {
+    const known = this.lanes.get(repo.root);
+    if (known?.repo === repo) return known.lane;
+    known?.lane.dispose();
+    const lane = new SandboxLane(repo.lanes.context, { settings: () => sandboxSettings(this.deps.extensionRoot) });
+    this.lanes.set(repo.root, { repo, lane });
+    return lane;
+  }
+
+  private syncLanes(): void {
+    const repos = this.deps.registry.repositories();
+    for (const repo of repos) this.laneFor(repo);
+    for (const [root, entry] of this.lanes) {
+      if (!repos.includes(entry.repo)) {
+        entry.lane.dispose();
+        this.lanes.delete(root);
+      }
+    }
+  }
+
+  private output(): vscode.OutputChannel {
+    this.channel ??= vscode.window.createOutputChannel(SANDBOX_CHANNEL);
+    return this.channel;
+  }
+
+  /** Streams a task's redacted output to the Sandbox channel, each line prefixed with the change and task. */
+  private writer(changeId: string): (taskId: string, text: string) => void {
+    const channel = this.output();
+    return (taskId, text) => {
+      const lines = text.endsWith('\n') ? text.slice(0, -1).split('\n') : text.split('\n');
+      channel.append(lines.map((line) => `[${changeId} ${taskId}] ${line}\n`).join(''));
+    };
+  }
+
+  private async actor(repo: RepoContext): Promise<Actor> {
+    return { type: 'user', id: await whoAmI(repo.root) };
+  }
+
+  /** "Lanes: Run Sandbox Tasks" on a change in Draft or Sandbox. */
+  async runTasks(target: ChangeTarget): Promise<SandboxRunOutcome | undefined> {
+    return this.start(target, 'run');
+  }
+
+  /** "Lanes: Promote" on a change in Draft (runs its sandbox) or Sandbox (asks the gate again, or runs). */
+  async promote(target: ChangeTarget): Promise<SandboxRunOutcome | undefined> {
+    return this.start(target, 'promote');
+  }
+
+  private async start(target: ChangeTarget, how: 'run' | 'promote'): Promise<SandboxRunOutcome | undefined> {
+    const { drafts, logger, policy } = this.deps;
+    if (!drafts.requireTrust(how === 'run' ? 'sandbox tasks' : 'promotion')) return undefined;
+    const found = await drafts.resolveTarget(
+      target,
+      (c) => (c.lane === 'draft' || c.lane === 'sandbox') && c.agentRun?.state !== 'running',
+      how === 'run' ? 'Run the sandbox tasks of which change?' : 'Promote which change?',
+    );
+    if (!found) return undefined;
+    const { repo, change } = found;
+    if (change.lane === 'review' || change.lane === 'pullRequest') {
+      void vscode.window.showInformationMessage(`Change ${change.id} is in ${change.lane === 'review' ? 'Review' : 'Pull request'}: it moves on from its review ("Lanes: Open Review").`);
+      return undefined;
+    }
+    const lane = this.laneFor(repo);
+    try {
+      await policy.ensureStarted();
+      const actor = await this.actor(repo);
+      const channel = this.output();
+      channel.appendLine(`── ${new Date().toLocaleTimeString()} change ${change.id} "${change.title}": ${how === 'run' ? 'running the sandbox tasks' : 'promoting'}`);
+      const onTaskOutput = this.writer(change.id);
+      const outcome = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Agent Lanes: sandbox of "${change.title}"`, cancellable: true },
+        (progress, token) => {
+          const controller = new AbortController();
+          token.onCancellationRequested(() => controller.abort());
+          let total = 0;
+          const hooks = {
+            signal: controller.signal,
+            onTaskOutput,
+            onProgress: (p: SandboxLaneProgress) => {
+              if (p.kind === 'taskStarted') total = p.total;
+              progress.report({ message: progressText(p), ...(p.kind === 'taskFinished' && total ? { increment: 90 / total } : {}) });
+            },
+          };
+          return how === 'run' ? lane.run(change.id, actor, hooks) : lane.promote(change.id, actor, hooks);
+        },
+      );
+      channel.appendLine(`── change ${change.id}: ${outcome.message}`);
+      logger.info(outcome.message);
+      this.announce(repo, outcome);
+      return outcome;
+    } catch (error) {
+      this.showError(error, `The sandbox of change ${change.id}`);
+      return undefined;
+    }
+  }
+
+  private announce(repo: RepoContext, outcome: SandboxRunOutcome): void {
+    const changeId = outcome.change.id;
+    const showLog = 'Show Task Log';
+    if (outcome.notice) void vscode.window.showWarningMessage(outcome.notice);
+    if (outcome.promoted) {
+      // Not awaited: the command ends, the person answers when they like.
+      void vscode.window.showInformationMessage(`Change ${changeId} is ready for review: ${outcome.message.replace(/^Change \w+: /, '')}`, 'Open Review', showLog).then((choice) => {
+        if (choice === 'Open Review') void vscode.commands.executeCommand(Commands.openReview, { repoRoot: repo.root, changeId });
+        if (choice === showLog) void this.showTaskLog({ repoRoot: repo.root, changeId });
+      });
+      return;
+    }
+    const notify = outcome.verdict === 'passed' ? vscode.window.showWarningMessage : vscode.window.showErrorMessage;
+    void notify(outcome.message, showLog).then((choice) => {
+      if (choice === showLog) void this.showTaskLog({ repoRoot: repo.root, changeId });
+    });
+  }
+
+  private showError(error: unknown, doing: string): void {
+    const { logger } = this.deps;
+    if (error instanceof SandboxInputError) {
+      logger.warn(`${doing}: ${error.message}`);
+      void vscode.window.showErrorMessage(error.message);
+      return;
+    }
+    if (error instanceof SandboxError) {
+      logger.warn(`${doing}: ${error.kind}: ${error.message}`);
+      const settings = error.kind === 'noSandbox' || error.kind === 'imageMissing' ? ['Open Settings'] : [];
+      void vscode.window.showErrorMessage(error.message, ...settings).then((choice) => {
+        if (choice === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', 'agentLanes.sandbox');
+      });
+      return;
+    }
+    void showLaneError(logger, error, doing);
+  }
+
+  /** "Lanes: Stop Sandbox Tasks": kills the running task in its container; the rest are skipped. */
+  async stop(target: ChangeTarget): Promise<boolean> {
+    const found = await this.deps.drafts.resolveTarget(target, (c: Change) => c.sandbox?.verdict === 'running', 'Stop the sandbox tasks of which change?');
+    if (!found) return false;
+    const stopped = this.laneFor(found.repo).stop(found.change.id);
+    if (!stopped) void vscode.window.showInformationMessage(`No sandbox tasks are running for change ${found.change.id}.`);
+    return stopped;
+  }
+
+  /** "Lanes: Show Task Log": opens the stored, redacted log of a task (or of the preparation). */
+  async showTaskLog(target: TaskLogTarget): Promise<vscode.TextEditor | undefined> {
+    const taskId = target && 'changeId' in target && 'taskId' in target ? target.taskId : undefined;
+    const found = await this.deps.drafts.resolveTarget(target as ChangeTarget, (c) => c.sandbox !== undefined, 'Show a task log of which change?');
+    if (!found) return undefined;
+    const { repo, change } = found;
+    const read = await repo.evidence.read(change.id);
+    const evidence = read.kind === 'ok' ? read.evidence : undefined;
+    const logs = [
+      ...(evidence?.preparation?.logFile ? [{ id: 'prepare', file: evidence.preparation.logFile, label: 'Preparation', detail: `${evidence.preparation.outcome} · network ${evidence.preparation.networkMode}` }] : []),
+      ...(evidence?.tasks ?? [])
+        .filter((task) => task.logFile)
+        .map((task) => ({ id: task.id, file: task.logFile!, label: task.id, detail: `${task.outcome}${task.exitCode !== null ? ` (exit ${task.exitCode})` : ''} · ${task.command}` })),
+    ];
+    if (logs.length === 0) {
+      void vscode.window.showInformationMessage(`Change ${change.id} has no task log yet: run its sandbox tasks first ("Lanes: Run Sandbox Tasks").`);
+      return undefined;
+    }
+    let chosen = taskId ? logs.find((log) => log.id === taskId) : logs.length === 1 ? logs[0] : undefined;
+    if (taskId && !chosen) {
+      void vscode.window.showErrorMessage(`Change ${change.id} has no log for a task "${taskId}" (it has: ${logs.map((log) => log.id).join(', ')}).`);
+      return undefined;
+    }
+    chosen ??= await vscode.window.showQuickPick(
+      logs.map((log) => ({ ...log, description: log.detail })),
+      { placeHolder: `Which log of change ${change.id}?` },
+    );
+    if (!chosen) return undefined;
+    try {
+      const document = await vscode.workspace.openTextDocument(vscode.Uri.file(chosen.file));
+      return await vscode.window.showTextDocument(document, { preview: true });
+    } catch (error) {
+      this.deps.logger.warn(`Opening ${chosen.file}: ${(error as Error).message}`);
+      void vscode.window.showErrorMessage(`The log of ${chosen.id} (change ${change.id}) is gone from ${chosen.file}; run the sandbox tasks again to get a new one.`);
+      return undefined;
+    }
+  }
+
+  /** Sandbox containers that no open change needs, over every repository of the workspace. */
+  async findOrphans(): Promise<{ repo: RepoContext; orphans: SandboxOrphan[] }[]> {
+    await this.deps.registry.ensureDiscovered();
+    const found: { repo: RepoContext; orphans: SandboxOrphan[] }[] = [];
+    for (const repo of this.deps.registry.repositories()) {
+      const lane = this.laneFor(repo);
+      try {
+        await lane.markInterrupted();
+        const orphans = await lane.findOrphans(repo.store.all());
+        if (orphans.length) found.push({ repo, orphans });
+      } catch (error) {
+        this.deps.logger.error(`Looking for leftover sandbox containers of ${repo.root}`, error);
+      }
+    }
+    return found;
+  }
+
+  /** On the first showing of the view: offers to remove leftover containers, without waiting for the answer. */
+  async checkOrphansOnce(): Promise<void> {
+    if (this.orphansChecked) return;
+    this.orphansChecked = true;
+    const found = await this.findOrphans();
+    const count = found.reduce((sum, entry) => sum + entry.orphans.length, 0);
+    if (count === 0) return;
+    void vscode.window
+      .showWarningMessage(`Agent Lanes found ${count} sandbox container(s) that no open change needs (${found[0]!.orphans[0]!.reason}${count > 1 ? ', …' : ''}).`, 'Remove Them')
+      .then((choice) => {
+        if (choice === 'Remove Them') void this.cleanup({ confirmed: true });
+      });
+  }
+
+  /** "Lanes: Clean Up Sandbox Containers". */
+  async cleanup(options: { confirmed?: boolean } = {}): Promise<number> {
+    const found = await this.findOrphans();
+    const count = found.reduce((sum, entry) => sum + entry.orphans.length, 0);
+    if (count === 0) {
+      void vscode.window.showInformationMessage('Agent Lanes: no leftover sandbox containers; every container belongs to an open change.');
+      return 0;
+    }
+    if (!options.confirmed) {
+      const reasons = found.flatMap((entry) => entry.orphans.map((orphan) => `${orphan.container.name || orphan.container.id.slice(0, 12)}: ${orphan.reason}`));
+      const answer = await vscode.window.showWarningMessage(`Remove ${count} sandbox container(s)?`, { modal: true, detail: reasons.slice(0, 10).join('\n') }, 'Remove');
+      if (answer !== 'Remove') return 0;
+    }
+    let removed = 0;
+    for (const { repo, orphans } of found) {
+      try {
+        removed += await this.laneFor(repo).removeOrphans(orphans, await this.actor(repo));
+      } catch (error) {
+        this.showError(error, `Removing leftover sandbox containers of ${repo.name}`);
+      }
+    }
+    void vscode.window.showInformationMessage(`Agent Lanes removed ${removed} sandbox container(s).`);
+    return removed;
+  }
+
+  dispose(): void {
+    for (const { lane } of this.lanes.values()) lane.dispose();
+    this.lanes.clear();
+    this.channel?.dispose();
+    for (const disposable of this.disposables) disposable.dispose();
+  }
+}
+
+/** Registers the Sandbox lane's commands; returns the controller (for the LanesApi and other lanes). */
+export function registerSandbox(context: vscode.ExtensionContext, deps: SandboxDeps): SandboxCommands {
+  const sandbox = new SandboxCommands(deps);
+  const register = (id: string, handler: (...args: never[]) => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, handler));
+  register(Commands.runSandboxTasks, (target?: ChangeTarget) => sandbox.runTasks(target));
+  register(Commands.promote, (target?: ChangeTarget) => sandbox.promote(target));
+  register(Commands.stopSandboxTasks, (target?: ChangeTarget) => sandbox.stop(target));
+  register(Commands.showTaskLog, (target?: TaskLogTarget) => sandbox.showTaskLog(target));
+  register(Commands.cleanupSandboxes, (options?: { confirmed?: boolean }) => sandbox.cleanup(options && typeof options === 'object' && !('kind' in options) ? options : {}));
+  // Leftover containers are looked for when the view is first shown, never during activation.
+  const onVisible = () => void sandbox.checkOrphansOnce().catch((error: unknown) => deps.logger.error('Looking for leftover sandbox containers failed', error));
+  context.subscriptions.push(sandbox, deps.view.onDidChangeVisibility((event) => event.visible && onVisible()));
+  if (deps.view.visible) onVisible();
+  return sandbox;
+}
