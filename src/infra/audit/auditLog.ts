@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { EXTENSION_ACTOR } from '../../core/constants';
 import { createWriteStream } from 'node:fs';
 import { copyFile, mkdir, open, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -302,7 +303,6 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
-const EXTENSION_ACTOR: Actor = { type: 'extension', id: 'agent-lanes' };
 
 /**
  * The per-repository audit log writer and reader. Appends are redacted,

@@ -3,6 +3,8 @@ import type { ChangeStore } from '../../core/changeStore';
 import type { DecisionRecord } from '../../core/decision';
 import type { Evidence } from '../../core/evidence';
 import type { Logger } from '../../core/logger';
+import { EXTENSION_ACTOR } from '../../core/constants';
+import type { LaneEvent, TransitionResult } from '../../core/lanes';
 import { type ChangeFacts, type PolicyAction, factsFromEvidence } from '../../core/policy/evaluate';
 import type { AuditLog } from '../audit/auditLog';
 import type { EvidenceStore } from '../storage/evidenceStore';
@@ -23,7 +25,6 @@ export interface LaneContext {
   readonly logger: Logger;
 }
 
-export const EXTENSION_ACTOR: Actor = { type: 'extension', id: 'agent-lanes' };
 
 /**
  * Asks policy, records the decision (audit, evidence, the change's last
@@ -86,4 +87,28 @@ export function changeFacts(change: Change, evidence: Evidence | undefined, extr
     ...extras,
   };
   return evidence ? factsFromEvidence(evidence, fromRecord) : fromRecord;
+}
+
+/**
+ * Moves a change through the lane state machine and audits the move: the one
+ * way a lane service changes a change's lane. A refusal changes nothing and is
+ * not audited; the caller decides what a refusal means.
+ */
+export async function moveChange(
+  ctx: LaneContext,
+  changeId: string,
+  event: LaneEvent,
+  actor: Actor,
+  options: { reason?: string; details?: Record<string, unknown> } = {},
+): Promise<TransitionResult> {
+  const before = ctx.store.get(changeId);
+  const moved = await ctx.store.transition(changeId, event, actor, options.reason);
+  if (!moved.ok) return moved;
+  await ctx.audit.append({
+    actor,
+    action: 'lane.transition',
+    changeId,
+    details: { event, from: before?.lane, to: moved.change.lane, ...(options.reason === undefined ? {} : { reason: options.reason }), ...options.details },
+  });
+  return moved;
 }

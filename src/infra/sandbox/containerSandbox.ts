@@ -1,3 +1,4 @@
+import { DEFAULT_TASK_TIMEOUT_SECONDS } from '../../core/constants';
 import { randomBytes } from 'node:crypto';
 import { mkdir, realpath, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
@@ -47,7 +48,6 @@ import { baseRunResult, type BaseRunRequest, type BaseRunResult, type RunTasksRe
  */
 
 export const DEFAULT_UP_TIMEOUT_MS = 10 * 60_000;
-const DEFAULT_TASK_TIMEOUT_SECONDS = 600;
 
 export interface ContainerSandboxOptions {
   engine: ContainerEngine;

@@ -1,3 +1,4 @@
+import { DEFAULT_TASK_TIMEOUT_SECONDS } from '../../core/constants';
 import { homedir } from 'node:os';
 import { realpath, stat } from 'node:fs/promises';
 import { execa } from 'execa';
@@ -51,7 +52,6 @@ export interface ProcessSandboxOptions {
   pathVariable?: string;
 }
 
-const DEFAULT_TASK_TIMEOUT_SECONDS = 600;
 
 export class ProcessSandbox implements TaskSandbox {
   readonly isolation = 'process' as const;

@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { EXTENSION_ACTOR } from '../../core/constants';
 import type { Change } from '../../core/change';
 import { Emitter } from '../../core/events';
 import { hashEvidence } from '../../core/evidence';
@@ -8,7 +9,6 @@ import type { ReviewDeps } from './deps';
 import { pathExists } from '../../infra/storage/fileStore';
 
 const CHECK_DELAY_MS = 400;
-const EXTENSION_ACTOR = { type: 'extension', id: 'agent-lanes' } as const;
 
 interface Watched {
   repo: RepoContext;

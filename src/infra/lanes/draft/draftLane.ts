@@ -14,7 +14,8 @@ import { type FinishedDraftRun, finishDraftRun } from '../../draft/draftRun';
 import { analyzeChange } from '../../git/gitDiff';
 import { commitLaneWork } from '../../git/laneCommit';
 import { UncommittedWorkError, applyReconcileAction, createWorktree, reconcile, removeWorktree, repositoryState, resolveBase } from '../../git/worktrees';
-import { EXTENSION_ACTOR, type LaneContext, decide } from '../laneContext';
+import { EXTENSION_ACTOR } from '../../../core/constants';
+import { type LaneContext, decide } from '../laneContext';
 
 /** The agent of a draft: a CLI agent from the settings, or an agent in VS Code's chat using the lane's tools. */
 export type DraftAgent = { kind: 'cli'; config: AgentConfig } | { kind: 'chat' };

@@ -24,7 +24,8 @@ import { git } from '../../git/gitProcess';
 import { PolicyDeniedError } from '../../policy/policyService';
 import { listReviewDiff } from '../../review/reviewDiff';
 import { UncommittedWorkError, removeWorktree } from '../../git/worktrees';
-import { EXTENSION_ACTOR, type LaneContext, changeFacts, decide } from '../laneContext';
+import { EXTENSION_ACTOR } from '../../../core/constants';
+import { type LaneContext, changeFacts, decide } from '../laneContext';
 
 export type PullRequestLaneErrorKind = 'noChange' | 'wrongLane' | 'notApproved' | 'approvalMismatch' | 'noEvidence' | 'baseNotBranch' | 'branchMissing' | 'noPullRequest' | 'moveRefused';
 

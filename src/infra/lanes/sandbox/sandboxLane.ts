@@ -18,7 +18,8 @@ import type { EngineSetting } from '../../sandbox/engine';
 import { type SandboxSelection, selectSandbox } from '../../sandbox/selectSandbox';
 import { skippedTask } from '../../sandbox/taskRun';
 import { SandboxError, type SandboxProgress, type SandboxSource, type TaskSandbox } from '../../sandbox/types';
-import { EXTENSION_ACTOR, type LaneContext, changeFacts, decide } from '../laneContext';
+import { DEFAULT_TASK_TIMEOUT_SECONDS, EXTENSION_ACTOR } from '../../../core/constants';
+import { type LaneContext, changeFacts, decide } from '../laneContext';
 
 /** The settings the Sandbox lane reads (the editor passes them in; this layer never reads VS Code). */
 export interface SandboxSettings {
@@ -84,7 +85,6 @@ export class SandboxInputError extends Error {
 }
 
 /** When a task names no time limit (policy's limit caps it). */
-export const DEFAULT_TASK_TIMEOUT_SECONDS = 600;
 
 const OPTIONAL_FAILED = 'not required and failed: ';
 
