@@ -9,7 +9,9 @@ const noEditorApi = {
 };
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'out/**', 'node_modules/**', 'test-results/**', '.demo/**', '.vscode-test/**', 'test/fixtures/**/node_modules/**'] },
+  {
+    ignores: ['dist/**', 'out/**', 'node_modules/**', 'test-results/**', '.demo/**', '.vscode-test/**', 'test/fixtures/**/node_modules/**'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -27,10 +29,19 @@ export default tseslint.config(
   {
     files: ['src/core/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        ...noEditorApi,
-        patterns: [...noEditorApi.patterns, { group: ['**/infra/**', '**/vscode/**', 'node:child_process', 'child_process'], message: 'src/core is pure logic: no side-effect adapters.' }],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          ...noEditorApi,
+          patterns: [
+            ...noEditorApi.patterns,
+            {
+              group: ['**/infra/**', '**/vscode/**', 'node:child_process', 'child_process'],
+              message: 'src/core is pure logic: no side-effect adapters.',
+            },
+          ],
+        },
+      ],
     },
   },
   {

@@ -22,9 +22,11 @@ const mergeBy = (target, items, key) => {
   }
 };
 mergeBy((c.commands ??= []), f.commands, (x) => x.command);
-for (const [menu, items] of Object.entries(f.menus ?? {})) mergeBy((c.menus ??= {})[menu] ??= [], items, (x) => `${x.command}|${x.when}|${x.group}`);
-if (f.configuration?.properties) Object.assign(((c.configuration ??= { title: 'Agent Lanes' }).properties ??= {}), f.configuration.properties);
-for (const [container, views] of Object.entries(f.views ?? {})) mergeBy((c.views ??= {})[container] ??= [], views, (x) => x.id);
+for (const [menu, items] of Object.entries(f.menus ?? {}))
+  mergeBy(((c.menus ??= {})[menu] ??= []), items, (x) => `${x.command}|${x.when}|${x.group}`);
+if (f.configuration?.properties)
+  Object.assign(((c.configuration ??= { title: 'Agent Lanes' }).properties ??= {}), f.configuration.properties);
+for (const [container, views] of Object.entries(f.views ?? {})) mergeBy(((c.views ??= {})[container] ??= []), views, (x) => x.id);
 mergeBy((c.viewsWelcome ??= []), f.viewsWelcome, (x) => `${x.view}|${x.when}`);
 mergeBy((c.languageModelTools ??= []), f.languageModelTools, (x) => x.name);
 for (const event of fragment.activationEvents ?? []) if (!pkg.activationEvents.includes(event)) pkg.activationEvents.push(event);

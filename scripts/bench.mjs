@@ -31,18 +31,29 @@ const median = (values) => {
 };
 
 execFileSync('npm', ['run', '--silent', 'package'], { cwd: root, stdio: 'inherit' });
-const benchSources = readdirSync(join(root, 'test', 'bench')).filter((f) => f.endsWith('.bench.ts')).map((f) => `test/bench/${f}`);
-const vscodeBenchSources = readdirSync(join(root, 'test', 'bench', 'vscode')).filter((f) => f.endsWith('.ts')).map((f) => `test/bench/vscode/${f}`);
+const benchSources = readdirSync(join(root, 'test', 'bench'))
+  .filter((f) => f.endsWith('.bench.ts'))
+  .map((f) => `test/bench/${f}`);
+const vscodeBenchSources = readdirSync(join(root, 'test', 'bench', 'vscode'))
+  .filter((f) => f.endsWith('.ts'))
+  .map((f) => `test/bench/vscode/${f}`);
 execFileSync('node', ['esbuild.mjs', '--tests', ...benchSources, ...vscodeBenchSources], { cwd: root, stdio: 'inherit' });
 results['vsix.kb'] = [Math.round((statSync(join(root, 'dist', 'agent-lanes.vsix')).size / 1024) * 10) / 10];
 
 // Benchmarks in plain Node, one process each.
 const benchDir = join(root, 'out', 'test', 'bench');
-for (const file of readdirSync(benchDir).filter((f) => f.endsWith('.bench.js')).sort()) {
+for (const file of readdirSync(benchDir)
+  .filter((f) => f.endsWith('.bench.js'))
+  .sort()) {
   const name = file.replace(/\.bench\.js$/, '');
   if (only.length && !only.includes(name)) continue;
   console.log(`\n--- ${name}`);
-  const run = spawnSync('node', [join(benchDir, file)], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 15 * 60_000 });
+  const run = spawnSync('node', [join(benchDir, file)], {
+    cwd: root,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 15 * 60_000,
+  });
   if (!record(name, run.stdout ?? '')) console.error(`${name}: no BENCH_RESULT line (exit ${run.status})\n${run.stdout}`);
 }
 
@@ -53,7 +64,9 @@ if (!only.length || only.includes('vscode')) {
   const server = await startCodeServer();
   const browser = await launchBrowser();
   try {
-    for (const bench of readdirSync(join(benchDir, 'vscode')).filter((f) => f.endsWith('.js')).sort()) {
+    for (const bench of readdirSync(join(benchDir, 'vscode'))
+      .filter((f) => f.endsWith('.js'))
+      .sort()) {
       // Several windows each, the median reported: one window's timing is noise on 2 cores.
       const rounds = bench.startsWith('activation') ? 5 : 3;
       for (let i = 0; i < rounds; i++) {

@@ -38,7 +38,19 @@ git(repo, 'commit', '-q', '-m', 'Declare the sandbox tasks');
 const bare = join(demoDir, 'origin.git');
 git(demoDir, 'init', '-q', '--bare', '--initial-branch=main', bare);
 git(repo, 'push', '-q', bare, 'main');
-const github = spawn(process.execPath, [join(root, 'out', 'test', 'fixtures', 'github-standin', 'cli.js'), '--bare', bare, '--token', 'demo-token', '--checks-after-ms', '20000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const github = spawn(
+  process.execPath,
+  [
+    join(root, 'out', 'test', 'fixtures', 'github-standin', 'cli.js'),
+    '--bare',
+    bare,
+    '--token',
+    'demo-token',
+    '--checks-after-ms',
+    '20000',
+  ],
+  { stdio: ['ignore', 'pipe', 'inherit'] },
+);
 const standIn = JSON.parse(await new Promise((r) => createInterface({ input: github.stdout }).once('line', r)));
 git(repo, 'remote', 'add', 'origin', standIn.remoteUrl);
 git(repo, 'remote', 'set-url', '--push', 'origin', bare);
@@ -62,7 +74,9 @@ const server = await startCodeServer({
   settings: {
     'workbench.colorTheme': 'Default Dark Modern',
     'agentLanes.policy.endpoint': policyUrl,
-    'agentLanes.agents': [{ id: 'demo-agent', label: 'Demo agent (scripted)', command: [process.execPath, demoAgent, '{promptFile}'], timeoutSeconds: 120 }],
+    'agentLanes.agents': [
+      { id: 'demo-agent', label: 'Demo agent (scripted)', command: [process.execPath, demoAgent, '{promptFile}'], timeoutSeconds: 120 },
+    ],
     'agentLanes.sandbox.containerEngine': 'podman',
     'agentLanes.sandbox.defaultImage': 'localhost/agent-lanes-sandbox:test',
     'agentLanes.sandbox.devcontainerCliPath': join(root, 'node_modules', '.bin', 'devcontainer'),

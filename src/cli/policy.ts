@@ -72,10 +72,16 @@ export async function runPolicyCli(args: string[], out: CliOutput): Promise<numb
     }
     const effective = mergePolicies({ level: 'org', document: parsed.policy, source: policyPath });
     const policy = effective.policy;
-    const expires = policy.metadata.expiresAt ? `expires ${policy.metadata.expiresAt}` : 'no expiry (set metadata.expiresAt so a stale cached copy stops being used)';
-    const killed = (['disableDrafts', 'disableSandbox', 'disablePullRequests', 'cancelRunning'] as const).filter((key) => policy.killSwitch[key]);
+    const expires = policy.metadata.expiresAt
+      ? `expires ${policy.metadata.expiresAt}`
+      : 'no expiry (set metadata.expiresAt so a stale cached copy stops being used)';
+    const killed = (['disableDrafts', 'disableSandbox', 'disablePullRequests', 'cancelRunning'] as const).filter(
+      (key) => policy.killSwitch[key],
+    );
     out.log(`${policyPath}: valid, ${effective.policyRef}, ${expires}`);
-    out.log(`  ${policy.pathRules.length} path rules, ${policy.lanes.sandbox.requiredTasks.length} required tasks, kill switch ${killed.length ? `ON (${killed.join(', ')})` : 'off'}`);
+    out.log(
+      `  ${policy.pathRules.length} path rules, ${policy.lanes.sandbox.requiredTasks.length} required tasks, kill switch ${killed.length ? `ON (${killed.join(', ')})` : 'off'}`,
+    );
     out.log(`  sha256 of the effective policy: ${effective.policyHash}`);
     return 0;
   }

@@ -34,12 +34,16 @@ export class ChangeStore {
       try {
         json = JSON.parse(text);
       } catch (error) {
-        throw new ChangeStoreError(`The change records are not valid JSON (${(error as Error).message}). They were left as they are; move the file aside to start afresh.`);
+        throw new ChangeStoreError(
+          `The change records are not valid JSON (${(error as Error).message}). They were left as they are; move the file aside to start afresh.`,
+        );
       }
       const parsed = ChangeFileSchema.safeParse(json);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        throw new ChangeStoreError(`The change records do not match the expected format at ${issue?.path.join('.') || '(root)'}: ${issue?.message}. They were left as they are.`);
+        throw new ChangeStoreError(
+          `The change records do not match the expected format at ${issue?.path.join('.') || '(root)'}: ${issue?.message}. They were left as they are.`,
+        );
       }
       for (const change of parsed.data.changes) next.set(change.id, change);
     }

@@ -156,5 +156,7 @@ export type Evidence = z.infer<typeof EvidenceSchema>;
 
 /** SHA-256 over the RFC 8785 canonical form: what an approval is bound to. */
 export function hashEvidence(evidence: Evidence): string {
-  return createHash('sha256').update(canonicalize(evidence) ?? '').digest('hex');
+  return createHash('sha256')
+    .update(canonicalize(evidence) ?? '')
+    .digest('hex');
 }

@@ -12,9 +12,7 @@ export const LANE_EVENTS = [
 ] as const;
 export type LaneEvent = (typeof LANE_EVENTS)[number];
 
-export type TransitionResult =
-  | { ok: true; change: Change }
-  | { ok: false; reason: string };
+export type TransitionResult = { ok: true; change: Change } | { ok: false; reason: string };
 
 interface Rule {
   to: ChangeStatus;
@@ -36,7 +34,8 @@ const sandboxPassed = (change: Change): string | undefined => {
     const tasks = sandbox.failedTasks.length ? ` (${sandbox.failedTasks.join(', ')})` : '';
     return `its required sandbox tasks did not pass${tasks}; fix the draft or send it back to Draft.`;
   }
-  if (sandbox.headSha && change.headSha && sandbox.headSha !== change.headSha) return 'the draft changed after its sandbox run; run the sandbox tasks again.';
+  if (sandbox.headSha && change.headSha && sandbox.headSha !== change.headSha)
+    return 'the draft changed after its sandbox run; run the sandbox tasks again.';
   return undefined;
 };
 
@@ -95,9 +94,7 @@ function illegalReason(change: Change, event: LaneEvent): string {
     case 'promote':
       return `${where}, the last lane; it leaves it when its pull request is merged or closed.`;
     case 'sendBack':
-      return lane === 'draft'
-        ? `${where} already.`
-        : `${where}; to send it back to Draft, request changes in its review.`;
+      return lane === 'draft' ? `${where} already.` : `${where}; to send it back to Draft, request changes in its review.`;
     case 'requestChanges':
       return `${where}; changes can be requested only while it is in Review.`;
     case 'reject':
@@ -126,12 +123,7 @@ export function isLegal(lane: ChangeStatus, event: LaneEvent): boolean {
  * Applies an event. Pure: returns the moved copy, or a refusal that says why
  * and what to do. Policy gates are asked separately, before this.
  */
-export function transition(
-  change: Change,
-  event: LaneEvent,
-  actor: Actor,
-  options: { at?: Date; reason?: string } = {},
-): TransitionResult {
+export function transition(change: Change, event: LaneEvent, actor: Actor, options: { at?: Date; reason?: string } = {}): TransitionResult {
   const rule = TRANSITIONS[change.lane]?.[event];
   if (!rule) return { ok: false, reason: illegalReason(change, event) };
   const refusal = rule.guard?.(change);

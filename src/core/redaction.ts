@@ -39,7 +39,8 @@ export function shannonEntropy(text: string): number {
   return entropy;
 }
 
-const PLACEHOLDER = /^(?:true|false|null|nil|none|undefined|required|optional|string|redacted|changeme|x+|\*+|\.+|-+)$|^\$\{|^\$[A-Z_]|^<.*>$|^\{\{|^%\(|^\[REDACTED/i;
+const PLACEHOLDER =
+  /^(?:true|false|null|nil|none|undefined|required|optional|string|redacted|changeme|x+|\*+|\.+|-+)$|^\$\{|^\$[A-Z_]|^<.*>$|^\{\{|^%\(|^\[REDACTED/i;
 
 function notPlaceholder(secret: string): boolean {
   return !PLACEHOLDER.test(secret);
@@ -74,7 +75,10 @@ export const BUILTIN_SECRET_PATTERNS: readonly SecretPattern[] = Object.freeze([
     kind: 'privateKeyBlock',
     // Without an END marker (a truncated log), the base64 body is still cut.
     // The body may not run into another BEGIN, which keeps many unterminated blocks linear.
-    pattern: new RegExp(String.raw`-----BEGIN ${PRIVATE_KEY_LABEL}-----(?:(?:(?!-----BEGIN)[\s\S]){0,20000}?-----END ${PRIVATE_KEY_LABEL}-----|[A-Za-z0-9+/=\s\\]{0,20000})`, 'g'),
+    pattern: new RegExp(
+      String.raw`-----BEGIN ${PRIVATE_KEY_LABEL}-----(?:(?:(?!-----BEGIN)[\s\S]){0,20000}?-----END ${PRIVATE_KEY_LABEL}-----|[A-Za-z0-9+/=\s\\]{0,20000})`,
+      'g',
+    ),
     hints: ['PRIVATE KEY'],
   },
   {
@@ -105,7 +109,11 @@ export const BUILTIN_SECRET_PATTERNS: readonly SecretPattern[] = Object.freeze([
   },
   { kind: 'githubToken', pattern: /\bgh[pousr]_[A-Za-z0-9]{36,251}\b/g, hints: ['ghp_', 'gho_', 'ghu_', 'ghs_', 'ghr_'] },
   { kind: 'githubFineGrainedToken', pattern: /\bgithub_pat_[A-Za-z0-9_]{22,255}\b/g, hints: ['github_pat_'] },
-  { kind: 'gitlabToken', pattern: /\bgl(?:pat|dt|rt|ptt|cbt|soat)-[A-Za-z0-9_-]{20,}/g, hints: ['glpat-', 'gldt-', 'glrt-', 'glptt-', 'glcbt-', 'glsoat-'] },
+  {
+    kind: 'gitlabToken',
+    pattern: /\bgl(?:pat|dt|rt|ptt|cbt|soat)-[A-Za-z0-9_-]{20,}/g,
+    hints: ['glpat-', 'gldt-', 'glrt-', 'glptt-', 'glcbt-', 'glsoat-'],
+  },
   { kind: 'slackToken', pattern: /\bxox[abposre]-[A-Za-z0-9-]{10,}/g, hints: ['xox'] },
   {
     kind: 'slackWebhook',
@@ -147,7 +155,8 @@ export const BUILTIN_SECRET_PATTERNS: readonly SecretPattern[] = Object.freeze([
   },
   {
     kind: 'authorizationHeader',
-    pattern: /\b(?:proxy-)?authorization["']?\s{0,5}[:=]\s{0,5}["']?(?:Bearer|Basic|Token|Bot|Digest|Negotiate|AWS4-HMAC-SHA256)\s+([^\s"']{6,4000})/gi,
+    pattern:
+      /\b(?:proxy-)?authorization["']?\s{0,5}[:=]\s{0,5}["']?(?:Bearer|Basic|Token|Bot|Digest|Negotiate|AWS4-HMAC-SHA256)\s+([^\s"']{6,4000})/gi,
     group: 1,
     hints: ['authorization'],
   },
@@ -167,14 +176,20 @@ export const BUILTIN_SECRET_PATTERNS: readonly SecretPattern[] = Object.freeze([
   },
   {
     kind: 'secretAssignment',
-    pattern: new RegExp(String.raw`${SECRET_NAMES}(?:[_-][A-Za-z0-9_-]{0,20})?["']?\s{0,5}(?::|=|:=|=>)\s{0,5}${QUOTED_OR_BARE_VALUE}`, 'gi'),
+    pattern: new RegExp(
+      String.raw`${SECRET_NAMES}(?:[_-][A-Za-z0-9_-]{0,20})?["']?\s{0,5}(?::|=|:=|=>)\s{0,5}${QUOTED_OR_BARE_VALUE}`,
+      'gi',
+    ),
     group: 1,
     hints: ['pass', 'pwd', 'secret', 'key', 'token', 'credential'],
     accept: plausibleAssignedSecret,
   },
   {
     kind: 'highEntropySecret',
-    pattern: new RegExp(String.raw`${ENTROPY_NAMES}[A-Za-z0-9_-]{0,20}["']?\s{0,5}(?::|=|:=|=>)\s{0,5}["']?([A-Za-z0-9+/=_.%-]{16,400})`, 'gi'),
+    pattern: new RegExp(
+      String.raw`${ENTROPY_NAMES}[A-Za-z0-9_-]{0,20}["']?\s{0,5}(?::|=|:=|=>)\s{0,5}["']?([A-Za-z0-9+/=_.%-]{16,400})`,
+      'gi',
+    ),
     group: 1,
     hints: ['key', 'auth', 'sig', 'salt', 'session', 'cookie', 'cred', 'private', 'seed', 'nonce'],
     accept: looksRandom,
@@ -212,11 +227,15 @@ export function compileSecretPatterns(extra: readonly { name: string; pattern: s
     try {
       regex = new RegExp(body, caseInsensitive ? 'gi' : 'g');
     } catch (error) {
-      errors.push(`Secret pattern "${name}" is not a valid regular expression (${(error as Error).message}); fix it in the policy's redaction patterns.`);
+      errors.push(
+        `Secret pattern "${name}" is not a valid regular expression (${(error as Error).message}); fix it in the policy's redaction patterns.`,
+      );
       continue;
     }
     if (new RegExp(`^(?:${body})$`, caseInsensitive ? 'i' : '').test('')) {
-      errors.push(`Secret pattern "${name}" matches the empty string, so it would match everywhere; make it require at least one character.`);
+      errors.push(
+        `Secret pattern "${name}" matches the empty string, so it would match everywhere; make it require at least one character.`,
+      );
       continue;
     }
     patterns.push({ kind: `policy:${name}`, pattern: regex });
@@ -343,10 +362,43 @@ export function redactText(
   return { text: parts.join(''), summary };
 }
 
-const SENSITIVE_WORDS = new Set(['password', 'passwd', 'passphrase', 'secret', 'secrets', 'token', 'authorization', 'credential', 'credentials', 'cookie', 'apikey', 'privatekey']);
+const SENSITIVE_WORDS = new Set([
+  'password',
+  'passwd',
+  'passphrase',
+  'secret',
+  'secrets',
+  'token',
+  'authorization',
+  'credential',
+  'credentials',
+  'cookie',
+  'apikey',
+  'privatekey',
+]);
 const SENSITIVE_PAIRS = new Set(['api key', 'private key', 'access key', 'secret key', 'signing key', 'session key', 'encryption key']);
 /** Last words that make a key name describe a secret rather than hold one (secretRef, tokenCount, passwordFile). */
-const DESCRIBING_WORDS = new Set(['ref', 'name', 'id', 'ids', 'count', 'kind', 'type', 'length', 'hint', 'expiry', 'expires', 'url', 'file', 'path', 'env', 'source', 'present', 'set', 'required']);
+const DESCRIBING_WORDS = new Set([
+  'ref',
+  'name',
+  'id',
+  'ids',
+  'count',
+  'kind',
+  'type',
+  'length',
+  'hint',
+  'expiry',
+  'expires',
+  'url',
+  'file',
+  'path',
+  'env',
+  'source',
+  'present',
+  'set',
+  'required',
+]);
 
 function keyWords(key: string): string[] {
   return key

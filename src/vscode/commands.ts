@@ -19,7 +19,8 @@ export interface CommandServices {
 
 export function registerCommands(context: vscode.ExtensionContext, services: CommandServices): void {
   const { registry, tree, channel, drafts, policy } = services;
-  const register = (id: string, handler: (...args: never[]) => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, handler));
+  const register = (id: string, handler: (...args: never[]) => unknown) =>
+    context.subscriptions.push(vscode.commands.registerCommand(id, handler));
 
   register(Commands.refresh, async () => {
     await registry.rediscover();

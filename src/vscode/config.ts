@@ -49,7 +49,11 @@ export function readConfig(scope?: vscode.ConfigurationScope): { config: LanesCo
     const value = section.get(key);
     const parsed = ScalarsSchema.shape[field].safeParse(value);
     if (parsed.success) raw[field] = value;
-    else problems.push({ key: `agentLanes.${key}`, message: `agentLanes.${key}: ${parsed.error.issues[0]?.message ?? 'invalid value'}; the default is used.` });
+    else
+      problems.push({
+        key: `agentLanes.${key}`,
+        message: `agentLanes.${key}: ${parsed.error.issues[0]?.message ?? 'invalid value'}; the default is used.`,
+      });
   }
   const agents = parseAgentsSetting(section.get(SettingKeys.agents));
   for (const message of agents.errors) problems.push({ key: 'agentLanes.agents', message });

@@ -56,7 +56,9 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
   context.subscriptions.push(
     vscode.workspace.onDidGrantWorkspaceTrust(() => {
       for (const repo of registry.repositories()) {
-        void repo.lanes.context.audit.append({ actor: { type: 'user', id: 'workspace-trust' }, action: 'workspaceTrust.change', details: { trusted: true } }).catch((error: unknown) => logger.error('Auditing the trust change', error));
+        void repo.lanes.context.audit
+          .append({ actor: { type: 'user', id: 'workspace-trust' }, action: 'workspaceTrust.change', details: { trusted: true } })
+          .catch((error: unknown) => logger.error('Auditing the trust change', error));
       }
     }),
   );

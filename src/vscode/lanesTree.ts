@@ -125,9 +125,12 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
       }
       case 'lane': {
         const label = node.lane === 'closed' ? 'Closed' : LANE_LABELS[node.lane];
-        const state = node.changes.length === 0
-          ? vscode.TreeItemCollapsibleState.None
-          : node.lane === 'closed' ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.Expanded;
+        const state =
+          node.changes.length === 0
+            ? vscode.TreeItemCollapsibleState.None
+            : node.lane === 'closed'
+              ? vscode.TreeItemCollapsibleState.Collapsed
+              : vscode.TreeItemCollapsibleState.Expanded;
         const item = new vscode.TreeItem(label, state);
         // An empty lane cannot be expanded; a new id when it fills makes VS Code show it expanded.
         item.id = `lane:${node.repo.root}:${node.lane}:${node.changes.length ? 'filled' : 'empty'}`;
@@ -145,7 +148,8 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
       }
       case 'problem': {
         const item = new vscode.TreeItem(node.problem.folder.name, vscode.TreeItemCollapsibleState.None);
-        item.description = node.problem.kind === 'bare' ? 'bare repository' : node.problem.kind === 'notRepository' ? 'not a git repository' : 'unavailable';
+        item.description =
+          node.problem.kind === 'bare' ? 'bare repository' : node.problem.kind === 'notRepository' ? 'not a git repository' : 'unavailable';
         item.tooltip = node.problem.message;
         item.iconPath = new vscode.ThemeIcon('warning');
         item.contextValue = 'folderProblem';
@@ -178,8 +182,16 @@ function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
   const item = new vscode.TreeItem(change.title, vscode.TreeItemCollapsibleState.None);
   item.id = `change:${repo.root}:${change.id}`;
   const running = change.agentRun?.state === 'running';
-  const state = running ? 'agent running' : change.agentRun?.state === 'noChanges' ? 'no changes' : change.agentRun && ['failed', 'timedOut', 'cancelled'].includes(change.agentRun.state) ? `agent ${change.agentRun.state === 'timedOut' ? 'timed out' : change.agentRun.state}` : undefined;
-  item.description = [change.agentId, formatAge(change.createdAt), state, change.alerts?.length ? '⚠ checkout changed' : undefined].filter(Boolean).join(' · ');
+  const state = running
+    ? 'agent running'
+    : change.agentRun?.state === 'noChanges'
+      ? 'no changes'
+      : change.agentRun && ['failed', 'timedOut', 'cancelled'].includes(change.agentRun.state)
+        ? `agent ${change.agentRun.state === 'timedOut' ? 'timed out' : change.agentRun.state}`
+        : undefined;
+  item.description = [change.agentId, formatAge(change.createdAt), state, change.alerts?.length ? '⚠ checkout changed' : undefined]
+    .filter(Boolean)
+    .join(' · ');
   // Pull request lane: the pull request at a glance, kept current by pullRequestCommands.
   const pullRequest = change.lane === 'pullRequest' ? pullRequestGlance(change) : undefined;
   if (pullRequest) item.description = `${pullRequest} · ${item.description}`;
@@ -188,19 +200,30 @@ function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
   if (sandboxVerdict) item.description = `${sandboxVerdict} · ${item.description}`;
   const tooltip = new vscode.MarkdownString(undefined, true);
   tooltip.appendMarkdown(`**${escapeMarkdown(change.title)}**\n\n`);
-  tooltip.appendMarkdown(`$(${LANE_ICONS[change.lane]}) ${change.lane === 'closed' ? `Closed (${change.closedReason ?? 'closed'})` : LANE_LABELS[change.lane]} · change \`${change.id}\`\n\n`);
+  tooltip.appendMarkdown(
+    `$(${LANE_ICONS[change.lane]}) ${change.lane === 'closed' ? `Closed (${change.closedReason ?? 'closed'})` : LANE_LABELS[change.lane]} · change \`${change.id}\`\n\n`,
+  );
   for (const alert of change.alerts ?? []) tooltip.appendMarkdown(`$(warning) **${escapeMarkdown(alert)}**\n\n`);
   tooltip.appendMarkdown(`Agent: ${escapeMarkdown(change.agentId)}  \n`);
   tooltip.appendMarkdown(`Base: \`${escapeMarkdown(change.baseRef)}\` (${change.baseSha.slice(0, 10)})  \n`);
   tooltip.appendMarkdown(`Branch: \`${escapeMarkdown(change.branch)}\`  \n`);
   tooltip.appendMarkdown(`Created: ${new Date(change.createdAt).toLocaleString()}`);
-  if (change.agentRun) tooltip.appendMarkdown(`  \nAgent run: ${change.agentRun.state}${change.agentRun.message ? ` — ${escapeMarkdown(change.agentRun.message)}` : ''}`);
+  if (change.agentRun)
+    tooltip.appendMarkdown(
+      `  \nAgent run: ${change.agentRun.state}${change.agentRun.message ? ` — ${escapeMarkdown(change.agentRun.message)}` : ''}`,
+    );
   if (change.lastDecision) {
     const d = change.lastDecision;
     tooltip.appendMarkdown(`\n\nPolicy (${escapeMarkdown(d.action)}): **${d.effect}** — ${escapeMarkdown(d.explanation)}`);
   }
-  if (change.pullRequest) tooltip.appendMarkdown(`\n\nPull request: [${escapeMarkdown(change.pullRequest.repository)}#${change.pullRequest.number}](${change.pullRequest.url}) · ${escapeMarkdown(pullRequestGlance(change) ?? '')}`);
-  if (change.sandbox && change.lane !== 'closed') tooltip.appendMarkdown(`\n\nSandbox: **${escapeMarkdown(describeSandboxVerdict(change.sandbox) ?? '')}**${change.sandbox.message ? ` — ${escapeMarkdown(change.sandbox.message)}` : ''}`);
+  if (change.pullRequest)
+    tooltip.appendMarkdown(
+      `\n\nPull request: [${escapeMarkdown(change.pullRequest.repository)}#${change.pullRequest.number}](${change.pullRequest.url}) · ${escapeMarkdown(pullRequestGlance(change) ?? '')}`,
+    );
+  if (change.sandbox && change.lane !== 'closed')
+    tooltip.appendMarkdown(
+      `\n\nSandbox: **${escapeMarkdown(describeSandboxVerdict(change.sandbox) ?? '')}**${change.sandbox.message ? ` — ${escapeMarkdown(change.sandbox.message)}` : ''}`,
+    );
   const last = change.history.at(-1);
   if (last?.reason) tooltip.appendMarkdown(`\n\nLast move: ${escapeMarkdown(last.reason)}`);
   item.tooltip = tooltip;

@@ -100,7 +100,11 @@ export class RepositoryRegistry implements vscode.Disposable {
     const problems: FolderProblem[] = [];
     for (const folder of folders) {
       if (folder.uri.scheme !== 'file') {
-        problems.push({ folder, kind: 'missing', message: `${folder.name} is not on this machine's disk (${folder.uri.scheme}:); Agent Lanes works on local git repositories.` });
+        problems.push({
+          folder,
+          kind: 'missing',
+          message: `${folder.name} is not on this machine's disk (${folder.uri.scheme}:); Agent Lanes works on local git repositories.`,
+        });
         continue;
       }
       try {
@@ -113,9 +117,17 @@ export class RepositoryRegistry implements vscode.Disposable {
           }
           next.set(probe.root, await this.openRepository(probe.root, probe.commonDir));
         } else if (probe.kind === 'bare') {
-          problems.push({ folder, kind: 'bare', message: `${folder.name} is a bare git repository: it has no working tree to draft from. Open a clone of it instead.` });
+          problems.push({
+            folder,
+            kind: 'bare',
+            message: `${folder.name} is a bare git repository: it has no working tree to draft from. Open a clone of it instead.`,
+          });
         } else if (probe.kind === 'notRepository') {
-          problems.push({ folder, kind: 'notRepository', message: `${folder.name} is not a git repository. Run "git init" in it, or open a folder that is one.` });
+          problems.push({
+            folder,
+            kind: 'notRepository',
+            message: `${folder.name} is not a git repository. Run "git init" in it, or open a folder that is one.`,
+          });
         } else {
           problems.push({ folder, kind: 'missing', message: `${folder.name} ${probe.message}.` });
         }
@@ -123,7 +135,13 @@ export class RepositoryRegistry implements vscode.Disposable {
         this.logger.error(`Could not inspect ${folder.uri.fsPath} with git`, error);
         const detail = (error as Error).message.split('\n')[0];
         const gitMissing = (error as NodeJS.ErrnoException).code === 'ENOENT' || /spawn git/.test(detail ?? '');
-        problems.push({ folder, kind: 'error', message: gitMissing ? `Could not run git in ${folder.name}: is git installed and on PATH?` : `Could not open ${folder.name}: ${detail}` });
+        problems.push({
+          folder,
+          kind: 'error',
+          message: gitMissing
+            ? `Could not run git in ${folder.name}: is git installed and on PATH?`
+            : `Could not open ${folder.name}: ${detail}`,
+        });
       }
     }
     for (const [root, repo] of this.repos) if (!next.has(root)) this.closeRepository(repo);
@@ -139,7 +157,15 @@ export class RepositoryRegistry implements vscode.Disposable {
     const audit = await AuditLog.open(storage.auditFile, { repoKey: storage.repoKey, logger: this.logger });
     if (audit.repairedOnOpen) this.logger.warn(`Audit log of ${root}: ${audit.repairedOnOpen.message}`);
     const context: LaneContext = { repoRoot: root, storage, store, evidence, audit, policy: this.policy, logger: this.logger };
-    const repo: RepoContext = { root, name: root.split(/[\\/]/).pop() ?? root, commonDir, storage, store, evidence, lanes: { context, draft: new DraftLane(context) } };
+    const repo: RepoContext = {
+      root,
+      name: root.split(/[\\/]/).pop() ?? root,
+      commonDir,
+      storage,
+      store,
+      evidence,
+      lanes: { context, draft: new DraftLane(context) },
+    };
     try {
       await store.load();
     } catch (error) {

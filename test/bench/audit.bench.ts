@@ -23,7 +23,12 @@ async function appendPerSecond(dir: string): Promise<number> {
   const worker = async () => {
     while (next < total) {
       const index = next++;
-      await log.append({ actor: { type: 'agent', id: 'coder' }, action: 'task.run', changeId: 'c0ffee00', details: { index, command: 'npm test', exitCode: 0 } });
+      await log.append({
+        actor: { type: 'agent', id: 'coder' },
+        action: 'task.run',
+        changeId: 'c0ffee00',
+        details: { index, command: 'npm test', exitCode: 0 },
+      });
     }
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
@@ -40,7 +45,14 @@ async function appendPerSecond(dir: string): Promise<number> {
  */
 async function generateLog(file: string, count: number): Promise<void> {
   const out = createWriteStream(file);
-  const genesis = sealEvent({ seq: 1, at: '2026-11-21T00:00:00.000Z', actor: { type: 'extension', id: 'agent-lanes' }, action: 'audit.created', details: genesisDetails(REPO), prevHash: GENESIS_HASH });
+  const genesis = sealEvent({
+    seq: 1,
+    at: '2026-11-21T00:00:00.000Z',
+    actor: { type: 'extension', id: 'agent-lanes' },
+    action: 'audit.created',
+    details: genesisDetails(REPO),
+    prevHash: GENESIS_HASH,
+  });
   let prevHash = genesis.event.hash;
   const parts: string[] = [genesis.line];
   const base = Date.UTC(2026, 10, 21);
@@ -51,7 +63,15 @@ async function generateLog(file: string, count: number): Promise<void> {
     const hash = sha256('sha256', head + tail, 'hex');
     const line = `${head},"hash":"${hash}"${tail}`;
     if (seq <= 3) {
-      const sealed = sealEvent({ seq, at, actor: { type: 'agent', id: 'coder' }, action: 'task.run', changeId: 'c0ffee00', details: { command: 'npm test', exitCode: 0, index: seq }, prevHash });
+      const sealed = sealEvent({
+        seq,
+        at,
+        actor: { type: 'agent', id: 'coder' },
+        action: 'task.run',
+        changeId: 'c0ffee00',
+        details: { command: 'npm test', exitCode: 0, index: seq },
+        prevHash,
+      });
       if (sealed.line !== line) throw new Error('the bench template does not match sealEvent');
     }
     prevHash = hash;
@@ -106,7 +126,9 @@ async function main(): Promise<void> {
     const appendPerSec = await appendPerSecond(dir);
     const verify1MSec = await verifyMillion(dir);
     const tenMBMs = redactTenMegabytes();
-    console.log(`BENCH_RESULT ${JSON.stringify({ 'audit.appendPerSec': appendPerSec, 'audit.verify1MSec': verify1MSec, 'redaction.tenMBMs': tenMBMs })}`);
+    console.log(
+      `BENCH_RESULT ${JSON.stringify({ 'audit.appendPerSec': appendPerSec, 'audit.verify1MSec': verify1MSec, 'redaction.tenMBMs': tenMBMs })}`,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

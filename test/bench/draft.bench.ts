@@ -31,7 +31,14 @@ function scratchRoot(): string {
   }
 }
 
-const env = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_AUTHOR_NAME: 'Bench', GIT_AUTHOR_EMAIL: 'bench@example.invalid', GIT_COMMITTER_NAME: 'Bench', GIT_COMMITTER_EMAIL: 'bench@example.invalid' };
+const env = {
+  ...process.env,
+  GIT_CONFIG_NOSYSTEM: '1',
+  GIT_AUTHOR_NAME: 'Bench',
+  GIT_AUTHOR_EMAIL: 'bench@example.invalid',
+  GIT_COMMITTER_NAME: 'Bench',
+  GIT_COMMITTER_EMAIL: 'bench@example.invalid',
+};
 const git = (cwd: string, args: string[], input?: string) => execa('git', args, { cwd, env, input, stripFinalNewline: true });
 
 function pathOf(i: number): string {
@@ -62,7 +69,9 @@ async function generateRepository(root: string): Promise<{ base: string; head: s
   for (let i = 0; i < FILES; i++) parts.push(`blob\nmark :${i + 1}\n${data(fileContents(i, 'base'))}`);
   parts.push(`commit refs/heads/main\nmark :${FILES + 1}\ncommitter Bench <bench@example.invalid> 1790000000 +0000\n${data('base')}`);
   for (let i = 0; i < FILES; i++) parts.push(`M 100644 :${i + 1} ${pathOf(i)}\n`);
-  parts.push(`\ncommit refs/heads/bench-head\ncommitter Bench <bench@example.invalid> 1790000100 +0000\n${data('head')}from :${FILES + 1}\n`);
+  parts.push(
+    `\ncommit refs/heads/bench-head\ncommitter Bench <bench@example.invalid> 1790000100 +0000\n${data('head')}from :${FILES + 1}\n`,
+  );
   const step = FILES / CHANGED_FILES;
   for (let n = 0; n < CHANGED_FILES; n++) {
     const i = n * step;
@@ -108,7 +117,13 @@ async function main(): Promise<void> {
         } else {
           const changeId = `0000000${round}`;
           const start = performance.now();
-          const created = await createWorktree({ repoRoot: repo, worktreesDir: join(storage, 'worktrees'), changeId, slug: 'bench', baseSha: base });
+          const created = await createWorktree({
+            repoRoot: repo,
+            worktreesDir: join(storage, 'worktrees'),
+            changeId,
+            slug: 'bench',
+            baseSha: base,
+          });
           laneTimes.push(performance.now() - start);
           await git(repo, ['worktree', 'remove', '--force', created.path]);
           await git(repo, ['branch', '-D', created.branch]);
@@ -128,7 +143,9 @@ async function main(): Promise<void> {
     }
     console.error(`diff analysis ${totals}: ${analysisTimes.map(Math.round).join(', ')} ms`);
 
-    console.log(`BENCH_RESULT ${JSON.stringify({ 'draft.worktreeRatio': Number(worktreeRatio.toFixed(3)), 'draft.diffAnalysis2000Ms': Math.round(median(analysisTimes)) })}`);
+    console.log(
+      `BENCH_RESULT ${JSON.stringify({ 'draft.worktreeRatio': Number(worktreeRatio.toFixed(3)), 'draft.diffAnalysis2000Ms': Math.round(median(analysisTimes)) })}`,
+    );
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }

@@ -23,13 +23,26 @@ function ruleGlobs(): string[] {
   const globs: string[] = [];
   for (let i = 0; globs.length < RULES; i++) {
     switch (i % 7) {
-      case 0: globs.push(`services/svc-${i}/**`); break;
-      case 1: globs.push(`**/*.ext${i}`); break;
-      case 2: globs.push(`config/file-${i}.json`); break;
-      case 3: globs.push(`packages/pkg-${i}/src/**/*.sql`); break;
-      case 4: globs.push(`**/generated-${i}/**`); break;
-      case 5: globs.push(`src/module-${i}/*.ts`); break;
-      default: globs.push(i % 2 ? `{docs,site}/section-${i}/**` : `lib/*/part-${i}/**/*.js`);
+      case 0:
+        globs.push(`services/svc-${i}/**`);
+        break;
+      case 1:
+        globs.push(`**/*.ext${i}`);
+        break;
+      case 2:
+        globs.push(`config/file-${i}.json`);
+        break;
+      case 3:
+        globs.push(`packages/pkg-${i}/src/**/*.sql`);
+        break;
+      case 4:
+        globs.push(`**/generated-${i}/**`);
+        break;
+      case 5:
+        globs.push(`src/module-${i}/*.ts`);
+        break;
+      default:
+        globs.push(i % 2 ? `{docs,site}/section-${i}/**` : `lib/*/part-${i}/**/*.js`);
     }
   }
   return globs;

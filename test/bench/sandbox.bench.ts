@@ -57,7 +57,14 @@ async function main(): Promise<void> {
   const sandbox = new ContainerSandbox({ engine, devcontainerCli: cli.path, stateDir: join(root, 'state'), defaultImage: IMAGE });
   const logDir = join(root, 'logs');
   const changeIds: string[] = [];
-  const request = (changeId: string, path: string) => ({ changeId, worktreePath: path, source: { prepare: [] }, tasks: [TRUE_TASK], policy: {}, logDir });
+  const request = (changeId: string, path: string) => ({
+    changeId,
+    worktreePath: path,
+    source: { prepare: [] },
+    tasks: [TRUE_TASK],
+    policy: {},
+    logDir,
+  });
 
   try {
     // Warm container: exec overhead.
@@ -101,17 +108,36 @@ async function main(): Promise<void> {
       const configFile = join(configDir, 'devcontainer.json');
       writeFileSync(
         configFile,
-        JSON.stringify({ image: IMAGE, runArgs: ['--network=none'], updateRemoteUserUID: false, workspaceMount: `type=bind,source=${plainPath},target=/workspaces/plain${i}`, workspaceFolder: `/workspaces/plain${i}` }),
+        JSON.stringify({
+          image: IMAGE,
+          runArgs: ['--network=none'],
+          updateRemoteUserUID: false,
+          workspaceMount: `type=bind,source=${plainPath},target=/workspaces/plain${i}`,
+          workspaceFolder: `/workspaces/plain${i}`,
+        }),
       );
       const label = `dev.agentlanes.bench=plain${i}`;
       coldPlain.push(
         await timed(() => {
-          const out = run(cli.path, ['up', '--docker-path', engine.path, '--workspace-folder', plainPath, '--config', configFile, '--id-label', label]);
+          const out = run(cli.path, [
+            'up',
+            '--docker-path',
+            engine.path,
+            '--workspace-folder',
+            plainPath,
+            '--config',
+            configFile,
+            '--id-label',
+            label,
+          ]);
           const containerId = (JSON.parse(out.trim().split('\n').pop()!) as { containerId: string }).containerId;
           run(engine.path, ['exec', containerId, 'true']);
         }),
       );
-      const ids = run(engine.path, ['ps', '-aq', '--filter', `label=${label}`]).trim().split('\n').filter(Boolean);
+      const ids = run(engine.path, ['ps', '-aq', '--filter', `label=${label}`])
+        .trim()
+        .split('\n')
+        .filter(Boolean);
       if (ids.length) run(engine.path, ['rm', '-f', '-t', '0', ...ids]);
     }
 

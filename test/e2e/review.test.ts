@@ -19,10 +19,22 @@ async function reviewFrame(page: Page, timeoutMs = 60_000): Promise<Frame> {
     for (const frame of page.frames()) {
       if (!frame.url().includes(`extensionId=${EXTENSION_ID}`)) continue;
       for (const child of frame.childFrames()) {
-        if (await child.locator('#app').count().catch(() => 0)) return child;
+        if (
+          await child
+            .locator('#app')
+            .count()
+            .catch(() => 0)
+        )
+          return child;
       }
     }
-    if (Date.now() > deadline) throw new Error(`No review webview frame appeared; frames: ${page.frames().map((f) => f.url()).join(', ')}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `No review webview frame appeared; frames: ${page
+          .frames()
+          .map((f) => f.url())
+          .join(', ')}`,
+      );
     await page.waitForTimeout(250);
   }
 }
@@ -70,7 +82,10 @@ describe('the review webview in a real VS Code', function () {
 
   before(async () => {
     repo = realpathSync(createSampleRepository(join(tempDir('lanes-e2e-review-'), 'review-app'), { name: 'review-app' }));
-    ({ server, browser } = await startWorkbench({ vsix: join(repoRoot, 'dist', 'agent-lanes.vsix'), settings: { 'workbench.colorTheme': 'Default Dark Modern' } }));
+    ({ server, browser } = await startWorkbench({
+      vsix: join(repoRoot, 'dist', 'agent-lanes.vsix'),
+      settings: { 'workbench.colorTheme': 'Default Dark Modern' },
+    }));
     storage = RepoStorage.forRepository(join(server.userDataDir, 'User', 'globalStorage', EXTENSION_ID), repo, join(repo, '.git'));
     const store = new ChangeStore(new JsonFilePersistence(storage.changesFile));
     seeded = await seedChange({ root: repo, storage, store }, { id: 'e2e0a001', createdBy: 'author@example.invalid' });
@@ -90,10 +105,38 @@ describe('the review webview in a real VS Code', function () {
     const frame = await reviewFrame(page);
     await frame.locator('h1', { hasText: 'Add a greeting function' }).waitFor({ timeout: 30_000 });
     await frame.locator('.verdict.ready').waitFor({ timeout: 30_000 });
-    for (const title of ['Summary', 'Files touched', 'Tests and tasks', 'Fails without the change', 'Assumptions', 'Confidence limits', 'Prompt', 'Agent', 'Base and head', 'Flags', 'Policy decisions']) {
-      assert.equal(await frame.locator('.evidence-section h3', { hasText: new RegExp(`^${title}$`) }).count(), 1, `evidence section ${title}`);
+    for (const title of [
+      'Summary',
+      'Files touched',
+      'Tests and tasks',
+      'Fails without the change',
+      'Assumptions',
+      'Confidence limits',
+      'Prompt',
+      'Agent',
+      'Base and head',
+      'Flags',
+      'Policy decisions',
+    ]) {
+      assert.equal(
+        await frame.locator('.evidence-section h3', { hasText: new RegExp(`^${title}$`) }).count(),
+        1,
+        `evidence section ${title}`,
+      );
     }
-    assert.deepEqual(await frame.locator('.evidence-section h3').allInnerTexts(), ['Summary', 'Files touched', 'Tests and tasks', 'Fails without the change', 'Assumptions', 'Confidence limits', 'Prompt', 'Agent', 'Base and head', 'Flags', 'Policy decisions']);
+    assert.deepEqual(await frame.locator('.evidence-section h3').allInnerTexts(), [
+      'Summary',
+      'Files touched',
+      'Tests and tasks',
+      'Fails without the change',
+      'Assumptions',
+      'Confidence limits',
+      'Prompt',
+      'Agent',
+      'Base and head',
+      'Flags',
+      'Policy decisions',
+    ]);
     assert.equal(await frame.locator('.file-list .file-link').count(), 3);
     // The file list jumps to a file; its diff arrives on demand, once it is on screen.
     await frame.locator('.file-list .file-link', { hasText: 'greeting.js' }).click();
@@ -122,13 +165,21 @@ describe('the review webview in a real VS Code', function () {
     await page.keyboard.press('ArrowDown');
     assert.equal(await frame.evaluate<string | null>("document.activeElement?.getAttribute('data-index')"), '1');
     await page.keyboard.press('Enter');
-    assert.equal(await frame.evaluate<boolean>(`document.activeElement?.matches('button.toggle[data-index="1"]')`), true, 'Enter jumps to the file header');
+    assert.equal(
+      await frame.evaluate<boolean>(`document.activeElement?.matches('button.toggle[data-index="1"]')`),
+      true,
+      'Enter jumps to the file header',
+    );
     await page.keyboard.press('Space');
     assert.equal(await frame.locator('button.toggle[data-index="1"]').getAttribute('aria-expanded'), 'false');
     await page.keyboard.press('Space');
     assert.equal(await frame.locator('button.toggle[data-index="1"]').getAttribute('aria-expanded'), 'true');
     await page.keyboard.press('ArrowDown');
-    assert.equal(await frame.evaluate<string | null>("document.activeElement?.getAttribute('data-index')"), '2', 'Down moves to the next file header');
+    assert.equal(
+      await frame.evaluate<string | null>("document.activeElement?.getAttribute('data-index')"),
+      '2',
+      'Down moves to the next file header',
+    );
     // Run in the page: the test itself has no DOM types.
     const outline = await frame.evaluate<string>('getComputedStyle(document.activeElement).outlineStyle');
     assert.notEqual(outline, 'none', 'the focus is visible');
@@ -136,7 +187,11 @@ describe('the review webview in a real VS Code', function () {
 
   it('invalidates the approval when a file of the worktree changes, and shows it', async () => {
     writeFileSync(join(seeded.worktree, 'src', 'greeting.js'), 'exports.greet = (name) => `Hi, ${name}`;\n');
-    const invalidated = await waitUntil(() => storedChange(storage, seeded.change.id)?.approval?.invalidated, 'the approval to be invalidated', 60_000);
+    const invalidated = await waitUntil(
+      () => storedChange(storage, seeded.change.id)?.approval?.invalidated,
+      'the approval to be invalidated',
+      60_000,
+    );
     assert.match(invalidated.reason, /worktree changed after the approval/);
     const frame = await reviewFrame(page);
     await frame.locator('.verdict.invalidated').waitFor({ timeout: 30_000 });
@@ -144,7 +199,14 @@ describe('the review webview in a real VS Code', function () {
   });
 
   it('comes back after a reload, and reads well in a light theme too', async () => {
-    writeFileSync(join(server.userDataDir, 'User', 'settings.json'), JSON.stringify({ 'security.workspace.trust.enabled': false, 'workbench.startupEditor': 'none', 'workbench.colorTheme': 'Default Light Modern' }, null, 2));
+    writeFileSync(
+      join(server.userDataDir, 'User', 'settings.json'),
+      JSON.stringify(
+        { 'security.workspace.trust.enabled': false, 'workbench.startupEditor': 'none', 'workbench.colorTheme': 'Default Light Modern' },
+        null,
+        2,
+      ),
+    );
     // VS Code's own reload saves the open editors first, as a person's reload would.
     await runCommand(page, 'Developer: Reload Window');
     await page.waitForEvent('load', { timeout: 60_000 });
@@ -158,7 +220,12 @@ describe('the review webview in a real VS Code', function () {
       .waitFor({ timeout: 60_000 })
       .catch(async (error: unknown) => {
         await screenshot(page, 'e2e-review-reload-failure');
-        throw new Error(`${(error as Error).message}\nThe review shows: ${await frame.locator('body').innerText().catch(() => '?')}`);
+        throw new Error(
+          `${(error as Error).message}\nThe review shows: ${await frame
+            .locator('body')
+            .innerText()
+            .catch(() => '?')}`,
+        );
       });
     await frame.locator('.verdict.invalidated').waitFor({ timeout: 30_000 });
     await screenshot(page, 'e2e-review-light');

@@ -19,14 +19,27 @@ describe('the installed VSIX in a real VS Code', function () {
     repo = realpathSync(createSampleRepository(join(tempDir('lanes-e2e-'), 'sample-app')));
     ({ server, browser } = await startWorkbench({ vsix: join(repoRoot, 'dist', 'agent-lanes.vsix') }));
     // A change recorded by an earlier session, where the installed extension keeps its data.
-    const storage = RepoStorage.forRepository(join(server.userDataDir, 'User', 'globalStorage', 'agent-lanes.agent-lanes'), repo, join(repo, '.git'));
+    const storage = RepoStorage.forRepository(
+      join(server.userDataDir, 'User', 'globalStorage', 'agent-lanes.agent-lanes'),
+      repo,
+      join(repo, '.git'),
+    );
     mkdirSync(storage.root, { recursive: true });
     const store = new ChangeStore(new JsonFilePersistence(storage.changesFile));
     const now = new Date().toISOString();
     await store.add({
-      id: '5eed0001', title: 'Add a greeting function', task: 'Add a greeting function and a test.', agentId: 'scripted-agent',
-      baseRef: 'main', baseSha: 'a'.repeat(40), branch: 'lanes/5eed0001-add-a-greeting-function', worktreePath: join(repo, '..', 'wt'),
-      lane: 'draft', createdAt: now, updatedAt: now, history: [],
+      id: '5eed0001',
+      title: 'Add a greeting function',
+      task: 'Add a greeting function and a test.',
+      agentId: 'scripted-agent',
+      baseRef: 'main',
+      baseSha: 'a'.repeat(40),
+      branch: 'lanes/5eed0001-add-a-greeting-function',
+      worktreePath: join(repo, '..', 'wt'),
+      lane: 'draft',
+      createdAt: now,
+      updatedAt: now,
+      history: [],
     });
   });
 
@@ -40,7 +53,8 @@ describe('the installed VSIX in a real VS Code', function () {
     await openLanesView(page);
     await page.locator('.pane-body .monaco-list-row', { hasText: 'Pull request' }).waitFor({ timeout: 30_000 });
     const labels = await treeLabels(page);
-    for (const lane of ['Draft', 'Sandbox', 'Review', 'Pull request']) assert.ok(labels.includes(lane), `lane ${lane} in ${labels.join(', ')}`);
+    for (const lane of ['Draft', 'Sandbox', 'Review', 'Pull request'])
+      assert.ok(labels.includes(lane), `lane ${lane} in ${labels.join(', ')}`);
     assert.ok(labels.includes('Add a greeting function'), 'the seeded change is listed');
     await page.locator('.statusbar-item', { hasText: 'Lanes: local policy' }).waitFor({ timeout: 15_000 });
     await screenshot(page, 'e2e-lanes-sidebar');

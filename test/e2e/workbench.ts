@@ -10,7 +10,9 @@ export const resultsDir = join(repoRoot, 'test-results');
 
 export type CodeServer = runners.CodeServer;
 
-export async function startWorkbench(options: { vsix?: string; settings?: Record<string, unknown> } = {}): Promise<{ server: CodeServer; browser: Browser }> {
+export async function startWorkbench(
+  options: { vsix?: string; settings?: Record<string, unknown> } = {},
+): Promise<{ server: CodeServer; browser: Browser }> {
   const server = await runners.startCodeServer({ installVsix: options.vsix, settings: options.settings });
   const browser = await runners.launchBrowser();
   return { server, browser };

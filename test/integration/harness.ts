@@ -9,7 +9,11 @@ import Mocha from 'mocha';
 export function runScenario(scenario: string): Promise<void> {
   const mocha = new Mocha({ ui: 'bdd', timeout: 60_000, color: false, reporter: 'spec' });
   const dir = join(__dirname, '..', scenario);
-  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort() : [];
+  const files = existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => f.endsWith('.test.js'))
+        .sort()
+    : [];
   if (!files.length) throw new Error(`Scenario ${scenario} has no tests in ${dir}.`);
   for (const file of files) mocha.addFile(join(dir, file));
   console.log(`LANES_TEST_BEGIN ${scenario}`);

@@ -22,7 +22,9 @@ export function chromiumPath() {
   for (const candidate of [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser']) {
     if (candidate && existsSync(candidate)) return candidate;
   }
-  throw new Error('Chromium was not found. Install it with "apt-get install chromium" (or run scripts/setup-test-env.sh), or set CHROMIUM_PATH.');
+  throw new Error(
+    'Chromium was not found. Install it with "apt-get install chromium" (or run scripts/setup-test-env.sh), or set CHROMIUM_PATH.',
+  );
 }
 
 export function freePort() {
@@ -48,7 +50,19 @@ export async function startCodeServer({ settings = {}, env = {}, userDataDir, ex
   mkdirSync(join(userDataDir, 'User'), { recursive: true });
   writeFileSync(
     join(userDataDir, 'User', 'settings.json'),
-    JSON.stringify({ 'security.workspace.trust.enabled': false, 'workbench.startupEditor': 'none', 'extensions.autoCheckUpdates': false, 'extensions.autoUpdate': false, 'telemetry.telemetryLevel': 'off', 'git.openRepositoryInParentFolders': 'never', ...settings }, null, 2),
+    JSON.stringify(
+      {
+        'security.workspace.trust.enabled': false,
+        'workbench.startupEditor': 'none',
+        'extensions.autoCheckUpdates': false,
+        'extensions.autoUpdate': false,
+        'telemetry.telemetryLevel': 'off',
+        'git.openRepositoryInParentFolders': 'never',
+        ...settings,
+      },
+      null,
+      2,
+    ),
   );
   const commonArgs = ['--user-data-dir', userDataDir, '--extensions-dir', extensionsDir, '--disable-telemetry', '--disable-update-check'];
   if (installVsix) {
@@ -112,9 +126,17 @@ function runToEnd(bin, args, log) {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
-    child.stdout.on('data', (c) => { text += c; log(c.toString()); });
-    child.stderr.on('data', (c) => { text += c; log(c.toString()); });
-    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`code-server ${args.join(' ')} failed (${code}):\n${text}`))));
+    child.stdout.on('data', (c) => {
+      text += c;
+      log(c.toString());
+    });
+    child.stderr.on('data', (c) => {
+      text += c;
+      log(c.toString());
+    });
+    child.on('exit', (code) =>
+      code === 0 ? resolve(text) : reject(new Error(`code-server ${args.join(' ')} failed (${code}):\n${text}`)),
+    );
   });
 }
 
@@ -122,7 +144,15 @@ export async function launchBrowser() {
   const { chromium } = await import('playwright-core');
   return chromium.launch({
     executablePath: chromiumPath(),
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+    ],
   });
 }
 

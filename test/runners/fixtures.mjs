@@ -25,9 +25,15 @@ export function tempDir(prefix = 'lanes-') {
 export function createSampleRepository(dir, { name = 'sample-app' } = {}) {
   mkdirSync(join(dir, 'src'), { recursive: true });
   mkdirSync(join(dir, 'test'), { recursive: true });
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true, scripts: { test: 'node --test test/' } }, null, 2) + '\n');
+  writeFileSync(
+    join(dir, 'package.json'),
+    JSON.stringify({ name, version: '1.0.0', private: true, scripts: { test: 'node --test test/' } }, null, 2) + '\n',
+  );
   writeFileSync(join(dir, 'src', 'math.js'), 'exports.add = (a, b) => a + b;\n');
-  writeFileSync(join(dir, 'test', 'math.test.js'), "const test = require('node:test');\nconst assert = require('node:assert');\nconst { add } = require('../src/math');\ntest('adds', () => assert.strictEqual(add(2, 3), 5));\n");
+  writeFileSync(
+    join(dir, 'test', 'math.test.js'),
+    "const test = require('node:test');\nconst assert = require('node:assert');\nconst { add } = require('../src/math');\ntest('adds', () => assert.strictEqual(add(2, 3), 5));\n",
+  );
   writeFileSync(join(dir, 'README.md'), `# ${name}\n\nA sample repository for Agent Lanes.\n`);
   git(dir, 'init', '-q', '-b', 'main');
   git(dir, 'config', 'user.name', 'Lanes Tester');

@@ -9,7 +9,20 @@ import { createScenarioWorkspaces, tempDir } from './fixtures.mjs';
 import { launchBrowser, runTestsInWorkbench, startCodeServer } from './codeServer.mjs';
 
 const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const ALL = ['repository', 'reload', 'notRepository', 'bare', 'noFolder', 'multiRoot', 'draft', 'review', 'sandbox', 'policy', 'audit', 'pullRequest'];
+const ALL = [
+  'repository',
+  'reload',
+  'notRepository',
+  'bare',
+  'noFolder',
+  'multiRoot',
+  'draft',
+  'review',
+  'sandbox',
+  'policy',
+  'audit',
+  'pullRequest',
+];
 const args = process.argv.slice(2);
 const electron = args.includes('--electron');
 const verbose = args.includes('--verbose') || process.env.LANES_VERBOSE === '1';
@@ -17,13 +30,19 @@ const scenarios = args.filter((a) => !a.startsWith('--'));
 const selected = scenarios.length ? scenarios : ALL;
 for (const s of selected) if (!ALL.includes(s)) throw new Error(`Unknown scenario "${s}". Known: ${ALL.join(', ')}`);
 if (!existsSync(join(root, 'dist', 'extension.js'))) throw new Error('dist/extension.js is missing: run "node esbuild.mjs" first.');
-if (!existsSync(join(root, 'out', 'test', 'integration', 'scenarios', 'repository.js'))) throw new Error('The tests are not built: run "node esbuild.mjs --tests" first.');
+if (!existsSync(join(root, 'out', 'test', 'integration', 'scenarios', 'repository.js')))
+  throw new Error('The tests are not built: run "node esbuild.mjs --tests" first.');
 
 const workspaces = createScenarioWorkspaces(tempDir('lanes-integration-'));
 // The settings every scenario runs with: the scripted agent the tests drive.
 const settings = {
   'agentLanes.agents': [
-    { id: 'scripted', label: 'Scripted agent', command: [process.execPath, join(root, 'test', 'fixtures', 'agents', 'scripted-agent.mjs'), '{promptFile}'], timeoutSeconds: 60 },
+    {
+      id: 'scripted',
+      label: 'Scripted agent',
+      command: [process.execPath, join(root, 'test', 'fixtures', 'agents', 'scripted-agent.mjs'), '{promptFile}'],
+      timeoutSeconds: 60,
+    },
   ],
 };
 const totals = { passed: 0, failed: 0 };
@@ -46,7 +65,12 @@ if (electron) {
     const userDataDir = tempDir('lanes-electron-user-');
     mkdirSync(join(userDataDir, 'User'), { recursive: true });
     writeFileSync(join(userDataDir, 'User', 'settings.json'), JSON.stringify({ 'security.workspace.trust.enabled': false, ...settings }));
-    const launchArgs = ['--disable-extensions', '--disable-workspace-trust', `--user-data-dir=${userDataDir}`, ...(ws.workspace ? [ws.workspace] : ws.folder ? [ws.folder] : [])];
+    const launchArgs = [
+      '--disable-extensions',
+      '--disable-workspace-trust',
+      `--user-data-dir=${userDataDir}`,
+      ...(ws.workspace ? [ws.workspace] : ws.folder ? [ws.folder] : []),
+    ];
     const resultDir = tempDir('lanes-results-');
     try {
       await runTests({
@@ -73,18 +97,26 @@ if (electron) {
       const { code, logs, page } = await runTestsInWorkbench(
         server,
         browser,
-        { ...ws, extensionDevelopmentPath: root, extensionTestsPath: join(root, 'out', 'test', 'integration', 'scenarios', `${scenario}.js`) },
+        {
+          ...ws,
+          extensionDevelopmentPath: root,
+          extensionTestsPath: join(root, 'out', 'test', 'integration', 'scenarios', `${scenario}.js`),
+        },
         {
           onLog: (text) => {
             if (text.includes('LANES_TEST_BEGIN')) inTests = true;
-            else if (count(text, scenario)) { counted = true; inTests = false; }
-            else if (verbose || inTests) process.stdout.write(`  ${text}\n`);
+            else if (count(text, scenario)) {
+              counted = true;
+              inTests = false;
+            } else if (verbose || inTests) process.stdout.write(`  ${text}\n`);
           },
         },
       );
       await page.close();
       if (code !== 0 || !counted) {
-        console.error(`integration ${scenario}: VS Code exited with ${code}${counted ? '' : ' before the tests reported (activation or loading failed)'}`);
+        console.error(
+          `integration ${scenario}: VS Code exited with ${code}${counted ? '' : ' before the tests reported (activation or loading failed)'}`,
+        );
         if (!counted) {
           totals.failed += 1;
           console.error(logs.slice(-40).join('\n'));

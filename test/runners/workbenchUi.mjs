@@ -48,7 +48,13 @@ export async function reviewFrame(page, timeoutMs = 60_000) {
     for (const frame of page.frames()) {
       if (!frame.url().includes('extensionId=agent-lanes.agent-lanes')) continue;
       for (const child of frame.childFrames()) {
-        if (await child.locator('#app').count().catch(() => 0)) return child;
+        if (
+          await child
+            .locator('#app')
+            .count()
+            .catch(() => 0)
+        )
+          return child;
       }
     }
     if (Date.now() > deadline) throw new Error('No review webview frame appeared.');

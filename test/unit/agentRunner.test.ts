@@ -86,8 +86,14 @@ describe('agent runner (real child processes)', function () {
   });
 
   it('passes {prompt} as one argument, never through a shell, with the LANES_ variables and without git redirects', async () => {
-    const script = 'console.log(JSON.stringify({ args: process.argv.slice(1), cwd: process.cwd(), env: { e: process.env.LANES_EVIDENCE_FILE, c: process.env.LANES_CHANGE_ID, w: process.env.LANES_WORKTREE, extra: process.env.EXTRA, gitDir: process.env.GIT_DIR } }))';
-    const agent: AgentConfig = { id: 'echo', label: 'Echo', command: [process.execPath, '-e', script, '{prompt}', 'wt={worktree}'], env: { EXTRA: 'yes' } };
+    const script =
+      'console.log(JSON.stringify({ args: process.argv.slice(1), cwd: process.cwd(), env: { e: process.env.LANES_EVIDENCE_FILE, c: process.env.LANES_CHANGE_ID, w: process.env.LANES_WORKTREE, extra: process.env.EXTRA, gitDir: process.env.GIT_DIR } }))';
+    const agent: AgentConfig = {
+      id: 'echo',
+      label: 'Echo',
+      command: [process.execPath, '-e', script, '{prompt}', 'wt={worktree}'],
+      env: { EXTRA: 'yes' },
+    };
     const lines: string[] = [];
     const options = setup('Task with "quotes"; $(touch /tmp/lanes-pwned) && `id`', { agent, onLine: (line) => lines.push(line) });
     process.env.GIT_DIR = '/somewhere/else/.git';
@@ -123,7 +129,11 @@ describe('agent runner (real child processes)', function () {
 
   it('the premise: killing only the agent leaves its grandchild running', async () => {
     const pidFile = join(tempDir(), 'pids');
-    const agent = execa(process.execPath, [SCRIPTED_AGENT, 'sleep forever'], { env: { SCRIPTED_AGENT_PID_FILE: pidFile }, reject: false, stdio: 'ignore' });
+    const agent = execa(process.execPath, [SCRIPTED_AGENT, 'sleep forever'], {
+      env: { SCRIPTED_AGENT_PID_FILE: pidFile },
+      reject: false,
+      stdio: 'ignore',
+    });
     assert.ok(await waitUntil(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').split('\n').length >= 3));
     const [, grandchild] = readPids(pidFile);
     leftovers.push(grandchild!);
@@ -194,7 +204,10 @@ describe('agent runner (real child processes)', function () {
 
   it('redacts each line before the callback and the log', async () => {
     const lines: string[] = [];
-    const options = setup('@print token=SECRET123', { onLine: (line) => lines.push(line), redactLine: (line) => line.replace(/SECRET\d+/g, '[REDACTED]') });
+    const options = setup('@print token=SECRET123', {
+      onLine: (line) => lines.push(line),
+      redactLine: (line) => line.replace(/SECRET\d+/g, '[REDACTED]'),
+    });
     await runAgent(options);
     assert.ok(lines.includes('token=[REDACTED]'));
     assert.doesNotMatch(readFileSync(options.logFile, 'utf8'), /SECRET123/);
@@ -222,13 +235,22 @@ describe('agent runner (real child processes)', function () {
 
   it('refuses an evidence file, prompt file or log inside the worktree', async () => {
     const options = setup('x');
-    await assert.rejects(runAgent({ ...options, evidenceFile: join(options.worktreePath, 'evidence.json') }), /evidence file .* lies inside the worktree/);
-    await assert.rejects(runAgent({ ...options, logFile: join(options.worktreePath, 'sub', 'log.txt') }), /log file .* lies inside the worktree/);
+    await assert.rejects(
+      runAgent({ ...options, evidenceFile: join(options.worktreePath, 'evidence.json') }),
+      /evidence file .* lies inside the worktree/,
+    );
+    await assert.rejects(
+      runAgent({ ...options, logFile: join(options.worktreePath, 'sub', 'log.txt') }),
+      /log file .* lies inside the worktree/,
+    );
     await assert.rejects(runAgent({ ...options, promptFile: 'relative.md' }), /must be an absolute path/);
   });
 
   it('refuses to run when the worktree is missing', async () => {
     const options = setup('x');
-    await assert.rejects(runAgent({ ...options, worktreePath: join(options.worktreePath, 'gone') }), (error: Error) => error instanceof AgentRunError && /is missing.*Reconcile/.test(error.message));
+    await assert.rejects(
+      runAgent({ ...options, worktreePath: join(options.worktreePath, 'gone') }),
+      (error: Error) => error instanceof AgentRunError && /is missing.*Reconcile/.test(error.message),
+    );
   });
 });

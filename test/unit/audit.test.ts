@@ -181,7 +181,14 @@ describe('audit chain', () => {
     assert.equal(result.seq, 6);
 
     // A forger who knows the scheme: seq 6, right prevHash, valid hash; the real event 6 follows.
-    const rehashed = sealEvent({ seq: 6, at: events[5]!.at, actor: { type: 'user', id: 'mallory' }, action: 'review.approve', details: {}, prevHash: events[4]!.hash });
+    const rehashed = sealEvent({
+      seq: 6,
+      at: events[5]!.at,
+      actor: { type: 'user', id: 'mallory' },
+      action: 'review.approve',
+      details: {},
+      prevHash: events[4]!.hash,
+    });
     const withForgery = [...lines];
     withForgery.splice(5, 0, rehashed.line);
     result = failure(both(withForgery));
@@ -257,7 +264,14 @@ describe('audit chain', () => {
     assert.equal(result.seq, 1);
     assert.match(result.message, /belongs to another repository \(bbbbbbbbbbbb…\)/);
 
-    const first = sealEvent({ seq: 1, at: '2026-11-21T09:00:00.000Z', actor: { type: 'user', id: 'x' }, action: 'push', details: {}, prevHash: GENESIS_HASH });
+    const first = sealEvent({
+      seq: 1,
+      at: '2026-11-21T09:00:00.000Z',
+      actor: { type: 'user', id: 'x' },
+      action: 'push',
+      details: {},
+      prevHash: GENESIS_HASH,
+    });
     const noGenesis = failure(both([first.line]));
     assert.equal(noGenesis.problem, 'invalid');
     assert.match(noGenesis.message, /not "audit.created"/);
@@ -304,7 +318,24 @@ describe('audit chain', () => {
 
   it('lists the product actions once each', () => {
     assert.equal(new Set(AUDIT_ACTIONS).size, AUDIT_ACTIONS.length);
-    for (const action of ['lane.transition', 'agent.start', 'agent.stop', 'task.run', 'policy.decision', 'review.approve', 'review.requestChanges', 'review.reject', 'push', 'pr.create', 'pr.update', 'pr.ready', 'policy.refresh', 'killSwitch.change', 'cleanup', 'audit.repaired']) {
+    for (const action of [
+      'lane.transition',
+      'agent.start',
+      'agent.stop',
+      'task.run',
+      'policy.decision',
+      'review.approve',
+      'review.requestChanges',
+      'review.reject',
+      'push',
+      'pr.create',
+      'pr.update',
+      'pr.ready',
+      'policy.refresh',
+      'killSwitch.change',
+      'cleanup',
+      'audit.repaired',
+    ]) {
       assert.ok((AUDIT_ACTIONS as readonly string[]).includes(action), action);
     }
   });

@@ -93,13 +93,21 @@ if (process.env.AUDIT_CRASH_CHILD) {
       const result = await verifyAuditFile(file, { expectedRepoKey: REPO });
       assert.equal(result.ok && result.count, 502);
       const seqs = (await lines()).map((line) => parseAuditLine(line)!.details.index);
-      assert.deepEqual(seqs.slice(1, 501), Array.from({ length: 500 }, (_, index) => index), 'appends keep their call order');
+      assert.deepEqual(
+        seqs.slice(1, 501),
+        Array.from({ length: 500 }, (_, index) => index),
+        'appends keep their call order',
+      );
     });
 
     it('redacts details before they reach the file and counts what it redacted', async () => {
       const log = await AuditLog.open(file, { repoKey: REPO });
       const token = SECRET_SAMPLES.find((sample) => sample.kind === 'githubToken')!.secret;
-      const event = await log.append({ actor: agent, action: 'push', details: { remote: `https://x-access-token:${token}@github.com/acme/w.git`, apiKey: 'plain', note: `used ${token}` } });
+      const event = await log.append({
+        actor: agent,
+        action: 'push',
+        details: { remote: `https://x-access-token:${token}@github.com/acme/w.git`, apiKey: 'plain', note: `used ${token}` },
+      });
       await log.close();
       const text = await readFile(file, 'utf8');
       assert.ok(!text.includes(token));
@@ -178,7 +186,10 @@ if (process.env.AUDIT_CRASH_CHILD) {
       const log = await AuditLog.open(file, { repoKey: REPO });
       await log.close();
       const events = (await lines()).map((line) => parseAuditLine(line)!);
-      assert.deepEqual(events.map((event) => event.action), ['audit.created', 'audit.repaired']);
+      assert.deepEqual(
+        events.map((event) => event.action),
+        ['audit.created', 'audit.repaired'],
+      );
       assert.equal(events[1]!.details.removedBytes, Buffer.byteLength(torn));
       assert.equal((await verifyAuditFile(file, { expectedRepoKey: REPO })).ok, true);
     });
@@ -187,7 +198,9 @@ if (process.env.AUDIT_CRASH_CHILD) {
       const log = await AuditLog.open(file, { repoKey: REPO });
       await log.append({ actor: agent, action: 'agent.start' });
       await log.close();
-      const next = sealEvent({ seq: 3, at: new Date().toISOString(), actor: agent, action: 'agent.stop', details: {}, prevHash: log.head.hash }).line + '\n';
+      const next =
+        sealEvent({ seq: 3, at: new Date().toISOString(), actor: agent, action: 'agent.stop', details: {}, prevHash: log.head.hash }).line +
+        '\n';
       let verifying: Promise<VerifyResult> | undefined;
       // Like another window in the middle of its write: the lock is held and half a line is on disk.
       await withAuditLock(file, async () => {
@@ -234,7 +247,10 @@ if (process.env.AUDIT_CRASH_CHILD) {
     });
 
     it('survives a writer killed with SIGKILL mid-append: at most one torn line, nothing durable lost, then repaired', async () => {
-      const child = spawn(process.execPath, [__filename], { env: { ...process.env, AUDIT_CRASH_CHILD: file }, stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [__filename], {
+        env: { ...process.env, AUDIT_CRASH_CHILD: file },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       let output = '';
       let lastDurable = 0;
       await new Promise<void>((resolve, reject) => {
@@ -258,7 +274,9 @@ if (process.env.AUDIT_CRASH_CHILD) {
       const tornLines = all.filter((line, index) => index < all.length - 1 || line !== '').filter((line) => !parseAuditLine(line));
       assert.ok(tornLines.length <= 1, `at most one torn line, found ${tornLines.length}`);
       const before = verifyText(text, { expectedRepoKey: REPO });
-      console.log(`      (killed after ${lastDurable} durable events; log ${before.ok ? 'ended on a complete line' : 'had a torn last line'})`);
+      console.log(
+        `      (killed after ${lastDurable} durable events; log ${before.ok ? 'ended on a complete line' : 'had a torn last line'})`,
+      );
       if (!before.ok) assert.equal(before.problem, 'torn', before.message);
       const count = before.ok ? before.count : before.count;
       assert.ok(count >= lastDurable, `the log has ${count} events but ${lastDurable} were reported durable`);
@@ -321,7 +339,10 @@ if (process.env.AUDIT_CRASH_CHILD) {
         changeId: 'c0ffee00',
         diffText: `diff --git a/.env b/.env\n+${everything.split('\n').join('\n+')}\n`,
         evidence: { schemaVersion: 1, changeId: 'c0ffee00', prompt: { ref: 'p1', redacted: everything } },
-        logs: [{ name: 'npm test', text: `> npm test\n${everything}\n` }, { name: '../../etc/passwd', text: 'ok' }],
+        logs: [
+          { name: 'npm test', text: `> npm test\n${everything}\n` },
+          { name: '../../etc/passwd', text: 'ok' },
+        ],
         decisions: [decision],
         auditFile: file,
         dest,
@@ -336,17 +357,38 @@ if (process.env.AUDIT_CRASH_CHILD) {
       await mkdir(out);
       await run('tar', ['xzf', dest, '-C', out]);
       const root = join(out, 'agent-lanes-proof-c0ffee00');
-      assert.deepEqual((await readdir(root)).sort(), ['README.md', 'SHA256SUMS', 'audit-events.jsonl', 'change.diff', 'checkpoint.json', 'decisions.json', 'evidence.json', 'logs']);
+      assert.deepEqual((await readdir(root)).sort(), [
+        'README.md',
+        'SHA256SUMS',
+        'audit-events.jsonl',
+        'change.diff',
+        'checkpoint.json',
+        'decisions.json',
+        'evidence.json',
+        'logs',
+      ]);
       assert.deepEqual((await readdir(join(root, 'logs'))).sort(), ['etc-passwd.log', 'npm-test.log']);
       const { stdout } = await run('sha256sum', ['-c', 'SHA256SUMS'], { cwd: root });
       assert.match(stdout, /change\.diff: OK/);
 
       const readme = await readFile(join(root, 'README.md'), 'utf8');
-      for (const name of ['change.diff', 'evidence.json', 'decisions.json', 'audit-events.jsonl', 'checkpoint.json', 'logs/npm-test.log', 'SHA256SUMS']) {
+      for (const name of [
+        'change.diff',
+        'evidence.json',
+        'decisions.json',
+        'audit-events.jsonl',
+        'checkpoint.json',
+        'logs/npm-test.log',
+        'SHA256SUMS',
+      ]) {
         assert.ok(readme.includes(`\`${name}\``), `README explains ${name}`);
       }
       const events = (await readFile(join(root, 'audit-events.jsonl'), 'utf8')).split('\n').filter(Boolean);
-      assert.deepEqual(events.map((line) => parseAuditLine(line)?.action), ['change.create', 'review.approve'], 'only this change, every line intact');
+      assert.deepEqual(
+        events.map((line) => parseAuditLine(line)?.action),
+        ['change.create', 'review.approve'],
+        'only this change, every line intact',
+      );
       const checkpoint = JSON.parse(await readFile(join(root, 'checkpoint.json'), 'utf8')) as { count: number; headHash: string };
       assert.equal(checkpoint.count, 4);
       assert.equal(checkpoint.headHash, log.head.hash);
@@ -357,7 +399,7 @@ if (process.env.AUDIT_CRASH_CHILD) {
         assert.ok(text.includes('[REDACTED:'), name);
         for (const sample of SECRET_SAMPLES) assert.ok(!text.includes(sample.secret), `${sample.kind} survived in ${name}`);
       }
-      assert.deepEqual((await readdir(join(dir, 'bundles'))), ['c0ffee00.tar.gz'], 'no temporary file left');
+      assert.deepEqual(await readdir(join(dir, 'bundles')), ['c0ffee00.tar.gz'], 'no temporary file left');
     });
   });
 

@@ -84,13 +84,25 @@ describe('audit sink', function () {
   const sinks: AuditSink[] = [];
 
   function makeSink(options: Partial<ConstructorParameters<typeof AuditSink>[0]> = {}): AuditSink {
-    const created = new AuditSink({ endpoint: sink.url, auditFile: file, repoKey: REPO, minBackoffMs: 10, maxBackoffMs: 80, pollIntervalMs: 50, timeoutMs: 2_000, batchSize: 40, ...options });
+    const created = new AuditSink({
+      endpoint: sink.url,
+      auditFile: file,
+      repoKey: REPO,
+      minBackoffMs: 10,
+      maxBackoffMs: 80,
+      pollIntervalMs: 50,
+      timeoutMs: 2_000,
+      batchSize: 40,
+      ...options,
+    });
     sinks.push(created);
     return created;
   }
 
   async function appendMany(count: number): Promise<void> {
-    await Promise.all(range(1, count).map((index) => log.append({ actor: { type: 'agent', id: 'coder' }, action: 'task.run', details: { index } })));
+    await Promise.all(
+      range(1, count).map((index) => log.append({ actor: { type: 'agent', id: 'coder' }, action: 'task.run', details: { index } })),
+    );
   }
 
   beforeEach(async () => {
@@ -113,7 +125,10 @@ describe('audit sink', function () {
     shipper.start();
     await shipper.drain();
     assert.deepEqual(sink.acknowledgedSeqs(), range(1, 100));
-    assert.deepEqual(sink.requests.map((request) => request.seqs.length), [40, 40, 20]);
+    assert.deepEqual(
+      sink.requests.map((request) => request.seqs.length),
+      [40, 40, 20],
+    );
     const first = sink.requests[0]!;
     assert.equal(first.headers['content-type'], 'application/json');
     assert.equal(first.headers['content-encoding'], 'gzip');
@@ -139,7 +154,10 @@ describe('audit sink', function () {
     await appendMany(30);
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(sink.requests.length, 0);
-    assert.ok(statuses.some((status) => status.state === 'waiting' && /cannot reach the sink/.test(status.lastError ?? '')), JSON.stringify(statuses.at(-1)));
+    assert.ok(
+      statuses.some((status) => status.state === 'waiting' && /cannot reach the sink/.test(status.lastError ?? '')),
+      JSON.stringify(statuses.at(-1)),
+    );
 
     // Back on the same port: first two answers are 500, then slow (within the timeout), then fine.
     sink.behaviour = (request) => (request < 2 ? { status: 500 } : request < 4 ? { status: 200, delayMs: 400 } : { status: 200 });
@@ -150,7 +168,11 @@ describe('audit sink', function () {
     assert.equal(sink.requests.filter((request) => request.status === 500).length, 2);
     assert.ok(statuses.some((status) => status.lastError === 'the sink answered HTTP 500'));
     const acknowledged = sink.acknowledgedSeqs();
-    assert.deepEqual([...acknowledged].sort((a, b) => a - b), range(1, 101), 'every event acknowledged exactly once');
+    assert.deepEqual(
+      [...acknowledged].sort((a, b) => a - b),
+      range(1, 101),
+      'every event acknowledged exactly once',
+    );
     assert.deepEqual(acknowledged, range(1, 101), 'in order');
     assert.equal(shipper.status.consecutiveFailures, 0);
   });
@@ -167,7 +189,11 @@ describe('audit sink', function () {
     second.start();
     await second.drain();
     assert.deepEqual(sink.acknowledgedSeqs(), range(1, 76));
-    assert.equal(new Set(sink.requests.flatMap((request) => request.seqs)).size, sink.requests.flatMap((request) => request.seqs).length, 'no seq posted twice');
+    assert.equal(
+      new Set(sink.requests.flatMap((request) => request.seqs)).size,
+      sink.requests.flatMap((request) => request.seqs).length,
+      'no seq posted twice',
+    );
   });
 
   it('resends only a batch whose answer timed out, which a deduplicating sink stores once', async () => {
@@ -183,7 +209,10 @@ describe('audit sink', function () {
     assert.deepEqual(twice, range(1, 40), 'only the timed-out batch came again');
     assert.ok(errors.includes('no answer within 300 ms'), errors.join('; '));
     const stored = sink.storedByHash();
-    assert.deepEqual([...stored.values()].sort((a, b) => a - b), range(1, 60));
+    assert.deepEqual(
+      [...stored.values()].sort((a, b) => a - b),
+      range(1, 60),
+    );
   });
 
   it('honours Retry-After and halves a batch the sink finds too large', async () => {
@@ -192,12 +221,15 @@ describe('audit sink', function () {
     const shipper = makeSink();
     shipper.start();
     await shipper.drain();
-    assert.deepEqual(sink.requests.map((request) => [request.status, request.seqs.length]), [
-      [413, 40],
-      [503, 20],
-      [200, 20],
-      [200, 20],
-    ]);
+    assert.deepEqual(
+      sink.requests.map((request) => [request.status, request.seqs.length]),
+      [
+        [413, 40],
+        [503, 20],
+        [200, 20],
+        [200, 20],
+      ],
+    );
     assert.deepEqual(sink.acknowledgedSeqs(), range(1, 40));
   });
 

@@ -10,8 +10,19 @@ const actor = { type: 'user' as const, id: 'dev' };
 
 function sample(id: string, overrides: Partial<Change> = {}): Change {
   return {
-    id, title: `Change ${id}`, task: 'task', agentId: 'agent', baseRef: 'main', baseSha: 'a'.repeat(40), headSha: 'b'.repeat(40),
-    branch: `lanes/${id}-x`, worktreePath: '/tmp/x', lane: 'draft', createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(), history: [],
+    id,
+    title: `Change ${id}`,
+    task: 'task',
+    agentId: 'agent',
+    baseRef: 'main',
+    baseSha: 'a'.repeat(40),
+    headSha: 'b'.repeat(40),
+    branch: `lanes/${id}-x`,
+    worktreePath: '/tmp/x',
+    lane: 'draft',
+    createdAt: new Date().toISOString(),
+    updatedAt: new Date().toISOString(),
+    history: [],
     ...overrides,
   };
 }
@@ -41,7 +52,10 @@ describe('ChangeStore with a file on disk', () => {
     const missing = await store.transition('ffffffff', 'promote', actor);
     assert.equal(missing.ok, false);
     assert.match(!missing.ok ? missing.reason : '', /no change ffffffff/);
-    await assert.rejects(store.update('00000002', (c) => ({ ...c, lane: 'review' })), /only through a transition/);
+    await assert.rejects(
+      store.update('00000002', (c) => ({ ...c, lane: 'review' })),
+      /only through a transition/,
+    );
   });
 
   it('serialises concurrent mutations so none is lost', async () => {

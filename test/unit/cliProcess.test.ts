@@ -12,7 +12,12 @@ const POLICY = join(ROOT, 'test', 'fixtures', 'policy', 'sample-org-policy.yaml'
 const CASES = join(ROOT, 'test', 'fixtures', 'policy', 'sample-org-policy.cases.yaml');
 
 function run(command: string, args: string[]) {
-  const result = spawnSync(command, args, { cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: { ...process.env, npm_config_yes: 'false' } });
+  const result = spawnSync(command, args, {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, npm_config_yes: 'false' },
+  });
   if (result.error) throw result.error;
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
@@ -30,20 +35,29 @@ describe('agent-lanes policy test (the built CLI in a child process)', function 
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('passes the sample policy\'s cases with exit code 0', () => {
+  it("passes the sample policy's cases with exit code 0", () => {
     const { code, stdout } = run(process.execPath, [CLI, 'policy', 'test', POLICY, CASES]);
     assert.equal(code, 0, stdout);
-    assert.match(stdout, /^Testing acme-platform@2026\.11\.1 \(.*sample-org-policy\.yaml\) with \d+ cases from .*sample-org-policy\.cases\.yaml$/m);
+    assert.match(
+      stdout,
+      /^Testing acme-platform@2026\.11\.1 \(.*sample-org-policy\.yaml\) with \d+ cases from .*sample-org-policy\.cases\.yaml$/m,
+    );
     assert.match(stdout, /^ {2}✓ a change to infra\/ is blocked$/m);
     assert.match(stdout, /^\d+ passed, 0 failed$/m);
   });
 
   it('reports a failing case with its reason and exits 1', () => {
     const cases = join(dir, 'failing.cases.yaml');
-    writeFileSync(cases, 'cases:\n  - name: infra is fine (wrong)\n    action: gate.draftToSandbox\n    facts: { files: [infra/main.tf] }\n    expect: { effect: allow, reason: fine }\n');
+    writeFileSync(
+      cases,
+      'cases:\n  - name: infra is fine (wrong)\n    action: gate.draftToSandbox\n    facts: { files: [infra/main.tf] }\n    expect: { effect: allow, reason: fine }\n',
+    );
     const { code, stdout } = run(process.execPath, [CLI, 'policy', 'test', POLICY, cases]);
     assert.equal(code, 1, stdout);
-    assert.match(stdout, /^ {2}✗ infra is fine \(wrong\)\n {6}expected effect allow, got block\n {6}expected the reason to contain fine\n {6}decision: block: Blocked: Draft → Sandbox: infra\/main\.tf matches "infra\/\*\*"/m);
+    assert.match(
+      stdout,
+      /^ {2}✗ infra is fine \(wrong\)\n {6}expected effect allow, got block\n {6}expected the reason to contain fine\n {6}decision: block: Blocked: Draft → Sandbox: infra\/main\.tf matches "infra\/\*\*"/m,
+    );
     assert.match(stdout, /^0 passed, 1 failed$/m);
   });
 
@@ -60,7 +74,14 @@ describe('agent-lanes policy test (the built CLI in a child process)', function 
   });
 
   it('runs as `npx agent-lanes` from the repository (package.json bin), never installing anything', () => {
-    const { code, stdout, stderr } = run(process.platform === 'win32' ? 'npx.cmd' : 'npx', ['--no', 'agent-lanes', 'policy', 'test', POLICY, CASES]);
+    const { code, stdout, stderr } = run(process.platform === 'win32' ? 'npx.cmd' : 'npx', [
+      '--no',
+      'agent-lanes',
+      'policy',
+      'test',
+      POLICY,
+      CASES,
+    ]);
     assert.equal(code, 0, `${stdout}\n${stderr}`);
     assert.match(stdout, /^\d+ passed, 0 failed$/m);
   });

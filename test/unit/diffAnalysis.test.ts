@@ -60,7 +60,9 @@ function craftedCommit(repo: string, parent: string, files: Record<string, strin
   }
   const write = (tree: Tree): string => {
     const lines = [...tree].map(([name, value]) =>
-      typeof value === 'string' ? `100644 blob ${runGit(repo, ['hash-object', '-w', '--stdin'], value).trim()}\t${name}` : `040000 tree ${write(value)}\t${name}`,
+      typeof value === 'string'
+        ? `100644 blob ${runGit(repo, ['hash-object', '-w', '--stdin'], value).trim()}\t${name}`
+        : `040000 tree ${write(value)}\t${name}`,
     );
     return runGit(repo, ['mktree'], `${lines.join('\n')}\n`).trim();
   };
@@ -68,7 +70,15 @@ function craftedCommit(repo: string, parent: string, files: Record<string, strin
 }
 
 function input(overrides: Partial<DiffAnalysisInput>): DiffAnalysisInput {
-  return { raw: [], numstat: [], blobSizes: new Map(), symlinkTargets: new Map(), addedLines: new Map(), manifests: new Map(), ...overrides };
+  return {
+    raw: [],
+    numstat: [],
+    blobSizes: new Map(),
+    symlinkTargets: new Map(),
+    addedLines: new Map(),
+    manifests: new Map(),
+    ...overrides,
+  };
 }
 
 describe('diff analysis', function () {
@@ -78,19 +88,33 @@ describe('diff analysis', function () {
   describe('parsers (crafted git output)', () => {
     it('parses raw and numstat records, renames and binaries included', () => {
       const output = [
-        `:100644 100755 ${A} ${B} M`, 'a b.txt',
-        `:000000 100644 ${Z} ${B} A`, 'bin.dat',
-        `:100644 100644 ${A} ${A} R100`, 'old.txt', 'new.txt',
-        `:000000 160000 ${Z} ${B} A`, 'vendor/lib',
-        '1\t0\ta b.txt', '-\t-\tbin.dat', '0\t0\t', 'old.txt', 'new.txt', '1\t0\tvendor/lib', '',
+        `:100644 100755 ${A} ${B} M`,
+        'a b.txt',
+        `:000000 100644 ${Z} ${B} A`,
+        'bin.dat',
+        `:100644 100644 ${A} ${A} R100`,
+        'old.txt',
+        'new.txt',
+        `:000000 160000 ${Z} ${B} A`,
+        'vendor/lib',
+        '1\t0\ta b.txt',
+        '-\t-\tbin.dat',
+        '0\t0\t',
+        'old.txt',
+        'new.txt',
+        '1\t0\tvendor/lib',
+        '',
       ].join('\0');
       const { raw, numstat } = parseRawNumstat(output);
-      assert.deepEqual(raw.map((entry) => [entry.status, entry.path, entry.oldPath, entry.score]), [
-        ['M', 'a b.txt', undefined, undefined],
-        ['A', 'bin.dat', undefined, undefined],
-        ['R', 'new.txt', 'old.txt', 100],
-        ['A', 'vendor/lib', undefined, undefined],
-      ]);
+      assert.deepEqual(
+        raw.map((entry) => [entry.status, entry.path, entry.oldPath, entry.score]),
+        [
+          ['M', 'a b.txt', undefined, undefined],
+          ['A', 'bin.dat', undefined, undefined],
+          ['R', 'new.txt', 'old.txt', 100],
+          ['A', 'vendor/lib', undefined, undefined],
+        ],
+      );
       assert.deepEqual(numstat[1], { path: 'bin.dat', additions: null, deletions: null });
       assert.deepEqual(numstat[2], { path: 'new.txt', oldPath: 'old.txt', additions: 0, deletions: 0 });
     });
@@ -159,7 +183,9 @@ describe('diff analysis', function () {
 
     it('flags a .git component in any spelling as gitPath', () => {
       const paths = ['sub/.git/config', '.GIT/hooks/pre-commit', 'a/.git./x', 'GIT~1/config', 'not.git/x', '.gitignore', 'x/.github/y'];
-      const analysis = analyzeDiff(input({ raw: paths.map((path) => ({ status: 'A', oldMode: '000000', newMode: '100644', oldSha: Z, newSha: A, path })) }));
+      const analysis = analyzeDiff(
+        input({ raw: paths.map((path) => ({ status: 'A', oldMode: '000000', newMode: '100644', oldSha: Z, newSha: A, path })) }),
+      );
       assert.deepEqual(kinds(analysis, 'gitPath'), ['sub/.git/config', '.GIT/hooks/pre-commit', 'a/.git./x', 'GIT~1/config']);
     });
 
@@ -173,7 +199,14 @@ describe('diff analysis', function () {
     });
 
     it('caps flags of one kind with a summary flag', () => {
-      const raw = Array.from({ length: 7 }, (_, i) => ({ status: 'A', oldMode: '000000', newMode: '100644', oldSha: Z, newSha: A, path: `.github/workflows/w${i}.yml` }));
+      const raw = Array.from({ length: 7 }, (_, i) => ({
+        status: 'A',
+        oldMode: '000000',
+        newMode: '100644',
+        oldSha: Z,
+        newSha: A,
+        path: `.github/workflows/w${i}.yml`,
+      }));
       const analysis = analyzeDiff(input({ raw }), { maxFlagsPerKind: 5 });
       const sensitive = analysis.flags.filter((flag) => flag.kind === 'sensitivePath');
       assert.equal(sensitive.length, 6);
@@ -181,11 +214,16 @@ describe('diff analysis', function () {
     });
 
     it('refuses a status it cannot place, saying so', () => {
-      assert.throws(() => analyzeDiff(input({ raw: [{ status: 'U', oldMode: '100644', newMode: '100644', oldSha: A, newSha: B, path: 'x' }] })), /Unexpected diff status "U"/);
+      assert.throws(
+        () => analyzeDiff(input({ raw: [{ status: 'U', oldMode: '100644', newMode: '100644', oldSha: A, newSha: B, path: 'x' }] })),
+        /Unexpected diff status "U"/,
+      );
     });
 
     it('hashes the two trees, not how renames were detected', () => {
-      const renamed = [{ status: 'R', score: 100, oldMode: '100644', newMode: '100644', oldSha: A, newSha: A, path: 'new.txt', oldPath: 'old.txt' }];
+      const renamed = [
+        { status: 'R', score: 100, oldMode: '100644', newMode: '100644', oldSha: A, newSha: A, path: 'new.txt', oldPath: 'old.txt' },
+      ];
       const split = [
         { status: 'D', oldMode: '100644', newMode: '000000', oldSha: A, newSha: Z, path: 'old.txt' },
         { status: 'A', oldMode: '000000', newMode: '100644', oldSha: Z, newSha: A, path: 'new.txt' },
@@ -207,28 +245,69 @@ describe('diff analysis', function () {
   describe('dependency manifests', () => {
     it('package.json: added dependency keys only, not version bumps or other edits', () => {
       const before = JSON.stringify({ name: 'x', scripts: { test: 'mocha' }, dependencies: { a: '^1.0.0' } });
-      assert.deepEqual(addedDependencies('package.json', before, JSON.stringify({ name: 'x', scripts: { test: 'node --test' }, dependencies: { a: '^2.0.0' } })).added, []);
-      assert.deepEqual(addedDependencies('web/package.json', before, JSON.stringify({ dependencies: { a: '1', b: '1' }, devDependencies: { c: '1' } })).added, ['b', 'c']);
+      assert.deepEqual(
+        addedDependencies(
+          'package.json',
+          before,
+          JSON.stringify({ name: 'x', scripts: { test: 'node --test' }, dependencies: { a: '^2.0.0' } }),
+        ).added,
+        [],
+      );
+      assert.deepEqual(
+        addedDependencies('web/package.json', before, JSON.stringify({ dependencies: { a: '1', b: '1' }, devDependencies: { c: '1' } }))
+          .added,
+        ['b', 'c'],
+      );
       assert.deepEqual(addedDependencies('package.json', undefined, JSON.stringify({ dependencies: { a: '1' } })).added, ['a']);
       assert.match(addedDependencies('package.json', before, '{ not json').unreadable!, /not valid JSON/);
     });
 
     it('reads requirements, pyproject, go.mod, Cargo.toml, pom.xml and build.gradle', () => {
-      assert.deepEqual(addedDependencies('requirements-dev.txt', 'flask==2.0\n# c\n', 'Flask==3.0\nrequests>=2 ; python_version > "3"\n-r base.txt\n').added, ['requests']);
       assert.deepEqual(
-        addedDependencies('pyproject.toml', '[project]\ndependencies = [\n  "httpx>=0.27",\n]\n', '[project]\ndependencies = [\n  "httpx>=0.28",\n  "rich",\n]\n[tool.poetry.group.dev.dependencies]\npytest = "^8"\n').added,
+        addedDependencies('requirements-dev.txt', 'flask==2.0\n# c\n', 'Flask==3.0\nrequests>=2 ; python_version > "3"\n-r base.txt\n')
+          .added,
+        ['requests'],
+      );
+      assert.deepEqual(
+        addedDependencies(
+          'pyproject.toml',
+          '[project]\ndependencies = [\n  "httpx>=0.27",\n]\n',
+          '[project]\ndependencies = [\n  "httpx>=0.28",\n  "rich",\n]\n[tool.poetry.group.dev.dependencies]\npytest = "^8"\n',
+        ).added,
         ['pytest', 'rich'],
       );
-      assert.deepEqual(addedDependencies('go.mod', 'module m\nrequire (\n\tgithub.com/a/b v1.0.0\n)\n', 'module m\nrequire (\n\tgithub.com/a/b v1.1.0\n\tgithub.com/c/d v0.1.0 // indirect\n)\nrequire golang.org/x/e v0.2.0\n').added, [
-        'github.com/c/d',
-        'golang.org/x/e',
-      ]);
-      assert.deepEqual(addedDependencies('Cargo.toml', '[dependencies]\nserde = "1"\n', '[dependencies]\nserde = "1.1"\ntokio = { version = "1" }\n[dev-dependencies.proptest]\nversion = "1"\n').added, ['proptest', 'tokio']);
       assert.deepEqual(
-        addedDependencies('pom.xml', '<dependencies><dependency><groupId>g</groupId><artifactId>a</artifactId></dependency></dependencies>', '<dependencies><dependency><groupId>g</groupId><artifactId>a</artifactId><version>2</version></dependency><dependency><groupId>h</groupId><artifactId>b</artifactId></dependency></dependencies>').added,
+        addedDependencies(
+          'go.mod',
+          'module m\nrequire (\n\tgithub.com/a/b v1.0.0\n)\n',
+          'module m\nrequire (\n\tgithub.com/a/b v1.1.0\n\tgithub.com/c/d v0.1.0 // indirect\n)\nrequire golang.org/x/e v0.2.0\n',
+        ).added,
+        ['github.com/c/d', 'golang.org/x/e'],
+      );
+      assert.deepEqual(
+        addedDependencies(
+          'Cargo.toml',
+          '[dependencies]\nserde = "1"\n',
+          '[dependencies]\nserde = "1.1"\ntokio = { version = "1" }\n[dev-dependencies.proptest]\nversion = "1"\n',
+        ).added,
+        ['proptest', 'tokio'],
+      );
+      assert.deepEqual(
+        addedDependencies(
+          'pom.xml',
+          '<dependencies><dependency><groupId>g</groupId><artifactId>a</artifactId></dependency></dependencies>',
+          '<dependencies><dependency><groupId>g</groupId><artifactId>a</artifactId><version>2</version></dependency><dependency><groupId>h</groupId><artifactId>b</artifactId></dependency></dependencies>',
+        ).added,
         ['h:b'],
       );
-      assert.deepEqual(addedDependencies('app/build.gradle.kts', 'dependencies {\n  implementation("g:a:1")\n}\n', 'dependencies {\n  implementation("g:a:2")\n  testImplementation(libs.junit)\n  api \'h:b:1\'\n}\n').added, ['h:b', 'libs.junit']);
+      assert.deepEqual(
+        addedDependencies(
+          'app/build.gradle.kts',
+          'dependencies {\n  implementation("g:a:1")\n}\n',
+          'dependencies {\n  implementation("g:a:2")\n  testImplementation(libs.junit)\n  api \'h:b:1\'\n}\n',
+        ).added,
+        ['h:b', 'libs.junit'],
+      );
     });
   });
 
@@ -245,12 +324,23 @@ describe('diff analysis', function () {
       });
       const analysis = await analyse(l);
       const byPath = new Map(analysis.files.map((file) => [file.path, file]));
-      assert.deepEqual(byPath.get('keep.txt'), { path: 'keep.txt', status: 'modified', additions: 2, deletions: 1, binary: false, mode: { old: '100644', new: '100644' }, sizeBytes: 6 });
+      assert.deepEqual(byPath.get('keep.txt'), {
+        path: 'keep.txt',
+        status: 'modified',
+        additions: 2,
+        deletions: 1,
+        binary: false,
+        mode: { old: '100644', new: '100644' },
+        sizeBytes: 6,
+      });
       assert.equal(byPath.get('added.txt')!.status, 'added');
       assert.deepEqual(byPath.get('added.txt')!.mode, { new: '100644' });
       assert.equal(byPath.get('gone.txt')!.status, 'deleted');
       assert.equal(byPath.get('gone.txt')!.sizeBytes, undefined);
-      assert.deepEqual([byPath.get('new/name.txt')!.status, byPath.get('new/name.txt')!.oldPath, byPath.get('new/name.txt')!.additions], ['renamed', 'old/name.txt', 1]);
+      assert.deepEqual(
+        [byPath.get('new/name.txt')!.status, byPath.get('new/name.txt')!.oldPath, byPath.get('new/name.txt')!.additions],
+        ['renamed', 'old/name.txt', 1],
+      );
       assert.deepEqual(byPath.get('run.sh')!.mode, { old: '100644', new: '100755' });
       assert.deepEqual(analysis.totals, { files: 5, additions: 4, deletions: 3 });
       assert.deepEqual(analysis.flags, []);
@@ -260,7 +350,11 @@ describe('diff analysis', function () {
       const one = lane({ 'a.txt': 'a\n' }, (wt) => writeFiles(wt, { 'a.txt': 'b\n', 'c.txt': 'c\n' }));
       const again = await analyse(one);
       const recommitted = craftedCommit(one.repo, one.base, { 'a.txt': 'b\n', 'c.txt': 'c\n' });
-      assert.equal((await analyzeChange({ repoRoot: one.repo, baseSha: one.base, headSha: recommitted })).hash, again.hash, 'another commit of the same tree');
+      assert.equal(
+        (await analyzeChange({ repoRoot: one.repo, baseSha: one.base, headSha: recommitted })).hash,
+        again.hash,
+        'another commit of the same tree',
+      );
       const differs = craftedCommit(one.repo, one.base, { 'a.txt': 'b\n', 'c.txt': 'C\n' });
       assert.notEqual((await analyzeChange({ repoRoot: one.repo, baseSha: one.base, headSha: differs })).hash, again.hash);
     });
@@ -311,14 +405,20 @@ describe('diff analysis', function () {
     it('flags a .git path component and a ".." path in crafted trees git itself would refuse', async () => {
       const repo = makeRepo();
       const base = head(repo);
-      const crafted = craftedCommit(repo, base, { 'README.md': '# sample\n', 'sub/.git/config': '[core]\n\thooksPath = /tmp/evil\n', '../escape.txt': 'x\n' });
+      const crafted = craftedCommit(repo, base, {
+        'README.md': '# sample\n',
+        'sub/.git/config': '[core]\n\thooksPath = /tmp/evil\n',
+        '../escape.txt': 'x\n',
+      });
       const analysis = await analyzeChange({ repoRoot: repo, baseSha: base, headSha: crafted });
       assert.deepEqual(kinds(analysis, 'gitPath'), ['sub/.git/config']);
       assert.deepEqual(kinds(analysis, 'pathTraversal'), ['../escape.txt']);
     });
 
     it('flags binary and oversized files', async () => {
-      const l = lane({ 'README.md': 'x\n' }, (wt) => writeFiles(wt, { 'image.png': Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 1, 2]), 'big.txt': 'y'.repeat(3000) + '\n' }));
+      const l = lane({ 'README.md': 'x\n' }, (wt) =>
+        writeFiles(wt, { 'image.png': Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 1, 2]), 'big.txt': 'y'.repeat(3000) + '\n' }),
+      );
       const analysis = await analyse(l, { maxFileBytes: 2048 });
       const png = analysis.files.find((file) => file.path === 'image.png')!;
       assert.equal(png.binary, true);
@@ -342,29 +442,50 @@ describe('diff analysis', function () {
         privateKeyBlock: '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq3xZ9v\n-----END RSA PRIVATE KEY-----',
       };
       const files = Object.fromEntries(Object.entries(secrets).map(([kind, line]) => [`config/${kind}.txt`, `harmless\n${line}\n`]));
-      const l = lane({ 'README.md': 'x\n', 'config/old.txt': `existing ${secrets.awsAccessKeyId}\n` }, (wt) => writeFiles(wt, { ...files, 'config/old.txt': `existing ${secrets.awsAccessKeyId}\nmore\n` }));
+      const l = lane({ 'README.md': 'x\n', 'config/old.txt': `existing ${secrets.awsAccessKeyId}\n` }, (wt) =>
+        writeFiles(wt, { ...files, 'config/old.txt': `existing ${secrets.awsAccessKeyId}\nmore\n` }),
+      );
       const analysis = await analyse(l);
       const flagged = analysis.flags.filter((flag) => flag.kind === 'secretLike');
-      assert.deepEqual(flagged.map((flag) => flag.path).sort(), Object.keys(secrets).map((kind) => `config/${kind}.txt`).sort(), 'one flag per file with a new secret; the old line is not flagged');
+      assert.deepEqual(
+        flagged.map((flag) => flag.path).sort(),
+        Object.keys(secrets)
+          .map((kind) => `config/${kind}.txt`)
+          .sort(),
+        'one flag per file with a new secret; the old line is not flagged',
+      );
       for (const flag of flagged) {
         const kind = flag.path!.slice('config/'.length, -'.txt'.length);
         assert.match(flag.detail, new RegExp(`\\(${kind}\\) in added line 2`), flag.detail);
-        for (const value of Object.values(secrets)) assert.equal(flag.detail.includes(value.slice(-12)), false, 'the secret is never quoted');
+        for (const value of Object.values(secrets))
+          assert.equal(flag.detail.includes(value.slice(-12)), false, 'the secret is never quoted');
       }
     });
 
     it('does not let a .gitattributes in the lane hide a secret from the scan', async () => {
-      const l = lane({ 'README.md': 'x\n' }, (wt) => writeFiles(wt, { '.gitattributes': '*.txt -diff\n', 'notes.txt': 'key AKIAZ3MXQ7PLR4TW2KDN\n' }));
+      const l = lane({ 'README.md': 'x\n' }, (wt) =>
+        writeFiles(wt, { '.gitattributes': '*.txt -diff\n', 'notes.txt': 'key AKIAZ3MXQ7PLR4TW2KDN\n' }),
+      );
       assert.deepEqual(kinds(await analyse(l), 'secretLike'), ['notes.txt']);
     });
 
     it('flags new dependencies: added keys in package.json, lock files, other manifests; not a version bump', async () => {
       const pkg = (deps: Record<string, string>) => `${JSON.stringify({ name: 'x', dependencies: deps }, null, 2)}\n`;
-      const l = lane({ 'package.json': pkg({ a: '^1.0.0' }), 'web/package.json': pkg({ b: '1' }), 'requirements.txt': 'flask==2\n' }, (wt) =>
-        writeFiles(wt, { 'package.json': pkg({ a: '^1.0.0', 'left-pad': '^1.3.0' }), 'web/package.json': pkg({ b: '2' }), 'package-lock.json': '{}\n', 'requirements.txt': 'flask==2\nrequests\n', 'go.mod': 'module m\nrequire github.com/x/y v1.0.0\n' }),
+      const l = lane(
+        { 'package.json': pkg({ a: '^1.0.0' }), 'web/package.json': pkg({ b: '1' }), 'requirements.txt': 'flask==2\n' },
+        (wt) =>
+          writeFiles(wt, {
+            'package.json': pkg({ a: '^1.0.0', 'left-pad': '^1.3.0' }),
+            'web/package.json': pkg({ b: '2' }),
+            'package-lock.json': '{}\n',
+            'requirements.txt': 'flask==2\nrequests\n',
+            'go.mod': 'module m\nrequire github.com/x/y v1.0.0\n',
+          }),
       );
       const analysis = await analyse(l);
-      const details = Object.fromEntries(analysis.flags.filter((flag) => flag.kind === 'newDependency').map((flag) => [flag.path, flag.detail]));
+      const details = Object.fromEntries(
+        analysis.flags.filter((flag) => flag.kind === 'newDependency').map((flag) => [flag.path, flag.detail]),
+      );
       assert.deepEqual(Object.keys(details).sort(), ['go.mod', 'package-lock.json', 'package.json', 'requirements.txt']);
       assert.match(details['package.json']!, /adds a dependency: left-pad/);
       assert.match(details['package-lock.json']!, /lock file is added/);
@@ -387,7 +508,12 @@ describe('diff analysis', function () {
         }),
       );
       const analysis = await analyse(l);
-      assert.deepEqual(kinds(analysis, 'sensitivePath').sort(), ['.env.production', '.github/workflows/ci.yml', 'lib/crypto.js', 'src/auth/login.ts']);
+      assert.deepEqual(kinds(analysis, 'sensitivePath').sort(), [
+        '.env.production',
+        '.github/workflows/ci.yml',
+        'lib/crypto.js',
+        'src/auth/login.ts',
+      ]);
       assert.deepEqual(kinds(analysis, 'sandboxConfigEdited'), ['.devcontainer/devcontainer.json']);
       assert.deepEqual(kinds(analysis, 'policyFileEdited'), ['.lanes/policy.yaml']);
       assert.deepEqual(kinds(analysis, 'agentInstructionsEdited').sort(), ['AGENTS.md', 'pkg/CLAUDE.md']);
@@ -396,7 +522,9 @@ describe('diff analysis', function () {
     });
 
     it('flags an unusually wide change', async () => {
-      const l = lane({ 'README.md': 'x\n' }, (wt) => writeFiles(wt, Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`top${i % 4}/f${i}.txt`, 'x\n']))));
+      const l = lane({ 'README.md': 'x\n' }, (wt) =>
+        writeFiles(wt, Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`top${i % 4}/f${i}.txt`, 'x\n']))),
+      );
       const analysis = await analyse(l, { scope: { maxFiles: 5, maxTopLevelDirs: 3, maxChangedLines: 7 } });
       const [flag] = analysis.flags.filter((f) => f.kind === 'unusualScope');
       assert.match(flag!.detail, /8 files \(more than 5\), 4 top-level folders \(more than 3\), 8 changed lines \(more than 7\)/);

@@ -47,7 +47,13 @@ describe("the user's checkout is verified untouched", function () {
     rmSync(join(repo, 'd.txt'));
     const verdict = await verifyCheckout(before);
     assert.equal(verdict.untouched, false);
-    assert.deepEqual(verdict.differences.sort(), ['a.txt was changed', 'b.txt was changed', 'c.txt was modified again', 'd.txt was changed', 'new.txt appeared (untracked)']);
+    assert.deepEqual(verdict.differences.sort(), [
+      'a.txt was changed',
+      'b.txt was changed',
+      'c.txt was modified again',
+      'd.txt was changed',
+      'new.txt appeared (untracked)',
+    ]);
     commitAll(repo, 'agent commits in the user checkout');
     const moved = await verifyCheckout(before);
     assert.match(moved.differences[0]!, /^HEAD moved from [0-9a-f]{12} to [0-9a-f]{12}$/);
@@ -74,7 +80,13 @@ describe("the user's checkout is verified untouched", function () {
   it('a well-behaved agent run leaves the checkout untouched; a misbehaving one writing by absolute path is caught', async () => {
     const repo = makeRepo({ 'src/app.js': 'app\n' });
     const storage = tempDir('lanes-storage-');
-    const lane = await createWorktree({ repoRoot: repo, worktreesDir: join(storage, 'worktrees'), changeId: 'a1b2c3d4', slug: 'greet', baseSha: head(repo) });
+    const lane = await createWorktree({
+      repoRoot: repo,
+      worktreesDir: join(storage, 'worktrees'),
+      changeId: 'a1b2c3d4',
+      slug: 'greet',
+      baseSha: head(repo),
+    });
     const run = (task: string) =>
       runAgent({
         agent: scripted,
@@ -88,7 +100,14 @@ describe("the user's checkout is verified untouched", function () {
 
     const before = await snapshotCheckout(repo);
     assert.equal((await run('add a greeting function and a test')).outcome, 'succeeded');
-    const committed = await commitLaneWork({ worktreePath: lane.path, branch: lane.branch, baseSha: lane.baseSha, changeId: 'a1b2c3d4', agentId: 'scripted', promptRef: 'p1' });
+    const committed = await commitLaneWork({
+      worktreePath: lane.path,
+      branch: lane.branch,
+      baseSha: lane.baseSha,
+      changeId: 'a1b2c3d4',
+      agentId: 'scripted',
+      promptRef: 'p1',
+    });
     assert.equal(committed.outcome, 'committed');
     assert.deepEqual(await verifyCheckout(before).then((verdict) => verdict.differences), [], 'the draft happened in the worktree only');
 

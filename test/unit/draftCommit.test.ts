@@ -7,7 +7,13 @@ import { cleanupTemp, commitAll, head, makeRepo, runGit, tempDir, writeFiles } f
 
 async function laneFor(files: Record<string, string> = { 'keep.txt': 'keep\n', 'gone.txt': 'bye\n' }) {
   const repo = makeRepo(files);
-  const created = await createWorktree({ repoRoot: repo, worktreesDir: join(tempDir('lanes-storage-'), 'worktrees'), changeId: 'a1b2c3d4', slug: 'work', baseSha: head(repo) });
+  const created = await createWorktree({
+    repoRoot: repo,
+    worktreesDir: join(tempDir('lanes-storage-'), 'worktrees'),
+    changeId: 'a1b2c3d4',
+    slug: 'work',
+    baseSha: head(repo),
+  });
   return { repo, ...created };
 }
 
@@ -30,7 +36,10 @@ describe('draft commit on the lane branch', () => {
     assert.deepEqual(names, ['A\tnew/file.txt', 'D\tgone.txt', 'M\tkeep.txt']);
     const trailers = runGit(lane.repo, ['log', '-1', '--format=%(trailers:only,unfold)', lane.branch]).trim();
     assert.equal(trailers, 'Lanes-Change-Id: a1b2c3d4\nAI-Agent: scripted\nAI-Prompt-Ref: prompt-0001');
-    assert.equal(runGit(lane.repo, ['log', '-1', '--format=%an <%ae>|%cn <%ce>', lane.branch]).trim(), 'Test User <test@example.invalid>|Test User <test@example.invalid>');
+    assert.equal(
+      runGit(lane.repo, ['log', '-1', '--format=%an <%ae>|%cn <%ce>', lane.branch]).trim(),
+      'Test User <test@example.invalid>|Test User <test@example.invalid>',
+    );
     assert.equal(runGit(lane.repo, ['status', '--porcelain']), '', "the user's checkout is untouched");
   });
 
@@ -45,7 +54,10 @@ describe('draft commit on the lane branch', () => {
   it('reports noChanges when the agent only rewrote a file to the same content', async () => {
     const lane = await laneFor();
     writeFiles(lane.path, { 'keep.txt': 'keep\n' });
-    assert.equal((await commitLaneWork({ worktreePath: lane.path, branch: lane.branch, baseSha: lane.baseSha, ...ids })).outcome, 'noChanges');
+    assert.equal(
+      (await commitLaneWork({ worktreePath: lane.path, branch: lane.branch, baseSha: lane.baseSha, ...ids })).outcome,
+      'noChanges',
+    );
   });
 
   it('keeps commits the agent made itself and commits what it left on top', async () => {
@@ -70,7 +82,13 @@ describe('draft commit on the lane branch', () => {
     process.env.GIT_CONFIG_NOSYSTEM = '1';
     try {
       writeFiles(lane.path, { 'x.txt': 'x\n' });
-      const result = await commitLaneWork({ worktreePath: lane.path, branch: lane.branch, baseSha: lane.baseSha, ...ids, fallbackIdentity: { name: 'Lanes Bot', email: 'bot@lanes.invalid' } });
+      const result = await commitLaneWork({
+        worktreePath: lane.path,
+        branch: lane.branch,
+        baseSha: lane.baseSha,
+        ...ids,
+        fallbackIdentity: { name: 'Lanes Bot', email: 'bot@lanes.invalid' },
+      });
       assert.equal(result.identity.fallback, true);
       assert.equal(runGit(lane.repo, ['log', '-1', '--format=%an <%ae>', lane.branch]).trim(), 'Lanes Bot <bot@lanes.invalid>');
     } finally {
@@ -108,11 +126,14 @@ describe('draft commit on the lane branch', () => {
     const lane = await laneFor();
     runGit(lane.path, ['checkout', '-q', '-b', 'elsewhere']);
     writeFiles(lane.path, { 'x.txt': 'x\n' });
-    await assert.rejects(commitLaneWork({ worktreePath: lane.path, branch: lane.branch, baseSha: lane.baseSha, ...ids }), (error: Error) => {
-      assert.ok(error instanceof LaneCommitError);
-      assert.match(error.message, /is on elsewhere, not on its lane branch lanes\/a1b2c3d4-work.*Nothing was committed/);
-      return true;
-    });
+    await assert.rejects(
+      commitLaneWork({ worktreePath: lane.path, branch: lane.branch, baseSha: lane.baseSha, ...ids }),
+      (error: Error) => {
+        assert.ok(error instanceof LaneCommitError);
+        assert.match(error.message, /is on elsewhere, not on its lane branch lanes\/a1b2c3d4-work.*Nothing was committed/);
+        return true;
+      },
+    );
   });
 
   it('refuses a branch outside lanes/', async () => {
@@ -121,11 +142,21 @@ describe('draft commit on the lane branch', () => {
   });
 
   it('keeps trailer values on one line so none can smuggle another trailer', () => {
-    const message = laneCommitMessage({ changeId: 'a1b2c3d4', agentId: 'evil\nLanes-Change-Id: 00000000', promptRef: 'p', subject: 'Fix\nthings' });
+    const message = laneCommitMessage({
+      changeId: 'a1b2c3d4',
+      agentId: 'evil\nLanes-Change-Id: 00000000',
+      promptRef: 'p',
+      subject: 'Fix\nthings',
+    });
     assert.equal(message, 'Fix things\n\nLanes-Change-Id: a1b2c3d4\nAI-Agent: evil Lanes-Change-Id: 00000000\nAI-Prompt-Ref: p\n');
   });
 
   it('parses the paths git add refused', () => {
-    assert.deepEqual(parseRefusedPaths("error: invalid path 'a/.git/x'\nerror: unable to add 'a/.git/x' to index\nerror: open(\"locked.txt\"): Permission denied\nwarning: other\n"), ['a/.git/x', 'locked.txt']);
+    assert.deepEqual(
+      parseRefusedPaths(
+        "error: invalid path 'a/.git/x'\nerror: unable to add 'a/.git/x' to index\nerror: open(\"locked.txt\"): Permission denied\nwarning: other\n",
+      ),
+      ['a/.git/x', 'locked.txt'],
+    );
   });
 });

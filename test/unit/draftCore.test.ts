@@ -1,10 +1,22 @@
 import assert from 'node:assert/strict';
 import { parseAgentsSetting, substitutePlaceholders } from '../../src/core/draft/agentConfig';
 import { MAX_AGENT_REPORT_BYTES, parseAgentReport } from '../../src/core/draft/agentEvidence';
-import { type RepositoryState, assessDraftStart, changeIdFromLaneName, composePrompt, laneBranchName, slugify } from '../../src/core/draft/draft';
+import {
+  type RepositoryState,
+  assessDraftStart,
+  changeIdFromLaneName,
+  composePrompt,
+  laneBranchName,
+  slugify,
+} from '../../src/core/draft/draft';
 import { countUncommitted, parsePorcelainV2, parseWorktreeList, unquoteGitPath } from '../../src/core/git/gitOutput';
 
-const clean: RepositoryState = { branch: 'main', headSha: 'a'.repeat(40), operations: [], uncommitted: { staged: 0, unstaged: 0, untracked: 0, conflicted: 0 } };
+const clean: RepositoryState = {
+  branch: 'main',
+  headSha: 'a'.repeat(40),
+  operations: [],
+  uncommitted: { staged: 0, unstaged: 0, untracked: 0, conflicted: 0 },
+};
 
 describe('draft core', () => {
   describe('names', () => {
@@ -38,7 +50,10 @@ describe('draft core', () => {
     });
 
     it('allows a merge in progress with a warning that the draft starts from HEAD', () => {
-      const result = assessDraftStart({ ...clean, operations: ['merge'], uncommitted: { staged: 0, unstaged: 0, untracked: 0, conflicted: 1 } }, false);
+      const result = assessDraftStart(
+        { ...clean, operations: ['merge'], uncommitted: { staged: 0, unstaged: 0, untracked: 0, conflicted: 1 } },
+        false,
+      );
       assert.equal(result.allowed, true);
       assert.match(result.warnings[0]!, /A merge is in progress.*starts from the HEAD commit/);
       assert.match(result.warnings[1]!, /1 conflicted/);
@@ -77,7 +92,10 @@ describe('draft core', () => {
         baseRef: 'main',
         baseSha: 'b'.repeat(40),
         note: "The user's uncommitted changes are not included.",
-        requestedChanges: [{ body: 'Rename greet to hello', path: 'src/greeting.js', line: 3, author: 'ada' }, { body: 'Add a test\nfor empty names' }],
+        requestedChanges: [
+          { body: 'Rename greet to hello', path: 'src/greeting.js', line: 3, author: 'ada' },
+          { body: 'Add a test\nfor empty names' },
+        ],
       });
       assert.match(prompt, /# Requested changes/);
       assert.match(prompt, /- Rename greet to hello \(src\/greeting\.js:3\) — ada/);
@@ -95,7 +113,10 @@ describe('draft core', () => {
         { id: 'scripted', label: 'Again', command: ['y'] },
         { id: 'extra', label: 'Extra', command: ['z'], shell: true },
       ]);
-      assert.deepEqual(result.agents.map((agent) => agent.id), ['scripted']);
+      assert.deepEqual(
+        result.agents.map((agent) => agent.id),
+        ['scripted'],
+      );
       assert.equal(result.errors.length, 4);
       assert.match(result.errors[0]!, /^agentLanes\.agents\[1\]\.id: /);
       assert.match(result.errors[1]!, /^agentLanes\.agents\[2\]\.command: .*at least the program/);
@@ -109,12 +130,23 @@ describe('draft core', () => {
     });
 
     it('substitutes placeholders inside each argument, keeping each argument whole', () => {
-      const args = substitutePlaceholders(['agent', '--prompt={prompt}', '{promptFile}', '--cwd', '{worktree}', '{unknown}', '{"json": 1}'], {
-        prompt: 'two words; rm -rf / $(echo)',
-        promptFile: '/s/prompt.md',
-        worktree: '/s/wt',
-      });
-      assert.deepEqual(args, ['agent', '--prompt=two words; rm -rf / $(echo)', '/s/prompt.md', '--cwd', '/s/wt', '{unknown}', '{"json": 1}']);
+      const args = substitutePlaceholders(
+        ['agent', '--prompt={prompt}', '{promptFile}', '--cwd', '{worktree}', '{unknown}', '{"json": 1}'],
+        {
+          prompt: 'two words; rm -rf / $(echo)',
+          promptFile: '/s/prompt.md',
+          worktree: '/s/wt',
+        },
+      );
+      assert.deepEqual(args, [
+        'agent',
+        '--prompt=two words; rm -rf / $(echo)',
+        '/s/prompt.md',
+        '--cwd',
+        '/s/wt',
+        '{unknown}',
+        '{"json": 1}',
+      ]);
     });
   });
 
@@ -124,7 +156,9 @@ describe('draft core', () => {
     });
 
     it('accepts a valid report', () => {
-      const result = parseAgentReport(JSON.stringify({ summary: 'Did it', assumptions: ['a'], confidenceLimits: ['b'], agentVersion: '1.0' }));
+      const result = parseAgentReport(
+        JSON.stringify({ summary: 'Did it', assumptions: ['a'], confidenceLimits: ['b'], agentVersion: '1.0' }),
+      );
       assert.deepEqual(result, { report: { summary: 'Did it', assumptions: ['a'], confidenceLimits: ['b'], agentVersion: '1.0' } });
     });
 
@@ -137,7 +171,10 @@ describe('draft core', () => {
     it('names unknown fields and lists the known ones', () => {
       const result = parseAgentReport(JSON.stringify({ summary: 'x', mood: 'great' }));
       assert.ok('error' in result);
-      assert.match(result.error, /unknown field "mood" at \(top level\); the known fields are summary, assumptions, confidenceLimits, agentVersion/);
+      assert.match(
+        result.error,
+        /unknown field "mood" at \(top level\); the known fields are summary, assumptions, confidenceLimits, agentVersion/,
+      );
     });
 
     it('gives the position of a JSON syntax error without quoting the file', () => {
@@ -176,12 +213,15 @@ describe('draft core', () => {
       const status = parsePorcelainV2(output);
       assert.equal(status.branch, 'main');
       assert.equal(status.headSha, 'c'.repeat(40));
-      assert.deepEqual(status.entries.map((entry) => [entry.kind, entry.path, entry.origPath]), [
-        ['ordinary', 'src/a file.ts', undefined],
-        ['renamed', 'new name.ts', 'old name.ts'],
-        ['unmerged', 'conflict.txt', undefined],
-        ['untracked', 'untracked.txt', undefined],
-      ]);
+      assert.deepEqual(
+        status.entries.map((entry) => [entry.kind, entry.path, entry.origPath]),
+        [
+          ['ordinary', 'src/a file.ts', undefined],
+          ['renamed', 'new name.ts', 'old name.ts'],
+          ['unmerged', 'conflict.txt', undefined],
+          ['untracked', 'untracked.txt', undefined],
+        ],
+      );
       assert.deepEqual(countUncommitted(status.entries), { staged: 1, unstaged: 1, untracked: 1, conflicted: 1 });
     });
 
@@ -191,10 +231,34 @@ describe('draft core', () => {
 
     it('parses worktree list records with lock and prune reasons', () => {
       const list = parseWorktreeList(
-        ['worktree /r', 'HEAD ' + 'a'.repeat(40), 'branch refs/heads/main', '', 'worktree /s/wt/x', 'HEAD ' + 'b'.repeat(40), 'branch refs/heads/lanes/x', 'locked initializing', 'prunable gitdir file points to non-existent location', '', 'worktree /s/wt/y', 'HEAD ' + 'c'.repeat(40), 'detached', '', ''].join('\0'),
+        [
+          'worktree /r',
+          'HEAD ' + 'a'.repeat(40),
+          'branch refs/heads/main',
+          '',
+          'worktree /s/wt/x',
+          'HEAD ' + 'b'.repeat(40),
+          'branch refs/heads/lanes/x',
+          'locked initializing',
+          'prunable gitdir file points to non-existent location',
+          '',
+          'worktree /s/wt/y',
+          'HEAD ' + 'c'.repeat(40),
+          'detached',
+          '',
+          '',
+        ].join('\0'),
       );
       assert.equal(list.length, 3);
-      assert.deepEqual(list[1], { path: '/s/wt/x', head: 'b'.repeat(40), branchRef: 'refs/heads/lanes/x', bare: false, detached: false, locked: 'initializing', prunable: 'gitdir file points to non-existent location' });
+      assert.deepEqual(list[1], {
+        path: '/s/wt/x',
+        head: 'b'.repeat(40),
+        branchRef: 'refs/heads/lanes/x',
+        bare: false,
+        detached: false,
+        locked: 'initializing',
+        prunable: 'gitdir file points to non-existent location',
+      });
       assert.equal(list[2]!.detached, true);
     });
 

@@ -29,7 +29,12 @@ describe('Draft lane service (real git, real agent process)', function () {
     const { ctx, lane, repo } = await laneFor();
     const statusBefore = git(repo, 'status', '--porcelain');
     const headBefore = git(repo, 'rev-parse', 'HEAD');
-    const { change } = await lane.start({ task: 'Add a greeting function and a test', agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev@example.com' });
+    const { change } = await lane.start({
+      task: 'Add a greeting function and a test',
+      agent: { kind: 'cli', config: agent },
+      actor: user,
+      createdBy: 'dev@example.com',
+    });
     assert.match(change.branch, /^lanes\/[0-9a-f]{8}-add-a-greeting-function-and-a-test$/);
     assert.ok(change.worktreePath.startsWith(ctx.storage.worktreesDir), 'the worktree lives in the extension storage');
     assert.equal(change.baseSha, headBefore);
@@ -37,7 +42,10 @@ describe('Draft lane service (real git, real agent process)', function () {
     const lines: string[] = [];
     const outcome = await lane.runAgent(change.id, agent, user, { onLine: (line) => lines.push(line) });
     assert.equal(outcome.outcome, 'committed', outcome.message);
-    assert.ok(lines.some((l) => l.includes('wrote src/greeting.js')), 'output is streamed');
+    assert.ok(
+      lines.some((l) => l.includes('wrote src/greeting.js')),
+      'output is streamed',
+    );
     assert.equal(git(repo, 'status', '--porcelain'), statusBefore, "the user's checkout is untouched");
     assert.equal(git(repo, 'rev-parse', 'HEAD'), headBefore);
     assert.equal(existsSync(join(repo, 'src', 'greeting.js')), false);
@@ -61,13 +69,22 @@ describe('Draft lane service (real git, real agent process)', function () {
     await ctx.audit.flush();
     const verified = await verifyAuditFile(ctx.storage.auditFile);
     assert.ok(verified.ok);
-    const actions = readFileSync(ctx.storage.auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l).action);
-    for (const action of ['change.create', 'policy.decision', 'agent.start', 'agent.stop']) assert.ok(actions.includes(action), `audit has ${action}`);
+    const actions = readFileSync(ctx.storage.auditFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).action);
+    for (const action of ['change.create', 'policy.decision', 'agent.start', 'agent.stop'])
+      assert.ok(actions.includes(action), `audit has ${action}`);
   });
 
   it('flags loudly when the agent writes into the user checkout', async () => {
     const { ctx, lane, repo } = await laneFor();
-    const { change } = await lane.start({ task: `Misbehave\n@write ${join(repo, 'README.md')} overwritten by the agent`, agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev' });
+    const { change } = await lane.start({
+      task: `Misbehave\n@write ${join(repo, 'README.md')} overwritten by the agent`,
+      agent: { kind: 'cli', config: agent },
+      actor: user,
+      createdBy: 'dev',
+    });
     await lane.runAgent(change.id, agent, user);
     const stored = ctx.store.get(change.id)!;
     assert.match(stored.alerts?.[0] ?? '', /Your checkout changed while the agent ran/);
@@ -95,14 +112,22 @@ describe('Draft lane service (real git, real agent process)', function () {
 
   it('refuses a base ref that does not exist, leaving nothing behind', async () => {
     const { ctx, lane, repo } = await laneFor();
-    await assert.rejects(lane.start({ task: 'x', baseRef: 'no-such-branch', agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev' }), /no-such-branch/);
+    await assert.rejects(
+      lane.start({ task: 'x', baseRef: 'no-such-branch', agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev' }),
+      /no-such-branch/,
+    );
     assert.equal(ctx.store.all().length, 0);
     assert.equal(git(repo, 'branch', '--list', 'lanes/*'), '');
   });
 
   it('discards: removes the worktree and branch, keeps the record closed', async () => {
     const { ctx, lane, repo } = await laneFor();
-    const { change } = await lane.start({ task: 'Add a greeting function and a test', agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev' });
+    const { change } = await lane.start({
+      task: 'Add a greeting function and a test',
+      agent: { kind: 'cli', config: agent },
+      actor: user,
+      createdBy: 'dev',
+    });
     await lane.runAgent(change.id, agent, user);
     const closed = await lane.discard(change.id, user);
     assert.equal(closed.lane, 'closed');

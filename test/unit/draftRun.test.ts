@@ -11,10 +11,19 @@ const SCRIPTED_AGENT = resolve(__dirname, '../../../test/fixtures/agents/scripte
 const scripted: AgentConfig = { id: 'scripted', label: 'Scripted agent', command: [process.execPath, SCRIPTED_AGENT, '{promptFile}'] };
 
 async function draft(task: string) {
-  const repo = makeRepo({ 'package.json': `${JSON.stringify({ name: 'sample', version: '1.0.0' }, null, 2)}\n`, 'README.md': '# sample\n' });
+  const repo = makeRepo({
+    'package.json': `${JSON.stringify({ name: 'sample', version: '1.0.0' }, null, 2)}\n`,
+    'README.md': '# sample\n',
+  });
   const storage = tempDir('lanes-storage-');
   const base = await resolveBase(repo);
-  const lane = await createWorktree({ repoRoot: repo, worktreesDir: join(storage, 'worktrees'), changeId: 'a1b2c3d4', slug: 'demo', baseSha: base.sha });
+  const lane = await createWorktree({
+    repoRoot: repo,
+    worktreesDir: join(storage, 'worktrees'),
+    changeId: 'a1b2c3d4',
+    slug: 'demo',
+    baseSha: base.sha,
+  });
   const checkoutBefore = await snapshotCheckout(repo);
   const evidenceFile = join(storage, 'a1b2c3d4', 'evidence.json');
   const run = await runAgent({
@@ -26,7 +35,17 @@ async function draft(task: string) {
     evidenceFile,
     logFile: join(storage, 'a1b2c3d4', 'agent.log'),
   });
-  const finished = await finishDraftRun({ repoRoot: repo, changeId: 'a1b2c3d4', branch: lane.branch, worktreePath: lane.path, baseSha: base.sha, agentId: 'scripted', promptRef: 'prompt-a1b2c3d4-1', evidenceFile, checkoutBefore });
+  const finished = await finishDraftRun({
+    repoRoot: repo,
+    changeId: 'a1b2c3d4',
+    branch: lane.branch,
+    worktreePath: lane.path,
+    baseSha: base.sha,
+    agentId: 'scripted',
+    promptRef: 'prompt-a1b2c3d4-1',
+    evidenceFile,
+    checkoutBefore,
+  });
   return { repo, lane, run, finished };
 }
 
@@ -39,8 +58,17 @@ describe('a whole draft run with the scripted agent', function () {
     assert.equal(run.outcome, 'succeeded');
     assert.equal(finished.commit.outcome, 'committed');
     assert.equal(runGit(repo, ['rev-parse', lane.branch]).trim(), finished.commit.headSha);
-    assert.deepEqual(finished.analysis!.files.map((file) => `${file.status} ${file.path}`).sort(), ['added config/credentials.js', 'added src/greeting.js', 'added test/greeting.test.js', 'modified package.json']);
-    assert.deepEqual(finished.flags.map((flag) => `${flag.kind} ${flag.path}`).sort(), ['newDependency package.json', 'secretLike config/credentials.js', 'sensitivePath config/credentials.js']);
+    assert.deepEqual(finished.analysis!.files.map((file) => `${file.status} ${file.path}`).sort(), [
+      'added config/credentials.js',
+      'added src/greeting.js',
+      'added test/greeting.test.js',
+      'modified package.json',
+    ]);
+    assert.deepEqual(finished.flags.map((flag) => `${flag.kind} ${flag.path}`).sort(), [
+      'newDependency package.json',
+      'secretLike config/credentials.js',
+      'sensitivePath config/credentials.js',
+    ]);
     assert.equal(finished.checkout.untouched, true);
     assert.ok('report' in finished.agentReport);
     assert.match(finished.agentReport.report.summary!, /wrote src\/greeting\.js/);
@@ -69,10 +97,26 @@ describe('a whole draft run with the scripted agent', function () {
       evidenceFile: join(storage, 'evidence.json'),
       logFile: join(storage, 'agent.log'),
     });
-    const finished = await finishDraftRun({ repoRoot: first.repo, changeId: 'a1b2c3d4', branch: first.lane.branch, worktreePath: first.lane.path, baseSha: first.lane.baseSha, agentId: 'scripted', promptRef: 'p2', evidenceFile: join(storage, 'evidence.json'), checkoutBefore });
+    const finished = await finishDraftRun({
+      repoRoot: first.repo,
+      changeId: 'a1b2c3d4',
+      branch: first.lane.branch,
+      worktreePath: first.lane.path,
+      baseSha: first.lane.baseSha,
+      agentId: 'scripted',
+      promptRef: 'p2',
+      evidenceFile: join(storage, 'evidence.json'),
+      checkoutBefore,
+    });
     assert.equal(finished.checkout.untouched, false);
-    assert.deepEqual(finished.flags.map((flag) => `${flag.kind} ${flag.path ?? ''}`), ['checkoutTouched ', 'gitPath sub/.GIT/config']);
+    assert.deepEqual(
+      finished.flags.map((flag) => `${flag.kind} ${flag.path ?? ''}`),
+      ['checkoutTouched ', 'gitPath sub/.GIT/config'],
+    );
     assert.match(finished.flags[0]!.detail, /README\.md was changed/);
-    assert.deepEqual(finished.analysis!.files.map((file) => file.path), ['fine.txt']);
+    assert.deepEqual(
+      finished.analysis!.files.map((file) => file.path),
+      ['fine.txt'],
+    );
   });
 });

@@ -37,7 +37,9 @@ function branches(root: string): string[] {
 }
 
 function worktreeCount(root: string): number {
-  return runGit(root, ['worktree', 'list', '--porcelain']).split('\n').filter((line) => line.startsWith('worktree ')).length;
+  return runGit(root, ['worktree', 'list', '--porcelain'])
+    .split('\n')
+    .filter((line) => line.startsWith('worktree ')).length;
 }
 
 describe('draft worktrees (real git repositories)', () => {
@@ -139,7 +141,13 @@ describe('draft worktrees (real git repositories)', () => {
       const repo = makeRepo({ 'src/a.ts': 'export {};\n' });
       const storage = tempDir('lanes-storage-');
       const base = await resolveBase(repo);
-      const created = await createWorktree({ repoRoot: repo, worktreesDir: join(storage, 'worktrees'), changeId: 'a1b2c3d4', slug: 'add-greeting', baseSha: base.sha });
+      const created = await createWorktree({
+        repoRoot: repo,
+        worktreesDir: join(storage, 'worktrees'),
+        changeId: 'a1b2c3d4',
+        slug: 'add-greeting',
+        baseSha: base.sha,
+      });
       assert.equal(created.branch, 'lanes/a1b2c3d4-add-greeting');
       assert.equal(created.path, join(storage, 'worktrees', 'a1b2c3d4-add-greeting'));
       assert.ok(existsSync(join(created.path, 'src/a.ts')));
@@ -151,7 +159,13 @@ describe('draft worktrees (real git repositories)', () => {
     it('refuses a worktrees directory inside the repository', async () => {
       const repo = makeRepo();
       await assert.rejects(
-        createWorktree({ repoRoot: repo, worktreesDir: join(repo, '.lanes-worktrees'), changeId: 'a1b2c3d4', slug: 'x', baseSha: head(repo) }),
+        createWorktree({
+          repoRoot: repo,
+          worktreesDir: join(repo, '.lanes-worktrees'),
+          changeId: 'a1b2c3d4',
+          slug: 'x',
+          baseSha: head(repo),
+        }),
         /inside the repository.*outside every workspace folder/,
       );
     });
@@ -176,11 +190,14 @@ describe('draft worktrees (real git repositories)', () => {
       const inner = runGit(repo, ['mktree'], `100644 blob ${blob}\tconfig\n`).trim();
       const tree = runGit(repo, ['mktree'], `100644 blob ${blob}\ta.txt\n040000 tree ${inner}\t.git\n`).trim();
       const crafted = runGit(repo, ['commit-tree', tree, '-p', 'HEAD', '-m', 'crafted']).trim();
-      await assert.rejects(createWorktree({ repoRoot: repo, worktreesDir: dir, changeId: 'a1b2c3d4', slug: 'x', baseSha: crafted }), (error: Error) => {
-        assert.ok(error instanceof WorktreeError);
-        assert.match(error.message, /invalid path '\.git\/config'.*Nothing was left behind/s);
-        return true;
-      });
+      await assert.rejects(
+        createWorktree({ repoRoot: repo, worktreesDir: dir, changeId: 'a1b2c3d4', slug: 'x', baseSha: crafted }),
+        (error: Error) => {
+          assert.ok(error instanceof WorktreeError);
+          assert.match(error.message, /invalid path '\.git\/config'.*Nothing was left behind/s);
+          return true;
+        },
+      );
       assert.deepEqual(branches(repo), ['main']);
       assert.equal(existsSync(join(dir, 'a1b2c3d4-x')), false);
       assert.equal(worktreeCount(repo), 1);
@@ -191,11 +208,17 @@ describe('draft worktrees (real git repositories)', () => {
       const dir = join(tempDir('lanes-storage-'), 'worktrees');
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'a1b2c3d4-x'), 'in the way');
-      await assert.rejects(createWorktree({ repoRoot: repo, worktreesDir: dir, changeId: 'a1b2c3d4', slug: 'x', baseSha: head(repo) }), /folder .* already exists.*Reconcile/);
+      await assert.rejects(
+        createWorktree({ repoRoot: repo, worktreesDir: dir, changeId: 'a1b2c3d4', slug: 'x', baseSha: head(repo) }),
+        /folder .* already exists.*Reconcile/,
+      );
       assert.deepEqual(branches(repo), ['main']);
       rmSync(join(dir, 'a1b2c3d4-x'));
       runGit(repo, ['branch', 'lanes/a1b2c3d4-x']);
-      await assert.rejects(createWorktree({ repoRoot: repo, worktreesDir: dir, changeId: 'a1b2c3d4', slug: 'x', baseSha: head(repo) }), /branch lanes\/a1b2c3d4-x already exists/);
+      await assert.rejects(
+        createWorktree({ repoRoot: repo, worktreesDir: dir, changeId: 'a1b2c3d4', slug: 'x', baseSha: head(repo) }),
+        /branch lanes\/a1b2c3d4-x already exists/,
+      );
       assert.deepEqual(branches(repo).sort(), ['lanes/a1b2c3d4-x', 'main'], 'the pre-existing branch is kept');
       assert.equal(existsSync(join(dir, 'a1b2c3d4-x')), false);
     });
@@ -203,9 +226,18 @@ describe('draft worktrees (real git repositories)', () => {
     it('refuses a bad change id or slug with a message saying what is expected', async () => {
       const repo = makeRepo();
       const dir = join(tempDir('lanes-storage-'), 'worktrees');
-      await assert.rejects(createWorktree({ repoRoot: repo, worktreesDir: dir, changeId: 'XYZ', slug: 'x', baseSha: head(repo) }), /8 lower-case hex/);
-      await assert.rejects(createWorktree({ repoRoot: repo, worktreesDir: dir, changeId: 'a1b2c3d4', slug: '../x', baseSha: head(repo) }), /not a usable slug/);
-      await assert.rejects(createWorktree({ repoRoot: repo, worktreesDir: dir, changeId: 'a1b2c3d4', slug: 'x', baseSha: 'main' }), /not a full commit SHA/);
+      await assert.rejects(
+        createWorktree({ repoRoot: repo, worktreesDir: dir, changeId: 'XYZ', slug: 'x', baseSha: head(repo) }),
+        /8 lower-case hex/,
+      );
+      await assert.rejects(
+        createWorktree({ repoRoot: repo, worktreesDir: dir, changeId: 'a1b2c3d4', slug: '../x', baseSha: head(repo) }),
+        /not a usable slug/,
+      );
+      await assert.rejects(
+        createWorktree({ repoRoot: repo, worktreesDir: dir, changeId: 'a1b2c3d4', slug: 'x', baseSha: 'main' }),
+        /not a full commit SHA/,
+      );
     });
 
     it('holds several drafts at once, each on its own branch and folder', async () => {
@@ -275,7 +307,10 @@ describe('draft worktrees (real git repositories)', () => {
 
     it('never deletes a branch outside lanes/ nor the main checkout', async () => {
       const repo = makeRepo();
-      await assert.rejects(removeWorktree({ repoRoot: repo, worktreePath: repo, branch: 'main' }), /only deletes its own lanes\/… branches/);
+      await assert.rejects(
+        removeWorktree({ repoRoot: repo, worktreePath: repo, branch: 'main' }),
+        /only deletes its own lanes\/… branches/,
+      );
       await assert.rejects(removeWorktree({ repoRoot: repo, worktreePath: repo, branch: 'lanes/a1b2c3d4-x' }), /main checkout/);
       assert.deepEqual(branches(repo), ['main']);
     });
@@ -406,7 +441,15 @@ describe('draft worktrees (real git repositories)', () => {
 
     it('treats the worktree of a closed change as an orphan', () => {
       const findings = reconcileDraftState({
-        changes: [change({ id: 'a1b2c3d4', branch: 'lanes/a1b2c3d4-x', worktreePath: '/s/wt/a1b2c3d4-x', lane: 'closed', closedReason: 'discarded' })],
+        changes: [
+          change({
+            id: 'a1b2c3d4',
+            branch: 'lanes/a1b2c3d4-x',
+            worktreePath: '/s/wt/a1b2c3d4-x',
+            lane: 'closed',
+            closedReason: 'discarded',
+          }),
+        ],
         worktrees: [{ path: '/s/wt/a1b2c3d4-x', branch: 'lanes/a1b2c3d4-x', folderExists: true, hasUncommittedWork: false }],
         laneBranches: ['lanes/a1b2c3d4-x'],
         strayFolders: [],
@@ -421,7 +464,9 @@ describe('draft worktrees (real git repositories)', () => {
     it('reports a half-created worktree of an open change', () => {
       const findings = reconcileDraftState({
         changes: [change({ id: 'a1b2c3d4', branch: 'lanes/a1b2c3d4-x', worktreePath: '/s/wt/a1b2c3d4-x' })],
-        worktrees: [{ path: '/s/wt/a1b2c3d4-x', branch: 'lanes/a1b2c3d4-x', locked: 'initializing', folderExists: true, hasUncommittedWork: true }],
+        worktrees: [
+          { path: '/s/wt/a1b2c3d4-x', branch: 'lanes/a1b2c3d4-x', locked: 'initializing', folderExists: true, hasUncommittedWork: true },
+        ],
         laneBranches: ['lanes/a1b2c3d4-x'],
         strayFolders: [],
       });

@@ -20,12 +20,19 @@ describe('pull request checks: statuses and check runs combined', () => {
     );
     assert.equal(summary.state, 'passing');
     assert.equal(summary.description, '4 passing');
-    assert.deepEqual(summary.items.map((item) => item.name), ['ci/lint', 'docs', 'style', 'test']);
+    assert.deepEqual(
+      summary.items.map((item) => item.name),
+      ['ci/lint', 'docs', 'style', 'test'],
+    );
   });
 
   it('pending while a status is pending or a run is not completed', () => {
-    assert.equal(summariseChecks([{ context: 'ci', state: 'pending' }], [{ name: 't', status: 'completed', conclusion: 'success' }]).state, 'pending');
-    for (const status of ['queued', 'in_progress', 'waiting', 'requested', 'pending']) assert.equal(checkRunItemState(status, null), 'pending', status);
+    assert.equal(
+      summariseChecks([{ context: 'ci', state: 'pending' }], [{ name: 't', status: 'completed', conclusion: 'success' }]).state,
+      'pending',
+    );
+    for (const status of ['queued', 'in_progress', 'waiting', 'requested', 'pending'])
+      assert.equal(checkRunItemState(status, null), 'pending', status);
   });
 
   it('failing wins over pending, and unknown outcomes never read as green', () => {
@@ -53,25 +60,40 @@ describe('poll back-off schedule', () => {
   const plenty = { limit: 5000, remaining: 4900, resetEpochSeconds: now / 1000 + 3600 };
 
   it('doubles while nothing changes, up to the maximum', () => {
-    const delays = [0, 1, 2, 3, 4, 5, 10].map((unchangedPolls) => nextPollDelay({ unchangedPolls, consecutiveErrors: 0, nowMs: now, rateLimit: plenty }).delayMs);
+    const delays = [0, 1, 2, 3, 4, 5, 10].map(
+      (unchangedPolls) => nextPollDelay({ unchangedPolls, consecutiveErrors: 0, nowMs: now, rateLimit: plenty }).delayMs,
+    );
     assert.deepEqual(delays, [15_000, 30_000, 60_000, 120_000, 240_000, 300_000, 300_000]);
     assert.equal(nextPollDelay({ unchangedPolls: 0, consecutiveErrors: 0, nowMs: now }).reason, 'backoff');
   });
 
   it('backs off after errors and waits at least as long as retry-after asks', () => {
     assert.deepEqual(nextPollDelay({ unchangedPolls: 0, consecutiveErrors: 2, nowMs: now }), { delayMs: 60_000, reason: 'error' });
-    assert.deepEqual(nextPollDelay({ unchangedPolls: 0, consecutiveErrors: 1, nowMs: now, retryAfterSeconds: 90 }), { delayMs: 90_000, reason: 'retryAfter' });
+    assert.deepEqual(nextPollDelay({ unchangedPolls: 0, consecutiveErrors: 1, nowMs: now, retryAfterSeconds: 90 }), {
+      delayMs: 90_000,
+      reason: 'retryAfter',
+    });
   });
 
   it('spreads polls over what is left of the hourly budget, keeping a reserve', () => {
     // 20% of 5000 kept back: 100 usable → 33 polls of 3 requests in the hour left.
-    const delay = nextPollDelay({ unchangedPolls: 0, consecutiveErrors: 0, nowMs: now, rateLimit: { limit: 5000, remaining: 1100, resetEpochSeconds: now / 1000 + 3600 } });
+    const delay = nextPollDelay({
+      unchangedPolls: 0,
+      consecutiveErrors: 0,
+      nowMs: now,
+      rateLimit: { limit: 5000, remaining: 1100, resetEpochSeconds: now / 1000 + 3600 },
+    });
     assert.equal(delay.reason, 'rateLimitBudget');
     assert.equal(delay.delayMs, Math.ceil(3_600_000 / 33));
   });
 
   it('waits for the reset, plus a second, when the budget is used up', () => {
-    const delay = nextPollDelay({ unchangedPolls: 0, consecutiveErrors: 0, nowMs: now, rateLimit: { limit: 5000, remaining: 1000, resetEpochSeconds: now / 1000 + 1200 } });
+    const delay = nextPollDelay({
+      unchangedPolls: 0,
+      consecutiveErrors: 0,
+      nowMs: now,
+      rateLimit: { limit: 5000, remaining: 1000, resetEpochSeconds: now / 1000 + 1200 },
+    });
     assert.deepEqual(delay, { delayMs: 1_201_000, reason: 'rateLimitExhausted' });
   });
 

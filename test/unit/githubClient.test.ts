@@ -51,8 +51,16 @@ describe('parseRemote', () => {
   });
 
   it('matches Enterprise remotes to the host of the API base URL', () => {
-    assert.deepEqual(parseRemote('git@ghe.example.com:team/app.git', 'https://ghe.example.com/api/v3'), { owner: 'team', repo: 'app', host: 'ghe.example.com' });
-    assert.deepEqual(parseRemote('https://acme.ghe.com/team/app', 'https://api.acme.ghe.com'), { owner: 'team', repo: 'app', host: 'acme.ghe.com' });
+    assert.deepEqual(parseRemote('git@ghe.example.com:team/app.git', 'https://ghe.example.com/api/v3'), {
+      owner: 'team',
+      repo: 'app',
+      host: 'ghe.example.com',
+    });
+    assert.deepEqual(parseRemote('https://acme.ghe.com/team/app', 'https://api.acme.ghe.com'), {
+      owner: 'team',
+      repo: 'app',
+      host: 'acme.ghe.com',
+    });
   });
 
   it('says a remote that is not GitHub cannot get a pull request, but the branch can still be pushed', () => {
@@ -76,7 +84,10 @@ describe('parseRemote', () => {
     assert.throws(() => parseRemote('file:///srv/git/project.git'), /uses file/);
     assert.throws(() => parseRemote('https://github.com/octo-org'), /OWNER\/REPO/);
     assert.throws(() => parseRemote('https://github.com/octo-org/repo/tree/main'), /OWNER\/REPO/);
-    assert.throws(() => parseRemote('https://github.com/octo-org/hello', 'https://ghe.example.com/api/v3'), /Clear agentLanes\.github\.apiBaseUrl to use github\.com/);
+    assert.throws(
+      () => parseRemote('https://github.com/octo-org/hello', 'https://ghe.example.com/api/v3'),
+      /Clear agentLanes\.github\.apiBaseUrl to use github\.com/,
+    );
     try {
       parseRemote('https://user:s3cret-pass@bitbucket.org/a/b.git');
       assert.fail('expected notGitHub');
@@ -112,7 +123,14 @@ describe('GitHub client against the stand-in', function () {
     standIn = await startGitHubStandIn({ token, branches: { main: 'a'.repeat(40) } });
     logger = capturingLogger();
     notices = [];
-    client = createGitHubClient({ token, apiBaseUrl: standIn.url, logger, onRateLimit: (notice) => notices.push(notice), retries: 1, retryBaseMs: 20 });
+    client = createGitHubClient({
+      token,
+      apiBaseUrl: standIn.url,
+      logger,
+      onRateLimit: (notice) => notices.push(notice),
+      retries: 1,
+      retryBaseMs: 20,
+    });
   });
   afterEach(async () => {
     await standIn.close();
@@ -128,7 +146,16 @@ describe('GitHub client against the stand-in', function () {
 
   const getRepo = () => client.octokit.rest.repos.get({ owner: standIn.owner, repo: standIn.repo });
   const mapped = async (promise: Promise<unknown>, context = {}) => {
-    const error = toGitHubError(await failureOf(promise), { action: 'read the repository', repository: { owner: standIn.owner, repo: standIn.repo }, apiBaseUrl: client.apiBaseUrl, ...context }, client.scrub);
+    const error = toGitHubError(
+      await failureOf(promise),
+      {
+        action: 'read the repository',
+        repository: { owner: standIn.owner, repo: standIn.repo },
+        apiBaseUrl: client.apiBaseUrl,
+        ...context,
+      },
+      client.scrub,
+    );
     errors.push(error);
     return error;
   };
@@ -142,7 +169,9 @@ describe('GitHub client against the stand-in', function () {
 
   it('401: asks to sign in again', async () => {
     const bad = createGitHubClient({ token: 'not-the-right-one', apiBaseUrl: standIn.url, logger });
-    const error = toGitHubError(await failureOf(bad.octokit.rest.repos.get({ owner: standIn.owner, repo: standIn.repo })), { action: 'read the repository' });
+    const error = toGitHubError(await failureOf(bad.octokit.rest.repos.get({ owner: standIn.owner, repo: standIn.repo })), {
+      action: 'read the repository',
+    });
     errors.push(error);
     assert.equal(error.kind, 'unauthorized');
     assert.match(error.message, /401 Bad credentials.*Sign in to GitHub again/);
@@ -165,9 +194,15 @@ describe('GitHub client against the stand-in', function () {
   });
 
   it('422: passes GitHub’s validation message on', async () => {
-    const error = await mapped(client.octokit.rest.pulls.create({ owner: standIn.owner, repo: standIn.repo, title: 'T', head: 'missing-branch', base: 'main' }), { action: 'create the pull request' });
+    const error = await mapped(
+      client.octokit.rest.pulls.create({ owner: standIn.owner, repo: standIn.repo, title: 'T', head: 'missing-branch', base: 'main' }),
+      { action: 'create the pull request' },
+    );
     assert.equal(error.kind, 'validation');
-    assert.match(error.message, /GitHub refused to create the pull request in octo-org\/hello-lanes \(422\): Validation Failed: head invalid \(is the branch pushed\?\)/);
+    assert.match(
+      error.message,
+      /GitHub refused to create the pull request in octo-org\/hello-lanes \(422\): Validation Failed: head invalid \(is the branch pushed\?\)/,
+    );
   });
 
   it('network failure: retried, then a message naming the host and what to check', async () => {
@@ -184,19 +219,31 @@ describe('GitHub client against the stand-in', function () {
     const { data } = await getRepo();
     assert.equal(data.name, standIn.repo);
     assert.equal(notices.length, 1);
-    assert.deepEqual({ ...notices[0], url: undefined }, { kind: 'secondary', waitSeconds: 1, method: 'GET', url: undefined, attempt: 1, willRetry: true });
+    assert.deepEqual(
+      { ...notices[0], url: undefined },
+      { kind: 'secondary', waitSeconds: 1, method: 'GET', url: undefined, attempt: 1, willRetry: true },
+    );
     assert.equal(standIn.state.requests.length, 2);
     assert.ok(logger.lines.some((line) => /waiting 1 s before retrying GET/.test(line)));
   });
 
   it('secondary rate limit that does not lift: a clear message after the allowed waits', async () => {
-    const impatient = createGitHubClient({ token, apiBaseUrl: standIn.url, logger, onRateLimit: (notice) => notices.push(notice), maxRateLimitRetries: 0 });
+    const impatient = createGitHubClient({
+      token,
+      apiBaseUrl: standIn.url,
+      logger,
+      onRateLimit: (notice) => notices.push(notice),
+      maxRateLimitRetries: 0,
+    });
     standIn.setFault({ operation: 'repos/get', kind: 'secondaryRateLimit', retryAfterSeconds: 30 });
     const error = await mapped(impatient.octokit.rest.repos.get({ owner: standIn.owner, repo: standIn.repo }));
     assert.equal(error.kind, 'rateLimited');
     assert.equal(error.details.retryAfterSeconds, 30);
     assert.match(error.message, /secondary rate limit.*Wait 30 s or more/);
-    assert.deepEqual(notices.map((notice) => notice.willRetry), [false]);
+    assert.deepEqual(
+      notices.map((notice) => notice.willRetry),
+      [false],
+    );
   });
 
   it('hourly limit used up for longer than it is worth waiting: says when it resets', async () => {
@@ -210,6 +257,9 @@ describe('GitHub client against the stand-in', function () {
   });
 
   it('refuses an empty token with a sign-in message', () => {
-    assert.throws(() => createGitHubClient({ token: '', logger }), (error: unknown) => error instanceof GitHubError && error.kind === 'unauthorized' && /Sign in to GitHub/.test(error.message));
+    assert.throws(
+      () => createGitHubClient({ token: '', logger }),
+      (error: unknown) => error instanceof GitHubError && error.kind === 'unauthorized' && /Sign in to GitHub/.test(error.message),
+    );
   });
 });

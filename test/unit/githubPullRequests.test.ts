@@ -40,9 +40,25 @@ describe('pull requests through the GitHub stand-in', function () {
     logger = capturingLogger();
     notices = [];
     // Unthrottled: the plugin's pacing (1 to 3 s between writes) would only slow the tests down; the rate-limit tests turn it on.
-    client = createGitHubClient({ token, apiBaseUrl: standIn.url, logger, onRateLimit: (notice) => notices.push(notice), retries: 1, retryBaseMs: 20, throttle: false });
+    client = createGitHubClient({
+      token,
+      apiBaseUrl: standIn.url,
+      logger,
+      onRateLimit: (notice) => notices.push(notice),
+      retries: 1,
+      retryBaseMs: 20,
+      throttle: false,
+    });
   });
-  const throttledClient = () => createGitHubClient({ token, apiBaseUrl: standIn.url, logger, onRateLimit: (notice) => notices.push(notice), retries: 1, retryBaseMs: 20 });
+  const throttledClient = () =>
+    createGitHubClient({
+      token,
+      apiBaseUrl: standIn.url,
+      logger,
+      onRateLimit: (notice) => notices.push(notice),
+      retries: 1,
+      retryBaseMs: 20,
+    });
   afterEach(async () => {
     await standIn.close();
     repo.cleanup();
@@ -50,7 +66,8 @@ describe('pull requests through the GitHub stand-in', function () {
     for (const line of logger.lines) assert.ok(!line.includes(token), `a log line holds the token: ${line}`);
   });
   after(() => {
-    for (const error of thrown) assert.ok(!`${String(error)} ${(error as Error).stack} ${JSON.stringify(error)}`.includes(token), 'an error holds the token');
+    for (const error of thrown)
+      assert.ok(!`${String(error)} ${(error as Error).stack} ${JSON.stringify(error)}`.includes(token), 'an error holds the token');
   });
 
   const input = (overrides: Partial<OpenPullRequestInput> = {}): OpenPullRequestInput => ({
@@ -82,7 +99,10 @@ describe('pull requests through the GitHub stand-in', function () {
     assert.equal(result.url, `${standIn.webUrl}/${standIn.owner}/${standIn.repo}/pull/1`);
     assert.deepEqual(result.repository, { owner: standIn.owner, repo: standIn.repo });
     assert.deepEqual(seen, ['push:done', 'pr.create:done', 'labels:done', 'reviewers:done']);
-    assert.deepEqual(result.steps.map((step) => step.name), ['push', 'pr.create', 'labels', 'reviewers']);
+    assert.deepEqual(
+      result.steps.map((step) => step.name),
+      ['push', 'pr.create', 'labels', 'reviewers'],
+    );
     assert.equal(bareHead(repo.bareDir, repo.branch), repo.headSha);
     const pr = standIn.pullRequest(1);
     assert.equal(pr?.body, 'Evidence body v1');
@@ -98,7 +118,10 @@ describe('pull requests through the GitHub stand-in', function () {
     const second = await openPullRequest(input({ body: 'Evidence body v2', expectedHeadSha: newHead, reviewers: ['alice', 'bob'] }));
     assert.equal(second.action, 'updated');
     assert.equal(second.number, 1);
-    assert.deepEqual(second.steps.map((step) => `${step.name}:${step.outcome}`), ['push:done', 'pr.update:done', 'labels:skipped', 'reviewers:done']);
+    assert.deepEqual(
+      second.steps.map((step) => `${step.name}:${step.outcome}`),
+      ['push:done', 'pr.update:done', 'labels:skipped', 'reviewers:done'],
+    );
     assert.equal(standIn.state.pullRequests.length, 1);
     assert.equal(standIn.pullRequest(1)?.body, 'Evidence body v2');
     assert.equal(standIn.pullRequest(1)?.headSha, newHead);
@@ -106,7 +129,10 @@ describe('pull requests through the GitHub stand-in', function () {
     // Nothing left to do: every step is skipped and nothing is written.
     const writesBefore = standIn.state.requests.filter((request) => request.method !== 'GET').length;
     const third = await openPullRequest(input({ body: 'Evidence body v2', expectedHeadSha: newHead, reviewers: ['alice', 'bob'] }));
-    assert.deepEqual(third.steps.map((step) => step.outcome), ['skipped', 'skipped', 'skipped', 'skipped']);
+    assert.deepEqual(
+      third.steps.map((step) => step.outcome),
+      ['skipped', 'skipped', 'skipped', 'skipped'],
+    );
     assert.equal(standIn.state.requests.filter((request) => request.method !== 'GET').length, writesBefore);
   });
 
@@ -114,9 +140,15 @@ describe('pull requests through the GitHub stand-in', function () {
     const error = await failing(openPullRequest(input({ base: 'release' })));
     assert.equal(error.kind, 'validation');
     assert.equal(error.progress.failedStep, 'pr.create');
-    assert.match(error.message, /GitHub refused to create the pull request in octo-org\/hello-lanes \(422\): Validation Failed: base invalid \(does the base branch exist on GitHub\?\)/);
+    assert.match(
+      error.message,
+      /GitHub refused to create the pull request in octo-org\/hello-lanes \(422\): Validation Failed: base invalid \(does the base branch exist on GitHub\?\)/,
+    );
     assert.match(error.message, /Already done: push; retrying completes the rest/);
-    assert.deepEqual(error.progress.stepsDone.map((step) => step.name), ['push']);
+    assert.deepEqual(
+      error.progress.stepsDone.map((step) => step.name),
+      ['push'],
+    );
     assert.equal(error.github?.status, 422);
   });
 
@@ -142,7 +174,10 @@ describe('pull requests through the GitHub stand-in', function () {
     assert.equal(standIn.state.pullRequests.length, 0, 'no pull request yet');
 
     const retried = await openPullRequest(input());
-    assert.deepEqual(retried.steps.map((step) => `${step.name}:${step.outcome}`), ['push:skipped', 'pr.create:done', 'labels:done', 'reviewers:done']);
+    assert.deepEqual(
+      retried.steps.map((step) => `${step.name}:${step.outcome}`),
+      ['push:skipped', 'pr.create:done', 'labels:done', 'reviewers:done'],
+    );
     assert.equal(standIn.state.pullRequests.length, 1);
   });
 
@@ -165,7 +200,10 @@ describe('pull requests through the GitHub stand-in', function () {
     assert.deepEqual(standIn.pullRequest(1)?.labels, []);
 
     const retried = await openPullRequest(input());
-    assert.deepEqual(retried.steps.map((step) => `${step.name}:${step.outcome}`), ['push:skipped', 'pr.update:skipped', 'labels:done', 'reviewers:done']);
+    assert.deepEqual(
+      retried.steps.map((step) => `${step.name}:${step.outcome}`),
+      ['push:skipped', 'pr.update:skipped', 'labels:done', 'reviewers:done'],
+    );
     assert.equal(standIn.state.pullRequests.length, 1);
     assert.deepEqual(standIn.pullRequest(1)?.labels, ['agent-generated', 'lane:pull-request', 'risk:low']);
   });
@@ -203,7 +241,10 @@ describe('pull requests through the GitHub stand-in', function () {
   });
 
   it('a missing remote and empty inputs get messages that say what to do', async () => {
-    assert.match((await failing(openPullRequest(input({ remote: 'upstream' })))).message, /no remote named "upstream".*agentLanes\.pullRequest\.remote/);
+    assert.match(
+      (await failing(openPullRequest(input({ remote: 'upstream' })))).message,
+      /no remote named "upstream".*agentLanes\.pullRequest\.remote/,
+    );
     assert.match((await failing(openPullRequest(input({ title: ' ' })))).message, /needs a title/);
     assert.match((await failing(openPullRequest(input({ base: repo.branch })))).message, /both "lanes\/abcd1234"/);
   });

@@ -34,7 +34,9 @@ describe('OpenAPI schema validator (the stand-in’s subset)', () => {
 
   it('rejects an undeclared property only in strict mode', () => {
     assert.deepEqual(validator.validate(ref('user'), { login: 'a', id: 1, extra: true }), []);
-    assert.deepEqual(messages(validator.validate(ref('user'), { login: 'a', id: 1, extra: true }, { strict: true })), ['/extra property "extra" is not in the schema']);
+    assert.deepEqual(messages(validator.validate(ref('user'), { login: 'a', id: 1, extra: true }, { strict: true })), [
+      '/extra property "extra" is not in the schema',
+    ]);
   });
 
   it('applies nullable, enum, items and minItems', () => {
@@ -46,16 +48,23 @@ describe('OpenAPI schema validator (the stand-in’s subset)', () => {
   });
 
   it('applies oneOf (exactly one), anyOf (at least one) and allOf (all, with strict keys over the union)', () => {
-    const oneOf: SchemaObject = { oneOf: [{ type: 'string' }, { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] }] };
+    const oneOf: SchemaObject = {
+      oneOf: [{ type: 'string' }, { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] }],
+    };
     assert.deepEqual(validator.validate(oneOf, 'bug'), []);
     assert.deepEqual(validator.validate(oneOf, { name: 'bug' }, { strict: true }), []);
     assert.equal(validator.validate(oneOf, 42).length, 1);
-    assert.match(validator.validate({ oneOf: [{ type: 'number' }, { type: 'integer' }] }, 3)[0]?.message ?? '', /matches 2 oneOf alternatives/);
+    assert.match(
+      validator.validate({ oneOf: [{ type: 'number' }, { type: 'integer' }] }, 3)[0]?.message ?? '',
+      /matches 2 oneOf alternatives/,
+    );
     assert.deepEqual(validator.validate({ anyOf: [{ type: 'number' }, { type: 'integer' }] }, 3), []);
     const allOf: SchemaObject = { allOf: [ref('named'), ref('aged')] };
     assert.deepEqual(validator.validate(allOf, { name: 'x', age: 3 }, { strict: true }), []);
     assert.deepEqual(messages(validator.validate(allOf, { name: 'x', age: -1 })), ['/age less than 0']);
-    assert.deepEqual(messages(validator.validate(allOf, { name: 'x', other: 1 }, { strict: true })), ['/other property "other" is not in the schema']);
+    assert.deepEqual(messages(validator.validate(allOf, { name: 'x', other: 1 }, { strict: true })), [
+      '/other property "other" is not in the schema',
+    ]);
   });
 
   it('reports a schema keyword it does not implement instead of passing silently', () => {
@@ -91,7 +100,9 @@ describe('GitHub description checks (real @octokit/openapi document)', () => {
   });
 
   it('accepts a pull request the way octokit sends it', () => {
-    const check = description.checkRequest(request('POST', '/repos/o/r/pulls', { title: 't', head: 'b', base: 'main', body: 'x', draft: true }));
+    const check = description.checkRequest(
+      request('POST', '/repos/o/r/pulls', { title: 't', head: 'b', base: 'main', body: 'x', draft: true }),
+    );
     assert.deepEqual(check.violations, []);
     assert.equal(check.params.owner, 'o');
   });
@@ -110,9 +121,15 @@ describe('GitHub description checks (real @octokit/openapi document)', () => {
   });
 
   it('rejects bad parameters, unknown query parameters, unknown paths and methods', () => {
-    assert.match(description.checkRequest(request('GET', '/repos/o/r/pulls', undefined, 'state=merged')).violations.join(), /"merged" is not one of/);
+    assert.match(
+      description.checkRequest(request('GET', '/repos/o/r/pulls', undefined, 'state=merged')).violations.join(),
+      /"merged" is not one of/,
+    );
     assert.match(description.checkRequest(request('GET', '/repos/o/r/pulls/abc')).violations.join(), /pull_number: expected integer/);
-    assert.match(description.checkRequest(request('GET', '/repos/o/r/pulls', undefined, 'colour=red')).violations.join(), /query parameter "colour" is not in the description/);
+    assert.match(
+      description.checkRequest(request('GET', '/repos/o/r/pulls', undefined, 'colour=red')).violations.join(),
+      /query parameter "colour" is not in the description/,
+    );
     assert.equal(description.checkRequest(request('GET', '/nowhere/at/all')).status, 404);
     assert.equal(description.checkRequest(request('DELETE', '/repos/o/r/pulls/1')).status, 405);
   });
@@ -121,7 +138,14 @@ describe('GitHub description checks (real @octokit/openapi document)', () => {
     const match = description.match('POST', '/repos/o/r/pulls').match;
     assert.ok(match);
     assert.match(description.checkResponse(match, 201, { number: 1 }).join('\n'), /missing required property "url"/);
-    assert.deepEqual(description.checkResponse(match, 422, { message: 'Validation Failed', documentation_url: 'https://docs.github.com/rest', errors: [{ code: 'invalid', field: 'base' }] }), []);
+    assert.deepEqual(
+      description.checkResponse(match, 422, {
+        message: 'Validation Failed',
+        documentation_url: 'https://docs.github.com/rest',
+        errors: [{ code: 'invalid', field: 'base' }],
+      }),
+      [],
+    );
     assert.match(description.checkResponse(match, 422, { message: 'Validation Failed' }).join(), /documentation_url/);
     assert.match(description.checkResponse(match, 204, undefined).join(), /status 204 is not in the description/);
   });
@@ -153,12 +177,24 @@ describe('GitHub stand-in server', function () {
   };
 
   it('serves a full round trip whose every request and response follows the description', async () => {
-    const created = await call('POST', `/repos/${standIn.owner}/${standIn.repo}/pulls`, { title: 'T', head: repo.branch, base: 'main', body: 'B', draft: true });
+    const created = await call('POST', `/repos/${standIn.owner}/${standIn.repo}/pulls`, {
+      title: 'T',
+      head: repo.branch,
+      base: 'main',
+      body: 'B',
+      draft: true,
+    });
     assert.equal(created.status, 201);
     assert.equal(created.json.head && (created.json.head as { sha: string }).sha, repo.headSha);
     assert.equal((await call('GET', `/repos/${standIn.owner}/${standIn.repo}`)).status, 200);
-    assert.equal((await call('POST', `/repos/${standIn.owner}/${standIn.repo}/issues/1/labels`, { labels: ['a', { name: 'b' }] })).status, 200);
-    assert.equal((await call('POST', `/repos/${standIn.owner}/${standIn.repo}/pulls/1/requested_reviewers`, { reviewers: ['alice'] })).status, 201);
+    assert.equal(
+      (await call('POST', `/repos/${standIn.owner}/${standIn.repo}/issues/1/labels`, { labels: ['a', { name: 'b' }] })).status,
+      200,
+    );
+    assert.equal(
+      (await call('POST', `/repos/${standIn.owner}/${standIn.repo}/pulls/1/requested_reviewers`, { reviewers: ['alice'] })).status,
+      201,
+    );
     standIn.setCommitStatus(repo.headSha, { context: 'ci/build', state: 'pending' });
     standIn.setCheckRun(repo.headSha, { name: 'test', status: 'completed', conclusion: 'success' });
     assert.equal((await call('GET', `/repos/${standIn.owner}/${standIn.repo}/commits/${repo.headSha}/status`)).json.state, 'pending');
@@ -170,7 +206,12 @@ describe('GitHub stand-in server', function () {
   });
 
   it('refuses and records a request body that breaks the schema, so the double cannot drift', async () => {
-    const response = await call('POST', `/repos/${standIn.owner}/${standIn.repo}/pulls`, { title: 'T', head: repo.branch, base: 'main', draft: 'true' });
+    const response = await call('POST', `/repos/${standIn.owner}/${standIn.repo}/pulls`, {
+      title: 'T',
+      head: repo.branch,
+      base: 'main',
+      draft: 'true',
+    });
     assert.equal(response.status, 422);
     assert.match(String(response.json.message), /draft: expected boolean/);
     assert.equal(standIn.state.violations.length, 1);
@@ -190,7 +231,11 @@ describe('GitHub stand-in server', function () {
     assert.equal(limited.status, 403);
     assert.equal(limited.headers.get('retry-after'), '7');
     assert.match(String(limited.json.message), /secondary rate limit/);
-    standIn.setFault({ operation: 'pulls/create', kind: 'validation', errors: [{ resource: 'PullRequest', code: 'custom', message: 'nope' }] });
+    standIn.setFault({
+      operation: 'pulls/create',
+      kind: 'validation',
+      errors: [{ resource: 'PullRequest', code: 'custom', message: 'nope' }],
+    });
     const invalid = await call('POST', `/repos/${standIn.owner}/${standIn.repo}/pulls`, { title: 'T', head: repo.branch, base: 'main' });
     assert.equal(invalid.status, 422);
     assert.deepEqual(invalid.json.errors, [{ resource: 'PullRequest', code: 'custom', message: 'nope' }]);
@@ -207,7 +252,10 @@ describe('GitHub stand-in server', function () {
     assert.equal(duplicate.status, 422);
     assert.match(JSON.stringify(duplicate.json.errors), /A pull request already exists/);
     assert.match(JSON.stringify((await call('POST', path, { title: 'T', head: 'nope', base: 'main' })).json.errors), /"field":"head"/);
-    assert.match(JSON.stringify((await call('POST', path, { title: 'T', head: repo.branch, base: 'release' })).json.errors), /"field":"base"/);
+    assert.match(
+      JSON.stringify((await call('POST', path, { title: 'T', head: repo.branch, base: 'release' })).json.errors),
+      /"field":"base"/,
+    );
     assert.match(JSON.stringify((await call('PATCH', `${path}/1`, { body: 'x'.repeat(65_537) })).json.errors), /body is too long/);
     assert.equal((await call('GET', `/repos/someone/else`)).status, 404);
     assert.deepEqual(standIn.state.violations, []);
@@ -217,8 +265,17 @@ describe('GitHub stand-in server', function () {
     await call('POST', `/repos/${standIn.owner}/${standIn.repo}/pulls`, { title: 'T', head: repo.branch, base: 'main', draft: true });
     const nodeId = standIn.state.pullRequests[0]?.nodeId;
     const graphql = async (body: unknown) =>
-      (await fetch(`${standIn.webUrl}/api/graphql`, { method: 'POST', headers: { authorization: `bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })).json() as Promise<Record<string, unknown>>;
-    const done = await graphql({ query: 'mutation($id: ID!) { markPullRequestReadyForReview(input: { pullRequestId: $id }) { pullRequest { number isDraft } } }', variables: { id: nodeId } });
+      (
+        await fetch(`${standIn.webUrl}/api/graphql`, {
+          method: 'POST',
+          headers: { authorization: `bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        })
+      ).json() as Promise<Record<string, unknown>>;
+    const done = await graphql({
+      query: 'mutation($id: ID!) { markPullRequestReadyForReview(input: { pullRequestId: $id }) { pullRequest { number isDraft } } }',
+      variables: { id: nodeId },
+    });
     assert.deepEqual(done, { data: { markPullRequestReadyForReview: { pullRequest: { number: 1, isDraft: false } } } });
     assert.deepEqual(standIn.state.violations, []);
     const other = await graphql({ query: '{ viewer { login } }' });
@@ -236,11 +293,21 @@ describe('GitHub stand-in for the demo', function () {
     const standIn = await startGitHubStandIn({ bareRepoDir: repo.bareDir, simulateChecks: { delayMs: 50 } });
     try {
       const headers = { authorization: 'token any', 'content-type': 'application/json' };
-      const created = await fetch(`${standIn.url}/repos/${standIn.owner}/${standIn.repo}/pulls`, { method: 'POST', headers, body: JSON.stringify({ title: 'T', head: repo.branch, base: 'main' }) });
+      const created = await fetch(`${standIn.url}/repos/${standIn.owner}/${standIn.repo}/pulls`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ title: 'T', head: repo.branch, base: 'main' }),
+      });
       assert.equal(created.status, 201);
-      assert.deepEqual(standIn.state.checkRuns.get(repo.headSha)?.map((run) => `${run.name}:${run.status}`), ['ci/test:in_progress']);
+      assert.deepEqual(
+        standIn.state.checkRuns.get(repo.headSha)?.map((run) => `${run.name}:${run.status}`),
+        ['ci/test:in_progress'],
+      );
       await new Promise((resolve) => setTimeout(resolve, 150));
-      assert.deepEqual(standIn.state.checkRuns.get(repo.headSha)?.map((run) => `${run.status}:${run.conclusion}`), ['completed:success']);
+      assert.deepEqual(
+        standIn.state.checkRuns.get(repo.headSha)?.map((run) => `${run.status}:${run.conclusion}`),
+        ['completed:success'],
+      );
       assert.deepEqual(standIn.state.violations, []);
     } finally {
       await standIn.close();
@@ -251,8 +318,14 @@ describe('GitHub stand-in for the demo', function () {
 
 describe('GraphQL mutation shape check', () => {
   it('accepts the mutation with a declared variable and known fields', () => {
-    const parsed = parseReadyForReview({ query: 'mutation M($p: ID!) { markPullRequestReadyForReview(input: {pullRequestId: $p}) { pullRequest { id number isDraft } } }', variables: { p: 'PR_1' } });
-    assert.deepEqual(parsed, { ok: true, value: { pullRequestId: 'PR_1', fields: ['id', 'number', 'isDraft'], clientMutationId: undefined, selectsClientMutationId: false } });
+    const parsed = parseReadyForReview({
+      query: 'mutation M($p: ID!) { markPullRequestReadyForReview(input: {pullRequestId: $p}) { pullRequest { id number isDraft } } }',
+      variables: { p: 'PR_1' },
+    });
+    assert.deepEqual(parsed, {
+      ok: true,
+      value: { pullRequestId: 'PR_1', fields: ['id', 'number', 'isDraft'], clientMutationId: undefined, selectsClientMutationId: false },
+    });
   });
 
   it('rejects unknown fields, undeclared or missing variables and extra body keys', () => {

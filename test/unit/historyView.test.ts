@@ -6,22 +6,56 @@ import { describeEvent, renderHistory } from '../../src/vscode/audit/historyView
 const HASH = 'a'.repeat(64);
 
 function event(seq: number, action: string, details: Record<string, unknown>, extra: Partial<AuditEvent> = {}): AuditEvent {
-  return { seq, at: `2026-11-21T10:0${seq}:12.311Z`, actor: { type: 'user', id: 'dev@example.com' }, action, changeId: 'c0ffee01', details, prevHash: HASH, hash: HASH, ...extra };
+  return {
+    seq,
+    at: `2026-11-21T10:0${seq}:12.311Z`,
+    actor: { type: 'user', id: 'dev@example.com' },
+    action,
+    changeId: 'c0ffee01',
+    details,
+    prevHash: HASH,
+    hash: HASH,
+    ...extra,
+  };
 }
 
 describe('History view of a change', () => {
   it('describes the common events in words, then the other details', () => {
     assert.equal(
-      describeEvent(event(1, 'change.create', { title: 'Add a greeting', baseRef: 'main', baseSha: '1a2b3c4d5e6f7a8b', agentId: 'codex', branch: 'lanes/x' })),
+      describeEvent(
+        event(1, 'change.create', {
+          title: 'Add a greeting',
+          baseRef: 'main',
+          baseSha: '1a2b3c4d5e6f7a8b',
+          agentId: 'codex',
+          branch: 'lanes/x',
+        }),
+      ),
       'Created "Add a greeting" from main (1a2b3c4d5e) for agent codex. branch: lanes/x',
     );
-    assert.equal(describeEvent(event(2, 'agent.stop', { outcome: 'succeeded', exitCode: 0, durationMs: 2140, checkoutUntouched: true })), 'The agent stopped: succeeded, exit code 0, 2.1 s. checkoutUntouched: true');
     assert.equal(
-      describeEvent(event(3, 'policy.decision', { action: 'gate.draftToSandbox', effect: 'block', explanation: 'Blocked: infra.' }, { policy: 'acme@1', decisionId: 'd-1' })),
+      describeEvent(event(2, 'agent.stop', { outcome: 'succeeded', exitCode: 0, durationMs: 2140, checkoutUntouched: true })),
+      'The agent stopped: succeeded, exit code 0, 2.1 s. checkoutUntouched: true',
+    );
+    assert.equal(
+      describeEvent(
+        event(
+          3,
+          'policy.decision',
+          { action: 'gate.draftToSandbox', effect: 'block', explanation: 'Blocked: infra.' },
+          { policy: 'acme@1', decisionId: 'd-1' },
+        ),
+      ),
       'Draft → Sandbox: block. Blocked: infra. policy: acme@1; decision: d-1',
     );
-    assert.equal(describeEvent(event(4, 'lane.transition', { event: 'discard', from: 'draft', to: 'closed' })), 'draft → closed (discard).');
-    assert.equal(describeEvent(event(5, 'cleanup', { worktree: '/w', removedWorktree: true, nested: { a: 1 }, list: [] })), 'worktree: /w; removedWorktree: true; nested: {"a":1}; list: —');
+    assert.equal(
+      describeEvent(event(4, 'lane.transition', { event: 'discard', from: 'draft', to: 'closed' })),
+      'draft → closed (discard).',
+    );
+    assert.equal(
+      describeEvent(event(5, 'cleanup', { worktree: '/w', removedWorktree: true, nested: { a: 1 }, list: [] })),
+      'worktree: /w; removedWorktree: true; nested: {"a":1}; list: —',
+    );
   });
 
   it('renders a table that a pipe or newline in the details cannot break', () => {

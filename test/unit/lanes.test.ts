@@ -19,8 +19,12 @@ function change(lane: ChangeStatus, overrides: Partial<Change> = {}): Change {
     createdAt: '2026-11-21T10:00:00.000Z',
     updatedAt: '2026-11-21T10:00:00.000Z',
     history: [],
-    ...(lane === 'sandbox' || lane === 'review' ? { sandbox: { verdict: 'passed' as const, at: '2026-11-21T10:05:00.000Z', failedTasks: [], headSha: 'b'.repeat(40) } } : {}),
-    ...(lane === 'review' ? { approval: { by: 'rev@example.com', at: '2026-11-21T10:10:00.000Z', diffHash: 'd'.repeat(64), evidenceHash: 'e'.repeat(64) } } : {}),
+    ...(lane === 'sandbox' || lane === 'review'
+      ? { sandbox: { verdict: 'passed' as const, at: '2026-11-21T10:05:00.000Z', failedTasks: [], headSha: 'b'.repeat(40) } }
+      : {}),
+    ...(lane === 'review'
+      ? { approval: { by: 'rev@example.com', at: '2026-11-21T10:10:00.000Z', diffHash: 'd'.repeat(64), evidenceHash: 'e'.repeat(64) } }
+      : {}),
     ...(lane === 'closed' ? { closedReason: 'rejected' as const } : {}),
     ...overrides,
   };
@@ -102,20 +106,30 @@ describe('lane state machine', () => {
       }
     });
     it('keeps a sandbox change whose tasks failed, are running, or ran on an older head', () => {
-      const failed = transition(change('sandbox', { sandbox: { verdict: 'failed', at: 'x', failedTasks: ['test', 'lint'] } }), 'promote', user);
+      const failed = transition(
+        change('sandbox', { sandbox: { verdict: 'failed', at: 'x', failedTasks: ['test', 'lint'] } }),
+        'promote',
+        user,
+      );
       assert.match(!failed.ok ? failed.reason : '', /did not pass \(test, lint\)/);
       const none = transition(change('sandbox', { sandbox: undefined }), 'promote', user);
       assert.match(!none.ok ? none.reason : '', /have not finished/);
       const running = transition(change('sandbox', { sandbox: { verdict: 'running', at: 'x', failedTasks: [] } }), 'promote', user);
       assert.match(!running.ok ? running.reason : '', /have not finished/);
-      const stale = transition(change('sandbox', { sandbox: { verdict: 'passed', at: 'x', failedTasks: [], headSha: 'c'.repeat(40) } }), 'promote', user);
+      const stale = transition(
+        change('sandbox', { sandbox: { verdict: 'passed', at: 'x', failedTasks: [], headSha: 'c'.repeat(40) } }),
+        'promote',
+        user,
+      );
       assert.match(!stale.ok ? stale.reason : '', /changed after its sandbox run/);
     });
     it('keeps a review change without a holding approval', () => {
       const none = transition(change('review', { approval: undefined }), 'promote', user);
       assert.match(!none.ok ? none.reason : '', /has not been approved/);
       const invalid = transition(
-        change('review', { approval: { by: 'r', at: 'x', diffHash: 'd', evidenceHash: 'e', invalidated: { at: 'y', reason: 'the worktree changed' } } }),
+        change('review', {
+          approval: { by: 'r', at: 'x', diffHash: 'd', evidenceHash: 'e', invalidated: { at: 'y', reason: 'the worktree changed' } },
+        }),
         'promote',
         user,
       );

@@ -54,7 +54,10 @@ describe('policy test runner', () => {
       'c.yaml',
     );
     assert.ok(run.ok);
-    assert.deepEqual(run.results.map((result) => result.passed), [true, true, false]);
+    assert.deepEqual(
+      run.results.map((result) => result.passed),
+      [true, true, false],
+    );
     assert.deepEqual(run.results[2]!.problems, ['expected effect block, got allow', 'expected the reason to contain nothing']);
     assert.equal(run.passed, 2);
     assert.equal(run.failed, 1);
@@ -75,16 +78,20 @@ cases:
       'c.yaml',
     );
     assert.ok(run.ok, run.ok ? '' : run.errors.join('\n'));
-    assert.deepEqual(run.results.map((result) => [result.name, result.passed, result.problems]), [
-      ['db', true, []],
-      ['infra stays blocked', true, []],
-      ['user limit', true, []],
-    ]);
+    assert.deepEqual(
+      run.results.map((result) => [result.name, result.passed, result.problems]),
+      [
+        ['db', true, []],
+        ['infra stays blocked', true, []],
+        ['user limit', true, []],
+      ],
+    );
   });
 
   it('uses the file\'s "now" for expiry', () => {
     const expiring = POLICY.replace('version: "1" }', 'version: "1", expiresAt: "2027-01-01T00:00:00Z" }');
-    const cases = (now: string) => `now: "${now}"\ncases:\n  - { name: c, action: push, facts: { approvals: [{ by: a }] }, expect: { effect: allow } }\n`;
+    const cases = (now: string) =>
+      `now: "${now}"\ncases:\n  - { name: c, action: push, facts: { approvals: [{ by: a }] }, expect: { effect: allow } }\n`;
     const before = runPolicyTests({ text: expiring, source: 'p.yaml' }, cases('2026-12-31T00:00:00Z'), 'c.yaml');
     const after = runPolicyTests({ text: expiring, source: 'p.yaml' }, cases('2027-01-02T00:00:00Z'), 'c.yaml');
     assert.ok(before.ok && after.ok);
@@ -106,7 +113,11 @@ cases:
   });
 
   it('refuses to run cases against an invalid policy', () => {
-    const run = runPolicyTests({ text: POLICY.replace('infra/**', 'infra/[x'), source: 'p.yaml' }, 'cases: [{ name: x, action: createDraft, expect: { effect: allow } }]', 'c.yaml');
+    const run = runPolicyTests(
+      { text: POLICY.replace('infra/**', 'infra/[x'), source: 'p.yaml' },
+      'cases: [{ name: x, action: createDraft, expect: { effect: allow } }]',
+      'c.yaml',
+    );
     assert.ok(!run.ok);
     assert.match(run.errors[0]!, /p\.yaml:4:13: pathRules\[0\]\.glob: invalid glob "infra\/\[x"/);
   });
@@ -122,7 +133,10 @@ cases:
     });
 
     it('test: a failing case exits 1 and shows the decision', async () => {
-      const cases = write('cases.yaml', 'cases:\n  - { name: wrong, action: gate.draftToSandbox, facts: { files: [infra/a.tf] }, expect: { effect: allow } }\n');
+      const cases = write(
+        'cases.yaml',
+        'cases:\n  - { name: wrong, action: gate.draftToSandbox, facts: { files: [infra/a.tf] }, expect: { effect: allow } }\n',
+      );
       const { out, logs } = capture();
       assert.equal(await runPolicyCli(['test', write('p.yaml', POLICY), cases], out), 1);
       assert.ok(logs.includes('  ✗ wrong'));

@@ -9,7 +9,10 @@ import { POLICY_API_VERSION, parseOverlayObject, parsePolicyObject } from '../..
 const NOW = new Date('2026-11-21T12:00:00Z');
 const ALL_EVIDENCE = [...EVIDENCE_FIELDS];
 
-function policy(body: Record<string, unknown>, overlays: { level: 'repository' | 'user'; body: Record<string, unknown> }[] = []): EffectivePolicy {
+function policy(
+  body: Record<string, unknown>,
+  overlays: { level: 'repository' | 'user'; body: Record<string, unknown> }[] = [],
+): EffectivePolicy {
   const result = parsePolicyObject({ apiVersion: POLICY_API_VERSION, metadata: { id: 'acme', version: '7' }, ...body }, 'org');
   assert.ok(result.ok, result.ok ? '' : result.errors.join('\n'));
   const layers: PolicyLayer[] = overlays.map(({ level, body: overlayBody }) => {
@@ -48,7 +51,16 @@ function decide(effective: EffectivePolicy, action: PolicyAction, extra: Partial
 describe('policy evaluation', () => {
   it('allows a plain change through each gate and side effect, with a one-line explanation', () => {
     const effective = policy({});
-    for (const action of ['gate.draftToSandbox', 'gate.sandboxToReview', 'gate.reviewToPullRequest', 'createDraft', 'startAgent', 'runTask', 'push', 'createPullRequest'] as const) {
+    for (const action of [
+      'gate.draftToSandbox',
+      'gate.sandboxToReview',
+      'gate.reviewToPullRequest',
+      'createDraft',
+      'startAgent',
+      'runTask',
+      'push',
+      'createPullRequest',
+    ] as const) {
       const decision = decide(effective, action);
       assert.equal(decision.effect, 'allow', `${action}: ${decision.explanation}`);
       assert.equal(decision.action, action);
@@ -65,14 +77,22 @@ describe('policy evaluation', () => {
     const decision = decide(effective, 'gate.draftToSandbox', { files: [file('src/a.ts'), file('infra/main.tf'), file('infra/vars.tf')] });
     assert.equal(decision.effect, 'block');
     assert.deepEqual(decision.matchedRules, [
-      { policy: 'acme@7', rule: 'pathRules[0] "infra/**"', effect: 'block', reason: 'infra/main.tf, infra/vars.tf match "infra/**": Terraform only.', paths: ['infra/main.tf', 'infra/vars.tf'] },
+      {
+        policy: 'acme@7',
+        rule: 'pathRules[0] "infra/**"',
+        effect: 'block',
+        reason: 'infra/main.tf, infra/vars.tf match "infra/**": Terraform only.',
+        paths: ['infra/main.tf', 'infra/vars.tf'],
+      },
     ]);
     assert.equal(decision.explanation, 'Blocked: Draft → Sandbox: infra/main.tf, infra/vars.tf match "infra/**": Terraform only.');
   });
 
   it('checks both sides of a rename', () => {
     const effective = policy({ pathRules: [{ glob: 'infra/**', effect: 'block', reason: 'Terraform only.' }] });
-    const decision = decide(effective, 'gate.draftToSandbox', { files: [{ path: 'moved/main.tf', oldPath: 'infra/main.tf', additions: 0, deletions: 0 }] });
+    const decision = decide(effective, 'gate.draftToSandbox', {
+      files: [{ path: 'moved/main.tf', oldPath: 'infra/main.tf', additions: 0, deletions: 0 }],
+    });
     assert.equal(decision.effect, 'block');
     assert.deepEqual(decision.matchedRules[0]!.paths, ['infra/main.tf']);
   });
@@ -85,7 +105,12 @@ describe('policy evaluation', () => {
           { glob: 'infra/docs/**', effect: 'allow', reason: 'Docs are fine.' },
         ],
       },
-      [{ level: 'repository', body: { pathRules: [{ glob: 'infra/docs/secret-runbook.md', effect: 'requireApproval', reason: 'Ask ops.' }] } }],
+      [
+        {
+          level: 'repository',
+          body: { pathRules: [{ glob: 'infra/docs/secret-runbook.md', effect: 'requireApproval', reason: 'Ask ops.' }] },
+        },
+      ],
     );
     assert.equal(decide(effective, 'gate.draftToSandbox', { files: [file('infra/docs/a.md')] }).effect, 'allow');
     const sensitive = decide(effective, 'gate.reviewToPullRequest', { files: [file('infra/docs/secret-runbook.md')], approvals: [] });
@@ -128,12 +153,20 @@ describe('policy evaluation', () => {
   });
 
   it('sensitive paths need one of the named reviewers', () => {
-    const effective = policy({ lanes: { approvals: { sensitivePathReviewers: [{ glob: 'src/billing/**', reviewers: ['billing-owner', 'cfo'] }] } } });
+    const effective = policy({
+      lanes: { approvals: { sensitivePathReviewers: [{ glob: 'src/billing/**', reviewers: ['billing-owner', 'cfo'] }] } },
+    });
     const other = decide(effective, 'gate.reviewToPullRequest', { files: [file('src/billing/invoice.ts')], approvals: [{ by: 'alice' }] });
     assert.equal(other.effect, 'requireApproval');
     assert.match(other.explanation, /src\/billing\/invoice\.ts needs approval from one of: billing-owner, cfo/);
-    assert.equal(decide(effective, 'gate.reviewToPullRequest', { files: [file('src/billing/invoice.ts')], approvals: [{ by: 'CFO' }] }).effect, 'allow');
-    assert.equal(decide(effective, 'gate.reviewToPullRequest', { files: [file('src/app.ts')], approvals: [{ by: 'alice' }] }).effect, 'allow');
+    assert.equal(
+      decide(effective, 'gate.reviewToPullRequest', { files: [file('src/billing/invoice.ts')], approvals: [{ by: 'CFO' }] }).effect,
+      'allow',
+    );
+    assert.equal(
+      decide(effective, 'gate.reviewToPullRequest', { files: [file('src/app.ts')], approvals: [{ by: 'alice' }] }).effect,
+      'allow',
+    );
   });
 
   it('blocks over the blast radius, by files and by lines', () => {
@@ -176,18 +209,34 @@ describe('policy evaluation', () => {
     const effective = policy({ stopConditions: { binaryFile: 'block', newDependency: 'requireApproval', unusualScope: 'allow' } });
     const secret = decide(effective, 'gate.draftToSandbox', { flags: [{ kind: 'secretLike', path: 'src/config.ts', detail: 'aws key' }] });
     assert.equal(secret.effect, 'block');
-    assert.deepEqual(secret.matchedRules[0], { policy: 'acme@7', rule: 'stopConditions.secretLike', effect: 'block', reason: 'secret-like content: src/config.ts', paths: ['src/config.ts'] });
+    assert.deepEqual(secret.matchedRules[0], {
+      policy: 'acme@7',
+      rule: 'stopConditions.secretLike',
+      effect: 'block',
+      reason: 'secret-like content: src/config.ts',
+      paths: ['src/config.ts'],
+    });
     for (const kind of ['pathTraversal', 'gitPath', 'symlinkEscape'] as const) {
       const decision = decide(effective, 'gate.sandboxToReview', { flags: [{ kind, path: 'x', detail: 'd' }] });
       assert.equal(decision.matchedRules[0]!.rule, 'stopConditions.forbiddenPath', kind);
       assert.equal(decision.effect, 'block');
     }
     assert.equal(decide(effective, 'gate.draftToSandbox', { flags: [{ kind: 'binaryFile', path: 'a.bin', detail: '' }] }).effect, 'block');
-    assert.equal(decide(effective, 'gate.draftToSandbox', { flags: [{ kind: 'unusualScope', detail: 'touches 9 packages' }] }).matchedRules.length, 0);
-    const dependency = decide(effective, 'gate.reviewToPullRequest', { flags: [{ kind: 'newDependency', path: 'package.json', detail: 'left-pad' }], approvals: [] });
+    assert.equal(
+      decide(effective, 'gate.draftToSandbox', { flags: [{ kind: 'unusualScope', detail: 'touches 9 packages' }] }).matchedRules.length,
+      0,
+    );
+    const dependency = decide(effective, 'gate.reviewToPullRequest', {
+      flags: [{ kind: 'newDependency', path: 'package.json', detail: 'left-pad' }],
+      approvals: [],
+    });
     assert.equal(dependency.effect, 'requireApproval');
     assert.ok(dependency.matchedRules.some((rule) => rule.rule === 'stopConditions.newDependency'));
-    assert.equal(decide(effective, 'gate.reviewToPullRequest', { flags: [{ kind: 'newDependency', path: 'package.json', detail: 'left-pad' }] }).effect, 'allow');
+    assert.equal(
+      decide(effective, 'gate.reviewToPullRequest', { flags: [{ kind: 'newDependency', path: 'package.json', detail: 'left-pad' }] })
+        .effect,
+      'allow',
+    );
   });
 
   it('sensitive paths from the policy raise the sensitivePath condition', () => {
@@ -199,24 +248,53 @@ describe('policy evaluation', () => {
   });
 
   it('after the sandbox: required tasks must have passed and required evidence be present', () => {
-    const effective = policy({ lanes: { sandbox: { requiredTasks: [{ id: 'unit', command: 'npm test' }, { id: 'lint', command: 'npm run lint' }] }, evidence: { required: ['tests', 'assumptions'] } } });
+    const effective = policy({
+      lanes: {
+        sandbox: {
+          requiredTasks: [
+            { id: 'unit', command: 'npm test' },
+            { id: 'lint', command: 'npm run lint' },
+          ],
+        },
+        evidence: { required: ['tests', 'assumptions'] },
+      },
+    });
     assert.equal(decide(effective, 'gate.draftToSandbox', { tasks: [] }).effect, 'allow', 'tasks are not expected before the sandbox');
     const missing = decide(effective, 'gate.sandboxToReview', { tasks: [{ id: 'unit', outcome: 'failed' }] });
     assert.equal(missing.effect, 'block');
     assert.match(missing.explanation, /required task unit failed; lint was not run/);
-    const passed = decide(effective, 'gate.sandboxToReview', { tasks: [{ id: 'unit', outcome: 'passed' }, { id: 'lint', outcome: 'passed' }] });
+    const passed = decide(effective, 'gate.sandboxToReview', {
+      tasks: [
+        { id: 'unit', outcome: 'passed' },
+        { id: 'lint', outcome: 'passed' },
+      ],
+    });
     assert.equal(passed.effect, 'allow');
-    const evidence = decide(effective, 'gate.sandboxToReview', { tasks: [{ id: 'unit', outcome: 'passed' }, { id: 'lint', outcome: 'passed' }], evidence: ['tests'] });
+    const evidence = decide(effective, 'gate.sandboxToReview', {
+      tasks: [
+        { id: 'unit', outcome: 'passed' },
+        { id: 'lint', outcome: 'passed' },
+      ],
+      evidence: ['tests'],
+    });
     assert.equal(evidence.effect, 'block');
     assert.equal(evidence.explanation, 'Blocked: Sandbox → Review: required evidence is missing: assumptions');
     const repoTask = policy({ lanes: { sandbox: { requiredTasks: [{ id: 'unit', command: 'npm test' }] } } }, [
-      { level: 'repository', body: { lanes: { sandbox: { requiredTasks: [{ id: 'lint', command: 'npm run lint' }] }, evidence: { required: ['confidenceLimits'] } } } },
+      {
+        level: 'repository',
+        body: {
+          lanes: { sandbox: { requiredTasks: [{ id: 'lint', command: 'npm run lint' }] }, evidence: { required: ['confidenceLimits'] } },
+        },
+      },
     ]);
     const fromRepo = decide(repoTask, 'gate.sandboxToReview', { tasks: [{ id: 'unit', outcome: 'passed' }], evidence: ['tests'] });
-    assert.deepEqual(fromRepo.matchedRules.map((rule) => [rule.rule, rule.policy]), [
-      ['lanes.sandbox.requiredTasks', 'repository@x'],
-      ['lanes.evidence.required', 'repository@x'],
-    ]);
+    assert.deepEqual(
+      fromRepo.matchedRules.map((rule) => [rule.rule, rule.policy]),
+      [
+        ['lanes.sandbox.requiredTasks', 'repository@x'],
+        ['lanes.evidence.required', 'repository@x'],
+      ],
+    );
     const timedOut = decide(policy({}), 'gate.sandboxToReview', { tasks: [{ id: 'e2e', outcome: 'timedOut', required: true }] });
     assert.match(timedOut.explanation, /required task e2e ended timedOut/);
   });
@@ -225,8 +303,13 @@ describe('policy evaluation', () => {
     const effective = policy({ lanes: { sandbox: { processSandbox: 'forbidden', network: { tasks: 'none' } } } });
     assert.equal(decide(effective, 'runTask', { isolation: 'process' }).effect, 'block');
     assert.equal(decide(effective, 'runTask', { isolation: 'container' }).effect, 'allow');
-    const ran = decide(effective, 'gate.sandboxToReview', { tasks: [{ id: 'unit', outcome: 'passed', isolation: 'process', networkMode: 'open' }] });
-    assert.deepEqual(ran.matchedRules.map((rule) => rule.rule), ['lanes.sandbox.processSandbox', 'lanes.sandbox.network.tasks']);
+    const ran = decide(effective, 'gate.sandboxToReview', {
+      tasks: [{ id: 'unit', outcome: 'passed', isolation: 'process', networkMode: 'open' }],
+    });
+    assert.deepEqual(
+      ran.matchedRules.map((rule) => rule.rule),
+      ['lanes.sandbox.processSandbox', 'lanes.sandbox.network.tasks'],
+    );
   });
 
   it('allowed agents and base branches; draft-only pull requests', () => {
@@ -249,7 +332,7 @@ describe('policy evaluation', () => {
     assert.match(gate.explanation, /policy acme@7 expired at 2026-11-01T00:00:00Z/);
   });
 
-  it('a gate without the change\'s files blocks instead of passing unchecked', () => {
+  it("a gate without the change's files blocks instead of passing unchecked", () => {
     const decision = evaluate(policy({}), { agentId: 'codex' }, 'gate.draftToSandbox', NOW);
     assert.equal(decision.effect, 'block');
     assert.match(decision.explanation, /files are not known/);
@@ -257,10 +340,25 @@ describe('policy evaluation', () => {
 
   it('the built-in policy blocks CI and secrets and asks approval for agent instructions', () => {
     const effective = mergePolicies({ level: 'builtin', document: builtinPolicyDocument() });
-    for (const path of ['.github/workflows/ci.yml', '.env', 'config/.env.production', 'deploy/tls.key', 'certs/server.pem', 'ops/secrets/db.txt', 'home/.ssh/id_rsa']) {
+    for (const path of [
+      '.github/workflows/ci.yml',
+      '.env',
+      'config/.env.production',
+      'deploy/tls.key',
+      'certs/server.pem',
+      'ops/secrets/db.txt',
+      'home/.ssh/id_rsa',
+    ]) {
       assert.equal(decide(effective, 'gate.draftToSandbox', { files: [file(path)] }).effect, 'block', path);
     }
-    for (const path of ['AGENTS.md', 'pkg/AGENTS.md', 'CLAUDE.md', '.github/copilot-instructions.md', '.cursorrules', '.lanes/policy.yaml']) {
+    for (const path of [
+      'AGENTS.md',
+      'pkg/AGENTS.md',
+      'CLAUDE.md',
+      '.github/copilot-instructions.md',
+      '.cursorrules',
+      '.lanes/policy.yaml',
+    ]) {
       assert.equal(decide(effective, 'gate.reviewToPullRequest', { files: [file(path)], approvals: [] }).effect, 'requireApproval', path);
     }
     assert.equal(decide(effective, 'createPullRequest', { pullRequestDraft: false }).effect, 'block');
@@ -274,11 +372,23 @@ describe('policy evaluation', () => {
       prompt: { ref: 'p1', redacted: 'do it' },
       base: { ref: 'main', sha: 'a'.repeat(40) },
       headSha: 'b'.repeat(40),
-      diff: { hash: 'h', files: [{ path: 'infra/x.tf', status: 'modified', additions: 1, deletions: 0, binary: false }], totals: { files: 1, additions: 1, deletions: 0 } },
+      diff: {
+        hash: 'h',
+        files: [{ path: 'infra/x.tf', status: 'modified', additions: 1, deletions: 0, binary: false }],
+        totals: { files: 1, additions: 1, deletions: 0 },
+      },
       agentReport: { assumptions: ['none'], summary: 'did it' },
       tasks: [],
     });
-    assert.deepEqual(presentEvidenceFields(evidence).sort(), ['agent', 'assumptions', 'baseAndHead', 'filesTouched', 'flags', 'prompt', 'summary']);
+    assert.deepEqual(presentEvidenceFields(evidence).sort(), [
+      'agent',
+      'assumptions',
+      'baseAndHead',
+      'filesTouched',
+      'flags',
+      'prompt',
+      'summary',
+    ]);
     const result = factsFromEvidence(evidence, { baseBranch: 'main', approvals: [{ by: 'alice' }] });
     assert.equal(result.changeId, 'c0ffee02');
     assert.equal(result.files?.[0]?.path, 'infra/x.tf');

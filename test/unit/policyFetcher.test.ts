@@ -3,7 +3,14 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkEndpoint, parsePublicKey, PolicyFetcher, SIGNATURE_HEADER, type OrgPolicyOutcome, type PolicyFetcherOptions } from '../../src/infra/policy/policyFetcher';
+import {
+  checkEndpoint,
+  parsePublicKey,
+  PolicyFetcher,
+  SIGNATURE_HEADER,
+  type OrgPolicyOutcome,
+  type PolicyFetcherOptions,
+} from '../../src/infra/policy/policyFetcher';
 import { GOOD_POLICY, PolicyServer, signBody } from './support/policyServer';
 
 const NOW = new Date('2026-11-21T12:00:00Z');
@@ -77,7 +84,10 @@ describe('org policy fetcher (real HTTP server)', () => {
     await server.stop();
     const cached = expectOrg(await fetcher({ endpoint }).fetch());
     assert.equal(cached.source, 'cache');
-    assert.match(cached.warning!, /^Using the cached policy acme@3 from 2026-11-21T12:00:00\.000Z: cannot reach http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+    assert.match(
+      cached.warning!,
+      /^Using the cached policy acme@3 from 2026-11-21T12:00:00\.000Z: cannot reach http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/,
+    );
     rmSync(cacheFile);
     expectFailClosed(await fetcher({ endpoint }).fetch(), /cannot reach http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED.*; no policy was cached/);
     server = await new PolicyServer().start();
@@ -190,7 +200,10 @@ describe('org policy fetcher (real HTTP server)', () => {
         response.end();
       } else response.end(GOOD_POLICY);
     };
-    expectFailClosed(await fetcher({ publicKey: publicPem }).fetch(), /is not signed \(no x-agent-lanes-signature header and no \/policy\.yaml\.sig\), but agentLanes\.policy\.publicKey is set; refused/);
+    expectFailClosed(
+      await fetcher({ publicKey: publicPem }).fetch(),
+      /is not signed \(no x-agent-lanes-signature header and no \/policy\.yaml\.sig\), but agentLanes\.policy\.publicKey is set; refused/,
+    );
     assert.equal(server.requests.at(-1)!.url, '/policy.yaml.sig');
     server.handler = (request, response) => {
       response.end(request.url?.endsWith('.sig') ? `${signBody(GOOD_POLICY, keys.privateKey)}\n` : GOOD_POLICY);
@@ -205,7 +218,10 @@ describe('org policy fetcher (real HTTP server)', () => {
 
   it('a sibling .sig that is not a signature is refused, naming where it was read', async () => {
     server.handler = (_request, response) => response.end(GOOD_POLICY);
-    expectFailClosed(await fetcher({ publicKey: publicPem }).fetch(), /signature \(in \/policy\.yaml\.sig\) is not in the form "ed25519=<base64 of 64 bytes>"; refused/);
+    expectFailClosed(
+      await fetcher({ publicKey: publicPem }).fetch(),
+      /signature \(in \/policy\.yaml\.sig\) is not in the form "ed25519=<base64 of 64 bytes>"; refused/,
+    );
   });
 
   it('an unsigned cached policy is not used once a key is set', async () => {
@@ -214,18 +230,27 @@ describe('org policy fetcher (real HTTP server)', () => {
       response.statusCode = 503;
       response.end();
     };
-    expectFailClosed(await fetcher({ publicKey: publicPem }).fetch(), /HTTP 503 .*the cached policy is not signed with agentLanes\.policy\.publicKey and was ignored/);
+    expectFailClosed(
+      await fetcher({ publicKey: publicPem }).fetch(),
+      /HTTP 503 .*the cached policy is not signed with agentLanes\.policy\.publicKey and was ignored/,
+    );
   });
 
   it('expired: a fetched policy past its expiresAt is refused, and an expired cache is not used', async () => {
     await primeCache();
     const later = new Date('2027-02-01T00:00:00Z');
-    expectFailClosed(await fetcher({}, later).fetch(), /the policy acme@3 expired at 2027-01-01T00:00:00Z; the cached policy cannot be used: the policy acme@3 expired/);
+    expectFailClosed(
+      await fetcher({}, later).fetch(),
+      /the policy acme@3 expired at 2027-01-01T00:00:00Z; the cached policy cannot be used: the policy acme@3 expired/,
+    );
     server.handler = (_request, response) => {
       response.statusCode = 500;
       response.end();
     };
-    expectFailClosed(await fetcher({}, later).fetch(), /HTTP 500.*the cached policy cannot be used: the policy acme@3 expired at 2027-01-01T00:00:00Z/);
+    expectFailClosed(
+      await fetcher({}, later).fetch(),
+      /HTTP 500.*the cached policy cannot be used: the policy acme@3 expired at 2027-01-01T00:00:00Z/,
+    );
   });
 
   it('a redirect to another host is refused; to the same host it is followed', async () => {
@@ -292,7 +317,13 @@ describe('org policy fetcher (real HTTP server)', () => {
       assert.equal(outcome.kind, 'failClosed');
       if (outcome.kind === 'failClosed') assert.match(outcome.reason, pattern);
     }
-    for (const endpoint of ['https://policy.example.com/org.yaml', 'http://127.0.0.1:8080/p', 'http://127.8.9.1/p', 'http://[::1]:9/p', 'http://localhost/p']) {
+    for (const endpoint of [
+      'https://policy.example.com/org.yaml',
+      'http://127.0.0.1:8080/p',
+      'http://127.8.9.1/p',
+      'http://[::1]:9/p',
+      'http://localhost/p',
+    ]) {
       assert.ok(checkEndpoint(endpoint).ok, endpoint);
     }
   });

@@ -33,7 +33,10 @@ describe('policy merge (restrict-only)', () => {
 
   it('takes the smaller of two limits, and ignores a larger one with a report', () => {
     const effective = mergePolicies(org({ lanes: { sandbox: { limits: { cpus: 4, memoryMb: 2048 } } }, blastRadius: { maxFiles: 50 } }), [
-      overlay('repository', { lanes: { sandbox: { limits: { cpus: 2, memoryMb: 8192, pids: 100 } } }, blastRadius: { maxFiles: 80, maxChangedLines: 300 } }),
+      overlay('repository', {
+        lanes: { sandbox: { limits: { cpus: 2, memoryMb: 8192, pids: 100 } } },
+        blastRadius: { maxFiles: 80, maxChangedLines: 300 },
+      }),
     ]);
     const limits = effective.policy.lanes.sandbox.limits;
     assert.deepEqual({ ...limits }, { cpus: 2, memoryMb: 2048, pids: 100, timeoutSeconds: undefined });
@@ -49,17 +52,24 @@ describe('policy merge (restrict-only)', () => {
         ['repository', 'blastRadius.maxFiles', 80, 50],
       ],
     );
-    assert.match(effective.widenings[0]!.message, /repository policy repository@x tried to set lanes\.sandbox\.limits\.memoryMb to 8192, which would loosen it; kept 2048 from org \(acme@7\)/);
+    assert.match(
+      effective.widenings[0]!.message,
+      /repository policy repository@x tried to set lanes\.sandbox\.limits\.memoryMb to 8192, which would loosen it; kept 2048 from org \(acme@7\)/,
+    );
   });
 
   it('keeps the stricter of two effects for stop conditions', () => {
-    const effective = mergePolicies(org({ stopConditions: { secretLike: 'requireApproval', binaryFile: 'allow', newDependency: 'block' } }), [
-      overlay('repository', { stopConditions: { secretLike: 'block', binaryFile: 'requireApproval', newDependency: 'allow' } }),
-    ]);
+    const effective = mergePolicies(
+      org({ stopConditions: { secretLike: 'requireApproval', binaryFile: 'allow', newDependency: 'block' } }),
+      [overlay('repository', { stopConditions: { secretLike: 'block', binaryFile: 'requireApproval', newDependency: 'allow' } })],
+    );
     assert.equal(effective.policy.stopConditions.secretLike, 'block');
     assert.equal(effective.policy.stopConditions.binaryFile, 'requireApproval');
     assert.equal(effective.policy.stopConditions.newDependency, 'block');
-    assert.deepEqual(effective.widenings.map((w) => w.field), ['stopConditions.newDependency']);
+    assert.deepEqual(
+      effective.widenings.map((w) => w.field),
+      ['stopConditions.newDependency'],
+    );
   });
 
   it('a kill switch set at any level holds; a lower level cannot turn it off', () => {
@@ -71,21 +81,43 @@ describe('policy merge (restrict-only)', () => {
     ]);
     assert.equal(fromOrg.policy.killSwitch.disablePullRequests, true);
     assert.equal(fromOrg.policy.killSwitch.message, 'incident 42');
-    assert.deepEqual(fromOrg.widenings.map((w) => w.field), ['killSwitch.disablePullRequests', 'killSwitch.message']);
+    assert.deepEqual(
+      fromOrg.widenings.map((w) => w.field),
+      ['killSwitch.disablePullRequests', 'killSwitch.message'],
+    );
     assert.match(fromOrg.widenings[1]!.message, /but a higher level set it already/);
   });
 
   it('ORs the booleans that restrict and ANDs the ones that permit', () => {
     const effective = mergePolicies(
-      org({ lanes: { approvals: { forbidSelfApproval: false }, pullRequests: { draftOnly: false }, sandbox: { devcontainer: { allowPrivileged: true, allowHostNetwork: false } } } }),
-      [overlay('repository', { lanes: { approvals: { forbidSelfApproval: true }, pullRequests: { draftOnly: true }, sandbox: { devcontainer: { allowPrivileged: false, allowHostNetwork: true } } } })],
+      org({
+        lanes: {
+          approvals: { forbidSelfApproval: false },
+          pullRequests: { draftOnly: false },
+          sandbox: { devcontainer: { allowPrivileged: true, allowHostNetwork: false } },
+        },
+      }),
+      [
+        overlay('repository', {
+          lanes: {
+            approvals: { forbidSelfApproval: true },
+            pullRequests: { draftOnly: true },
+            sandbox: { devcontainer: { allowPrivileged: false, allowHostNetwork: true } },
+          },
+        }),
+      ],
     );
     assert.equal(effective.policy.lanes.approvals.forbidSelfApproval, true);
     assert.equal(effective.policy.lanes.pullRequests.draftOnly, true);
     assert.equal(effective.policy.lanes.sandbox.devcontainer.allowPrivileged, false);
     assert.equal(effective.policy.lanes.sandbox.devcontainer.allowHostNetwork, false);
-    assert.deepEqual(effective.widenings.map((w) => w.field), ['lanes.sandbox.devcontainer.allowHostNetwork']);
-    const cannotUndo = mergePolicies(org({ lanes: { pullRequests: { draftOnly: true } } }), [overlay('user', { lanes: { pullRequests: { draftOnly: false } } })]);
+    assert.deepEqual(
+      effective.widenings.map((w) => w.field),
+      ['lanes.sandbox.devcontainer.allowHostNetwork'],
+    );
+    const cannotUndo = mergePolicies(org({ lanes: { pullRequests: { draftOnly: true } } }), [
+      overlay('user', { lanes: { pullRequests: { draftOnly: false } } }),
+    ]);
     assert.equal(cannotUndo.policy.lanes.pullRequests.draftOnly, true);
     assert.equal(cannotUndo.widenings[0]!.field, 'lanes.pullRequests.draftOnly');
   });
@@ -96,7 +128,10 @@ describe('policy merge (restrict-only)', () => {
         lanes: {
           allowedAgents: ['codex', 'claude', 'aider'],
           pullRequests: { allowedBaseBranches: ['main', 'release'] },
-          sandbox: { network: { preparation: { registries: ['registry.npmjs.org', 'pypi.org'] } }, devcontainer: { allowedMounts: ['source=cache,target=/cache'] } },
+          sandbox: {
+            network: { preparation: { registries: ['registry.npmjs.org', 'pypi.org'] } },
+            devcontainer: { allowedMounts: ['source=cache,target=/cache'] },
+          },
         },
       }),
       [
@@ -104,7 +139,10 @@ describe('policy merge (restrict-only)', () => {
           lanes: {
             allowedAgents: ['claude', 'codex', 'rogue'],
             pullRequests: { allowedBaseBranches: ['main'] },
-            sandbox: { network: { preparation: { registries: ['pypi.org', 'evil.example'] } }, devcontainer: { allowedMounts: ['source=/,target=/host'] } },
+            sandbox: {
+              network: { preparation: { registries: ['pypi.org', 'evil.example'] } },
+              devcontainer: { allowedMounts: ['source=/,target=/host'] },
+            },
           },
         }),
       ],
@@ -113,11 +151,10 @@ describe('policy merge (restrict-only)', () => {
     assert.deepEqual(effective.policy.lanes.pullRequests.allowedBaseBranches, ['main']);
     assert.deepEqual(effective.policy.lanes.sandbox.network.preparation, { registries: ['pypi.org'] });
     assert.deepEqual(effective.policy.lanes.sandbox.devcontainer.allowedMounts, []);
-    assert.deepEqual(effective.widenings.map((w) => w.field), [
-      'lanes.allowedAgents',
-      'lanes.sandbox.network.preparation',
-      'lanes.sandbox.devcontainer.allowedMounts',
-    ]);
+    assert.deepEqual(
+      effective.widenings.map((w) => w.field),
+      ['lanes.allowedAgents', 'lanes.sandbox.network.preparation', 'lanes.sandbox.devcontainer.allowedMounts'],
+    );
     assert.equal(effective.origins['lanes.allowedAgents'], 'repository');
     // A list where the org said nothing (any agent) is narrowed without a report.
     const narrowed = mergePolicies(org({}), [overlay('user', { lanes: { allowedAgents: ['codex'] } })]);
@@ -134,11 +171,15 @@ describe('policy merge (restrict-only)', () => {
       [{ registries: ['a.example'] }, { registries: ['b.example'] }, 'none', true],
     ];
     for (const [upper, lower, expected, widened] of cases) {
-      const effective = mergePolicies(org({ lanes: { sandbox: { network: { preparation: upper } } } }), [overlay('repository', { lanes: { sandbox: { network: { preparation: lower } } } })]);
+      const effective = mergePolicies(org({ lanes: { sandbox: { network: { preparation: upper } } } }), [
+        overlay('repository', { lanes: { sandbox: { network: { preparation: lower } } } }),
+      ]);
       assert.deepEqual(effective.policy.lanes.sandbox.network.preparation, expected, JSON.stringify([upper, lower]));
       assert.equal(effective.widenings.length > 0, widened, JSON.stringify([upper, lower]));
     }
-    const tasks = mergePolicies(org({ lanes: { sandbox: { network: { tasks: 'none' } } } }), [overlay('repository', { lanes: { sandbox: { network: { tasks: 'open' } } } })]);
+    const tasks = mergePolicies(org({ lanes: { sandbox: { network: { tasks: 'none' } } } }), [
+      overlay('repository', { lanes: { sandbox: { network: { tasks: 'open' } } } }),
+    ]);
     assert.equal(tasks.policy.lanes.sandbox.network.tasks, 'none');
     assert.equal(tasks.widenings[0]!.field, 'lanes.sandbox.network.tasks');
   });
@@ -151,7 +192,10 @@ describe('policy merge (restrict-only)', () => {
     assert.equal(effective.policy.lanes.sandbox.processSandbox, 'forbidden');
     assert.equal(effective.policy.lanes.approvals.minApprovals, 3);
     assert.equal(effective.origins['lanes.approvals.minApprovals'], 'user');
-    assert.deepEqual(effective.widenings.map((w) => w.field), ['lanes.sandbox.processSandbox', 'lanes.approvals.minApprovals']);
+    assert.deepEqual(
+      effective.widenings.map((w) => w.field),
+      ['lanes.sandbox.processSandbox', 'lanes.approvals.minApprovals'],
+    );
   });
 
   it('unions required tasks, required evidence, labels, reviewers, sensitive paths and secret patterns', () => {
@@ -169,7 +213,12 @@ describe('policy merge (restrict-only)', () => {
       [
         overlay('repository', {
           lanes: {
-            sandbox: { requiredTasks: [{ id: 'lint', command: 'npm run lint' }, { id: 'unit', command: 'true' }] },
+            sandbox: {
+              requiredTasks: [
+                { id: 'lint', command: 'npm run lint' },
+                { id: 'unit', command: 'true' },
+              ],
+            },
             evidence: { required: ['tests', 'assumptions'] },
             pullRequests: { labels: ['repo-label'], reviewers: ['carol'] },
             approvals: { sensitivePathReviewers: [{ glob: 'db/**', reviewers: ['dba'] }] },
@@ -180,18 +229,30 @@ describe('policy merge (restrict-only)', () => {
       ],
     );
     const lanes = effective.policy.lanes;
-    assert.deepEqual(lanes.sandbox.requiredTasks, [{ id: 'unit', command: 'npm test' }, { id: 'lint', command: 'npm run lint' }]);
+    assert.deepEqual(lanes.sandbox.requiredTasks, [
+      { id: 'unit', command: 'npm test' },
+      { id: 'lint', command: 'npm run lint' },
+    ]);
     assert.deepEqual(lanes.evidence.required, ['tests', 'assumptions']);
     assert.deepEqual(lanes.pullRequests.labels, ['agent', 'repo-label']);
     assert.deepEqual(lanes.pullRequests.reviewers, ['alice', 'carol']);
-    assert.deepEqual(lanes.approvals.sensitivePathReviewers.map((entry) => entry.glob), ['billing/**', 'db/**']);
+    assert.deepEqual(
+      lanes.approvals.sensitivePathReviewers.map((entry) => entry.glob),
+      ['billing/**', 'db/**'],
+    );
     assert.deepEqual(effective.policy.sensitivePaths, ['**/auth/**', 'db/**']);
-    assert.deepEqual(effective.policy.secretPatterns.map((entry) => entry.name), ['acme', 'repo']);
+    assert.deepEqual(
+      effective.policy.secretPatterns.map((entry) => entry.name),
+      ['acme', 'repo'],
+    );
     assert.equal(effective.origins['lanes.sandbox.requiredTasks[0]'], 'org');
     assert.equal(effective.origins['lanes.sandbox.requiredTasks[1]'], 'repository');
     assert.equal(effective.origins['lanes.evidence.required[1]'], 'repository');
     // Redefining an org task (to "true") is an attempt to weaken it: ignored and reported.
-    assert.deepEqual(effective.widenings.map((w) => w.field), ['lanes.sandbox.requiredTasks[unit]']);
+    assert.deepEqual(
+      effective.widenings.map((w) => w.field),
+      ['lanes.sandbox.requiredTasks[unit]'],
+    );
   });
 
   it('path rules from every level apply; restating a stricter rule more loosely is dropped and reported', () => {
@@ -203,16 +264,24 @@ describe('policy merge (restrict-only)', () => {
         ],
       }),
     ]);
-    assert.deepEqual(effective.policy.pathRules.map((rule) => [rule.glob, rule.effect]), [
-      ['infra/**', 'block'],
-      ['db/**', 'requireApproval'],
-    ]);
+    assert.deepEqual(
+      effective.policy.pathRules.map((rule) => [rule.glob, rule.effect]),
+      [
+        ['infra/**', 'block'],
+        ['db/**', 'requireApproval'],
+      ],
+    );
     assert.equal(effective.origins['pathRules[1]'], 'repository');
-    assert.deepEqual(effective.widenings.map((w) => [w.field, w.attempted, w.kept]), [['pathRules["infra/**"]', 'allow', 'block']]);
+    assert.deepEqual(
+      effective.widenings.map((w) => [w.field, w.attempted, w.kept]),
+      [['pathRules["infra/**"]', 'allow', 'block']],
+    );
   });
 
   it('a title prefix set above cannot be replaced below', () => {
-    const effective = mergePolicies(org({ lanes: { pullRequests: { titlePrefix: '[agent] ' } } }), [overlay('user', { lanes: { pullRequests: { titlePrefix: '' } } })]);
+    const effective = mergePolicies(org({ lanes: { pullRequests: { titlePrefix: '[agent] ' } } }), [
+      overlay('user', { lanes: { pullRequests: { titlePrefix: '' } } }),
+    ]);
     assert.equal(effective.policy.lanes.pullRequests.titlePrefix, '[agent] ');
     assert.equal(effective.widenings[0]!.field, 'lanes.pullRequests.titlePrefix');
     const unset = mergePolicies(org({}), [overlay('repository', { lanes: { pullRequests: { titlePrefix: '[repo] ' } } })]);
@@ -226,12 +295,18 @@ describe('policy merge (restrict-only)', () => {
     ]);
     assert.equal(effective.policy.blastRadius.maxFiles, 40);
     assert.equal(effective.origins['blastRadius.maxFiles'], 'repository');
-    assert.deepEqual(effective.widenings.map((w) => [w.level, w.kept]), [['user', 40]]);
-    assert.deepEqual(effective.layers.map((layer) => [layer.level, layer.policyRef]), [
-      ['org', 'acme@7'],
-      ['repository', 'repository@x'],
-      ['user', 'user@x'],
-    ]);
+    assert.deepEqual(
+      effective.widenings.map((w) => [w.level, w.kept]),
+      [['user', 40]],
+    );
+    assert.deepEqual(
+      effective.layers.map((layer) => [layer.level, layer.policyRef]),
+      [
+        ['org', 'acme@7'],
+        ['repository', 'repository@x'],
+        ['user', 'user@x'],
+      ],
+    );
   });
 
   it('hashes the canonical JSON of the effective policy, stable across key order', () => {
@@ -245,9 +320,19 @@ describe('policy merge (restrict-only)', () => {
 
   it('renders read-only YAML naming the level of each field', () => {
     const document: PolicyDocument = builtinPolicyDocument();
-    const effective = mergePolicies({ level: 'org', document: { ...document, metadata: { ...document.metadata, id: 'acme', version: '7' } }, source: 'https://policy.example' }, [
-      overlay('repository', { lanes: { sandbox: { limits: { cpus: 1, memoryMb: 999999 } } }, pathRules: [{ glob: 'db/**', effect: 'block', reason: 'dba only' }] }),
-    ]);
+    const effective = mergePolicies(
+      {
+        level: 'org',
+        document: { ...document, metadata: { ...document.metadata, id: 'acme', version: '7' } },
+        source: 'https://policy.example',
+      },
+      [
+        overlay('repository', {
+          lanes: { sandbox: { limits: { cpus: 1, memoryMb: 999999 } } },
+          pathRules: [{ glob: 'db/**', effect: 'block', reason: 'dba only' }],
+        }),
+      ],
+    );
     const yaml = renderEffectivePolicyYaml(effective);
     assert.match(yaml, /^# Effective Agent Lanes policy \(read-only\)/);
     assert.match(yaml, /# {3}org: acme@7 from https:\/\/policy\.example/);

@@ -28,7 +28,10 @@ describe('policy schema', () => {
   });
 
   it('reads JSON as well as YAML, and turns a numeric version into a string', () => {
-    const result = parsePolicy(JSON.stringify({ apiVersion: POLICY_API_VERSION, metadata: { id: 'acme', version: 3 }, blastRadius: { maxFiles: 5 } }), 'org.json');
+    const result = parsePolicy(
+      JSON.stringify({ apiVersion: POLICY_API_VERSION, metadata: { id: 'acme', version: 3 }, blastRadius: { maxFiles: 5 } }),
+      'org.json',
+    );
     assert.ok(result.ok);
     assert.equal(result.policy.metadata.version, '3');
     assert.equal(result.policy.blastRadius?.maxFiles, 5);
@@ -52,13 +55,25 @@ describe('policy schema', () => {
 
   it('refuses unknown fields and suggests the right name', () => {
     const errors = errorsOf(`${HEADER}pathRule: []\nlanes: { evidnce: {} }\n`);
-    assert.ok(errors.some((error) => /pathRule: unknown field \(did you mean "pathRules"\?\)/.test(error)), errors.join('\n'));
-    assert.ok(errors.some((error) => /lanes\.evidnce: unknown field \(did you mean "evidence"\?\)/.test(error)), errors.join('\n'));
+    assert.ok(
+      errors.some((error) => /pathRule: unknown field \(did you mean "pathRules"\?\)/.test(error)),
+      errors.join('\n'),
+    );
+    assert.ok(
+      errors.some((error) => /lanes\.evidnce: unknown field \(did you mean "evidence"\?\)/.test(error)),
+      errors.join('\n'),
+    );
   });
 
   it('requires apiVersion and says which version it reads', () => {
-    assert.match(errorsOf('metadata: { id: a, version: "1" }\n')[0]!, /apiVersion: is required: start the document with "apiVersion: agentlanes\.dev\/v1"/);
-    assert.match(errorsOf('apiVersion: agentlanes.dev/v2\nmetadata: { id: a, version: "1" }\n')[0]!, /expected "agentlanes\.dev\/v1", got "agentlanes\.dev\/v2"/);
+    assert.match(
+      errorsOf('metadata: { id: a, version: "1" }\n')[0]!,
+      /apiVersion: is required: start the document with "apiVersion: agentlanes\.dev\/v1"/,
+    );
+    assert.match(
+      errorsOf('apiVersion: agentlanes.dev/v2\nmetadata: { id: a, version: "1" }\n')[0]!,
+      /expected "agentlanes\.dev\/v1", got "agentlanes\.dev\/v2"/,
+    );
   });
 
   it('reports YAML syntax errors with line and column', () => {
@@ -78,11 +93,26 @@ describe('policy schema', () => {
     const errors = errorsOf(
       `${HEADER}pathRules: [{ glob: "infra/[abc", effect: block, reason: r }, { glob: "/etc/**", effect: block, reason: r }, { glob: "!x/**", effect: block, reason: r }]\nsensitivePaths: ["src/{a,b"]\nlanes: { approvals: { sensitivePathReviewers: [{ glob: "../x", reviewers: [a] }] } }\n`,
     );
-    assert.ok(errors.some((e) => /pathRules\[0\]\.glob: invalid glob "infra\/\[abc": Missing closing: "\]"/.test(e)), errors.join('\n'));
-    assert.ok(errors.some((e) => /pathRules\[1\]\.glob: "\/etc\/\*\*" starts with "\/".*write "etc\/\*\*"/.test(e)), errors.join('\n'));
-    assert.ok(errors.some((e) => /pathRules\[2\]\.glob: .*negation is not supported/.test(e)), errors.join('\n'));
-    assert.ok(errors.some((e) => /sensitivePaths\[0\]: invalid glob "src\/\{a,b"/.test(e)), errors.join('\n'));
-    assert.ok(errors.some((e) => /sensitivePathReviewers\[0\]\.glob: .*cannot leave the repository/.test(e)), errors.join('\n'));
+    assert.ok(
+      errors.some((e) => /pathRules\[0\]\.glob: invalid glob "infra\/\[abc": Missing closing: "\]"/.test(e)),
+      errors.join('\n'),
+    );
+    assert.ok(
+      errors.some((e) => /pathRules\[1\]\.glob: "\/etc\/\*\*" starts with "\/".*write "etc\/\*\*"/.test(e)),
+      errors.join('\n'),
+    );
+    assert.ok(
+      errors.some((e) => /pathRules\[2\]\.glob: .*negation is not supported/.test(e)),
+      errors.join('\n'),
+    );
+    assert.ok(
+      errors.some((e) => /sensitivePaths\[0\]: invalid glob "src\/\{a,b"/.test(e)),
+      errors.join('\n'),
+    );
+    assert.ok(
+      errors.some((e) => /sensitivePathReviewers\[0\]\.glob: .*cannot leave the repository/.test(e)),
+      errors.join('\n'),
+    );
   });
 
   it('reports an invalid secret pattern by name', () => {
@@ -103,10 +133,16 @@ describe('policy schema', () => {
   });
 
   it('lets an overlay leave out metadata, and fills it in', () => {
-    const result = parseOverlayObject({ blastRadius: { maxFiles: 3 } }, 'agentLanes.policy.user', { id: 'user-settings', version: 'local' });
+    const result = parseOverlayObject({ blastRadius: { maxFiles: 3 } }, 'agentLanes.policy.user', {
+      id: 'user-settings',
+      version: 'local',
+    });
     assert.ok(result.ok);
     assert.deepEqual(result.policy.metadata, { id: 'user-settings', version: 'local' });
-    const bad = parseOverlayObject({ blastRadius: { maxFiles: 'lots' } }, 'agentLanes.policy.user', { id: 'user-settings', version: 'local' });
+    const bad = parseOverlayObject({ blastRadius: { maxFiles: 'lots' } }, 'agentLanes.policy.user', {
+      id: 'user-settings',
+      version: 'local',
+    });
     assert.ok(!bad.ok);
     assert.equal(bad.errors[0], 'agentLanes.policy.user: blastRadius.maxFiles: expected a number, got "lots"');
   });
@@ -121,28 +157,84 @@ describe('policy schema', () => {
     assert.equal(document.lanes?.pullRequests?.draftOnly, true);
     assert.equal(document.lanes?.sandbox?.network?.tasks, 'none');
     const effects = new Map(document.pathRules?.map((rule) => [rule.glob, rule.effect]));
-    for (const glob of ['.github/workflows/**', '**/.env*', '**/*.pem', '**/*.key', '**/secrets/**', '**/id_rsa*']) assert.equal(effects.get(glob), 'block', glob);
-    for (const glob of ['**/AGENTS.md', '**/CLAUDE.md', '.github/copilot-instructions.md', '**/.cursorrules', '.lanes/**']) assert.equal(effects.get(glob), 'requireApproval', glob);
+    for (const glob of ['.github/workflows/**', '**/.env*', '**/*.pem', '**/*.key', '**/secrets/**', '**/id_rsa*'])
+      assert.equal(effects.get(glob), 'block', glob);
+    for (const glob of ['**/AGENTS.md', '**/CLAUDE.md', '.github/copilot-instructions.md', '**/.cursorrules', '.lanes/**'])
+      assert.equal(effects.get(glob), 'requireApproval', glob);
   });
 });
 
 describe('policy globs', () => {
   it('globProblem accepts ordinary globs', () => {
-    for (const glob of ['infra/**', '**/*.lock', 'AGENTS.md', '.github/workflows/*.yml', 'src/{a,b}/**', 'a/@(x|y).ts']) assert.equal(globProblem(glob), undefined, glob);
+    for (const glob of ['infra/**', '**/*.lock', 'AGENTS.md', '.github/workflows/*.yml', 'src/{a,b}/**', 'a/@(x|y).ts'])
+      assert.equal(globProblem(glob), undefined, glob);
   });
 
   it('GlobIndex finds exactly what picomatch finds, for every kind of glob', () => {
     const globs = [
-      'infra/**', 'infra/docs/**', '**/*.lock', '**/package-lock.json', '.github/workflows/**', '**/.env*', '**/secrets/**', 'AGENTS.md',
-      '**/AGENTS.md', 'src/*.ts', 'src/**/*.test.ts', 'src/{a,b}/**', '{docs,site}/**/*.md', 'a/@(x|y).ts', 'packages/*/src/**', '*',
-      '**', 'src/[ab]*.ts', 'lib/**/index.js', '**/id_rsa*', '**/.aws/**', 'x\\*y', 'deep/a/b/c/**/*.sql', '**/migrations/*.sql',
+      'infra/**',
+      'infra/docs/**',
+      '**/*.lock',
+      '**/package-lock.json',
+      '.github/workflows/**',
+      '**/.env*',
+      '**/secrets/**',
+      'AGENTS.md',
+      '**/AGENTS.md',
+      'src/*.ts',
+      'src/**/*.test.ts',
+      'src/{a,b}/**',
+      '{docs,site}/**/*.md',
+      'a/@(x|y).ts',
+      'packages/*/src/**',
+      '*',
+      '**',
+      'src/[ab]*.ts',
+      'lib/**/index.js',
+      '**/id_rsa*',
+      '**/.aws/**',
+      'x\\*y',
+      'deep/a/b/c/**/*.sql',
+      '**/migrations/*.sql',
     ];
     const paths = [
-      'infra/main.tf', 'infra/docs/a.md', 'yarn.lock', 'pkg/web/yarn.lock', 'package-lock.json', 'a/b/package-lock.json', '.github/workflows/ci.yml',
-      '.env', 'app/.env.local', 'a/secrets/b/c', 'secrets', 'AGENTS.md', 'docs/AGENTS.md', 'src/x.ts', 'src/d/x.ts', 'src/d/x.test.ts', 'src/a/q.js',
-      'src/b', 'docs/a/b.md', 'site/x.md', 'a/x.ts', 'a/z.ts', 'packages/p/src/i.ts', 'packages/p/lib/i.ts', 'README', 'src/aa.ts', 'src/cc.ts',
-      'lib/index.js', 'lib/a/b/index.js', 'home/.ssh/id_rsa.pub', '.aws/credentials', 'x*y', 'deep/a/b/c/q/r.sql', 'db/migrations/1.sql',
-      'db/migrations/x/1.sql', '.hidden/a.lock', 'weird name/with space.lock',
+      'infra/main.tf',
+      'infra/docs/a.md',
+      'yarn.lock',
+      'pkg/web/yarn.lock',
+      'package-lock.json',
+      'a/b/package-lock.json',
+      '.github/workflows/ci.yml',
+      '.env',
+      'app/.env.local',
+      'a/secrets/b/c',
+      'secrets',
+      'AGENTS.md',
+      'docs/AGENTS.md',
+      'src/x.ts',
+      'src/d/x.ts',
+      'src/d/x.test.ts',
+      'src/a/q.js',
+      'src/b',
+      'docs/a/b.md',
+      'site/x.md',
+      'a/x.ts',
+      'a/z.ts',
+      'packages/p/src/i.ts',
+      'packages/p/lib/i.ts',
+      'README',
+      'src/aa.ts',
+      'src/cc.ts',
+      'lib/index.js',
+      'lib/a/b/index.js',
+      'home/.ssh/id_rsa.pub',
+      '.aws/credentials',
+      'x*y',
+      'deep/a/b/c/q/r.sql',
+      'db/migrations/1.sql',
+      'db/migrations/x/1.sql',
+      '.hidden/a.lock',
+      'weird name/with space.lock',
     ];
     const index = new GlobIndex<string>();
     for (const glob of globs) index.add(glob, glob);

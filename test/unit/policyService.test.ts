@@ -5,7 +5,14 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { consoleLogger } from '../../src/core/logger';
-import { PolicyDeniedError, PolicyService, readRepositoryPolicy, type KillSwitchChange, type PolicySettings, type PolicyState } from '../../src/infra/policy/policyService';
+import {
+  PolicyDeniedError,
+  PolicyService,
+  readRepositoryPolicy,
+  type KillSwitchChange,
+  type PolicySettings,
+  type PolicyState,
+} from '../../src/infra/policy/policyService';
 import { GOOD_POLICY, PolicyServer, signBody } from './support/policyServer';
 
 const quiet = consoleLogger(true);
@@ -19,7 +26,11 @@ function git(cwd: string, ...args: string[]): string {
   }).trim();
 }
 
-function waitFor<T>(subscribe: (listener: (value: T) => void) => { dispose(): void }, predicate: (value: T) => boolean, timeoutMs = 5_000): Promise<T> {
+function waitFor<T>(
+  subscribe: (listener: (value: T) => void) => { dispose(): void },
+  predicate: (value: T) => boolean,
+  timeoutMs = 5_000,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       subscription.dispose();
@@ -94,9 +105,16 @@ describe('policy service', () => {
     assert.equal(state.policyRef, 'acme@3');
     assert.equal(state.source, 'network');
     assert.equal(state.policyHash, policy.effective.policyHash);
-    assert.deepEqual(states.map((s) => s.kind), ['org']);
+    assert.deepEqual(
+      states.map((s) => s.kind),
+      ['org'],
+    );
     assert.equal((await policy.decide('gate.draftToSandbox', { files: [file('infra/a.tf')] })).effect, 'block');
-    assert.equal((await policy.decide('gate.draftToSandbox', { files: [file('.github/workflows/ci.yml')] })).effect, 'allow', 'the org policy replaces the built-in one');
+    assert.equal(
+      (await policy.decide('gate.draftToSandbox', { files: [file('.github/workflows/ci.yml')] })).effect,
+      'allow',
+      'the org policy replaces the built-in one',
+    );
   });
 
   it('fails closed with nothing cached: drafts only, no sandbox, no push, no pull request', async () => {
@@ -110,7 +128,14 @@ describe('policy service', () => {
     if (state.kind === 'failClosed') assert.match(state.reason, /HTTP 500/);
     assert.equal((await policy.decide('createDraft', { agentId: 'codex' })).effect, 'allow');
     assert.equal((await policy.decide('startAgent', { agentId: 'codex' })).effect, 'allow');
-    for (const action of ['runTask', 'gate.draftToSandbox', 'gate.sandboxToReview', 'gate.reviewToPullRequest', 'push', 'createPullRequest'] as const) {
+    for (const action of [
+      'runTask',
+      'gate.draftToSandbox',
+      'gate.sandboxToReview',
+      'gate.reviewToPullRequest',
+      'push',
+      'createPullRequest',
+    ] as const) {
       const decision = await policy.decide(action, { files: [file('src/a.ts')], approvals: [{ by: 'alice' }] });
       assert.equal(decision.effect, 'block', action);
       assert.equal(decision.matchedRules[0]!.rule, 'failClosed');
@@ -121,7 +146,8 @@ describe('policy service', () => {
   it('no decision is made on an invalid org policy: the last good one holds, or none', async () => {
     const policy = service({ endpoint: server.url() });
     await policy.start();
-    server.handler = (_request, response) => response.end(GOOD_POLICY.replace('infra/**', 'infra/[').replace('version: "3"', 'version: "4"'));
+    server.handler = (_request, response) =>
+      response.end(GOOD_POLICY.replace('infra/**', 'infra/[').replace('version: "3"', 'version: "4"'));
     const state = await policy.refresh();
     assert.equal(state.kind, 'org');
     if (state.kind === 'org') {
@@ -136,7 +162,10 @@ describe('policy service', () => {
     const policy = service({ endpoint: server.url() }, 150);
     await policy.start();
     assert.equal((await policy.decide('runTask', {})).effect, 'allow');
-    const killed = GOOD_POLICY.replace('pathRules:', 'killSwitch: { disableSandbox: true, cancelRunning: true, message: "Incident 42: sandbox paused." }\npathRules:');
+    const killed = GOOD_POLICY.replace(
+      'pathRules:',
+      'killSwitch: { disableSandbox: true, cancelRunning: true, message: "Incident 42: sandbox paused." }\npathRules:',
+    );
     const change = waitFor<KillSwitchChange>(policy.onDidChangeKillSwitch, () => true);
     server.handler = (_request, response) => response.end(killed);
     const reported = await change; // no refresh() call: the interval fetched it
@@ -144,7 +173,10 @@ describe('policy service', () => {
     assert.equal(reported.current.message, 'Incident 42: sandbox paused.');
     assert.equal(reported.policyRef, 'acme@3');
     assert.equal(policy.killSwitch.disableSandbox, true);
-    await assert.rejects(policy.assertAllowed('runTask', {}), /Blocked: run a sandbox task: the kill switch has stopped sandbox runs: Incident 42: sandbox paused\./);
+    await assert.rejects(
+      policy.assertAllowed('runTask', {}),
+      /Blocked: run a sandbox task: the kill switch has stopped sandbox runs: Incident 42: sandbox paused\./,
+    );
     assert.equal((await policy.decide('createDraft', {})).effect, 'allow');
     const released = waitFor<KillSwitchChange>(policy.onDidChangeKillSwitch, () => true);
     server.handler = (_request, response) => response.end(GOOD_POLICY);
@@ -181,16 +213,25 @@ describe('policy service', () => {
   });
 
   it('user settings can restrict but not widen, and an invalid setting blocks every action', async () => {
-    const policy = service({ endpoint: '', user: { blastRadius: { maxFiles: 1 }, pathRules: [{ glob: '.github/workflows/**', effect: 'allow', reason: 'mine' }] } });
+    const policy = service({
+      endpoint: '',
+      user: { blastRadius: { maxFiles: 1 }, pathRules: [{ glob: '.github/workflows/**', effect: 'allow', reason: 'mine' }] },
+    });
     await policy.start();
     assert.equal(policy.effective.policy.blastRadius.maxFiles, 1);
-    assert.deepEqual(policy.effective.widenings.map((w) => w.field), ['pathRules[".github/workflows/**"]']);
+    assert.deepEqual(
+      policy.effective.widenings.map((w) => w.field),
+      ['pathRules[".github/workflows/**"]'],
+    );
     assert.equal((await policy.decide('gate.draftToSandbox', { files: [file('a'), file('b')] })).effect, 'block');
     assert.equal((await policy.decide('gate.draftToSandbox', { files: [file('.github/workflows/x.yml')] })).effect, 'block');
 
     const state = await policy.updateSettings({ endpoint: '', user: { blastRadius: { maxFiles: 'one' } } });
     assert.equal(state.kind, 'local');
-    assert.match((state as { warning?: string }).warning!, /agentLanes\.policy\.user is invalid: agentLanes\.policy\.user: blastRadius\.maxFiles: expected a number, got "one"/);
+    assert.match(
+      (state as { warning?: string }).warning!,
+      /agentLanes\.policy\.user is invalid: agentLanes\.policy\.user: blastRadius\.maxFiles: expected a number, got "one"/,
+    );
     assert.deepEqual(policy.userPolicyErrors, ['agentLanes.policy.user: blastRadius.maxFiles: expected a number, got "one"']);
     const decision = await policy.decide('createDraft', {});
     assert.equal(decision.effect, 'block');
@@ -270,7 +311,10 @@ describe('policy service', () => {
       const decision = await policy.decide('gate.draftToSandbox', { files: [file('a')] }, { repoRoot: repo, baseSha: badSha });
       assert.equal(decision.effect, 'block');
       assert.equal(decision.matchedRules[0]!.rule, 'repositoryPolicy');
-      assert.match(decision.explanation, /the repository policy is invalid: \.lanes\/policy\.yaml at [0-9a-f]{12}:\d+:\d+: blastRadius\.maxFiles: expected a number, got "lots"; fix it in a commit on the base branch/);
+      assert.match(
+        decision.explanation,
+        /the repository policy is invalid: \.lanes\/policy\.yaml at [0-9a-f]{12}:\d+:\d+: blastRadius\.maxFiles: expected a number, got "lots"; fix it in a commit on the base branch/,
+      );
 
       rmSync(join(repo, '.lanes', 'policy.yaml'));
       writeFileSync(join(repo, 'elsewhere.yaml'), 'apiVersion: agentlanes.dev/v1\n');

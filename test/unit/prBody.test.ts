@@ -92,7 +92,10 @@ describe('pull request body', () => {
     assert.match(summary, /### What changed\nTask: Add a greeting endpoint\n\n> Adds a greeting endpoint and its test\./);
     assert.match(summary, /2 files, \+13 −0; diff `sha256:dddddddddddddddd…`/);
     assert.match(summary, /\| `src\/greet\.ts` \| added \| 12 \| 0 \|/);
-    assert.match(summary, /\| `npm test` \(required\) \| passed · 12 passed, 0 failed, 1 skipped · exit 0 \| yes \(fails on base\) \| container `localhost\/agent-lanes-sandbox:test`, network none \| 4\.2 s \|/);
+    assert.match(
+      summary,
+      /\| `npm test` \(required\) \| passed · 12 passed, 0 failed, 1 skipped · exit 0 \| yes \(fails on base\) \| container `localhost\/agent-lanes-sandbox:test`, network none \| 4\.2 s \|/,
+    );
     assert.match(summary, /### Flags \(risk: medium\)\n- `newDependency` `package\.json`: adds left-pad@\u200b1\.3\.0/);
     assert.match(summary, /Approved by \*\*alice\*\* at 2026-11-21T11:00:00\.000Z for diff `sha256:dddddddddddddddd…`/);
     assert.match(summary, /under policy `org-default@3`/);
@@ -122,7 +125,12 @@ describe('pull request body', () => {
     assert.deepEqual(parsed.predicate.evidence, input.evidence);
     // Nothing needed redacting, so the digest is the hash the approval was given for.
     assert.equal(parsed.predicate.evidenceDigest.sha256, input.approval.evidenceHash);
-    assert.deepEqual(parsed.predicate.change, { id: 'abcd1234', branch: 'lanes/abcd1234', base: { ref: 'main', sha: BASE }, headSha: HEAD });
+    assert.deepEqual(parsed.predicate.change, {
+      id: 'abcd1234',
+      branch: 'lanes/abcd1234',
+      base: { ref: 'main', sha: BASE },
+      headSha: HEAD,
+    });
     assert.ok(body.indexOf('Evidence (JSON)') < body.indexOf('Provenance: in-toto'));
   });
 
@@ -143,7 +151,11 @@ describe('pull request body', () => {
   it('keeps agent text from pinging people, injecting HTML or breaking out of code blocks', () => {
     const evidence = sampleEvidence({
       agentReport: { summary: 'cc @octo-org/security </details><script>alert(1)</script> [x](javascript:alert(1))' },
-      diff: { hash: DIFF_HASH, files: [{ path: 'weird`name|```.ts', status: 'added', additions: 1, deletions: 0, binary: false }], totals: { files: 1, additions: 1, deletions: 0 } },
+      diff: {
+        hash: DIFF_HASH,
+        files: [{ path: 'weird`name|```.ts', status: 'added', additions: 1, deletions: 0, binary: false }],
+        totals: { files: 1, additions: 1, deletions: 0 },
+      },
     });
     const { body } = buildPullRequestBody(sampleInput(evidence));
     const summary = body.slice(0, body.indexOf('<details>'));
@@ -159,7 +171,13 @@ describe('pull request body', () => {
   });
 
   it('stays under GitHub’s 65,536-character limit: the predicate’s copy goes first, then the evidence section is cut, never the provenance', () => {
-    const files = Array.from({ length: 3000 }, (_, index) => ({ path: `src/generated/file-${index}.ts`, status: 'added' as const, additions: 10, deletions: 0, binary: false }));
+    const files = Array.from({ length: 3000 }, (_, index) => ({
+      path: `src/generated/file-${index}.ts`,
+      status: 'added' as const,
+      additions: 10,
+      deletions: 0,
+      binary: false,
+    }));
     const evidence = sampleEvidence({ diff: { hash: DIFF_HASH, files, totals: { files: files.length, additions: 30_000, deletions: 0 } } });
     const input = sampleInput(evidence);
     const { body, truncated, statement } = buildPullRequestBody(input);
@@ -179,7 +197,13 @@ describe('pull request body', () => {
   });
 
   it('when only the second copy is too much, keeps the whole evidence section', () => {
-    const files = Array.from({ length: 150 }, (_, index) => ({ path: `src/f${index}.ts`, status: 'added' as const, additions: 1, deletions: 0, binary: false }));
+    const files = Array.from({ length: 150 }, (_, index) => ({
+      path: `src/f${index}.ts`,
+      status: 'added' as const,
+      additions: 1,
+      deletions: 0,
+      binary: false,
+    }));
     const evidence = sampleEvidence({ diff: { hash: DIFF_HASH, files, totals: { files: 150, additions: 150, deletions: 0 } } });
     const full = buildPullRequestBody(sampleInput(evidence, { maxLength: 10_000_000 })).body.length;
     const { body, truncated, statement } = buildPullRequestBody(sampleInput(evidence, { maxLength: full - 1000 }));
@@ -190,8 +214,14 @@ describe('pull request body', () => {
   });
 
   it('refuses contradicting inputs with messages that say what to do', () => {
-    assert.throws(() => buildPullRequestBody(sampleInput(undefined, { approval: { by: 'a', at: 'now', diffHash: 'other', evidenceHash: 'x' } })), /approval no longer matches the diff.*approve the change again/);
-    assert.throws(() => buildPullRequestBody(sampleInput(sampleEvidence({ headSha: 'f'.repeat(40) }))), /evidence is for commit ffffffffffff, not the head c0ffee111111/);
+    assert.throws(
+      () => buildPullRequestBody(sampleInput(undefined, { approval: { by: 'a', at: 'now', diffHash: 'other', evidenceHash: 'x' } })),
+      /approval no longer matches the diff.*approve the change again/,
+    );
+    assert.throws(
+      () => buildPullRequestBody(sampleInput(sampleEvidence({ headSha: 'f'.repeat(40) }))),
+      /evidence is for commit ffffffffffff, not the head c0ffee111111/,
+    );
     assert.throws(() => buildPullRequestBody(sampleInput(undefined, { headSha: 'main' })), /full git SHA/);
     assert.throws(() => buildPullRequestBody(sampleInput(undefined, { auditHeadHash: '' })), /audit head hash/);
     assert.throws(() => buildPullRequestBody(sampleInput(undefined, { maxLength: 500 })), /cannot fit in 500 characters/);
@@ -214,7 +244,12 @@ describe('risk level, labels and title', () => {
 
   it('labels: agent-generated, the lane, the risk, then policy extras without duplicates', () => {
     assert.deepEqual(pullRequestLabels([]), ['agent-generated', 'lane:pull-request', 'risk:low']);
-    assert.deepEqual(pullRequestLabels([flag('sensitivePath')], ['team:web', 'agent-generated', ' ']), ['agent-generated', 'lane:pull-request', 'risk:medium', 'team:web']);
+    assert.deepEqual(pullRequestLabels([flag('sensitivePath')], ['team:web', 'agent-generated', ' ']), [
+      'agent-generated',
+      'lane:pull-request',
+      'risk:medium',
+      'team:web',
+    ]);
   });
 
   it('title: the policy prefix once, one line, within 256 characters', () => {

@@ -26,7 +26,18 @@ const user = { type: 'user' as const, id: 'dev@example.com' };
 const reviewer = 'alice';
 const agent = { id: 'scripted', label: 'Scripted agent', command: [process.execPath, scriptedAgent, '{promptFile}'] };
 const token = 'lane-test-token-never-written-7f3a';
-const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 'T', GIT_AUTHOR_EMAIL: 't@example.invalid', GIT_COMMITTER_NAME: 'T', GIT_COMMITTER_EMAIL: 't@example.invalid' } }).trim();
+const git = (cwd: string, ...args: string[]) =>
+  execFileSync('git', args, {
+    cwd,
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 'T',
+      GIT_AUTHOR_EMAIL: 't@example.invalid',
+      GIT_COMMITTER_NAME: 'T',
+      GIT_COMMITTER_EMAIL: 't@example.invalid',
+    },
+  }).trim();
 
 const orgPolicy = (extra: string) => `apiVersion: agentlanes.dev/v1
 metadata:
@@ -94,13 +105,19 @@ describe('Pull request lane (real git, the GitHub stand-in, real policy and audi
     assert.equal(outcome.outcome, 'committed', outcome.message);
     const head = ctx.store.get(change.id)!.headSha!;
     assert.ok((await ctx.store.transition(change.id, 'promote', user)).ok);
-    await ctx.store.update(change.id, (c) => ({ ...c, sandbox: { verdict: 'passed', at: new Date().toISOString(), headSha: head, failedTasks: [] } }));
+    await ctx.store.update(change.id, (c) => ({
+      ...c,
+      sandbox: { verdict: 'passed', at: new Date().toISOString(), headSha: head, failedTasks: [] },
+    }));
     assert.ok((await ctx.store.transition(change.id, 'promote', user)).ok);
     const listing = await listReviewDiff(ctx.repoRoot, change.baseSha, head);
     const evidence = await ctx.evidence.read(change.id);
     assert.equal(evidence.kind, 'ok');
     const evidenceHash = evidence.kind === 'ok' ? hashEvidence(evidence.evidence) : '';
-    return ctx.store.update(change.id, (c) => ({ ...c, approval: { by: reviewer, at: new Date().toISOString(), diffHash: listing.hash, evidenceHash } }));
+    return ctx.store.update(change.id, (c) => ({
+      ...c,
+      approval: { by: reviewer, at: new Date().toISOString(), diffHash: listing.hash, evidenceHash },
+    }));
   }
 
   async function useOrgPolicy(text: string): Promise<void> {
@@ -117,7 +134,10 @@ describe('Pull request lane (real git, the GitHub stand-in, real policy and audi
     const change = await approvedChange();
     const evidenceBefore = readFileSync(fx.ctx.evidence.fileFor(change.id), 'utf8');
     const steps: string[] = [];
-    const { change: moved, result } = await fx.lane.open(change.id, user, { ...fx.access, onStep: (step) => steps.push(`${step.name}:${step.outcome}`) });
+    const { change: moved, result } = await fx.lane.open(change.id, user, {
+      ...fx.access,
+      onStep: (step) => steps.push(`${step.name}:${step.outcome}`),
+    });
     assert.deepEqual(steps, ['push:done', 'pr.create:done', 'labels:done']);
     assert.equal(moved.lane, 'pullRequest');
     assert.equal(result.draft, true);
@@ -144,16 +164,34 @@ describe('Pull request lane (real git, the GitHub stand-in, real policy and audi
     assert.match(statement.predicate.policy.hash, /^[0-9a-f]{64}$/);
     assert.match(statement.predicate.audit.headHash, /^[0-9a-f]{64}$/);
     assert.equal(statement.predicate.approval.by, reviewer);
-    assert.equal(statement.predicate.evidenceDigest.sha256, change.approval!.evidenceHash, 'the published evidence is the approved evidence');
+    assert.equal(
+      statement.predicate.evidenceDigest.sha256,
+      change.approval!.evidenceHash,
+      'the published evidence is the approved evidence',
+    );
     assert.equal(readFileSync(fx.ctx.evidence.fileFor(change.id), 'utf8'), evidenceBefore, 'the approved evidence was not rewritten');
 
     await fx.ctx.audit.flush();
     assert.ok((await verifyAuditFile(fx.ctx.storage.auditFile)).ok);
-    const events = readFileSync(fx.ctx.storage.auditFile, 'utf8').trim().split('\n').map((line) => JSON.parse(line)).filter((e) => e.changeId === change.id);
+    const events = readFileSync(fx.ctx.storage.auditFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line))
+      .filter((e) => e.changeId === change.id);
     const headIndex = events.findIndex((e) => e.hash === statement.predicate.audit.headHash);
     assert.ok(headIndex >= 0, 'the audit head in the provenance is an event of the log');
-    const actions = events.map((e) => `${e.action}${e.details?.action ? `:${e.details.action}` : ''}${e.details?.step ? `:${e.details.step}` : ''}`);
-    for (const wanted of ['policy.decision:gate.reviewToPullRequest', 'policy.decision:push', 'push:push', 'policy.decision:createPullRequest', 'pr.create:pr.create', 'pr.update:labels', 'lane.transition']) {
+    const actions = events.map(
+      (e) => `${e.action}${e.details?.action ? `:${e.details.action}` : ''}${e.details?.step ? `:${e.details.step}` : ''}`,
+    );
+    for (const wanted of [
+      'policy.decision:gate.reviewToPullRequest',
+      'policy.decision:push',
+      'push:push',
+      'policy.decision:createPullRequest',
+      'pr.create:pr.create',
+      'pr.update:labels',
+      'lane.transition',
+    ]) {
       assert.ok(actions.includes(wanted), `audit has ${wanted}: ${actions.join(', ')}`);
     }
   });
@@ -164,7 +202,10 @@ describe('Pull request lane (real git, the GitHub stand-in, real policy and audi
     const again = await fx.lane.open(change.id, user, fx.access);
     assert.equal(again.result.action, 'updated');
     assert.equal(again.moved, false);
-    assert.deepEqual(again.result.steps.map((s) => `${s.name}:${s.outcome}`), ['push:skipped', 'pr.update:done', 'labels:skipped']);
+    assert.deepEqual(
+      again.result.steps.map((s) => `${s.name}:${s.outcome}`),
+      ['push:skipped', 'pr.update:done', 'labels:skipped'],
+    );
     assert.equal(fx.standIn.state.pullRequests.length, 1);
   });
 
@@ -188,7 +229,9 @@ describe('Pull request lane (real git, the GitHub stand-in, real policy and audi
 
   it('the kill switch turned on after the approval refuses with its message', async () => {
     const change = await approvedChange();
-    await useOrgPolicy(orgPolicy('killSwitch:\n  disablePullRequests: true\n  message: "Incident 4711: no agent PRs until further notice"\n'));
+    await useOrgPolicy(
+      orgPolicy('killSwitch:\n  disablePullRequests: true\n  message: "Incident 4711: no agent PRs until further notice"\n'),
+    );
     await assert.rejects(fx.lane.open(change.id, user, fx.access), (error: unknown) => {
       assert.ok(error instanceof PolicyDeniedError);
       assert.match(error.message, /kill switch has stopped pull requests: Incident 4711: no agent PRs until further notice/);
@@ -206,7 +249,9 @@ describe('Pull request lane (real git, the GitHub stand-in, real policy and audi
 
   it('policy title prefix, labels and reviewers reach the pull request', async () => {
     const change = await approvedChange();
-    await useOrgPolicy(orgPolicy('lanes:\n  pullRequests:\n    titlePrefix: "[agent]"\n    labels: [agent-change]\n    reviewers: [bob]\n'));
+    await useOrgPolicy(
+      orgPolicy('lanes:\n  pullRequests:\n    titlePrefix: "[agent]"\n    labels: [agent-change]\n    reviewers: [bob]\n'),
+    );
     const { result } = await fx.lane.open(change.id, user, fx.access);
     const pr = fx.standIn.pullRequest(result.number)!;
     assert.equal(pr.title, `[agent] ${change.title}`);
@@ -227,7 +272,10 @@ describe('Pull request lane (real git, the GitHub stand-in, real policy and audi
     assert.equal(bareHead(fx.bare, change.branch), change.headSha);
     assert.equal(fx.ctx.store.get(change.id)!.lane, 'review');
     const { result } = await fx.lane.open(change.id, user, fx.access);
-    assert.deepEqual(result.steps.map((s) => `${s.name}:${s.outcome}`), ['push:skipped', 'pr.create:done', 'labels:done']);
+    assert.deepEqual(
+      result.steps.map((s) => `${s.name}:${s.outcome}`),
+      ['push:skipped', 'pr.create:done', 'labels:done'],
+    );
     assert.equal(fx.standIn.state.pullRequests.length, 1);
   });
 
@@ -251,7 +299,9 @@ describe('Pull request lane (real git, the GitHub stand-in, real policy and audi
   it('tracking: a merged pull request closes the change and removes its worktree and branch', async () => {
     const change = await approvedChange();
     const { result } = await fx.lane.open(change.id, user, fx.access);
-    const ended = new Promise<string>((done) => fx.lane.track(change.id, { ...fx.access, schedule: { initialMs: 50, maxMs: 100 }, onEnd: (outcome) => done(outcome.reason) }));
+    const ended = new Promise<string>((done) =>
+      fx.lane.track(change.id, { ...fx.access, schedule: { initialMs: 50, maxMs: 100 }, onEnd: (outcome) => done(outcome.reason) }),
+    );
     assert.ok(fx.lane.isTracking(change.id));
     fx.standIn.mergePullRequest(result.number);
     assert.equal(await ended, 'merged');
@@ -261,7 +311,11 @@ describe('Pull request lane (real git, the GitHub stand-in, real policy and audi
     assert.equal(closed.pullRequest?.state, 'merged');
     assert.equal(existsSync(change.worktreePath), false);
     assert.equal(git(fx.repo, 'branch', '--list', change.branch), '');
-    assert.deepEqual(fx.closed.map((c) => c.id), [change.id], 'onClosed ran (the sandbox container goes there)');
+    assert.deepEqual(
+      fx.closed.map((c) => c.id),
+      [change.id],
+      'onClosed ran (the sandbox container goes there)',
+    );
     assert.equal(fx.lane.isTracking(change.id), false);
   });
 
@@ -283,7 +337,10 @@ describe('Pull request lane (real git, the GitHub stand-in, real policy and audi
     await assert.rejects(fx.lane.open(change.id, user, { ...fx.access, remote: 'gitlab' }), (error: unknown) => {
       assert.ok(error instanceof GitHubError);
       assert.equal(error.kind, 'notGitHub');
-      assert.match(error.message, /The remote "gitlab" \(https:\/\/gitlab\.com\/group\/project\.git\) is on gitlab\.com, not on 127\.0\.0\.1.*The branch can still be pushed: git push gitlab lanes\//);
+      assert.match(
+        error.message,
+        /The remote "gitlab" \(https:\/\/gitlab\.com\/group\/project\.git\) is on gitlab\.com, not on 127\.0\.0\.1.*The branch can still be pushed: git push gitlab lanes\//,
+      );
       return true;
     });
     assert.equal(bareHead(fx.bare, change.branch), undefined);

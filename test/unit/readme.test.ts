@@ -5,7 +5,10 @@ import { join, resolve } from 'node:path';
 const root = resolve(__dirname, '..', '..', '..');
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
-  contributes: { commands: { command: string; title: string; category?: string }[]; configuration: { properties: Record<string, unknown> } };
+  contributes: {
+    commands: { command: string; title: string; category?: string }[];
+    configuration: { properties: Record<string, unknown> };
+  };
   dependencies: Record<string, string>;
   scripts: Record<string, string>;
 };
@@ -13,7 +16,10 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
 describe('the README is the front door', () => {
   it('starts with exactly the two set-up commands', () => {
     const firstBlock = /```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
-    const commands = firstBlock.split('\n').map((l) => l.replace(/#.*$/, '').trim()).filter(Boolean);
+    const commands = firstBlock
+      .split('\n')
+      .map((l) => l.replace(/#.*$/, '').trim())
+      .filter(Boolean);
     assert.deepEqual(commands, ['npm ci && npm run demo', 'npm test']);
   });
 
@@ -25,7 +31,8 @@ describe('the README is the front door', () => {
   });
 
   it('lists every setting', () => {
-    for (const key of Object.keys(pkg.contributes.configuration.properties)) assert.ok(readme.includes(`\`${key}\``), `README documents ${key}`);
+    for (const key of Object.keys(pkg.contributes.configuration.properties))
+      assert.ok(readme.includes(`\`${key}\``), `README documents ${key}`);
   });
 
   it('says why each runtime dependency is there', () => {

@@ -50,7 +50,11 @@ describe('redaction', () => {
     assert.ok(kinds.size >= 20, `only ${kinds.size} kinds`);
     for (const pattern of BUILTIN_SECRET_PATTERNS) assert.match(pattern.kind, /^[a-z][A-Za-z]+$/);
     // Every built-in kind has at least one realistic sample below.
-    for (const kind of kinds) assert.ok(SECRET_SAMPLES.some((entry) => entry.kind === kind), `no sample for ${kind}`);
+    for (const kind of kinds)
+      assert.ok(
+        SECRET_SAMPLES.some((entry) => entry.kind === kind),
+        `no sample for ${kind}`,
+      );
   });
 
   for (const entry of SECRET_SAMPLES) {
@@ -59,7 +63,10 @@ describe('redaction', () => {
       assert.ok(!text.includes(entry.secret), `secret survived: ${text}`);
       assert.ok(text.includes('[REDACTED:'), text);
       assert.ok(summary.total >= 1);
-      assert.equal(Object.values(summary.byKind).reduce((a, b) => a + b, 0), summary.total);
+      assert.equal(
+        Object.values(summary.byKind).reduce((a, b) => a + b, 0),
+        summary.total,
+      );
     });
   }
 
@@ -69,7 +76,10 @@ describe('redaction', () => {
     assert.deepEqual(kinds(sample('anthropicKey').secret), ['anthropicKey']);
     assert.deepEqual(kinds('-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBL\n-----END EC PRIVATE KEY-----'), ['privateKeyBlock']);
     assert.equal(redactText('password=hunter2').text, 'password=[REDACTED:secretAssignment]');
-    assert.equal(redactText('https://deploy:s3cret-pass@git.example.com/x.git').text, 'https://deploy:[REDACTED:urlCredentials]@git.example.com/x.git');
+    assert.equal(
+      redactText('https://deploy:s3cret-pass@git.example.com/x.git').text,
+      'https://deploy:[REDACTED:urlCredentials]@git.example.com/x.git',
+    );
   });
 
   it('leaves ordinary logs and code alone', () => {
@@ -79,7 +89,8 @@ describe('redaction', () => {
   });
 
   it('cuts a private key block even without its END line (a truncated log)', () => {
-    const text = 'key:\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACDc';
+    const text =
+      'key:\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACDc';
     const result = redactText(text);
     assert.ok(!result.text.includes('b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ'), result.text);
   });
@@ -144,10 +155,13 @@ describe('redaction', () => {
   });
 
   it('merges summaries', () => {
-    assert.deepEqual(mergeSummaries({ total: 2, byKind: { jwt: 2 } }, { total: 3, byKind: { jwt: 1, npmToken: 2 } }, { total: 0, byKind: {} }), {
-      total: 5,
-      byKind: { jwt: 3, npmToken: 2 },
-    });
+    assert.deepEqual(
+      mergeSummaries({ total: 2, byKind: { jwt: 2 } }, { total: 3, byKind: { jwt: 1, npmToken: 2 } }, { total: 0, byKind: {} }),
+      {
+        total: 5,
+        byKind: { jwt: 3, npmToken: 2 },
+      },
+    );
   });
 
   it('measures entropy', () => {
@@ -170,7 +184,12 @@ describe('redaction', () => {
       const log = await AuditLog.open(join(dir, 'audit.jsonl'), { repoKey: 'r'.repeat(64) });
       await Promise.all(
         SECRET_SAMPLES.map((entry) =>
-          log.append({ actor: { type: 'agent', id: 'coder' }, action: 'task.run', changeId: 'c0ffee00', details: { output: entry.text, lines: [entry.text], env: { SECRET_VALUE: entry.secret } } }),
+          log.append({
+            actor: { type: 'agent', id: 'coder' },
+            action: 'task.run',
+            changeId: 'c0ffee00',
+            details: { output: entry.text, lines: [entry.text], env: { SECRET_VALUE: entry.secret } },
+          }),
         ),
       );
       await log.append({ actor: { type: 'user', id: 'dev' }, action: 'review.approve', details: { comment: everything } });

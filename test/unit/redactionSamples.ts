@@ -34,7 +34,8 @@ const hex = (length: number, seed = 3) => {
 
 const rsaKey = pem('RSA PRIVATE KEY');
 const opensshKey = pem('OPENSSH PRIVATE KEY');
-const gcpJsonKey = '-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\\n-----END PRIVATE KEY-----\\n';
+const gcpJsonKey =
+  '-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\\n-----END PRIVATE KEY-----\\n';
 const gcpKeyId = hex(40, 11);
 const azureKey = `${alnum(86, 5)}==`;
 const jwt =
@@ -43,10 +44,22 @@ const jwt =
 export const SECRET_SAMPLES: SecretSample[] = [
   { kind: 'privateKeyBlock', text: `key file:\n${rsaKey}\n`, secret: rsaKey },
   { kind: 'privateKeyBlock', text: `id_ed25519:\n${opensshKey}`, secret: opensshKey },
-  { kind: 'privateKeyBlock', text: `{"type": "service_account", "private_key": "${gcpJsonKey}"}`, secret: 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj' },
-  { kind: 'gcpServiceAccountKeyId', text: `{"private_key_id": "${gcpKeyId}", "client_email": "ci@proj.iam.gserviceaccount.com"}`, secret: gcpKeyId },
+  {
+    kind: 'privateKeyBlock',
+    text: `{"type": "service_account", "private_key": "${gcpJsonKey}"}`,
+    secret: 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj',
+  },
+  {
+    kind: 'gcpServiceAccountKeyId',
+    text: `{"private_key_id": "${gcpKeyId}", "client_email": "ci@proj.iam.gserviceaccount.com"}`,
+    secret: gcpKeyId,
+  },
   { kind: 'awsAccessKeyId', text: 'export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE', secret: 'AKIAIOSFODNN7EXAMPLE' },
-  { kind: 'awsSecretAccessKey', text: 'aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', secret: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY' },
+  {
+    kind: 'awsSecretAccessKey',
+    text: 'aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+    secret: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+  },
   { kind: 'gcpApiKey', text: `const mapsKey = "AIza${alnum(35, 21)}";`, secret: `AIza${alnum(35, 21)}` },
   { kind: 'googleOAuthClientSecret', text: `GOOGLE_CLIENT_SECRET: GOCSPX-${alnum(28, 23)}`, secret: `GOCSPX-${alnum(28, 23)}` },
   { kind: 'googleOAuthAccessToken', text: `curl -H "X-Goog-Token: ya29.a0Af${alnum(60, 29)}"`, secret: `ya29.a0Af${alnum(60, 29)}` },
@@ -60,10 +73,22 @@ export const SECRET_SAMPLES: SecretSample[] = [
   { kind: 'githubToken', text: `user-to-server ghu_${alnum(36, 41)}`, secret: `ghu_${alnum(36, 41)}` },
   { kind: 'githubToken', text: `installation token: ghs_${alnum(36, 43)}`, secret: `ghs_${alnum(36, 43)}` },
   { kind: 'githubToken', text: `refresh ghr_${alnum(76, 47)}`, secret: `ghr_${alnum(76, 47)}` },
-  { kind: 'githubFineGrainedToken', text: `github_pat_11ABCDEFG0${alnum(12, 53)}_${alnum(59, 59)}`, secret: `github_pat_11ABCDEFG0${alnum(12, 53)}_${alnum(59, 59)}` },
+  {
+    kind: 'githubFineGrainedToken',
+    text: `github_pat_11ABCDEFG0${alnum(12, 53)}_${alnum(59, 59)}`,
+    secret: `github_pat_11ABCDEFG0${alnum(12, 53)}_${alnum(59, 59)}`,
+  },
   { kind: 'gitlabToken', text: `CI_JOB: PRIVATE-TOKEN glpat-${alnum(20, 61)}`, secret: `glpat-${alnum(20, 61)}` },
-  { kind: 'slackToken', text: `SLACK_BOT=xoxb-123456789012-1234567890123-${alnum(24, 67)}`, secret: `xoxb-123456789012-1234567890123-${alnum(24, 67)}` },
-  { kind: 'slackToken', text: `user token xoxp-123456789012-123456789012-123456789012-${hex(32, 71)}`, secret: `xoxp-123456789012-123456789012-123456789012-${hex(32, 71)}` },
+  {
+    kind: 'slackToken',
+    text: `SLACK_BOT=xoxb-123456789012-1234567890123-${alnum(24, 67)}`,
+    secret: `xoxb-123456789012-1234567890123-${alnum(24, 67)}`,
+  },
+  {
+    kind: 'slackToken',
+    text: `user token xoxp-123456789012-123456789012-123456789012-${hex(32, 71)}`,
+    secret: `xoxp-123456789012-123456789012-123456789012-${hex(32, 71)}`,
+  },
   {
     kind: 'slackWebhook',
     text: `posting to https://hooks.slack.com/services/T0123ABCD/B0456EFGH/${alnum(24, 73)} ok`,
@@ -75,18 +100,30 @@ export const SECRET_SAMPLES: SecretSample[] = [
   { kind: 'stripeKey', text: `Stripe.apiKey = "sk_live_${alnum(24, 97)}"`, secret: `sk_live_${alnum(24, 97)}` },
   { kind: 'stripeKey', text: `restricted: rk_live_${alnum(24, 101)}`, secret: `rk_live_${alnum(24, 101)}` },
   { kind: 'anthropicKey', text: `ANTHROPIC_API_KEY=sk-ant-api03-${alnum(93, 103)}AA`, secret: `sk-ant-api03-${alnum(93, 103)}AA` },
-  { kind: 'openaiKey', text: `openai.api_key = "sk-proj-${alnum(48, 107)}T3BlbkFJ${alnum(20, 109)}"`, secret: `sk-proj-${alnum(48, 107)}T3BlbkFJ${alnum(20, 109)}` },
+  {
+    kind: 'openaiKey',
+    text: `openai.api_key = "sk-proj-${alnum(48, 107)}T3BlbkFJ${alnum(20, 109)}"`,
+    secret: `sk-proj-${alnum(48, 107)}T3BlbkFJ${alnum(20, 109)}`,
+  },
   { kind: 'openaiKey', text: `key sk-${alnum(20, 113)}T3BlbkFJ${alnum(20, 127)}`, secret: `sk-${alnum(20, 113)}T3BlbkFJ${alnum(20, 127)}` },
   { kind: 'huggingFaceToken', text: `HF token: hf_${alnum(34, 131)}`, secret: `hf_${alnum(34, 131)}` },
   { kind: 'sendgridKey', text: `SENDGRID=SG.${alnum(22, 137)}.${alnum(43, 139)}`, secret: `SG.${alnum(22, 137)}.${alnum(43, 139)}` },
   { kind: 'twilioApiKey', text: `twilio key SK${hex(32, 149)}`, secret: `SK${hex(32, 149)}` },
   { kind: 'twilioAuthToken', text: `TWILIO_AUTH_TOKEN="${hex(32, 151)}"`, secret: hex(32, 151) },
-  { kind: 'herokuApiKey', text: `HEROKU_API_KEY=${hex(8, 157)}-${hex(4, 163)}-${hex(4, 167)}-${hex(4, 173)}-${hex(12, 179)}`, secret: `${hex(8, 157)}-${hex(4, 163)}-${hex(4, 167)}-${hex(4, 173)}-${hex(12, 179)}` },
+  {
+    kind: 'herokuApiKey',
+    text: `HEROKU_API_KEY=${hex(8, 157)}-${hex(4, 163)}-${hex(4, 167)}-${hex(4, 173)}-${hex(12, 179)}`,
+    secret: `${hex(8, 157)}-${hex(4, 163)}-${hex(4, 167)}-${hex(4, 173)}-${hex(12, 179)}`,
+  },
   { kind: 'herokuApiKey', text: `heroku auth: HRKU-${alnum(60, 181)}`, secret: `HRKU-${alnum(60, 181)}` },
   { kind: 'shopifyToken', text: `X-Shopify-Access: shpat_${hex(32, 191)}`, secret: `shpat_${hex(32, 191)}` },
   { kind: 'jwt', text: `session cookie id=${jwt}; Path=/`, secret: jwt },
   { kind: 'authorizationHeader', text: `> Authorization: Bearer ${alnum(40, 193)}`, secret: alnum(40, 193) },
-  { kind: 'authorizationHeader', text: `"authorization": "Basic dXNlcjpjb3JyZWN0LWhvcnNlLWJhdHRlcnk="`, secret: 'dXNlcjpjb3JyZWN0LWhvcnNlLWJhdHRlcnk=' },
+  {
+    kind: 'authorizationHeader',
+    text: `"authorization": "Basic dXNlcjpjb3JyZWN0LWhvcnNlLWJhdHRlcnk="`,
+    secret: 'dXNlcjpjb3JyZWN0LWhvcnNlLWJhdHRlcnk=',
+  },
   { kind: 'bearerToken', text: `curl -H 'X-Auth: Bearer ${alnum(32, 197)}' https://api.example.com`, secret: alnum(32, 197) },
   { kind: 'urlCredentials', text: 'cloning https://deploy:Tr0ub4dor&3x@git.example.com/team/repo.git', secret: 'Tr0ub4dor&3x' },
   { kind: 'urlCredentials', text: 'DATABASE_URL=postgres://app:pa55w0rd-Q9@db.internal:5432/app', secret: 'pa55w0rd-Q9' },

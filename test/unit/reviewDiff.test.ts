@@ -4,13 +4,27 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, utimesSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { MAX_RENDERED_LINES_PER_FILE } from '../../src/core/review/reviewModel';
-import { WorktreeMissingError, listReviewDiff, loadFileDiffs, readBlob, resolveReviewHead, worktreeDiffHash } from '../../src/infra/review/reviewDiff';
+import {
+  WorktreeMissingError,
+  listReviewDiff,
+  loadFileDiffs,
+  readBlob,
+  resolveReviewHead,
+  worktreeDiffHash,
+} from '../../src/infra/review/reviewDiff';
 
 function git(cwd: string, ...args: string[]): string {
   return execFileSync('git', args, {
     cwd,
     encoding: 'utf8',
-    env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_AUTHOR_NAME: 'T', GIT_AUTHOR_EMAIL: 't@example.invalid', GIT_COMMITTER_NAME: 'T', GIT_COMMITTER_EMAIL: 't@example.invalid' },
+    env: {
+      ...process.env,
+      GIT_CONFIG_NOSYSTEM: '1',
+      GIT_AUTHOR_NAME: 'T',
+      GIT_AUTHOR_EMAIL: 't@example.invalid',
+      GIT_COMMITTER_NAME: 'T',
+      GIT_COMMITTER_EMAIL: 't@example.invalid',
+    },
   }).trim();
 }
 
@@ -58,7 +72,10 @@ describe('review diff (real git repositories)', () => {
     const listing = await listReviewDiff(repo, base, head);
     const byPath = new Map(listing.files.map((file) => [file.path, file]));
     assert.equal(listing.files.length, 6);
-    assert.deepEqual({ ...byPath.get('src/a.js'), oldBlob: undefined, newBlob: undefined }, { path: 'src/a.js', status: 'modified', additions: 2, deletions: 1, display: 'text', oldBlob: undefined, newBlob: undefined });
+    assert.deepEqual(
+      { ...byPath.get('src/a.js'), oldBlob: undefined, newBlob: undefined },
+      { path: 'src/a.js', status: 'modified', additions: 2, deletions: 1, display: 'text', oldBlob: undefined, newBlob: undefined },
+    );
     assert.equal(byPath.get('new name.txt')?.status, 'renamed');
     assert.equal(byPath.get('new name.txt')?.oldPath, 'old name.txt');
     assert.equal(byPath.get('gone.txt')?.status, 'deleted');
@@ -73,7 +90,14 @@ describe('review diff (real git repositories)', () => {
 
   it('loads a text file diff in hunks, cuts very long lines, and never renders binary or enormous files', async () => {
     const listing = await listReviewDiff(repo, base, head);
-    const [text, binary, big, long, renamed, unknown] = await loadFileDiffs(repo, listing, ['src/a.js', 'image.png', 'big.txt', 'long.txt', 'new name.txt', '--output=/tmp/x']);
+    const [text, binary, big, long, renamed, unknown] = await loadFileDiffs(repo, listing, [
+      'src/a.js',
+      'image.png',
+      'big.txt',
+      'long.txt',
+      'new name.txt',
+      '--output=/tmp/x',
+    ]);
     assert.equal(text?.kind, 'text');
     if (text?.kind === 'text') {
       assert.equal(text.hunks.length, 1);

@@ -1,7 +1,12 @@
 import * as assert from 'node:assert/strict';
 import type { Evidence } from '../../src/core/evidence';
 import { type ApprovalFacts, approvalRefusal, buildEvidenceView, reviewGlance, sameIdentity } from '../../src/core/review/reviewModel';
-import { EVIDENCE_SECTION_ORDER, parseHostMessage, parseWebviewMessage, ReviewPanelStateSchema } from '../../src/core/review/reviewProtocol';
+import {
+  EVIDENCE_SECTION_ORDER,
+  parseHostMessage,
+  parseWebviewMessage,
+  ReviewPanelStateSchema,
+} from '../../src/core/review/reviewProtocol';
 
 const HASH = 'a'.repeat(64);
 
@@ -45,15 +50,41 @@ describe('review model', () => {
     assert.deepEqual(view.fields.assumptions, { state: 'missing', required: true });
     assert.deepEqual(view.fields.confidenceLimits, { state: 'missing', required: false });
     assert.deepEqual(view.fields.flags, { state: 'present', value: [] }, 'no flags on an analysed diff is evidence of no flags');
-    assert.deepEqual(view.fields.filesTouched, { state: 'present', value: { files: 2, additions: 5, deletions: 1, diffHash: HASH, matchesReviewedDiff: true } });
+    assert.deepEqual(view.fields.filesTouched, {
+      state: 'present',
+      value: { files: 2, additions: 5, deletions: 1, diffHash: HASH, matchesReviewedDiff: true },
+    });
     assert.deepEqual(view.fields.prompt, { state: 'present', value: { ref: 'p-1', redacted: 'do it', redactions: 2 } });
     assert.deepEqual(Object.keys(view.fields).sort(), [...EVIDENCE_SECTION_ORDER].sort(), 'every section has a field');
   });
 
   it('tells whether the evidence describes the diff on screen, and counts tasks checked on the base', () => {
-    const task = { id: 't', command: 'npm test', required: true, isolation: 'container' as const, networkMode: 'none', outcome: 'passed' as const, exitCode: 0, durationMs: 10, logDigest: 'x', logTruncated: false, redaction: { total: 0, byKind: {} }, startedAt: '2026-11-21T00:00:00Z' };
+    const task = {
+      id: 't',
+      command: 'npm test',
+      required: true,
+      isolation: 'container' as const,
+      networkMode: 'none',
+      outcome: 'passed' as const,
+      exitCode: 0,
+      durationMs: 10,
+      logDigest: 'x',
+      logTruncated: false,
+      redaction: { total: 0, byKind: {} },
+      startedAt: '2026-11-21T00:00:00Z',
+    };
     const view = buildEvidenceView(
-      { kind: 'ok', evidence: evidence({ tasks: [{ ...task, failsOnBase: true }, { ...task, id: 'u', failsOnBase: false }, { ...task, id: 'v', failsOnBase: null }] }), hash: HASH },
+      {
+        kind: 'ok',
+        evidence: evidence({
+          tasks: [
+            { ...task, failsOnBase: true },
+            { ...task, id: 'u', failsOnBase: false },
+            { ...task, id: 'v', failsOnBase: null },
+          ],
+        }),
+        hash: HASH,
+      },
       [],
       'f'.repeat(64),
     );
@@ -75,7 +106,10 @@ describe('review model', () => {
     assert.equal(approvalRefusal(facts()), undefined);
     const cases: [Partial<ApprovalFacts>, RegExp][] = [
       [{ change: { id: 'abcd1234', lane: 'draft' } }, /not in Review \(it is in Draft\)/],
-      [{ change: { id: 'abcd1234', lane: 'review', approval: { by: 'x', at: 't', diffHash: HASH, evidenceHash: HASH } } }, /already approved by x/],
+      [
+        { change: { id: 'abcd1234', lane: 'review', approval: { by: 'x', at: 't', diffHash: HASH, evidenceHash: HASH } } },
+        /already approved by x/,
+      ],
       [{ worktreeExists: false }, /worktree of change abcd1234 no longer exists/],
       [{ diff: { state: 'error', message: 'bad object' } }, /diff could not be read \(bad object\)/],
       [{ evidence: { state: 'missing' } }, /no evidence to approve/],
@@ -84,20 +118,51 @@ describe('review model', () => {
       [{ worktreeDiffHash: 'f'.repeat(64) }, /changes that are not in the reviewed commits/],
       [{ approver: undefined }, /sign in to GitHub .* or set git's user\.email/],
       [{ approver: 'AUTHOR@example.invalid ' }, /forbids self-approval/],
-      [{ gate: { ready: false, reasons: ['a required task failed', 'tests missing'] } }, /gate blocks it: a required task failed; tests missing\./],
+      [
+        { gate: { ready: false, reasons: ['a required task failed', 'tests missing'] } },
+        /gate blocks it: a required task failed; tests missing\./,
+      ],
     ];
     for (const [override, expected] of cases) assert.match(approvalRefusal(facts(override)) ?? '', expected);
-    assert.equal(approvalRefusal(facts({ approver: 'author@example.invalid', forbidSelfApproval: false })), undefined, 'self-approval when policy allows it');
-    assert.equal(approvalRefusal(facts({ change: { id: 'abcd1234', lane: 'review', approval: { by: 'x', at: 't', diffHash: HASH, evidenceHash: HASH, invalidated: { at: 't', reason: 'r' } } } })), undefined, 'an invalidated approval can be replaced');
+    assert.equal(
+      approvalRefusal(facts({ approver: 'author@example.invalid', forbidSelfApproval: false })),
+      undefined,
+      'self-approval when policy allows it',
+    );
+    assert.equal(
+      approvalRefusal(
+        facts({
+          change: {
+            id: 'abcd1234',
+            lane: 'review',
+            approval: { by: 'x', at: 't', diffHash: HASH, evidenceHash: HASH, invalidated: { at: 't', reason: 'r' } },
+          },
+        }),
+      ),
+      undefined,
+      'an invalidated approval can be replaced',
+    );
     assert.ok(sameIdentity('Octo@Example.com', ' octo@example.com'));
   });
 
   it('sums the review up for the tree', () => {
     assert.equal(reviewGlance({ lane: 'review' }).state, 'unknown');
-    assert.deepEqual(reviewGlance({ lane: 'review' }, { ready: false, reasons: ['tests missing'] }), { text: 'blocked: tests missing', state: 'blocked' });
+    assert.deepEqual(reviewGlance({ lane: 'review' }, { ready: false, reasons: ['tests missing'] }), {
+      text: 'blocked: tests missing',
+      state: 'blocked',
+    });
     assert.equal(reviewGlance({ lane: 'review' }, { ready: true, reasons: [] }).text, 'ready to approve');
-    assert.equal(reviewGlance({ lane: 'review', approval: { by: 'ann', at: 't', diffHash: HASH, evidenceHash: HASH } }).text, 'approved by ann');
-    assert.equal(reviewGlance({ lane: 'review', approval: { by: 'ann', at: 't', diffHash: HASH, evidenceHash: HASH, invalidated: { at: 't', reason: 'r' } } }).state, 'invalidated');
+    assert.equal(
+      reviewGlance({ lane: 'review', approval: { by: 'ann', at: 't', diffHash: HASH, evidenceHash: HASH } }).text,
+      'approved by ann',
+    );
+    assert.equal(
+      reviewGlance({
+        lane: 'review',
+        approval: { by: 'ann', at: 't', diffHash: HASH, evidenceHash: HASH, invalidated: { at: 't', reason: 'r' } },
+      }).state,
+      'invalidated',
+    );
   });
 });
 
@@ -122,7 +187,10 @@ describe('review protocol', () => {
   it('refuses malformed messages with a readable reason', () => {
     const cases: [unknown, RegExp][] = [
       [undefined, /\(message\): Invalid input/],
-      [{ type: 'approve', id: 1, changeId: 'abcd1234', diffHash: HASH }, /evidenceHash: Invalid input: expected string, received undefined/],
+      [
+        { type: 'approve', id: 1, changeId: 'abcd1234', diffHash: HASH },
+        /evidenceHash: Invalid input: expected string, received undefined/,
+      ],
       [{ type: 'reject', id: 1, changeId: 'abcd1234', confirmed: false }, /confirmed: Invalid input: expected true/],
       [{ type: 'requestChanges', id: 1, changeId: 'abcd1234', comment: '  ' }, /comment: a comment is required/],
       [{ type: 'ready', changeId: 'ABCD1234' }, /changeId: Invalid string/],

@@ -65,6 +65,10 @@ describe('sandbox source from the base commit', () => {
     git(repo, 'add', '.');
     git(repo, 'commit', '-q', '-m', 'bad');
     const base = git(repo, 'rev-parse', 'HEAD').trim();
-    await assert.rejects(readSandboxSource(repo, base), (error: unknown) => error instanceof LanesConfigError && error.message.startsWith(`.lanes/lanes.yaml (base ${base.slice(0, 7)}): tasks[0].command`));
+    await assert.rejects(
+      readSandboxSource(repo, base),
+      (error: unknown) =>
+        error instanceof LanesConfigError && error.message.startsWith(`.lanes/lanes.yaml (base ${base.slice(0, 7)}): tasks[0].command`),
+    );
   });
 });

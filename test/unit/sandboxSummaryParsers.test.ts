@@ -178,7 +178,12 @@ describe('sandbox summary parsers', () => {
   });
 
   it('adds up two mocha runs in one log', () => {
-    assert.deepEqual(parseTestSummary(MOCHA + '\n> second workspace\n' + MOCHA_ALL_PASS), { passed: 4, failed: 1, skipped: 2, format: 'mocha' });
+    assert.deepEqual(parseTestSummary(MOCHA + '\n> second workspace\n' + MOCHA_ALL_PASS), {
+      passed: 4,
+      failed: 1,
+      skipped: 2,
+      format: 'mocha',
+    });
   });
 
   it("reads node's spec reporter, counting todo as skipped", () => {
@@ -190,7 +195,12 @@ describe('sandbox summary parsers', () => {
   });
 
   it('reads plain TAP summaries as tap', () => {
-    assert.deepEqual(parseTestSummary('ok 1 - a\nnot ok 2 - b\n# tests 2\n# pass 1\n# fail 1\n'), { passed: 1, failed: 1, skipped: 0, format: 'tap' });
+    assert.deepEqual(parseTestSummary('ok 1 - a\nnot ok 2 - b\n# tests 2\n# pass 1\n# fail 1\n'), {
+      passed: 1,
+      failed: 1,
+      skipped: 0,
+      format: 'tap',
+    });
   });
 
   it('reads jest, counting todo as skipped', () => {

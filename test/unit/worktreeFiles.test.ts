@@ -57,7 +57,10 @@ describe('worktree files for the language model tools', () => {
     assert.equal(readFileSync(join(worktree, 'src/new/deep.ts'), 'utf8'), 'const x = 1;\n');
     assert.equal((await files.write('src/new/deep.ts', 'const x = 2;\n')).created, false);
     const listing = await files.list('.', { recursive: true });
-    assert.deepEqual(listing.entries.map((entry) => `${entry.type}:${entry.path}`), ['file:README.md', 'directory:src', 'file:src/index.ts', 'directory:src/new', 'file:src/new/deep.ts']);
+    assert.deepEqual(
+      listing.entries.map((entry) => `${entry.type}:${entry.path}`),
+      ['file:README.md', 'directory:src', 'file:src/index.ts', 'directory:src/new', 'file:src/new/deep.ts'],
+    );
     assert.equal(listing.truncated, false);
     assert.deepEqual(await files.delete('src/new/deep.ts'), { path: 'src/new/deep.ts', type: 'file' });
     assert.deepEqual(await files.delete('src/new'), { path: 'src/new', type: 'directory' });
@@ -69,7 +72,10 @@ describe('worktree files for the language model tools', () => {
     writeFiles(worktree, Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`many/f${i}.txt`, 'x'])));
     const files = await WorktreeFiles.open(worktree, { maxListEntries: 4 });
     const listing = await files.list('');
-    assert.equal(listing.entries.some((entry) => entry.path === '.git'), false);
+    assert.equal(
+      listing.entries.some((entry) => entry.path === '.git'),
+      false,
+    );
     const capped = await files.list('many');
     assert.equal(capped.entries.length, 4);
     assert.equal(capped.truncated, true);

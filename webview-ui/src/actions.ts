@@ -13,7 +13,10 @@ function button(id: string, label: string, options: { secondary?: boolean; icon?
 }
 
 function textarea(id: string, label: string, placeholder: string): TextArea {
-  return h('vscode-textarea', { id, attrs: { 'aria-label': label, placeholder, rows: 4, maxlength: MAX_COMMENT_LENGTH, resize: 'vertical' } }) as TextArea;
+  return h('vscode-textarea', {
+    id,
+    attrs: { 'aria-label': label, placeholder, rows: 4, maxlength: MAX_COMMENT_LENGTH, resize: 'vertical' },
+  }) as TextArea;
 }
 
 /**
@@ -27,12 +30,20 @@ export class Actions {
   private readonly requestChanges = button('request-changes', 'Request changes…', { secondary: true, icon: 'comment-discussion' });
   private readonly reject = button('reject', 'Reject…', { secondary: true, icon: 'close' });
   private readonly approveReason = h('p', { class: 'action-reason', id: 'approve-reason' });
-  private readonly comment = textarea('comment', 'Comment for the agent (required)', 'What should the agent change? It is given this comment when it runs again.');
+  private readonly comment = textarea(
+    'comment',
+    'Comment for the agent (required)',
+    'What should the agent change? It is given this comment when it runs again.',
+  );
   private readonly commentError = h('p', { class: 'field-error', id: 'comment-error', attrs: { role: 'alert' } });
   private readonly commentForm: HTMLElement;
   private readonly rejectComment = textarea('reject-comment', 'Why it is rejected (optional)', 'Why is this change rejected? (optional)');
   private readonly rejectForm: HTMLElement;
-  private readonly status = h('p', { class: 'status', id: 'action-status', attrs: { role: 'status', 'aria-live': 'polite', tabindex: -1 } });
+  private readonly status = h('p', {
+    class: 'status',
+    id: 'action-status',
+    attrs: { role: 'status', 'aria-live': 'polite', tabindex: -1 },
+  });
   private model: ReviewModel | undefined;
   private busy = false;
 
@@ -54,7 +65,11 @@ export class Actions {
     this.commentForm = h(
       'div',
       { class: 'action-form', id: 'comment-form', attrs: { hidden: true, role: 'group', 'aria-labelledby': 'comment-label' } },
-      h('label', { id: 'comment-label', attrs: { for: 'comment' }, text: 'Comment for the agent (required). The change goes back to Draft; the agent is given this comment when it runs again.' }),
+      h('label', {
+        id: 'comment-label',
+        attrs: { for: 'comment' },
+        text: 'Comment for the agent (required). The change goes back to Draft; the agent is given this comment when it runs again.',
+      }),
       this.comment,
       this.commentError,
       h('div', { class: 'button-row' }, send, cancelComment),
@@ -67,7 +82,10 @@ export class Actions {
     this.rejectForm = h(
       'div',
       { class: 'action-form danger', id: 'reject-form', attrs: { hidden: true, role: 'group', 'aria-labelledby': 'reject-label' } },
-      h('p', { id: 'reject-label', text: 'Reject this change? It is closed and its worktree removed; its record and audit trail stay. This cannot be undone.' }),
+      h('p', {
+        id: 'reject-label',
+        text: 'Reject this change? It is closed and its worktree removed; its record and audit trail stay. This cannot be undone.',
+      }),
       h('label', { attrs: { for: 'reject-comment' }, text: 'Why (optional)' }),
       this.rejectComment,
       h('div', { class: 'button-row' }, confirm, cancelReject),
@@ -109,7 +127,7 @@ export class Actions {
     this.approve.disabled = this.busy || !actions?.approve.enabled;
     this.requestChanges.disabled = this.busy || !actions?.requestChanges.enabled;
     this.reject.disabled = this.busy || !actions?.reject.enabled;
-    const reason = actions && !actions.approve.enabled ? actions.approve.reason ?? '' : '';
+    const reason = actions && !actions.approve.enabled ? (actions.approve.reason ?? '') : '';
     this.approveReason.replaceChildren(...(reason ? [icon('info'), ` Approve is unavailable: ${reason}`] : []));
     if (actions && !actions.requestChanges.enabled && !actions.reject.enabled) {
       this.commentForm.hidden = true;
@@ -167,7 +185,9 @@ export class Actions {
       this.comment.focus();
       return;
     }
-    const ok = await this.run('Requesting changes', () => this.host.request('requestChanges', { comment: comment.slice(0, MAX_COMMENT_LENGTH) }));
+    const ok = await this.run('Requesting changes', () =>
+      this.host.request('requestChanges', { comment: comment.slice(0, MAX_COMMENT_LENGTH) }),
+    );
     if (ok) {
       this.comment.value = '';
       this.state.update({ commentDraft: '' });
@@ -178,7 +198,9 @@ export class Actions {
 
   private async onReject(): Promise<void> {
     const comment = this.rejectComment.value.trim();
-    const ok = await this.run('Rejecting', () => this.host.request('reject', { confirmed: true, ...(comment ? { comment: comment.slice(0, MAX_COMMENT_LENGTH) } : {}) }));
+    const ok = await this.run('Rejecting', () =>
+      this.host.request('reject', { confirmed: true, ...(comment ? { comment: comment.slice(0, MAX_COMMENT_LENGTH) } : {}) }),
+    );
     if (ok) this.rejectForm.hidden = true;
   }
 }

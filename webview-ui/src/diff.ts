@@ -74,7 +74,10 @@ export class DiffPanel {
     if (diff.state === 'ok' && diff.hash === this.hash) return;
     this.reset();
     if (diff.state === 'error') {
-      this.element.replaceChildren(h('h2', { id: 'diff-h', text: 'Diff' }), h('p', { class: 'notice error' }, icon('error'), ` ${diff.message}`));
+      this.element.replaceChildren(
+        h('h2', { id: 'diff-h', text: 'Diff' }),
+        h('p', { class: 'notice error' }, icon('error'), ` ${diff.message}`),
+      );
       return;
     }
     this.hash = diff.hash;
@@ -107,18 +110,39 @@ export class DiffPanel {
   }
 
   private render(diff: Extract<DiffView, { state: 'ok' }>): void {
-    const openAll = h('vscode-button', { id: 'open-changes', text: 'Open in VS Code\'s changes editor', attrs: { secondary: true, icon: 'diff-multiple' } });
+    const openAll = h('vscode-button', {
+      id: 'open-changes',
+      text: "Open in VS Code's changes editor",
+      attrs: { secondary: true, icon: 'diff-multiple' },
+    });
     openAll.addEventListener('click', () => void this.open('openChanges'));
-    const filter = h('input', { class: 'file-filter', id: 'file-filter', attrs: { type: 'search', placeholder: 'Filter files', 'aria-label': 'Filter the file list', 'aria-controls': 'file-list' } });
+    const filter = h('input', {
+      class: 'file-filter',
+      id: 'file-filter',
+      attrs: { type: 'search', placeholder: 'Filter files', 'aria-label': 'Filter the file list', 'aria-controls': 'file-list' },
+    });
     filter.addEventListener('input', () => this.filter(filter.value));
 
-    const list = h('ol', { class: 'file-list', id: 'file-list', attrs: { 'aria-label': `Files in this change (${diff.files.length}); arrow keys move, Enter jumps to the file` } });
+    const list = h('ol', {
+      class: 'file-list',
+      id: 'file-list',
+      attrs: { 'aria-label': `Files in this change (${diff.files.length}); arrow keys move, Enter jumps to the file` },
+    });
     const sections = h('div', { class: 'files' });
     this.sections = sections;
     const listFragment = document.createDocumentFragment();
     this.observer = new IntersectionObserver((entries) => this.onVisible(entries), { rootMargin: '800px 0px' });
     diff.files.forEach((file, index) => {
-      const link = h('a', { class: `file-link status-${file.status}`, attrs: { href: `#file-${index}`, 'data-index': index, tabindex: index === 0 ? 0 : -1 } }, icon(STATUS_ICONS[file.status]), pathLabel(file), h('span', { class: 'counts', text: counts(file) }));
+      const link = h(
+        'a',
+        {
+          class: `file-link status-${file.status}`,
+          attrs: { href: `#file-${index}`, 'data-index': index, tabindex: index === 0 ? 0 : -1 },
+        },
+        icon(STATUS_ICONS[file.status]),
+        pathLabel(file),
+        h('span', { class: 'counts', text: counts(file) }),
+      );
       this.links.push(link);
       listFragment.appendChild(h('li', null, link));
     });
@@ -134,7 +158,15 @@ export class DiffPanel {
     sections.addEventListener('keydown', (event) => this.onSectionKey(event));
 
     this.element.replaceChildren(
-      h('div', { class: 'diff-title' }, h('h2', { id: 'diff-h', text: `Diff: ${plural(diff.totals.files, 'file')}, +${diff.totals.additions.toLocaleString('en-US')} −${diff.totals.deletions.toLocaleString('en-US')}` }), openAll),
+      h(
+        'div',
+        { class: 'diff-title' },
+        h('h2', {
+          id: 'diff-h',
+          text: `Diff: ${plural(diff.totals.files, 'file')}, +${diff.totals.additions.toLocaleString('en-US')} −${diff.totals.deletions.toLocaleString('en-US')}`,
+        }),
+        openAll,
+      ),
       h('p', { class: 'diff-range' }, `${shortSha(diff.baseSha)} → ${shortSha(diff.headSha)} · diff hash `, h('code', { text: diff.hash })),
       diff.files.length
         ? h('div', { class: 'diff-layout' }, h('nav', { class: 'file-nav', attrs: { 'aria-label': 'Files' } }, filter, list), sections)
@@ -172,27 +204,55 @@ export class DiffPanel {
     const expanded = this.isExpanded(index);
     const toggle = h(
       'button',
-      { class: 'toggle', attrs: { type: 'button', 'aria-expanded': String(expanded), 'aria-controls': `file-${index}-body`, 'data-index': index } },
+      {
+        class: 'toggle',
+        attrs: { type: 'button', 'aria-expanded': String(expanded), 'aria-controls': `file-${index}-body`, 'data-index': index },
+      },
       icon(expanded ? 'chevron-down' : 'chevron-right', 'chevron'),
       pathLabel(file),
     );
     this.toggles.push(toggle);
-    const opener = file.display === 'submodule' ? null : h('button', { class: 'link open-diff', text: file.display === 'binary' ? 'Open file' : 'Open diff', attrs: { type: 'button', 'data-index': index, 'data-open': 'diff', 'aria-label': `Open ${file.path} in VS Code's diff editor` } });
-    const body = h('div', { class: `file-body display-${file.display}`, id: `file-${index}-body`, attrs: { role: 'region', 'aria-label': `Diff of ${file.path}`, 'data-index': index } });
+    const opener =
+      file.display === 'submodule'
+        ? null
+        : h('button', {
+            class: 'link open-diff',
+            text: file.display === 'binary' ? 'Open file' : 'Open diff',
+            attrs: { type: 'button', 'data-index': index, 'data-open': 'diff', 'aria-label': `Open ${file.path} in VS Code's diff editor` },
+          });
+    const body = h('div', {
+      class: `file-body display-${file.display}`,
+      id: `file-${index}-body`,
+      attrs: { role: 'region', 'aria-label': `Diff of ${file.path}`, 'data-index': index },
+    });
     body.hidden = !expanded;
     if (file.display === 'text') {
       const lines = Math.min((file.additions ?? 0) + (file.deletions ?? 0) + 6, MAX_ESTIMATED_LINES);
       body.style.minHeight = `${lines * LINE_HEIGHT_PX}px`;
       body.appendChild(h('p', { class: 'placeholder', text: 'Loading…' }));
     } else {
-      body.appendChild(h('p', { class: 'not-rendered' }, icon(file.display === 'binary' ? 'file-binary' : file.display === 'submodule' ? 'file-submodule' : 'file'), ` ${file.note ?? ''}`));
+      body.appendChild(
+        h(
+          'p',
+          { class: 'not-rendered' },
+          icon(file.display === 'binary' ? 'file-binary' : file.display === 'submodule' ? 'file-submodule' : 'file'),
+          ` ${file.note ?? ''}`,
+        ),
+      );
     }
     if (file.note && file.display === 'text') body.prepend(h('p', { class: 'file-note', text: file.note }));
     this.bodies.push(body);
     return h(
       'section',
       { class: `file status-${file.status}`, id: `file-${index}`, attrs: { 'aria-labelledby': `file-${index}-h` } },
-      h('h3', { class: 'file-header', id: `file-${index}-h` }, toggle, h('span', { class: 'status', text: file.status }), h('span', { class: 'counts', text: counts(file) }), opener),
+      h(
+        'h3',
+        { class: 'file-header', id: `file-${index}-h` },
+        toggle,
+        h('span', { class: 'status', text: file.status }),
+        h('span', { class: 'counts', text: counts(file) }),
+        opener,
+      ),
       body,
     );
   }
@@ -310,7 +370,8 @@ export class DiffPanel {
   }
 
   private async open(type: 'openChanges' | 'openFileDiff', path?: string): Promise<void> {
-    const response = type === 'openChanges' ? await this.host.request('openChanges', {}) : await this.host.request('openFileDiff', { path: path! });
+    const response =
+      type === 'openChanges' ? await this.host.request('openChanges', {}) : await this.host.request('openFileDiff', { path: path! });
     if (!response.ok) this.report('error', response.error);
   }
 
@@ -366,7 +427,15 @@ export class DiffPanel {
     const body = this.bodies[index];
     if (!body) return;
     body.style.minHeight = '';
-    body.replaceChildren(h('p', { class: 'notice error' }, icon('error'), ` ${message} `, h('button', { class: 'link retry', text: 'Retry', attrs: { type: 'button', 'data-index': index } })));
+    body.replaceChildren(
+      h(
+        'p',
+        { class: 'notice error' },
+        icon('error'),
+        ` ${message} `,
+        h('button', { class: 'link retry', text: 'Retry', attrs: { type: 'button', 'data-index': index } }),
+      ),
+    );
   }
 
   private showFile(index: number, diff: FileDiff): void {
@@ -377,12 +446,21 @@ export class DiffPanel {
     body.style.minHeight = '';
     const note = body.querySelector('.file-note');
     if (diff.kind !== 'text') {
-      body.replaceChildren(...(note ? [note] : []), h('p', { class: diff.kind === 'error' ? 'notice error' : 'not-rendered', text: diff.message }));
+      body.replaceChildren(
+        ...(note ? [note] : []),
+        h('p', { class: diff.kind === 'error' ? 'notice error' : 'not-rendered', text: diff.message }),
+      );
       return;
     }
     const fragment = document.createDocumentFragment();
     if (note) fragment.appendChild(note);
-    if (diff.truncatedLines) fragment.appendChild(h('p', { class: 'file-note', text: `${plural(diff.truncatedLines, 'long line')} cut at 2,000 characters here; open the diff editor for the full text.` }));
+    if (diff.truncatedLines)
+      fragment.appendChild(
+        h('p', {
+          class: 'file-note',
+          text: `${plural(diff.truncatedLines, 'long line')} cut at 2,000 characters here; open the diff editor for the full text.`,
+        }),
+      );
     const code = h('div', { class: 'code' });
     for (const hunk of diff.hunks) {
       code.appendChild(h('div', { class: 'hunk-header' }, h('span', { text: hunk.header })));

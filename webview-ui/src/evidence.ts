@@ -10,7 +10,14 @@ import {
 } from '../../src/core/review/reviewProtocol';
 import { type Child, formatDuration, formatTime, h, icon, plural, shortSha } from './dom';
 
-const OUTCOME_ICONS: Record<string, string> = { passed: 'pass', failed: 'error', timedOut: 'watch', cancelled: 'circle-slash', error: 'error', skipped: 'debug-step-over' };
+const OUTCOME_ICONS: Record<string, string> = {
+  passed: 'pass',
+  failed: 'error',
+  timedOut: 'watch',
+  cancelled: 'circle-slash',
+  error: 'error',
+  skipped: 'debug-step-over',
+};
 
 function missing(field: { state: 'missing'; required: boolean }): HTMLElement {
   return field.required
@@ -35,13 +42,31 @@ function failsOnBaseText(value: boolean | null): string {
 }
 
 function tasksTable(tasks: readonly TaskView[]): HTMLElement {
-  const head = h('tr', null, ...['Task', 'Result', 'Counts', 'Duration', 'Network', 'Isolation', 'Fails without the change'].map((title) => h('th', { text: title, attrs: { scope: 'col' } })));
+  const head = h(
+    'tr',
+    null,
+    ...['Task', 'Result', 'Counts', 'Duration', 'Network', 'Isolation', 'Fails without the change'].map((title) =>
+      h('th', { text: title, attrs: { scope: 'col' } }),
+    ),
+  );
   const rows = tasks.map((task) =>
     h(
       'tr',
       { class: `task ${task.outcome}` },
-      h('th', { attrs: { scope: 'row' } }, h('span', { class: 'task-id', text: task.id }), task.required ? h('span', { class: 'tag', text: 'required' }) : null, h('code', { class: 'command', text: task.command }), task.message ? h('span', { class: 'task-message', text: task.message }) : null),
-      h('td', null, icon(OUTCOME_ICONS[task.outcome] ?? 'question', `outcome-${task.outcome}`), ` ${task.outcome}${task.exitCode !== null ? ` (exit ${task.exitCode})` : ''}`),
+      h(
+        'th',
+        { attrs: { scope: 'row' } },
+        h('span', { class: 'task-id', text: task.id }),
+        task.required ? h('span', { class: 'tag', text: 'required' }) : null,
+        h('code', { class: 'command', text: task.command }),
+        task.message ? h('span', { class: 'task-message', text: task.message }) : null,
+      ),
+      h(
+        'td',
+        null,
+        icon(OUTCOME_ICONS[task.outcome] ?? 'question', `outcome-${task.outcome}`),
+        ` ${task.outcome}${task.exitCode !== null ? ` (exit ${task.exitCode})` : ''}`,
+      ),
       h('td', { text: countsText(task) }),
       h('td', { text: formatDuration(task.durationMs) }),
       h('td', { text: task.networkMode }),
@@ -49,7 +74,11 @@ function tasksTable(tasks: readonly TaskView[]): HTMLElement {
       h('td', { text: failsOnBaseText(task.failsOnBase) }),
     ),
   );
-  return h('div', { class: 'table-wrap', attrs: { tabindex: 0, role: 'region', 'aria-label': 'Tasks run' } }, h('table', { class: 'tasks' }, h('thead', null, head), h('tbody', null, ...rows)));
+  return h(
+    'div',
+    { class: 'table-wrap', attrs: { tabindex: 0, role: 'region', 'aria-label': 'Tasks run' } },
+    h('table', { class: 'tasks' }, h('thead', null, head), h('tbody', null, ...rows)),
+  );
 }
 
 function decisionsList(decisions: readonly DecisionView[]): HTMLElement {
@@ -60,17 +89,40 @@ function decisionsList(decisions: readonly DecisionView[]): HTMLElement {
       h(
         'li',
         { class: `decision ${decision.effect}` },
-        h('p', null, h('span', { class: `effect ${decision.effect}`, text: decision.effect }), ' ', h('strong', { text: decision.action }), ` · ${formatTime(decision.at)}`),
+        h(
+          'p',
+          null,
+          h('span', { class: `effect ${decision.effect}`, text: decision.effect }),
+          ' ',
+          h('strong', { text: decision.action }),
+          ` · ${formatTime(decision.at)}`,
+        ),
         h('p', { class: 'explanation', text: decision.explanation }),
         decision.rules.length
-          ? h('ul', { class: 'rules' }, ...decision.rules.map((rule) => h('li', null, h('code', { text: `${rule.policy} ${rule.rule}` }), `: ${rule.effect}${rule.reason ? ` (${rule.reason})` : ''}`)))
+          ? h(
+              'ul',
+              { class: 'rules' },
+              ...decision.rules.map((rule) =>
+                h(
+                  'li',
+                  null,
+                  h('code', { text: `${rule.policy} ${rule.rule}` }),
+                  `: ${rule.effect}${rule.reason ? ` (${rule.reason})` : ''}`,
+                ),
+              ),
+            )
           : null,
       ),
     ),
   );
 }
 
-function body(key: EvidenceSectionKey, model: ReviewModel, openSections: ReadonlySet<string>, onToggle: (key: string, open: boolean) => void): Child[] {
+function body(
+  key: EvidenceSectionKey,
+  model: ReviewModel,
+  openSections: ReadonlySet<string>,
+  onToggle: (key: string, open: boolean) => void,
+): Child[] {
   const fields = model.evidence.fields;
   const show = <T>(field: EvidenceFieldView<T>, render: (value: T) => Child | Child[]): Child[] => {
     if (field.state === 'missing') return [missing(field)];
@@ -82,15 +134,28 @@ function body(key: EvidenceSectionKey, model: ReviewModel, openSections: Readonl
       return show(fields.summary, (text) => h('p', { class: 'prose', text }));
     case 'filesTouched':
       return show(fields.filesTouched, (value) => [
-        h('p', { text: `${plural(value.files, 'file')}, +${value.additions.toLocaleString('en-US')} −${value.deletions.toLocaleString('en-US')} lines; listed with their line counts in the diff below.` }),
-        value.matchesReviewedDiff === true ? h('p', { class: 'ok' }, icon('pass'), ` Recorded for the diff shown below (${shortSha(value.diffHash)}…).`) : null,
-        value.matchesReviewedDiff === false ? h('p', { class: 'notice warning' }, icon('warning'), ` Recorded for another diff (${shortSha(value.diffHash)}…) than the one shown below.`) : null,
+        h('p', {
+          text: `${plural(value.files, 'file')}, +${value.additions.toLocaleString('en-US')} −${value.deletions.toLocaleString('en-US')} lines; listed with their line counts in the diff below.`,
+        }),
+        value.matchesReviewedDiff === true
+          ? h('p', { class: 'ok' }, icon('pass'), ` Recorded for the diff shown below (${shortSha(value.diffHash)}…).`)
+          : null,
+        value.matchesReviewedDiff === false
+          ? h(
+              'p',
+              { class: 'notice warning' },
+              icon('warning'),
+              ` Recorded for another diff (${shortSha(value.diffHash)}…) than the one shown below.`,
+            )
+          : null,
       ]);
     case 'tests':
       return show(fields.tests, (tasks) => tasksTable(tasks));
     case 'failsWithoutChange':
       return show(fields.failsWithoutChange, (value) =>
-        h('p', { text: `${plural(value.failOnBase, 'task')} fail on the base commit (so they exercise the change); ${value.passOnBase} pass there too; ${value.notRun} not run on the base.` }),
+        h('p', {
+          text: `${plural(value.failOnBase, 'task')} fail on the base commit (so they exercise the change); ${value.passOnBase} pass there too; ${value.notRun} not run on the base.`,
+        }),
       );
     case 'assumptions':
       return show(fields.assumptions, list);
@@ -108,37 +173,83 @@ function body(key: EvidenceSectionKey, model: ReviewModel, openSections: Readonl
         return [h('p', null, 'Reference id ', h('code', { text: prompt.ref })), details];
       });
     case 'agent':
-      return show(fields.agent, (agent) => h('p', null, h('code', { text: agent.id }), agent.version ? `, version ${agent.version}` : ', version not reported'));
+      return show(fields.agent, (agent) =>
+        h('p', null, h('code', { text: agent.id }), agent.version ? `, version ${agent.version}` : ', version not reported'),
+      );
     case 'baseAndHead':
-      return show(fields.baseAndHead, (value) => h('p', null, 'Base ', h('code', { text: value.baseRef }), ' ', h('code', { class: 'sha', text: value.baseSha }), h('br'), 'Head ', h('code', { class: 'sha', text: value.headSha ?? 'not recorded' })));
+      return show(fields.baseAndHead, (value) =>
+        h(
+          'p',
+          null,
+          'Base ',
+          h('code', { text: value.baseRef }),
+          ' ',
+          h('code', { class: 'sha', text: value.baseSha }),
+          h('br'),
+          'Head ',
+          h('code', { class: 'sha', text: value.headSha ?? 'not recorded' }),
+        ),
+      );
     case 'flags':
       return show(fields.flags, (flags) =>
         flags.length
-          ? h('ul', { class: 'flags' }, ...flags.map((flag) => h('li', { class: `flag ${flag.kind}` }, icon('warning'), ' ', h('strong', { text: flag.label }), flag.path ? h('code', { text: ` ${flag.path}` }) : null, `: ${flag.detail}`)))
+          ? h(
+              'ul',
+              { class: 'flags' },
+              ...flags.map((flag) =>
+                h(
+                  'li',
+                  { class: `flag ${flag.kind}` },
+                  icon('warning'),
+                  ' ',
+                  h('strong', { text: flag.label }),
+                  flag.path ? h('code', { text: ` ${flag.path}` }) : null,
+                  `: ${flag.detail}`,
+                ),
+              ),
+            )
           : h('p', { class: 'ok' }, icon('pass'), ' No flags.'),
       );
     case 'policyDecisions': {
       const now = model.verdict.decisions.length ? [h('h4', { text: 'This gate, now' }), decisionsList(model.verdict.decisions)] : [];
-      const recorded = show(fields.policyDecisions, (decisions) => [h('h4', { text: 'Recorded with the evidence' }), decisionsList(decisions)]);
+      const recorded = show(fields.policyDecisions, (decisions) => [
+        h('h4', { text: 'Recorded with the evidence' }),
+        decisionsList(decisions),
+      ]);
       return [...now, ...recorded];
     }
   }
 }
 
 /** The evidence, always in the same order; a field is filled, or marked missing (and whether policy requires it). */
-export function renderEvidence(model: ReviewModel, openSections: ReadonlySet<string>, onToggle: (key: string, open: boolean) => void): HTMLElement {
+export function renderEvidence(
+  model: ReviewModel,
+  openSections: ReadonlySet<string>,
+  onToggle: (key: string, open: boolean) => void,
+): HTMLElement {
   const evidence: EvidenceView = model.evidence;
   return h(
     'section',
     { class: 'evidence', attrs: { 'aria-labelledby': 'evidence-h' } },
     h('h2', { id: 'evidence-h', text: 'Evidence' }),
-    evidence.message ? h('p', { class: `notice ${evidence.state === 'invalid' ? 'error' : 'warning'}`, attrs: { role: 'note' } }, icon(evidence.state === 'invalid' ? 'error' : 'warning'), ` ${evidence.message}`) : null,
+    evidence.message
+      ? h(
+          'p',
+          { class: `notice ${evidence.state === 'invalid' ? 'error' : 'warning'}`, attrs: { role: 'note' } },
+          icon(evidence.state === 'invalid' ? 'error' : 'warning'),
+          ` ${evidence.message}`,
+        )
+      : null,
     ...EVIDENCE_SECTION_ORDER.map((key) => {
       const field = evidence.fields[key];
       const requiredMissing = field.state === 'missing' && field.required;
       return h(
         'section',
-        { class: `evidence-section${requiredMissing ? ' required-missing' : ''}`, id: `ev-${key}`, attrs: { 'aria-labelledby': `ev-${key}-h` } },
+        {
+          class: `evidence-section${requiredMissing ? ' required-missing' : ''}`,
+          id: `ev-${key}`,
+          attrs: { 'aria-labelledby': `ev-${key}-h` },
+        },
         h('h3', { id: `ev-${key}-h`, text: EVIDENCE_SECTION_TITLES[key] }),
         ...body(key, model, openSections, onToggle),
       );

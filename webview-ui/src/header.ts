@@ -46,7 +46,9 @@ function renderVerdict(model: ReviewModel): HTMLElement {
       'section',
       { class: 'verdict invalidated', id: 'verdict', attrs: { 'aria-label': 'Verdict' } },
       h('p', { class: 'verdict-title' }, icon('error'), ` Approval invalidated: ${approval.invalidated.reason}`),
-      h('p', { text: `Approved by ${approval.by} at ${formatTime(approval.at)}; invalidated at ${formatTime(approval.invalidated.at)}. Review the change again.` }),
+      h('p', {
+        text: `Approved by ${approval.by} at ${formatTime(approval.at)}; invalidated at ${formatTime(approval.invalidated.at)}. Review the change again.`,
+      }),
       gateLine(model),
     );
   }
@@ -55,7 +57,9 @@ function renderVerdict(model: ReviewModel): HTMLElement {
       'section',
       { class: 'verdict approved', id: 'verdict', attrs: { 'aria-label': 'Verdict' } },
       h('p', { class: 'verdict-title' }, icon('verified-filled'), ` Approved by ${approval.by}`),
-      h('p', { text: `At ${formatTime(approval.at)}, for diff ${shortSha(approval.diffHash)}… and evidence ${shortSha(approval.evidenceHash)}…. Any change to the worktree or the evidence invalidates it.` }),
+      h('p', {
+        text: `At ${formatTime(approval.at)}, for diff ${shortSha(approval.diffHash)}… and evidence ${shortSha(approval.evidenceHash)}…. Any change to the worktree or the evidence invalidates it.`,
+      }),
     );
   }
   const state = model.verdict.ready && model.actions.approve.enabled ? 'ready' : 'blocked';
@@ -63,7 +67,13 @@ function renderVerdict(model: ReviewModel): HTMLElement {
 }
 
 function gateLine(model: ReviewModel): HTMLElement {
-  if (model.verdict.ready && model.actions.approve.enabled) return h('p', { class: 'verdict-title' }, icon('pass'), ' Ready to approve: the Review → Pull request gate is satisfied but for the approval.');
+  if (model.verdict.ready && model.actions.approve.enabled)
+    return h(
+      'p',
+      { class: 'verdict-title' },
+      icon('pass'),
+      ' Ready to approve: the Review → Pull request gate is satisfied but for the approval.',
+    );
   if (model.verdict.ready) {
     return h(
       'div',
@@ -87,6 +97,17 @@ export function renderRequestedChanges(model: ReviewModel): HTMLElement | null {
     'section',
     { class: 'requested-changes', attrs: { 'aria-labelledby': 'requested-h' } },
     h('h2', { id: 'requested-h', text: 'Changes requested earlier' }),
-    h('ol', null, ...model.requestedChanges.map((entry) => h('li', null, h('p', { class: 'byline', text: `${entry.by}, ${formatTime(entry.at)}` }), h('p', { class: 'comment', text: entry.comment })))),
+    h(
+      'ol',
+      null,
+      ...model.requestedChanges.map((entry) =>
+        h(
+          'li',
+          null,
+          h('p', { class: 'byline', text: `${entry.by}, ${formatTime(entry.at)}` }),
+          h('p', { class: 'comment', text: entry.comment }),
+        ),
+      ),
+    ),
   );
 }

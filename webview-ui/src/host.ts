@@ -21,7 +21,11 @@ export class Host {
   }
 
   /** Sends a request; resolves with its response (a timeout answers as a failure). */
-  request<T extends WebviewRequest['type']>(type: T, params: Omit<Extract<WebviewRequest, { type: T }>, 'type' | 'id' | 'changeId'>, timeoutMs = 120_000): Promise<ResponseMessage> {
+  request<T extends WebviewRequest['type']>(
+    type: T,
+    params: Omit<Extract<WebviewRequest, { type: T }>, 'type' | 'id' | 'changeId'>,
+    timeoutMs = 120_000,
+  ): Promise<ResponseMessage> {
     const id = this.nextId++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {

@@ -54,7 +54,10 @@ export const AuditEventSchema = z.looseObject({
   action: z.string().min(1),
   changeId: z.string().min(1).optional(),
   details: z.record(z.string(), z.unknown()),
-  policy: z.string().regex(/^.+@.+$/, '"id@version"').optional(),
+  policy: z
+    .string()
+    .regex(/^.+@.+$/, '"id@version"')
+    .optional(),
   decisionId: z.string().min(1).optional(),
   prevHash: z.string().regex(HEX64, '64 lower-case hex digits'),
   hash: z.string().regex(HEX64, '64 lower-case hex digits'),
@@ -100,7 +103,8 @@ export function sealEvent(unhashed: UnhashedAuditEvent): { event: AuditEvent; li
   // Canonical order puts "hash" right before "policy" (when present) or "prevHash"; those
   // members come after "details" and hold plain strings, so the last occurrence is the top-level one.
   const anchor = body.lastIndexOf(clean.policy !== undefined ? ',"policy":' : ',"prevHash":');
-  const line = anchor > 0 && !hasUnknownMembers(clean) ? `${body.slice(0, anchor)},"hash":"${hash}"${body.slice(anchor)}` : canonical(event);
+  const line =
+    anchor > 0 && !hasUnknownMembers(clean) ? `${body.slice(0, anchor)},"hash":"${hash}"${body.slice(anchor)}` : canonical(event);
   return { event, line };
 }
 
@@ -273,8 +277,6 @@ function bytesEqual(bytes: Uint8Array, at: number, expected: Uint8Array): boolea
   return true;
 }
 
-
-
 interface Anomaly {
   line: ParsedLine;
   /** seq the line should have had. */
@@ -343,7 +345,8 @@ export class AuditChainVerifier {
     }
     if (digitsStart === end - 1 || end - digitsStart > 16) return undefined;
     const prevStart = digitsStart - SEQ_MEMBER.length - 64 - PREV_MEMBER.length;
-    if (prevStart < 0 || !bytesEqual(bytes, prevStart, PREV_MEMBER) || !bytesEqual(bytes, digitsStart - SEQ_MEMBER.length, SEQ_MEMBER)) return undefined;
+    if (prevStart < 0 || !bytesEqual(bytes, prevStart, PREV_MEMBER) || !bytesEqual(bytes, digitsStart - SEQ_MEMBER.length, SEQ_MEMBER))
+      return undefined;
     const prevHash = bytes.toString('latin1', prevStart + PREV_MEMBER.length, prevStart + PREV_MEMBER.length + 64);
     const hashStart = bytes.lastIndexOf(HASH_MEMBER, prevStart - HASH_MEMBER.length);
     if (hashStart < 0) return undefined;
@@ -373,7 +376,12 @@ export class AuditChainVerifier {
     }
     if (this.pendingBlank !== undefined) {
       const lineNumber = this.pendingBlank;
-      this.fail('notJson', this.lastSeq + 1, lineNumber, `Line ${lineNumber} is blank: an audit log has one event per line and no blank lines, so the file was edited.`);
+      this.fail(
+        'notJson',
+        this.lastSeq + 1,
+        lineNumber,
+        `Line ${lineNumber} is blank: an audit log has one event per line and no blank lines, so the file was edited.`,
+      );
       return;
     }
     const line = parseLine(raw, this.lineNumber);
@@ -395,7 +403,12 @@ export class AuditChainVerifier {
   private accept(event: AuditEvent, line: ParsedLine): boolean {
     if (event.seq === 1) {
       if (event.action !== 'audit.created') {
-        this.fail('invalid', 1, line.lineNumber, `The first event is "${event.action}", not "audit.created": this file does not start an Agent Lanes audit log (its beginning may have been cut off).`);
+        this.fail(
+          'invalid',
+          1,
+          line.lineNumber,
+          `The first event is "${event.action}", not "audit.created": this file does not start an Agent Lanes audit log (its beginning may have been cut off).`,
+        );
         return false;
       }
       const repoKey = typeof event.details.repoKey === 'string' ? event.details.repoKey : undefined;
@@ -457,7 +470,14 @@ export class AuditChainVerifier {
     }
   }
 
-  private fail(problem: AuditProblem, seq: number, lineNumber: number, message: string, count = this.count, headHash = this.lastHash): void {
+  private fail(
+    problem: AuditProblem,
+    seq: number,
+    lineNumber: number,
+    message: string,
+    count = this.count,
+    headHash = this.lastHash,
+  ): void {
     this.failure = { ok: false, problem, seq, lineNumber, message, count, headHash };
   }
 
@@ -482,32 +502,75 @@ export class AuditChainVerifier {
     const inserted = AuditChainVerifier.linksAround(next, anomaly);
     if (!line.event) {
       if (!next && line.notJson && looksTorn(line.raw)) {
-        return make('torn', expected, n, `The last line (${n}) is an incomplete event, cut off by a crash or a full disk. Run "agent-lanes audit repair" to remove it; the repair is recorded in the log.`);
+        return make(
+          'torn',
+          expected,
+          n,
+          `The last line (${n}) is an incomplete event, cut off by a crash or a full disk. Run "agent-lanes audit repair" to remove it; the repair is recorded in the log.`,
+        );
       }
       if (inserted) {
-        return make('inserted', expected, n, `Line ${n} is not an audit event${line.invalid ? ` (${line.invalid})` : ''}, and the chain continues past it: the line was inserted.`);
+        return make(
+          'inserted',
+          expected,
+          n,
+          `Line ${n} is not an audit event${line.invalid ? ` (${line.invalid})` : ''}, and the chain continues past it: the line was inserted.`,
+        );
       }
       if (line.notJson) {
-        return make('notJson', expected, n, n === 1 ? `Line 1 is not JSON: this file is not an audit log in JSON Lines form (one JSON event per line).` : `Line ${n} is not JSON: the log was edited by hand or damaged (expected event ${expected} there).`);
+        return make(
+          'notJson',
+          expected,
+          n,
+          n === 1
+            ? `Line 1 is not JSON: this file is not an audit log in JSON Lines form (one JSON event per line).`
+            : `Line ${n} is not JSON: the log was edited by hand or damaged (expected event ${expected} there).`,
+        );
       }
       return make('invalid', expected, n, `Line ${n} is JSON but not a valid audit event (${line.invalid}).`);
     }
     const event = line.event;
     if (!line.selfHashOk) {
-      if (inserted) return make('inserted', expected, n, `Line ${n} (claiming seq ${event.seq}) does not belong to the chain, which continues past it with seq ${expected}: the line was inserted.`);
-      return make('edited', expected, n, `Event ${event.seq} on line ${n} was changed after it was written: its contents no longer match its hash ${short(event.hash)}….`);
+      if (inserted)
+        return make(
+          'inserted',
+          expected,
+          n,
+          `Line ${n} (claiming seq ${event.seq}) does not belong to the chain, which continues past it with seq ${expected}: the line was inserted.`,
+        );
+      return make(
+        'edited',
+        expected,
+        n,
+        `Event ${event.seq} on line ${n} was changed after it was written: its contents no longer match its hash ${short(event.hash)}….`,
+      );
     }
     // The line is intact in itself, but it does not follow the previous one.
     if (event.seq > expected) {
       const missing = anomaly.missing;
       if (missing?.foundAt !== undefined) {
-        return make('reordered', expected, n, `Events are out of order: event ${event.seq} is on line ${n}, before event ${missing.foundSeq} on line ${missing.foundAt}. Lines were swapped or moved.`);
+        return make(
+          'reordered',
+          expected,
+          n,
+          `Events are out of order: event ${event.seq} is on line ${n}, before event ${missing.foundSeq} on line ${missing.foundAt}. Lines were swapped or moved.`,
+        );
       }
       if (event.prevHash === anomaly.lastHash) {
-        return make('edited', expected, n, `Event on line ${n} follows event ${expected - 1} but carries seq ${event.seq}: its seq was changed and the event re-hashed.`);
+        return make(
+          'edited',
+          expected,
+          n,
+          `Event on line ${n} follows event ${expected - 1} but carries seq ${event.seq}: its seq was changed and the event re-hashed.`,
+        );
       }
       const gap = event.seq - 1 === expected ? `Event ${expected} is` : `Events ${expected} to ${event.seq - 1} are`;
-      return make('deleted', expected, n, `${gap} missing before line ${n}: ${event.seq - 1 === expected ? 'a line was' : 'lines were'} deleted.`);
+      return make(
+        'deleted',
+        expected,
+        n,
+        `${gap} missing before line ${n}: ${event.seq - 1 === expected ? 'a line was' : 'lines were'} deleted.`,
+      );
     }
     if (event.seq < expected) {
       if (event.hash === anomaly.lastHash) {
@@ -524,13 +587,35 @@ export class AuditChainVerifier {
           headHash: anomaly.beforeLastHash,
         };
       }
-      if (inserted) return make('inserted', expected, n, `Line ${n} repeats seq ${event.seq} after event ${expected - 1}, and the chain continues past it: the line was inserted (a copy or an event from another log).`);
-      return make('reordered', event.seq, n, `Event ${event.seq} on line ${n} comes after event ${expected - 1}: lines were moved or swapped.`);
+      if (inserted)
+        return make(
+          'inserted',
+          expected,
+          n,
+          `Line ${n} repeats seq ${event.seq} after event ${expected - 1}, and the chain continues past it: the line was inserted (a copy or an event from another log).`,
+        );
+      return make(
+        'reordered',
+        event.seq,
+        n,
+        `Event ${event.seq} on line ${n} comes after event ${expected - 1}: lines were moved or swapped.`,
+      );
     }
     // Right seq, wrong predecessor.
-    if (inserted) return make('inserted', expected, n, `Line ${n} claims seq ${event.seq} but the chain continues past it from event ${expected - 1}: the line was inserted.`);
+    if (inserted)
+      return make(
+        'inserted',
+        expected,
+        n,
+        `Line ${n} claims seq ${event.seq} but the chain continues past it from event ${expected - 1}: the line was inserted.`,
+      );
     if (expected === 1) {
-      return make('invalid', 1, n, `The first event does not start the chain (its prevHash is not the genesis value): the beginning of the log is missing or was replaced.`);
+      return make(
+        'invalid',
+        1,
+        n,
+        `The first event does not start the chain (its prevHash is not the genesis value): the beginning of the log is missing or was replaced.`,
+      );
     }
     return {
       ok: false,

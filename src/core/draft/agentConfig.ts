@@ -10,7 +10,12 @@ export const AgentConfigSchema = z.strictObject({
   label: z.string().min(1).max(100),
   command: z.array(z.string()).min(1, 'at least the program to run').max(200),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.string()).optional(),
-  timeoutSeconds: z.number().int().positive().max(24 * 3600).optional(),
+  timeoutSeconds: z
+    .number()
+    .int()
+    .positive()
+    .max(24 * 3600)
+    .optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 
@@ -26,7 +31,13 @@ export interface AgentsSettingResult {
 /** Validates the `agentLanes.agents` setting entry by entry; a bad entry does not hide the good ones. */
 export function parseAgentsSetting(value: unknown): AgentsSettingResult {
   if (value === undefined || value === null) return { agents: [], errors: [] };
-  if (!Array.isArray(value)) return { agents: [], errors: [`${AGENTS_SETTING} must be a list of agents, like [{"id": "my-agent", "label": "My agent", "command": ["my-agent", "{promptFile}"]}].`] };
+  if (!Array.isArray(value))
+    return {
+      agents: [],
+      errors: [
+        `${AGENTS_SETTING} must be a list of agents, like [{"id": "my-agent", "label": "My agent", "command": ["my-agent", "{promptFile}"]}].`,
+      ],
+    };
   const agents: AgentConfig[] = [];
   const errors: string[] = [];
   const seen = new Set<string>();

@@ -12,7 +12,7 @@ export type AgentReportParse =
   /** Invalid: reported to the user; the fields stay missing. */
   | { error: string };
 
-const WHERE = 'The agent\'s report (LANES_EVIDENCE_FILE)';
+const WHERE = "The agent's report (LANES_EVIDENCE_FILE)";
 const FIELDS = Object.keys(AgentReportSchema.shape).join(', ');
 
 function lineAndColumn(text: string, offset: number): string {
@@ -23,7 +23,8 @@ function lineAndColumn(text: string, offset: number): string {
 
 function describeIssue(issue: z.core.$ZodIssue): string {
   const path = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
-  if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((key) => `"${key}"`).join(', ')} at ${path}; the known fields are ${FIELDS}`;
+  if (issue.code === 'unrecognized_keys')
+    return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((key) => `"${key}"`).join(', ')} at ${path}; the known fields are ${FIELDS}`;
   return `${path}: ${issue.message}`;
 }
 
@@ -34,7 +35,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 export function parseAgentReport(text: string | undefined): AgentReportParse {
   if (text === undefined) return { missing: true };
   const bytes = new TextEncoder().encode(text).length;
-  if (bytes > MAX_AGENT_REPORT_BYTES) return { error: `${WHERE} is ${bytes} bytes, over the limit of ${MAX_AGENT_REPORT_BYTES}; it was not read. Keep the report short.` };
+  if (bytes > MAX_AGENT_REPORT_BYTES)
+    return { error: `${WHERE} is ${bytes} bytes, over the limit of ${MAX_AGENT_REPORT_BYTES}; it was not read. Keep the report short.` };
   if (!text.trim()) return { error: `${WHERE} is empty. Write a JSON object such as {"summary": "…"}, or do not create the file.` };
   let json: unknown;
   try {
@@ -58,5 +60,7 @@ export function parseAgentReport(text: string | undefined): AgentReportParse {
 
 /** For callers that read the file size first: refuse without reading. */
 export function oversizedReportError(bytes: number): string | undefined {
-  return bytes > MAX_AGENT_REPORT_BYTES ? `${WHERE} is ${bytes} bytes, over the limit of ${MAX_AGENT_REPORT_BYTES}; it was not read. Keep the report short.` : undefined;
+  return bytes > MAX_AGENT_REPORT_BYTES
+    ? `${WHERE} is ${bytes} bytes, over the limit of ${MAX_AGENT_REPORT_BYTES}; it was not read. Keep the report short.`
+    : undefined;
 }

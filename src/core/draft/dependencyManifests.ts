@@ -78,7 +78,16 @@ export function addedDependencies(path: string, oldText: string | undefined, new
   return { added: [...after].filter((name) => !before.has(name)).sort() };
 }
 
-const PACKAGE_JSON_SECTIONS = ['dependencies', 'devDependencies', 'peerDependencies', 'optionalDependencies', 'bundleDependencies', 'bundledDependencies', 'overrides', 'resolutions'];
+const PACKAGE_JSON_SECTIONS = [
+  'dependencies',
+  'devDependencies',
+  'peerDependencies',
+  'optionalDependencies',
+  'bundleDependencies',
+  'bundledDependencies',
+  'overrides',
+  'resolutions',
+];
 
 function packageJsonDependencies(text: string): Set<string> {
   let json: unknown;
@@ -91,8 +100,11 @@ function packageJsonDependencies(text: string): Set<string> {
   if (!json || typeof json !== 'object') return names;
   for (const section of PACKAGE_JSON_SECTIONS) {
     const value = (json as Record<string, unknown>)[section];
-    if (Array.isArray(value)) for (const name of value) names.add(`${section === 'overrides' || section === 'resolutions' ? `${section}:` : ''}${String(name)}`);
-    else if (value && typeof value === 'object') for (const name of Object.keys(value)) names.add(`${section === 'overrides' || section === 'resolutions' ? `${section}:` : ''}${name}`);
+    if (Array.isArray(value))
+      for (const name of value) names.add(`${section === 'overrides' || section === 'resolutions' ? `${section}:` : ''}${String(name)}`);
+    else if (value && typeof value === 'object')
+      for (const name of Object.keys(value))
+        names.add(`${section === 'overrides' || section === 'resolutions' ? `${section}:` : ''}${name}`);
   }
   return names;
 }
@@ -127,7 +139,8 @@ function pyprojectDependencies(text: string): Set<string> {
       inArray = false;
       continue;
     }
-    const dependencySection = /(?:^|\.)(?:dev-)?dependencies$|^project\.optional-dependencies$|^dependency-groups$|\.group\.[^.]+\.dependencies$/.test(section);
+    const dependencySection =
+      /(?:^|\.)(?:dev-)?dependencies$|^project\.optional-dependencies$|^dependency-groups$|\.group\.[^.]+\.dependencies$/.test(section);
     if (section === 'project' && /^(?:dependencies)\s*=/.test(line)) inArray = true;
     else if (dependencySection && /=\s*\[/.test(line)) inArray = true;
     else if (dependencySection && /^[A-Za-z0-9_.-]+\s*=/.test(line) && !/^python\s*=/.test(line) && section.includes('poetry')) {
@@ -196,7 +209,8 @@ function pomDependencies(text: string): Set<string> {
   return names;
 }
 
-const GRADLE_CONFIGURATIONS = /\b(?:implementation|api|compile|compileOnly|runtimeOnly|runtime|testImplementation|testCompileOnly|testRuntimeOnly|androidTestImplementation|annotationProcessor|kapt|ksp|classpath|developmentOnly|compileOnlyApi|[a-z]+Implementation)\b\s*\(?\s*(?:platform\(\s*)?(?:"([^"]+)"|'([^']+)'|(libs\.[A-Za-z0-9_.]+)|group\s*[:=]\s*["']([^"']+)["']\s*,\s*name\s*[:=]\s*["']([^"']+)["'])/g;
+const GRADLE_CONFIGURATIONS =
+  /\b(?:implementation|api|compile|compileOnly|runtimeOnly|runtime|testImplementation|testCompileOnly|testRuntimeOnly|androidTestImplementation|annotationProcessor|kapt|ksp|classpath|developmentOnly|compileOnlyApi|[a-z]+Implementation)\b\s*\(?\s*(?:platform\(\s*)?(?:"([^"]+)"|'([^']+)'|(libs\.[A-Za-z0-9_.]+)|group\s*[:=]\s*["']([^"']+)["']\s*,\s*name\s*[:=]\s*["']([^"']+)["'])/g;
 
 function gradleDependencies(text: string): Set<string> {
   const names = new Set<string>();

@@ -220,7 +220,12 @@ export const DEFAULT_SENSITIVE_PATHS: readonly string[] = Object.freeze([
   'cloudbuild.{yml,yaml}',
 ]);
 
-export const SANDBOX_CONFIG_PATHS: readonly string[] = Object.freeze(['.devcontainer/**', '.devcontainer.json', '.lanes/lanes.yaml', '.lanes/lanes.yml']);
+export const SANDBOX_CONFIG_PATHS: readonly string[] = Object.freeze([
+  '.devcontainer/**',
+  '.devcontainer.json',
+  '.lanes/lanes.yaml',
+  '.lanes/lanes.yml',
+]);
 export const POLICY_FILE_PATHS: readonly string[] = Object.freeze(['.lanes/policy.yaml', '.lanes/policy.yml']);
 export const AGENT_INSTRUCTION_PATHS: readonly string[] = Object.freeze([
   '**/AGENTS.md',
@@ -368,7 +373,10 @@ export function analyzeDiff(input: DiffAnalysisInput, options: DiffAnalysisOptio
 
   for (const entry of input.raw) {
     const status = GIT_STATUS_WORDS[entry.status];
-    if (!status) throw new DiffParseError(`Unexpected diff status "${entry.status}" for ${entry.path}; the two commits cannot be compared as a change.`);
+    if (!status)
+      throw new DiffParseError(
+        `Unexpected diff status "${entry.status}" for ${entry.path}; the two commits cannot be compared as a change.`,
+      );
     const counts = numstatByPath.get(entry.path);
     const deleted = status === 'deleted';
     const gitlink = isGitlinkMode(entry.oldMode) || isGitlinkMode(entry.newMode);
@@ -401,28 +409,62 @@ export function analyzeDiff(input: DiffAnalysisInput, options: DiffAnalysisOptio
 
     // Path-based flags look at both names of a rename.
     const touched = paths.join(' (was ') + (paths.length > 1 ? ')' : '');
-    if (paths.some(hasTraversal)) flags.add('pathTraversal', `${JSON.stringify(touched)} has a ".." component or is absolute; git never stores such a path, so the diff was crafted.`, entry.path);
-    if (paths.some(hasGitComponent)) flags.add('gitPath', `${touched} is inside a .git folder: it could change git's own configuration or hooks.`, entry.path);
+    if (paths.some(hasTraversal))
+      flags.add(
+        'pathTraversal',
+        `${JSON.stringify(touched)} has a ".." component or is absolute; git never stores such a path, so the diff was crafted.`,
+        entry.path,
+      );
+    if (paths.some(hasGitComponent))
+      flags.add('gitPath', `${touched} is inside a .git folder: it could change git's own configuration or hooks.`, entry.path);
     if (gitlink) {
-      const what = isGitlinkMode(entry.newMode) ? (isGitlinkMode(entry.oldMode) ? 'moves the submodule to another commit' : deleted ? 'removes a submodule' : 'adds a submodule (gitlink)') : 'replaces a submodule';
-      flags.add('gitlink', `${entry.path} ${what}${!deleted && isGitlinkMode(entry.newMode) ? ` at ${entry.newSha.slice(0, 12)}` : ''}.`, entry.path);
+      const what = isGitlinkMode(entry.newMode)
+        ? isGitlinkMode(entry.oldMode)
+          ? 'moves the submodule to another commit'
+          : deleted
+            ? 'removes a submodule'
+            : 'adds a submodule (gitlink)'
+        : 'replaces a submodule';
+      flags.add(
+        'gitlink',
+        `${entry.path} ${what}${!deleted && isGitlinkMode(entry.newMode) ? ` at ${entry.newSha.slice(0, 12)}` : ''}.`,
+        entry.path,
+      );
     }
-    if (paths.some((path) => path === '.gitmodules' || path.endsWith('/.gitmodules'))) flags.add('gitlink', `${entry.path}: the submodule list (.gitmodules) is ${status}.`, entry.path);
+    if (paths.some((path) => path === '.gitmodules' || path.endsWith('/.gitmodules')))
+      flags.add('gitlink', `${entry.path}: the submodule list (.gitmodules) is ${status}.`, entry.path);
     for (const { glob, test } of sensitive) {
       if (paths.some((path) => test(path))) {
         flags.add('sensitivePath', `${touched} is a security-sensitive path (matches ${glob}).`, entry.path);
         break;
       }
     }
-    if (paths.some((path) => sandboxConfig(path))) flags.add('sandboxConfigEdited', `${touched} configures the sandbox; the sandbox lane uses what is on the base, and a reviewer should read this edit.`, entry.path);
+    if (paths.some((path) => sandboxConfig(path)))
+      flags.add(
+        'sandboxConfigEdited',
+        `${touched} configures the sandbox; the sandbox lane uses what is on the base, and a reviewer should read this edit.`,
+        entry.path,
+      );
     if (paths.some((path) => policyFile(path))) flags.add('policyFileEdited', `${touched} is the repository's lanes policy.`, entry.path);
-    if (paths.some((path) => agentInstructions(path))) flags.add('agentInstructionsEdited', `${touched} holds instructions for coding agents.`, entry.path);
+    if (paths.some((path) => agentInstructions(path)))
+      flags.add('agentInstructionsEdited', `${touched} holds instructions for coding agents.`, entry.path);
 
     if (deleted) continue;
     // Content-based flags look at the new side.
-    if (file.symlink?.escapesWorktree) flags.add('symlinkEscape', `${entry.path} is a symbolic link to ${JSON.stringify(file.symlink.target)}, outside the worktree.`, entry.path);
-    if (binary && !gitlink) flags.add('binaryFile', `${entry.path} is a binary file${size !== undefined ? ` (${size} bytes)` : ''}; its content cannot be reviewed as text.`, entry.path);
-    if (size !== undefined && size > maxFileBytes) flags.add('oversizedFile', `${entry.path} is ${size} bytes, over the limit of ${maxFileBytes}.`, entry.path);
+    if (file.symlink?.escapesWorktree)
+      flags.add(
+        'symlinkEscape',
+        `${entry.path} is a symbolic link to ${JSON.stringify(file.symlink.target)}, outside the worktree.`,
+        entry.path,
+      );
+    if (binary && !gitlink)
+      flags.add(
+        'binaryFile',
+        `${entry.path} is a binary file${size !== undefined ? ` (${size} bytes)` : ''}; its content cannot be reviewed as text.`,
+        entry.path,
+      );
+    if (size !== undefined && size > maxFileBytes)
+      flags.add('oversizedFile', `${entry.path} is ${size} bytes, over the limit of ${maxFileBytes}.`, entry.path);
     const lines = input.addedLines.get(entry.path);
     if (lines?.length) {
       const starts: number[] = [];
@@ -447,17 +489,30 @@ export function analyzeDiff(input: DiffAnalysisInput, options: DiffAnalysisOptio
     }
     const kind = manifestKind(entry.path);
     if (kind === 'lockFile') {
-      flags.add('newDependency', `${entry.path}: a lock file is ${status}; it can bring in new or different dependency versions.`, entry.path);
+      flags.add(
+        'newDependency',
+        `${entry.path}: a lock file is ${status}; it can bring in new or different dependency versions.`,
+        entry.path,
+      );
     } else if (kind === 'manifest') {
       const contents = input.manifests.get(entry.path);
       if (contents?.new === undefined) {
-        flags.add('newDependency', `${entry.path}: a dependency manifest is ${status} and could not be read; check it for new dependencies.`, entry.path);
+        flags.add(
+          'newDependency',
+          `${entry.path}: a dependency manifest is ${status} and could not be read; check it for new dependencies.`,
+          entry.path,
+        );
       } else {
         const change = addedDependencies(entry.path, contents.old, contents.new);
-        if (change.unreadable) flags.add('newDependency', `${entry.path}: ${change.unreadable}, so new dependencies cannot be ruled out.`, entry.path);
+        if (change.unreadable)
+          flags.add('newDependency', `${entry.path}: ${change.unreadable}, so new dependencies cannot be ruled out.`, entry.path);
         else if (change.added.length) {
           const shown = change.added.slice(0, 10).join(', ') + (change.added.length > 10 ? `, and ${change.added.length - 10} more` : '');
-          flags.add('newDependency', `${entry.path} adds ${change.added.length === 1 ? 'a dependency' : `${change.added.length} dependencies`}: ${shown}.`, entry.path);
+          flags.add(
+            'newDependency',
+            `${entry.path} adds ${change.added.length === 1 ? 'a dependency' : `${change.added.length} dependencies`}: ${shown}.`,
+            entry.path,
+          );
         }
       }
     }

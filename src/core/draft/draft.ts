@@ -36,7 +36,9 @@ export function assertChangeId(changeId: string): void {
 
 function assertSlug(slug: string): void {
   if (!/^[a-z0-9]+(?:-[a-z0-9]+)*$/.test(slug) || slug.length > 60) {
-    throw new DraftInputError(`"${slug}" is not a usable slug: use lower-case letters, digits and single hyphens (make one with slugify()).`);
+    throw new DraftInputError(
+      `"${slug}" is not a usable slug: use lower-case letters, digits and single hyphens (make one with slugify()).`,
+    );
   }
 }
 
@@ -249,7 +251,9 @@ export function reconcileDraftState(input: ReconcileInput): ReconcileFinding[] {
   const branches = new Set(input.laneBranches);
 
   for (const change of open) {
-    const worktree = input.worktrees.find((candidate) => candidate.branch === change.branch || samePath(candidate.path, change.worktreePath));
+    const worktree = input.worktrees.find(
+      (candidate) => candidate.branch === change.branch || samePath(candidate.path, change.worktreePath),
+    );
     if (worktree) claimedWorktrees.add(worktree);
     claimedBranches.add(change.branch);
     const branchExists = branches.has(change.branch);
@@ -289,7 +293,10 @@ export function reconcileDraftState(input: ReconcileInput): ReconcileFinding[] {
     const halfCreated = worktree.locked === 'initializing' || !worktree.folderExists;
     if (worktree.branch) claimedBranches.add(worktree.branch);
     if (halfCreated) {
-      const why = worktree.locked === 'initializing' ? 'its creation never finished (git still marks it "initializing")' : 'git still lists it but its folder is gone';
+      const why =
+        worktree.locked === 'initializing'
+          ? 'its creation never finished (git still marks it "initializing")'
+          : 'git still lists it but its folder is gone';
       findings.push({
         kind: 'halfCreated',
         message: `A lane worktree at ${worktree.path} was left half-created: ${why}. Cleaning up removes it${worktree.branch && !owner ? ` and its branch ${worktree.branch}` : ''}.`,
@@ -301,7 +308,9 @@ export function reconcileDraftState(input: ReconcileInput): ReconcileFinding[] {
       });
       continue;
     }
-    const whose = owner ? `belongs to change ${owner.id}, which is ${owner.lane === 'closed' ? `closed (${owner.closedReason ?? 'closed'})` : 'not linked to it'}` : 'has no change record';
+    const whose = owner
+      ? `belongs to change ${owner.id}, which is ${owner.lane === 'closed' ? `closed (${owner.closedReason ?? 'closed'})` : 'not linked to it'}`
+      : 'has no change record';
     findings.push({
       kind: 'orphanWorktree',
       message: `The lane worktree at ${worktree.path}${worktree.branch ? ` (branch ${worktree.branch})` : ''} ${whose}.${worktree.hasUncommittedWork ? ' It has uncommitted work: look at it before removing it.' : ''}`,

@@ -43,7 +43,13 @@ export function parsePorcelainV2(output: string): PorcelainV2Status {
       // 2 XY sub mH mI mW hH hI Xscore path, then the original path as the next field
       const parts = record.split(' ');
       const origPath = fields[++i] ?? '';
-      result.entries.push({ kind: 'renamed', xy: parts[1] ?? '', path: parts.slice(9).join(' '), origPath, record: `${record}\0${origPath}` });
+      result.entries.push({
+        kind: 'renamed',
+        xy: parts[1] ?? '',
+        path: parts.slice(9).join(' '),
+        origPath,
+        record: `${record}\0${origPath}`,
+      });
     } else if (type === 'u') {
       // u XY sub m1 m2 m3 mW h1 h2 h3 path
       const parts = record.split(' ');
@@ -57,7 +63,12 @@ export function parsePorcelainV2(output: string): PorcelainV2Status {
   return result;
 }
 
-export function countUncommitted(entries: readonly StatusEntry[]): { staged: number; unstaged: number; untracked: number; conflicted: number } {
+export function countUncommitted(entries: readonly StatusEntry[]): {
+  staged: number;
+  unstaged: number;
+  untracked: number;
+  conflicted: number;
+} {
   const counts = { staged: 0, unstaged: 0, untracked: 0, conflicted: 0 };
   for (const entry of entries) {
     if (entry.kind === 'untracked') counts.untracked++;

@@ -3,10 +3,10 @@ import { DEFAULT_STOP_CONDITIONS, POLICY_API_VERSION, type PathRule, type Policy
 
 export const BUILTIN_POLICY_ID = 'agent-lanes-local';
 
-const CI_REASON = 'CI workflows run with the repository\'s secrets and deploy rights; change them by hand, not through an agent.';
-const SECRET_REASON = 'Secrets and credentials never go through an agent\'s change.';
+const CI_REASON = "CI workflows run with the repository's secrets and deploy rights; change them by hand, not through an agent.";
+const SECRET_REASON = "Secrets and credentials never go through an agent's change.";
 const INSTRUCTIONS_REASON = 'Agent instruction files steer every later agent run; a person must approve changes to them.';
-const LANES_REASON = 'Agent Lanes\' own configuration (.lanes/) can only be changed with approval.';
+const LANES_REASON = "Agent Lanes' own configuration (.lanes/) can only be changed with approval.";
 const SANDBOX_REASON = 'The dev container defines the sandbox the tasks run in; a person must approve changes to it.';
 
 const block = (glob: string, reason: string): PathRule => ({ glob, effect: 'block', reason });

@@ -32,7 +32,8 @@ export const ACTION_LABELS: Readonly<Record<PolicyAction, string>> = Object.free
 /** Only what evaluation reads of a file; a FileChange fits. */
 export type FileFact = Pick<FileChange, 'path' | 'additions' | 'deletions'> & Partial<Pick<FileChange, 'oldPath' | 'status' | 'binary'>>;
 /** Only what evaluation reads of a task run; a TaskEvidence fits. */
-export type TaskFact = Pick<TaskEvidence, 'id' | 'outcome'> & Partial<Pick<TaskEvidence, 'required' | 'isolation' | 'networkMode' | 'command'>>;
+export type TaskFact = Pick<TaskEvidence, 'id' | 'outcome'> &
+  Partial<Pick<TaskEvidence, 'required' | 'isolation' | 'networkMode' | 'command'>>;
 export type FlagFact = Pick<Flag, 'kind'> & Partial<Pick<Flag, 'path' | 'detail'>>;
 
 export interface ApprovalFact {
@@ -64,21 +65,28 @@ export interface ChangeFacts {
   pullRequestDraft?: boolean;
 }
 
-const GATES_AND_PUBLISHING = new Set<PolicyAction>(['gate.draftToSandbox', 'gate.sandboxToReview', 'gate.reviewToPullRequest', 'push', 'createPullRequest']);
+const GATES_AND_PUBLISHING = new Set<PolicyAction>([
+  'gate.draftToSandbox',
+  'gate.sandboxToReview',
+  'gate.reviewToPullRequest',
+  'push',
+  'createPullRequest',
+]);
 const AFTER_SANDBOX = new Set<PolicyAction>(['gate.sandboxToReview', 'gate.reviewToPullRequest', 'push', 'createPullRequest']);
 const AFTER_REVIEW = new Set<PolicyAction>(['gate.reviewToPullRequest', 'push', 'createPullRequest']);
 const DRAFT_ACTIONS = new Set<PolicyAction>(['createDraft', 'startAgent']);
 
-const KILL_SWITCH: Record<PolicyAction, { field: 'disableDrafts' | 'disableSandbox' | 'disablePullRequests'; words: string } | undefined> = {
-  createDraft: { field: 'disableDrafts', words: 'new drafts' },
-  startAgent: { field: 'disableDrafts', words: 'agent runs' },
-  runTask: { field: 'disableSandbox', words: 'sandbox runs' },
-  'gate.draftToSandbox': { field: 'disableSandbox', words: 'sandbox runs' },
-  'gate.sandboxToReview': undefined,
-  'gate.reviewToPullRequest': { field: 'disablePullRequests', words: 'pull requests' },
-  push: { field: 'disablePullRequests', words: 'pushes and pull requests' },
-  createPullRequest: { field: 'disablePullRequests', words: 'pull requests' },
-};
+const KILL_SWITCH: Record<PolicyAction, { field: 'disableDrafts' | 'disableSandbox' | 'disablePullRequests'; words: string } | undefined> =
+  {
+    createDraft: { field: 'disableDrafts', words: 'new drafts' },
+    startAgent: { field: 'disableDrafts', words: 'agent runs' },
+    runTask: { field: 'disableSandbox', words: 'sandbox runs' },
+    'gate.draftToSandbox': { field: 'disableSandbox', words: 'sandbox runs' },
+    'gate.sandboxToReview': undefined,
+    'gate.reviewToPullRequest': { field: 'disablePullRequests', words: 'pull requests' },
+    push: { field: 'disablePullRequests', words: 'pushes and pull requests' },
+    createPullRequest: { field: 'disablePullRequests', words: 'pull requests' },
+  };
 
 const CONDITION_WORDS: Record<StopCondition, string> = {
   failedRequiredTask: 'a required task did not pass',
@@ -95,7 +103,7 @@ const CONDITION_WORDS: Record<StopCondition, string> = {
   sandboxConfigEdited: 'the sandbox configuration was edited',
   policyFileEdited: 'the policy file was edited',
   agentInstructionsEdited: 'agent instructions were edited',
-  checkoutTouched: 'the user\'s own checkout was written',
+  checkoutTouched: "the user's own checkout was written",
   testsDoNotExercise: 'the tests do not exercise the change',
 };
 
@@ -184,31 +192,64 @@ export function evaluate(effective: EffectivePolicy, facts: ChangeFacts, action:
   if (!DRAFT_ACTIONS.has(action)) {
     for (const layer of effective.layers) {
       if (layer.expiresAt && Date.parse(layer.expiresAt) <= now.getTime()) {
-        add('metadata.expiresAt', 'block', `policy ${layer.policyRef} expired at ${layer.expiresAt}; only drafts are allowed until a current policy is published`, layer.policyRef);
+        add(
+          'metadata.expiresAt',
+          'block',
+          `policy ${layer.policyRef} expired at ${layer.expiresAt}; only drafts are allowed until a current policy is published`,
+          layer.policyRef,
+        );
       }
     }
   }
 
   const allowedAgents = policy.lanes.allowedAgents;
   if (allowedAgents) {
-    if (!facts.agentId) add('lanes.allowedAgents', 'block', `the change's agent is not known, and the policy allows only ${allowedAgents.join(', ') || 'no agent'}`, refOf('lanes.allowedAgents'));
+    if (!facts.agentId)
+      add(
+        'lanes.allowedAgents',
+        'block',
+        `the change's agent is not known, and the policy allows only ${allowedAgents.join(', ') || 'no agent'}`,
+        refOf('lanes.allowedAgents'),
+      );
     else if (!allowedAgents.includes(facts.agentId)) {
-      add('lanes.allowedAgents', 'block', `agent "${facts.agentId}" is not allowed (allowed: ${allowedAgents.join(', ') || 'none'})`, refOf('lanes.allowedAgents'));
+      add(
+        'lanes.allowedAgents',
+        'block',
+        `agent "${facts.agentId}" is not allowed (allowed: ${allowedAgents.join(', ') || 'none'})`,
+        refOf('lanes.allowedAgents'),
+      );
     }
   }
 
   if (policy.lanes.sandbox.processSandbox === 'forbidden') {
-    const processTasks = AFTER_SANDBOX.has(action) ? (facts.tasks ?? []).filter((task) => task.isolation === 'process').map((task) => task.id) : [];
+    const processTasks = AFTER_SANDBOX.has(action)
+      ? (facts.tasks ?? []).filter((task) => task.isolation === 'process').map((task) => task.id)
+      : [];
     if ((action === 'runTask' || action === 'gate.draftToSandbox') && facts.isolation === 'process') {
-      add('lanes.sandbox.processSandbox', 'block', 'tasks must run in a dev container; a process sandbox is forbidden', refOf('lanes.sandbox.processSandbox'));
+      add(
+        'lanes.sandbox.processSandbox',
+        'block',
+        'tasks must run in a dev container; a process sandbox is forbidden',
+        refOf('lanes.sandbox.processSandbox'),
+      );
     } else if (processTasks.length) {
-      add('lanes.sandbox.processSandbox', 'block', `tasks ${processTasks.join(', ')} ran in a process sandbox, which the policy forbids; run them in a dev container`, refOf('lanes.sandbox.processSandbox'));
+      add(
+        'lanes.sandbox.processSandbox',
+        'block',
+        `tasks ${processTasks.join(', ')} ran in a process sandbox, which the policy forbids; run them in a dev container`,
+        refOf('lanes.sandbox.processSandbox'),
+      );
     }
   }
 
   if (GATES_AND_PUBLISHING.has(action)) {
     if (!facts.files) {
-      add('facts.files', 'block', 'the change\'s files are not known (no diff analysis); analyse the change before this step', effective.policyRef);
+      add(
+        'facts.files',
+        'block',
+        "the change's files are not known (no diff analysis); analyse the change before this step",
+        effective.policyRef,
+      );
     } else {
       checkPaths(effective, facts.files, add, condition);
       checkBlastRadius(effective, facts.files, condition, refOf);
@@ -232,7 +273,12 @@ export function evaluate(effective: EffectivePolicy, facts: ChangeFacts, action:
     const branches = policy.lanes.pullRequests.allowedBaseBranches;
     if (branches && (!facts.baseBranch || !branches.includes(facts.baseBranch))) {
       const which = facts.baseBranch ? `base branch "${facts.baseBranch}" is not allowed` : 'the base branch is not known';
-      add('lanes.pullRequests.allowedBaseBranches', 'block', `${which} (allowed: ${branches.join(', ') || 'none'})`, refOf('lanes.pullRequests.allowedBaseBranches'));
+      add(
+        'lanes.pullRequests.allowedBaseBranches',
+        'block',
+        `${which} (allowed: ${branches.join(', ') || 'none'})`,
+        refOf('lanes.pullRequests.allowedBaseBranches'),
+      );
     }
     if (action === 'createPullRequest' && policy.lanes.pullRequests.draftOnly && facts.pullRequestDraft === false) {
       add('lanes.pullRequests.draftOnly', 'block', 'pull requests must be opened as drafts', refOf('lanes.pullRequests.draftOnly'));
@@ -281,7 +327,13 @@ export function evaluate(effective: EffectivePolicy, facts: ChangeFacts, action:
  * A decision made without evaluating rules: when there is no valid policy to
  * evaluate (fail closed, an invalid repository policy or user setting).
  */
-export function blockDecision(action: PolicyAction, facts: ChangeFacts, rule: MatchedRule, now: Date = new Date(), policyHash?: string): DecisionRecord {
+export function blockDecision(
+  action: PolicyAction,
+  facts: ChangeFacts,
+  rule: MatchedRule,
+  now: Date = new Date(),
+  policyHash?: string,
+): DecisionRecord {
   return {
     decisionId: randomUUID(),
     at: now.toISOString(),
@@ -345,23 +397,46 @@ function checkPaths(effective: EffectivePolicy, files: readonly FileFact[], add:
   for (const [index, { payload, paths }] of ordered) {
     const rule = rules[index]!;
     const verb = paths.length === 1 ? 'matches' : 'match';
-    add(`pathRules[${payload.localIndex}] ${JSON.stringify(rule.glob)}`, rule.effect, `${listPaths(paths)} ${verb} "${rule.glob}": ${rule.reason}`, refForOrigin(effective, payload.level), paths);
+    add(
+      `pathRules[${payload.localIndex}] ${JSON.stringify(rule.glob)}`,
+      rule.effect,
+      `${listPaths(paths)} ${verb} "${rule.glob}": ${rule.reason}`,
+      refForOrigin(effective, payload.level),
+      paths,
+    );
   }
   if (sensitive.length) {
     const origin = effective.origins[`sensitivePaths[${sensitiveIndex}]`];
-    condition('sensitivePath', 'sensitivePaths', `${listPaths(sensitive)}: ${CONDITION_WORDS.sensitivePath}`, refForOrigin(effective, origin), sensitive);
+    condition(
+      'sensitivePath',
+      'sensitivePaths',
+      `${listPaths(sensitive)}: ${CONDITION_WORDS.sensitivePath}`,
+      refForOrigin(effective, origin),
+      sensitive,
+    );
   }
 }
 
 function checkBlastRadius(effective: EffectivePolicy, files: readonly FileFact[], condition: Condition, refOf: RefOf): void {
   const { maxFiles, maxChangedLines } = effective.policy.blastRadius;
   if (maxFiles !== undefined && files.length > maxFiles) {
-    condition('blastRadius', 'blastRadius.maxFiles', `${files.length} files changed; the limit is ${maxFiles}`, refOf('blastRadius.maxFiles'));
+    condition(
+      'blastRadius',
+      'blastRadius.maxFiles',
+      `${files.length} files changed; the limit is ${maxFiles}`,
+      refOf('blastRadius.maxFiles'),
+    );
   }
   if (maxChangedLines !== undefined) {
     let lines = 0;
     for (const file of files) lines += file.additions + file.deletions;
-    if (lines > maxChangedLines) condition('blastRadius', 'blastRadius.maxChangedLines', `${lines} lines changed; the limit is ${maxChangedLines}`, refOf('blastRadius.maxChangedLines'));
+    if (lines > maxChangedLines)
+      condition(
+        'blastRadius',
+        'blastRadius.maxChangedLines',
+        `${lines} lines changed; the limit is ${maxChangedLines}`,
+        refOf('blastRadius.maxChangedLines'),
+      );
   }
 }
 
@@ -395,14 +470,23 @@ function checkTasks(effective: EffectivePolicy, tasks: readonly TaskFact[], cond
     if (firstFailing < 0) firstFailing = index;
   });
   for (const run of tasks) {
-    if (run.required && run.outcome !== 'passed' && !required.some((task) => task.id === run.id)) problems.push(`${run.id} ${run.outcome === 'failed' ? 'failed' : `ended ${run.outcome}`}`);
+    if (run.required && run.outcome !== 'passed' && !required.some((task) => task.id === run.id))
+      problems.push(`${run.id} ${run.outcome === 'failed' ? 'failed' : `ended ${run.outcome}`}`);
   }
   const origin = firstFailing >= 0 ? `lanes.sandbox.requiredTasks[${firstFailing}]` : 'stopConditions.failedRequiredTask';
-  if (problems.length) condition('failedRequiredTask', 'lanes.sandbox.requiredTasks', `required task ${problems.join('; ')}`, refOf(origin));
+  if (problems.length)
+    condition('failedRequiredTask', 'lanes.sandbox.requiredTasks', `required task ${problems.join('; ')}`, refOf(origin));
   if (effective.policy.lanes.sandbox.network.tasks === 'none') {
-    const networked = tasks.filter((task) => task.networkMode !== undefined && task.networkMode !== 'none').map((task) => `${task.id} (${task.networkMode})`);
+    const networked = tasks
+      .filter((task) => task.networkMode !== undefined && task.networkMode !== 'none')
+      .map((task) => `${task.id} (${task.networkMode})`);
     if (networked.length) {
-      add('lanes.sandbox.network.tasks', 'block', `tasks ran with network access, which the policy forbids: ${networked.join(', ')}`, refOf('lanes.sandbox.network.tasks'));
+      add(
+        'lanes.sandbox.network.tasks',
+        'block',
+        `tasks ran with network access, which the policy forbids: ${networked.join(', ')}`,
+        refOf('lanes.sandbox.network.tasks'),
+      );
     }
   }
 }

@@ -11,8 +11,10 @@ export const GLOB_OPTIONS: picomatch.PicomatchOptions = Object.freeze({ dot: tru
 /** Why a glob cannot be used in a policy, or undefined when it is fine. */
 export function globProblem(glob: string): string | undefined {
   if (glob.length === 0) return 'expected a non-empty glob such as "infra/**"';
-  if (glob.startsWith('/')) return `"${glob}" starts with "/"; globs are matched against paths relative to the repository root, so write "${glob.replace(/^\/+/, '')}"`;
-  if (glob.startsWith('!')) return `"${glob}" is negated; negation is not supported. Write the rule for the paths it covers and add a later "allow" rule for the exception`;
+  if (glob.startsWith('/'))
+    return `"${glob}" starts with "/"; globs are matched against paths relative to the repository root, so write "${glob.replace(/^\/+/, '')}"`;
+  if (glob.startsWith('!'))
+    return `"${glob}" is negated; negation is not supported. Write the rule for the paths it covers and add a later "allow" rule for the exception`;
   if (glob.startsWith('./')) return `"${glob}" starts with "./"; write "${glob.slice(2)}"`;
   if (glob.split('/').includes('..')) return `"${glob}" contains ".."; globs cannot leave the repository`;
   try {

@@ -2,7 +2,14 @@ import canonicalize from 'canonicalize';
 import { createHash } from 'node:crypto';
 import YAML, { isMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
 import { stricterEffect, type Effect } from '../decision';
-import { DEFAULT_STOP_CONDITIONS, POLICY_API_VERSION, STOP_CONDITIONS, type PolicyDocument, type PreparationNetwork, type ResolvedPolicy } from './schema';
+import {
+  DEFAULT_STOP_CONDITIONS,
+  POLICY_API_VERSION,
+  STOP_CONDITIONS,
+  type PolicyDocument,
+  type PreparationNetwork,
+  type ResolvedPolicy,
+} from './schema';
 
 /** Where a policy comes from, from the top down. A lower level may only restrict. */
 export const POLICY_LEVELS = ['builtin', 'org', 'repository', 'user'] as const;
@@ -132,7 +139,11 @@ const SCALAR_FIELDS: readonly ScalarField[] = [
   { path: ['lanes', 'pullRequests', 'titlePrefix'], fallback: undefined, combine: firstSet, setOnce: true },
   { path: ['blastRadius', 'maxFiles'], fallback: undefined, combine: smaller },
   { path: ['blastRadius', 'maxChangedLines'], fallback: undefined, combine: smaller },
-  ...STOP_CONDITIONS.map((condition) => ({ path: ['stopConditions', condition], fallback: DEFAULT_STOP_CONDITIONS[condition], combine: STRICTER_EFFECT })),
+  ...STOP_CONDITIONS.map((condition) => ({
+    path: ['stopConditions', condition],
+    fallback: DEFAULT_STOP_CONDITIONS[condition],
+    combine: STRICTER_EFFECT,
+  })),
 ];
 
 interface UnionField {
@@ -209,8 +220,16 @@ export function mergePolicies(base: PolicyLayer, overlays: readonly PolicyLayer[
   const layers = [base, ...overlays];
   const refs = new Map<PolicyLevel, string>(layers.map((layer) => [layer.level, policyRefOf(layer.document)]));
 
-  const report = (level: PolicyLevel, field: string, attempted: unknown, kept: unknown, keptFrom: PolicyOrigin | undefined, setOnce = false): void => {
-    const from = keptFrom && keptFrom !== 'default' ? ` from ${keptFrom} (${refs.get(keptFrom)})` : keptFrom === 'default' ? ' (the default)' : '';
+  const report = (
+    level: PolicyLevel,
+    field: string,
+    attempted: unknown,
+    kept: unknown,
+    keptFrom: PolicyOrigin | undefined,
+    setOnce = false,
+  ): void => {
+    const from =
+      keptFrom && keptFrom !== 'default' ? ` from ${keptFrom} (${refs.get(keptFrom)})` : keptFrom === 'default' ? ' (the default)' : '';
     const why = setOnce ? 'but a higher level set it already' : 'which would loosen it';
     widenings.push({
       level,
@@ -268,9 +287,17 @@ export function mergePolicies(base: PolicyLayer, overlays: readonly PolicyLayer[
   const rules = policy.pathRules as ResolvedPolicy['pathRules'];
   for (const layer of layers) {
     for (const rule of layer.document.pathRules ?? []) {
-      const stricter = rules.findIndex((existing) => existing.glob === rule.glob && stricterEffect(existing.effect, rule.effect) !== rule.effect);
+      const stricter = rules.findIndex(
+        (existing) => existing.glob === rule.glob && stricterEffect(existing.effect, rule.effect) !== rule.effect,
+      );
       if (stricter >= 0 && origins[`pathRules[${stricter}]`] !== layer.level) {
-        report(layer.level, `pathRules[${JSON.stringify(rule.glob)}]`, rule.effect, rules[stricter]!.effect, origins[`pathRules[${stricter}]`]);
+        report(
+          layer.level,
+          `pathRules[${JSON.stringify(rule.glob)}]`,
+          rule.effect,
+          rules[stricter]!.effect,
+          origins[`pathRules[${stricter}]`],
+        );
         continue;
       }
       origins[`pathRules[${rules.length}]`] = layer.level;
@@ -278,7 +305,8 @@ export function mergePolicies(base: PolicyLayer, overlays: readonly PolicyLayer[
     }
   }
   if (!rules.length) origins.pathRules = layers.find((layer) => layer.document.pathRules !== undefined)?.level ?? 'default';
-  for (const field of ['apiVersion', 'metadata.id', 'metadata.version', 'metadata.expiresAt', 'metadata.description']) origins[field] = base.level;
+  for (const field of ['apiVersion', 'metadata.id', 'metadata.version', 'metadata.expiresAt', 'metadata.description'])
+    origins[field] = base.level;
 
   const resolved = policy as unknown as ResolvedPolicy;
   return {
@@ -297,7 +325,9 @@ export function mergePolicies(base: PolicyLayer, overlays: readonly PolicyLayer[
 }
 
 export function hashPolicy(policy: ResolvedPolicy): string {
-  return createHash('sha256').update(canonicalize(policy) ?? '').digest('hex');
+  return createHash('sha256')
+    .update(canonicalize(policy) ?? '')
+    .digest('hex');
 }
 
 /** The policy reference of the level that decided a field (the base's for defaults). */
@@ -351,7 +381,10 @@ export function renderEffectivePolicyYaml(effective: EffectivePolicy): string {
   annotate(doc.contents, '');
   const header = [
     ' Effective Agent Lanes policy (read-only): what is enforced now.',
-    ...effective.layers.map((layer) => `   ${LEVEL_WORDS[layer.level]}: ${layer.policyRef}${layer.source ? ` from ${layer.source}` : ''}${layer.expiresAt ? `, expires ${layer.expiresAt}` : ''}`),
+    ...effective.layers.map(
+      (layer) =>
+        `   ${LEVEL_WORDS[layer.level]}: ${layer.policyRef}${layer.source ? ` from ${layer.source}` : ''}${layer.expiresAt ? `, expires ${layer.expiresAt}` : ''}`,
+    ),
     ` Hash: sha256:${effective.policyHash}`,
     ' Each field names the level it came from; "default" means no level set it.',
     ' Lower levels (repository, user settings) can only restrict what the levels above allow.',

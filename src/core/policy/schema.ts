@@ -73,7 +73,10 @@ export const DEFAULT_STOP_CONDITIONS: Readonly<Record<StopCondition, Effect>> = 
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const nameString = (what: string) =>
-  z.string().max(100).regex(NAME, { error: `expected ${what}: letters, digits, ".", "_" or "-", starting with a letter or digit` });
+  z
+    .string()
+    .max(100)
+    .regex(NAME, { error: `expected ${what}: letters, digits, ".", "_" or "-", starting with a letter or digit` });
 
 const GlobSchema = z.string().superRefine((glob, ctx) => {
   const problem = globProblem(glob);
@@ -140,7 +143,13 @@ const SandboxSchema = z.strictObject({
     .superRefine((tasks, ctx) => {
       const seen = new Set<string>();
       tasks.forEach((task, index) => {
-        if (seen.has(task.id)) ctx.addIssue({ code: 'custom', path: [index, 'id'], message: `task id "${task.id}" appears twice; give each required task its own id`, input: task.id });
+        if (seen.has(task.id))
+          ctx.addIssue({
+            code: 'custom',
+            path: [index, 'id'],
+            message: `task id "${task.id}" appears twice; give each required task its own id`,
+            input: task.id,
+          });
         seen.add(task.id);
       });
     })
@@ -187,10 +196,12 @@ export const PathRuleSchema = z.strictObject({
 });
 export type PathRule = z.output<typeof PathRuleSchema>;
 
-const SecretPatternSchema = z.strictObject({ name: nameString('a pattern name such as "acme-token"'), pattern: z.string() }).superRefine((entry, ctx) => {
-  const { errors } = compileSecretPatterns([entry]);
-  if (errors.length) ctx.addIssue({ code: 'custom', path: ['pattern'], message: errors[0]!, input: entry.pattern });
-});
+const SecretPatternSchema = z
+  .strictObject({ name: nameString('a pattern name such as "acme-token"'), pattern: z.string() })
+  .superRefine((entry, ctx) => {
+    const { errors } = compileSecretPatterns([entry]);
+    if (errors.length) ctx.addIssue({ code: 'custom', path: ['pattern'], message: errors[0]!, input: entry.pattern });
+  });
 export type SecretPatternRule = z.output<typeof SecretPatternSchema>;
 
 const stopConditionShape = Object.fromEntries(STOP_CONDITIONS.map((key) => [key, EffectSchema.optional()])) as {
@@ -303,10 +314,12 @@ export function readYaml(text: string, sourceName: string): { ok: true; value: u
 
 /** Messages for a failed zod parse: "source:line:col: field.path: what was expected", top to bottom. */
 export function describeIssues(issues: readonly z.core.$ZodIssue[], schema: z.ZodType, sourceName: string, locate?: Locate): string[] {
-  const located = issues.flatMap((issue) => formatIssue(issue, schema)).map((problem) => {
-    const at = locate?.(problem.path) ?? (problem.path.length ? locate?.(problem.path.slice(0, -1)) : undefined);
-    return { at, text: `${sourceName}${at ? `:${at.line}:${at.col}` : ''}: ${formatPath(problem.path)}: ${problem.message}` };
-  });
+  const located = issues
+    .flatMap((issue) => formatIssue(issue, schema))
+    .map((problem) => {
+      const at = locate?.(problem.path) ?? (problem.path.length ? locate?.(problem.path.slice(0, -1)) : undefined);
+      return { at, text: `${sourceName}${at ? `:${at.line}:${at.col}` : ''}: ${formatPath(problem.path)}: ${problem.message}` };
+    });
   // Top to bottom, as a person reads the file.
   located.sort((a, b) => (a.at?.line ?? 0) - (b.at?.line ?? 0) || (a.at?.col ?? 0) - (b.at?.col ?? 0));
   return located.map((entry) => entry.text);
@@ -318,11 +331,20 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], schema: z.Zo
  */
 export function parsePolicy(text: string, sourceName: string, options: ParseOptions = {}): ParseResult {
   const maxLength = options.maxLength ?? DEFAULT_MAX_LENGTH;
-  if (text.length > maxLength) return { ok: false, errors: [`${sourceName}: the document is ${text.length} characters long; a policy may have at most ${maxLength}.`] };
+  if (text.length > maxLength)
+    return {
+      ok: false,
+      errors: [`${sourceName}: the document is ${text.length} characters long; a policy may have at most ${maxLength}.`],
+    };
   const read = readYaml(text, sourceName);
   if (!read.ok) return read;
   if (read.value === null || read.value === undefined) {
-    return { ok: false, errors: [`${sourceName}: the document is empty; a policy starts with "apiVersion: ${POLICY_API_VERSION}" and "metadata: { id, version }".`] };
+    return {
+      ok: false,
+      errors: [
+        `${sourceName}: the document is empty; a policy starts with "apiVersion: ${POLICY_API_VERSION}" and "metadata: { id, version }".`,
+      ],
+    };
   }
   return parsePolicyObject(read.value, sourceName, options, read.locate);
 }
@@ -345,7 +367,8 @@ export function parsePolicyObject(value: unknown, sourceName: string, options: P
  * fields as a policy document, with apiVersion and metadata optional.
  */
 export function parseOverlayObject(value: unknown, sourceName: string, metadata: { id: string; version: string }): ParseResult {
-  const document = value !== null && typeof value === 'object' && !Array.isArray(value) ? { apiVersion: POLICY_API_VERSION, ...value } : value;
+  const document =
+    value !== null && typeof value === 'object' && !Array.isArray(value) ? { apiVersion: POLICY_API_VERSION, ...value } : value;
   return parsePolicyObject(document, sourceName, { defaultMetadata: metadata });
 }
 
@@ -405,7 +428,8 @@ function formatIssue(issue: z.core.$ZodIssue, root: z.ZodType): Problem[] {
       });
     case 'too_small': {
       const origin = (issue as { origin?: string }).origin;
-      if (origin === 'array') return [{ path, message: `expected at least ${String(issue.minimum)} item${Number(issue.minimum) === 1 ? '' : 's'}` }];
+      if (origin === 'array')
+        return [{ path, message: `expected at least ${String(issue.minimum)} item${Number(issue.minimum) === 1 ? '' : 's'}` }];
       if (origin === 'string') return [{ path, message: 'expected a non-empty string' }];
       return [{ path, message: `expected a number ${issue.inclusive ? '>=' : '>'} ${String(issue.minimum)}, got ${describeValue(input)}` }];
     }
@@ -416,13 +440,24 @@ function formatIssue(issue: z.core.$ZodIssue, root: z.ZodType): Problem[] {
       return [{ path, message: `expected a number ${issue.inclusive ? '<=' : '<'} ${String(issue.maximum)}, got ${describeValue(input)}` }];
     }
     case 'invalid_union':
-      return [{ path, message: `${issue.message.startsWith('Invalid') ? 'expected one of the documented forms' : issue.message}, got ${describeValue(input)}` }];
+      return [
+        {
+          path,
+          message: `${issue.message.startsWith('Invalid') ? 'expected one of the documented forms' : issue.message}, got ${describeValue(input)}`,
+        },
+      ];
     case 'invalid_format':
     case 'custom':
     default: {
       const message = issue.message;
       const alreadyShowsInput = typeof input === 'string' && message.includes(input);
-      return [{ path, message: issue.code === 'custom' || alreadyShowsInput || input === undefined ? message : `${message}, got ${describeValue(input)}` }];
+      return [
+        {
+          path,
+          message:
+            issue.code === 'custom' || alreadyShowsInput || input === undefined ? message : `${message}, got ${describeValue(input)}`,
+        },
+      ];
     }
   }
 }
@@ -462,7 +497,8 @@ function editDistance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
     previous = row;
   }
   return previous[b.length]!;

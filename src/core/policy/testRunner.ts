@@ -7,7 +7,10 @@ import { describeIssues, parseOverlayObject, parsePolicy, readYaml } from './sch
 
 const FileInput = z.union(
   [
-    z.string().min(1).transform((path) => ({ path, additions: 1, deletions: 0 })),
+    z
+      .string()
+      .min(1)
+      .transform((path) => ({ path, additions: 1, deletions: 0 })),
     z.strictObject({
       path: z.string().min(1),
       oldPath: z.string().min(1).optional(),
@@ -36,7 +39,9 @@ const FactsInput = z.strictObject({
       }),
     )
     .default([]),
-  evidence: z.union([z.literal('all'), z.array(z.enum(EVIDENCE_FIELDS))], { error: 'expected "all" or a list of evidence fields' }).default('all'),
+  evidence: z
+    .union([z.literal('all'), z.array(z.enum(EVIDENCE_FIELDS))], { error: 'expected "all" or a list of evidence fields' })
+    .default('all'),
   approvals: z.array(z.strictObject({ by: z.string().min(1), isAuthor: z.boolean().optional() })).default([]),
   baseBranch: z.string().optional(),
   author: z.string().optional(),
@@ -46,10 +51,13 @@ const FactsInput = z.strictObject({
 
 const datetime = z.iso.datetime({ offset: true, error: 'expected an ISO 8601 date-time with a time zone, such as "2026-12-31T00:00:00Z"' });
 
-const ReasonSchema = z.string().min(1).superRefine((reason, ctx) => {
-  const problem = reasonMatcher(reason).problem;
-  if (problem) ctx.addIssue({ code: 'custom', message: problem, input: reason });
-});
+const ReasonSchema = z
+  .string()
+  .min(1)
+  .superRefine((reason, ctx) => {
+    const problem = reasonMatcher(reason).problem;
+    if (problem) ctx.addIssue({ code: 'custom', message: problem, input: reason });
+  });
 
 const CaseSchema = z.strictObject({
   name: z.string().min(1),
@@ -78,8 +86,7 @@ export interface CaseResult {
 }
 
 export type PolicyTestRun =
-  | { ok: true; policyRef: string; results: CaseResult[]; passed: number; failed: number }
-  | { ok: false; errors: string[] };
+  { ok: true; policyRef: string; results: CaseResult[]; passed: number; failed: number } | { ok: false; errors: string[] };
 
 /** "/regex/flags" is a regular expression; anything else is a substring. */
 function reasonMatcher(reason: string): { test: (text: string) => boolean; problem?: string } {
@@ -112,7 +119,8 @@ export function runPolicyTests(policy: { text: string; source: string }, casesTe
   if (!parsedPolicy.ok) return { ok: false, errors: parsedPolicy.errors };
   const read = readYaml(casesText, casesSource);
   if (!read.ok) return read;
-  if (read.value === null || read.value === undefined) return { ok: false, errors: [`${casesSource}: the file is empty; it needs "cases:" with at least one case.`] };
+  if (read.value === null || read.value === undefined)
+    return { ok: false, errors: [`${casesSource}: the file is empty; it needs "cases:" with at least one case.`] };
   const parsed = CasesFileSchema.safeParse(read.value, { reportInput: true });
   if (!parsed.success) return { ok: false, errors: describeIssues(parsed.error.issues, CasesFileSchema, casesSource, read.locate) };
   const file = parsed.data;
@@ -121,7 +129,10 @@ export function runPolicyTests(policy: { text: string; source: string }, casesTe
   const errors: string[] = [];
   for (const level of ['repository', 'user'] as const) {
     if (file[level] === undefined) continue;
-    const result = parseOverlayObject(file[level], `${casesSource} (${level})`, { id: level === 'user' ? 'user-settings' : 'repository', version: 'test' });
+    const result = parseOverlayObject(file[level], `${casesSource} (${level})`, {
+      id: level === 'user' ? 'user-settings' : 'repository',
+      version: 'test',
+    });
     if (result.ok) overlays.push({ level, document: result.policy });
     else errors.push(...result.errors);
   }
@@ -148,7 +159,9 @@ function runCases(effective: EffectivePolicy, file: z.output<typeof CasesFileSch
 
 /** The report of a run, one line per string: what `agent-lanes policy test` prints and "Lanes: Test Policy" shows. */
 export function formatPolicyTestRun(run: Extract<PolicyTestRun, { ok: true }>, policySource: string, casesSource: string): string[] {
-  const lines = [`Testing ${run.policyRef} (${policySource}) with ${run.results.length} case${run.results.length === 1 ? '' : 's'} from ${casesSource}`];
+  const lines = [
+    `Testing ${run.policyRef} (${policySource}) with ${run.results.length} case${run.results.length === 1 ? '' : 's'} from ${casesSource}`,
+  ];
   for (const result of run.results) {
     if (result.passed) {
       lines.push(`  ✓ ${result.name}`);
@@ -157,7 +170,8 @@ export function formatPolicyTestRun(run: Extract<PolicyTestRun, { ok: true }>, p
     lines.push(`  ✗ ${result.name}`);
     for (const problem of result.problems) lines.push(`      ${problem}`);
     lines.push(`      decision: ${result.decision.effect}: ${result.decision.explanation}`);
-    for (const rule of result.decision.matchedRules) lines.push(`        - [${rule.effect}] ${rule.policy} ${rule.rule}: ${rule.reason ?? ''}`);
+    for (const rule of result.decision.matchedRules)
+      lines.push(`        - [${rule.effect}] ${rule.policy} ${rule.rule}: ${rule.reason ?? ''}`);
   }
   lines.push(`${run.passed} passed, ${run.failed} failed`);
   return lines;

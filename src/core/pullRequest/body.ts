@@ -88,14 +88,16 @@ export function evidenceDigest(evidence: Evidence): string {
 
 /** Plain text on one line that cannot open HTML, links, emphasis or tables, nor notify anyone. */
 export function escapeInline(text: string): string {
-  return text
-    .replace(/\s+/g, ' ')
-    .trim()
-    .replace(/[\\`*_{}[\]()#+!|~>]/g, '\\$&')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    // A zero-width space after @ keeps "@org/team" in agent text from pinging anyone.
-    .replace(/@/g, '@\u200b');
+  return (
+    text
+      .replace(/\s+/g, ' ')
+      .trim()
+      .replace(/[\\`*_{}[\]()#+!|~>]/g, '\\$&')
+      .replace(/&/g, '&amp;')
+      .replace(/</g, '&lt;')
+      // A zero-width space after @ keeps "@org/team" in agent text from pinging anyone.
+      .replace(/@/g, '@\u200b')
+  );
 }
 
 /** A code span that holds any text, backticks included (CommonMark: a longer fence). */
@@ -124,7 +126,9 @@ function clip(text: string, max: number): string {
 }
 
 function taskOutcome(task: TaskEvidence): string {
-  const counts = task.counts ? `${task.counts.passed} passed, ${task.counts.failed} failed${task.counts.skipped ? `, ${task.counts.skipped} skipped` : ''}` : '';
+  const counts = task.counts
+    ? `${task.counts.passed} passed, ${task.counts.failed} failed${task.counts.skipped ? `, ${task.counts.skipped} skipped` : ''}`
+    : '';
   const exit = task.exitCode === null ? '' : `exit ${task.exitCode}`;
   return [task.outcome, counts, exit].filter(Boolean).join(' · ');
 }
@@ -138,7 +142,9 @@ function renderSummary(input: PullRequestBodyInput, evidence: Evidence, title: s
   lines.push(`<!-- agent-lanes change=${input.changeId} -->`);
   lines.push(`## Agent change ${codeSpan(input.changeId)}: ${escapeInline(title)}`);
   lines.push('');
-  lines.push(`Opened by Agent Lanes for agent ${codeSpan(evidence.agent.id + (evidence.agent.version ? `@${evidence.agent.version}` : ''))}, on branch ${codeSpan(input.branch)} from ${codeSpan(evidence.base.ref)} (${codeSpan(evidence.base.sha.slice(0, 12))}). Risk: **${risk}**.`);
+  lines.push(
+    `Opened by Agent Lanes for agent ${codeSpan(evidence.agent.id + (evidence.agent.version ? `@${evidence.agent.version}` : ''))}, on branch ${codeSpan(input.branch)} from ${codeSpan(evidence.base.ref)} (${codeSpan(evidence.base.sha.slice(0, 12))}). Risk: **${risk}**.`,
+  );
   lines.push('');
 
   lines.push('### What changed');
@@ -147,11 +153,16 @@ function renderSummary(input: PullRequestBodyInput, evidence: Evidence, title: s
   if (summary) lines.push(`> ${escapeInline(clip(summary, MAX_SUMMARY_CHARS))}`, '');
   const diff = evidence.diff;
   if (diff) {
-    lines.push(`${diff.totals.files} file${diff.totals.files === 1 ? '' : 's'}, +${diff.totals.additions} −${diff.totals.deletions}; diff ${codeSpan(`sha256:${shortHash(diff.hash)}`)}.`, '');
+    lines.push(
+      `${diff.totals.files} file${diff.totals.files === 1 ? '' : 's'}, +${diff.totals.additions} −${diff.totals.deletions}; diff ${codeSpan(`sha256:${shortHash(diff.hash)}`)}.`,
+      '',
+    );
     lines.push('| File | Status | + | − |', '| --- | --- | ---: | ---: |');
     for (const file of diff.files.slice(0, MAX_FILE_ROWS)) {
       const name = file.oldPath ? `${codeSpan(file.oldPath)} → ${codeSpan(file.path)}` : codeSpan(file.path);
-      lines.push(`| ${name.replace(/\|/g, '\\|')} | ${file.status}${file.binary ? ' (binary)' : ''} | ${file.additions} | ${file.deletions} |`);
+      lines.push(
+        `| ${name.replace(/\|/g, '\\|')} | ${file.status}${file.binary ? ' (binary)' : ''} | ${file.additions} | ${file.deletions} |`,
+      );
     }
     if (diff.files.length > MAX_FILE_ROWS) lines.push(`| …and ${diff.files.length - MAX_FILE_ROWS} more (see the evidence) | | | |`);
   } else {
@@ -175,7 +186,8 @@ function renderSummary(input: PullRequestBodyInput, evidence: Evidence, title: s
 
   lines.push(`### Flags (risk: ${risk})`);
   if (evidence.flags.length) {
-    for (const flag of evidence.flags.slice(0, 30)) lines.push(`- ${codeSpan(flag.kind)}${flag.path ? ` ${codeSpan(flag.path)}` : ''}: ${escapeInline(clip(flag.detail, 300))}`);
+    for (const flag of evidence.flags.slice(0, 30))
+      lines.push(`- ${codeSpan(flag.kind)}${flag.path ? ` ${codeSpan(flag.path)}` : ''}: ${escapeInline(clip(flag.detail, 300))}`);
     if (evidence.flags.length > 30) lines.push(`- …and ${evidence.flags.length - 30} more (see the evidence)`);
   } else {
     lines.push('None.');
@@ -194,35 +206,66 @@ function details(summary: string, content: string): string {
 }
 
 /** The in-toto Statement v1 for a change: subject the head commit, predicate the evidence and what governed it. */
-export function buildProvenanceStatement(input: Omit<PullRequestBodyInput, 'evidence'> & { evidence: Evidence }, options: { includeEvidence?: boolean } = {}): InTotoStatement {
+export function buildProvenanceStatement(
+  input: Omit<PullRequestBodyInput, 'evidence'> & { evidence: Evidence },
+  options: { includeEvidence?: boolean } = {},
+): InTotoStatement {
   const includeEvidence = options.includeEvidence ?? true;
   const predicate: ProvenancePredicate = {
-    change: { id: input.changeId, branch: input.branch, base: { ref: input.evidence.base.ref, sha: input.evidence.base.sha }, headSha: input.headSha },
+    change: {
+      id: input.changeId,
+      branch: input.branch,
+      base: { ref: input.evidence.base.ref, sha: input.evidence.base.sha },
+      headSha: input.headSha,
+    },
     evidenceDigest: { sha256: evidenceDigest(input.evidence) },
-    ...(includeEvidence ? { evidence: input.evidence } : { evidenceOmitted: 'left out to stay within GitHub\'s body limit; the evidence section above and the change\'s local record hold it (see evidenceDigest)' }),
+    ...(includeEvidence
+      ? { evidence: input.evidence }
+      : {
+          evidenceOmitted:
+            "left out to stay within GitHub's body limit; the evidence section above and the change's local record hold it (see evidenceDigest)",
+        }),
     policy: { id: input.policy.id, version: input.policy.version, hash: input.policy.hash },
     audit: { headHash: input.auditHeadHash },
-    approval: { by: input.approval.by, at: input.approval.at, diffHash: input.approval.diffHash, evidenceHash: input.approval.evidenceHash },
+    approval: {
+      by: input.approval.by,
+      at: input.approval.at,
+      diffHash: input.approval.diffHash,
+      evidenceHash: input.approval.evidenceHash,
+    },
     generator: input.generator ?? { name: 'agent-lanes', version: '0.0.0' },
     generatedAt: input.generatedAt,
   };
   return {
     _type: IN_TOTO_STATEMENT_TYPE,
-    subject: [{ name: input.repository ? `${input.repository}@refs/heads/${input.branch}` : `refs/heads/${input.branch}`, digest: { gitCommit: input.headSha } }],
+    subject: [
+      {
+        name: input.repository ? `${input.repository}@refs/heads/${input.branch}` : `refs/heads/${input.branch}`,
+        digest: { gitCommit: input.headSha },
+      },
+    ],
     predicateType: PROVENANCE_PREDICATE_TYPE,
     predicate,
   };
 }
 
 function checkInput(input: PullRequestBodyInput): void {
-  if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(input.headSha)) throw new Error(`The head commit must be a full git SHA, got "${input.headSha}".`);
+  if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(input.headSha))
+    throw new Error(`The head commit must be a full git SHA, got "${input.headSha}".`);
   if (input.evidence.headSha && input.evidence.headSha !== input.headSha) {
-    throw new Error(`The evidence is for commit ${input.evidence.headSha.slice(0, 12)}, not the head ${input.headSha.slice(0, 12)}; collect evidence for the head commit before opening the pull request.`);
+    throw new Error(
+      `The evidence is for commit ${input.evidence.headSha.slice(0, 12)}, not the head ${input.headSha.slice(0, 12)}; collect evidence for the head commit before opening the pull request.`,
+    );
   }
   if (input.evidence.diff && input.evidence.diff.hash !== input.approval.diffHash) {
     throw new Error('The approval no longer matches the diff (the diff hash changed after approval); review and approve the change again.');
   }
-  for (const [name, value] of [['policy id', input.policy.id], ['policy version', input.policy.version], ['policy hash', input.policy.hash], ['audit head hash', input.auditHeadHash]] as const) {
+  for (const [name, value] of [
+    ['policy id', input.policy.id],
+    ['policy version', input.policy.version],
+    ['policy hash', input.policy.hash],
+    ['audit head hash', input.auditHeadHash],
+  ] as const) {
     if (!value) throw new Error(`The provenance needs the ${name}; it was empty.`);
   }
 }
@@ -244,7 +287,10 @@ export function buildPullRequestBody(input: PullRequestBodyInput): PullRequestBo
   const evidenceJson = JSON.stringify(evidence, null, 2);
   const evidenceSection = (json: string, note = '') => details('Evidence (JSON)', `${note}${codeBlock(json, 'json')}`);
   const provenanceSection = (statement: InTotoStatement) =>
-    details('Provenance: in-toto Statement v1', `Subject: head commit ${codeSpan(input.headSha)}. Predicate type ${codeSpan(PROVENANCE_PREDICATE_TYPE)}.\n\n${codeBlock(JSON.stringify(statement, null, 2), 'json')}`);
+    details(
+      'Provenance: in-toto Statement v1',
+      `Subject: head commit ${codeSpan(input.headSha)}. Predicate type ${codeSpan(PROVENANCE_PREDICATE_TYPE)}.\n\n${codeBlock(JSON.stringify(statement, null, 2), 'json')}`,
+    );
   const join = (...parts: string[]) => parts.join('\n\n') + '\n';
 
   let statement = buildProvenanceStatement(statementInput, { includeEvidence: true });
@@ -272,6 +318,9 @@ export function buildPullRequestBody(input: PullRequestBodyInput): PullRequestBo
   const cut = evidenceJson.lastIndexOf('\n', Math.max(0, room));
   const shown = cut > 0 ? evidenceJson.slice(0, cut) : '';
   body = join(summaryText, evidenceSection(`${shown}\n…`, noteFor(shown.length)), provenance);
-  if (body.length > maxLength) throw new Error(`The pull request body cannot fit in ${maxLength} characters even without the evidence; raise the limit or shorten the change's title.`);
+  if (body.length > maxLength)
+    throw new Error(
+      `The pull request body cannot fit in ${maxLength} characters even without the evidence; raise the limit or shorten the change's title.`,
+    );
   return { body, statement, truncated: true, redaction, risk };
 }

@@ -62,7 +62,13 @@ export function checkRunItemState(status: string, conclusion: string | null): Ch
 
 export function summariseChecks(statuses: readonly CommitStatusInput[], checkRuns: readonly CheckRunInput[]): CheckSummary {
   const items: CheckItem[] = [
-    ...statuses.map((status): CheckItem => ({ name: status.context, source: 'status', state: statusItemState(status.state), detail: status.state, url: status.targetUrl })),
+    ...statuses.map((status): CheckItem => ({
+      name: status.context,
+      source: 'status',
+      state: statusItemState(status.state),
+      detail: status.state,
+      url: status.targetUrl,
+    })),
     ...checkRuns.map((run): CheckItem => ({
       name: run.name,
       source: 'checkRun',

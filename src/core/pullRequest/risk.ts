@@ -47,7 +47,14 @@ export function riskLabel(level: RiskLevel): string {
 
 /** agent-generated, lane:pull-request, risk:LEVEL, then any extra labels from policy (deduplicated). */
 export function pullRequestLabels(flags: readonly Pick<Flag, 'kind'>[], extra: readonly string[] = []): string[] {
-  return [...new Set([AGENT_GENERATED_LABEL, PULL_REQUEST_LANE_LABEL, riskLabel(riskLevel(flags)), ...extra.map((label) => label.trim()).filter(Boolean)])];
+  return [
+    ...new Set([
+      AGENT_GENERATED_LABEL,
+      PULL_REQUEST_LANE_LABEL,
+      riskLabel(riskLevel(flags)),
+      ...extra.map((label) => label.trim()).filter(Boolean),
+    ]),
+  ];
 }
 
 /** GitHub refuses longer titles. */

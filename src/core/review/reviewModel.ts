@@ -10,10 +10,7 @@ export const MAX_RENDERED_BYTES_PER_FILE = 1024 * 1024;
 export const MAX_RENDERED_LINE_LENGTH = 2_000;
 
 /** What reading a change's evidence file gave (the infra EvidenceStore's answer). */
-export type EvidenceSource =
-  | { kind: 'missing' }
-  | { kind: 'ok'; evidence: Evidence; hash: string }
-  | { kind: 'invalid'; message: string };
+export type EvidenceSource = { kind: 'missing' } | { kind: 'ok'; evidence: Evidence; hash: string } | { kind: 'invalid'; message: string };
 
 const FLAG_LABELS: Readonly<Record<FlagKind, string>> = {
   newDependency: 'New dependency',
@@ -43,7 +40,12 @@ export function decisionView(decision: DecisionRecord): DecisionView {
     effect: decision.effect,
     explanation: decision.explanation,
     at: decision.at,
-    rules: decision.matchedRules.map((rule) => ({ policy: rule.policy, rule: rule.rule, effect: rule.effect, ...(rule.reason ? { reason: rule.reason } : {}) })),
+    rules: decision.matchedRules.map((rule) => ({
+      policy: rule.policy,
+      rule: rule.rule,
+      effect: rule.effect,
+      ...(rule.reason ? { reason: rule.reason } : {}),
+    })),
   };
 }
 
@@ -71,7 +73,11 @@ function taskView(task: Evidence['tasks'][number]): TaskView {
  * as present on the same terms policy uses (an empty list of assumptions is
  * missing; an empty list of flags, with a diff analysed, is "no flags").
  */
-export function buildEvidenceView(source: EvidenceSource, requiredEvidence: readonly string[], reviewedDiffHash: string | null): EvidenceView {
+export function buildEvidenceView(
+  source: EvidenceSource,
+  requiredEvidence: readonly string[],
+  reviewedDiffHash: string | null,
+): EvidenceView {
   const required = new Set(requiredEvidence);
   const missing = <T>(name: EvidenceField): EvidenceFieldView<T> => ({ state: 'missing', required: required.has(name) });
   const present = <T>(value: T): EvidenceFieldView<T> => ({ state: 'present', value });
@@ -105,21 +111,42 @@ export function buildEvidenceView(source: EvidenceSource, requiredEvidence: read
       ? present({ ref: evidence.prompt.ref, redacted: evidence.prompt.redacted, redactions: evidence.prompt.redaction?.total ?? 0 })
       : missing('prompt'),
     agent: evidence?.agent.id
-      ? present({ id: evidence.agent.id, ...(evidence.agent.version ?? report?.agentVersion ? { version: (evidence.agent.version ?? report?.agentVersion)! } : {}) })
+      ? present({
+          id: evidence.agent.id,
+          ...((evidence.agent.version ?? report?.agentVersion) ? { version: (evidence.agent.version ?? report?.agentVersion)! } : {}),
+        })
       : missing('agent'),
     baseAndHead:
       evidence?.base.sha && evidence.headSha
         ? present({ baseRef: evidence.base.ref, baseSha: evidence.base.sha, headSha: evidence.headSha })
         : missing('baseAndHead'),
     flags: evidence?.diff
-      ? present(evidence.flags.map((flag): FlagView => ({ kind: flag.kind, label: flagLabel(flag.kind), ...(flag.path ? { path: flag.path } : {}), detail: flag.detail })))
+      ? present(
+          evidence.flags.map((flag): FlagView => ({
+            kind: flag.kind,
+            label: flagLabel(flag.kind),
+            ...(flag.path ? { path: flag.path } : {}),
+            detail: flag.detail,
+          })),
+        )
       : missing('flags'),
     policyDecisions: evidence?.decisions.length ? present(evidence.decisions.map(decisionView)) : missing('policyDecisions'),
   };
 
   if (source.kind === 'ok') return { state: 'ok', hash: source.hash, fields };
-  if (source.kind === 'invalid') return { state: 'invalid', message: `${source.message} Nothing can be approved until the evidence is recorded again (run the sandbox tasks again).`, hash: null, fields };
-  return { state: 'missing', message: 'No evidence has been recorded for this change yet: run its sandbox tasks to record it.', hash: null, fields };
+  if (source.kind === 'invalid')
+    return {
+      state: 'invalid',
+      message: `${source.message} Nothing can be approved until the evidence is recorded again (run the sandbox tasks again).`,
+      hash: null,
+      fields,
+    };
+  return {
+    state: 'missing',
+    message: 'No evidence has been recorded for this change yet: run its sandbox tasks to record it.',
+    hash: null,
+    fields,
+  };
 }
 
 /** Everything that decides whether an approval may be given now. */
@@ -145,19 +172,24 @@ export interface ApprovalFacts {
 /** Why an approval must be refused now, in words that say what to do; undefined when it may be given. */
 export function approvalRefusal(facts: ApprovalFacts): string | undefined {
   const { change } = facts;
-  if (change.lane !== 'review') return `Change ${change.id} is not in Review (it is ${change.lane === 'closed' ? 'closed' : `in ${LANE_LABELS[change.lane]}`}); only a change in Review can be approved.`;
+  if (change.lane !== 'review')
+    return `Change ${change.id} is not in Review (it is ${change.lane === 'closed' ? 'closed' : `in ${LANE_LABELS[change.lane]}`}); only a change in Review can be approved.`;
   if (change.approval && !change.approval.invalidated) return `Change ${change.id} is already approved by ${change.approval.by}.`;
-  if (!facts.worktreeExists) return `The worktree of change ${change.id} no longer exists, so what would be approved cannot be checked. Restore it with "Lanes: Reconcile", or reject the change.`;
-  if (facts.diff.state !== 'ok') return `The diff could not be read (${facts.diff.message ?? 'unknown error'}); fix the repository and refresh the review.`;
+  if (!facts.worktreeExists)
+    return `The worktree of change ${change.id} no longer exists, so what would be approved cannot be checked. Restore it with "Lanes: Reconcile", or reject the change.`;
+  if (facts.diff.state !== 'ok')
+    return `The diff could not be read (${facts.diff.message ?? 'unknown error'}); fix the repository and refresh the review.`;
   if (facts.evidence.state === 'missing') return 'There is no evidence to approve: run the sandbox tasks to record it, then review again.';
-  if (facts.evidence.state === 'invalid') return `The evidence file fails validation, so it cannot be approved: ${facts.evidence.message ?? ''}`.trim();
+  if (facts.evidence.state === 'invalid')
+    return `The evidence file fails validation, so it cannot be approved: ${facts.evidence.message ?? ''}`.trim();
   if (facts.evidenceDiffHash !== undefined && facts.reviewedDiffHash !== undefined && facts.evidenceDiffHash !== facts.reviewedDiffHash) {
     return 'The evidence was recorded for another diff than the one shown (the draft changed after its sandbox run): run the sandbox tasks again, then review.';
   }
   if (facts.worktreeDiffHash !== undefined && facts.reviewedDiffHash !== undefined && facts.worktreeDiffHash !== facts.reviewedDiffHash) {
     return 'The worktree has changes that are not in the reviewed commits. Commit them (or discard them) so the review shows them, or request changes.';
   }
-  if (!facts.approver && !facts.approverPending) return 'Could not tell who you are: sign in to GitHub in VS Code (Accounts menu) or set git\'s user.email, then approve again.';
+  if (!facts.approver && !facts.approverPending)
+    return "Could not tell who you are: sign in to GitHub in VS Code (Accounts menu) or set git's user.email, then approve again.";
   if (facts.approver && facts.forbidSelfApproval && change.createdBy !== undefined && sameIdentity(facts.approver, change.createdBy)) {
     return `Policy forbids self-approval: ${facts.approver} started this change. Ask another reviewer to approve it.`;
   }
@@ -174,7 +206,10 @@ export function sameIdentity(a: string, b: string): boolean {
 }
 
 /** One line for the Lanes tree: the review's state at a glance. */
-export function reviewGlance(change: Pick<Change, 'lane' | 'approval'>, gate?: { ready: boolean; reasons: readonly string[] }): { text: string; state: 'approved' | 'invalidated' | 'ready' | 'blocked' | 'unknown' } {
+export function reviewGlance(
+  change: Pick<Change, 'lane' | 'approval'>,
+  gate?: { ready: boolean; reasons: readonly string[] },
+): { text: string; state: 'approved' | 'invalidated' | 'ready' | 'blocked' | 'unknown' } {
   if (change.approval?.invalidated) return { text: 'approval invalidated', state: 'invalidated' };
   if (change.approval) return { text: `approved by ${change.approval.by}`, state: 'approved' };
   if (!gate) return { text: 'awaiting review', state: 'unknown' };

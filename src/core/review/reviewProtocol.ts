@@ -25,7 +25,10 @@ const ChangeIdSchema = z.string().check(z.regex(/^[0-9a-f]{8}$/));
 const RequestIdSchema = z.number().check(z.int(), z.minimum(0), z.maximum(2 ** 31));
 const PathSchema = z.string().check(z.minLength(1), z.maxLength(MAX_PATH_LENGTH));
 const HashSchema = z.string().check(z.regex(/^[0-9a-f]{64}$/));
-const CommentSchema = z.string().check(z.maxLength(MAX_COMMENT_LENGTH), z.refine((text) => text.trim().length > 0, 'a comment is required'));
+const CommentSchema = z.string().check(
+  z.maxLength(MAX_COMMENT_LENGTH),
+  z.refine((text) => text.trim().length > 0, 'a comment is required'),
+);
 
 // ---------------------------------------------------------------------------
 // Webview → host
@@ -78,7 +81,15 @@ export const WebviewMessageSchema = z.discriminatedUnion('type', [
 export type WebviewMessage = z.infer<typeof WebviewMessageSchema>;
 export type WebviewRequest = Extract<WebviewMessage, { id: number }>;
 export type WebviewRequestType = WebviewRequest['type'];
-export const REQUEST_TYPES = ['loadFiles', 'approve', 'requestChanges', 'reject', 'openFileDiff', 'openChanges', 'refresh'] as const satisfies readonly WebviewRequestType[];
+export const REQUEST_TYPES = [
+  'loadFiles',
+  'approve',
+  'requestChanges',
+  'reject',
+  'openFileDiff',
+  'openChanges',
+  'refresh',
+] as const satisfies readonly WebviewRequestType[];
 
 // ---------------------------------------------------------------------------
 // The review model the host sends

@@ -207,7 +207,12 @@ export function parseMountSpec(spec: string, shortForm: boolean): { type: string
     const [source = '', target = '', options = ''] = spec.split(':');
     // `-v /path` alone is an anonymous volume at /path.
     if (!target) return { type: 'volume', source: '', target: source, readonly: false };
-    return { type: source.startsWith('/') || source.startsWith('.') || source.startsWith('$') ? 'bind' : 'volume', source, target, readonly: /(^|,)ro(,|$)/.test(options) };
+    return {
+      type: source.startsWith('/') || source.startsWith('.') || source.startsWith('$') ? 'bind' : 'volume',
+      source,
+      target,
+      readonly: /(^|,)ro(,|$)/.test(options),
+    };
   }
   const fields = new Map<string, string>();
   let readonly = false;
@@ -238,12 +243,17 @@ function mountFromObject(value: unknown): { type: string; source: string; target
 }
 
 /** Splits `--flag=value` and `--flag value` forms; returns the flag, its value and how many entries it used. */
-function readFlag(args: readonly string[], index: number, takesValue: (flag: string) => boolean): { flag: string; value?: string; used: number } {
+function readFlag(
+  args: readonly string[],
+  index: number,
+  takesValue: (flag: string) => boolean,
+): { flag: string; value?: string; used: number } {
   const arg = args[index]!;
   const eq = arg.indexOf('=');
   if (arg.startsWith('--') && eq > 2) return { flag: arg.slice(0, eq), value: arg.slice(eq + 1), used: 1 };
   // `-eFOO=bar`, `-v/a:/b`: short flags with the value attached.
-  if (/^-[a-zA-Z]./.test(arg) && !arg.startsWith('--') && takesValue(arg.slice(0, 2))) return { flag: arg.slice(0, 2), value: arg.slice(2), used: 1 };
+  if (/^-[a-zA-Z]./.test(arg) && !arg.startsWith('--') && takesValue(arg.slice(0, 2)))
+    return { flag: arg.slice(0, 2), value: arg.slice(2), used: 1 };
   if (takesValue(arg)) return { flag: arg, value: args[index + 1], used: 2 };
   return { flag: arg, used: 1 };
 }
@@ -277,11 +287,21 @@ class Checker {
   }
 
   privileged(where: string): boolean {
-    return this.widen(where, 'runs the container with every capability and every host device', this.allow.allowPrivileged === true, 'allowPrivileged');
+    return this.widen(
+      where,
+      'runs the container with every capability and every host device',
+      this.allow.allowPrivileged === true,
+      'allowPrivileged',
+    );
   }
 
   capability(where: string, name: string): boolean {
-    return this.widen(where, `adds the Linux capability ${normaliseCapability(name)}`, isCapabilityAllowed(name, this.allow), 'allowCapAdd');
+    return this.widen(
+      where,
+      `adds the Linux capability ${normaliseCapability(name)}`,
+      isCapabilityAllowed(name, this.allow),
+      'allowCapAdd',
+    );
   }
 
   mount(where: string, mount: { type: string; source: string; target: string; readonly: boolean }): boolean {
@@ -304,14 +324,17 @@ class Checker {
     const key = LIMIT_FLAGS[flag]!;
     const parsed = value === undefined ? undefined : key === 'memoryBytes' ? parseMemory(value) : Number(value);
     if (parsed === undefined || !Number.isFinite(parsed) || parsed <= 0) {
-      this.refusals.push({ where, reason: `has a value the sandbox does not understand (${value ?? 'missing'}); use a number such as ${key === 'memoryBytes' ? '2g' : '2'}` });
+      this.refusals.push({
+        where,
+        reason: `has a value the sandbox does not understand (${value ?? 'missing'}); use a number such as ${key === 'memoryBytes' ? '2g' : '2'}`,
+      });
       return;
     }
     this.limits[key] = Math.min(this.limits[key] ?? Infinity, parsed);
   }
 
   checkRunArgs(args: readonly string[]): void {
-    for (let index = 0; index < args.length; ) {
+    for (let index = 0; index < args.length;) {
       const { flag, value, used } = readFlag(args, index, takesValueAnywhere);
       const where = `runArgs: ${args.slice(index, index + used).join(' ')}`;
       const start = index;
@@ -325,13 +348,15 @@ class Checker {
         if (value === 'false') continue;
         if (this.privileged(where)) keep();
       } else if (NETWORK_FLAGS.has(flag)) {
-        if (value === 'host') this.hostNetwork = this.widen(where, "shares the host's network", this.allow.allowHostNetwork === true, 'allowHostNetwork');
+        if (value === 'host')
+          this.hostNetwork = this.widen(where, "shares the host's network", this.allow.allowHostNetwork === true, 'allowHostNetwork');
         else if (value === 'none') continue;
         else if (value?.startsWith('container:')) this.refusals.push({ where, reason: `joins another container's network` });
         else this.notes.push(`${where} is ignored: the sandbox sets the network (none for tasks, policy's preparation network)`);
       } else if (NAMESPACE_FLAGS.has(flag)) {
         if (value === 'host') this.refusals.push({ where, reason: `shares the host's ${flag.slice(2)} namespace` });
-        else if (value?.startsWith('container:') || value?.startsWith('ns:')) this.refusals.push({ where, reason: `joins another ${flag.slice(2)} namespace` });
+        else if (value?.startsWith('container:') || value?.startsWith('ns:'))
+          this.refusals.push({ where, reason: `joins another ${flag.slice(2)} namespace` });
         else keep();
       } else if (flag === '--cap-add') {
         if (this.capability(where, value!)) keep();
@@ -346,13 +371,18 @@ class Checker {
       } else if (flag in SAFE_RUN_FLAGS) {
         keep();
       } else {
-        this.refusals.push({ where, reason: `is not one of the run flags the sandbox passes on (${Object.keys(SAFE_RUN_FLAGS).filter((f) => f.startsWith('--')).join(', ')})` });
+        this.refusals.push({
+          where,
+          reason: `is not one of the run flags the sandbox passes on (${Object.keys(SAFE_RUN_FLAGS)
+            .filter((f) => f.startsWith('--'))
+            .join(', ')})`,
+        });
       }
     }
   }
 
   checkBuildOptions(args: readonly string[]): void {
-    for (let index = 0; index < args.length; ) {
+    for (let index = 0; index < args.length;) {
       const { flag, value, used } = readFlag(args, index, (f) => BUILD_SAFE_FLAGS[f] === true || NETWORK_FLAGS.has(f));
       const where = `build.options: ${args.slice(index, index + used).join(' ')}`;
       index += used;
@@ -360,7 +390,12 @@ class Checker {
         if (value === 'host') this.widen(where, "builds with the host's network", this.allow.allowHostNetwork === true, 'allowHostNetwork');
         else this.notes.push(`${where} is ignored: the image builds with policy's preparation network`);
       } else if (!(flag in BUILD_SAFE_FLAGS)) {
-        this.refusals.push({ where, reason: `is not one of the build flags the sandbox passes on (${Object.keys(BUILD_SAFE_FLAGS).filter((f) => f.startsWith('--')).join(', ')}); --secret and --ssh would hand host secrets to the build` });
+        this.refusals.push({
+          where,
+          reason: `is not one of the build flags the sandbox passes on (${Object.keys(BUILD_SAFE_FLAGS)
+            .filter((f) => f.startsWith('--'))
+            .join(', ')}); --secret and --ssh would hand host secrets to the build`,
+        });
       }
     }
   }
@@ -391,20 +426,43 @@ export function checkDevcontainer(text: string, fileName: string, allow: Devcont
   if (errors.length > 0) {
     const first = errors[0]!;
     const { line, column } = offsetToPosition(text, first.offset);
-    const problem = printParseErrorCode(first.error).replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
-    return { kind: 'syntaxError', fileName, line, column, message: `${fileName} has a syntax error at line ${line}, column ${column}: ${problem}. Fix the file (JSON with comments) in the base commit and run the tasks again.` };
+    const problem = printParseErrorCode(first.error)
+      .replace(/([a-z])([A-Z])/g, '$1 $2')
+      .toLowerCase();
+    return {
+      kind: 'syntaxError',
+      fileName,
+      line,
+      column,
+      message: `${fileName} has a syntax error at line ${line}, column ${column}: ${problem}. Fix the file (JSON with comments) in the base commit and run the tasks again.`,
+    };
   }
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
-    return { kind: 'syntaxError', fileName, line: 1, column: 1, message: `${fileName} must contain one JSON object ({ "image": ... }); it contains ${Array.isArray(config) ? 'an array' : String(config)}.` };
+    return {
+      kind: 'syntaxError',
+      fileName,
+      line: 1,
+      column: 1,
+      message: `${fileName} must contain one JSON object ({ "image": ... }); it contains ${Array.isArray(config) ? 'an array' : String(config)}.`,
+    };
   }
   const record = config as Record<string, unknown>;
   const check = new Checker(allow);
 
   if (record.dockerComposeFile !== undefined) {
-    check.refusals.push({ where: 'dockerComposeFile', reason: 'Docker Compose dev containers define their own services, mounts and networks; the sandbox supports "image" or "build" configurations only' });
+    check.refusals.push({
+      where: 'dockerComposeFile',
+      reason:
+        'Docker Compose dev containers define their own services, mounts and networks; the sandbox supports "image" or "build" configurations only',
+    });
   }
   if (record.initializeCommand !== undefined) {
-    check.widen('initializeCommand', 'runs a command on the host, outside every container', allow.allowInitializeCommand === true, 'allowInitializeCommand');
+    check.widen(
+      'initializeCommand',
+      'runs a command on the host, outside every container',
+      allow.allowInitializeCommand === true,
+      'allowInitializeCommand',
+    );
   }
   if (record.privileged === true) check.privileged('privileged');
   if (record.capAdd !== undefined) {
@@ -415,7 +473,8 @@ export function checkDevcontainer(text: string, fileName: string, allow: Devcont
   if (record.securityOpt !== undefined) {
     const options = stringArray(record.securityOpt) ?? [String(record.securityOpt)];
     options.forEach((option, index) => {
-      if (!/^no-new-privileges(?:[:=]true)?$/.test(option)) check.refusals.push({ where: `securityOpt[${index}]: ${option}`, reason: REFUSED_FLAGS['--security-opt']! });
+      if (!/^no-new-privileges(?:[:=]true)?$/.test(option))
+        check.refusals.push({ where: `securityOpt[${index}]: ${option}`, reason: REFUSED_FLAGS['--security-opt']! });
     });
   }
   if (record.mounts !== undefined) {
@@ -434,7 +493,8 @@ export function checkDevcontainer(text: string, fileName: string, allow: Devcont
     if (!mount || !(source === '${localWorkspaceFolder}' || source === '${containerWorkspaceFolder}') || mount.type !== 'bind') {
       check.refusals.push({
         where: `workspaceMount: ${String(record.workspaceMount)}`,
-        reason: "mounts something other than the change's worktree; the sandbox mounts only the worktree (use source=${localWorkspaceFolder},type=bind or leave workspaceMount out)",
+        reason:
+          "mounts something other than the change's worktree; the sandbox mounts only the worktree (use source=${localWorkspaceFolder},type=bind or leave workspaceMount out)",
       });
     } else {
       workspaceFolder ??= mount.target || undefined;
@@ -453,7 +513,8 @@ export function checkDevcontainer(text: string, fileName: string, allow: Devcont
     else check.checkBuildOptions(options);
   }
   const gpu = (record.hostRequirements as Record<string, unknown> | undefined)?.gpu;
-  if (gpu !== undefined && gpu !== false) check.refusals.push({ where: 'hostRequirements.gpu', reason: 'gives the container the host GPUs' });
+  if (gpu !== undefined && gpu !== false)
+    check.refusals.push({ where: 'hostRequirements.gpu', reason: 'gives the container the host GPUs' });
   if (record.appPort !== undefined) check.notes.push('appPort is ignored: the sandbox publishes no ports');
   if (record.forwardPorts !== undefined) check.notes.push('forwardPorts is ignored: the sandbox publishes no ports');
 

@@ -24,7 +24,10 @@ export const LANES_CONFIG_PATH = '.lanes/lanes.yaml';
 
 const TaskIdSchema = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a task id is 1 to 64 letters, digits, dots, dashes or underscores, starting with a letter or digit');
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+    'a task id is 1 to 64 letters, digits, dots, dashes or underscores, starting with a letter or digit',
+  );
 
 export const LanesTaskSchema = z.strictObject({
   id: TaskIdSchema,
@@ -89,7 +92,12 @@ export function parseLanesConfig(text: string | undefined, fileName = LANES_CONF
   for (let depth = path.length; depth >= 0 && !isNode(node); depth--) node = document.getIn(path.slice(0, depth), true);
   const range = isNode(node) ? node.range : undefined;
   const position = range ? lineCounter.linePos(range[0]) : undefined;
-  const where = path.length ? path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${part}`)).join('').replace(/^\./, '') : 'the file';
+  const where = path.length
+    ? path
+        .map((part) => (typeof part === 'number' ? `[${part}]` : `.${part}`))
+        .join('')
+        .replace(/^\./, '')
+    : 'the file';
   const at = position ? ` (line ${position.line}, column ${position.col})` : '';
   throw new LanesConfigError(
     `${fileName}: ${where}${at}: ${issue.message}. Expected tasks: [{ id, command, timeoutSeconds?, test?, required? }] and prepare: [command].`,
@@ -149,12 +157,21 @@ export function mergeTasks(policyTasks: readonly PolicyTask[], repository: Lanes
   for (const task of policyTasks) {
     if (policyIds.has(task.id)) continue;
     policyIds.add(task.id);
-    tasks.push({ id: task.id, command: task.command, timeoutSeconds: limit(task.timeoutSeconds, task.id), test: task.test === true, required: true, source: 'policy' });
+    tasks.push({
+      id: task.id,
+      command: task.command,
+      timeoutSeconds: limit(task.timeoutSeconds, task.id),
+      test: task.test === true,
+      required: true,
+      source: 'policy',
+    });
   }
   for (const task of repository.tasks) {
     if (policyIds.has(task.id)) {
       const policyTask = policyTasks.find((candidate) => candidate.id === task.id)!;
-      notes.push(`${LANES_CONFIG_PATH} task "${task.id}" is ignored: policy requires a task with this id, and policy's version runs ("${policyTask.command}")`);
+      notes.push(
+        `${LANES_CONFIG_PATH} task "${task.id}" is ignored: policy requires a task with this id, and policy's version runs ("${policyTask.command}")`,
+      );
       continue;
     }
     tasks.push({

@@ -51,7 +51,9 @@ function smaller(a: number | undefined, b: number | undefined): number | undefin
  */
 export function buildSandboxConfig(check: DevcontainerCheck | undefined, options: SandboxConfigOptions): SandboxConfig {
   if (/[,"\n]/.test(options.worktreePath)) {
-    throw new Error(`The worktree path ${options.worktreePath} contains a comma, quote or newline, which a container mount cannot name; move the extension's storage to a plain path.`);
+    throw new Error(
+      `The worktree path ${options.worktreePath} contains a comma, quote or newline, which a container mount cannot name; move the extension's storage to a plain path.`,
+    );
   }
   if (check && check.refusals.length > 0) throw new Error('buildSandboxConfig needs a configuration without refusals');
   const base: Record<string, unknown> = check ? { ...check.config } : { image: options.defaultImage, updateRemoteUserUID: false };
@@ -60,7 +62,10 @@ export function buildSandboxConfig(check: DevcontainerCheck | undefined, options
 
   const limits = {
     cpus: smaller(options.limits.cpus, check?.limits.cpus),
-    memoryBytes: smaller(options.limits.memoryMb === undefined ? undefined : options.limits.memoryMb * 1024 * 1024, check?.limits.memoryBytes),
+    memoryBytes: smaller(
+      options.limits.memoryMb === undefined ? undefined : options.limits.memoryMb * 1024 * 1024,
+      check?.limits.memoryBytes,
+    ),
     pids: smaller(options.limits.pids, check?.limits.pids),
   };
   const runArgs = [...(check?.runArgs ?? [])];

@@ -44,7 +44,10 @@ export function preparationReach(policy: SandboxPolicy): { networkMode: string; 
       return { networkMode: 'bridge', reachable: ['any host'] };
     case 'registries': {
       const named = policy.preparationRegistries ?? [];
-      return { networkMode: 'bridge', reachable: [`any host (policy names ${named.length ? named.join(', ') : 'no registry'}; not enforced per host)`] };
+      return {
+        networkMode: 'bridge',
+        reachable: [`any host (policy names ${named.length ? named.join(', ') : 'no registry'}; not enforced per host)`],
+      };
     }
     default:
       return { networkMode: 'none', reachable: [] };
@@ -85,7 +88,11 @@ export function sandboxPolicyFrom(sandbox: ResolvedPolicy['lanes']['sandbox']): 
   };
   return {
     policy,
-    requiredTasks: sandbox.requiredTasks.map((task) => ({ id: task.id, command: task.command, ...(task.timeoutSeconds ? { timeoutSeconds: task.timeoutSeconds } : {}) })),
+    requiredTasks: sandbox.requiredTasks.map((task) => ({
+      id: task.id,
+      command: task.command,
+      ...(task.timeoutSeconds ? { timeoutSeconds: task.timeoutSeconds } : {}),
+    })),
     ...(sandbox.limits.timeoutSeconds !== undefined ? { maxTimeoutSeconds: sandbox.limits.timeoutSeconds } : {}),
   };
 }

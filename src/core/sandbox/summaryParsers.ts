@@ -119,7 +119,9 @@ const pytest: SummaryParser = {
     let counts: Counts | undefined;
     for (const line of lines) {
       const match =
-        /^=*\s*((?:\d+ (?:passed|failed|skipped|xfailed|xpassed|errors?|deselected|warnings?|rerun)(?:, )?)+) in \d+(?:\.\d+)?s(?: \([^)]*\))?\s*=*\s*$/.exec(line);
+        /^=*\s*((?:\d+ (?:passed|failed|skipped|xfailed|xpassed|errors?|deselected|warnings?|rerun)(?:, )?)+) in \d+(?:\.\d+)?s(?: \([^)]*\))?\s*=*\s*$/.exec(
+          line,
+        );
       if (!match) continue;
       const part = (name: string) => Number(new RegExp(`(\\d+) ${name}\\b`).exec(match[1]!)?.[1] ?? 0);
       counts = add(counts, part('passed') + part('xpassed'), part('failed') + part('errors?'), part('skipped') + part('xfailed'));
@@ -164,15 +166,7 @@ const goPackages: SummaryParser = {
   },
 };
 
-const PARSERS: readonly SummaryParser[] = [
-  mocha,
-  nodeTestRunner(/ℹ /, 'node'),
-  nodeTestRunner(/# /, 'tap'),
-  jest,
-  vitest,
-  pytest,
-  goTests,
-];
+const PARSERS: readonly SummaryParser[] = [mocha, nodeTestRunner(/ℹ /, 'node'), nodeTestRunner(/# /, 'tap'), jest, vitest, pytest, goTests];
 
 /** Test counts from a task's output, or undefined when no known summary is in it. */
 export function parseTestSummary(output: string): TestCounts | undefined {
@@ -194,6 +188,8 @@ export function parseTestSummary(output: string): TestCounts | undefined {
   }
   if (!total) return undefined;
   // node's TAP reporter is TAP with node's extra counters.
-  const format = formats.map((name) => (name === 'tap' && lines.some((line) => /^# (?:cancelled|todo) \d+\s*$/.test(line)) ? 'node' : name));
+  const format = formats.map((name) =>
+    name === 'tap' && lines.some((line) => /^# (?:cancelled|todo) \d+\s*$/.test(line)) ? 'node' : name,
+  );
   return { ...total, format: [...new Set(format)].join('+') };
 }

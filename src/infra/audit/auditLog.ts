@@ -244,7 +244,10 @@ export async function withAuditLock<T>(file: string, work: () => Promise<T>, tim
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = await readFile(lockFile, 'utf8').catch(() => '');
       const pid = Number(holder.split(' ')[0]);
-      const age = await stat(lockFile).then((s) => Date.now() - s.mtimeMs, () => 0);
+      const age = await stat(lockFile).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
       // An empty lock is a writer that died between creating and filling it.
       const stale = holder === '' ? age > 1000 : !Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && !processAlive(pid));
       if (stale || age > 60_000) {
@@ -302,7 +305,6 @@ interface Pending {
   resolve: (event: AuditEvent) => void;
   reject: (error: unknown) => void;
 }
-
 
 /**
  * The per-repository audit log writer and reader. Appends are redacted,
@@ -368,7 +370,9 @@ export class AuditLog {
     if (!repoKey) {
       throw new AuditLogError(
         'noRepository',
-        first ? `${file} does not start with an "audit.created" event naming its repository, so it is not an Agent Lanes audit log.` : `No audit log at ${file}: give the repository key to create one.`,
+        first
+          ? `${file} does not start with an "audit.created" event naming its repository, so it is not an Agent Lanes audit log.`
+          : `No audit log at ${file}: give the repository key to create one.`,
       );
     }
     const log = new AuditLog(file, repoKey, options);
@@ -432,7 +436,12 @@ export class AuditLog {
     };
     const [event] = await this.writeUnderLock([{ actor, action: 'audit.repaired', details }]);
     this.options.logger?.warn(`Audit log ${this.file}: removed a torn last line (${torn.bytes.length} bytes) and recorded audit.repaired.`);
-    return { repaired: true, removedBytes: torn.bytes.length, event, message: `Removed a torn last line of ${torn.bytes.length} bytes after event ${details.afterSeq}; recorded as event ${event?.seq}.` };
+    return {
+      repaired: true,
+      removedBytes: torn.bytes.length,
+      event,
+      message: `Removed a torn last line of ${torn.bytes.length} bytes after event ${details.afterSeq}; recorded as event ${event?.seq}.`,
+    };
   }
 
   /**
@@ -462,7 +471,10 @@ export class AuditLog {
         prevHash,
       });
       if (Buffer.byteLength(line) > MAX_EVENT_BYTES) {
-        throw new AuditLogError('tooLarge', `An audit event for "${input.action}" is larger than ${MAX_EVENT_BYTES} bytes; record large content as a file and put its digest in the event details.`);
+        throw new AuditLogError(
+          'tooLarge',
+          `An audit event for "${input.action}" is larger than ${MAX_EVENT_BYTES} bytes; record large content as a file and put its digest in the event details.`,
+        );
       }
       prevHash = event.hash;
       events.push(event);
@@ -489,12 +501,18 @@ export class AuditLog {
    * are redacted first; what was redacted is counted in `details.redactions`.
    */
   append(input: AuditEventInput): Promise<AuditEvent> {
-    if (this.closed) return Promise.reject(new AuditLogError('closed', `The audit log ${this.file} is closed; reopen it to record "${input.action}".`));
+    if (this.closed)
+      return Promise.reject(new AuditLogError('closed', `The audit log ${this.file} is closed; reopen it to record "${input.action}".`));
     const redacted = redactValue(input.details ?? {}, this.patterns);
     const details = redacted.summary.total > 0 ? { ...redacted.value, redactions: redacted.summary } : redacted.value;
     // Checked here so one oversized event cannot fail the batch it would share with others.
     if (Buffer.byteLength(JSON.stringify(details)) > MAX_EVENT_BYTES - 2048) {
-      return Promise.reject(new AuditLogError('tooLarge', `The details of the audit event "${input.action}" are larger than ${MAX_EVENT_BYTES} bytes; record large content as a file and put its digest in the event details.`));
+      return Promise.reject(
+        new AuditLogError(
+          'tooLarge',
+          `The details of the audit event "${input.action}" are larger than ${MAX_EVENT_BYTES} bytes; record large content as a file and put its digest in the event details.`,
+        ),
+      );
     }
     return new Promise<AuditEvent>((resolve, reject) => {
       this.pending.push({ input, details, resolve, reject });
@@ -531,7 +549,10 @@ export class AuditLog {
       const events = await withAuditLock(
         this.file,
         async () => {
-          const size = await stat(this.file).then((s) => s.size, (error: unknown) => (isMissing(error) ? -1 : Promise.reject(error)));
+          const size = await stat(this.file).then(
+            (s) => s.size,
+            (error: unknown) => (isMissing(error) ? -1 : Promise.reject(error)),
+          );
           if (size !== this.knownSize) await this.syncWithFile(true);
           return this.writeUnderLock(batch.map((item) => ({ ...item.input, details: item.details })));
         },
@@ -589,7 +610,10 @@ export class AuditLog {
 }
 
 /** Reads every intact event of a log file and verifies it in the same pass. */
-export async function readAuditFile(file: string, options: VerifyOptions = {}): Promise<{ events: AuditEvent[]; problems: VerifyFailure[] }> {
+export async function readAuditFile(
+  file: string,
+  options: VerifyOptions = {},
+): Promise<{ events: AuditEvent[]; problems: VerifyFailure[] }> {
   const verifier = new AuditChainVerifier(options);
   const events: AuditEvent[] = [];
   await forEachLine(
@@ -607,7 +631,11 @@ export async function readAuditFile(file: string, options: VerifyOptions = {}): 
 }
 
 /** A change's events (intact ones) and their lines exactly as stored, so each line's hash can be re-checked. */
-export async function readChangeEvents(file: string, changeId: string, endOffset?: number): Promise<{ events: AuditEvent[]; lines: string[] }> {
+export async function readChangeEvents(
+  file: string,
+  changeId: string,
+  endOffset?: number,
+): Promise<{ events: AuditEvent[]; lines: string[] }> {
   endOffset ??= await settledSize(file);
   const needle = Buffer.from(`"changeId":${JSON.stringify(changeId)}`);
   const events: AuditEvent[] = [];
@@ -640,7 +668,10 @@ export async function repairAuditFile(file: string, actor: Actor): Promise<Repai
   if (!log) {
     const size = (await stat(file)).size;
     if (size === 0) return { repaired: false, removedBytes: 0, message: 'The log is empty: nothing to repair.' };
-    throw new AuditLogError('notAuditLog', `${file} does not start with an audit event, so it cannot be repaired; it is not an Agent Lanes audit log.`);
+    throw new AuditLogError(
+      'notAuditLog',
+      `${file} does not start with an audit event, so it cannot be repaired; it is not an Agent Lanes audit log.`,
+    );
   }
   try {
     return await log.repair(actor);
@@ -677,7 +708,12 @@ async function sha256OfFile(file: string): Promise<string> {
 }
 
 /** `endOffset` Infinity: the caller holds the lock already. */
-async function checkpointFor(file: string, name: string, now: Date, endOffset?: number): Promise<{ checkpoint: AuditCheckpointFile; verification: VerifyResult }> {
+async function checkpointFor(
+  file: string,
+  name: string,
+  now: Date,
+  endOffset?: number,
+): Promise<{ checkpoint: AuditCheckpointFile; verification: VerifyResult }> {
   const verifier = new AuditChainVerifier();
   await forEachLine(file, (bytes) => verifier.pushBytes(bytes), 0, endOffset ?? (await settledSize(file)));
   const verification = verifier.finish();
@@ -693,7 +729,12 @@ async function checkpointFor(file: string, name: string, now: Date, endOffset?: 
   };
   if (verification.ok && verification.repoKey) checkpoint.repoKey = verification.repoKey;
   if (!verification.ok) {
-    checkpoint.problem = { problem: verification.problem, seq: verification.seq, lineNumber: verification.lineNumber, message: verification.message };
+    checkpoint.problem = {
+      problem: verification.problem,
+      seq: verification.seq,
+      lineNumber: verification.lineNumber,
+      message: verification.message,
+    };
   }
   return { checkpoint, verification };
 }
@@ -704,11 +745,15 @@ export async function readCheckpointFile(file: string): Promise<AuditCheckpointF
   try {
     value = JSON.parse(await readFile(file, 'utf8'));
   } catch (error) {
-    throw new Error(`Cannot read the checkpoint ${file}: ${(error as Error).message}. Give the checkpoint.json written by "Export Audit Log".`);
+    throw new Error(
+      `Cannot read the checkpoint ${file}: ${(error as Error).message}. Give the checkpoint.json written by "Export Audit Log".`,
+    );
   }
   const parsed = AuditCheckpointFileSchema.safeParse(value);
   if (!parsed.success) {
-    throw new Error(`${file} is not an audit checkpoint (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}). Give the checkpoint.json written by "Export Audit Log".`);
+    throw new Error(
+      `${file} is not an audit checkpoint (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}). Give the checkpoint.json written by "Export Audit Log".`,
+    );
   }
   return parsed.data;
 }
@@ -758,7 +803,11 @@ export interface ProofBundleResult {
 }
 
 function safeLogName(name: string, used: Set<string>): string {
-  let base = name.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[.-]+/, '').slice(0, 80) || 'log';
+  let base =
+    name
+      .replace(/[^A-Za-z0-9._-]+/g, '-')
+      .replace(/^[.-]+/, '')
+      .slice(0, 80) || 'log';
   if (!base.endsWith('.log')) base += '.log';
   let candidate = base;
   for (let n = 2; used.has(candidate); n++) candidate = base.replace(/\.log$/, `-${n}.log`);
@@ -766,7 +815,14 @@ function safeLogName(name: string, used: Set<string>): string {
   return candidate;
 }
 
-function bundleReadme(input: { changeId: string; createdAt: string; files: { name: string; what: string }[]; redaction: RedactionSummary; checkpoint: AuditCheckpointFile; eventCount: number }): string {
+function bundleReadme(input: {
+  changeId: string;
+  createdAt: string;
+  files: { name: string; what: string }[];
+  redaction: RedactionSummary;
+  checkpoint: AuditCheckpointFile;
+  eventCount: number;
+}): string {
   const kinds = Object.entries(input.redaction.byKind)
     .map(([kind, count]) => `${kind} × ${count}`)
     .join(', ');
@@ -824,11 +880,27 @@ export async function exportProofBundle(input: ProofBundleInput): Promise<ProofB
 
   const contents: { name: string; text: string; what: string }[] = [
     { name: 'change.diff', text: diff.text, what: 'the change as a unified diff against its base commit (redacted)' },
-    { name: 'evidence.json', text: JSON.stringify(evidence.value, null, 2) + '\n', what: 'the evidence record: agent, prompt reference, base and head, files, tasks and tests, flags (redacted)' },
-    { name: 'decisions.json', text: JSON.stringify(decisions.value, null, 2) + '\n', what: 'every policy decision for the change: action, effect, matched rules with policy@version, explanation' },
+    {
+      name: 'evidence.json',
+      text: JSON.stringify(evidence.value, null, 2) + '\n',
+      what: 'the evidence record: agent, prompt reference, base and head, files, tasks and tests, flags (redacted)',
+    },
+    {
+      name: 'decisions.json',
+      text: JSON.stringify(decisions.value, null, 2) + '\n',
+      what: 'every policy decision for the change: action, effect, matched rules with policy@version, explanation',
+    },
     ...logs.map((entry) => ({ name: entry.name, text: entry.text, what: 'a task or agent log, redacted' })),
-    { name: 'audit-events.jsonl', text: lines.map((line) => line + '\n').join(''), what: "the change's events from the repository's audit log, one JSON event per line, exactly as stored" },
-    { name: 'checkpoint.json', text: JSON.stringify(checkpoint, null, 2) + '\n', what: "the repository audit log's event count and head hash when this bundle was written" },
+    {
+      name: 'audit-events.jsonl',
+      text: lines.map((line) => line + '\n').join(''),
+      what: "the change's events from the repository's audit log, one JSON event per line, exactly as stored",
+    },
+    {
+      name: 'checkpoint.json',
+      text: JSON.stringify(checkpoint, null, 2) + '\n',
+      what: "the repository audit log's event count and head hash when this bundle was written",
+    },
   ];
   const sums = contents.map((entry) => `${createHash('sha256').update(entry.text, 'utf8').digest('hex')}  ${entry.name}`).join('\n') + '\n';
   const described = [
@@ -836,7 +908,14 @@ export async function exportProofBundle(input: ProofBundleInput): Promise<ProofB
     ...contents.map(({ name, what }) => ({ name, what })),
     { name: 'SHA256SUMS', what: 'SHA-256 of every other file, for `sha256sum -c SHA256SUMS`' },
   ];
-  const readme = bundleReadme({ changeId: input.changeId, createdAt: now.toISOString(), files: described, redaction, checkpoint, eventCount: lines.length });
+  const readme = bundleReadme({
+    changeId: input.changeId,
+    createdAt: now.toISOString(),
+    files: described,
+    redaction,
+    checkpoint,
+    eventCount: lines.length,
+  });
   const entries = [{ name: 'README.md', text: readme }, ...contents, { name: 'SHA256SUMS', text: sums }];
 
   await mkdir(dirname(input.dest), { recursive: true });
@@ -848,7 +927,9 @@ export async function exportProofBundle(input: ProofBundleInput): Promise<ProofB
     if (logs.length) pack.entry({ name: `${root}/logs/`, type: 'directory', mode: 0o755, mtime: now });
     for (const entry of entries) {
       await new Promise<void>((resolve, reject) =>
-        pack.entry({ name: `${root}/${entry.name}`, mode: 0o644, mtime: now }, Buffer.from(entry.text, 'utf8'), (error) => (error ? reject(error) : resolve())),
+        pack.entry({ name: `${root}/${entry.name}`, mode: 0o644, mtime: now }, Buffer.from(entry.text, 'utf8'), (error) =>
+          error ? reject(error) : resolve(),
+        ),
       );
     }
     pack.finalize();

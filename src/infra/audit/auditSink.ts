@@ -80,15 +80,22 @@ export function validateSinkEndpoint(value: string): { url: URL } | { error: str
   try {
     url = new URL(value.trim());
   } catch {
-    return { error: `The audit sink endpoint "${value}" is not a URL. Set agentLanes.audit.sinkEndpoint to an https:// address, for example https://audit.example.com/v1/events.` };
+    return {
+      error: `The audit sink endpoint "${value}" is not a URL. Set agentLanes.audit.sinkEndpoint to an https:// address, for example https://audit.example.com/v1/events.`,
+    };
   }
   if (url.username || url.password) {
-    return { error: 'The audit sink endpoint contains a user name or password. Remove them from agentLanes.audit.sinkEndpoint; Agent Lanes sends the sink token from its secret storage instead.' };
+    return {
+      error:
+        'The audit sink endpoint contains a user name or password. Remove them from agentLanes.audit.sinkEndpoint; Agent Lanes sends the sink token from its secret storage instead.',
+    };
   }
   const loopback = LOOPBACK.has(url.hostname) || /^127(?:\.\d{1,3}){3}$/.test(url.hostname);
   if (url.protocol === 'https:' || (url.protocol === 'http:' && loopback)) return { url };
   if (url.protocol === 'http:') {
-    return { error: `The audit sink endpoint ${url.origin} uses plain HTTP. Use https://, or http:// only for a sink on this machine (localhost).` };
+    return {
+      error: `The audit sink endpoint ${url.origin} uses plain HTTP. Use https://, or http:// only for a sink on this machine (localhost).`,
+    };
   }
   return { error: `The audit sink endpoint must be an https:// URL, not ${url.protocol}//.` };
 }
@@ -116,12 +123,15 @@ const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal.aborted) return resolve();
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
-
 
 export class AuditSink {
   private readonly url: URL;
@@ -189,7 +199,9 @@ export class AuditSink {
       const last = await this.lastCompleteSeq();
       if (this.current.acknowledgedSeq >= last) return;
       if (Date.now() > deadline) {
-        throw new Error(`The audit sink has acknowledged events up to ${this.current.acknowledgedSeq} of ${last}${this.current.lastError ? ` (last error: ${this.current.lastError})` : ''}.`);
+        throw new Error(
+          `The audit sink has acknowledged events up to ${this.current.acknowledgedSeq} of ${last}${this.current.lastError ? ` (last error: ${this.current.lastError})` : ''}.`,
+        );
       }
       this.notify();
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -214,7 +226,15 @@ export class AuditSink {
   }
 
   private async loadCursor(): Promise<Cursor> {
-    const fresh: Cursor = { version: 1, endpoint: this.url.href, repoKey: this.options.repoKey, seq: 0, hash: '', offset: 0, updatedAt: new Date().toISOString() };
+    const fresh: Cursor = {
+      version: 1,
+      endpoint: this.url.href,
+      repoKey: this.options.repoKey,
+      seq: 0,
+      hash: '',
+      offset: 0,
+      updatedAt: new Date().toISOString(),
+    };
     const text = await readFile(this.cursorFile, 'utf8').catch(() => undefined);
     if (text === undefined) return fresh;
     let parsed: ReturnType<typeof CursorSchema.safeParse>;
@@ -224,7 +244,9 @@ export class AuditSink {
       parsed = CursorSchema.safeParse(undefined);
     }
     if (!parsed.success) {
-      this.options.logger?.warn(`Audit sink: ${this.cursorFile} is unreadable; sending the whole log again (the sink drops duplicates by hash).`);
+      this.options.logger?.warn(
+        `Audit sink: ${this.cursorFile} is unreadable; sending the whole log again (the sink drops duplicates by hash).`,
+      );
       return fresh;
     }
     // A different sink or a different repository's log has seen none of these events.
@@ -243,7 +265,10 @@ export class AuditSink {
     }
     const holder = await readFile(this.lockFile, 'utf8').catch(() => '');
     const pid = Number(holder.split(' ')[0]);
-    const age = await stat(this.lockFile).then((s) => Date.now() - s.mtimeMs, () => 0);
+    const age = await stat(this.lockFile).then(
+      (s) => Date.now() - s.mtimeMs,
+      () => 0,
+    );
     const stale = holder === '' ? age > 1000 : !Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && !processAlive(pid));
     if (stale || age > LOCK_STALE_MS) {
       await unlink(this.lockFile).catch(() => undefined);
@@ -333,7 +358,12 @@ export class AuditSink {
     let delay = ceiling / 2 + (this.options.random ?? Math.random)() * (ceiling / 2);
     if (error instanceof SinkHttpError && error.retryAfterMs !== undefined) delay = Math.min(max, Math.max(delay, error.retryAfterMs));
     this.options.logger?.warn(`Audit sink ${this.url.origin}: ${error.message}; retrying in ${Math.round(delay)} ms.`);
-    this.setStatus({ state: 'waiting', consecutiveFailures: failures, lastError: error.message, nextAttemptAt: new Date(Date.now() + delay).toISOString() });
+    this.setStatus({
+      state: 'waiting',
+      consecutiveFailures: failures,
+      lastError: error.message,
+      nextAttemptAt: new Date(Date.now() + delay).toISOString(),
+    });
     await sleep(delay, this.stopController.signal);
     await this.touchLock();
   }
@@ -392,7 +422,9 @@ export class AuditSink {
           const hash = tail ? /^.*,"hash":"([0-9a-f]{64})"/.exec(text.slice(0, tail.index)) : null;
           if (!tail || !hash) {
             // Not a sealed event: the chain is broken here; verify says why, and nothing after it is sent.
-            this.options.logger?.warn(`Audit sink: the line at byte ${base + start} of the audit log is not an intact event; run "Lanes: Verify Audit Log".`);
+            this.options.logger?.warn(
+              `Audit sink: the line at byte ${base + start} of the audit log is not an intact event; run "Lanes: Verify Audit Log".`,
+            );
             return lines;
           }
           lines.push({ text, seq: Number(tail[2]), hash: hash[1]!, prevHash: tail[1]!, end: base + newline + 1 });

@@ -61,7 +61,9 @@ async function assertOutside(worktreeReal: string, path: string, what: string): 
   const parent = await realpath(dirname(path)).catch(() => resolve(dirname(path)));
   const inside = relative(worktreeReal, join(parent, basename(path)));
   if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
-    throw new AgentRunError(`The ${what} ${path} lies inside the worktree; it must lie outside it, where the agent's edits cannot reach it.`);
+    throw new AgentRunError(
+      `The ${what} ${path} lies inside the worktree; it must lie outside it, where the agent's edits cannot reach it.`,
+    );
   }
 }
 
@@ -98,14 +100,20 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
     if (!(await stat(worktreePath)).isDirectory()) throw new Error('not a folder');
     worktreeReal = await realpath(worktreePath);
   } catch {
-    throw new AgentRunError(`The worktree ${worktreePath} of change ${options.changeId} is missing; run "Lanes: Reconcile" to restore it or discard the change.`);
+    throw new AgentRunError(
+      `The worktree ${worktreePath} of change ${options.changeId} is missing; run "Lanes: Reconcile" to restore it or discard the change.`,
+    );
   }
   await assertOutside(worktreeReal, promptFile, 'prompt file');
   await assertOutside(worktreeReal, evidenceFile, 'evidence file (LANES_EVIDENCE_FILE)');
   await assertOutside(worktreeReal, logFile, 'log file');
 
   const promptText = composePrompt(options.prompt);
-  await Promise.all([mkdir(dirname(promptFile), { recursive: true }), mkdir(dirname(evidenceFile), { recursive: true }), mkdir(dirname(logFile), { recursive: true })]);
+  await Promise.all([
+    mkdir(dirname(promptFile), { recursive: true }),
+    mkdir(dirname(evidenceFile), { recursive: true }),
+    mkdir(dirname(logFile), { recursive: true }),
+  ]);
   await writeFile(promptFile, promptText, { mode: 0o600 });
   // A report left by an earlier run must not pass for this run's.
   await rm(evidenceFile, { force: true });
@@ -122,7 +130,9 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
   };
   writeLog(`── ${startedAt} agent ${agent.id}: ${[file, ...args.map((arg) => (arg === promptText ? '{prompt}' : arg))].join(' ')}\n`);
 
-  const finish = async (result: Omit<AgentRunResult, 'startedAt' | 'endedAt' | 'durationMs' | 'logFile' | 'promptFile'>): Promise<AgentRunResult> => {
+  const finish = async (
+    result: Omit<AgentRunResult, 'startedAt' | 'endedAt' | 'durationMs' | 'logFile' | 'promptFile'>,
+  ): Promise<AgentRunResult> => {
     const ended = Date.now();
     writeLog(`── ${new Date(ended).toISOString()} ${result.outcome}: ${result.message}\n`);
     await closeLog(log);
@@ -222,16 +232,32 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
     });
   }
   if (stopReason === 'cancelled') {
-    return finish({ outcome: 'cancelled', ...(result.signal ? { signal: result.signal } : {}), message: `Agent "${agent.label}" was stopped after ${elapsed}, with all its processes.` });
+    return finish({
+      outcome: 'cancelled',
+      ...(result.signal ? { signal: result.signal } : {}),
+      message: `Agent "${agent.label}" was stopped after ${elapsed}, with all its processes.`,
+    });
   }
-  if (result.exitCode === 0) return finish({ outcome: 'succeeded', exitCode: 0, message: `Agent "${agent.label}" finished in ${elapsed}.` });
+  if (result.exitCode === 0)
+    return finish({ outcome: 'succeeded', exitCode: 0, message: `Agent "${agent.label}" finished in ${elapsed}.` });
   if (result.exitCode !== undefined) {
-    return finish({ outcome: 'failed', exitCode: result.exitCode, message: `Agent "${agent.label}" exited with code ${result.exitCode} after ${elapsed}. Its output is in ${logFile}.` });
+    return finish({
+      outcome: 'failed',
+      exitCode: result.exitCode,
+      message: `Agent "${agent.label}" exited with code ${result.exitCode} after ${elapsed}. Its output is in ${logFile}.`,
+    });
   }
   if (result.signal) {
-    return finish({ outcome: 'failed', signal: result.signal, message: `Agent "${agent.label}" was killed by ${result.signal} after ${elapsed}. Its output is in ${logFile}.` });
+    return finish({
+      outcome: 'failed',
+      signal: result.signal,
+      message: `Agent "${agent.label}" was killed by ${result.signal} after ${elapsed}. Its output is in ${logFile}.`,
+    });
   }
-  return finish({ outcome: 'failed', message: `Agent "${agent.label}" could not run: ${result.shortMessage ?? 'unknown error'}. Check the agent "${agent.id}" in ${AGENTS_SETTING}.` });
+  return finish({
+    outcome: 'failed',
+    message: `Agent "${agent.label}" could not run: ${result.shortMessage ?? 'unknown error'}. Check the agent "${agent.id}" in ${AGENTS_SETTING}.`,
+  });
 }
 
 function closeLog(log: WriteStream): Promise<void> {
@@ -251,7 +277,10 @@ export async function readAgentReport(evidenceFile: string): Promise<AgentReport
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { missing: true };
     throw error;
   }
-  if (!info.isFile()) return { error: `The agent's report (LANES_EVIDENCE_FILE) at ${evidenceFile} is not a regular file (a link or a folder); it was not read.` };
+  if (!info.isFile())
+    return {
+      error: `The agent's report (LANES_EVIDENCE_FILE) at ${evidenceFile} is not a regular file (a link or a folder); it was not read.`,
+    };
   const oversized = oversizedReportError(info.size);
   if (oversized) return { error: oversized };
   return parseAgentReport(await readFile(evidenceFile, 'utf8'));

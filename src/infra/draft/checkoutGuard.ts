@@ -41,7 +41,15 @@ async function statOf(path: string): Promise<string> {
 /** Records the user's checkout before an agent starts. */
 export async function snapshotCheckout(repoRoot: string): Promise<CheckoutSnapshot> {
   // --no-optional-locks: our own status must not rewrite the user's index.
-  const status = await git(repoRoot, ['--no-optional-locks', 'status', '--porcelain=v2', '-z', '--branch', '--untracked-files=all', '--ignore-submodules=none']);
+  const status = await git(repoRoot, [
+    '--no-optional-locks',
+    'status',
+    '--porcelain=v2',
+    '-z',
+    '--branch',
+    '--untracked-files=all',
+    '--ignore-submodules=none',
+  ]);
   const parsed = parsePorcelainV2(status.stdout);
   const records: Record<string, string> = {};
   const fileStats: Record<string, string> = {};
@@ -67,8 +75,10 @@ const MAX_DIFFERENCES = 50;
 /** Compares two snapshots of the same checkout. */
 export function compareCheckoutSnapshots(before: CheckoutSnapshot, after: CheckoutSnapshot): CheckoutVerdict {
   const differences: string[] = [];
-  if (before.headSha !== after.headSha) differences.push(`HEAD moved from ${before.headSha?.slice(0, 12) ?? '(no commit)'} to ${after.headSha?.slice(0, 12) ?? '(no commit)'}`);
-  if (before.branch !== after.branch) differences.push(`the checked-out branch changed from ${before.branch ?? '(detached)'} to ${after.branch ?? '(detached)'}`);
+  if (before.headSha !== after.headSha)
+    differences.push(`HEAD moved from ${before.headSha?.slice(0, 12) ?? '(no commit)'} to ${after.headSha?.slice(0, 12) ?? '(no commit)'}`);
+  if (before.branch !== after.branch)
+    differences.push(`the checked-out branch changed from ${before.branch ?? '(detached)'} to ${after.branch ?? '(detached)'}`);
   const paths = [...new Set([...Object.keys(before.records), ...Object.keys(after.records)])].sort();
   for (const path of paths) {
     const was = before.records[path];
@@ -76,7 +86,11 @@ export function compareCheckoutSnapshots(before: CheckoutSnapshot, after: Checko
     if (was === undefined) differences.push(`${path} ${now?.startsWith('?') ? 'appeared (untracked)' : 'was changed'}`);
     else if (now === undefined) differences.push(`${path} went back to its committed state`);
     else if (was !== now) differences.push(`${path} changed its status`);
-    else if (before.fileStats[path] !== undefined && after.fileStats[path] !== undefined && before.fileStats[path] !== after.fileStats[path]) {
+    else if (
+      before.fileStats[path] !== undefined &&
+      after.fileStats[path] !== undefined &&
+      before.fileStats[path] !== after.fileStats[path]
+    ) {
       differences.push(`${path} was modified again`);
     }
   }

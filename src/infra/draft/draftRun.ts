@@ -53,10 +53,22 @@ export async function finishDraftRun(options: FinishDraftRunOptions): Promise<Fi
   });
   const analysis =
     commit.outcome === 'committed'
-      ? await analyzeChange({ ...options, repoRoot: options.repoRoot, baseSha: options.baseSha, headSha: commit.headSha, worktreePath: options.worktreePath })
+      ? await analyzeChange({
+          ...options,
+          repoRoot: options.repoRoot,
+          baseSha: options.baseSha,
+          headSha: commit.headSha,
+          worktreePath: options.worktreePath,
+        })
       : undefined;
   const agentReport = await readAgentReport(options.evidenceFile);
   const flags = [...(analysis?.flags ?? []), ...refusedPathFlags(commit.refusedPaths)];
   if (!checkout.untouched) flags.unshift(checkoutTouchedFlag(checkout.differences));
-  return { checkout: { untouched: checkout.untouched, differences: checkout.differences }, commit, ...(analysis ? { analysis } : {}), agentReport, flags };
+  return {
+    checkout: { untouched: checkout.untouched, differences: checkout.differences },
+    commit,
+    ...(analysis ? { analysis } : {}),
+    agentReport,
+    flags,
+  };
 }

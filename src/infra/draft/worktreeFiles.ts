@@ -37,7 +37,11 @@ export interface WorktreeFileLimits {
   maxListEntries: number;
 }
 
-export const DEFAULT_WORKTREE_FILE_LIMITS: WorktreeFileLimits = Object.freeze({ maxReadBytes: 1024 * 1024, maxWriteBytes: 1024 * 1024, maxListEntries: 2_000 });
+export const DEFAULT_WORKTREE_FILE_LIMITS: WorktreeFileLimits = Object.freeze({
+  maxReadBytes: 1024 * 1024,
+  maxWriteBytes: 1024 * 1024,
+  maxListEntries: 2_000,
+});
 
 export interface ListedEntry {
   path: string;
@@ -61,7 +65,9 @@ export class WorktreeFiles {
     try {
       root = await realpath(worktreePath);
     } catch {
-      throw new WorktreePathError(`The change's worktree ${worktreePath} is missing; restore it with "Lanes: Reconcile" before using the file tools.`);
+      throw new WorktreePathError(
+        `The change's worktree ${worktreePath} is missing; restore it with "Lanes: Reconcile" before using the file tools.`,
+      );
     }
     return new WorktreeFiles(root, { ...DEFAULT_WORKTREE_FILE_LIMITS, ...limits });
   }
@@ -69,7 +75,9 @@ export class WorktreeFiles {
   /** Checks that a real path is inside the worktree and not inside its .git. */
   private confine(real: string, asked: string): void {
     if (!isInsideFolder(this.root, real, true)) {
-      throw new WorktreePathError(`"${asked}" leads outside the change's worktree through a symbolic link; only files inside the worktree can be used.`);
+      throw new WorktreePathError(
+        `"${asked}" leads outside the change's worktree through a symbolic link; only files inside the worktree can be used.`,
+      );
     }
     if (relative(this.root, real).split(sep).some(isGitComponent)) {
       throw new WorktreePathError(`"${asked}" leads into .git through a symbolic link; git's own files are off limits to agents.`);
@@ -84,7 +92,10 @@ export class WorktreeFiles {
     return { relativePath, absolute };
   }
 
-  async list(asked: unknown = '.', options: { recursive?: boolean; maxEntries?: number } = {}): Promise<{ entries: ListedEntry[]; truncated: boolean }> {
+  async list(
+    asked: unknown = '.',
+    options: { recursive?: boolean; maxEntries?: number } = {},
+  ): Promise<{ entries: ListedEntry[]; truncated: boolean }> {
     const { relativePath, absolute } = await this.resolve(asked, { allowRoot: true });
     const max = Math.min(options.maxEntries ?? this.limits.maxListEntries, this.limits.maxListEntries);
     const start = await realpath(absolute).catch(() => {
@@ -123,10 +134,13 @@ export class WorktreeFiles {
       if (info.isDirectory()) throw new WorktreePathError(`"${String(asked)}" is a folder; list it instead.`);
       if (!info.isFile()) throw new WorktreePathError(`"${String(asked)}" is not a regular file.`);
       if (info.size > this.limits.maxReadBytes) {
-        throw new WorktreePathError(`"${String(asked)}" is ${info.size} bytes, over the read limit of ${this.limits.maxReadBytes}; read a smaller file.`);
+        throw new WorktreePathError(
+          `"${String(asked)}" is ${info.size} bytes, over the read limit of ${this.limits.maxReadBytes}; read a smaller file.`,
+        );
       }
       const bytes = await handle.readFile();
-      if (bytes.subarray(0, 8000).includes(0)) throw new WorktreePathError(`"${String(asked)}" is a binary file; only text files can be read.`);
+      if (bytes.subarray(0, 8000).includes(0))
+        throw new WorktreePathError(`"${String(asked)}" is a binary file; only text files can be read.`);
       return { path: relativePath, content: bytes.toString('utf8'), sizeBytes: info.size };
     } finally {
       await handle.close();
@@ -137,7 +151,9 @@ export class WorktreeFiles {
     if (typeof content !== 'string') throw new WorktreePathError('The content to write must be a string.');
     const bytes = Buffer.from(content, 'utf8');
     if (bytes.length > this.limits.maxWriteBytes) {
-      throw new WorktreePathError(`The content is ${bytes.length} bytes, over the write limit of ${this.limits.maxWriteBytes}; write smaller files.`);
+      throw new WorktreePathError(
+        `The content is ${bytes.length} bytes, over the write limit of ${this.limits.maxWriteBytes}; write smaller files.`,
+      );
     }
     const { relativePath, absolute } = await this.resolve(asked);
     let target = absolute;
@@ -147,7 +163,9 @@ export class WorktreeFiles {
     if (existing?.isSymbolicLink()) {
       // Writing through a link is fine only when it stays inside (resolve() checked a dangling one by its parent only).
       target = await realpath(absolute).catch(() => {
-        throw new WorktreePathError(`"${String(asked)}" is a symbolic link to a missing target; delete the link first or write another path.`);
+        throw new WorktreePathError(
+          `"${String(asked)}" is a symbolic link to a missing target; delete the link first or write another path.`,
+        );
       });
       this.confine(target, String(asked));
     }
@@ -182,7 +200,10 @@ export class WorktreeFiles {
         try {
           await rmdir(absolute);
         } catch (error) {
-          if ((error as NodeJS.ErrnoException).code === 'ENOTEMPTY') throw new WorktreePathError(`The folder "${String(asked)}" is not empty; delete its files first, or ask for a recursive delete.`);
+          if ((error as NodeJS.ErrnoException).code === 'ENOTEMPTY')
+            throw new WorktreePathError(
+              `The folder "${String(asked)}" is not empty; delete its files first, or ask for a recursive delete.`,
+            );
           throw error;
         }
       }

@@ -37,7 +37,8 @@ export interface AnalyzeChangeOptions extends DiffAnalysisOptions {
 
 /** Refuses what could be read as an option or carries spaces or control characters. */
 export function assertRevision(value: string, what: string): void {
-  if (!value || value.startsWith('-') || value.includes(' ') || hasControlCharacters(value)) throw new Error(`The ${what} "${value}" is not a commit id or ref.`);
+  if (!value || value.startsWith('-') || value.includes(' ') || hasControlCharacters(value))
+    throw new Error(`The ${what} "${value}" is not a commit id or ref.`);
 }
 
 /** Blob sizes (from `cat-file --batch-check`), by blob id. */
@@ -123,12 +124,23 @@ export async function analyzeChange(options: AnalyzeChangeOptions): Promise<Diff
     const newText = contents.get(entry.newSha)?.toString('utf8');
     const oldId = oldIds.get(entry);
     const oldText = oldId ? contents.get(oldId)?.toString('utf8') : undefined;
-    manifestTexts.set(entry.path, { ...(newText !== undefined ? { new: newText } : {}), ...(oldText !== undefined ? { old: oldText } : {}) });
+    manifestTexts.set(entry.path, {
+      ...(newText !== undefined ? { new: newText } : {}),
+      ...(oldText !== undefined ? { old: oldText } : {}),
+    });
   }
   const symlinkEscapesOnDisk = options.worktreePath ? await symlinksEscapingOnDisk(options.worktreePath, symlinkTargets) : undefined;
 
   return analyzeDiff(
-    { raw, numstat, blobSizes: sizes, symlinkTargets, addedLines, manifests: manifestTexts, ...(symlinkEscapesOnDisk ? { symlinkEscapesOnDisk } : {}) },
+    {
+      raw,
+      numstat,
+      blobSizes: sizes,
+      symlinkTargets,
+      addedLines,
+      manifests: manifestTexts,
+      ...(symlinkEscapesOnDisk ? { symlinkEscapesOnDisk } : {}),
+    },
     options,
   );
 }

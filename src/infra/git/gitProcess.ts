@@ -76,7 +76,10 @@ async function run<T extends 'utf8' | 'buffer'>(
   });
   const stderr = typeof result.stderr === 'string' ? result.stderr : Buffer.from(result.stderr as Uint8Array).toString('utf8');
   if (result.failed && result.exitCode === undefined) {
-    const cause = (result as { code?: string }).code === 'ENOENT' ? 'git is not installed or not on PATH; install git and try again' : result.shortMessage;
+    const cause =
+      (result as { code?: string }).code === 'ENOENT'
+        ? 'git is not installed or not on PATH; install git and try again'
+        : result.shortMessage;
     throw new GitCommandError(args, undefined, stderr, `${describe(args)} could not run: ${cause}`);
   }
   const exitCode = result.exitCode ?? 0;

@@ -61,7 +61,10 @@ export function laneCommitMessage(options: Pick<CommitLaneWorkOptions, 'changeId
   return `${paragraphs.join('\n\n')}\n`;
 }
 
-async function resolveIdentity(worktreePath: string, fallback: GitIdentity): Promise<{ env: Record<string, string>; identity: GitIdentity & { fallback: boolean } }> {
+async function resolveIdentity(
+  worktreePath: string,
+  fallback: GitIdentity,
+): Promise<{ env: Record<string, string>; identity: GitIdentity & { fallback: boolean } }> {
   const configured = await git(worktreePath, ['config', '--get-regexp', '^user\\.(name|email)$'], { okExitCodes: [1] });
   const values = new Map<string, string>();
   for (const line of configured.stdout.split('\n')) {
@@ -83,7 +86,8 @@ async function resolveIdentity(worktreePath: string, fallback: GitIdentity): Pro
 export function parseRefusedPaths(stderr: string): string[] {
   const paths = new Set<string>();
   for (const line of stderr.split('\n')) {
-    const match = /^error: (?:invalid path|unable to add|unable to index file|unable to stat) '(.*)'/.exec(line) ?? /^error: open\("(.*)"\)/.exec(line);
+    const match =
+      /^error: (?:invalid path|unable to add|unable to index file|unable to stat) '(.*)'/.exec(line) ?? /^error: open\("(.*)"\)/.exec(line);
     if (match?.[1]) paths.add(match[1]);
   }
   return [...paths];
@@ -96,7 +100,8 @@ export function parseRefusedPaths(stderr: string): string[] {
  */
 export async function commitLaneWork(options: CommitLaneWorkOptions): Promise<LaneCommitResult> {
   const { worktreePath, branch, baseSha } = options;
-  if (!isLaneBranch(branch)) throw new LaneCommitError(`"${branch}" is not a lane branch; lane work is committed only on lanes/… branches.`);
+  if (!isLaneBranch(branch))
+    throw new LaneCommitError(`"${branch}" is not a lane branch; lane work is committed only on lanes/… branches.`);
   const head = await git(worktreePath, ['symbolic-ref', '--quiet', 'HEAD'], { okExitCodes: [1] });
   const onBranch = head.stdout.trim();
   if (onBranch !== `refs/heads/${branch}`) {
@@ -108,7 +113,9 @@ export async function commitLaneWork(options: CommitLaneWorkOptions): Promise<La
   const added = await git(worktreePath, ['add', '--all', '--ignore-errors', '--', '.'], { okExitCodes: [1] });
   const refusedPaths = parseRefusedPaths(added.stderr);
   if (added.exitCode !== 0 && refusedPaths.length === 0) {
-    throw new LaneCommitError(`Could not stage the agent's changes in ${worktreePath}: ${added.stderr.trim() || `git add exited with ${added.exitCode}`}`);
+    throw new LaneCommitError(
+      `Could not stage the agent's changes in ${worktreePath}: ${added.stderr.trim() || `git add exited with ${added.exitCode}`}`,
+    );
   }
   const staged = await git(worktreePath, ['diff', '--cached', '--quiet', '--no-ext-diff'], { okExitCodes: [1] });
   const { env, identity } = await resolveIdentity(worktreePath, options.fallbackIdentity ?? FALLBACK_IDENTITY);

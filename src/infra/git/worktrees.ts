@@ -25,8 +25,13 @@ export class WorktreeError extends Error {
 /** Thrown when removing would lose uncommitted work; pass force after asking the user. */
 export class UncommittedWorkError extends WorktreeError {
   override name = 'UncommittedWorkError';
-  constructor(readonly path: string, readonly entries: number) {
-    super(`The worktree at ${path} has ${entries} uncommitted change${entries === 1 ? '' : 's'}. Commit or copy what you need, or confirm removing it anyway.`);
+  constructor(
+    readonly path: string,
+    readonly entries: number,
+  ) {
+    super(
+      `The worktree at ${path} has ${entries} uncommitted change${entries === 1 ? '' : 's'}. Commit or copy what you need, or confirm removing it anyway.`,
+    );
   }
 }
 
@@ -45,7 +50,8 @@ export async function resolveBase(repoRoot: string, ref?: string): Promise<Resol
   const asked = ref?.trim();
   if (!asked) {
     const head = await git(repoRoot, ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { okExitCodes: [1] });
-    if (head.exitCode !== 0) throw new WorktreeError('This repository has no commits yet, so a draft has no base. Make a first commit, then start the draft.');
+    if (head.exitCode !== 0)
+      throw new WorktreeError('This repository has no commits yet, so a draft has no base. Make a first commit, then start the draft.');
     const branch = await git(repoRoot, ['symbolic-ref', '--quiet', '--short', 'HEAD'], { okExitCodes: [1] });
     const name = branch.exitCode === 0 ? branch.stdout.trim() : undefined;
     return { ref: 'HEAD', sha: head.stdout.trim(), ...(name ? { branch: name } : {}) };
@@ -54,13 +60,14 @@ export async function resolveBase(repoRoot: string, ref?: string): Promise<Resol
   if (asked.startsWith('-') || hasControlCharacters(asked)) {
     throw new WorktreeError(`"${asked}" is not a valid branch, tag or commit name. ${LIST_REFS_HINT}`);
   }
-  const resolved = await git(repoRoot, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${asked}^{commit}`], { okExitCodes: [1, 128] });
+  const resolved = await git(repoRoot, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${asked}^{commit}`], {
+    okExitCodes: [1, 128],
+  });
   if (resolved.exitCode !== 0) {
     throw new WorktreeError(`The base "${asked}" is not a branch, tag or commit in this repository. ${LIST_REFS_HINT}`);
   }
   return { ref: asked, sha: resolved.stdout.trim() };
 }
-
 
 /** Operations in progress (merge, rebase, …) and uncommitted changes of the user's checkout. */
 export async function repositoryState(repoRoot: string): Promise<RepositoryState> {
@@ -100,7 +107,9 @@ async function prepareWorktreesDir(repoRoot: string, worktreesDir: string): Prom
   const [dirReal, rootReal] = await Promise.all([realpath(worktreesDir), realpath(repoRoot)]);
   const inside = relative(rootReal, dirReal);
   if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
-    throw new WorktreeError(`The worktrees directory ${worktreesDir} is inside the repository ${repoRoot}; it must lie outside every workspace folder (use the extension's storage).`);
+    throw new WorktreeError(
+      `The worktrees directory ${worktreesDir} is inside the repository ${repoRoot}; it must lie outside every workspace folder (use the extension's storage).`,
+    );
   }
   return dirReal;
 }
@@ -134,12 +143,15 @@ export interface CreatedWorktree {
 export async function createWorktree(options: CreateWorktreeOptions): Promise<CreatedWorktree> {
   const { repoRoot, changeId, slug, baseSha } = options;
   assertChangeId(changeId);
-  if (!/^[0-9a-f]{40}(?:[0-9a-f]{24})?$/.test(baseSha)) throw new WorktreeError(`"${baseSha}" is not a full commit SHA; resolve the base with resolveBase() first.`);
+  if (!/^[0-9a-f]{40}(?:[0-9a-f]{24})?$/.test(baseSha))
+    throw new WorktreeError(`"${baseSha}" is not a full commit SHA; resolve the base with resolveBase() first.`);
   const branch = laneBranchName(changeId, slug);
   const dir = await prepareWorktreesDir(repoRoot, options.worktreesDir);
   const path = join(dir, laneFolderName(changeId, slug));
   if (await pathExists(path)) {
-    throw new WorktreeError(`The folder ${path} already exists, so the worktree for change ${changeId} cannot be created there. Run "Lanes: Reconcile" to clean up leftovers.`);
+    throw new WorktreeError(
+      `The folder ${path} already exists, so the worktree for change ${changeId} cannot be created there. Run "Lanes: Reconcile" to clean up leftovers.`,
+    );
   }
   try {
     // One git process; `-b` refuses an existing branch before creating anything, so no separate check is needed.
@@ -148,7 +160,9 @@ export async function createWorktree(options: CreateWorktreeOptions): Promise<Cr
     const detail = error instanceof GitCommandError ? error.stderr.trim() : (error as Error).message;
     if (/a branch named '.*' already exists/.test(detail)) {
       // Not ours: git refused before creating anything, so the existing branch is left alone.
-      throw new WorktreeError(`The branch ${branch} already exists, so change ${changeId} cannot use it. Run "Lanes: Reconcile" to clean up leftovers.`);
+      throw new WorktreeError(
+        `The branch ${branch} already exists, so change ${changeId} cannot use it. Run "Lanes: Reconcile" to clean up leftovers.`,
+      );
     }
     await undoCreate(repoRoot, path, branch);
     throw new WorktreeError(`Could not create the worktree for change ${changeId} at ${path}: ${detail}. Nothing was left behind.`);
@@ -192,13 +206,16 @@ export async function removeWorktree(options: RemoveWorktreeOptions): Promise<Re
   if (!isLaneBranch(branch)) throw new WorktreeError(`Refusing to delete "${branch}": Agent Lanes only deletes its own lanes/… branches.`);
   const listed = parseWorktreeList((await git(repoRoot, ['worktree', 'list', '--porcelain', '-z'])).stdout);
   const main = listed[0];
-  if (main && (await sameFolder(main.path, worktreePath))) throw new WorktreeError(`Refusing to remove ${worktreePath}: it is the repository's main checkout.`);
+  if (main && (await sameFolder(main.path, worktreePath)))
+    throw new WorktreeError(`Refusing to remove ${worktreePath}: it is the repository's main checkout.`);
   let registered: (typeof listed)[number] | undefined;
   for (const entry of listed.slice(1)) {
     if (entry.branchRef === `refs/heads/${branch}` || (await sameFolder(entry.path, worktreePath))) registered = entry;
   }
   if (registered && registered.branchRef !== undefined && registered.branchRef !== `refs/heads/${branch}`) {
-    throw new WorktreeError(`The worktree at ${worktreePath} has ${registered.branchRef.replace('refs/heads/', '')} checked out, not ${branch}; remove it by hand if it is really a lane's.`);
+    throw new WorktreeError(
+      `The worktree at ${worktreePath} has ${registered.branchRef.replace('refs/heads/', '')} checked out, not ${branch}; remove it by hand if it is really a lane's.`,
+    );
   }
   const folder = registered?.path ?? worktreePath;
   let removedWorktree = false;
@@ -220,7 +237,9 @@ export async function removeWorktree(options: RemoveWorktreeOptions): Promise<Re
       await git(repoRoot, ['branch', '-D', '--', branch]);
     } catch (error) {
       const detail = error instanceof GitCommandError ? error.stderr.trim() : String(error);
-      throw new WorktreeError(`The worktree was removed but the branch ${branch} could not be deleted: ${detail}. If it is checked out somewhere, switch away from it and discard again.`);
+      throw new WorktreeError(
+        `The worktree was removed but the branch ${branch} could not be deleted: ${detail}. If it is checked out somewhere, switch away from it and discard again.`,
+      );
     }
     removedBranch = true;
   }
@@ -251,7 +270,8 @@ async function sameFolder(a: string, b: string): Promise<boolean> {
 /** Recreates a change's worktree from its lane branch (after its folder was deleted by hand). */
 export async function restoreWorktree(repoRoot: string, worktreePath: string, branch: string): Promise<void> {
   if (!isLaneBranch(branch)) throw new WorktreeError(`"${branch}" is not a lane branch.`);
-  if (!(await branchExists(repoRoot, branch))) throw new WorktreeError(`The branch ${branch} no longer exists, so the worktree cannot be restored; discard the change instead.`);
+  if (!(await branchExists(repoRoot, branch)))
+    throw new WorktreeError(`The branch ${branch} no longer exists, so the worktree cannot be restored; discard the change instead.`);
   if (await pathExists(worktreePath)) throw new WorktreeError(`${worktreePath} already exists; remove it first or run "Lanes: Reconcile".`);
   await git(repoRoot, ['worktree', 'prune']);
   try {
@@ -259,7 +279,9 @@ export async function restoreWorktree(repoRoot: string, worktreePath: string, br
   } catch (error) {
     await rm(worktreePath, { recursive: true, force: true });
     await git(repoRoot, ['worktree', 'prune']).catch(() => undefined);
-    throw new WorktreeError(`Could not restore the worktree at ${worktreePath} from ${branch}: ${error instanceof GitCommandError ? error.stderr.trim() : String(error)}`);
+    throw new WorktreeError(
+      `Could not restore the worktree at ${worktreePath} from ${branch}: ${error instanceof GitCommandError ? error.stderr.trim() : String(error)}`,
+    );
   }
 }
 
@@ -271,7 +293,10 @@ export interface LaneWorktreeListing {
 }
 
 /** Lists the lane worktrees and branches git knows of. hasUncommittedWork is computed only when asked (one status per worktree). */
-export async function listLaneWorktrees(repoRoot: string, options: { worktreesDir?: string; checkUncommitted?: boolean } = {}): Promise<LaneWorktreeListing> {
+export async function listLaneWorktrees(
+  repoRoot: string,
+  options: { worktreesDir?: string; checkUncommitted?: boolean } = {},
+): Promise<LaneWorktreeListing> {
   const [list, refs] = await Promise.all([
     git(repoRoot, ['worktree', 'list', '--porcelain', '-z']),
     git(repoRoot, ['for-each-ref', '--format=%(refname)', 'refs/heads/lanes/']),
@@ -340,7 +365,8 @@ export async function applyReconcileAction(
   action: ReconcileAction,
   options: { force?: boolean } = {},
 ): Promise<void> {
-  if (!finding.actions.includes(action)) throw new WorktreeError(`"${action}" does not apply to this finding (${finding.kind}); choose one of: ${finding.actions.join(', ')}.`);
+  if (!finding.actions.includes(action))
+    throw new WorktreeError(`"${action}" does not apply to this finding (${finding.kind}); choose one of: ${finding.actions.join(', ')}.`);
   switch (action) {
     case 'prune':
       // git never prunes a locked worktree; a half-created one is locked "initializing" by git itself.
@@ -373,7 +399,8 @@ export async function applyReconcileAction(
     case 'removeFolder': {
       const dirReal = await realpath(worktreesDir);
       const path = finding.path!;
-      if (!isInside(dirReal, path)) throw new WorktreeError(`Refusing to remove ${path}: it is not inside the worktrees directory ${worktreesDir}.`);
+      if (!isInside(dirReal, path))
+        throw new WorktreeError(`Refusing to remove ${path}: it is not inside the worktrees directory ${worktreesDir}.`);
       if (finding.hasUncommittedWork && !options.force) throw new UncommittedWorkError(path, (await readdir(path)).length);
       await rm(path, { recursive: true, force: true });
       return;

@@ -122,16 +122,26 @@ export function normalizeApiBaseUrl(value: string | undefined): string {
   try {
     url = new URL(raw);
   } catch {
-    throw new GitHubError('badSetting', `${API_BASE_URL_SETTING} is not a URL: "${raw}". Use https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server.`);
+    throw new GitHubError(
+      'badSetting',
+      `${API_BASE_URL_SETTING} is not a URL: "${raw}". Use https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server.`,
+    );
   }
   const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
-    throw new GitHubError('badSetting', `${API_BASE_URL_SETTING} must use https (plain http is accepted only for a local stand-in on 127.0.0.1): "${url.origin}".`);
+    throw new GitHubError(
+      'badSetting',
+      `${API_BASE_URL_SETTING} must use https (plain http is accepted only for a local stand-in on 127.0.0.1): "${url.origin}".`,
+    );
   }
   if (url.username || url.password) {
-    throw new GitHubError('badSetting', `${API_BASE_URL_SETTING} must not contain a user name or password; Agent Lanes signs in through VS Code's accounts.`);
+    throw new GitHubError(
+      'badSetting',
+      `${API_BASE_URL_SETTING} must not contain a user name or password; Agent Lanes signs in through VS Code's accounts.`,
+    );
   }
-  if (url.search || url.hash) throw new GitHubError('badSetting', `${API_BASE_URL_SETTING} must not have a query or fragment: use https://HOST/api/v3.`);
+  if (url.search || url.hash)
+    throw new GitHubError('badSetting', `${API_BASE_URL_SETTING} must not have a query or fragment: use https://HOST/api/v3.`);
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
@@ -154,12 +164,19 @@ export function displayRemote(remoteUrl: string): string {
  * ssh://git@github.com/o/r.git, git@github.com:o/r.git, and the same forms
  * on the Enterprise host of `apiBaseUrl`.
  */
-export function parseRemote(remoteUrl: string, apiBaseUrl: string = DEFAULT_API_BASE_URL, context: { remoteName?: string; branch?: string } = {}): GitHubRepository {
+export function parseRemote(
+  remoteUrl: string,
+  apiBaseUrl: string = DEFAULT_API_BASE_URL,
+  context: { remoteName?: string; branch?: string } = {},
+): GitHubRepository {
   const remoteName = context.remoteName ?? 'origin';
   const pushHint = `The branch can still be pushed: git push ${remoteName} ${context.branch ?? '<branch>'}.`;
   const shown = displayRemote(remoteUrl);
   const notGitHub = (why: string): GitHubError =>
-    new GitHubError('notGitHub', `The remote "${remoteName}" (${shown || 'empty'}) ${why}, so no pull request can be opened there. ${pushHint}`);
+    new GitHubError(
+      'notGitHub',
+      `The remote "${remoteName}" (${shown || 'empty'}) ${why}, so no pull request can be opened there. ${pushHint}`,
+    );
 
   const text = remoteUrl.trim();
   let host: string | undefined;
@@ -172,7 +189,8 @@ export function parseRemote(remoteUrl: string, apiBaseUrl: string = DEFAULT_API_
     } catch {
       throw notGitHub('is not a URL git or Agent Lanes can read');
     }
-    if (!['https:', 'http:', 'ssh:', 'git:', 'git+ssh:', 'ssh+git:'].includes(url.protocol)) throw notGitHub(`uses ${url.protocol.replace(':', '')}, not a GitHub host`);
+    if (!['https:', 'http:', 'ssh:', 'git:', 'git+ssh:', 'ssh+git:'].includes(url.protocol))
+      throw notGitHub(`uses ${url.protocol.replace(':', '')}, not a GitHub host`);
     host = url.hostname.toLowerCase();
     path = decodeURIComponent(url.pathname);
   } else if (scpLike?.[1] && scpLike[2]) {
@@ -185,12 +203,28 @@ export function parseRemote(remoteUrl: string, apiBaseUrl: string = DEFAULT_API_
   const expected = hostsForApi(apiBaseUrl);
   if (!expected.includes(host)) {
     const configured = apiBaseUrl === DEFAULT_API_BASE_URL ? '' : ` (${API_BASE_URL_SETTING} is ${apiBaseUrl})`;
-    const hint = host === 'github.com' && apiBaseUrl !== DEFAULT_API_BASE_URL ? ` Clear ${API_BASE_URL_SETTING} to use github.com.` : ` For GitHub Enterprise, set ${API_BASE_URL_SETTING} to https://${host}/api/v3.`;
-    throw new GitHubError('notGitHub', `The remote "${remoteName}" (${shown}) is on ${host}, not on ${expected[0]}${configured}, so no pull request can be opened there. ${pushHint}${hint}`);
+    const hint =
+      host === 'github.com' && apiBaseUrl !== DEFAULT_API_BASE_URL
+        ? ` Clear ${API_BASE_URL_SETTING} to use github.com.`
+        : ` For GitHub Enterprise, set ${API_BASE_URL_SETTING} to https://${host}/api/v3.`;
+    throw new GitHubError(
+      'notGitHub',
+      `The remote "${remoteName}" (${shown}) is on ${host}, not on ${expected[0]}${configured}, so no pull request can be opened there. ${pushHint}${hint}`,
+    );
   }
-  const parts = path.replace(/^\/+/, '').replace(/\/+$/, '').replace(/\.git$/, '').split('/');
+  const parts = path
+    .replace(/^\/+/, '')
+    .replace(/\/+$/, '')
+    .replace(/\.git$/, '')
+    .split('/');
   const [owner, repo] = parts;
-  if (parts.length !== 2 || !owner || !repo || !/^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/.test(owner) || !/^[A-Za-z0-9._-]+$/.test(repo)) {
+  if (
+    parts.length !== 2 ||
+    !owner ||
+    !repo ||
+    !/^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/.test(owner) ||
+    !/^[A-Za-z0-9._-]+$/.test(repo)
+  ) {
     throw notGitHub(`does not name a repository as OWNER/REPO (path "${path}")`);
   }
   return { owner, repo, host };
@@ -238,8 +272,21 @@ export function createGitHubClient(options: GitHubClientOptions): GitHubClient {
   const timeoutMs = options.timeoutMs ?? 30_000;
   let snapshot: RateLimitSnapshot | undefined;
 
-  const notify = (kind: RateLimitNotice['kind'], waitSeconds: number, request: { method?: string; url?: string }, retryCount: number, willRetry: boolean) => {
-    const notice: RateLimitNotice = { kind, waitSeconds, method: request.method ?? 'GET', url: scrub(request.url ?? ''), attempt: retryCount + 1, willRetry };
+  const notify = (
+    kind: RateLimitNotice['kind'],
+    waitSeconds: number,
+    request: { method?: string; url?: string },
+    retryCount: number,
+    willRetry: boolean,
+  ) => {
+    const notice: RateLimitNotice = {
+      kind,
+      waitSeconds,
+      method: request.method ?? 'GET',
+      url: scrub(request.url ?? ''),
+      attempt: retryCount + 1,
+      willRetry,
+    };
     logger.warn(
       willRetry
         ? `GitHub ${kind === 'secondary' ? 'asked to slow down (secondary rate limit)' : 'rate limit used up'}: waiting ${waitSeconds} s before retrying ${notice.method} ${notice.url}`
@@ -287,7 +334,12 @@ export function createGitHubClient(options: GitHubClientOptions): GitHubClient {
     const limit = Number(headers?.['x-ratelimit-limit']);
     const remaining = Number(headers?.['x-ratelimit-remaining']);
     const reset = Number(headers?.['x-ratelimit-reset']);
-    if (headers?.['x-ratelimit-remaining'] !== undefined && Number.isFinite(limit) && Number.isFinite(remaining) && Number.isFinite(reset)) {
+    if (
+      headers?.['x-ratelimit-remaining'] !== undefined &&
+      Number.isFinite(limit) &&
+      Number.isFinite(remaining) &&
+      Number.isFinite(reset)
+    ) {
       snapshot = { limit, remaining, resetEpochSeconds: reset, observedAtMs: Date.now() };
     }
   };
@@ -326,7 +378,12 @@ function githubErrorsText(data: unknown): string {
       if (typeof item === 'string') return item;
       const entry = (item ?? {}) as { message?: string; field?: string; code?: string; resource?: string };
       if (entry.message) return entry.message;
-      const hint = entry.field === 'base' && entry.code === 'invalid' ? ' (does the base branch exist on GitHub?)' : entry.field === 'head' && entry.code === 'invalid' ? ' (is the branch pushed?)' : '';
+      const hint =
+        entry.field === 'base' && entry.code === 'invalid'
+          ? ' (does the base branch exist on GitHub?)'
+          : entry.field === 'head' && entry.code === 'invalid'
+            ? ' (is the branch pushed?)'
+            : '';
       return `${entry.field ?? entry.resource ?? 'request'} ${entry.code ?? 'invalid'}${hint}`;
     });
     if (details.length) parts.push(details.join('; '));
@@ -335,7 +392,11 @@ function githubErrorsText(data: unknown): string {
 }
 
 /** Turns whatever octokit threw into a GitHubError with a message that says what to do. */
-export function toGitHubError(error: unknown, context: ErrorContext, scrub: (text: string) => string = (text) => redactText(text).text): GitHubError {
+export function toGitHubError(
+  error: unknown,
+  context: ErrorContext,
+  scrub: (text: string) => string = (text) => redactText(text).text,
+): GitHubError {
   if (error instanceof GitHubError) return error;
   const failure = (error ?? {}) as RequestErrorLike;
   const status = typeof failure.status === 'number' ? failure.status : undefined;
@@ -363,19 +424,34 @@ export function toGitHubError(error: unknown, context: ErrorContext, scrub: (tex
     );
   }
   const retryAfter = Number(headers['retry-after']);
-  if ((status === 403 || status === 429) && (/secondary rate limit/i.test(githubMessage) || Number.isFinite(retryAfter) && headers['retry-after'] !== undefined)) {
+  if (
+    (status === 403 || status === 429) &&
+    (/secondary rate limit/i.test(githubMessage) || (Number.isFinite(retryAfter) && headers['retry-after'] !== undefined))
+  ) {
     const wait = Number.isFinite(retryAfter) ? retryAfter : 60;
-    return new GitHubError('rateLimited', `GitHub's secondary rate limit stopped the attempt to ${context.action}${where}, even after waiting as GitHub asked. Wait ${wait} s or more, then try again.`, { ...details, retryAfterSeconds: wait });
+    return new GitHubError(
+      'rateLimited',
+      `GitHub's secondary rate limit stopped the attempt to ${context.action}${where}, even after waiting as GitHub asked. Wait ${wait} s or more, then try again.`,
+      { ...details, retryAfterSeconds: wait },
+    );
   }
   if ((status === 403 || status === 429) && headers['x-ratelimit-remaining'] === '0') {
     const reset = Number(headers['x-ratelimit-reset']);
     const seconds = Number.isFinite(reset) ? Math.max(0, Math.ceil(reset - Date.now() / 1000)) : undefined;
     const when = Number.isFinite(reset) ? ` at ${new Date(reset * 1000).toISOString().slice(11, 16)} UTC` : '';
-    return new GitHubError('rateLimited', `GitHub's API rate limit for this account is used up, so Agent Lanes could not ${context.action}${where}. It resets${when}${seconds !== undefined ? ` (in ${Math.ceil(seconds / 60)} min)` : ''}; try again then.`, { ...details, retryAfterSeconds: seconds });
+    return new GitHubError(
+      'rateLimited',
+      `GitHub's API rate limit for this account is used up, so Agent Lanes could not ${context.action}${where}. It resets${when}${seconds !== undefined ? ` (in ${Math.ceil(seconds / 60)} min)` : ''}; try again then.`,
+      { ...details, retryAfterSeconds: seconds },
+    );
   }
   switch (status) {
     case 401:
-      return new GitHubError('unauthorized', `GitHub did not accept the sign-in (401 ${githubMessage}) when trying to ${context.action}. Sign in to GitHub again (Accounts menu), then retry.`, details);
+      return new GitHubError(
+        'unauthorized',
+        `GitHub did not accept the sign-in (401 ${githubMessage}) when trying to ${context.action}. Sign in to GitHub again (Accounts menu), then retry.`,
+        details,
+      );
     case 403:
       return new GitHubError(
         'forbidden',
@@ -390,11 +466,23 @@ export function toGitHubError(error: unknown, context: ErrorContext, scrub: (tex
       );
     case 409:
     case 422:
-      return new GitHubError('validation', `GitHub refused to ${context.action}${where} (${status}): ${githubMessage}.`.replace(/\.\.$/, '.'), details);
+      return new GitHubError(
+        'validation',
+        `GitHub refused to ${context.action}${where} (${status}): ${githubMessage}.`.replace(/\.\.$/, '.'),
+        details,
+      );
     default:
       if (status >= 500) {
-        return new GitHubError('server', `GitHub had a server error (${status}) when trying to ${context.action}, even after retrying: ${githubMessage}. Try again in a few minutes.`, details);
+        return new GitHubError(
+          'server',
+          `GitHub had a server error (${status}) when trying to ${context.action}, even after retrying: ${githubMessage}. Try again in a few minutes.`,
+          details,
+        );
       }
-      return new GitHubError('unexpected', `GitHub answered ${status} when trying to ${context.action}${where}: ${githubMessage}.`, details);
+      return new GitHubError(
+        'unexpected',
+        `GitHub answered ${status} when trying to ${context.action}${where}: ${githubMessage}.`,
+        details,
+      );
   }
 }

@@ -7,7 +7,15 @@
 import { simpleGit, type SimpleGit } from 'simple-git';
 import { nextPollDelay, type PollScheduleOptions } from '../../core/pullRequest/polling';
 import { summariseChecks, type CheckRunInput, type CheckSummary, type CommitStatusInput } from '../../core/pullRequest/checks';
-import { displayRemote, GitHubError, parseRemote, toGitHubError, type GitHubClient, type GitHubErrorKind, type GitHubRepository } from './client';
+import {
+  displayRemote,
+  GitHubError,
+  parseRemote,
+  toGitHubError,
+  type GitHubClient,
+  type GitHubErrorKind,
+  type GitHubRepository,
+} from './client';
 import { environmentWithoutGitRedirects } from '../git/gitProcess';
 
 export type PullRequestStepName = 'push' | 'pr.create' | 'pr.update' | 'labels' | 'reviewers';
@@ -20,7 +28,16 @@ export interface PullRequestStep {
   at: string;
 }
 
-export type PullRequestErrorKind = GitHubErrorKind | 'badInput' | 'noRemote' | 'branchMissing' | 'branchMoved' | 'pushFailed' | 'refused' | 'pullRequestClosed' | 'checksNotPassing';
+export type PullRequestErrorKind =
+  | GitHubErrorKind
+  | 'badInput'
+  | 'noRemote'
+  | 'branchMissing'
+  | 'branchMoved'
+  | 'pushFailed'
+  | 'refused'
+  | 'pullRequestClosed'
+  | 'checksNotPassing';
 
 /** A failure with what was already done, so the caller can audit it and the user can retry. */
 export class PullRequestError extends Error {
@@ -28,7 +45,9 @@ export class PullRequestError extends Error {
   constructor(
     readonly kind: PullRequestErrorKind,
     message: string,
-    readonly progress: { failedStep?: PullRequestStepName; stepsDone: PullRequestStep[]; pullRequest?: { number: number; url: string } } = { stepsDone: [] },
+    readonly progress: { failedStep?: PullRequestStepName; stepsDone: PullRequestStep[]; pullRequest?: { number: number; url: string } } = {
+      stepsDone: [],
+    },
     readonly github?: GitHubError,
   ) {
     super(message);
@@ -75,7 +94,18 @@ export interface OpenPullRequestResult {
 }
 
 /** What simple-git refuses in the environment; none of it matters to a push. */
-const DROPPED_VARIABLES = ['PAGER', 'GIT_PAGER', 'EDITOR', 'GIT_EDITOR', 'VISUAL', 'GIT_SEQUENCE_EDITOR', 'GIT_EXTERNAL_DIFF', 'GIT_TEMPLATE_DIR', 'GIT_EXEC_PATH', 'PREFIX'];
+const DROPPED_VARIABLES = [
+  'PAGER',
+  'GIT_PAGER',
+  'EDITOR',
+  'GIT_EDITOR',
+  'VISUAL',
+  'GIT_SEQUENCE_EDITOR',
+  'GIT_EXTERNAL_DIFF',
+  'GIT_TEMPLATE_DIR',
+  'GIT_EXEC_PATH',
+  'PREFIX',
+];
 
 function laneGit(repoRoot: string, timeoutMs = 120_000): SimpleGit {
   const env: Record<string, string> = {};
@@ -88,7 +118,15 @@ function laneGit(repoRoot: string, timeoutMs = 120_000): SimpleGit {
     // An agent may have planted hooks in the shared git folder; a push must not run them.
     config: ['core.hooksPath=/dev/null', 'core.fsmonitor=false'],
     // The user's own SSH and credential settings pass through; the repository's config cannot add any.
-    unsafe: { allowUnsafeHooksPath: true, allowUnsafeFsMonitor: true, allowUnsafeSshCommand: true, allowUnsafeAskPass: true, allowUnsafeConfigPaths: true, allowUnsafeConfigEnvCount: true, allowUnsafeGitProxy: true },
+    unsafe: {
+      allowUnsafeHooksPath: true,
+      allowUnsafeFsMonitor: true,
+      allowUnsafeSshCommand: true,
+      allowUnsafeAskPass: true,
+      allowUnsafeConfigPaths: true,
+      allowUnsafeConfigEnvCount: true,
+      allowUnsafeGitProxy: true,
+    },
   }).env(env);
 }
 
@@ -109,11 +147,19 @@ export async function remoteUrl(repoRoot: string, remote: string): Promise<strin
   } catch {
     // Reported below with what to do.
   }
-  throw new PullRequestError('noRemote', `The repository has no remote named "${remote}". Add one (git remote add ${remote} URL) or set agentLanes.pullRequest.remote to the remote that points at GitHub.`);
+  throw new PullRequestError(
+    'noRemote',
+    `The repository has no remote named "${remote}". Add one (git remote add ${remote} URL) or set agentLanes.pullRequest.remote to the remote that points at GitHub.`,
+  );
 }
 
 /** owner/repo for a remote, or a notGitHub error that says the branch can still be pushed. */
-export async function resolveRepository(client: GitHubClient, repoRoot: string, remote: string, branch?: string): Promise<GitHubRepository> {
+export async function resolveRepository(
+  client: GitHubClient,
+  repoRoot: string,
+  remote: string,
+  branch?: string,
+): Promise<GitHubRepository> {
   return parseRemote(await remoteUrl(repoRoot, remote), client.apiBaseUrl, { remoteName: remote, branch });
 }
 
@@ -133,11 +179,21 @@ export interface PushResult {
  * replace its old push, but a branch someone else pushed to meanwhile is not
  * overwritten. Nothing is pushed when the remote already has the commit.
  */
-export async function pushBranch(input: { repoRoot: string; remote?: string; branch: string; expectedHeadSha?: string; timeoutMs?: number }): Promise<PushResult> {
+export async function pushBranch(input: {
+  repoRoot: string;
+  remote?: string;
+  branch: string;
+  expectedHeadSha?: string;
+  timeoutMs?: number;
+}): Promise<PushResult> {
   const remote = input.remote ?? 'origin';
   const git = laneGit(input.repoRoot, input.timeoutMs);
   const headSha = await branchHead(git, input.branch);
-  if (!headSha) throw new PullRequestError('branchMissing', `The lane branch "${input.branch}" does not exist in ${input.repoRoot}; the change's worktree may have been removed. Recreate the change or discard it.`);
+  if (!headSha)
+    throw new PullRequestError(
+      'branchMissing',
+      `The lane branch "${input.branch}" does not exist in ${input.repoRoot}; the change's worktree may have been removed. Recreate the change or discard it.`,
+    );
   if (input.expectedHeadSha && input.expectedHeadSha !== headSha) {
     throw new PullRequestError(
       'branchMoved',
@@ -151,13 +207,21 @@ export async function pushBranch(input: { repoRoot: string; remote?: string; bra
     const listed = await git.raw(['ls-remote', '--heads', pushUrl, `refs/heads/${input.branch}`]);
     remoteSha = listed.trim().split(/\s+/)[0] ?? '';
   } catch (error) {
-    throw new PullRequestError('pushFailed', `Could not read the remote "${remote}" before pushing: ${gitMessage(error)}. Check the remote URL and your git credentials, then retry.`);
+    throw new PullRequestError(
+      'pushFailed',
+      `Could not read the remote "${remote}" before pushing: ${gitMessage(error)}. Check the remote URL and your git credentials, then retry.`,
+    );
   }
   if (remoteSha === headSha) {
-    return { headSha, step: { name: 'push', outcome: 'skipped', detail: `${remote} already has ${input.branch} at ${headSha.slice(0, 12)}`, at: nowIso() } };
+    return {
+      headSha,
+      step: { name: 'push', outcome: 'skipped', detail: `${remote} already has ${input.branch} at ${headSha.slice(0, 12)}`, at: nowIso() },
+    };
   }
   try {
-    await git.push(remote, `refs/heads/${input.branch}:refs/heads/${input.branch}`, [`--force-with-lease=refs/heads/${input.branch}:${remoteSha}`]);
+    await git.push(remote, `refs/heads/${input.branch}:refs/heads/${input.branch}`, [
+      `--force-with-lease=refs/heads/${input.branch}:${remoteSha}`,
+    ]);
   } catch (error) {
     const detail = gitMessage(error).replace(/[a-z][a-z0-9+.-]*:\/\/[^/@\s]*@/gi, (match) => displayRemote(match));
     const stale = /stale info|rejected|fetch first|non-fast-forward/i.test(detail);
@@ -168,7 +232,15 @@ export async function pushBranch(input: { repoRoot: string; remote?: string; bra
         : `Could not push ${input.branch} to "${remote}": ${detail}. Check your git credentials and network, then retry.`,
     );
   }
-  return { headSha, step: { name: 'push', outcome: 'done', detail: `pushed ${input.branch} at ${headSha.slice(0, 12)} to ${remote}${remoteSha ? ` (was ${remoteSha.slice(0, 12)})` : ''}`, at: nowIso() } };
+  return {
+    headSha,
+    step: {
+      name: 'push',
+      outcome: 'done',
+      detail: `pushed ${input.branch} at ${headSha.slice(0, 12)} to ${remote}${remoteSha ? ` (was ${remoteSha.slice(0, 12)})` : ''}`,
+      at: nowIso(),
+    },
+  };
 }
 
 interface PullSummary {
@@ -190,10 +262,18 @@ interface PullSummary {
 export async function openPullRequest(input: OpenPullRequestInput): Promise<OpenPullRequestResult> {
   const { client } = input;
   const remote = input.remote ?? 'origin';
-  for (const [name, value] of [['branch', input.branch], ['base', input.base], ['title', input.title]] as const) {
+  for (const [name, value] of [
+    ['branch', input.branch],
+    ['base', input.base],
+    ['title', input.title],
+  ] as const) {
     if (!value || !value.trim()) throw new PullRequestError('badInput', `A pull request needs a ${name}; got an empty one.`);
   }
-  if (input.branch === input.base) throw new PullRequestError('badInput', `The lane branch and the base branch are both "${input.base}"; a pull request needs two different branches.`);
+  if (input.branch === input.base)
+    throw new PullRequestError(
+      'badInput',
+      `The lane branch and the base branch are both "${input.base}"; a pull request needs two different branches.`,
+    );
   const wantedLabels = [...new Set(input.labels ?? [])];
   const wantedReviewers = [...new Set(input.reviewers ?? [])];
   const wantedTeams = [...new Set(input.teamReviewers ?? [])];
@@ -214,13 +294,26 @@ export async function openPullRequest(input: OpenPullRequestInput): Promise<Open
     client.logger.info(`pull request ${owner}/${repo} ${input.branch}: ${step.name} ${step.outcome} (${step.detail})`);
     input.onStep?.(step);
   };
-  const failure = (failedStep: PullRequestStepName, error: unknown, action: string, plainErrorKind: PullRequestErrorKind = 'unexpected'): PullRequestError => {
-    if (error instanceof PullRequestError) return new PullRequestError(error.kind, error.message, { failedStep, stepsDone: [...steps], pullRequest: current }, error.github);
+  const failure = (
+    failedStep: PullRequestStepName,
+    error: unknown,
+    action: string,
+    plainErrorKind: PullRequestErrorKind = 'unexpected',
+  ): PullRequestError => {
+    if (error instanceof PullRequestError)
+      return new PullRequestError(error.kind, error.message, { failedStep, stepsDone: [...steps], pullRequest: current }, error.github);
     const done = steps.filter((step) => step.outcome === 'done').map((step) => step.name);
-    const progress = done.length ? ` Already done: ${done.join(', ')}${current ? ` (#${current.number})` : ''}; retrying completes the rest without duplicates.` : '';
+    const progress = done.length
+      ? ` Already done: ${done.join(', ')}${current ? ` (#${current.number})` : ''}; retrying completes the rest without duplicates.`
+      : '';
     if (error instanceof GitHubError || (error as { status?: unknown })?.status !== undefined) {
       const github = toGitHubError(error, { action, repository, base: input.base, apiBaseUrl: client.apiBaseUrl }, client.scrub);
-      return new PullRequestError(github.kind, `${github.message}${progress}`, { failedStep, stepsDone: [...steps], pullRequest: current }, github);
+      return new PullRequestError(
+        github.kind,
+        `${github.message}${progress}`,
+        { failedStep, stepsDone: [...steps], pullRequest: current },
+        github,
+      );
     }
     const message = client.scrub(error instanceof Error ? error.message : String(error));
     return new PullRequestError(plainErrorKind, `${message}${progress}`, { failedStep, stepsDone: [...steps], pullRequest: current });
@@ -235,7 +328,13 @@ export async function openPullRequest(input: OpenPullRequestInput): Promise<Open
 
   const findOpen = async (): Promise<PullSummary | undefined> => {
     try {
-      const { data } = await client.octokit.rest.pulls.list({ owner, repo, head: `${owner}:${input.branch}`, state: 'open', per_page: 100 });
+      const { data } = await client.octokit.rest.pulls.list({
+        owner,
+        repo,
+        head: `${owner}:${input.branch}`,
+        state: 'open',
+        per_page: 100,
+      });
       return (data as PullSummary[]).find((pull) => pull.head.ref === input.branch);
     } catch (error) {
       throw failure('pr.create', error, 'look for an open pull request for the branch');
@@ -248,7 +347,13 @@ export async function openPullRequest(input: OpenPullRequestInput): Promise<Open
   await guard('push');
   let headSha: string;
   try {
-    const pushed = await pushBranch({ repoRoot: input.repoRoot, remote, branch: input.branch, expectedHeadSha: input.expectedHeadSha, timeoutMs: input.pushTimeoutMs });
+    const pushed = await pushBranch({
+      repoRoot: input.repoRoot,
+      remote,
+      branch: input.branch,
+      expectedHeadSha: input.expectedHeadSha,
+      timeoutMs: input.pushTimeoutMs,
+    });
     headSha = pushed.headSha;
     record(pushed.step);
   } catch (error) {
@@ -259,13 +364,30 @@ export async function openPullRequest(input: OpenPullRequestInput): Promise<Open
   if (!existing) {
     await guard('pr.create');
     try {
-      const { data } = await client.octokit.rest.pulls.create({ owner, repo, head: input.branch, base: input.base, title: input.title, body: input.body, draft: input.draft });
+      const { data } = await client.octokit.rest.pulls.create({
+        owner,
+        repo,
+        head: input.branch,
+        base: input.base,
+        title: input.title,
+        body: input.body,
+        draft: input.draft,
+      });
       opened = { pull: data as PullSummary, action: 'created' };
       current = { number: data.number, url: data.html_url };
-      record({ name: 'pr.create', outcome: 'done', detail: `#${data.number}${input.draft ? ' (draft)' : ''} ${input.branch} → ${input.base}`, at: nowIso() });
+      record({
+        name: 'pr.create',
+        outcome: 'done',
+        detail: `#${data.number}${input.draft ? ' (draft)' : ''} ${input.branch} → ${input.base}`,
+        at: nowIso(),
+      });
     } catch (error) {
       // Someone (or an earlier attempt whose answer was lost) created it meanwhile: update that one instead.
-      const github = toGitHubError(error, { action: 'create the pull request', repository, base: input.base, apiBaseUrl: client.apiBaseUrl }, client.scrub);
+      const github = toGitHubError(
+        error,
+        { action: 'create the pull request', repository, base: input.base, apiBaseUrl: client.apiBaseUrl },
+        client.scrub,
+      );
       existing = github.kind === 'validation' && /already exists/i.test(github.details.githubMessage ?? '') ? await findOpen() : undefined;
       if (!existing) throw failure('pr.create', error, 'create the pull request');
     }
@@ -290,7 +412,12 @@ export async function openPullRequest(input: OpenPullRequestInput): Promise<Open
     }
     opened = { pull, action: 'updated' };
   }
-  if (!opened) throw new PullRequestError('unexpected', 'GitHub neither created nor listed the pull request; look at the repository on GitHub and retry.', { stepsDone: steps });
+  if (!opened)
+    throw new PullRequestError(
+      'unexpected',
+      'GitHub neither created nor listed the pull request; look at the repository on GitHub and retry.',
+      { stepsDone: steps },
+    );
   const { pull, action } = opened;
 
   const present = new Set(pull.labels.map((label) => label.name ?? ''));
@@ -331,7 +458,12 @@ export async function openPullRequest(input: OpenPullRequestInput): Promise<Open
     } catch (error) {
       throw failure('reviewers', error, `request reviewers on pull request #${pull.number}`);
     }
-    record({ name: 'reviewers', outcome: 'done', detail: `requested ${[...missingReviewers, ...missingTeams.map((team) => `team ${team}`)].join(', ')}`, at: nowIso() });
+    record({
+      name: 'reviewers',
+      outcome: 'done',
+      detail: `requested ${[...missingReviewers, ...missingTeams.map((team) => `team ${team}`)].join(', ')}`,
+      at: nowIso(),
+    });
   } else if (wantedReviewers.length || wantedTeams.length) {
     record({ name: 'reviewers', outcome: 'skipped', detail: 'reviewers already requested', at: nowIso() });
   }
@@ -386,13 +518,29 @@ export async function getPullRequestStatus({ client, repository, number }: PullR
   let runs: CheckRunInput[];
   try {
     const combined = (await client.octokit.rest.repos.getCombinedStatusForRef({ owner, repo, ref: sha, per_page: 100 })).data;
-    statuses = combined.statuses.map((status) => ({ context: status.context, state: status.state, targetUrl: status.target_url ?? undefined }));
-    const checkRuns = await client.octokit.paginate(client.octokit.rest.checks.listForRef, { owner, repo, ref: sha, filter: 'latest', per_page: 100 });
-    runs = checkRuns.map((run) => ({ name: run.name, status: run.status, conclusion: run.conclusion ?? null, url: run.html_url ?? undefined }));
+    statuses = combined.statuses.map((status) => ({
+      context: status.context,
+      state: status.state,
+      targetUrl: status.target_url ?? undefined,
+    }));
+    const checkRuns = await client.octokit.paginate(client.octokit.rest.checks.listForRef, {
+      owner,
+      repo,
+      ref: sha,
+      filter: 'latest',
+      per_page: 100,
+    });
+    runs = checkRuns.map((run) => ({
+      name: run.name,
+      status: run.status,
+      conclusion: run.conclusion ?? null,
+      url: run.html_url ?? undefined,
+    }));
   } catch (error) {
     throw toGitHubError(error, context(`read the checks of pull request #${number}`), client.scrub);
   }
-  const state: PullRequestState = pull.merged || pull.merged_at ? 'merged' : pull.state === 'closed' ? 'closed' : pull.draft ? 'draft' : 'open';
+  const state: PullRequestState =
+    pull.merged || pull.merged_at ? 'merged' : pull.state === 'closed' ? 'closed' : pull.draft ? 'draft' : 'open';
   return {
     number: pull.number,
     url: pull.html_url,
@@ -427,15 +575,23 @@ export interface MarkReadyResult {
  * https://HOST/api/graphql. Refused unless the checks pass (or, with
  * acceptNoChecks, there are none); policy is the caller's to check.
  */
-export async function markReadyForReview(ref: PullRequestRef & { requirePassingChecks?: boolean; acceptNoChecks?: boolean }): Promise<MarkReadyResult> {
+export async function markReadyForReview(
+  ref: PullRequestRef & { requirePassingChecks?: boolean; acceptNoChecks?: boolean },
+): Promise<MarkReadyResult> {
   const status = await getPullRequestStatus(ref);
   if (status.state === 'merged' || status.state === 'closed') {
-    throw new PullRequestError('pullRequestClosed', `Pull request #${status.number} is ${status.state}; only an open draft can be marked ready for review.`);
+    throw new PullRequestError(
+      'pullRequestClosed',
+      `Pull request #${status.number} is ${status.state}; only an open draft can be marked ready for review.`,
+    );
   }
   if (!status.draft) return { number: status.number, url: status.url, alreadyReady: true, checks: status.checks };
   const checksOk = status.checks.state === 'passing' || (ref.acceptNoChecks === true && status.checks.state === 'none');
   if ((ref.requirePassingChecks ?? true) && !checksOk) {
-    throw new PullRequestError('checksNotPassing', `Pull request #${status.number} stays a draft: its checks are ${status.checks.state === 'none' ? 'not reported yet (no status or check run)' : `${status.checks.state} (${status.checks.description})`}. Mark it ready for review when they pass.`);
+    throw new PullRequestError(
+      'checksNotPassing',
+      `Pull request #${status.number} stays a draft: its checks are ${status.checks.state === 'none' ? 'not reported yet (no status or check run)' : `${status.checks.state} (${status.checks.description})`}. Mark it ready for review when they pass.`,
+    );
   }
   let result: { markPullRequestReadyForReview: { pullRequest: { number: number; isDraft: boolean } } | null };
   try {
@@ -444,12 +600,21 @@ export async function markReadyForReview(ref: PullRequestRef & { requirePassingC
     const errors = (error as { errors?: Array<{ message?: string }> }).errors;
     if (Array.isArray(errors) && errors.length) {
       const message = ref.client.scrub(errors.map((item) => item.message ?? 'unknown error').join('; '));
-      throw new GitHubError('validation', `GitHub refused to mark pull request #${status.number} ready for review: ${message}.`, { githubMessage: message });
+      throw new GitHubError('validation', `GitHub refused to mark pull request #${status.number} ready for review: ${message}.`, {
+        githubMessage: message,
+      });
     }
-    throw toGitHubError(error, { action: `mark pull request #${status.number} ready for review`, repository: ref.repository, apiBaseUrl: ref.client.apiBaseUrl }, ref.client.scrub);
+    throw toGitHubError(
+      error,
+      { action: `mark pull request #${status.number} ready for review`, repository: ref.repository, apiBaseUrl: ref.client.apiBaseUrl },
+      ref.client.scrub,
+    );
   }
   if (result.markPullRequestReadyForReview?.pullRequest.isDraft !== false) {
-    throw new GitHubError('unexpected', `GitHub did not confirm that pull request #${status.number} left draft; look at it on GitHub and retry.`);
+    throw new GitHubError(
+      'unexpected',
+      `GitHub did not confirm that pull request #${status.number} left draft; look at it on GitHub and retry.`,
+    );
   }
   return { number: status.number, url: status.url, alreadyReady: false, checks: status.checks };
 }
@@ -508,22 +673,39 @@ export async function pollPullRequest(input: PollInput): Promise<PollOutcome> {
       const status = await getPullRequestStatus(input);
       polls++;
       consecutiveErrors = 0;
-      const changed = !previous || previous.state !== status.state || previous.headSha !== status.headSha || previous.checks.fingerprint !== status.checks.fingerprint;
+      const changed =
+        !previous ||
+        previous.state !== status.state ||
+        previous.headSha !== status.headSha ||
+        previous.checks.fingerprint !== status.checks.fingerprint;
       unchangedPolls = changed ? 0 : unchangedPolls + 1;
       if (changed) input.onUpdate(status, previous);
       previous = status;
       if (status.state === 'merged' || status.state === 'closed') return { reason: status.state, last: status, polls };
     } catch (error) {
-      const github = error instanceof GitHubError ? error : toGitHubError(error, { action: 'follow the pull request', repository: input.repository, apiBaseUrl: input.client.apiBaseUrl }, input.client.scrub);
+      const github =
+        error instanceof GitHubError
+          ? error
+          : toGitHubError(
+              error,
+              { action: 'follow the pull request', repository: input.repository, apiBaseUrl: input.client.apiBaseUrl },
+              input.client.scrub,
+            );
       consecutiveErrors++;
       if (!TRANSIENT.includes(github.kind) || consecutiveErrors >= maxErrors) throw github;
       retryAfterSeconds = github.details.retryAfterSeconds;
-      const delay = nextPollDelay({ unchangedPolls, consecutiveErrors, rateLimit: input.client.rateLimit(), nowMs: now(), retryAfterSeconds }, input.schedule).delayMs;
+      const delay = nextPollDelay(
+        { unchangedPolls, consecutiveErrors, rateLimit: input.client.rateLimit(), nowMs: now(), retryAfterSeconds },
+        input.schedule,
+      ).delayMs;
       input.onError?.(github, delay);
       await sleep(delay, input.signal);
       continue;
     }
-    const { delayMs } = nextPollDelay({ unchangedPolls, consecutiveErrors, rateLimit: input.client.rateLimit(), nowMs: now() }, input.schedule);
+    const { delayMs } = nextPollDelay(
+      { unchangedPolls, consecutiveErrors, rateLimit: input.client.rateLimit(), nowMs: now() },
+      input.schedule,
+    );
     await sleep(delayMs, input.signal);
   }
 }

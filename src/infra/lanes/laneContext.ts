@@ -25,7 +25,6 @@ export interface LaneContext {
   readonly logger: Logger;
 }
 
-
 /**
  * Asks policy, records the decision (audit, evidence, the change's last
  * decision) and throws PolicyDeniedError when the effect is block.
@@ -44,7 +43,11 @@ export async function decide(
   options: { evidence?: boolean } = {},
 ): Promise<DecisionRecord> {
   const repository = change ? { repoRoot: ctx.repoRoot, baseSha: change.baseSha } : undefined;
-  const decision = await ctx.policy.decide(action, { ...facts, ...(change ? { changeId: change.id, agentId: change.agentId } : {}) }, repository);
+  const decision = await ctx.policy.decide(
+    action,
+    { ...facts, ...(change ? { changeId: change.id, agentId: change.agentId } : {}) },
+    repository,
+  );
   await ctx.audit.append({
     actor,
     action: 'policy.decision',
@@ -67,7 +70,12 @@ function auditPolicyRef(decision: DecisionRecord, ctx: LaneContext): string {
 }
 
 /** Keeps the decision with the change (tooltip, review) and in its evidence. */
-export async function recordDecision(ctx: LaneContext, changeId: string, decision: DecisionRecord, options: { evidence?: boolean } = {}): Promise<void> {
+export async function recordDecision(
+  ctx: LaneContext,
+  changeId: string,
+  decision: DecisionRecord,
+  options: { evidence?: boolean } = {},
+): Promise<void> {
   await ctx.store.update(changeId, (change) => ({ ...change, lastDecision: decision }));
   if (options.evidence === false) return;
   const current = await ctx.evidence.read(changeId);
@@ -83,7 +91,9 @@ export function changeFacts(change: Change, evidence: Evidence | undefined, extr
     changeId: change.id,
     agentId: change.agentId,
     ...(change.createdBy ? { author: change.createdBy } : {}),
-    ...(change.approval && !change.approval.invalidated ? { approvals: [{ by: change.approval.by, isAuthor: change.approval.by === change.createdBy }] } : {}),
+    ...(change.approval && !change.approval.invalidated
+      ? { approvals: [{ by: change.approval.by, isAuthor: change.approval.by === change.createdBy }] }
+      : {}),
     ...extras,
   };
   return evidence ? factsFromEvidence(evidence, fromRecord) : fromRecord;
@@ -108,7 +118,13 @@ export async function moveChange(
     actor,
     action: 'lane.transition',
     changeId,
-    details: { event, from: before?.lane, to: moved.change.lane, ...(options.reason === undefined ? {} : { reason: options.reason }), ...options.details },
+    details: {
+      event,
+      from: before?.lane,
+      to: moved.change.lane,
+      ...(options.reason === undefined ? {} : { reason: options.reason }),
+      ...options.details,
+    },
   });
   return moved;
 }

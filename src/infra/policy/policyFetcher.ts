@@ -42,12 +42,18 @@ export function checkEndpoint(endpoint: string): { ok: true; url: URL } | { ok: 
     return { ok: false, message: `agentLanes.policy.endpoint is not a URL ("${endpoint}"); give the https:// address of the org policy.` };
   }
   if (url.username || url.password) {
-    return { ok: false, message: 'agentLanes.policy.endpoint must not contain a user name or password; serve the policy without credentials in the URL.' };
+    return {
+      ok: false,
+      message: 'agentLanes.policy.endpoint must not contain a user name or password; serve the policy without credentials in the URL.',
+    };
   }
   if (url.protocol === 'https:') return { ok: true, url };
   if (url.protocol === 'http:' && isLoopback(url.hostname)) return { ok: true, url };
   if (url.protocol === 'http:') {
-    return { ok: false, message: `agentLanes.policy.endpoint must use https:// (plain http:// is allowed only for 127.0.0.1, ::1 and localhost); got ${url.origin}.` };
+    return {
+      ok: false,
+      message: `agentLanes.policy.endpoint must use https:// (plain http:// is allowed only for 127.0.0.1, ::1 and localhost); got ${url.origin}.`,
+    };
   }
   return { ok: false, message: `agentLanes.policy.endpoint must be an https:// URL; got the scheme "${url.protocol}".` };
 }
@@ -58,9 +64,13 @@ export function checkEndpoint(endpoint: string): { ok: true; url: URL } | { ok: 
  */
 export function parsePublicKey(text: string): { ok: true; key: KeyObject } | { ok: false; message: string } {
   const trimmed = text.trim();
-  const expected = 'give an Ed25519 public key as PEM ("-----BEGIN PUBLIC KEY-----...") or as base64 (the 32 raw bytes, or the DER SubjectPublicKeyInfo)';
+  const expected =
+    'give an Ed25519 public key as PEM ("-----BEGIN PUBLIC KEY-----...") or as base64 (the 32 raw bytes, or the DER SubjectPublicKeyInfo)';
   if (/PRIVATE KEY/.test(trimmed)) {
-    return { ok: false, message: `agentLanes.policy.publicKey holds a private key. Remove it from your settings at once (settings are not secret) and ${expected}.` };
+    return {
+      ok: false,
+      message: `agentLanes.policy.publicKey holds a private key. Remove it from your settings at once (settings are not secret) and ${expected}.`,
+    };
   }
   let key: KeyObject;
   try {
@@ -79,7 +89,10 @@ export function parsePublicKey(text: string): { ok: true; key: KeyObject } | { o
     return { ok: false, message: `agentLanes.policy.publicKey cannot be read (${(error as Error).message}); ${expected}.` };
   }
   if (key.asymmetricKeyType !== 'ed25519') {
-    return { ok: false, message: `agentLanes.policy.publicKey is ${key.asymmetricKeyType ?? 'an unknown'} key; Agent Lanes verifies Ed25519 signatures only, so ${expected}.` };
+    return {
+      ok: false,
+      message: `agentLanes.policy.publicKey is ${key.asymmetricKeyType ?? 'an unknown'} key; Agent Lanes verifies Ed25519 signatures only, so ${expected}.`,
+    };
   }
   return { ok: true, key };
 }
@@ -114,7 +127,13 @@ type RawResponse =
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
-function requestOnce(url: URL, headers: Record<string, string>, maxBytes: number, deadline: number, timeoutMs: number): Promise<RawResponse> {
+function requestOnce(
+  url: URL,
+  headers: Record<string, string>,
+  maxBytes: number,
+  deadline: number,
+  timeoutMs: number,
+): Promise<RawResponse> {
   return new Promise((resolve) => {
     let settled = false;
     const finish = (result: RawResponse): void => {
@@ -150,7 +169,10 @@ function requestOnce(url: URL, headers: Record<string, string>, maxBytes: number
         if (!response.complete) finish({ kind: 'error', message: `${url.href} closed the connection before the end of the policy` });
       });
     });
-    const timer = setTimeout(() => finish({ kind: 'error', message: `${url.origin} did not answer within ${timeoutMs} ms` }), Math.max(0, deadline - Date.now()));
+    const timer = setTimeout(
+      () => finish({ kind: 'error', message: `${url.origin} did not answer within ${timeoutMs} ms` }),
+      Math.max(0, deadline - Date.now()),
+    );
     request.on('error', (error) => finish({ kind: 'error', message: `cannot reach ${url.origin}: ${error.message}` }));
     request.end();
   });
@@ -180,13 +202,22 @@ async function httpGet(start: URL, headers: Record<string, string>, limits: Fetc
       } catch {
         return { kind: 'error', message: `${url.href} redirected to an invalid address (${location})` };
       }
-      if (next.hostname !== start.hostname) return { kind: 'error', message: `${url.href} redirected to another host (${next.host}); refused: a policy is only taken from the configured host` };
-      if (start.protocol === 'https:' && next.protocol !== 'https:') return { kind: 'error', message: `${url.href} redirected from https to ${next.protocol}; refused` };
-      if (hop + 1 > limits.maxRedirects) return { kind: 'error', message: `${start.href} redirected more than ${limits.maxRedirects} times; refused` };
+      if (next.hostname !== start.hostname)
+        return {
+          kind: 'error',
+          message: `${url.href} redirected to another host (${next.host}); refused: a policy is only taken from the configured host`,
+        };
+      if (start.protocol === 'https:' && next.protocol !== 'https:')
+        return { kind: 'error', message: `${url.href} redirected from https to ${next.protocol}; refused` };
+      if (hop + 1 > limits.maxRedirects)
+        return { kind: 'error', message: `${start.href} redirected more than ${limits.maxRedirects} times; refused` };
       url = next;
       continue;
     }
-    return { kind: 'error', message: `${url.href} answered HTTP ${status}${http.STATUS_CODES[status] ? ` ${http.STATUS_CODES[status]}` : ''}` };
+    return {
+      kind: 'error',
+      message: `${url.href} answered HTTP ${status}${http.STATUS_CODES[status] ? ` ${http.STATUS_CODES[status]}` : ''}`,
+    };
   }
 }
 
@@ -262,10 +293,18 @@ export class PolicyFetcher {
     const response = await httpGet(endpoint.url, headers, this.limits);
     const fetchedAt = this.now().toISOString();
     if (response.kind === 'notModified') {
-      if (!cached.usable) return this.fallback(`${endpoint.url.origin} answered 304 Not Modified, but there is no cached policy to use`, cached);
+      if (!cached.usable)
+        return this.fallback(`${endpoint.url.origin} answered 304 Not Modified, but there is no cached policy to use`, cached);
       const entry = { ...cached.entry, fetchedAt };
       await this.saveCache(entry);
-      return { kind: 'org', document: cached.document, policyRef: policyRefOf(cached.document), sha256: entry.sha256, source: 'network', fetchedAt };
+      return {
+        kind: 'org',
+        document: cached.document,
+        policyRef: policyRefOf(cached.document),
+        sha256: entry.sha256,
+        source: 'network',
+        fetchedAt,
+      };
     }
     if (response.kind === 'notFound') return this.fallback(`${response.url.href} answered HTTP 404 Not Found`, cached);
     if (response.kind === 'error') return this.fallback(response.message, cached);
@@ -280,12 +319,22 @@ export class PolicyFetcher {
     }
     if (key) {
       if (signature === undefined) {
-        return this.fallback(`the policy at ${response.url.href} is not signed (no ${SIGNATURE_HEADER} header and no ${response.url.pathname}.sig), but agentLanes.policy.publicKey is set; refused`, cached);
+        return this.fallback(
+          `the policy at ${response.url.href} is not signed (no ${SIGNATURE_HEADER} header and no ${response.url.pathname}.sig), but agentLanes.policy.publicKey is set; refused`,
+          cached,
+        );
       }
       const bytes = parseSignature(signature, true);
-      if (!bytes) return this.fallback(`the policy's signature (in ${signatureSource}) is not in the form "ed25519=<base64 of 64 bytes>"; refused`, cached);
+      if (!bytes)
+        return this.fallback(
+          `the policy's signature (in ${signatureSource}) is not in the form "ed25519=<base64 of 64 bytes>"; refused`,
+          cached,
+        );
       if (!verifyPolicySignature(response.body, bytes, key)) {
-        return this.fallback(`the policy's signature does not verify with agentLanes.policy.publicKey; refused (was it signed with the matching private key, over the exact bytes served?)`, cached);
+        return this.fallback(
+          `the policy's signature does not verify with agentLanes.policy.publicKey; refused (was it signed with the matching private key, over the exact bytes served?)`,
+          cached,
+        );
       }
     }
     const candidate = this.validate(response.body, response.url.href);
@@ -307,7 +356,11 @@ export class PolicyFetcher {
   private async fetchSiblingSignature(policyUrl: URL): Promise<string | undefined | { error: string }> {
     const url = new URL(policyUrl.href);
     url.pathname = `${url.pathname}.sig`;
-    const response = await httpGet(url, { accept: 'text/plain', 'user-agent': `agent-lanes/${extensionVersion}`, connection: 'close' }, { ...this.limits, maxBytes: SIGNATURE_MAX_BYTES });
+    const response = await httpGet(
+      url,
+      { accept: 'text/plain', 'user-agent': `agent-lanes/${extensionVersion}`, connection: 'close' },
+      { ...this.limits, maxBytes: SIGNATURE_MAX_BYTES },
+    );
     if (response.kind === 'ok') return response.body.toString('utf8');
     if (response.kind === 'notFound') return undefined;
     if (response.kind === 'notModified') return { error: `${url.href} answered 304 to a request without a cache; refused` };
@@ -367,7 +420,8 @@ export class PolicyFetcher {
     }
     if (entry.endpoint !== this.options.endpoint) return { usable: false };
     const body = Buffer.from(entry.bodyBase64, 'base64');
-    if (createHash('sha256').update(body).digest('hex') !== entry.sha256) return { usable: false, reason: 'the cached policy does not match its hash and was ignored' };
+    if (createHash('sha256').update(body).digest('hex') !== entry.sha256)
+      return { usable: false, reason: 'the cached policy does not match its hash and was ignored' };
     if (key) {
       const signature = entry.signature !== undefined ? parseSignature(entry.signature, true) : undefined;
       if (!signature || !verifyPolicySignature(body, signature, key)) {

@@ -100,7 +100,10 @@ export class PolicyService implements Disposable {
   private disposed = false;
   private readonly now: () => Date;
 
-  constructor(settings: PolicySettings, private readonly options: PolicyServiceOptions) {
+  constructor(
+    settings: PolicySettings,
+    private readonly options: PolicyServiceOptions,
+  ) {
     this.now = options.now ?? (() => new Date());
     this.settings = { ...settings };
     this.readUserSettings();
@@ -148,7 +151,8 @@ export class PolicyService implements Disposable {
     const previous = this.settings;
     this.settings = { ...settings };
     this.readUserSettings();
-    const sourceChanged = (previous.endpoint ?? '').trim() !== this.endpoint || (previous.publicKey ?? '').trim() !== (settings.publicKey ?? '').trim();
+    const sourceChanged =
+      (previous.endpoint ?? '').trim() !== this.endpoint || (previous.publicKey ?? '').trim() !== (settings.publicKey ?? '').trim();
     if (previous.refreshIntervalMinutes !== settings.refreshIntervalMinutes || sourceChanged) this.schedule();
     if (!sourceChanged) {
       this.recompute();
@@ -161,7 +165,10 @@ export class PolicyService implements Disposable {
       this.apply(this.localState(), builtinLayer());
       return this.current;
     }
-    this.apply({ kind: 'failClosed', reason: 'The policy endpoint changed; only drafts are allowed until the new policy is fetched.' }, builtinLayer());
+    this.apply(
+      { kind: 'failClosed', reason: 'The policy endpoint changed; only drafts are allowed until the new policy is fetched.' },
+      builtinLayer(),
+    );
     return this.refresh();
   }
 
@@ -201,14 +208,39 @@ export class PolicyService implements Disposable {
     const now = this.now();
     this.expireIfDue(now);
     if (this.userErrors.length) {
-      return blockDecision(action, facts, { policy: 'user-settings', rule: 'agentLanes.policy.user', effect: 'block', reason: this.userErrorMessage() }, now);
+      return blockDecision(
+        action,
+        facts,
+        { policy: 'user-settings', rule: 'agentLanes.policy.user', effect: 'block', reason: this.userErrorMessage() },
+        now,
+      );
     }
     if (this.current.kind === 'failClosed' && !isDraftAction(action)) {
-      return blockDecision(action, facts, { policy: this.baseEffective.policyRef, rule: 'failClosed', effect: 'block', reason: `the org policy is unavailable, so only drafts are allowed: ${this.current.reason}` }, now);
+      return blockDecision(
+        action,
+        facts,
+        {
+          policy: this.baseEffective.policyRef,
+          rule: 'failClosed',
+          effect: 'block',
+          reason: `the org policy is unavailable, so only drafts are allowed: ${this.current.reason}`,
+        },
+        now,
+      );
     }
     const result = await this.effectiveFor(repository);
     if (!result.ok) {
-      return blockDecision(action, facts, { policy: repository ? `repository@${repository.baseSha.slice(0, 12)}` : this.baseEffective.policyRef, rule: 'repositoryPolicy', effect: 'block', reason: result.reason }, now);
+      return blockDecision(
+        action,
+        facts,
+        {
+          policy: repository ? `repository@${repository.baseSha.slice(0, 12)}` : this.baseEffective.policyRef,
+          rule: 'repositoryPolicy',
+          effect: 'block',
+          reason: result.reason,
+        },
+        now,
+      );
     }
     return evaluate(result.effective, facts, action, now);
   }
@@ -254,7 +286,10 @@ export class PolicyService implements Disposable {
     } catch (error) {
       // The fetcher reports failures as outcomes; this is a bug, and still fails closed.
       this.options.logger.error(error as Error);
-      outcome = { kind: 'failClosed', reason: `Fetching the org policy failed unexpectedly (${(error as Error).message}); only drafts are allowed. See the log.` };
+      outcome = {
+        kind: 'failClosed',
+        reason: `Fetching the org policy failed unexpectedly (${(error as Error).message}); only drafts are allowed. See the log.`,
+      };
     }
     if (generation !== this.generation || this.disposed) return this.current;
     if (outcome.kind === 'failClosed') {
@@ -292,7 +327,8 @@ export class PolicyService implements Disposable {
 
   private readUserSettings(): void {
     const value = this.settings.user;
-    const empty = value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0);
+    const empty =
+      value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0);
     if (empty) {
       this.userLayer = undefined;
       this.userErrors = [];
@@ -341,8 +377,17 @@ export class PolicyService implements Disposable {
     const messageChanged = (current.message ?? '') !== (previous.message ?? '') && SWITCHES.some((name) => current[name]);
     this.lastKillSwitch = current;
     if ((engaged.length || released.length || messageChanged) && !this.disposed) {
-      const change: KillSwitchChange = { previous, current, policyRef: effective.policyRef, at: this.now().toISOString(), engaged, released };
-      this.options.logger.warn(`Kill switch changed by ${effective.policyRef}: on [${SWITCHES.filter((name) => current[name]).join(', ')}]${current.message ? `: ${current.message}` : ''}`);
+      const change: KillSwitchChange = {
+        previous,
+        current,
+        policyRef: effective.policyRef,
+        at: this.now().toISOString(),
+        engaged,
+        released,
+      };
+      this.options.logger.warn(
+        `Kill switch changed by ${effective.policyRef}: on [${SWITCHES.filter((name) => current[name]).join(', ')}]${current.message ? `: ${current.message}` : ''}`,
+      );
       this.killSwitchChanged.fire(change);
     }
   }
@@ -353,7 +398,10 @@ export class PolicyService implements Disposable {
     const expiresAt = this.base.document.metadata.expiresAt;
     if (!expiresAt || Date.parse(expiresAt) > now.getTime()) return;
     this.apply(
-      { kind: 'failClosed', reason: `The org policy ${this.current.policyRef} expired at ${expiresAt} and no newer one has been fetched; only drafts are allowed.` },
+      {
+        kind: 'failClosed',
+        reason: `The org policy ${this.current.policyRef} expired at ${expiresAt} and no newer one has been fetched; only drafts are allowed.`,
+      },
       builtinLayer(),
     );
     void this.refresh();

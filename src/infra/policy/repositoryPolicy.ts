@@ -19,7 +19,8 @@ export async function readRepositoryPolicy(repoRoot: string, baseSha: string): P
   const short = baseSha.slice(0, 12);
   const source = `${REPOSITORY_POLICY_PATH} at ${short}`;
   const invalid = (message: string): RepositoryPolicyResult => ({ kind: 'invalid', baseSha, errors: [`${source}: ${message}`] });
-  if (!/^[0-9a-f]{7,64}$/i.test(baseSha)) return invalid(`"${baseSha}" is not a commit id; the repository policy is read from the change's base commit.`);
+  if (!/^[0-9a-f]{7,64}$/i.test(baseSha))
+    return invalid(`"${baseSha}" is not a commit id; the repository policy is read from the change's base commit.`);
   const git = simpleGit({ baseDir: repoRoot, timeout: { block: 15_000 } });
   let listing: string;
   try {
@@ -37,7 +38,8 @@ export async function readRepositoryPolicy(repoRoot: string, baseSha: string): P
   if (mode === '120000') return invalid('is a symbolic link in the base commit; the repository policy must be a regular file.');
   if (type !== 'blob') return invalid(`is a ${type} in the base commit, not a file.`);
   const size = Number((await git.raw(['cat-file', '-s', objectId])).trim());
-  if (size > MAX_REPOSITORY_POLICY_BYTES) return invalid(`is ${size} bytes; a repository policy may have at most ${MAX_REPOSITORY_POLICY_BYTES}.`);
+  if (size > MAX_REPOSITORY_POLICY_BYTES)
+    return invalid(`is ${size} bytes; a repository policy may have at most ${MAX_REPOSITORY_POLICY_BYTES}.`);
   const text = await git.raw(['cat-file', 'blob', objectId]);
   const parsed = parsePolicy(text, source, { defaultMetadata: { id: 'repository', version: short } });
   if (!parsed.ok) return { kind: 'invalid', baseSha, errors: parsed.errors };

@@ -14,7 +14,16 @@ import { pathExists } from '../storage/fileStore';
  * The same diff whatever the user's git configuration says (external diff
  * tools, textconv filters, prefixes, relative diffs, colour).
  */
-const DIFF_CONFIG = ['-c', 'core.bigFileThreshold=64m', '-c', 'diff.noprefix=false', '-c', 'diff.mnemonicPrefix=false', '-c', 'core.quotePath=false'];
+const DIFF_CONFIG = [
+  '-c',
+  'core.bigFileThreshold=64m',
+  '-c',
+  'diff.noprefix=false',
+  '-c',
+  'diff.mnemonicPrefix=false',
+  '-c',
+  'core.quotePath=false',
+];
 const DIFF_OPTIONS = ['--no-color', '--no-ext-diff', '--no-textconv', '--no-relative', '--find-renames'];
 const ZERO_ID = /^0+$/;
 const OBJECT_ID = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
@@ -63,17 +72,29 @@ async function blobSizes(repoRoot: string, ids: readonly string[]): Promise<Map<
   return sizes;
 }
 
-function classify(entry: RawDiffEntry, numstat: NumstatEntry | undefined, sizes: ReadonlyMap<string, number>): Pick<FileEntry, 'display' | 'note'> {
+function classify(
+  entry: RawDiffEntry,
+  numstat: NumstatEntry | undefined,
+  sizes: ReadonlyMap<string, number>,
+): Pick<FileEntry, 'display' | 'note'> {
   if (entry.oldMode === '160000' || entry.newMode === '160000') {
-    return { display: 'submodule', note: `Submodule (gitlink) ${ZERO_ID.test(entry.oldSha) ? '' : `${entry.oldSha.slice(0, 10)} → `}${ZERO_ID.test(entry.newSha) ? 'removed' : entry.newSha.slice(0, 10)}` };
+    return {
+      display: 'submodule',
+      note: `Submodule (gitlink) ${ZERO_ID.test(entry.oldSha) ? '' : `${entry.oldSha.slice(0, 10)} → `}${ZERO_ID.test(entry.newSha) ? 'removed' : entry.newSha.slice(0, 10)}`,
+    };
   }
-  if (!numstat || numstat.additions === null || numstat.deletions === null) return { display: 'binary', note: 'Binary file: not shown here. Open it to compare.' };
+  if (!numstat || numstat.additions === null || numstat.deletions === null)
+    return { display: 'binary', note: 'Binary file: not shown here. Open it to compare.' };
   const lines = numstat.additions + numstat.deletions;
   const biggest = Math.max(sizes.get(entry.oldSha) ?? 0, sizes.get(entry.newSha) ?? 0);
   if (lines > MAX_RENDERED_LINES_PER_FILE || biggest > MAX_RENDERED_BYTES_PER_FILE) {
-    return { display: 'tooLarge', note: `Too large to show here (${lines.toLocaleString('en-US')} changed lines, ${formatBytes(biggest)}). Open it in VS Code's diff editor.` };
+    return {
+      display: 'tooLarge',
+      note: `Too large to show here (${lines.toLocaleString('en-US')} changed lines, ${formatBytes(biggest)}). Open it in VS Code's diff editor.`,
+    };
   }
-  if (entry.newMode === '120000' || entry.oldMode === '120000') return { display: 'text', note: 'Symbolic link: the diff shows its target.' };
+  if (entry.newMode === '120000' || entry.oldMode === '120000')
+    return { display: 'text', note: 'Symbolic link: the diff shows its target.' };
   return { display: 'text' };
 }
 
@@ -84,7 +105,18 @@ function classify(entry: RawDiffEntry, numstat: NumstatEntry | undefined, sizes:
 export async function listReviewDiff(repoRoot: string, baseSha: string, headSha: string): Promise<ReviewDiffListing> {
   assertRevision(baseSha, 'base');
   assertRevision(headSha, 'head');
-  const out = await git(repoRoot, [...DIFF_CONFIG, 'diff', ...DIFF_OPTIONS, '--raw', '--numstat', '-z', '--no-abbrev', baseSha, headSha, '--']);
+  const out = await git(repoRoot, [
+    ...DIFF_CONFIG,
+    'diff',
+    ...DIFF_OPTIONS,
+    '--raw',
+    '--numstat',
+    '-z',
+    '--no-abbrev',
+    baseSha,
+    headSha,
+    '--',
+  ]);
   const { raw, numstat } = parseRawNumstat(out.stdout);
   const counts = new Map<string, NumstatEntry>();
   for (const entry of numstat) counts.set(`${entry.oldPath ?? entry.path}\0${entry.path}`, entry);
@@ -116,7 +148,16 @@ const literal = (path: string) => `:(literal)${path}`;
 async function fileDiff(repoRoot: string, listing: ReviewDiffListing, file: ReviewFile): Promise<FileDiff> {
   if (file.display !== 'text') return { path: file.path, kind: file.display, message: file.note ?? '' };
   const paths = file.oldPath !== undefined && file.oldPath !== file.path ? [file.oldPath, file.path] : [file.path];
-  const out = await git(repoRoot, [...DIFF_CONFIG, 'diff', ...DIFF_OPTIONS, '-U3', listing.baseSha, listing.headSha, '--', ...paths.map(literal)]);
+  const out = await git(repoRoot, [
+    ...DIFF_CONFIG,
+    'diff',
+    ...DIFF_OPTIONS,
+    '-U3',
+    listing.baseSha,
+    listing.headSha,
+    '--',
+    ...paths.map(literal),
+  ]);
   let truncatedLines = 0;
   const hunks = parsePatch(out.stdout).flatMap((patch) =>
     patch.hunks.map((hunk) => ({
@@ -132,7 +173,10 @@ async function fileDiff(repoRoot: string, listing: ReviewDiffListing, file: Revi
     })),
   );
   if (!hunks.length) {
-    const why = file.status === 'renamed' ? `Renamed from ${file.oldPath} without changes to its content.` : 'No changes to the content (for example, only the file mode changed).';
+    const why =
+      file.status === 'renamed'
+        ? `Renamed from ${file.oldPath} without changes to its content.`
+        : 'No changes to the content (for example, only the file mode changed).';
     return { path: file.path, kind: 'empty', message: why };
   }
   return { path: file.path, kind: 'text', hunks, truncatedLines };
@@ -158,14 +202,17 @@ export async function loadFileDiffs(repoRoot: string, listing: ReviewDiffListing
       try {
         results[index] = await fileDiff(repoRoot, listing, file);
       } catch (error) {
-        results[index] = { path, kind: 'error', message: `git could not produce this file's diff: ${(error as Error).message.split('\n')[0]}` };
+        results[index] = {
+          path,
+          kind: 'error',
+          message: `git could not produce this file's diff: ${(error as Error).message.split('\n')[0]}`,
+        };
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(FILE_DIFF_CONCURRENCY, paths.length) }, worker));
   return results;
 }
-
 
 /**
  * The canonical diff hash of base → the worktree as it is on disk now
@@ -188,7 +235,21 @@ export async function worktreeDiffHash(worktreePath: string, baseSha: string): P
     const env = { GIT_INDEX_FILE: tempIndex };
     await git(worktreePath, ['add', '--all', '--', '.'], { env });
     const tree = (await git(worktreePath, ['write-tree'], { env })).stdout.trim();
-    const out = await git(worktreePath, [...DIFF_CONFIG, 'diff', '--no-color', '--no-ext-diff', '--no-textconv', '--no-relative', '--no-renames', '--raw', '-z', '--no-abbrev', baseSha, tree, '--']);
+    const out = await git(worktreePath, [
+      ...DIFF_CONFIG,
+      'diff',
+      '--no-color',
+      '--no-ext-diff',
+      '--no-textconv',
+      '--no-relative',
+      '--no-renames',
+      '--raw',
+      '-z',
+      '--no-abbrev',
+      baseSha,
+      tree,
+      '--',
+    ]);
     return diffHash(parseRawNumstat(out.stdout).raw);
   } finally {
     await unlink(tempIndex).catch(() => undefined);
@@ -206,7 +267,10 @@ export async function readBlob(repoRoot: string, blobId: string): Promise<Uint8A
 export async function resolveReviewHead(repoRoot: string, change: { headSha?: string; branch: string }): Promise<string> {
   if (change.headSha) return change.headSha;
   assertRevision(change.branch, 'branch');
-  const out = await git(repoRoot, ['rev-parse', '--verify', '--quiet', '--end-of-options', `refs/heads/${change.branch}^{commit}`], { okExitCodes: [1] });
-  if (out.exitCode !== 0 || !out.stdout.trim()) throw new Error(`The change has no head commit and its branch ${change.branch} does not exist.`);
+  const out = await git(repoRoot, ['rev-parse', '--verify', '--quiet', '--end-of-options', `refs/heads/${change.branch}^{commit}`], {
+    okExitCodes: [1],
+  });
+  if (out.exitCode !== 0 || !out.stdout.trim())
+    throw new Error(`The change has no head commit and its branch ${change.branch} does not exist.`);
   return out.stdout.trim();
 }

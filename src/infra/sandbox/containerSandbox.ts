@@ -24,7 +24,16 @@ import { readFileIfExists, writeFileAtomic } from '../storage/fileStore';
 import { type ContainerEngine, DEFAULT_ENGINE_TIMEOUT_MS, EngineError, findOnPath, isNoSuchContainer, runEngine } from './engine';
 import { capture, logFileFor, runTaskSequence, sha256, storeLog, taskEvidence, type TaskRunOptions } from './taskRun';
 import { withBaseWorktree } from './baseWorktree';
-import { baseRunResult, type BaseRunRequest, type BaseRunResult, type RunTasksRequest, SandboxError, type SandboxRunResult, type SandboxSource, type TaskSandbox } from './types';
+import {
+  baseRunResult,
+  type BaseRunRequest,
+  type BaseRunResult,
+  type RunTasksRequest,
+  SandboxError,
+  type SandboxRunResult,
+  type SandboxSource,
+  type TaskSandbox,
+} from './types';
 
 /**
  * One dev container per change, created with @devcontainers/cli and found
@@ -139,7 +148,11 @@ const InspectSchema = z.array(
       Devices: z.array(z.unknown()).nullish(),
       SecurityOpt: z.array(z.string()).nullish(),
     }),
-    Mounts: z.array(z.looseObject({ Type: z.string(), Source: z.string().optional(), Destination: z.string().optional(), Name: z.string().optional() })).nullish(),
+    Mounts: z
+      .array(
+        z.looseObject({ Type: z.string(), Source: z.string().optional(), Destination: z.string().optional(), Name: z.string().optional() }),
+      )
+      .nullish(),
     NetworkSettings: z.looseObject({ Networks: z.record(z.string(), z.unknown()).nullish() }).nullish(),
   }),
 );
@@ -157,7 +170,8 @@ const UpResultSchema = z.looseObject({
 /** The network a container has now; a bridge container whose networks were all disconnected has none. */
 export function effectiveNetworkMode(info: ContainerInfo): string {
   const mode = info.HostConfig.NetworkMode ?? '';
-  if (mode === 'none' || mode === 'host' || mode.startsWith('container:') || mode.startsWith('slirp4netns') || mode.startsWith('pasta')) return mode;
+  if (mode === 'none' || mode === 'host' || mode.startsWith('container:') || mode.startsWith('slirp4netns') || mode.startsWith('pasta'))
+    return mode;
   const networks = Object.keys(info.NetworkSettings?.Networks ?? {});
   return networks.length === 0 ? 'none' : networks.join(',');
 }
@@ -172,16 +186,26 @@ export function containerWidenings(info: ContainerInfo, worktreeReal: string, al
   if (host.Privileged && !allow.allowPrivileged) problems.push('it runs privileged');
   for (const cap of host.CapAdd ?? []) if (!isCapabilityAllowed(cap, allow)) problems.push(`it adds the capability ${cap}`);
   if (host.NetworkMode === 'host' && !allow.allowHostNetwork) problems.push("it shares the host's network");
-  for (const [name, mode] of [['pid', host.PidMode], ['ipc', host.IpcMode], ['uts', host.UTSMode], ['user', host.UsernsMode], ['cgroup', host.CgroupnsMode ?? undefined]] as const) {
+  for (const [name, mode] of [
+    ['pid', host.PidMode],
+    ['ipc', host.IpcMode],
+    ['uts', host.UTSMode],
+    ['user', host.UsernsMode],
+    ['cgroup', host.CgroupnsMode ?? undefined],
+  ] as const) {
     if (mode === 'host') problems.push(`it shares the host's ${name} namespace`);
   }
   if ((host.Devices ?? []).length > 0) problems.push('it has host devices');
   // The dev containers CLI itself adds label=disable for podman, so that the workspace bind mount is readable under SELinux.
-  for (const option of host.SecurityOpt ?? []) if (!/^(?:label[=:]disable|no-new-privileges(?:[:=]true)?)$/.test(option)) problems.push(`it has the security option ${option}`);
+  for (const option of host.SecurityOpt ?? [])
+    if (!/^(?:label[=:]disable|no-new-privileges(?:[:=]true)?)$/.test(option)) problems.push(`it has the security option ${option}`);
   for (const mount of info.Mounts ?? []) {
     const source = mount.Source ?? '';
     if (mount.Type === 'bind') {
-      if (source !== worktreeReal && !isMountSourceAllowed(source, allow)) problems.push(`it mounts ${isEngineSocket(source) ? "the engine's socket " : ''}${source} from the host at ${mount.Destination ?? '?'}`);
+      if (source !== worktreeReal && !isMountSourceAllowed(source, allow))
+        problems.push(
+          `it mounts ${isEngineSocket(source) ? "the engine's socket " : ''}${source} from the host at ${mount.Destination ?? '?'}`,
+        );
     } else if (mount.Type === 'volume') {
       const anonymous = /^[0-9a-f]{64}$/.test(mount.Name ?? '');
       if (!anonymous && !isMountSourceAllowed(mount.Name ?? '', allow)) problems.push(`it mounts the named volume ${mount.Name ?? '?'}`);
@@ -200,7 +224,8 @@ function lifecycleCommands(config: Record<string, unknown>): string[] {
     if (typeof value === 'string') commands.push(`${key}: ${value}`);
     else if (Array.isArray(value)) commands.push(`${key}: ${value.join(' ')}`);
     else if (typeof value === 'object' && value !== null) {
-      for (const [name, command] of Object.entries(value)) commands.push(`${key}.${name}: ${Array.isArray(command) ? command.join(' ') : String(command)}`);
+      for (const [name, command] of Object.entries(value))
+        commands.push(`${key}.${name}: ${Array.isArray(command) ? command.join(' ') : String(command)}`);
     }
   }
   return commands;
@@ -216,7 +241,8 @@ function literalRemoteEnv(config: Record<string, unknown>): Record<string, strin
 }
 
 const TASK_WRAPPER = 'echo $$ > "$1" 2>/dev/null; shift; exec /bin/sh -c "$1"';
-const KILL_SCRIPT = 'p=$(cat "$1" 2>/dev/null) || exit 0; [ -n "$p" ] && { kill -9 -"$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; }; rm -f "$1"';
+const KILL_SCRIPT =
+  'p=$(cat "$1" 2>/dev/null) || exit 0; [ -n "$p" ] && { kill -9 -"$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; }; rm -f "$1"';
 
 export class ContainerSandbox implements TaskSandbox {
   readonly isolation = 'container' as const;
@@ -263,7 +289,12 @@ export class ContainerSandbox implements TaskSandbox {
     const result = await this.engineCall(['container', 'inspect', containerId], { okExitCodes: [1, 125] });
     if (result.exitCode !== 0) {
       if (isNoSuchContainer(result.stderr) || result.stdout.trim() === '[]') return undefined;
-      throw new EngineError(`${this.options.engine.kind} container inspect failed: ${result.stderr.trim()}`, ['inspect'], result.exitCode, result.stderr);
+      throw new EngineError(
+        `${this.options.engine.kind} container inspect failed: ${result.stderr.trim()}`,
+        ['inspect'],
+        result.exitCode,
+        result.stderr,
+      );
     }
     return InspectSchema.parse(JSON.parse(result.stdout))[0];
   }
@@ -277,7 +308,10 @@ export class ContainerSandbox implements TaskSandbox {
     try {
       worktreeReal = await realpath(request.worktreePath);
     } catch {
-      throw new SandboxError('engine', `The worktree ${request.worktreePath} of change ${changeId} is missing; restore it ("Lanes: Reconcile") or discard the change.`);
+      throw new SandboxError(
+        'engine',
+        `The worktree ${request.worktreePath} of change ${changeId} is missing; restore it ("Lanes: Reconcile") or discard the change.`,
+      );
     }
 
     let check: DevcontainerCheck | undefined;
@@ -290,7 +324,13 @@ export class ContainerSandbox implements TaskSandbox {
     }
     const preparationNetwork = policy.preparationNetwork ?? 'none';
     const taskNetwork = policy.taskNetwork ?? 'none';
-    if (check && typeof check.config.features === 'object' && check.config.features !== null && Object.keys(check.config.features).length > 0 && preparationNetwork === 'none') {
+    if (
+      check &&
+      typeof check.config.features === 'object' &&
+      check.config.features !== null &&
+      Object.keys(check.config.features).length > 0 &&
+      preparationNetwork === 'none'
+    ) {
       throw new SandboxError(
         'refused',
         `${check.fileName} uses dev container features, which are downloaded from a registry while the container is built, and policy allows no network for preparation. Bake the features into the image, or ask the policy owner for a preparation network.`,
@@ -308,7 +348,10 @@ export class ContainerSandbox implements TaskSandbox {
       const dockerfileRepoPath = posix.normalize(posix.join(configFolder, dockerfile));
       const text = request.source.readBaseFile ? await request.source.readBaseFile(dockerfileRepoPath) : undefined;
       if (text === undefined) {
-        throw new SandboxError('refused', `${check.fileName} builds from ${dockerfileRepoPath}, which could not be read from the base commit. Commit the Dockerfile, or use "image".`);
+        throw new SandboxError(
+          'refused',
+          `${check.fileName} builds from ${dockerfileRepoPath}, which could not be read from the base commit. Commit the Dockerfile, or use "image".`,
+        );
       }
       dockerfilePath = join(configDir, 'Dockerfile');
       await mkdir(configDir, { recursive: true });
@@ -323,8 +366,13 @@ export class ContainerSandbox implements TaskSandbox {
       labels: {},
       ...(dockerfilePath ? { dockerfilePath, buildContext } : {}),
     });
-    const configHash = sha256(JSON.stringify({ config: sandboxConfig.config, prepare: request.source.prepare, preparationNetwork, taskNetwork, allow }));
-    sandboxConfig.config.runArgs = [...(sandboxConfig.config.runArgs as string[]), `--label=${SANDBOX_LABELS.config}=${configHash.slice(7, 23)}`];
+    const configHash = sha256(
+      JSON.stringify({ config: sandboxConfig.config, prepare: request.source.prepare, preparationNetwork, taskNetwork, allow }),
+    );
+    sandboxConfig.config.runArgs = [
+      ...(sandboxConfig.config.runArgs as string[]),
+      `--label=${SANDBOX_LABELS.config}=${configHash.slice(7, 23)}`,
+    ];
 
     const state = await this.readState(changeId, role);
     if (state && state.configHash === configHash && state.worktreePath === worktreeReal) {
@@ -334,10 +382,24 @@ export class ContainerSandbox implements TaskSandbox {
       this.options.logger?.info(`sandbox: the configuration for ${changeId} changed; recreating its container`);
       await this.removeContainers(changeId, role);
     }
-    return this.create(request, role, check, sandboxConfig.config, sandboxConfig.workspaceFolder, configHash, worktreeReal, creationNetwork);
+    return this.create(
+      request,
+      role,
+      check,
+      sandboxConfig.config,
+      sandboxConfig.workspaceFolder,
+      configHash,
+      worktreeReal,
+      creationNetwork,
+    );
   }
 
-  private async reuse(state: SandboxState, worktreeReal: string, allow: DevcontainerAllowances, request: EnsureSandboxRequest): Promise<SandboxHandle | undefined> {
+  private async reuse(
+    state: SandboxState,
+    worktreeReal: string,
+    allow: DevcontainerAllowances,
+    request: EnsureSandboxRequest,
+  ): Promise<SandboxHandle | undefined> {
     let info = await this.inspect(state.containerId);
     if (!info) {
       this.options.logger?.info(`sandbox: container ${state.containerId.slice(0, 12)} of ${request.changeId} is gone; creating a new one`);
@@ -351,7 +413,9 @@ export class ContainerSandbox implements TaskSandbox {
     const problems = containerWidenings(info, worktreeReal, allow);
     const networkMode = effectiveNetworkMode(info);
     if (problems.length > 0 || networkMode !== state.networkMode) {
-      this.options.logger?.warn(`sandbox: container ${state.containerId.slice(0, 12)} no longer matches its sandbox (${[...problems, `network ${networkMode}`].join('; ')}); recreating it`);
+      this.options.logger?.warn(
+        `sandbox: container ${state.containerId.slice(0, 12)} no longer matches its sandbox (${[...problems, `network ${networkMode}`].join('; ')}); recreating it`,
+      );
       await this.removeContainers(request.changeId, request.role ?? 'change');
       return undefined;
     }
@@ -396,8 +460,12 @@ export class ContainerSandbox implements TaskSandbox {
     };
     const preparationTimeoutMs = (policy.preparationTimeoutSeconds ?? DEFAULT_PREPARATION_TIMEOUT_SECONDS) * 1000;
     const commands = [...lifecycleCommands(config), ...request.source.prepare];
-    const reach = creationNetwork === 'none' ? { networkMode: 'none', reachable: [] as string[] } : preparationReachFor(policy, creationNetwork);
-    const notes = [...(check?.notes ?? []), ...(check?.allowed ?? []).map((item) => `allowed by policy (${item.allowedBy}): ${item.where}: ${item.reason}`)];
+    const reach =
+      creationNetwork === 'none' ? { networkMode: 'none', reachable: [] as string[] } : preparationReachFor(policy, creationNetwork);
+    const notes = [
+      ...(check?.notes ?? []),
+      ...(check?.allowed ?? []).map((item) => `allowed by policy (${item.allowedBy}): ${item.where}: ${item.reason}`),
+    ];
 
     const finishPreparation = async (outcome: PreparationEvidence['outcome'], message?: string): Promise<PreparationEvidence> => {
       stream?.end();
@@ -461,8 +529,15 @@ export class ContainerSandbox implements TaskSandbox {
     up.stderr?.on('data', (chunk: string) => note(chunk));
     const upResult = await up;
     if (upResult.timedOut || upResult.isCanceled) {
-      await this.removeContainers(changeId, role).catch((error) => this.options.logger?.warn(`sandbox: cleanup after up: ${String(error)}`));
-      if (upResult.isCanceled) throw new SandboxError('cancelled', 'The sandbox run was cancelled while its container was being created.', await finishPreparation('failed', 'cancelled'));
+      await this.removeContainers(changeId, role).catch((error) =>
+        this.options.logger?.warn(`sandbox: cleanup after up: ${String(error)}`),
+      );
+      if (upResult.isCanceled)
+        throw new SandboxError(
+          'cancelled',
+          'The sandbox run was cancelled while its container was being created.',
+          await finishPreparation('failed', 'cancelled'),
+        );
       const seconds = Math.round(Math.min(this.upTimeoutMs, preparationTimeoutMs) / 1000);
       throw new SandboxError(
         'upTimedOut',
@@ -470,7 +545,11 @@ export class ContainerSandbox implements TaskSandbox {
         await finishPreparation('timedOut', `devcontainer up did not finish within ${seconds} s`),
       );
     }
-    const lastLine = String(upResult.stdout ?? '').trim().split('\n').pop() ?? '';
+    const lastLine =
+      String(upResult.stdout ?? '')
+        .trim()
+        .split('\n')
+        .pop() ?? '';
     let parsed: z.infer<typeof UpResultSchema> | undefined;
     try {
       parsed = UpResultSchema.parse(JSON.parse(lastLine));
@@ -488,7 +567,9 @@ export class ContainerSandbox implements TaskSandbox {
           await finishPreparation('failed', detail),
         );
       }
-      const lifecycle = /postCreateCommand|onCreateCommand|updateContentCommand|postStartCommand|lifecycle/i.test(`${detail} ${parsed?.description ?? ''}`);
+      const lifecycle = /postCreateCommand|onCreateCommand|updateContentCommand|postStartCommand|lifecycle/i.test(
+        `${detail} ${parsed?.description ?? ''}`,
+      );
       throw new SandboxError(
         lifecycle ? 'preparationFailed' : 'upFailed',
         `The sandbox container could not be ${lifecycle ? 'prepared' : 'created'}: ${detail}. The preparation log has the details${lifecycle ? '; fix the command in the base commit' : ''}.`,
@@ -497,10 +578,17 @@ export class ContainerSandbox implements TaskSandbox {
     }
     const containerId = parsed.containerId;
     let info = await this.inspect(containerId);
-    if (!info) throw new SandboxError('containerRemoved', `The sandbox container ${containerId.slice(0, 12)} disappeared right after it was created; run the tasks again.`, await finishPreparation('failed', 'container disappeared'));
+    if (!info)
+      throw new SandboxError(
+        'containerRemoved',
+        `The sandbox container ${containerId.slice(0, 12)} disappeared right after it was created; run the tasks again.`,
+        await finishPreparation('failed', 'container disappeared'),
+      );
     if (Date.parse(info.Created) < started - 2_000) {
       // A container of this change from before (its state file lost): how far it was prepared is unknown, so start afresh.
-      this.options.logger?.info(`sandbox: found an earlier container ${containerId.slice(0, 12)} for ${changeId} without state; recreating it`);
+      this.options.logger?.info(
+        `sandbox: found an earlier container ${containerId.slice(0, 12)} for ${changeId} without state; recreating it`,
+      );
       await this.removeContainers(changeId, role);
       return this.create(request, role, check, config, workspaceFolder, configHash, worktreeReal, creationNetwork);
     }
@@ -533,10 +621,20 @@ export class ContainerSandbox implements TaskSandbox {
     for (const command of request.source.prepare) {
       const remaining = preparationTimeoutMs - (Date.now() - started);
       note(`── prepare: ${command}\n`);
-      const run = await this.execCaptured(handle, command, { timeoutMs: Math.max(remaining, 1_000), signal, onChunk: note, maxLogChars: prepLog.maxChars });
+      const run = await this.execCaptured(handle, command, {
+        timeoutMs: Math.max(remaining, 1_000),
+        signal,
+        onChunk: note,
+        maxLogChars: prepLog.maxChars,
+      });
       if (run.ended !== 'exited' || run.exitCode !== 0) {
         await this.removeContainers(changeId, role);
-        const why = run.ended === 'timedOut' ? `did not finish within policy's preparation time limit` : run.ended === 'cancelled' ? 'was cancelled' : `failed with exit code ${run.exitCode}`;
+        const why =
+          run.ended === 'timedOut'
+            ? `did not finish within policy's preparation time limit`
+            : run.ended === 'cancelled'
+              ? 'was cancelled'
+              : `failed with exit code ${run.exitCode}`;
         const outcome = run.ended === 'timedOut' ? 'timedOut' : 'failed';
         throw new SandboxError(
           run.ended === 'cancelled' ? 'cancelled' : 'preparationFailed',
@@ -586,22 +684,52 @@ export class ContainerSandbox implements TaskSandbox {
   private async execCaptured(
     handle: SandboxHandle,
     command: string,
-    options: { timeoutMs: number; signal?: AbortSignal; onChunk?: (text: string) => void; onOutput?: (text: string) => void; maxLogChars?: number },
+    options: {
+      timeoutMs: number;
+      signal?: AbortSignal;
+      onChunk?: (text: string) => void;
+      onOutput?: (text: string) => void;
+      maxLogChars?: number;
+    },
   ) {
     const pidFile = `/tmp/.agent-lanes-${randomBytes(6).toString('hex')}.pid`;
     const env = Object.entries(handle.remoteEnv).flatMap(([name, value]) => ['-e', `${name}=${value}`]);
-    const args = ['exec', '--user', handle.remoteUser, '--workdir', handle.workspaceFolder, ...env, handle.containerId, '/bin/sh', '-c', TASK_WRAPPER, 'agent-lanes-task', pidFile, command];
+    const args = [
+      'exec',
+      '--user',
+      handle.remoteUser,
+      '--workdir',
+      handle.workspaceFolder,
+      ...env,
+      handle.containerId,
+      '/bin/sh',
+      '-c',
+      TASK_WRAPPER,
+      'agent-lanes-task',
+      pidFile,
+      command,
+    ];
     let subprocess: ReturnType<typeof execa> | undefined;
     const killInContainer = () =>
-      execa(this.options.engine.path, ['exec', '--user', 'root', handle.containerId, '/bin/sh', '-c', KILL_SCRIPT, 'agent-lanes-kill', pidFile], {
-        reject: false,
-        timeout: this.engineTimeoutMs,
-        stdin: 'ignore',
-      });
+      execa(
+        this.options.engine.path,
+        ['exec', '--user', 'root', handle.containerId, '/bin/sh', '-c', KILL_SCRIPT, 'agent-lanes-kill', pidFile],
+        {
+          reject: false,
+          timeout: this.engineTimeoutMs,
+          stdin: 'ignore',
+        },
+      );
     let exited = false;
     const run = await capture(
       () => {
-        subprocess = execa(this.options.engine.path, args, { reject: false, buffer: false, all: true, stdin: 'ignore', stripFinalNewline: false });
+        subprocess = execa(this.options.engine.path, args, {
+          reject: false,
+          buffer: false,
+          all: true,
+          stdin: 'ignore',
+          stripFinalNewline: false,
+        });
         const done = (async () => {
           const result = await subprocess!;
           exited = true;
@@ -618,7 +746,13 @@ export class ContainerSandbox implements TaskSandbox {
         }
         if (!exited) subprocess?.kill('SIGKILL');
       },
-      { timeoutMs: options.timeoutMs, signal: options.signal, onOutput: options.onOutput, maxLogChars: options.maxLogChars, patterns: this.patterns },
+      {
+        timeoutMs: options.timeoutMs,
+        signal: options.signal,
+        onOutput: options.onOutput,
+        maxLogChars: options.maxLogChars,
+        patterns: this.patterns,
+      },
     );
     return run;
   }
@@ -626,7 +760,12 @@ export class ContainerSandbox implements TaskSandbox {
   /** Runs one task in a prepared container; never throws for the task's own failure. */
   async runTask(handle: SandboxHandle, task: ResolvedTask, options: TaskRunOptions): Promise<TaskEvidence> {
     const timeoutMs = (task.timeoutSeconds || DEFAULT_TASK_TIMEOUT_SECONDS) * 1000;
-    const run = await this.execCaptured(handle, task.command, { timeoutMs, signal: options.signal, onOutput: options.onOutput, maxLogChars: options.maxLogChars });
+    const run = await this.execCaptured(handle, task.command, {
+      timeoutMs,
+      signal: options.signal,
+      onOutput: options.onOutput,
+      maxLogChars: options.maxLogChars,
+    });
     const sandbox = { isolation: 'container' as const, networkMode: handle.networkMode, image: handle.image, imageId: handle.imageId };
     let outcome: TaskEvidence['outcome'];
     let message: string | undefined;
@@ -652,7 +791,11 @@ export class ContainerSandbox implements TaskSandbox {
       }
     }
     if (message) run.log.append(`\n[agent-lanes: ${message}]\n`);
-    const stored = await storeLog(logFileFor(options.logDir, handle.changeId, `${handle.role === 'base' ? 'base-' : ''}${task.id}`), run.log, options.redactionPatterns ?? this.patterns);
+    const stored = await storeLog(
+      logFileFor(options.logDir, handle.changeId, `${handle.role === 'base' ? 'base-' : ''}${task.id}`),
+      run.log,
+      options.redactionPatterns ?? this.patterns,
+    );
     return taskEvidence(task, run, outcome, stored, sandbox, message);
   }
 
@@ -717,13 +860,18 @@ export class ContainerSandbox implements TaskSandbox {
         return baseRunResult(result);
       });
     } finally {
-      await this.removeContainers(request.changeId, 'base').catch((error) => this.options.logger?.warn(`sandbox: removing the base container: ${String(error)}`));
+      await this.removeContainers(request.changeId, 'base').catch((error) =>
+        this.options.logger?.warn(`sandbox: removing the base container: ${String(error)}`),
+      );
     }
   }
 
   private async containerIds(filters: string[]): Promise<string[]> {
     const result = await this.engineCall(['ps', '-a', '-q', '--no-trunc', ...filters.flatMap((filter) => ['--filter', `label=${filter}`])]);
-    return result.stdout.split('\n').map((line) => line.trim()).filter(Boolean);
+    return result.stdout
+      .split('\n')
+      .map((line) => line.trim())
+      .filter(Boolean);
   }
 
   private async removeContainers(changeId: string, role?: SandboxRole): Promise<number> {
@@ -767,7 +915,10 @@ function preparationReachFor(policy: SandboxPolicy, creationNetwork: 'bridge' | 
   if (creationNetwork === 'host') return { networkMode: 'host', reachable: ['any host (the host network, allowed by policy)'] };
   if (network === 'registries') {
     const named = policy.preparationRegistries ?? [];
-    return { networkMode: 'bridge', reachable: [`any host (policy names ${named.length ? named.join(', ') : 'no registry'}; not enforced per host)`] };
+    return {
+      networkMode: 'bridge',
+      reachable: [`any host (policy names ${named.length ? named.join(', ') : 'no registry'}; not enforced per host)`],
+    };
   }
   if (network === 'open') return { networkMode: 'bridge', reachable: ['any host'] };
   return { networkMode: 'bridge', reachable: ['any host (policy opens the network for tasks)'] };
@@ -778,11 +929,17 @@ function delay(ms: number): Promise<void> {
 }
 
 /** Where the dev containers CLI is: a setting, the development install, or PATH. */
-export async function resolveDevcontainerCli(options: { settingPath?: string; extensionRoot?: string; pathVariable?: string }): Promise<{ path: string } | { error: string }> {
+export async function resolveDevcontainerCli(options: {
+  settingPath?: string;
+  extensionRoot?: string;
+  pathVariable?: string;
+}): Promise<{ path: string } | { error: string }> {
   if (options.settingPath && options.settingPath.trim() !== '') {
     const found = await findOnPath(options.settingPath.trim());
     if (found) return { path: found };
-    return { error: `agentLanes.sandbox.devcontainerCliPath is "${options.settingPath}", which is not an executable file. Install the CLI with \`npm install -g @devcontainers/cli\` and point the setting at it (or clear the setting to use devcontainer from PATH).` };
+    return {
+      error: `agentLanes.sandbox.devcontainerCliPath is "${options.settingPath}", which is not an executable file. Install the CLI with \`npm install -g @devcontainers/cli\` and point the setting at it (or clear the setting to use devcontainer from PATH).`,
+    };
   }
   if (options.extensionRoot) {
     const development = join(options.extensionRoot, 'node_modules', '.bin', 'devcontainer');

@@ -50,9 +50,22 @@ async function isExecutable(path: string): Promise<boolean> {
 }
 
 /** Asks an engine CLI for `info`; a daemon that does not answer in time counts as absent. */
-async function probe(kind: EngineKind, path: string, timeoutMs: number): Promise<{ ok: true; version: string } | { ok: false; reason: string }> {
-  const result = await execa(path, ['info', '--format', '{{json .}}'], { reject: false, timeout: timeoutMs, forceKillAfterDelay: 2_000, stdin: 'ignore' });
-  if (result.timedOut) return { ok: false, reason: `${path} info did not answer within ${Math.round(timeoutMs / 1000)} s (is the ${kind === 'docker' ? 'Docker daemon' : 'podman service'} stuck?)` };
+async function probe(
+  kind: EngineKind,
+  path: string,
+  timeoutMs: number,
+): Promise<{ ok: true; version: string } | { ok: false; reason: string }> {
+  const result = await execa(path, ['info', '--format', '{{json .}}'], {
+    reject: false,
+    timeout: timeoutMs,
+    forceKillAfterDelay: 2_000,
+    stdin: 'ignore',
+  });
+  if (result.timedOut)
+    return {
+      ok: false,
+      reason: `${path} info did not answer within ${Math.round(timeoutMs / 1000)} s (is the ${kind === 'docker' ? 'Docker daemon' : 'podman service'} stuck?)`,
+    };
   if (result.exitCode !== 0) {
     const detail = (result.stderr || result.stdout || result.shortMessage || '').trim().split('\n').slice(-3).join(' ');
     return { ok: false, reason: `${path} info failed: ${detail}` };
@@ -72,7 +85,10 @@ async function probe(kind: EngineKind, path: string, timeoutMs: number): Promise
  * Finds the engine the setting asks for. `auto` tries docker, then podman,
  * and takes the first that is on PATH and answers `info` within the timeout.
  */
-export async function detectEngine(setting: EngineSetting = 'auto', options: { infoTimeoutMs?: number; pathVariable?: string } = {}): Promise<EngineDetection> {
+export async function detectEngine(
+  setting: EngineSetting = 'auto',
+  options: { infoTimeoutMs?: number; pathVariable?: string } = {},
+): Promise<EngineDetection> {
   const timeoutMs = options.infoTimeoutMs ?? DEFAULT_INFO_TIMEOUT_MS;
   const candidates: EngineKind[] = setting === 'auto' ? ['docker', 'podman'] : [setting];
   const tried: string[] = [];
@@ -86,7 +102,10 @@ export async function detectEngine(setting: EngineSetting = 'auto', options: { i
     if (answer.ok) return { found: true, engine: { kind, path, version: answer.version } };
     tried.push(`${kind}: ${answer.reason}`);
   }
-  const asked = setting === 'auto' ? 'No container engine was found' : `The container engine "${setting}" (agentLanes.sandbox.containerEngine) is not usable`;
+  const asked =
+    setting === 'auto'
+      ? 'No container engine was found'
+      : `The container engine "${setting}" (agentLanes.sandbox.containerEngine) is not usable`;
   return { found: false, tried, message: `${asked} (${tried.join('; ')}). ${NO_ENGINE_HELP}` };
 }
 
@@ -110,7 +129,11 @@ export interface EngineRunOptions {
 }
 
 /** Runs one engine command with a timeout; throws EngineError with the engine's own words on failure. */
-export async function runEngine(engine: ContainerEngine, args: readonly string[], options: EngineRunOptions = {}): Promise<{ stdout: string; stderr: string; exitCode: number }> {
+export async function runEngine(
+  engine: ContainerEngine,
+  args: readonly string[],
+  options: EngineRunOptions = {},
+): Promise<{ stdout: string; stderr: string; exitCode: number }> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS;
   const result = await execa(engine.path, args, {
     reject: false,
@@ -121,7 +144,13 @@ export async function runEngine(engine: ContainerEngine, args: readonly string[]
     maxBuffer: 64 * 1024 * 1024,
   });
   const command = `${engine.kind} ${args.slice(0, 3).join(' ')}`;
-  if (result.timedOut) throw new EngineError(`${command} did not finish within ${Math.round(timeoutMs / 1000)} s; check that ${engine.kind} is responsive (${engine.kind} info).`, args, undefined, result.stderr);
+  if (result.timedOut)
+    throw new EngineError(
+      `${command} did not finish within ${Math.round(timeoutMs / 1000)} s; check that ${engine.kind} is responsive (${engine.kind} info).`,
+      args,
+      undefined,
+      result.stderr,
+    );
   if (result.isCanceled) throw new EngineError(`${command} was cancelled.`, args, undefined, result.stderr);
   const exitCode = result.exitCode ?? -1;
   if (exitCode !== 0 && !(options.okExitCodes ?? []).includes(exitCode)) {

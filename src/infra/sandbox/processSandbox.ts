@@ -11,7 +11,15 @@ import { CappedLog } from '../../core/sandbox/taskLog';
 import { withBaseWorktree } from './baseWorktree';
 import { findOnPath } from './engine';
 import { capture, logFileFor, runTaskSequence, storeLog, taskEvidence } from './taskRun';
-import { baseRunResult, type BaseRunRequest, type BaseRunResult, type RunTasksRequest, SandboxError, type SandboxRunResult, type TaskSandbox } from './types';
+import {
+  baseRunResult,
+  type BaseRunRequest,
+  type BaseRunResult,
+  type RunTasksRequest,
+  SandboxError,
+  type SandboxRunResult,
+  type TaskSandbox,
+} from './types';
 
 /**
  * The lesser isolation, for machines without a container engine when policy
@@ -31,13 +39,20 @@ const BWRAP_HELP = 'Install bubblewrap (`sudo apt-get install -y bubblewrap`); i
 export async function detectProcessSandbox(options: { pathVariable?: string; timeoutMs?: number } = {}): Promise<ProcessSandboxDetection> {
   const bwrap = await findOnPath('bwrap', options.pathVariable);
   if (!bwrap) return { available: false, message: `bubblewrap (bwrap) is not on PATH. ${BWRAP_HELP}` };
-  const probe = await execa(bwrap, ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-net', '--unshare-pid', '--die-with-parent', 'true'], {
-    reject: false,
-    timeout: options.timeoutMs ?? 10_000,
-    stdin: 'ignore',
-  });
+  const probe = await execa(
+    bwrap,
+    ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-net', '--unshare-pid', '--die-with-parent', 'true'],
+    {
+      reject: false,
+      timeout: options.timeoutMs ?? 10_000,
+      stdin: 'ignore',
+    },
+  );
   if (probe.exitCode !== 0) {
-    return { available: false, message: `bubblewrap cannot create its namespaces here (${(probe.stderr || probe.shortMessage || '').trim()}). ${BWRAP_HELP}` };
+    return {
+      available: false,
+      message: `bubblewrap cannot create its namespaces here (${(probe.stderr || probe.shortMessage || '').trim()}). ${BWRAP_HELP}`,
+    };
   }
   return { available: true, bwrap };
 }
@@ -51,7 +66,6 @@ export interface ProcessSandboxOptions {
   /** PATH inside the sandbox; default the extension host's. */
   pathVariable?: string;
 }
-
 
 export class ProcessSandbox implements TaskSandbox {
   readonly isolation = 'process' as const;
@@ -76,12 +90,23 @@ export class ProcessSandbox implements TaskSandbox {
     return args;
   }
 
-  private run(worktree: string, network: boolean, command: string, options: { timeoutMs: number; signal?: AbortSignal; onOutput?: (text: string) => void; maxLogChars?: number }) {
+  private run(
+    worktree: string,
+    network: boolean,
+    command: string,
+    options: { timeoutMs: number; signal?: AbortSignal; onOutput?: (text: string) => void; maxLogChars?: number },
+  ) {
     let subprocess: ReturnType<typeof execa> | undefined;
     return capture(
       () => {
         // Its own process group, so a kill reaches bwrap and (through --die-with-parent and the pid namespace) everything inside.
-        subprocess = execa(this.options.bwrap, this.bwrapArgs(worktree, network, command), { reject: false, buffer: false, all: true, stdin: 'ignore', detached: true });
+        subprocess = execa(this.options.bwrap, this.bwrapArgs(worktree, network, command), {
+          reject: false,
+          buffer: false,
+          all: true,
+          stdin: 'ignore',
+          detached: true,
+        });
         const done = (async () => ({ exitCode: (await subprocess!).exitCode, stderrTail: '' }))();
         return { output: subprocess.all ?? undefined, done };
       },
@@ -103,20 +128,28 @@ export class ProcessSandbox implements TaskSandbox {
   }
 
   async runOnBase(request: BaseRunRequest): Promise<BaseRunResult> {
-    return withBaseWorktree(this.options.stateDir, request, async (worktreePath) => baseRunResult(await this.runIn({ ...request, worktreePath }, worktreePath, 'base')));
+    return withBaseWorktree(this.options.stateDir, request, async (worktreePath) =>
+      baseRunResult(await this.runIn({ ...request, worktreePath }, worktreePath, 'base')),
+    );
   }
 
   private async runIn(request: RunTasksRequest, worktreePath: string, role: 'change' | 'base'): Promise<SandboxRunResult> {
     const policy: SandboxPolicy = request.policy;
     if (policy.allowProcessSandbox !== true) {
-      throw new SandboxError('noSandbox', 'There is no container engine, and policy does not allow the process sandbox (bubblewrap), so no task can run. Install podman or Docker.');
+      throw new SandboxError(
+        'noSandbox',
+        'There is no container engine, and policy does not allow the process sandbox (bubblewrap), so no task can run. Install podman or Docker.',
+      );
     }
     let worktree: string;
     try {
       worktree = await realpath(worktreePath);
       if (!(await stat(worktree)).isDirectory()) throw new Error('not a folder');
     } catch {
-      throw new SandboxError('engine', `The worktree ${worktreePath} of change ${request.changeId} is missing; restore it ("Lanes: Reconcile") or discard the change.`);
+      throw new SandboxError(
+        'engine',
+        `The worktree ${worktreePath} of change ${request.changeId} is missing; restore it ("Lanes: Reconcile") or discard the change.`,
+      );
     }
     const taskNetwork = policy.taskNetwork === 'open';
     const sandbox = { isolation: 'process' as const, networkMode: taskNetwork ? 'host' : 'none' };
@@ -151,11 +184,17 @@ export class ProcessSandbox implements TaskSandbox {
         break;
       }
     }
-    const stored = await storeLog(logFileFor(request.logDir, request.changeId, `${role === 'base' ? 'base-' : ''}prepare`), log, this.patterns);
+    const stored = await storeLog(
+      logFileFor(request.logDir, request.changeId, `${role === 'base' ? 'base-' : ''}prepare`),
+      log,
+      this.patterns,
+    );
     const evidence: PreparationEvidence = {
       commands: [...commands],
       networkMode: network ? 'host' : 'none',
-      reachable: network ? reach.reachable.map((item) => item.replace('not enforced per host', 'not enforced per host; the host network')) : [],
+      reachable: network
+        ? reach.reachable.map((item) => item.replace('not enforced per host', 'not enforced per host; the host network'))
+        : [],
       outcome,
       durationMs: Date.now() - started,
       logDigest: stored.digest,
@@ -164,12 +203,22 @@ export class ProcessSandbox implements TaskSandbox {
       ...(notes.length ? { notes } : {}),
     };
     if (outcome !== 'passed') {
-      throw new SandboxError(request.signal?.aborted ? 'cancelled' : 'preparationFailed', `The ${message}; no task ran. Its output is in the preparation log. Fix .lanes/lanes.yaml in the base commit.`, evidence);
+      throw new SandboxError(
+        request.signal?.aborted ? 'cancelled' : 'preparationFailed',
+        `The ${message}; no task ran. Its output is in the preparation log. Fix .lanes/lanes.yaml in the base commit.`,
+        evidence,
+      );
     }
     return evidence;
   }
 
-  private async runTask(request: RunTasksRequest, worktree: string, task: ResolvedTask, network: boolean, role: 'change' | 'base'): Promise<TaskEvidence> {
+  private async runTask(
+    request: RunTasksRequest,
+    worktree: string,
+    task: ResolvedTask,
+    network: boolean,
+    role: 'change' | 'base',
+  ): Promise<TaskEvidence> {
     const timeoutMs = (task.timeoutSeconds || DEFAULT_TASK_TIMEOUT_SECONDS) * 1000;
     const run = await this.run(worktree, network, task.command, {
       timeoutMs,
@@ -187,7 +236,11 @@ export class ProcessSandbox implements TaskSandbox {
       message = 'Cancelled; the task was stopped.';
     }
     if (message) run.log.append(`\n[agent-lanes: ${message}]\n`);
-    const stored = await storeLog(logFileFor(request.logDir, request.changeId, `${role === 'base' ? 'base-' : ''}${task.id}`), run.log, request.redactionPatterns ?? this.patterns);
+    const stored = await storeLog(
+      logFileFor(request.logDir, request.changeId, `${role === 'base' ? 'base-' : ''}${task.id}`),
+      run.log,
+      request.redactionPatterns ?? this.patterns,
+    );
     return taskEvidence(task, run, outcome, stored, { isolation: 'process', networkMode: network ? 'host' : 'none' }, message);
   }
 }

@@ -55,7 +55,13 @@ export async function selectSandbox(options: SelectSandboxOptions): Promise<Sand
   if (!bwrap.available) return { ok: false, message: `${detection.message} Policy allows the process sandbox, but ${bwrap.message}` };
   return {
     ok: true,
-    sandbox: new ProcessSandbox({ bwrap: bwrap.bwrap, stateDir: options.stateDir, logger: options.logger, redactionPatterns: options.redactionPatterns }),
-    notice: 'No container engine: tasks run in the process sandbox (bubblewrap, no network, writes only to the worktree), a lesser isolation recorded as such in the evidence.',
+    sandbox: new ProcessSandbox({
+      bwrap: bwrap.bwrap,
+      stateDir: options.stateDir,
+      logger: options.logger,
+      redactionPatterns: options.redactionPatterns,
+    }),
+    notice:
+      'No container engine: tasks run in the process sandbox (bubblewrap, no network, writes only to the worktree), a lesser isolation recorded as such in the evidence.',
   };
 }

@@ -45,7 +45,11 @@ export function logFileFor(logDir: string, changeId: string, name: string, date 
 }
 
 /** Redacts, stores and digests a log; the digest is over the stored (redacted) text. */
-export async function storeLog(file: string, log: CappedLog, patterns: readonly SecretPattern[] = BUILTIN_SECRET_PATTERNS): Promise<StoredLog> {
+export async function storeLog(
+  file: string,
+  log: CappedLog,
+  patterns: readonly SecretPattern[] = BUILTIN_SECRET_PATTERNS,
+): Promise<StoredLog> {
   const redacted = redactText(log.text(), patterns);
   await writeFileAtomic(file, redacted.text);
   return { file, digest: sha256(redacted.text), truncated: log.truncated, redaction: redacted.summary, text: redacted.text };
@@ -76,7 +80,13 @@ export interface CaptureResult {
 export async function capture(
   start: () => CaptureHandle,
   stop: () => Promise<void>,
-  options: { timeoutMs: number; signal?: AbortSignal; onOutput?: (text: string) => void; maxLogChars?: number; patterns?: readonly SecretPattern[] },
+  options: {
+    timeoutMs: number;
+    signal?: AbortSignal;
+    onOutput?: (text: string) => void;
+    maxLogChars?: number;
+    patterns?: readonly SecretPattern[];
+  },
 ): Promise<CaptureResult> {
   const started = Date.now();
   const startedAt = new Date(started).toISOString();
@@ -148,8 +158,19 @@ export function taskEvidence(
 }
 
 /** A task that did not run (an earlier failure of the sandbox itself, or a cancel). */
-export function skippedTask(task: ResolvedTask, sandbox: { isolation: 'container' | 'process'; networkMode: string; image?: string; imageId?: string }, message: string): TaskEvidence {
-  return taskEvidence(task, { exitCode: undefined, durationMs: 0, startedAt: new Date().toISOString() }, 'skipped', undefined, sandbox, message);
+export function skippedTask(
+  task: ResolvedTask,
+  sandbox: { isolation: 'container' | 'process'; networkMode: string; image?: string; imageId?: string },
+  message: string,
+): TaskEvidence {
+  return taskEvidence(
+    task,
+    { exitCode: undefined, durationMs: 0, startedAt: new Date().toISOString() },
+    'skipped',
+    undefined,
+    sandbox,
+    message,
+  );
 }
 
 type SandboxLabel = Parameters<typeof skippedTask>[1];

@@ -3,10 +3,7 @@ import { type Evidence, EvidenceSchema } from '../../core/evidence';
 import { readFileIfExists, writeFileAtomic } from './fileStore';
 import type { RepoStorage } from './repoStorage';
 
-export type EvidenceRead =
-  | { kind: 'missing' }
-  | { kind: 'ok'; evidence: Evidence }
-  | { kind: 'invalid'; message: string };
+export type EvidenceRead = { kind: 'missing' } | { kind: 'ok'; evidence: Evidence } | { kind: 'invalid'; message: string };
 
 /**
  * A change's evidence record, one JSON file in the repository's storage (outside
@@ -32,7 +29,10 @@ export class EvidenceStore {
     const parsed = EvidenceSchema.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      return { kind: 'invalid', message: `The evidence file ${file} does not match the evidence format at ${issue?.path.join('.') || '(root)'}: ${issue?.message}.` };
+      return {
+        kind: 'invalid',
+        message: `The evidence file ${file} does not match the evidence format at ${issue?.path.join('.') || '(root)'}: ${issue?.message}.`,
+      };
     }
     return { kind: 'ok', evidence: parsed.data };
   }

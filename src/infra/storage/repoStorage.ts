@@ -8,8 +8,16 @@ import { basename, join } from 'node:path';
 export class RepoStorage {
   readonly root: string;
 
-  constructor(storageRoot: string, readonly repoKey: string, repoName: string) {
-    const slug = repoName.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').slice(0, 40) || 'repo';
+  constructor(
+    storageRoot: string,
+    readonly repoKey: string,
+    repoName: string,
+  ) {
+    const slug =
+      repoName
+        .toLowerCase()
+        .replace(/[^a-z0-9._-]+/g, '-')
+        .slice(0, 40) || 'repo';
     this.root = join(storageRoot, 'repos', `${slug}-${repoKey.slice(0, 12)}`);
   }
 

@@ -76,7 +76,8 @@ export class AuditCommands implements vscode.Disposable {
       this.sinks,
       { dispose: () => registryChanged.dispose() },
       vscode.workspace.onDidChangeConfiguration((event) => {
-        if (event.affectsConfiguration('agentLanes.audit.sinkEndpoint')) void this.sinks.configure(readConfig().config.auditSinkEndpoint, services.registry.repositories());
+        if (event.affectsConfiguration('agentLanes.audit.sinkEndpoint'))
+          void this.sinks.configure(readConfig().config.auditSinkEndpoint, services.registry.repositories());
       }),
     );
     void this.sinks.configure(readConfig().config.auditSinkEndpoint, []);
@@ -113,25 +114,38 @@ export class AuditCommands implements vscode.Disposable {
     const repo = await this.pickRepository(args, 'Verify the audit log of which repository?');
     if (!repo) return undefined;
     const audit = repo.lanes.context.audit;
-    const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: `Verifying the audit log of ${repo.name}` }, () => audit.verify());
+    const result = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Window, title: `Verifying the audit log of ${repo.name}` },
+      () => audit.verify(),
+    );
     if (result.ok) {
       this.services.logger.info(`Audit log ${audit.file}: OK, ${result.count} events, head hash ${result.headHash}`);
-      void vscode.window.showInformationMessage(`The audit log of ${repo.name} is intact: ${result.count} events, head hash ${result.headHash}.`);
+      void vscode.window.showInformationMessage(
+        `The audit log of ${repo.name} is intact: ${result.count} events, head hash ${result.headHash}.`,
+      );
       return result;
     }
-    this.services.logger.warn(`Audit log ${audit.file}: broken at seq ${result.seq} (line ${result.lineNumber}): ${result.problem}. ${result.message}`);
+    this.services.logger.warn(
+      `Audit log ${audit.file}: broken at seq ${result.seq} (line ${result.lineNumber}): ${result.problem}. ${result.message}`,
+    );
     const torn = result.problem === 'torn';
     const advice = torn
       ? ' Repair cuts the incomplete line and records in the log that it did.'
       : ' Nothing was changed. Keep a copy for an investigation ("Lanes: Export Audit Log"); the events before it still verify.';
     const actions = torn ? ['Repair', 'Open at Line'] : ['Open at Line'];
     void vscode.window
-      .showErrorMessage(`The audit log of ${repo.name} is broken at seq ${result.seq} (line ${result.lineNumber}): ${result.problem}. ${result.message}${advice}`, ...actions)
+      .showErrorMessage(
+        `The audit log of ${repo.name} is broken at seq ${result.seq} (line ${result.lineNumber}): ${result.problem}. ${result.message}${advice}`,
+        ...actions,
+      )
       .then((choice) => {
         if (choice === 'Repair') void vscode.commands.executeCommand(Commands.repairAuditLog, { repository: repo.root });
         if (choice === 'Open at Line') {
           const line = Math.max(0, result.lineNumber - 1);
-          void vscode.window.showTextDocument(vscode.Uri.file(audit.file), { preview: true, selection: new vscode.Range(line, 0, line, 0) });
+          void vscode.window.showTextDocument(vscode.Uri.file(audit.file), {
+            preview: true,
+            selection: new vscode.Range(line, 0, line, 0),
+          });
         }
       });
     return result;
@@ -144,7 +158,9 @@ export class AuditCommands implements vscode.Disposable {
     const result = await audit.repair(await userActor(repo));
     this.services.logger.info(`Audit log ${audit.file}: ${result.message}`);
     const after = await audit.verify();
-    const state = after.ok ? `It now verifies: ${after.count} events, head hash ${after.headHash}.` : `It is still broken at seq ${after.seq}: ${after.problem}. ${after.message}`;
+    const state = after.ok
+      ? `It now verifies: ${after.count} events, head hash ${after.headHash}.`
+      : `It is still broken at seq ${after.seq}: ${after.problem}. ${after.message}`;
     const text = result.repaired
       ? `Repaired the audit log of ${repo.name}: cut an incomplete last line (${result.removedBytes} bytes) and recorded that as event ${result.event?.seq ?? '?'}. ${state}`
       : `${result.message} ${state}`;
@@ -160,7 +176,15 @@ export class AuditCommands implements vscode.Disposable {
     const audit = repo.lanes.context.audit;
     const destination =
       args.destination ??
-      (await vscode.window.showOpenDialog({ title: `Export the audit log of ${repo.name}: choose a folder`, openLabel: 'Export Here', canSelectFolders: true, canSelectFiles: false, canSelectMany: false }))?.[0]?.fsPath;
+      (
+        await vscode.window.showOpenDialog({
+          title: `Export the audit log of ${repo.name}: choose a folder`,
+          openLabel: 'Export Here',
+          canSelectFolders: true,
+          canSelectFiles: false,
+          canSelectMany: false,
+        })
+      )?.[0]?.fsPath;
     if (!destination) return undefined;
     const dest = resolve(destination);
     if (dest === dirname(audit.file)) {
@@ -169,17 +193,27 @@ export class AuditCommands implements vscode.Disposable {
     }
     const existing = ['audit.jsonl', 'checkpoint.json'].filter((name) => existsSync(join(dest, name)));
     if (existing.length && !args.confirmed) {
-      const answer = await vscode.window.showWarningMessage(`${dest} already has ${existing.join(' and ')}. Replace them with this export?`, { modal: true }, 'Replace');
+      const answer = await vscode.window.showWarningMessage(
+        `${dest} already has ${existing.join(' and ')}. Replace them with this export?`,
+        { modal: true },
+        'Replace',
+      );
       if (answer !== 'Replace') return undefined;
     }
     const actor = await userActor(repo);
     try {
       const result = await exportAudit(audit.file, dest, { log: audit });
       const { checkpoint } = result;
-      await audit.append({ actor, action: 'audit.exported', details: { destination: dest, count: checkpoint.count, headHash: checkpoint.headHash, verified: checkpoint.verified } });
+      await audit.append({
+        actor,
+        action: 'audit.exported',
+        details: { destination: dest, count: checkpoint.count, headHash: checkpoint.headHash, verified: checkpoint.verified },
+      });
       const check = 'agent-lanes audit verify audit.jsonl --checkpoint checkpoint.json';
       if (checkpoint.verified) {
-        void vscode.window.showInformationMessage(`Exported the audit log of ${repo.name} to ${dest}: ${checkpoint.count} events, head hash ${checkpoint.headHash}. Later, "${check}" shows that nothing was removed or rewritten.`);
+        void vscode.window.showInformationMessage(
+          `Exported the audit log of ${repo.name} to ${dest}: ${checkpoint.count} events, head hash ${checkpoint.headHash}. Later, "${check}" shows that nothing was removed or rewritten.`,
+        );
       } else {
         void vscode.window.showWarningMessage(
           `Exported the audit log of ${repo.name} to ${dest}, but it is not intact: ${checkpoint.problem?.problem ?? 'broken'} at seq ${checkpoint.problem?.seq ?? '?'}. checkpoint.json records the problem; run "Lanes: Verify Audit Log" for details.`,
@@ -187,7 +221,11 @@ export class AuditCommands implements vscode.Disposable {
       }
       return result;
     } catch (error) {
-      reportError(this.services.logger, `Exporting the audit log of ${repo.name} to ${dest} failed: ${(error as Error).message}. Check that the folder is writable.`, error);
+      reportError(
+        this.services.logger,
+        `Exporting the audit log of ${repo.name} to ${dest} failed: ${(error as Error).message}. Check that the folder is writable.`,
+        error,
+      );
       return undefined;
     }
   }
@@ -200,42 +238,73 @@ export class AuditCommands implements vscode.Disposable {
     let dest: string | undefined;
     if (options.destination) {
       const given = resolve(options.destination);
-      const isFolder = await stat(given).then((s) => s.isDirectory(), () => !/\.(tar\.gz|tgz)$/i.test(given));
+      const isFolder = await stat(given).then(
+        (s) => s.isDirectory(),
+        () => !/\.(tar\.gz|tgz)$/i.test(given),
+      );
       dest = isFolder ? join(given, name) : given;
     } else {
       const folder = vscode.workspace.workspaceFolders?.[0] ? dirname(vscode.workspace.workspaceFolders[0].uri.fsPath) : homedir();
-      dest = (await vscode.window.showSaveDialog({ title: `Proof bundle of change ${change.id}`, saveLabel: 'Export Proof Bundle', defaultUri: vscode.Uri.file(join(folder, name)), filters: { 'Proof bundle': ['gz', 'tgz'] } }))?.fsPath;
+      dest = (
+        await vscode.window.showSaveDialog({
+          title: `Proof bundle of change ${change.id}`,
+          saveLabel: 'Export Proof Bundle',
+          defaultUri: vscode.Uri.file(join(folder, name)),
+          filters: { 'Proof bundle': ['gz', 'tgz'] },
+        })
+      )?.fsPath;
     }
     if (!dest) return undefined;
     const audit = repo.lanes.context.audit;
     try {
       const actor = await userActor(repo);
-      const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Agent Lanes: writing the proof bundle of change ${change.id}…` }, async () => {
-        const evidence = await repo.evidence.read(change.id);
-        const patterns = compileSecretPatterns(this.services.policy.service.effective.policy.secretPatterns ?? []).patterns;
-        return exportProofBundle({
-          changeId: change.id,
-          diffText: await changeDiff(repo, change),
-          evidence: evidence.kind === 'ok' ? evidence.evidence : { changeId: change.id, note: evidence.kind === 'missing' ? 'No evidence was recorded for this change.' : evidence.message },
-          logs: await changeLogs(repo, change, evidence.kind === 'ok' ? evidence.evidence : undefined, this.services.logger),
-          decisions: decisionsOnRecord(change, evidence.kind === 'ok' ? evidence.evidence : undefined),
-          auditFile: audit.file,
-          dest: dest!,
-          log: audit,
-          patterns,
-        });
-      });
+      const result = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Agent Lanes: writing the proof bundle of change ${change.id}…` },
+        async () => {
+          const evidence = await repo.evidence.read(change.id);
+          const patterns = compileSecretPatterns(this.services.policy.service.effective.policy.secretPatterns ?? []).patterns;
+          return exportProofBundle({
+            changeId: change.id,
+            diffText: await changeDiff(repo, change),
+            evidence:
+              evidence.kind === 'ok'
+                ? evidence.evidence
+                : {
+                    changeId: change.id,
+                    note: evidence.kind === 'missing' ? 'No evidence was recorded for this change.' : evidence.message,
+                  },
+            logs: await changeLogs(repo, change, evidence.kind === 'ok' ? evidence.evidence : undefined, this.services.logger),
+            decisions: decisionsOnRecord(change, evidence.kind === 'ok' ? evidence.evidence : undefined),
+            auditFile: audit.file,
+            dest: dest!,
+            log: audit,
+            patterns,
+          });
+        },
+      );
       await audit.append({
         actor,
         action: 'audit.proofBundleExported',
         changeId: change.id,
-        details: { file: result.file, files: result.files.length, auditEvents: result.eventCount, redactions: result.redaction.total, checkpoint: { count: result.checkpoint.count, headHash: result.checkpoint.headHash } },
+        details: {
+          file: result.file,
+          files: result.files.length,
+          auditEvents: result.eventCount,
+          redactions: result.redaction.total,
+          checkpoint: { count: result.checkpoint.count, headHash: result.checkpoint.headHash },
+        },
       });
       const redacted = result.redaction.total ? ` ${result.redaction.total} secret-like value(s) were redacted.` : '';
-      void vscode.window.showInformationMessage(`Wrote the proof bundle of change ${change.id} to ${result.file}: the diff, evidence, logs, decisions and ${result.eventCount} audit events.${redacted} Open it with "tar xzf"; its README.md says what each file is.`);
+      void vscode.window.showInformationMessage(
+        `Wrote the proof bundle of change ${change.id} to ${result.file}: the diff, evidence, logs, decisions and ${result.eventCount} audit events.${redacted} Open it with "tar xzf"; its README.md says what each file is.`,
+      );
       return result;
     } catch (error) {
-      reportError(this.services.logger, `Writing the proof bundle of change ${change.id} to ${dest} failed: ${(error as Error).message}`, error);
+      reportError(
+        this.services.logger,
+        `Writing the proof bundle of change ${change.id} to ${dest} failed: ${(error as Error).message}`,
+        error,
+      );
       return undefined;
     }
   }
@@ -261,7 +330,8 @@ export class AuditCommands implements vscode.Disposable {
       args.token ??
       (await vscode.window.showInputBox({
         title: 'Audit sink token',
-        prompt: 'Sent as the Authorization header to agentLanes.audit.sinkEndpoint: "<scheme> <credentials>", or a bare token (sent as "Bearer <token>"). Empty removes the stored token.',
+        prompt:
+          'Sent as the Authorization header to agentLanes.audit.sinkEndpoint: "<scheme> <credentials>", or a bare token (sent as "Bearer <token>"). Empty removes the stored token.',
         password: true,
         ignoreFocusOut: true,
       }));
@@ -272,11 +342,15 @@ export class AuditCommands implements vscode.Disposable {
       void vscode.window.showInformationMessage('Removed the audit sink token: events are sent without an Authorization header.');
     } else {
       if (!/^[\x21-\x7e]+(?: [\x21-\x7e]+)*$/.test(token)) {
-        void vscode.window.showErrorMessage('The audit sink token must be one line of printable ASCII characters (an HTTP header value). Nothing was stored.');
+        void vscode.window.showErrorMessage(
+          'The audit sink token must be one line of printable ASCII characters (an HTTP header value). Nothing was stored.',
+        );
         return;
       }
       await this.services.secrets.store(SINK_AUTHORIZATION_SECRET, token.includes(' ') ? token : `Bearer ${token}`);
-      void vscode.window.showInformationMessage("Stored the audit sink token in VS Code's secret storage. It is sent only in the Authorization header to the audit sink.");
+      void vscode.window.showInformationMessage(
+        "Stored the audit sink token in VS Code's secret storage. It is sent only in the Authorization header to the audit sink.",
+      );
     }
     await this.sinks.restart(this.services.registry.repositories());
   }
@@ -305,7 +379,12 @@ async function changeDiff(repo: RepoContext, change: Change): Promise<string> {
  * change's folder, the sandbox logs its evidence names, and the change's log
  * folder. Only files inside the repository's storage are read.
  */
-async function changeLogs(repo: RepoContext, change: Change, evidence: Evidence | undefined, logger: Logger): Promise<{ name: string; text: string }[]> {
+async function changeLogs(
+  repo: RepoContext,
+  change: Change,
+  evidence: Evidence | undefined,
+  logger: Logger,
+): Promise<{ name: string; text: string }[]> {
   const inside = (file: string) => {
     const rel = relative(repo.storage.root, file);
     return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
@@ -317,7 +396,8 @@ async function changeLogs(repo: RepoContext, change: Change, evidence: Evidence 
     }
   };
   await listLogs(repo.storage.changeDir(change.id));
-  for (const file of [evidence?.preparation?.logFile, ...(evidence?.tasks ?? []).map((task) => task.logFile)]) if (file) files.add(resolve(file));
+  for (const file of [evidence?.preparation?.logFile, ...(evidence?.tasks ?? []).map((task) => task.logFile)])
+    if (file) files.add(resolve(file));
   await listLogs(join(repo.storage.logsDir, change.id));
   const logs: { name: string; text: string }[] = [];
   for (const file of [...files].sort()) {
@@ -381,9 +461,11 @@ export class AuditSinks implements vscode.Disposable {
         this.services.logger.warn(`Audit sink not started: ${checked.error}`);
         if (this.warned !== next) {
           this.warned = next;
-          void vscode.window.showWarningMessage(`Agent Lanes does not ship the audit log: ${checked.error}`, 'Open Settings').then((choice) => {
-            if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', 'agentLanes.audit.sinkEndpoint');
-          });
+          void vscode.window
+            .showWarningMessage(`Agent Lanes does not ship the audit log: ${checked.error}`, 'Open Settings')
+            .then((choice) => {
+              if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', 'agentLanes.audit.sinkEndpoint');
+            });
         }
         return;
       }
@@ -431,7 +513,9 @@ export class AuditSinks implements vscode.Disposable {
         if (status.consecutiveFailures > 0) failing = true;
         else if (failing && status.state !== 'waiting') {
           failing = false;
-          this.services.logger.info(`Audit sink ${this.endpoint} reachable again for ${repo.name}: events up to ${status.acknowledgedSeq} acknowledged.`);
+          this.services.logger.info(
+            `Audit sink ${this.endpoint} reachable again for ${repo.name}: events up to ${status.acknowledgedSeq} acknowledged.`,
+          );
         }
       });
       sink.start();
@@ -461,14 +545,24 @@ export function registerAuditCommands(context: vscode.ExtensionContext, services
   const argsOf = <T extends object>(args: unknown): T => (args && typeof args === 'object' && !('kind' in args) ? (args as T) : ({} as T));
   context.subscriptions.push(
     commands,
-    vscode.commands.registerCommand(Commands.verifyAuditLog, (args?: RepositoryArgs) => commands.verify(argsOf(args)).catch(fail('Verifying the audit log'))),
-    vscode.commands.registerCommand(Commands.repairAuditLog, (args?: RepositoryArgs) => commands.repair(argsOf(args)).catch(fail('Repairing the audit log'))),
-    vscode.commands.registerCommand(Commands.exportAuditLog, (args?: ExportAuditArgs) => commands.exportLog(argsOf(args)).catch(fail('Exporting the audit log'))),
+    vscode.commands.registerCommand(Commands.verifyAuditLog, (args?: RepositoryArgs) =>
+      commands.verify(argsOf(args)).catch(fail('Verifying the audit log')),
+    ),
+    vscode.commands.registerCommand(Commands.repairAuditLog, (args?: RepositoryArgs) =>
+      commands.repair(argsOf(args)).catch(fail('Repairing the audit log')),
+    ),
+    vscode.commands.registerCommand(Commands.exportAuditLog, (args?: ExportAuditArgs) =>
+      commands.exportLog(argsOf(args)).catch(fail('Exporting the audit log')),
+    ),
     vscode.commands.registerCommand(Commands.exportProofBundle, (target?: ChangeTarget, options?: ExportProofBundleOptions) =>
       commands.exportProofBundle(target, options ?? {}).catch(fail('Exporting the proof bundle')),
     ),
-    vscode.commands.registerCommand(Commands.showHistory, (target?: ChangeTarget) => commands.showHistory(target).catch(fail('Showing the history'))),
-    vscode.commands.registerCommand(Commands.setAuditSinkToken, (args?: { token?: string }) => commands.setSinkToken(argsOf(args)).catch(fail('Storing the audit sink token'))),
+    vscode.commands.registerCommand(Commands.showHistory, (target?: ChangeTarget) =>
+      commands.showHistory(target).catch(fail('Showing the history')),
+    ),
+    vscode.commands.registerCommand(Commands.setAuditSinkToken, (args?: { token?: string }) =>
+      commands.setSinkToken(argsOf(args)).catch(fail('Storing the audit sink token')),
+    ),
   );
   return commands;
 }

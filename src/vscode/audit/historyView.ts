@@ -13,7 +13,8 @@ export function formatEventTime(at: string): string {
 /** Every decision on record for a change (its evidence and its last decision), each once, oldest first. */
 export function decisionsOnRecord(change: Change, evidence: Evidence | undefined): DecisionRecord[] {
   const byId = new Map<string, DecisionRecord>();
-  for (const decision of [...(evidence?.decisions ?? []), ...(change.lastDecision ? [change.lastDecision] : [])]) byId.set(decision.decisionId, decision);
+  for (const decision of [...(evidence?.decisions ?? []), ...(change.lastDecision ? [change.lastDecision] : [])])
+    byId.set(decision.decisionId, decision);
   return [...byId.values()].sort((a, b) => a.at.localeCompare(b.at));
 }
 
@@ -69,10 +70,19 @@ export function describeEvent(event: AuditEvent): string {
  * details, oldest first. `events` come from AuditLog.eventsFor (each line's
  * own hash checked).
  */
-export function renderHistory(change: Change | undefined, changeId: string, repoName: string, events: readonly AuditEvent[], problem?: string): string {
+export function renderHistory(
+  change: Change | undefined,
+  changeId: string,
+  repoName: string,
+  events: readonly AuditEvent[],
+  problem?: string,
+): string {
   const out: string[] = [`# History: ${escapeMarkdown(change?.title ?? `change ${changeId}`)}`, ''];
   if (change) {
-    out.push(`Change ${mdCode(change.id)} · ${change.lane === 'closed' ? `closed (${change.closedReason ?? 'closed'})` : change.lane} · created by ${escapeMarkdown(change.createdBy ?? 'unknown')} · base ${mdCode(change.baseRef)} (${change.baseSha.slice(0, 10)})`, '');
+    out.push(
+      `Change ${mdCode(change.id)} · ${change.lane === 'closed' ? `closed (${change.closedReason ?? 'closed'})` : change.lane} · created by ${escapeMarkdown(change.createdBy ?? 'unknown')} · base ${mdCode(change.baseRef)} (${change.baseSha.slice(0, 10)})`,
+      '',
+    );
   }
   out.push(
     `${events.length} event${events.length === 1 ? '' : 's'} from the audit log of ${escapeMarkdown(repoName)}, oldest first, times in UTC. Each event's own hash was checked; "Lanes: Verify Audit Log" checks the whole chain.`,
@@ -85,7 +95,9 @@ export function renderHistory(change: Change | undefined, changeId: string, repo
   }
   out.push('| Seq | Time | Actor | Action | Details |', '|---:|---|---|---|---|');
   for (const event of events) {
-    out.push(`| ${event.seq} | ${formatEventTime(event.at)} | ${mdCell(`${event.actor.type} ${event.actor.id}`)} | ${mdCell(event.action)} | ${mdCell(describeEvent(event), 800)} |`);
+    out.push(
+      `| ${event.seq} | ${formatEventTime(event.at)} | ${mdCell(`${event.actor.type} ${event.actor.id}`)} | ${mdCell(event.action)} | ${mdCell(describeEvent(event), 800)} |`,
+    );
   }
   out.push('');
   return out.join('\n');

@@ -61,7 +61,11 @@ export class DraftCommands {
   constructor(private readonly services: DraftServices) {}
 
   /** Resolves a command argument to a repository and change, asking with a picker when none was given. */
-  async resolveTarget(target: ChangeTarget, filter: (change: Change) => boolean, placeHolder: string): Promise<{ repo: RepoContext; change: Change } | undefined> {
+  async resolveTarget(
+    target: ChangeTarget,
+    filter: (change: Change) => boolean,
+    placeHolder: string,
+  ): Promise<{ repo: RepoContext; change: Change } | undefined> {
     const { registry } = this.services;
     await registry.ensureDiscovered();
     if (target && 'kind' in target) {
@@ -75,7 +79,16 @@ export class DraftCommands {
       return found;
     }
     const items = registry.repositories().flatMap((repo) =>
-      repo.store.all().filter(filter).map((change) => ({ label: change.title, description: `${change.id} · ${change.lane}`, detail: registry.repositories().length > 1 ? repo.name : undefined, repo, change })),
+      repo.store
+        .all()
+        .filter(filter)
+        .map((change) => ({
+          label: change.title,
+          description: `${change.id} · ${change.lane}`,
+          detail: registry.repositories().length > 1 ? repo.name : undefined,
+          repo,
+          change,
+        })),
     );
     if (!items.length) {
       void vscode.window.showInformationMessage(`No change fits: ${placeHolder.toLowerCase()}`);
@@ -101,16 +114,24 @@ export class DraftCommands {
       return undefined;
     }
     if (repos.length === 1) return repos[0];
-    const picked = await vscode.window.showQuickPick(repos.map((repo) => ({ label: repo.name, description: repo.root, repo })), { placeHolder });
+    const picked = await vscode.window.showQuickPick(
+      repos.map((repo) => ({ label: repo.name, description: repo.root, repo })),
+      { placeHolder },
+    );
     return picked?.repo;
   }
 
   /** False (and says why) in an untrusted workspace, where no agent, task or push runs. */
   requireTrust(what: string): boolean {
     if (this.services.trusted()) return true;
-    void vscode.window.showWarningMessage(`This workspace is not trusted, so Agent Lanes runs no agent, task or push (${what}). Trust the workspace to continue.`, 'Manage Workspace Trust').then((choice) => {
-      if (choice) void vscode.commands.executeCommand('workbench.trust.manage');
-    });
+    void vscode.window
+      .showWarningMessage(
+        `This workspace is not trusted, so Agent Lanes runs no agent, task or push (${what}). Trust the workspace to continue.`,
+        'Manage Workspace Trust',
+      )
+      .then((choice) => {
+        if (choice) void vscode.commands.executeCommand('workbench.trust.manage');
+      });
     return false;
   }
 
@@ -130,8 +151,9 @@ export class DraftCommands {
     if (!agent) return undefined;
     try {
       const actor = await userActor(repo.root);
-      const started = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Agent Lanes: creating the draft worktree…' }, () =>
-        repo.lanes.draft.start({ task, ...(base ? { baseRef: base } : {}), agent, actor, createdBy: actor.id }),
+      const started = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: 'Agent Lanes: creating the draft worktree…' },
+        () => repo.lanes.draft.start({ task, ...(base ? { baseRef: base } : {}), agent, actor, createdBy: actor.id }),
       );
       for (const warning of started.warnings) void vscode.window.showWarningMessage(warning);
       logger.info(`Change ${started.change.id} created on ${started.change.branch} at ${started.change.worktreePath}`);
@@ -159,15 +181,29 @@ export class DraftCommands {
     if (line.trim()) return line;
     const doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: '' });
     await vscode.window.showTextDocument(doc);
-    const choice = await vscode.window.showInformationMessage('Write the task in the new editor, then choose Continue.', 'Continue', 'Cancel');
+    const choice = await vscode.window.showInformationMessage(
+      'Write the task in the new editor, then choose Continue.',
+      'Continue',
+      'Cancel',
+    );
     const text = doc.getText();
-    if (vscode.window.activeTextEditor?.document === doc) await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
+    if (vscode.window.activeTextEditor?.document === doc)
+      await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
     return choice === 'Continue' ? text : undefined;
   }
 
   private async askBase(repo: RepoContext): Promise<string | undefined> {
-    const head = await git(repo.root, ['rev-parse', '--abbrev-ref', 'HEAD']).then((r) => r.stdout.trim()).catch(() => 'HEAD');
-    const refs = await git(repo.root, ['for-each-ref', '--sort=-committerdate', '--count=200', '--format=%(refname:short)\t%(objectname:short)', 'refs/heads', 'refs/tags'])
+    const head = await git(repo.root, ['rev-parse', '--abbrev-ref', 'HEAD'])
+      .then((r) => r.stdout.trim())
+      .catch(() => 'HEAD');
+    const refs = await git(repo.root, [
+      'for-each-ref',
+      '--sort=-committerdate',
+      '--count=200',
+      '--format=%(refname:short)\t%(objectname:short)',
+      'refs/heads',
+      'refs/tags',
+    ])
       .then((r) => r.stdout.trim().split('\n').filter(Boolean))
       .catch(() => []);
     const quickPick = vscode.window.createQuickPick<vscode.QuickPickItem & { ref: string }>();
@@ -201,16 +237,33 @@ export class DraftCommands {
     if (agentId === CHAT_AGENT_ID) return { kind: 'chat' };
     if (agentId) {
       const agent = config.agents.find((a) => a.id === agentId);
-      if (!agent) void vscode.window.showErrorMessage(`There is no agent "${agentId}" in the setting agentLanes.agents. Add it there, or pick another agent.`);
+      if (!agent)
+        void vscode.window.showErrorMessage(
+          `There is no agent "${agentId}" in the setting agentLanes.agents. Add it there, or pick another agent.`,
+        );
       return agent ? { kind: 'cli', config: agent } : undefined;
     }
     type Item = vscode.QuickPickItem & { agent?: DraftAgent; configure?: boolean };
     const items: Item[] = [
-      ...config.agents.map((agent): Item => ({ label: agent.label, description: agent.id, detail: agent.command.join(' '), agent: { kind: 'cli', config: agent } })),
-      { label: '$(comment-discussion) An agent in VS Code chat', description: CHAT_AGENT_ID, detail: 'Copilot agent mode or any chat agent, through the Agent Lanes language model tools', agent: { kind: 'chat' } },
+      ...config.agents.map((agent): Item => ({
+        label: agent.label,
+        description: agent.id,
+        detail: agent.command.join(' '),
+        agent: { kind: 'cli', config: agent },
+      })),
+      {
+        label: '$(comment-discussion) An agent in VS Code chat',
+        description: CHAT_AGENT_ID,
+        detail: 'Copilot agent mode or any chat agent, through the Agent Lanes language model tools',
+        agent: { kind: 'chat' },
+      },
       { label: '$(settings-gear) Configure a CLI agent…', description: 'agentLanes.agents', configure: true },
     ];
-    const picked = await vscode.window.showQuickPick(items, { title: 'New Draft (3/3): the agent', placeHolder: 'Which agent writes the draft?', ignoreFocusOut: true });
+    const picked = await vscode.window.showQuickPick(items, {
+      title: 'New Draft (3/3): the agent',
+      placeHolder: 'Which agent writes the draft?',
+      ignoreFocusOut: true,
+    });
     if (picked?.configure) {
       await vscode.commands.executeCommand('workbench.action.openSettings', 'agentLanes.agents');
       return undefined;
@@ -225,7 +278,11 @@ export class DraftCommands {
     try {
       const actor = await userActor(repo.root);
       const outcome = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Agent Lanes: ${agent.label} is drafting "${change.title}"`, cancellable: true },
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: `Agent Lanes: ${agent.label} is drafting "${change.title}"`,
+          cancellable: true,
+        },
         (progress, token) => {
           token.onCancellationRequested(() => repo.lanes.draft.stopAgent(change.id));
           return repo.lanes.draft.runAgent(change.id, agent, actor, {
@@ -258,7 +315,9 @@ export class DraftCommands {
     const agent = await this.pickAgent(found.change.agentId === CHAT_AGENT_ID ? undefined : found.change.agentId);
     if (!agent) return;
     if (agent.kind === 'chat') {
-      void vscode.window.showInformationMessage(`Ask the chat agent to work on change ${found.change.id} with the Agent Lanes tools, then run "Lanes: Finish Draft".`);
+      void vscode.window.showInformationMessage(
+        `Ask the chat agent to work on change ${found.change.id} with the Agent Lanes tools, then run "Lanes: Finish Draft".`,
+      );
       return;
     }
     await this.runAgent(found.repo, found.change, agent.config);
@@ -267,7 +326,8 @@ export class DraftCommands {
   async stopAgent(target: ChangeTarget): Promise<void> {
     const found = await this.resolveTarget(target, (c) => c.agentRun?.state === 'running', 'Stop the agent of which change?');
     if (!found) return;
-    if (!found.repo.lanes.draft.stopAgent(found.change.id)) void vscode.window.showInformationMessage(`No agent is running on change ${found.change.id}.`);
+    if (!found.repo.lanes.draft.stopAgent(found.change.id))
+      void vscode.window.showInformationMessage(`No agent is running on change ${found.change.id}.`);
   }
 
   /** Commits and analyses what a chat agent left in the worktree. */
@@ -300,11 +360,17 @@ export class DraftCommands {
     if (!found) return;
     const { repo, change } = found;
     const head = change.headSha ?? change.branch;
-    const names = await git(repo.root, ['diff', '--name-status', '-z', '--no-renames', change.baseSha, head, '--']).then((r) => r.stdout.split('\0').filter(Boolean));
+    const names = await git(repo.root, ['diff', '--name-status', '-z', '--no-renames', change.baseSha, head, '--']).then((r) =>
+      r.stdout.split('\0').filter(Boolean),
+    );
     const resources: [vscode.Uri, vscode.Uri, vscode.Uri][] = [];
     for (let i = 0; i + 1 < names.length; i += 2) {
       const path = names[i + 1]!;
-      resources.push([vscode.Uri.file(join(change.worktreePath, path)), gitContentUri(repo.root, change.baseSha, path), gitContentUri(repo.root, head, path)]);
+      resources.push([
+        vscode.Uri.file(join(change.worktreePath, path)),
+        gitContentUri(repo.root, change.baseSha, path),
+        gitContentUri(repo.root, head, path),
+      ]);
     }
     if (!resources.length) {
       void vscode.window.showInformationMessage(`Change ${change.id} has no committed changes yet.`);
@@ -337,7 +403,9 @@ export class DraftCommands {
       await repo.lanes.draft.discard(change.id, actor);
     } catch (error) {
       if (error instanceof UncommittedWorkError) {
-        const force = options.confirmed ? 'Discard Anyway' : await vscode.window.showWarningMessage(`${error.message}`, { modal: true }, 'Discard Anyway');
+        const force = options.confirmed
+          ? 'Discard Anyway'
+          : await vscode.window.showWarningMessage(`${error.message}`, { modal: true }, 'Discard Anyway');
         if (force !== 'Discard Anyway') return;
         try {
           await repo.lanes.draft.discard(change.id, actor, { force: true });
@@ -363,14 +431,20 @@ export class DraftCommands {
       }
     }
     if (!all.length) {
-      if (!options.quietWhenClean) void vscode.window.showInformationMessage('Agent Lanes: every change has its worktree, and there are no leftovers.');
+      if (!options.quietWhenClean)
+        void vscode.window.showInformationMessage('Agent Lanes: every change has its worktree, and there are no leftovers.');
       return [];
     }
     if (options.quietWhenClean) {
       // Offered, not forced: the findings come back at once, the choice later.
-      void vscode.window.showWarningMessage(`Agent Lanes found ${all.length} leftover worktree(s) or record(s) that do not match, e.g. after a crash.`, 'Review').then((choice) => {
-        if (choice === 'Review') void this.reconcile();
-      });
+      void vscode.window
+        .showWarningMessage(
+          `Agent Lanes found ${all.length} leftover worktree(s) or record(s) that do not match, e.g. after a crash.`,
+          'Review',
+        )
+        .then((choice) => {
+          if (choice === 'Review') void this.reconcile();
+        });
       return all.map((a) => a.finding);
     }
     type Item = vscode.QuickPickItem & { repo: RepoContext; finding: ReconcileFinding; action: ReconcileFinding['actions'][number] };
@@ -384,11 +458,18 @@ export class DraftCommands {
         action,
       })),
     );
-    const picked = await vscode.window.showQuickPick(items, { placeHolder: 'Clean up which leftover? (nothing is removed without this choice)' });
+    const picked = await vscode.window.showQuickPick(items, {
+      placeHolder: 'Clean up which leftover? (nothing is removed without this choice)',
+    });
     if (!picked) return all.map((a) => a.finding);
     let force = false;
     if (picked.finding.hasUncommittedWork && ['removeWorktree', 'removeFolder', 'deleteBranch'].includes(picked.action)) {
-      force = (await vscode.window.showWarningMessage(`${picked.finding.message} It has uncommitted work that will be lost.`, { modal: true }, 'Remove Anyway')) === 'Remove Anyway';
+      force =
+        (await vscode.window.showWarningMessage(
+          `${picked.finding.message} It has uncommitted work that will be lost.`,
+          { modal: true },
+          'Remove Anyway',
+        )) === 'Remove Anyway';
       if (!force) return all.map((a) => a.finding);
     }
     try {

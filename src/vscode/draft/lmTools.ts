@@ -45,16 +45,20 @@ export function registerLanguageModelTools(
 
   const draftOf = async (changeId: unknown): Promise<{ repo: RepoContext; files: WorktreeFiles; changeId: string }> => {
     if (!deps.trusted()) throw new Error('This workspace is not trusted, so Agent Lanes lets no agent write. Trust the workspace first.');
-    if (typeof changeId !== 'string' || !/^[0-9a-f]{8}$/.test(changeId)) throw new Error('Give the changeId of a draft (8 hex characters); list them with agentLanes_listDrafts.');
+    if (typeof changeId !== 'string' || !/^[0-9a-f]{8}$/.test(changeId))
+      throw new Error('Give the changeId of a draft (8 hex characters); list them with agentLanes_listDrafts.');
     await registry.ensureDiscovered();
     const found = registry.findChange(changeId);
     if (!found) throw new Error(`There is no change ${changeId}. List the open drafts with agentLanes_listDrafts.`);
-    if (found.change.lane !== 'draft') throw new Error(`Change ${changeId} is in ${found.change.lane}, not Draft: only a draft's worktree can be changed.`);
+    if (found.change.lane !== 'draft')
+      throw new Error(`Change ${changeId} is in ${found.change.lane}, not Draft: only a draft's worktree can be changed.`);
     return { repo: found.repo, files: await WorktreeFiles.open(found.change.worktreePath), changeId };
   };
 
   const audit = (repo: RepoContext, changeId: string, tool: string, details: Record<string, unknown>) =>
-    repo.lanes.context.audit.append({ actor: { type: 'agent', id: 'vscode-chat' }, action: 'agent.tool', changeId, details: { tool, ...details } }).catch((error: unknown) => logger.error('Auditing a tool call', error));
+    repo.lanes.context.audit
+      .append({ actor: { type: 'agent', id: 'vscode-chat' }, action: 'agent.tool', changeId, details: { tool, ...details } })
+      .catch((error: unknown) => logger.error('Auditing a tool call', error));
 
   /**
    * What policy says about writing a path in this change: allow, requireApproval
@@ -65,10 +69,18 @@ export function registerLanguageModelTools(
     const repository = { repoRoot: repo.root, baseSha: change.baseSha };
     const agentAllowed = await repo.lanes.context.policy.decide('startAgent', { changeId, agentId: change.agentId }, repository);
     if (agentAllowed.effect === 'block') return agentAllowed;
-    return repo.lanes.context.policy.decide('gate.draftToSandbox', { changeId, agentId: change.agentId, files: [{ path, additions: 1, deletions: 0 }] }, repository);
+    return repo.lanes.context.policy.decide(
+      'gate.draftToSandbox',
+      { changeId, agentId: change.agentId, files: [{ path, additions: 1, deletions: 0 }] },
+      repository,
+    );
   };
 
-  const guard = <T>(name: string, run: (input: T, token: vscode.CancellationToken) => Promise<vscode.LanguageModelToolResult>): vscode.LanguageModelTool<T>['invoke'] =>
+  const guard =
+    <T>(
+      name: string,
+      run: (input: T, token: vscode.CancellationToken) => Promise<vscode.LanguageModelToolResult>,
+    ): vscode.LanguageModelTool<T>['invoke'] =>
     async (options, token) => {
       try {
         return await run(options.input, token);
@@ -85,7 +97,13 @@ export function registerLanguageModelTools(
       const { repo, changeId } = await draftOf(input.changeId);
       const decision = await pathDecision(repo, changeId, String(input.path));
       if (decision.effect === 'requireApproval') {
-        return { invocationMessage: message, confirmationMessages: { title: `Agent Lanes: ${verb.toLowerCase()} a file that needs approval`, message: new vscode.MarkdownString(`${message}.\n\nPolicy: ${decision.explanation}`) } };
+        return {
+          invocationMessage: message,
+          confirmationMessages: {
+            title: `Agent Lanes: ${verb.toLowerCase()} a file that needs approval`,
+            message: new vscode.MarkdownString(`${message}.\n\nPolicy: ${decision.explanation}`),
+          },
+        };
       }
     } catch {
       // invoke() reports the problem to the agent.
@@ -99,8 +117,17 @@ export function registerLanguageModelTools(
       {
         invoke: guard<Record<string, never>>(LM_TOOLS.listChanges, async () => {
           await registry.ensureDiscovered();
-          const drafts = registry.repositories().flatMap((repo) => repo.store.all().filter((c) => c.lane === 'draft').map((c) => ({ changeId: c.id, title: c.title, task: c.task, repository: repo.name, base: c.baseRef })));
-          return text(drafts.length ? JSON.stringify(drafts, null, 2) : 'There are no drafts. Ask the user to start one with "Lanes: New Draft…" and choose the chat agent.');
+          const drafts = registry.repositories().flatMap((repo) =>
+            repo.store
+              .all()
+              .filter((c) => c.lane === 'draft')
+              .map((c) => ({ changeId: c.id, title: c.title, task: c.task, repository: repo.name, base: c.baseRef })),
+          );
+          return text(
+            drafts.length
+              ? JSON.stringify(drafts, null, 2)
+              : 'There are no drafts. Ask the user to start one with "Lanes: New Draft…" and choose the chat agent.',
+          );
         }),
       } as vscode.LanguageModelTool<never>,
     ],
@@ -162,11 +189,16 @@ export function registerLanguageModelTools(
           const parsed = AgentReportSchema.safeParse(report);
           if (!parsed.success) {
             const issue = parsed.error.issues[0];
-            throw new Error(`The report is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message}. Send summary, assumptions and confidenceLimits (lists of strings).`);
+            throw new Error(
+              `The report is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message}. Send summary, assumptions and confidenceLimits (lists of strings).`,
+            );
           }
           const redacted = redactValue(parsed.data).value;
           const current = await repo.evidence.read(changeId);
-          if (current.kind !== 'ok') throw new Error(`The evidence of change ${changeId} cannot be updated: ${current.kind === 'invalid' ? current.message : 'it has none yet'}.`);
+          if (current.kind !== 'ok')
+            throw new Error(
+              `The evidence of change ${changeId} cannot be updated: ${current.kind === 'invalid' ? current.message : 'it has none yet'}.`,
+            );
           await repo.evidence.write({ ...current.evidence, agentReport: redacted });
           await audit(repo, changeId, LM_TOOLS.reportEvidence, { fields: Object.keys(redacted) });
           return text('Recorded. When you are done, tell the user to run "Lanes: Finish Draft".');

@@ -44,7 +44,13 @@ export interface TestPolicyArgs {
 
 /** What "Lanes: Test Policy" returns (tests and scripts read it). */
 export type PolicyTestSummary =
-  | { ok: true; policyRef: string; passed: number; failed: number; results: { name: string; passed: boolean; problems: string[]; effect: string }[] }
+  | {
+      ok: true;
+      policyRef: string;
+      passed: number;
+      failed: number;
+      results: { name: string; passed: boolean; problems: string[]; effect: string }[];
+    }
   | { ok: false; errors: string[] };
 
 const SWITCH_WORDS: Record<'disableDrafts' | 'disableSandbox' | 'disablePullRequests', string> = {
@@ -121,7 +127,12 @@ export class PolicyCommands implements vscode.Disposable {
     } else if (args.level !== 'org' && registry.repositories().length) {
       type Item = vscode.QuickPickItem & { repo?: RepoContext };
       const items: Item[] = [
-        ...registry.repositories().map((r): Item => ({ label: `$(repo) ${r.name}`, description: 'org, then .lanes/policy.yaml at HEAD, then your settings', detail: r.root, repo: r })),
+        ...registry.repositories().map((r): Item => ({
+          label: `$(repo) ${r.name}`,
+          description: 'org, then .lanes/policy.yaml at HEAD, then your settings',
+          detail: r.root,
+          repo: r,
+        })),
         { label: '$(organization) Org and user settings only', description: 'without a repository level' },
       ];
       const picked = await vscode.window.showQuickPick(items, { placeHolder: 'Show the effective policy for…' });
@@ -140,9 +151,17 @@ export class PolicyCommands implements vscode.Disposable {
     const { service } = this.services.policy;
     const state = service.state;
     const header: string[] = [];
-    if (state.kind === 'local') header.push('State: the built-in local policy (no org policy endpoint is set in agentLanes.policy.endpoint).');
-    else if (state.kind === 'org') header.push(`State: org policy ${state.policyRef}, ${state.source === 'cache' ? 'from the local cache (the endpoint could not be reached)' : 'fetched from the endpoint'} at ${state.fetchedAt}.`);
-    else header.push(`State: FAIL CLOSED. ${state.reason}`, 'Only drafts are allowed (new drafts and agent runs, under the built-in policy below); every gate, sandbox run, push and pull request is blocked.');
+    if (state.kind === 'local')
+      header.push('State: the built-in local policy (no org policy endpoint is set in agentLanes.policy.endpoint).');
+    else if (state.kind === 'org')
+      header.push(
+        `State: org policy ${state.policyRef}, ${state.source === 'cache' ? 'from the local cache (the endpoint could not be reached)' : 'fetched from the endpoint'} at ${state.fetchedAt}.`,
+      );
+    else
+      header.push(
+        `State: FAIL CLOSED. ${state.reason}`,
+        'Only drafts are allowed (new drafts and agent runs, under the built-in policy below); every gate, sandbox run, push and pull request is blocked.',
+      );
     if (state.kind !== 'failClosed' && state.warning) header.push(`Warning: ${state.warning}`);
 
     let repository: { repoRoot: string; baseSha: string } | undefined;
@@ -160,7 +179,9 @@ export class PolicyCommands implements vscode.Disposable {
         header.push(`Repository: ${repo.root} has no commit yet, so no .lanes/policy.yaml applies.`);
       }
     } else {
-      header.push('Without a repository: the org (or built-in) policy and your settings. A repository may restrict it further with .lanes/policy.yaml.');
+      header.push(
+        'Without a repository: the org (or built-in) policy and your settings. A repository may restrict it further with .lanes/policy.yaml.',
+      );
     }
     const result = await service.effectiveFor(repository);
     const comment = (lines: string[]) => lines.map((line) => `# ${line}`).join('\n');
@@ -173,17 +194,25 @@ export class PolicyCommands implements vscode.Disposable {
   // ---- Explain Decision ----
 
   async explainDecision(target: ChangeTarget): Promise<vscode.Uri | undefined> {
-    const found = await this.services.drafts.resolveTarget(target, (c) => c.lastDecision !== undefined, 'Explain the policy decisions of which change?');
+    const found = await this.services.drafts.resolveTarget(
+      target,
+      (c) => c.lastDecision !== undefined,
+      'Explain the policy decisions of which change?',
+    );
     if (!found) return undefined;
     const { repo, change } = found;
     if (!change.lastDecision) {
       const evidence = await repo.evidence.read(change.id);
       if (evidence.kind !== 'ok' || evidence.evidence.decisions.length === 0) {
-        void vscode.window.showInformationMessage(`Policy has not decided anything about change ${change.id} yet: a decision is made when the change moves to the next lane or runs a side effect.`);
+        void vscode.window.showInformationMessage(
+          `Policy has not decided anything about change ${change.id} yet: a decision is made when the change moves to the next lane or runs a side effect.`,
+        );
         return undefined;
       }
     }
-    const uri = this.docs.define(`/${repo.storage.repoKey.slice(0, 12)}/decisions/Policy Decisions ${change.id}.md`, () => this.renderDecisions(repo, change.id));
+    const uri = this.docs.define(`/${repo.storage.repoKey.slice(0, 12)}/decisions/Policy Decisions ${change.id}.md`, () =>
+      this.renderDecisions(repo, change.id),
+    );
     await this.docs.showMarkdown(uri);
     return uri;
   }
@@ -197,7 +226,10 @@ export class PolicyCommands implements vscode.Disposable {
     const others = newestFirst.filter((d) => d.decisionId !== latest?.decisionId);
 
     const out: string[] = [`# Policy decisions: ${escapeMarkdown(change.title)}`, ''];
-    out.push(`Change ${mdCode(change.id)} · ${change.lane} · base ${mdCode(change.baseRef)} (${change.baseSha.slice(0, 10)}) · agent ${escapeMarkdown(change.agentId)}`, '');
+    out.push(
+      `Change ${mdCode(change.id)} · ${change.lane} · base ${mdCode(change.baseRef)} (${change.baseSha.slice(0, 10)}) · agent ${escapeMarkdown(change.agentId)}`,
+      '',
+    );
     if (evidence.kind === 'invalid') out.push(`> The change's evidence could not be read: ${escapeMarkdown(evidence.message)}`, '');
     if (latest) out.push(...this.decisionSection(latest, 'Latest decision'));
     for (const decision of others) out.push(...this.decisionSection(decision, 'Also on record'));
@@ -214,7 +246,9 @@ export class PolicyCommands implements vscode.Disposable {
       out.push('| Time (UTC) | Action | Effect | Explanation |', '|---|---|---|---|');
       for (const event of decided) {
         const details = event.details as { action?: string; effect?: string; explanation?: string };
-        out.push(`| ${formatEventTime(event.at)} | ${mdCell(actionLabel(details.action ?? '?'))} | ${mdCell(details.effect ?? '?')} | ${mdCell(details.explanation ?? '', 600)} |`);
+        out.push(
+          `| ${formatEventTime(event.at)} | ${mdCell(actionLabel(details.action ?? '?'))} | ${mdCell(details.effect ?? '?')} | ${mdCell(details.explanation ?? '', 600)} |`,
+        );
       }
       out.push('');
     }
@@ -222,7 +256,10 @@ export class PolicyCommands implements vscode.Disposable {
   }
 
   private decisionSection(decision: DecisionRecord, heading: string): string[] {
-    const out = [`## ${heading}: ${escapeMarkdown(actionLabel(decision.action))} — ${EFFECT_WORDS[decision.effect] ?? decision.effect}`, ''];
+    const out = [
+      `## ${heading}: ${escapeMarkdown(actionLabel(decision.action))} — ${EFFECT_WORDS[decision.effect] ?? decision.effect}`,
+      '',
+    ];
     out.push(`> ${escapeMarkdown(decision.explanation)}`, '');
     out.push('| | |', '|---|---|');
     out.push(`| Action | ${mdCode(decision.action)} (${mdCell(actionLabel(decision.action))}) |`);
@@ -235,7 +272,9 @@ export class PolicyCommands implements vscode.Disposable {
     if (decision.matchedRules.length) {
       out.push('### Matched rules', '', '| Effect | Policy | Rule | Why | Paths |', '|---|---|---|---|---|');
       for (const rule of decision.matchedRules) {
-        out.push(`| ${rule.effect} | ${mdCell(rule.policy)} | ${mdCell(rule.rule)} | ${mdCell(rule.reason ?? '', 600)} | ${mdCell((rule.paths ?? []).join(', '))} |`);
+        out.push(
+          `| ${rule.effect} | ${mdCell(rule.policy)} | ${mdCell(rule.rule)} | ${mdCell(rule.reason ?? '', 600)} | ${mdCell((rule.paths ?? []).join(', '))} |`,
+        );
       }
       out.push('');
     } else {
@@ -248,7 +287,10 @@ export class PolicyCommands implements vscode.Disposable {
         '',
       );
     } else if (decision.effect === 'requireApproval') {
-      out.push('**What to do:** a reviewer must approve the change in its review (see the rules above for who); then the step is decided again.', '');
+      out.push(
+        '**What to do:** a reviewer must approve the change in its review (see the rules above for who); then the step is decided again.',
+        '',
+      );
     }
     return out;
   }
@@ -295,7 +337,12 @@ export class PolicyCommands implements vscode.Disposable {
       channel.appendLine(`No case was run${unsaved}: fix these problems first.`);
       for (const error of run.errors) channel.appendLine(`  ${error}`);
       channel.show(true);
-      void vscode.window.showErrorMessage(`Policy tests: no case was run. ${run.errors[0]}${run.errors.length > 1 ? ` (and ${run.errors.length - 1} more)` : ''}`, 'Show Results').then(showResults);
+      void vscode.window
+        .showErrorMessage(
+          `Policy tests: no case was run. ${run.errors[0]}${run.errors.length > 1 ? ` (and ${run.errors.length - 1} more)` : ''}`,
+          'Show Results',
+        )
+        .then(showResults);
       return { ok: false, errors: run.errors };
     }
     for (const line of formatPolicyTestRun(run, displayPath(policyFile), displayPath(casesFile))) channel.appendLine(line);
@@ -304,17 +351,27 @@ export class PolicyCommands implements vscode.Disposable {
     const firstFailure = run.results.find((result) => !result.passed);
     if (firstFailure) {
       void vscode.window
-        .showWarningMessage(`Policy tests of ${run.policyRef}: ${run.passed} passed, ${run.failed} failed; first failure: "${firstFailure.name}": ${firstFailure.problems[0] ?? ''}`, 'Show Results')
+        .showWarningMessage(
+          `Policy tests of ${run.policyRef}: ${run.passed} passed, ${run.failed} failed; first failure: "${firstFailure.name}": ${firstFailure.problems[0] ?? ''}`,
+          'Show Results',
+        )
         .then(showResults);
     } else {
-      void vscode.window.showInformationMessage(`Policy tests of ${run.policyRef}: all ${run.passed} passed.`, 'Show Results').then(showResults);
+      void vscode.window
+        .showInformationMessage(`Policy tests of ${run.policyRef}: all ${run.passed} passed.`, 'Show Results')
+        .then(showResults);
     }
     return {
       ok: true,
       policyRef: run.policyRef,
       passed: run.passed,
       failed: run.failed,
-      results: run.results.map((result) => ({ name: result.name, passed: result.passed, problems: result.problems, effect: result.decision.effect })),
+      results: run.results.map((result) => ({
+        name: result.name,
+        passed: result.passed,
+        problems: result.problems,
+        effect: result.decision.effect,
+      })),
     };
   }
 
@@ -328,13 +385,24 @@ export class PolicyCommands implements vscode.Disposable {
 function guessSibling(file: string, want: 'policy' | 'cases'): string | undefined {
   const ext = extname(file);
   const stem = basename(file, ext);
-  const candidate = want === 'cases' ? join(dirname(file), `${stem}.cases${ext === '.json' ? '.yaml' : ext}`) : stem.endsWith('.cases') ? join(dirname(file), `${stem.slice(0, -'.cases'.length)}${ext}`) : undefined;
+  const candidate =
+    want === 'cases'
+      ? join(dirname(file), `${stem}.cases${ext === '.json' ? '.yaml' : ext}`)
+      : stem.endsWith('.cases')
+        ? join(dirname(file), `${stem.slice(0, -'.cases'.length)}${ext}`)
+        : undefined;
   return candidate && existsSync(candidate) ? candidate : undefined;
 }
 
 async function pickFile(title: string, openLabel: string, folder?: string): Promise<string | undefined> {
   const defaultUri = folder ? vscode.Uri.file(folder) : vscode.workspace.workspaceFolders?.[0]?.uri;
-  const picked = await vscode.window.showOpenDialog({ title, openLabel, canSelectMany: false, filters: { 'Policy files': ['yaml', 'yml', 'json'] }, ...(defaultUri ? { defaultUri } : {}) });
+  const picked = await vscode.window.showOpenDialog({
+    title,
+    openLabel,
+    canSelectMany: false,
+    filters: { 'Policy files': ['yaml', 'yml', 'json'] },
+    ...(defaultUri ? { defaultUri } : {}),
+  });
   return picked?.[0]?.fsPath;
 }
 
@@ -347,7 +415,9 @@ async function readForTest(file: string, what: string): Promise<{ text: string; 
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'there is no such file' : code === 'EISDIR' ? 'it is a folder' : (error as Error).message;
-    return { error: `Cannot read the ${what} ${file}: ${why}. Pick a ${what === 'policy' ? 'policy document (YAML or JSON)' : 'cases file (YAML with "cases:")'}.` };
+    return {
+      error: `Cannot read the ${what} ${file}: ${why}. Pick a ${what === 'policy' ? 'policy document (YAML or JSON)' : 'cases file (YAML with "cases:")'}.`,
+    };
   }
 }
 
@@ -360,15 +430,20 @@ export function registerPolicyCommands(context: vscode.ExtensionContext, service
   context.subscriptions.push(
     commands,
     vscode.commands.registerCommand(Commands.showEffectivePolicy, (args?: ShowEffectivePolicyArgs) =>
-      commands.showEffectivePolicy(args && typeof args === 'object' && !('kind' in args) ? args : {}).catch((error: unknown) => reportError(services.logger, `Showing the effective policy failed: ${(error as Error).message}`, error)),
+      commands
+        .showEffectivePolicy(args && typeof args === 'object' && !('kind' in args) ? args : {})
+        .catch((error: unknown) => reportError(services.logger, `Showing the effective policy failed: ${(error as Error).message}`, error)),
     ),
     vscode.commands.registerCommand(Commands.explainDecision, (target?: ChangeTarget) =>
-      commands.explainDecision(target).catch((error: unknown) => reportError(services.logger, `Explaining the decision failed: ${(error as Error).message}`, error)),
+      commands
+        .explainDecision(target)
+        .catch((error: unknown) => reportError(services.logger, `Explaining the decision failed: ${(error as Error).message}`, error)),
     ),
     vscode.commands.registerCommand(Commands.testPolicy, (args?: TestPolicyArgs) =>
-      commands.testPolicy(args && typeof args === 'object' ? args : {}).catch((error: unknown) => reportError(services.logger, `Testing the policy failed: ${(error as Error).message}`, error)),
+      commands
+        .testPolicy(args && typeof args === 'object' ? args : {})
+        .catch((error: unknown) => reportError(services.logger, `Testing the policy failed: ${(error as Error).message}`, error)),
     ),
   );
   return commands;
 }
-

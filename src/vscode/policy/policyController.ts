@@ -45,13 +45,18 @@ export class PolicyController implements vscode.Disposable {
     this.service = new PolicyService(settingsFromConfig(), { cacheFile: join(globalStorage, 'policy-cache.json'), logger });
     this.service.onDidChangeState((state) => {
       this.statusBar.show(toStatus(state));
-      void this.auditAll('policy.refresh', { state: state.kind, ...(state.kind === 'failClosed' ? { reason: state.reason } : { policy: state.policyRef }) });
+      void this.auditAll('policy.refresh', {
+        state: state.kind,
+        ...(state.kind === 'failClosed' ? { reason: state.reason } : { policy: state.policyRef }),
+      });
     });
     this.service.onDidChangeKillSwitch((change) => void this.onKillSwitch(change));
     this.disposables.push(
       vscode.workspace.onDidChangeConfiguration((event) => {
         if (!event.affectsConfiguration('agentLanes.policy')) return;
-        void this.service.updateSettings(settingsFromConfig()).catch((error: unknown) => logger.error('Applying the policy settings failed', error));
+        void this.service
+          .updateSettings(settingsFromConfig())
+          .catch((error: unknown) => logger.error('Applying the policy settings failed', error));
       }),
     );
   }
@@ -77,14 +82,23 @@ export class PolicyController implements vscode.Disposable {
   }
 
   private async onKillSwitch(change: KillSwitchChange): Promise<void> {
-    this.logger.warn(`Kill switch changed (${change.policyRef}): engaged ${change.engaged.join(', ') || 'none'}, released ${change.released.join(', ') || 'none'}`);
-    await this.auditAll('killSwitch.change', { policy: change.policyRef, engaged: change.engaged, released: change.released, message: change.current.message });
+    this.logger.warn(
+      `Kill switch changed (${change.policyRef}): engaged ${change.engaged.join(', ') || 'none'}, released ${change.released.join(', ') || 'none'}`,
+    );
+    await this.auditAll('killSwitch.change', {
+      policy: change.policyRef,
+      engaged: change.engaged,
+      released: change.released,
+      message: change.current.message,
+    });
     if (change.current.cancelRunning) {
       for (const repo of this.registry?.repositories() ?? []) repo.lanes.draft.stopAll();
     }
     if (change.engaged.length) {
       const message = change.current.message ? ` ${change.current.message}` : '';
-      void vscode.window.showWarningMessage(`Agent Lanes: your organisation turned on the kill switch (${change.engaged.join(', ')}).${message}`);
+      void vscode.window.showWarningMessage(
+        `Agent Lanes: your organisation turned on the kill switch (${change.engaged.join(', ')}).${message}`,
+      );
     }
   }
 

@@ -3,7 +3,13 @@ import type { Actor, Change } from '../../core/change';
 import type { Logger } from '../../core/logger';
 import { hasValidApproval, pullRequestGlance } from '../../core/pullRequest/glance';
 import type { PollScheduleOptions } from '../../core/pullRequest/polling';
-import { API_BASE_URL_SETTING, DEFAULT_API_BASE_URL, GitHubError, normalizeApiBaseUrl, type RateLimitNotice } from '../../infra/github/client';
+import {
+  API_BASE_URL_SETTING,
+  DEFAULT_API_BASE_URL,
+  GitHubError,
+  normalizeApiBaseUrl,
+  type RateLimitNotice,
+} from '../../infra/github/client';
 import { PullRequestError, type PullRequestStep } from '../../infra/github/pullRequests';
 import { type GitHubAccess, PullRequestLane, PullRequestLaneError } from '../../infra/lanes/pullRequest/pullRequestLane';
 import { PolicyDeniedError } from '../../infra/policy/policyService';
@@ -126,7 +132,9 @@ class GitHubSignIn {
     }
     const provider = this.provider(apiBaseUrl);
     try {
-      await vscode.authentication.getSession(provider, [REPO_SCOPE], { forceNewSession: { detail: 'GitHub did not accept the last sign-in; sign in again to continue.' } });
+      await vscode.authentication.getSession(provider, [REPO_SCOPE], {
+        forceNewSession: { detail: 'GitHub did not accept the last sign-in; sign in again to continue.' },
+      });
       return true;
     } catch (error) {
       throw this.signInFailed(apiBaseUrl, provider, error);
@@ -146,7 +154,8 @@ class GitHubSignIn {
       }));
     if (token === undefined) return false;
     const clean = token.trim();
-    if (!clean || /\s/.test(clean)) throw new SignInError('That is not a token: it is empty or has spaces. Paste a GitHub personal access token.');
+    if (!clean || /\s/.test(clean))
+      throw new SignInError('That is not a token: it is empty or has spaces. Paste a GitHub personal access token.');
     await this.secrets.store(this.key(apiBaseUrl), clean);
     this.logger.info(`A GitHub token for ${host} was stored in VS Code's secret storage.`);
     return true;
@@ -247,7 +256,11 @@ export class PullRequestCommands implements vscode.Disposable {
 
   async open(target: ChangeTarget, options: { draft?: boolean } = {}): Promise<PullRequestCommandResult> {
     if (!this.requireTrust('open a pull request')) return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
-    const found = await this.deps.drafts.resolveTarget(target, (c) => (c.lane === 'review' && hasValidApproval(c)) || c.lane === 'pullRequest', 'Open a pull request for which approved change?');
+    const found = await this.deps.drafts.resolveTarget(
+      target,
+      (c) => (c.lane === 'review' && hasValidApproval(c)) || c.lane === 'pullRequest',
+      'Open a pull request for which approved change?',
+    );
     if (!found) return { ok: false, kind: 'cancelled', message: 'No change was chosen.' };
     const { repo, change } = found;
     const doing = `Opening the pull request of change ${change.id}`;
@@ -259,7 +272,14 @@ export class PullRequestCommands implements vscode.Disposable {
       // A remote that is not GitHub ends here, before anyone is asked to sign in.
       await this.laneFor(repo).repositoryFor(settings.remote, settings.apiBaseUrl, change.branch);
       access = await this.signIn.access(settings.apiBaseUrl, true);
-      if (!access) return this.failure(new SignInError('Agent Lanes needs a GitHub sign-in to open the pull request. Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".'), doing, { repo, change });
+      if (!access)
+        return this.failure(
+          new SignInError(
+            'Agent Lanes needs a GitHub sign-in to open the pull request. Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".',
+          ),
+          doing,
+          { repo, change },
+        );
     } catch (error) {
       return this.failure(error, doing, { repo, change });
     }
@@ -274,7 +294,8 @@ export class PullRequestCommands implements vscode.Disposable {
             ...this.access(current, settings),
             remote: settings.remote,
             ...(options.draft !== undefined ? { draft: options.draft } : {}),
-            onStep: (step) => progress.report({ message: `${STEP_WORDS[step.name]}: ${step.outcome === 'done' ? 'done' : 'already there'}` }),
+            onStep: (step) =>
+              progress.report({ message: `${STEP_WORDS[step.name]}: ${step.outcome === 'done' ? 'done' : 'already there'}` }),
             onRateLimit: (notice) => {
               const message = this.rateLimitMessage(notice);
               if (message) progress.report({ message });
@@ -288,13 +309,23 @@ export class PullRequestCommands implements vscode.Disposable {
       this.follow(repo, change.id, current, settings);
       return { ok: true, message, number: result.number, url: result.url, action: result.action, change: outcome.change };
     } catch (error) {
-      return this.failure(error, doing, { repo, change, settings, access: current, retry: () => this.open({ repoRoot: repo.root, changeId: change.id }, options) });
+      return this.failure(error, doing, {
+        repo,
+        change,
+        settings,
+        access: current,
+        retry: () => this.open({ repoRoot: repo.root, changeId: change.id }, options),
+      });
     }
   }
 
   async markReady(target: ChangeTarget): Promise<PullRequestCommandResult> {
     if (!this.requireTrust('mark a pull request ready')) return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
-    const found = await this.deps.drafts.resolveTarget(target, (c) => c.lane === 'pullRequest' && c.pullRequest?.state === 'draft', 'Mark which draft pull request ready for review?');
+    const found = await this.deps.drafts.resolveTarget(
+      target,
+      (c) => c.lane === 'pullRequest' && c.pullRequest?.state === 'draft',
+      'Mark which draft pull request ready for review?',
+    );
     if (!found) return { ok: false, kind: 'cancelled', message: 'No change was chosen.' };
     const { repo, change } = found;
     const doing = `Marking the pull request of change ${change.id} ready for review`;
@@ -302,14 +333,32 @@ export class PullRequestCommands implements vscode.Disposable {
       await this.deps.policy.ensureStarted();
       const settings = this.settings(repo);
       const access = await this.signIn.access(settings.apiBaseUrl, true);
-      if (!access) return this.failure(new SignInError('Agent Lanes needs a GitHub sign-in for this. Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".'), doing, { repo, change });
+      if (!access)
+        return this.failure(
+          new SignInError(
+            'Agent Lanes needs a GitHub sign-in for this. Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".',
+          ),
+          doing,
+          { repo, change },
+        );
       try {
         const updated = await this.laneFor(repo).markReady(change.id, await this.actor(repo), this.access(access, settings));
         const message = `Pull request #${updated.pullRequest?.number} of "${change.title}" is ready for review.`;
         this.show('info', message, ['Open in Browser'], () => void this.openInBrowser({ repoRoot: repo.root, changeId: change.id }));
-        return { ok: true, message, change: updated, ...(updated.pullRequest ? { number: updated.pullRequest.number, url: updated.pullRequest.url } : {}) };
+        return {
+          ok: true,
+          message,
+          change: updated,
+          ...(updated.pullRequest ? { number: updated.pullRequest.number, url: updated.pullRequest.url } : {}),
+        };
       } catch (error) {
-        return this.failure(error, doing, { repo, change, settings, access, retry: () => this.markReady({ repoRoot: repo.root, changeId: change.id }) });
+        return this.failure(error, doing, {
+          repo,
+          change,
+          settings,
+          access,
+          retry: () => this.markReady({ repoRoot: repo.root, changeId: change.id }),
+        });
       }
     } catch (error) {
       return this.failure(error, doing, { repo, change });
@@ -325,26 +374,45 @@ export class PullRequestCommands implements vscode.Disposable {
       this.show('info', message);
       return { ok: false, kind: 'noPullRequest', message };
     }
-    void vscode.env.openExternal(vscode.Uri.parse(url)).then(undefined, (error: unknown) => this.deps.logger.warn(`Opening ${url}: ${(error as Error).message}`));
+    void vscode.env
+      .openExternal(vscode.Uri.parse(url))
+      .then(undefined, (error: unknown) => this.deps.logger.warn(`Opening ${url}: ${(error as Error).message}`));
     return { ok: true, message: url, url };
   }
 
   /** "Lanes: Refresh Pull Request Status": reads state and checks now (a merged or closed one ends the change). */
   async refresh(target: ChangeTarget): Promise<PullRequestCommandResult> {
-    const found = await this.deps.drafts.resolveTarget(target, (c) => c.lane === 'pullRequest' && !!c.pullRequest, 'Refresh the pull request of which change?');
+    const found = await this.deps.drafts.resolveTarget(
+      target,
+      (c) => c.lane === 'pullRequest' && !!c.pullRequest,
+      'Refresh the pull request of which change?',
+    );
     if (!found) return { ok: false, kind: 'cancelled', message: 'No change was chosen.' };
     const { repo, change } = found;
     const doing = `Reading the pull request of change ${change.id}`;
     try {
       const settings = this.settings(repo);
       const access = await this.signIn.access(settings.apiBaseUrl, true);
-      if (!access) return this.failure(new SignInError('Agent Lanes needs a GitHub sign-in to read the pull request. Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".'), doing, { repo, change });
+      if (!access)
+        return this.failure(
+          new SignInError(
+            'Agent Lanes needs a GitHub sign-in to read the pull request. Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".',
+          ),
+          doing,
+          { repo, change },
+        );
       try {
         const updated = await this.laneFor(repo).refresh(change.id, this.access(access, settings));
         if (updated.lane === 'pullRequest') this.follow(repo, change.id, access, settings);
         return { ok: true, message: pullRequestGlance(updated) ?? '', change: updated };
       } catch (error) {
-        return this.failure(error, doing, { repo, change, settings, access, retry: () => this.refresh({ repoRoot: repo.root, changeId: change.id }) });
+        return this.failure(error, doing, {
+          repo,
+          change,
+          settings,
+          access,
+          retry: () => this.refresh({ repoRoot: repo.root, changeId: change.id }),
+        });
       }
     } catch (error) {
       return this.failure(error, doing, { repo, change });
@@ -354,7 +422,11 @@ export class PullRequestCommands implements vscode.Disposable {
   /** "Lanes: Push Lane Branch": the approved branch only, for a remote that is not GitHub. */
   async pushBranch(target: ChangeTarget): Promise<PullRequestCommandResult> {
     if (!this.requireTrust('push')) return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
-    const found = await this.deps.drafts.resolveTarget(target, (c) => (c.lane === 'review' && hasValidApproval(c)) || c.lane === 'pullRequest', 'Push the branch of which approved change?');
+    const found = await this.deps.drafts.resolveTarget(
+      target,
+      (c) => (c.lane === 'review' && hasValidApproval(c)) || c.lane === 'pullRequest',
+      'Push the branch of which approved change?',
+    );
     if (!found) return { ok: false, kind: 'cancelled', message: 'No change was chosen.' };
     const { repo, change } = found;
     const doing = `Pushing the branch of change ${change.id}`;
@@ -362,10 +434,14 @@ export class PullRequestCommands implements vscode.Disposable {
       await this.deps.policy.ensureStarted();
       const settings = this.settings(repo);
       const actor = await this.actor(repo);
-      const { step } = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Agent Lanes: pushing ${change.branch} to ${settings.remote}` }, () =>
-        this.laneFor(repo).pushOnly(change.id, actor, { remote: settings.remote }),
+      const { step } = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Agent Lanes: pushing ${change.branch} to ${settings.remote}` },
+        () => this.laneFor(repo).pushOnly(change.id, actor, { remote: settings.remote }),
       );
-      const message = step.outcome === 'done' ? `Pushed ${change.branch} to ${settings.remote}. Open the pull request (or merge request) there by hand.` : `${settings.remote} already has ${change.branch} at the approved commit.`;
+      const message =
+        step.outcome === 'done'
+          ? `Pushed ${change.branch} to ${settings.remote}. Open the pull request (or merge request) there by hand.`
+          : `${settings.remote} already has ${change.branch} at the approved commit.`;
       this.show('info', message);
       return { ok: true, message };
     } catch (error) {
@@ -393,7 +469,9 @@ export class PullRequestCommands implements vscode.Disposable {
     try {
       const apiBaseUrl = this.globalApiBaseUrl();
       const had = await this.signIn.forget(apiBaseUrl);
-      const message = had ? `The stored GitHub token for ${new URL(apiBaseUrl).host} was removed; VS Code's GitHub sign-in is used again.` : `No GitHub token is stored for ${new URL(apiBaseUrl).host}.`;
+      const message = had
+        ? `The stored GitHub token for ${new URL(apiBaseUrl).host} was removed; VS Code's GitHub sign-in is used again.`
+        : `No GitHub token is stored for ${new URL(apiBaseUrl).host}.`;
       this.show('info', message);
       return { ok: true, message };
     } catch (error) {
@@ -421,7 +499,13 @@ export class PullRequestCommands implements vscode.Disposable {
         for (const repo of this.deps.registry.repositories()) {
           for (const change of repo.store.all()) {
             const key = `${repo.root}\0${change.id}`;
-            if (change.lane !== 'pullRequest' || !change.pullRequest || this.laneFor(repo).isTracking(change.id) || this.waitingForSignIn.has(key)) continue;
+            if (
+              change.lane !== 'pullRequest' ||
+              !change.pullRequest ||
+              this.laneFor(repo).isTracking(change.id) ||
+              this.waitingForSignIn.has(key)
+            )
+              continue;
             let settings: Settings;
             try {
               settings = this.settings(repo);
@@ -437,7 +521,9 @@ export class PullRequestCommands implements vscode.Disposable {
             });
             if (!access) {
               this.waitingForSignIn.add(key);
-              this.deps.logger.info(`Pull request #${change.pullRequest.number} of change ${change.id} is followed after you sign in to GitHub.`);
+              this.deps.logger.info(
+                `Pull request #${change.pullRequest.number} of change ${change.id} is followed after you sign in to GitHub.`,
+              );
               continue;
             }
             this.follow(repo, change.id, access, settings);
@@ -462,32 +548,51 @@ export class PullRequestCommands implements vscode.Disposable {
         this.lastChecks.set(key, pr.checks);
         if (before === undefined || before === pr.checks || change.lane !== 'pullRequest') return;
         if (pr.checks === 'passing' && pr.draft) {
-          this.show('info', `Checks pass on pull request #${pr.number} of "${change.title}": it can be marked ready for review.`, ['Mark Ready for Review'], () => void this.markReady({ repoRoot: repo.root, changeId }));
+          this.show(
+            'info',
+            `Checks pass on pull request #${pr.number} of "${change.title}": it can be marked ready for review.`,
+            ['Mark Ready for Review'],
+            () => void this.markReady({ repoRoot: repo.root, changeId }),
+          );
         } else if (pr.checks === 'failing') {
-          this.show('warning', `Checks fail on pull request #${pr.number} of "${change.title}".`, ['Open in Browser'], () => void this.openInBrowser({ repoRoot: repo.root, changeId }));
+          this.show(
+            'warning',
+            `Checks fail on pull request #${pr.number} of "${change.title}".`,
+            ['Open in Browser'],
+            () => void this.openInBrowser({ repoRoot: repo.root, changeId }),
+          );
         }
       },
       onEnd: ({ reason, error }) => {
         const change = repo.store.get(changeId);
         const pr = change?.pullRequest;
         if ((reason === 'merged' || reason === 'closed') && change && pr) {
-          const kept = change.alerts?.at(-1)?.includes(change.worktreePath) ? ` ${change.alerts.at(-1)}` : ' Its worktree and local branch were removed.';
+          const kept = change.alerts?.at(-1)?.includes(change.worktreePath)
+            ? ` ${change.alerts.at(-1)}`
+            : ' Its worktree and local branch were removed.';
           this.show('info', `Pull request #${pr.number} of "${change.title}" was ${reason}; the change is closed.${kept}`);
         } else if (reason === 'error') {
           const github = error instanceof GitHubError ? error : undefined;
           if (github?.kind === 'unauthorized' || github?.kind === 'forbidden') {
             this.waitingForSignIn.add(`${repo.root}\0${changeId}`);
-            this.show('warning', `Stopped following pull request #${pr?.number ?? '?'}: ${github.message}`, ['Sign In Again'], () =>
-              void this.signIn.again(settings.apiBaseUrl, access.source).then(
-                () => {
-                  this.waitingForSignIn.clear();
-                  this.trackAll();
-                },
-                (failure: unknown) => this.show('error', (failure as Error).message),
-              ),
+            this.show(
+              'warning',
+              `Stopped following pull request #${pr?.number ?? '?'}: ${github.message}`,
+              ['Sign In Again'],
+              () =>
+                void this.signIn.again(settings.apiBaseUrl, access.source).then(
+                  () => {
+                    this.waitingForSignIn.clear();
+                    this.trackAll();
+                  },
+                  (failure: unknown) => this.show('error', (failure as Error).message),
+                ),
             );
           } else if (error) {
-            this.show('warning', `Stopped following pull request #${pr?.number ?? '?'}: ${(error as Error).message} Run "Lanes: Refresh Pull Request Status" to look again.`);
+            this.show(
+              'warning',
+              `Stopped following pull request #${pr?.number ?? '?'}: ${(error as Error).message} Run "Lanes: Refresh Pull Request Status" to look again.`,
+            );
           }
         }
       },
@@ -521,16 +626,19 @@ export class PullRequestCommands implements vscode.Disposable {
   private settings(repo: RepoContext): Settings {
     const section = vscode.workspace.getConfiguration('agentLanes', vscode.Uri.file(repo.root));
     const rawRemote = section.get<unknown>('pullRequest.remote');
-    if (rawRemote !== undefined && typeof rawRemote !== 'string') throw new GitHubError('badSetting', `${REMOTE_SETTING} must be the name of a git remote, such as "origin".`);
+    if (rawRemote !== undefined && typeof rawRemote !== 'string')
+      throw new GitHubError('badSetting', `${REMOTE_SETTING} must be the name of a git remote, such as "origin".`);
     const remote = (rawRemote ?? '').trim() || 'origin';
-    if (remote.startsWith('-') || /[\s\0]/.test(remote)) throw new GitHubError('badSetting', `${REMOTE_SETTING} is "${remote}", which is not a git remote name; use a name such as "origin".`);
+    if (remote.startsWith('-') || /[\s\0]/.test(remote))
+      throw new GitHubError('badSetting', `${REMOTE_SETTING} is "${remote}", which is not a git remote name; use a name such as "origin".`);
     return { apiBaseUrl: this.globalApiBaseUrl(), remote };
   }
 
   /** Machine-scoped: a workspace cannot send the token elsewhere. */
   private globalApiBaseUrl(): string {
     const raw = vscode.workspace.getConfiguration('agentLanes').get<unknown>('github.apiBaseUrl');
-    if (raw !== undefined && typeof raw !== 'string') throw new GitHubError('badSetting', `${API_BASE_URL_SETTING} must be a URL such as https://HOST/api/v3, or empty for github.com.`);
+    if (raw !== undefined && typeof raw !== 'string')
+      throw new GitHubError('badSetting', `${API_BASE_URL_SETTING} must be a URL such as https://HOST/api/v3, or empty for github.com.`);
     return normalizeApiBaseUrl(raw);
   }
 
@@ -540,7 +648,12 @@ export class PullRequestCommands implements vscode.Disposable {
 
   private requireTrust(what: string): boolean {
     if (this.deps.trusted()) return true;
-    this.show('warning', `This workspace is not trusted, so Agent Lanes runs no agent, task or push (${what}). Trust the workspace to continue.`, ['Manage Workspace Trust'], () => void vscode.commands.executeCommand('workbench.trust.manage'));
+    this.show(
+      'warning',
+      `This workspace is not trusted, so Agent Lanes runs no agent, task or push (${what}). Trust the workspace to continue.`,
+      ['Manage Workspace Trust'],
+      () => void vscode.commands.executeCommand('workbench.trust.manage'),
+    );
     return false;
   }
 
@@ -548,7 +661,12 @@ export class PullRequestCommands implements vscode.Disposable {
   private show(kind: 'info' | 'warning' | 'error', message: string, buttons: string[] = [], onChoice?: (choice: string) => void): void {
     this.shown.push({ kind, message });
     if (this.shown.length > 50) this.shown.splice(0, this.shown.length - 50);
-    const show = kind === 'info' ? vscode.window.showInformationMessage : kind === 'warning' ? vscode.window.showWarningMessage : vscode.window.showErrorMessage;
+    const show =
+      kind === 'info'
+        ? vscode.window.showInformationMessage
+        : kind === 'warning'
+          ? vscode.window.showWarningMessage
+          : vscode.window.showErrorMessage;
     void show(message, ...buttons).then((choice) => {
       if (choice && onChoice) onChoice(choice);
     });
@@ -564,7 +682,14 @@ export class PullRequestCommands implements vscode.Disposable {
     const { repo, change, settings, access } = context;
     const target = repo && change ? { repoRoot: repo.root, changeId: change.id } : undefined;
     const github = error instanceof GitHubError ? error : error instanceof PullRequestError ? error.github : undefined;
-    const kind = error instanceof PullRequestError || error instanceof GitHubError || error instanceof PullRequestLaneError ? error.kind : error instanceof PolicyDeniedError ? 'policy' : error instanceof SignInError ? 'signIn' : 'unexpected';
+    const kind =
+      error instanceof PullRequestError || error instanceof GitHubError || error instanceof PullRequestLaneError
+        ? error.kind
+        : error instanceof PolicyDeniedError
+          ? 'policy'
+          : error instanceof SignInError
+            ? 'signIn'
+            : 'unexpected';
     let message: string;
     let severity: 'error' | 'warning' = 'error';
     const buttons: string[] = [];
@@ -581,7 +706,8 @@ export class PullRequestCommands implements vscode.Disposable {
       message = `Policy blocked this: ${error.message}`;
     } else if (error instanceof PullRequestLaneError) {
       message = error.message;
-      if (target && (error.kind === 'approvalMismatch' || error.kind === 'notApproved')) button('Open Review', () => void vscode.commands.executeCommand('agentLanes.openReview', target));
+      if (target && (error.kind === 'approvalMismatch' || error.kind === 'notApproved'))
+        button('Open Review', () => void vscode.commands.executeCommand('agentLanes.openReview', target));
     } else if (error instanceof SignInError) {
       message = error.message;
       button('Sign In with a Token', () => void this.signInWithToken());
@@ -590,13 +716,15 @@ export class PullRequestCommands implements vscode.Disposable {
       const githubKind = github?.kind ?? error.kind;
       if (githubKind === 'unauthorized' || githubKind === 'forbidden') {
         if (settings) {
-          button('Sign In Again', () =>
-            void this.signIn.again(settings.apiBaseUrl, access?.source).then(
-              (signedIn) => {
-                if (signedIn && context.retry) void context.retry();
-              },
-              (failure: unknown) => this.show('error', (failure as Error).message),
-            ),
+          button(
+            'Sign In Again',
+            () =>
+              void this.signIn.again(settings.apiBaseUrl, access?.source).then(
+                (signedIn) => {
+                  if (signedIn && context.retry) void context.retry();
+                },
+                (failure: unknown) => this.show('error', (failure as Error).message),
+              ),
           );
         }
       } else if (githubKind === 'notGitHub' && target) {
@@ -633,13 +761,18 @@ export class PullRequestCommands implements vscode.Disposable {
 /** Registers the Pull request lane's commands; returns the controller (LanesApi.pullRequests). */
 export function registerPullRequests(context: vscode.ExtensionContext, deps: Omit<PullRequestDeps, 'secrets'>): PullRequestCommands {
   const commands = new PullRequestCommands({ ...deps, secrets: context.secrets });
-  const register = (id: string, handler: (...args: never[]) => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, handler));
-  register(PullRequestCommandIds.open, (target?: ChangeTarget, options?: { draft?: boolean }) => commands.open(target, options && typeof options === 'object' ? options : {}));
+  const register = (id: string, handler: (...args: never[]) => unknown) =>
+    context.subscriptions.push(vscode.commands.registerCommand(id, handler));
+  register(PullRequestCommandIds.open, (target?: ChangeTarget, options?: { draft?: boolean }) =>
+    commands.open(target, options && typeof options === 'object' ? options : {}),
+  );
   register(PullRequestCommandIds.markReady, (target?: ChangeTarget) => commands.markReady(target));
   register(PullRequestCommandIds.openInBrowser, (target?: ChangeTarget) => commands.openInBrowser(target));
   register(PullRequestCommandIds.refresh, (target?: ChangeTarget) => commands.refresh(target));
   register(PullRequestCommandIds.pushBranch, (target?: ChangeTarget) => commands.pushBranch(target));
-  register(PullRequestCommandIds.signInWithToken, (args?: { token?: string }) => commands.signInWithToken(args && typeof args === 'object' ? args : undefined));
+  register(PullRequestCommandIds.signInWithToken, (args?: { token?: string }) =>
+    commands.signInWithToken(args && typeof args === 'object' ? args : undefined),
+  );
   register(PullRequestCommandIds.forgetToken, () => commands.forgetToken());
   context.subscriptions.push(commands);
   return commands;

@@ -31,7 +31,6 @@ function applies(change: Change | undefined): change is Change & { approval: Non
   return !!change && change.lane === 'review' && !!change.approval && !change.approval.invalidated;
 }
 
-
 /**
  * Keeps every approval honest: while a change in Review holds an approval, its
  * worktree and its evidence file are watched, and any event is re-checked
@@ -87,7 +86,9 @@ export class ApprovalGuard implements vscode.Disposable {
     worktree.onDidChange(onWorktreeEvent);
     worktree.onDidDelete(onWorktreeEvent);
     const evidenceFile = new EvidenceStore(repo.storage).fileFor(change.id);
-    const evidence = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(repo.storage.changeDir(change.id)), 'evidence.json'));
+    const evidence = vscode.workspace.createFileSystemWatcher(
+      new vscode.RelativePattern(vscode.Uri.file(repo.storage.changeDir(change.id)), 'evidence.json'),
+    );
     const onEvidenceEvent = () => this.schedule(entry, `evidence event on ${evidenceFile}`);
     evidence.onDidCreate(onEvidenceEvent);
     evidence.onDidChange(onEvidenceEvent);
@@ -109,9 +110,11 @@ export class ApprovalGuard implements vscode.Disposable {
     if (entry.timer) clearTimeout(entry.timer);
     entry.timer = setTimeout(() => {
       entry.timer = undefined;
-      entry.running = entry.running.then(() => this.check(entry.repo, entry.changeId, trigger)).catch((error: unknown) => {
-        this.deps.logger.error(`Could not check the approval of change ${entry.changeId}`, error);
-      });
+      entry.running = entry.running
+        .then(() => this.check(entry.repo, entry.changeId, trigger))
+        .catch((error: unknown) => {
+          this.deps.logger.error(`Could not check the approval of change ${entry.changeId}`, error);
+        });
     }, CHECK_DELAY_MS);
   }
 
@@ -151,7 +154,12 @@ export class ApprovalGuard implements vscode.Disposable {
     return reason;
   }
 
-  private async invalidate(repo: RepoContext, change: Change & { approval: NonNullable<Change['approval']> }, reason: string, details: Record<string, unknown>): Promise<void> {
+  private async invalidate(
+    repo: RepoContext,
+    change: Change & { approval: NonNullable<Change['approval']> },
+    reason: string,
+    details: Record<string, unknown>,
+  ): Promise<void> {
     const approval = change.approval;
     const at = new Date().toISOString();
     let changed = false;
@@ -166,8 +174,23 @@ export class ApprovalGuard implements vscode.Disposable {
     if (!changed) return;
     this.deps.logger.warn(`The approval of change ${change.id} by ${approval.by} no longer holds: ${reason}.`);
     await this.deps
-      .audit(repo, 'approval.invalidated', change.id, { reason, approvedBy: approval.by, approvedAt: approval.at, diffHash: approval.diffHash, evidenceHash: approval.evidenceHash, ...details }, EXTENSION_ACTOR)
-      .catch((error: unknown) => this.deps.logger.error(`Could not record the invalidated approval of change ${change.id} in the audit log`, error));
+      .audit(
+        repo,
+        'approval.invalidated',
+        change.id,
+        {
+          reason,
+          approvedBy: approval.by,
+          approvedAt: approval.at,
+          diffHash: approval.diffHash,
+          evidenceHash: approval.evidenceHash,
+          ...details,
+        },
+        EXTENSION_ACTOR,
+      )
+      .catch((error: unknown) =>
+        this.deps.logger.error(`Could not record the invalidated approval of change ${change.id} in the audit log`, error),
+      );
     this.invalidated.fire({ repo, changeId: change.id, reason });
     void vscode.window
       .showWarningMessage(`The approval of "${change.title}" no longer holds: ${reason}. Review it again.`, 'Open Review')

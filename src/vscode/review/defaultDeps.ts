@@ -87,13 +87,18 @@ export function createDefaultReviewDeps(logger: Logger, registry: RepositoryRegi
     reject: async (repo, change, comment, actor) => {
       const result = await repo.store.transition(change.id, 'reject', actor, comment);
       if (!result.ok) throw new ReviewRefusal(result.reason);
-      const there = await stat(change.worktreePath).then(() => true, () => false);
+      const there = await stat(change.worktreePath).then(
+        () => true,
+        () => false,
+      );
       if (!there) return;
       try {
         await git(repo.root, ['worktree', 'remove', '--force', '--force', change.worktreePath]);
       } catch (error) {
         logger.error(`Change ${change.id} was rejected but its worktree could not be removed`, error);
-        void vscode.window.showWarningMessage(`Change ${change.id} was rejected, but its worktree ${change.worktreePath} could not be removed: run "git worktree remove --force ${change.worktreePath}".`);
+        void vscode.window.showWarningMessage(
+          `Change ${change.id} was rejected, but its worktree ${change.worktreePath} could not be removed: run "git worktree remove --force ${change.worktreePath}".`,
+        );
       }
     },
     audit: async (_repo, action, changeId, details, actor) => {

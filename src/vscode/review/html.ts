@@ -19,7 +19,11 @@ function escapeAttribute(value: string): string {
  * fresh nonce each time), the change it belongs to in a meta tag, and the
  * app's script. Everything else arrives as messages.
  */
-export function reviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, page: { changeId: string; repoRoot: string; title: string }): string {
+export function reviewHtml(
+  webview: vscode.Webview,
+  extensionUri: vscode.Uri,
+  page: { changeId: string; repoRoot: string; title: string },
+): string {
   const nonce = randomBytes(16).toString('base64');
   const asset = (...parts: string[]) => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, ...parts)).toString();
   const csp = [

@@ -92,7 +92,11 @@ export class ReviewController implements vscode.Disposable {
       // The open review already evaluated the gate: the tree reuses its verdict.
       const { verdict, policyLabel } = message.model;
       const change = repo.store.get(changeId);
-      if (change) this.verdicts.set(key, { updatedAt: change.updatedAt, verdict: { ready: verdict.ready, reasons: verdict.reasons, decisions: [], requiredEvidence: [], policyLabel } });
+      if (change)
+        this.verdicts.set(key, {
+          updatedAt: change.updatedAt,
+          verdict: { ready: verdict.ready, reasons: verdict.reasons, decisions: [], requiredEvidence: [], policyLabel },
+        });
       this.glanceChanged.fire();
     });
     return review;
@@ -139,7 +143,10 @@ export class ReviewController implements vscode.Disposable {
     const target = this.targetOf(arg);
     if (target === 'invalid') {
       this.deps.logger.warn(`Lanes: Open Review was given an argument it does not understand: ${safeDescribe(arg)}`);
-      void reportError(this.deps.logger, 'Lanes: Open Review did not understand what to open. Run it from the Lanes view or from the Command Palette.');
+      void reportError(
+        this.deps.logger,
+        'Lanes: Open Review did not understand what to open. Run it from the Lanes view or from the Command Palette.',
+      );
       return false;
     }
     if (target) {
@@ -150,7 +157,12 @@ export class ReviewController implements vscode.Disposable {
       }
       return (await this.openReview(repo, target.changeId)) !== undefined;
     }
-    const candidates = this.deps.registry.repositories().flatMap((repo) => repo.store.all().filter((change) => change.lane === 'review').map((change) => ({ repo, change })));
+    const candidates = this.deps.registry.repositories().flatMap((repo) =>
+      repo.store
+        .all()
+        .filter((change) => change.lane === 'review')
+        .map((change) => ({ repo, change })),
+    );
     if (!candidates.length) {
       void vscode.window.showInformationMessage('No change is waiting in Review. Changes arrive there when their sandbox tasks pass.');
       return false;
@@ -180,7 +192,8 @@ export class ReviewController implements vscode.Disposable {
       if (typeof repo?.root === 'string' && typeof change?.id === 'string') return { repoRoot: repo.root, changeId: change.id };
       return 'invalid';
     }
-    if (typeof value.repoRoot === 'string' && typeof value.changeId === 'string') return { repoRoot: value.repoRoot, changeId: value.changeId };
+    if (typeof value.repoRoot === 'string' && typeof value.changeId === 'string')
+      return { repoRoot: value.repoRoot, changeId: value.changeId };
     return 'invalid';
   }
 

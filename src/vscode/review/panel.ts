@@ -43,7 +43,6 @@ interface ReviewFacts {
 
 type RequestResult = { message?: string; files?: FileDiff[] };
 
-
 const firstLine = (error: unknown) => (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
 
 /**
@@ -97,13 +96,17 @@ export class ReviewPanel implements vscode.Disposable {
       if (!changed || changed.id === changeId) this.scheduleRefresh();
     });
     this.disposables.push({ dispose: () => storeSubscription.dispose() });
-    const evidenceWatcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(repo.storage.changeDir(changeId)), 'evidence.json'));
+    const evidenceWatcher = vscode.workspace.createFileSystemWatcher(
+      new vscode.RelativePattern(vscode.Uri.file(repo.storage.changeDir(changeId)), 'evidence.json'),
+    );
     evidenceWatcher.onDidCreate(() => this.scheduleRefresh());
     evidenceWatcher.onDidChange(() => this.scheduleRefresh());
     evidenceWatcher.onDidDelete(() => this.scheduleRefresh());
     this.disposables.push(evidenceWatcher);
     if (change) {
-      const worktreeWatcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(change.worktreePath), '**/*'));
+      const worktreeWatcher = vscode.workspace.createFileSystemWatcher(
+        new vscode.RelativePattern(vscode.Uri.file(change.worktreePath), '**/*'),
+      );
       const onWorktree = (uri: vscode.Uri) => {
         if (!/[\\/]\.git$/.test(uri.fsPath)) this.scheduleWorktreeCheck();
       };
@@ -176,7 +179,11 @@ export class ReviewPanel implements vscode.Disposable {
         this.facts = facts;
         if (!facts) {
           this.model = undefined;
-          this.post({ type: 'notice', level: 'error', message: `Change ${this.changeId} no longer exists in ${this.repo.name}; close this review.` });
+          this.post({
+            type: 'notice',
+            level: 'error',
+            message: `Change ${this.changeId} no longer exists in ${this.repo.name}; close this review.`,
+          });
           return facts;
         }
         this.model = this.toModel(facts);
@@ -187,7 +194,11 @@ export class ReviewPanel implements vscode.Disposable {
       },
       (error: unknown) => {
         this.deps.logger.error(`Could not build the review of change ${this.changeId}`, error);
-        this.post({ type: 'notice', level: 'error', message: `The review could not be built: ${firstLine(error)}. See "Lanes: Show Log".` });
+        this.post({
+          type: 'notice',
+          level: 'error',
+          message: `The review could not be built: ${firstLine(error)}. See "Lanes: Show Log".`,
+        });
         return undefined;
       },
     );
@@ -198,7 +209,11 @@ export class ReviewPanel implements vscode.Disposable {
   private async collectFacts(): Promise<ReviewFacts | undefined> {
     const change = this.repo.store.get(this.changeId);
     if (!change) return undefined;
-    const [evidence, listing, worktreeExists] = await Promise.all([this.readEvidence(), this.readListing(change), pathExists(change.worktreePath)]);
+    const [evidence, listing, worktreeExists] = await Promise.all([
+      this.readEvidence(),
+      this.readListing(change),
+      pathExists(change.worktreePath),
+    ]);
     const approver = this.identity.value;
     const approverPending = !this.identity.settled;
     const gate = await this.evaluateGate(change, evidence);
@@ -233,7 +248,9 @@ export class ReviewPanel implements vscode.Disposable {
       return listing;
     } catch (error) {
       this.deps.logger.error(`Could not list the diff of change ${change.id}`, error);
-      return { error: `git could not list the diff of ${change.baseSha.slice(0, 10)}..${(change.headSha ?? change.branch).slice(0, 10)}: ${firstLine(error)}` };
+      return {
+        error: `git could not list the diff of ${change.baseSha.slice(0, 10)}..${(change.headSha ?? change.branch).slice(0, 10)}: ${firstLine(error)}`,
+      };
     }
   }
 
@@ -242,7 +259,13 @@ export class ReviewPanel implements vscode.Disposable {
       return await this.deps.evaluateGate(this.repo, change, evidence.kind === 'ok' ? evidence.evidence : undefined);
     } catch (error) {
       this.deps.logger.error(`Could not evaluate the review gate of change ${change.id}`, error);
-      return { ready: false, reasons: [`policy could not be evaluated (${firstLine(error)}); see "Lanes: Show Log"`], decisions: [], requiredEvidence: [], policyLabel: 'policy unavailable' };
+      return {
+        ready: false,
+        reasons: [`policy could not be evaluated (${firstLine(error)}); see "Lanes: Show Log"`],
+        decisions: [],
+        requiredEvidence: [],
+        policyLabel: 'policy unavailable',
+      };
     }
   }
 
@@ -272,11 +295,16 @@ export class ReviewPanel implements vscode.Disposable {
     const inReview = change.lane === 'review';
     const notInReview = `Change ${change.id} is not in Review.`;
     const warnings: string[] = [];
-    if (!facts.worktreeExists) warnings.push(`The worktree ${change.worktreePath} no longer exists. The diff is shown from the change's commits; it cannot be approved until the worktree is restored ("Lanes: Reconcile").`);
+    if (!facts.worktreeExists)
+      warnings.push(
+        `The worktree ${change.worktreePath} no longer exists. The diff is shown from the change's commits; it cannot be approved until the worktree is restored ("Lanes: Reconcile").`,
+      );
     if (facts.evidence.kind === 'invalid') warnings.push(facts.evidence.message);
     const evidenceDiff = facts.evidence.kind === 'ok' ? facts.evidence.evidence.diff : undefined;
-    if (listing && evidenceDiff && evidenceDiff.hash !== listing.hash) warnings.push('The evidence was recorded for another diff than the one shown: run the sandbox tasks again.');
-    if (worktreeHash !== undefined && listing && worktreeHash !== listing.hash) warnings.push('The worktree has changes that are not in the reviewed commits (uncommitted or newer work).');
+    if (listing && evidenceDiff && evidenceDiff.hash !== listing.hash)
+      warnings.push('The evidence was recorded for another diff than the one shown: run the sandbox tasks again.');
+    if (worktreeHash !== undefined && listing && worktreeHash !== listing.hash)
+      warnings.push('The worktree has changes that are not in the reviewed commits (uncommitted or newer work).');
     if ('error' in facts.listing) warnings.push(facts.listing.error);
     return {
       changeId: change.id,
@@ -301,7 +329,14 @@ export class ReviewPanel implements vscode.Disposable {
       requestedChanges: change.requestedChanges ?? [],
       evidence: buildEvidenceView(facts.evidence, gate.requiredEvidence, listing?.hash ?? null),
       diff: listing
-        ? { state: 'ok', hash: listing.hash, baseSha: listing.baseSha, headSha: listing.headSha, totals: listing.totals, files: listing.files.map(({ oldBlob: _old, newBlob: _new, ...entry }) => entry) }
+        ? {
+            state: 'ok',
+            hash: listing.hash,
+            baseSha: listing.baseSha,
+            headSha: listing.headSha,
+            totals: listing.totals,
+            files: listing.files.map(({ oldBlob: _old, newBlob: _new, ...entry }) => entry),
+          }
         : { state: 'error', message: 'error' in facts.listing ? facts.listing.error : 'The diff could not be read.' },
     };
   }
@@ -347,13 +382,18 @@ export class ReviewPanel implements vscode.Disposable {
   private post(message: HostMessage): void {
     if (this.disposed) return;
     this.posted.fire(message);
-    this.panel.webview.postMessage(message).then(undefined, (error: unknown) => this.deps.logger.warn(`Could not send a message to the review of ${this.changeId}: ${firstLine(error)}`));
+    this.panel.webview
+      .postMessage(message)
+      .then(undefined, (error: unknown) =>
+        this.deps.logger.warn(`Could not send a message to the review of ${this.changeId}: ${firstLine(error)}`),
+      );
   }
 
   private ignore(why: string): void {
     this.counters.ignored++;
     if (this.counters.ignored <= LOGGED_IGNORES) this.deps.logger.warn(`Review of change ${this.changeId}: ignored ${why}.`);
-    else if (this.counters.ignored % 1000 === 0) this.deps.logger.warn(`Review of change ${this.changeId}: ${this.counters.ignored} messages ignored so far.`);
+    else if (this.counters.ignored % 1000 === 0)
+      this.deps.logger.warn(`Review of change ${this.changeId}: ${this.counters.ignored} messages ignored so far.`);
   }
 
   /**
@@ -365,7 +405,8 @@ export class ReviewPanel implements vscode.Disposable {
     const parsed = parseWebviewMessage(raw);
     if (!parsed.ok) return this.ignore(`an invalid message (${parsed.error})`);
     const message = parsed.message;
-    if (message.changeId !== this.changeId) return this.ignore(`a ${message.type} message naming change ${message.changeId}, not this panel's`);
+    if (message.changeId !== this.changeId)
+      return this.ignore(`a ${message.type} message naming change ${message.changeId}, not this panel's`);
     this.counters.handled++;
     switch (message.type) {
       case 'ready':
@@ -387,7 +428,12 @@ export class ReviewPanel implements vscode.Disposable {
     this.webviewReady = true;
     await this.building;
     if (this.model) this.post({ type: 'model', model: this.model });
-    else if (!this.facts) this.post({ type: 'notice', level: 'error', message: `Change ${this.changeId} no longer exists in ${this.repo.name}; close this review.` });
+    else if (!this.facts)
+      this.post({
+        type: 'notice',
+        level: 'error',
+        message: `Change ${this.changeId} no longer exists in ${this.repo.name}; close this review.`,
+      });
   }
 
   private async answer(request: WebviewRequest): Promise<void> {
@@ -450,11 +496,13 @@ export class ReviewPanel implements vscode.Disposable {
     const listing = await this.currentListing();
     const file = listing.files.find((f) => f.path === path);
     if (!file) throw new ReviewRefusal(`${path} is not part of the reviewed diff.`);
-    if (file.display === 'submodule') throw new ReviewRefusal(`${path} is a submodule: there is no file content to compare (${file.note ?? ''}).`);
+    if (file.display === 'submodule')
+      throw new ReviewRefusal(`${path} is a submodule: there is no file content to compare (${file.note ?? ''}).`);
     const change = this.facts?.change;
     if (file.display === 'binary') {
       const onDisk = change ? join(change.worktreePath, path) : undefined;
-      if (!onDisk || !(await pathExists(onDisk))) throw new ReviewRefusal(`${path} is binary and is not in the worktree any more, so it cannot be opened.`);
+      if (!onDisk || !(await pathExists(onDisk)))
+        throw new ReviewRefusal(`${path} is binary and is not in the worktree any more, so it cannot be opened.`);
       await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(onDisk), { preview: true });
       return {};
     }
@@ -492,7 +540,9 @@ export class ReviewPanel implements vscode.Disposable {
     const listing = 'hash' in facts.listing ? facts.listing : undefined;
     const evidenceHash = facts.evidence.kind === 'ok' ? facts.evidence.hash : undefined;
     if (listing && evidenceHash && (listing.hash !== shownDiffHash || evidenceHash !== shownEvidenceHash)) {
-      throw new ReviewRefusal('The change or its evidence changed while you were reviewing it. The review now shows the new state: look again, then approve.');
+      throw new ReviewRefusal(
+        'The change or its evidence changed while you were reviewing it. The review now shows the new state: look again, then approve.',
+      );
     }
     const approver = await this.deps.whoAmI(this.repo).catch(() => undefined);
     let worktreeDiffHash: string | undefined;
@@ -509,14 +559,22 @@ export class ReviewPanel implements vscode.Disposable {
 
     const approval = { by: approver, at: new Date().toISOString(), diffHash: listing.hash, evidenceHash };
     await this.repo.store.update(this.changeId, (current) => {
-      if (current.lane !== 'review') throw new ReviewRefusal(`Change ${this.changeId} left Review while it was being approved; nothing was approved.`);
-      if (current.approval && !current.approval.invalidated) throw new ReviewRefusal(`Change ${this.changeId} was approved by ${current.approval.by} meanwhile.`);
+      if (current.lane !== 'review')
+        throw new ReviewRefusal(`Change ${this.changeId} left Review while it was being approved; nothing was approved.`);
+      if (current.approval && !current.approval.invalidated)
+        throw new ReviewRefusal(`Change ${this.changeId} was approved by ${current.approval.by} meanwhile.`);
       current.approval = approval;
       return current;
     });
     const actor: Actor = { type: 'user', id: approver };
     try {
-      await this.deps.audit(this.repo, 'review.approve', this.changeId, { diffHash: approval.diffHash, evidenceHash: approval.evidenceHash, policy: facts.gate.policyLabel }, actor);
+      await this.deps.audit(
+        this.repo,
+        'review.approve',
+        this.changeId,
+        { diffHash: approval.diffHash, evidenceHash: approval.evidenceHash, policy: facts.gate.policyLabel },
+        actor,
+      );
     } catch (error) {
       // An approval the audit trail does not show is not an approval.
       this.deps.logger.error(`Could not record the approval of change ${this.changeId} in the audit log; withdrawing it`, error);
@@ -524,16 +582,23 @@ export class ReviewPanel implements vscode.Disposable {
         if (current.approval?.at === approval.at) delete current.approval;
         return current;
       });
-      throw new ReviewRefusal(`The approval could not be recorded in the audit log (${firstLine(error)}), so it was withdrawn. Try again; see "Lanes: Show Log".`);
+      throw new ReviewRefusal(
+        `The approval could not be recorded in the audit log (${firstLine(error)}), so it was withdrawn. Try again; see "Lanes: Show Log".`,
+      );
     }
-    this.deps.logger.info(`Change ${this.changeId} approved by ${approver} for diff ${approval.diffHash} and evidence ${approval.evidenceHash}`);
-    return { message: `Approved by ${approver}. The approval holds for diff ${approval.diffHash.slice(0, 12)} and evidence ${approval.evidenceHash.slice(0, 12)}; any later change to either invalidates it.` };
+    this.deps.logger.info(
+      `Change ${this.changeId} approved by ${approver} for diff ${approval.diffHash} and evidence ${approval.evidenceHash}`,
+    );
+    return {
+      message: `Approved by ${approver}. The approval holds for diff ${approval.diffHash.slice(0, 12)} and evidence ${approval.evidenceHash.slice(0, 12)}; any later change to either invalidates it.`,
+    };
   }
 
   private async requestChanges(comment: string): Promise<RequestResult> {
     const change = this.repo.store.get(this.changeId);
     if (!change) throw new ReviewRefusal(`Change ${this.changeId} no longer exists.`);
-    if (change.lane !== 'review') throw new ReviewRefusal(`Change ${this.changeId} is not in Review (it is ${change.lane}); changes can be requested only in Review.`);
+    if (change.lane !== 'review')
+      throw new ReviewRefusal(`Change ${this.changeId} is not in Review (it is ${change.lane}); changes can be requested only in Review.`);
     const actor = await this.actor();
     const text = comment.trim();
     await this.deps.requestChanges(this.repo, change, text, actor);
@@ -543,14 +608,17 @@ export class ReviewPanel implements vscode.Disposable {
     });
     await this.deps
       .audit(this.repo, 'review.requestChanges', this.changeId, { comment: text }, actor)
-      .catch((error: unknown) => this.deps.logger.error(`Could not record the requested changes of ${this.changeId} in the audit log`, error));
+      .catch((error: unknown) =>
+        this.deps.logger.error(`Could not record the requested changes of ${this.changeId} in the audit log`, error),
+      );
     return { message: 'Changes requested: the change is back in Draft, and the agent is given your comment when it runs again.' };
   }
 
   private async reject(comment: string | undefined): Promise<RequestResult> {
     const change = this.repo.store.get(this.changeId);
     if (!change) throw new ReviewRefusal(`Change ${this.changeId} no longer exists.`);
-    if (change.lane !== 'review') throw new ReviewRefusal(`Change ${this.changeId} is not in Review (it is ${change.lane}); only a change in Review can be rejected.`);
+    if (change.lane !== 'review')
+      throw new ReviewRefusal(`Change ${this.changeId} is not in Review (it is ${change.lane}); only a change in Review can be rejected.`);
     const actor = await this.actor();
     const text = comment?.trim() || undefined;
     await this.deps.reject(this.repo, change, text, actor);

@@ -42,7 +42,12 @@ export function createReviewDeps(logger: Logger, registry: RepositoryRegistry): 
     forbidSelfApproval: () => registry.policyService.effective.policy.lanes.approvals.forbidSelfApproval,
     requestChanges: async (repo, change, comment, actor) => {
       await base.requestChanges(repo, change, comment, actor);
-      await repo.lanes.context.audit.append({ actor, action: 'lane.transition', changeId: change.id, details: { event: 'requestChanges', from: 'review', to: 'draft', reason: comment } });
+      await repo.lanes.context.audit.append({
+        actor,
+        action: 'lane.transition',
+        changeId: change.id,
+        details: { event: 'requestChanges', from: 'review', to: 'draft', reason: comment },
+      });
     },
     reject: async (repo, change, comment, actor) => {
       try {

@@ -1,7 +1,14 @@
 import * as vscode from 'vscode';
 import type { Actor, Change } from '../../core/change';
 import type { Logger } from '../../core/logger';
-import { type SandboxLaneProgress, type SandboxOrphan, type SandboxRunOutcome, SandboxInputError, SandboxLane, type SandboxSettings } from '../../infra/lanes/sandbox/sandboxLane';
+import {
+  type SandboxLaneProgress,
+  type SandboxOrphan,
+  type SandboxRunOutcome,
+  SandboxInputError,
+  SandboxLane,
+  type SandboxSettings,
+} from '../../infra/lanes/sandbox/sandboxLane';
 import { SandboxError } from '../../infra/sandbox/types';
 import { readConfig } from '../config';
 import { Commands } from '../constants';
@@ -130,7 +137,9 @@ export class SandboxCommands implements vscode.Disposable {
     if (!found) return undefined;
     const { repo, change } = found;
     if (change.lane === 'review' || change.lane === 'pullRequest') {
-      void vscode.window.showInformationMessage(`Change ${change.id} is in ${change.lane === 'review' ? 'Review' : 'Pull request'}: it moves on from its review ("Lanes: Open Review").`);
+      void vscode.window.showInformationMessage(
+        `Change ${change.id} is in ${change.lane === 'review' ? 'Review' : 'Pull request'}: it moves on from its review ("Lanes: Open Review").`,
+      );
       return undefined;
     }
     const lane = this.laneFor(repo);
@@ -138,7 +147,9 @@ export class SandboxCommands implements vscode.Disposable {
       await policy.ensureStarted();
       const actor = await this.actor(repo);
       const channel = this.output();
-      channel.appendLine(`── ${new Date().toLocaleTimeString()} change ${change.id} "${change.title}": ${how === 'run' ? 'running the sandbox tasks' : 'promoting'}`);
+      channel.appendLine(
+        `── ${new Date().toLocaleTimeString()} change ${change.id} "${change.title}": ${how === 'run' ? 'running the sandbox tasks' : 'promoting'}`,
+      );
       const onTaskOutput = this.writer(change.id);
       const outcome = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Agent Lanes: sandbox of "${change.title}"`, cancellable: true },
@@ -173,10 +184,16 @@ export class SandboxCommands implements vscode.Disposable {
     if (outcome.notice) void vscode.window.showWarningMessage(outcome.notice);
     if (outcome.promoted) {
       // Not awaited: the command ends, the person answers when they like.
-      void vscode.window.showInformationMessage(`Change ${changeId} is ready for review: ${outcome.message.replace(/^Change \w+: /, '')}`, 'Open Review', showLog).then((choice) => {
-        if (choice === 'Open Review') void vscode.commands.executeCommand(Commands.openReview, { repoRoot: repo.root, changeId });
-        if (choice === showLog) void this.showTaskLog({ repoRoot: repo.root, changeId });
-      });
+      void vscode.window
+        .showInformationMessage(
+          `Change ${changeId} is ready for review: ${outcome.message.replace(/^Change \w+: /, '')}`,
+          'Open Review',
+          showLog,
+        )
+        .then((choice) => {
+          if (choice === 'Open Review') void vscode.commands.executeCommand(Commands.openReview, { repoRoot: repo.root, changeId });
+          if (choice === showLog) void this.showTaskLog({ repoRoot: repo.root, changeId });
+        });
       return;
     }
     const notify = outcome.verdict === 'passed' ? vscode.window.showWarningMessage : vscode.window.showErrorMessage;
@@ -205,7 +222,11 @@ export class SandboxCommands implements vscode.Disposable {
 
   /** "Lanes: Stop Sandbox Tasks": kills the running task in its container; the rest are skipped. */
   async stop(target: ChangeTarget): Promise<boolean> {
-    const found = await this.deps.drafts.resolveTarget(target, (c: Change) => c.sandbox?.verdict === 'running', 'Stop the sandbox tasks of which change?');
+    const found = await this.deps.drafts.resolveTarget(
+      target,
+      (c: Change) => c.sandbox?.verdict === 'running',
+      'Stop the sandbox tasks of which change?',
+    );
     if (!found) return false;
     const stopped = this.laneFor(found.repo).stop(found.change.id);
     if (!stopped) void vscode.window.showInformationMessage(`No sandbox tasks are running for change ${found.change.id}.`);
@@ -215,24 +236,46 @@ export class SandboxCommands implements vscode.Disposable {
   /** "Lanes: Show Task Log": opens the stored, redacted log of a task (or of the preparation). */
   async showTaskLog(target: TaskLogTarget): Promise<vscode.TextEditor | undefined> {
     const taskId = target && 'changeId' in target && 'taskId' in target ? target.taskId : undefined;
-    const found = await this.deps.drafts.resolveTarget(target as ChangeTarget, (c) => c.sandbox !== undefined, 'Show a task log of which change?');
+    const found = await this.deps.drafts.resolveTarget(
+      target as ChangeTarget,
+      (c) => c.sandbox !== undefined,
+      'Show a task log of which change?',
+    );
     if (!found) return undefined;
     const { repo, change } = found;
     const read = await repo.evidence.read(change.id);
     const evidence = read.kind === 'ok' ? read.evidence : undefined;
     const logs = [
-      ...(evidence?.preparation?.logFile ? [{ id: 'prepare', file: evidence.preparation.logFile, label: 'Preparation', detail: `${evidence.preparation.outcome} · network ${evidence.preparation.networkMode}` }] : []),
+      ...(evidence?.preparation?.logFile
+        ? [
+            {
+              id: 'prepare',
+              file: evidence.preparation.logFile,
+              label: 'Preparation',
+              detail: `${evidence.preparation.outcome} · network ${evidence.preparation.networkMode}`,
+            },
+          ]
+        : []),
       ...(evidence?.tasks ?? [])
         .filter((task) => task.logFile)
-        .map((task) => ({ id: task.id, file: task.logFile!, label: task.id, detail: `${task.outcome}${task.exitCode !== null ? ` (exit ${task.exitCode})` : ''} · ${task.command}` })),
+        .map((task) => ({
+          id: task.id,
+          file: task.logFile!,
+          label: task.id,
+          detail: `${task.outcome}${task.exitCode !== null ? ` (exit ${task.exitCode})` : ''} · ${task.command}`,
+        })),
     ];
     if (logs.length === 0) {
-      void vscode.window.showInformationMessage(`Change ${change.id} has no task log yet: run its sandbox tasks first ("Lanes: Run Sandbox Tasks").`);
+      void vscode.window.showInformationMessage(
+        `Change ${change.id} has no task log yet: run its sandbox tasks first ("Lanes: Run Sandbox Tasks").`,
+      );
       return undefined;
     }
     let chosen = taskId ? logs.find((log) => log.id === taskId) : logs.length === 1 ? logs[0] : undefined;
     if (taskId && !chosen) {
-      void vscode.window.showErrorMessage(`Change ${change.id} has no log for a task "${taskId}" (it has: ${logs.map((log) => log.id).join(', ')}).`);
+      void vscode.window.showErrorMessage(
+        `Change ${change.id} has no log for a task "${taskId}" (it has: ${logs.map((log) => log.id).join(', ')}).`,
+      );
       return undefined;
     }
     chosen ??= await vscode.window.showQuickPick(
@@ -245,7 +288,9 @@ export class SandboxCommands implements vscode.Disposable {
       return await vscode.window.showTextDocument(document, { preview: true });
     } catch (error) {
       this.deps.logger.warn(`Opening ${chosen.file}: ${(error as Error).message}`);
-      void vscode.window.showErrorMessage(`The log of ${chosen.id} (change ${change.id}) is gone from ${chosen.file}; run the sandbox tasks again to get a new one.`);
+      void vscode.window.showErrorMessage(
+        `The log of ${chosen.id} (change ${change.id}) is gone from ${chosen.file}; run the sandbox tasks again to get a new one.`,
+      );
       return undefined;
     }
   }
@@ -275,7 +320,10 @@ export class SandboxCommands implements vscode.Disposable {
     const count = found.reduce((sum, entry) => sum + entry.orphans.length, 0);
     if (count === 0) return;
     void vscode.window
-      .showWarningMessage(`Agent Lanes found ${count} sandbox container(s) that no open change needs (${found[0]!.orphans[0]!.reason}${count > 1 ? ', …' : ''}).`, 'Remove Them')
+      .showWarningMessage(
+        `Agent Lanes found ${count} sandbox container(s) that no open change needs (${found[0]!.orphans[0]!.reason}${count > 1 ? ', …' : ''}).`,
+        'Remove Them',
+      )
       .then((choice) => {
         if (choice === 'Remove Them') void this.cleanup({ confirmed: true });
       });
@@ -290,8 +338,14 @@ export class SandboxCommands implements vscode.Disposable {
       return 0;
     }
     if (!options.confirmed) {
-      const reasons = found.flatMap((entry) => entry.orphans.map((orphan) => `${orphan.container.name || orphan.container.id.slice(0, 12)}: ${orphan.reason}`));
-      const answer = await vscode.window.showWarningMessage(`Remove ${count} sandbox container(s)?`, { modal: true, detail: reasons.slice(0, 10).join('\n') }, 'Remove');
+      const reasons = found.flatMap((entry) =>
+        entry.orphans.map((orphan) => `${orphan.container.name || orphan.container.id.slice(0, 12)}: ${orphan.reason}`),
+      );
+      const answer = await vscode.window.showWarningMessage(
+        `Remove ${count} sandbox container(s)?`,
+        { modal: true, detail: reasons.slice(0, 10).join('\n') },
+        'Remove',
+      );
       if (answer !== 'Remove') return 0;
     }
     let removed = 0;
@@ -317,15 +371,22 @@ export class SandboxCommands implements vscode.Disposable {
 /** Registers the Sandbox lane's commands; returns the controller (for the LanesApi and other lanes). */
 export function registerSandbox(context: vscode.ExtensionContext, deps: SandboxDeps): SandboxCommands {
   const sandbox = new SandboxCommands(deps);
-  const register = (id: string, handler: (...args: never[]) => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, handler));
+  const register = (id: string, handler: (...args: never[]) => unknown) =>
+    context.subscriptions.push(vscode.commands.registerCommand(id, handler));
   register(Commands.runSandboxTasks, (target?: ChangeTarget) => sandbox.runTasks(target));
   register(Commands.promote, (target?: ChangeTarget) => sandbox.promote(target));
   register(Commands.stopSandboxTasks, (target?: ChangeTarget) => sandbox.stop(target));
   register(Commands.showTaskLog, (target?: TaskLogTarget) => sandbox.showTaskLog(target));
-  register(Commands.cleanupSandboxes, (options?: { confirmed?: boolean }) => sandbox.cleanup(options && typeof options === 'object' && !('kind' in options) ? options : {}));
+  register(Commands.cleanupSandboxes, (options?: { confirmed?: boolean }) =>
+    sandbox.cleanup(options && typeof options === 'object' && !('kind' in options) ? options : {}),
+  );
   // Leftover containers are looked for when the view is first shown, never during activation.
-  const onVisible = () => void sandbox.checkOrphansOnce().catch((error: unknown) => deps.logger.error('Looking for leftover sandbox containers failed', error));
-  context.subscriptions.push(sandbox, deps.view.onDidChangeVisibility((event) => event.visible && onVisible()));
+  const onVisible = () =>
+    void sandbox.checkOrphansOnce().catch((error: unknown) => deps.logger.error('Looking for leftover sandbox containers failed', error));
+  context.subscriptions.push(
+    sandbox,
+    deps.view.onDidChangeVisibility((event) => event.visible && onVisible()),
+  );
   if (deps.view.visible) onVisible();
   return sandbox;
 }

@@ -6,5 +6,7 @@ export async function run(): Promise<void> {
   const extension = vscode.extensions.getExtension<LanesApi>('agent-lanes.agent-lanes');
   if (!extension) throw new Error('Agent Lanes is not loaded');
   const api = extension.isActive ? extension.exports : await extension.activate();
-  console.log(`BENCH_RESULT ${JSON.stringify({ 'activation.ms': api.activationMs, 'activation.withModuleLoadMs': api.loadAndActivateMs ?? -1 })}`);
+  console.log(
+    `BENCH_RESULT ${JSON.stringify({ 'activation.ms': api.activationMs, 'activation.withModuleLoadMs': api.loadAndActivateMs ?? -1 })}`,
+  );
 }

@@ -12,7 +12,10 @@ const LINES_PER_FILE = 25;
 function generatedFiles(): Record<string, string> {
   const files: Record<string, string> = {};
   for (let i = 0; i < FILES; i++) {
-    const lines = Array.from({ length: LINES_PER_FILE }, (_, line) => `export const value${i}_${line} = ${i * LINES_PER_FILE + line}; // generated line ${line}`);
+    const lines = Array.from(
+      { length: LINES_PER_FILE },
+      (_, line) => `export const value${i}_${line} = ${i * LINES_PER_FILE + line}; // generated line ${line}`,
+    );
     files[`src/module${i % 40}/file${i}.ts`] = `${lines.join('\n')}\n`;
   }
   return files;
@@ -53,7 +56,9 @@ export async function run(): Promise<void> {
     const rendered = await panel.whenRendered();
     const totalMs = performance.now() - started;
     posted.dispose();
-    console.log(`review bench: panel created at ${createdMs.toFixed(0)} ms, model sent at ${modelMs.toFixed(0)} ms, drawn at ${totalMs.toFixed(0)} ms`);
+    console.log(
+      `review bench: panel created at ${createdMs.toFixed(0)} ms, model sent at ${modelMs.toFixed(0)} ms, drawn at ${totalMs.toFixed(0)} ms`,
+    );
     await command;
     if (rendered.files !== FILES) throw new Error(`The webview drew ${rendered.files} files, not ${FILES}`);
     panel.dispose();
@@ -62,5 +67,7 @@ export async function run(): Promise<void> {
 
   const first = await measure();
   console.log(`review bench: first open ${first.totalMs.toFixed(0)} ms (webview drawing ${first.webviewMs.toFixed(0)} ms)`);
-  console.log(`BENCH_RESULT ${JSON.stringify({ 'review.firstRender2000FilesMs': Math.round(first.totalMs), 'review.webviewDraw2000FilesMs': Math.round(first.webviewMs) })}`);
+  console.log(
+    `BENCH_RESULT ${JSON.stringify({ 'review.firstRender2000FilesMs': Math.round(first.totalMs), 'review.webviewDraw2000FilesMs': Math.round(first.webviewMs) })}`,
+  );
 }

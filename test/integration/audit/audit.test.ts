@@ -17,10 +17,14 @@ async function draft(task: string): Promise<Change> {
   const api = await lanesApi();
   const change = await vscode.commands.executeCommand<Change | undefined>('agentLanes.newDraft', { task, agentId: 'scripted' });
   assert.ok(change, `the draft "${task}" was created`);
-  return waitFor(() => {
-    const found = api.registry.findChange(change.id)?.change;
-    return found?.agentRun && found.agentRun.state !== 'running' ? found : undefined;
-  }, `the agent of ${change.id} to finish`, 45_000);
+  return waitFor(
+    () => {
+      const found = api.registry.findChange(change.id)?.change;
+      return found?.agentRun && found.agentRun.state !== 'running' ? found : undefined;
+    },
+    `the agent of ${change.id} to finish`,
+    45_000,
+  );
 }
 
 /** Overwrites bytes of the log in place, as someone editing it by hand would. */
@@ -100,7 +104,8 @@ describe('Audit trail in a real VS Code', () => {
     assert.equal(result.count, repo.lanes.context.audit.head.seq);
     assert.equal(result.headHash, repo.lanes.context.audit.head.hash);
     const actions = (await repo.lanes.context.audit.eventsFor(change.id)).map((e) => e.action);
-    for (const action of ['change.create', 'policy.decision', 'agent.start', 'agent.stop']) assert.ok(actions.includes(action), `${action} in ${actions.join(', ')}`);
+    for (const action of ['change.create', 'policy.decision', 'agent.start', 'agent.stop'])
+      assert.ok(actions.includes(action), `${action} in ${actions.join(', ')}`);
   });
 
   it('a line edited by hand is reported with its seq as "edited"; put back, the log verifies again', async () => {
@@ -110,7 +115,12 @@ describe('Audit trail in a real VS Code', () => {
     const index = lines.findIndex((line) => line.includes('"action":"change.create"') && line.includes(change.id));
     const line = lines[index]!;
     const seq = (JSON.parse(line) as { seq: number }).seq;
-    const offset = Buffer.byteLength(lines.slice(0, index).map((l) => `${l}\n`).join(''));
+    const offset = Buffer.byteLength(
+      lines
+        .slice(0, index)
+        .map((l) => `${l}\n`)
+        .join(''),
+    );
     const at = line.indexOf('"title":"') + '"title":"'.length;
     const original = line[at]!;
     overwrite(file, offset + Buffer.byteLength(line.slice(0, at)), original === 'X' ? 'Y' : 'X');
@@ -145,35 +155,62 @@ describe('Audit trail in a real VS Code', () => {
 
   it('Export Audit Log writes the log and a checkpoint, and records audit.exported', async () => {
     const dest = join(scratch, 'export');
-    const result = await vscode.commands.executeCommand<{ logFile: string; checkpointFile: string; checkpoint: { count: number; headHash: string; verified: boolean } }>('agentLanes.exportAuditLog', {
+    const result = await vscode.commands.executeCommand<{
+      logFile: string;
+      checkpointFile: string;
+      checkpoint: { count: number; headHash: string; verified: boolean };
+    }>('agentLanes.exportAuditLog', {
       repository: repo.root,
       destination: dest,
     });
     assert.ok(result);
     assert.deepEqual(readdirSync(dest).sort(), ['audit.jsonl', 'checkpoint.json']);
-    const checkpoint = JSON.parse(readFileSync(join(dest, 'checkpoint.json'), 'utf8')) as { count: number; headHash: string; verified: boolean };
+    const checkpoint = JSON.parse(readFileSync(join(dest, 'checkpoint.json'), 'utf8')) as {
+      count: number;
+      headHash: string;
+      verified: boolean;
+    };
     assert.equal(checkpoint.verified, true);
     assert.equal(checkpoint.count, readFileSync(join(dest, 'audit.jsonl'), 'utf8').trim().split('\n').length);
     const { events } = await repo.lanes.context.audit.readAll();
     const exported = events.at(-1)!;
     assert.equal(exported.action, 'audit.exported');
     assert.equal(exported.actor.type, 'user');
-    assert.deepEqual([(exported.details as { count: number }).count, (exported.details as { headHash: string }).headHash], [checkpoint.count, checkpoint.headHash]);
+    assert.deepEqual(
+      [(exported.details as { count: number }).count, (exported.details as { headHash: string }).headHash],
+      [checkpoint.count, checkpoint.headHash],
+    );
     assert.equal(exported.seq, checkpoint.count + 1, 'the export event follows what was exported');
     // The folder is not the live log's.
-    assert.equal(await vscode.commands.executeCommand('agentLanes.exportAuditLog', { repository: repo.root, destination: repo.storage.root }), undefined);
+    assert.equal(
+      await vscode.commands.executeCommand('agentLanes.exportAuditLog', { repository: repo.root, destination: repo.storage.root }),
+      undefined,
+    );
   });
 
   it('Export Proof Bundle: one archive that opens with tar and holds the diff, evidence, logs, decisions, events and checkpoint', async () => {
     const secret = await draft('Write a secret');
-    const result = await vscode.commands.executeCommand<ProofBundleResult>('agentLanes.exportProofBundle', { changeId: secret.id }, { destination: join(scratch, 'bundles') });
+    const result = await vscode.commands.executeCommand<ProofBundleResult>(
+      'agentLanes.exportProofBundle',
+      { changeId: secret.id },
+      { destination: join(scratch, 'bundles') },
+    );
     assert.ok(result);
     assert.equal(result.file, join(scratch, 'bundles', `agent-lanes-proof-${secret.id}.tar.gz`));
     const out = join(scratch, 'opened');
     execFileSync('mkdir', ['-p', out]);
     execFileSync('tar', ['xzf', result.file, '-C', out]);
     const root = join(out, `agent-lanes-proof-${secret.id}`);
-    for (const name of ['README.md', 'change.diff', 'evidence.json', 'decisions.json', 'audit-events.jsonl', 'checkpoint.json', 'SHA256SUMS', 'logs/agent.log']) {
+    for (const name of [
+      'README.md',
+      'change.diff',
+      'evidence.json',
+      'decisions.json',
+      'audit-events.jsonl',
+      'checkpoint.json',
+      'SHA256SUMS',
+      'logs/agent.log',
+    ]) {
       assert.ok(existsSync(join(root, name)), `${name} is in the bundle`);
     }
     execFileSync('sha256sum', ['-c', 'SHA256SUMS', '--quiet'], { cwd: root });
@@ -195,18 +232,25 @@ describe('Audit trail in a real VS Code', () => {
     assert.equal((last.details as { auditEvents: number }).auditEvents, lines.length);
   });
 
-  it('History shows the change\'s events, and follows new ones while open', async () => {
+  it("History shows the change's events, and follows new ones while open", async () => {
     const uri = await vscode.commands.executeCommand<vscode.Uri>('agentLanes.showHistory', { changeId: change.id });
     assert.equal(uri?.scheme, 'agent-lanes-audit');
     const doc = await vscode.workspace.openTextDocument(uri!);
     const text = doc.getText();
     assert.match(text, /^# History: Add a greeting function and a test/);
     assert.match(text, /\| Seq \| Time \| Actor \| Action \| Details \|/);
-    assert.match(text, /\| \d+ \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ \| user .* \| change\.create \| Created "Add a greeting function and a test" from main/);
+    assert.match(
+      text,
+      /\| \d+ \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ \| user .* \| change\.create \| Created "Add a greeting function and a test" from main/,
+    );
     assert.match(text, /\| agent scripted \| agent\.stop \| The agent stopped: succeeded, exit code 0/);
     assert.match(text, /\| policy\.decision \| start an agent: allow\./);
     assert.doesNotMatch(text, /audit\.proofBundleExported/);
-    await vscode.commands.executeCommand('agentLanes.exportProofBundle', { changeId: change.id }, { destination: join(scratch, 'bundles') });
+    await vscode.commands.executeCommand(
+      'agentLanes.exportProofBundle',
+      { changeId: change.id },
+      { destination: join(scratch, 'bundles') },
+    );
     await waitFor(() => doc.getText().includes('audit.proofBundleExported'), 'the open History to show the new event');
   });
 
@@ -219,11 +263,19 @@ describe('Audit trail in a real VS Code', () => {
       // Refused (not one header line): the stored token stays.
       await vscode.commands.executeCommand('agentLanes.setAuditSinkToken', { token: 'line one\nline two' });
       // Refused: credentials in the URL. Nothing is sent, nothing breaks.
-      await vscode.workspace.getConfiguration('agentLanes').update('audit.sinkEndpoint', `http://user:pw@127.0.0.1:${sink.port}/events`, vscode.ConfigurationTarget.Global);
+      await vscode.workspace
+        .getConfiguration('agentLanes')
+        .update('audit.sinkEndpoint', `http://user:pw@127.0.0.1:${sink.port}/events`, vscode.ConfigurationTarget.Global);
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       assert.equal(sink.received.size, 0, 'an endpoint with a password in it gets nothing');
-      await vscode.workspace.getConfiguration('agentLanes').update('audit.sinkEndpoint', `http://127.0.0.1:${sink.port}/events`, vscode.ConfigurationTarget.Global);
-      await waitFor(() => sink.hasAll(audit.head.seq), `the sink to receive events 1..${audit.head.seq} (has ${sink.received.size})`, 30_000);
+      await vscode.workspace
+        .getConfiguration('agentLanes')
+        .update('audit.sinkEndpoint', `http://127.0.0.1:${sink.port}/events`, vscode.ConfigurationTarget.Global);
+      await waitFor(
+        () => sink.hasAll(audit.head.seq),
+        `the sink to receive events 1..${audit.head.seq} (has ${sink.received.size})`,
+        30_000,
+      );
       assert.deepEqual([...sink.authorizations], ['Bearer sink-token-123']);
 
       const port = sink.port;
@@ -232,11 +284,16 @@ describe('Audit trail in a real VS Code', () => {
       const head = audit.head.seq;
       await new Promise((resolve) => setTimeout(resolve, 2_500));
       await sink.start(port);
-      await waitFor(() => sink.hasAll(head), `the sink to receive events up to ${head} after coming back (has ${sink.received.size})`, 40_000);
+      await waitFor(
+        () => sink.hasAll(head),
+        `the sink to receive events up to ${head} after coming back (has ${sink.received.size})`,
+        40_000,
+      );
 
       const stored = readFileSync(audit.file, 'utf8').trim().split('\n');
       assert.equal(new Set(sink.deliveries).size, sink.deliveries.length, `no event was delivered twice: ${sink.deliveries.join(',')}`);
-      for (const [seq, event] of sink.received) assert.equal(event, JSON.stringify(JSON.parse(stored[seq - 1]!)), `event ${seq} arrived as stored`);
+      for (const [seq, event] of sink.received)
+        assert.equal(event, JSON.stringify(JSON.parse(stored[seq - 1]!)), `event ${seq} arrived as stored`);
       assert.ok(existsSync(join(repo.storage.root, 'sink-cursor.json')));
     } finally {
       await vscode.workspace.getConfiguration('agentLanes').update('audit.sinkEndpoint', undefined, vscode.ConfigurationTarget.Global);

@@ -15,10 +15,14 @@ async function draft(task: string, extra: Record<string, unknown> = {}): Promise
 
 async function settled(changeId: string): Promise<Change> {
   const api = await lanesApi();
-  return waitFor(() => {
-    const found = api.registry.findChange(changeId)?.change;
-    return found?.agentRun && found.agentRun.state !== 'running' ? found : undefined;
-  }, `the agent of ${changeId} to finish`, 45_000);
+  return waitFor(
+    () => {
+      const found = api.registry.findChange(changeId)?.change;
+      return found?.agentRun && found.agentRun.state !== 'running' ? found : undefined;
+    },
+    `the agent of ${changeId} to finish`,
+    45_000,
+  );
 }
 
 describe('Draft lane in a real VS Code', () => {
@@ -66,7 +70,9 @@ describe('Draft lane in a real VS Code', () => {
     const tab = await waitFor(() => vscode.window.tabGroups.activeTabGroup.activeTab, 'the changes editor');
     assert.match(tab.label, new RegExp(`Change ${change!.id}`));
     // The multi-diff tab's input type is not in the stable API; its resources are read through the tab's JSON.
-    const resources = (JSON.parse(JSON.stringify(tab.input)) as { textDiffs?: { original: { scheme: string }; modified: { path: string } }[] }).textDiffs ?? [];
+    const resources =
+      (JSON.parse(JSON.stringify(tab.input)) as { textDiffs?: { original: { scheme: string }; modified: { path: string } }[] }).textDiffs ??
+      [];
     assert.deepEqual(resources.map((d) => d.modified.path.split('/').pop()).sort(), ['greeting.js', 'greeting.test.js']);
     assert.equal(resources[0]!.original.scheme, 'agent-lanes-git');
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
@@ -101,17 +107,29 @@ describe('Draft lane in a real VS Code', () => {
 
   it('lets a chat agent draft only inside the worktree through the language model tools', async () => {
     const api = await lanesApi();
-    const change = await vscode.commands.executeCommand<Change>('agentLanes.newDraft', { task: 'Chat drafted change', agentId: 'vscode-chat' });
+    const change = await vscode.commands.executeCommand<Change>('agentLanes.newDraft', {
+      task: 'Chat drafted change',
+      agentId: 'vscode-chat',
+    });
     assert.ok(change);
     const invoke = async (name: string, input: object) => {
       const result = await vscode.lm.invokeTool(name, { input, toolInvocationToken: undefined });
       return result.content.map((part) => (part instanceof vscode.LanguageModelTextPart ? part.value : '')).join('');
     };
     assert.match(await invoke('agentLanes_writeFile', { changeId: change.id, path: '../escape.txt', content: 'x' }), /^Error: .*\.\./);
-    assert.match(await invoke('agentLanes_writeFile', { changeId: change.id, path: `${repoRoot}/README.md`, content: 'x' }), /^Error: .*absolute/i);
-    assert.match(await invoke('agentLanes_writeFile', { changeId: change.id, path: 'docs/notes.md', content: '# Notes\n' }), /Created docs\/notes\.md/);
+    assert.match(
+      await invoke('agentLanes_writeFile', { changeId: change.id, path: `${repoRoot}/README.md`, content: 'x' }),
+      /^Error: .*absolute/i,
+    );
+    assert.match(
+      await invoke('agentLanes_writeFile', { changeId: change.id, path: 'docs/notes.md', content: '# Notes\n' }),
+      /Created docs\/notes\.md/,
+    );
     assert.match(await invoke('agentLanes_readFile', { changeId: change.id, path: 'docs/notes.md' }), /# Notes/);
-    assert.match(await invoke('agentLanes_reportEvidence', { changeId: change.id, summary: 'Added notes', assumptions: ['none'] }), /Recorded/);
+    assert.match(
+      await invoke('agentLanes_reportEvidence', { changeId: change.id, summary: 'Added notes', assumptions: ['none'] }),
+      /Recorded/,
+    );
     await vscode.commands.executeCommand('agentLanes.finishDraft', { changeId: change.id });
     const done = api.registry.findChange(change.id)!.change;
     assert.ok(done.headSha && done.headSha !== done.baseSha, 'the chat draft was committed');
@@ -135,6 +153,9 @@ describe('Draft lane in a real VS Code', () => {
     rmSync(change.worktreePath, { recursive: true, force: true });
     const api = await lanesApi();
     const findings = await api.drafts.reconcile({ quietWhenClean: true }).catch(() => []);
-    assert.ok(findings.some((f) => f.changeId === change.id && f.kind === 'worktreeMissing'), JSON.stringify(findings));
+    assert.ok(
+      findings.some((f) => f.changeId === change.id && f.kind === 'worktreeMissing'),
+      JSON.stringify(findings),
+    );
   });
 });

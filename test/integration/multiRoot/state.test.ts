@@ -7,7 +7,10 @@ describe('Several workspace folders', () => {
     await vscode.commands.executeCommand('workbench.view.extension.agentLanes');
     const api = await lanesApi();
     const roots = await api.tree.getChildren();
-    assert.deepEqual(roots.map((n) => labelOf(api, n)), ['repo-a (0 open)', 'repo-b (0 open)', 'notes (not a git repository)']);
+    assert.deepEqual(
+      roots.map((n) => labelOf(api, n)),
+      ['repo-a (0 open)', 'repo-b (0 open)', 'notes (not a git repository)'],
+    );
     const [repoA, repoB] = api.registry.repositories();
     assert.notEqual(repoA!.storage.changesFile, repoB!.storage.changesFile, 'each repository has its own store');
     await repoB!.store.add(sampleChange({ id: 'bbbbbbbb', title: 'Only in repo B' }));

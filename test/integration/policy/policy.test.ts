@@ -15,7 +15,17 @@ import { EXTENSION_ID, lanesApi, waitFor } from '../util';
 
 const POLICY_REF = 'acme-platform@2026.11.1';
 const git = (cwd: string, ...args: string[]) =>
-  execFileSync('git', args, { cwd, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 'T', GIT_AUTHOR_EMAIL: 't@example.com', GIT_COMMITTER_NAME: 'T', GIT_COMMITTER_EMAIL: 't@example.com' } }).trim();
+  execFileSync('git', args, {
+    cwd,
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 'T',
+      GIT_AUTHOR_EMAIL: 't@example.com',
+      GIT_COMMITTER_NAME: 'T',
+      GIT_COMMITTER_EMAIL: 't@example.com',
+    },
+  }).trim();
 
 /** A real org policy endpoint on this machine whose answer the tests change. */
 class PolicyEndpoint {
@@ -54,10 +64,14 @@ async function setEndpoint(url: string | undefined): Promise<void> {
 
 async function settled(changeId: string): Promise<Change> {
   const api = await lanesApi();
-  return waitFor(() => {
-    const found = api.registry.findChange(changeId)?.change;
-    return found?.agentRun && found.agentRun.state !== 'running' ? found : undefined;
-  }, `the agent of ${changeId} to finish`, 45_000);
+  return waitFor(
+    () => {
+      const found = api.registry.findChange(changeId)?.change;
+      return found?.agentRun && found.agentRun.state !== 'running' ? found : undefined;
+    },
+    `the agent of ${changeId} to finish`,
+    45_000,
+  );
 }
 
 async function textOf(uri: vscode.Uri | undefined): Promise<string> {
@@ -133,19 +147,25 @@ describe('Policy in a real VS Code', () => {
   });
 
   it('a draft whose agent writes infra/main.tf is blocked at Draft → Sandbox, and Explain Decision says why', async () => {
-    const change = await vscode.commands.executeCommand<Change>('agentLanes.newDraft', { task: 'Add a Terraform module\n@write infra/main.tf resource "null_resource" "x" {}', agentId: 'scripted' });
+    const change = await vscode.commands.executeCommand<Change>('agentLanes.newDraft', {
+      task: 'Add a Terraform module\n@write infra/main.tf resource "null_resource" "x" {}',
+      agentId: 'scripted',
+    });
     assert.ok(change, 'the draft was created under the org policy');
     const done = await settled(change.id);
     assert.equal(done.agentRun?.state, 'succeeded', done.agentRun?.message);
     const evidence = await repo.evidence.read(change.id);
     assert.equal(evidence.kind, 'ok');
     const facts = changeFacts(done, evidence.kind === 'ok' ? evidence.evidence : undefined);
-    await assert.rejects(decide(repo.lanes.context, 'gate.draftToSandbox', facts, done), (error: Error & { decision?: { effect: string; matchedRules: { rule: string }[] } }) => {
-      assert.equal(error.name, 'PolicyDeniedError');
-      assert.equal(error.decision?.effect, 'block');
-      assert.match(error.message, /infra\/main\.tf matches "infra\/\*\*"/);
-      return true;
-    });
+    await assert.rejects(
+      decide(repo.lanes.context, 'gate.draftToSandbox', facts, done),
+      (error: Error & { decision?: { effect: string; matchedRules: { rule: string }[] } }) => {
+        assert.equal(error.name, 'PolicyDeniedError');
+        assert.equal(error.decision?.effect, 'block');
+        assert.match(error.message, /infra\/main\.tf matches "infra\/\*\*"/);
+        return true;
+      },
+    );
     assert.equal(repo.store.get(change.id)?.lastDecision?.action, 'gate.draftToSandbox', 'the decision is kept with the change');
 
     const uri = await vscode.commands.executeCommand<vscode.Uri>('agentLanes.explainDecision', { changeId: change.id });
@@ -162,7 +182,10 @@ describe('Policy in a real VS Code', () => {
 
   it('Explain Decision says so when policy has decided nothing about a change', async () => {
     const api = await lanesApi();
-    const change = await vscode.commands.executeCommand<Change>('agentLanes.newDraft', { task: 'Chat draft without decisions', agentId: 'vscode-chat' });
+    const change = await vscode.commands.executeCommand<Change>('agentLanes.newDraft', {
+      task: 'Chat draft without decisions',
+      agentId: 'vscode-chat',
+    });
     assert.ok(change);
     // createDraft is decided before the change exists, so the change has no decision on record.
     assert.equal(api.registry.findChange(change.id)?.change.lastDecision, undefined);
@@ -172,7 +195,10 @@ describe('Policy in a real VS Code', () => {
 
   it('Test Policy runs a cases file against a policy and reports each case', async () => {
     const policyFile = join(fixtures, 'sample-org-policy.yaml');
-    const all = await vscode.commands.executeCommand<PolicyTestSummary>('agentLanes.testPolicy', { policyFile, casesFile: join(fixtures, 'sample-org-policy.cases.yaml') });
+    const all = await vscode.commands.executeCommand<PolicyTestSummary>('agentLanes.testPolicy', {
+      policyFile,
+      casesFile: join(fixtures, 'sample-org-policy.cases.yaml'),
+    });
     assert.ok(all?.ok, JSON.stringify(all));
     assert.equal(all.policyRef, POLICY_REF);
     assert.equal(all.failed, 0);
@@ -186,7 +212,12 @@ describe('Policy in a real VS Code', () => {
     const one = await vscode.commands.executeCommand<PolicyTestSummary>('agentLanes.testPolicy', { policyFile, casesFile: failing });
     assert.ok(one?.ok);
     assert.deepEqual([one.passed, one.failed], [1, 1]);
-    assert.deepEqual(one.results[0], { name: 'infra is fine (wrong)', passed: false, problems: ['expected effect allow, got block'], effect: 'block' });
+    assert.deepEqual(one.results[0], {
+      name: 'infra is fine (wrong)',
+      passed: false,
+      problems: ['expected effect allow, got block'],
+      effect: 'block',
+    });
 
     const invalid = join(scratch, 'invalid.cases.yaml');
     writeFileSync(invalid, 'cases:\n  - name: no action\n    expect: { effect: allow }\n');
@@ -194,7 +225,10 @@ describe('Policy in a real VS Code', () => {
     assert.ok(bad && !bad.ok);
     assert.match(bad.errors.join('\n'), /action/);
 
-    const missing = await vscode.commands.executeCommand<PolicyTestSummary>('agentLanes.testPolicy', { policyFile, casesFile: join(scratch, 'nope.yaml') });
+    const missing = await vscode.commands.executeCommand<PolicyTestSummary>('agentLanes.testPolicy', {
+      policyFile,
+      casesFile: join(scratch, 'nope.yaml'),
+    });
     assert.ok(missing && !missing.ok);
     assert.match(missing.errors[0]!, /Cannot read the cases file .*nope\.yaml: there is no such file/);
   });
@@ -203,13 +237,27 @@ describe('Policy in a real VS Code', () => {
     const dir = join(scratch, 'editor');
     mkdirSync(dir);
     writeFileSync(join(dir, 'org.yaml'), samplePolicy);
-    writeFileSync(join(dir, 'org.cases.yaml'), 'cases:\n  - { name: lock files, action: gate.draftToSandbox, facts: { files: [a/yarn.lock] }, expect: { effect: block } }\n');
+    writeFileSync(
+      join(dir, 'org.cases.yaml'),
+      'cases:\n  - { name: lock files, action: gate.draftToSandbox, facts: { files: [a/yarn.lock] }, expect: { effect: block } }\n',
+    );
     const doc = await vscode.workspace.openTextDocument(join(dir, 'org.cases.yaml'));
     const editor = await vscode.window.showTextDocument(doc);
-    await editor.edit((edit) => edit.insert(new vscode.Position(doc.lineCount, 0), '  - { name: docs, action: gate.draftToSandbox, facts: { files: [docs/a.md] }, expect: { effect: block } }\n'));
+    await editor.edit((edit) =>
+      edit.insert(
+        new vscode.Position(doc.lineCount, 0),
+        '  - { name: docs, action: gate.draftToSandbox, facts: { files: [docs/a.md] }, expect: { effect: block } }\n',
+      ),
+    );
     const run = await vscode.commands.executeCommand<PolicyTestSummary>('agentLanes.testPolicy');
     assert.ok(run?.ok, JSON.stringify(run));
-    assert.deepEqual(run.results.map((r) => [r.name, r.passed]), [['lock files', true], ['docs', false]]);
+    assert.deepEqual(
+      run.results.map((r) => [r.name, r.passed]),
+      [
+        ['lock files', true],
+        ['docs', false],
+      ],
+    );
     await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
   });
 
@@ -223,18 +271,29 @@ describe('Policy in a real VS Code', () => {
       .replace('disableDrafts: false', 'disableDrafts: true')
       .replace('cancelRunning: false', 'cancelRunning: true\n  message: Frozen during the incident review.');
     await vscode.commands.executeCommand('agentLanes.refreshPolicy');
-    assert.match(api.view.message ?? '', /^Kill switch on \(acme-platform@2026\.11\.1\): new drafts and agent runs are stopped\. Frozen during the incident review\.$/);
+    assert.match(
+      api.view.message ?? '',
+      /^Kill switch on \(acme-platform@2026\.11\.1\): new drafts and agent runs are stopped\. Frozen during the incident review\.$/,
+    );
     const stopped = await settled(sleeper.id);
     assert.equal(stopped.agentRun?.state, 'cancelled', 'cancelRunning stopped the running agent');
 
     const before = repo.store.all().length;
-    const refused = await vscode.commands.executeCommand('agentLanes.newDraft', { task: 'Add a greeting function and a test', agentId: 'scripted' });
+    const refused = await vscode.commands.executeCommand('agentLanes.newDraft', {
+      task: 'Add a greeting function and a test',
+      agentId: 'scripted',
+    });
     assert.equal(refused, undefined, 'the draft was refused');
     assert.equal(repo.store.all().length, before);
     const events = await lastEvents(repo, 30);
-    const refusal = events.filter((e) => e.action === 'policy.decision' && (e.details as { action?: string }).action === 'createDraft').at(-1);
+    const refusal = events
+      .filter((e) => e.action === 'policy.decision' && (e.details as { action?: string }).action === 'createDraft')
+      .at(-1);
     assert.equal((refusal?.details as { effect?: string }).effect, 'block');
-    assert.match(String((refusal?.details as { explanation?: string }).explanation), /kill switch has stopped new drafts: Frozen during the incident review/);
+    assert.match(
+      String((refusal?.details as { explanation?: string }).explanation),
+      /kill switch has stopped new drafts: Frozen during the incident review/,
+    );
     const change = events.filter((e) => e.action === 'killSwitch.change').at(-1);
     assert.deepEqual((change?.details as { engaged?: string[] }).engaged, ['disableDrafts', 'cancelRunning']);
 
@@ -249,13 +308,17 @@ describe('Policy in a real VS Code', () => {
     await endpoint.stop();
     await vscode.commands.executeCommand('agentLanes.refreshPolicy');
     assert.equal(api.statusBar.text, `$(shield) Lanes: ${POLICY_REF} (cached)`);
-    const cached = await repo.lanes.context.policy.decide('gate.draftToSandbox', { files: [{ path: 'infra/x.tf', additions: 1, deletions: 0 }] });
+    const cached = await repo.lanes.context.policy.decide('gate.draftToSandbox', {
+      files: [{ path: 'infra/x.tf', additions: 1, deletions: 0 }],
+    });
     assert.match(cached.explanation, /Terraform pipeline/, 'the cached org policy still decides');
 
     await setEndpoint(`http://127.0.0.1:${port}/never-fetched.yaml`);
     await waitFor(() => api.statusBar.text === '$(shield) Lanes: policy unavailable', `fail closed (status bar: ${api.statusBar.text})`);
     assert.match(api.view.message ?? '', /^Policy unavailable: only drafts are allowed \(no sandbox runs, pushes or pull requests\)\. /);
-    const gate = await repo.lanes.context.policy.decide('gate.draftToSandbox', { files: [{ path: 'src/a.js', additions: 1, deletions: 0 }] });
+    const gate = await repo.lanes.context.policy.decide('gate.draftToSandbox', {
+      files: [{ path: 'src/a.js', additions: 1, deletions: 0 }],
+    });
     assert.equal(gate.effect, 'block');
     assert.equal(gate.matchedRules[0]?.rule, 'failClosed');
     const text = await textOf(await vscode.commands.executeCommand<vscode.Uri>('agentLanes.showEffectivePolicy', { level: 'org' }));
@@ -270,9 +333,14 @@ describe('Policy in a real VS Code', () => {
   });
 
   it('Show Effective Policy says when the repository policy at HEAD is invalid, instead of showing a policy', async () => {
-    writeFileSync(join(repo.root, '.lanes', 'policy.yaml'), 'apiVersion: agentlanes.dev/v1\npathRule:\n  - { glob: "db/**", effect: block, reason: typo }\n');
+    writeFileSync(
+      join(repo.root, '.lanes', 'policy.yaml'),
+      'apiVersion: agentlanes.dev/v1\npathRule:\n  - { glob: "db/**", effect: block, reason: typo }\n',
+    );
     git(repo.root, 'commit', '-q', '-am', 'A misspelt repository policy');
-    const text = await textOf(await vscode.commands.executeCommand<vscode.Uri>('agentLanes.showEffectivePolicy', { repository: repo.root }));
+    const text = await textOf(
+      await vscode.commands.executeCommand<vscode.Uri>('agentLanes.showEffectivePolicy', { repository: repo.root }),
+    );
     assert.match(text, /# The effective policy cannot be computed: the repository policy is invalid: .*pathRule/);
     assert.match(text, /# Until this is fixed, every action on changes of this repository is blocked\./);
     assert.doesNotMatch(text, /^pathRules:/m);

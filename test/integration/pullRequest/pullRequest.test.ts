@@ -17,8 +17,15 @@ import { type GitHubStandIn, startGitHubStandIn } from '../../fixtures/github-st
 import { lanesApi, waitFor } from '../util';
 
 const SESSION_TOKEN = 'lanes-session-token-5a1b9c';
-const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'Lanes Tester', GIT_AUTHOR_EMAIL: 'tester@example.com', GIT_COMMITTER_NAME: 'Lanes Tester', GIT_COMMITTER_EMAIL: 'tester@example.com' };
-const git = (cwd: string, args: string[], input?: string) => execFileSync('git', args, { cwd, encoding: 'utf8', env: gitEnv, ...(input !== undefined ? { input } : {}) }).trim();
+const gitEnv = {
+  ...process.env,
+  GIT_AUTHOR_NAME: 'Lanes Tester',
+  GIT_AUTHOR_EMAIL: 'tester@example.com',
+  GIT_COMMITTER_NAME: 'Lanes Tester',
+  GIT_COMMITTER_EMAIL: 'tester@example.com',
+};
+const git = (cwd: string, args: string[], input?: string) =>
+  execFileSync('git', args, { cwd, encoding: 'utf8', env: gitEnv, ...(input !== undefined ? { input } : {}) }).trim();
 
 /** An org policy served on loopback the way a platform team serves it; each test sets its text. */
 class PolicyEndpoint {
@@ -71,7 +78,12 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
     git(repo.root, ['remote', 'set-url', '--push', 'origin', bare]);
 
     // The GitHub Enterprise sign-in of this VS Code: a provider the test registers (no real sign-in in tests).
-    const session: vscode.AuthenticationSession = { id: 'stand-in', accessToken: SESSION_TOKEN, account: { id: 'lanes-bot', label: 'lanes-bot' }, scopes: ['repo'] };
+    const session: vscode.AuthenticationSession = {
+      id: 'stand-in',
+      accessToken: SESSION_TOKEN,
+      account: { id: 'lanes-bot', label: 'lanes-bot' },
+      scopes: ['repo'],
+    };
     const changes = new vscode.EventEmitter<vscode.AuthenticationProviderAuthenticationSessionsChangeEvent>();
     provider = vscode.authentication.registerAuthenticationProvider('github-enterprise', 'GitHub Enterprise (stand-in)', {
       onDidChangeSessions: changes.event,
@@ -106,7 +118,12 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
     const records = readFileSync(repo.storage.changesFile, 'utf8');
     await repo.lanes.context.audit.flush();
     const audit = readFileSync(repo.storage.auditFile, 'utf8');
-    for (const text of [records, audit, JSON.stringify(vscode.workspace.getConfiguration('agentLanes')), JSON.stringify(api.pullRequests.shown)]) {
+    for (const text of [
+      records,
+      audit,
+      JSON.stringify(vscode.workspace.getConfiguration('agentLanes')),
+      JSON.stringify(api.pullRequests.shown),
+    ]) {
       assert.ok(!text.includes(SESSION_TOKEN), 'the token is in no record, audit, setting or message');
     }
   });
@@ -124,38 +141,64 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
       return;
     }
     policyEndpoint.text = text;
-    if (vscode.workspace.getConfiguration('agentLanes').get('policy.endpoint') !== policyEndpoint.url) await setSetting('policy.endpoint', policyEndpoint.url);
+    if (vscode.workspace.getConfiguration('agentLanes').get('policy.endpoint') !== policyEndpoint.url)
+      await setSetting('policy.endpoint', policyEndpoint.url);
     await api.policy.refresh();
     await waitFor(() => api.policy.service.state.kind === 'org', 'the org policy');
   }
 
   /** A real draft by the scripted agent, moved to Review (sandbox passed) and approved for its real diff and evidence. */
   async function approvedChange(): Promise<Change> {
-    const created = await vscode.commands.executeCommand<Change | undefined>('agentLanes.newDraft', { task: 'Add a greeting function and a test', agentId: 'scripted' });
-    assert.ok(created, `New Draft refused (the agents setting: ${JSON.stringify(vscode.workspace.getConfiguration('agentLanes').inspect('agents'))})`);
-    const drafted = await waitFor(() => {
-      const found = repo.store.get(created.id);
-      return found?.agentRun && found.agentRun.state !== 'running' ? found : undefined;
-    }, 'the scripted agent', 45_000);
+    const created = await vscode.commands.executeCommand<Change | undefined>('agentLanes.newDraft', {
+      task: 'Add a greeting function and a test',
+      agentId: 'scripted',
+    });
+    assert.ok(
+      created,
+      `New Draft refused (the agents setting: ${JSON.stringify(vscode.workspace.getConfiguration('agentLanes').inspect('agents'))})`,
+    );
+    const drafted = await waitFor(
+      () => {
+        const found = repo.store.get(created.id);
+        return found?.agentRun && found.agentRun.state !== 'running' ? found : undefined;
+      },
+      'the scripted agent',
+      45_000,
+    );
     assert.equal(drafted.agentRun?.state, 'succeeded', drafted.agentRun?.message);
     const actor = { type: 'user' as const, id: 'tester@example.com' };
     assert.ok((await repo.store.transition(created.id, 'promote', actor)).ok);
-    await repo.store.update(created.id, (c) => ({ ...c, sandbox: { verdict: 'passed', at: new Date().toISOString(), headSha: drafted.headSha, failedTasks: [] } }));
+    await repo.store.update(created.id, (c) => ({
+      ...c,
+      sandbox: { verdict: 'passed', at: new Date().toISOString(), headSha: drafted.headSha, failedTasks: [] },
+    }));
     assert.ok((await repo.store.transition(created.id, 'promote', actor)).ok);
     const listing = await listReviewDiff(repo.root, drafted.baseSha, drafted.headSha!);
     const evidence = await repo.evidence.read(created.id);
     assert.equal(evidence.kind, 'ok');
     const evidenceHash = evidence.kind === 'ok' ? hashEvidence(evidence.evidence) : '';
-    return repo.store.update(created.id, (c) => ({ ...c, approval: { by: 'reviewer@example.com', at: new Date().toISOString(), diffHash: listing.hash, evidenceHash } }));
+    return repo.store.update(created.id, (c) => ({
+      ...c,
+      approval: { by: 'reviewer@example.com', at: new Date().toISOString(), diffHash: listing.hash, evidenceHash },
+    }));
   }
 
   it('opens a draft pull request with labels and provenance, moves the change to Pull request and follows it', async () => {
     const change = await approvedChange();
-    assert.equal(api.tree.getTreeItem({ kind: 'change', repo, change }).contextValue, 'change.review.approved', 'the tree offers Open Pull Request inline');
+    assert.equal(
+      api.tree.getTreeItem({ kind: 'change', repo, change }).contextValue,
+      'change.review.approved',
+      'the tree offers Open Pull Request inline',
+    );
     const result = await open(change);
     assert.ok(result?.ok, result?.message);
     assert.equal(result.action, 'created');
-    assert.match(result.message, new RegExp(`Pull request #${result.number} opened as a draft for "${change.title}": http://127\\.0\\.0\\.1:\\d+/octo-org/hello-lanes/pull/${result.number}`));
+    assert.match(
+      result.message,
+      new RegExp(
+        `Pull request #${result.number} opened as a draft for "${change.title}": http://127\\.0\\.0\\.1:\\d+/octo-org/hello-lanes/pull/${result.number}`,
+      ),
+    );
     const pr = standIn.pullRequest(result.number!)!;
     assert.equal(pr.draft, true);
     assert.deepEqual(pr.labels, ['agent-generated', 'lane:pull-request', 'risk:low']);
@@ -192,10 +235,17 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
 
   it('422: GitHub’s validation message, and the change stays in Review', async () => {
     const change = await approvedChange();
-    standIn.setFault({ operation: 'pulls/create', kind: 'validation', errors: [{ resource: 'PullRequest', field: 'base', code: 'invalid' }] });
+    standIn.setFault({
+      operation: 'pulls/create',
+      kind: 'validation',
+      errors: [{ resource: 'PullRequest', field: 'base', code: 'invalid' }],
+    });
     const result = await open(change);
     assert.equal(result?.ok, false);
-    assert.match(result!.message, /GitHub refused to create the pull request in octo-org\/hello-lanes \(422\): Validation Failed: base invalid \(does the base branch exist on GitHub\?\)\. Already done: push/);
+    assert.match(
+      result!.message,
+      /GitHub refused to create the pull request in octo-org\/hello-lanes \(422\): Validation Failed: base invalid \(does the base branch exist on GitHub\?\)\. Already done: push/,
+    );
     assert.equal(current(change).lane, 'review');
   });
 
@@ -208,10 +258,16 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
     assert.ok(result?.ok, result?.message);
     assert.ok(Date.now() - started >= 1000, 'it waited');
     assert.ok(
-      shownSince(before).some((m) => /GitHub asked Agent Lanes to slow down \(secondary rate limit\): waiting 1 s before retrying POST \/repos\//.test(m)),
+      shownSince(before).some((m) =>
+        /GitHub asked Agent Lanes to slow down \(secondary rate limit\): waiting 1 s before retrying POST \/repos\//.test(m),
+      ),
       shownSince(before).join('\n'),
     );
-    assert.equal(standIn.state.requests.filter((r) => r.operationId === 'pulls/create' && r.body && JSON.stringify(r.body).includes(change.branch)).length, 2);
+    assert.equal(
+      standIn.state.requests.filter((r) => r.operationId === 'pulls/create' && r.body && JSON.stringify(r.body).includes(change.branch))
+        .length,
+      2,
+    );
   });
 
   it('a failure after the push and before the pull request: the retry completes without duplicates', async () => {
@@ -219,7 +275,10 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
     standIn.failAfterPushBeforePullRequest();
     const failed = await open(change);
     assert.equal(failed?.ok, false);
-    assert.match(failed!.message, /Could not reach GitHub at 127\.0\.0\.1:\d+ to create the pull request.*Already done: push; retrying completes the rest without duplicates/);
+    assert.match(
+      failed!.message,
+      /Could not reach GitHub at 127\.0\.0\.1:\d+ to create the pull request.*Already done: push; retrying completes the rest without duplicates/,
+    );
     assert.equal(bareHead(bare, change.branch), change.headSha, 'the branch was pushed');
     assert.equal(standIn.state.pullRequests.filter((pr) => pr.headRef === change.branch).length, 0);
     const retried = await open(change);
@@ -234,7 +293,10 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
       await usePolicy(orgPolicy('killSwitch:\n  disablePullRequests: true\n  message: "Incident 4711: no agent pull requests"\n'));
       const refused = await open(change);
       assert.equal(refused?.ok, false);
-      assert.match(refused!.message, /^Policy blocked this: Blocked: Review → Pull request: the kill switch has stopped pull requests: Incident 4711: no agent pull requests/);
+      assert.match(
+        refused!.message,
+        /^Policy blocked this: Blocked: Review → Pull request: the kill switch has stopped pull requests: Incident 4711: no agent pull requests/,
+      );
       await usePolicy(orgPolicy('lanes:\n  pullRequests:\n    allowedBaseBranches: [release]\n'));
       const wrongBase = await open(change);
       assert.equal(wrongBase?.ok, false);
@@ -251,7 +313,8 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
     // A new commit on the lane branch (its worktree's files stay as they were).
     const index = join(mkdtempSync(join(tmpdir(), 'lanes-index-')), 'index');
     const env = { ...gitEnv, GIT_INDEX_FILE: index };
-    const sh = (args: string[], input?: string) => execFileSync('git', args, { cwd: change.worktreePath, encoding: 'utf8', env, ...(input !== undefined ? { input } : {}) }).trim();
+    const sh = (args: string[], input?: string) =>
+      execFileSync('git', args, { cwd: change.worktreePath, encoding: 'utf8', env, ...(input !== undefined ? { input } : {}) }).trim();
     sh(['read-tree', change.branch]);
     const blob = sh(['hash-object', '-w', '--stdin'], 'added after the approval\n');
     sh(['update-index', '--add', '--cacheinfo', `100644,${blob},after-approval.txt`]);
@@ -261,7 +324,10 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
 
     const result = await open(change);
     assert.equal(result?.ok, false);
-    assert.match(result!.message, /The approval of change [0-9a-f]{8} no longer matches: the diff is now sha256:[0-9a-f]{12} .* was approved\. Nothing was pushed\. Review the change and approve it again\./);
+    assert.match(
+      result!.message,
+      /The approval of change [0-9a-f]{8} no longer matches: the diff is now sha256:[0-9a-f]{12} .* was approved\. Nothing was pushed\. Review the change and approve it again\./,
+    );
     assert.match(current(change).approval?.invalidated?.reason ?? '', /approval no longer matches/);
     assert.equal(current(change).lane, 'review');
     assert.equal(bareHead(bare, change.branch), undefined);
@@ -282,11 +348,19 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
       assert.match(description(change), new RegExp(`^#${opened.number} · draft · checks pending`));
       const early = await run('agentLanes.markReadyForReview', { changeId: change.id });
       assert.equal(early?.ok, false);
-      assert.match(early!.message, new RegExp(`Pull request #${opened.number} stays a draft: its checks are pending \\(1 pending\\)\\. Mark it ready for review when they pass\\.`));
+      assert.match(
+        early!.message,
+        new RegExp(
+          `Pull request #${opened.number} stays a draft: its checks are pending \\(1 pending\\)\\. Mark it ready for review when they pass\\.`,
+        ),
+      );
       const before = api.pullRequests.shown.length;
       standIn.setCheckRun(head, { name: 'ci/test', status: 'completed', conclusion: 'success' });
       await waitFor(() => current(change).pullRequest?.checks === 'passing', 'the passing checks to be seen');
-      await waitFor(() => shownSince(before).some((m) => m.startsWith(`Checks pass on pull request #${opened.number}`)), 'the person to be told');
+      await waitFor(
+        () => shownSince(before).some((m) => m.startsWith(`Checks pass on pull request #${opened.number}`)),
+        'the person to be told',
+      );
       const ready = await run('agentLanes.markReadyForReview', { changeId: change.id });
       assert.ok(ready?.ok, ready?.message);
       assert.equal(standIn.pullRequest(opened.number!)?.draft, false);
@@ -309,11 +383,23 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
     assert.equal(bareHead(bare, change.branch), change.headSha, 'the pushed branch stays on the remote');
     const actions = async () => {
       await repo.lanes.context.audit.flush();
-      return readFileSync(repo.storage.auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.changeId === change.id).map((e) => e.action as string);
+      return readFileSync(repo.storage.auditFile, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .filter((e) => e.changeId === change.id)
+        .map((e) => e.action as string);
     };
     await waitFor(async () => (await actions()).includes('cleanup'), 'the cleanup to be audited');
-    for (const wanted of ['push', 'pr.create', 'pr.update', 'lane.transition', 'pr.closed', 'cleanup']) assert.ok((await actions()).includes(wanted), `audit has ${wanted}: ${(await actions()).join(', ')}`);
-    await waitFor(() => api.pullRequests.shown.some((m) => m.message.startsWith(`Pull request #${opened.number} of "${change.title}" was merged; the change is closed.`)), 'the person to be told');
+    for (const wanted of ['push', 'pr.create', 'pr.update', 'lane.transition', 'pr.closed', 'cleanup'])
+      assert.ok((await actions()).includes(wanted), `audit has ${wanted}: ${(await actions()).join(', ')}`);
+    await waitFor(
+      () =>
+        api.pullRequests.shown.some((m) =>
+          m.message.startsWith(`Pull request #${opened.number} of "${change.title}" was merged; the change is closed.`),
+        ),
+      'the person to be told',
+    );
   });
 
   it('a remote that is not GitHub: a clear message, nothing pushed, and Push Lane Branch pushes the branch alone', async () => {
@@ -326,7 +412,10 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
       const result = await open(change);
       assert.equal(result?.ok, false);
       assert.equal(result!.kind, 'notGitHub');
-      assert.match(result!.message, /^The remote "origin" \(https:\/\/gitlab\.com\/group\/project\.git\) is on gitlab\.com, not on 127\.0\.0\.1 .*so no pull request can be opened there\. The branch can still be pushed: git push origin lanes\//);
+      assert.match(
+        result!.message,
+        /^The remote "origin" \(https:\/\/gitlab\.com\/group\/project\.git\) is on gitlab\.com, not on 127\.0\.0\.1 .*so no pull request can be opened there\. The branch can still be pushed: git push origin lanes\//,
+      );
       assert.equal(bareHead(bare, change.branch), undefined);
       assert.equal(standIn.state.requests.length, requestsBefore, 'GitHub was not asked anything');
       const pushed = await run('agentLanes.pushLaneBranch', { changeId: change.id });
@@ -349,17 +438,26 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
       const unauthorized = await open(change);
       assert.equal(unauthorized?.ok, false);
       assert.equal(unauthorized!.kind, 'unauthorized');
-      assert.match(unauthorized!.message, /GitHub did not accept the sign-in \(401 Bad credentials\) when trying to .*Sign in to GitHub again/);
+      assert.match(
+        unauthorized!.message,
+        /GitHub did not accept the sign-in \(401 Bad credentials\) when trying to .*Sign in to GitHub again/,
+      );
     } finally {
       const again = await run('agentLanes.signInWithToken', { token: SESSION_TOKEN });
       assert.ok(again?.ok, again?.message);
     }
     standIn.setFault({ operation: 'pulls/list', kind: 'forbidden' });
     const forbidden = await open(change);
-    assert.match(forbidden!.message, /GitHub refused to let the signed-in account .* in octo-org\/hello-lanes \(403: Resource not accessible by personal access token\)\. Ask for write access/);
+    assert.match(
+      forbidden!.message,
+      /GitHub refused to let the signed-in account .* in octo-org\/hello-lanes \(403: Resource not accessible by personal access token\)\. Ask for write access/,
+    );
     standIn.setFault({ operation: 'pulls/list', kind: 'notFound' });
     const notFound = await open(change);
-    assert.match(notFound!.message, /GitHub found nothing to .* in octo-org\/hello-lanes \(404 Not Found\).*Check the remote URL and the base branch/);
+    assert.match(
+      notFound!.message,
+      /GitHub found nothing to .* in octo-org\/hello-lanes \(404 Not Found\).*Check the remote URL and the base branch/,
+    );
     standIn.setFault({ operation: 'pulls/list', kind: 'network' });
     const network = await open(change);
     assert.match(network!.message, /Could not reach GitHub at 127\.0\.0\.1:\d+ to .*Check the network connection/);
@@ -369,7 +467,7 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
     assert.ok(ok?.ok, ok?.message);
   });
 
-  it('without a stored token, VS Code\'s GitHub Enterprise sign-in is asked for the repo scope; a refused sign-in says what to do', async () => {
+  it("without a stored token, VS Code's GitHub Enterprise sign-in is asked for the repo scope; a refused sign-in says what to do", async () => {
     const change = await approvedChange();
     const forgotten = await run('agentLanes.forgetGitHubToken');
     assert.match(forgotten!.message, /The stored GitHub token for 127\.0\.0\.1:\d+ was removed/);
@@ -381,7 +479,10 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
       // The consent dialog cannot be answered in tests: VS Code refuses it, and the message offers the token fallback.
       assert.equal(result?.ok, false);
       assert.equal(result!.kind, 'signIn');
-      assert.match(result!.message, /^Agent Lanes could not sign in to GitHub Enterprise \(127\.0\.0\.1:\d+\): .*use "Lanes: Sign In to GitHub with a Token"/);
+      assert.match(
+        result!.message,
+        /^Agent Lanes could not sign in to GitHub Enterprise \(127\.0\.0\.1:\d+\): .*use "Lanes: Sign In to GitHub with a Token"/,
+      );
       assert.equal(current(change).lane, 'review');
     } finally {
       const again = await run('agentLanes.signInWithToken', { token: SESSION_TOKEN });

@@ -36,7 +36,10 @@ describe('Agent Lanes in a git repository', () => {
       const nodes = await api.tree.getChildren();
       return nodes.length ? nodes : undefined;
     }, 'lanes to appear');
-    assert.deepEqual(roots.map((n) => labelOf(api, n)), ['Draft (1)', 'Sandbox (0)', 'Review (0)', 'Pull request (0)']);
+    assert.deepEqual(
+      roots.map((n) => labelOf(api, n)),
+      ['Draft (1)', 'Sandbox (0)', 'Review (0)', 'Pull request (0)'],
+    );
     assert.equal(api.tree.state, 'ready');
     const draft = await api.tree.getChildren(roots[0]);
     assert.equal(draft.length, 1);

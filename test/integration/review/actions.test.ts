@@ -35,7 +35,13 @@ describe('review actions', () => {
     const model = panel.currentModel!;
     assert.equal(model.diff.state === 'ok' && model.diff.hash, listing.hash);
     assert.equal(model.evidence.hash, hashEvidence(evidence!));
-    const response = await send(panel, { type: 'approve', id: 1, changeId: change.id, diffHash: listing.hash, evidenceHash: model.evidence.hash });
+    const response = await send(panel, {
+      type: 'approve',
+      id: 1,
+      changeId: change.id,
+      diffHash: listing.hash,
+      evidenceHash: model.evidence.hash,
+    });
     assert.equal(response?.ok, true, response && !response.ok ? response.error : '');
     const approval = onDisk(review, change.id)?.approval;
     assert.ok(approval, 'the approval is stored');
@@ -44,10 +50,19 @@ describe('review actions', () => {
     assert.equal(approval.evidenceHash, hashEvidence(evidence!));
     assert.ok(Math.abs(Date.parse(approval.at) - Date.now()) < 60_000);
     assert.equal(approval.invalidated, undefined);
-    assert.deepEqual(review.audits.filter((a) => a.changeId === change.id).map((a) => [a.action, a.actor, a.details.diffHash]), [['review.approve', 'reviewer@example.invalid', listing.hash]]);
+    assert.deepEqual(
+      review.audits.filter((a) => a.changeId === change.id).map((a) => [a.action, a.actor, a.details.diffHash]),
+      [['review.approve', 'reviewer@example.invalid', listing.hash]],
+    );
     await waitFor(() => panel.currentModel?.approval?.by === 'reviewer@example.invalid', 'the panel to show the approval');
     assert.equal(panel.currentModel?.actions.approve.enabled, false, 'an approved change cannot be approved twice');
-    const twice = await send(panel, { type: 'approve', id: 2, changeId: change.id, diffHash: listing.hash, evidenceHash: model.evidence.hash });
+    const twice = await send(panel, {
+      type: 'approve',
+      id: 2,
+      changeId: change.id,
+      diffHash: listing.hash,
+      evidenceHash: model.evidence.hash,
+    });
     assert.equal(twice?.ok, false);
     assert.match(twice && !twice.ok ? twice.error : '', /already approved/);
   });
@@ -59,29 +74,59 @@ describe('review actions', () => {
     const model = panel.currentModel!;
     assert.equal(model.actions.approve.enabled, false);
     assert.match(model.actions.approve.reason ?? '', /forbids self-approval/);
-    const response = await send(panel, { type: 'approve', id: 1, changeId: change.id, diffHash: listing.hash, evidenceHash: model.evidence.hash });
+    const response = await send(panel, {
+      type: 'approve',
+      id: 1,
+      changeId: change.id,
+      diffHash: listing.hash,
+      evidenceHash: model.evidence.hash,
+    });
     assert.equal(response?.ok, false);
-    assert.match(response && !response.ok ? response.error : '', /Policy forbids self-approval: author@example\.invalid started this change/);
+    assert.match(
+      response && !response.ok ? response.error : '',
+      /Policy forbids self-approval: author@example\.invalid started this change/,
+    );
     assert.equal(onDisk(review, change.id)?.approval, undefined);
     assert.equal(review.audits.filter((a) => a.changeId === change.id).length, 0);
   });
 
   it('refuses while the gate is blocked, and says why', async () => {
     const { change, listing } = await seedChange(review.repo, { id: 'a11ce003' });
-    review.gate.value = { ready: false, reasons: ['src/auth/** needs approval from one of: security-team'], decisions: [], requiredEvidence: [], policyLabel: 'acme@3' };
+    review.gate.value = {
+      ready: false,
+      reasons: ['src/auth/** needs approval from one of: security-team'],
+      decisions: [],
+      requiredEvidence: [],
+      policyLabel: 'acme@3',
+    };
     const panel = await openAndRender(review, change.id);
     assert.equal(panel.currentModel?.verdict.ready, false);
     assert.deepEqual(panel.currentModel?.verdict.reasons, ['src/auth/** needs approval from one of: security-team']);
-    const response = await send(panel, { type: 'approve', id: 1, changeId: change.id, diffHash: listing.hash, evidenceHash: panel.currentModel!.evidence.hash });
+    const response = await send(panel, {
+      type: 'approve',
+      id: 1,
+      changeId: change.id,
+      diffHash: listing.hash,
+      evidenceHash: panel.currentModel!.evidence.hash,
+    });
     assert.equal(response?.ok, false);
-    assert.match(response && !response.ok ? response.error : '', /gate blocks it: src\/auth\/\*\* needs approval from one of: security-team/);
+    assert.match(
+      response && !response.ok ? response.error : '',
+      /gate blocks it: src\/auth\/\*\* needs approval from one of: security-team/,
+    );
     assert.equal(onDisk(review, change.id)?.approval, undefined);
   });
 
   it('refuses an approval for hashes other than the current ones (the change moved while it was read)', async () => {
     const { change } = await seedChange(review.repo, { id: 'a11ce004' });
     const panel = await openAndRender(review, change.id);
-    const response = await send(panel, { type: 'approve', id: 1, changeId: change.id, diffHash: 'f'.repeat(64), evidenceHash: panel.currentModel!.evidence.hash });
+    const response = await send(panel, {
+      type: 'approve',
+      id: 1,
+      changeId: change.id,
+      diffHash: 'f'.repeat(64),
+      evidenceHash: panel.currentModel!.evidence.hash,
+    });
     assert.equal(response?.ok, false);
     assert.match(response && !response.ok ? response.error : '', /changed while you were reviewing it/);
     assert.equal(onDisk(review, change.id)?.approval, undefined);
@@ -92,7 +137,13 @@ describe('review actions', () => {
     writeFileSync(join(worktree, 'src', 'greeting.js'), 'exports.greet = () => "changed after the commit";\n');
     const panel = await openAndRender(review, change.id);
     await waitFor(() => panel.currentModel?.warnings.some((w) => /not in the reviewed commits/.test(w)), 'the uncommitted-work warning');
-    const response = await send(panel, { type: 'approve', id: 1, changeId: change.id, diffHash: listing.hash, evidenceHash: panel.currentModel!.evidence.hash });
+    const response = await send(panel, {
+      type: 'approve',
+      id: 1,
+      changeId: change.id,
+      diffHash: listing.hash,
+      evidenceHash: panel.currentModel!.evidence.hash,
+    });
     assert.equal(response?.ok, false);
     assert.match(response && !response.ok ? response.error : '', /worktree has changes that are not in the reviewed commits/);
     assert.equal(onDisk(review, change.id)?.approval, undefined);
@@ -101,7 +152,13 @@ describe('review actions', () => {
   it('keeps the approval through a touch, and invalidates it visibly when the worktree really changes', async () => {
     const { change, listing, worktree } = await seedChange(review.repo, { id: 'a11ce006' });
     const panel = await openAndRender(review, change.id);
-    const ok = await send(panel, { type: 'approve', id: 1, changeId: change.id, diffHash: listing.hash, evidenceHash: panel.currentModel!.evidence.hash });
+    const ok = await send(panel, {
+      type: 'approve',
+      id: 1,
+      changeId: change.id,
+      diffHash: listing.hash,
+      evidenceHash: panel.currentModel!.evidence.hash,
+    });
     assert.equal(ok?.ok, true, ok && !ok.ok ? ok.error : '');
     await waitFor(() => review.controller.approvals.size > 0, 'the approval to be watched');
     await sleep(1_000);
@@ -111,7 +168,11 @@ describe('review actions', () => {
     await sleep(2_500);
     assert.equal(review.repo.store.get(change.id)?.approval?.invalidated, undefined, 'a touch that changes nothing keeps the approval');
     writeFileSync(join(worktree, 'README.md'), 'edited after the approval\n');
-    const invalidated = await waitFor(() => review.repo.store.get(change.id)?.approval?.invalidated, 'the approval to be invalidated', 20_000);
+    const invalidated = await waitFor(
+      () => review.repo.store.get(change.id)?.approval?.invalidated,
+      'the approval to be invalidated',
+      20_000,
+    );
     assert.match(invalidated.reason, /the worktree changed after the approval/);
     const stored = await waitFor(() => onDisk(review, change.id)?.approval?.invalidated, 'the invalidation to be stored');
     assert.equal(stored.reason, invalidated.reason);
@@ -122,11 +183,24 @@ describe('review actions', () => {
   it('invalidates the approval when the evidence changes after it', async () => {
     const { change, listing, evidence } = await seedChange(review.repo, { id: 'a11ce007' });
     const panel = await openAndRender(review, change.id);
-    const ok = await send(panel, { type: 'approve', id: 1, changeId: change.id, diffHash: listing.hash, evidenceHash: panel.currentModel!.evidence.hash });
+    const ok = await send(panel, {
+      type: 'approve',
+      id: 1,
+      changeId: change.id,
+      diffHash: listing.hash,
+      evidenceHash: panel.currentModel!.evidence.hash,
+    });
     assert.equal(ok?.ok, true, ok && !ok.ok ? ok.error : '');
     await sleep(1_000);
-    await new EvidenceStore(review.repo.storage).write({ ...evidence!, agentReport: { ...evidence!.agentReport, assumptions: ['Edited after the approval.'] } });
-    const invalidated = await waitFor(() => review.repo.store.get(change.id)?.approval?.invalidated, 'the approval to be invalidated', 20_000);
+    await new EvidenceStore(review.repo.storage).write({
+      ...evidence!,
+      agentReport: { ...evidence!.agentReport, assumptions: ['Edited after the approval.'] },
+    });
+    const invalidated = await waitFor(
+      () => review.repo.store.get(change.id)?.approval?.invalidated,
+      'the approval to be invalidated',
+      20_000,
+    );
     assert.match(invalidated.reason, /the evidence changed after the approval/);
   });
 
@@ -136,13 +210,24 @@ describe('review actions', () => {
     const empty = await send(panel, { type: 'requestChanges', id: 1, changeId: change.id, comment: '   ' });
     assert.equal(empty, undefined, 'a request without a comment is not even answered: it does not parse');
     assert.equal(review.repo.store.get(change.id)?.lane, 'review');
-    const response = await send(panel, { type: 'requestChanges', id: 2, changeId: change.id, comment: 'Handle an empty name: greet("") should say "Hello, stranger!".' });
+    const response = await send(panel, {
+      type: 'requestChanges',
+      id: 2,
+      changeId: change.id,
+      comment: 'Handle an empty name: greet("") should say "Hello, stranger!".',
+    });
     assert.equal(response?.ok, true, response && !response.ok ? response.error : '');
     const stored = onDisk(review, change.id)!;
     assert.equal(stored.lane, 'draft');
     assert.equal(stored.history.at(-1)?.event, 'requestChanges');
-    assert.deepEqual(stored.requestedChanges?.map((r) => [r.by, r.comment]), [['reviewer@example.invalid', 'Handle an empty name: greet("") should say "Hello, stranger!".']]);
-    assert.deepEqual(review.audits.filter((a) => a.changeId === change.id).map((a) => a.action), ['review.requestChanges']);
+    assert.deepEqual(
+      stored.requestedChanges?.map((r) => [r.by, r.comment]),
+      [['reviewer@example.invalid', 'Handle an empty name: greet("") should say "Hello, stranger!".']],
+    );
+    assert.deepEqual(
+      review.audits.filter((a) => a.changeId === change.id).map((a) => a.action),
+      ['review.requestChanges'],
+    );
     await waitFor(() => panel.currentModel?.lane === 'draft', 'the panel to show Draft');
     assert.equal(panel.currentModel?.actions.requestChanges.enabled, false);
     assert.equal(panel.currentModel?.requestedChanges.length, 1);
@@ -155,14 +240,24 @@ describe('review actions', () => {
     assert.equal(unconfirmed, undefined);
     assert.equal(review.repo.store.get(change.id)?.lane, 'review');
     assert.ok(existsSync(worktree));
-    const response = await send(panel, { type: 'reject', id: 2, changeId: change.id, confirmed: true, comment: 'Out of scope for this release.' });
+    const response = await send(panel, {
+      type: 'reject',
+      id: 2,
+      changeId: change.id,
+      confirmed: true,
+      comment: 'Out of scope for this release.',
+    });
     assert.equal(response?.ok, true, response && !response.ok ? response.error : '');
     const stored = onDisk(review, change.id)!;
     assert.equal(stored.lane, 'closed');
     assert.equal(stored.closedReason, 'rejected');
     assert.equal(stored.history.at(-1)?.reason, 'Out of scope for this release.');
     assert.equal(existsSync(worktree), false, 'the worktree is removed');
-    assert.match(git(review.repo.root, 'branch', '--list', change.branch), /a11ce009/, 'the branch (and so the commits) stay for the record');
+    assert.match(
+      git(review.repo.root, 'branch', '--list', change.branch),
+      /a11ce009/,
+      'the branch (and so the commits) stay for the record',
+    );
     await waitFor(() => panel.currentModel?.lane === 'closed', 'the panel to show the closed change');
     assert.equal(panel.currentModel?.actions.reject.enabled, false);
   });
@@ -170,16 +265,29 @@ describe('review actions', () => {
   it('survives the worktree vanishing while the review is open: warns, keeps the diff, refuses to approve, invalidates an approval', async () => {
     const { change, listing, worktree } = await seedChange(review.repo, { id: 'a11ce00a' });
     const panel = await openAndRender(review, change.id);
-    const ok = await send(panel, { type: 'approve', id: 1, changeId: change.id, diffHash: listing.hash, evidenceHash: panel.currentModel!.evidence.hash });
+    const ok = await send(panel, {
+      type: 'approve',
+      id: 1,
+      changeId: change.id,
+      diffHash: listing.hash,
+      evidenceHash: panel.currentModel!.evidence.hash,
+    });
     assert.equal(ok?.ok, true, ok && !ok.ok ? ok.error : '');
     await sleep(1_000);
     git(review.repo.root, 'worktree', 'remove', '--force', worktree);
-    const invalidated = await waitFor(() => review.repo.store.get(change.id)?.approval?.invalidated, 'the approval to be invalidated', 20_000);
+    const invalidated = await waitFor(
+      () => review.repo.store.get(change.id)?.approval?.invalidated,
+      'the approval to be invalidated',
+      20_000,
+    );
     assert.match(invalidated.reason, /was removed/);
     const refreshed = await send(panel, { type: 'refresh', id: 2, changeId: change.id });
     assert.equal(refreshed?.ok, true);
     const model = panel.currentModel!;
-    assert.ok(model.warnings.some((w) => /no longer exists/.test(w)), model.warnings.join(' | '));
+    assert.ok(
+      model.warnings.some((w) => /no longer exists/.test(w)),
+      model.warnings.join(' | '),
+    );
     assert.equal(model.diff.state, 'ok', 'the diff is still shown from the commits');
     assert.equal(model.actions.approve.enabled, false);
     const files = await send(panel, { type: 'loadFiles', id: 3, changeId: change.id, paths: ['README.md'] });

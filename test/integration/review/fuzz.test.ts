@@ -15,26 +15,70 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-const TYPES = ['ready', 'rendered', 'webviewError', 'loadFiles', 'approve', 'requestChanges', 'reject', 'openFileDiff', 'openChanges', 'refresh', 'response', 'model', 'delete', 'approveAll', '__proto__', 'constructor', '', 'APPROVE'];
+const TYPES = [
+  'ready',
+  'rendered',
+  'webviewError',
+  'loadFiles',
+  'approve',
+  'requestChanges',
+  'reject',
+  'openFileDiff',
+  'openChanges',
+  'refresh',
+  'response',
+  'model',
+  'delete',
+  'approveAll',
+  '__proto__',
+  'constructor',
+  '',
+  'APPROVE',
+];
 
 function fuzzMessages(count: number, changeId: string, hashes: { diff: string; evidence: string }, seed: number): unknown[] {
   const random = mulberry32(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
-  const randomString = (max = 40) => Array.from({ length: Math.floor(random() * max) }, () => String.fromCharCode(Math.floor(random() * 0xffff))).join('');
+  const randomString = (max = 40) =>
+    Array.from({ length: Math.floor(random() * max) }, () => String.fromCharCode(Math.floor(random() * 0xffff))).join('');
   const randomValue = (depth: number): unknown => {
     const kind = Math.floor(random() * (depth > 3 ? 7 : 10));
     switch (kind) {
-      case 0: return null;
-      case 1: return undefined;
-      case 2: return random() < 0.5;
-      case 3: return pick([0, -1, 1.5, NaN, Infinity, -Infinity, 2 ** 53, Number.MIN_VALUE, 2 ** 31 + 1]);
-      case 4: return randomString();
-      case 5: return pick([changeId, 'deadbeef', 'C0FFEE01', changeId.toUpperCase(), `${changeId} `, '../../etc', hashes.diff]);
-      case 6: return BigInt(Math.floor(random() * 1e9));
-      case 7: return Array.from({ length: Math.floor(random() * 5) }, () => randomValue(depth + 1));
+      case 0:
+        return null;
+      case 1:
+        return undefined;
+      case 2:
+        return random() < 0.5;
+      case 3:
+        return pick([0, -1, 1.5, NaN, Infinity, -Infinity, 2 ** 53, Number.MIN_VALUE, 2 ** 31 + 1]);
+      case 4:
+        return randomString();
+      case 5:
+        return pick([changeId, 'deadbeef', 'C0FFEE01', changeId.toUpperCase(), `${changeId} `, '../../etc', hashes.diff]);
+      case 6:
+        return BigInt(Math.floor(random() * 1e9));
+      case 7:
+        return Array.from({ length: Math.floor(random() * 5) }, () => randomValue(depth + 1));
       default: {
         const object: Record<string, unknown> = {};
-        for (let i = Math.floor(random() * 6); i > 0; i--) object[pick(['type', 'id', 'changeId', 'paths', 'path', 'comment', 'confirmed', 'diffHash', 'evidenceHash', 'files', 'ms', randomString(8)])] = randomValue(depth + 1);
+        for (let i = Math.floor(random() * 6); i > 0; i--)
+          object[
+            pick([
+              'type',
+              'id',
+              'changeId',
+              'paths',
+              'path',
+              'comment',
+              'confirmed',
+              'diffHash',
+              'evidenceHash',
+              'files',
+              'ms',
+              randomString(8),
+            ])
+          ] = randomValue(depth + 1);
         return object;
       }
     }
@@ -81,7 +125,12 @@ function fuzzMessages(count: number, changeId: string, hashes: { diff: string; e
     if (r < 0.45) messages.push(randomValue(0));
     else if (r < 0.85) messages.push(nearMisses());
     // Any type, with a change id that is never exactly this panel's.
-    else messages.push({ ...(randomValue(1) as object), type: pick(TYPES), changeId: pick([changeId.toUpperCase(), 'deadbeef', 42, null, `${changeId}0`]) });
+    else
+      messages.push({
+        ...(randomValue(1) as object),
+        type: pick(TYPES),
+        changeId: pick([changeId.toUpperCase(), 'deadbeef', 42, null, `${changeId}0`]),
+      });
   }
   return messages;
 }
@@ -105,18 +154,36 @@ describe('review message fuzzing', () => {
     const subscription = panel.onDidPost((message) => posted.push(message));
     const count = 5_000;
     const messages = fuzzMessages(count, change.id, { diff: listing.hash, evidence: panel.currentModel!.evidence.hash! }, 20261121);
-    messages.push(...['x'.repeat(2_000_000), Array.from({ length: 200_000 }, (_, i) => i), { type: 'loadFiles', id: 9, changeId: change.id, paths: Array.from({ length: 100_000 }, () => 'README.md') }]);
+    messages.push(
+      ...[
+        'x'.repeat(2_000_000),
+        Array.from({ length: 200_000 }, (_, i) => i),
+        { type: 'loadFiles', id: 9, changeId: change.id, paths: Array.from({ length: 100_000 }, () => 'README.md') },
+      ],
+    );
     for (const message of messages) await panel.handleMessage(message);
     subscription.dispose();
 
     assert.equal(panel.counters.ignored, messages.length, 'every message was ignored');
     assert.equal(panel.counters.handled, handled, 'none was handled');
-    assert.deepEqual(posted.filter((m) => m.type === 'response'), [], 'no request was answered');
+    assert.deepEqual(
+      posted.filter((m) => m.type === 'response'),
+      [],
+      'no request was answered',
+    );
     assert.deepEqual(review.repo.store.get(change.id), before, 'the change is exactly as it was');
     assert.deepEqual(review.audits, [], 'nothing was audited');
     assert.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype was polluted');
-    assert.ok(review.logger.lines.some((line) => /ignored an invalid message/.test(line)), 'invalid messages are logged');
-    assert.ok(review.logger.lines.some((line) => /naming change deadbeef, not this panel's/.test(line) || /naming change [0-9a-f]{8}, not this panel's/.test(line)), 'foreign messages are logged');
+    assert.ok(
+      review.logger.lines.some((line) => /ignored an invalid message/.test(line)),
+      'invalid messages are logged',
+    );
+    assert.ok(
+      review.logger.lines.some(
+        (line) => /naming change deadbeef, not this panel's/.test(line) || /naming change [0-9a-f]{8}, not this panel's/.test(line),
+      ),
+      'foreign messages are logged',
+    );
     assert.ok(review.logger.lines.filter((line) => /ignored/.test(line)).length < 200, 'the log is not flooded');
 
     // The panel still answers its own webview.

@@ -13,9 +13,13 @@ export interface RecordingLogger extends Logger {
 
 export function recordingLogger(): RecordingLogger {
   const lines: string[] = [];
-  const write = (level: string) => (message: string | Error, ...args: unknown[]) => {
-    lines.push(`[${level}] ${message instanceof Error ? message.message : message} ${args.map((a) => (a instanceof Error ? a.message : String(a))).join(' ')}`.trim());
-  };
+  const write =
+    (level: string) =>
+    (message: string | Error, ...args: unknown[]) => {
+      lines.push(
+        `[${level}] ${message instanceof Error ? message.message : message} ${args.map((a) => (a instanceof Error ? a.message : String(a))).join(' ')}`.trim(),
+      );
+    };
   return { lines, trace: write('trace'), debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
 }
 

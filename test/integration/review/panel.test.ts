@@ -18,7 +18,10 @@ describe('the review panel', () => {
   it('opens from "Lanes: Open Review" with { repoRoot, changeId } and draws the header, evidence and file list', async () => {
     const api = await lanesApi();
     const { change } = await seedChange(review.repo, { id: 'c0ffee01' });
-    const opened = await vscode.commands.executeCommand<boolean>('agentLanes.openReview', { repoRoot: review.repo.root, changeId: change.id });
+    const opened = await vscode.commands.executeCommand<boolean>('agentLanes.openReview', {
+      repoRoot: review.repo.root,
+      changeId: change.id,
+    });
     assert.equal(opened, true);
     const panel = await waitFor(() => api.review.panelFor(review.repo.root, change.id), 'the review panel');
     await waitFor(() => panel.counters.rendered > 0, 'the webview to render the review', 30_000);
@@ -62,7 +65,10 @@ describe('the review panel', () => {
     const api = await lanesApi();
     const opened = await vscode.commands.executeCommand<boolean>('agentLanes.openReview', { repoRoot: 42, changeId: ['x'] });
     assert.equal(opened, false);
-    const unknown = await vscode.commands.executeCommand<boolean>('agentLanes.openReview', { repoRoot: '/not/a/repository', changeId: 'c0ffee01' });
+    const unknown = await vscode.commands.executeCommand<boolean>('agentLanes.openReview', {
+      repoRoot: '/not/a/repository',
+      changeId: 'c0ffee01',
+    });
     assert.equal(unknown, false);
     assert.equal(api.review.openPanels.length, 0);
   });
@@ -71,7 +77,11 @@ describe('the review panel', () => {
     const big = Array.from({ length: MAX_RENDERED_LINES_PER_FILE + 10 }, (_, i) => `row ${i}`).join('\n') + '\n';
     const { change } = await seedChange(review.repo, {
       id: 'c0ffee02',
-      files: { 'assets/logo.png': Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d]), 'data/huge.csv': big, 'src/small.js': 'module.exports = 1;\n' },
+      files: {
+        'assets/logo.png': Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d]),
+        'data/huge.csv': big,
+        'src/small.js': 'module.exports = 1;\n',
+      },
     });
     const panel = await openAndRender(review, change.id);
     const model = panel.currentModel!;
@@ -80,7 +90,12 @@ describe('the review panel', () => {
     assert.equal(files.get('assets/logo.png')?.display, 'binary');
     assert.equal(files.get('data/huge.csv')?.display, 'tooLarge');
     assert.equal(files.get('src/small.js')?.display, 'text');
-    const response = await send(panel, { type: 'loadFiles', id: 7, changeId: change.id, paths: ['assets/logo.png', 'data/huge.csv', 'src/small.js'] });
+    const response = await send(panel, {
+      type: 'loadFiles',
+      id: 7,
+      changeId: change.id,
+      paths: ['assets/logo.png', 'data/huge.csv', 'src/small.js'],
+    });
     assert.equal(response?.ok, true);
     const kinds = response?.ok ? response.files?.map((f) => f.kind) : [];
     assert.deepEqual(kinds, ['binary', 'tooLarge', 'text']);
@@ -108,7 +123,10 @@ describe('the review panel', () => {
 
     const all = await send(panel, { type: 'openChanges', id: 2, changeId: change.id });
     assert.equal(all?.ok, true, all && !all.ok ? all.error : '');
-    await waitFor(() => vscode.window.tabGroups.activeTabGroup.activeTab?.label.startsWith('Review: Add a greeting function'), 'the changes editor');
+    await waitFor(
+      () => vscode.window.tabGroups.activeTabGroup.activeTab?.label.startsWith('Review: Add a greeting function'),
+      'the changes editor',
+    );
 
     const outside = await send(panel, { type: 'openFileDiff', id: 3, changeId: change.id, path: '../../etc/passwd' });
     assert.equal(outside?.ok, false);
@@ -146,7 +164,14 @@ describe('the review panel', () => {
   it('comes back after a reload through the panel serializer, and refuses state it cannot trust', async () => {
     const { change } = await seedChange(review.repo, { id: 'c0ffee06' });
     const restored = vscode.window.createWebviewPanel(REVIEW_VIEW_TYPE, 'restoring', vscode.ViewColumn.Active, {});
-    await review.controller.restore(restored, { repoRoot: review.repo.root, changeId: change.id, toggledFiles: ['README.md'], openSections: ['prompt'], scrollY: 120, commentDraft: 'half a thought' });
+    await review.controller.restore(restored, {
+      repoRoot: review.repo.root,
+      changeId: change.id,
+      toggledFiles: ['README.md'],
+      openSections: ['prompt'],
+      scrollY: 120,
+      commentDraft: 'half a thought',
+    });
     const panel = review.controller.panelFor(review.repo.root, change.id);
     assert.ok(panel, 'the restored panel is a review again');
     await waitFor(() => panel.counters.rendered > 0, 'the restored review to render', 30_000);

@@ -40,7 +40,13 @@ export function git(cwd: string, ...args: string[]): string {
     cwd,
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
-    env: { ...process.env, GIT_AUTHOR_NAME: 'Scripted Agent', GIT_AUTHOR_EMAIL: 'agent@example.invalid', GIT_COMMITTER_NAME: 'Scripted Agent', GIT_COMMITTER_EMAIL: 'agent@example.invalid' },
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 'Scripted Agent',
+      GIT_AUTHOR_EMAIL: 'agent@example.invalid',
+      GIT_COMMITTER_NAME: 'Scripted Agent',
+      GIT_COMMITTER_EMAIL: 'agent@example.invalid',
+    },
   }).trim();
 }
 
@@ -52,13 +58,18 @@ export function writeFiles(root: string, files: Record<string, string | Buffer>)
 }
 
 export const DEFAULT_FILES: Record<string, string> = {
-  'src/greeting.js': "exports.greet = (name) => `Hello, ${name}!`;\n",
-  'test/greeting.test.js': "const test = require('node:test');\nconst assert = require('node:assert');\nconst { greet } = require('../src/greeting');\ntest('greets', () => assert.strictEqual(greet('Ada'), 'Hello, Ada!'));\n",
+  'src/greeting.js': 'exports.greet = (name) => `Hello, ${name}!`;\n',
+  'test/greeting.test.js':
+    "const test = require('node:test');\nconst assert = require('node:assert');\nconst { greet } = require('../src/greeting');\ntest('greets', () => assert.strictEqual(greet('Ada'), 'Hello, Ada!'));\n",
   'README.md': '# review-app\n\nA sample repository for Agent Lanes.\n\nNow with a greeting.\n',
 };
 
 /** Evidence as the sandbox would record it for the listed diff: every field filled. */
-export function completeEvidence(change: Pick<Change, 'id' | 'baseSha' | 'baseRef'>, headSha: string, listing: ReviewDiffListing): Evidence {
+export function completeEvidence(
+  change: Pick<Change, 'id' | 'baseSha' | 'baseRef'>,
+  headSha: string,
+  listing: ReviewDiffListing,
+): Evidence {
   const now = new Date().toISOString();
   const files: FileChange[] = listing.files.map((file) => ({
     path: file.path,
@@ -72,7 +83,11 @@ export function completeEvidence(change: Pick<Change, 'id' | 'baseSha' | 'baseRe
     schemaVersion: 1,
     changeId: change.id,
     agent: { id: 'scripted-agent', version: '1.4.2' },
-    prompt: { ref: `prompt-${change.id}`, redacted: 'Add a greeting function and a test for it. Use the token [REDACTED:github-token] to read the issue.', redaction: { total: 1, byKind: { githubToken: 1 } } },
+    prompt: {
+      ref: `prompt-${change.id}`,
+      redacted: 'Add a greeting function and a test for it. Use the token [REDACTED:github-token] to read the issue.',
+      redaction: { total: 1, byKind: { githubToken: 1 } },
+    },
     base: { ref: change.baseRef, sha: change.baseSha },
     headSha,
     diff: { hash: listing.hash, files, totals: listing.totals },

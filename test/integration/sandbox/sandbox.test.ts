@@ -14,7 +14,8 @@ const IMAGE = 'localhost/agent-lanes-sandbox:test';
 const git = (cwd: string, ...args: string[]) =>
   execFileSync('git', ['-c', 'user.name=Lanes Tester', '-c', 'user.email=tester@example.com', ...args], { cwd, encoding: 'utf8' }).trim();
 const podman = (...args: string[]) => execFileSync('podman', args, { encoding: 'utf8' }).trim();
-const containersOf = (changeId: string) => podman('ps', '-a', '-q', '--filter', `label=dev.agentlanes.change=${changeId}`).split('\n').filter(Boolean);
+const containersOf = (changeId: string) =>
+  podman('ps', '-a', '-q', '--filter', `label=dev.agentlanes.change=${changeId}`).split('\n').filter(Boolean);
 
 const MAIN_TASKS = `# The greeting change adds test/greeting.test.js: it fails on the base (no such file), and
 # node --test test/ passes on the base too (its tests do not exercise the change).
@@ -66,12 +67,20 @@ describe('Sandbox lane in a real VS Code (real podman, real image)', function ()
 
   async function draft(task: string, base?: string): Promise<Change> {
     const api = await lanesApi();
-    const change = await vscode.commands.executeCommand<Change | undefined>('agentLanes.newDraft', { task, agentId: 'scripted', ...(base ? { base } : {}) });
+    const change = await vscode.commands.executeCommand<Change | undefined>('agentLanes.newDraft', {
+      task,
+      agentId: 'scripted',
+      ...(base ? { base } : {}),
+    });
     assert.ok(change, `the draft "${task}" was created`);
-    const done = await waitFor(() => {
-      const found = api.registry.findChange(change.id)?.change;
-      return found?.agentRun && found.agentRun.state !== 'running' ? found : undefined;
-    }, `the agent of ${change.id}`, 45_000);
+    const done = await waitFor(
+      () => {
+        const found = api.registry.findChange(change.id)?.change;
+        return found?.agentRun && found.agentRun.state !== 'running' ? found : undefined;
+      },
+      `the agent of ${change.id}`,
+      45_000,
+    );
     assert.equal(done.agentRun?.state, 'succeeded', done.agentRun?.message);
     return done;
   }
@@ -121,18 +130,26 @@ describe('Sandbox lane in a real VS Code (real podman, real image)', function ()
     git(repoRoot, 'add', '.lanes/lanes.yaml');
     git(repoRoot, 'commit', '-q', '-m', 'Declare the sandbox tasks');
     commitOnBranch('sandbox-checks', { '.lanes/lanes.yaml': CHECKS_TASKS, 'scripts/reach-network.js': NETWORK_SCRIPT });
-    commitOnBranch('sandbox-privileged', { '.devcontainer/devcontainer.json': `{\n  // asks for every capability of the host\n  "image": "${IMAGE}",\n  "runArgs": ["--privileged"]\n}\n` });
+    commitOnBranch('sandbox-privileged', {
+      '.devcontainer/devcontainer.json': `{\n  // asks for every capability of the host\n  "image": "${IMAGE}",\n  "runArgs": ["--privileged"]\n}\n`,
+    });
     commitOnBranch('sandbox-slow', { '.lanes/lanes.yaml': 'tasks:\n  - id: hang\n    command: sleep 300\n    timeoutSeconds: 3\n' });
-    commitOnBranch('sandbox-long', { '.lanes/lanes.yaml': 'tasks:\n  - id: long\n    command: echo started; sleep 300\n  - id: after\n    command: echo never\n' });
+    commitOnBranch('sandbox-long', {
+      '.lanes/lanes.yaml': 'tasks:\n  - id: long\n    command: echo started; sleep 300\n  - id: after\n    command: echo never\n',
+    });
   });
 
   after(async () => {
     const api = await lanesApi();
     for (const change of repo?.store.all() ?? []) {
-      await api.sandbox.laneFor(repo).removeContainers(change.id).catch((error: Error) => console.log(`Removing the containers of ${change.id}: ${error.message}`));
+      await api.sandbox
+        .laneFor(repo)
+        .removeContainers(change.id)
+        .catch((error: Error) => console.log(`Removing the containers of ${change.id}: ${error.message}`));
     }
     const config = vscode.workspace.getConfiguration('agentLanes');
-    for (const key of ['sandbox.containerEngine', 'sandbox.defaultImage']) await config.update(key, undefined, vscode.ConfigurationTarget.Global);
+    for (const key of ['sandbox.containerEngine', 'sandbox.defaultImage'])
+      await config.update(key, undefined, vscode.ConfigurationTarget.Global);
   });
 
   it('Promote runs the tasks in the dev container with the network off, runs the new tests on the base and moves the change to Review', async () => {
@@ -144,7 +161,10 @@ describe('Sandbox lane in a real VS Code (real podman, real image)', function ()
     const api = await lanesApi();
     const moved = api.registry.findChange(change.id)!.change;
     assert.equal(moved.lane, 'review');
-    assert.deepEqual(moved.history.map((h) => `${h.from}>${h.to}`), ['draft>sandbox', 'sandbox>review']);
+    assert.deepEqual(
+      moved.history.map((h) => `${h.from}>${h.to}`),
+      ['draft>sandbox', 'sandbox>review'],
+    );
     assert.equal(moved.sandbox?.verdict, 'passed');
     assert.equal(moved.sandbox?.headSha, change.headSha);
 
@@ -167,11 +187,17 @@ describe('Sandbox lane in a real VS Code (real podman, real image)', function ()
     const events = audit(change.id);
     assert.equal(events.filter((e) => e.action === 'task.run').length, 4, 'two tasks on the change, two on the base');
     assert.ok(events.some((e) => e.action === 'sandbox.prepare' && e.details.isolation === 'container'));
-    assert.deepEqual(events.filter((e) => e.action === 'lane.transition').map((e) => e.details.to), ['sandbox', 'review']);
+    assert.deepEqual(
+      events.filter((e) => e.action === 'lane.transition').map((e) => e.details.to),
+      ['sandbox', 'review'],
+    );
     assert.equal(containersOf(change.id).length, 1, 'one container for the change; the base-commit one is removed');
 
     // The stored, redacted log opens from "Show Task Log".
-    const editor = await vscode.commands.executeCommand<vscode.TextEditor | undefined>('agentLanes.showTaskLog', { changeId: change.id, taskId: 'greeting' });
+    const editor = await vscode.commands.executeCommand<vscode.TextEditor | undefined>('agentLanes.showTaskLog', {
+      changeId: change.id,
+      taskId: 'greeting',
+    });
     assert.ok(editor);
     assert.equal(editor.document.uri.fsPath, tasks.get('greeting')!.logFile);
     assert.match(editor.document.getText(), /greeting test passed/);
@@ -182,7 +208,9 @@ describe('Sandbox lane in a real VS Code (real podman, real image)', function ()
 
   it('a failing required task keeps the change in Sandbox, and the tree says which; a network attempt fails inside; an optional failure does not block', async () => {
     failedChange = await draft('Add a greeting function and a test', 'sandbox-checks');
-    const outcome = await vscode.commands.executeCommand<SandboxRunOutcome | undefined>('agentLanes.runSandboxTasks', { changeId: failedChange.id });
+    const outcome = await vscode.commands.executeCommand<SandboxRunOutcome | undefined>('agentLanes.runSandboxTasks', {
+      changeId: failedChange.id,
+    });
     assert.ok(outcome);
     assert.equal(outcome.verdict, 'failed');
     assert.equal(outcome.promoted, false);
@@ -227,7 +255,9 @@ describe('Sandbox lane in a real VS Code (real podman, real image)', function ()
   it('kills a task that hangs at its time limit and records it as timed out', async () => {
     const change = await draft('Add a greeting function and a test', 'sandbox-slow');
     const started = Date.now();
-    const outcome = await vscode.commands.executeCommand<SandboxRunOutcome | undefined>('agentLanes.runSandboxTasks', { changeId: change.id });
+    const outcome = await vscode.commands.executeCommand<SandboxRunOutcome | undefined>('agentLanes.runSandboxTasks', {
+      changeId: change.id,
+    });
     assert.ok(outcome);
     assert.ok(Date.now() - started < 60_000, 'the run did not wait for the task');
     const [hang] = outcome.tasks;
@@ -244,29 +274,56 @@ describe('Sandbox lane in a real VS Code (real podman, real image)', function ()
     const api = await lanesApi();
     await waitFor(() => api.registry.findChange(change.id)?.change.sandbox?.verdict === 'running', 'the run to start');
     const container = await waitFor(() => containersOf(change.id)[0], 'the container', 60_000);
-    const sleeping = () => podman('exec', container, 'sh', '-c', 'for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline 2>/dev/null; echo; done | grep -c "^sleep 300" || true');
+    const sleeping = () =>
+      podman(
+        'exec',
+        container,
+        'sh',
+        '-c',
+        'for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline 2>/dev/null; echo; done | grep -c "^sleep 300" || true',
+      );
     await waitFor(() => sleeping() === '1', 'the task to start', 60_000);
     assert.equal((await treeDescription(change.id)).contextValue, 'change.sandbox.sandboxRunning');
     assert.equal(await vscode.commands.executeCommand('agentLanes.stopSandboxTasks', { changeId: change.id }), true);
     const outcome = await run;
     assert.ok(outcome);
-    assert.deepEqual(outcome.tasks.map((task) => `${task.id}:${task.outcome}`), ['long:cancelled', 'after:skipped']);
+    assert.deepEqual(
+      outcome.tasks.map((task) => `${task.id}:${task.outcome}`),
+      ['long:cancelled', 'after:skipped'],
+    );
     assert.equal(sleeping(), '0', 'the task is gone from the container');
     const stored = api.registry.findChange(change.id)!.change;
     assert.equal(stored.sandbox?.verdict, 'error');
     assert.match((await treeDescription(change.id)).description, /^sandbox cancelled · /);
   });
 
-  it('Discard removes the change\'s container; a container left for a closed change is found and removed', async () => {
+  it("Discard removes the change's container; a container left for a closed change is found and removed", async () => {
     await vscode.commands.executeCommand('agentLanes.discard', { changeId: failedChange.id }, { confirmed: true });
     const api = await lanesApi();
     assert.equal(api.registry.findChange(failedChange.id)!.change.lane, 'closed');
     await waitFor(() => containersOf(failedChange.id).length === 0, 'the container to be removed');
-    await waitFor(() => audit(failedChange.id).some((e) => e.action === 'cleanup' && e.details.sandbox === true && e.details.containersRemoved === 1), 'the cleanup in the audit log');
+    await waitFor(
+      () => audit(failedChange.id).some((e) => e.action === 'cleanup' && e.details.sandbox === true && e.details.containersRemoved === 1),
+      'the cleanup in the audit log',
+    );
 
-    const leftover = podman('run', '-d', '--network=none', '--label', `dev.agentlanes.change=${failedChange.id}`, '--label', 'dev.agentlanes.role=change', IMAGE, 'sleep', '300');
+    const leftover = podman(
+      'run',
+      '-d',
+      '--network=none',
+      '--label',
+      `dev.agentlanes.change=${failedChange.id}`,
+      '--label',
+      'dev.agentlanes.role=change',
+      IMAGE,
+      'sleep',
+      '300',
+    );
     const found = await api.sandbox.findOrphans();
-    assert.deepEqual(found.flatMap((entry) => entry.orphans.map((orphan) => orphan.container.id)), [leftover]);
+    assert.deepEqual(
+      found.flatMap((entry) => entry.orphans.map((orphan) => orphan.container.id)),
+      [leftover],
+    );
     assert.equal(await vscode.commands.executeCommand('agentLanes.cleanupSandboxes', { confirmed: true }), 1);
     assert.deepEqual(containersOf(failedChange.id), []);
   });

@@ -13,7 +13,15 @@ import { type CheckoutVerdict, snapshotCheckout } from '../../draft/checkoutGuar
 import { type FinishedDraftRun, finishDraftRun } from '../../draft/draftRun';
 import { analyzeChange } from '../../git/gitDiff';
 import { commitLaneWork } from '../../git/laneCommit';
-import { UncommittedWorkError, applyReconcileAction, createWorktree, reconcile, removeWorktree, repositoryState, resolveBase } from '../../git/worktrees';
+import {
+  UncommittedWorkError,
+  applyReconcileAction,
+  createWorktree,
+  reconcile,
+  removeWorktree,
+  repositoryState,
+  resolveBase,
+} from '../../git/worktrees';
 import { EXTENSION_ACTOR } from '../../../core/constants';
 import { type LaneContext, decide } from '../laneContext';
 
@@ -83,7 +91,13 @@ export class DraftLane {
 
     const id = randomBytes(4).toString('hex');
     const title = titleFromTask(task);
-    const worktree = await createWorktree({ repoRoot: ctx.repoRoot, worktreesDir: ctx.storage.worktreesDir, changeId: id, slug: slugify(title), baseSha: base.sha });
+    const worktree = await createWorktree({
+      repoRoot: ctx.repoRoot,
+      worktreesDir: ctx.storage.worktreesDir,
+      changeId: id,
+      slug: slugify(title),
+      baseSha: base.sha,
+    });
     const now = new Date().toISOString();
     const baseRef = base.branch ?? base.ref;
     const change: Change = {
@@ -107,14 +121,24 @@ export class DraftLane {
       await ctx.evidence.write(this.initialEvidence(change));
     } catch (error) {
       // No half state: a record that could not be written takes its worktree with it.
-      await removeWorktree({ repoRoot: ctx.repoRoot, worktreePath: worktree.path, branch: worktree.branch, force: true }).catch(() => undefined);
+      await removeWorktree({ repoRoot: ctx.repoRoot, worktreePath: worktree.path, branch: worktree.branch, force: true }).catch(
+        () => undefined,
+      );
       throw error;
     }
     await ctx.audit.append({
       actor: input.actor,
       action: 'change.create',
       changeId: id,
-      details: { title, agentId, baseRef, baseSha: base.sha, branch: worktree.branch, promptRef: this.promptRef(change), warnings: assessment.warnings },
+      details: {
+        title,
+        agentId,
+        baseRef,
+        baseSha: base.sha,
+        branch: worktree.branch,
+        promptRef: this.promptRef(change),
+        warnings: assessment.warnings,
+      },
     });
     return { change, warnings: assessment.warnings };
   }
@@ -145,7 +169,8 @@ export class DraftLane {
   async runAgent(changeId: string, agent: AgentConfig, actor: Actor, hooks: AgentHooks = {}): Promise<DraftOutcome> {
     const { ctx } = this;
     const change = this.requireDraft(changeId);
-    if (this.running.has(changeId)) throw new DraftInputError(`An agent is already running on change ${changeId}; stop it first ("Lanes: Stop Agent").`);
+    if (this.running.has(changeId))
+      throw new DraftInputError(`An agent is already running on change ${changeId}; stop it first ("Lanes: Stop Agent").`);
     await decide(ctx, 'startAgent', { agentId: agent.id }, change, actor);
 
     const controller = new AbortController();
@@ -156,7 +181,12 @@ export class DraftLane {
     const startedAt = new Date().toISOString();
     try {
       await ctx.store.update(changeId, (c) => ({ ...c, agentId: agent.id, agentRun: { state: 'running', startedAt } }));
-      await ctx.audit.append({ actor, action: 'agent.start', changeId, details: { agentId: agent.id, command: agent.command[0], promptRef: this.promptRef(change) } });
+      await ctx.audit.append({
+        actor,
+        action: 'agent.start',
+        changeId,
+        details: { agentId: agent.id, command: agent.command[0], promptRef: this.promptRef(change) },
+      });
       const before = await snapshotCheckout(ctx.repoRoot);
       const patterns = this.secretPatterns();
       const evidenceFile = join(dir, 'agent-report.json');
@@ -200,12 +230,23 @@ export class DraftLane {
         actor: { type: 'agent', id: agent.id },
         action: 'agent.stop',
         changeId,
-        details: { outcome: run.outcome, exitCode: run.exitCode, signal: run.signal, durationMs: run.durationMs, checkoutUntouched: finished.checkout.untouched, result: outcome.outcome, headSha: outcome.change.headSha },
+        details: {
+          outcome: run.outcome,
+          exitCode: run.exitCode,
+          signal: run.signal,
+          durationMs: run.durationMs,
+          checkoutUntouched: finished.checkout.untouched,
+          result: outcome.outcome,
+          headSha: outcome.change.headSha,
+        },
       });
       return outcome;
     } catch (error) {
       await ctx.store
-        .update(changeId, (c) => ({ ...c, agentRun: { state: 'failed', startedAt, endedAt: new Date().toISOString(), message: (error as Error).message } }))
+        .update(changeId, (c) => ({
+          ...c,
+          agentRun: { state: 'failed', startedAt, endedAt: new Date().toISOString(), message: (error as Error).message },
+        }))
         .catch(() => undefined);
       throw error;
     } finally {
@@ -248,7 +289,13 @@ export class DraftLane {
     });
     const analysis =
       commit.outcome === 'committed'
-        ? await analyzeChange({ repoRoot: this.ctx.repoRoot, baseSha: change.baseSha, headSha: commit.headSha, worktreePath: change.worktreePath, ...this.analysisOptions() })
+        ? await analyzeChange({
+            repoRoot: this.ctx.repoRoot,
+            baseSha: change.baseSha,
+            headSha: commit.headSha,
+            worktreePath: change.worktreePath,
+            ...this.analysisOptions(),
+          })
         : undefined;
     const flags = [...(analysis?.flags ?? []), ...refusedPathFlags(commit.refusedPaths)];
     return this.record(changeId, { finished: { commit, ...(analysis ? { analysis } : {}), flags }, actor: options.actor });
@@ -257,7 +304,11 @@ export class DraftLane {
   /** Writes what a finished draft run produced into the evidence and the change record. */
   private async record(
     changeId: string,
-    options: { run?: AgentRunResult; finished: Pick<FinishedDraftRun, 'commit' | 'flags'> & Partial<Pick<FinishedDraftRun, 'analysis' | 'checkout' | 'agentReport'>>; actor: Actor },
+    options: {
+      run?: AgentRunResult;
+      finished: Pick<FinishedDraftRun, 'commit' | 'flags'> & Partial<Pick<FinishedDraftRun, 'analysis' | 'checkout' | 'agentReport'>>;
+      actor: Actor;
+    },
   ): Promise<DraftOutcome> {
     const { ctx } = this;
     const change = this.requireDraft(changeId);
@@ -266,7 +317,8 @@ export class DraftLane {
     const failedRun = run && run.outcome !== 'succeeded' ? run : undefined;
     const agentVersion = report && 'report' in report ? report.report.agentVersion : undefined;
     const alerts: string[] = [];
-    if (checkout && !checkout.untouched) alerts.push(`Your checkout changed while the agent ran: ${checkout.differences.slice(0, 3).join('; ')}`);
+    if (checkout && !checkout.untouched)
+      alerts.push(`Your checkout changed while the agent ran: ${checkout.differences.slice(0, 3).join('; ')}`);
     const reportError = report && 'error' in report ? report.error : undefined;
     await ctx.evidence.update(
       changeId,
@@ -279,7 +331,9 @@ export class DraftLane {
         flags,
         ...(report && 'report' in report ? { agentReport: report.report } : {}),
         ...(reportError ? { agentReportError: reportError } : {}),
-        ...(checkout ? { checkout: { untouched: checkout.untouched, ...(checkout.untouched ? {} : { detail: checkout.differences.join('; ') }) } } : {}),
+        ...(checkout
+          ? { checkout: { untouched: checkout.untouched, ...(checkout.untouched ? {} : { detail: checkout.differences.join('; ') }) } }
+          : {}),
         // A new head makes task results stale: the sandbox runs again.
         tasks: evidence.headSha === commit.headSha ? evidence.tasks : [],
       }),
@@ -290,7 +344,15 @@ export class DraftLane {
       : commit.outcome === 'noChanges'
         ? `The agent changed nothing; change ${changeId} stays in Draft, marked "no changes".`
         : `The agent's work was committed on ${change.branch}: ${analysis?.totals.files ?? 0} file(s), +${analysis?.totals.additions ?? 0} −${analysis?.totals.deletions ?? 0}${flags.length ? `, ${flags.length} flag(s)` : ''}.`;
-    const state = failedRun ? (failedRun.outcome === 'notFound' ? 'failed' : failedRun.outcome === 'succeeded' ? 'succeeded' : failedRun.outcome) : commit.outcome === 'noChanges' ? 'noChanges' : 'succeeded';
+    const state = failedRun
+      ? failedRun.outcome === 'notFound'
+        ? 'failed'
+        : failedRun.outcome === 'succeeded'
+          ? 'succeeded'
+          : failedRun.outcome
+      : commit.outcome === 'noChanges'
+        ? 'noChanges'
+        : 'succeeded';
     const updated = await ctx.store.update(changeId, (c) => ({
       ...c,
       headSha: commit.headSha,
@@ -307,20 +369,37 @@ export class DraftLane {
     }));
     if (!run) {
       // A chat agent has no process to watch: finishing its draft is its stop.
-      await ctx.audit.append({ actor: options.actor, action: 'agent.stop', changeId, details: { agentId: change.agentId, result: outcome, headSha: commit.headSha, files: analysis?.totals.files ?? 0 } });
+      await ctx.audit.append({
+        actor: options.actor,
+        action: 'agent.stop',
+        changeId,
+        details: { agentId: change.agentId, result: outcome, headSha: commit.headSha, files: analysis?.totals.files ?? 0 },
+      });
     }
-    return { change: updated, outcome, message, ...(run ? { run } : {}), ...(checkout ? { checkout } : {}), ...(reportError ? { reportError } : {}) };
+    return {
+      change: updated,
+      outcome,
+      message,
+      ...(run ? { run } : {}),
+      ...(checkout ? { checkout } : {}),
+      ...(reportError ? { reportError } : {}),
+    };
   }
 
   /**
    * Closes a change for good: removes its worktree and lane branch, keeps its
    * record and audit. Refuses to lose uncommitted work unless `force`.
    */
-  async discard(changeId: string, actor: Actor, options: { force?: boolean; event?: 'discard' | 'reject'; comment?: string } = {}): Promise<Change> {
+  async discard(
+    changeId: string,
+    actor: Actor,
+    options: { force?: boolean; event?: 'discard' | 'reject'; comment?: string } = {},
+  ): Promise<Change> {
     const { ctx } = this;
     const change = ctx.store.get(changeId);
     if (!change) throw new DraftInputError(`There is no change ${changeId} in this repository.`);
-    if (this.running.has(changeId)) throw new DraftInputError(`The agent of change ${changeId} is still running; stop it first ("Lanes: Stop Agent").`);
+    if (this.running.has(changeId))
+      throw new DraftInputError(`The agent of change ${changeId} is still running; stop it first ("Lanes: Stop Agent").`);
     const event = options.event ?? 'discard';
     // Check the move first, so a refused discard removes nothing.
     const dryRun = transition(change, event, actor);
@@ -332,16 +411,19 @@ export class DraftLane {
       force: options.force ?? false,
       // A rejected change keeps its branch: its commits stay for the audit and the proof bundle.
       keepBranch: event === 'reject',
-    }).catch(
-      (error: Error) => {
-        if (error instanceof UncommittedWorkError) throw error;
-        ctx.logger.warn(`Cleaning up change ${changeId}: ${error.message}`);
-        return { removedWorktree: false, removedBranch: false };
-      },
-    );
+    }).catch((error: Error) => {
+      if (error instanceof UncommittedWorkError) throw error;
+      ctx.logger.warn(`Cleaning up change ${changeId}: ${error.message}`);
+      return { removedWorktree: false, removedBranch: false };
+    });
     const result = await ctx.store.transition(changeId, event, actor, options.comment);
     if (!result.ok) throw new DraftInputError(result.reason);
-    await ctx.audit.append({ actor, action: 'lane.transition', changeId, details: { event, from: change.lane, to: 'closed', reason: options.comment } });
+    await ctx.audit.append({
+      actor,
+      action: 'lane.transition',
+      changeId,
+      details: { event, from: change.lane, to: 'closed', reason: options.comment },
+    });
     if (event === 'discard') await ctx.audit.append({ actor, action: 'change.discard', changeId, details: { branch: change.branch } });
     await ctx.audit.append({ actor: EXTENSION_ACTOR, action: 'cleanup', changeId, details: { worktree: change.worktreePath, ...removed } });
     return result.change;
@@ -354,13 +436,19 @@ export class DraftLane {
 
   async applyReconcile(finding: ReconcileFinding, action: ReconcileAction, actor: Actor, options: { force?: boolean } = {}): Promise<void> {
     await applyReconcileAction(this.ctx.repoRoot, this.ctx.storage.worktreesDir, finding, action, options);
-    await this.ctx.audit.append({ actor, action: 'cleanup', ...(finding.changeId ? { changeId: finding.changeId } : {}), details: { kind: finding.kind, action, path: finding.path, branch: finding.branch } });
+    await this.ctx.audit.append({
+      actor,
+      action: 'cleanup',
+      ...(finding.changeId ? { changeId: finding.changeId } : {}),
+      details: { kind: finding.kind, action, path: finding.path, branch: finding.branch },
+    });
   }
 
   private requireDraft(changeId: string): Change {
     const change = this.ctx.store.get(changeId);
     if (!change) throw new DraftInputError(`There is no change ${changeId} in this repository.`);
-    if (change.lane !== 'draft') throw new DraftInputError(`Change ${changeId} is in ${change.lane}; an agent works on a change only while it is in Draft.`);
+    if (change.lane !== 'draft')
+      throw new DraftInputError(`Change ${changeId} is in ${change.lane}; an agent works on a change only while it is in Draft.`);
     return change;
   }
 }

@@ -8,7 +8,16 @@ import { buildPullRequestBody } from '../../../core/pullRequest/body';
 import type { PollScheduleOptions } from '../../../core/pullRequest/polling';
 import { pullRequestLabels, pullRequestTitle } from '../../../core/pullRequest/risk';
 import { compileSecretPatterns, redactText } from '../../../core/redaction';
-import { createGitHubClient, type GitHubClient, type GitHubClientOptions, GitHubError, type GitHubRepository, normalizeApiBaseUrl, parseRemote, type RateLimitNotice } from '../../github/client';
+import {
+  createGitHubClient,
+  type GitHubClient,
+  type GitHubClientOptions,
+  GitHubError,
+  type GitHubRepository,
+  normalizeApiBaseUrl,
+  parseRemote,
+  type RateLimitNotice,
+} from '../../github/client';
 import {
   getPullRequestStatus,
   markReadyForReview,
@@ -27,7 +36,16 @@ import { UncommittedWorkError, removeWorktree } from '../../git/worktrees';
 import { EXTENSION_ACTOR } from '../../../core/constants';
 import { type LaneContext, changeFacts, decide } from '../laneContext';
 
-export type PullRequestLaneErrorKind = 'noChange' | 'wrongLane' | 'notApproved' | 'approvalMismatch' | 'noEvidence' | 'baseNotBranch' | 'branchMissing' | 'noPullRequest' | 'moveRefused';
+export type PullRequestLaneErrorKind =
+  | 'noChange'
+  | 'wrongLane'
+  | 'notApproved'
+  | 'approvalMismatch'
+  | 'noEvidence'
+  | 'baseNotBranch'
+  | 'branchMissing'
+  | 'noPullRequest'
+  | 'moveRefused';
 
 /** A refusal of the lane itself (not GitHub's, not policy's), with a message that says what to do. */
 export class PullRequestLaneError extends Error {
@@ -118,7 +136,10 @@ export class PullRequestLane {
 
   /** The GitHub repository of a remote, or a GitHubError (kind notGitHub) that says the branch can still be pushed. Nothing leaves the machine. */
   async repositoryFor(remote = 'origin', apiBaseUrl?: string, branch?: string): Promise<GitHubRepository> {
-    return parseRemote(await remoteUrl(this.ctx.repoRoot, remote), normalizeApiBaseUrl(apiBaseUrl), { remoteName: remote, ...(branch ? { branch } : {}) });
+    return parseRemote(await remoteUrl(this.ctx.repoRoot, remote), normalizeApiBaseUrl(apiBaseUrl), {
+      remoteName: remote,
+      ...(branch ? { branch } : {}),
+    });
   }
 
   /** "Lanes: Open Pull Request": every gate again, then push, pull request, labels, reviewers; then Review → Pull request. */
@@ -156,7 +177,8 @@ export class PullRequestLane {
       generator: { name: 'agent-lanes', version: extensionVersion },
       secretPatterns: patterns,
     });
-    if (body.redaction.total > 0) ctx.logger.info(`Pull request body of change ${changeId}: ${body.redaction.total} secret-like value(s) redacted.`);
+    if (body.redaction.total > 0)
+      ctx.logger.info(`Pull request body of change ${changeId}: ${body.redaction.total} secret-like value(s) redacted.`);
 
     const policyFor = async (action: PolicyAction, extra: Partial<ChangeFacts> = {}) => {
       // The policy in force at this moment (the kill switch may have been turned on since the gate).
@@ -191,8 +213,22 @@ export class PullRequestLane {
       if (known) {
         // A pull request exists though a later step failed: keep it on the record; the retry completes the rest.
         await ctx.store
-          .update(changeId, (c) => ({ ...c, pullRequest: { number: known.number, url: known.url, repository: repositoryName, draft, state: draft ? 'draft' : 'open', checks: c.pullRequest?.checks ?? 'none', updatedAt: new Date().toISOString(), headSha } }))
-          .catch((storeError: unknown) => ctx.logger.error(`Could not record pull request #${known.number} on change ${changeId}`, storeError));
+          .update(changeId, (c) => ({
+            ...c,
+            pullRequest: {
+              number: known.number,
+              url: known.url,
+              repository: repositoryName,
+              draft,
+              state: draft ? 'draft' : 'open',
+              checks: c.pullRequest?.checks ?? 'none',
+              updatedAt: new Date().toISOString(),
+              headSha,
+            },
+          }))
+          .catch((storeError: unknown) =>
+            ctx.logger.error(`Could not record pull request #${known.number} on change ${changeId}`, storeError),
+          );
       }
       throw error;
     }
@@ -216,13 +252,23 @@ export class PullRequestLane {
     if (updated.lane === 'review') {
       const moveResult = await ctx.store.transition(changeId, 'promote', actor, `pull request #${result.number} ${result.action}`);
       if (!moveResult.ok) {
-        throw new PullRequestLaneError('moveRefused', `Pull request #${result.number} is open (${result.url}), but change ${changeId} could not move to Pull request: ${moveResult.reason}`);
+        throw new PullRequestLaneError(
+          'moveRefused',
+          `Pull request #${result.number} is open (${result.url}), but change ${changeId} could not move to Pull request: ${moveResult.reason}`,
+        );
       }
       updated = moveResult.change;
       moved = true;
-      await ctx.audit.append({ actor, action: 'lane.transition', changeId, details: { event: 'promote', from: 'review', to: 'pullRequest', pullRequest: result.number, url: result.url } });
+      await ctx.audit.append({
+        actor,
+        action: 'lane.transition',
+        changeId,
+        details: { event: 'promote', from: 'review', to: 'pullRequest', pullRequest: result.number, url: result.url },
+      });
     }
-    ctx.logger.info(`Change ${changeId}: pull request #${result.number} ${result.action} (${result.url}); steps ${result.steps.map((s) => `${s.name}:${s.outcome}`).join(', ')}`);
+    ctx.logger.info(
+      `Change ${changeId}: pull request #${result.number} ${result.action} (${result.url}); steps ${result.steps.map((s) => `${s.name}:${s.outcome}`).join(', ')}`,
+    );
     return { change: updated, result, moved };
   }
 
@@ -257,9 +303,25 @@ export class PullRequestLane {
     const ready = await markReadyForReview(ref);
     const updated = await ctx.store.update(changeId, (c) => ({
       ...c,
-      ...(c.pullRequest ? { pullRequest: { ...c.pullRequest, draft: false, state: 'open' as const, checks: ready.checks.state, updatedAt: new Date().toISOString() } } : {}),
+      ...(c.pullRequest
+        ? {
+            pullRequest: {
+              ...c.pullRequest,
+              draft: false,
+              state: 'open' as const,
+              checks: ready.checks.state,
+              updatedAt: new Date().toISOString(),
+            },
+          }
+        : {}),
     }));
-    await ctx.audit.append({ actor, action: 'pr.ready', changeId, decisionId: decision.decisionId, details: { number: ready.number, url: ready.url, alreadyReady: ready.alreadyReady, checks: ready.checks.state } });
+    await ctx.audit.append({
+      actor,
+      action: 'pr.ready',
+      changeId,
+      decisionId: decision.decisionId,
+      details: { number: ready.number, url: ready.url, alreadyReady: ready.alreadyReady, checks: ready.checks.state },
+    });
     return updated;
   }
 
@@ -267,7 +329,11 @@ export class PullRequestLane {
   async refresh(changeId: string, access: GitHubAccess): Promise<Change> {
     const change = this.requirePullRequest(changeId);
     const client = this.client(access);
-    const status = await getPullRequestStatus({ client, repository: splitRepository(change.pullRequest.repository), number: change.pullRequest.number });
+    const status = await getPullRequestStatus({
+      client,
+      repository: splitRepository(change.pullRequest.repository),
+      number: change.pullRequest.number,
+    });
     return this.applyStatus(changeId, status);
   }
 
@@ -300,10 +366,14 @@ export class PullRequestLane {
       onUpdate: (status) => {
         void this.applyStatus(changeId, status)
           .then((updated) => options.onUpdate?.(updated, status))
-          .catch((error: unknown) => this.ctx.logger.error(`Could not record the state of pull request #${status.number} of change ${changeId}`, error));
+          .catch((error: unknown) =>
+            this.ctx.logger.error(`Could not record the state of pull request #${status.number} of change ${changeId}`, error),
+          );
       },
       onError: (error, delay) => {
-        this.ctx.logger.warn(`Following pull request #${pullRequest.number}: ${error.message} (next look in ${Math.round(delay / 1000)} s)`);
+        this.ctx.logger.warn(
+          `Following pull request #${pullRequest.number}: ${error.message} (next look in ${Math.round(delay / 1000)} s)`,
+        );
         options.onError?.(error, delay);
       },
     })
@@ -336,9 +406,11 @@ export class PullRequestLane {
     const previous = this.queues.get(changeId) ?? Promise.resolve();
     const next = previous.catch(() => undefined).then(() => this.applyNow(changeId, status));
     this.queues.set(changeId, next);
-    void next.finally(() => {
-      if (this.queues.get(changeId) === next) this.queues.delete(changeId);
-    }).catch(() => undefined);
+    void next
+      .finally(() => {
+        if (this.queues.get(changeId) === next) this.queues.delete(changeId);
+      })
+      .catch(() => undefined);
     return next;
   }
 
@@ -350,10 +422,22 @@ export class PullRequestLane {
     let change = await ctx.store.update(changeId, (c) => ({
       ...c,
       ...(c.pullRequest
-        ? { pullRequest: { ...c.pullRequest, url: status.url, draft: status.draft, state: status.state, checks: status.checks.state, updatedAt: status.updatedAt } }
+        ? {
+            pullRequest: {
+              ...c.pullRequest,
+              url: status.url,
+              draft: status.draft,
+              state: status.state,
+              checks: status.checks.state,
+              updatedAt: status.updatedAt,
+            },
+          }
         : {}),
     }));
-    if (stateChanged) ctx.logger.info(`Change ${changeId}: pull request #${status.number} is ${status.state}, checks ${status.checks.state} (${status.checks.description})`);
+    if (stateChanged)
+      ctx.logger.info(
+        `Change ${changeId}: pull request #${status.number} is ${status.state}, checks ${status.checks.state} (${status.checks.description})`,
+      );
     if ((status.state === 'merged' || status.state === 'closed') && change.lane === 'pullRequest') {
       change = await this.close(change, status);
     }
@@ -363,13 +447,23 @@ export class PullRequestLane {
   private async close(change: Change, status: PullRequestStatus): Promise<Change> {
     const { ctx } = this;
     const event = status.state === 'merged' ? 'pullRequestMerged' : 'pullRequestClosed';
-    await ctx.audit.append({ actor: EXTENSION_ACTOR, action: 'pr.closed', changeId: change.id, details: { number: status.number, url: status.url, state: status.state, headSha: status.headSha } });
+    await ctx.audit.append({
+      actor: EXTENSION_ACTOR,
+      action: 'pr.closed',
+      changeId: change.id,
+      details: { number: status.number, url: status.url, state: status.state, headSha: status.headSha },
+    });
     const moved = await ctx.store.transition(change.id, event, EXTENSION_ACTOR, `pull request #${status.number} ${status.state}`);
     if (!moved.ok) {
       ctx.logger.warn(`Change ${change.id}: ${moved.reason}`);
       return ctx.store.get(change.id) ?? change;
     }
-    await ctx.audit.append({ actor: EXTENSION_ACTOR, action: 'lane.transition', changeId: change.id, details: { event, from: 'pullRequest', to: 'closed', pullRequest: status.number } });
+    await ctx.audit.append({
+      actor: EXTENSION_ACTOR,
+      action: 'lane.transition',
+      changeId: change.id,
+      details: { event, from: 'pullRequest', to: 'closed', pullRequest: status.number },
+    });
     this.stopTracking(change.id);
     return this.cleanUp(moved.change);
   }
@@ -398,7 +492,12 @@ export class PullRequestLane {
             : `The worktree ${change.worktreePath} could not be removed: ${(error as Error).message}`;
       }
     }
-    await ctx.audit.append({ actor: EXTENSION_ACTOR, action: 'cleanup', changeId: change.id, details: { worktree: change.worktreePath, branch: change.branch, ...removed, ...(alert ? { kept: alert } : {}) } });
+    await ctx.audit.append({
+      actor: EXTENSION_ACTOR,
+      action: 'cleanup',
+      changeId: change.id,
+      details: { worktree: change.worktreePath, branch: change.branch, ...removed, ...(alert ? { kept: alert } : {}) },
+    });
     let updated = change;
     if (alert) {
       ctx.logger.warn(`Change ${change.id}: ${alert}`);
@@ -419,42 +518,72 @@ export class PullRequestLane {
     if (!change) throw new PullRequestLaneError('noChange', `There is no change ${changeId} in this repository.`);
     if (change.lane !== 'review' && change.lane !== 'pullRequest') {
       const where = change.lane === 'closed' ? 'closed' : `in ${change.lane === 'draft' ? 'Draft' : 'Sandbox'}`;
-      throw new PullRequestLaneError('wrongLane', `Change ${changeId} is ${where}; only an approved change in Review can become a pull request.`);
+      throw new PullRequestLaneError(
+        'wrongLane',
+        `Change ${changeId} is ${where}; only an approved change in Review can become a pull request.`,
+      );
     }
     const approval = change.approval;
-    if (!approval) throw new PullRequestLaneError('notApproved', `Change ${changeId} has not been approved; open its review and approve the diff first.`);
-    if (approval.invalidated) throw new PullRequestLaneError('notApproved', `The approval of change ${changeId} no longer holds (${approval.invalidated.reason}); review it and approve it again.`);
+    if (!approval)
+      throw new PullRequestLaneError(
+        'notApproved',
+        `Change ${changeId} has not been approved; open its review and approve the diff first.`,
+      );
+    if (approval.invalidated)
+      throw new PullRequestLaneError(
+        'notApproved',
+        `The approval of change ${changeId} no longer holds (${approval.invalidated.reason}); review it and approve it again.`,
+      );
 
     // The policy in force now, not the one of the approval: fetch it again (the kill switch may be on).
     await ctx.policy.refresh();
     const evidence = await this.readEvidence(changeId);
     const headSha = await branchHead(ctx.repoRoot, change.branch);
-    if (!headSha) throw new PullRequestLaneError('branchMissing', `The lane branch ${change.branch} of change ${changeId} no longer exists, so there is nothing to push. Discard the change and draft it again.`);
+    if (!headSha)
+      throw new PullRequestLaneError(
+        'branchMissing',
+        `The lane branch ${change.branch} of change ${changeId} no longer exists, so there is nothing to push. Discard the change and draft it again.`,
+      );
 
     const listing = await listReviewDiff(ctx.repoRoot, change.baseSha, headSha);
     const evidenceHash = hashEvidence(evidence);
     let mismatch: string | undefined;
-    if (listing.hash !== approval.diffHash) mismatch = `the diff is now sha256:${listing.hash.slice(0, 12)} (branch at ${headSha.slice(0, 12)}), but sha256:${approval.diffHash.slice(0, 12)} was approved`;
-    else if (change.headSha && change.headSha !== headSha) mismatch = `the lane branch moved to ${headSha.slice(0, 12)} after the approval of ${change.headSha.slice(0, 12)}`;
-    else if (evidenceHash !== approval.evidenceHash) mismatch = `the evidence changed after the approval (sha256:${evidenceHash.slice(0, 12)}, approved sha256:${approval.evidenceHash.slice(0, 12)})`;
+    if (listing.hash !== approval.diffHash)
+      mismatch = `the diff is now sha256:${listing.hash.slice(0, 12)} (branch at ${headSha.slice(0, 12)}), but sha256:${approval.diffHash.slice(0, 12)} was approved`;
+    else if (change.headSha && change.headSha !== headSha)
+      mismatch = `the lane branch moved to ${headSha.slice(0, 12)} after the approval of ${change.headSha.slice(0, 12)}`;
+    else if (evidenceHash !== approval.evidenceHash)
+      mismatch = `the evidence changed after the approval (sha256:${evidenceHash.slice(0, 12)}, approved sha256:${approval.evidenceHash.slice(0, 12)})`;
     if (mismatch) {
       await this.invalidateApproval(change, approval, mismatch, { currentDiffHash: listing.hash, headSha });
-      throw new PullRequestLaneError('approvalMismatch', `The approval of change ${changeId} no longer matches: ${mismatch}. Nothing was pushed. Review the change and approve it again.`);
+      throw new PullRequestLaneError(
+        'approvalMismatch',
+        `The approval of change ${changeId} no longer matches: ${mismatch}. Nothing was pushed. Review the change and approve it again.`,
+      );
     }
 
     const baseIsBranch = await isBranch(ctx.repoRoot, change.baseRef);
     if (!baseIsBranch) {
-      throw new PullRequestLaneError('baseNotBranch', `Change ${changeId} was drafted from "${change.baseRef}", which is not a branch of this repository; a pull request needs a base branch. Draft the change again from a branch.`);
+      throw new PullRequestLaneError(
+        'baseNotBranch',
+        `Change ${changeId} was drafted from "${change.baseRef}", which is not a branch of this repository; a pull request needs a base branch. Draft the change again from a branch.`,
+      );
     }
     const facts = changeFacts(change, evidence, { baseBranch: change.baseRef });
     const gate = await decide(ctx, 'gate.reviewToPullRequest', facts, change, actor, LANE_DECISION);
     if (gate.effect !== 'allow') throw new PolicyDeniedError(gate);
     const effective = await ctx.policy.effectiveFor({ repoRoot: ctx.repoRoot, baseSha: change.baseSha });
-    if (!effective.ok) throw new PullRequestLaneError('moveRefused', `The policy for change ${changeId} cannot be read: ${effective.reason}.`);
+    if (!effective.ok)
+      throw new PullRequestLaneError('moveRefused', `The policy for change ${changeId} cannot be read: ${effective.reason}.`);
     return { change: ctx.store.get(changeId) ?? change, approval, evidence, headSha, facts, effective: effective.effective, gate };
   }
 
-  private async invalidateApproval(change: Change, approval: NonNullable<Change['approval']>, reason: string, details: Record<string, unknown>): Promise<void> {
+  private async invalidateApproval(
+    change: Change,
+    approval: NonNullable<Change['approval']>,
+    reason: string,
+    details: Record<string, unknown>,
+  ): Promise<void> {
     const { ctx } = this;
     const at = new Date().toISOString();
     let changed = false;
@@ -470,20 +599,37 @@ export class PullRequestLane {
       actor: EXTENSION_ACTOR,
       action: 'approval.invalidated',
       changeId: change.id,
-      details: { reason, trigger: 'open pull request', approvedBy: approval.by, approvedAt: approval.at, diffHash: approval.diffHash, evidenceHash: approval.evidenceHash, ...details },
+      details: {
+        reason,
+        trigger: 'open pull request',
+        approvedBy: approval.by,
+        approvedAt: approval.at,
+        diffHash: approval.diffHash,
+        evidenceHash: approval.evidenceHash,
+        ...details,
+      },
     });
   }
 
   private async readEvidence(changeId: string): Promise<Evidence> {
     const read = await this.ctx.evidence.read(changeId);
     if (read.kind === 'ok') return read.evidence;
-    throw new PullRequestLaneError('noEvidence', read.kind === 'missing' ? `Change ${changeId} has no evidence record, so no pull request can carry it. Run its sandbox tasks again.` : read.message);
+    throw new PullRequestLaneError(
+      'noEvidence',
+      read.kind === 'missing'
+        ? `Change ${changeId} has no evidence record, so no pull request can carry it. Run its sandbox tasks again.`
+        : read.message,
+    );
   }
 
   private requirePullRequest(changeId: string): Change & { pullRequest: NonNullable<Change['pullRequest']> } {
     const change = this.ctx.store.get(changeId);
     if (!change) throw new PullRequestLaneError('noChange', `There is no change ${changeId} in this repository.`);
-    if (!change.pullRequest) throw new PullRequestLaneError('noPullRequest', `Change ${changeId} has no pull request yet; open one with "Lanes: Open Pull Request".`);
+    if (!change.pullRequest)
+      throw new PullRequestLaneError(
+        'noPullRequest',
+        `Change ${changeId} has no pull request yet; open one with "Lanes: Open Pull Request".`,
+      );
     if (change.lane !== 'pullRequest' && change.lane !== 'closed' && change.lane !== 'review') {
       throw new PullRequestLaneError('wrongLane', `Change ${changeId} is in ${change.lane}; its pull request is no longer followed.`);
     }
@@ -503,7 +649,12 @@ export class PullRequestLane {
   private async auditStep(changeId: string, actor: Actor, step: PullRequestStep, where: string): Promise<void> {
     const action = step.name === 'push' ? 'push' : step.name === 'pr.create' ? 'pr.create' : 'pr.update';
     await this.ctx.audit
-      .append({ actor, action, changeId, details: { step: step.name, outcome: step.outcome, detail: step.detail, repository: where, at: step.at } })
+      .append({
+        actor,
+        action,
+        changeId,
+        details: { step: step.name, outcome: step.outcome, detail: step.detail, repository: where, at: step.at },
+      })
       .catch((error: unknown) => this.ctx.logger.error(`Could not audit step ${step.name} of change ${changeId}`, error));
   }
 }
@@ -520,7 +671,9 @@ function splitRepository(name: string): { owner: string; repo: string } {
 }
 
 async function branchHead(repoRoot: string, branch: string): Promise<string | undefined> {
-  const out = await git(repoRoot, ['rev-parse', '--verify', '--quiet', '--end-of-options', `refs/heads/${branch}^{commit}`], { okExitCodes: [1] });
+  const out = await git(repoRoot, ['rev-parse', '--verify', '--quiet', '--end-of-options', `refs/heads/${branch}^{commit}`], {
+    okExitCodes: [1],
+  });
   const sha = out.stdout.trim();
   return out.exitCode === 0 && /^[0-9a-f]{40,64}$/.test(sha) ? sha : undefined;
 }

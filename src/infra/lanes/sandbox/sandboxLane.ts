@@ -41,10 +41,7 @@ export interface SandboxLaneOptions {
 }
 
 /** What the lane reports while it runs: the sandbox's own progress, plus its moves and the base run. */
-export type SandboxLaneProgress =
-  | SandboxProgress
-  | { kind: 'promoted'; to: ChangeStatus }
-  | { kind: 'baseRun'; tasks: string[] };
+export type SandboxLaneProgress = SandboxProgress | { kind: 'promoted'; to: ChangeStatus } | { kind: 'baseRun'; tasks: string[] };
 
 export interface SandboxRunHooks {
   signal?: AbortSignal;
@@ -109,7 +106,9 @@ export function describeSandboxVerdict(summary: SandboxSummary | undefined): str
     case 'running':
       return 'tasks running';
     case 'passed': {
-      const optional = summary.message?.includes(OPTIONAL_FAILED) ? summary.message.slice(summary.message.indexOf(OPTIONAL_FAILED) + OPTIONAL_FAILED.length).replace(/\.$/, '') : '';
+      const optional = summary.message?.includes(OPTIONAL_FAILED)
+        ? summary.message.slice(summary.message.indexOf(OPTIONAL_FAILED) + OPTIONAL_FAILED.length).replace(/\.$/, '')
+        : '';
       return optional ? `tasks passed · ${optional} failed (not required)` : 'tasks passed';
     }
     case 'failed':
@@ -182,7 +181,9 @@ export class SandboxLane implements Disposable {
     const change = this.ctx.store.get(changeId);
     if (!change) throw new SandboxInputError(`There is no change ${changeId} in this repository.`);
     if (this.running.has(changeId)) {
-      throw new SandboxInputError(`The sandbox tasks of change ${changeId} are already running; wait for them, or stop them ("Lanes: Stop Sandbox Tasks").`);
+      throw new SandboxInputError(
+        `The sandbox tasks of change ${changeId} are already running; wait for them, or stop them ("Lanes: Stop Sandbox Tasks").`,
+      );
     }
     if (change.lane !== 'draft' && change.lane !== 'sandbox') {
       const where = change.lane === 'closed' ? 'closed' : `in ${LANE_LABELS[change.lane]}`;
@@ -219,7 +220,10 @@ export class SandboxLane implements Disposable {
   async promote(changeId: string, actor: Actor, hooks: SandboxRunHooks = {}): Promise<SandboxRunOutcome> {
     const { ctx } = this;
     const change = ctx.store.get(changeId);
-    const passed = change?.lane === 'sandbox' && change.sandbox?.verdict === 'passed' && (!change.sandbox.headSha || change.sandbox.headSha === change.headSha);
+    const passed =
+      change?.lane === 'sandbox' &&
+      change.sandbox?.verdict === 'passed' &&
+      (!change.sandbox.headSha || change.sandbox.headSha === change.headSha);
     if (!change || !passed || this.running.has(changeId)) return this.run(changeId, actor, hooks);
     const read = await ctx.evidence.read(changeId);
     const evidence = read.kind === 'ok' ? read.evidence : undefined;
@@ -229,7 +233,9 @@ export class SandboxLane implements Disposable {
       promoted,
       tasks: evidence?.tasks ?? [],
       ...(evidence?.preparation ? { preparation: evidence.preparation } : {}),
-      message: promoted ? `Change ${changeId}: its sandbox tasks had passed; it moved to Review.` : `Change ${changeId} stays in Sandbox: ${blockedBy}`,
+      message: promoted
+        ? `Change ${changeId}: its sandbox tasks had passed; it moved to Review.`
+        : `Change ${changeId} stays in Sandbox: ${blockedBy}`,
       ...(blockedBy ? { blockedBy } : {}),
     });
     try {
@@ -304,7 +310,12 @@ export class SandboxLane implements Disposable {
             ? new SandboxError('refused', describeRefusals(check))
             : undefined;
       if (refusal) {
-        await ctx.audit.append({ actor: EXTENSION_ACTOR, action: 'sandbox.prepare', changeId, details: { isolation, outcome: 'refused', kind: refusal.kind, file: source.devcontainer.path, reason: refusal.message } });
+        await ctx.audit.append({
+          actor: EXTENSION_ACTOR,
+          action: 'sandbox.prepare',
+          changeId,
+          details: { isolation, outcome: 'refused', kind: refusal.kind, file: source.devcontainer.path, reason: refusal.message },
+        });
         throw refusal;
       }
     }
@@ -319,14 +330,37 @@ export class SandboxLane implements Disposable {
       hooks.onProgress?.({ kind: 'promoted', to: 'sandbox' });
     }
     const headSha = current.headSha;
-    current = await ctx.store.update(changeId, (c) => ({ ...c, sandbox: { verdict: 'running', at: new Date().toISOString(), ...(headSha ? { headSha } : {}), failedTasks: [] } }));
+    current = await ctx.store.update(changeId, (c) => ({
+      ...c,
+      sandbox: { verdict: 'running', at: new Date().toISOString(), ...(headSha ? { headSha } : {}), failedTasks: [] },
+    }));
 
     try {
-      return await this.execute({ change: current, actor, signal, hooks, evidence, source, tasks, mergeNotes, sandboxPolicy, patterns, sandbox, containerSandbox, notice: selection.notice });
+      return await this.execute({
+        change: current,
+        actor,
+        signal,
+        hooks,
+        evidence,
+        source,
+        tasks,
+        mergeNotes,
+        sandboxPolicy,
+        patterns,
+        sandbox,
+        containerSandbox,
+        notice: selection.notice,
+      });
     } catch (error) {
-      const message = error instanceof SandboxError || error instanceof PolicyDeniedError ? error.message : `The sandbox run failed unexpectedly: ${(error as Error).message}. See the log, then run the tasks again.`;
+      const message =
+        error instanceof SandboxError || error instanceof PolicyDeniedError
+          ? error.message
+          : `The sandbox run failed unexpectedly: ${(error as Error).message}. See the log, then run the tasks again.`;
       await ctx.store
-        .update(changeId, (c) => ({ ...c, sandbox: { verdict: 'error', at: new Date().toISOString(), ...(headSha ? { headSha } : {}), failedTasks: [], message } }))
+        .update(changeId, (c) => ({
+          ...c,
+          sandbox: { verdict: 'error', at: new Date().toISOString(), ...(headSha ? { headSha } : {}), failedTasks: [], message },
+        }))
         .catch((again: unknown) => ctx.logger.error(`Recording the sandbox error of change ${changeId}`, again));
       throw error;
     }
@@ -340,10 +374,17 @@ export class SandboxLane implements Disposable {
       head = (await git(change.worktreePath, ['rev-parse', 'HEAD'])).stdout.trim();
       dirty = (await git(change.worktreePath, ['status', '--porcelain', '--untracked-files=no'])).stdout.trimEnd();
     } catch {
-      throw new SandboxInputError(`The worktree ${change.worktreePath} of change ${change.id} is missing or broken; restore it ("Lanes: Reconcile Worktrees") or discard the change.`);
+      throw new SandboxInputError(
+        `The worktree ${change.worktreePath} of change ${change.id} is missing or broken; restore it ("Lanes: Reconcile Worktrees") or discard the change.`,
+      );
     }
     if (dirty) {
-      const files = dirty.split('\n').filter(Boolean).slice(0, 3).map((line) => line.slice(3)).join(', ');
+      const files = dirty
+        .split('\n')
+        .filter(Boolean)
+        .slice(0, 3)
+        .map((line) => line.slice(3))
+        .join(', ');
       throw new SandboxInputError(
         `The worktree of change ${change.id} has uncommitted edits (${files}); the sandbox tests the committed change only. ${change.lane === 'draft' ? 'Record them with "Lanes: Finish Draft", or undo them.' : 'Undo them, or send the change back to Draft.'}`,
       );
@@ -356,7 +397,12 @@ export class SandboxLane implements Disposable {
   }
 
   /** Asks policy before a side effect; a block comes back as its explanation instead of an exception. */
-  private async allowed(action: PolicyAction, change: Change, actor: Actor, isolation: 'container' | 'process'): Promise<string | undefined> {
+  private async allowed(
+    action: PolicyAction,
+    change: Change,
+    actor: Actor,
+    isolation: 'container' | 'process',
+  ): Promise<string | undefined> {
     const read = await this.ctx.evidence.read(change.id);
     const facts = changeFacts(change, read.kind === 'ok' ? read.evidence : undefined, { isolation });
     try {
@@ -419,12 +465,23 @@ export class SandboxLane implements Disposable {
         details: {
           isolation,
           ...(prep
-            ? { outcome: prep.outcome, networkMode: prep.networkMode, reachable: prep.reachable, commands: prep.commands.length, durationMs: Math.round(prep.durationMs), ...(prep.logDigest ? { logDigest: prep.logDigest } : {}) }
+            ? {
+                outcome: prep.outcome,
+                networkMode: prep.networkMode,
+                reachable: prep.reachable,
+                commands: prep.commands.length,
+                durationMs: Math.round(prep.durationMs),
+                ...(prep.logDigest ? { logDigest: prep.logDigest } : {}),
+              }
             : { outcome: 'none' }),
           ...extra,
         },
       });
-    const skipRest = (from: number, reason: string, base?: { isolation: 'container' | 'process'; networkMode: string; image?: string; imageId?: string }) => {
+    const skipRest = (
+      from: number,
+      reason: string,
+      base?: { isolation: 'container' | 'process'; networkMode: string; image?: string; imageId?: string },
+    ) => {
       for (const task of run.tasks.slice(from)) results.push(skippedTask(task, base ?? { isolation, networkMode: 'none' }, reason));
     };
 
@@ -448,8 +505,18 @@ export class SandboxLane implements Disposable {
             ...(output('prepare') ? { onOutput: output('prepare') } : {}),
           });
           preparation = handle.preparation;
-          await auditPreparation(preparation, { image: handle.image, imageId: handle.imageId, taskNetwork: handle.networkMode, reused: handle.reused });
-          const sandboxInfo = { isolation: 'container' as const, networkMode: handle.networkMode, image: handle.image, imageId: handle.imageId };
+          await auditPreparation(preparation, {
+            image: handle.image,
+            imageId: handle.imageId,
+            taskNetwork: handle.networkMode,
+            reused: handle.reused,
+          });
+          const sandboxInfo = {
+            isolation: 'container' as const,
+            networkMode: handle.networkMode,
+            image: handle.image,
+            imageId: handle.imageId,
+          };
           for (const [index, task] of run.tasks.entries()) {
             if (signal.aborted) {
               skipRest(index, 'Not run: the run was cancelled.', sandboxInfo);
@@ -502,7 +569,8 @@ export class SandboxLane implements Disposable {
               signal,
               redactionPatterns: run.patterns,
               onTaskOutput: (id, text) => hooks.onTaskOutput?.(id, text),
-              onProgress: (progress) => hooks.onProgress?.(progress.kind === 'preparing' ? progress : { ...progress, index, total: run.tasks.length }),
+              onProgress: (progress) =>
+                hooks.onProgress?.(progress.kind === 'preparing' ? progress : { ...progress, index, total: run.tasks.length }),
             });
             if (!prepared) {
               preparation = result.preparation;
@@ -556,7 +624,9 @@ export class SandboxLane implements Disposable {
         } catch (error) {
           if (!(error instanceof SandboxError)) throw error;
           ctx.logger.warn(`Change ${changeId}: the base-commit run failed: ${error.message}`);
-          baseNotes.push(`The test tasks could not run on the base commit (${error.message}); whether they fail without the change is not known.`);
+          baseNotes.push(
+            `The test tasks could not run on the base commit (${error.message}); whether they fail without the change is not known.`,
+          );
         }
       }
     }
@@ -605,18 +675,28 @@ export class SandboxLane implements Disposable {
       message = `Cancelled: ${tasks.filter((task) => task.outcome === 'passed').length} of ${tasks.length} task(s) had passed; run the tasks again to get a verdict.`;
     } else if (requiredNotPassed.some((task) => task.outcome === 'error')) {
       verdict = 'error';
-      message = requiredNotPassed.find((task) => task.outcome === 'error')?.message ?? 'The sandbox failed during a task; run the tasks again.';
+      message =
+        requiredNotPassed.find((task) => task.outcome === 'error')?.message ?? 'The sandbox failed during a task; run the tasks again.';
     } else if (requiredNotPassed.length > 0) {
       verdict = 'failed';
       message = `Required task${requiredNotPassed.length === 1 ? '' : 's'} did not pass: ${requiredNotPassed.map((task) => `${task.id} (${outcomeWords(task)})`).join(', ')}; the change stays in Sandbox. Fix it in Draft or look at the task log.${optionalNote}`;
     } else {
       verdict = 'passed';
-      message = run.tasks.length === 0 ? 'No tasks to run (none required by policy or .lanes/lanes.yaml).' : `${tasks.filter((task) => task.required).length} required task(s) passed.${optionalNote}`;
+      message =
+        run.tasks.length === 0
+          ? 'No tasks to run (none required by policy or .lanes/lanes.yaml).'
+          : `${tasks.filter((task) => task.required).length} required task(s) passed.${optionalNote}`;
     }
     const headSha = change.headSha;
     let updated = await ctx.store.update(changeId, (c) => ({
       ...c,
-      sandbox: { verdict, at: new Date().toISOString(), ...(headSha ? { headSha } : {}), failedTasks: requiredNotPassed.map((task) => task.id), message },
+      sandbox: {
+        verdict,
+        at: new Date().toISOString(),
+        ...(headSha ? { headSha } : {}),
+        failedTasks: requiredNotPassed.map((task) => task.id),
+        message,
+      },
     }));
 
     let promoted = false;
@@ -626,7 +706,12 @@ export class SandboxLane implements Disposable {
         await decide(ctx, 'gate.sandboxToReview', changeFacts(updated, updatedEvidence), updated, actor);
         const moved = await ctx.store.transition(changeId, 'promote', actor);
         if (moved.ok) {
-          await ctx.audit.append({ actor, action: 'lane.transition', changeId, details: { event: 'promote', from: 'sandbox', to: 'review' } });
+          await ctx.audit.append({
+            actor,
+            action: 'lane.transition',
+            changeId,
+            details: { event: 'promote', from: 'sandbox', to: 'review' },
+          });
           updated = moved.change;
           promoted = true;
           hooks.onProgress?.({ kind: 'promoted', to: 'review' });
@@ -660,7 +745,13 @@ export class SandboxLane implements Disposable {
   /** The sandbox for this run; a container sandbox is kept while the settings stay the same (one queue, no re-detection). */
   private async select(policy: SandboxPolicy, patterns: readonly SecretPattern[], patternKey: string): Promise<SandboxSelection> {
     const settings = this.settings();
-    const key = JSON.stringify([settings.engine, settings.defaultImage, settings.devcontainerCliPath ?? '', settings.extensionRoot ?? '', patternKey]);
+    const key = JSON.stringify([
+      settings.engine,
+      settings.defaultImage,
+      settings.devcontainerCliPath ?? '',
+      settings.extensionRoot ?? '',
+      patternKey,
+    ]);
     if (this.cached?.key === key) {
       const selection = await this.cached.selection;
       if (selection.ok && selection.containerSandbox) return selection;
@@ -701,7 +792,10 @@ export class SandboxLane implements Disposable {
     this.stop(change.id);
     const reason = change.closedReason ?? 'closed';
     const work = this.removeContainers(change.id, EXTENSION_ACTOR, reason).catch((error: unknown) =>
-      this.ctx.logger.error(`Removing the sandbox container of change ${change.id} (${reason}) failed; "Lanes: Clean Up Sandbox Containers" offers it again`, error),
+      this.ctx.logger.error(
+        `Removing the sandbox container of change ${change.id} (${reason}) failed; "Lanes: Clean Up Sandbox Containers" offers it again`,
+        error,
+      ),
     );
     this.cleanups.add(work);
     void work.finally(() => this.cleanups.delete(work));
@@ -735,7 +829,9 @@ export class SandboxLane implements Disposable {
   /** Changes this repository created containers for (their state files). */
   private async stateChangeIds(): Promise<Set<string>> {
     const names = await readdir(join(this.stateDir, 'containers')).catch(() => [] as string[]);
-    return new Set(names.map((name) => /^([0-9a-f]{8})-(?:change|base)\.json$/.exec(name)?.[1]).filter((id): id is string => id !== undefined));
+    return new Set(
+      names.map((name) => /^([0-9a-f]{8})-(?:change|base)\.json$/.exec(name)?.[1]).filter((id): id is string => id !== undefined),
+    );
   }
 
   /**
@@ -753,9 +849,20 @@ export class SandboxLane implements Disposable {
     const orphans: SandboxOrphan[] = [];
     for (const container of await engine.listSandboxContainers()) {
       const change = byId.get(container.changeId);
-      if (change?.lane === 'closed') orphans.push({ container, changeId: container.changeId, reason: `change ${change.id} is ${change.closedReason ?? 'closed'}` });
-      else if (!change && created.has(container.changeId)) orphans.push({ container, changeId: container.changeId, reason: `change ${container.changeId} has no record in this repository any more` });
-      else if (change && container.role === 'base' && !this.running.has(change.id)) orphans.push({ container, changeId: change.id, reason: `a base-commit container of change ${change.id} left by a run that did not finish` });
+      if (change?.lane === 'closed')
+        orphans.push({ container, changeId: container.changeId, reason: `change ${change.id} is ${change.closedReason ?? 'closed'}` });
+      else if (!change && created.has(container.changeId))
+        orphans.push({
+          container,
+          changeId: container.changeId,
+          reason: `change ${container.changeId} has no record in this repository any more`,
+        });
+      else if (change && container.role === 'base' && !this.running.has(change.id))
+        orphans.push({
+          container,
+          changeId: change.id,
+          reason: `a base-commit container of change ${change.id} left by a run that did not finish`,
+        });
     }
     return orphans;
   }
@@ -763,7 +870,8 @@ export class SandboxLane implements Disposable {
   /** Removes what findOrphans found, audited. */
   async removeOrphans(orphans: readonly SandboxOrphan[], actor: Actor): Promise<number> {
     let removed = 0;
-    for (const changeId of new Set(orphans.map((orphan) => orphan.changeId))) removed += await this.removeContainers(changeId, actor, 'orphan');
+    for (const changeId of new Set(orphans.map((orphan) => orphan.changeId)))
+      removed += await this.removeContainers(changeId, actor, 'orphan');
     return removed;
   }
 
@@ -778,7 +886,11 @@ export class SandboxLane implements Disposable {
       marked.push(
         await this.ctx.store.update(change.id, (c) => ({
           ...c,
-          sandbox: { ...c.sandbox!, verdict: 'error', message: 'The sandbox run was interrupted (the window closed or crashed); run the tasks again.' },
+          sandbox: {
+            ...c.sandbox!,
+            verdict: 'error',
+            message: 'The sandbox run was interrupted (the window closed or crashed); run the tasks again.',
+          },
         })),
       );
     }
