@@ -11,7 +11,7 @@ import { DraftCommands } from './draft/draftCommands';
 import { GIT_CONTENT_SCHEME, GitContentProvider } from './gitContent';
 import { registerLanguageModelTools } from './draft/lmTools';
 import { type ReviewController, registerReview } from './review';
-import { createReviewDeps } from './review/reviewDeps';
+import { reviewerLookup } from './review/reviewer';
 import { type SandboxCommands, registerSandbox } from './sandbox/sandboxCommands';
 import { type PullRequestCommands, registerPullRequests } from './pullRequest/pullRequestCommands';
 import { registerPolicyCommands } from './policy/policyCommands';
@@ -82,7 +82,13 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
   registerCommands(context, { logger, channel, registry, tree, statusBar, policy, drafts });
   registerPolicyCommands(context, { logger, registry, policy, drafts, view });
   registerAuditCommands(context, { logger, registry, policy, drafts });
-  const review = registerReview(context, createReviewDeps(logger, registry));
+  const reviewer = reviewerLookup(logger);
+  const review = registerReview(context, {
+    logger,
+    registry,
+    laneFor: (repo) => repo.lanes.review,
+    reviewer: (repo) => reviewer(repo.root),
+  });
   tree.setReviewGlance((repo, change) => review.glance(repo, change).text);
   context.subscriptions.push({ dispose: review.onDidChangeGlance(() => tree.refresh()).dispose });
   const pullRequests = registerPullRequests(context, { logger, registry, policy, drafts, view, trusted });

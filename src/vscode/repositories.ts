@@ -9,6 +9,7 @@ import { JsonFilePersistence } from '../infra/storage/fileStore';
 import { probeRepository } from '../infra/git/repository';
 import { DraftLane } from '../infra/lanes/draft/draftLane';
 import type { LaneContext } from '../infra/lanes/laneContext';
+import { ReviewLane } from '../infra/lanes/review/reviewLane';
 import type { PolicyService } from '../infra/policy/policyService';
 import { RepoStorage } from '../infra/storage/repoStorage';
 
@@ -30,6 +31,7 @@ export interface RepoContext {
 export interface RepoLanes {
   readonly context: LaneContext;
   readonly draft: DraftLane;
+  readonly review: ReviewLane;
 }
 
 /** A workspace folder that cannot have lanes, and why. */
@@ -157,6 +159,7 @@ export class RepositoryRegistry implements vscode.Disposable {
     const audit = await AuditLog.open(storage.auditFile, { repoKey: storage.repoKey, logger: this.logger });
     if (audit.repairedOnOpen) this.logger.warn(`Audit log of ${root}: ${audit.repairedOnOpen.message}`);
     const context: LaneContext = { repoRoot: root, storage, store, evidence, audit, policy: this.policy, logger: this.logger };
+    const draft = new DraftLane(context);
     const repo: RepoContext = {
       root,
       name: root.split(/[\\/]/).pop() ?? root,
@@ -164,7 +167,7 @@ export class RepositoryRegistry implements vscode.Disposable {
       storage,
       store,
       evidence,
-      lanes: { context, draft: new DraftLane(context) },
+      lanes: { context, draft, review: new ReviewLane(context, draft) },
     };
     try {
       await store.load();

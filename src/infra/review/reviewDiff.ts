@@ -3,6 +3,7 @@ import { copyFile, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { parsePatch } from 'diff';
+import { LaneError } from '../../core/errors';
 import { GIT_STATUS_WORDS, type NumstatEntry, type RawDiffEntry, diffHash, parseRawNumstat } from '../../core/draft/diffAnalysis';
 import { MAX_RENDERED_BYTES_PER_FILE, MAX_RENDERED_LINE_LENGTH, MAX_RENDERED_LINES_PER_FILE } from '../../core/review/reviewModel';
 import type { FileDiff, FileEntry } from '../../core/review/reviewProtocol';
@@ -44,10 +45,9 @@ export interface ReviewDiffListing {
   totals: { files: number; additions: number; deletions: number };
 }
 
-export class WorktreeMissingError extends Error {
-  override name = 'WorktreeMissingError';
+export class WorktreeMissingError extends LaneError {
   constructor(readonly worktreePath: string) {
-    super(`The worktree ${worktreePath} no longer exists.`);
+    super('worktreeMissing', `The worktree ${worktreePath} no longer exists.`);
   }
 }
 

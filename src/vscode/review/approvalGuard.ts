@@ -1,12 +1,9 @@
 import * as vscode from 'vscode';
-import { EXTENSION_ACTOR } from '../../core/constants';
 import type { Change } from '../../core/change';
 import { Emitter } from '../../core/events';
-import { hashEvidence } from '../../core/evidence';
 import { EvidenceStore } from '../../infra/storage/evidenceStore';
 import type { RepoContext } from '../repositories';
-import type { ReviewDeps } from './deps';
-import { pathExists } from '../../infra/storage/fileStore';
+import type { ReviewServices } from './panel';
 
 const CHECK_DELAY_MS = 400;
 
@@ -33,9 +30,10 @@ function applies(change: Change | undefined): change is Change & { approval: Non
 
 /**
  * Keeps every approval honest: while a change in Review holds an approval, its
- * worktree and its evidence file are watched, and any event is re-checked
- * against the hashes the approval was given for. A change that alters the
- * diff or the evidence (not a mere touch) invalidates the approval, visibly.
+ * worktree and its evidence file are watched, and after any event (debounced)
+ * the repository's Review lane checks the approval against the hashes it was
+ * given for. A change that alters the diff or the evidence (not a mere touch)
+ * invalidates the approval, visibly.
  */
 export class ApprovalGuard implements vscode.Disposable {
   private readonly watched = new Map<string, Watched>();
@@ -45,18 +43,18 @@ export class ApprovalGuard implements vscode.Disposable {
   readonly onDidInvalidate = this.invalidated.event;
 
   constructor(
-    private readonly deps: ReviewDeps,
+    private readonly services: ReviewServices,
     private readonly onOpenReview: (repo: RepoContext, changeId: string) => void,
   ) {
     // The registry fires after discovery and after every store change.
-    this.subscription = deps.registry.onDidChange(() => this.reconcile());
-    if (deps.registry.hasDiscovered) this.reconcile();
+    this.subscription = services.registry.onDidChange(() => this.reconcile());
+    if (services.registry.hasDiscovered) this.reconcile();
   }
 
   /** Starts and stops watches so that exactly the live approvals are watched. */
   reconcile(): void {
     const live = new Set<string>();
-    for (const repo of this.deps.registry.repositories()) {
+    for (const repo of this.services.registry.repositories()) {
       for (const change of repo.store.all()) {
         if (!applies(change)) continue;
         const key = `${repo.root}\0${change.id}\0${change.approval.at}`;
@@ -95,7 +93,7 @@ export class ApprovalGuard implements vscode.Disposable {
     evidence.onDidDelete(onEvidenceEvent);
     entry.disposables.push(worktree, evidence);
     this.watched.set(key, entry);
-    this.deps.logger.debug(`Watching the approval of change ${change.id} (${change.worktreePath})`);
+    this.services.logger.debug(`Watching the approval of change ${change.id} (${change.worktreePath})`);
     // Whatever happened between the approval (or the last session) and now.
     this.schedule(entry, 'watch started');
   }
@@ -113,90 +111,27 @@ export class ApprovalGuard implements vscode.Disposable {
       entry.running = entry.running
         .then(() => this.check(entry.repo, entry.changeId, trigger))
         .catch((error: unknown) => {
-          this.deps.logger.error(`Could not check the approval of change ${entry.changeId}`, error);
+          this.services.logger.error(`Could not check the approval of change ${entry.changeId}`, error);
         });
     }, CHECK_DELAY_MS);
   }
 
   /**
-   * Checks one change's approval against its worktree and evidence now;
-   * invalidates it when either no longer matches. Returns the reason, or
+   * Asks the repository's Review lane to check one change's approval now;
+   * tells the reviewer when it was invalidated. Returns the reason, or
    * undefined when the approval still holds (or there is none to check).
    */
   async check(repo: RepoContext, changeId: string, trigger = 'check'): Promise<string | undefined> {
-    const change = repo.store.get(changeId);
-    if (!applies(change)) return undefined;
-    const approval = change.approval;
-    let reason: string | undefined;
-    let currentDiffHash: string | undefined;
-    if (!(await pathExists(change.worktreePath))) {
-      reason = `the worktree ${change.worktreePath} was removed`;
-    } else {
-      try {
-        currentDiffHash = await this.deps.currentDiffHash(repo, change);
-        if (currentDiffHash !== approval.diffHash) reason = 'the worktree changed after the approval';
-      } catch (error) {
-        // Fail closed: what cannot be checked is not approved.
-        reason = `the worktree could not be checked (${(error as Error).message.split('\n')[0]})`;
-      }
-    }
-    if (!reason) {
-      const read = await new EvidenceStore(repo.storage).read(changeId);
-      if (read.kind === 'missing') reason = 'the evidence was removed';
-      else if (read.kind === 'invalid') reason = 'the evidence file no longer passes validation';
-      else if (hashEvidence(read.evidence) !== approval.evidenceHash) reason = 'the evidence changed after the approval';
-    }
-    if (!reason) {
-      this.deps.logger.debug(`The approval of change ${changeId} still holds (${trigger}).`);
-      return undefined;
-    }
-    await this.invalidate(repo, change, reason, { trigger, ...(currentDiffHash ? { currentDiffHash } : {}) });
-    return reason;
-  }
-
-  private async invalidate(
-    repo: RepoContext,
-    change: Change & { approval: NonNullable<Change['approval']> },
-    reason: string,
-    details: Record<string, unknown>,
-  ): Promise<void> {
-    const approval = change.approval;
-    const at = new Date().toISOString();
-    let changed = false;
-    await repo.store.update(change.id, (current) => {
-      // Only the approval that was checked; a newer one is checked on its own.
-      if (current.approval && current.approval.at === approval.at && !current.approval.invalidated) {
-        current.approval = { ...current.approval, invalidated: { at, reason } };
-        changed = true;
-      }
-      return current;
-    });
-    if (!changed) return;
-    this.deps.logger.warn(`The approval of change ${change.id} by ${approval.by} no longer holds: ${reason}.`);
-    await this.deps
-      .audit(
-        repo,
-        'approval.invalidated',
-        change.id,
-        {
-          reason,
-          approvedBy: approval.by,
-          approvedAt: approval.at,
-          diffHash: approval.diffHash,
-          evidenceHash: approval.evidenceHash,
-          ...details,
-        },
-        EXTENSION_ACTOR,
-      )
-      .catch((error: unknown) =>
-        this.deps.logger.error(`Could not record the invalidated approval of change ${change.id} in the audit log`, error),
-      );
-    this.invalidated.fire({ repo, changeId: change.id, reason });
+    const invalidation = await this.services.laneFor(repo).checkApproval(changeId, trigger);
+    if (!invalidation) return undefined;
+    const { change, reason } = invalidation;
+    this.invalidated.fire({ repo, changeId, reason });
     void vscode.window
       .showWarningMessage(`The approval of "${change.title}" no longer holds: ${reason}. Review it again.`, 'Open Review')
       .then((choice) => {
-        if (choice === 'Open Review') this.onOpenReview(repo, change.id);
+        if (choice === 'Open Review') this.onOpenReview(repo, changeId);
       });
+    return reason;
   }
 
   dispose(): void {

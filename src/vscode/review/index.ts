@@ -8,12 +8,11 @@ import { reportError } from '../logger';
 import type { RepoContext } from '../repositories';
 import { ApprovalGuard } from './approvalGuard';
 import { REVIEW_CONTENT_SCHEME, ReviewContentProvider } from './contentProvider';
-import type { GateVerdict, ReviewDeps } from './deps';
+import type { GateVerdict } from '../../infra/lanes/review/reviewLane';
 import { reviewWebviewOptions, staticMessageHtml } from './html';
-import { ReviewPanel } from './panel';
+import { ReviewPanel, type ReviewServices } from './panel';
 
-export type { GateVerdict, ReviewAuditAction, ReviewDeps } from './deps';
-export { ReviewPanel, ReviewRefusal } from './panel';
+export { ReviewPanel, type ReviewServices } from './panel';
 export { ApprovalGuard } from './approvalGuard';
 
 export const OPEN_REVIEW_COMMAND = 'agentLanes.openReview';
@@ -39,9 +38,9 @@ export class ReviewController implements vscode.Disposable {
 
   constructor(
     private readonly extensionUri: vscode.Uri,
-    private readonly deps: ReviewDeps,
+    private readonly services: ReviewServices,
   ) {
-    this.approvals = new ApprovalGuard(deps, (repo, changeId) => void this.openReview(repo, changeId));
+    this.approvals = new ApprovalGuard(services, (repo, changeId) => void this.openReview(repo, changeId));
   }
 
   private static key(repoRoot: string, changeId: string): string {
@@ -67,7 +66,7 @@ export class ReviewController implements vscode.Disposable {
     }
     const change = repo.store.get(changeId);
     if (!change) {
-      void reportError(this.deps.logger, `There is no change ${changeId} in ${repo.name}; refresh the Lanes view and try again.`);
+      void reportError(this.services.logger, `There is no change ${changeId} in ${repo.name}; refresh the Lanes view and try again.`);
       return undefined;
     }
     const panel = vscode.window.createWebviewPanel(
@@ -80,7 +79,7 @@ export class ReviewController implements vscode.Disposable {
   }
 
   private attach(panel: vscode.WebviewPanel, repo: RepoContext, changeId: string): ReviewPanel {
-    const review = new ReviewPanel(panel, repo, changeId, this.deps, this.extensionUri);
+    const review = new ReviewPanel(panel, repo, changeId, this.services, this.extensionUri);
     const key = ReviewController.key(repo.root, changeId);
     this.panels.set(key, review);
     review.onDidDispose(() => {
@@ -127,11 +126,13 @@ export class ReviewController implements vscode.Disposable {
   private async evaluateInBackground(repo: RepoContext, change: Change, key: string): Promise<void> {
     try {
       const read = await new EvidenceStore(repo.storage).read(change.id);
-      const verdict = await this.deps.evaluateGate(repo, change, read.kind === 'ok' ? read.evidence : undefined);
+      const verdict = await this.services.laneFor(repo).evaluateGate(change, read.kind === 'ok' ? read.evidence : undefined);
       this.verdicts.set(key, { updatedAt: change.updatedAt, verdict });
       this.glanceChanged.fire();
     } catch (error) {
-      this.deps.logger.warn(`Could not evaluate the review gate of change ${change.id} for the Lanes view: ${(error as Error).message}`);
+      this.services.logger.warn(
+        `Could not evaluate the review gate of change ${change.id} for the Lanes view: ${(error as Error).message}`,
+      );
     } finally {
       this.pendingVerdicts.delete(key);
     }
@@ -139,25 +140,25 @@ export class ReviewController implements vscode.Disposable {
 
   /** The command: a tree node, `{ repoRoot, changeId }`, or nothing (then a picker of the changes in Review). */
   async openFromCommand(arg?: unknown): Promise<boolean> {
-    await this.deps.registry.ensureDiscovered();
+    await this.services.registry.ensureDiscovered();
     const target = this.targetOf(arg);
     if (target === 'invalid') {
-      this.deps.logger.warn(`Lanes: Open Review was given an argument it does not understand: ${safeDescribe(arg)}`);
+      this.services.logger.warn(`Lanes: Open Review was given an argument it does not understand: ${safeDescribe(arg)}`);
       void reportError(
-        this.deps.logger,
+        this.services.logger,
         'Lanes: Open Review did not understand what to open. Run it from the Lanes view or from the Command Palette.',
       );
       return false;
     }
     if (target) {
-      const repo = this.deps.registry.byRoot(target.repoRoot);
+      const repo = this.services.registry.byRoot(target.repoRoot);
       if (!repo) {
-        void reportError(this.deps.logger, `${target.repoRoot} is not a repository of this workspace; open its folder first.`);
+        void reportError(this.services.logger, `${target.repoRoot} is not a repository of this workspace; open its folder first.`);
         return false;
       }
       return (await this.openReview(repo, target.changeId)) !== undefined;
     }
-    const candidates = this.deps.registry.repositories().flatMap((repo) =>
+    const candidates = this.services.registry.repositories().flatMap((repo) =>
       repo.store
         .all()
         .filter((change) => change.lane === 'review')
@@ -167,7 +168,7 @@ export class ReviewController implements vscode.Disposable {
       void vscode.window.showInformationMessage('No change is waiting in Review. Changes arrive there when their sandbox tasks pass.');
       return false;
     }
-    const many = this.deps.registry.repositories().length > 1;
+    const many = this.services.registry.repositories().length > 1;
     const picked = await vscode.window.showQuickPick(
       candidates.map(({ repo, change }) => ({
         label: change.title,
@@ -201,13 +202,13 @@ export class ReviewController implements vscode.Disposable {
   async restore(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
     const parsed = ReviewPanelStateSchema.safeParse(state);
     const fail = (message: string) => {
-      this.deps.logger.warn(`Could not restore a review panel: ${message}`);
+      this.services.logger.warn(`Could not restore a review panel: ${message}`);
       panel.webview.options = { enableScripts: false, localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'media')] };
       panel.webview.html = staticMessageHtml(panel.webview, this.extensionUri, 'Review unavailable', message);
     };
     if (!parsed.success) return fail('This review cannot be restored. Open it again from the Lanes view.');
-    await this.deps.registry.ensureDiscovered();
-    const repo = this.deps.registry.byRoot(parsed.data.repoRoot);
+    await this.services.registry.ensureDiscovered();
+    const repo = this.services.registry.byRoot(parsed.data.repoRoot);
     if (!repo) return fail(`${parsed.data.repoRoot} is no longer a repository of this workspace, so its review cannot be shown.`);
     if (!repo.store.get(parsed.data.changeId)) return fail(`Change ${parsed.data.changeId} no longer exists in ${repo.name}.`);
     const existing = this.panelFor(repo.root, parsed.data.changeId);
@@ -241,15 +242,18 @@ function safeDescribe(value: unknown): string {
  * reviews come back after a reload), and the read-only documents the diff
  * editors show. Returns the controller the rest of the extension talks to.
  */
-export function registerReview(context: vscode.ExtensionContext, deps: ReviewDeps): ReviewController {
-  const controller = new ReviewController(context.extensionUri, deps);
+export function registerReview(context: vscode.ExtensionContext, services: ReviewServices): ReviewController {
+  const controller = new ReviewController(context.extensionUri, services);
   context.subscriptions.push(
     controller,
     vscode.commands.registerCommand(OPEN_REVIEW_COMMAND, (arg?: unknown) => controller.openFromCommand(arg)),
     vscode.window.registerWebviewPanelSerializer(REVIEW_VIEW_TYPE, {
       deserializeWebviewPanel: (panel, state) => controller.restore(panel, state),
     }),
-    vscode.workspace.registerTextDocumentContentProvider(REVIEW_CONTENT_SCHEME, new ReviewContentProvider(deps.registry, deps.logger)),
+    vscode.workspace.registerTextDocumentContentProvider(
+      REVIEW_CONTENT_SCHEME,
+      new ReviewContentProvider(services.registry, services.logger),
+    ),
   );
   return controller;
 }

@@ -11,11 +11,12 @@ import {
   type WebviewRequest,
   parseWebviewMessage,
 } from '../../core/review/reviewProtocol';
+import type { Logger } from '../../core/logger';
+import { type GateVerdict, type ReviewLane, ReviewRefusal } from '../../infra/lanes/review/reviewLane';
 import { EvidenceStore } from '../../infra/storage/evidenceStore';
-import { type ReviewDiffListing, listReviewDiff, loadFileDiffs, resolveReviewHead } from '../../infra/review/reviewDiff';
-import type { RepoContext } from '../repositories';
+import { type ReviewDiffListing, listReviewDiff, loadFileDiffs, resolveReviewHead, worktreeDiffHash } from '../../infra/review/reviewDiff';
+import type { RepoContext, RepositoryRegistry } from '../repositories';
 import { reviewContentUri } from './contentProvider';
-import type { GateVerdict, ReviewDeps } from './deps';
 import { reviewHtml, reviewWebviewOptions } from './html';
 import { pathExists } from '../../infra/storage/fileStore';
 
@@ -24,9 +25,14 @@ const WORKTREE_CHECK_DELAY_MS = 500;
 /** Invalid messages beyond this many are counted, not each logged. */
 const LOGGED_IGNORES = 20;
 
-/** A refusal the reviewer reads: no stack, no "see the log". */
-export class ReviewRefusal extends Error {
-  override name = 'ReviewRefusal';
+/** What the review needs from the extension: the repository's Review lane, and who the reviewer is. */
+export interface ReviewServices {
+  readonly logger: Logger;
+  readonly registry: RepositoryRegistry;
+  /** The Review lane of a repository: every rule of an approval lives there. */
+  laneFor(repo: RepoContext): ReviewLane;
+  /** Who the reviewer is in a repository; undefined when it cannot be told. */
+  reviewer(repo: RepoContext): Promise<string | undefined>;
 }
 
 /** Everything a review model is made from, read fresh. */
@@ -80,7 +86,7 @@ export class ReviewPanel implements vscode.Disposable {
     readonly panel: vscode.WebviewPanel,
     readonly repo: RepoContext,
     readonly changeId: string,
-    private readonly deps: ReviewDeps,
+    private readonly services: ReviewServices,
     extensionUri: vscode.Uri,
   ) {
     const change = repo.store.get(changeId);
@@ -122,12 +128,16 @@ export class ReviewPanel implements vscode.Disposable {
     void this.lookUpIdentity();
   }
 
+  private get lane(): ReviewLane {
+    return this.services.laneFor(this.repo);
+  }
+
   private async lookUpIdentity(): Promise<void> {
     let value: string | undefined;
     try {
-      value = await this.deps.whoAmI(this.repo);
+      value = await this.services.reviewer(this.repo);
     } catch (error) {
-      this.deps.logger.warn(`Could not tell who the reviewer is: ${firstLine(error)}`);
+      this.services.logger.warn(`Could not tell who the reviewer is: ${firstLine(error)}`);
     }
     this.identity = { settled: true, value };
     const facts = this.facts;
@@ -193,7 +203,7 @@ export class ReviewPanel implements vscode.Disposable {
         return facts;
       },
       (error: unknown) => {
-        this.deps.logger.error(`Could not build the review of change ${this.changeId}`, error);
+        this.services.logger.error(`Could not build the review of change ${this.changeId}`, error);
         this.post({
           type: 'notice',
           level: 'error',
@@ -219,9 +229,9 @@ export class ReviewPanel implements vscode.Disposable {
     const gate = await this.evaluateGate(change, evidence);
     let forbidSelfApproval = true;
     try {
-      forbidSelfApproval = this.deps.forbidSelfApproval(this.repo);
+      forbidSelfApproval = await this.lane.forbidsSelfApproval(change);
     } catch (error) {
-      this.deps.logger.error('Could not read whether policy forbids self-approval; treating it as forbidden', error);
+      this.services.logger.error('Could not read whether policy forbids self-approval; treating it as forbidden', error);
     }
     return { change, evidence, listing, gate, approver, approverPending, forbidSelfApproval, worktreeExists };
   }
@@ -230,10 +240,10 @@ export class ReviewPanel implements vscode.Disposable {
     try {
       const read = await new EvidenceStore(this.repo.storage).read(this.changeId);
       if (read.kind === 'ok') return { kind: 'ok', evidence: read.evidence, hash: hashEvidence(read.evidence) };
-      if (read.kind === 'invalid') this.deps.logger.warn(`Review of ${this.changeId}: ${read.message}`);
+      if (read.kind === 'invalid') this.services.logger.warn(`Review of ${this.changeId}: ${read.message}`);
       return read;
     } catch (error) {
-      this.deps.logger.error(`Could not read the evidence of change ${this.changeId}`, error);
+      this.services.logger.error(`Could not read the evidence of change ${this.changeId}`, error);
       return { kind: 'invalid', message: `The evidence file could not be read (${firstLine(error)}).` };
     }
   }
@@ -247,7 +257,7 @@ export class ReviewPanel implements vscode.Disposable {
       this.listingCache = listing;
       return listing;
     } catch (error) {
-      this.deps.logger.error(`Could not list the diff of change ${change.id}`, error);
+      this.services.logger.error(`Could not list the diff of change ${change.id}`, error);
       return {
         error: `git could not list the diff of ${change.baseSha.slice(0, 10)}..${(change.headSha ?? change.branch).slice(0, 10)}: ${firstLine(error)}`,
       };
@@ -256,9 +266,9 @@ export class ReviewPanel implements vscode.Disposable {
 
   private async evaluateGate(change: Change, evidence: EvidenceSource): Promise<GateVerdict> {
     try {
-      return await this.deps.evaluateGate(this.repo, change, evidence.kind === 'ok' ? evidence.evidence : undefined);
+      return await this.lane.evaluateGate(change, evidence.kind === 'ok' ? evidence.evidence : undefined);
     } catch (error) {
-      this.deps.logger.error(`Could not evaluate the review gate of change ${change.id}`, error);
+      this.services.logger.error(`Could not evaluate the review gate of change ${change.id}`, error);
       return {
         ready: false,
         reasons: [`policy could not be evaluated (${firstLine(error)}); see "Lanes: Show Log"`],
@@ -363,9 +373,9 @@ export class ReviewPanel implements vscode.Disposable {
     if (!stillThere) return;
     let hash: string;
     try {
-      hash = await this.deps.currentDiffHash(this.repo, facts.change);
+      hash = await worktreeDiffHash(facts.change.worktreePath, facts.change.baseSha);
     } catch (error) {
-      this.deps.logger.warn(`Could not compare the worktree of change ${this.changeId} with the review: ${firstLine(error)}`);
+      this.services.logger.warn(`Could not compare the worktree of change ${this.changeId} with the review: ${firstLine(error)}`);
       return;
     }
     const previous = this.worktreeHash;
@@ -385,15 +395,15 @@ export class ReviewPanel implements vscode.Disposable {
     this.panel.webview
       .postMessage(message)
       .then(undefined, (error: unknown) =>
-        this.deps.logger.warn(`Could not send a message to the review of ${this.changeId}: ${firstLine(error)}`),
+        this.services.logger.warn(`Could not send a message to the review of ${this.changeId}: ${firstLine(error)}`),
       );
   }
 
   private ignore(why: string): void {
     this.counters.ignored++;
-    if (this.counters.ignored <= LOGGED_IGNORES) this.deps.logger.warn(`Review of change ${this.changeId}: ignored ${why}.`);
+    if (this.counters.ignored <= LOGGED_IGNORES) this.services.logger.warn(`Review of change ${this.changeId}: ignored ${why}.`);
     else if (this.counters.ignored % 1000 === 0)
-      this.deps.logger.warn(`Review of change ${this.changeId}: ${this.counters.ignored} messages ignored so far.`);
+      this.services.logger.warn(`Review of change ${this.changeId}: ${this.counters.ignored} messages ignored so far.`);
   }
 
   /**
@@ -412,12 +422,12 @@ export class ReviewPanel implements vscode.Disposable {
       case 'ready':
         return this.onReady();
       case 'rendered':
-        this.deps.logger.debug(`Review of ${this.changeId} rendered ${message.files} files in ${message.ms.toFixed(0)} ms`);
+        this.services.logger.debug(`Review of ${this.changeId} rendered ${message.files} files in ${message.ms.toFixed(0)} ms`);
         this.counters.rendered++;
         this.rendered.fire({ files: message.files, ms: message.ms });
         return;
       case 'webviewError':
-        this.deps.logger.error(`The review webview of change ${this.changeId} reported: ${message.message}`);
+        this.services.logger.error(`The review webview of change ${this.changeId} reported: ${message.message}`);
         return;
       default:
         return this.answer(message);
@@ -442,10 +452,10 @@ export class ReviewPanel implements vscode.Disposable {
       this.post({ type: 'response', id: request.id, ok: true, ...result });
     } catch (error) {
       if (error instanceof ReviewRefusal) {
-        this.deps.logger.info(`Review of change ${this.changeId}: ${request.type} refused: ${error.message}`);
+        this.services.logger.info(`Review of change ${this.changeId}: ${request.type} refused: ${error.message}`);
         this.post({ type: 'response', id: request.id, ok: false, error: error.message });
       } else {
-        this.deps.logger.error(`Review of change ${this.changeId}: ${request.type} failed`, error);
+        this.services.logger.error(`Review of change ${this.changeId}: ${request.type} failed`, error);
         this.post({ type: 'response', id: request.id, ok: false, error: `${firstLine(error)}. See "Lanes: Show Log" for details.` });
       }
     }
@@ -529,102 +539,34 @@ export class ReviewPanel implements vscode.Disposable {
   }
 
   private async actor(): Promise<Actor> {
-    const who = await this.deps.whoAmI(this.repo).catch(() => undefined);
+    const who = await this.services.reviewer(this.repo).catch(() => undefined);
     return { type: 'user', id: who ?? 'unknown reviewer' };
   }
 
-  /** Approves exactly what the reviewer was shown, after checking it all again. */
+  /** Approves exactly what the reviewer was shown; the lane checks it all again. */
   private async approve(shownDiffHash: string, shownEvidenceHash: string): Promise<RequestResult> {
+    // Read afresh first, so that a refusal leaves the review showing the state it was refused for.
     const facts = await this.refresh();
     if (!facts) throw new ReviewRefusal(`Change ${this.changeId} no longer exists.`);
-    const listing = 'hash' in facts.listing ? facts.listing : undefined;
-    const evidenceHash = facts.evidence.kind === 'ok' ? facts.evidence.hash : undefined;
-    if (listing && evidenceHash && (listing.hash !== shownDiffHash || evidenceHash !== shownEvidenceHash)) {
-      throw new ReviewRefusal(
-        'The change or its evidence changed while you were reviewing it. The review now shows the new state: look again, then approve.',
-      );
-    }
-    const approver = await this.deps.whoAmI(this.repo).catch(() => undefined);
-    let worktreeDiffHash: string | undefined;
-    if (facts.worktreeExists && listing) {
-      try {
-        worktreeDiffHash = await this.deps.currentDiffHash(this.repo, facts.change);
-      } catch (error) {
-        throw new ReviewRefusal(`The worktree could not be compared with the review (${firstLine(error)}), so nothing was approved.`);
-      }
-    }
+    const approver = await this.services.reviewer(this.repo).catch(() => undefined);
     this.identity = { settled: true, value: approver };
-    const refusal = this.refusalFor({ ...facts, approver, approverPending: false }, worktreeDiffHash);
-    if (refusal || !listing || !evidenceHash || !approver) throw new ReviewRefusal(refusal ?? 'The change cannot be approved now.');
-
-    const approval = { by: approver, at: new Date().toISOString(), diffHash: listing.hash, evidenceHash };
-    await this.repo.store.update(this.changeId, (current) => {
-      if (current.lane !== 'review')
-        throw new ReviewRefusal(`Change ${this.changeId} left Review while it was being approved; nothing was approved.`);
-      if (current.approval && !current.approval.invalidated)
-        throw new ReviewRefusal(`Change ${this.changeId} was approved by ${current.approval.by} meanwhile.`);
-      current.approval = approval;
-      return current;
-    });
-    const actor: Actor = { type: 'user', id: approver };
-    try {
-      await this.deps.audit(
-        this.repo,
-        'review.approve',
-        this.changeId,
-        { diffHash: approval.diffHash, evidenceHash: approval.evidenceHash, policy: facts.gate.policyLabel },
-        actor,
-      );
-    } catch (error) {
-      // An approval the audit trail does not show is not an approval.
-      this.deps.logger.error(`Could not record the approval of change ${this.changeId} in the audit log; withdrawing it`, error);
-      await this.repo.store.update(this.changeId, (current) => {
-        if (current.approval?.at === approval.at) delete current.approval;
-        return current;
-      });
-      throw new ReviewRefusal(
-        `The approval could not be recorded in the audit log (${firstLine(error)}), so it was withdrawn. Try again; see "Lanes: Show Log".`,
-      );
-    }
-    this.deps.logger.info(
-      `Change ${this.changeId} approved by ${approver} for diff ${approval.diffHash} and evidence ${approval.evidenceHash}`,
+    const approval = await this.lane.approve(
+      this.changeId,
+      { shownDiffHash, shownEvidenceHash },
+      approver ? { type: 'user', id: approver } : undefined,
     );
     return {
-      message: `Approved by ${approver}. The approval holds for diff ${approval.diffHash.slice(0, 12)} and evidence ${approval.evidenceHash.slice(0, 12)}; any later change to either invalidates it.`,
+      message: `Approved by ${approval.by}. The approval holds for diff ${approval.diffHash.slice(0, 12)} and evidence ${approval.evidenceHash.slice(0, 12)}; any later change to either invalidates it.`,
     };
   }
 
   private async requestChanges(comment: string): Promise<RequestResult> {
-    const change = this.repo.store.get(this.changeId);
-    if (!change) throw new ReviewRefusal(`Change ${this.changeId} no longer exists.`);
-    if (change.lane !== 'review')
-      throw new ReviewRefusal(`Change ${this.changeId} is not in Review (it is ${change.lane}); changes can be requested only in Review.`);
-    const actor = await this.actor();
-    const text = comment.trim();
-    await this.deps.requestChanges(this.repo, change, text, actor);
-    await this.repo.store.update(this.changeId, (current) => {
-      current.requestedChanges = [...(current.requestedChanges ?? []), { at: new Date().toISOString(), by: actor.id, comment: text }];
-      return current;
-    });
-    await this.deps
-      .audit(this.repo, 'review.requestChanges', this.changeId, { comment: text }, actor)
-      .catch((error: unknown) =>
-        this.deps.logger.error(`Could not record the requested changes of ${this.changeId} in the audit log`, error),
-      );
+    await this.lane.requestChanges(this.changeId, comment, await this.actor());
     return { message: 'Changes requested: the change is back in Draft, and the agent is given your comment when it runs again.' };
   }
 
   private async reject(comment: string | undefined): Promise<RequestResult> {
-    const change = this.repo.store.get(this.changeId);
-    if (!change) throw new ReviewRefusal(`Change ${this.changeId} no longer exists.`);
-    if (change.lane !== 'review')
-      throw new ReviewRefusal(`Change ${this.changeId} is not in Review (it is ${change.lane}); only a change in Review can be rejected.`);
-    const actor = await this.actor();
-    const text = comment?.trim() || undefined;
-    await this.deps.reject(this.repo, change, text, actor);
-    await this.deps
-      .audit(this.repo, 'review.reject', this.changeId, text ? { comment: text } : {}, actor)
-      .catch((error: unknown) => this.deps.logger.error(`Could not record the rejection of ${this.changeId} in the audit log`, error));
+    await this.lane.reject(this.changeId, comment, await this.actor());
     return { message: 'Rejected: the change is closed and its worktree removed; its record and audit trail stay.' };
   }
 

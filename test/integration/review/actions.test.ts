@@ -5,7 +5,7 @@ import { hashEvidence } from '../../../src/core/evidence';
 import { ChangeFileSchema } from '../../../src/core/change';
 import { EvidenceStore } from '../../../src/infra/storage/evidenceStore';
 import { waitFor } from '../util';
-import { git, seedChange } from './seed';
+import { DEFAULT_FILES, git, seedChange } from './seed';
 import { type TestReview, openAndRender, send, sleep, testReview } from './helpers';
 
 /** The change as it is on disk, not as the store holds it in memory. */
@@ -21,13 +21,13 @@ describe('review actions', () => {
     review = await testReview();
   });
 
-  afterEach(() => {
+  afterEach(async () => {
     review.identity.value = 'reviewer@example.invalid';
-    review.gate.value = undefined;
+    await review.resetPolicy();
     for (const panel of review.controller.openPanels) panel.dispose();
   });
 
-  after(() => review?.controller.dispose());
+  after(() => review?.dispose());
 
   it('approves exactly what was shown: who, when, the diff hash and the evidence hash', async () => {
     const { change, listing, evidence } = await seedChange(review.repo, { id: 'a11ce001' });
@@ -51,7 +51,7 @@ describe('review actions', () => {
     assert.ok(Math.abs(Date.parse(approval.at) - Date.now()) < 60_000);
     assert.equal(approval.invalidated, undefined);
     assert.deepEqual(
-      review.audits.filter((a) => a.changeId === change.id).map((a) => [a.action, a.actor, a.details.diffHash]),
+      (await review.audits(change.id)).map((a) => [a.action, a.actor, a.details.diffHash]),
       [['review.approve', 'reviewer@example.invalid', listing.hash]],
     );
     await waitFor(() => panel.currentModel?.approval?.by === 'reviewer@example.invalid', 'the panel to show the approval');
@@ -87,21 +87,22 @@ describe('review actions', () => {
       /Policy forbids self-approval: author@example\.invalid started this change/,
     );
     assert.equal(onDisk(review, change.id)?.approval, undefined);
-    assert.equal(review.audits.filter((a) => a.changeId === change.id).length, 0);
+    assert.equal((await review.audits(change.id)).length, 0);
   });
 
   it('refuses while the gate is blocked, and says why', async () => {
-    const { change, listing } = await seedChange(review.repo, { id: 'a11ce003' });
-    review.gate.value = {
-      ready: false,
-      reasons: ['src/auth/** needs approval from one of: security-team'],
-      decisions: [],
-      requiredEvidence: [],
-      policyLabel: 'acme@3',
-    };
+    const { change, listing } = await seedChange(review.repo, {
+      id: 'a11ce003',
+      files: { ...DEFAULT_FILES, 'src/auth/session.js': 'exports.session = {};\n' },
+    });
+    await review.restrictPolicy({
+      pathRules: [{ glob: 'src/auth/**', effect: 'block', reason: 'needs approval from one of: security-team' }],
+    });
     const panel = await openAndRender(review, change.id);
     assert.equal(panel.currentModel?.verdict.ready, false);
-    assert.deepEqual(panel.currentModel?.verdict.reasons, ['src/auth/** needs approval from one of: security-team']);
+    assert.deepEqual(panel.currentModel?.verdict.reasons, [
+      'src/auth/session.js matches "src/auth/**": needs approval from one of: security-team',
+    ]);
     const response = await send(panel, {
       type: 'approve',
       id: 1,
@@ -112,7 +113,7 @@ describe('review actions', () => {
     assert.equal(response?.ok, false);
     assert.match(
       response && !response.ok ? response.error : '',
-      /gate blocks it: src\/auth\/\*\* needs approval from one of: security-team/,
+      /gate blocks it: src\/auth\/session\.js matches "src\/auth\/\*\*": needs approval from one of: security-team/,
     );
     assert.equal(onDisk(review, change.id)?.approval, undefined);
   });
@@ -225,8 +226,8 @@ describe('review actions', () => {
       [['reviewer@example.invalid', 'Handle an empty name: greet("") should say "Hello, stranger!".']],
     );
     assert.deepEqual(
-      review.audits.filter((a) => a.changeId === change.id).map((a) => a.action),
-      ['review.requestChanges'],
+      (await review.audits(change.id)).map((a) => a.action),
+      ['lane.transition', 'review.requestChanges'],
     );
     await waitFor(() => panel.currentModel?.lane === 'draft', 'the panel to show Draft');
     assert.equal(panel.currentModel?.actions.requestChanges.enabled, false);

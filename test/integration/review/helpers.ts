@@ -1,10 +1,11 @@
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { Logger } from '../../../src/core/logger';
 import type { HostMessage, ResponseMessage } from '../../../src/core/review/reviewProtocol';
-import { worktreeDiffHash } from '../../../src/infra/review/reviewDiff';
+import { ReviewLane } from '../../../src/infra/lanes/review/reviewLane';
+import { PolicyService } from '../../../src/infra/policy/policyService';
 import type { RepoContext } from '../../../src/vscode/repositories';
-import { type GateVerdict, ReviewController, type ReviewDeps, type ReviewPanel } from '../../../src/vscode/review';
-import { builtinReviewGate, createDefaultReviewDeps } from '../../../src/vscode/review/defaultDeps';
+import { ReviewController, type ReviewPanel } from '../../../src/vscode/review';
 import { EXTENSION_ID, lanesApi, waitFor } from '../util';
 
 export interface RecordingLogger extends Logger {
@@ -23,44 +24,83 @@ export function recordingLogger(): RecordingLogger {
   return { lines, trace: write('trace'), debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
 }
 
+export interface AuditedAction {
+  action: string;
+  changeId: string | undefined;
+  details: Record<string, unknown>;
+  actor: string;
+}
+
 export interface TestReview {
   controller: ReviewController;
-  deps: ReviewDeps;
   logger: RecordingLogger;
-  audits: { action: string; changeId: string; details: Record<string, unknown>; actor: string }[];
   /** Who the reviewer is; tests change it. */
   identity: { value: string | undefined };
-  /** A gate to use instead of the built-in one. */
-  gate: { value: GateVerdict | undefined };
+  /** Adds user-level policy (as the "agentLanes.policy.user" setting holds it) to REVIEW_POLICY, until reset. */
+  restrictPolicy(extra: Record<string, unknown>): Promise<void>;
+  /** Back to REVIEW_POLICY alone. */
+  resetPolicy(): Promise<void>;
+  /** The events of a change in the repository's audit log. */
+  audits(changeId: string): Promise<AuditedAction[]>;
   repo: RepoContext;
+  dispose(): void;
 }
+
+/** The review tests' user-level policy: evidence required as the review shows it, and no self-approval. */
+export const REVIEW_POLICY = {
+  lanes: {
+    evidence: { required: ['filesTouched', 'tests', 'prompt', 'agent', 'baseAndHead'] },
+    approvals: { forbidSelfApproval: true },
+  },
+};
 
 /**
  * A review controller of its own (the extension's registers the command), with
- * real parts: the extension's registry and stores, evidence on disk, git
- * hashes of the real worktrees, real lane moves; identity and gate settable.
+ * real parts: the extension's registry, stores and audit log, evidence on disk,
+ * a real Review lane on the repository's context with a policy service of its
+ * own (its user level set by the tests), git hashes of the real worktrees,
+ * real lane moves; only who the reviewer is is settable.
  */
 export async function testReview(): Promise<TestReview> {
   const api = await lanesApi();
   await api.registry.ensureDiscovered();
   const repo = await waitFor(() => api.registry.repositories()[0], 'the workspace repository');
   const logger = recordingLogger();
-  const audits: TestReview['audits'] = [];
   const identity: TestReview['identity'] = { value: 'reviewer@example.invalid' };
-  const gate: TestReview['gate'] = { value: undefined };
-  const defaults = createDefaultReviewDeps(logger, api.registry);
-  const deps: ReviewDeps = {
-    ...defaults,
-    evaluateGate: async (_repo, _change, evidence) => gate.value ?? builtinReviewGate(evidence),
-    currentDiffHash: (_repo, change) => worktreeDiffHash(change.worktreePath, change.baseSha),
-    whoAmI: async () => identity.value,
-    audit: async (_repo, action, changeId, details, actor) => {
-      audits.push({ action, changeId, details, actor: actor.id });
+  const policy = new PolicyService(
+    { user: REVIEW_POLICY },
+    { cacheFile: join(repo.storage.root, `review-test-policy-${process.pid}.json`), logger },
+  );
+  const lane = new ReviewLane({ ...repo.lanes.context, policy }, repo.lanes.draft);
+  const extension = vscode.extensions.getExtension(EXTENSION_ID)!;
+  const controller = new ReviewController(extension.extensionUri, {
+    logger,
+    registry: api.registry,
+    laneFor: () => lane,
+    reviewer: async () => identity.value,
+  });
+  return {
+    controller,
+    logger,
+    identity,
+    repo,
+    restrictPolicy: async (extra) => {
+      await policy.updateSettings({ user: { ...REVIEW_POLICY, ...extra } });
+    },
+    resetPolicy: async () => {
+      await policy.updateSettings({ user: REVIEW_POLICY });
+    },
+    audits: async (changeId) => {
+      const { events } = await repo.lanes.context.audit.readAll();
+      return events
+        .filter((event) => event.changeId === changeId)
+        .map((event) => ({ action: event.action, changeId: event.changeId, details: event.details ?? {}, actor: event.actor.id }));
+    },
+    dispose: () => {
+      controller.dispose();
+      policy.dispose();
     },
   };
-  const extension = vscode.extensions.getExtension(EXTENSION_ID)!;
-  const controller = new ReviewController(extension.extensionUri, deps);
-  return { controller, deps, logger, audits, identity, gate, repo };
 }
 
 /** Opens a review and waits until its webview has drawn the model. */

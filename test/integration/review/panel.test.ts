@@ -13,7 +13,7 @@ describe('the review panel', () => {
     review = await testReview();
   });
 
-  after(() => review?.controller.dispose());
+  after(() => review?.dispose());
 
   it('opens from "Lanes: Open Review" with { repoRoot, changeId } and draws the header, evidence and file list', async () => {
     const api = await lanesApi();
