@@ -2,6 +2,7 @@ import { execa } from 'execa';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { LaneError } from '../../core/errors';
 
 /**
  * The container engine that runs sandboxes, from the setting
@@ -109,15 +110,15 @@ export async function detectEngine(
   return { found: false, tried, message: `${asked} (${tried.join('; ')}). ${NO_ENGINE_HELP}` };
 }
 
-export class EngineError extends Error {
+/** A container engine command that failed, timed out or was cancelled; the message carries the engine's own words. */
+export class EngineError extends LaneError {
   constructor(
     message: string,
     readonly args: readonly string[],
     readonly exitCode: number | undefined,
     readonly stderr: string,
   ) {
-    super(message);
-    this.name = 'EngineError';
+    super('engine', message);
   }
 }
 

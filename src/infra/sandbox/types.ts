@@ -1,3 +1,4 @@
+import { LaneError } from '../../core/errors';
 import type { PreparationEvidence, TaskEvidence } from '../../core/evidence';
 import { failsOnBaseFrom } from '../../core/sandbox/baseRun';
 import type { ResolvedTask } from '../../core/sandbox/lanesConfig';
@@ -88,13 +89,14 @@ export type SandboxErrorKind =
   | 'noSandbox';
 
 /** A sandbox that could not be set up; `message` says what happened and what to do. */
-export class SandboxError extends Error {
+export class SandboxError extends LaneError {
+  declare readonly kind: SandboxErrorKind;
+
   constructor(
-    readonly kind: SandboxErrorKind,
+    kind: SandboxErrorKind,
     message: string,
     readonly preparation?: PreparationEvidence,
   ) {
-    super(message);
-    this.name = 'SandboxError';
+    super(kind, message);
   }
 }

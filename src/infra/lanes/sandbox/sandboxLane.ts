@@ -19,6 +19,7 @@ import { type SandboxSelection, selectSandbox } from '../../sandbox/selectSandbo
 import { skippedTask } from '../../sandbox/taskRun';
 import { SandboxError, type SandboxProgress, type SandboxSource, type TaskSandbox } from '../../sandbox/types';
 import { DEFAULT_TASK_TIMEOUT_SECONDS, EXTENSION_ACTOR } from '../../../core/constants';
+import { LaneError } from '../../../core/errors';
 import { type LaneContext, changeFacts, decide } from '../laneContext';
 
 /** The settings the Sandbox lane reads (the editor passes them in; this layer never reads VS Code). */
@@ -74,14 +75,11 @@ export interface SandboxOrphan {
 }
 
 /** A request the lane refuses before doing anything; the message says what to do. */
-export class SandboxInputError extends Error {
+export class SandboxInputError extends LaneError {
   constructor(message: string) {
-    super(message);
-    this.name = 'SandboxInputError';
+    super('sandboxInput', message);
   }
 }
-
-/** When a task names no time limit (policy's limit caps it). */
 
 const OPTIONAL_FAILED = 'not required and failed: ';
 
