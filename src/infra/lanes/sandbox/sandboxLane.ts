@@ -10,6 +10,7 @@ import { applyBaseResults, changeTouchesTests, testsDoNotExerciseFlags } from '.
 import { checkDevcontainer, describeRefusals } from '../../../core/sandbox/devcontainerCheck';
 import { LanesConfigError, mergeTasks, type ResolvedTask } from '../../../core/sandbox/lanesConfig';
 import { type SandboxPolicy, sandboxPolicyFrom } from '../../../core/sandbox/sandboxPolicy';
+import { OPTIONAL_FAILED, sandboxVerdict } from '../../../core/sandbox/verdict';
 import { git } from '../../git/gitProcess';
 import { PolicyDeniedError } from '../../policy/policyService';
 import { readSandboxSource } from '../../sandbox/baseSource';
@@ -78,19 +79,6 @@ export interface SandboxOrphan {
 export class SandboxInputError extends LaneError {
   constructor(message: string) {
     super('sandboxInput', message);
-  }
-}
-
-const OPTIONAL_FAILED = 'not required and failed: ';
-
-function outcomeWords(task: TaskEvidence): string {
-  switch (task.outcome) {
-    case 'failed':
-      return task.exitCode === null ? 'failed' : `failed, exit ${task.exitCode}`;
-    case 'timedOut':
-      return 'timed out';
-    default:
-      return task.outcome;
   }
 }
 
@@ -655,36 +643,13 @@ export class SandboxLane implements Disposable {
       },
     );
 
-    // The verdict: every required task must pass; a task that is not required is shown, not blocking.
-    const requiredNotPassed = tasks.filter((task) => task.required && task.outcome !== 'passed');
-    const optionalFailed = tasks.filter((task) => !task.required && task.outcome !== 'passed' && task.outcome !== 'skipped');
-    const optionalNote = optionalFailed.length ? ` ${OPTIONAL_FAILED}${optionalFailed.map((task) => task.id).join(', ')}.` : '';
-    const cancelled = signal.aborted || tasks.some((task) => task.outcome === 'cancelled');
-    let verdict: SandboxRunOutcome['verdict'];
-    let message: string;
-    if (setupError) {
-      verdict = 'error';
-      message = setupError.kind === 'cancelled' ? `Cancelled: ${setupError.message}` : setupError.message;
-    } else if (blockedBy) {
-      verdict = 'error';
-      message = `Policy stopped the sandbox run: ${blockedBy}`;
-    } else if (cancelled) {
-      verdict = 'error';
-      message = `Cancelled: ${tasks.filter((task) => task.outcome === 'passed').length} of ${tasks.length} task(s) had passed; run the tasks again to get a verdict.`;
-    } else if (requiredNotPassed.some((task) => task.outcome === 'error')) {
-      verdict = 'error';
-      message =
-        requiredNotPassed.find((task) => task.outcome === 'error')?.message ?? 'The sandbox failed during a task; run the tasks again.';
-    } else if (requiredNotPassed.length > 0) {
-      verdict = 'failed';
-      message = `Required task${requiredNotPassed.length === 1 ? '' : 's'} did not pass: ${requiredNotPassed.map((task) => `${task.id} (${outcomeWords(task)})`).join(', ')}; the change stays in Sandbox. Fix it in Draft or look at the task log.${optionalNote}`;
-    } else {
-      verdict = 'passed';
-      message =
-        run.tasks.length === 0
-          ? 'No tasks to run (none required by policy or .lanes/lanes.yaml).'
-          : `${tasks.filter((task) => task.required).length} required task(s) passed.${optionalNote}`;
-    }
+    const { verdict, failedTasks, nextLane, message } = sandboxVerdict({
+      planned: run.tasks,
+      tasks,
+      ...(setupError ? { setupError } : {}),
+      ...(blockedBy ? { blockedBy } : {}),
+      cancelled: signal.aborted,
+    });
     const headSha = change.headSha;
     let updated = await ctx.store.update(changeId, (c) => ({
       ...c,
@@ -692,14 +657,14 @@ export class SandboxLane implements Disposable {
         verdict,
         at: new Date().toISOString(),
         ...(headSha ? { headSha } : {}),
-        failedTasks: requiredNotPassed.map((task) => task.id),
+        failedTasks,
         message,
       },
     }));
 
     let promoted = false;
     let gateBlock: string | undefined;
-    if (verdict === 'passed') {
+    if (nextLane === 'review') {
       try {
         await decide(ctx, 'gate.sandboxToReview', changeFacts(updated, updatedEvidence), updated, actor);
         const moved = await ctx.store.transition(changeId, 'promote', actor);
