@@ -21,7 +21,7 @@ import { skippedTask } from '../../sandbox/taskRun';
 import { SandboxError, type SandboxProgress, type SandboxSource, type TaskSandbox } from '../../sandbox/types';
 import { DEFAULT_TASK_TIMEOUT_SECONDS, EXTENSION_ACTOR } from '../../../core/constants';
 import { LaneError } from '../../../core/errors';
-import { type LaneContext, changeFacts, decide } from '../laneContext';
+import { type LaneContext, changeFacts, decide, moveChange } from '../laneContext';
 
 /** The settings the Sandbox lane reads (the editor passes them in; this layer never reads VS Code). */
 export interface SandboxSettings {
@@ -230,9 +230,8 @@ export class SandboxLane implements Disposable {
       if (error instanceof PolicyDeniedError) return outcome(ctx.store.get(changeId) ?? change, false, error.decision.explanation);
       throw error;
     }
-    const moved = await ctx.store.transition(changeId, 'promote', actor);
+    const moved = await moveChange(ctx, changeId, 'promote', actor);
     if (!moved.ok) return outcome(ctx.store.get(changeId) ?? change, false, moved.reason);
-    await ctx.audit.append({ actor, action: 'lane.transition', changeId, details: { event: 'promote', from: 'sandbox', to: 'review' } });
     hooks.onProgress?.({ kind: 'promoted', to: 'review' });
     return outcome(moved.change, true);
   }
@@ -309,9 +308,8 @@ export class SandboxLane implements Disposable {
     let current = change;
     if (change.lane === 'draft') {
       await decide(ctx, 'gate.draftToSandbox', changeFacts(change, evidence, { isolation }), change, actor);
-      const moved = await ctx.store.transition(changeId, 'promote', actor);
+      const moved = await moveChange(ctx, changeId, 'promote', actor);
       if (!moved.ok) throw new SandboxInputError(moved.reason);
-      await ctx.audit.append({ actor, action: 'lane.transition', changeId, details: { event: 'promote', from: 'draft', to: 'sandbox' } });
       current = moved.change;
       hooks.onProgress?.({ kind: 'promoted', to: 'sandbox' });
     }
@@ -667,14 +665,8 @@ export class SandboxLane implements Disposable {
     if (nextLane === 'review') {
       try {
         await decide(ctx, 'gate.sandboxToReview', changeFacts(updated, updatedEvidence), updated, actor);
-        const moved = await ctx.store.transition(changeId, 'promote', actor);
+        const moved = await moveChange(ctx, changeId, 'promote', actor);
         if (moved.ok) {
-          await ctx.audit.append({
-            actor,
-            action: 'lane.transition',
-            changeId,
-            details: { event: 'promote', from: 'sandbox', to: 'review' },
-          });
           updated = moved.change;
           promoted = true;
           hooks.onProgress?.({ kind: 'promoted', to: 'review' });
