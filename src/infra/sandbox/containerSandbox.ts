@@ -22,16 +22,14 @@ import { DEFAULT_PREPARATION_TIMEOUT_SECONDS, type SandboxPolicy } from '../../c
 import { CappedLog, LineRedactor } from '../../core/sandbox/taskLog';
 import { readFileIfExists, writeFileAtomic } from '../storage/fileStore';
 import { type ContainerEngine, DEFAULT_ENGINE_TIMEOUT_MS, EngineError, findOnPath, isNoSuchContainer, runEngine } from './engine';
-import { capture, logFileFor, runTaskSequence, sha256, storeLog, taskEvidence, type TaskRunOptions } from './taskRun';
-import { withBaseWorktree } from './baseWorktree';
+import { capture, logFileFor, sha256, storeLog, taskEvidence, type TaskRunOptions } from './taskRun';
+import { runTasksOnBase } from './baseWorktree';
 import {
-  baseRunResult,
   type BaseRunRequest,
   type BaseRunResult,
-  type RunTasksRequest,
+  type PreparedSandbox,
+  type PrepareRequest,
   SandboxError,
-  type SandboxRunResult,
-  type SandboxSource,
   type TaskSandbox,
 } from './types';
 
@@ -72,17 +70,6 @@ export interface ContainerSandboxOptions {
   /** Every other engine call. */
   engineTimeoutMs?: number;
   redactionPatterns?: readonly SecretPattern[];
-}
-
-export interface EnsureSandboxRequest {
-  changeId: string;
-  worktreePath: string;
-  source: SandboxSource;
-  policy: SandboxPolicy;
-  role?: SandboxRole;
-  logDir: string;
-  signal?: AbortSignal;
-  onOutput?: (text: string) => void;
 }
 
 /** A running, prepared sandbox container. */
@@ -300,7 +287,7 @@ export class ContainerSandbox implements TaskSandbox {
   }
 
   /** Finds the change's container (or creates and prepares it) and checks it is what the sandbox allows. */
-  async ensure(request: EnsureSandboxRequest): Promise<SandboxHandle> {
+  async ensure(request: PrepareRequest): Promise<SandboxHandle> {
     const role = request.role ?? 'change';
     const { changeId, policy } = request;
     const allow = policy.devcontainer ?? {};
@@ -398,7 +385,7 @@ export class ContainerSandbox implements TaskSandbox {
     state: SandboxState,
     worktreeReal: string,
     allow: DevcontainerAllowances,
-    request: EnsureSandboxRequest,
+    request: PrepareRequest,
   ): Promise<SandboxHandle | undefined> {
     let info = await this.inspect(state.containerId);
     if (!info) {
@@ -435,7 +422,7 @@ export class ContainerSandbox implements TaskSandbox {
   }
 
   private async create(
-    request: EnsureSandboxRequest,
+    request: PrepareRequest,
     role: SandboxRole,
     check: DevcontainerCheck | undefined,
     config: Record<string, unknown>,
@@ -799,9 +786,21 @@ export class ContainerSandbox implements TaskSandbox {
     return taskEvidence(task, run, outcome, stored, sandbox, message);
   }
 
-  /** Creates or reuses the change's container, prepares it once, and runs the tasks one after another. */
-  async runTasks(request: RunTasksRequest): Promise<SandboxRunResult> {
-    return this.serialised(`${request.changeId}:change`, () => this.runTasksAs(request, 'change'));
+  /**
+   * Finds or creates the change's container, prepared once; its tasks then
+   * run one at a time with `<engine> exec`. Preparations for the same change
+   * and role wait for each other: one container, one preparation.
+   */
+  async prepare(request: PrepareRequest): Promise<PreparedSandbox> {
+    request.onPreparing?.('Starting the sandbox container');
+    const handle = await this.serialised(`${request.changeId}:${request.role ?? 'change'}`, () => this.ensure(request));
+    return {
+      label: { isolation: 'container', networkMode: handle.networkMode, image: handle.image, imageId: handle.imageId },
+      preparation: handle.preparation,
+      auditDetails: { image: handle.image, imageId: handle.imageId, taskNetwork: handle.networkMode, reused: handle.reused },
+      stopAfterError: 'Not run: the sandbox container went away during an earlier task.',
+      runTask: (task, options) => this.runTask(handle, task, options),
+    };
   }
 
   private serialised<T>(key: string, work: () => Promise<T>): Promise<T> {
@@ -815,50 +814,14 @@ export class ContainerSandbox implements TaskSandbox {
     return next;
   }
 
-  private async runTasksAs(request: RunTasksRequest, role: SandboxRole): Promise<SandboxRunResult> {
-    request.onProgress?.({ kind: 'preparing', message: 'Starting the sandbox container' });
-    const handle = await this.ensure({
-      changeId: request.changeId,
-      worktreePath: request.worktreePath,
-      source: request.source,
-      policy: request.policy,
-      role,
-      logDir: request.logDir,
-      signal: request.signal,
-      onOutput: request.onTaskOutput ? (text) => request.onTaskOutput!('prepare', text) : undefined,
-    });
-    const sandbox = { isolation: 'container' as const, networkMode: handle.networkMode, image: handle.image, imageId: handle.imageId };
-    const tasks = await runTaskSequence(
-      request,
-      sandbox,
-      (task) =>
-        this.runTask(handle, task, {
-          logDir: request.logDir,
-          signal: request.signal,
-          maxLogChars: request.maxLogChars,
-          redactionPatterns: request.redactionPatterns,
-          onOutput: request.onTaskOutput ? (text) => request.onTaskOutput!(task.id, text) : request.onOutput,
-        }),
-      'Not run: the sandbox container went away during an earlier task.',
-    );
-    return { isolation: 'container', preparation: handle.preparation, tasks };
-  }
-
   /**
    * "Tests fail without the change": runs the given (test) tasks on the base
    * commit, in a scratch worktree at the base SHA and a container of its own
    * made from the same configuration, then removes both.
    */
   async runOnBase(request: BaseRunRequest): Promise<BaseRunResult> {
-    return this.serialised(`${request.changeId}:base`, () => this.runOnBaseNow(request));
-  }
-
-  private async runOnBaseNow(request: BaseRunRequest): Promise<BaseRunResult> {
     try {
-      return await withBaseWorktree(this.options.stateDir, request, async (worktreePath) => {
-        const result = await this.runTasksAs({ ...request, worktreePath }, 'base');
-        return baseRunResult(result);
-      });
+      return await runTasksOnBase(this, this.options.stateDir, request);
     } finally {
       await this.removeContainers(request.changeId, 'base').catch((error) =>
         this.options.logger?.warn(`sandbox: removing the base container: ${String(error)}`),
