@@ -116,6 +116,34 @@ describe('sandbox process isolation (bubblewrap)', function () {
     assert.equal(result.tasks[0]!.outcome, 'passed');
   });
 
+  it('asks the before-task hook before every task; its reason skips that task and the rest', async () => {
+    const prepared = await sandbox.prepare({ changeId: 'c0ffee00', worktreePath: worktree, source: { prepare: [] }, policy, logDir });
+    const asked: string[] = [];
+    const ran: string[] = [];
+    const tasks = await runTaskSequence(
+      prepared,
+      [task('one', 'echo one > hook-one.txt'), task('two', 'echo two > hook-two.txt'), task('three', 'true')],
+      {
+        logDir,
+        beforeTask: async (next) => {
+          asked.push(next.id);
+          return next.id === 'two' ? 'Not run: the kill switch is on.' : undefined;
+        },
+        afterTask: async (evidence) => {
+          ran.push(evidence.id);
+        },
+      },
+    );
+    assert.deepEqual(asked, ['one', 'two']);
+    assert.deepEqual(ran, ['one']);
+    assert.deepEqual(
+      tasks.map((t) => `${t.id}:${t.outcome}:${t.message ?? ''}`),
+      ['one:passed:', 'two:skipped:Not run: the kill switch is on.', 'three:skipped:Not run: the kill switch is on.'],
+    );
+    assert.ok(existsSync(join(worktree, 'hook-one.txt')));
+    assert.ok(!existsSync(join(worktree, 'hook-two.txt')), 'a stopped task never starts');
+  });
+
   it('runs on the base commit in a scratch worktree', async () => {
     const base = sh(repo, 'git', ['rev-parse', 'main']).trim();
     const result = await sandbox.runOnBase({
