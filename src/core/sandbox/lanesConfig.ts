@@ -30,7 +30,7 @@ const TaskIdSchema = z
     'a task id is 1 to 64 letters, digits, dots, dashes or underscores, starting with a letter or digit',
   );
 
-export const LanesTaskSchema = z.strictObject({
+const LanesTaskSchema = z.strictObject({
   id: TaskIdSchema,
   command: z.string().trim().min(1, 'a task needs a command').max(10_000),
   timeoutSeconds: z.number().int().positive().max(86_400).optional(),
@@ -41,7 +41,7 @@ export const LanesTaskSchema = z.strictObject({
 });
 export type LanesTask = z.infer<typeof LanesTaskSchema>;
 
-export const LanesConfigSchema = z.strictObject({
+const LanesConfigSchema = z.strictObject({
   tasks: z
     .array(LanesTaskSchema)
     .max(100)

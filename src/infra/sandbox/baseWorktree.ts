@@ -10,7 +10,7 @@ import { type BaseRunRequest, type BaseRunResult, baseRunResult, type TaskSandbo
  * commit, with the same folder name as the change's worktree so paths inside
  * the sandbox match; removes the worktree afterwards, whatever happened.
  */
-export async function withBaseWorktree<T>(
+async function withBaseWorktree<T>(
   stateDir: string,
   request: { repoRoot: string; baseSha: string; changeId: string; changeWorktreePath: string },
   work: (worktreePath: string) => Promise<T>,

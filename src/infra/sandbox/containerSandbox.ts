@@ -54,7 +54,7 @@ import {
  *   mounting it would hand the user's whole repository to the sandbox.
  */
 
-export const DEFAULT_UP_TIMEOUT_MS = 10 * 60_000;
+const DEFAULT_UP_TIMEOUT_MS = 10 * 60_000;
 
 export interface ContainerSandboxOptions {
   engine: ContainerEngine;
@@ -155,7 +155,7 @@ const UpResultSchema = z.looseObject({
 });
 
 /** The network a container has now; a bridge container whose networks were all disconnected has none. */
-export function effectiveNetworkMode(info: ContainerInfo): string {
+function effectiveNetworkMode(info: ContainerInfo): string {
   const mode = info.HostConfig.NetworkMode ?? '';
   if (mode === 'none' || mode === 'host' || mode.startsWith('container:') || mode.startsWith('slirp4netns') || mode.startsWith('pasta'))
     return mode;
@@ -167,7 +167,7 @@ export function effectiveNetworkMode(info: ContainerInfo): string {
  * Checks the container the CLI actually created: images, features and
  * image metadata can ask for privileges that devcontainer.json does not show.
  */
-export function containerWidenings(info: ContainerInfo, worktreeReal: string, allow: DevcontainerAllowances): string[] {
+function containerWidenings(info: ContainerInfo, worktreeReal: string, allow: DevcontainerAllowances): string[] {
   const problems: string[] = [];
   const host = info.HostConfig;
   if (host.Privileged && !allow.allowPrivileged) problems.push('it runs privileged');

@@ -22,9 +22,9 @@ export interface ContainerEngine {
 export type EngineDetection = { found: true; engine: ContainerEngine } | { found: false; message: string; tried: string[] };
 
 export const DEFAULT_ENGINE_TIMEOUT_MS = 30_000;
-export const DEFAULT_INFO_TIMEOUT_MS = 10_000;
+const DEFAULT_INFO_TIMEOUT_MS = 10_000;
 
-export const NO_ENGINE_HELP =
+const NO_ENGINE_HELP =
   'Install a container engine: on Debian or Ubuntu `sudo apt-get install -y podman` (rootless podman works; on hosts with cgroups v1 also `apt-get install runc` and set runtime = "runc" in /etc/containers/containers.conf), ' +
   'or Docker Engine / Docker Desktop (https://docs.docker.com/engine/install/). Then run the tasks again, or set agentLanes.sandbox.containerEngine to the one you installed.';
 

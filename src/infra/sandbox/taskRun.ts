@@ -36,7 +36,7 @@ export function sha256(text: string): string {
 }
 
 /** `2026-11-21T15-18-16-589Z`: sortable and safe in a file name. */
-export function fileStamp(date = new Date()): string {
+function fileStamp(date = new Date()): string {
   return date.toISOString().replace(/[:.]/g, '-');
 }
 
