@@ -1,9 +1,9 @@
 // Sandbox benchmarks, against baselines measured in the same run:
 // - sandbox.execOverheadRatio: a task `true` in a warm container through
 //   ContainerSandbox.runTask ÷ `podman exec <container> true` (median of 15 each, interleaved).
-// - sandbox.warmRunRatio (informative): a whole warm runTasks (finding and checking the
+// - sandbox.warmRunRatio (informative): a whole warm run (preparing: finding and checking the
 //   container, then the task) ÷ the same `podman exec`.
-// - sandbox.coldStartRatio: the first runTasks for a new change (create, check, prepare, run `true`)
+// - sandbox.coldStartRatio: the first run for a new change (create, check, prepare, run `true`)
 //   ÷ a plain `devcontainer up` with an equivalent configuration plus one `podman exec true`
 //   (median of 3 each, interleaved; container removal is not timed).
 import { execFileSync } from 'node:child_process';
@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import type { ResolvedTask } from '../../src/core/sandbox/lanesConfig';
 import { ContainerSandbox, resolveDevcontainerCli } from '../../src/infra/sandbox/containerSandbox';
 import { detectEngine } from '../../src/infra/sandbox/engine';
+import { runTaskSequence } from '../../src/infra/sandbox/taskRun';
 
 const IMAGE = process.env.AGENT_LANES_SANDBOX_IMAGE ?? 'localhost/agent-lanes-sandbox:test';
 const TRUE_TASK: ResolvedTask = { id: 'true', command: 'true', timeoutSeconds: 60, test: false, required: true, source: 'repository' };
@@ -57,21 +58,18 @@ async function main(): Promise<void> {
   const sandbox = new ContainerSandbox({ engine, devcontainerCli: cli.path, stateDir: join(root, 'state'), defaultImage: IMAGE });
   const logDir = join(root, 'logs');
   const changeIds: string[] = [];
-  const request = (changeId: string, path: string) => ({
-    changeId,
-    worktreePath: path,
-    source: { prepare: [] },
-    tasks: [TRUE_TASK],
-    policy: {},
-    logDir,
-  });
+  // What the Sandbox lane runs: prepare the sandbox, then the one task runner.
+  const runTrue = async (changeId: string, path: string) =>
+    runTaskSequence(await sandbox.prepare({ changeId, worktreePath: path, source: { prepare: [] }, policy: {}, logDir }), [TRUE_TASK], {
+      logDir,
+    });
 
   try {
     // Warm container: exec overhead.
     const warmId = 'be000001';
     changeIds.push(warmId);
     const warmPath = worktree(warmId);
-    await sandbox.runTasks(request(warmId, warmPath));
+    await runTrue(warmId, warmPath);
     const handle = await sandbox.ensure({ changeId: warmId, worktreePath: warmPath, source: { prepare: [] }, policy: {}, logDir });
     const ours: number[] = [];
     const plain: number[] = [];
@@ -84,7 +82,7 @@ async function main(): Promise<void> {
           if (evidence.outcome !== 'passed') throw new Error(`true did not pass: ${evidence.message ?? evidence.outcome}`);
         }),
       );
-      whole.push(await timed(() => sandbox.runTasks(request(warmId, warmPath))));
+      whole.push(await timed(() => runTrue(warmId, warmPath)));
     }
 
     // Cold start: our first run for a change vs a plain `devcontainer up` + one exec.
@@ -96,8 +94,8 @@ async function main(): Promise<void> {
       const path = worktree(changeId);
       coldOurs.push(
         await timed(async () => {
-          const result = await sandbox.runTasks(request(changeId, path));
-          if (result.tasks[0]?.outcome !== 'passed') throw new Error('cold run failed');
+          const [evidence] = await runTrue(changeId, path);
+          if (evidence?.outcome !== 'passed') throw new Error('cold run failed');
         }),
       );
       await sandbox.removeSandbox(changeId);
@@ -143,7 +141,7 @@ async function main(): Promise<void> {
 
     const round = (value: number) => Math.round(value * 1000) / 1000;
     console.error(
-      `sandbox bench: exec ours ${median(ours).toFixed(1)} ms vs podman exec ${median(plain).toFixed(1)} ms; warm runTasks ${median(whole).toFixed(1)} ms; cold ours ${median(coldOurs).toFixed(0)} ms vs up+exec ${median(coldPlain).toFixed(0)} ms`,
+      `sandbox bench: exec ours ${median(ours).toFixed(1)} ms vs podman exec ${median(plain).toFixed(1)} ms; warm run ${median(whole).toFixed(1)} ms; cold ours ${median(coldOurs).toFixed(0)} ms vs up+exec ${median(coldPlain).toFixed(0)} ms`,
     );
     console.log(
       `BENCH_RESULT ${JSON.stringify({

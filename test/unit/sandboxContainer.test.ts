@@ -4,11 +4,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { PreparationEvidence, TaskEvidence } from '../../src/core/evidence';
 import type { ResolvedTask } from '../../src/core/sandbox/lanesConfig';
 import { ContainerSandbox, resolveDevcontainerCli } from '../../src/infra/sandbox/containerSandbox';
 import { type ContainerEngine, detectEngine } from '../../src/infra/sandbox/engine';
-import { sha256 } from '../../src/infra/sandbox/taskRun';
-import { SandboxError, type SandboxRunResult } from '../../src/infra/sandbox/types';
+import { runTaskSequence, sha256, type TaskSequenceOptions } from '../../src/infra/sandbox/taskRun';
+import { type PrepareRequest, SandboxError } from '../../src/infra/sandbox/types';
 
 const IMAGE = process.env.AGENT_LANES_SANDBOX_IMAGE ?? 'localhost/agent-lanes-sandbox:test';
 
@@ -56,13 +57,28 @@ describe('sandbox container (real podman)', function () {
     return { changeId, path };
   }
 
-  function run(
+  /** The lane's path: prepare the sandbox, then the one task runner. */
+  async function run(
     changeId: string,
     path: string,
     tasks: ResolvedTask[],
-    extra: Partial<Parameters<ContainerSandbox['runTasks']>[0]> = {},
-  ): Promise<SandboxRunResult> {
-    return sandbox.runTasks({ changeId, worktreePath: path, source: { prepare: [] }, tasks, policy: {}, logDir, ...extra });
+    extra: Partial<Pick<PrepareRequest, 'source' | 'policy' | 'signal'> & Pick<TaskSequenceOptions, 'onTaskOutput' | 'onProgress'>> = {},
+    target: ContainerSandbox = sandbox,
+  ): Promise<{ preparation?: PreparationEvidence; tasks: TaskEvidence[] }> {
+    const { source = { prepare: [] }, policy = {}, signal, onTaskOutput, onProgress } = extra;
+    const prepared = await target.prepare({
+      changeId,
+      worktreePath: path,
+      source,
+      policy,
+      logDir,
+      signal,
+      onOutput: onTaskOutput ? (text) => onTaskOutput('prepare', text) : undefined,
+    });
+    return {
+      preparation: prepared.preparation,
+      tasks: await runTaskSequence(prepared, tasks, { logDir, signal, onTaskOutput, onProgress }),
+    };
   }
 
   async function containerOf(changeId: string): Promise<string> {
@@ -162,14 +178,14 @@ describe('sandbox container (real podman)', function () {
     const source = { prepare: ['grep -q eth0 /proc/net/dev && echo prepared-with-network', 'echo x >> /tmp/prepare-count'] };
     const policy = { preparationNetwork: 'open' as const };
     const interfaces = task('interfaces', 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "; wc -l < /tmp/prepare-count');
-    const first = await sandbox.runTasks({ changeId, worktreePath: path, source, policy, tasks: [interfaces], logDir });
+    const first = await run(changeId, path, [interfaces], { source, policy });
     assert.equal(first.preparation?.networkMode, 'bridge');
     assert.deepEqual(first.preparation?.reachable, ['any host']);
     assert.deepEqual(first.preparation?.commands, source.prepare);
     assert.match(readFileSync(first.preparation!.logFile!, 'utf8'), /prepared-with-network/);
     assert.equal(first.tasks[0]!.networkMode, 'none');
     assert.equal(readFileSync(first.tasks[0]!.logFile!, 'utf8'), 'lo\n1\n', 'only loopback during tasks; prepared once');
-    const second = await sandbox.runTasks({ changeId, worktreePath: path, source, policy, tasks: [interfaces], logDir });
+    const second = await run(changeId, path, [interfaces], { source, policy });
     assert.equal(readFileSync(second.tasks[0]!.logFile!, 'utf8'), 'lo\n1\n', 'the second run does not prepare again');
     assert.deepEqual(second.preparation, first.preparation);
   });
@@ -308,10 +324,10 @@ describe('sandbox container (real podman)', function () {
     const policy = { preparationNetwork: 'open' as const };
     const source = { prepare: ['echo once >> /tmp/prepared'] };
     const check = task('check', 'wc -l < /tmp/prepared; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "');
-    await sandbox.runTasks({ changeId, worktreePath: path, source, policy, tasks: [check], logDir });
+    await run(changeId, path, [check], { source, policy });
     const container = await containerOf(changeId);
     sh(root, 'podman', ['stop', '-t', '0', container]);
-    const again = await sandbox.runTasks({ changeId, worktreePath: path, source, policy, tasks: [check], logDir });
+    const again = await run(changeId, path, [check], { source, policy });
     assert.equal(await containerOf(changeId), container);
     assert.equal(again.tasks[0]!.networkMode, 'none');
     assert.equal(readFileSync(again.tasks[0]!.logFile!, 'utf8'), '1\nlo\n');
@@ -428,9 +444,7 @@ describe('sandbox container (real podman)', function () {
       upTimeoutMs: 1_500,
     });
     const started = Date.now();
-    const error = await sandboxError(
-      hanging.runTasks({ changeId, worktreePath: path, source: { prepare: [] }, tasks: [task('t', 'true')], policy: {}, logDir }),
-    );
+    const error = await sandboxError(run(changeId, path, [task('t', 'true')], {}, hanging));
     assert.equal(error.kind, 'upTimedOut');
     assert.match(
       error.message,

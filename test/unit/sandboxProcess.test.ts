@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import type { ResolvedTask } from '../../src/core/sandbox/lanesConfig';
 import { detectProcessSandbox, ProcessSandbox } from '../../src/infra/sandbox/processSandbox';
 import { selectSandbox } from '../../src/infra/sandbox/selectSandbox';
-import { SandboxError } from '../../src/infra/sandbox/types';
+import { runTaskSequence } from '../../src/infra/sandbox/taskRun';
+import { SandboxError, type SandboxSource } from '../../src/infra/sandbox/types';
 
 function task(id: string, command: string, extra: Partial<ResolvedTask> = {}): ResolvedTask {
   return { id, command, timeoutSeconds: 30, test: false, required: true, source: 'repository', ...extra };
@@ -46,8 +47,18 @@ describe('sandbox process isolation (bubblewrap)', function () {
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  const run = (tasks: ResolvedTask[], extra = {}) =>
-    sandbox.runTasks({ changeId: 'c0ffee00', worktreePath: worktree, source: { prepare: [] }, tasks, policy, logDir, ...extra });
+  /** The lane's path: prepare the sandbox, then the one task runner. */
+  const run = async (tasks: ResolvedTask[], extra: { source?: SandboxSource } = {}) => {
+    const prepared = await sandbox.prepare({
+      changeId: 'c0ffee00',
+      worktreePath: worktree,
+      source: { prepare: [] },
+      policy,
+      logDir,
+      ...extra,
+    });
+    return { isolation: sandbox.isolation, preparation: prepared.preparation, tasks: await runTaskSequence(prepared, tasks, { logDir }) };
+  };
 
   it('runs a task in the worktree, labelled as process isolation with no network', async () => {
     const result = await run([task('unit', 'echo ok > result.txt && pwd && echo "  2 passing (1ms)"')]);
@@ -105,6 +116,34 @@ describe('sandbox process isolation (bubblewrap)', function () {
     assert.equal(result.tasks[0]!.outcome, 'passed');
   });
 
+  it('asks the before-task hook before every task; its reason skips that task and the rest', async () => {
+    const prepared = await sandbox.prepare({ changeId: 'c0ffee00', worktreePath: worktree, source: { prepare: [] }, policy, logDir });
+    const asked: string[] = [];
+    const ran: string[] = [];
+    const tasks = await runTaskSequence(
+      prepared,
+      [task('one', 'echo one > hook-one.txt'), task('two', 'echo two > hook-two.txt'), task('three', 'true')],
+      {
+        logDir,
+        beforeTask: async (next) => {
+          asked.push(next.id);
+          return next.id === 'two' ? 'Not run: the kill switch is on.' : undefined;
+        },
+        afterTask: async (evidence) => {
+          ran.push(evidence.id);
+        },
+      },
+    );
+    assert.deepEqual(asked, ['one', 'two']);
+    assert.deepEqual(ran, ['one']);
+    assert.deepEqual(
+      tasks.map((t) => `${t.id}:${t.outcome}:${t.message ?? ''}`),
+      ['one:passed:', 'two:skipped:Not run: the kill switch is on.', 'three:skipped:Not run: the kill switch is on.'],
+    );
+    assert.ok(existsSync(join(worktree, 'hook-one.txt')));
+    assert.ok(!existsSync(join(worktree, 'hook-two.txt')), 'a stopped task never starts');
+  });
+
   it('runs on the base commit in a scratch worktree', async () => {
     const base = sh(repo, 'git', ['rev-parse', 'main']).trim();
     const result = await sandbox.runOnBase({
@@ -123,14 +162,7 @@ describe('sandbox process isolation (bubblewrap)', function () {
 
   it('refuses to run when policy does not allow the process sandbox', async () => {
     await assert.rejects(
-      sandbox.runTasks({
-        changeId: 'c0ffee00',
-        worktreePath: worktree,
-        source: { prepare: [] },
-        tasks: [task('t', 'true')],
-        policy: {},
-        logDir,
-      }),
+      sandbox.prepare({ changeId: 'c0ffee00', worktreePath: worktree, source: { prepare: [] }, policy: {}, logDir }),
       (error: unknown) =>
         error instanceof SandboxError && error.kind === 'noSandbox' && /policy does not allow the process sandbox/.test(error.message),
     );

@@ -2,7 +2,7 @@ import picomatch from 'picomatch';
 import type { FileChange, Flag, TaskEvidence } from '../evidence';
 
 /** Where tests usually live, across the ecosystems the summary parsers know. */
-export const TEST_FILE_GLOBS = [
+const TEST_FILE_GLOBS = [
   '**/test/**',
   '**/tests/**',
   '**/__tests__/**',

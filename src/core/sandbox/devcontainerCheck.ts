@@ -164,7 +164,7 @@ const BUILD_SAFE_FLAGS: Record<string, boolean> = {
   '-q': false,
 };
 
-export function offsetToPosition(text: string, offset: number): { line: number; column: number } {
+function offsetToPosition(text: string, offset: number): { line: number; column: number } {
   const before = text.slice(0, offset);
   const line = before.split('\n').length;
   const column = offset - (before.lastIndexOf('\n') + 1) + 1;

@@ -1,5 +1,6 @@
 import { isNode, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { LaneError } from '../errors';
 
 /**
  * `.lanes/lanes.yaml`: the tasks a repository wants run in the sandbox and
@@ -29,7 +30,7 @@ const TaskIdSchema = z
     'a task id is 1 to 64 letters, digits, dots, dashes or underscores, starting with a letter or digit',
   );
 
-export const LanesTaskSchema = z.strictObject({
+const LanesTaskSchema = z.strictObject({
   id: TaskIdSchema,
   command: z.string().trim().min(1, 'a task needs a command').max(10_000),
   timeoutSeconds: z.number().int().positive().max(86_400).optional(),
@@ -40,7 +41,7 @@ export const LanesTaskSchema = z.strictObject({
 });
 export type LanesTask = z.infer<typeof LanesTaskSchema>;
 
-export const LanesConfigSchema = z.strictObject({
+const LanesConfigSchema = z.strictObject({
   tasks: z
     .array(LanesTaskSchema)
     .max(100)
@@ -56,15 +57,14 @@ export const LanesConfigSchema = z.strictObject({
 });
 export type LanesConfig = z.infer<typeof LanesConfigSchema>;
 
-export class LanesConfigError extends Error {
+export class LanesConfigError extends LaneError {
   constructor(
     message: string,
     readonly fileName: string,
     readonly line?: number,
     readonly column?: number,
   ) {
-    super(message);
-    this.name = 'LanesConfigError';
+    super('lanesConfig', message);
   }
 }
 

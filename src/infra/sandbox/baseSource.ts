@@ -3,10 +3,10 @@ import { git } from '../git/gitProcess';
 import type { SandboxSource } from './types';
 
 /** Where a repository's dev container configuration may be, in the order the dev containers spec looks. */
-export const DEVCONTAINER_PATHS = ['.devcontainer/devcontainer.json', '.devcontainer.json'] as const;
+const DEVCONTAINER_PATHS = ['.devcontainer/devcontainer.json', '.devcontainer.json'] as const;
 
 /** A file of a commit, or undefined when the commit has no such file. */
-export async function readCommitFile(repoRoot: string, sha: string, path: string): Promise<string | undefined> {
+async function readCommitFile(repoRoot: string, sha: string, path: string): Promise<string | undefined> {
   const exists = await git(repoRoot, ['cat-file', '-e', `${sha}:${path}`], { okExitCodes: [1, 128] });
   if (exists.exitCode !== 0) return undefined;
   return (await git(repoRoot, ['show', `${sha}:${path}`])).stdout;

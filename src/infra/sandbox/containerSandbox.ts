@@ -22,16 +22,14 @@ import { DEFAULT_PREPARATION_TIMEOUT_SECONDS, type SandboxPolicy } from '../../c
 import { CappedLog, LineRedactor } from '../../core/sandbox/taskLog';
 import { readFileIfExists, writeFileAtomic } from '../storage/fileStore';
 import { type ContainerEngine, DEFAULT_ENGINE_TIMEOUT_MS, EngineError, findOnPath, isNoSuchContainer, runEngine } from './engine';
-import { capture, logFileFor, runTaskSequence, sha256, storeLog, taskEvidence, type TaskRunOptions } from './taskRun';
-import { withBaseWorktree } from './baseWorktree';
+import { capture, logFileFor, sha256, storeLog, taskEvidence, type TaskRunOptions } from './taskRun';
+import { runTasksOnBase } from './baseWorktree';
 import {
-  baseRunResult,
   type BaseRunRequest,
   type BaseRunResult,
-  type RunTasksRequest,
+  type PreparedSandbox,
+  type PrepareRequest,
   SandboxError,
-  type SandboxRunResult,
-  type SandboxSource,
   type TaskSandbox,
 } from './types';
 
@@ -56,7 +54,7 @@ import {
  *   mounting it would hand the user's whole repository to the sandbox.
  */
 
-export const DEFAULT_UP_TIMEOUT_MS = 10 * 60_000;
+const DEFAULT_UP_TIMEOUT_MS = 10 * 60_000;
 
 export interface ContainerSandboxOptions {
   engine: ContainerEngine;
@@ -72,17 +70,6 @@ export interface ContainerSandboxOptions {
   /** Every other engine call. */
   engineTimeoutMs?: number;
   redactionPatterns?: readonly SecretPattern[];
-}
-
-export interface EnsureSandboxRequest {
-  changeId: string;
-  worktreePath: string;
-  source: SandboxSource;
-  policy: SandboxPolicy;
-  role?: SandboxRole;
-  logDir: string;
-  signal?: AbortSignal;
-  onOutput?: (text: string) => void;
 }
 
 /** A running, prepared sandbox container. */
@@ -168,7 +155,7 @@ const UpResultSchema = z.looseObject({
 });
 
 /** The network a container has now; a bridge container whose networks were all disconnected has none. */
-export function effectiveNetworkMode(info: ContainerInfo): string {
+function effectiveNetworkMode(info: ContainerInfo): string {
   const mode = info.HostConfig.NetworkMode ?? '';
   if (mode === 'none' || mode === 'host' || mode.startsWith('container:') || mode.startsWith('slirp4netns') || mode.startsWith('pasta'))
     return mode;
@@ -180,7 +167,7 @@ export function effectiveNetworkMode(info: ContainerInfo): string {
  * Checks the container the CLI actually created: images, features and
  * image metadata can ask for privileges that devcontainer.json does not show.
  */
-export function containerWidenings(info: ContainerInfo, worktreeReal: string, allow: DevcontainerAllowances): string[] {
+function containerWidenings(info: ContainerInfo, worktreeReal: string, allow: DevcontainerAllowances): string[] {
   const problems: string[] = [];
   const host = info.HostConfig;
   if (host.Privileged && !allow.allowPrivileged) problems.push('it runs privileged');
@@ -300,71 +287,42 @@ export class ContainerSandbox implements TaskSandbox {
   }
 
   /** Finds the change's container (or creates and prepares it) and checks it is what the sandbox allows. */
-  async ensure(request: EnsureSandboxRequest): Promise<SandboxHandle> {
+  async ensure(request: PrepareRequest): Promise<SandboxHandle> {
     const role = request.role ?? 'change';
-    const { changeId, policy } = request;
-    const allow = policy.devcontainer ?? {};
-    let worktreeReal: string;
-    try {
-      worktreeReal = await realpath(request.worktreePath);
-    } catch {
-      throw new SandboxError(
-        'engine',
-        `The worktree ${request.worktreePath} of change ${changeId} is missing; restore it ("Lanes: Reconcile") or discard the change.`,
-      );
+    const worktreeReal = await realWorktree(request);
+    const check = checkSource(request);
+    const plan = await this.planContainer(request, role, check, worktreeReal);
+    const state = await this.readState(request.changeId, role);
+    if (state && state.configHash === plan.configHash && state.worktreePath === worktreeReal) {
+      const reused = await this.reuse(state, worktreeReal, plan.allow, request);
+      if (reused) return reused;
+    } else if (state) {
+      this.options.logger?.info(`sandbox: the configuration for ${request.changeId} changed; recreating its container`);
+      await this.removeContainers(request.changeId, role);
     }
+    return this.create(plan);
+  }
 
-    let check: DevcontainerCheck | undefined;
-    const devcontainer = request.source.devcontainer;
-    if (devcontainer) {
-      const result = checkDevcontainer(devcontainer.text, devcontainer.label ?? devcontainer.path, allow);
-      if (result.kind === 'syntaxError') throw new SandboxError('configSyntax', result.message);
-      if (result.refusals.length > 0) throw new SandboxError('refused', describeRefusals(result));
-      check = result;
-    }
+  /** Step: the generated devcontainer configuration (and a `build` configuration's Dockerfile from the base commit). */
+  private async planContainer(
+    request: PrepareRequest,
+    role: SandboxRole,
+    check: DevcontainerCheck | undefined,
+    worktreeReal: string,
+  ): Promise<ContainerPlan> {
+    const { policy } = request;
+    const allow = policy.devcontainer ?? {};
     const preparationNetwork = policy.preparationNetwork ?? 'none';
     const taskNetwork = policy.taskNetwork ?? 'none';
-    if (
-      check &&
-      typeof check.config.features === 'object' &&
-      check.config.features !== null &&
-      Object.keys(check.config.features).length > 0 &&
-      preparationNetwork === 'none'
-    ) {
-      throw new SandboxError(
-        'refused',
-        `${check.fileName} uses dev container features, which are downloaded from a registry while the container is built, and policy allows no network for preparation. Bake the features into the image, or ask the policy owner for a preparation network.`,
-      );
-    }
     const creationNetwork = check?.hostNetwork ? 'host' : preparationNetwork !== 'none' || taskNetwork !== 'none' ? 'bridge' : 'none';
-
-    const configDir = this.configDir(changeId, role);
-    let dockerfilePath: string | undefined;
-    let buildContext: string | undefined;
-    const build = check?.config.build as { dockerfile?: unknown; context?: unknown } | undefined;
-    if (check && build && typeof build === 'object') {
-      const configFolder = posix.dirname(devcontainer!.path);
-      const dockerfile = typeof build.dockerfile === 'string' ? build.dockerfile : 'Dockerfile';
-      const dockerfileRepoPath = posix.normalize(posix.join(configFolder, dockerfile));
-      const text = request.source.readBaseFile ? await request.source.readBaseFile(dockerfileRepoPath) : undefined;
-      if (text === undefined) {
-        throw new SandboxError(
-          'refused',
-          `${check.fileName} builds from ${dockerfileRepoPath}, which could not be read from the base commit. Commit the Dockerfile, or use "image".`,
-        );
-      }
-      dockerfilePath = join(configDir, 'Dockerfile');
-      await mkdir(configDir, { recursive: true });
-      await writeFile(dockerfilePath, text, { mode: 0o600 });
-      buildContext = join(worktreeReal, configFolder, typeof build.context === 'string' ? build.context : '.');
-    }
+    const dockerfile = await this.writeBaseDockerfile(request, role, check, worktreeReal);
     const sandboxConfig = buildSandboxConfig(check, {
       worktreePath: worktreeReal,
       defaultImage: this.options.defaultImage,
       creationNetwork,
       limits: policy.limits ?? {},
       labels: {},
-      ...(dockerfilePath ? { dockerfilePath, buildContext } : {}),
+      ...(dockerfile ?? {}),
     });
     const configHash = sha256(
       JSON.stringify({ config: sandboxConfig.config, prepare: request.source.prepare, preparationNetwork, taskNetwork, allow }),
@@ -373,32 +331,51 @@ export class ContainerSandbox implements TaskSandbox {
       ...(sandboxConfig.config.runArgs as string[]),
       `--label=${SANDBOX_LABELS.config}=${configHash.slice(7, 23)}`,
     ];
-
-    const state = await this.readState(changeId, role);
-    if (state && state.configHash === configHash && state.worktreePath === worktreeReal) {
-      const reused = await this.reuse(state, worktreeReal, allow, request);
-      if (reused) return reused;
-    } else if (state) {
-      this.options.logger?.info(`sandbox: the configuration for ${changeId} changed; recreating its container`);
-      await this.removeContainers(changeId, role);
-    }
-    return this.create(
+    return {
       request,
       role,
       check,
-      sandboxConfig.config,
-      sandboxConfig.workspaceFolder,
+      allow,
+      config: sandboxConfig.config,
+      workspaceFolder: sandboxConfig.workspaceFolder,
       configHash,
       worktreeReal,
       creationNetwork,
-    );
+    };
+  }
+
+  /** Step: a `build` configuration builds from the base commit's Dockerfile, copied to the private config folder. */
+  private async writeBaseDockerfile(
+    request: PrepareRequest,
+    role: SandboxRole,
+    check: DevcontainerCheck | undefined,
+    worktreeReal: string,
+  ): Promise<{ dockerfilePath: string; buildContext: string } | undefined> {
+    const build = check?.config.build as { dockerfile?: unknown; context?: unknown } | undefined;
+    const devcontainer = request.source.devcontainer;
+    if (!check || !devcontainer || !build || typeof build !== 'object') return undefined;
+    const configFolder = posix.dirname(devcontainer.path);
+    const dockerfile = typeof build.dockerfile === 'string' ? build.dockerfile : 'Dockerfile';
+    const dockerfileRepoPath = posix.normalize(posix.join(configFolder, dockerfile));
+    const text = request.source.readBaseFile ? await request.source.readBaseFile(dockerfileRepoPath) : undefined;
+    if (text === undefined) {
+      throw new SandboxError(
+        'refused',
+        `${check.fileName} builds from ${dockerfileRepoPath}, which could not be read from the base commit. Commit the Dockerfile, or use "image".`,
+      );
+    }
+    const configDir = this.configDir(request.changeId, role);
+    const dockerfilePath = join(configDir, 'Dockerfile');
+    await mkdir(configDir, { recursive: true });
+    await writeFile(dockerfilePath, text, { mode: 0o600 });
+    return { dockerfilePath, buildContext: join(worktreeReal, configFolder, typeof build.context === 'string' ? build.context : '.') };
   }
 
   private async reuse(
     state: SandboxState,
     worktreeReal: string,
     allow: DevcontainerAllowances,
-    request: EnsureSandboxRequest,
+    request: PrepareRequest,
   ): Promise<SandboxHandle | undefined> {
     let info = await this.inspect(state.containerId);
     if (!info) {
@@ -434,75 +411,93 @@ export class ContainerSandbox implements TaskSandbox {
     };
   }
 
-  private async create(
-    request: EnsureSandboxRequest,
-    role: SandboxRole,
-    check: DevcontainerCheck | undefined,
-    config: Record<string, unknown>,
-    workspaceFolder: string,
-    configHash: string,
-    worktreeReal: string,
-    creationNetwork: 'none' | 'bridge' | 'host',
-  ): Promise<SandboxHandle> {
-    const { changeId, policy, signal } = request;
-    const allow = policy.devcontainer ?? {};
-    const configDir = this.configDir(changeId, role);
+  /** Creates the container with `devcontainer up`, checks what was created, prepares it and switches its network off. */
+  private async create(plan: ContainerPlan): Promise<SandboxHandle> {
+    const { request, role, check, config } = plan;
+    const configFile = await this.writeConfig(plan);
+    const reach =
+      plan.creationNetwork === 'none'
+        ? { networkMode: 'none', reachable: [] as string[] }
+        : preparationReachFor(request.policy, plan.creationNetwork);
+    const log = new PreparationLog(logFileFor(request.logDir, request.changeId, `${role}-prepare`), this.patterns, request.onOutput, {
+      commands: [...lifecycleCommands(config), ...request.source.prepare],
+      ...reach,
+      notes: [
+        ...(check?.notes ?? []),
+        ...(check?.allowed ?? []).map((item) => `allowed by policy (${item.allowedBy}): ${item.where}: ${item.reason}`),
+      ],
+    });
+    await this.checkImagePresent(plan, log);
+    const up = await this.up(plan, configFile, log);
+    const info = await this.inspectCreated(plan, up.containerId, log);
+    if (info === 'stale') {
+      // A container of this change from before (its state file lost): how far it was prepared is unknown, so start afresh.
+      this.options.logger?.info(
+        `sandbox: found an earlier container ${up.containerId.slice(0, 12)} for ${request.changeId} without state; recreating it`,
+      );
+      await this.removeContainers(request.changeId, role);
+      return this.create(plan);
+    }
+    const image = typeof config.image === 'string' ? config.image : `(built from ${check?.fileName ?? 'devcontainer.json'})`;
+    const builtImage = typeof config.image === 'string' ? undefined : info.Config?.Image;
+    const handle: SandboxHandle = {
+      changeId: request.changeId,
+      role,
+      containerId: up.containerId,
+      image: builtImage ?? image,
+      imageId: info.Image,
+      networkMode: effectiveNetworkMode(info),
+      workspaceFolder: up.remoteWorkspaceFolder ?? plan.workspaceFolder,
+      remoteUser: up.remoteUser ?? 'root',
+      remoteEnv: literalRemoteEnv(config),
+      preparation: undefined as unknown as PreparationEvidence,
+      reused: false,
+    };
+    await this.runPrepareCommands(plan, handle, log);
+    await this.switchNetworkOff(plan, handle, info, log);
+    handle.preparation = await log.finish('passed');
+    await this.saveState(plan, handle, image, builtImage);
+    return handle;
+  }
+
+  /** Step: the configuration goes to a private file outside the worktree (`--config`). */
+  private async writeConfig(plan: ContainerPlan): Promise<string> {
+    const configDir = this.configDir(plan.request.changeId, plan.role);
     const configFile = join(configDir, 'devcontainer.json');
     await mkdir(configDir, { recursive: true });
-    await writeFile(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
-    const image = typeof config.image === 'string' ? config.image : `(built from ${check?.fileName ?? 'devcontainer.json'})`;
-    const started = Date.now();
-    const prepLog = new CappedLog();
-    const stream = request.onOutput ? new LineRedactor(request.onOutput, this.patterns) : undefined;
-    const note = (text: string) => {
-      prepLog.append(text);
-      stream?.write(text);
-    };
-    const preparationTimeoutMs = (policy.preparationTimeoutSeconds ?? DEFAULT_PREPARATION_TIMEOUT_SECONDS) * 1000;
-    const commands = [...lifecycleCommands(config), ...request.source.prepare];
-    const reach =
-      creationNetwork === 'none' ? { networkMode: 'none', reachable: [] as string[] } : preparationReachFor(policy, creationNetwork);
-    const notes = [
-      ...(check?.notes ?? []),
-      ...(check?.allowed ?? []).map((item) => `allowed by policy (${item.allowedBy}): ${item.where}: ${item.reason}`),
-    ];
+    await writeFile(configFile, JSON.stringify(plan.config, null, 2), { mode: 0o600 });
+    return configFile;
+  }
 
-    const finishPreparation = async (outcome: PreparationEvidence['outcome'], message?: string): Promise<PreparationEvidence> => {
-      stream?.end();
-      const stored = await storeLog(logFileFor(request.logDir, changeId, `${role}-prepare`), prepLog, this.patterns);
-      return {
-        commands,
-        networkMode: reach.networkMode,
-        reachable: reach.reachable,
-        outcome,
-        durationMs: Date.now() - started,
-        logDigest: stored.digest,
-        logFile: stored.file,
-        ...(message ? { message } : {}),
-        ...(notes.length ? { notes } : {}),
-      };
-    };
+  /** Step: with no preparation network the engine must not pull either: the image has to be here already. */
+  private async checkImagePresent({ config, request }: ContainerPlan, log: PreparationLog): Promise<void> {
+    if (typeof config.image !== 'string' || (request.policy.preparationNetwork ?? 'none') !== 'none') return;
+    const exists = await this.engineCall(['image', 'inspect', '--format', '{{.Id}}', config.image], { okExitCodes: [1, 125] });
+    if (exists.exitCode === 0) return;
+    throw new SandboxError(
+      'imageMissing',
+      `The image ${config.image} does not exist on this machine, and policy allows no network for preparation, so it cannot be pulled. ` +
+        `Build or pull it first (${this.options.engine.kind} pull ${config.image}; for the sample image run scripts/build-sandbox-image.sh), ` +
+        `or set "image" in the devcontainer.json / agentLanes.sandbox.defaultImage to an image that exists.`,
+      await log.finish('failed', `image ${config.image} not found`),
+    );
+  }
 
-    // With no preparation network the engine must not pull either: the image has to be here already.
-    if (typeof config.image === 'string' && (policy.preparationNetwork ?? 'none') === 'none') {
-      const exists = await this.engineCall(['image', 'inspect', '--format', '{{.Id}}', config.image], { okExitCodes: [1, 125] });
-      if (exists.exitCode !== 0) {
-        throw new SandboxError(
-          'imageMissing',
-          `The image ${config.image} does not exist on this machine, and policy allows no network for preparation, so it cannot be pulled. ` +
-            `Build or pull it first (${this.options.engine.kind} pull ${config.image}; for the sample image run scripts/build-sandbox-image.sh), ` +
-            `or set "image" in the devcontainer.json / agentLanes.sandbox.defaultImage to an image that exists.`,
-          await finishPreparation('failed', `image ${config.image} not found`),
-        );
-      }
-    }
-
+  /** Step: `devcontainer up` (which also runs the lifecycle commands), stopped at its time limit; its result line parsed. */
+  private async up(
+    plan: ContainerPlan,
+    configFile: string,
+    log: PreparationLog,
+  ): Promise<z.infer<typeof UpResultSchema> & { containerId: string }> {
+    const { request, role, config } = plan;
+    const { changeId } = request;
+    const timeoutMs = Math.min(this.upTimeoutMs, preparationTimeoutMs(request.policy));
     const args = [
       'up',
       '--docker-path',
       this.options.engine.path,
       '--workspace-folder',
-      worktreeReal,
+      plan.worktreeReal,
       '--config',
       configFile,
       '--id-label',
@@ -514,19 +509,19 @@ export class ContainerSandbox implements TaskSandbox {
       '--log-format',
       'text',
     ];
-    note(`── devcontainer ${args.join(' ')}\n`);
+    log.note(`── devcontainer ${args.join(' ')}\n`);
     const up = execa(this.options.devcontainerCli, args, {
       reject: false,
-      timeout: Math.min(this.upTimeoutMs, preparationTimeoutMs),
+      timeout: timeoutMs,
       forceKillAfterDelay: 2_000,
-      cancelSignal: signal,
+      cancelSignal: request.signal,
       stdin: 'ignore',
       buffer: { stdout: true, stderr: false },
       stderr: 'pipe',
       env: { ...process.env, NO_COLOR: '1' },
     });
     up.stderr?.setEncoding('utf8');
-    up.stderr?.on('data', (chunk: string) => note(chunk));
+    up.stderr?.on('data', (chunk: string) => log.note(chunk));
     const upResult = await up;
     if (upResult.timedOut || upResult.isCanceled) {
       await this.removeContainers(changeId, role).catch((error) =>
@@ -536,13 +531,13 @@ export class ContainerSandbox implements TaskSandbox {
         throw new SandboxError(
           'cancelled',
           'The sandbox run was cancelled while its container was being created.',
-          await finishPreparation('failed', 'cancelled'),
+          await log.finish('failed', 'cancelled'),
         );
-      const seconds = Math.round(Math.min(this.upTimeoutMs, preparationTimeoutMs) / 1000);
+      const seconds = Math.round(timeoutMs / 1000);
       throw new SandboxError(
         'upTimedOut',
         `devcontainer up did not finish within ${seconds} s (it can hang after "Container started": devcontainers/cli#1236), so it was stopped and the container removed. Run the tasks again; if it keeps happening, look at the preparation log or raise policy's preparation time limit.`,
-        await finishPreparation('timedOut', `devcontainer up did not finish within ${seconds} s`),
+        await log.finish('timedOut', `devcontainer up did not finish within ${seconds} s`),
       );
     }
     const lastLine =
@@ -556,128 +551,116 @@ export class ContainerSandbox implements TaskSandbox {
     } catch {
       parsed = undefined;
     }
-    if (!parsed || parsed.outcome !== 'success' || !parsed.containerId) {
-      const detail = parsed?.message ?? (upResult.exitCode === undefined ? upResult.shortMessage : `exit code ${upResult.exitCode}`);
-      await this.removeContainers(changeId, role).catch(() => undefined);
-      const pull = /\b(?:pull|image not known|manifest unknown|not found|no such image)\b/i.test(`${detail} ${parsed?.description ?? ''}`);
-      if (pull && typeof config.image === 'string') {
-        throw new SandboxError(
-          'imageMissing',
-          `The image ${config.image} could not be found or pulled (${detail}). Check the name in the devcontainer.json or agentLanes.sandbox.defaultImage, and that the preparation network can reach its registry.`,
-          await finishPreparation('failed', detail),
-        );
-      }
-      const lifecycle = /postCreateCommand|onCreateCommand|updateContentCommand|postStartCommand|lifecycle/i.test(
-        `${detail} ${parsed?.description ?? ''}`,
-      );
+    if (parsed?.outcome === 'success' && parsed.containerId) return { ...parsed, containerId: parsed.containerId };
+    const detail = parsed?.message ?? (upResult.exitCode === undefined ? upResult.shortMessage : `exit code ${upResult.exitCode}`);
+    await this.removeContainers(changeId, role).catch(() => undefined);
+    const said = `${detail} ${parsed?.description ?? ''}`;
+    if (/\b(?:pull|image not known|manifest unknown|not found|no such image)\b/i.test(said) && typeof config.image === 'string') {
       throw new SandboxError(
-        lifecycle ? 'preparationFailed' : 'upFailed',
-        `The sandbox container could not be ${lifecycle ? 'prepared' : 'created'}: ${detail}. The preparation log has the details${lifecycle ? '; fix the command in the base commit' : ''}.`,
-        await finishPreparation('failed', detail),
+        'imageMissing',
+        `The image ${config.image} could not be found or pulled (${detail}). Check the name in the devcontainer.json or agentLanes.sandbox.defaultImage, and that the preparation network can reach its registry.`,
+        await log.finish('failed', detail),
       );
     }
-    const containerId = parsed.containerId;
-    let info = await this.inspect(containerId);
+    const lifecycle = /postCreateCommand|onCreateCommand|updateContentCommand|postStartCommand|lifecycle/i.test(said);
+    throw new SandboxError(
+      lifecycle ? 'preparationFailed' : 'upFailed',
+      `The sandbox container could not be ${lifecycle ? 'prepared' : 'created'}: ${detail}. The preparation log has the details${lifecycle ? '; fix the command in the base commit' : ''}.`,
+      await log.finish('failed', detail),
+    );
+  }
+
+  /**
+   * Step: checks the container the CLI created: it exists, it is new ('stale'
+   * when it is an earlier one without state), and it asks for nothing the
+   * sandbox does not allow (images and features can).
+   */
+  private async inspectCreated(plan: ContainerPlan, containerId: string, log: PreparationLog): Promise<ContainerInfo | 'stale'> {
+    const { request, role } = plan;
+    const info = await this.inspect(containerId);
     if (!info)
       throw new SandboxError(
         'containerRemoved',
         `The sandbox container ${containerId.slice(0, 12)} disappeared right after it was created; run the tasks again.`,
-        await finishPreparation('failed', 'container disappeared'),
+        await log.finish('failed', 'container disappeared'),
       );
-    if (Date.parse(info.Created) < started - 2_000) {
-      // A container of this change from before (its state file lost): how far it was prepared is unknown, so start afresh.
-      this.options.logger?.info(
-        `sandbox: found an earlier container ${containerId.slice(0, 12)} for ${changeId} without state; recreating it`,
-      );
-      await this.removeContainers(changeId, role);
-      return this.create(request, role, check, config, workspaceFolder, configHash, worktreeReal, creationNetwork);
-    }
-    const problems = containerWidenings(info, worktreeReal, allow);
+    if (Date.parse(info.Created) < log.started - 2_000) return 'stale';
+    const problems = containerWidenings(info, plan.worktreeReal, plan.allow);
     if (problems.length > 0) {
-      await this.removeContainers(changeId, role);
+      await this.removeContainers(request.changeId, role);
       throw new SandboxError(
         'refused',
-        `The container created from ${check?.fileName ?? 'the default image'} asks for more than the sandbox allows (from the image's metadata or a feature): ${problems.join('; ')}. It was removed. Use an image without these settings, or ask the policy owner to allow them.`,
-        await finishPreparation('failed', problems.join('; ')),
+        `The container created from ${plan.check?.fileName ?? 'the default image'} asks for more than the sandbox allows (from the image's metadata or a feature): ${problems.join('; ')}. It was removed. Use an image without these settings, or ask the policy owner to allow them.`,
+        await log.finish('failed', problems.join('; ')),
       );
     }
-    const remoteUser = parsed.remoteUser ?? 'root';
-    const remoteEnv = literalRemoteEnv(config);
-    const builtImage = typeof config.image === 'string' ? undefined : info.Config?.Image;
-    const handle: SandboxHandle = {
-      changeId,
-      role,
-      containerId,
-      image: builtImage ?? image,
-      imageId: info.Image,
-      networkMode: effectiveNetworkMode(info),
-      workspaceFolder: parsed.remoteWorkspaceFolder ?? workspaceFolder,
-      remoteUser,
-      remoteEnv,
-      preparation: undefined as unknown as PreparationEvidence,
-      reused: false,
-    };
+    return info;
+  }
 
+  /** Step: the `prepare:` commands of the base commit's lanes.yaml, within policy's preparation time limit. */
+  private async runPrepareCommands({ request, role }: ContainerPlan, handle: SandboxHandle, log: PreparationLog): Promise<void> {
+    const { policy } = request;
+    const deadline = log.started + preparationTimeoutMs(policy);
     for (const command of request.source.prepare) {
-      const remaining = preparationTimeoutMs - (Date.now() - started);
-      note(`── prepare: ${command}\n`);
+      log.note(`── prepare: ${command}\n`);
       const run = await this.execCaptured(handle, command, {
-        timeoutMs: Math.max(remaining, 1_000),
-        signal,
-        onChunk: note,
-        maxLogChars: prepLog.maxChars,
+        timeoutMs: Math.max(deadline - Date.now(), 1_000),
+        signal: request.signal,
+        onChunk: (text) => log.note(text),
+        maxLogChars: log.maxChars,
       });
-      if (run.ended !== 'exited' || run.exitCode !== 0) {
-        await this.removeContainers(changeId, role);
-        const why =
-          run.ended === 'timedOut'
-            ? `did not finish within policy's preparation time limit`
-            : run.ended === 'cancelled'
-              ? 'was cancelled'
-              : `failed with exit code ${run.exitCode}`;
-        const outcome = run.ended === 'timedOut' ? 'timedOut' : 'failed';
-        throw new SandboxError(
-          run.ended === 'cancelled' ? 'cancelled' : 'preparationFailed',
-          `The prepare command "${command}" ${why}; no task ran. Its output is in the preparation log. Fix .lanes/lanes.yaml in the base commit${(policy.preparationNetwork ?? 'none') === 'none' ? ', and note that preparation has no network under the current policy' : ''}.`,
-          await finishPreparation(outcome, `prepare "${command}" ${why}`),
-        );
-      }
+      if (run.ended === 'exited' && run.exitCode === 0) continue;
+      await this.removeContainers(request.changeId, role);
+      const why =
+        run.ended === 'timedOut'
+          ? `did not finish within policy's preparation time limit`
+          : run.ended === 'cancelled'
+            ? 'was cancelled'
+            : `failed with exit code ${run.exitCode}`;
+      throw new SandboxError(
+        run.ended === 'cancelled' ? 'cancelled' : 'preparationFailed',
+        `The prepare command "${command}" ${why}; no task ran. Its output is in the preparation log. Fix .lanes/lanes.yaml in the base commit${(policy.preparationNetwork ?? 'none') === 'none' ? ', and note that preparation has no network under the current policy' : ''}.`,
+        await log.finish(run.ended === 'timedOut' ? 'timedOut' : 'failed', `prepare "${command}" ${why}`),
+      );
     }
+  }
 
-    if ((policy.taskNetwork ?? 'none') === 'none' && creationNetwork === 'bridge') {
-      for (const network of Object.keys(info.NetworkSettings?.Networks ?? {})) {
-        note(`── ${this.options.engine.kind} network disconnect ${network}\n`);
-        await this.engineCall(['network', 'disconnect', network, containerId]);
-      }
-      info = await this.inspect(containerId);
-      const mode = info ? effectiveNetworkMode(info) : 'unknown';
-      if (mode !== 'none') {
-        await this.removeContainers(changeId, role);
-        throw new SandboxError(
-          'networkNotOff',
-          `The network of the sandbox container could not be switched off after preparation (it is "${mode}"; rootless podman's slirp4netns cannot be disconnected). No task ran. Run podman as root or use Docker, or set policy's preparation network to none.`,
-          await finishPreparation('failed', `network still ${mode}`),
-        );
-      }
-      handle.networkMode = 'none';
+  /** Step: after preparation every network is disconnected, so tasks run with none (unless policy opens one for tasks). */
+  private async switchNetworkOff(plan: ContainerPlan, handle: SandboxHandle, created: ContainerInfo, log: PreparationLog): Promise<void> {
+    if ((plan.request.policy.taskNetwork ?? 'none') !== 'none' || plan.creationNetwork !== 'bridge') return;
+    for (const network of Object.keys(created.NetworkSettings?.Networks ?? {})) {
+      log.note(`── ${this.options.engine.kind} network disconnect ${network}\n`);
+      await this.engineCall(['network', 'disconnect', network, handle.containerId]);
     }
+    const info = await this.inspect(handle.containerId);
+    const mode = info ? effectiveNetworkMode(info) : 'unknown';
+    if (mode !== 'none') {
+      await this.removeContainers(plan.request.changeId, plan.role);
+      throw new SandboxError(
+        'networkNotOff',
+        `The network of the sandbox container could not be switched off after preparation (it is "${mode}"; rootless podman's slirp4netns cannot be disconnected). No task ran. Run podman as root or use Docker, or set policy's preparation network to none.`,
+        await log.finish('failed', `network still ${mode}`),
+      );
+    }
+    handle.networkMode = 'none';
+  }
 
-    handle.preparation = await finishPreparation('passed');
-    const newState: SandboxState = {
-      containerId,
-      configHash,
+  /** Step: the state file lets the next run find and reuse the prepared container. */
+  private async saveState(plan: ContainerPlan, handle: SandboxHandle, image: string, builtImage: string | undefined): Promise<void> {
+    const state: SandboxState = {
+      containerId: handle.containerId,
+      configHash: plan.configHash,
       image,
       imageId: handle.imageId,
       networkMode: handle.networkMode,
       workspaceFolder: handle.workspaceFolder,
-      remoteUser,
-      remoteEnv,
-      worktreePath: worktreeReal,
+      remoteUser: handle.remoteUser,
+      remoteEnv: handle.remoteEnv,
+      worktreePath: plan.worktreeReal,
       ...(builtImage ? { builtImage } : {}),
       preparation: handle.preparation,
     };
-    await writeFileAtomic(this.stateFile(changeId, role), JSON.stringify(newState, null, 2));
-    return handle;
+    await writeFileAtomic(this.stateFile(plan.request.changeId, plan.role), JSON.stringify(state, null, 2));
   }
 
   /** Runs a command in the container with `<engine> exec`, killing it there on timeout or cancel. */
@@ -799,9 +782,21 @@ export class ContainerSandbox implements TaskSandbox {
     return taskEvidence(task, run, outcome, stored, sandbox, message);
   }
 
-  /** Creates or reuses the change's container, prepares it once, and runs the tasks one after another. */
-  async runTasks(request: RunTasksRequest): Promise<SandboxRunResult> {
-    return this.serialised(`${request.changeId}:change`, () => this.runTasksAs(request, 'change'));
+  /**
+   * Finds or creates the change's container, prepared once; its tasks then
+   * run one at a time with `<engine> exec`. Preparations for the same change
+   * and role wait for each other: one container, one preparation.
+   */
+  async prepare(request: PrepareRequest): Promise<PreparedSandbox> {
+    request.onPreparing?.('Starting the sandbox container');
+    const handle = await this.serialised(`${request.changeId}:${request.role ?? 'change'}`, () => this.ensure(request));
+    return {
+      label: { isolation: 'container', networkMode: handle.networkMode, image: handle.image, imageId: handle.imageId },
+      preparation: handle.preparation,
+      auditDetails: { image: handle.image, imageId: handle.imageId, taskNetwork: handle.networkMode, reused: handle.reused },
+      stopAfterError: 'Not run: the sandbox container went away during an earlier task.',
+      runTask: (task, options) => this.runTask(handle, task, options),
+    };
   }
 
   private serialised<T>(key: string, work: () => Promise<T>): Promise<T> {
@@ -815,50 +810,14 @@ export class ContainerSandbox implements TaskSandbox {
     return next;
   }
 
-  private async runTasksAs(request: RunTasksRequest, role: SandboxRole): Promise<SandboxRunResult> {
-    request.onProgress?.({ kind: 'preparing', message: 'Starting the sandbox container' });
-    const handle = await this.ensure({
-      changeId: request.changeId,
-      worktreePath: request.worktreePath,
-      source: request.source,
-      policy: request.policy,
-      role,
-      logDir: request.logDir,
-      signal: request.signal,
-      onOutput: request.onTaskOutput ? (text) => request.onTaskOutput!('prepare', text) : undefined,
-    });
-    const sandbox = { isolation: 'container' as const, networkMode: handle.networkMode, image: handle.image, imageId: handle.imageId };
-    const tasks = await runTaskSequence(
-      request,
-      sandbox,
-      (task) =>
-        this.runTask(handle, task, {
-          logDir: request.logDir,
-          signal: request.signal,
-          maxLogChars: request.maxLogChars,
-          redactionPatterns: request.redactionPatterns,
-          onOutput: request.onTaskOutput ? (text) => request.onTaskOutput!(task.id, text) : request.onOutput,
-        }),
-      'Not run: the sandbox container went away during an earlier task.',
-    );
-    return { isolation: 'container', preparation: handle.preparation, tasks };
-  }
-
   /**
    * "Tests fail without the change": runs the given (test) tasks on the base
    * commit, in a scratch worktree at the base SHA and a container of its own
    * made from the same configuration, then removes both.
    */
   async runOnBase(request: BaseRunRequest): Promise<BaseRunResult> {
-    return this.serialised(`${request.changeId}:base`, () => this.runOnBaseNow(request));
-  }
-
-  private async runOnBaseNow(request: BaseRunRequest): Promise<BaseRunResult> {
     try {
-      return await withBaseWorktree(this.options.stateDir, request, async (worktreePath) => {
-        const result = await this.runTasksAs({ ...request, worktreePath }, 'base');
-        return baseRunResult(result);
-      });
+      return await runTasksOnBase(this, this.options.stateDir, request);
     } finally {
       await this.removeContainers(request.changeId, 'base').catch((error) =>
         this.options.logger?.warn(`sandbox: removing the base container: ${String(error)}`),
@@ -908,6 +867,99 @@ export class ContainerSandbox implements TaskSandbox {
       name: (info.Name ?? '').replace(/^\//, ''),
     }));
   }
+}
+
+/** What `devcontainer up` creates a container from, worked out once per preparation. */
+interface ContainerPlan {
+  request: PrepareRequest;
+  role: SandboxRole;
+  check: DevcontainerCheck | undefined;
+  allow: DevcontainerAllowances;
+  config: Record<string, unknown>;
+  workspaceFolder: string;
+  configHash: string;
+  worktreeReal: string;
+  creationNetwork: 'none' | 'bridge' | 'host';
+}
+
+/** The preparation's log (capped, streamed redacted) and the evidence it ends in, whatever step ends it. */
+class PreparationLog {
+  readonly started = Date.now();
+  private readonly log = new CappedLog();
+  private readonly stream: LineRedactor | undefined;
+
+  constructor(
+    private readonly file: string,
+    private readonly patterns: readonly SecretPattern[],
+    onOutput: ((text: string) => void) | undefined,
+    private readonly summary: { commands: string[]; networkMode: string; reachable: string[]; notes: string[] },
+  ) {
+    this.stream = onOutput ? new LineRedactor(onOutput, patterns) : undefined;
+  }
+
+  get maxChars(): number {
+    return this.log.maxChars;
+  }
+
+  note(text: string): void {
+    this.log.append(text);
+    this.stream?.write(text);
+  }
+
+  async finish(outcome: PreparationEvidence['outcome'], message?: string): Promise<PreparationEvidence> {
+    this.stream?.end();
+    const stored = await storeLog(this.file, this.log, this.patterns);
+    const { commands, networkMode, reachable, notes } = this.summary;
+    return {
+      commands,
+      networkMode,
+      reachable,
+      outcome,
+      durationMs: Date.now() - this.started,
+      logDigest: stored.digest,
+      logFile: stored.file,
+      ...(message ? { message } : {}),
+      ...(notes.length ? { notes } : {}),
+    };
+  }
+}
+
+/** Step: the worktree must exist; the sandbox mounts its real path. */
+async function realWorktree(request: PrepareRequest): Promise<string> {
+  try {
+    return await realpath(request.worktreePath);
+  } catch {
+    throw new SandboxError(
+      'engine',
+      `The worktree ${request.worktreePath} of change ${request.changeId} is missing; restore it ("Lanes: Reconcile") or discard the change.`,
+    );
+  }
+}
+
+/** Step: the base commit's devcontainer.json may ask for nothing policy does not allow (features need a preparation network). */
+function checkSource(request: PrepareRequest): DevcontainerCheck | undefined {
+  const devcontainer = request.source.devcontainer;
+  if (!devcontainer) return undefined;
+  const check = checkDevcontainer(devcontainer.text, devcontainer.label ?? devcontainer.path, request.policy.devcontainer ?? {});
+  if (check.kind === 'syntaxError') throw new SandboxError('configSyntax', check.message);
+  if (check.refusals.length > 0) throw new SandboxError('refused', describeRefusals(check));
+  const features = check.config.features;
+  if (
+    typeof features === 'object' &&
+    features !== null &&
+    Object.keys(features).length > 0 &&
+    (request.policy.preparationNetwork ?? 'none') === 'none'
+  ) {
+    throw new SandboxError(
+      'refused',
+      `${check.fileName} uses dev container features, which are downloaded from a registry while the container is built, and policy allows no network for preparation. Bake the features into the image, or ask the policy owner for a preparation network.`,
+    );
+  }
+  return check;
+}
+
+function preparationTimeoutMs(policy: SandboxPolicy): number {
+  return (policy.preparationTimeoutSeconds ?? DEFAULT_PREPARATION_TIMEOUT_SECONDS) * 1000;
 }
 
 function preparationReachFor(policy: SandboxPolicy, creationNetwork: 'bridge' | 'host'): { networkMode: string; reachable: string[] } {

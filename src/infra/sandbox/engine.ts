@@ -2,6 +2,7 @@ import { execa } from 'execa';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { LaneError } from '../../core/errors';
 
 /**
  * The container engine that runs sandboxes, from the setting
@@ -21,9 +22,9 @@ export interface ContainerEngine {
 export type EngineDetection = { found: true; engine: ContainerEngine } | { found: false; message: string; tried: string[] };
 
 export const DEFAULT_ENGINE_TIMEOUT_MS = 30_000;
-export const DEFAULT_INFO_TIMEOUT_MS = 10_000;
+const DEFAULT_INFO_TIMEOUT_MS = 10_000;
 
-export const NO_ENGINE_HELP =
+const NO_ENGINE_HELP =
   'Install a container engine: on Debian or Ubuntu `sudo apt-get install -y podman` (rootless podman works; on hosts with cgroups v1 also `apt-get install runc` and set runtime = "runc" in /etc/containers/containers.conf), ' +
   'or Docker Engine / Docker Desktop (https://docs.docker.com/engine/install/). Then run the tasks again, or set agentLanes.sandbox.containerEngine to the one you installed.';
 
@@ -109,15 +110,15 @@ export async function detectEngine(
   return { found: false, tried, message: `${asked} (${tried.join('; ')}). ${NO_ENGINE_HELP}` };
 }
 
-export class EngineError extends Error {
+/** A container engine command that failed, timed out or was cancelled; the message carries the engine's own words. */
+export class EngineError extends LaneError {
   constructor(
     message: string,
     readonly args: readonly string[],
     readonly exitCode: number | undefined,
     readonly stderr: string,
   ) {
-    super(message);
-    this.name = 'EngineError';
+    super('engine', message);
   }
 }
 

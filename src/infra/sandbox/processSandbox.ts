@@ -6,18 +6,18 @@ import type { PreparationEvidence, TaskEvidence } from '../../core/evidence';
 import type { Logger } from '../../core/logger';
 import { BUILTIN_SECRET_PATTERNS, type SecretPattern } from '../../core/redaction';
 import type { ResolvedTask } from '../../core/sandbox/lanesConfig';
-import { DEFAULT_PREPARATION_TIMEOUT_SECONDS, preparationReach, type SandboxPolicy } from '../../core/sandbox/sandboxPolicy';
+import type { SandboxRole } from '../../core/sandbox/sandboxConfig';
+import { DEFAULT_PREPARATION_TIMEOUT_SECONDS, preparationReach } from '../../core/sandbox/sandboxPolicy';
 import { CappedLog } from '../../core/sandbox/taskLog';
-import { withBaseWorktree } from './baseWorktree';
+import { runTasksOnBase } from './baseWorktree';
 import { findOnPath } from './engine';
-import { capture, logFileFor, runTaskSequence, storeLog, taskEvidence } from './taskRun';
+import { capture, logFileFor, storeLog, taskEvidence, type TaskRunOptions } from './taskRun';
 import {
-  baseRunResult,
   type BaseRunRequest,
   type BaseRunResult,
-  type RunTasksRequest,
+  type PreparedSandbox,
+  type PrepareRequest,
   SandboxError,
-  type SandboxRunResult,
   type TaskSandbox,
 } from './types';
 
@@ -123,18 +123,9 @@ export class ProcessSandbox implements TaskSandbox {
     );
   }
 
-  async runTasks(request: RunTasksRequest): Promise<SandboxRunResult> {
-    return this.runIn(request, request.worktreePath, 'change');
-  }
-
-  async runOnBase(request: BaseRunRequest): Promise<BaseRunResult> {
-    return withBaseWorktree(this.options.stateDir, request, async (worktreePath) =>
-      baseRunResult(await this.runIn({ ...request, worktreePath }, worktreePath, 'base')),
-    );
-  }
-
-  private async runIn(request: RunTasksRequest, worktreePath: string, role: 'change' | 'base'): Promise<SandboxRunResult> {
-    const policy: SandboxPolicy = request.policy;
+  /** Checks policy and the worktree, and runs the prepare commands (with the network policy allows for them). */
+  async prepare(request: PrepareRequest): Promise<PreparedSandbox> {
+    const { policy } = request;
     if (policy.allowProcessSandbox !== true) {
       throw new SandboxError(
         'noSandbox',
@@ -143,26 +134,34 @@ export class ProcessSandbox implements TaskSandbox {
     }
     let worktree: string;
     try {
-      worktree = await realpath(worktreePath);
+      worktree = await realpath(request.worktreePath);
       if (!(await stat(worktree)).isDirectory()) throw new Error('not a folder');
     } catch {
       throw new SandboxError(
         'engine',
-        `The worktree ${worktreePath} of change ${request.changeId} is missing; restore it ("Lanes: Reconcile") or discard the change.`,
+        `The worktree ${request.worktreePath} of change ${request.changeId} is missing; restore it ("Lanes: Reconcile") or discard the change.`,
       );
     }
+    const role = request.role ?? 'change';
     const taskNetwork = policy.taskNetwork === 'open';
-    const sandbox = { isolation: 'process' as const, networkMode: taskNetwork ? 'host' : 'none' };
-    const preparation = await this.prepare(request, worktree, role);
-    const tasks = await runTaskSequence(request, sandbox, (task) => this.runTask(request, worktree, task, taskNetwork, role));
-    return { isolation: 'process', ...(preparation ? { preparation } : {}), tasks };
+    const preparation = await this.runPrepareCommands(request, worktree, role);
+    return {
+      label: { isolation: 'process', networkMode: taskNetwork ? 'host' : 'none' },
+      ...(preparation ? { preparation } : {}),
+      auditDetails: {},
+      runTask: (task, options) => this.runTask(request.changeId, worktree, task, taskNetwork, role, options),
+    };
   }
 
-  private async prepare(request: RunTasksRequest, worktree: string, role: 'change' | 'base'): Promise<PreparationEvidence | undefined> {
+  runOnBase(request: BaseRunRequest): Promise<BaseRunResult> {
+    return runTasksOnBase(this, this.options.stateDir, request);
+  }
+
+  private async runPrepareCommands(request: PrepareRequest, worktree: string, role: SandboxRole): Promise<PreparationEvidence | undefined> {
     const commands = request.source.prepare;
     const notes = request.source.devcontainer ? ['process sandbox: devcontainer.json is not used; tasks run with the host’s tools'] : [];
     if (commands.length === 0) return undefined;
-    request.onProgress?.({ kind: 'preparing', message: 'Preparing (process sandbox)' });
+    request.onPreparing?.('Preparing (process sandbox)');
     const reach = preparationReach(request.policy);
     const network = reach.networkMode !== 'none';
     const started = Date.now();
@@ -175,7 +174,7 @@ export class ProcessSandbox implements TaskSandbox {
       const run = await this.run(worktree, network, command, {
         timeoutMs: Math.max(deadline - Date.now(), 1_000),
         signal: request.signal,
-        onOutput: request.onTaskOutput ? (text) => request.onTaskOutput!('prepare', text) : undefined,
+        onOutput: request.onOutput,
       });
       log.append(run.log.text());
       if (run.ended !== 'exited' || run.exitCode !== 0) {
@@ -213,18 +212,19 @@ export class ProcessSandbox implements TaskSandbox {
   }
 
   private async runTask(
-    request: RunTasksRequest,
+    changeId: string,
     worktree: string,
     task: ResolvedTask,
     network: boolean,
-    role: 'change' | 'base',
+    role: SandboxRole,
+    options: TaskRunOptions,
   ): Promise<TaskEvidence> {
     const timeoutMs = (task.timeoutSeconds || DEFAULT_TASK_TIMEOUT_SECONDS) * 1000;
     const run = await this.run(worktree, network, task.command, {
       timeoutMs,
-      signal: request.signal,
-      onOutput: request.onTaskOutput ? (text) => request.onTaskOutput!(task.id, text) : request.onOutput,
-      maxLogChars: request.maxLogChars,
+      signal: options.signal,
+      onOutput: options.onOutput,
+      maxLogChars: options.maxLogChars,
     });
     let outcome: TaskEvidence['outcome'] = run.exitCode === 0 ? 'passed' : 'failed';
     let message: string | undefined;
@@ -237,9 +237,9 @@ export class ProcessSandbox implements TaskSandbox {
     }
     if (message) run.log.append(`\n[agent-lanes: ${message}]\n`);
     const stored = await storeLog(
-      logFileFor(request.logDir, request.changeId, `${role === 'base' ? 'base-' : ''}${task.id}`),
+      logFileFor(options.logDir, changeId, `${role === 'base' ? 'base-' : ''}${task.id}`),
       run.log,
-      request.redactionPatterns ?? this.patterns,
+      options.redactionPatterns ?? this.patterns,
     );
     return taskEvidence(task, run, outcome, stored, { isolation: 'process', networkMode: network ? 'host' : 'none' }, message);
   }

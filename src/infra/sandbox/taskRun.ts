@@ -7,7 +7,7 @@ import type { ResolvedTask } from '../../core/sandbox/lanesConfig';
 import { parseTestSummary } from '../../core/sandbox/summaryParsers';
 import { CappedLog, DEFAULT_MAX_LOG_CHARS, LineRedactor } from '../../core/sandbox/taskLog';
 import { writeFileAtomic } from '../storage/fileStore';
-import type { RunTasksRequest } from './types';
+import type { PreparedSandbox, SandboxLabel, SandboxProgress } from './types';
 
 /** What every sandbox needs to run a task and keep its log. */
 export interface TaskRunOptions {
@@ -36,7 +36,7 @@ export function sha256(text: string): string {
 }
 
 /** `2026-11-21T15-18-16-589Z`: sortable and safe in a file name. */
-export function fileStamp(date = new Date()): string {
+function fileStamp(date = new Date()): string {
   return date.toISOString().replace(/[:.]/g, '-');
 }
 
@@ -131,7 +131,7 @@ export function taskEvidence(
   run: Pick<CaptureResult, 'exitCode' | 'durationMs' | 'startedAt'>,
   outcome: TaskEvidence['outcome'],
   log: StoredLog | undefined,
-  sandbox: { isolation: 'container' | 'process'; networkMode: string; image?: string; imageId?: string },
+  sandbox: SandboxLabel,
   message?: string,
 ): TaskEvidence {
   const counts = log ? parseTestSummary(log.text) : undefined;
@@ -157,12 +157,8 @@ export function taskEvidence(
   };
 }
 
-/** A task that did not run (an earlier failure of the sandbox itself, or a cancel). */
-export function skippedTask(
-  task: ResolvedTask,
-  sandbox: { isolation: 'container' | 'process'; networkMode: string; image?: string; imageId?: string },
-  message: string,
-): TaskEvidence {
+/** A task that did not run (an earlier failure of the sandbox itself, a policy stop, or a cancel). */
+export function skippedTask(task: ResolvedTask, sandbox: SandboxLabel, message: string): TaskEvidence {
   return taskEvidence(
     task,
     { exitCode: undefined, durationMs: 0, startedAt: new Date().toISOString() },
@@ -173,34 +169,53 @@ export function skippedTask(
   );
 }
 
-type SandboxLabel = Parameters<typeof skippedTask>[1];
+export interface TaskSequenceOptions extends Omit<TaskRunOptions, 'onOutput'> {
+  /** Each task's output as it arrives, redacted, with its task id. */
+  onTaskOutput?: (taskId: string, text: string) => void;
+  onProgress?: (progress: SandboxProgress) => void;
+  /**
+   * Asked before every task (policy: the kill switch is checked before each
+   * side effect). A reason stops the run there: this task and the rest are
+   * recorded as skipped with it.
+   */
+  beforeTask?: (task: ResolvedTask) => Promise<string | undefined>;
+  /** Told after every task that ran (its audit event). */
+  afterTask?: (evidence: TaskEvidence) => Promise<void>;
+}
+
+const CANCELLED = 'Not run: the run was cancelled.';
 
 /**
- * Runs the tasks one after the other with progress events. After a cancel (or
- * a sandbox error, when `stopAfterError` names why) the rest are recorded as
+ * The one task runner of every sandbox: runs the tasks one after the other in
+ * a prepared sandbox, with progress events. After a cancel, a stop from
+ * `beforeTask`, or a failure of the sandbox itself, the rest are recorded as
  * skipped, never silently dropped.
  */
 export async function runTaskSequence(
-  request: Pick<RunTasksRequest, 'tasks' | 'signal' | 'onProgress'>,
-  sandbox: SandboxLabel,
-  runOne: (task: ResolvedTask) => Promise<TaskEvidence>,
-  stopAfterError?: string,
+  prepared: PreparedSandbox,
+  tasks: readonly ResolvedTask[],
+  options: TaskSequenceOptions,
 ): Promise<TaskEvidence[]> {
-  const cancelled = 'Not run: the run was cancelled.';
-  const tasks: TaskEvidence[] = [];
+  const { onTaskOutput, onProgress, beforeTask, afterTask, ...runOptions } = options;
+  const results: TaskEvidence[] = [];
   let stopReason: string | undefined;
-  for (const [index, task] of request.tasks.entries()) {
-    if (!stopReason && request.signal?.aborted) stopReason = cancelled;
+  for (const [index, task] of tasks.entries()) {
+    if (!stopReason && options.signal?.aborted) stopReason = CANCELLED;
+    if (!stopReason && beforeTask) stopReason = await beforeTask(task);
     if (stopReason) {
-      tasks.push(skippedTask(task, sandbox, stopReason));
+      results.push(skippedTask(task, prepared.label, stopReason));
       continue;
     }
-    request.onProgress?.({ kind: 'taskStarted', task, index, total: request.tasks.length });
-    const evidence = await runOne(task);
-    tasks.push(evidence);
-    request.onProgress?.({ kind: 'taskFinished', evidence, index, total: request.tasks.length });
-    if (evidence.outcome === 'error' && stopAfterError) stopReason = stopAfterError;
-    if (evidence.outcome === 'cancelled') stopReason = cancelled;
+    onProgress?.({ kind: 'taskStarted', task, index, total: tasks.length });
+    const evidence = await prepared.runTask(task, {
+      ...runOptions,
+      ...(onTaskOutput ? { onOutput: (text: string) => onTaskOutput(task.id, text) } : {}),
+    });
+    results.push(evidence);
+    await afterTask?.(evidence);
+    onProgress?.({ kind: 'taskFinished', evidence, index, total: tasks.length });
+    if (evidence.outcome === 'error' && prepared.stopAfterError) stopReason = prepared.stopAfterError;
+    if (evidence.outcome === 'cancelled') stopReason = CANCELLED;
   }
-  return tasks;
+  return results;
 }

@@ -1,6 +1,8 @@
+import { LaneError } from '../../core/errors';
 import type { PreparationEvidence, TaskEvidence } from '../../core/evidence';
 import { failsOnBaseFrom } from '../../core/sandbox/baseRun';
 import type { ResolvedTask } from '../../core/sandbox/lanesConfig';
+import type { SandboxRole } from '../../core/sandbox/sandboxConfig';
 import type { SandboxPolicy } from '../../core/sandbox/sandboxPolicy';
 import type { TaskRunOptions } from './taskRun';
 
@@ -25,29 +27,56 @@ export type SandboxProgress =
   | { kind: 'taskStarted'; task: ResolvedTask; index: number; total: number }
   | { kind: 'taskFinished'; evidence: TaskEvidence; index: number; total: number };
 
-export interface RunTasksRequest extends TaskRunOptions {
+/** How a task's evidence names its sandbox. */
+export interface SandboxLabel {
+  isolation: 'container' | 'process';
+  networkMode: string;
+  image?: string;
+  imageId?: string;
+}
+
+/** What a sandbox needs to get ready for a worktree's tasks. */
+export interface PrepareRequest {
   changeId: string;
   worktreePath: string;
   source: SandboxSource;
-  tasks: readonly ResolvedTask[];
   policy: SandboxPolicy;
-  /** Output of the preparation and of each task, redacted; `taskId` is 'prepare' for the preparation. */
-  onTaskOutput?: (taskId: string, text: string) => void;
-  onProgress?: (progress: SandboxProgress) => void;
+  /** The change's own sandbox, or a scratch one for the base commit (its logs are named base-...). */
+  role?: SandboxRole;
+  /** Where logs are stored, outside every worktree (e.g. RepoStorage.logsDir). */
+  logDir: string;
+  signal?: AbortSignal;
+  /** The preparation's output as it arrives, redacted. */
+  onOutput?: (text: string) => void;
+  /** Said when a preparation starts (a container to find or create, prepare commands to run). */
+  onPreparing?: (message: string) => void;
 }
 
-export interface SandboxRunResult {
-  isolation: 'container' | 'process';
-  preparation?: PreparationEvidence;
-  tasks: TaskEvidence[];
+/** A sandbox made ready for one worktree: its tasks run one at a time with runTaskSequence. */
+export interface PreparedSandbox {
+  readonly label: SandboxLabel;
+  /** Undefined when there was nothing to prepare (the process sandbox without prepare commands). */
+  readonly preparation?: PreparationEvidence;
+  /** What the preparation's audit event adds (the image, a reused container...). */
+  readonly auditDetails: Record<string, unknown>;
+  /** Why the remaining tasks are skipped after a task ended in error (the sandbox itself failed); undefined: they still run. */
+  readonly stopAfterError?: string;
+  /** Runs one task; never throws for the task's own failure. */
+  runTask(task: ResolvedTask, options: TaskRunOptions): Promise<TaskEvidence>;
 }
 
-export interface BaseRunRequest extends Omit<RunTasksRequest, 'worktreePath'> {
+export interface BaseRunRequest extends Omit<TaskRunOptions, 'onOutput'> {
+  changeId: string;
   /** The repository (any of its worktrees) the base worktree is added to. */
   repoRoot: string;
   baseSha: string;
   /** The change's worktree, so the base worktree gets the same folder name (and so the same path in the sandbox). */
   changeWorktreePath: string;
+  source: SandboxSource;
+  tasks: readonly ResolvedTask[];
+  policy: SandboxPolicy;
+  /** Output of the preparation ('prepare') and of each task (its id), redacted. */
+  onTaskOutput?: (taskId: string, text: string) => void;
 }
 
 export interface BaseRunResult {
@@ -58,18 +87,19 @@ export interface BaseRunResult {
   preparation?: PreparationEvidence;
 }
 
-export function baseRunResult(result: SandboxRunResult): BaseRunResult {
+export function baseRunResult(preparation: PreparationEvidence | undefined, tasks: TaskEvidence[]): BaseRunResult {
   return {
-    failsOnBase: new Map(result.tasks.map((task) => [task.id, failsOnBaseFrom(task.outcome)] as const)),
-    tasks: result.tasks,
-    ...(result.preparation ? { preparation: result.preparation } : {}),
+    failsOnBase: new Map(tasks.map((task) => [task.id, failsOnBaseFrom(task.outcome)] as const)),
+    tasks,
+    ...(preparation ? { preparation } : {}),
   };
 }
 
 /** A container sandbox or the lesser process sandbox. */
 export interface TaskSandbox {
   readonly isolation: 'container' | 'process';
-  runTasks(request: RunTasksRequest): Promise<SandboxRunResult>;
+  /** Gets the sandbox ready for the worktree (a container found or created, prepare commands run once). */
+  prepare(request: PrepareRequest): Promise<PreparedSandbox>;
   /** Runs the given tasks on the base commit (a scratch worktree) and cleans up after. */
   runOnBase(request: BaseRunRequest): Promise<BaseRunResult>;
 }
@@ -88,13 +118,14 @@ export type SandboxErrorKind =
   | 'noSandbox';
 
 /** A sandbox that could not be set up; `message` says what happened and what to do. */
-export class SandboxError extends Error {
+export class SandboxError extends LaneError {
+  declare readonly kind: SandboxErrorKind;
+
   constructor(
-    readonly kind: SandboxErrorKind,
+    kind: SandboxErrorKind,
     message: string,
     readonly preparation?: PreparationEvidence,
   ) {
-    super(message);
-    this.name = 'SandboxError';
+    super(kind, message);
   }
 }

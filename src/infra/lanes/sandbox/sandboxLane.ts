@@ -10,16 +10,18 @@ import { applyBaseResults, changeTouchesTests, testsDoNotExerciseFlags } from '.
 import { checkDevcontainer, describeRefusals } from '../../../core/sandbox/devcontainerCheck';
 import { LanesConfigError, mergeTasks, type ResolvedTask } from '../../../core/sandbox/lanesConfig';
 import { type SandboxPolicy, sandboxPolicyFrom } from '../../../core/sandbox/sandboxPolicy';
+import { OPTIONAL_FAILED, sandboxVerdict } from '../../../core/sandbox/verdict';
 import { git } from '../../git/gitProcess';
 import { PolicyDeniedError } from '../../policy/policyService';
 import { readSandboxSource } from '../../sandbox/baseSource';
 import { type ContainerSandbox, type SandboxContainer, sandboxStateDir } from '../../sandbox/containerSandbox';
 import type { EngineSetting } from '../../sandbox/engine';
 import { type SandboxSelection, selectSandbox } from '../../sandbox/selectSandbox';
-import { skippedTask } from '../../sandbox/taskRun';
-import { SandboxError, type SandboxProgress, type SandboxSource, type TaskSandbox } from '../../sandbox/types';
+import { runTaskSequence, skippedTask } from '../../sandbox/taskRun';
+import { type PreparedSandbox, SandboxError, type SandboxProgress, type SandboxSource, type TaskSandbox } from '../../sandbox/types';
 import { DEFAULT_TASK_TIMEOUT_SECONDS, EXTENSION_ACTOR } from '../../../core/constants';
-import { type LaneContext, changeFacts, decide } from '../laneContext';
+import { LaneError } from '../../../core/errors';
+import { type LaneContext, changeFacts, decide, moveChange } from '../laneContext';
 
 /** The settings the Sandbox lane reads (the editor passes them in; this layer never reads VS Code). */
 export interface SandboxSettings {
@@ -74,25 +76,9 @@ export interface SandboxOrphan {
 }
 
 /** A request the lane refuses before doing anything; the message says what to do. */
-export class SandboxInputError extends Error {
+export class SandboxInputError extends LaneError {
   constructor(message: string) {
-    super(message);
-    this.name = 'SandboxInputError';
-  }
-}
-
-/** When a task names no time limit (policy's limit caps it). */
-
-const OPTIONAL_FAILED = 'not required and failed: ';
-
-function outcomeWords(task: TaskEvidence): string {
-  switch (task.outcome) {
-    case 'failed':
-      return task.exitCode === null ? 'failed' : `failed, exit ${task.exitCode}`;
-    case 'timedOut':
-      return 'timed out';
-    default:
-      return task.outcome;
+    super('sandboxInput', message);
   }
 }
 
@@ -244,9 +230,8 @@ export class SandboxLane implements Disposable {
       if (error instanceof PolicyDeniedError) return outcome(ctx.store.get(changeId) ?? change, false, error.decision.explanation);
       throw error;
     }
-    const moved = await ctx.store.transition(changeId, 'promote', actor);
+    const moved = await moveChange(ctx, changeId, 'promote', actor);
     if (!moved.ok) return outcome(ctx.store.get(changeId) ?? change, false, moved.reason);
-    await ctx.audit.append({ actor, action: 'lane.transition', changeId, details: { event: 'promote', from: 'sandbox', to: 'review' } });
     hooks.onProgress?.({ kind: 'promoted', to: 'review' });
     return outcome(moved.change, true);
   }
@@ -297,7 +282,6 @@ export class SandboxLane implements Disposable {
     if (!selection.ok) throw new SandboxError('noSandbox', selection.message);
     const sandbox = selection.sandbox;
     const isolation = sandbox.isolation;
-    const containerSandbox = selection.containerSandbox;
 
     // A devcontainer.json that asks for more than policy allows is refused before anything moves.
     if (isolation === 'container' && source.devcontainer) {
@@ -323,9 +307,8 @@ export class SandboxLane implements Disposable {
     let current = change;
     if (change.lane === 'draft') {
       await decide(ctx, 'gate.draftToSandbox', changeFacts(change, evidence, { isolation }), change, actor);
-      const moved = await ctx.store.transition(changeId, 'promote', actor);
+      const moved = await moveChange(ctx, changeId, 'promote', actor);
       if (!moved.ok) throw new SandboxInputError(moved.reason);
-      await ctx.audit.append({ actor, action: 'lane.transition', changeId, details: { event: 'promote', from: 'draft', to: 'sandbox' } });
       current = moved.change;
       hooks.onProgress?.({ kind: 'promoted', to: 'sandbox' });
     }
@@ -348,7 +331,6 @@ export class SandboxLane implements Disposable {
         sandboxPolicy,
         patterns,
         sandbox,
-        containerSandbox,
         notice: selection.notice,
       });
     } catch (error) {
@@ -426,7 +408,6 @@ export class SandboxLane implements Disposable {
     sandboxPolicy: SandboxPolicy;
     patterns: SecretPattern[];
     sandbox: TaskSandbox;
-    containerSandbox: ContainerSandbox | undefined;
     notice: string | undefined;
   }): Promise<SandboxRunOutcome> {
     const { ctx } = this;
@@ -434,11 +415,11 @@ export class SandboxLane implements Disposable {
     const changeId = change.id;
     const isolation = sandbox.isolation;
     const logDir = ctx.storage.logsDir;
-    const output = (taskId: string) => (hooks.onTaskOutput ? (text: string) => hooks.onTaskOutput!(taskId, text) : undefined);
-    const results: TaskEvidence[] = [];
+    let results: TaskEvidence[] = [];
     let preparation: PreparationEvidence | undefined;
-    let blockedBy: string | undefined;
     let setupError: SandboxError | undefined;
+    // Policy is asked before the run and again before every task (the kill switch can be pulled mid-run).
+    const policyStop: { blockedBy?: string } = {};
 
     const auditTask = (task: TaskEvidence, onBase = false) =>
       ctx.audit.append({
@@ -477,123 +458,52 @@ export class SandboxLane implements Disposable {
           ...extra,
         },
       });
-    const skipRest = (
-      from: number,
-      reason: string,
-      base?: { isolation: 'container' | 'process'; networkMode: string; image?: string; imageId?: string },
-    ) => {
-      for (const task of run.tasks.slice(from)) results.push(skippedTask(task, base ?? { isolation, networkMode: 'none' }, reason));
-    };
+    const skipAll = (reason: string) => run.tasks.map((task) => skippedTask(task, { isolation, networkMode: 'none' }, reason));
 
-    if (run.tasks.length > 0) {
-      blockedBy = await this.allowed('runTask', change, actor, isolation);
-      if (blockedBy) skipRest(0, `Not run: ${blockedBy}`);
-    }
-    if (!blockedBy && run.tasks.length > 0) {
+    if (run.tasks.length > 0) policyStop.blockedBy = await this.allowed('runTask', change, actor, isolation);
+    if (policyStop.blockedBy) {
+      results = skipAll(`Not run: ${policyStop.blockedBy}`);
+    } else if (run.tasks.length > 0) {
+      let prepared: PreparedSandbox | undefined;
       try {
-        if (run.containerSandbox) {
-          // A dev container: prepared once, then each task after its own policy check.
-          hooks.onProgress?.({ kind: 'preparing', message: 'Starting the sandbox container' });
-          const handle = await run.containerSandbox.ensure({
-            changeId,
-            worktreePath: change.worktreePath,
-            source: run.source,
-            policy: run.sandboxPolicy,
-            role: 'change',
-            logDir,
-            signal,
-            ...(output('prepare') ? { onOutput: output('prepare') } : {}),
-          });
-          preparation = handle.preparation;
-          await auditPreparation(preparation, {
-            image: handle.image,
-            imageId: handle.imageId,
-            taskNetwork: handle.networkMode,
-            reused: handle.reused,
-          });
-          const sandboxInfo = {
-            isolation: 'container' as const,
-            networkMode: handle.networkMode,
-            image: handle.image,
-            imageId: handle.imageId,
-          };
-          for (const [index, task] of run.tasks.entries()) {
-            if (signal.aborted) {
-              skipRest(index, 'Not run: the run was cancelled.', sandboxInfo);
-              break;
-            }
-            blockedBy = await this.allowed('runTask', ctx.store.get(changeId) ?? change, actor, isolation);
-            if (blockedBy) {
-              skipRest(index, `Not run: ${blockedBy}`, sandboxInfo);
-              break;
-            }
-            hooks.onProgress?.({ kind: 'taskStarted', task, index, total: run.tasks.length });
-            const result = await run.containerSandbox.runTask(handle, task, {
-              logDir,
-              signal,
-              redactionPatterns: run.patterns,
-              ...(output(task.id) ? { onOutput: output(task.id) } : {}),
-            });
-            results.push(result);
-            await auditTask(result);
-            hooks.onProgress?.({ kind: 'taskFinished', evidence: result, index, total: run.tasks.length });
-            if (result.outcome === 'error') {
-              skipRest(index + 1, 'Not run: the sandbox container went away during an earlier task.', sandboxInfo);
-              break;
-            }
-            if (result.outcome === 'cancelled') {
-              skipRest(index + 1, 'Not run: the run was cancelled.', sandboxInfo);
-              break;
-            }
-          }
-        } else {
-          // Another sandbox (the process sandbox): one task per call, its preparation with the first.
-          let prepared = false;
-          for (const [index, task] of run.tasks.entries()) {
-            if (signal.aborted) {
-              skipRest(index, 'Not run: the run was cancelled.');
-              break;
-            }
-            blockedBy = await this.allowed('runTask', ctx.store.get(changeId) ?? change, actor, isolation);
-            if (blockedBy) {
-              skipRest(index, `Not run: ${blockedBy}`);
-              break;
-            }
-            const result = await sandbox.runTasks({
-              changeId,
-              worktreePath: change.worktreePath,
-              source: prepared ? { ...run.source, prepare: [] } : run.source,
-              tasks: [task],
-              policy: run.sandboxPolicy,
-              logDir,
-              signal,
-              redactionPatterns: run.patterns,
-              onTaskOutput: (id, text) => hooks.onTaskOutput?.(id, text),
-              onProgress: (progress) =>
-                hooks.onProgress?.(progress.kind === 'preparing' ? progress : { ...progress, index, total: run.tasks.length }),
-            });
-            if (!prepared) {
-              preparation = result.preparation;
-              await auditPreparation(preparation, {});
-              prepared = true;
-            }
-            const evidence = result.tasks[0]!;
-            results.push(evidence);
-            await auditTask(evidence);
-            if (evidence.outcome === 'cancelled') {
-              skipRest(index + 1, 'Not run: the run was cancelled.');
-              break;
-            }
-          }
-        }
+        prepared = await sandbox.prepare({
+          changeId,
+          worktreePath: change.worktreePath,
+          source: run.source,
+          policy: run.sandboxPolicy,
+          role: 'change',
+          logDir,
+          signal,
+          onOutput: hooks.onTaskOutput ? (text) => hooks.onTaskOutput!('prepare', text) : undefined,
+          onPreparing: (message) => hooks.onProgress?.({ kind: 'preparing', message }),
+        });
       } catch (error) {
         if (!(error instanceof SandboxError)) throw error;
         setupError = error;
-        preparation = error.preparation ?? preparation;
+        preparation = error.preparation;
         await auditPreparation(preparation, { error: error.kind, message: error.message });
-        skipRest(results.length, `Not run: ${error.message}`);
+        results = skipAll(`Not run: ${error.message}`);
+      }
+      if (prepared) {
+        preparation = prepared.preparation;
+        await auditPreparation(preparation, prepared.auditDetails);
+        results = await runTaskSequence(prepared, run.tasks, {
+          logDir,
+          signal,
+          redactionPatterns: run.patterns,
+          onTaskOutput: hooks.onTaskOutput,
+          onProgress: hooks.onProgress,
+          beforeTask: async () => {
+            policyStop.blockedBy = await this.allowed('runTask', ctx.store.get(changeId) ?? change, actor, isolation);
+            return policyStop.blockedBy && `Not run: ${policyStop.blockedBy}`;
+          },
+          afterTask: async (evidence) => {
+            await auditTask(evidence);
+          },
+        });
       }
     }
+    const { blockedBy } = policyStop;
 
     // "Tests fail without the change": the test tasks that passed run again on the base commit.
     let tasks = results;
@@ -657,36 +567,13 @@ export class SandboxLane implements Disposable {
       },
     );
 
-    // The verdict: every required task must pass; a task that is not required is shown, not blocking.
-    const requiredNotPassed = tasks.filter((task) => task.required && task.outcome !== 'passed');
-    const optionalFailed = tasks.filter((task) => !task.required && task.outcome !== 'passed' && task.outcome !== 'skipped');
-    const optionalNote = optionalFailed.length ? ` ${OPTIONAL_FAILED}${optionalFailed.map((task) => task.id).join(', ')}.` : '';
-    const cancelled = signal.aborted || tasks.some((task) => task.outcome === 'cancelled');
-    let verdict: SandboxRunOutcome['verdict'];
-    let message: string;
-    if (setupError) {
-      verdict = 'error';
-      message = setupError.kind === 'cancelled' ? `Cancelled: ${setupError.message}` : setupError.message;
-    } else if (blockedBy) {
-      verdict = 'error';
-      message = `Policy stopped the sandbox run: ${blockedBy}`;
-    } else if (cancelled) {
-      verdict = 'error';
-      message = `Cancelled: ${tasks.filter((task) => task.outcome === 'passed').length} of ${tasks.length} task(s) had passed; run the tasks again to get a verdict.`;
-    } else if (requiredNotPassed.some((task) => task.outcome === 'error')) {
-      verdict = 'error';
-      message =
-        requiredNotPassed.find((task) => task.outcome === 'error')?.message ?? 'The sandbox failed during a task; run the tasks again.';
-    } else if (requiredNotPassed.length > 0) {
-      verdict = 'failed';
-      message = `Required task${requiredNotPassed.length === 1 ? '' : 's'} did not pass: ${requiredNotPassed.map((task) => `${task.id} (${outcomeWords(task)})`).join(', ')}; the change stays in Sandbox. Fix it in Draft or look at the task log.${optionalNote}`;
-    } else {
-      verdict = 'passed';
-      message =
-        run.tasks.length === 0
-          ? 'No tasks to run (none required by policy or .lanes/lanes.yaml).'
-          : `${tasks.filter((task) => task.required).length} required task(s) passed.${optionalNote}`;
-    }
+    const { verdict, failedTasks, nextLane, message } = sandboxVerdict({
+      planned: run.tasks,
+      tasks,
+      ...(setupError ? { setupError } : {}),
+      ...(blockedBy ? { blockedBy } : {}),
+      cancelled: signal.aborted,
+    });
     const headSha = change.headSha;
     let updated = await ctx.store.update(changeId, (c) => ({
       ...c,
@@ -694,24 +581,18 @@ export class SandboxLane implements Disposable {
         verdict,
         at: new Date().toISOString(),
         ...(headSha ? { headSha } : {}),
-        failedTasks: requiredNotPassed.map((task) => task.id),
+        failedTasks,
         message,
       },
     }));
 
     let promoted = false;
     let gateBlock: string | undefined;
-    if (verdict === 'passed') {
+    if (nextLane === 'review') {
       try {
         await decide(ctx, 'gate.sandboxToReview', changeFacts(updated, updatedEvidence), updated, actor);
-        const moved = await ctx.store.transition(changeId, 'promote', actor);
+        const moved = await moveChange(ctx, changeId, 'promote', actor);
         if (moved.ok) {
-          await ctx.audit.append({
-            actor,
-            action: 'lane.transition',
-            changeId,
-            details: { event: 'promote', from: 'sandbox', to: 'review' },
-          });
           updated = moved.change;
           promoted = true;
           hooks.onProgress?.({ kind: 'promoted', to: 'review' });
