@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parseAuditLine } from '../../src/core/audit/audit';
-import { AuditLog } from '../../src/infra/audit/auditLog';
-import { AuditSink, validateSinkEndpoint, type SinkStatus } from '../../src/infra/audit/auditSink';
+import { AuditLog } from '../../src/infra/audit/log';
+import { AuditSink, validateSinkEndpoint, type SinkStatus } from '../../src/infra/audit/sink';
 
 const REPO = '5'.repeat(64);
 

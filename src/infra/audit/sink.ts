@@ -1,13 +1,13 @@
-import { randomBytes } from 'node:crypto';
-import { open, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { open, readFile, unlink, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import { z } from 'zod';
+import { LaneError } from '../../core/errors';
 import { Emitter } from '../../core/events';
 import type { Logger } from '../../core/logger';
 import { writeFileAtomic } from '../storage/fileStore';
-import { processAlive } from './auditLog';
+import { createLockFile, inspectLockFile, newLockToken, releaseLockFile } from './lock';
 
 const gzip = promisify(gzipCallback);
 
@@ -100,13 +100,17 @@ export function validateSinkEndpoint(value: string): { url: URL } | { error: str
   return { error: `The audit sink endpoint must be an https:// URL, not ${url.protocol}//.` };
 }
 
-class SinkHttpError extends Error {
+/** Why a batch was not acknowledged: no answer in time, no connection, or an answer other than 2xx. */
+type SinkHttpErrorKind = 'sinkTimeout' | 'sinkUnreachable' | 'sinkRefused';
+
+class SinkHttpError extends LaneError {
   constructor(
+    kind: SinkHttpErrorKind,
     message: string,
     readonly status?: number,
     readonly retryAfterMs?: number,
   ) {
-    super(message);
+    super(kind, message);
   }
 }
 
@@ -137,7 +141,7 @@ export class AuditSink {
   private readonly url: URL;
   private readonly cursorFile: string;
   private readonly lockFile: string;
-  private readonly lockToken = `${process.pid} ${randomBytes(6).toString('hex')}`;
+  private readonly lockToken = newLockToken();
   private cursor: Cursor | undefined;
   private batchSize: number;
   private running: Promise<void> | undefined;
@@ -256,21 +260,12 @@ export class AuditSink {
 
   private async tryLock(): Promise<boolean> {
     if (this.holdsLock) return true;
-    try {
-      await writeFile(this.lockFile, this.lockToken, { flag: 'wx', mode: 0o600 });
+    if (await createLockFile(this.lockFile, this.lockToken)) {
       this.holdsLock = true;
       return true;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
-    const holder = await readFile(this.lockFile, 'utf8').catch(() => '');
-    const pid = Number(holder.split(' ')[0]);
-    const age = await stat(this.lockFile).then(
-      (s) => Date.now() - s.mtimeMs,
-      () => 0,
-    );
-    const stale = holder === '' ? age > 1000 : !Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && !processAlive(pid));
-    if (stale || age > LOCK_STALE_MS) {
+    const { ageMs, abandoned } = await inspectLockFile(this.lockFile);
+    if (abandoned || ageMs > LOCK_STALE_MS) {
       await unlink(this.lockFile).catch(() => undefined);
       return this.tryLock();
     }
@@ -290,8 +285,7 @@ export class AuditSink {
   private async releaseLock(): Promise<void> {
     if (!this.holdsLock) return;
     this.holdsLock = false;
-    const holder = await readFile(this.lockFile, 'utf8').catch(() => '');
-    if (holder === this.lockToken) await unlink(this.lockFile).catch(() => undefined);
+    await releaseLockFile(this.lockFile, this.lockToken);
   }
 
   private async idle(ms: number): Promise<void> {
@@ -463,13 +457,13 @@ export class AuditSink {
       await response.arrayBuffer();
     } catch (error) {
       const name = (error as Error).name;
-      if (name === 'TimeoutError' || name === 'AbortError') throw new SinkHttpError(`no answer within ${timeoutMs} ms`);
+      if (name === 'TimeoutError' || name === 'AbortError') throw new SinkHttpError('sinkTimeout', `no answer within ${timeoutMs} ms`);
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new SinkHttpError(`cannot reach the sink (${cause?.code ?? cause?.message ?? (error as Error).message})`);
+      throw new SinkHttpError('sinkUnreachable', `cannot reach the sink (${cause?.code ?? cause?.message ?? (error as Error).message})`);
     }
     if (response.ok) return;
     const retryAfter = response.headers.get('retry-after');
     const seconds = retryAfter !== null && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : undefined;
-    throw new SinkHttpError(`the sink answered HTTP ${response.status}`, response.status, seconds);
+    throw new SinkHttpError('sinkRefused', `the sink answered HTTP ${response.status}`, response.status, seconds);
   }
 }

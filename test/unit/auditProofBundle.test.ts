@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parseAuditLine } from '../../src/core/audit/audit';
+import type { DecisionRecord } from '../../src/core/decision';
+import { AuditLog } from '../../src/infra/audit/log';
+import { exportProofBundle } from '../../src/infra/audit/proofBundle';
+import { SECRET_SAMPLES } from './redactionSamples';
+
+const run = promisify(execFile);
+const REPO = '1'.repeat(64);
+const user = { type: 'user', id: 'dev' } as const;
+const agent = { type: 'agent', id: 'coder' } as const;
+
+describe('proof bundle', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let file: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lanes-audit-'));
+    file = join(dir, 'storage', 'audit.jsonl');
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes a proof bundle that plain tar opens, with a README, checksums and nothing secret', async () => {
+    const log = await AuditLog.open(file, { repoKey: REPO });
+    await log.append({ actor: user, action: 'change.create', changeId: 'c0ffee00', details: { title: 'add retries' } });
+    await log.append({ actor: agent, action: 'agent.start', changeId: 'beefbeef' });
+    await log.append({ actor: user, action: 'review.approve', changeId: 'c0ffee00', decisionId: 'dec-1', policy: 'acme@3' });
+    const everything = SECRET_SAMPLES.map((sample) => sample.text).join('\n');
+    const decision: DecisionRecord = {
+      decisionId: 'dec-1',
+      at: '2026-11-21T10:00:00.000Z',
+      action: 'promote.review',
+      subject: 'c0ffee00',
+      effect: 'allow',
+      matchedRules: [{ policy: 'acme@3', rule: 'requiredTasks', effect: 'allow' }],
+      explanation: 'required tasks passed',
+    };
+    const dest = join(dir, 'bundles', 'c0ffee00.tar.gz');
+    const bundle = await exportProofBundle({
+      changeId: 'c0ffee00',
+      diffText: `diff --git a/.env b/.env\n+${everything.split('\n').join('\n+')}\n`,
+      evidence: { schemaVersion: 1, changeId: 'c0ffee00', prompt: { ref: 'p1', redacted: everything } },
+      logs: [
+        { name: 'npm test', text: `> npm test\n${everything}\n` },
+        { name: '../../etc/passwd', text: 'ok' },
+      ],
+      decisions: [decision],
+      auditFile: file,
+      dest,
+      log,
+    });
+    await log.close();
+    assert.equal(bundle.file, dest);
+    assert.equal(bundle.eventCount, 2);
+    assert.ok(bundle.redaction.total >= SECRET_SAMPLES.length * 3);
+
+    const out = join(dir, 'unpacked');
+    await mkdir(out);
+    await run('tar', ['xzf', dest, '-C', out]);
+    const root = join(out, 'agent-lanes-proof-c0ffee00');
+    assert.deepEqual((await readdir(root)).sort(), [
+      'README.md',
+      'SHA256SUMS',
+      'audit-events.jsonl',
+      'change.diff',
+      'checkpoint.json',
+      'decisions.json',
+      'evidence.json',
+      'logs',
+    ]);
+    assert.deepEqual((await readdir(join(root, 'logs'))).sort(), ['etc-passwd.log', 'npm-test.log']);
+    const { stdout } = await run('sha256sum', ['-c', 'SHA256SUMS'], { cwd: root });
+    assert.match(stdout, /change\.diff: OK/);
+
+    const readme = await readFile(join(root, 'README.md'), 'utf8');
+    for (const name of [
+      'change.diff',
+      'evidence.json',
+      'decisions.json',
+      'audit-events.jsonl',
+      'checkpoint.json',
+      'logs/npm-test.log',
+      'SHA256SUMS',
+    ]) {
+      assert.ok(readme.includes(`\`${name}\``), `README explains ${name}`);
+    }
+    const events = (await readFile(join(root, 'audit-events.jsonl'), 'utf8')).split('\n').filter(Boolean);
+    assert.deepEqual(
+      events.map((line) => parseAuditLine(line)?.action),
+      ['change.create', 'review.approve'],
+      'only this change, every line intact',
+    );
+    const checkpoint = JSON.parse(await readFile(join(root, 'checkpoint.json'), 'utf8')) as { count: number; headHash: string };
+    assert.equal(checkpoint.count, 4);
+    assert.equal(checkpoint.headHash, log.head.hash);
+    assert.equal(JSON.parse(await readFile(join(root, 'decisions.json'), 'utf8'))[0].decisionId, 'dec-1');
+
+    for (const name of ['change.diff', 'evidence.json', 'logs/npm-test.log']) {
+      const text = await readFile(join(root, name), 'utf8');
+      assert.ok(text.includes('[REDACTED:'), name);
+      for (const sample of SECRET_SAMPLES) assert.ok(!text.includes(sample.secret), `${sample.kind} survived in ${name}`);
+    }
+    assert.deepEqual(await readdir(join(dir, 'bundles')), ['c0ffee00.tar.gz'], 'no temporary file left');
+  });
+});
