@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAuditLine } from '../../src/core/audit/audit';
 import type { DecisionRecord } from '../../src/core/decision';
 import { AuditLog } from '../../src/infra/audit/log';
-import { exportProofBundle } from '../../src/infra/audit/proofBundle';
+import { exportProofBundle, readChangeDiff, readChangeLogs } from '../../src/infra/audit/proofBundle';
+import { RepoStorage } from '../../src/infra/storage/repoStorage';
 import { SECRET_SAMPLES } from './redactionSamples';
 
 const run = promisify(execFile);
@@ -108,5 +109,66 @@ describe('proof bundle', function () {
       for (const sample of SECRET_SAMPLES) assert.ok(!text.includes(sample.secret), `${sample.kind} survived in ${name}`);
     }
     assert.deepEqual(await readdir(join(dir, 'bundles')), ['c0ffee00.tar.gz'], 'no temporary file left');
+  });
+});
+
+describe("a change's diff and logs for its proof bundle", function () {
+  this.timeout(30_000);
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lanes-proof-parts-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads the diff from base to head with git, and says so in its place when the commits are gone', async () => {
+    const repo = join(dir, 'repo');
+    const gitIn = (...args: string[]) => run('git', ['-c', 'user.name=dev', '-c', 'user.email=dev@example.com', ...args], { cwd: repo });
+    await mkdir(repo);
+    await gitIn('init', '-q', '-b', 'main');
+    await writeFile(join(repo, 'greeting.txt'), 'hello\n');
+    await gitIn('add', '.');
+    await gitIn('commit', '-q', '-m', 'base');
+    const baseSha = (await gitIn('rev-parse', 'HEAD')).stdout.trim();
+    await writeFile(join(repo, 'greeting.txt'), 'hello, world\n');
+    await gitIn('commit', '-q', '-am', 'change');
+    const headSha = (await gitIn('rev-parse', 'HEAD')).stdout.trim();
+
+    const diff = await readChangeDiff(repo, { baseSha, headSha });
+    assert.match(diff, /^diff --git a\/greeting\.txt b\/greeting\.txt$/m);
+    assert.match(diff, /^-hello$/m);
+    assert.match(diff, /^\+hello, world$/m);
+    assert.equal(await readChangeDiff(repo, { baseSha, headSha: baseSha }), '', 'no commit yet: no diff');
+    assert.match(
+      await readChangeDiff(repo, { baseSha, headSha: 'f'.repeat(40) }),
+      new RegExp(`^# The diff of ${baseSha.slice(0, 12)}\\.\\.ffffffffffff is not available: .+\\n$`),
+    );
+  });
+
+  it("collects the change's logs from the repository's storage only, and the end of a large one", async () => {
+    const storage = new RepoStorage(join(dir, 'storage'), 'k'.repeat(64), 'repo');
+    const changeDir = storage.changeDir('c0ffee00');
+    const logsDir = join(storage.logsDir, 'c0ffee00');
+    await mkdir(changeDir, { recursive: true });
+    await mkdir(logsDir, { recursive: true });
+    await writeFile(join(changeDir, 'agent.log'), 'the agent ran\n');
+    await writeFile(join(changeDir, 'notes.txt'), 'not a log');
+    await writeFile(join(logsDir, 'npm-test.log'), `${'x'.repeat(11 * 1024 * 1024)}the end\n`);
+    const outside = join(dir, 'elsewhere.log');
+    await writeFile(outside, 'private');
+    const warnings: string[] = [];
+    const logger = { trace() {}, debug() {}, info() {}, warn: (message: string) => void warnings.push(message), error() {} };
+
+    const logs = await readChangeLogs(storage, 'c0ffee00', { tasks: [{ logFile: outside }, {}] }, logger);
+    assert.deepEqual(
+      logs.map((entry) => entry.name),
+      ['agent.log', 'npm-test.log'],
+    );
+    assert.equal(logs[0]!.text, 'the agent ran\n');
+    assert.match(logs[1]!.text, /^\[agent-lanes: the log has 11534344 bytes; only its last 10485760 are in this bundle\]\n/);
+    assert.ok(logs[1]!.text.endsWith('the end\n'));
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /skipped .*elsewhere\.log, which is outside the repository's storage/);
   });
 });

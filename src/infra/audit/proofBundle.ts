@@ -7,7 +7,7 @@ import { createGzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import type { Change } from '../../core/change';
 import type { DecisionRecord } from '../../core/decision';
-import type { Evidence, RedactionSummary } from '../../core/evidence';
+import type { RedactionSummary } from '../../core/evidence';
 import type { Logger } from '../../core/logger';
 import { BUILTIN_SECRET_PATTERNS, mergeSummaries, redactText, redactValue, type SecretPattern } from '../../core/redaction';
 import { git } from '../git/gitProcess';
@@ -203,7 +203,7 @@ export async function readChangeDiff(repoRoot: string, change: Pick<Change, 'bas
 export async function readChangeLogs(
   storage: Pick<RepoStorage, 'root' | 'logsDir' | 'changeDir'>,
   changeId: string,
-  evidence: Evidence | undefined,
+  evidence: { preparation?: { logFile?: string }; tasks?: readonly { logFile?: string }[] } | undefined,
   logger: Logger,
 ): Promise<{ name: string; text: string }[]> {
   const inside = (file: string) => {
