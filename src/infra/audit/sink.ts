@@ -196,39 +196,6 @@ export class AuditSink {
     this.setStatus({ state: 'stopped' });
   }
 
-  /** Resolves once every complete event in the log is acknowledged (tests, and before shutdown). */
-  async drain(timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const last = await this.lastCompleteSeq();
-      if (this.current.acknowledgedSeq >= last) return;
-      if (Date.now() > deadline) {
-        throw new Error(
-          `The audit sink has acknowledged events up to ${this.current.acknowledgedSeq} of ${last}${this.current.lastError ? ` (last error: ${this.current.lastError})` : ''}.`,
-        );
-      }
-      this.notify();
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
-
-  private async lastCompleteSeq(): Promise<number> {
-    const handle = await open(this.options.auditFile, 'r').catch(() => undefined);
-    if (!handle) return 0;
-    try {
-      const { size } = await handle.stat();
-      const length = Math.min(size, 256 * 1024);
-      const buffer = Buffer.alloc(length);
-      await handle.read(buffer, 0, length, size - length);
-      const text = buffer.toString('utf8');
-      const end = text.lastIndexOf('\n');
-      const match = /"seq":(\d+)\}$/.exec(text.slice(text.lastIndexOf('\n', end - 1) + 1, end));
-      return match ? Number(match[1]) : 0;
-    } finally {
-      await handle.close();
-    }
-  }
-
   private async loadCursor(): Promise<Cursor> {
     const fresh: Cursor = {
       version: 1,
