@@ -106,7 +106,7 @@ if (process.env.AUDIT_CRASH_CHILD) {
       assert.deepEqual(event.details.redactions, { total: 3, byKind: { githubToken: 2, sensitiveField: 1 } });
 
       const reopened = await AuditLog.open(file, { repoKey: REPO });
-      reopened.setSecretPatterns(compileSecretPatterns([{ name: 'acme', pattern: 'acme_[0-9a-f]{12}' }]).patterns);
+      reopened.setSecretPatterns(() => compileSecretPatterns([{ name: 'acme', pattern: 'acme_[0-9a-f]{12}' }]).patterns);
       const custom = await reopened.append({ actor: agent, action: 'task.run', details: { note: 'key acme_0123456789ab' } });
       await reopened.close();
       assert.equal(custom.details.note, 'key [REDACTED:policy:acme]');

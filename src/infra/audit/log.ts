@@ -40,8 +40,6 @@ export interface AuditLogOptions {
   /** Otherwise flush this long after the first waiting event. */
   flushDelayMs?: number;
   lockTimeoutMs?: number;
-  /** Secret patterns (built-ins plus policy patterns from compileSecretPatterns). */
-  patterns?: readonly SecretPattern[];
   /**
    * Cut a torn last line when opening (recorded as audit.repaired). Default
    * true. When false the line stays until repair() or the first append.
@@ -98,13 +96,18 @@ export class AuditLog {
     this.repoKey = repoKey;
   }
 
+  private secretPatterns: () => readonly SecretPattern[] = () => BUILTIN_SECRET_PATTERNS;
+
   private get patterns(): readonly SecretPattern[] {
-    return this.options.patterns ?? BUILTIN_SECRET_PATTERNS;
+    return this.secretPatterns();
   }
 
-  /** After a policy refresh: later appends are redacted with these (compileSecretPatterns output). */
-  setSecretPatterns(patterns: readonly SecretPattern[]): void {
-    this.options.patterns = patterns;
+  /**
+   * Where appends get the secret patterns they redact with (built-ins plus the
+   * policy's, from compileSecretPatterns); asked at each append, so a policy change applies at once.
+   */
+  setSecretPatterns(source: () => readonly SecretPattern[]): void {
+    this.secretPatterns = source;
   }
 
   private now(): Date {

@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import type { VerifyResult } from '../../core/audit/audit';
 import type { Actor } from '../../core/change';
 import type { Logger } from '../../core/logger';
-import { compileSecretPatterns } from '../../core/redaction';
+import { compileSecretPatterns, type SecretPattern } from '../../core/redaction';
 import { exportAudit, type AuditExport } from '../../infra/audit/export';
 import type { RepairResult } from '../../infra/audit/log';
 import { exportProofBundle, readChangeDiff, readChangeLogs, type ProofBundleResult } from '../../infra/audit/proofBundle';
@@ -82,6 +82,8 @@ export class AuditCommands implements vscode.Disposable {
     }
     for (const repo of repos) {
       if (this.watched.has(repo.root)) continue;
+      // The log redacts what policy calls a secret too, not only the built-in kinds.
+      repo.lanes.context.audit.setSecretPatterns(this.policySecretPatterns);
       const subscription = repo.lanes.context.audit.onDidAppend((events) => {
         this.sinks.notify(repo.root);
         for (const changeId of new Set(events.map((event) => event.changeId))) if (changeId) this.docs.refresh(historyPath(repo, changeId));
@@ -90,6 +92,15 @@ export class AuditCommands implements vscode.Disposable {
     }
     void this.sinks.sync();
   }
+
+  private compiledPatterns: { source: unknown; patterns: readonly SecretPattern[] } | undefined;
+
+  /** The built-in and the effective policy's secret patterns, compiled again only when the policy's list changes. */
+  private readonly policySecretPatterns = (): readonly SecretPattern[] => {
+    const source = this.services.policy.service.effective.policy.secretPatterns ?? [];
+    if (this.compiledPatterns?.source !== source) this.compiledPatterns = { source, patterns: compileSecretPatterns(source).patterns };
+    return this.compiledPatterns.patterns;
+  };
 
   private pickRepository(args: RepositoryArgs, placeHolder: string): Promise<RepoContext | undefined> {
     return this.services.drafts.pickRepository(args.repository, placeHolder);
