@@ -7,7 +7,8 @@ import { parseAuditLine, verifyText, type AuditEvent } from '../../src/core/audi
 import { LaneError } from '../../src/core/errors';
 import { compileSecretPatterns } from '../../src/core/redaction';
 import { AuditLogError } from '../../src/infra/audit/auditLogError';
-import { AuditLog, repairAuditFile, verifyAuditFile } from '../../src/infra/audit/log';
+import { AuditLog, redactWithPolicyPatterns, repairAuditFile, verifyAuditFile } from '../../src/infra/audit/log';
+import { PolicyService } from '../../src/infra/policy/policyService';
 import { SECRET_SAMPLES } from './redactionSamples';
 
 const REPO = '1'.repeat(64);
@@ -110,6 +111,25 @@ if (process.env.AUDIT_CRASH_CHILD) {
       const custom = await reopened.append({ actor: agent, action: 'task.run', details: { note: 'key acme_0123456789ab' } });
       await reopened.close();
       assert.equal(custom.details.note, 'key [REDACTED:policy:acme]');
+    });
+
+    it("redacts what the policy calls a secret from the next append on, as the user's policy setting changes", async () => {
+      const logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+      const policy = new PolicyService({}, { cacheFile: join(dir, 'policy-cache.json'), logger });
+      const log = await AuditLog.open(file, { repoKey: REPO });
+      try {
+        redactWithPolicyPatterns(log, policy);
+        const note = 'key acme_0123456789ab';
+        assert.equal((await log.append({ actor: agent, action: 'task.run', details: { note } })).details.note, note);
+        await policy.updateSettings({ user: { secretPatterns: [{ name: 'acme', pattern: 'acme_[0-9a-f]{12}' }] } });
+        const redacted = await log.append({ actor: agent, action: 'task.run', details: { note } });
+        assert.equal(redacted.details.note, 'key [REDACTED:policy:acme]');
+        await policy.updateSettings({});
+        assert.equal((await log.append({ actor: agent, action: 'task.run', details: { note } })).details.note, note);
+      } finally {
+        await log.close();
+        policy.dispose();
+      }
     });
 
     it('keeps two writers on one file (two windows on worktrees of one repository) on one chain', async () => {

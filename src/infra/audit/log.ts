@@ -17,7 +17,8 @@ import type { Actor } from '../../core/change';
 import { EXTENSION_ACTOR } from '../../core/constants';
 import { Emitter } from '../../core/events';
 import type { Logger } from '../../core/logger';
-import { BUILTIN_SECRET_PATTERNS, redactText, redactValue, type SecretPattern } from '../../core/redaction';
+import type { EffectivePolicy } from '../../core/policy/merge';
+import { BUILTIN_SECRET_PATTERNS, compileSecretPatterns, redactText, redactValue, type SecretPattern } from '../../core/redaction';
 import { AuditLogError } from './auditLogError';
 import { forEachLine, isMissing, READ_CHUNK, readFirstEvent, readTail, type TailState } from './lines';
 import { settledSize, withAuditLock } from './lock';
@@ -371,6 +372,20 @@ export class AuditLog {
       this.options.lockTimeoutMs,
     );
   }
+}
+
+/**
+ * Makes the log redact what policy calls a secret too, not only the built-in
+ * kinds, whatever the policy becomes (read at each append, compiled again only
+ * when the policy's list changes).
+ */
+export function redactWithPolicyPatterns(log: AuditLog, policy: { readonly effective: EffectivePolicy }): void {
+  let compiled: { source: EffectivePolicy['policy']['secretPatterns']; patterns: readonly SecretPattern[] } | undefined;
+  log.setSecretPatterns(() => {
+    const source = policy.effective.policy.secretPatterns;
+    if (!compiled || compiled.source !== source) compiled = { source, patterns: compileSecretPatterns(source ?? []).patterns };
+    return compiled.patterns;
+  });
 }
 
 /** Reads every intact event of a log file and verifies it in the same pass. */

@@ -6,9 +6,9 @@ import * as vscode from 'vscode';
 import type { VerifyResult } from '../../core/audit/audit';
 import type { Actor } from '../../core/change';
 import type { Logger } from '../../core/logger';
-import { compileSecretPatterns, type SecretPattern } from '../../core/redaction';
+import { compileSecretPatterns } from '../../core/redaction';
 import { exportAudit, type AuditExport } from '../../infra/audit/export';
-import type { RepairResult } from '../../infra/audit/log';
+import { redactWithPolicyPatterns, type RepairResult } from '../../infra/audit/log';
 import { exportProofBundle, readChangeDiff, readChangeLogs, type ProofBundleResult } from '../../infra/audit/proofBundle';
 import { Commands } from '../constants';
 import type { ChangeTarget, DraftCommands } from '../draft/draftCommands';
@@ -82,8 +82,7 @@ export class AuditCommands implements vscode.Disposable {
     }
     for (const repo of repos) {
       if (this.watched.has(repo.root)) continue;
-      // The log redacts what policy calls a secret too, not only the built-in kinds.
-      repo.lanes.context.audit.setSecretPatterns(this.policySecretPatterns);
+      redactWithPolicyPatterns(repo.lanes.context.audit, this.services.policy.service);
       const subscription = repo.lanes.context.audit.onDidAppend((events) => {
         this.sinks.notify(repo.root);
         for (const changeId of new Set(events.map((event) => event.changeId))) if (changeId) this.docs.refresh(historyPath(repo, changeId));
@@ -92,15 +91,6 @@ export class AuditCommands implements vscode.Disposable {
     }
     void this.sinks.sync();
   }
-
-  private compiledPatterns: { source: unknown; patterns: readonly SecretPattern[] } | undefined;
-
-  /** The built-in and the effective policy's secret patterns, compiled again only when the policy's list changes. */
-  private readonly policySecretPatterns = (): readonly SecretPattern[] => {
-    const source = this.services.policy.service.effective.policy.secretPatterns ?? [];
-    if (this.compiledPatterns?.source !== source) this.compiledPatterns = { source, patterns: compileSecretPatterns(source).patterns };
-    return this.compiledPatterns.patterns;
-  };
 
   private pickRepository(args: RepositoryArgs, placeHolder: string): Promise<RepoContext | undefined> {
     return this.services.drafts.pickRepository(args.repository, placeHolder);
