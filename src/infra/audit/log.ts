@@ -24,7 +24,7 @@ import { forEachLine, isMissing, READ_CHUNK, readFirstEvent, readTail, type Tail
 import { settledSize, withAuditLock } from './lock';
 
 /** An event line longer than this is refused: large content belongs in a file, with its digest in the event. */
-export const MAX_EVENT_BYTES = 1024 * 1024;
+const MAX_EVENT_BYTES = 1024 * 1024;
 
 /** Verifies a log file by streaming it (a million events take a few seconds). */
 export async function verifyAuditFile(file: string, options: VerifyOptions = {}): Promise<VerifyResult> {
@@ -459,9 +459,9 @@ export async function repairAuditFile(file: string, actor: Actor): Promise<Repai
   }
 }
 
-export const CHECKPOINT_FORMAT = 'agent-lanes.audit-checkpoint';
+const CHECKPOINT_FORMAT = 'agent-lanes.audit-checkpoint';
 
-export const AuditCheckpointFileSchema = z.object({
+const AuditCheckpointFileSchema = z.object({
   format: z.literal(CHECKPOINT_FORMAT),
   version: z.literal(1),
   file: z.string(),

@@ -24,7 +24,7 @@ const gzip = promisify(gzipCallback);
  * event's `hash` (or repository + `seq`). Nothing acknowledged is ever sent again.
  */
 
-export const SINK_CURSOR_FILE = 'sink-cursor.json';
+const SINK_CURSOR_FILE = 'sink-cursor.json';
 const LOCK_REFRESH_MS = 30_000;
 const LOCK_STALE_MS = 15 * 60_000;
 
