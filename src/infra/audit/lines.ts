@@ -1,4 +1,4 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { parseAuditLine } from '../../core/audit/audit';
 import { AuditLogError } from './auditLogError';
 
@@ -91,8 +91,8 @@ function lineAnchor(text: string): { seq: number; hash: string } | undefined {
   return undefined;
 }
 
-export async function readTail(file: string, handle?: FileHandle): Promise<TailState> {
-  const own = handle ?? (await open(file, 'r'));
+export async function readTail(file: string): Promise<TailState> {
+  const own = await open(file, 'r');
   try {
     const { size } = await own.stat();
     if (size === 0) return { size, lastSeq: 0, lastHash: '', missingNewline: false };
@@ -134,7 +134,7 @@ export async function readTail(file: string, handle?: FileHandle): Promise<TailS
       return { size, lastSeq: anchor.seq, lastHash: anchor.hash, torn, missingNewline };
     }
   } finally {
-    if (!handle) await own.close();
+    await own.close();
   }
 }
 
