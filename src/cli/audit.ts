@@ -2,7 +2,8 @@ import { stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { VerifyOptions, VerifyResult } from '../core/audit/audit';
-import { AuditLogError, readCheckpointFile, repairAuditFile, verifyAuditFile } from '../infra/audit/auditLog';
+import { AuditLogError } from '../infra/audit/auditLogError';
+import { readCheckpointFile, repairAuditFile, verifyAuditFile } from '../infra/audit/log';
 
 export interface CliOutput {
   log(s: string): void;

@@ -3,7 +3,7 @@ import type { Change } from '../core/change';
 import { ChangeStore } from '../core/changeStore';
 import { Emitter } from '../core/events';
 import type { Logger } from '../core/logger';
-import { AuditLog } from '../infra/audit/auditLog';
+import { AuditLog } from '../infra/audit/log';
 import { EvidenceStore } from '../infra/storage/evidenceStore';
 import { JsonFilePersistence } from '../infra/storage/fileStore';
 import { probeRepository } from '../infra/git/repository';

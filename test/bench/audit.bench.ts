@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { GENESIS_HASH, genesisDetails, sealEvent } from '../../src/core/audit/audit';
 import { redactText } from '../../src/core/redaction';
-import { AuditLog, verifyAuditFile } from '../../src/infra/audit/auditLog';
+import { AuditLog, verifyAuditFile } from '../../src/infra/audit/log';
 
 const REPO = 'f'.repeat(64);
 

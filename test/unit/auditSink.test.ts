@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parseAuditLine } from '../../src/core/audit/audit';
-import { AuditLog } from '../../src/infra/audit/auditLog';
-import { AuditSink, validateSinkEndpoint, type SinkStatus } from '../../src/infra/audit/auditSink';
+import { AuditLog } from '../../src/infra/audit/log';
+import { AuditSink, validateSinkEndpoint, type SinkStatus } from '../../src/infra/audit/sink';
+import { AuditSinks } from '../../src/infra/audit/sinks';
 
 const REPO = '5'.repeat(64);
 
@@ -105,6 +106,20 @@ describe('audit sink', function () {
     );
   }
 
+  /** Resolves once the sink has acknowledged every event in the log. */
+  async function drained(shipper: AuditSink, timeoutMs = 30_000): Promise<void> {
+    await log.flush();
+    const lastSeq = parseAuditLine((await readFile(file, 'utf8')).trimEnd().split('\n').pop()!)!.seq;
+    const deadline = Date.now() + timeoutMs;
+    while (shipper.status.acknowledgedSeq < lastSeq) {
+      const { acknowledgedSeq, lastError } = shipper.status;
+      if (Date.now() > deadline)
+        assert.fail(`The sink acknowledged events up to ${acknowledgedSeq} of ${lastSeq} (last error: ${lastError}).`);
+      shipper.notify();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'lanes-sink-'));
     file = join(dir, 'audit.jsonl');
@@ -123,7 +138,7 @@ describe('audit sink', function () {
     await appendMany(99);
     const shipper = makeSink();
     shipper.start();
-    await shipper.drain();
+    await drained(shipper);
     assert.deepEqual(sink.acknowledgedSeqs(), range(1, 100));
     assert.deepEqual(
       sink.requests.map((request) => request.seqs.length),
@@ -164,7 +179,7 @@ describe('audit sink', function () {
     await sink.up();
     const more = appendMany(40);
     await more;
-    await shipper.drain();
+    await drained(shipper);
     assert.equal(sink.requests.filter((request) => request.status === 500).length, 2);
     assert.ok(statuses.some((status) => status.lastError === 'the sink answered HTTP 500'));
     const acknowledged = sink.acknowledgedSeqs();
@@ -181,13 +196,13 @@ describe('audit sink', function () {
     await appendMany(50);
     const first = makeSink();
     first.start();
-    await first.drain();
+    await drained(first);
     await first.stop();
     await appendMany(25);
     // Like a VS Code restart: a new sink object on the same files.
     const second = makeSink();
     second.start();
-    await second.drain();
+    await drained(second);
     assert.deepEqual(sink.acknowledgedSeqs(), range(1, 76));
     assert.equal(
       new Set(sink.requests.flatMap((request) => request.seqs)).size,
@@ -203,7 +218,7 @@ describe('audit sink', function () {
     const errors: string[] = [];
     shipper.onDidChangeStatus((status) => status.lastError && errors.push(status.lastError));
     shipper.start();
-    await shipper.drain();
+    await drained(shipper);
     const posted = sink.requests.flatMap((request) => request.seqs);
     const twice = posted.filter((seq, index) => posted.indexOf(seq) !== index);
     assert.deepEqual(twice, range(1, 40), 'only the timed-out batch came again');
@@ -220,7 +235,7 @@ describe('audit sink', function () {
     sink.behaviour = (request) => (request === 0 ? { status: 413 } : request === 1 ? { status: 503, retryAfter: '0' } : { status: 200 });
     const shipper = makeSink();
     shipper.start();
-    await shipper.drain();
+    await drained(shipper);
     assert.deepEqual(
       sink.requests.map((request) => [request.status, request.seqs.length]),
       [
@@ -237,7 +252,7 @@ describe('audit sink', function () {
     await appendMany(9);
     const first = makeSink();
     first.start();
-    await first.drain();
+    await drained(first);
     const other = new FakeSink();
     await other.up();
     try {
@@ -248,7 +263,7 @@ describe('audit sink', function () {
       assert.equal(rival.status.state, 'passive');
       assert.equal(other.requests.length, 0);
       await first.stop();
-      await rival.drain();
+      await drained(rival);
       assert.deepEqual(other.acknowledgedSeqs(), range(1, 10), 'a new endpoint gets the whole log');
     } finally {
       await other.down();
@@ -270,5 +285,59 @@ describe('audit sink', function () {
     assert.match(error('audit.example.com'), /is not a URL\. Set agentLanes\.audit\.sinkEndpoint/);
     assert.match(error('https://user:pw@audit.example.com'), /user name or password/);
     assert.throws(() => new AuditSink({ endpoint: 'http://10.0.0.1/x', auditFile: file, repoKey: REPO }), /plain HTTP/);
+  });
+});
+
+describe('audit sinks (one per open repository)', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let sink: FakeSink;
+  const logs: AuditLog[] = [];
+  const logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lanes-sinks-'));
+    sink = new FakeSink();
+    await sink.up();
+  });
+  afterEach(async () => {
+    await Promise.all(logs.splice(0).map((log) => log.close()));
+    await sink.down();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("ships each repository's log with the stored token, and reports an endpoint it will not send to", async () => {
+    const open = async (name: string, repoKey: string) => {
+      const audit = await AuditLog.open(join(dir, name, 'audit.jsonl'), { repoKey, flushDelayMs: 1 });
+      logs.push(audit);
+      await audit.append({ actor: { type: 'agent', id: 'coder' }, action: 'task.run', details: { name } });
+      return { root: join(dir, name), name, audit };
+    };
+    const sources = [await open('one', '6'.repeat(64)), await open('two', '7'.repeat(64))];
+    const refused: string[] = [];
+    const sinks = new AuditSinks({
+      getAuthorization: async () => 'Bearer t0ken',
+      onInvalidEndpoint: (endpoint, error) => refused.push(`${endpoint}: ${error}`),
+      logger,
+    });
+    await sinks.configure('http://audit.example.com/v1', sources);
+    assert.equal(refused.length, 1);
+    assert.match(refused[0]!, /^http:\/\/audit\.example\.com\/v1: .*uses plain HTTP/);
+
+    await sinks.configure(sink.url, sources);
+    const shipped = () =>
+      new Set(sink.requests.filter((request) => request.status < 300).map((request) => request.headers['x-agent-lanes-repository']));
+    for (let waited = 0; shipped().size < 2; waited += 20) {
+      assert.ok(waited < 10_000, 'both logs reach the sink');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.deepEqual([...shipped()].sort(), ['6'.repeat(64), '7'.repeat(64)]);
+    assert.deepEqual(new Set(sink.requests.map((request) => request.headers.authorization)), new Set(['Bearer t0ken']));
+    // An empty endpoint stops every sink (and releases their locks).
+    await sinks.configure('', sources);
+    assert.deepEqual(
+      (await readdir(join(dir, 'one'))).filter((name) => name.endsWith('.lock')),
+      [],
+    );
   });
 });

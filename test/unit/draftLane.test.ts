@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { verifyAuditFile } from '../../src/infra/audit/auditLog';
+import { verifyAuditFile } from '../../src/infra/audit/log';
 import { DraftLane } from '../../src/infra/lanes/draft/draftLane';
 import type { LaneContext } from '../../src/infra/lanes/laneContext';
 import { createSampleRepository } from '../runners/fixtures.mjs';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuditLog } from '../../src/infra/audit/auditLog';
+import { AuditLog } from '../../src/infra/audit/log';
 import { type LaneContext, decide } from '../../src/infra/lanes/laneContext';
 import { PolicyService } from '../../src/infra/policy/policyService';
 

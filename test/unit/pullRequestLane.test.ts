@@ -7,7 +7,7 @@ import type { Change } from '../../src/core/change';
 import { hashEvidence } from '../../src/core/evidence';
 import { consoleLogger } from '../../src/core/logger';
 import { IN_TOTO_STATEMENT_TYPE } from '../../src/core/pullRequest/body';
-import { verifyAuditFile } from '../../src/infra/audit/auditLog';
+import { verifyAuditFile } from '../../src/infra/audit/log';
 import { GitHubError } from '../../src/infra/github/client';
 import { PullRequestError } from '../../src/infra/github/pullRequests';
 import { DraftLane } from '../../src/infra/lanes/draft/draftLane';

@@ -12,7 +12,7 @@ import {
   redactValue,
   shannonEntropy,
 } from '../../src/core/redaction';
-import { AuditLog } from '../../src/infra/audit/auditLog';
+import { AuditLog } from '../../src/infra/audit/log';
 import { SECRET_SAMPLES } from './redactionSamples';
 
 const sample = (kind: string) => SECRET_SAMPLES.find((entry) => entry.kind === kind)!;

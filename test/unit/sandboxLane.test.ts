@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Change } from '../../src/core/change';
-import { verifyAuditFile } from '../../src/infra/audit/auditLog';
+import { verifyAuditFile } from '../../src/infra/audit/log';
 import { DraftLane } from '../../src/infra/lanes/draft/draftLane';
 import type { LaneContext } from '../../src/infra/lanes/laneContext';
 import { describeSandboxVerdict, SandboxInputError, SandboxLane, type SandboxSettings } from '../../src/infra/lanes/sandbox/sandboxLane';

@@ -6,7 +6,7 @@ import type { Logger } from '../../core/logger';
 import { EXTENSION_ACTOR } from '../../core/constants';
 import type { LaneEvent, TransitionResult } from '../../core/lanes';
 import { type ChangeFacts, type PolicyAction, factsFromEvidence } from '../../core/policy/evaluate';
-import type { AuditLog } from '../audit/auditLog';
+import type { AuditLog } from '../audit/log';
 import type { EvidenceStore } from '../storage/evidenceStore';
 import { PolicyDeniedError, type PolicyService } from '../policy/policyService';
 import type { RepoStorage } from '../storage/repoStorage';

@@ -1,17 +1,15 @@
 import { existsSync } from 'node:fs';
-import { open, readdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import * as vscode from 'vscode';
 import type { VerifyResult } from '../../core/audit/audit';
-import type { Actor, Change } from '../../core/change';
-import type { Evidence } from '../../core/evidence';
+import type { Actor } from '../../core/change';
 import type { Logger } from '../../core/logger';
 import { compileSecretPatterns } from '../../core/redaction';
-import { exportAudit, exportProofBundle, type ProofBundleResult, type RepairResult } from '../../infra/audit/auditLog';
-import { AuditSink, validateSinkEndpoint } from '../../infra/audit/auditSink';
-import { git } from '../../infra/git/gitProcess';
-import { readConfig } from '../config';
+import { exportAudit, type AuditExport } from '../../infra/audit/export';
+import { redactWithPolicyPatterns, type RepairResult } from '../../infra/audit/log';
+import { exportProofBundle, readChangeDiff, readChangeLogs, type ProofBundleResult } from '../../infra/audit/proofBundle';
 import { Commands } from '../constants';
 import type { ChangeTarget, DraftCommands } from '../draft/draftCommands';
 import { GeneratedDocuments } from '../generatedDocuments';
@@ -21,11 +19,9 @@ import { reportError } from '../logger';
 import type { PolicyController } from '../policy/policyController';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
 
-export const AUDIT_DOC_SCHEME = 'agent-lanes-audit';
-/** SecretStorage key of the Authorization header value sent to the audit sink. */
-export const SINK_AUTHORIZATION_SECRET = 'agentLanes.audit.sinkAuthorization';
-/** A log larger than this goes into a proof bundle as its last part, with a note. */
-const MAX_BUNDLED_LOG_BYTES = 10 * 1024 * 1024;
+import { EditorAuditSinks } from './auditSinks';
+
+const AUDIT_DOC_SCHEME = 'agent-lanes-audit';
 
 export interface AuditCommandServices {
   logger: Logger;
@@ -63,24 +59,15 @@ const userActor = async (repo: RepoContext): Promise<Actor> => ({ type: 'user', 
  */
 export class AuditCommands implements vscode.Disposable {
   private readonly docs = new GeneratedDocuments(AUDIT_DOC_SCHEME);
-  readonly sinks: AuditSinks;
+  private readonly sinks: EditorAuditSinks;
   /** Per repository root: the subscription to its log's appends. */
   private readonly watched = new Map<string, { repo: RepoContext; subscription: { dispose(): void } }>();
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(private readonly services: AuditCommandServices) {
-    this.sinks = new AuditSinks(services);
+    this.sinks = new EditorAuditSinks(services.registry, services.secrets, services.logger);
     const registryChanged = services.registry.onDidChange(() => this.watchRepositories());
-    this.disposables.push(
-      this.docs,
-      this.sinks,
-      { dispose: () => registryChanged.dispose() },
-      vscode.workspace.onDidChangeConfiguration((event) => {
-        if (event.affectsConfiguration('agentLanes.audit.sinkEndpoint'))
-          void this.sinks.configure(readConfig().config.auditSinkEndpoint, services.registry.repositories());
-      }),
-    );
-    void this.sinks.configure(readConfig().config.auditSinkEndpoint, []);
+    this.disposables.push(this.docs, this.sinks, { dispose: () => registryChanged.dispose() });
     this.watchRepositories();
   }
 
@@ -95,13 +82,14 @@ export class AuditCommands implements vscode.Disposable {
     }
     for (const repo of repos) {
       if (this.watched.has(repo.root)) continue;
+      redactWithPolicyPatterns(repo.lanes.context.audit, this.services.policy.service);
       const subscription = repo.lanes.context.audit.onDidAppend((events) => {
         this.sinks.notify(repo.root);
         for (const changeId of new Set(events.map((event) => event.changeId))) if (changeId) this.docs.refresh(historyPath(repo, changeId));
       });
       this.watched.set(repo.root, { repo, subscription });
     }
-    void this.sinks.sync(repos);
+    void this.sinks.sync();
   }
 
   private pickRepository(args: RepositoryArgs, placeHolder: string): Promise<RepoContext | undefined> {
@@ -170,7 +158,7 @@ export class AuditCommands implements vscode.Disposable {
 
   // ---- Export ----
 
-  async exportLog(args: ExportAuditArgs = {}): Promise<Awaited<ReturnType<typeof exportAudit>> | undefined> {
+  async exportLog(args: ExportAuditArgs = {}): Promise<AuditExport | undefined> {
     const repo = await this.pickRepository(args, 'Export the audit log of which repository?');
     if (!repo) return undefined;
     const audit = repo.lanes.context.audit;
@@ -265,7 +253,7 @@ export class AuditCommands implements vscode.Disposable {
           const patterns = compileSecretPatterns(this.services.policy.service.effective.policy.secretPatterns ?? []).patterns;
           return exportProofBundle({
             changeId: change.id,
-            diffText: await changeDiff(repo, change),
+            diffText: await readChangeDiff(repo.root, change),
             evidence:
               evidence.kind === 'ok'
                 ? evidence.evidence
@@ -273,7 +261,12 @@ export class AuditCommands implements vscode.Disposable {
                     changeId: change.id,
                     note: evidence.kind === 'missing' ? 'No evidence was recorded for this change.' : evidence.message,
                   },
-            logs: await changeLogs(repo, change, evidence.kind === 'ok' ? evidence.evidence : undefined, this.services.logger),
+            logs: await readChangeLogs(
+              repo.storage,
+              change.id,
+              evidence.kind === 'ok' ? evidence.evidence : undefined,
+              this.services.logger,
+            ),
             decisions: decisionsOnRecord(change, evidence.kind === 'ok' ? evidence.evidence : undefined),
             auditFile: audit.file,
             dest: dest!,
@@ -338,7 +331,7 @@ export class AuditCommands implements vscode.Disposable {
     if (entered === undefined) return;
     const token = entered.trim();
     if (!token) {
-      await this.services.secrets.delete(SINK_AUTHORIZATION_SECRET);
+      await this.sinks.setAuthorization(undefined);
       void vscode.window.showInformationMessage('Removed the audit sink token: events are sent without an Authorization header.');
     } else {
       if (!/^[\x21-\x7e]+(?: [\x21-\x7e]+)*$/.test(token)) {
@@ -347,195 +340,17 @@ export class AuditCommands implements vscode.Disposable {
         );
         return;
       }
-      await this.services.secrets.store(SINK_AUTHORIZATION_SECRET, token.includes(' ') ? token : `Bearer ${token}`);
+      await this.sinks.setAuthorization(token.includes(' ') ? token : `Bearer ${token}`);
       void vscode.window.showInformationMessage(
         "Stored the audit sink token in VS Code's secret storage. It is sent only in the Authorization header to the audit sink.",
       );
     }
-    await this.sinks.restart(this.services.registry.repositories());
   }
 
   dispose(): void {
     for (const watched of this.watched.values()) watched.subscription.dispose();
     this.watched.clear();
     for (const d of this.disposables) d.dispose();
-  }
-}
-
-/** The change as a unified diff from its base to its head commit. */
-async function changeDiff(repo: RepoContext, change: Change): Promise<string> {
-  if (!change.headSha || change.headSha === change.baseSha) return '';
-  try {
-    const result = await git(repo.root, ['diff', '--no-color', '--no-ext-diff', '--no-textconv', change.baseSha, change.headSha, '--']);
-    return result.stdout;
-  } catch (error) {
-    // A pruned lane branch can take its commits with it: say so in place of the diff.
-    return `# The diff of ${change.baseSha.slice(0, 12)}..${change.headSha.slice(0, 12)} is not available: ${(error as Error).message.split('\n')[0]}\n`;
-  }
-}
-
-/**
- * The change's logs from the repository's storage: the agent log in the
- * change's folder, the sandbox logs its evidence names, and the change's log
- * folder. Only files inside the repository's storage are read.
- */
-async function changeLogs(
-  repo: RepoContext,
-  change: Change,
-  evidence: Evidence | undefined,
-  logger: Logger,
-): Promise<{ name: string; text: string }[]> {
-  const inside = (file: string) => {
-    const rel = relative(repo.storage.root, file);
-    return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
-  };
-  const files = new Set<string>();
-  const listLogs = async (dir: string) => {
-    for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-      if (entry.isFile() && entry.name.endsWith('.log')) files.add(join(dir, entry.name));
-    }
-  };
-  await listLogs(repo.storage.changeDir(change.id));
-  for (const file of [evidence?.preparation?.logFile, ...(evidence?.tasks ?? []).map((task) => task.logFile)])
-    if (file) files.add(resolve(file));
-  await listLogs(join(repo.storage.logsDir, change.id));
-  const logs: { name: string; text: string }[] = [];
-  for (const file of [...files].sort()) {
-    if (!inside(file)) {
-      logger.warn(`Proof bundle of ${change.id}: skipped ${file}, which is outside the repository's storage.`);
-      continue;
-    }
-    const text = await readCapped(file).catch((error: unknown) => {
-      logger.warn(`Proof bundle of ${change.id}: could not read ${file}: ${(error as Error).message}`);
-      return undefined;
-    });
-    if (text !== undefined) logs.push({ name: basename(file), text });
-  }
-  return logs;
-}
-
-async function readCapped(file: string): Promise<string> {
-  const handle = await open(file, 'r');
-  try {
-    const { size } = await handle.stat();
-    if (size <= MAX_BUNDLED_LOG_BYTES) return (await handle.readFile()).toString('utf8');
-    const buffer = Buffer.alloc(MAX_BUNDLED_LOG_BYTES);
-    await handle.read(buffer, 0, buffer.length, size - buffer.length);
-    return `[agent-lanes: the log has ${size} bytes; only its last ${MAX_BUNDLED_LOG_BYTES} are in this bundle]\n${buffer.toString('utf8')}`;
-  } finally {
-    await handle.close();
-  }
-}
-
-/**
- * One AuditSink per open repository while agentLanes.audit.sinkEndpoint is
- * set: each log is shipped from its durable cursor, woken by every append.
- * Changes are applied one after another, so a stopping sink has released its
- * lock before the next one for the same log starts.
- */
-export class AuditSinks implements vscode.Disposable {
-  private endpoint = '';
-  private valid = false;
-  private readonly running = new Map<string, { repo: RepoContext; sink: AuditSink }>();
-  private warned: string | undefined;
-  private queue: Promise<void> = Promise.resolve();
-
-  constructor(private readonly services: AuditCommandServices) {}
-
-  private enqueue(work: () => Promise<void>): Promise<void> {
-    this.queue = this.queue.then(work).catch((error: unknown) => this.services.logger.error('Audit sink', error));
-    return this.queue;
-  }
-
-  /** Applies the setting: stops every sink and starts them again for the new endpoint. */
-  configure(endpoint: string, repos: RepoContext[]): Promise<void> {
-    return this.enqueue(async () => {
-      const next = endpoint.trim();
-      if (next === this.endpoint) return;
-      await this.stopAll();
-      this.endpoint = next;
-      this.valid = false;
-      if (!next) return;
-      const checked = validateSinkEndpoint(next);
-      if ('error' in checked) {
-        this.services.logger.warn(`Audit sink not started: ${checked.error}`);
-        if (this.warned !== next) {
-          this.warned = next;
-          void vscode.window
-            .showWarningMessage(`Agent Lanes does not ship the audit log: ${checked.error}`, 'Open Settings')
-            .then((choice) => {
-              if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', 'agentLanes.audit.sinkEndpoint');
-            });
-        }
-        return;
-      }
-      this.valid = true;
-      await this.startMissing(repos);
-    });
-  }
-
-  /** Starts a sink for each repository that has none; stops those of repositories that closed. */
-  sync(repos: RepoContext[]): Promise<void> {
-    return this.enqueue(() => this.startMissing(repos));
-  }
-
-  /** After the token changed: new connections, and no back-off left from a refused token. */
-  restart(repos: RepoContext[]): Promise<void> {
-    return this.enqueue(async () => {
-      await this.stopAll();
-      await this.startMissing(repos);
-    });
-  }
-
-  notify(root: string): void {
-    this.running.get(root)?.sink.notify();
-  }
-
-  private async startMissing(repos: RepoContext[]): Promise<void> {
-    for (const [root, entry] of this.running) {
-      if (repos.includes(entry.repo)) continue;
-      this.running.delete(root);
-      await this.stop(entry.sink);
-    }
-    if (!this.valid) return;
-    for (const repo of repos) {
-      if (this.running.has(repo.root)) continue;
-      const audit = repo.lanes.context.audit;
-      const sink = new AuditSink({
-        endpoint: this.endpoint,
-        auditFile: audit.file,
-        repoKey: audit.repoKey,
-        getAuthorization: async () => (await this.services.secrets.get(SINK_AUTHORIZATION_SECRET)) || undefined,
-        logger: this.services.logger,
-      });
-      let failing = false;
-      sink.onDidChangeStatus((status) => {
-        if (status.consecutiveFailures > 0) failing = true;
-        else if (failing && status.state !== 'waiting') {
-          failing = false;
-          this.services.logger.info(
-            `Audit sink ${this.endpoint} reachable again for ${repo.name}: events up to ${status.acknowledgedSeq} acknowledged.`,
-          );
-        }
-      });
-      sink.start();
-      this.running.set(repo.root, { repo, sink });
-      this.services.logger.info(`Audit sink: shipping the audit log of ${repo.name} to ${this.endpoint}.`);
-    }
-  }
-
-  private async stopAll(): Promise<void> {
-    const sinks = [...this.running.values()].map((entry) => entry.sink);
-    this.running.clear();
-    await Promise.all(sinks.map((sink) => this.stop(sink)));
-  }
-
-  private async stop(sink: AuditSink): Promise<void> {
-    await sink.stop().catch((error: unknown) => this.services.logger.error('Stopping the audit sink', error));
-  }
-
-  dispose(): void {
-    void this.enqueue(() => this.stopAll());
   }
 }
 

@@ -9,7 +9,8 @@ import { gunzipSync } from 'node:zlib';
 import * as vscode from 'vscode';
 import type { VerifyResult } from '../../../src/core/audit/audit';
 import type { Change } from '../../../src/core/change';
-import type { ProofBundleResult, RepairResult } from '../../../src/infra/audit/auditLog';
+import type { RepairResult } from '../../../src/infra/audit/log';
+import type { ProofBundleResult } from '../../../src/infra/audit/proofBundle';
 import type { RepoContext } from '../../../src/vscode/repositories';
 import { lanesApi, waitFor } from '../util';
 

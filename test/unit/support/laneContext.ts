@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { ChangeStore } from '../../../src/core/changeStore';
 import { type Logger, consoleLogger } from '../../../src/core/logger';
-import { AuditLog } from '../../../src/infra/audit/auditLog';
+import { AuditLog } from '../../../src/infra/audit/log';
 import { EvidenceStore } from '../../../src/infra/storage/evidenceStore';
 import { JsonFilePersistence } from '../../../src/infra/storage/fileStore';
 import type { LaneContext } from '../../../src/infra/lanes/laneContext';

@@ -1,13 +1,13 @@
-import { randomBytes } from 'node:crypto';
-import { open, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { open, readFile, unlink, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import { z } from 'zod';
+import { LaneError } from '../../core/errors';
 import { Emitter } from '../../core/events';
 import type { Logger } from '../../core/logger';
 import { writeFileAtomic } from '../storage/fileStore';
-import { processAlive } from './auditLog';
+import { createLockFile, inspectLockFile, newLockToken, releaseLockFile } from './lock';
 
 const gzip = promisify(gzipCallback);
 
@@ -24,7 +24,7 @@ const gzip = promisify(gzipCallback);
  * event's `hash` (or repository + `seq`). Nothing acknowledged is ever sent again.
  */
 
-export const SINK_CURSOR_FILE = 'sink-cursor.json';
+const SINK_CURSOR_FILE = 'sink-cursor.json';
 const LOCK_REFRESH_MS = 30_000;
 const LOCK_STALE_MS = 15 * 60_000;
 
@@ -100,13 +100,17 @@ export function validateSinkEndpoint(value: string): { url: URL } | { error: str
   return { error: `The audit sink endpoint must be an https:// URL, not ${url.protocol}//.` };
 }
 
-class SinkHttpError extends Error {
+/** Why a batch was not acknowledged: no answer in time, no connection, or an answer other than 2xx. */
+type SinkHttpErrorKind = 'sinkTimeout' | 'sinkUnreachable' | 'sinkRefused';
+
+class SinkHttpError extends LaneError {
   constructor(
+    kind: SinkHttpErrorKind,
     message: string,
     readonly status?: number,
     readonly retryAfterMs?: number,
   ) {
-    super(message);
+    super(kind, message);
   }
 }
 
@@ -137,7 +141,7 @@ export class AuditSink {
   private readonly url: URL;
   private readonly cursorFile: string;
   private readonly lockFile: string;
-  private readonly lockToken = `${process.pid} ${randomBytes(6).toString('hex')}`;
+  private readonly lockToken = newLockToken();
   private cursor: Cursor | undefined;
   private batchSize: number;
   private running: Promise<void> | undefined;
@@ -192,39 +196,6 @@ export class AuditSink {
     this.setStatus({ state: 'stopped' });
   }
 
-  /** Resolves once every complete event in the log is acknowledged (tests, and before shutdown). */
-  async drain(timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const last = await this.lastCompleteSeq();
-      if (this.current.acknowledgedSeq >= last) return;
-      if (Date.now() > deadline) {
-        throw new Error(
-          `The audit sink has acknowledged events up to ${this.current.acknowledgedSeq} of ${last}${this.current.lastError ? ` (last error: ${this.current.lastError})` : ''}.`,
-        );
-      }
-      this.notify();
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
-
-  private async lastCompleteSeq(): Promise<number> {
-    const handle = await open(this.options.auditFile, 'r').catch(() => undefined);
-    if (!handle) return 0;
-    try {
-      const { size } = await handle.stat();
-      const length = Math.min(size, 256 * 1024);
-      const buffer = Buffer.alloc(length);
-      await handle.read(buffer, 0, length, size - length);
-      const text = buffer.toString('utf8');
-      const end = text.lastIndexOf('\n');
-      const match = /"seq":(\d+)\}$/.exec(text.slice(text.lastIndexOf('\n', end - 1) + 1, end));
-      return match ? Number(match[1]) : 0;
-    } finally {
-      await handle.close();
-    }
-  }
-
   private async loadCursor(): Promise<Cursor> {
     const fresh: Cursor = {
       version: 1,
@@ -256,21 +227,12 @@ export class AuditSink {
 
   private async tryLock(): Promise<boolean> {
     if (this.holdsLock) return true;
-    try {
-      await writeFile(this.lockFile, this.lockToken, { flag: 'wx', mode: 0o600 });
+    if (await createLockFile(this.lockFile, this.lockToken)) {
       this.holdsLock = true;
       return true;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
-    const holder = await readFile(this.lockFile, 'utf8').catch(() => '');
-    const pid = Number(holder.split(' ')[0]);
-    const age = await stat(this.lockFile).then(
-      (s) => Date.now() - s.mtimeMs,
-      () => 0,
-    );
-    const stale = holder === '' ? age > 1000 : !Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && !processAlive(pid));
-    if (stale || age > LOCK_STALE_MS) {
+    const { ageMs, abandoned } = await inspectLockFile(this.lockFile);
+    if (abandoned || ageMs > LOCK_STALE_MS) {
       await unlink(this.lockFile).catch(() => undefined);
       return this.tryLock();
     }
@@ -290,8 +252,7 @@ export class AuditSink {
   private async releaseLock(): Promise<void> {
     if (!this.holdsLock) return;
     this.holdsLock = false;
-    const holder = await readFile(this.lockFile, 'utf8').catch(() => '');
-    if (holder === this.lockToken) await unlink(this.lockFile).catch(() => undefined);
+    await releaseLockFile(this.lockFile, this.lockToken);
   }
 
   private async idle(ms: number): Promise<void> {
@@ -463,13 +424,13 @@ export class AuditSink {
       await response.arrayBuffer();
     } catch (error) {
       const name = (error as Error).name;
-      if (name === 'TimeoutError' || name === 'AbortError') throw new SinkHttpError(`no answer within ${timeoutMs} ms`);
+      if (name === 'TimeoutError' || name === 'AbortError') throw new SinkHttpError('sinkTimeout', `no answer within ${timeoutMs} ms`);
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new SinkHttpError(`cannot reach the sink (${cause?.code ?? cause?.message ?? (error as Error).message})`);
+      throw new SinkHttpError('sinkUnreachable', `cannot reach the sink (${cause?.code ?? cause?.message ?? (error as Error).message})`);
     }
     if (response.ok) return;
     const retryAfter = response.headers.get('retry-after');
     const seconds = retryAfter !== null && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : undefined;
-    throw new SinkHttpError(`the sink answered HTTP ${response.status}`, response.status, seconds);
+    throw new SinkHttpError('sinkRefused', `the sink answered HTTP ${response.status}`, response.status, seconds);
   }
 }

@@ -1,0 +1,70 @@
+import * as vscode from 'vscode';
+import type { Logger } from '../../core/logger';
+import { AuditSinks, type SinkSource } from '../../infra/audit/sinks';
+import { readConfig } from '../config';
+import type { RepositoryRegistry } from '../repositories';
+
+/** SecretStorage key of the Authorization header value sent to the audit sink. */
+const SINK_AUTHORIZATION_SECRET = 'agentLanes.audit.sinkAuthorization';
+const SINK_ENDPOINT_SETTING = 'agentLanes.audit.sinkEndpoint';
+
+/**
+ * Ships every open repository's audit log to the sink that
+ * agentLanes.audit.sinkEndpoint names, with the token kept in SecretStorage.
+ */
+export class EditorAuditSinks implements vscode.Disposable {
+  private readonly sinks: AuditSinks;
+  private warned: string | undefined;
+  private readonly configChanged: vscode.Disposable;
+
+  constructor(
+    private readonly registry: RepositoryRegistry,
+    private readonly secrets: vscode.SecretStorage,
+    logger: Logger,
+  ) {
+    this.sinks = new AuditSinks({
+      getAuthorization: async () => (await secrets.get(SINK_AUTHORIZATION_SECRET)) || undefined,
+      onInvalidEndpoint: (endpoint, error) => this.warnInvalid(endpoint, error),
+      logger,
+    });
+    this.configChanged = vscode.workspace.onDidChangeConfiguration((event) => {
+      if (event.affectsConfiguration(SINK_ENDPOINT_SETTING))
+        void this.sinks.configure(readConfig().config.auditSinkEndpoint, this.sources());
+    });
+    void this.sinks.configure(readConfig().config.auditSinkEndpoint, []);
+  }
+
+  private sources(): SinkSource[] {
+    return this.registry.repositories().map((repo) => ({ root: repo.root, name: repo.name, audit: repo.lanes.context.audit }));
+  }
+
+  private warnInvalid(endpoint: string, error: string): void {
+    if (this.warned === endpoint) return;
+    this.warned = endpoint;
+    void vscode.window.showWarningMessage(`Agent Lanes does not ship the audit log: ${error}`, 'Open Settings').then((choice) => {
+      if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', SINK_ENDPOINT_SETTING);
+    });
+  }
+
+  /** Follows the open repositories: a sink for each new one, none for closed ones. */
+  sync(): Promise<void> {
+    return this.sinks.sync(this.sources());
+  }
+
+  /** New events in the log of the repository at `root`. */
+  notify(root: string): void {
+    this.sinks.notify(root);
+  }
+
+  /** Stores the Authorization header value (undefined removes it) and reconnects every sink with it. */
+  async setAuthorization(value: string | undefined): Promise<void> {
+    if (value === undefined) await this.secrets.delete(SINK_AUTHORIZATION_SECRET);
+    else await this.secrets.store(SINK_AUTHORIZATION_SECRET, value);
+    await this.sinks.restart(this.sources());
+  }
+
+  dispose(): void {
+    this.configChanged.dispose();
+    this.sinks.dispose();
+  }
+}
