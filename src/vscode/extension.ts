@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { LANES_VIEW_ID } from './constants';
+import { readSandboxSettings } from './config';
 import { createLogger } from './logger';
 import { type LanesNode, LanesTreeProvider } from './lanesTree';
 import { RepositoryRegistry } from './repositories';
@@ -35,7 +36,7 @@ export interface LanesApi {
   readonly pullRequests: PullRequestCommands;
   /** The Lanes tree view (its message says when policy stops work). */
   readonly view: vscode.TreeView<LanesNode>;
-  /** The Sandbox lane's commands and, per repository, its SandboxLane (laneFor). */
+  /** The Sandbox lane's commands; each repository's SandboxLane is repo.lanes.sandbox. */
   readonly sandbox: SandboxCommands;
 }
 
@@ -46,7 +47,9 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
 
   const statusBar = new PolicyStatusBar();
   const policy = new PolicyController(context.globalStorageUri.fsPath, logger, statusBar);
-  const registry = new RepositoryRegistry(context.globalStorageUri.fsPath, logger, policy.service);
+  const registry = new RepositoryRegistry(context.globalStorageUri.fsPath, logger, policy.service, () =>
+    readSandboxSettings(context.extensionPath),
+  );
   policy.attach(registry);
   const tree = new LanesTreeProvider(registry, logger);
   const view = vscode.window.createTreeView(LANES_VIEW_ID, { treeDataProvider: tree, showCollapseAll: true });
@@ -86,7 +89,7 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
   tree.setReviewGlance((repo, change) => review.glance(repo, change).text);
   context.subscriptions.push({ dispose: review.onDidChangeGlance(() => tree.refresh()).dispose });
   const pullRequests = registerPullRequests(context, { logger, registry, policy, drafts, view, trusted });
-  const sandbox = registerSandbox(context, { logger, registry, policy, drafts, view, extensionRoot: context.extensionPath });
+  const sandbox = registerSandbox(context, { logger, registry, policy, drafts, view });
 
   const finished = performance.now();
   const activationMs = finished - started;

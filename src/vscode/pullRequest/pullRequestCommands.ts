@@ -3,19 +3,15 @@ import type { Actor, Change } from '../../core/change';
 import type { Logger } from '../../core/logger';
 import { hasValidApproval, pullRequestGlance } from '../../core/pullRequest/glance';
 import type { PollScheduleOptions } from '../../core/pullRequest/polling';
-import {
-  API_BASE_URL_SETTING,
-  DEFAULT_API_BASE_URL,
-  GitHubError,
-  normalizeApiBaseUrl,
-  type RateLimitNotice,
-} from '../../infra/github/client';
+import { GitHubError, type RateLimitNotice } from '../../infra/github/client';
 import { PullRequestError, type PullRequestStep } from '../../infra/github/pullRequests';
-import { type GitHubAccess, PullRequestLane, PullRequestLaneError } from '../../infra/lanes/pullRequest/pullRequestLane';
+import { type GitHubAccess, PullRequestLaneError } from '../../infra/lanes/pullRequest/pullRequestLane';
 import { PolicyDeniedError } from '../../infra/policy/policyService';
 import { WorktreeError } from '../../infra/git/worktrees';
 import type { ChangeTarget, DraftCommands } from '../draft/draftCommands';
+import { type PullRequestSettings, readApiBaseUrl, readPullRequestSettings } from '../config';
 import { whoAmI } from '../identity';
+import { type GitHubToken, GitHubSignIn, SignInError } from './githubSignIn';
 import type { PolicyController } from '../policy/policyController';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
 
@@ -29,10 +25,6 @@ export const PullRequestCommandIds = {
   signInWithToken: 'agentLanes.signInWithToken',
   forgetToken: 'agentLanes.forgetGitHubToken',
 } as const;
-
-export const REMOTE_SETTING = 'agentLanes.pullRequest.remote';
-const REPO_SCOPE = 'repo';
-const TOKEN_KEY_PREFIX = 'agentLanes.github.token:';
 
 /** What a command did, for scripts and tests: the message the person was shown. */
 export type PullRequestCommandResult =
@@ -50,21 +42,6 @@ export interface PullRequestDeps {
   secrets: vscode.SecretStorage;
 }
 
-interface Settings {
-  apiBaseUrl: string;
-  remote: string;
-}
-
-interface Access {
-  token: string;
-  source: 'session' | 'stored';
-}
-
-/** Sign-in could not give a token; the message says what to do. */
-class SignInError extends Error {
-  override readonly name = 'SignInError';
-}
-
 const STEP_WORDS: Record<PullRequestStep['name'], string> = {
   push: 'push',
   'pr.create': 'pull request',
@@ -72,129 +49,6 @@ const STEP_WORDS: Record<PullRequestStep['name'], string> = {
   labels: 'labels',
   reviewers: 'reviewers',
 };
-
-function hostOf(url: string): string {
-  try {
-    return new URL(url).hostname.toLowerCase();
-  } catch {
-    return url;
-  }
-}
-
-/**
- * Tokens for GitHub: VS Code's GitHub session (github.com) or GitHub
- * Enterprise session (any other API), or a token the person stored for that
- * API with "Lanes: Sign In to GitHub with a Token" (in SecretStorage). The
- * token is handed to the GitHub client in memory and nowhere else.
- */
-class GitHubSignIn {
-  constructor(
-    private readonly secrets: vscode.SecretStorage,
-    private readonly logger: Logger,
-  ) {}
-
-  provider(apiBaseUrl: string): 'github' | 'github-enterprise' {
-    return apiBaseUrl === DEFAULT_API_BASE_URL ? 'github' : 'github-enterprise';
-  }
-
-  private key(apiBaseUrl: string): string {
-    return `${TOKEN_KEY_PREFIX}${apiBaseUrl}`;
-  }
-
-  /** A stored token first (the person chose it for this API), then the session: silently, then (interactive) asking. */
-  async access(apiBaseUrl: string, interactive: boolean): Promise<Access | undefined> {
-    const stored = await this.secrets.get(this.key(apiBaseUrl));
-    if (stored) return { token: stored, source: 'stored' };
-    const provider = this.provider(apiBaseUrl);
-    this.checkEnterpriseServer(apiBaseUrl, provider);
-    try {
-      const session = await vscode.authentication.getSession(provider, [REPO_SCOPE], { silent: true });
-      if (session) return { token: session.accessToken, source: 'session' };
-    } catch (error) {
-      this.logger.debug(`No ${provider} session: ${(error as Error).message}`);
-    }
-    if (!interactive) return undefined;
-    try {
-      const session = await vscode.authentication.getSession(provider, [REPO_SCOPE], {
-        createIfNone: { detail: 'Agent Lanes pushes the approved lane branch and opens its pull request with your account.' },
-      });
-      return { token: session.accessToken, source: 'session' };
-    } catch (error) {
-      throw this.signInFailed(apiBaseUrl, provider, error);
-    }
-  }
-
-  /** After a 401: a new session (or, for a stored token, a new token). */
-  async again(apiBaseUrl: string, previous: Access['source'] | undefined): Promise<boolean> {
-    if (previous === 'stored' || (await this.secrets.get(this.key(apiBaseUrl)))) {
-      await this.secrets.delete(this.key(apiBaseUrl));
-      return this.askForToken(apiBaseUrl);
-    }
-    const provider = this.provider(apiBaseUrl);
-    try {
-      await vscode.authentication.getSession(provider, [REPO_SCOPE], {
-        forceNewSession: { detail: 'GitHub did not accept the last sign-in; sign in again to continue.' },
-      });
-      return true;
-    } catch (error) {
-      throw this.signInFailed(apiBaseUrl, provider, error);
-    }
-  }
-
-  async askForToken(apiBaseUrl: string, given?: string): Promise<boolean> {
-    const host = new URL(apiBaseUrl).host;
-    const token =
-      given ??
-      (await vscode.window.showInputBox({
-        title: `Sign in to GitHub (${host}) with a token`,
-        prompt: `A personal access token for ${host} with the "repo" scope (fine-grained: Contents and Pull requests, read and write). It is kept in VS Code's secret storage, never in settings or logs.`,
-        password: true,
-        ignoreFocusOut: true,
-        validateInput: (value) => (!value.trim() ? 'Paste the token.' : /\s/.test(value.trim()) ? 'A token has no spaces.' : undefined),
-      }));
-    if (token === undefined) return false;
-    const clean = token.trim();
-    if (!clean || /\s/.test(clean))
-      throw new SignInError('That is not a token: it is empty or has spaces. Paste a GitHub personal access token.');
-    await this.secrets.store(this.key(apiBaseUrl), clean);
-    this.logger.info(`A GitHub token for ${host} was stored in VS Code's secret storage.`);
-    return true;
-  }
-
-  async forget(apiBaseUrl: string): Promise<boolean> {
-    const had = (await this.secrets.get(this.key(apiBaseUrl))) !== undefined;
-    await this.secrets.delete(this.key(apiBaseUrl));
-    return had;
-  }
-
-  /**
-   * The built-in GitHub Enterprise sign-in is for the server in
-   * `github-enterprise.uri`; its token must never be sent to another server.
-   */
-  private checkEnterpriseServer(apiBaseUrl: string, provider: string): void {
-    if (provider !== 'github-enterprise') return;
-    const uri = vscode.workspace.getConfiguration('github-enterprise').get<string>('uri')?.trim();
-    if (!uri) return;
-    const signInHost = hostOf(uri);
-    const apiHost = hostOf(apiBaseUrl);
-    if (signInHost !== apiHost && `api.${signInHost}` !== apiHost) {
-      throw new SignInError(
-        `The GitHub Enterprise sign-in is for ${signInHost} (github-enterprise.uri), but ${API_BASE_URL_SETTING} points at ${apiHost}; Agent Lanes does not send a token to another server. Set both to the same server, or use "Lanes: Sign In to GitHub with a Token".`,
-      );
-    }
-  }
-
-  private signInFailed(apiBaseUrl: string, provider: string, error: unknown): SignInError {
-    const detail = (error as Error)?.message ?? String(error);
-    this.logger.warn(`Signing in with ${provider} failed: ${detail}`);
-    const where = provider === 'github' ? 'GitHub' : `GitHub Enterprise (${new URL(apiBaseUrl).host})`;
-    const hint =
-      provider === 'github-enterprise'
-        ? ` For GitHub Enterprise Server, set github-enterprise.uri to the server, or use "Lanes: Sign In to GitHub with a Token".`
-        : ' Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".';
-    return new SignInError(`Agent Lanes could not sign in to ${where}: ${detail}.${hint}`);
-  }
-}
 
 /**
  * "Lanes: Open Pull Request", "Lanes: Mark Ready for Review", "Lanes: Open
@@ -206,7 +60,6 @@ export class PullRequestCommands implements vscode.Disposable {
   readonly shown: { kind: 'info' | 'warning' | 'error'; message: string }[] = [];
   /** Retries, back-off and polling schedule; tests shorten them. */
   tuning: { clientOptions?: GitHubAccess['clientOptions']; schedule?: Partial<PollScheduleOptions> } = {};
-  private readonly lanes = new Map<string, PullRequestLane>();
   private readonly signIn: GitHubSignIn;
   private readonly disposables: vscode.Disposable[] = [];
   private trackingStarted = false;
@@ -231,19 +84,8 @@ export class PullRequestCommands implements vscode.Disposable {
     if (deps.view.visible) this.startTracking();
   }
 
-  /** The lane service of a repository (one per repository, so its trackers are shared). */
-  laneFor(repo: RepoContext): PullRequestLane {
-    let lane = this.lanes.get(repo.root);
-    if (!lane) {
-      // The change's sandbox container is the sandbox lane's: it removes it when it sees the change close.
-      lane = new PullRequestLane(repo.lanes.context);
-      this.lanes.set(repo.root, lane);
-    }
-    return lane;
-  }
-
   isTracking(changeId: string): boolean {
-    return [...this.lanes.values()].some((lane) => lane.isTracking(changeId));
+    return this.deps.registry.repositories().some((repo) => repo.lanes.pullRequest.isTracking(changeId));
   }
 
   /** Follows every change in the Pull request lane (once the view has been shown; again after sign-in). */
@@ -264,13 +106,13 @@ export class PullRequestCommands implements vscode.Disposable {
     if (!found) return { ok: false, kind: 'cancelled', message: 'No change was chosen.' };
     const { repo, change } = found;
     const doing = `Opening the pull request of change ${change.id}`;
-    let settings: Settings;
-    let access: Access | undefined;
+    let settings: PullRequestSettings;
+    let access: GitHubToken | undefined;
     try {
       await this.deps.policy.ensureStarted();
-      settings = this.settings(repo);
+      settings = readPullRequestSettings(repo.root);
       // A remote that is not GitHub ends here, before anyone is asked to sign in.
-      await this.laneFor(repo).repositoryFor(settings.remote, settings.apiBaseUrl, change.branch);
+      await repo.lanes.pullRequest.repositoryFor(settings.remote, settings.apiBaseUrl, change.branch);
       access = await this.signIn.access(settings.apiBaseUrl, true);
       if (!access)
         return this.failure(
@@ -290,7 +132,7 @@ export class PullRequestCommands implements vscode.Disposable {
         { location: vscode.ProgressLocation.Notification, title: `Agent Lanes: pull request for "${change.title}"` },
         (progress) => {
           progress.report({ message: 'checking the approval and policy…' });
-          return this.laneFor(repo).open(change.id, actor, {
+          return repo.lanes.pullRequest.open(change.id, actor, {
             ...this.access(current, settings),
             remote: settings.remote,
             ...(options.draft !== undefined ? { draft: options.draft } : {}),
@@ -331,7 +173,7 @@ export class PullRequestCommands implements vscode.Disposable {
     const doing = `Marking the pull request of change ${change.id} ready for review`;
     try {
       await this.deps.policy.ensureStarted();
-      const settings = this.settings(repo);
+      const settings = readPullRequestSettings(repo.root);
       const access = await this.signIn.access(settings.apiBaseUrl, true);
       if (!access)
         return this.failure(
@@ -342,7 +184,7 @@ export class PullRequestCommands implements vscode.Disposable {
           { repo, change },
         );
       try {
-        const updated = await this.laneFor(repo).markReady(change.id, await this.actor(repo), this.access(access, settings));
+        const updated = await repo.lanes.pullRequest.markReady(change.id, await this.actor(repo), this.access(access, settings));
         const message = `Pull request #${updated.pullRequest?.number} of "${change.title}" is ready for review.`;
         this.show('info', message, ['Open in Browser'], () => void this.openInBrowser({ repoRoot: repo.root, changeId: change.id }));
         return {
@@ -391,7 +233,7 @@ export class PullRequestCommands implements vscode.Disposable {
     const { repo, change } = found;
     const doing = `Reading the pull request of change ${change.id}`;
     try {
-      const settings = this.settings(repo);
+      const settings = readPullRequestSettings(repo.root);
       const access = await this.signIn.access(settings.apiBaseUrl, true);
       if (!access)
         return this.failure(
@@ -402,7 +244,7 @@ export class PullRequestCommands implements vscode.Disposable {
           { repo, change },
         );
       try {
-        const updated = await this.laneFor(repo).refresh(change.id, this.access(access, settings));
+        const updated = await repo.lanes.pullRequest.refresh(change.id, this.access(access, settings));
         if (updated.lane === 'pullRequest') this.follow(repo, change.id, access, settings);
         return { ok: true, message: pullRequestGlance(updated) ?? '', change: updated };
       } catch (error) {
@@ -432,11 +274,11 @@ export class PullRequestCommands implements vscode.Disposable {
     const doing = `Pushing the branch of change ${change.id}`;
     try {
       await this.deps.policy.ensureStarted();
-      const settings = this.settings(repo);
+      const settings = readPullRequestSettings(repo.root);
       const actor = await this.actor(repo);
       const { step } = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Agent Lanes: pushing ${change.branch} to ${settings.remote}` },
-        () => this.laneFor(repo).pushOnly(change.id, actor, { remote: settings.remote }),
+        () => repo.lanes.pullRequest.pushOnly(change.id, actor, { remote: settings.remote }),
       );
       const message =
         step.outcome === 'done'
@@ -452,7 +294,7 @@ export class PullRequestCommands implements vscode.Disposable {
   /** "Lanes: Sign In to GitHub with a Token": for GitHub Enterprise without VS Code's sign-in, or a chosen token. */
   async signInWithToken(args?: { token?: string }): Promise<PullRequestCommandResult> {
     try {
-      const apiBaseUrl = this.globalApiBaseUrl();
+      const apiBaseUrl = readApiBaseUrl();
       const stored = await this.signIn.askForToken(apiBaseUrl, typeof args?.token === 'string' ? args.token : undefined);
       if (!stored) return { ok: false, kind: 'cancelled', message: 'No token was entered.' };
       this.waitingForSignIn.clear();
@@ -467,7 +309,7 @@ export class PullRequestCommands implements vscode.Disposable {
 
   async forgetToken(): Promise<PullRequestCommandResult> {
     try {
-      const apiBaseUrl = this.globalApiBaseUrl();
+      const apiBaseUrl = readApiBaseUrl();
       const had = await this.signIn.forget(apiBaseUrl);
       const message = had
         ? `The stored GitHub token for ${new URL(apiBaseUrl).host} was removed; VS Code's GitHub sign-in is used again.`
@@ -482,13 +324,6 @@ export class PullRequestCommands implements vscode.Disposable {
   // ---- tracking ----
 
   private onRegistryChange(): void {
-    const roots = new Set(this.deps.registry.repositories().map((repo) => repo.root));
-    for (const [root, lane] of this.lanes) {
-      if (!roots.has(root)) {
-        lane.stopAll();
-        this.lanes.delete(root);
-      }
-    }
     if (this.trackingStarted) this.trackAll();
   }
 
@@ -502,13 +337,13 @@ export class PullRequestCommands implements vscode.Disposable {
             if (
               change.lane !== 'pullRequest' ||
               !change.pullRequest ||
-              this.laneFor(repo).isTracking(change.id) ||
+              repo.lanes.pullRequest.isTracking(change.id) ||
               this.waitingForSignIn.has(key)
             )
               continue;
-            let settings: Settings;
+            let settings: PullRequestSettings;
             try {
-              settings = this.settings(repo);
+              settings = readPullRequestSettings(repo.root);
             } catch (error) {
               this.deps.logger.warn(`Not following pull request #${change.pullRequest.number}: ${(error as Error).message}`);
               this.waitingForSignIn.add(key);
@@ -533,8 +368,8 @@ export class PullRequestCommands implements vscode.Disposable {
       .catch((error: unknown) => this.deps.logger.error('Following pull requests failed', error));
   }
 
-  private follow(repo: RepoContext, changeId: string, access: Access, settings: Settings): void {
-    const lane = this.laneFor(repo);
+  private follow(repo: RepoContext, changeId: string, access: GitHubToken, settings: PullRequestSettings): void {
+    const lane = repo.lanes.pullRequest;
     const current = repo.store.get(changeId);
     if (!current || current.lane !== 'pullRequest' || lane.isTracking(changeId)) return;
     lane.track(changeId, {
@@ -601,7 +436,7 @@ export class PullRequestCommands implements vscode.Disposable {
 
   // ---- helpers ----
 
-  private access(access: Access, settings: Settings): GitHubAccess {
+  private access(access: GitHubToken, settings: PullRequestSettings): GitHubAccess {
     return {
       token: access.token,
       apiBaseUrl: settings.apiBaseUrl,
@@ -621,25 +456,6 @@ export class PullRequestCommands implements vscode.Disposable {
     const last = this.shown.at(-1);
     if (last?.message !== message) this.show('warning', message);
     return `waiting ${notice.waitSeconds} s (GitHub rate limit)`;
-  }
-
-  private settings(repo: RepoContext): Settings {
-    const section = vscode.workspace.getConfiguration('agentLanes', vscode.Uri.file(repo.root));
-    const rawRemote = section.get<unknown>('pullRequest.remote');
-    if (rawRemote !== undefined && typeof rawRemote !== 'string')
-      throw new GitHubError('badSetting', `${REMOTE_SETTING} must be the name of a git remote, such as "origin".`);
-    const remote = (rawRemote ?? '').trim() || 'origin';
-    if (remote.startsWith('-') || /[\s\0]/.test(remote))
-      throw new GitHubError('badSetting', `${REMOTE_SETTING} is "${remote}", which is not a git remote name; use a name such as "origin".`);
-    return { apiBaseUrl: this.globalApiBaseUrl(), remote };
-  }
-
-  /** Machine-scoped: a workspace cannot send the token elsewhere. */
-  private globalApiBaseUrl(): string {
-    const raw = vscode.workspace.getConfiguration('agentLanes').get<unknown>('github.apiBaseUrl');
-    if (raw !== undefined && typeof raw !== 'string')
-      throw new GitHubError('badSetting', `${API_BASE_URL_SETTING} must be a URL such as https://HOST/api/v3, or empty for github.com.`);
-    return normalizeApiBaseUrl(raw);
   }
 
   private async actor(repo: RepoContext): Promise<Actor> {
@@ -676,7 +492,7 @@ export class PullRequestCommands implements vscode.Disposable {
   private failure(
     error: unknown,
     doing: string,
-    context: { repo?: RepoContext; change?: Change; settings?: Settings; access?: Access; retry?: () => Promise<unknown> },
+    context: { repo?: RepoContext; change?: Change; settings?: PullRequestSettings; access?: GitHubToken; retry?: () => Promise<unknown> },
   ): PullRequestCommandResult {
     const { logger } = this.deps;
     const { repo, change, settings, access } = context;
@@ -752,8 +568,6 @@ export class PullRequestCommands implements vscode.Disposable {
   }
 
   dispose(): void {
-    for (const lane of this.lanes.values()) lane.stopAll();
-    this.lanes.clear();
     for (const d of this.disposables) d.dispose();
   }
 }

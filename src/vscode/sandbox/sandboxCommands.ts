@@ -6,11 +6,8 @@ import {
   type SandboxOrphan,
   type SandboxRunOutcome,
   SandboxInputError,
-  SandboxLane,
-  type SandboxSettings,
 } from '../../infra/lanes/sandbox/sandboxLane';
 import { SandboxError } from '../../infra/sandbox/types';
-import { readConfig } from '../config';
 import { Commands } from '../constants';
 import { type ChangeTarget, type DraftCommands, showLaneError } from '../draft/draftCommands';
 import { whoAmI } from '../identity';
@@ -26,24 +23,12 @@ export interface SandboxDeps {
   drafts: DraftCommands;
   /** The Lanes view: orphaned containers are looked for when it is first shown. */
   view: vscode.TreeView<LanesNode>;
-  /** The extension's folder (the development install of the dev containers CLI). */
-  extensionRoot: string;
 }
 
 /** "Lanes: Show Task Log": a change, and optionally which task ('prepare' for the preparation). */
 export type TaskLogTarget = ChangeTarget | { repoRoot?: string; changeId: string; taskId?: string };
 
 const SANDBOX_CHANNEL = 'Agent Lanes: Sandbox';
-
-function sandboxSettings(extensionRoot: string): SandboxSettings {
-  const { config } = readConfig();
-  return {
-    engine: config.sandboxContainerEngine,
-    defaultImage: config.sandboxDefaultImage,
-    ...(config.sandboxDevcontainerCliPath.trim() ? { devcontainerCliPath: config.sandboxDevcontainerCliPath.trim() } : {}),
-    extensionRoot,
-  };
-}
 
 function progressText(progress: SandboxLaneProgress): string {
   switch (progress.kind) {
@@ -63,40 +48,14 @@ function progressText(progress: SandboxLaneProgress): string {
 /**
  * The Sandbox lane in the editor: "Lanes: Run Sandbox Tasks", "Lanes:
  * Promote" for drafts, "Lanes: Stop Sandbox Tasks", "Lanes: Show Task Log"
- * and "Lanes: Clean Up Sandbox Containers". One SandboxLane per repository,
- * created with it, so a change that closes takes its containers along.
+ * and "Lanes: Clean Up Sandbox Containers". Each repository's SandboxLane
+ * lives in its RepositoryLanes.
  */
 export class SandboxCommands implements vscode.Disposable {
-  private readonly lanes = new Map<string, { repo: RepoContext; lane: SandboxLane }>();
   private channel: vscode.OutputChannel | undefined;
-  private readonly disposables: vscode.Disposable[] = [];
   private orphansChecked = false;
 
-  constructor(private readonly deps: SandboxDeps) {
-    this.disposables.push(new vscode.Disposable(deps.registry.onDidChange(() => this.syncLanes()).dispose));
-    this.syncLanes();
-  }
-
-  /** The Sandbox lane of a repository. */
-  laneFor(repo: RepoContext): SandboxLane {
-    const known = this.lanes.get(repo.root);
-    if (known?.repo === repo) return known.lane;
-    known?.lane.dispose();
-    const lane = new SandboxLane(repo.lanes.context, { settings: () => sandboxSettings(this.deps.extensionRoot) });
-    this.lanes.set(repo.root, { repo, lane });
-    return lane;
-  }
-
-  private syncLanes(): void {
-    const repos = this.deps.registry.repositories();
-    for (const repo of repos) this.laneFor(repo);
-    for (const [root, entry] of this.lanes) {
-      if (!repos.includes(entry.repo)) {
-        entry.lane.dispose();
-        this.lanes.delete(root);
-      }
-    }
-  }
+  constructor(private readonly deps: SandboxDeps) {}
 
   private output(): vscode.OutputChannel {
     this.channel ??= vscode.window.createOutputChannel(SANDBOX_CHANNEL);
@@ -142,7 +101,7 @@ export class SandboxCommands implements vscode.Disposable {
       );
       return undefined;
     }
-    const lane = this.laneFor(repo);
+    const lane = repo.lanes.sandbox;
     try {
       await policy.ensureStarted();
       const actor = await this.actor(repo);
@@ -228,7 +187,7 @@ export class SandboxCommands implements vscode.Disposable {
       'Stop the sandbox tasks of which change?',
     );
     if (!found) return false;
-    const stopped = this.laneFor(found.repo).stop(found.change.id);
+    const stopped = found.repo.lanes.sandbox.stop(found.change.id);
     if (!stopped) void vscode.window.showInformationMessage(`No sandbox tasks are running for change ${found.change.id}.`);
     return stopped;
   }
@@ -300,7 +259,7 @@ export class SandboxCommands implements vscode.Disposable {
     await this.deps.registry.ensureDiscovered();
     const found: { repo: RepoContext; orphans: SandboxOrphan[] }[] = [];
     for (const repo of this.deps.registry.repositories()) {
-      const lane = this.laneFor(repo);
+      const lane = repo.lanes.sandbox;
       try {
         await lane.markInterrupted();
         const orphans = await lane.findOrphans(repo.store.all());
@@ -351,7 +310,7 @@ export class SandboxCommands implements vscode.Disposable {
     let removed = 0;
     for (const { repo, orphans } of found) {
       try {
-        removed += await this.laneFor(repo).removeOrphans(orphans, await this.actor(repo));
+        removed += await repo.lanes.sandbox.removeOrphans(orphans, await this.actor(repo));
       } catch (error) {
         this.showError(error, `Removing leftover sandbox containers of ${repo.name}`);
       }
@@ -361,10 +320,7 @@ export class SandboxCommands implements vscode.Disposable {
   }
 
   dispose(): void {
-    for (const { lane } of this.lanes.values()) lane.dispose();
-    this.lanes.clear();
     this.channel?.dispose();
-    for (const disposable of this.disposables) disposable.dispose();
   }
 }
 
