@@ -1,5 +1,6 @@
 import { isNode, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { LaneError } from '../errors';
 
 /**
  * `.lanes/lanes.yaml`: the tasks a repository wants run in the sandbox and
@@ -56,14 +57,14 @@ export const LanesConfigSchema = z.strictObject({
 });
 export type LanesConfig = z.infer<typeof LanesConfigSchema>;
 
-export class LanesConfigError extends Error {
+export class LanesConfigError extends LaneError {
   constructor(
     message: string,
     readonly fileName: string,
     readonly line?: number,
     readonly column?: number,
   ) {
-    super(message);
+    super('lanesConfig', message);
     this.name = 'LanesConfigError';
   }
 }

@@ -35,6 +35,7 @@ import { listReviewDiff } from '../../review/reviewDiff';
 import { UncommittedWorkError, removeWorktree } from '../../git/worktrees';
 import { EXTENSION_ACTOR } from '../../../core/constants';
 import { type LaneContext, changeFacts, decide } from '../laneContext';
+import { LaneError } from '../../../core/errors';
 
 export type PullRequestLaneErrorKind =
   | 'noChange'
@@ -48,13 +49,13 @@ export type PullRequestLaneErrorKind =
   | 'moveRefused';
 
 /** A refusal of the lane itself (not GitHub's, not policy's), with a message that says what to do. */
-export class PullRequestLaneError extends Error {
+export class PullRequestLaneError extends LaneError {
   override readonly name = 'PullRequestLaneError';
   constructor(
-    readonly kind: PullRequestLaneErrorKind,
+    override readonly kind: PullRequestLaneErrorKind,
     message: string,
   ) {
-    super(message);
+    super(kind, message);
   }
 }
 
