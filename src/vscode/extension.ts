@@ -6,7 +6,8 @@ import { createLogger } from './logger';
 import { type LanesNode, LanesTreeProvider } from './lanesTree';
 import { RepositoryRegistry } from './repositories';
 import { PolicyStatusBar } from './statusBar';
-import { registerCommands } from './commands';
+import { registerCommands, registerPromote } from './commands';
+import { CommandKit } from './commandKit';
 import { PolicyController } from './policy/policyController';
 import { DraftCommands } from './draft/draftCommands';
 import { GIT_CONTENT_SCHEME, GitContentProvider } from './gitContent';
@@ -65,7 +66,8 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
       }
     }),
   );
-  const drafts = new DraftCommands({ logger, registry, policy, trusted });
+  const kit = new CommandKit({ logger, registry, trusted });
+  const drafts = new DraftCommands({ logger, registry, policy, kit });
   context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(GIT_CONTENT_SCHEME, new GitContentProvider()));
   registerLanguageModelTools(context, { registry, logger, trusted });
 
@@ -83,13 +85,14 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
   if (view.visible) onShown();
 
   registerCommands(context, { logger, channel, registry, tree, statusBar, policy, drafts });
-  registerPolicyCommands(context, { logger, registry, policy, drafts, view });
-  registerAuditCommands(context, { logger, registry, policy, drafts });
+  registerPolicyCommands(context, { logger, registry, policy, kit, view });
+  registerAuditCommands(context, { logger, registry, policy, kit });
   const review = registerReview(context, createReviewDeps(logger, registry));
   tree.setReviewGlance((repo, change) => review.glance(repo, change).text);
   context.subscriptions.push({ dispose: review.onDidChangeGlance(() => tree.refresh()).dispose });
-  const pullRequests = registerPullRequests(context, { logger, registry, policy, drafts, view, trusted });
-  const sandbox = registerSandbox(context, { logger, registry, policy, drafts, view });
+  const pullRequests = registerPullRequests(context, { logger, registry, policy, kit, view });
+  const sandbox = registerSandbox(context, { logger, registry, policy, kit, view });
+  registerPromote(context, { kit, policy, sandbox, pullRequests });
 
   const finished = performance.now();
   const activationMs = finished - started;

@@ -24,7 +24,7 @@ export interface RepositoryLanesOptions {
 /** What "Promote" asks of the gate a change is at; the gate it is not at is never asked. */
 export interface PromoteOptions {
   /** Draft → Sandbox and Sandbox → Review: the sandbox run's cancel signal, output and progress. */
-  sandbox?: SandboxRunHooks;
+  sandbox?: () => SandboxRunHooks;
   /** Review → Pull request: how to reach GitHub, asked only when the change is at that gate (it may sign in). */
   pullRequest?: () => Promise<OpenOptions>;
 }
@@ -82,7 +82,7 @@ export class RepositoryLanes {
     switch (change.lane) {
       case 'draft':
       case 'sandbox':
-        return { gate: 'sandbox', outcome: await this.sandbox.promote(changeId, actor, options.sandbox) };
+        return { gate: 'sandbox', outcome: await this.sandbox.promote(changeId, actor, options.sandbox?.()) };
       case 'review': {
         if (!options.pullRequest)
           throw new LaneError('noGitHubAccess', `Change ${changeId} is in Review: it moves on by opening its pull request.`);

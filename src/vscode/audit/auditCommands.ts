@@ -13,7 +13,7 @@ import { AuditSink, validateSinkEndpoint } from '../../infra/audit/auditSink';
 import { git } from '../../infra/git/gitProcess';
 import { readConfig } from '../config';
 import { Commands } from '../constants';
-import type { ChangeTarget, DraftCommands } from '../draft/draftCommands';
+import type { ChangeTarget, CommandKit } from '../commandKit';
 import { GeneratedDocuments } from '../generatedDocuments';
 import { decisionsOnRecord, renderHistory } from './historyView';
 import { whoAmI } from '../identity';
@@ -31,7 +31,7 @@ export interface AuditCommandServices {
   logger: Logger;
   registry: RepositoryRegistry;
   policy: PolicyController;
-  drafts: DraftCommands;
+  kit: CommandKit;
   secrets: vscode.SecretStorage;
 }
 
@@ -105,7 +105,7 @@ export class AuditCommands implements vscode.Disposable {
   }
 
   private pickRepository(args: RepositoryArgs, placeHolder: string): Promise<RepoContext | undefined> {
-    return this.services.drafts.pickRepository(args.repository, placeHolder);
+    return this.services.kit.pickRepository(args.repository, placeHolder);
   }
 
   // ---- Verify and repair ----
@@ -231,7 +231,7 @@ export class AuditCommands implements vscode.Disposable {
   }
 
   async exportProofBundle(target: ChangeTarget, options: ExportProofBundleOptions = {}): Promise<ProofBundleResult | undefined> {
-    const found = await this.services.drafts.resolveTarget(target, () => true, 'Export a proof bundle for which change?');
+    const found = await this.services.kit.resolveTarget(target, () => true, 'Export a proof bundle for which change?');
     if (!found) return undefined;
     const { repo, change } = found;
     const name = `agent-lanes-proof-${change.id}.tar.gz`;
@@ -312,7 +312,7 @@ export class AuditCommands implements vscode.Disposable {
   // ---- History ----
 
   async showHistory(target: ChangeTarget): Promise<vscode.Uri | undefined> {
-    const found = await this.services.drafts.resolveTarget(target, () => true, 'Show the history of which change?');
+    const found = await this.services.kit.resolveTarget(target, () => true, 'Show the history of which change?');
     if (!found) return undefined;
     const { repo, change } = found;
     const uri = this.docs.define(historyPath(repo, change.id), async () => {

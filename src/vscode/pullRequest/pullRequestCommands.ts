@@ -1,30 +1,27 @@
 import * as vscode from 'vscode';
-import type { Actor, Change } from '../../core/change';
+import type { Change } from '../../core/change';
 import type { Logger } from '../../core/logger';
+import { LaneError } from '../../core/errors';
 import { hasValidApproval, pullRequestGlance } from '../../core/pullRequest/glance';
 import type { PollScheduleOptions } from '../../core/pullRequest/polling';
 import { GitHubError, type RateLimitNotice } from '../../infra/github/client';
 import { PullRequestError, type PullRequestStep } from '../../infra/github/pullRequests';
-import { type GitHubAccess, PullRequestLaneError } from '../../infra/lanes/pullRequest/pullRequestLane';
-import { PolicyDeniedError } from '../../infra/policy/policyService';
-import { WorktreeError } from '../../infra/git/worktrees';
-import type { ChangeTarget, DraftCommands } from '../draft/draftCommands';
+import { type GitHubAccess, type OpenOptions, type OpenOutcome, PullRequestLaneError } from '../../infra/lanes/pullRequest/pullRequestLane';
+import type { ChangeTarget, CommandKit, ErrorButton, ReportProgress } from '../commandKit';
+import { BuiltInCommands, Commands } from '../constants';
+import { SETTINGS_SECTION } from '../settingKeys';
 import { type PullRequestSettings, readApiBaseUrl, readPullRequestSettings } from '../config';
-import { whoAmI } from '../identity';
 import { type GitHubToken, GitHubSignIn, SignInError } from './githubSignIn';
 import type { PolicyController } from '../policy/policyController';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
 
-/** The Pull request lane's commands (declared in docs/manifest/pullRequest.json). */
-export const PullRequestCommandIds = {
-  open: 'agentLanes.openPullRequest',
-  markReady: 'agentLanes.markReadyForReview',
-  openInBrowser: 'agentLanes.openPullRequestInBrowser',
-  refresh: 'agentLanes.refreshPullRequest',
-  pushBranch: 'agentLanes.pushLaneBranch',
-  signInWithToken: 'agentLanes.signInWithToken',
-  forgetToken: 'agentLanes.forgetGitHubToken',
-} as const;
+/** The Review → Pull request gate as the editor sees it (see PullRequestCommands.gate). */
+export interface PullRequestGate {
+  /** Asked by the lane when the change reaches the gate: settings, sign-in, and progress hooks. */
+  options(report: ReportProgress): Promise<OpenOptions>;
+  opened(outcome: OpenOutcome): PullRequestCommandResult;
+  failed(error: unknown): PullRequestCommandResult;
+}
 
 /** What a command did, for scripts and tests: the message the person was shown. */
 export type PullRequestCommandResult =
@@ -35,10 +32,9 @@ export interface PullRequestDeps {
   logger: Logger;
   registry: RepositoryRegistry;
   policy: PolicyController;
-  drafts: DraftCommands;
+  kit: CommandKit;
   /** The Lanes view: pull requests are followed once it has been shown. */
   view: vscode.TreeView<unknown>;
-  trusted: () => boolean;
   secrets: vscode.SecretStorage;
 }
 
@@ -97,73 +93,79 @@ export class PullRequestCommands implements vscode.Disposable {
   // ---- commands ----
 
   async open(target: ChangeTarget, options: { draft?: boolean } = {}): Promise<PullRequestCommandResult> {
-    if (!this.requireTrust('open a pull request')) return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
-    const found = await this.deps.drafts.resolveTarget(
+    if (!this.deps.kit.requireTrust('open a pull request'))
+      return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
+    const found = await this.deps.kit.resolveTarget(
       target,
       (c) => (c.lane === 'review' && hasValidApproval(c)) || c.lane === 'pullRequest',
       'Open a pull request for which approved change?',
     );
     if (!found) return { ok: false, kind: 'cancelled', message: 'No change was chosen.' };
     const { repo, change } = found;
-    const doing = `Opening the pull request of change ${change.id}`;
-    let settings: PullRequestSettings;
-    let access: GitHubToken | undefined;
+    const gate = this.gate(repo, change, options);
     try {
-      await this.deps.policy.ensureStarted();
-      settings = readPullRequestSettings(repo.root);
-      // A remote that is not GitHub ends here, before anyone is asked to sign in.
-      await repo.lanes.pullRequest.repositoryFor(settings.remote, settings.apiBaseUrl, change.branch);
-      access = await this.signIn.access(settings.apiBaseUrl, true);
-      if (!access)
-        return this.failure(
-          new SignInError(
-            'Agent Lanes needs a GitHub sign-in to open the pull request. Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".',
-          ),
-          doing,
-          { repo, change },
-        );
-    } catch (error) {
-      return this.failure(error, doing, { repo, change });
-    }
-    const current = access;
-    const actor = await this.actor(repo);
-    try {
-      const outcome = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Agent Lanes: pull request for "${change.title}"` },
-        (progress) => {
-          progress.report({ message: 'checking the approval and policy…' });
-          return repo.lanes.pullRequest.open(change.id, actor, {
-            ...this.access(current, settings),
-            remote: settings.remote,
-            ...(options.draft !== undefined ? { draft: options.draft } : {}),
-            onStep: (step) =>
-              progress.report({ message: `${STEP_WORDS[step.name]}: ${step.outcome === 'done' ? 'done' : 'already there'}` }),
-            onRateLimit: (notice) => {
-              const message = this.rateLimitMessage(notice);
-              if (message) progress.report({ message });
-            },
-          });
-        },
+      const actor = await this.deps.kit.actor(repo.root);
+      const outcome = await this.deps.kit.withProgress(`Agent Lanes: pull request for "${change.title}"`, async (report) =>
+        repo.lanes.pullRequest.open(change.id, actor, await gate.options(report)),
       );
-      const { result } = outcome;
-      const message = `Pull request #${result.number} ${result.action === 'created' ? 'opened' : 'brought up to date'}${result.draft ? ' as a draft' : ''} for "${change.title}": ${result.url}`;
-      this.show('info', message, ['Open in Browser'], () => void this.openInBrowser({ repoRoot: repo.root, changeId: change.id }));
-      this.follow(repo, change.id, current, settings);
-      return { ok: true, message, number: result.number, url: result.url, action: result.action, change: outcome.change };
+      return gate.opened(outcome);
     } catch (error) {
-      return this.failure(error, doing, {
-        repo,
-        change,
-        settings,
-        access: current,
-        retry: () => this.open({ repoRoot: repo.root, changeId: change.id }, options),
-      });
+      return gate.failed(error);
     }
   }
 
+  /**
+   * One pass of a change through the Review → Pull request gate: signs in
+   * when the gate asks for GitHub access, then says what came of it.
+   */
+  gate(repo: RepoContext, change: Change, options: { draft?: boolean } = {}): PullRequestGate {
+    let settings: PullRequestSettings | undefined;
+    let access: GitHubToken | undefined;
+    return {
+      options: async (report) => {
+        await this.deps.policy.ensureStarted();
+        settings = readPullRequestSettings(repo.root);
+        // A remote that is not GitHub ends here, before anyone is asked to sign in.
+        await repo.lanes.pullRequest.repositoryFor(settings.remote, settings.apiBaseUrl, change.branch);
+        access = await this.signIn.access(settings.apiBaseUrl, true);
+        if (!access)
+          throw new SignInError(
+            'Agent Lanes needs a GitHub sign-in to open the pull request. Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".',
+          );
+        report('checking the approval and policy…');
+        return {
+          ...this.access(access, settings),
+          remote: settings.remote,
+          ...(options.draft !== undefined ? { draft: options.draft } : {}),
+          onStep: (step) => report(`${STEP_WORDS[step.name]}: ${step.outcome === 'done' ? 'done' : 'already there'}`),
+          onRateLimit: (notice) => {
+            const message = this.rateLimitMessage(notice);
+            if (message) report(message);
+          },
+        };
+      },
+      opened: ({ result, change: updated }) => {
+        const message = `Pull request #${result.number} ${result.action === 'created' ? 'opened' : 'brought up to date'}${result.draft ? ' as a draft' : ''} for "${change.title}": ${result.url}`;
+        this.show('info', message, ['Open in Browser'], () => void this.openInBrowser({ repoRoot: repo.root, changeId: change.id }));
+        if (access && settings) this.follow(repo, change.id, access, settings);
+        return { ok: true, message, number: result.number, url: result.url, action: result.action, change: updated };
+      },
+      failed: (error) =>
+        this.failure(error, `Opening the pull request of change ${change.id}`, {
+          repo,
+          change,
+          // Once signed in, a failure can be retried (or signed in again).
+          ...(access && settings
+            ? { settings, access, retry: () => this.open({ repoRoot: repo.root, changeId: change.id }, options) }
+            : {}),
+        }),
+    };
+  }
+
   async markReady(target: ChangeTarget): Promise<PullRequestCommandResult> {
-    if (!this.requireTrust('mark a pull request ready')) return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
-    const found = await this.deps.drafts.resolveTarget(
+    if (!this.deps.kit.requireTrust('mark a pull request ready'))
+      return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
+    const found = await this.deps.kit.resolveTarget(
       target,
       (c) => c.lane === 'pullRequest' && c.pullRequest?.state === 'draft',
       'Mark which draft pull request ready for review?',
@@ -184,7 +186,11 @@ export class PullRequestCommands implements vscode.Disposable {
           { repo, change },
         );
       try {
-        const updated = await repo.lanes.pullRequest.markReady(change.id, await this.actor(repo), this.access(access, settings));
+        const updated = await repo.lanes.pullRequest.markReady(
+          change.id,
+          await this.deps.kit.actor(repo.root),
+          this.access(access, settings),
+        );
         const message = `Pull request #${updated.pullRequest?.number} of "${change.title}" is ready for review.`;
         this.show('info', message, ['Open in Browser'], () => void this.openInBrowser({ repoRoot: repo.root, changeId: change.id }));
         return {
@@ -208,7 +214,7 @@ export class PullRequestCommands implements vscode.Disposable {
   }
 
   async openInBrowser(target: ChangeTarget): Promise<PullRequestCommandResult> {
-    const found = await this.deps.drafts.resolveTarget(target, (c) => !!c.pullRequest, 'Open the pull request of which change?');
+    const found = await this.deps.kit.resolveTarget(target, (c) => !!c.pullRequest, 'Open the pull request of which change?');
     if (!found) return { ok: false, kind: 'cancelled', message: 'No change was chosen.' };
     const url = found.change.pullRequest?.url;
     if (!url) {
@@ -224,7 +230,7 @@ export class PullRequestCommands implements vscode.Disposable {
 
   /** "Lanes: Refresh Pull Request Status": reads state and checks now (a merged or closed one ends the change). */
   async refresh(target: ChangeTarget): Promise<PullRequestCommandResult> {
-    const found = await this.deps.drafts.resolveTarget(
+    const found = await this.deps.kit.resolveTarget(
       target,
       (c) => c.lane === 'pullRequest' && !!c.pullRequest,
       'Refresh the pull request of which change?',
@@ -263,8 +269,8 @@ export class PullRequestCommands implements vscode.Disposable {
 
   /** "Lanes: Push Lane Branch": the approved branch only, for a remote that is not GitHub. */
   async pushBranch(target: ChangeTarget): Promise<PullRequestCommandResult> {
-    if (!this.requireTrust('push')) return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
-    const found = await this.deps.drafts.resolveTarget(
+    if (!this.deps.kit.requireTrust('push')) return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
+    const found = await this.deps.kit.resolveTarget(
       target,
       (c) => (c.lane === 'review' && hasValidApproval(c)) || c.lane === 'pullRequest',
       'Push the branch of which approved change?',
@@ -275,10 +281,9 @@ export class PullRequestCommands implements vscode.Disposable {
     try {
       await this.deps.policy.ensureStarted();
       const settings = readPullRequestSettings(repo.root);
-      const actor = await this.actor(repo);
-      const { step } = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Agent Lanes: pushing ${change.branch} to ${settings.remote}` },
-        () => repo.lanes.pullRequest.pushOnly(change.id, actor, { remote: settings.remote }),
+      const actor = await this.deps.kit.actor(repo.root);
+      const { step } = await this.deps.kit.withProgress(`Agent Lanes: pushing ${change.branch} to ${settings.remote}`, () =>
+        repo.lanes.pullRequest.pushOnly(change.id, actor, { remote: settings.remote }),
       );
       const message =
         step.outcome === 'done'
@@ -458,25 +463,14 @@ export class PullRequestCommands implements vscode.Disposable {
     return `waiting ${notice.waitSeconds} s (GitHub rate limit)`;
   }
 
-  private async actor(repo: RepoContext): Promise<Actor> {
-    return { type: 'user', id: await whoAmI(repo.root) };
-  }
-
-  private requireTrust(what: string): boolean {
-    if (this.deps.trusted()) return true;
-    this.show(
-      'warning',
-      `This workspace is not trusted, so Agent Lanes runs no agent, task or push (${what}). Trust the workspace to continue.`,
-      ['Manage Workspace Trust'],
-      () => void vscode.commands.executeCommand('workbench.trust.manage'),
-    );
-    return false;
+  private remember(kind: 'info' | 'warning' | 'error', message: string): void {
+    this.shown.push({ kind, message });
+    if (this.shown.length > 50) this.shown.splice(0, this.shown.length - 50);
   }
 
   /** Shows a message without waiting for it (a command must finish); a button runs its action. */
   private show(kind: 'info' | 'warning' | 'error', message: string, buttons: string[] = [], onChoice?: (choice: string) => void): void {
-    this.shown.push({ kind, message });
-    if (this.shown.length > 50) this.shown.splice(0, this.shown.length - 50);
+    this.remember(kind, message);
     const show =
       kind === 'info'
         ? vscode.window.showInformationMessage
@@ -488,83 +482,61 @@ export class PullRequestCommands implements vscode.Disposable {
     });
   }
 
-  /** Every failure becomes one message that says what to do, with the button that does it. */
+  /**
+   * Every failure becomes one message (through the one error presenter) that
+   * says what to do, with the buttons that do it here: sign in again and
+   * retry, push the branch only, open the settings, the browser or the review.
+   */
   private failure(
     error: unknown,
     doing: string,
-    context: { repo?: RepoContext; change?: Change; settings?: PullRequestSettings; access?: GitHubToken; retry?: () => Promise<unknown> },
+    context: {
+      repo?: RepoContext;
+      change?: Change;
+      settings?: PullRequestSettings;
+      access?: GitHubToken;
+      retry?: () => Promise<unknown>;
+    },
   ): PullRequestCommandResult {
-    const { logger } = this.deps;
     const { repo, change, settings, access } = context;
     const target = repo && change ? { repoRoot: repo.root, changeId: change.id } : undefined;
-    const github = error instanceof GitHubError ? error : error instanceof PullRequestError ? error.github : undefined;
-    const kind =
-      error instanceof PullRequestError || error instanceof GitHubError || error instanceof PullRequestLaneError
-        ? error.kind
-        : error instanceof PolicyDeniedError
-          ? 'policy'
-          : error instanceof SignInError
-            ? 'signIn'
-            : 'unexpected';
-    let message: string;
-    let severity: 'error' | 'warning' = 'error';
-    const buttons: string[] = [];
-    const actions: Record<string, () => void> = {};
-    const button = (label: string, action: () => void) => {
-      buttons.push(label);
-      actions[label] = action;
-    };
-
-    if (error instanceof PolicyDeniedError) {
-      message = `Policy blocked this: ${error.decision.explanation}`;
-      button('Show Log', () => void vscode.commands.executeCommand('agentLanes.showLog'));
-    } else if (error instanceof PullRequestError && error.kind === 'refused') {
-      message = `Policy blocked this: ${error.message}`;
+    const buttons: ErrorButton[] = [];
+    const button = (title: string, run: () => unknown) => buttons.push({ title, run });
+    let shownError = error;
+    let warning = false;
+    if (error instanceof PullRequestError && error.kind === 'refused') {
+      shownError = new LaneError(error.kind, `Policy blocked this: ${error.message}`);
     } else if (error instanceof PullRequestLaneError) {
-      message = error.message;
       if (target && (error.kind === 'approvalMismatch' || error.kind === 'notApproved'))
-        button('Open Review', () => void vscode.commands.executeCommand('agentLanes.openReview', target));
-    } else if (error instanceof SignInError) {
-      message = error.message;
-      button('Sign In with a Token', () => void this.signInWithToken());
+        button('Open Review', () => vscode.commands.executeCommand(Commands.openReview, target));
     } else if (error instanceof PullRequestError || error instanceof GitHubError) {
-      message = error.message;
+      const github = error instanceof GitHubError ? error : error.github;
       const githubKind = github?.kind ?? error.kind;
       if (githubKind === 'unauthorized' || githubKind === 'forbidden') {
-        if (settings) {
-          button(
-            'Sign In Again',
-            () =>
-              void this.signIn.again(settings.apiBaseUrl, access?.source).then(
-                (signedIn) => {
-                  if (signedIn && context.retry) void context.retry();
-                },
-                (failure: unknown) => this.show('error', (failure as Error).message),
-              ),
+        if (settings)
+          button('Sign In Again', () =>
+            this.signIn.again(settings.apiBaseUrl, access?.source).then(
+              (signedIn) => {
+                if (signedIn && context.retry) void context.retry();
+              },
+              (failure: unknown) => this.show('error', (failure as Error).message),
+            ),
           );
-        }
       } else if (githubKind === 'notGitHub' && target) {
-        button('Push Branch Only', () => void this.pushBranch(target));
+        button('Push Branch Only', () => this.pushBranch(target));
       } else if (githubKind === 'badSetting') {
-        button('Open Settings', () => void vscode.commands.executeCommand('workbench.action.openSettings', 'agentLanes.github'));
+        button('Open Settings', () => vscode.commands.executeCommand(BuiltInCommands.openSettings, `${SETTINGS_SECTION}.github`));
       } else if (error instanceof PullRequestError && error.kind === 'checksNotPassing') {
-        severity = 'warning';
-        if (target) button('Open in Browser', () => void this.openInBrowser(target));
+        warning = true;
+        if (target) button('Open in Browser', () => this.openInBrowser(target));
       } else if (context.retry && (githubKind === 'network' || githubKind === 'server' || githubKind === 'rateLimited')) {
-        button('Try Again', () => void context.retry?.());
+        const retry = context.retry;
+        button('Try Again', retry);
       }
-    } else if (error instanceof WorktreeError) {
-      message = error.message;
-    } else {
-      message = `${doing} failed: ${(error as Error)?.message ?? String(error)}`;
-      logger.error(message, error instanceof Error ? (error.stack ?? error.message) : String(error));
-      button('Show Log', () => void vscode.commands.executeCommand('agentLanes.showLog'));
-      this.show('error', message, buttons, (choice) => actions[choice]?.());
-      return { ok: false, kind, message };
     }
-    logger.warn(`${doing}: ${message}`);
-    this.show(severity, message, buttons, (choice) => actions[choice]?.());
-    return { ok: false, kind, message };
+    const shown = this.deps.kit.showError(shownError, doing, buttons, { warning });
+    this.remember(warning ? 'warning' : 'error', shown.message);
+    return { ok: false, kind: shown.kind, message: shown.message };
   }
 
   dispose(): void {
@@ -577,17 +549,17 @@ export function registerPullRequests(context: vscode.ExtensionContext, deps: Omi
   const commands = new PullRequestCommands({ ...deps, secrets: context.secrets });
   const register = (id: string, handler: (...args: never[]) => unknown) =>
     context.subscriptions.push(vscode.commands.registerCommand(id, handler));
-  register(PullRequestCommandIds.open, (target?: ChangeTarget, options?: { draft?: boolean }) =>
+  register(Commands.openPullRequest, (target?: ChangeTarget, options?: { draft?: boolean }) =>
     commands.open(target, options && typeof options === 'object' ? options : {}),
   );
-  register(PullRequestCommandIds.markReady, (target?: ChangeTarget) => commands.markReady(target));
-  register(PullRequestCommandIds.openInBrowser, (target?: ChangeTarget) => commands.openInBrowser(target));
-  register(PullRequestCommandIds.refresh, (target?: ChangeTarget) => commands.refresh(target));
-  register(PullRequestCommandIds.pushBranch, (target?: ChangeTarget) => commands.pushBranch(target));
-  register(PullRequestCommandIds.signInWithToken, (args?: { token?: string }) =>
+  register(Commands.markReadyForReview, (target?: ChangeTarget) => commands.markReady(target));
+  register(Commands.openPullRequestInBrowser, (target?: ChangeTarget) => commands.openInBrowser(target));
+  register(Commands.refreshPullRequest, (target?: ChangeTarget) => commands.refresh(target));
+  register(Commands.pushLaneBranch, (target?: ChangeTarget) => commands.pushBranch(target));
+  register(Commands.signInWithToken, (args?: { token?: string }) =>
     commands.signInWithToken(args && typeof args === 'object' ? args : undefined),
   );
-  register(PullRequestCommandIds.forgetToken, () => commands.forgetToken());
+  register(Commands.forgetGitHubToken, () => commands.forgetToken());
   context.subscriptions.push(commands);
   return commands;
 }

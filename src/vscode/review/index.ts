@@ -11,12 +11,11 @@ import { REVIEW_CONTENT_SCHEME, ReviewContentProvider } from './contentProvider'
 import type { GateVerdict, ReviewDeps } from './deps';
 import { reviewWebviewOptions, staticMessageHtml } from './html';
 import { ReviewPanel } from './panel';
+import { Commands } from '../constants';
 
 export type { GateVerdict, ReviewAuditAction, ReviewDeps } from './deps';
 export { ReviewPanel, ReviewRefusal } from './panel';
 export { ApprovalGuard } from './approvalGuard';
-
-export const OPEN_REVIEW_COMMAND = 'agentLanes.openReview';
 
 /** What the Lanes tree shows for a change in Review, at a glance. */
 export interface ReviewGlance {
@@ -245,7 +244,7 @@ export function registerReview(context: vscode.ExtensionContext, deps: ReviewDep
   const controller = new ReviewController(context.extensionUri, deps);
   context.subscriptions.push(
     controller,
-    vscode.commands.registerCommand(OPEN_REVIEW_COMMAND, (arg?: unknown) => controller.openFromCommand(arg)),
+    vscode.commands.registerCommand(Commands.openReview, (arg?: unknown) => controller.openFromCommand(arg)),
     vscode.window.registerWebviewPanelSerializer(REVIEW_VIEW_TYPE, {
       deserializeWebviewPanel: (panel, state) => controller.restore(panel, state),
     }),
