@@ -12,6 +12,7 @@ import { BuiltInCommands, Commands } from '../constants';
 import { SETTINGS_SECTION } from '../settingKeys';
 import { type PullRequestSettings, readApiBaseUrl, readPullRequestSettings } from '../config';
 import { type GitHubToken, GitHubSignIn, SignInError } from './githubSignIn';
+import { PullRequestFollowing } from './pullRequestFollowing';
 import type { PolicyController } from '../policy/policyController';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
 
@@ -57,37 +58,28 @@ export class PullRequestCommands implements vscode.Disposable {
   /** Retries, back-off and polling schedule; tests shorten them. */
   tuning: { clientOptions?: GitHubAccess['clientOptions']; schedule?: Partial<PollScheduleOptions> } = {};
   private readonly signIn: GitHubSignIn;
-  private readonly disposables: vscode.Disposable[] = [];
-  private trackingStarted = false;
-  /** Changes that could not be followed without asking to sign in; tried again after a sign-in. */
-  private readonly waitingForSignIn = new Set<string>();
-  private trackQueue: Promise<void> = Promise.resolve();
-  private readonly lastChecks = new Map<string, string>();
+  private readonly following: PullRequestFollowing;
 
   constructor(private readonly deps: PullRequestDeps) {
     this.signIn = new GitHubSignIn(deps.secrets, deps.logger);
-    const registryChanges = deps.registry.onDidChange(() => this.onRegistryChange());
-    this.disposables.push(
-      { dispose: () => registryChanges.dispose() },
-      deps.view.onDidChangeVisibility((event) => {
-        if (event.visible) this.startTracking();
-      }),
-      vscode.authentication.onDidChangeSessions(() => {
-        this.waitingForSignIn.clear();
-        if (this.trackingStarted) this.trackAll();
-      }),
-    );
-    if (deps.view.visible) this.startTracking();
+    this.following = new PullRequestFollowing({
+      registry: deps.registry,
+      logger: deps.logger,
+      view: deps.view,
+      signIn: this.signIn,
+      access: (token, settings) => this.access(token, settings),
+      schedule: () => this.tuning.schedule,
+      show: (kind, message, buttons, onChoice) => this.show(kind, message, buttons, onChoice),
+    });
   }
 
   isTracking(changeId: string): boolean {
-    return this.deps.registry.repositories().some((repo) => repo.lanes.pullRequest.isTracking(changeId));
+    return this.following.isTracking(changeId);
   }
 
   /** Follows every change in the Pull request lane (once the view has been shown; again after sign-in). */
   startTracking(): void {
-    this.trackingStarted = true;
-    this.trackAll();
+    this.following.start();
   }
 
   // ---- commands ----
@@ -147,7 +139,7 @@ export class PullRequestCommands implements vscode.Disposable {
       opened: ({ result, change: updated }) => {
         const message = `Pull request #${result.number} ${result.action === 'created' ? 'opened' : 'brought up to date'}${result.draft ? ' as a draft' : ''} for "${change.title}": ${result.url}`;
         this.show('info', message, ['Open in Browser'], () => void this.openInBrowser({ repoRoot: repo.root, changeId: change.id }));
-        if (access && settings) this.follow(repo, change.id, access, settings);
+        if (access && settings) this.following.follow(repo, change.id, access, settings);
         return { ok: true, message, number: result.number, url: result.url, action: result.action, change: updated };
       },
       failed: (error) =>
@@ -251,7 +243,7 @@ export class PullRequestCommands implements vscode.Disposable {
         );
       try {
         const updated = await repo.lanes.pullRequest.refresh(change.id, this.access(access, settings));
-        if (updated.lane === 'pullRequest') this.follow(repo, change.id, access, settings);
+        if (updated.lane === 'pullRequest') this.following.follow(repo, change.id, access, settings);
         return { ok: true, message: pullRequestGlance(updated) ?? '', change: updated };
       } catch (error) {
         return this.failure(error, doing, {
@@ -302,8 +294,7 @@ export class PullRequestCommands implements vscode.Disposable {
       const apiBaseUrl = readApiBaseUrl();
       const stored = await this.signIn.askForToken(apiBaseUrl, typeof args?.token === 'string' ? args.token : undefined);
       if (!stored) return { ok: false, kind: 'cancelled', message: 'No token was entered.' };
-      this.waitingForSignIn.clear();
-      if (this.trackingStarted) this.trackAll();
+      this.following.retryAfterSignIn();
       const message = `Agent Lanes will use this token for ${new URL(apiBaseUrl).host}. It is kept in VS Code's secret storage; "Lanes: Forget GitHub Token" removes it.`;
       this.show('info', message);
       return { ok: true, message };
@@ -326,122 +317,9 @@ export class PullRequestCommands implements vscode.Disposable {
     }
   }
 
-  // ---- tracking ----
-
-  private onRegistryChange(): void {
-    if (this.trackingStarted) this.trackAll();
-  }
-
-  private trackAll(): void {
-    this.trackQueue = this.trackQueue
-      .then(async () => {
-        await this.deps.registry.ensureDiscovered();
-        for (const repo of this.deps.registry.repositories()) {
-          for (const change of repo.store.all()) {
-            const key = `${repo.root}\0${change.id}`;
-            if (
-              change.lane !== 'pullRequest' ||
-              !change.pullRequest ||
-              repo.lanes.pullRequest.isTracking(change.id) ||
-              this.waitingForSignIn.has(key)
-            )
-              continue;
-            let settings: PullRequestSettings;
-            try {
-              settings = readPullRequestSettings(repo.root);
-            } catch (error) {
-              this.deps.logger.warn(`Not following pull request #${change.pullRequest.number}: ${(error as Error).message}`);
-              this.waitingForSignIn.add(key);
-              continue;
-            }
-            // Never a sign-in prompt for following: only a session or token that is already there.
-            const access = await this.signIn.access(settings.apiBaseUrl, false).catch((error: unknown) => {
-              this.deps.logger.warn(`Not following pull request #${change.pullRequest?.number}: ${(error as Error).message}`);
-              return undefined;
-            });
-            if (!access) {
-              this.waitingForSignIn.add(key);
-              this.deps.logger.info(
-                `Pull request #${change.pullRequest.number} of change ${change.id} is followed after you sign in to GitHub.`,
-              );
-              continue;
-            }
-            this.follow(repo, change.id, access, settings);
-          }
-        }
-      })
-      .catch((error: unknown) => this.deps.logger.error('Following pull requests failed', error));
-  }
-
-  private follow(repo: RepoContext, changeId: string, access: GitHubToken, settings: PullRequestSettings): void {
-    const lane = repo.lanes.pullRequest;
-    const current = repo.store.get(changeId);
-    if (!current || current.lane !== 'pullRequest' || lane.isTracking(changeId)) return;
-    lane.track(changeId, {
-      ...this.access(access, settings),
-      ...(this.tuning.schedule ? { schedule: this.tuning.schedule } : {}),
-      onUpdate: (change) => {
-        const pr = change.pullRequest;
-        if (!pr) return;
-        const key = `${repo.root}\0${changeId}`;
-        const before = this.lastChecks.get(key);
-        this.lastChecks.set(key, pr.checks);
-        if (before === undefined || before === pr.checks || change.lane !== 'pullRequest') return;
-        if (pr.checks === 'passing' && pr.draft) {
-          this.show(
-            'info',
-            `Checks pass on pull request #${pr.number} of "${change.title}": it can be marked ready for review.`,
-            ['Mark Ready for Review'],
-            () => void this.markReady({ repoRoot: repo.root, changeId }),
-          );
-        } else if (pr.checks === 'failing') {
-          this.show(
-            'warning',
-            `Checks fail on pull request #${pr.number} of "${change.title}".`,
-            ['Open in Browser'],
-            () => void this.openInBrowser({ repoRoot: repo.root, changeId }),
-          );
-        }
-      },
-      onEnd: ({ reason, error }) => {
-        const change = repo.store.get(changeId);
-        const pr = change?.pullRequest;
-        if ((reason === 'merged' || reason === 'closed') && change && pr) {
-          const kept = change.alerts?.at(-1)?.includes(change.worktreePath)
-            ? ` ${change.alerts.at(-1)}`
-            : ' Its worktree and local branch were removed.';
-          this.show('info', `Pull request #${pr.number} of "${change.title}" was ${reason}; the change is closed.${kept}`);
-        } else if (reason === 'error') {
-          const github = error instanceof GitHubError ? error : undefined;
-          if (github?.kind === 'unauthorized' || github?.kind === 'forbidden') {
-            this.waitingForSignIn.add(`${repo.root}\0${changeId}`);
-            this.show(
-              'warning',
-              `Stopped following pull request #${pr?.number ?? '?'}: ${github.message}`,
-              ['Sign In Again'],
-              () =>
-                void this.signIn.again(settings.apiBaseUrl, access.source).then(
-                  () => {
-                    this.waitingForSignIn.clear();
-                    this.trackAll();
-                  },
-                  (failure: unknown) => this.show('error', (failure as Error).message),
-                ),
-            );
-          } else if (error) {
-            this.show(
-              'warning',
-              `Stopped following pull request #${pr?.number ?? '?'}: ${(error as Error).message} Run "Lanes: Refresh Pull Request Status" to look again.`,
-            );
-          }
-        }
-      },
-    });
-  }
-
   // ---- helpers ----
 
-  private access(access: GitHubToken, settings: PullRequestSettings): GitHubAccess {
+  access(access: GitHubToken, settings: PullRequestSettings): GitHubAccess {
     return {
       token: access.token,
       apiBaseUrl: settings.apiBaseUrl,
@@ -469,7 +347,7 @@ export class PullRequestCommands implements vscode.Disposable {
   }
 
   /** Shows a message without waiting for it (a command must finish); a button runs its action. */
-  private show(kind: 'info' | 'warning' | 'error', message: string, buttons: string[] = [], onChoice?: (choice: string) => void): void {
+  show(kind: 'info' | 'warning' | 'error', message: string, buttons: string[] = [], onChoice?: (choice: string) => void): void {
     this.remember(kind, message);
     const show =
       kind === 'info'
@@ -540,7 +418,7 @@ export class PullRequestCommands implements vscode.Disposable {
   }
 
   dispose(): void {
-    for (const d of this.disposables) d.dispose();
+    this.following.dispose();
   }
 }
 
