@@ -42,8 +42,6 @@ export const Commands = {
   forgetGitHubToken: 'agentLanes.forgetGitHubToken',
 } as const;
 
-export type CommandId = (typeof Commands)[keyof typeof Commands];
-
 /** VS Code's own commands that Agent Lanes runs. */
 export const BuiltInCommands = {
   openSettings: 'workbench.action.openSettings',
