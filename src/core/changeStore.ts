@@ -1,6 +1,7 @@
 import { type Actor, type Change, ChangeFileSchema, type ChangeFile } from './change';
 import { Emitter } from './events';
 import { type LaneEvent, type TransitionResult, transition } from './lanes';
+import { LaneError } from './errors';
 
 /** Where a repository's change records live; the infra layer writes them to disk. */
 export interface ChangePersistence {
@@ -10,7 +11,12 @@ export interface ChangePersistence {
   write(contents: string): Promise<void>;
 }
 
-export class ChangeStoreError extends Error {}
+export class ChangeStoreError extends LaneError {
+  override name = 'ChangeStoreError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('changeStore', message, options);
+  }
+}
 
 /**
  * The changes of one repository, persisted after every mutation. Mutations are

@@ -1,10 +1,16 @@
 import * as vscode from 'vscode';
 import type { Logger } from '../core/logger';
-import { Commands } from './constants';
-import type { ChangeTarget, DraftCommands, NewDraftArgs } from './draft/draftCommands';
+import { BuiltInCommands, Commands, EXTENSION_ID } from './constants';
+import type { Change } from '../core/change';
+import { hasValidApproval } from '../core/pullRequest/glance';
+import type { SandboxRunOutcome } from '../infra/lanes/sandbox/sandboxLane';
+import type { ChangeTarget, CommandKit } from './commandKit';
+import type { DraftCommands, NewDraftArgs } from './draft/draftCommands';
 import type { LanesTreeProvider } from './lanesTree';
 import type { PolicyController } from './policy/policyController';
+import type { PullRequestCommandResult, PullRequestCommands } from './pullRequest/pullRequestCommands';
 import type { RepositoryRegistry } from './repositories';
+import type { SandboxCommands } from './sandbox/sandboxCommands';
 import type { PolicyStatusBar } from './statusBar';
 
 export interface CommandServices {
@@ -27,7 +33,7 @@ export function registerCommands(context: vscode.ExtensionContext, services: Com
     tree.refresh();
   });
   register(Commands.showLog, () => channel.show(true));
-  register(Commands.openSettings, () => vscode.commands.executeCommand('workbench.action.openSettings', '@ext:agent-lanes.agent-lanes'));
+  register(Commands.openSettings, () => vscode.commands.executeCommand(BuiltInCommands.openSettings, `@ext:${EXTENSION_ID}`));
   register(Commands.showPolicyState, async () => {
     const state = await policy.ensureStarted();
     const message =
@@ -54,4 +60,54 @@ export function registerCommands(context: vscode.ExtensionContext, services: Com
   register(Commands.openWorktree, (target?: ChangeTarget) => drafts.openWorktree(target));
   register(Commands.discard, (target?: ChangeTarget, options?: { confirmed?: boolean }) => drafts.discard(target, options ?? {}));
   register(Commands.reconcile, () => drafts.reconcile());
+}
+
+/**
+ * "Lanes: Promote": the change's RepositoryLanes decides the next gate from
+ * its lane (Draft and Sandbox: the sandbox; Review: the pull request); the
+ * gate's own commands supply what it needs and say what came of it.
+ */
+export function registerPromote(
+  context: vscode.ExtensionContext,
+  deps: { kit: CommandKit; policy: PolicyController; sandbox: SandboxCommands; pullRequests: PullRequestCommands },
+): void {
+  const { kit } = deps;
+  const promotable = (change: Change) =>
+    ((change.lane === 'draft' || change.lane === 'sandbox') && change.agentRun?.state !== 'running') ||
+    (change.lane === 'review' && hasValidApproval(change));
+  const promote = async (target?: ChangeTarget): Promise<SandboxRunOutcome | PullRequestCommandResult | undefined> => {
+    if (!kit.requireTrust('promotion')) return undefined;
+    const found = await kit.resolveTarget(target, promotable, 'Promote which change?');
+    if (!found) return undefined;
+    const { repo, change } = found;
+    const sandboxGate = deps.sandbox.gate(repo, change, 'promoting');
+    const pullRequestGate = deps.pullRequests.gate(repo, change);
+    let reached: 'sandbox' | 'pullRequest' | undefined;
+    try {
+      await deps.policy.ensureStarted();
+      const actor = await kit.actor(repo.root);
+      const promoted = await kit.withProgress(
+        `Agent Lanes: promoting "${change.title}"`,
+        (report, signal) =>
+          repo.lanes.promote(change.id, actor, {
+            sandbox: () => {
+              reached = 'sandbox';
+              return sandboxGate.hooks(report, signal);
+            },
+            pullRequest: () => {
+              reached = 'pullRequest';
+              return pullRequestGate.options(report);
+            },
+          }),
+        { cancellable: true },
+      );
+      return promoted.gate === 'sandbox' ? sandboxGate.finished(promoted.outcome) : pullRequestGate.opened(promoted.outcome);
+    } catch (error) {
+      if (reached === 'pullRequest') return pullRequestGate.failed(error);
+      if (reached === 'sandbox') sandboxGate.failed(error);
+      else kit.showError(error, `Promoting change ${change.id}`);
+      return undefined;
+    }
+  };
+  context.subscriptions.push(vscode.commands.registerCommand(Commands.promote, promote));
 }

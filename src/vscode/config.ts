@@ -1,22 +1,12 @@
 import * as vscode from 'vscode';
 import { z } from 'zod';
 import { type AgentConfig, parseAgentsSetting } from '../core/draft/agentConfig';
+import { GitHubError, normalizeApiBaseUrl } from '../infra/github/client';
+import type { SandboxSettings } from '../infra/lanes/sandbox/sandboxLane';
+import { SETTINGS_SECTION, SettingKeys, settingName } from './settingKeys';
 
 /** agentLanes.sandbox.defaultImage when unset; package.json declares the same default. */
 export const DEFAULT_SANDBOX_IMAGE = 'mcr.microsoft.com/devcontainers/base:bookworm';
-
-/** Every setting key in one place; package.json declares the same keys. */
-export const SettingKeys = {
-  policyEndpoint: 'policy.endpoint',
-  policyPublicKey: 'policy.publicKey',
-  policyRefreshIntervalMinutes: 'policy.refreshIntervalMinutes',
-  policyUser: 'policy.user',
-  auditSinkEndpoint: 'audit.sinkEndpoint',
-  sandboxContainerEngine: 'sandbox.containerEngine',
-  sandboxDefaultImage: 'sandbox.defaultImage',
-  sandboxDevcontainerCliPath: 'sandbox.devcontainerCliPath',
-  agents: 'agents',
-} as const;
 
 const ScalarsSchema = z.object({
   policyEndpoint: z.string().default(''),
@@ -41,7 +31,7 @@ export interface ConfigProblem {
  * wrong shape falls back to its default and is reported, never thrown.
  */
 export function readConfig(scope?: vscode.ConfigurationScope): { config: LanesConfig; problems: ConfigProblem[] } {
-  const section = vscode.workspace.getConfiguration('agentLanes', scope);
+  const section = vscode.workspace.getConfiguration(SETTINGS_SECTION, scope);
   const problems: ConfigProblem[] = [];
   const raw: Record<string, unknown> = {};
   for (const field of Object.keys(ScalarsSchema.shape) as (keyof typeof ScalarsSchema.shape)[]) {
@@ -51,11 +41,56 @@ export function readConfig(scope?: vscode.ConfigurationScope): { config: LanesCo
     if (parsed.success) raw[field] = value;
     else
       problems.push({
-        key: `agentLanes.${key}`,
-        message: `agentLanes.${key}: ${parsed.error.issues[0]?.message ?? 'invalid value'}; the default is used.`,
+        key: settingName(key),
+        message: `${settingName(key)}: ${parsed.error.issues[0]?.message ?? 'invalid value'}; the default is used.`,
       });
   }
   const agents = parseAgentsSetting(section.get(SettingKeys.agents));
-  for (const message of agents.errors) problems.push({ key: 'agentLanes.agents', message });
+  for (const message of agents.errors) problems.push({ key: settingName(SettingKeys.agents), message });
   return { config: { ...ScalarsSchema.parse(raw), agents: agents.agents }, problems };
+}
+
+/** Where the Pull request lane pushes and which GitHub API it talks to. */
+export interface PullRequestSettings {
+  apiBaseUrl: string;
+  remote: string;
+}
+
+/**
+ * The Pull request lane's settings for a repository; a GitHubError (kind
+ * badSetting) says which one is wrong. The remote may differ per folder.
+ */
+export function readPullRequestSettings(repoRoot: string): PullRequestSettings {
+  const rawRemote = vscode.workspace
+    .getConfiguration(SETTINGS_SECTION, vscode.Uri.file(repoRoot))
+    .get<unknown>(SettingKeys.pullRequestRemote);
+  const remoteSetting = settingName(SettingKeys.pullRequestRemote);
+  if (rawRemote !== undefined && typeof rawRemote !== 'string')
+    throw new GitHubError('badSetting', `${remoteSetting} must be the name of a git remote, such as "origin".`);
+  const remote = (rawRemote ?? '').trim() || 'origin';
+  if (remote.startsWith('-') || /[\s\0]/.test(remote))
+    throw new GitHubError('badSetting', `${remoteSetting} is "${remote}", which is not a git remote name; use a name such as "origin".`);
+  return { apiBaseUrl: readApiBaseUrl(), remote };
+}
+
+/** Machine-scoped (read without a folder): a workspace cannot send the token elsewhere. */
+export function readApiBaseUrl(): string {
+  const raw = vscode.workspace.getConfiguration(SETTINGS_SECTION).get<unknown>(SettingKeys.githubApiBaseUrl);
+  if (raw !== undefined && typeof raw !== 'string')
+    throw new GitHubError(
+      'badSetting',
+      `${settingName(SettingKeys.githubApiBaseUrl)} must be a URL such as https://HOST/api/v3, or empty for github.com.`,
+    );
+  return normalizeApiBaseUrl(raw);
+}
+
+/** The Sandbox lane's settings; extensionRoot holds the development install of the dev containers CLI. */
+export function readSandboxSettings(extensionRoot: string): SandboxSettings {
+  const { config } = readConfig();
+  return {
+    engine: config.sandboxContainerEngine,
+    defaultImage: config.sandboxDefaultImage,
+    ...(config.sandboxDevcontainerCliPath.trim() ? { devcontainerCliPath: config.sandboxDevcontainerCliPath.trim() } : {}),
+    extensionRoot,
+  };
 }

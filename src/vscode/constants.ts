@@ -1,4 +1,4 @@
-/** Identifiers shared by package.json and the code. Keep them in step with package.json. */
+/** Identifiers shared by package.json and the code; test/unit/manifest.test.ts keeps them in step with package.json. */
 export const EXTENSION_ID = 'agent-lanes.agent-lanes';
 export const VIEW_CONTAINER_ID = 'agentLanes';
 export const LANES_VIEW_ID = 'agentLanes.lanes';
@@ -33,6 +33,21 @@ export const Commands = {
   stopSandboxTasks: 'agentLanes.stopSandboxTasks',
   showTaskLog: 'agentLanes.showTaskLog',
   cleanupSandboxes: 'agentLanes.cleanupSandboxes',
+  openPullRequest: 'agentLanes.openPullRequest',
+  markReadyForReview: 'agentLanes.markReadyForReview',
+  openPullRequestInBrowser: 'agentLanes.openPullRequestInBrowser',
+  refreshPullRequest: 'agentLanes.refreshPullRequest',
+  pushLaneBranch: 'agentLanes.pushLaneBranch',
+  signInWithToken: 'agentLanes.signInWithToken',
+  forgetGitHubToken: 'agentLanes.forgetGitHubToken',
+} as const;
+
+/** VS Code's own commands that Agent Lanes runs. */
+export const BuiltInCommands = {
+  openSettings: 'workbench.action.openSettings',
+  manageWorkspaceTrust: 'workbench.trust.manage',
+  openFolder: 'vscode.openFolder',
+  revertAndCloseActiveEditor: 'workbench.action.revertAndCloseActiveEditor',
 } as const;
 
 /** Context keys used in `when` clauses. */

@@ -1,11 +1,13 @@
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { LANES_VIEW_ID } from './constants';
+import { readSandboxSettings } from './config';
 import { createLogger } from './logger';
 import { type LanesNode, LanesTreeProvider } from './lanesTree';
 import { RepositoryRegistry } from './repositories';
 import { PolicyStatusBar } from './statusBar';
-import { registerCommands } from './commands';
+import { registerCommands, registerPromote } from './commands';
+import { CommandKit } from './commandKit';
 import { PolicyController } from './policy/policyController';
 import { DraftCommands } from './draft/draftCommands';
 import { GIT_CONTENT_SCHEME, GitContentProvider } from './gitContent';
@@ -35,7 +37,7 @@ export interface LanesApi {
   readonly pullRequests: PullRequestCommands;
   /** The Lanes tree view (its message says when policy stops work). */
   readonly view: vscode.TreeView<LanesNode>;
-  /** The Sandbox lane's commands and, per repository, its SandboxLane (laneFor). */
+  /** The Sandbox lane's commands; each repository's SandboxLane is repo.lanes.sandbox. */
   readonly sandbox: SandboxCommands;
 }
 
@@ -46,7 +48,9 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
 
   const statusBar = new PolicyStatusBar();
   const policy = new PolicyController(context.globalStorageUri.fsPath, logger, statusBar);
-  const registry = new RepositoryRegistry(context.globalStorageUri.fsPath, logger, policy.service);
+  const registry = new RepositoryRegistry(context.globalStorageUri.fsPath, logger, policy.service, () =>
+    readSandboxSettings(context.extensionPath),
+  );
   policy.attach(registry);
   const tree = new LanesTreeProvider(registry, logger);
   const view = vscode.window.createTreeView(LANES_VIEW_ID, { treeDataProvider: tree, showCollapseAll: true });
@@ -62,7 +66,8 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
       }
     }),
   );
-  const drafts = new DraftCommands({ logger, registry, policy, trusted });
+  const kit = new CommandKit({ logger, registry, trusted });
+  const drafts = new DraftCommands({ logger, registry, policy, kit });
   context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(GIT_CONTENT_SCHEME, new GitContentProvider()));
   registerLanguageModelTools(context, { registry, logger, trusted });
 
@@ -80,8 +85,8 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
   if (view.visible) onShown();
 
   registerCommands(context, { logger, channel, registry, tree, statusBar, policy, drafts });
-  registerPolicyCommands(context, { logger, registry, policy, drafts, view });
-  registerAuditCommands(context, { logger, registry, policy, drafts });
+  registerPolicyCommands(context, { logger, registry, policy, kit, view });
+  registerAuditCommands(context, { logger, registry, policy, kit });
   const reviewer = reviewerLookup(logger);
   const review = registerReview(context, {
     logger,
@@ -91,8 +96,9 @@ export function activate(context: vscode.ExtensionContext): LanesApi {
   });
   tree.setReviewGlance((repo, change) => review.glance(repo, change).text);
   context.subscriptions.push({ dispose: review.onDidChangeGlance(() => tree.refresh()).dispose });
-  const pullRequests = registerPullRequests(context, { logger, registry, policy, drafts, view, trusted });
-  const sandbox = registerSandbox(context, { logger, registry, policy, drafts, view, extensionRoot: context.extensionPath });
+  const pullRequests = registerPullRequests(context, { logger, registry, policy, kit, view });
+  const sandbox = registerSandbox(context, { logger, registry, policy, kit, view });
+  registerPromote(context, { kit, policy, sandbox, pullRequests });
 
   const finished = performance.now();
   const activationMs = finished - started;

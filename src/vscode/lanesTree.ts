@@ -3,7 +3,7 @@ import { type Change, LANE_LABELS, LANES, type Lane, formatAge } from '../core/c
 import type { Logger } from '../core/logger';
 import { describeSandboxVerdict } from '../infra/lanes/sandbox/sandboxLane';
 import { hasValidApproval, pullRequestGlance } from '../core/pullRequest/glance';
-import { ContextKeys, type ViewState } from './constants';
+import { Commands, ContextKeys, type ViewState } from './constants';
 import type { FolderProblem, RepoContext, RepositoryRegistry } from './repositories';
 
 export type LanesNode =
@@ -243,8 +243,8 @@ function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
   // A click opens what the lane is about: the review in Review, the diff elsewhere.
   item.command =
     change.lane === 'review'
-      ? { command: 'agentLanes.openReview', title: 'Open Review', arguments: [{ repoRoot: repo.root, changeId: change.id }] }
-      : { command: 'agentLanes.openChanges', title: 'Open Changes', arguments: [{ repoRoot: repo.root, changeId: change.id }] };
+      ? { command: Commands.openReview, title: 'Open Review', arguments: [{ repoRoot: repo.root, changeId: change.id }] }
+      : { command: Commands.openChanges, title: 'Open Changes', arguments: [{ repoRoot: repo.root, changeId: change.id }] };
   return item;
 }
 

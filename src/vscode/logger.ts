@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type { Logger } from '../core/logger';
+import { Commands } from './constants';
 
 /** The one output channel, as a LogOutputChannel behind the core Logger interface. */
 export function createLogger(): { logger: Logger; channel: vscode.LogOutputChannel } {
@@ -22,6 +23,6 @@ export function reportError(logger: Logger, userMessage: string, error?: unknown
   else logger.error(userMessage);
   // Not awaited: whoever reports must not wait until the person dismisses the message.
   void vscode.window.showErrorMessage(userMessage, 'Show Log').then((choice) => {
-    if (choice === 'Show Log') void vscode.commands.executeCommand('agentLanes.showLog');
+    if (choice === 'Show Log') void vscode.commands.executeCommand(Commands.showLog);
   });
 }

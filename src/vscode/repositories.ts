@@ -1,17 +1,14 @@
 import * as vscode from 'vscode';
 import type { Change } from '../core/change';
-import { ChangeStore } from '../core/changeStore';
+import type { ChangeStore } from '../core/changeStore';
 import { Emitter } from '../core/events';
 import type { Logger } from '../core/logger';
-import { AuditLog } from '../infra/audit/log';
-import { EvidenceStore } from '../infra/storage/evidenceStore';
-import { JsonFilePersistence } from '../infra/storage/fileStore';
+import type { EvidenceStore } from '../infra/storage/evidenceStore';
 import { probeRepository } from '../infra/git/repository';
-import { DraftLane } from '../infra/lanes/draft/draftLane';
-import type { LaneContext } from '../infra/lanes/laneContext';
-import { ReviewLane } from '../infra/lanes/review/reviewLane';
+import { RepositoryLanes } from '../infra/lanes/repositoryLanes';
+import type { SandboxSettings } from '../infra/lanes/sandbox/sandboxLane';
 import type { PolicyService } from '../infra/policy/policyService';
-import { RepoStorage } from '../infra/storage/repoStorage';
+import type { RepoStorage } from '../infra/storage/repoStorage';
 
 /** One git repository of the workspace, with its own lanes and store. */
 export interface RepoContext {
@@ -23,15 +20,8 @@ export interface RepoContext {
   readonly evidence: EvidenceStore;
   /** Set when the stored records could not be read; the repository shows it instead of lanes. */
   loadError?: string;
-  /** The lane services; created with the repository. */
-  readonly lanes: RepoLanes;
-}
-
-/** A repository's lane services, sharing one context (store, evidence, audit, policy). */
-export interface RepoLanes {
-  readonly context: LaneContext;
-  readonly draft: DraftLane;
-  readonly review: ReviewLane;
+  /** The repository's lanes: opened with it, closed with it. */
+  readonly lanes: RepositoryLanes;
 }
 
 /** A workspace folder that cannot have lanes, and why. */
@@ -57,6 +47,7 @@ export class RepositoryRegistry implements vscode.Disposable {
     private readonly storageRoot: string,
     private readonly logger: Logger,
     private readonly policy: PolicyService,
+    private readonly sandboxSettings: () => SandboxSettings,
   ) {
     this.disposables.push(
       vscode.workspace.onDidChangeWorkspaceFolders(() => {
@@ -153,13 +144,13 @@ export class RepositoryRegistry implements vscode.Disposable {
   }
 
   private async openRepository(root: string, commonDir: string): Promise<RepoContext> {
-    const storage = RepoStorage.forRepository(this.storageRoot, root, commonDir);
-    const store = new ChangeStore(new JsonFilePersistence(storage.changesFile));
-    const evidence = new EvidenceStore(storage);
-    const audit = await AuditLog.open(storage.auditFile, { repoKey: storage.repoKey, logger: this.logger });
-    if (audit.repairedOnOpen) this.logger.warn(`Audit log of ${root}: ${audit.repairedOnOpen.message}`);
-    const context: LaneContext = { repoRoot: root, storage, store, evidence, audit, policy: this.policy, logger: this.logger };
-    const draft = new DraftLane(context);
+    const lanes = await RepositoryLanes.open(root, commonDir, {
+      storageRoot: this.storageRoot,
+      policy: this.policy,
+      logger: this.logger,
+      sandboxSettings: this.sandboxSettings,
+    });
+    const { storage, store, evidence } = lanes.context;
     const repo: RepoContext = {
       root,
       name: root.split(/[\\/]/).pop() ?? root,
@@ -167,14 +158,9 @@ export class RepositoryRegistry implements vscode.Disposable {
       storage,
       store,
       evidence,
-      lanes: { context, draft, review: new ReviewLane(context, draft) },
+      lanes,
+      ...(lanes.loadError === undefined ? {} : { loadError: lanes.loadError }),
     };
-    try {
-      await store.load();
-    } catch (error) {
-      repo.loadError = (error as Error).message;
-      this.logger.error(`Could not read the change records of ${root} (${storage.changesFile})`, error);
-    }
     store.onDidChange(() => this.changed.fire());
     this.logger.info(`Repository ${root}: ${store.all().length} change(s), data in ${storage.root}`);
     return repo;
@@ -190,9 +176,7 @@ export class RepositoryRegistry implements vscode.Disposable {
   }
 
   private closeRepository(repo: RepoContext): void {
-    repo.lanes.draft.stopAll();
-    repo.store.dispose();
-    void repo.lanes.context.audit.close().catch((error: unknown) => this.logger.error(`Closing the audit log of ${repo.root}`, error));
+    void repo.lanes.close().catch((error: unknown) => this.logger.error(`Closing the lanes of ${repo.root}`, error));
   }
 
   dispose(): void {

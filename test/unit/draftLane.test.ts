@@ -136,4 +136,30 @@ describe('Draft lane service (real git, real agent process)', function () {
     assert.equal(git(repo, 'branch', '--list', change.branch), '');
     assert.equal(ctx.store.get(change.id)?.lane, 'closed');
   });
+
+  it('answers a chat agent: policy on each path it writes, its report redacted into the evidence, each tool call audited', async () => {
+    const { ctx, lane } = await laneFor();
+    const { change } = await lane.start({ task: 'Chat draft', agent: { kind: 'chat' }, actor: user, createdBy: 'dev' });
+    assert.equal((await lane.toolWriteDecision(change.id, 'src/greeting.js')).effect, 'allow');
+    assert.equal((await lane.toolWriteDecision(change.id, '.github/workflows/ci.yml')).effect, 'block');
+
+    const token = `ghp_${'a1B2c3D4e5'.repeat(4).slice(0, 36)}`;
+    const fields = await lane.recordAgentReport(change.id, {
+      summary: `Used ${token} to fetch`,
+      assumptions: ['none'],
+      confidenceLimits: [],
+    });
+    assert.deepEqual(fields.sort(), ['assumptions', 'confidenceLimits', 'summary']);
+    const evidence = await ctx.evidence.read(change.id);
+    assert.ok(evidence.kind === 'ok');
+    assert.ok(evidence.evidence.agentReport?.summary?.startsWith('Used '));
+    assert.ok(!JSON.stringify(evidence.evidence).includes(token), 'the token is not in the evidence');
+
+    await lane.auditToolCall(change.id, { type: 'agent', id: 'vscode-chat' }, 'agentLanes_reportEvidence', { fields });
+    const tools = (await ctx.audit.eventsFor(change.id)).filter((event) => event.action === 'agent.tool');
+    assert.deepEqual(
+      tools.map((event) => event.details),
+      [{ tool: 'agentLanes_reportEvidence', fields }],
+    );
+  });
 });

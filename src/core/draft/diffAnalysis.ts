@@ -6,6 +6,7 @@ import type { FileChange, Flag, FlagKind } from '../evidence';
 import { unquoteGitPath } from '../git/gitOutput';
 import { isGitComponent } from './worktreePaths';
 import { BUILTIN_SECRET_PATTERNS, type SecretPattern, findSecrets } from '../redaction';
+import { LaneError } from '../errors';
 
 // ---------------------------------------------------------------------------
 // Parsing git's output
@@ -31,8 +32,11 @@ export interface NumstatEntry {
   deletions: number | null;
 }
 
-export class DiffParseError extends Error {
+export class DiffParseError extends LaneError {
   override name = 'DiffParseError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('diffParse', message, options);
+  }
 }
 
 /** Parses `git diff --raw --numstat -z` (raw records first, then numstat records). */

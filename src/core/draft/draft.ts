@@ -1,12 +1,16 @@
 import type { Change } from '../change';
+import { LaneError } from '../errors';
 
 /** Every lane branch lives under this prefix; nothing else in the repository is ever deleted. */
 export const LANE_BRANCH_PREFIX = 'lanes/';
 
 const CHANGE_ID = /^[0-9a-f]{8}$/;
 
-export class DraftInputError extends Error {
+export class DraftInputError extends LaneError {
   override name = 'DraftInputError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('draftInput', message, options);
+  }
 }
 
 /** A short, branch-safe name from a task or title: "Add a greeting!" → "add-a-greeting". */

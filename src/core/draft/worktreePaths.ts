@@ -1,7 +1,12 @@
+import { LaneError } from '../errors';
+
 /** Path rules for tools that act inside one change's worktree (the lexical part; infra adds realpath checks). */
 
-export class WorktreePathError extends Error {
+export class WorktreePathError extends LaneError {
   override name = 'WorktreePathError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('worktreePath', message, options);
+  }
 }
 
 /** `.git` and the spellings some file systems treat as `.git` (".git.", ".GIT", "git~1"). */

@@ -65,6 +65,7 @@ export class LanesConfigError extends LaneError {
     readonly column?: number,
   ) {
     super('lanesConfig', message);
+    this.name = 'LanesConfigError';
   }
 }
 

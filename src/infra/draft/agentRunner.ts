@@ -8,9 +8,13 @@ import { type AgentReportParse, oversizedReportError, parseAgentReport } from '.
 import { AGENTS_SETTING, type AgentConfig, DEFAULT_AGENT_TIMEOUT_SECONDS, substitutePlaceholders } from '../../core/draft/agentConfig';
 import { type PromptInput, composePrompt } from '../../core/draft/draft';
 import { environmentWithoutGitRedirects } from '../git/gitProcess';
+import { LaneError } from '../../core/errors';
 
-export class AgentRunError extends Error {
+export class AgentRunError extends LaneError {
   override name = 'AgentRunError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('agentRun', message, options);
+  }
 }
 
 export type AgentOutcome = 'succeeded' | 'failed' | 'timedOut' | 'cancelled' | 'notFound';

@@ -8,6 +8,7 @@ import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
 import type { Logger } from '../../core/logger';
 import { redactText } from '../../core/redaction';
+import { LaneError } from '../../core/errors';
 
 export const DEFAULT_API_BASE_URL = 'https://api.github.com';
 export const API_BASE_URL_SETTING = 'agentLanes.github.apiBaseUrl';
@@ -28,10 +29,10 @@ export type GitHubErrorKind =
   | 'unexpected';
 
 /** An error whose message is fit to show to the user as is. It never carries the token or the raw request. */
-export class GitHubError extends Error {
+export class GitHubError extends LaneError {
   override readonly name = 'GitHubError';
   constructor(
-    readonly kind: GitHubErrorKind,
+    override readonly kind: GitHubErrorKind,
     message: string,
     readonly details: {
       status?: number;
@@ -42,7 +43,7 @@ export class GitHubError extends Error {
       requestId?: string;
     } = {},
   ) {
-    super(message);
+    super(kind, message);
   }
 
   get status(): number | undefined {

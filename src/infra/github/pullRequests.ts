@@ -17,6 +17,7 @@ import {
   type GitHubRepository,
 } from './client';
 import { environmentWithoutGitRedirects } from '../git/gitProcess';
+import { LaneError } from '../../core/errors';
 
 export type PullRequestStepName = 'push' | 'pr.create' | 'pr.update' | 'labels' | 'reviewers';
 
@@ -40,17 +41,17 @@ export type PullRequestErrorKind =
   | 'checksNotPassing';
 
 /** A failure with what was already done, so the caller can audit it and the user can retry. */
-export class PullRequestError extends Error {
+export class PullRequestError extends LaneError {
   override readonly name = 'PullRequestError';
   constructor(
-    readonly kind: PullRequestErrorKind,
+    override readonly kind: PullRequestErrorKind,
     message: string,
     readonly progress: { failedStep?: PullRequestStepName; stepsDone: PullRequestStep[]; pullRequest?: { number: number; url: string } } = {
       stepsDone: [],
     },
     readonly github?: GitHubError,
   ) {
-    super(message);
+    super(kind, message, github ? { cause: github } : {});
   }
 }
 

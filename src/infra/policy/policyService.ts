@@ -7,6 +7,7 @@ import { mergePolicies, type EffectivePolicy, type PolicyLayer } from '../../cor
 import { parseOverlayObject, type ResolvedPolicy } from '../../core/policy/schema';
 import { PolicyFetcher, type FetchLimits } from './policyFetcher';
 import { readRepositoryPolicy, type RepositoryPolicyResult } from './repositoryPolicy';
+import { LaneError } from '../../core/errors';
 
 export { readRepositoryPolicy, REPOSITORY_POLICY_PATH, type RepositoryPolicyResult } from './repositoryPolicy';
 
@@ -56,9 +57,10 @@ export interface RepositoryRef {
   baseSha: string;
 }
 
-export class PolicyDeniedError extends Error {
+/** Policy blocked an action; the decision's explanation says why. */
+export class PolicyDeniedError extends LaneError {
   constructor(readonly decision: DecisionRecord) {
-    super(decision.explanation);
+    super('policyDenied', decision.explanation);
     this.name = 'PolicyDeniedError';
   }
 }

@@ -11,7 +11,7 @@ import { exportAudit, type AuditExport } from '../../infra/audit/export';
 import { redactWithPolicyPatterns, type RepairResult } from '../../infra/audit/log';
 import { exportProofBundle, readChangeDiff, readChangeLogs, type ProofBundleResult } from '../../infra/audit/proofBundle';
 import { Commands } from '../constants';
-import type { ChangeTarget, DraftCommands } from '../draft/draftCommands';
+import type { ChangeTarget, CommandKit } from '../commandKit';
 import { GeneratedDocuments } from '../generatedDocuments';
 import { decisionsOnRecord, renderHistory } from './historyView';
 import { whoAmI } from '../identity';
@@ -27,7 +27,7 @@ export interface AuditCommandServices {
   logger: Logger;
   registry: RepositoryRegistry;
   policy: PolicyController;
-  drafts: DraftCommands;
+  kit: CommandKit;
   secrets: vscode.SecretStorage;
 }
 
@@ -93,7 +93,7 @@ export class AuditCommands implements vscode.Disposable {
   }
 
   private pickRepository(args: RepositoryArgs, placeHolder: string): Promise<RepoContext | undefined> {
-    return this.services.drafts.pickRepository(args.repository, placeHolder);
+    return this.services.kit.pickRepository(args.repository, placeHolder);
   }
 
   // ---- Verify and repair ----
@@ -219,7 +219,7 @@ export class AuditCommands implements vscode.Disposable {
   }
 
   async exportProofBundle(target: ChangeTarget, options: ExportProofBundleOptions = {}): Promise<ProofBundleResult | undefined> {
-    const found = await this.services.drafts.resolveTarget(target, () => true, 'Export a proof bundle for which change?');
+    const found = await this.services.kit.resolveTarget(target, () => true, 'Export a proof bundle for which change?');
     if (!found) return undefined;
     const { repo, change } = found;
     const name = `agent-lanes-proof-${change.id}.tar.gz`;
@@ -305,7 +305,7 @@ export class AuditCommands implements vscode.Disposable {
   // ---- History ----
 
   async showHistory(target: ChangeTarget): Promise<vscode.Uri | undefined> {
-    const found = await this.services.drafts.resolveTarget(target, () => true, 'Show the history of which change?');
+    const found = await this.services.kit.resolveTarget(target, () => true, 'Show the history of which change?');
     if (!found) return undefined;
     const { repo, change } = found;
     const uri = this.docs.define(historyPath(repo, change.id), async () => {

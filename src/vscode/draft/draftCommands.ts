@@ -1,18 +1,17 @@
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { AgentConfig } from '../../core/draft/agentConfig';
-import type { Actor, Change } from '../../core/change';
-import { DraftInputError, type ReconcileFinding } from '../../core/draft/draft';
+import type { Change } from '../../core/change';
+import type { ReconcileFinding } from '../../core/draft/draft';
 import type { Logger } from '../../core/logger';
 import { CHAT_AGENT_ID, type DraftAgent } from '../../infra/lanes/draft/draftLane';
-import { PolicyDeniedError } from '../../infra/policy/policyService';
-import { UncommittedWorkError, WorktreeError } from '../../infra/git/worktrees';
+import { UncommittedWorkError } from '../../infra/git/worktrees';
 import { git } from '../../infra/git/gitProcess';
 import { readConfig } from '../config';
+import { BuiltInCommands } from '../constants';
+import { SettingKeys, settingName } from '../settingKeys';
 import { gitContentUri } from '../gitContent';
-import { whoAmI } from '../identity';
-import type { LanesNode } from '../lanesTree';
-import { reportError } from '../logger';
+import type { ChangeTarget, CommandKit } from '../commandKit';
 import type { PolicyController } from '../policy/policyController';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
 
@@ -26,120 +25,21 @@ export interface NewDraftArgs {
   noRun?: boolean;
 }
 
-/** A change addressed by a tree node or by ids (palette, tests, other commands). */
-export type ChangeTarget = LanesNode | { repoRoot?: string; changeId: string } | undefined;
-
 export interface DraftServices {
   logger: Logger;
   registry: RepositoryRegistry;
   policy: PolicyController;
-  /** Called when the user must see a change's record right away (tree refresh happens by itself). */
-  trusted: () => boolean;
-}
-
-const userActor = async (repoRoot?: string): Promise<Actor> => ({ type: 'user', id: await whoAmI(repoRoot) });
-
-/** Turns the errors lanes throw on purpose into messages; anything else is logged too. */
-export async function showLaneError(logger: Logger, error: unknown, doing: string): Promise<void> {
-  // The message is shown without waiting for it to be dismissed: a command must finish.
-  if (error instanceof PolicyDeniedError) {
-    logger.warn(`${doing}: blocked by policy (${error.decision.decisionId})`);
-    void vscode.window.showErrorMessage(`Policy blocked this: ${error.decision.explanation}`, 'Show Log').then((choice) => {
-      if (choice === 'Show Log') void vscode.commands.executeCommand('agentLanes.showLog');
-    });
-    return;
-  }
-  if (error instanceof DraftInputError || error instanceof WorktreeError) {
-    logger.warn(`${doing}: ${(error as Error).message}`);
-    void vscode.window.showErrorMessage((error as Error).message);
-    return;
-  }
-  reportError(logger, `${doing} failed: ${(error as Error).message}`, error);
+  kit: CommandKit;
 }
 
 export class DraftCommands {
   constructor(private readonly services: DraftServices) {}
 
-  /** Resolves a command argument to a repository and change, asking with a picker when none was given. */
-  async resolveTarget(
-    target: ChangeTarget,
-    filter: (change: Change) => boolean,
-    placeHolder: string,
-  ): Promise<{ repo: RepoContext; change: Change } | undefined> {
-    const { registry } = this.services;
-    await registry.ensureDiscovered();
-    if (target && 'kind' in target) {
-      if (target.kind === 'change') return { repo: target.repo, change: target.repo.store.get(target.change.id) ?? target.change };
-    } else if (target?.changeId) {
-      const found = registry.findChange(target.changeId);
-      if (!found) {
-        void vscode.window.showErrorMessage(`There is no change ${target.changeId} in the open repositories.`);
-        return undefined;
-      }
-      return found;
-    }
-    const items = registry.repositories().flatMap((repo) =>
-      repo.store
-        .all()
-        .filter(filter)
-        .map((change) => ({
-          label: change.title,
-          description: `${change.id} · ${change.lane}`,
-          detail: registry.repositories().length > 1 ? repo.name : undefined,
-          repo,
-          change,
-        })),
-    );
-    if (!items.length) {
-      void vscode.window.showInformationMessage(`No change fits: ${placeHolder.toLowerCase()}`);
-      return undefined;
-    }
-    const picked = await vscode.window.showQuickPick(items, { placeHolder, matchOnDescription: true });
-    return picked ? { repo: picked.repo, change: picked.change } : undefined;
-  }
-
-  /** The repository a command is for: the hint (a root), the only one, or the person's pick. */
-  async pickRepository(rootHint?: string, placeHolder = 'Which repository is the draft for?'): Promise<RepoContext | undefined> {
-    const { registry } = this.services;
-    await registry.ensureDiscovered();
-    const repos = registry.repositories();
-    if (rootHint) {
-      const repo = repos.find((r) => r.root === rootHint);
-      if (!repo) void vscode.window.showErrorMessage(`${rootHint} is not one of the open repositories.`);
-      return repo;
-    }
-    if (repos.length === 0) {
-      const problem = registry.folderProblems()[0];
-      void vscode.window.showErrorMessage(problem?.message ?? 'Open a folder that is a git repository to start a draft.');
-      return undefined;
-    }
-    if (repos.length === 1) return repos[0];
-    const picked = await vscode.window.showQuickPick(
-      repos.map((repo) => ({ label: repo.name, description: repo.root, repo })),
-      { placeHolder },
-    );
-    return picked?.repo;
-  }
-
-  /** False (and says why) in an untrusted workspace, where no agent, task or push runs. */
-  requireTrust(what: string): boolean {
-    if (this.services.trusted()) return true;
-    void vscode.window
-      .showWarningMessage(
-        `This workspace is not trusted, so Agent Lanes runs no agent, task or push (${what}). Trust the workspace to continue.`,
-        'Manage Workspace Trust',
-      )
-      .then((choice) => {
-        if (choice) void vscode.commands.executeCommand('workbench.trust.manage');
-      });
-    return false;
-  }
-
   /** "Lanes: New Draft…": task, base and agent, then the worktree, then the agent. */
   async newDraft(args: NewDraftArgs = {}): Promise<Change | undefined> {
     const { logger } = this.services;
-    if (!this.requireTrust('new draft')) return undefined;
-    const repo = await this.pickRepository(args.repository);
+    if (!this.services.kit.requireTrust('new draft')) return undefined;
+    const repo = await this.services.kit.pickRepository(args.repository);
     if (!repo) return undefined;
     await this.services.policy.ensureStarted();
     const task = args.task ?? (await this.askTask());
@@ -150,10 +50,9 @@ export class DraftCommands {
     const agent = await this.pickAgent(args.agentId);
     if (!agent) return undefined;
     try {
-      const actor = await userActor(repo.root);
-      const started = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: 'Agent Lanes: creating the draft worktree…' },
-        () => repo.lanes.draft.start({ task, ...(base ? { baseRef: base } : {}), agent, actor, createdBy: actor.id }),
+      const actor = await this.services.kit.actor(repo.root);
+      const started = await this.services.kit.withProgress('Agent Lanes: creating the draft worktree…', () =>
+        repo.lanes.draft.start({ task, ...(base ? { baseRef: base } : {}), agent, actor, createdBy: actor.id }),
       );
       for (const warning of started.warnings) void vscode.window.showWarningMessage(warning);
       logger.info(`Change ${started.change.id} created on ${started.change.branch} at ${started.change.worktreePath}`);
@@ -165,7 +64,7 @@ export class DraftCommands {
       }
       return started.change;
     } catch (error) {
-      await showLaneError(logger, error, 'Creating the draft');
+      this.services.kit.showError(error, 'Creating the draft');
       return undefined;
     }
   }
@@ -187,8 +86,7 @@ export class DraftCommands {
       'Cancel',
     );
     const text = doc.getText();
-    if (vscode.window.activeTextEditor?.document === doc)
-      await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
+    if (vscode.window.activeTextEditor?.document === doc) await vscode.commands.executeCommand(BuiltInCommands.revertAndCloseActiveEditor);
     return choice === 'Continue' ? text : undefined;
   }
 
@@ -233,7 +131,8 @@ export class DraftCommands {
 
   private async pickAgent(agentId?: string): Promise<DraftAgent | undefined> {
     const { config, problems } = readConfig();
-    for (const problem of problems.filter((p) => p.key === 'agentLanes.agents')) void vscode.window.showWarningMessage(problem.message);
+    for (const problem of problems.filter((p) => p.key === settingName(SettingKeys.agents)))
+      void vscode.window.showWarningMessage(problem.message);
     if (agentId === CHAT_AGENT_ID) return { kind: 'chat' };
     if (agentId) {
       const agent = config.agents.find((a) => a.id === agentId);
@@ -257,7 +156,7 @@ export class DraftCommands {
         detail: 'Copilot agent mode or any chat agent, through the Agent Lanes language model tools',
         agent: { kind: 'chat' },
       },
-      { label: '$(settings-gear) Configure a CLI agent…', description: 'agentLanes.agents', configure: true },
+      { label: '$(settings-gear) Configure a CLI agent…', description: settingName(SettingKeys.agents), configure: true },
     ];
     const picked = await vscode.window.showQuickPick(items, {
       title: 'New Draft (3/3): the agent',
@@ -265,7 +164,7 @@ export class DraftCommands {
       ignoreFocusOut: true,
     });
     if (picked?.configure) {
-      await vscode.commands.executeCommand('workbench.action.openSettings', 'agentLanes.agents');
+      await vscode.commands.executeCommand(BuiltInCommands.openSettings, settingName(SettingKeys.agents));
       return undefined;
     }
     return picked?.agent;
@@ -274,21 +173,16 @@ export class DraftCommands {
   /** Runs a CLI agent with progress; cancelling stops it and its process tree. */
   async runAgent(repo: RepoContext, change: Change, agent: AgentConfig): Promise<void> {
     const { logger } = this.services;
-    if (!this.requireTrust('agent run')) return;
+    if (!this.services.kit.requireTrust('agent run')) return;
     try {
-      const actor = await userActor(repo.root);
-      const outcome = await vscode.window.withProgress(
-        {
-          location: vscode.ProgressLocation.Notification,
-          title: `Agent Lanes: ${agent.label} is drafting "${change.title}"`,
-          cancellable: true,
+      const actor = await this.services.kit.actor(repo.root);
+      const outcome = await this.services.kit.withProgress(
+        `Agent Lanes: ${agent.label} is drafting "${change.title}"`,
+        (report, signal) => {
+          signal.addEventListener('abort', () => repo.lanes.draft.stopAgent(change.id));
+          return repo.lanes.draft.runAgent(change.id, agent, actor, { onLine: (line) => report(line.slice(0, 120)) });
         },
-        (progress, token) => {
-          token.onCancellationRequested(() => repo.lanes.draft.stopAgent(change.id));
-          return repo.lanes.draft.runAgent(change.id, agent, actor, {
-            onLine: (line) => progress.report({ message: line.slice(0, 120) }),
-          });
-        },
+        { cancellable: true },
       );
       logger.info(`Change ${change.id}: ${outcome.message}`);
       const showLog = 'Show Agent Log';
@@ -305,12 +199,12 @@ export class DraftCommands {
         );
       }
     } catch (error) {
-      await showLaneError(logger, error, `Running the agent on change ${change.id}`);
+      this.services.kit.showError(error, `Running the agent on change ${change.id}`);
     }
   }
 
   async runAgentCommand(target: ChangeTarget): Promise<void> {
-    const found = await this.resolveTarget(target, (c) => c.lane === 'draft', 'Run an agent on which draft?');
+    const found = await this.services.kit.resolveTarget(target, (c) => c.lane === 'draft', 'Run an agent on which draft?');
     if (!found) return;
     const agent = await this.pickAgent(found.change.agentId === CHAT_AGENT_ID ? undefined : found.change.agentId);
     if (!agent) return;
@@ -324,7 +218,7 @@ export class DraftCommands {
   }
 
   async stopAgent(target: ChangeTarget): Promise<void> {
-    const found = await this.resolveTarget(target, (c) => c.agentRun?.state === 'running', 'Stop the agent of which change?');
+    const found = await this.services.kit.resolveTarget(target, (c) => c.agentRun?.state === 'running', 'Stop the agent of which change?');
     if (!found) return;
     if (!found.repo.lanes.draft.stopAgent(found.change.id))
       void vscode.window.showInformationMessage(`No agent is running on change ${found.change.id}.`);
@@ -332,18 +226,22 @@ export class DraftCommands {
 
   /** Commits and analyses what a chat agent left in the worktree. */
   async finishDraft(target: ChangeTarget): Promise<void> {
-    const found = await this.resolveTarget(target, (c) => c.lane === 'draft' && c.agentRun?.state !== 'running', 'Finish which draft?');
+    const found = await this.services.kit.resolveTarget(
+      target,
+      (c) => c.lane === 'draft' && c.agentRun?.state !== 'running',
+      'Finish which draft?',
+    );
     if (!found) return;
     try {
-      const outcome = await found.repo.lanes.draft.finish(found.change.id, { actor: await userActor(found.repo.root) });
+      const outcome = await found.repo.lanes.draft.finish(found.change.id, { actor: await this.services.kit.actor(found.repo.root) });
       void vscode.window.showInformationMessage(`Change ${found.change.id}: ${outcome.message}`);
     } catch (error) {
-      await showLaneError(this.services.logger, error, `Finishing draft ${found.change.id}`);
+      this.services.kit.showError(error, `Finishing draft ${found.change.id}`);
     }
   }
 
   async showAgentLog(target: ChangeTarget): Promise<void> {
-    const found = await this.resolveTarget(target, () => true, 'Show the agent log of which change?');
+    const found = await this.services.kit.resolveTarget(target, () => true, 'Show the agent log of which change?');
     if (!found) return;
     const file = join(found.repo.storage.changeDir(found.change.id), 'agent.log');
     try {
@@ -356,7 +254,7 @@ export class DraftCommands {
 
   /** "Lanes: Open Changes": the base against the lane branch in VS Code's multi-diff editor. */
   async openChanges(target: ChangeTarget): Promise<void> {
-    const found = await this.resolveTarget(target, (c) => c.lane !== 'closed', 'Open the changes of which change?');
+    const found = await this.services.kit.resolveTarget(target, (c) => c.lane !== 'closed', 'Open the changes of which change?');
     if (!found) return;
     const { repo, change } = found;
     const head = change.headSha ?? change.branch;
@@ -380,14 +278,18 @@ export class DraftCommands {
   }
 
   async openWorktree(target: ChangeTarget): Promise<void> {
-    const found = await this.resolveTarget(target, (c) => c.lane !== 'closed', 'Open the worktree of which change?');
+    const found = await this.services.kit.resolveTarget(target, (c) => c.lane !== 'closed', 'Open the worktree of which change?');
     if (!found) return;
-    await vscode.commands.executeCommand('vscode.openFolder', vscode.Uri.file(found.change.worktreePath), { forceNewWindow: true });
+    await vscode.commands.executeCommand(BuiltInCommands.openFolder, vscode.Uri.file(found.change.worktreePath), { forceNewWindow: true });
   }
 
   /** "Lanes: Discard Change": confirms, removes worktree and branch, keeps the record and audit. */
   async discard(target: ChangeTarget, options: { confirmed?: boolean } = {}): Promise<void> {
-    const found = await this.resolveTarget(target, (c) => c.lane !== 'closed' && c.lane !== 'pullRequest', 'Discard which change?');
+    const found = await this.services.kit.resolveTarget(
+      target,
+      (c) => c.lane !== 'closed' && c.lane !== 'pullRequest',
+      'Discard which change?',
+    );
     if (!found) return;
     const { repo, change } = found;
     if (!options.confirmed) {
@@ -398,7 +300,7 @@ export class DraftCommands {
       );
       if (answer !== 'Discard') return;
     }
-    const actor = await userActor(repo.root);
+    const actor = await this.services.kit.actor(repo.root);
     try {
       await repo.lanes.draft.discard(change.id, actor);
     } catch (error) {
@@ -410,11 +312,11 @@ export class DraftCommands {
         try {
           await repo.lanes.draft.discard(change.id, actor, { force: true });
         } catch (again) {
-          await showLaneError(this.services.logger, again, `Discarding change ${change.id}`);
+          this.services.kit.showError(again, `Discarding change ${change.id}`);
         }
         return;
       }
-      await showLaneError(this.services.logger, error, `Discarding change ${change.id}`);
+      this.services.kit.showError(error, `Discarding change ${change.id}`);
     }
   }
 
@@ -473,10 +375,12 @@ export class DraftCommands {
       if (!force) return all.map((a) => a.finding);
     }
     try {
-      await picked.repo.lanes.draft.applyReconcile(picked.finding, picked.action, await userActor(picked.repo.root), { force });
+      await picked.repo.lanes.draft.applyReconcile(picked.finding, picked.action, await this.services.kit.actor(picked.repo.root), {
+        force,
+      });
       void vscode.window.showInformationMessage(`Done: ${actionLabel(picked.action).toLowerCase()}.`);
     } catch (error) {
-      await showLaneError(logger, error, 'Cleaning up');
+      this.services.kit.showError(error, 'Cleaning up');
     }
     return all.map((a) => a.finding);
   }

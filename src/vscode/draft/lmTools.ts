@@ -2,7 +2,6 @@ import * as vscode from 'vscode';
 import type { AgentReport } from '../../core/evidence';
 import { AgentReportSchema } from '../../core/evidence';
 import type { Logger } from '../../core/logger';
-import { redactValue } from '../../core/redaction';
 import { WorktreeFiles } from '../../infra/draft/worktreeFiles';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
 
@@ -55,26 +54,7 @@ export function registerLanguageModelTools(
     return { repo: found.repo, files: await WorktreeFiles.open(found.change.worktreePath), changeId };
   };
 
-  const audit = (repo: RepoContext, changeId: string, tool: string, details: Record<string, unknown>) =>
-    repo.lanes.context.audit
-      .append({ actor: { type: 'agent', id: 'vscode-chat' }, action: 'agent.tool', changeId, details: { tool, ...details } })
-      .catch((error: unknown) => logger.error('Auditing a tool call', error));
-
-  /**
-   * What policy says about writing a path in this change: allow, requireApproval
-   * (confirm), or block. The kill switch for drafts is asked first, before every write.
-   */
-  const pathDecision = async (repo: RepoContext, changeId: string, path: string) => {
-    const change = repo.store.get(changeId)!;
-    const repository = { repoRoot: repo.root, baseSha: change.baseSha };
-    const agentAllowed = await repo.lanes.context.policy.decide('startAgent', { changeId, agentId: change.agentId }, repository);
-    if (agentAllowed.effect === 'block') return agentAllowed;
-    return repo.lanes.context.policy.decide(
-      'gate.draftToSandbox',
-      { changeId, agentId: change.agentId, files: [{ path, additions: 1, deletions: 0 }] },
-      repository,
-    );
-  };
+  const chatAgent = { type: 'agent', id: 'vscode-chat' } as const;
 
   const guard =
     <T>(
@@ -95,7 +75,7 @@ export function registerLanguageModelTools(
     const message = `${verb} \`${String(input.path)}\` in the worktree of change ${String(input.changeId)}`;
     try {
       const { repo, changeId } = await draftOf(input.changeId);
-      const decision = await pathDecision(repo, changeId, String(input.path));
+      const decision = await repo.lanes.draft.toolWriteDecision(changeId, String(input.path));
       if (decision.effect === 'requireApproval') {
         return {
           invocationMessage: message,
@@ -158,10 +138,14 @@ export function registerLanguageModelTools(
         invoke: guard<WriteInput>(LM_TOOLS.writeFile, async (input) => {
           const { repo, files, changeId } = await draftOf(input.changeId);
           if (typeof input.content !== 'string') throw new Error('Give the new file content as a string in "content".');
-          const decision = await pathDecision(repo, changeId, String(input.path));
+          const decision = await repo.lanes.draft.toolWriteDecision(changeId, String(input.path));
           if (decision.effect === 'block') throw new Error(`Policy blocks this path: ${decision.explanation}`);
           const written = await files.write(input.path, input.content);
-          await audit(repo, changeId, LM_TOOLS.writeFile, { path: written.path, sizeBytes: written.sizeBytes, created: written.created });
+          await repo.lanes.draft.auditToolCall(changeId, chatAgent, LM_TOOLS.writeFile, {
+            path: written.path,
+            sizeBytes: written.sizeBytes,
+            created: written.created,
+          });
           return text(`${written.created ? 'Created' : 'Wrote'} ${written.path} (${written.sizeBytes} bytes).`);
         }),
       } as vscode.LanguageModelTool<never>,
@@ -172,10 +156,10 @@ export function registerLanguageModelTools(
         prepareInvocation: (options: vscode.LanguageModelToolInvocationPrepareOptions<PathInput>) => confirmWrite(options.input, 'Delete'),
         invoke: guard<PathInput>(LM_TOOLS.deleteFile, async (input) => {
           const { repo, files, changeId } = await draftOf(input.changeId);
-          const decision = await pathDecision(repo, changeId, String(input.path));
+          const decision = await repo.lanes.draft.toolWriteDecision(changeId, String(input.path));
           if (decision.effect === 'block') throw new Error(`Policy blocks this path: ${decision.explanation}`);
           const deleted = await files.delete(input.path);
-          await audit(repo, changeId, LM_TOOLS.deleteFile, { path: deleted.path, type: deleted.type });
+          await repo.lanes.draft.auditToolCall(changeId, chatAgent, LM_TOOLS.deleteFile, { path: deleted.path, type: deleted.type });
           return text(`Deleted ${deleted.path}.`);
         }),
       } as vscode.LanguageModelTool<never>,
@@ -193,14 +177,8 @@ export function registerLanguageModelTools(
               `The report is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message}. Send summary, assumptions and confidenceLimits (lists of strings).`,
             );
           }
-          const redacted = redactValue(parsed.data).value;
-          const current = await repo.evidence.read(changeId);
-          if (current.kind !== 'ok')
-            throw new Error(
-              `The evidence of change ${changeId} cannot be updated: ${current.kind === 'invalid' ? current.message : 'it has none yet'}.`,
-            );
-          await repo.evidence.write({ ...current.evidence, agentReport: redacted });
-          await audit(repo, changeId, LM_TOOLS.reportEvidence, { fields: Object.keys(redacted) });
+          const fields = await repo.lanes.draft.recordAgentReport(changeId, parsed.data);
+          await repo.lanes.draft.auditToolCall(changeId, chatAgent, LM_TOOLS.reportEvidence, { fields });
           return text('Recorded. When you are done, tell the user to run "Lanes: Finish Draft".');
         }),
       } as vscode.LanguageModelTool<never>,

@@ -10,12 +10,11 @@ import { formatPolicyTestRun, runPolicyTests, type PolicyTestRun } from '../../c
 import { git } from '../../infra/git/gitProcess';
 import type { PolicyState } from '../../infra/policy/policyService';
 import { Commands } from '../constants';
-import type { ChangeTarget, DraftCommands } from '../draft/draftCommands';
+import type { ChangeTarget, CommandKit } from '../commandKit';
 import { escapeMarkdown, mdCell, mdCode } from '../../core/markdown';
 import { GeneratedDocuments } from '../generatedDocuments';
 import { decisionsOnRecord, formatEventTime } from '../audit/historyView';
 import type { LanesNode } from '../lanesTree';
-import { reportError } from '../logger';
 import type { PolicyController } from './policyController';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
 
@@ -25,7 +24,7 @@ export interface PolicyCommandServices {
   logger: Logger;
   registry: RepositoryRegistry;
   policy: PolicyController;
-  drafts: DraftCommands;
+  kit: CommandKit;
   /** The Lanes view: its message says when policy stops work (fail closed, kill switch). */
   view: vscode.TreeView<LanesNode>;
 }
@@ -194,7 +193,7 @@ export class PolicyCommands implements vscode.Disposable {
   // ---- Explain Decision ----
 
   async explainDecision(target: ChangeTarget): Promise<vscode.Uri | undefined> {
-    const found = await this.services.drafts.resolveTarget(
+    const found = await this.services.kit.resolveTarget(
       target,
       (c) => c.lastDecision !== undefined,
       'Explain the policy decisions of which change?',
@@ -329,7 +328,7 @@ export class PolicyCommands implements vscode.Disposable {
     try {
       run = runPolicyTests({ text: policyText.text, source: displayPath(policyFile) }, casesText.text, displayPath(casesFile));
     } catch (error) {
-      reportError(this.services.logger, `Running the policy tests failed: ${(error as Error).message}`, error);
+      this.services.kit.showError(error, 'Running the policy tests');
       return { ok: false, errors: [(error as Error).message] };
     }
     const unsaved = [policyText, casesText].some((read) => read.unsaved) ? ' (with the unsaved changes in the editor)' : '';
@@ -432,17 +431,15 @@ export function registerPolicyCommands(context: vscode.ExtensionContext, service
     vscode.commands.registerCommand(Commands.showEffectivePolicy, (args?: ShowEffectivePolicyArgs) =>
       commands
         .showEffectivePolicy(args && typeof args === 'object' && !('kind' in args) ? args : {})
-        .catch((error: unknown) => reportError(services.logger, `Showing the effective policy failed: ${(error as Error).message}`, error)),
+        .catch((error: unknown) => services.kit.showError(error, 'Showing the effective policy')),
     ),
     vscode.commands.registerCommand(Commands.explainDecision, (target?: ChangeTarget) =>
-      commands
-        .explainDecision(target)
-        .catch((error: unknown) => reportError(services.logger, `Explaining the decision failed: ${(error as Error).message}`, error)),
+      commands.explainDecision(target).catch((error: unknown) => services.kit.showError(error, 'Explaining the decision')),
     ),
     vscode.commands.registerCommand(Commands.testPolicy, (args?: TestPolicyArgs) =>
       commands
         .testPolicy(args && typeof args === 'object' ? args : {})
-        .catch((error: unknown) => reportError(services.logger, `Testing the policy failed: ${(error as Error).message}`, error)),
+        .catch((error: unknown) => services.kit.showError(error, 'Testing the policy')),
     ),
   );
   return commands;

@@ -5,6 +5,7 @@ import { type KillSwitchChange, PolicyService, type PolicyState } from '../../in
 import { readConfig } from '../config';
 import type { RepositoryRegistry } from '../repositories';
 import type { PolicyStatus, PolicyStatusBar } from '../statusBar';
+import { SETTINGS_SECTION } from '../settingKeys';
 
 function settingsFromConfig() {
   const { config } = readConfig();
@@ -53,7 +54,7 @@ export class PolicyController implements vscode.Disposable {
     this.service.onDidChangeKillSwitch((change) => void this.onKillSwitch(change));
     this.disposables.push(
       vscode.workspace.onDidChangeConfiguration((event) => {
-        if (!event.affectsConfiguration('agentLanes.policy')) return;
+        if (!event.affectsConfiguration(`${SETTINGS_SECTION}.policy`)) return;
         void this.service
           .updateSettings(settingsFromConfig())
           .catch((error: unknown) => logger.error('Applying the policy settings failed', error));

@@ -1,38 +1,28 @@
 import * as vscode from 'vscode';
-import type { Actor, Change } from '../../core/change';
+import type { Change } from '../../core/change';
 import type { Logger } from '../../core/logger';
+import { LaneError } from '../../core/errors';
 import { hasValidApproval, pullRequestGlance } from '../../core/pullRequest/glance';
 import type { PollScheduleOptions } from '../../core/pullRequest/polling';
-import {
-  API_BASE_URL_SETTING,
-  DEFAULT_API_BASE_URL,
-  GitHubError,
-  normalizeApiBaseUrl,
-  type RateLimitNotice,
-} from '../../infra/github/client';
+import { GitHubError, type RateLimitNotice } from '../../infra/github/client';
 import { PullRequestError, type PullRequestStep } from '../../infra/github/pullRequests';
-import { type GitHubAccess, PullRequestLane, PullRequestLaneError } from '../../infra/lanes/pullRequest/pullRequestLane';
-import { PolicyDeniedError } from '../../infra/policy/policyService';
-import { WorktreeError } from '../../infra/git/worktrees';
-import type { ChangeTarget, DraftCommands } from '../draft/draftCommands';
-import { whoAmI } from '../identity';
+import { type GitHubAccess, type OpenOptions, type OpenOutcome, PullRequestLaneError } from '../../infra/lanes/pullRequest/pullRequestLane';
+import type { ChangeTarget, CommandKit, ErrorButton, ReportProgress } from '../commandKit';
+import { BuiltInCommands, Commands } from '../constants';
+import { SETTINGS_SECTION } from '../settingKeys';
+import { type PullRequestSettings, readApiBaseUrl, readPullRequestSettings } from '../config';
+import { type GitHubToken, GitHubSignIn, SignInError } from './githubSignIn';
+import { PullRequestFollowing } from './pullRequestFollowing';
 import type { PolicyController } from '../policy/policyController';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
 
-/** The Pull request lane's commands (declared in docs/manifest/pullRequest.json). */
-export const PullRequestCommandIds = {
-  open: 'agentLanes.openPullRequest',
-  markReady: 'agentLanes.markReadyForReview',
-  openInBrowser: 'agentLanes.openPullRequestInBrowser',
-  refresh: 'agentLanes.refreshPullRequest',
-  pushBranch: 'agentLanes.pushLaneBranch',
-  signInWithToken: 'agentLanes.signInWithToken',
-  forgetToken: 'agentLanes.forgetGitHubToken',
-} as const;
-
-export const REMOTE_SETTING = 'agentLanes.pullRequest.remote';
-const REPO_SCOPE = 'repo';
-const TOKEN_KEY_PREFIX = 'agentLanes.github.token:';
+/** The Review → Pull request gate as the editor sees it (see PullRequestCommands.gate). */
+export interface PullRequestGate {
+  /** Asked by the lane when the change reaches the gate: settings, sign-in, and progress hooks. */
+  options(report: ReportProgress): Promise<OpenOptions>;
+  opened(outcome: OpenOutcome): PullRequestCommandResult;
+  failed(error: unknown): PullRequestCommandResult;
+}
 
 /** What a command did, for scripts and tests: the message the person was shown. */
 export type PullRequestCommandResult =
@@ -43,26 +33,10 @@ export interface PullRequestDeps {
   logger: Logger;
   registry: RepositoryRegistry;
   policy: PolicyController;
-  drafts: DraftCommands;
+  kit: CommandKit;
   /** The Lanes view: pull requests are followed once it has been shown. */
   view: vscode.TreeView<unknown>;
-  trusted: () => boolean;
   secrets: vscode.SecretStorage;
-}
-
-interface Settings {
-  apiBaseUrl: string;
-  remote: string;
-}
-
-interface Access {
-  token: string;
-  source: 'session' | 'stored';
-}
-
-/** Sign-in could not give a token; the message says what to do. */
-class SignInError extends Error {
-  override readonly name = 'SignInError';
 }
 
 const STEP_WORDS: Record<PullRequestStep['name'], string> = {
@@ -72,129 +46,6 @@ const STEP_WORDS: Record<PullRequestStep['name'], string> = {
   labels: 'labels',
   reviewers: 'reviewers',
 };
-
-function hostOf(url: string): string {
-  try {
-    return new URL(url).hostname.toLowerCase();
-  } catch {
-    return url;
-  }
-}
-
-/**
- * Tokens for GitHub: VS Code's GitHub session (github.com) or GitHub
- * Enterprise session (any other API), or a token the person stored for that
- * API with "Lanes: Sign In to GitHub with a Token" (in SecretStorage). The
- * token is handed to the GitHub client in memory and nowhere else.
- */
-class GitHubSignIn {
-  constructor(
-    private readonly secrets: vscode.SecretStorage,
-    private readonly logger: Logger,
-  ) {}
-
-  provider(apiBaseUrl: string): 'github' | 'github-enterprise' {
-    return apiBaseUrl === DEFAULT_API_BASE_URL ? 'github' : 'github-enterprise';
-  }
-
-  private key(apiBaseUrl: string): string {
-    return `${TOKEN_KEY_PREFIX}${apiBaseUrl}`;
-  }
-
-  /** A stored token first (the person chose it for this API), then the session: silently, then (interactive) asking. */
-  async access(apiBaseUrl: string, interactive: boolean): Promise<Access | undefined> {
-    const stored = await this.secrets.get(this.key(apiBaseUrl));
-    if (stored) return { token: stored, source: 'stored' };
-    const provider = this.provider(apiBaseUrl);
-    this.checkEnterpriseServer(apiBaseUrl, provider);
-    try {
-      const session = await vscode.authentication.getSession(provider, [REPO_SCOPE], { silent: true });
-      if (session) return { token: session.accessToken, source: 'session' };
-    } catch (error) {
-      this.logger.debug(`No ${provider} session: ${(error as Error).message}`);
-    }
-    if (!interactive) return undefined;
-    try {
-      const session = await vscode.authentication.getSession(provider, [REPO_SCOPE], {
-        createIfNone: { detail: 'Agent Lanes pushes the approved lane branch and opens its pull request with your account.' },
-      });
-      return { token: session.accessToken, source: 'session' };
-    } catch (error) {
-      throw this.signInFailed(apiBaseUrl, provider, error);
-    }
-  }
-
-  /** After a 401: a new session (or, for a stored token, a new token). */
-  async again(apiBaseUrl: string, previous: Access['source'] | undefined): Promise<boolean> {
-    if (previous === 'stored' || (await this.secrets.get(this.key(apiBaseUrl)))) {
-      await this.secrets.delete(this.key(apiBaseUrl));
-      return this.askForToken(apiBaseUrl);
-    }
-    const provider = this.provider(apiBaseUrl);
-    try {
-      await vscode.authentication.getSession(provider, [REPO_SCOPE], {
-        forceNewSession: { detail: 'GitHub did not accept the last sign-in; sign in again to continue.' },
-      });
-      return true;
-    } catch (error) {
-      throw this.signInFailed(apiBaseUrl, provider, error);
-    }
-  }
-
-  async askForToken(apiBaseUrl: string, given?: string): Promise<boolean> {
-    const host = new URL(apiBaseUrl).host;
-    const token =
-      given ??
-      (await vscode.window.showInputBox({
-        title: `Sign in to GitHub (${host}) with a token`,
-        prompt: `A personal access token for ${host} with the "repo" scope (fine-grained: Contents and Pull requests, read and write). It is kept in VS Code's secret storage, never in settings or logs.`,
-        password: true,
-        ignoreFocusOut: true,
-        validateInput: (value) => (!value.trim() ? 'Paste the token.' : /\s/.test(value.trim()) ? 'A token has no spaces.' : undefined),
-      }));
-    if (token === undefined) return false;
-    const clean = token.trim();
-    if (!clean || /\s/.test(clean))
-      throw new SignInError('That is not a token: it is empty or has spaces. Paste a GitHub personal access token.');
-    await this.secrets.store(this.key(apiBaseUrl), clean);
-    this.logger.info(`A GitHub token for ${host} was stored in VS Code's secret storage.`);
-    return true;
-  }
-
-  async forget(apiBaseUrl: string): Promise<boolean> {
-    const had = (await this.secrets.get(this.key(apiBaseUrl))) !== undefined;
-    await this.secrets.delete(this.key(apiBaseUrl));
-    return had;
-  }
-
-  /**
-   * The built-in GitHub Enterprise sign-in is for the server in
-   * `github-enterprise.uri`; its token must never be sent to another server.
-   */
-  private checkEnterpriseServer(apiBaseUrl: string, provider: string): void {
-    if (provider !== 'github-enterprise') return;
-    const uri = vscode.workspace.getConfiguration('github-enterprise').get<string>('uri')?.trim();
-    if (!uri) return;
-    const signInHost = hostOf(uri);
-    const apiHost = hostOf(apiBaseUrl);
-    if (signInHost !== apiHost && `api.${signInHost}` !== apiHost) {
-      throw new SignInError(
-        `The GitHub Enterprise sign-in is for ${signInHost} (github-enterprise.uri), but ${API_BASE_URL_SETTING} points at ${apiHost}; Agent Lanes does not send a token to another server. Set both to the same server, or use "Lanes: Sign In to GitHub with a Token".`,
-      );
-    }
-  }
-
-  private signInFailed(apiBaseUrl: string, provider: string, error: unknown): SignInError {
-    const detail = (error as Error)?.message ?? String(error);
-    this.logger.warn(`Signing in with ${provider} failed: ${detail}`);
-    const where = provider === 'github' ? 'GitHub' : `GitHub Enterprise (${new URL(apiBaseUrl).host})`;
-    const hint =
-      provider === 'github-enterprise'
-        ? ` For GitHub Enterprise Server, set github-enterprise.uri to the server, or use "Lanes: Sign In to GitHub with a Token".`
-        : ' Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".';
-    return new SignInError(`Agent Lanes could not sign in to ${where}: ${detail}.${hint}`);
-  }
-}
 
 /**
  * "Lanes: Open Pull Request", "Lanes: Mark Ready for Review", "Lanes: Open
@@ -206,122 +57,107 @@ export class PullRequestCommands implements vscode.Disposable {
   readonly shown: { kind: 'info' | 'warning' | 'error'; message: string }[] = [];
   /** Retries, back-off and polling schedule; tests shorten them. */
   tuning: { clientOptions?: GitHubAccess['clientOptions']; schedule?: Partial<PollScheduleOptions> } = {};
-  private readonly lanes = new Map<string, PullRequestLane>();
   private readonly signIn: GitHubSignIn;
-  private readonly disposables: vscode.Disposable[] = [];
-  private trackingStarted = false;
-  /** Changes that could not be followed without asking to sign in; tried again after a sign-in. */
-  private readonly waitingForSignIn = new Set<string>();
-  private trackQueue: Promise<void> = Promise.resolve();
-  private readonly lastChecks = new Map<string, string>();
+  private readonly following: PullRequestFollowing;
 
   constructor(private readonly deps: PullRequestDeps) {
     this.signIn = new GitHubSignIn(deps.secrets, deps.logger);
-    const registryChanges = deps.registry.onDidChange(() => this.onRegistryChange());
-    this.disposables.push(
-      { dispose: () => registryChanges.dispose() },
-      deps.view.onDidChangeVisibility((event) => {
-        if (event.visible) this.startTracking();
-      }),
-      vscode.authentication.onDidChangeSessions(() => {
-        this.waitingForSignIn.clear();
-        if (this.trackingStarted) this.trackAll();
-      }),
-    );
-    if (deps.view.visible) this.startTracking();
-  }
-
-  /** The lane service of a repository (one per repository, so its trackers are shared). */
-  laneFor(repo: RepoContext): PullRequestLane {
-    let lane = this.lanes.get(repo.root);
-    if (!lane) {
-      // The change's sandbox container is the sandbox lane's: it removes it when it sees the change close.
-      lane = new PullRequestLane(repo.lanes.context);
-      this.lanes.set(repo.root, lane);
-    }
-    return lane;
+    this.following = new PullRequestFollowing({
+      registry: deps.registry,
+      logger: deps.logger,
+      view: deps.view,
+      signIn: this.signIn,
+      access: (token, settings) => this.access(token, settings),
+      schedule: () => this.tuning.schedule,
+      show: (kind, message, buttons, onChoice) => this.show(kind, message, buttons, onChoice),
+    });
   }
 
   isTracking(changeId: string): boolean {
-    return [...this.lanes.values()].some((lane) => lane.isTracking(changeId));
+    return this.following.isTracking(changeId);
   }
 
   /** Follows every change in the Pull request lane (once the view has been shown; again after sign-in). */
   startTracking(): void {
-    this.trackingStarted = true;
-    this.trackAll();
+    this.following.start();
   }
 
   // ---- commands ----
 
   async open(target: ChangeTarget, options: { draft?: boolean } = {}): Promise<PullRequestCommandResult> {
-    if (!this.requireTrust('open a pull request')) return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
-    const found = await this.deps.drafts.resolveTarget(
+    if (!this.deps.kit.requireTrust('open a pull request'))
+      return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
+    const found = await this.deps.kit.resolveTarget(
       target,
       (c) => (c.lane === 'review' && hasValidApproval(c)) || c.lane === 'pullRequest',
       'Open a pull request for which approved change?',
     );
     if (!found) return { ok: false, kind: 'cancelled', message: 'No change was chosen.' };
     const { repo, change } = found;
-    const doing = `Opening the pull request of change ${change.id}`;
-    let settings: Settings;
-    let access: Access | undefined;
+    const gate = this.gate(repo, change, options);
     try {
-      await this.deps.policy.ensureStarted();
-      settings = this.settings(repo);
-      // A remote that is not GitHub ends here, before anyone is asked to sign in.
-      await this.laneFor(repo).repositoryFor(settings.remote, settings.apiBaseUrl, change.branch);
-      access = await this.signIn.access(settings.apiBaseUrl, true);
-      if (!access)
-        return this.failure(
-          new SignInError(
-            'Agent Lanes needs a GitHub sign-in to open the pull request. Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".',
-          ),
-          doing,
-          { repo, change },
-        );
-    } catch (error) {
-      return this.failure(error, doing, { repo, change });
-    }
-    const current = access;
-    const actor = await this.actor(repo);
-    try {
-      const outcome = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Agent Lanes: pull request for "${change.title}"` },
-        (progress) => {
-          progress.report({ message: 'checking the approval and policy…' });
-          return this.laneFor(repo).open(change.id, actor, {
-            ...this.access(current, settings),
-            remote: settings.remote,
-            ...(options.draft !== undefined ? { draft: options.draft } : {}),
-            onStep: (step) =>
-              progress.report({ message: `${STEP_WORDS[step.name]}: ${step.outcome === 'done' ? 'done' : 'already there'}` }),
-            onRateLimit: (notice) => {
-              const message = this.rateLimitMessage(notice);
-              if (message) progress.report({ message });
-            },
-          });
-        },
+      const actor = await this.deps.kit.actor(repo.root);
+      const outcome = await this.deps.kit.withProgress(`Agent Lanes: pull request for "${change.title}"`, async (report) =>
+        repo.lanes.pullRequest.open(change.id, actor, await gate.options(report)),
       );
-      const { result } = outcome;
-      const message = `Pull request #${result.number} ${result.action === 'created' ? 'opened' : 'brought up to date'}${result.draft ? ' as a draft' : ''} for "${change.title}": ${result.url}`;
-      this.show('info', message, ['Open in Browser'], () => void this.openInBrowser({ repoRoot: repo.root, changeId: change.id }));
-      this.follow(repo, change.id, current, settings);
-      return { ok: true, message, number: result.number, url: result.url, action: result.action, change: outcome.change };
+      return gate.opened(outcome);
     } catch (error) {
-      return this.failure(error, doing, {
-        repo,
-        change,
-        settings,
-        access: current,
-        retry: () => this.open({ repoRoot: repo.root, changeId: change.id }, options),
-      });
+      return gate.failed(error);
     }
   }
 
+  /**
+   * One pass of a change through the Review → Pull request gate: signs in
+   * when the gate asks for GitHub access, then says what came of it.
+   */
+  gate(repo: RepoContext, change: Change, options: { draft?: boolean } = {}): PullRequestGate {
+    let settings: PullRequestSettings | undefined;
+    let access: GitHubToken | undefined;
+    return {
+      options: async (report) => {
+        await this.deps.policy.ensureStarted();
+        settings = readPullRequestSettings(repo.root);
+        // A remote that is not GitHub ends here, before anyone is asked to sign in.
+        await repo.lanes.pullRequest.repositoryFor(settings.remote, settings.apiBaseUrl, change.branch);
+        access = await this.signIn.access(settings.apiBaseUrl, true);
+        if (!access)
+          throw new SignInError(
+            'Agent Lanes needs a GitHub sign-in to open the pull request. Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".',
+          );
+        report('checking the approval and policy…');
+        return {
+          ...this.access(access, settings),
+          remote: settings.remote,
+          ...(options.draft !== undefined ? { draft: options.draft } : {}),
+          onStep: (step) => report(`${STEP_WORDS[step.name]}: ${step.outcome === 'done' ? 'done' : 'already there'}`),
+          onRateLimit: (notice) => {
+            const message = this.rateLimitMessage(notice);
+            if (message) report(message);
+          },
+        };
+      },
+      opened: ({ result, change: updated }) => {
+        const message = `Pull request #${result.number} ${result.action === 'created' ? 'opened' : 'brought up to date'}${result.draft ? ' as a draft' : ''} for "${change.title}": ${result.url}`;
+        this.show('info', message, ['Open in Browser'], () => void this.openInBrowser({ repoRoot: repo.root, changeId: change.id }));
+        if (access && settings) this.following.follow(repo, change.id, access, settings);
+        return { ok: true, message, number: result.number, url: result.url, action: result.action, change: updated };
+      },
+      failed: (error) =>
+        this.failure(error, `Opening the pull request of change ${change.id}`, {
+          repo,
+          change,
+          // Once signed in, a failure can be retried (or signed in again).
+          ...(access && settings
+            ? { settings, access, retry: () => this.open({ repoRoot: repo.root, changeId: change.id }, options) }
+            : {}),
+        }),
+    };
+  }
+
   async markReady(target: ChangeTarget): Promise<PullRequestCommandResult> {
-    if (!this.requireTrust('mark a pull request ready')) return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
-    const found = await this.deps.drafts.resolveTarget(
+    if (!this.deps.kit.requireTrust('mark a pull request ready'))
+      return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
+    const found = await this.deps.kit.resolveTarget(
       target,
       (c) => c.lane === 'pullRequest' && c.pullRequest?.state === 'draft',
       'Mark which draft pull request ready for review?',
@@ -331,7 +167,7 @@ export class PullRequestCommands implements vscode.Disposable {
     const doing = `Marking the pull request of change ${change.id} ready for review`;
     try {
       await this.deps.policy.ensureStarted();
-      const settings = this.settings(repo);
+      const settings = readPullRequestSettings(repo.root);
       const access = await this.signIn.access(settings.apiBaseUrl, true);
       if (!access)
         return this.failure(
@@ -342,7 +178,11 @@ export class PullRequestCommands implements vscode.Disposable {
           { repo, change },
         );
       try {
-        const updated = await this.laneFor(repo).markReady(change.id, await this.actor(repo), this.access(access, settings));
+        const updated = await repo.lanes.pullRequest.markReady(
+          change.id,
+          await this.deps.kit.actor(repo.root),
+          this.access(access, settings),
+        );
         const message = `Pull request #${updated.pullRequest?.number} of "${change.title}" is ready for review.`;
         this.show('info', message, ['Open in Browser'], () => void this.openInBrowser({ repoRoot: repo.root, changeId: change.id }));
         return {
@@ -366,7 +206,7 @@ export class PullRequestCommands implements vscode.Disposable {
   }
 
   async openInBrowser(target: ChangeTarget): Promise<PullRequestCommandResult> {
-    const found = await this.deps.drafts.resolveTarget(target, (c) => !!c.pullRequest, 'Open the pull request of which change?');
+    const found = await this.deps.kit.resolveTarget(target, (c) => !!c.pullRequest, 'Open the pull request of which change?');
     if (!found) return { ok: false, kind: 'cancelled', message: 'No change was chosen.' };
     const url = found.change.pullRequest?.url;
     if (!url) {
@@ -382,7 +222,7 @@ export class PullRequestCommands implements vscode.Disposable {
 
   /** "Lanes: Refresh Pull Request Status": reads state and checks now (a merged or closed one ends the change). */
   async refresh(target: ChangeTarget): Promise<PullRequestCommandResult> {
-    const found = await this.deps.drafts.resolveTarget(
+    const found = await this.deps.kit.resolveTarget(
       target,
       (c) => c.lane === 'pullRequest' && !!c.pullRequest,
       'Refresh the pull request of which change?',
@@ -391,7 +231,7 @@ export class PullRequestCommands implements vscode.Disposable {
     const { repo, change } = found;
     const doing = `Reading the pull request of change ${change.id}`;
     try {
-      const settings = this.settings(repo);
+      const settings = readPullRequestSettings(repo.root);
       const access = await this.signIn.access(settings.apiBaseUrl, true);
       if (!access)
         return this.failure(
@@ -402,8 +242,8 @@ export class PullRequestCommands implements vscode.Disposable {
           { repo, change },
         );
       try {
-        const updated = await this.laneFor(repo).refresh(change.id, this.access(access, settings));
-        if (updated.lane === 'pullRequest') this.follow(repo, change.id, access, settings);
+        const updated = await repo.lanes.pullRequest.refresh(change.id, this.access(access, settings));
+        if (updated.lane === 'pullRequest') this.following.follow(repo, change.id, access, settings);
         return { ok: true, message: pullRequestGlance(updated) ?? '', change: updated };
       } catch (error) {
         return this.failure(error, doing, {
@@ -421,8 +261,8 @@ export class PullRequestCommands implements vscode.Disposable {
 
   /** "Lanes: Push Lane Branch": the approved branch only, for a remote that is not GitHub. */
   async pushBranch(target: ChangeTarget): Promise<PullRequestCommandResult> {
-    if (!this.requireTrust('push')) return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
-    const found = await this.deps.drafts.resolveTarget(
+    if (!this.deps.kit.requireTrust('push')) return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
+    const found = await this.deps.kit.resolveTarget(
       target,
       (c) => (c.lane === 'review' && hasValidApproval(c)) || c.lane === 'pullRequest',
       'Push the branch of which approved change?',
@@ -432,11 +272,10 @@ export class PullRequestCommands implements vscode.Disposable {
     const doing = `Pushing the branch of change ${change.id}`;
     try {
       await this.deps.policy.ensureStarted();
-      const settings = this.settings(repo);
-      const actor = await this.actor(repo);
-      const { step } = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Agent Lanes: pushing ${change.branch} to ${settings.remote}` },
-        () => this.laneFor(repo).pushOnly(change.id, actor, { remote: settings.remote }),
+      const settings = readPullRequestSettings(repo.root);
+      const actor = await this.deps.kit.actor(repo.root);
+      const { step } = await this.deps.kit.withProgress(`Agent Lanes: pushing ${change.branch} to ${settings.remote}`, () =>
+        repo.lanes.pullRequest.pushOnly(change.id, actor, { remote: settings.remote }),
       );
       const message =
         step.outcome === 'done'
@@ -452,11 +291,10 @@ export class PullRequestCommands implements vscode.Disposable {
   /** "Lanes: Sign In to GitHub with a Token": for GitHub Enterprise without VS Code's sign-in, or a chosen token. */
   async signInWithToken(args?: { token?: string }): Promise<PullRequestCommandResult> {
     try {
-      const apiBaseUrl = this.globalApiBaseUrl();
+      const apiBaseUrl = readApiBaseUrl();
       const stored = await this.signIn.askForToken(apiBaseUrl, typeof args?.token === 'string' ? args.token : undefined);
       if (!stored) return { ok: false, kind: 'cancelled', message: 'No token was entered.' };
-      this.waitingForSignIn.clear();
-      if (this.trackingStarted) this.trackAll();
+      this.following.retryAfterSignIn();
       const message = `Agent Lanes will use this token for ${new URL(apiBaseUrl).host}. It is kept in VS Code's secret storage; "Lanes: Forget GitHub Token" removes it.`;
       this.show('info', message);
       return { ok: true, message };
@@ -467,7 +305,7 @@ export class PullRequestCommands implements vscode.Disposable {
 
   async forgetToken(): Promise<PullRequestCommandResult> {
     try {
-      const apiBaseUrl = this.globalApiBaseUrl();
+      const apiBaseUrl = readApiBaseUrl();
       const had = await this.signIn.forget(apiBaseUrl);
       const message = had
         ? `The stored GitHub token for ${new URL(apiBaseUrl).host} was removed; VS Code's GitHub sign-in is used again.`
@@ -479,129 +317,9 @@ export class PullRequestCommands implements vscode.Disposable {
     }
   }
 
-  // ---- tracking ----
-
-  private onRegistryChange(): void {
-    const roots = new Set(this.deps.registry.repositories().map((repo) => repo.root));
-    for (const [root, lane] of this.lanes) {
-      if (!roots.has(root)) {
-        lane.stopAll();
-        this.lanes.delete(root);
-      }
-    }
-    if (this.trackingStarted) this.trackAll();
-  }
-
-  private trackAll(): void {
-    this.trackQueue = this.trackQueue
-      .then(async () => {
-        await this.deps.registry.ensureDiscovered();
-        for (const repo of this.deps.registry.repositories()) {
-          for (const change of repo.store.all()) {
-            const key = `${repo.root}\0${change.id}`;
-            if (
-              change.lane !== 'pullRequest' ||
-              !change.pullRequest ||
-              this.laneFor(repo).isTracking(change.id) ||
-              this.waitingForSignIn.has(key)
-            )
-              continue;
-            let settings: Settings;
-            try {
-              settings = this.settings(repo);
-            } catch (error) {
-              this.deps.logger.warn(`Not following pull request #${change.pullRequest.number}: ${(error as Error).message}`);
-              this.waitingForSignIn.add(key);
-              continue;
-            }
-            // Never a sign-in prompt for following: only a session or token that is already there.
-            const access = await this.signIn.access(settings.apiBaseUrl, false).catch((error: unknown) => {
-              this.deps.logger.warn(`Not following pull request #${change.pullRequest?.number}: ${(error as Error).message}`);
-              return undefined;
-            });
-            if (!access) {
-              this.waitingForSignIn.add(key);
-              this.deps.logger.info(
-                `Pull request #${change.pullRequest.number} of change ${change.id} is followed after you sign in to GitHub.`,
-              );
-              continue;
-            }
-            this.follow(repo, change.id, access, settings);
-          }
-        }
-      })
-      .catch((error: unknown) => this.deps.logger.error('Following pull requests failed', error));
-  }
-
-  private follow(repo: RepoContext, changeId: string, access: Access, settings: Settings): void {
-    const lane = this.laneFor(repo);
-    const current = repo.store.get(changeId);
-    if (!current || current.lane !== 'pullRequest' || lane.isTracking(changeId)) return;
-    lane.track(changeId, {
-      ...this.access(access, settings),
-      ...(this.tuning.schedule ? { schedule: this.tuning.schedule } : {}),
-      onUpdate: (change) => {
-        const pr = change.pullRequest;
-        if (!pr) return;
-        const key = `${repo.root}\0${changeId}`;
-        const before = this.lastChecks.get(key);
-        this.lastChecks.set(key, pr.checks);
-        if (before === undefined || before === pr.checks || change.lane !== 'pullRequest') return;
-        if (pr.checks === 'passing' && pr.draft) {
-          this.show(
-            'info',
-            `Checks pass on pull request #${pr.number} of "${change.title}": it can be marked ready for review.`,
-            ['Mark Ready for Review'],
-            () => void this.markReady({ repoRoot: repo.root, changeId }),
-          );
-        } else if (pr.checks === 'failing') {
-          this.show(
-            'warning',
-            `Checks fail on pull request #${pr.number} of "${change.title}".`,
-            ['Open in Browser'],
-            () => void this.openInBrowser({ repoRoot: repo.root, changeId }),
-          );
-        }
-      },
-      onEnd: ({ reason, error }) => {
-        const change = repo.store.get(changeId);
-        const pr = change?.pullRequest;
-        if ((reason === 'merged' || reason === 'closed') && change && pr) {
-          const kept = change.alerts?.at(-1)?.includes(change.worktreePath)
-            ? ` ${change.alerts.at(-1)}`
-            : ' Its worktree and local branch were removed.';
-          this.show('info', `Pull request #${pr.number} of "${change.title}" was ${reason}; the change is closed.${kept}`);
-        } else if (reason === 'error') {
-          const github = error instanceof GitHubError ? error : undefined;
-          if (github?.kind === 'unauthorized' || github?.kind === 'forbidden') {
-            this.waitingForSignIn.add(`${repo.root}\0${changeId}`);
-            this.show(
-              'warning',
-              `Stopped following pull request #${pr?.number ?? '?'}: ${github.message}`,
-              ['Sign In Again'],
-              () =>
-                void this.signIn.again(settings.apiBaseUrl, access.source).then(
-                  () => {
-                    this.waitingForSignIn.clear();
-                    this.trackAll();
-                  },
-                  (failure: unknown) => this.show('error', (failure as Error).message),
-                ),
-            );
-          } else if (error) {
-            this.show(
-              'warning',
-              `Stopped following pull request #${pr?.number ?? '?'}: ${(error as Error).message} Run "Lanes: Refresh Pull Request Status" to look again.`,
-            );
-          }
-        }
-      },
-    });
-  }
-
   // ---- helpers ----
 
-  private access(access: Access, settings: Settings): GitHubAccess {
+  access(access: GitHubToken, settings: PullRequestSettings): GitHubAccess {
     return {
       token: access.token,
       apiBaseUrl: settings.apiBaseUrl,
@@ -623,44 +341,14 @@ export class PullRequestCommands implements vscode.Disposable {
     return `waiting ${notice.waitSeconds} s (GitHub rate limit)`;
   }
 
-  private settings(repo: RepoContext): Settings {
-    const section = vscode.workspace.getConfiguration('agentLanes', vscode.Uri.file(repo.root));
-    const rawRemote = section.get<unknown>('pullRequest.remote');
-    if (rawRemote !== undefined && typeof rawRemote !== 'string')
-      throw new GitHubError('badSetting', `${REMOTE_SETTING} must be the name of a git remote, such as "origin".`);
-    const remote = (rawRemote ?? '').trim() || 'origin';
-    if (remote.startsWith('-') || /[\s\0]/.test(remote))
-      throw new GitHubError('badSetting', `${REMOTE_SETTING} is "${remote}", which is not a git remote name; use a name such as "origin".`);
-    return { apiBaseUrl: this.globalApiBaseUrl(), remote };
-  }
-
-  /** Machine-scoped: a workspace cannot send the token elsewhere. */
-  private globalApiBaseUrl(): string {
-    const raw = vscode.workspace.getConfiguration('agentLanes').get<unknown>('github.apiBaseUrl');
-    if (raw !== undefined && typeof raw !== 'string')
-      throw new GitHubError('badSetting', `${API_BASE_URL_SETTING} must be a URL such as https://HOST/api/v3, or empty for github.com.`);
-    return normalizeApiBaseUrl(raw);
-  }
-
-  private async actor(repo: RepoContext): Promise<Actor> {
-    return { type: 'user', id: await whoAmI(repo.root) };
-  }
-
-  private requireTrust(what: string): boolean {
-    if (this.deps.trusted()) return true;
-    this.show(
-      'warning',
-      `This workspace is not trusted, so Agent Lanes runs no agent, task or push (${what}). Trust the workspace to continue.`,
-      ['Manage Workspace Trust'],
-      () => void vscode.commands.executeCommand('workbench.trust.manage'),
-    );
-    return false;
+  private remember(kind: 'info' | 'warning' | 'error', message: string): void {
+    this.shown.push({ kind, message });
+    if (this.shown.length > 50) this.shown.splice(0, this.shown.length - 50);
   }
 
   /** Shows a message without waiting for it (a command must finish); a button runs its action. */
-  private show(kind: 'info' | 'warning' | 'error', message: string, buttons: string[] = [], onChoice?: (choice: string) => void): void {
-    this.shown.push({ kind, message });
-    if (this.shown.length > 50) this.shown.splice(0, this.shown.length - 50);
+  show(kind: 'info' | 'warning' | 'error', message: string, buttons: string[] = [], onChoice?: (choice: string) => void): void {
+    this.remember(kind, message);
     const show =
       kind === 'info'
         ? vscode.window.showInformationMessage
@@ -672,89 +360,65 @@ export class PullRequestCommands implements vscode.Disposable {
     });
   }
 
-  /** Every failure becomes one message that says what to do, with the button that does it. */
+  /**
+   * Every failure becomes one message (through the one error presenter) that
+   * says what to do, with the buttons that do it here: sign in again and
+   * retry, push the branch only, open the settings, the browser or the review.
+   */
   private failure(
     error: unknown,
     doing: string,
-    context: { repo?: RepoContext; change?: Change; settings?: Settings; access?: Access; retry?: () => Promise<unknown> },
+    context: {
+      repo?: RepoContext;
+      change?: Change;
+      settings?: PullRequestSettings;
+      access?: GitHubToken;
+      retry?: () => Promise<unknown>;
+    },
   ): PullRequestCommandResult {
-    const { logger } = this.deps;
     const { repo, change, settings, access } = context;
     const target = repo && change ? { repoRoot: repo.root, changeId: change.id } : undefined;
-    const github = error instanceof GitHubError ? error : error instanceof PullRequestError ? error.github : undefined;
-    const kind =
-      error instanceof PullRequestError || error instanceof GitHubError || error instanceof PullRequestLaneError
-        ? error.kind
-        : error instanceof PolicyDeniedError
-          ? 'policy'
-          : error instanceof SignInError
-            ? 'signIn'
-            : 'unexpected';
-    let message: string;
-    let severity: 'error' | 'warning' = 'error';
-    const buttons: string[] = [];
-    const actions: Record<string, () => void> = {};
-    const button = (label: string, action: () => void) => {
-      buttons.push(label);
-      actions[label] = action;
-    };
-
-    if (error instanceof PolicyDeniedError) {
-      message = `Policy blocked this: ${error.decision.explanation}`;
-      button('Show Log', () => void vscode.commands.executeCommand('agentLanes.showLog'));
-    } else if (error instanceof PullRequestError && error.kind === 'refused') {
-      message = `Policy blocked this: ${error.message}`;
+    const buttons: ErrorButton[] = [];
+    const button = (title: string, run: () => unknown) => buttons.push({ title, run });
+    let shownError = error;
+    let warning = false;
+    if (error instanceof PullRequestError && error.kind === 'refused') {
+      shownError = new LaneError(error.kind, `Policy blocked this: ${error.message}`);
     } else if (error instanceof PullRequestLaneError) {
-      message = error.message;
       if (target && (error.kind === 'approvalMismatch' || error.kind === 'notApproved'))
-        button('Open Review', () => void vscode.commands.executeCommand('agentLanes.openReview', target));
-    } else if (error instanceof SignInError) {
-      message = error.message;
-      button('Sign In with a Token', () => void this.signInWithToken());
+        button('Open Review', () => vscode.commands.executeCommand(Commands.openReview, target));
     } else if (error instanceof PullRequestError || error instanceof GitHubError) {
-      message = error.message;
+      const github = error instanceof GitHubError ? error : error.github;
       const githubKind = github?.kind ?? error.kind;
       if (githubKind === 'unauthorized' || githubKind === 'forbidden') {
-        if (settings) {
-          button(
-            'Sign In Again',
-            () =>
-              void this.signIn.again(settings.apiBaseUrl, access?.source).then(
-                (signedIn) => {
-                  if (signedIn && context.retry) void context.retry();
-                },
-                (failure: unknown) => this.show('error', (failure as Error).message),
-              ),
+        if (settings)
+          button('Sign In Again', () =>
+            this.signIn.again(settings.apiBaseUrl, access?.source).then(
+              (signedIn) => {
+                if (signedIn && context.retry) void context.retry();
+              },
+              (failure: unknown) => this.show('error', (failure as Error).message),
+            ),
           );
-        }
       } else if (githubKind === 'notGitHub' && target) {
-        button('Push Branch Only', () => void this.pushBranch(target));
+        button('Push Branch Only', () => this.pushBranch(target));
       } else if (githubKind === 'badSetting') {
-        button('Open Settings', () => void vscode.commands.executeCommand('workbench.action.openSettings', 'agentLanes.github'));
+        button('Open Settings', () => vscode.commands.executeCommand(BuiltInCommands.openSettings, `${SETTINGS_SECTION}.github`));
       } else if (error instanceof PullRequestError && error.kind === 'checksNotPassing') {
-        severity = 'warning';
-        if (target) button('Open in Browser', () => void this.openInBrowser(target));
+        warning = true;
+        if (target) button('Open in Browser', () => this.openInBrowser(target));
       } else if (context.retry && (githubKind === 'network' || githubKind === 'server' || githubKind === 'rateLimited')) {
-        button('Try Again', () => void context.retry?.());
+        const retry = context.retry;
+        button('Try Again', retry);
       }
-    } else if (error instanceof WorktreeError) {
-      message = error.message;
-    } else {
-      message = `${doing} failed: ${(error as Error)?.message ?? String(error)}`;
-      logger.error(message, error instanceof Error ? (error.stack ?? error.message) : String(error));
-      button('Show Log', () => void vscode.commands.executeCommand('agentLanes.showLog'));
-      this.show('error', message, buttons, (choice) => actions[choice]?.());
-      return { ok: false, kind, message };
     }
-    logger.warn(`${doing}: ${message}`);
-    this.show(severity, message, buttons, (choice) => actions[choice]?.());
-    return { ok: false, kind, message };
+    const shown = this.deps.kit.showError(shownError, doing, buttons, { warning });
+    this.remember(warning ? 'warning' : 'error', shown.message);
+    return { ok: false, kind: shown.kind, message: shown.message };
   }
 
   dispose(): void {
-    for (const lane of this.lanes.values()) lane.stopAll();
-    this.lanes.clear();
-    for (const d of this.disposables) d.dispose();
+    this.following.dispose();
   }
 }
 
@@ -763,17 +427,17 @@ export function registerPullRequests(context: vscode.ExtensionContext, deps: Omi
   const commands = new PullRequestCommands({ ...deps, secrets: context.secrets });
   const register = (id: string, handler: (...args: never[]) => unknown) =>
     context.subscriptions.push(vscode.commands.registerCommand(id, handler));
-  register(PullRequestCommandIds.open, (target?: ChangeTarget, options?: { draft?: boolean }) =>
+  register(Commands.openPullRequest, (target?: ChangeTarget, options?: { draft?: boolean }) =>
     commands.open(target, options && typeof options === 'object' ? options : {}),
   );
-  register(PullRequestCommandIds.markReady, (target?: ChangeTarget) => commands.markReady(target));
-  register(PullRequestCommandIds.openInBrowser, (target?: ChangeTarget) => commands.openInBrowser(target));
-  register(PullRequestCommandIds.refresh, (target?: ChangeTarget) => commands.refresh(target));
-  register(PullRequestCommandIds.pushBranch, (target?: ChangeTarget) => commands.pushBranch(target));
-  register(PullRequestCommandIds.signInWithToken, (args?: { token?: string }) =>
+  register(Commands.markReadyForReview, (target?: ChangeTarget) => commands.markReady(target));
+  register(Commands.openPullRequestInBrowser, (target?: ChangeTarget) => commands.openInBrowser(target));
+  register(Commands.refreshPullRequest, (target?: ChangeTarget) => commands.refresh(target));
+  register(Commands.pushLaneBranch, (target?: ChangeTarget) => commands.pushBranch(target));
+  register(Commands.signInWithToken, (args?: { token?: string }) =>
     commands.signInWithToken(args && typeof args === 'object' ? args : undefined),
   );
-  register(PullRequestCommandIds.forgetToken, () => commands.forgetToken());
+  register(Commands.forgetGitHubToken, () => commands.forgetToken());
   context.subscriptions.push(commands);
   return commands;
 }

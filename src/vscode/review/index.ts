@@ -11,11 +11,10 @@ import { REVIEW_CONTENT_SCHEME, ReviewContentProvider } from './contentProvider'
 import type { GateVerdict } from '../../infra/lanes/review/reviewLane';
 import { reviewWebviewOptions, staticMessageHtml } from './html';
 import { ReviewPanel, type ReviewServices } from './panel';
+import { Commands } from '../constants';
 
 export { ReviewPanel, type ReviewServices } from './panel';
 export { ApprovalGuard } from './approvalGuard';
-
-export const OPEN_REVIEW_COMMAND = 'agentLanes.openReview';
 
 /** What the Lanes tree shows for a change in Review, at a glance. */
 export interface ReviewGlance {
@@ -246,7 +245,7 @@ export function registerReview(context: vscode.ExtensionContext, services: Revie
   const controller = new ReviewController(context.extensionUri, services);
   context.subscriptions.push(
     controller,
-    vscode.commands.registerCommand(OPEN_REVIEW_COMMAND, (arg?: unknown) => controller.openFromCommand(arg)),
+    vscode.commands.registerCommand(Commands.openReview, (arg?: unknown) => controller.openFromCommand(arg)),
     vscode.window.registerWebviewPanelSerializer(REVIEW_VIEW_TYPE, {
       deserializeWebviewPanel: (panel, state) => controller.restore(panel, state),
     }),

@@ -1,49 +1,42 @@
 import * as vscode from 'vscode';
-import type { Actor, Change } from '../../core/change';
+import type { Change } from '../../core/change';
 import type { Logger } from '../../core/logger';
 import {
   type SandboxLaneProgress,
   type SandboxOrphan,
+  type SandboxRunHooks,
   type SandboxRunOutcome,
   SandboxInputError,
-  SandboxLane,
-  type SandboxSettings,
 } from '../../infra/lanes/sandbox/sandboxLane';
 import { SandboxError } from '../../infra/sandbox/types';
-import { readConfig } from '../config';
-import { Commands } from '../constants';
-import { type ChangeTarget, type DraftCommands, showLaneError } from '../draft/draftCommands';
-import { whoAmI } from '../identity';
+import { BuiltInCommands, Commands } from '../constants';
+import { SETTINGS_SECTION } from '../settingKeys';
+import type { ChangeTarget, CommandKit, ReportProgress } from '../commandKit';
 import type { LanesNode } from '../lanesTree';
 import type { PolicyController } from '../policy/policyController';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
+
+/** The sandbox gate as the editor sees it (see SandboxCommands.gate). */
+export interface SandboxGate {
+  /** Asked by the lane when the change reaches the sandbox: where output and progress go, and the cancel signal. */
+  hooks(report: ReportProgress, signal: AbortSignal): SandboxRunHooks;
+  finished(outcome: SandboxRunOutcome): SandboxRunOutcome;
+  failed(error: unknown): void;
+}
 
 export interface SandboxDeps {
   logger: Logger;
   registry: RepositoryRegistry;
   policy: PolicyController;
-  /** For resolveTarget (tree node, ids or a picker) and the Workspace Trust check. */
-  drafts: DraftCommands;
+  kit: CommandKit;
   /** The Lanes view: orphaned containers are looked for when it is first shown. */
   view: vscode.TreeView<LanesNode>;
-  /** The extension's folder (the development install of the dev containers CLI). */
-  extensionRoot: string;
 }
 
 /** "Lanes: Show Task Log": a change, and optionally which task ('prepare' for the preparation). */
 export type TaskLogTarget = ChangeTarget | { repoRoot?: string; changeId: string; taskId?: string };
 
 const SANDBOX_CHANNEL = 'Agent Lanes: Sandbox';
-
-function sandboxSettings(extensionRoot: string): SandboxSettings {
-  const { config } = readConfig();
-  return {
-    engine: config.sandboxContainerEngine,
-    defaultImage: config.sandboxDefaultImage,
-    ...(config.sandboxDevcontainerCliPath.trim() ? { devcontainerCliPath: config.sandboxDevcontainerCliPath.trim() } : {}),
-    extensionRoot,
-  };
-}
 
 function progressText(progress: SandboxLaneProgress): string {
   switch (progress.kind) {
@@ -61,42 +54,16 @@ function progressText(progress: SandboxLaneProgress): string {
 }
 
 /**
- * The Sandbox lane in the editor: "Lanes: Run Sandbox Tasks", "Lanes:
- * Promote" for drafts, "Lanes: Stop Sandbox Tasks", "Lanes: Show Task Log"
- * and "Lanes: Clean Up Sandbox Containers". One SandboxLane per repository,
- * created with it, so a change that closes takes its containers along.
+ * The Sandbox lane in the editor: "Lanes: Run Sandbox Tasks", "Lanes: Stop
+ * Sandbox Tasks", "Lanes: Show Task Log", "Lanes: Clean Up Sandbox
+ * Containers", and the sandbox gate of "Lanes: Promote". Each repository's
+ * SandboxLane lives in its RepositoryLanes.
  */
 export class SandboxCommands implements vscode.Disposable {
-  private readonly lanes = new Map<string, { repo: RepoContext; lane: SandboxLane }>();
   private channel: vscode.OutputChannel | undefined;
-  private readonly disposables: vscode.Disposable[] = [];
   private orphansChecked = false;
 
-  constructor(private readonly deps: SandboxDeps) {
-    this.disposables.push(new vscode.Disposable(deps.registry.onDidChange(() => this.syncLanes()).dispose));
-    this.syncLanes();
-  }
-
-  /** The Sandbox lane of a repository. */
-  laneFor(repo: RepoContext): SandboxLane {
-    const known = this.lanes.get(repo.root);
-    if (known?.repo === repo) return known.lane;
-    known?.lane.dispose();
-    const lane = new SandboxLane(repo.lanes.context, { settings: () => sandboxSettings(this.deps.extensionRoot) });
-    this.lanes.set(repo.root, { repo, lane });
-    return lane;
-  }
-
-  private syncLanes(): void {
-    const repos = this.deps.registry.repositories();
-    for (const repo of repos) this.laneFor(repo);
-    for (const [root, entry] of this.lanes) {
-      if (!repos.includes(entry.repo)) {
-        entry.lane.dispose();
-        this.lanes.delete(root);
-      }
-    }
-  }
+  constructor(private readonly deps: SandboxDeps) {}
 
   private output(): vscode.OutputChannel {
     this.channel ??= vscode.window.createOutputChannel(SANDBOX_CHANNEL);
@@ -112,70 +79,59 @@ export class SandboxCommands implements vscode.Disposable {
     };
   }
 
-  private async actor(repo: RepoContext): Promise<Actor> {
-    return { type: 'user', id: await whoAmI(repo.root) };
-  }
-
   /** "Lanes: Run Sandbox Tasks" on a change in Draft or Sandbox. */
   async runTasks(target: ChangeTarget): Promise<SandboxRunOutcome | undefined> {
-    return this.start(target, 'run');
-  }
-
-  /** "Lanes: Promote" on a change in Draft (runs its sandbox) or Sandbox (asks the gate again, or runs). */
-  async promote(target: ChangeTarget): Promise<SandboxRunOutcome | undefined> {
-    return this.start(target, 'promote');
-  }
-
-  private async start(target: ChangeTarget, how: 'run' | 'promote'): Promise<SandboxRunOutcome | undefined> {
-    const { drafts, logger, policy } = this.deps;
-    if (!drafts.requireTrust(how === 'run' ? 'sandbox tasks' : 'promotion')) return undefined;
-    const found = await drafts.resolveTarget(
+    const { kit } = this.deps;
+    if (!kit.requireTrust('sandbox tasks')) return undefined;
+    const found = await kit.resolveTarget(
       target,
       (c) => (c.lane === 'draft' || c.lane === 'sandbox') && c.agentRun?.state !== 'running',
-      how === 'run' ? 'Run the sandbox tasks of which change?' : 'Promote which change?',
+      'Run the sandbox tasks of which change?',
     );
     if (!found) return undefined;
     const { repo, change } = found;
-    if (change.lane === 'review' || change.lane === 'pullRequest') {
-      void vscode.window.showInformationMessage(
-        `Change ${change.id} is in ${change.lane === 'review' ? 'Review' : 'Pull request'}: it moves on from its review ("Lanes: Open Review").`,
-      );
-      return undefined;
-    }
-    const lane = this.laneFor(repo);
+    const gate = this.gate(repo, change, 'running the sandbox tasks');
     try {
-      await policy.ensureStarted();
-      const actor = await this.actor(repo);
-      const channel = this.output();
-      channel.appendLine(
-        `── ${new Date().toLocaleTimeString()} change ${change.id} "${change.title}": ${how === 'run' ? 'running the sandbox tasks' : 'promoting'}`,
+      await this.deps.policy.ensureStarted();
+      const actor = await kit.actor(repo.root);
+      const outcome = await kit.withProgress(
+        `Agent Lanes: sandbox of "${change.title}"`,
+        (report, signal) => repo.lanes.sandbox.run(change.id, actor, gate.hooks(report, signal)),
+        { cancellable: true },
       );
-      const onTaskOutput = this.writer(change.id);
-      const outcome = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Agent Lanes: sandbox of "${change.title}"`, cancellable: true },
-        (progress, token) => {
-          const controller = new AbortController();
-          token.onCancellationRequested(() => controller.abort());
-          let total = 0;
-          const hooks = {
-            signal: controller.signal,
-            onTaskOutput,
-            onProgress: (p: SandboxLaneProgress) => {
-              if (p.kind === 'taskStarted') total = p.total;
-              progress.report({ message: progressText(p), ...(p.kind === 'taskFinished' && total ? { increment: 90 / total } : {}) });
-            },
-          };
-          return how === 'run' ? lane.run(change.id, actor, hooks) : lane.promote(change.id, actor, hooks);
-        },
-      );
-      channel.appendLine(`── change ${change.id}: ${outcome.message}`);
-      logger.info(outcome.message);
-      this.announce(repo, outcome);
-      return outcome;
+      return gate.finished(outcome);
     } catch (error) {
-      this.showError(error, `The sandbox of change ${change.id}`);
+      gate.failed(error);
       return undefined;
     }
+  }
+
+  /**
+   * One pass of a change through its sandbox: the task output goes to the
+   * Sandbox channel and the progress; the outcome or failure is announced.
+   */
+  gate(repo: RepoContext, change: Change, doing: string): SandboxGate {
+    return {
+      hooks: (report, signal) => {
+        this.output().appendLine(`── ${new Date().toLocaleTimeString()} change ${change.id} "${change.title}": ${doing}`);
+        let total = 0;
+        return {
+          signal,
+          onTaskOutput: this.writer(change.id),
+          onProgress: (p: SandboxLaneProgress) => {
+            if (p.kind === 'taskStarted') total = p.total;
+            report(progressText(p), p.kind === 'taskFinished' && total ? 90 / total : undefined);
+          },
+        };
+      },
+      finished: (outcome) => {
+        this.output().appendLine(`── change ${change.id}: ${outcome.message}`);
+        this.deps.logger.info(outcome.message);
+        this.announce(repo, outcome);
+        return outcome;
+      },
+      failed: (error) => this.showError(error, `The sandbox of change ${change.id}`),
+    };
   }
 
   private announce(repo: RepoContext, outcome: SandboxRunOutcome): void {
@@ -203,7 +159,8 @@ export class SandboxCommands implements vscode.Disposable {
   }
 
   private showError(error: unknown, doing: string): void {
-    const { logger } = this.deps;
+    const { logger, kit } = this.deps;
+    // The sandbox's own errors are not LaneErrors yet: shown as they are, with the settings when one is the cause.
     if (error instanceof SandboxInputError) {
       logger.warn(`${doing}: ${error.message}`);
       void vscode.window.showErrorMessage(error.message);
@@ -213,22 +170,22 @@ export class SandboxCommands implements vscode.Disposable {
       logger.warn(`${doing}: ${error.kind}: ${error.message}`);
       const settings = error.kind === 'noSandbox' || error.kind === 'imageMissing' ? ['Open Settings'] : [];
       void vscode.window.showErrorMessage(error.message, ...settings).then((choice) => {
-        if (choice === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', 'agentLanes.sandbox');
+        if (choice === 'Open Settings') void vscode.commands.executeCommand(BuiltInCommands.openSettings, `${SETTINGS_SECTION}.sandbox`);
       });
       return;
     }
-    void showLaneError(logger, error, doing);
+    kit.showError(error, doing);
   }
 
   /** "Lanes: Stop Sandbox Tasks": kills the running task in its container; the rest are skipped. */
   async stop(target: ChangeTarget): Promise<boolean> {
-    const found = await this.deps.drafts.resolveTarget(
+    const found = await this.deps.kit.resolveTarget(
       target,
       (c: Change) => c.sandbox?.verdict === 'running',
       'Stop the sandbox tasks of which change?',
     );
     if (!found) return false;
-    const stopped = this.laneFor(found.repo).stop(found.change.id);
+    const stopped = found.repo.lanes.sandbox.stop(found.change.id);
     if (!stopped) void vscode.window.showInformationMessage(`No sandbox tasks are running for change ${found.change.id}.`);
     return stopped;
   }
@@ -236,7 +193,7 @@ export class SandboxCommands implements vscode.Disposable {
   /** "Lanes: Show Task Log": opens the stored, redacted log of a task (or of the preparation). */
   async showTaskLog(target: TaskLogTarget): Promise<vscode.TextEditor | undefined> {
     const taskId = target && 'changeId' in target && 'taskId' in target ? target.taskId : undefined;
-    const found = await this.deps.drafts.resolveTarget(
+    const found = await this.deps.kit.resolveTarget(
       target as ChangeTarget,
       (c) => c.sandbox !== undefined,
       'Show a task log of which change?',
@@ -300,7 +257,7 @@ export class SandboxCommands implements vscode.Disposable {
     await this.deps.registry.ensureDiscovered();
     const found: { repo: RepoContext; orphans: SandboxOrphan[] }[] = [];
     for (const repo of this.deps.registry.repositories()) {
-      const lane = this.laneFor(repo);
+      const lane = repo.lanes.sandbox;
       try {
         await lane.markInterrupted();
         const orphans = await lane.findOrphans(repo.store.all());
@@ -351,7 +308,7 @@ export class SandboxCommands implements vscode.Disposable {
     let removed = 0;
     for (const { repo, orphans } of found) {
       try {
-        removed += await this.laneFor(repo).removeOrphans(orphans, await this.actor(repo));
+        removed += await repo.lanes.sandbox.removeOrphans(orphans, await this.deps.kit.actor(repo.root));
       } catch (error) {
         this.showError(error, `Removing leftover sandbox containers of ${repo.name}`);
       }
@@ -361,10 +318,7 @@ export class SandboxCommands implements vscode.Disposable {
   }
 
   dispose(): void {
-    for (const { lane } of this.lanes.values()) lane.dispose();
-    this.lanes.clear();
     this.channel?.dispose();
-    for (const disposable of this.disposables) disposable.dispose();
   }
 }
 
@@ -374,7 +328,6 @@ export function registerSandbox(context: vscode.ExtensionContext, deps: SandboxD
   const register = (id: string, handler: (...args: never[]) => unknown) =>
     context.subscriptions.push(vscode.commands.registerCommand(id, handler));
   register(Commands.runSandboxTasks, (target?: ChangeTarget) => sandbox.runTasks(target));
-  register(Commands.promote, (target?: ChangeTarget) => sandbox.promote(target));
   register(Commands.stopSandboxTasks, (target?: ChangeTarget) => sandbox.stop(target));
   register(Commands.showTaskLog, (target?: TaskLogTarget) => sandbox.showTaskLog(target));
   register(Commands.cleanupSandboxes, (options?: { confirmed?: boolean }) =>

@@ -214,7 +214,7 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
     assert.match(description(change), new RegExp(`^#${result.number} · draft · no checks yet · scripted`));
     await waitFor(() => api.pullRequests.isTracking(change.id), 'the pull request to be followed');
     // After a restart nothing follows it until the view is shown: then every change in the lane is followed again.
-    api.pullRequests.laneFor(repo).stopTracking(change.id);
+    repo.lanes.pullRequest.stopTracking(change.id);
     assert.equal(api.pullRequests.isTracking(change.id), false);
     api.pullRequests.startTracking();
     await waitFor(() => api.pullRequests.isTracking(change.id), 'the pull request to be followed again');

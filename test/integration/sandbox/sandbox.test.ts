@@ -140,10 +140,8 @@ describe('Sandbox lane in a real VS Code (real podman, real image)', function ()
   });
 
   after(async () => {
-    const api = await lanesApi();
     for (const change of repo?.store.all() ?? []) {
-      await api.sandbox
-        .laneFor(repo)
+      await repo.lanes.sandbox
         .removeContainers(change.id)
         .catch((error: Error) => console.log(`Removing the containers of ${change.id}: ${error.message}`));
     }

@@ -6,8 +6,9 @@ import { type Actor, type Change, titleFromTask } from '../../../core/change';
 import { type DiffAnalysisOptions, refusedPathFlags } from '../../../core/draft/diffAnalysis';
 import { DraftInputError, type ReconcileAction, type ReconcileFinding, assessDraftStart, slugify } from '../../../core/draft/draft';
 import { transition } from '../../../core/lanes';
-import type { Evidence } from '../../../core/evidence';
-import { compileSecretPatterns, redactText } from '../../../core/redaction';
+import type { DecisionRecord } from '../../../core/decision';
+import type { AgentReport, Evidence } from '../../../core/evidence';
+import { compileSecretPatterns, redactText, redactValue } from '../../../core/redaction';
 import { type AgentRunResult, runAgent } from '../../draft/agentRunner';
 import { type CheckoutVerdict, snapshotCheckout } from '../../draft/checkoutGuard';
 import { type FinishedDraftRun, finishDraftRun } from '../../draft/draftRun';
@@ -23,7 +24,7 @@ import {
   resolveBase,
 } from '../../git/worktrees';
 import { EXTENSION_ACTOR } from '../../../core/constants';
-import { type LaneContext, decide } from '../laneContext';
+import { type LaneContext, decide, moveChange } from '../laneContext';
 
 /** The agent of a draft: a CLI agent from the settings, or an agent in VS Code's chat using the lane's tools. */
 export type DraftAgent = { kind: 'cli'; config: AgentConfig } | { kind: 'chat' };
@@ -416,17 +417,50 @@ export class DraftLane {
       ctx.logger.warn(`Cleaning up change ${changeId}: ${error.message}`);
       return { removedWorktree: false, removedBranch: false };
     });
-    const result = await ctx.store.transition(changeId, event, actor, options.comment);
+    const result = await moveChange(ctx, changeId, event, actor, options.comment === undefined ? {} : { reason: options.comment });
     if (!result.ok) throw new DraftInputError(result.reason);
-    await ctx.audit.append({
-      actor,
-      action: 'lane.transition',
-      changeId,
-      details: { event, from: change.lane, to: 'closed', reason: options.comment },
-    });
     if (event === 'discard') await ctx.audit.append({ actor, action: 'change.discard', changeId, details: { branch: change.branch } });
     await ctx.audit.append({ actor: EXTENSION_ACTOR, action: 'cleanup', changeId, details: { worktree: change.worktreePath, ...removed } });
     return result.change;
+  }
+
+  /**
+   * What policy says about an agent in the chat writing `path` in a draft:
+   * allow, requireApproval (confirm first) or block. The kill switch for
+   * drafts is asked first, before every write.
+   */
+  async toolWriteDecision(changeId: string, path: string): Promise<DecisionRecord> {
+    const { ctx } = this;
+    const change = this.requireDraft(changeId);
+    const repository = { repoRoot: ctx.repoRoot, baseSha: change.baseSha };
+    const agentAllowed = await ctx.policy.decide('startAgent', { changeId, agentId: change.agentId }, repository);
+    if (agentAllowed.effect === 'block') return agentAllowed;
+    return ctx.policy.decide(
+      'gate.draftToSandbox',
+      { changeId, agentId: change.agentId, files: [{ path, additions: 1, deletions: 0 }] },
+      repository,
+    );
+  }
+
+  /** Keeps an agent's report, redacted, in the draft's evidence; returns the fields kept. */
+  async recordAgentReport(changeId: string, report: AgentReport): Promise<string[]> {
+    const { ctx } = this;
+    this.requireDraft(changeId);
+    const redacted = redactValue(report).value;
+    const current = await ctx.evidence.read(changeId);
+    if (current.kind !== 'ok')
+      throw new DraftInputError(
+        `The evidence of change ${changeId} cannot be updated: ${current.kind === 'invalid' ? current.message : 'it has none yet'}.`,
+      );
+    await ctx.evidence.write({ ...current.evidence, agentReport: redacted });
+    return Object.keys(redacted);
+  }
+
+  /** Audits one tool call of an agent in the chat; a failure to audit is logged, never thrown at the agent. */
+  async auditToolCall(changeId: string, actor: Actor, tool: string, details: Record<string, unknown>): Promise<void> {
+    await this.ctx.audit
+      .append({ actor, action: 'agent.tool', changeId, details: { tool, ...details } })
+      .catch((error: unknown) => this.ctx.logger.error('Auditing a tool call', error));
   }
 
   /** Findings about worktrees and records that do not match (after a crash or a manual deletion). */

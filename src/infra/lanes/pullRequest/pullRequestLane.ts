@@ -34,7 +34,8 @@ import { PolicyDeniedError } from '../../policy/policyService';
 import { listReviewDiff } from '../../review/reviewDiff';
 import { UncommittedWorkError, removeWorktree } from '../../git/worktrees';
 import { EXTENSION_ACTOR } from '../../../core/constants';
-import { type LaneContext, changeFacts, decide } from '../laneContext';
+import { type LaneContext, changeFacts, decide, moveChange } from '../laneContext';
+import { LaneError } from '../../../core/errors';
 
 export type PullRequestLaneErrorKind =
   | 'noChange'
@@ -48,13 +49,13 @@ export type PullRequestLaneErrorKind =
   | 'moveRefused';
 
 /** A refusal of the lane itself (not GitHub's, not policy's), with a message that says what to do. */
-export class PullRequestLaneError extends Error {
+export class PullRequestLaneError extends LaneError {
   override readonly name = 'PullRequestLaneError';
   constructor(
-    readonly kind: PullRequestLaneErrorKind,
+    override readonly kind: PullRequestLaneErrorKind,
     message: string,
   ) {
-    super(message);
+    super(kind, message);
   }
 }
 
@@ -250,7 +251,10 @@ export class PullRequestLane {
     }));
     let moved = false;
     if (updated.lane === 'review') {
-      const moveResult = await ctx.store.transition(changeId, 'promote', actor, `pull request #${result.number} ${result.action}`);
+      const moveResult = await moveChange(ctx, changeId, 'promote', actor, {
+        reason: `pull request #${result.number} ${result.action}`,
+        details: { pullRequest: result.number, url: result.url },
+      });
       if (!moveResult.ok) {
         throw new PullRequestLaneError(
           'moveRefused',
@@ -259,12 +263,6 @@ export class PullRequestLane {
       }
       updated = moveResult.change;
       moved = true;
-      await ctx.audit.append({
-        actor,
-        action: 'lane.transition',
-        changeId,
-        details: { event: 'promote', from: 'review', to: 'pullRequest', pullRequest: result.number, url: result.url },
-      });
     }
     ctx.logger.info(
       `Change ${changeId}: pull request #${result.number} ${result.action} (${result.url}); steps ${result.steps.map((s) => `${s.name}:${s.outcome}`).join(', ')}`,
@@ -453,17 +451,14 @@ export class PullRequestLane {
       changeId: change.id,
       details: { number: status.number, url: status.url, state: status.state, headSha: status.headSha },
     });
-    const moved = await ctx.store.transition(change.id, event, EXTENSION_ACTOR, `pull request #${status.number} ${status.state}`);
+    const moved = await moveChange(ctx, change.id, event, EXTENSION_ACTOR, {
+      reason: `pull request #${status.number} ${status.state}`,
+      details: { pullRequest: status.number },
+    });
     if (!moved.ok) {
       ctx.logger.warn(`Change ${change.id}: ${moved.reason}`);
       return ctx.store.get(change.id) ?? change;
     }
-    await ctx.audit.append({
-      actor: EXTENSION_ACTOR,
-      action: 'lane.transition',
-      changeId: change.id,
-      details: { event, from: 'pullRequest', to: 'closed', pullRequest: status.number },
-    });
     this.stopTracking(change.id);
     return this.cleanUp(moved.change);
   }

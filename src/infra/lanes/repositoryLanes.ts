@@ -1,0 +1,112 @@
+import type { Actor } from '../../core/change';
+import { ChangeStore } from '../../core/changeStore';
+import { LaneError } from '../../core/errors';
+import type { Logger } from '../../core/logger';
+import { AuditLog } from '../audit/log';
+import type { PolicyService } from '../policy/policyService';
+import { EvidenceStore } from '../storage/evidenceStore';
+import { JsonFilePersistence } from '../storage/fileStore';
+import { RepoStorage } from '../storage/repoStorage';
+import { DraftLane } from './draft/draftLane';
+import type { LaneContext } from './laneContext';
+import { ReviewLane } from './review/reviewLane';
+import { type OpenOptions, type OpenOutcome, PullRequestLane } from './pullRequest/pullRequestLane';
+import { type SandboxRunHooks, type SandboxRunOutcome, SandboxLane, type SandboxSettings } from './sandbox/sandboxLane';
+
+export interface RepositoryLanesOptions {
+  /** Where every repository's lane data lives (the extension's global storage). */
+  storageRoot: string;
+  policy: PolicyService;
+  logger: Logger;
+  /** The Sandbox lane's settings, read at every run so changed settings apply to the next one. */
+  sandboxSettings: () => SandboxSettings;
+}
+
+/** What "Promote" asks of the gate a change is at; the gate it is not at is never asked. */
+export interface PromoteOptions {
+  /** Draft → Sandbox and Sandbox → Review: the sandbox run's cancel signal, output and progress. */
+  sandbox?: () => SandboxRunHooks;
+  /** Review → Pull request: how to reach GitHub, asked only when the change is at that gate (it may sign in). */
+  pullRequest?: () => Promise<OpenOptions>;
+}
+
+export type PromoteOutcome = { gate: 'sandbox'; outcome: SandboxRunOutcome } | { gate: 'pullRequest'; outcome: OpenOutcome };
+
+/**
+ * The lanes of one open repository: its store, evidence, audit log, policy
+ * access and lane services. Opened with the repository and disposed when it
+ * closes; everything in the editor reaches a lane through it.
+ */
+export class RepositoryLanes {
+  readonly draft: DraftLane;
+  readonly review: ReviewLane;
+  readonly sandbox: SandboxLane;
+  readonly pullRequest: PullRequestLane;
+
+  private constructor(
+    readonly context: LaneContext,
+    /** Set when the stored records could not be read; the repository shows it instead of lanes. */
+    readonly loadError: string | undefined,
+    options: RepositoryLanesOptions,
+  ) {
+    this.draft = new DraftLane(context);
+    this.review = new ReviewLane(context, this.draft);
+    // The sandbox lane follows the store: a change that closes takes its containers along.
+    this.sandbox = new SandboxLane(context, { settings: options.sandboxSettings });
+    this.pullRequest = new PullRequestLane(context);
+  }
+
+  /** Opens the repository's storage, audit log and change records, then its lane services. */
+  static async open(repoRoot: string, commonDir: string, options: RepositoryLanesOptions): Promise<RepositoryLanes> {
+    const { logger } = options;
+    const storage = RepoStorage.forRepository(options.storageRoot, repoRoot, commonDir);
+    const store = new ChangeStore(new JsonFilePersistence(storage.changesFile));
+    const evidence = new EvidenceStore(storage);
+    const audit = await AuditLog.open(storage.auditFile, { repoKey: storage.repoKey, logger });
+    if (audit.repairedOnOpen) logger.warn(`Audit log of ${repoRoot}: ${audit.repairedOnOpen.message}`);
+    let loadError: string | undefined;
+    try {
+      await store.load();
+    } catch (error) {
+      loadError = (error as Error).message;
+      logger.error(`Could not read the change records of ${repoRoot} (${storage.changesFile})`, error);
+    }
+    const context: LaneContext = { repoRoot, storage, store, evidence, audit, policy: options.policy, logger };
+    return new RepositoryLanes(context, loadError, options);
+  }
+
+  /**
+   * Takes a change through the next gate of its lane: Draft and Sandbox run
+   * the sandbox (and promote on green), Review opens the pull request.
+   */
+  async promote(changeId: string, actor: Actor, options: PromoteOptions = {}): Promise<PromoteOutcome> {
+    const change = this.context.store.get(changeId);
+    if (!change) throw new LaneError('noChange', `There is no change ${changeId} in this repository.`);
+    switch (change.lane) {
+      case 'draft':
+      case 'sandbox':
+        return { gate: 'sandbox', outcome: await this.sandbox.promote(changeId, actor, options.sandbox?.()) };
+      case 'review': {
+        if (!options.pullRequest)
+          throw new LaneError('noGitHubAccess', `Change ${changeId} is in Review: it moves on by opening its pull request.`);
+        return { gate: 'pullRequest', outcome: await this.pullRequest.open(changeId, actor, await options.pullRequest()) };
+      }
+      case 'pullRequest':
+        throw new LaneError(
+          'lastLane',
+          `Change ${changeId} is in Pull request, the last lane: it ends when its pull request is merged or closed.`,
+        );
+      case 'closed':
+        throw new LaneError('closed', `Change ${changeId} is closed; it cannot be promoted.`);
+    }
+  }
+
+  /** Stops agents, sandbox runs and pull request following; closes the audit log. */
+  async close(): Promise<void> {
+    this.draft.stopAll();
+    this.sandbox.dispose();
+    this.pullRequest.stopAll();
+    this.context.store.dispose();
+    await this.context.audit.close();
+  }
+}
