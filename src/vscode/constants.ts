@@ -42,6 +42,23 @@ export const Commands = {
   forgetGitHubToken: 'agentLanes.forgetGitHubToken',
 } as const;
 
+/** The review webview's view type (package.json's onWebviewPanel activation event names it). */
+export const REVIEW_VIEW_TYPE = 'agentLanes.review';
+
+/** Schemes of the read-only documents the diff editors show. */
+export const GIT_CONTENT_SCHEME = 'agent-lanes-git';
+export const REVIEW_CONTENT_SCHEME = 'agent-lanes-review';
+
+/** The language model tools, as declared in package.json's contributes.languageModelTools. */
+export const LM_TOOLS = {
+  listChanges: 'agentLanes_listDrafts',
+  listFiles: 'agentLanes_listFiles',
+  readFile: 'agentLanes_readFile',
+  writeFile: 'agentLanes_writeFile',
+  deleteFile: 'agentLanes_deleteFile',
+  reportEvidence: 'agentLanes_reportEvidence',
+} as const;
+
 /** VS Code's own commands that Agent Lanes runs. */
 export const BuiltInCommands = {
   openSettings: 'workbench.action.openSettings',

@@ -1,110 +1,96 @@
-import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
-import { LANES_VIEW_ID } from './constants';
-import { readSandboxSettings } from './config';
+import { Commands, GIT_CONTENT_SCHEME, LANES_VIEW_ID, LM_TOOLS, REVIEW_CONTENT_SCHEME, REVIEW_VIEW_TYPE } from './constants';
+import { DeferredTree } from './deferredTree';
+import type { LanesApi } from './lanes';
+import type { LanesNode } from './lanesTree';
 import { createLogger } from './logger';
-import { type LanesNode, LanesTreeProvider } from './lanesTree';
-import { RepositoryRegistry } from './repositories';
 import { PolicyStatusBar } from './statusBar';
-import { registerCommands, registerPromote } from './commands';
-import { CommandKit } from './commandKit';
-import { PolicyController } from './policy/policyController';
-import { DraftCommands } from './draft/draftCommands';
-import { GIT_CONTENT_SCHEME, GitContentProvider } from './gitContent';
-import { registerLanguageModelTools } from './draft/lmTools';
-import { type ReviewController, registerReview } from './review';
-import { reviewerLookup } from './review/reviewer';
-import { type SandboxCommands, registerSandbox } from './sandbox/sandboxCommands';
-import { type PullRequestCommands, registerPullRequests } from './pullRequest/pullRequestCommands';
-import { registerPolicyCommands } from './policy/policyCommands';
-import { registerAuditCommands } from './audit/auditCommands';
 
-declare const __lanesBundleStart: number | undefined;
-
-/** What activate() returns: used by the integration tests and the benchmark. */
-export interface LanesApi {
+/**
+ * The start-up shell: what VS Code loads and activates. It holds only the
+ * Lanes view, the status bar and stand-ins for the commands, chat tools,
+ * review serializer and documents; the lanes themselves (git, policy,
+ * sandbox, GitHub, the review host) are in `lanes.js` and load on first use.
+ * Activation stays in the tens of milliseconds, reading the bundle included.
+ */
+export interface LanesShellApi {
   /** Time spent in activate(). */
   readonly activationMs: number;
-  /** From the first line of the bundle to the end of activate(): module loading included. */
-  readonly loadAndActivateMs: number | undefined;
-  readonly registry: RepositoryRegistry;
-  readonly tree: LanesTreeProvider;
-  readonly statusBar: PolicyStatusBar;
-  readonly policy: PolicyController;
-  readonly drafts: DraftCommands;
-  readonly review: ReviewController;
-  /** The Pull request lane's commands and the pull requests it follows. */
-  readonly pullRequests: PullRequestCommands;
-  /** The Lanes tree view (its message says when policy stops work). */
-  readonly view: vscode.TreeView<LanesNode>;
-  /** The Sandbox lane's commands; each repository's SandboxLane is repo.lanes.sandbox. */
-  readonly sandbox: SandboxCommands;
+  /**
+   * Date.now() at the end of activate(): the clock of the extension host's
+   * performance marks, so the benchmark can measure from the moment the host
+   * began loading this file (its `code/extHost/willLoadExtensionCode/…` mark).
+   */
+  readonly activatedAt: number;
+  /** The lanes, loaded on the first call (the integration tests and the benchmark use it). */
+  lanes(): LanesApi;
 }
 
-export function activate(context: vscode.ExtensionContext): LanesApi {
+type LanesModule = typeof import('./lanes');
+
+export function activate(context: vscode.ExtensionContext): LanesShellApi {
   const started = performance.now();
   const { logger, channel } = createLogger();
-  context.subscriptions.push(channel);
-
   const statusBar = new PolicyStatusBar();
-  const policy = new PolicyController(context.globalStorageUri.fsPath, logger, statusBar);
-  const registry = new RepositoryRegistry(context.globalStorageUri.fsPath, logger, policy.service, () =>
-    readSandboxSettings(context.extensionPath),
-  );
-  policy.attach(registry);
-  const tree = new LanesTreeProvider(registry, logger);
-  const view = vscode.window.createTreeView(LANES_VIEW_ID, { treeDataProvider: tree, showCollapseAll: true });
-  context.subscriptions.push(statusBar, policy, registry, tree, view);
+  const standIns: vscode.Disposable[] = [];
+  let loaded: LanesApi | undefined;
 
-  const trusted = () => vscode.workspace.isTrusted;
-  context.subscriptions.push(
-    vscode.workspace.onDidGrantWorkspaceTrust(() => {
-      for (const repo of registry.repositories()) {
-        void repo.lanes.context.audit
-          .append({ actor: { type: 'user', id: 'workspace-trust' }, action: 'workspaceTrust.change', details: { trusted: true } })
-          .catch((error: unknown) => logger.error('Auditing the trust change', error));
-      }
-    }),
-  );
-  const kit = new CommandKit({ logger, registry, trusted });
-  const drafts = new DraftCommands({ logger, registry, policy, kit });
-  context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(GIT_CONTENT_SCHEME, new GitContentProvider()));
-  registerLanguageModelTools(context, { registry, logger, trusted });
-
-  // Git and network work waits until the view is shown or a command runs.
-  let reconciled = false;
-  const onShown = () => {
-    tree.setVisible(true);
-    void policy.ensureStarted().catch((error: unknown) => logger.error('Starting the policy service failed', error));
-    if (!reconciled) {
-      reconciled = true;
-      void drafts.reconcile({ quietWhenClean: true }).catch((error: unknown) => logger.error('Reconciling worktrees failed', error));
-    }
+  const load = (): LanesApi => {
+    if (loaded) return loaded;
+    const began = performance.now();
+    // The stand-ins go and the real commands come in the same turn of the event loop.
+    for (const standIn of standIns.splice(0)) standIn.dispose();
+    // esbuild leaves this require alone (external): lanes.js is a bundle of its own beside this one.
+    const lanes = require('./lanes.js') as LanesModule;
+    loaded = lanes.activateLanes(context, { logger, channel, statusBar, view, tree });
+    logger.info(`Agent Lanes loaded its lanes in ${(performance.now() - began).toFixed(0)} ms`);
+    return loaded;
   };
-  context.subscriptions.push(view.onDidChangeVisibility((event) => (event.visible ? onShown() : tree.setVisible(false))));
-  if (view.visible) onShown();
 
-  registerCommands(context, { logger, channel, registry, tree, statusBar, policy, drafts });
-  registerPolicyCommands(context, { logger, registry, policy, kit, view });
-  registerAuditCommands(context, { logger, registry, policy, kit });
-  const reviewer = reviewerLookup(logger);
-  const review = registerReview(context, {
-    logger,
-    registry,
-    laneFor: (repo) => repo.lanes.review,
-    reviewer: (repo) => reviewer(repo.root),
-  });
-  tree.setReviewGlance((repo, change) => review.glance(repo, change).text);
-  context.subscriptions.push({ dispose: review.onDidChangeGlance(() => tree.refresh()).dispose });
-  const pullRequests = registerPullRequests(context, { logger, registry, policy, kit, view });
-  const sandbox = registerSandbox(context, { logger, registry, policy, kit, view });
-  registerPromote(context, { kit, policy, sandbox, pullRequests });
+  const tree = new DeferredTree<LanesNode>(() => void load());
+  const view = vscode.window.createTreeView(LANES_VIEW_ID, { treeDataProvider: tree, showCollapseAll: true });
+  context.subscriptions.push(channel, statusBar, tree, view);
 
-  const finished = performance.now();
-  const activationMs = finished - started;
-  const loadAndActivateMs = typeof __lanesBundleStart === 'number' ? finished - __lanesBundleStart : undefined;
-  logger.info(`Agent Lanes activated in ${activationMs.toFixed(1)} ms (${loadAndActivateMs?.toFixed(1) ?? '?'} ms with module loading)`);
-  return { activationMs, loadAndActivateMs, registry, tree, statusBar, policy, drafts, review, view, pullRequests, sandbox };
+  for (const id of Object.values(Commands)) {
+    standIns.push(
+      vscode.commands.registerCommand(id, (...args: unknown[]) => {
+        load();
+        return vscode.commands.executeCommand(id, ...args);
+      }),
+    );
+  }
+  for (const name of Object.values(LM_TOOLS)) {
+    context.subscriptions.push(
+      vscode.lm.registerTool<never>(name, {
+        invoke: (options, token) => toolOf(load(), name).invoke(options, token),
+        prepareInvocation: (options, token) => toolOf(load(), name).prepareInvocation?.(options, token),
+      }),
+    );
+  }
+  context.subscriptions.push(
+    vscode.window.registerWebviewPanelSerializer(REVIEW_VIEW_TYPE, {
+      deserializeWebviewPanel: (panel, state) => load().review.restore(panel, state),
+    }),
+    vscode.workspace.registerTextDocumentContentProvider(GIT_CONTENT_SCHEME, {
+      provideTextDocumentContent: (uri) => load().gitContent.provideTextDocumentContent(uri),
+    }),
+    vscode.workspace.registerTextDocumentContentProvider(REVIEW_CONTENT_SCHEME, {
+      provideTextDocumentContent: (uri) => load().review.contentProvider.provideTextDocumentContent(uri),
+    }),
+    // A trust grant is audited by the lanes; they load for it.
+    vscode.workspace.onDidGrantWorkspaceTrust(() => void load()),
+    { dispose: () => standIns.forEach((standIn) => standIn.dispose()) },
+  );
+
+  const activationMs = performance.now() - started;
+  logger.info(`Agent Lanes activated in ${activationMs.toFixed(1)} ms`);
+  return { activationMs, activatedAt: Date.now(), lanes: load };
+}
+
+function toolOf(lanes: LanesApi, name: string): vscode.LanguageModelTool<never> {
+  const tool = lanes.languageModelTools.get(name);
+  if (!tool) throw new Error(`Agent Lanes has no chat tool ${name}.`);
+  return tool;
 }
 
 export function deactivate(): void {

@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import { git } from '../infra/git/gitProcess';
+import { GIT_CONTENT_SCHEME } from './constants';
 
-export const GIT_CONTENT_SCHEME = 'agent-lanes-git';
 
 /** A URI for a file at a commit of a repository, shown read-only in VS Code's diff editors. */
 export function gitContentUri(repoRoot: string, ref: string, path: string): vscode.Uri {

@@ -1,14 +1,21 @@
 import * as vscode from 'vscode';
 import type { Change } from '../../src/core/change';
-import type { LanesApi } from '../../src/vscode/extension';
+import type { LanesShellApi } from '../../src/vscode/extension';
+import type { LanesApi } from '../../src/vscode/lanes';
 import type { LanesNode } from '../../src/vscode/lanesTree';
 
 export const EXTENSION_ID = 'agent-lanes.agent-lanes';
 
-export async function lanesApi(): Promise<LanesApi> {
-  const extension = vscode.extensions.getExtension<LanesApi>(EXTENSION_ID);
+/** The start-up shell's api: activation figures, and the lanes on first use. */
+export async function shellApi(): Promise<LanesShellApi> {
+  const extension = vscode.extensions.getExtension<LanesShellApi>(EXTENSION_ID);
   if (!extension) throw new Error(`Extension ${EXTENSION_ID} is not loaded`);
   return extension.isActive ? extension.exports : await extension.activate();
+}
+
+/** The loaded lanes (loading them if no view or command has yet). */
+export async function lanesApi(): Promise<LanesApi> {
+  return (await shellApi()).lanes();
 }
 
 export async function waitFor<T>(probe: () => T | Promise<T>, what: string, timeoutMs = 20_000): Promise<NonNullable<T>> {

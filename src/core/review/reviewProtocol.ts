@@ -16,7 +16,6 @@ import en from 'zod/v4/locales/en.js';
 // zod/mini carries no messages by default; English ones make the log readable.
 z.config(en());
 
-export const REVIEW_VIEW_TYPE = 'agentLanes.review';
 export const MAX_PATHS_PER_REQUEST = 50;
 export const MAX_COMMENT_LENGTH = 10_000;
 export const MAX_PATH_LENGTH = 4_096;

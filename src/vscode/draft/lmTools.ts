@@ -4,16 +4,7 @@ import { AgentReportSchema } from '../../core/evidence';
 import type { Logger } from '../../core/logger';
 import { WorktreeFiles } from '../../infra/draft/worktreeFiles';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
-
-/** The language model tools, as declared in package.json's contributes.languageModelTools. */
-export const LM_TOOLS = {
-  listChanges: 'agentLanes_listDrafts',
-  listFiles: 'agentLanes_listFiles',
-  readFile: 'agentLanes_readFile',
-  writeFile: 'agentLanes_writeFile',
-  deleteFile: 'agentLanes_deleteFile',
-  reportEvidence: 'agentLanes_reportEvidence',
-} as const;
+import { LM_TOOLS } from '../constants';
 
 interface ChangeInput {
   changeId: string;
@@ -36,10 +27,11 @@ const text = (value: string) => new vscode.LanguageModelToolResult([new vscode.L
  * Lets an agent in VS Code's chat draft through the lane: every tool works on
  * one change's worktree only, and refuses anything outside it.
  */
-export function registerLanguageModelTools(
-  context: vscode.ExtensionContext,
-  deps: { registry: RepositoryRegistry; logger: Logger; trusted: () => boolean },
-): void {
+export function createLanguageModelTools(deps: {
+  registry: RepositoryRegistry;
+  logger: Logger;
+  trusted: () => boolean;
+}): ReadonlyMap<string, vscode.LanguageModelTool<never>> {
   const { registry, logger } = deps;
 
   const draftOf = async (changeId: unknown): Promise<{ repo: RepoContext; files: WorktreeFiles; changeId: string }> => {
@@ -184,5 +176,6 @@ export function registerLanguageModelTools(
       } as vscode.LanguageModelTool<never>,
     ],
   ];
-  for (const [name, tool] of tools) context.subscriptions.push(vscode.lm.registerTool(name, tool));
+  // The start-up shell registers the tools (they must exist before the lanes load) and forwards to these.
+  return new Map(tools);
 }

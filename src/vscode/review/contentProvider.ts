@@ -1,10 +1,10 @@
 import * as vscode from 'vscode';
+import { REVIEW_CONTENT_SCHEME } from '../constants';
 import type { Logger } from '../../core/logger';
 import { readBlob } from '../../infra/review/reviewDiff';
 import type { RepositoryRegistry } from '../repositories';
 
 /** Read-only documents of a change's base and head, for VS Code's own diff editors. */
-export const REVIEW_CONTENT_SCHEME = 'agent-lanes-review';
 
 const OBJECT_ID = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 

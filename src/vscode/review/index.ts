@@ -2,16 +2,16 @@ import * as vscode from 'vscode';
 import { type Change, LANE_LABELS } from '../../core/change';
 import { Emitter } from '../../core/events';
 import { reviewGlance } from '../../core/review/reviewModel';
-import { REVIEW_VIEW_TYPE, ReviewPanelStateSchema } from '../../core/review/reviewProtocol';
+import { ReviewPanelStateSchema } from '../../core/review/reviewProtocol';
 import { EvidenceStore } from '../../infra/storage/evidenceStore';
 import { reportError } from '../logger';
 import type { RepoContext } from '../repositories';
 import { ApprovalGuard } from './approvalGuard';
-import { REVIEW_CONTENT_SCHEME, ReviewContentProvider } from './contentProvider';
+import { ReviewContentProvider } from './contentProvider';
 import type { GateVerdict } from '../../infra/lanes/review/reviewLane';
 import { reviewWebviewOptions, staticMessageHtml } from './html';
 import { ReviewPanel, type ReviewServices } from './panel';
-import { Commands } from '../constants';
+import { Commands, REVIEW_VIEW_TYPE } from '../constants';
 
 export { ReviewPanel, type ReviewServices } from './panel';
 export { ApprovalGuard } from './approvalGuard';
@@ -34,12 +34,15 @@ export class ReviewController implements vscode.Disposable {
   /** Fires when a glance changed; the tree refreshes on it. */
   readonly onDidChangeGlance = this.glanceChanged.event;
   readonly approvals: ApprovalGuard;
+  /** Serves the read-only documents (a file at a reviewed commit) that the review's diff editors show. */
+  readonly contentProvider: ReviewContentProvider;
 
   constructor(
     private readonly extensionUri: vscode.Uri,
     private readonly services: ReviewServices,
   ) {
     this.approvals = new ApprovalGuard(services, (repo, changeId) => void this.openReview(repo, changeId));
+    this.contentProvider = new ReviewContentProvider(services.registry, services.logger);
   }
 
   private static key(repoRoot: string, changeId: string): string {
@@ -237,22 +240,16 @@ function safeDescribe(value: unknown): string {
 }
 
 /**
- * Registers the review: the Open Review command, the panel serializer (so
- * reviews come back after a reload), and the read-only documents the diff
- * editors show. Returns the controller the rest of the extension talks to.
+ * Registers the review's Open Review command and returns the controller the
+ * rest of the extension talks to. The start-up shell registers the panel
+ * serializer (reviews come back after a reload) and the read-only documents
+ * the diff editors show, and forwards them to the controller and `contentProvider`.
  */
 export function registerReview(context: vscode.ExtensionContext, services: ReviewServices): ReviewController {
   const controller = new ReviewController(context.extensionUri, services);
   context.subscriptions.push(
     controller,
     vscode.commands.registerCommand(Commands.openReview, (arg?: unknown) => controller.openFromCommand(arg)),
-    vscode.window.registerWebviewPanelSerializer(REVIEW_VIEW_TYPE, {
-      deserializeWebviewPanel: (panel, state) => controller.restore(panel, state),
-    }),
-    vscode.workspace.registerTextDocumentContentProvider(
-      REVIEW_CONTENT_SCHEME,
-      new ReviewContentProvider(services.registry, services.logger),
-    ),
   );
   return controller;
 }

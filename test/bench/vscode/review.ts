@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
-import type { LanesApi } from '../../../src/vscode/extension';
+import type { LanesShellApi } from '../../../src/vscode/extension';
+import type { LanesApi } from '../../../src/vscode/lanes';
 import type { ReviewPanel } from '../../../src/vscode/review';
 import { seedChange } from '../../integration/review/seed';
 
@@ -27,9 +28,9 @@ function generatedFiles(): Record<string, string> {
  * files and 50,000 changed lines.
  */
 export async function run(): Promise<void> {
-  const extension = vscode.extensions.getExtension<LanesApi>('agent-lanes.agent-lanes');
+  const extension = vscode.extensions.getExtension<LanesShellApi>('agent-lanes.agent-lanes');
   if (!extension) throw new Error('Agent Lanes is not loaded');
-  const api = extension.isActive ? extension.exports : await extension.activate();
+  const api: LanesApi = (extension.isActive ? extension.exports : await extension.activate()).lanes();
   await api.registry.ensureDiscovered();
   const repo = api.registry.repositories()[0];
   if (!repo) throw new Error('The benchmark workspace is not a git repository');

@@ -9,7 +9,7 @@ import * as vscode from 'vscode';
 import type { Change } from '../../../src/core/change';
 import { hashEvidence } from '../../../src/core/evidence';
 import { listReviewDiff } from '../../../src/infra/review/reviewDiff';
-import type { LanesApi } from '../../../src/vscode/extension';
+import type { LanesApi } from '../../../src/vscode/lanes';
 import type { PullRequestCommandResult } from '../../../src/vscode/pullRequest/pullRequestCommands';
 import type { RepoContext } from '../../../src/vscode/repositories';
 import { bareHead } from '../../fixtures/github-standin/laneRepo';

@@ -1,15 +1,28 @@
 import * as assert from 'node:assert/strict';
 import * as vscode from 'vscode';
-import { labelOf, lanesApi, sampleChange, waitFor } from '../util';
+import { labelOf, lanesApi, sampleChange, shellApi, waitFor } from '../util';
+
+/** Whether the extension host has read the lanes bundle (dist/lanes.js) yet. */
+const lanesBundleLoaded = () => Object.keys(require.cache).some((path) => /[\\/]dist[\\/]lanes\.js$/.test(path));
 
 describe('Agent Lanes in a git repository', () => {
   it('activates and contributes its commands with the Lanes category', async () => {
-    const api = await lanesApi();
-    assert.ok(api.activationMs > 0, 'activation time is measured');
+    const shell = await shellApi();
+    assert.ok(shell.activationMs > 0, 'activation time is measured');
     const commands = await vscode.commands.getCommands(true);
     for (const id of ['agentLanes.newDraft', 'agentLanes.refresh', 'agentLanes.showPolicyState']) {
       assert.ok(commands.includes(id), `${id} is registered`);
     }
+  });
+
+  it('loads only the shell at start-up; the lanes load on first use and keep every command', async () => {
+    assert.equal(lanesBundleLoaded(), false, 'the lanes bundle is not read while the Lanes view is hidden and no command ran');
+    const before = (await vscode.commands.getCommands(true)).filter((id) => id.startsWith('agentLanes.')).sort();
+    const api = await lanesApi();
+    assert.ok(lanesBundleLoaded(), 'the lanes bundle is read on first use');
+    assert.equal(api, await lanesApi(), 'the lanes load once');
+    const after = (await vscode.commands.getCommands(true)).filter((id) => id.startsWith('agentLanes.')).sort();
+    assert.deepEqual(after, before, 'the real commands replace the stand-ins one for one');
   });
 
   it('does no git work before the view is shown', async () => {

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import { MAX_RENDERED_LINES_PER_FILE } from '../../../src/core/review/reviewModel';
-import { REVIEW_VIEW_TYPE } from '../../../src/core/review/reviewProtocol';
+import { REVIEW_VIEW_TYPE } from '../../../src/vscode/constants';
 import { lanesApi, waitFor } from '../util';
 import { DEFAULT_FILES, seedChange } from './seed';
 import { type TestReview, openAndRender, send, testReview } from './helpers';
