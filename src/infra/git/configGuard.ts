@@ -36,6 +36,7 @@ const PROGRAM_KEYS: readonly { pattern: RegExp; fallback: (key: string, env: Env
   // A required filter without a command would make every add fail.
   { pattern: /^filter\..+\.required$/, fallback: () => 'false' },
   { pattern: /^merge\..+\.driver$/, fallback: () => '' },
+  // git takes these from the first file that sets one, so pushes also pass --receive-pack (see userConfigValue).
   { pattern: /^remote\..+\.receivepack$/, fallback: () => 'git-receive-pack' },
   { pattern: /^remote\..+\.uploadpack$/, fallback: () => 'git-upload-pack' },
   { pattern: /^gpg\.program$/, fallback: () => 'gpg' },
@@ -222,4 +223,19 @@ export async function configOverrides(cwd: string, env: Environment): Promise<Co
     }
   }
   return overrides;
+}
+
+/**
+ * The user's own (system, global) value of a key, ignoring the repository's.
+ * For the keys git takes from the first file that sets them rather than the
+ * last (remote.<name>.receivepack, uploadpack), where an override cannot win and
+ * the caller passes the value as an option instead.
+ */
+export async function userConfigValue(cwd: string, key: string, env: Environment = process.env): Promise<string | undefined> {
+  const listing = await runQuietly(cwd, ['config', '--list', '--show-scope', '--show-origin', '--includes', '-z'], env);
+  if (!listing.ok) return undefined;
+  const wanted = key.toLowerCase();
+  return parseConfigListing(listing.stdout, cwd)
+    .filter((entry) => USER_SCOPES.has(entry.scope) && entry.key.toLowerCase() === wanted)
+    .at(-1)?.value;
 }

@@ -15,6 +15,7 @@ import {
   type GitHubErrorKind,
   type GitHubRepository,
 } from './client';
+import { userConfigValue } from '../git/configGuard';
 import { GitCommandError, git } from '../git/gitProcess';
 
 export type PullRequestStepName = 'push' | 'pr.create' | 'pr.update' | 'labels' | 'reviewers';
@@ -184,11 +185,14 @@ export async function pushBranch(input: {
       step: { name: 'push', outcome: 'skipped', detail: `${remote} already has ${input.branch} at ${headSha.slice(0, 12)}`, at: nowIso() },
     };
   }
+  // git takes remote.<name>.receivepack from the first config file that sets it: the repository's, before any override.
+  const receivePack = (await userConfigValue(input.repoRoot, `remote.${remote}.receivepack`)) ?? 'git-receive-pack';
   try {
     await git(
       input.repoRoot,
       [
         'push',
+        `--receive-pack=${receivePack}`,
         `--force-with-lease=refs/heads/${input.branch}:${remoteSha}`,
         '--',
         remote,
