@@ -138,6 +138,41 @@ describe('hardened git: repository config that runs programs never runs', functi
     assert.deepEqual(markers.fired(), []);
   });
 
+  it('neutralises a key planted after the overrides of its repository were cached', async () => {
+    const markers = new Markers();
+    const repo = makeRepo();
+    const baseSha = head(repo);
+    const created = await createWorktree({
+      repoRoot: repo,
+      worktreesDir: tempDir('lanes-storage-'),
+      changeId: CHANGE_ID,
+      slug: 'late',
+      baseSha,
+    });
+    // Config files older than the racy window: the first lane commit's listing is cached.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    await commitLaneWork({
+      worktreePath: created.path,
+      branch: created.branch,
+      baseSha,
+      changeId: CHANGE_ID,
+      agentId: 'a',
+      promptRef: 'p',
+    });
+    runGit(repo, ['config', 'filter.late.clean', markers.script('late-clean')]);
+    writeFileSync(join(repo, '.git', 'info', 'attributes'), '* filter=late\n');
+    writeFiles(created.path, { 'late.txt': 'written after the cache\n' });
+    await commitLaneWork({
+      worktreePath: created.path,
+      branch: created.branch,
+      baseSha,
+      changeId: CHANGE_ID,
+      agentId: 'a',
+      promptRef: 'p',
+    });
+    assert.deepEqual(markers.fired(), []);
+  });
+
   it('uses the user global filter in place of a repository filter of the same name', async () => {
     const markers = new Markers();
     const repo = makeRepo();
