@@ -47,6 +47,8 @@ function plantRepository(repo: string, markers: Markers): void {
   set('filter.evil.smudge', markers.script('filter-smudge'));
   set('filter.evil.process', markers.script('filter-process'));
   set('filter.evil.required', 'true');
+  // Subsections are case-sensitive: filter.Evil is another driver than filter.evil.
+  set('filter.Evil.clean', markers.script('filter-case-clean'));
   set('diff.external', markers.script('diff-external'));
   set('diff.evil.command', markers.script('diff-command'));
   set('diff.evil.textconv', markers.script('textconv'));
@@ -61,7 +63,10 @@ function plantRepository(repo: string, markers: Markers): void {
   const included = join(tempDir('lanes-include-'), 'included.config');
   writeFileSync(included, `[filter "inc"]\n\tclean = ${markers.script('include-clean')}\n\tsmudge = ${markers.script('include-smudge')}\n`);
   set('include.path', included);
-  writeFileSync(join(repo, '.git', 'info', 'attributes'), '* filter=evil diff=evil merge=evil\n*.inc filter=inc\n');
+  writeFileSync(
+    join(repo, '.git', 'info', 'attributes'),
+    '* filter=evil diff=evil merge=evil\n*.inc filter=inc\n*.case filter=Evil\n*.wt filter=wt\n',
+  );
 }
 
 /** Per-worktree config (extensions.worktreeConfig) with a third filter driver. */
@@ -107,6 +112,7 @@ describe('hardened git: repository config that runs programs never runs', functi
       'added.inc': 'included driver\n',
       'added.wt': 'worktree driver\n',
       'plain.txt': 'hello\n',
+      'added.case': 'case-sensitive driver\n',
     });
     const committed = await commitLaneWork({
       worktreePath: created.path,

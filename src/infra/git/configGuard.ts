@@ -89,9 +89,9 @@ export function parseConfigListing(output: string, cwd: string): ConfigEntry[] {
 
 /** The config overrides that neutralise the repository's program-running keys, from a config listing. */
 export function overridesFor(entries: readonly ConfigEntry[], env: Environment): ConfigOverrides {
-  const repositoryKeys = new Set(entries.filter((entry) => !USER_SCOPES.has(entry.scope)).map((entry) => entry.key.toLowerCase()));
-  const userValue = (key: string) =>
-    entries.filter((entry) => USER_SCOPES.has(entry.scope) && entry.key.toLowerCase() === key).at(-1)?.value;
+  // git lists section and variable names in lower case and keeps the subsection's case, which matters (filter.A is not filter.a).
+  const repositoryKeys = new Set(entries.filter((entry) => !USER_SCOPES.has(entry.scope)).map((entry) => entry.key));
+  const userValue = (key: string) => entries.filter((entry) => USER_SCOPES.has(entry.scope) && entry.key === key).at(-1)?.value;
   const pairs: [string, string][] = ALWAYS.map(([key, value]) => [key, value]);
   let credentialsReset = false;
   const overrides: Record<string, string> = {};
@@ -104,7 +104,7 @@ export function overridesFor(entries: readonly ConfigEntry[], env: Environment):
   if (credentialsReset) {
     pairs.push(['credential.helper', '']);
     for (const entry of entries)
-      if (USER_SCOPES.has(entry.scope) && CREDENTIAL_HELPER.test(entry.key.toLowerCase())) pairs.push([entry.key, entry.value]);
+      if (USER_SCOPES.has(entry.scope) && CREDENTIAL_HELPER.test(entry.key)) pairs.push([entry.key, entry.value]);
   }
   // After whatever GIT_CONFIG_COUNT entries the user's environment already has.
   const first = Number(env.GIT_CONFIG_COUNT) || 0;
@@ -234,8 +234,7 @@ export async function configOverrides(cwd: string, env: Environment): Promise<Co
 export async function userConfigValue(cwd: string, key: string, env: Environment = process.env): Promise<string | undefined> {
   const listing = await runQuietly(cwd, ['config', '--list', '--show-scope', '--show-origin', '--includes', '-z'], env);
   if (!listing.ok) return undefined;
-  const wanted = key.toLowerCase();
   return parseConfigListing(listing.stdout, cwd)
-    .filter((entry) => USER_SCOPES.has(entry.scope) && entry.key.toLowerCase() === wanted)
+    .filter((entry) => USER_SCOPES.has(entry.scope) && entry.key === key)
     .at(-1)?.value;
 }
