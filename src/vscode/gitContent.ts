@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { git } from '../infra/git/gitProcess';
+import { fileAtRevision } from '../infra/git/queries';
 import { GIT_CONTENT_SCHEME } from './constants';
 
 
@@ -13,10 +13,6 @@ export class GitContentProvider implements vscode.TextDocumentContentProvider {
   async provideTextDocumentContent(uri: vscode.Uri): Promise<string> {
     const { repoRoot, ref } = JSON.parse(uri.query) as { repoRoot: string; ref: string };
     const path = uri.path.replace(/^\//, '');
-    try {
-      return (await git(repoRoot, ['show', `${ref}:${path}`])).stdout;
-    } catch {
-      return '';
-    }
+    return fileAtRevision(repoRoot, ref, path);
   }
 }

@@ -12,7 +12,7 @@ import { DraftCommands } from './draft/draftCommands';
 import { GitContentProvider } from './gitContent';
 import { createLanguageModelTools } from './draft/lmTools';
 import { type ReviewController, registerReview } from './review';
-import { reviewerLookup } from './review/reviewer';
+import { identify } from './identity';
 import { type SandboxCommands, registerSandbox } from './sandbox/sandboxCommands';
 import { type PullRequestCommands, registerPullRequests } from './pullRequest/pullRequestCommands';
 import { registerPolicyCommands } from './policy/policyCommands';
@@ -93,12 +93,12 @@ export function activateLanes(context: vscode.ExtensionContext, shell: LanesShel
   registerCommands(context, { logger, channel, registry, tree, statusBar, policy, drafts });
   registerPolicyCommands(context, { logger, registry, policy, kit, view });
   registerAuditCommands(context, { logger, registry, policy, kit });
-  const reviewer = reviewerLookup(logger);
   const review = registerReview(context, {
     logger,
     registry,
     laneFor: (repo) => repo.lanes.review,
-    reviewer: (repo) => reviewer(repo.root),
+    // A reviewer known only by the OS account is unknown: an approval needs a GitHub account or a git user.email.
+    reviewer: (repo) => identify(repo.root).then((who) => (who.source === 'os' ? undefined : who.id)),
   });
   tree.setReviewGlance((repo, change) => review.glance(repo, change).text);
   context.subscriptions.push({ dispose: review.onDidChangeGlance(() => tree.refresh()).dispose });

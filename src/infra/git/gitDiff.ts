@@ -1,9 +1,12 @@
 import { realpath } from 'node:fs/promises';
+import { parsePatch } from 'diff';
 import { dirname, join } from 'node:path';
 import { hasControlCharacters } from '../../core/draft/draft';
 import { manifestKind } from '../../core/draft/dependencyManifests';
 import {
+  type AddedLine,
   type DiffAnalysis,
+  type NumstatEntry,
   type DiffAnalysisOptions,
   type RawDiffEntry,
   analyzeDiff,
@@ -16,6 +19,11 @@ import { isInsideFolder, realpathOfNearestExisting } from '../draft/worktreeFile
 
 /** Manifests larger than this are not parsed (flagged as unreadable instead). */
 const MAX_MANIFEST_BYTES = 5 * 1024 * 1024;
+/** git calls a blob binary when a NUL byte occurs this early in it. */
+const BINARY_CHECK_BYTES = 8000;
+/** Blobs git called binary are read (to check their content) up to this size; larger ones stay binary. */
+const MAX_CONTENT_CHECK_BYTES = 8 * 1024 * 1024;
+const ZERO_ID = /^0+$/;
 
 /**
  * Options that make the diff independent of the user's git configuration
@@ -73,6 +81,49 @@ export async function blobContents(repoRoot: string, ids: readonly string[]): Pr
   return contents;
 }
 
+/** `:(literal)` so a path is never read as a glob or a magic pathspec. */
+const literal = (path: string) => `:(literal)${path}`;
+
+/**
+ * Line counts and added lines of files that git called binary although their
+ * content is text. `--text` makes the patch ignore the attributes (numstat does
+ * not), so the counts come from its zero-context hunks.
+ */
+async function diffAsText(
+  repoRoot: string,
+  baseSha: string,
+  headSha: string,
+  entries: readonly RawDiffEntry[],
+): Promise<{ numstat: NumstatEntry[]; addedLines: Map<string, AddedLine[]> }> {
+  const paths = [...new Set(entries.flatMap((entry) => (entry.oldPath !== undefined ? [entry.oldPath, entry.path] : [entry.path])))];
+  const out = await git(repoRoot, [
+    ...DIFF_CONFIG,
+    '-c',
+    'core.quotePath=false',
+    'diff',
+    ...DIFF_OPTIONS,
+    '--text',
+    '-U0',
+    '--src-prefix=a/',
+    '--dst-prefix=b/',
+    baseSha,
+    headSha,
+    '--',
+    ...paths.map(literal),
+  ]);
+  const numstat: NumstatEntry[] = [];
+  for (const patch of parsePatch(out.stdout)) {
+    const path =
+      patch.newFileName && patch.newFileName !== '/dev/null'
+        ? patch.newFileName.replace(/^b\//, '')
+        : patch.oldFileName?.replace(/^a\//, '');
+    if (!path) continue;
+    const count = (side: 'oldLines' | 'newLines') => patch.hunks.reduce((sum, hunk) => sum + hunk[side], 0);
+    numstat.push({ path, additions: count('newLines'), deletions: count('oldLines') });
+  }
+  return { numstat, addedLines: parseAddedLines(out.stdout) };
+}
+
 /** Symlinks of the diff that resolve outside the worktree on disk (e.g. through a link that already existed). */
 async function symlinksEscapingOnDisk(worktreePath: string, links: ReadonlyMap<string, string>): Promise<Set<string>> {
   const escaping = new Set<string>();
@@ -89,7 +140,8 @@ async function symlinksEscapingOnDisk(worktreePath: string, links: ReadonlyMap<s
 /**
  * Analyses base..head of a change with four git processes whatever its size:
  * raw + numstat, a zero-context patch for the added lines, and two cat-file
- * batches (sizes; symlink targets and manifests).
+ * batches (sizes; symlink targets, manifests, and files git called binary, whose
+ * content decides: text called binary by an attribute gets two more, as text).
  */
 export async function analyzeChange(options: AnalyzeChangeOptions): Promise<DiffAnalysis> {
   const { repoRoot, baseSha, headSha } = options;
@@ -103,7 +155,13 @@ export async function analyzeChange(options: AnalyzeChangeOptions): Promise<Diff
   const addedLines = parseAddedLines(patchOut.stdout);
 
   const live = raw.filter((entry) => entry.status !== 'D' && entry.newMode !== '160000');
-  const sizes = await blobSizes(repoRoot, [...new Set(live.map((entry) => entry.newSha))]);
+  // Binary to git may only mean an attribute (`-diff`, `binary`, e.g. planted in .git/info/attributes) says so.
+  const countsByPath = new Map(numstat.map((entry) => [entry.path, entry]));
+  const calledBinary = raw.filter(
+    (entry) => countsByPath.get(entry.path)?.additions === null && entry.oldMode !== '160000' && entry.newMode !== '160000',
+  );
+  const calledBinaryIds = calledBinary.flatMap((entry) => [entry.oldSha, entry.newSha]).filter((id) => !ZERO_ID.test(id));
+  const sizes = await blobSizes(repoRoot, [...new Set([...live.map((entry) => entry.newSha), ...calledBinaryIds])]);
 
   const links = live.filter((entry) => entry.newMode === '120000');
   const manifests = raw.filter((entry) => entry.status !== 'D' && manifestKind(entry.path) === 'manifest');
@@ -117,7 +175,23 @@ export async function analyzeChange(options: AnalyzeChangeOptions): Promise<Diff
       wanted.push(entry.oldSha);
     }
   }
+  const checkable = (entry: RawDiffEntry) =>
+    [entry.oldSha, entry.newSha].every((id) => ZERO_ID.test(id) || (sizes.get(id) ?? Infinity) <= MAX_CONTENT_CHECK_BYTES);
+  for (const entry of calledBinary.filter(checkable)) wanted.push(...[entry.oldSha, entry.newSha].filter((id) => !ZERO_ID.test(id)));
   const contents = await blobContents(repoRoot, wanted);
+  const textByContent = calledBinary.filter(
+    (entry) =>
+      checkable(entry) &&
+      [entry.oldSha, entry.newSha].every((id) => ZERO_ID.test(id) || !contents.get(id)?.subarray(0, BINARY_CHECK_BYTES).includes(0)),
+  );
+  if (textByContent.length) {
+    const text = await diffAsText(repoRoot, baseSha, headSha, textByContent);
+    for (const entry of text.numstat) {
+      const index = numstat.findIndex((counted) => counted.path === entry.path);
+      if (index >= 0) numstat[index] = entry;
+    }
+    for (const [path, lines] of text.addedLines) addedLines.set(path, lines);
+  }
   const symlinkTargets = new Map(links.map((entry) => [entry.path, contents.get(entry.newSha)?.toString('utf8') ?? ''] as const));
   const manifestTexts = new Map<string, { old?: string; new?: string }>();
   for (const entry of manifests) {

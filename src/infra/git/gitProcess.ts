@@ -1,11 +1,6 @@
 import { execa } from 'execa';
-
-/**
- * Config every lane git call runs with. An agent that is not sandboxed can write
- * to the shared git directory (hooks, config); with these our own git calls never
- * execute a hook or an fsmonitor command it may have planted there.
- */
-const HARDENING = ['-c', 'core.hooksPath=/dev/null', '-c', 'core.fsmonitor=false'];
+import { LaneError } from '../../core/errors';
+import { configOverrides } from './configGuard';
 
 /** Variables that would point git at another repository than the one asked for. */
 const REDIRECTING_VARIABLES = [
@@ -26,15 +21,15 @@ export function environmentWithoutGitRedirects(extra: Record<string, string | un
   return { ...env, ...extra };
 }
 
-export class GitCommandError extends Error {
+export class GitCommandError extends LaneError {
   constructor(
     readonly args: readonly string[],
     readonly exitCode: number | undefined,
     readonly stderr: string,
     message: string,
+    cause?: unknown,
   ) {
-    super(message);
-    this.name = 'GitCommandError';
+    super('gitCommand', message, { cause });
   }
 }
 
@@ -53,7 +48,7 @@ export interface GitResult<T> {
 }
 
 function describe(args: readonly string[]): string {
-  return `git ${args.filter((arg) => arg !== '-c' && !HARDENING.includes(arg)).join(' ')}`;
+  return `git ${args.join(' ')}`;
 }
 
 async function run<T extends 'utf8' | 'buffer'>(
@@ -62,15 +57,21 @@ async function run<T extends 'utf8' | 'buffer'>(
   encoding: T,
   options: GitOptions,
 ): Promise<GitResult<T extends 'utf8' ? string : Uint8Array>> {
-  const fullArgs = [...HARDENING, ...args];
-  const result = await execa('git', fullArgs, {
+  const env = environmentWithoutGitRedirects({ GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C', ...options.env });
+  let overrides: Record<string, string>;
+  try {
+    overrides = (await configOverrides(cwd, env)).env;
+  } catch (error) {
+    throw new GitCommandError(args, undefined, '', `${describe(args)} did not run: ${(error as Error).message}`, error);
+  }
+  const result = await execa('git', args, {
     cwd,
     reject: false,
     encoding,
     stripFinalNewline: false,
     input: options.input,
     extendEnv: false,
-    env: environmentWithoutGitRedirects({ GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C', ...options.env }),
+    env: { ...env, ...overrides },
     timeout: options.timeoutMs ?? 120_000,
     maxBuffer: 1024 * 1024 * 1024,
   });
@@ -90,7 +91,10 @@ async function run<T extends 'utf8' | 'buffer'>(
   return { stdout: result.stdout as unknown as T extends 'utf8' ? string : Uint8Array, stderr, exitCode };
 }
 
-/** Runs git with text output; throws GitCommandError on an exit code not in okExitCodes. */
+/**
+ * Runs git with text output; throws GitCommandError on an exit code not in okExitCodes.
+ * No repository configuration that runs a program is honoured (see configGuard).
+ */
 export function git(cwd: string, args: readonly string[], options: GitOptions = {}): Promise<GitResult<string>> {
   return run(cwd, args, 'utf8', options);
 }

@@ -1,8 +1,11 @@
 import { hasControlCharacters, isLaneBranch } from '../../core/draft/draft';
+import { LaneError } from '../../core/errors';
 import { git } from './gitProcess';
 
-export class LaneCommitError extends Error {
-  override name = 'LaneCommitError';
+export class LaneCommitError extends LaneError {
+  constructor(message: string) {
+    super('laneCommit', message);
+  }
 }
 
 export interface GitIdentity {
@@ -121,7 +124,7 @@ export async function commitLaneWork(options: CommitLaneWorkOptions): Promise<La
   const { env, identity } = await resolveIdentity(worktreePath, options.fallbackIdentity ?? FALLBACK_IDENTITY);
   let createdCommit = false;
   if (staged.exitCode === 1) {
-    await git(worktreePath, ['-c', 'commit.gpgSign=false', 'commit', '--quiet', '--no-verify', '--cleanup=whitespace', '-F', '-'], {
+    await git(worktreePath, ['commit', '--quiet', '--no-verify', '--cleanup=whitespace', '-F', '-'], {
       input: laneCommitMessage(options),
       env,
     });

@@ -1,6 +1,6 @@
 import { realpath, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { simpleGit } from 'simple-git';
+import { GitCommandError, git } from './gitProcess';
 
 export type RepositoryProbe =
   | { kind: 'repository'; root: string; commonDir: string }
@@ -16,12 +16,16 @@ export async function probeRepository(folder: string): Promise<RepositoryProbe> 
   } catch {
     return { kind: 'missing', path: folder, message: 'does not exist' };
   }
-  const git = simpleGit({ baseDir: folder, timeout: { block: 15_000 } });
   let output: string;
   try {
-    output = await git.raw(['rev-parse', '--is-bare-repository', '--is-inside-work-tree', '--git-common-dir', '--show-toplevel']);
+    output = (
+      await git(folder, ['rev-parse', '--is-bare-repository', '--is-inside-work-tree', '--git-common-dir', '--show-toplevel'], {
+        timeoutMs: 15_000,
+      })
+    ).stdout;
   } catch (error) {
-    const text = String((error as Error).message);
+    if (!(error instanceof GitCommandError)) throw error;
+    const text = error.stderr;
     if (/not a git repository/i.test(text)) return { kind: 'notRepository', path: folder };
     // `--show-toplevel` fails inside a bare repository (and inside .git).
     if (/must be run in a work tree|this operation must be run in a work tree/i.test(text)) return { kind: 'bare', path: folder };

@@ -15,22 +15,25 @@ import {
   reconcileDraftState,
 } from '../../core/draft/draft';
 import { countUncommitted, parsePorcelainV2, parseWorktreeList } from '../../core/git/gitOutput';
+import { LaneError } from '../../core/errors';
 import { GitCommandError, git } from './gitProcess';
 import { pathExists } from '../storage/fileStore';
 
-export class WorktreeError extends Error {
-  override name = 'WorktreeError';
+export class WorktreeError extends LaneError {
+  constructor(message: string, kind = 'worktree') {
+    super(kind, message);
+  }
 }
 
 /** Thrown when removing would lose uncommitted work; pass force after asking the user. */
 export class UncommittedWorkError extends WorktreeError {
-  override name = 'UncommittedWorkError';
   constructor(
     readonly path: string,
     readonly entries: number,
   ) {
     super(
       `The worktree at ${path} has ${entries} uncommitted change${entries === 1 ? '' : 's'}. Commit or copy what you need, or confirm removing it anyway.`,
+      'uncommittedWork',
     );
   }
 }

@@ -4,7 +4,6 @@
 // is missing, so a retry after a failure half-way completes the job without
 // duplicates. Each side effect is reported as a step the caller audits, and
 // `beforeSideEffect` runs before each one (the kill switch lives there).
-import { simpleGit, type SimpleGit } from 'simple-git';
 import { nextPollDelay, type PollScheduleOptions } from '../../core/pullRequest/polling';
 import { summariseChecks, type CheckRunInput, type CheckSummary, type CommitStatusInput } from '../../core/pullRequest/checks';
 import {
@@ -16,8 +15,9 @@ import {
   type GitHubErrorKind,
   type GitHubRepository,
 } from './client';
-import { environmentWithoutGitRedirects } from '../git/gitProcess';
 import { LaneError } from '../../core/errors';
+import { userConfigValue } from '../git/configGuard';
+import { GitCommandError, git } from '../git/gitProcess';
 
 export type PullRequestStepName = 'push' | 'pr.create' | 'pr.update' | 'labels' | 'reviewers';
 
@@ -94,56 +94,20 @@ export interface OpenPullRequestResult {
   steps: PullRequestStep[];
 }
 
-/** What simple-git refuses in the environment; none of it matters to a push. */
-const DROPPED_VARIABLES = [
-  'PAGER',
-  'GIT_PAGER',
-  'EDITOR',
-  'GIT_EDITOR',
-  'VISUAL',
-  'GIT_SEQUENCE_EDITOR',
-  'GIT_EXTERNAL_DIFF',
-  'GIT_TEMPLATE_DIR',
-  'GIT_EXEC_PATH',
-  'PREFIX',
-];
-
-function laneGit(repoRoot: string, timeoutMs = 120_000): SimpleGit {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(environmentWithoutGitRedirects({ GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' }))) {
-    if (value !== undefined && !DROPPED_VARIABLES.includes(key.toUpperCase())) env[key] = value;
-  }
-  return simpleGit({
-    baseDir: repoRoot,
-    timeout: { block: timeoutMs },
-    // An agent may have planted hooks in the shared git folder; a push must not run them.
-    config: ['core.hooksPath=/dev/null', 'core.fsmonitor=false'],
-    // The user's own SSH and credential settings pass through; the repository's config cannot add any.
-    unsafe: {
-      allowUnsafeHooksPath: true,
-      allowUnsafeFsMonitor: true,
-      allowUnsafeSshCommand: true,
-      allowUnsafeAskPass: true,
-      allowUnsafeConfigPaths: true,
-      allowUnsafeConfigEnvCount: true,
-      allowUnsafeGitProxy: true,
-    },
-  }).env(env);
-}
-
 function nowIso(): string {
   return new Date().toISOString();
 }
 
 function gitMessage(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
+  const text =
+    error instanceof GitCommandError && error.stderr.trim() ? error.stderr : error instanceof Error ? error.message : String(error);
   return text.trim().split('\n').filter(Boolean).slice(-3).join(' ');
 }
 
 /** The fetch URL of a remote (where a pull request lives), with a clear message when it is missing. */
 export async function remoteUrl(repoRoot: string, remote: string): Promise<string> {
   try {
-    const url = (await laneGit(repoRoot).raw(['remote', 'get-url', remote])).trim();
+    const url = (await git(repoRoot, ['remote', 'get-url', '--', remote])).stdout.trim();
     if (url) return url;
   } catch {
     // Reported below with what to do.
@@ -164,8 +128,9 @@ export async function resolveRepository(
   return parseRemote(await remoteUrl(repoRoot, remote), client.apiBaseUrl, { remoteName: remote, branch });
 }
 
-async function branchHead(git: SimpleGit, branch: string): Promise<string | undefined> {
-  const out = (await git.raw(['rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`]).catch(() => '')).trim();
+async function branchHead(repoRoot: string, branch: string): Promise<string | undefined> {
+  const found = await git(repoRoot, ['rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`], { okExitCodes: [1, 128] });
+  const out = found.stdout.trim();
   return /^[0-9a-f]{40,64}$/.test(out) ? out : undefined;
 }
 
@@ -188,8 +153,8 @@ export async function pushBranch(input: {
   timeoutMs?: number;
 }): Promise<PushResult> {
   const remote = input.remote ?? 'origin';
-  const git = laneGit(input.repoRoot, input.timeoutMs);
-  const headSha = await branchHead(git, input.branch);
+  const options = { timeoutMs: input.timeoutMs ?? 120_000 };
+  const headSha = await branchHead(input.repoRoot, input.branch);
   if (!headSha)
     throw new PullRequestError(
       'branchMissing',
@@ -204,9 +169,11 @@ export async function pushBranch(input: {
   let remoteSha = '';
   try {
     // Ask where the push goes (a remote may fetch from one URL and push to another).
-    const pushUrl = (await git.raw(['remote', 'get-url', '--push', remote]).catch(() => '')).trim() || remote;
-    const listed = await git.raw(['ls-remote', '--heads', pushUrl, `refs/heads/${input.branch}`]);
-    remoteSha = listed.trim().split(/\s+/)[0] ?? '';
+    const pushUrl =
+      (await git(input.repoRoot, ['remote', 'get-url', '--push', '--', remote], options).catch(() => ({ stdout: '' }))).stdout.trim() ||
+      remote;
+    const listed = await git(input.repoRoot, ['ls-remote', '--heads', '--', pushUrl, `refs/heads/${input.branch}`], options);
+    remoteSha = listed.stdout.trim().split(/\s+/)[0] ?? '';
   } catch (error) {
     throw new PullRequestError(
       'pushFailed',
@@ -219,10 +186,21 @@ export async function pushBranch(input: {
       step: { name: 'push', outcome: 'skipped', detail: `${remote} already has ${input.branch} at ${headSha.slice(0, 12)}`, at: nowIso() },
     };
   }
+  // git takes remote.<name>.receivepack from the first config file that sets it: the repository's, before any override.
+  const receivePack = (await userConfigValue(input.repoRoot, `remote.${remote}.receivepack`)) ?? 'git-receive-pack';
   try {
-    await git.push(remote, `refs/heads/${input.branch}:refs/heads/${input.branch}`, [
-      `--force-with-lease=refs/heads/${input.branch}:${remoteSha}`,
-    ]);
+    await git(
+      input.repoRoot,
+      [
+        'push',
+        `--receive-pack=${receivePack}`,
+        `--force-with-lease=refs/heads/${input.branch}:${remoteSha}`,
+        '--',
+        remote,
+        `refs/heads/${input.branch}:refs/heads/${input.branch}`,
+      ],
+      options,
+    );
   } catch (error) {
     const detail = gitMessage(error).replace(/[a-z][a-z0-9+.-]*:\/\/[^/@\s]*@/gi, (match) => displayRemote(match));
     const stale = /stale info|rejected|fetch first|non-fast-forward/i.test(detail);

@@ -1,4 +1,4 @@
-import { simpleGit } from 'simple-git';
+import { GitCommandError, git } from '../git/gitProcess';
 import { parsePolicy, type PolicyDocument } from '../../core/policy/schema';
 
 /** Where a repository keeps its own (restrict-only) policy. */
@@ -21,13 +21,14 @@ export async function readRepositoryPolicy(repoRoot: string, baseSha: string): P
   const invalid = (message: string): RepositoryPolicyResult => ({ kind: 'invalid', baseSha, errors: [`${source}: ${message}`] });
   if (!/^[0-9a-f]{7,64}$/i.test(baseSha))
     return invalid(`"${baseSha}" is not a commit id; the repository policy is read from the change's base commit.`);
-  const git = simpleGit({ baseDir: repoRoot, timeout: { block: 15_000 } });
+  const options = { timeoutMs: 15_000 };
   let listing: string;
   try {
-    await git.raw(['rev-parse', '--verify', '--quiet', '--end-of-options', `${baseSha}^{commit}`]);
-    listing = await git.raw(['ls-tree', '-z', '--full-tree', baseSha, '--', REPOSITORY_POLICY_PATH]);
+    await git(repoRoot, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${baseSha}^{commit}`], options);
+    listing = (await git(repoRoot, ['ls-tree', '-z', '--full-tree', baseSha, '--', REPOSITORY_POLICY_PATH], options)).stdout;
   } catch (error) {
-    const detail = (error as Error).message.trim().split('\n')[0] || 'it is not in this repository';
+    const text = error instanceof GitCommandError ? error.stderr : (error as Error).message;
+    const detail = text.trim().split('\n')[0] || 'it is not in this repository';
     return invalid(`cannot read the base commit ${short} (${detail}); fetch it, or start the change again from an existing commit.`);
   }
   const entry = listing.split('\0').find(Boolean);
@@ -37,10 +38,10 @@ export async function readRepositoryPolicy(repoRoot: string, baseSha: string): P
   const [, mode, type, objectId] = match as unknown as [string, string, string, string];
   if (mode === '120000') return invalid('is a symbolic link in the base commit; the repository policy must be a regular file.');
   if (type !== 'blob') return invalid(`is a ${type} in the base commit, not a file.`);
-  const size = Number((await git.raw(['cat-file', '-s', objectId])).trim());
+  const size = Number((await git(repoRoot, ['cat-file', '-s', objectId], options)).stdout.trim());
   if (size > MAX_REPOSITORY_POLICY_BYTES)
     return invalid(`is ${size} bytes; a repository policy may have at most ${MAX_REPOSITORY_POLICY_BYTES}.`);
-  const text = await git.raw(['cat-file', 'blob', objectId]);
+  const text = (await git(repoRoot, ['cat-file', 'blob', objectId], options)).stdout;
   const parsed = parsePolicy(text, source, { defaultMetadata: { id: 'repository', version: short } });
   if (!parsed.ok) return { kind: 'invalid', baseSha, errors: parsed.errors };
   return { kind: 'ok', baseSha, document: parsed.policy, source };

@@ -6,7 +6,7 @@ import type { ReconcileFinding } from '../../core/draft/draft';
 import type { Logger } from '../../core/logger';
 import { CHAT_AGENT_ID, type DraftAgent } from '../../infra/lanes/draft/draftLane';
 import { UncommittedWorkError } from '../../infra/git/worktrees';
-import { git } from '../../infra/git/gitProcess';
+import { changedPaths, currentBranchName, recentRefs } from '../../infra/git/queries';
 import { readConfig } from '../config';
 import { BuiltInCommands } from '../constants';
 import { SettingKeys, settingName } from '../settingKeys';
@@ -91,29 +91,15 @@ export class DraftCommands {
   }
 
   private async askBase(repo: RepoContext): Promise<string | undefined> {
-    const head = await git(repo.root, ['rev-parse', '--abbrev-ref', 'HEAD'])
-      .then((r) => r.stdout.trim())
-      .catch(() => 'HEAD');
-    const refs = await git(repo.root, [
-      'for-each-ref',
-      '--sort=-committerdate',
-      '--count=200',
-      '--format=%(refname:short)\t%(objectname:short)',
-      'refs/heads',
-      'refs/tags',
-    ])
-      .then((r) => r.stdout.trim().split('\n').filter(Boolean))
-      .catch(() => []);
+    const head = await currentBranchName(repo.root);
+    const refs = await recentRefs(repo.root);
     const quickPick = vscode.window.createQuickPick<vscode.QuickPickItem & { ref: string }>();
     quickPick.title = 'New Draft (2/3): the base';
     quickPick.placeholder = 'The commit the draft starts from; type any branch, tag or SHA';
     quickPick.ignoreFocusOut = true;
     quickPick.items = [
       { label: `$(git-commit) HEAD of ${head}`, description: 'the current commit (default)', ref: '' },
-      ...refs.map((line) => {
-        const [name, sha] = line.split('\t');
-        return { label: name ?? '', description: sha, ref: name ?? '' };
-      }),
+      ...refs.map(({ name, shortSha }) => ({ label: name, description: shortSha, ref: name })),
     ];
     return new Promise((resolve) => {
       quickPick.onDidAccept(() => {
@@ -258,12 +244,8 @@ export class DraftCommands {
     if (!found) return;
     const { repo, change } = found;
     const head = change.headSha ?? change.branch;
-    const names = await git(repo.root, ['diff', '--name-status', '-z', '--no-renames', change.baseSha, head, '--']).then((r) =>
-      r.stdout.split('\0').filter(Boolean),
-    );
     const resources: [vscode.Uri, vscode.Uri, vscode.Uri][] = [];
-    for (let i = 0; i + 1 < names.length; i += 2) {
-      const path = names[i + 1]!;
+    for (const path of await changedPaths(repo.root, change.baseSha, head)) {
       resources.push([
         vscode.Uri.file(join(change.worktreePath, path)),
         gitContentUri(repo.root, change.baseSha, path),

@@ -7,7 +7,7 @@ import type { Logger } from '../../core/logger';
 import { ACTION_LABELS, type PolicyAction } from '../../core/policy/evaluate';
 import { type EffectivePolicy, refForOrigin, renderEffectivePolicyYaml } from '../../core/policy/merge';
 import { formatPolicyTestRun, runPolicyTests, type PolicyTestRun } from '../../core/policy/testRunner';
-import { git } from '../../infra/git/gitProcess';
+import { headCommit } from '../../infra/git/queries';
 import type { PolicyState } from '../../infra/policy/policyService';
 import { Commands } from '../constants';
 import type { ChangeTarget, CommandKit } from '../commandKit';
@@ -165,9 +165,7 @@ export class PolicyCommands implements vscode.Disposable {
 
     let repository: { repoRoot: string; baseSha: string } | undefined;
     if (repo) {
-      const head = await git(repo.root, ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { okExitCodes: [1] })
-        .then((result) => result.stdout.trim())
-        .catch(() => '');
+      const head = await headCommit(repo.root);
       if (head) {
         repository = { repoRoot: repo.root, baseSha: head };
         header.push(
