@@ -15,7 +15,7 @@ export const LANE_LABELS: Record<Lane, string> = {
 /** Where a change stands: one of the lanes, or closed for good. */
 export type ChangeStatus = Lane | 'closed';
 
-export const CLOSED_REASONS = ['discarded', 'rejected', 'merged', 'pullRequestClosed'] as const;
+const CLOSED_REASONS = ['discarded', 'rejected', 'merged', 'pullRequestClosed'] as const;
 export type ClosedReason = (typeof CLOSED_REASONS)[number];
 
 export const ActorSchema = z.object({
@@ -24,7 +24,7 @@ export const ActorSchema = z.object({
 });
 export type Actor = z.infer<typeof ActorSchema>;
 
-export const TransitionRecordSchema = z.object({
+const TransitionRecordSchema = z.object({
   at: z.string(),
   event: z.string(),
   from: z.enum([...LANES, 'closed']),
@@ -32,18 +32,16 @@ export const TransitionRecordSchema = z.object({
   actor: ActorSchema,
   reason: z.string().optional(),
 });
-export type TransitionRecord = z.infer<typeof TransitionRecordSchema>;
 
-export const AgentRunSchema = z.object({
+const AgentRunSchema = z.object({
   state: z.enum(['running', 'succeeded', 'failed', 'timedOut', 'cancelled', 'noChanges']),
   startedAt: z.string(),
   endedAt: z.string().optional(),
   exitCode: z.number().optional(),
   message: z.string().optional(),
 });
-export type AgentRun = z.infer<typeof AgentRunSchema>;
 
-export const SandboxSummarySchema = z.object({
+const SandboxSummarySchema = z.object({
   verdict: z.enum(['passed', 'failed', 'running', 'error']),
   at: z.string(),
   headSha: z.string().optional(),
@@ -52,23 +50,21 @@ export const SandboxSummarySchema = z.object({
 });
 export type SandboxSummary = z.infer<typeof SandboxSummarySchema>;
 
-export const ApprovalSchema = z.object({
+const ApprovalSchema = z.object({
   by: z.string(),
   at: z.string(),
   diffHash: z.string(),
   evidenceHash: z.string(),
   invalidated: z.object({ at: z.string(), reason: z.string() }).optional(),
 });
-export type Approval = z.infer<typeof ApprovalSchema>;
 
-export const RequestedChangesSchema = z.object({ at: z.string(), by: z.string(), comment: z.string() });
-export type RequestedChanges = z.infer<typeof RequestedChangesSchema>;
+const RequestedChangesSchema = z.object({ at: z.string(), by: z.string(), comment: z.string() });
 
 /**
  * One unit of agent work. Loose on purpose: a record written by a newer
  * version keeps the fields this version does not know.
  */
-export const ChangeSchema = z.looseObject({
+const ChangeSchema = z.looseObject({
   id: z.string().regex(/^[0-9a-f]{8}$/, 'an 8-character hex id'),
   title: z.string(),
   task: z.string(),
@@ -134,8 +130,4 @@ export function formatAge(fromIso: string, now: Date = new Date()): string {
   const hours = Math.floor(minutes / 60);
   if (hours < 48) return `${hours} h`;
   return `${Math.floor(hours / 24)} d`;
-}
-
-export function isOpen(change: Change): boolean {
-  return change.lane !== 'closed';
 }

@@ -8,7 +8,7 @@ export function stricterEffect(a: Effect, b: Effect): Effect {
   return EFFECTS.indexOf(a) >= EFFECTS.indexOf(b) ? a : b;
 }
 
-export const MatchedRuleSchema = z.object({
+const MatchedRuleSchema = z.object({
   /** "id@version" of the policy the rule came from. */
   policy: z.string(),
   rule: z.string(),

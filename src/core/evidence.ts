@@ -5,7 +5,7 @@ import { DecisionRecordSchema } from './decision';
 
 export const FILE_STATUSES = ['added', 'modified', 'deleted', 'renamed', 'copied', 'typeChanged'] as const;
 
-export const FileChangeSchema = z.object({
+const FileChangeSchema = z.object({
   path: z.string(),
   oldPath: z.string().optional(),
   status: z.enum(FILE_STATUSES),
@@ -39,20 +39,20 @@ export const FLAG_KINDS = [
 ] as const;
 export type FlagKind = (typeof FLAG_KINDS)[number];
 
-export const FlagSchema = z.object({
+const FlagSchema = z.object({
   kind: z.enum(FLAG_KINDS),
   path: z.string().optional(),
   detail: z.string(),
 });
 export type Flag = z.infer<typeof FlagSchema>;
 
-export const RedactionSummarySchema = z.object({
+const RedactionSummarySchema = z.object({
   total: z.number().int().nonnegative(),
   byKind: z.record(z.string(), z.number().int().nonnegative()),
 });
 export type RedactionSummary = z.infer<typeof RedactionSummarySchema>;
 
-export const TestCountsSchema = z.object({
+const TestCountsSchema = z.object({
   passed: z.number().int().nonnegative(),
   failed: z.number().int().nonnegative(),
   skipped: z.number().int().nonnegative(),
@@ -61,7 +61,7 @@ export const TestCountsSchema = z.object({
 });
 export type TestCounts = z.infer<typeof TestCountsSchema>;
 
-export const TaskEvidenceSchema = z.object({
+const TaskEvidenceSchema = z.object({
   id: z.string(),
   command: z.string(),
   required: z.boolean(),
@@ -87,7 +87,7 @@ export const TaskEvidenceSchema = z.object({
 });
 export type TaskEvidence = z.infer<typeof TaskEvidenceSchema>;
 
-export const PreparationEvidenceSchema = z.object({
+const PreparationEvidenceSchema = z.object({
   commands: z.array(z.string()),
   networkMode: z.string(),
   /** What policy let the preparation reach: none, the named registries, or open. */

@@ -148,7 +148,7 @@ export function transition(change: Change, event: LaneEvent, actor: Actor, optio
   return { ok: true, change: moved };
 }
 
-export function describeEvent(event: LaneEvent, lane: ChangeStatus): string {
+function describeEvent(event: LaneEvent, lane: ChangeStatus): string {
   switch (event) {
     case 'promote': {
       const to = targetOf(lane, 'promote');

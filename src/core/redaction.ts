@@ -338,7 +338,7 @@ export function mergeSummaries(...summaries: RedactionSummary[]): RedactionSumma
   return merged;
 }
 
-export function redactionMarker(kind: string): string {
+function redactionMarker(kind: string): string {
   return `[REDACTED:${kind}]`;
 }
 

@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const CODE_SERVER_VERSION = '4.100.3';
 
@@ -70,7 +71,7 @@ export async function startCodeServer({ settings = {}, env = {}, userDataDir, ex
   }
   const port = await freePort();
   const child = spawn(bin, ['--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, ...commonArgs], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...coverageEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -118,8 +119,32 @@ export async function startCodeServer({ settings = {}, env = {}, userDataDir, ex
       }, 5_000);
       await exited;
       clearTimeout(timer);
+      await groupEnded(child.pid);
     },
   };
+}
+
+/**
+ * Under NODE_V8_COVERAGE (npm test's coverage) every Node process of the server
+ * writes coverage; the preload makes the extension host write it too.
+ */
+function coverageEnv() {
+  if (!process.env.NODE_V8_COVERAGE) return {};
+  const preload = `--require ${JSON.stringify(fileURLToPath(new URL('coverageExit.cjs', import.meta.url)))}`;
+  return { NODE_OPTIONS: [process.env.NODE_OPTIONS, preload].filter(Boolean).join(' ') };
+}
+
+/** Waits (at most 5 s) until the server's children, extension hosts included, have ended and written their coverage. */
+async function groupEnded(pid) {
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(-pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 function runToEnd(bin, args, log) {

@@ -29,7 +29,7 @@ export function h(tag: string, props?: Props | null, ...children: Child[]): HTML
   return element;
 }
 
-export function append(parent: Node, ...children: Child[]): void {
+function append(parent: Node, ...children: Child[]): void {
   for (const child of children) {
     if (child === null || child === undefined || child === false) continue;
     parent.appendChild(typeof child === 'string' || typeof child === 'number' ? document.createTextNode(String(child)) : child);
@@ -39,10 +39,6 @@ export function append(parent: Node, ...children: Child[]): void {
 /** A codicon, hidden from screen readers (the text next to it says the same). */
 export function icon(name: string, extraClass = ''): HTMLSpanElement {
   return h('span', { class: `codicon codicon-${name}${extraClass ? ` ${extraClass}` : ''}`, attrs: { 'aria-hidden': 'true' } });
-}
-
-export function clear(element: Element): void {
-  element.replaceChildren();
 }
 
 export function shortSha(sha: string | undefined): string {

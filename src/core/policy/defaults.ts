@@ -1,7 +1,7 @@
 import { version as extensionVersion } from '../../../package.json';
 import { DEFAULT_STOP_CONDITIONS, POLICY_API_VERSION, type PathRule, type PolicyDocument } from './schema';
 
-export const BUILTIN_POLICY_ID = 'agent-lanes-local';
+const BUILTIN_POLICY_ID = 'agent-lanes-local';
 
 const CI_REASON = "CI workflows run with the repository's secrets and deploy rights; change them by hand, not through an agent.";
 const SECRET_REASON = "Secrets and credentials never go through an agent's change.";

@@ -30,13 +30,12 @@ export const ACTION_LABELS: Readonly<Record<PolicyAction, string>> = Object.free
 });
 
 /** Only what evaluation reads of a file; a FileChange fits. */
-export type FileFact = Pick<FileChange, 'path' | 'additions' | 'deletions'> & Partial<Pick<FileChange, 'oldPath' | 'status' | 'binary'>>;
+type FileFact = Pick<FileChange, 'path' | 'additions' | 'deletions'> & Partial<Pick<FileChange, 'oldPath' | 'status' | 'binary'>>;
 /** Only what evaluation reads of a task run; a TaskEvidence fits. */
-export type TaskFact = Pick<TaskEvidence, 'id' | 'outcome'> &
-  Partial<Pick<TaskEvidence, 'required' | 'isolation' | 'networkMode' | 'command'>>;
-export type FlagFact = Pick<Flag, 'kind'> & Partial<Pick<Flag, 'path' | 'detail'>>;
+type TaskFact = Pick<TaskEvidence, 'id' | 'outcome'> & Partial<Pick<TaskEvidence, 'required' | 'isolation' | 'networkMode' | 'command'>>;
+type FlagFact = Pick<Flag, 'kind'> & Partial<Pick<Flag, 'path' | 'detail'>>;
 
-export interface ApprovalFact {
+interface ApprovalFact {
   by: string;
   /** The approver is the change's author (counts for nothing when self-approval is forbidden). */
   isAuthor?: boolean;

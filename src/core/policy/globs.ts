@@ -6,7 +6,7 @@ import picomatch from 'picomatch';
  * `.github` or `.env` would be a hole); unbalanced brackets are errors rather
  * than literals, so a typo is reported instead of silently matching nothing.
  */
-export const GLOB_OPTIONS: picomatch.PicomatchOptions = Object.freeze({ dot: true, strictBrackets: true, windows: false });
+const GLOB_OPTIONS: picomatch.PicomatchOptions = Object.freeze({ dot: true, strictBrackets: true, windows: false });
 
 /** Why a glob cannot be used in a policy, or undefined when it is fine. */
 export function globProblem(glob: string): string | undefined {

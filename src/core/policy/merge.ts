@@ -12,8 +12,7 @@ import {
 } from './schema';
 
 /** Where a policy comes from, from the top down. A lower level may only restrict. */
-export const POLICY_LEVELS = ['builtin', 'org', 'repository', 'user'] as const;
-export type PolicyLevel = (typeof POLICY_LEVELS)[number];
+type PolicyLevel = 'builtin' | 'org' | 'repository' | 'user';
 /** `default`: no level set the field; the schema's default applies. */
 export type PolicyOrigin = PolicyLevel | 'default';
 
@@ -24,7 +23,7 @@ export interface PolicyLayer {
   source?: string;
 }
 
-export interface LayerInfo {
+interface LayerInfo {
   level: PolicyLevel;
   policyRef: string;
   source?: string;
@@ -32,7 +31,7 @@ export interface LayerInfo {
 }
 
 /** A lower level's attempt to loosen a field: ignored, and reported. */
-export interface Widening {
+interface Widening {
   level: PolicyLevel;
   field: string;
   attempted: unknown;
@@ -324,7 +323,7 @@ export function mergePolicies(base: PolicyLayer, overlays: readonly PolicyLayer[
   };
 }
 
-export function hashPolicy(policy: ResolvedPolicy): string {
+function hashPolicy(policy: ResolvedPolicy): string {
   return createHash('sha256')
     .update(canonicalize(policy) ?? '')
     .digest('hex');

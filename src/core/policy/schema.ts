@@ -107,7 +107,7 @@ const KillSwitchSchema = z.strictObject({
 });
 
 const HOST = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:\d{1,5})?$/;
-export const PreparationNetworkSchema = z.union(
+const PreparationNetworkSchema = z.union(
   [
     z.enum(['none', 'open']),
     z.strictObject({ registries: z.array(z.string().regex(HOST, { error: 'expected a host name such as registry.npmjs.org' })).min(1) }),
@@ -121,7 +121,7 @@ const RequiredTaskSchema = z.strictObject({
   command: nonEmpty.max(4000),
   timeoutSeconds: positiveInt.optional(),
 });
-export type RequiredTask = z.output<typeof RequiredTaskSchema>;
+type RequiredTask = z.output<typeof RequiredTaskSchema>;
 
 const SandboxSchema = z.strictObject({
   network: z
@@ -189,7 +189,7 @@ const LanesSchema = z.strictObject({
   pullRequests: PullRequestsSchema.optional(),
 });
 
-export const PathRuleSchema = z.strictObject({
+const PathRuleSchema = z.strictObject({
   glob: GlobSchema,
   effect: EffectSchema,
   reason: nonEmpty.max(500),
@@ -202,7 +202,7 @@ const SecretPatternSchema = z
     const { errors } = compileSecretPatterns([entry]);
     if (errors.length) ctx.addIssue({ code: 'custom', path: ['pattern'], message: errors[0]!, input: entry.pattern });
   });
-export type SecretPatternRule = z.output<typeof SecretPatternSchema>;
+type SecretPatternRule = z.output<typeof SecretPatternSchema>;
 
 const stopConditionShape = Object.fromEntries(STOP_CONDITIONS.map((key) => [key, EffectSchema.optional()])) as {
   [K in StopCondition]: z.ZodOptional<typeof EffectSchema>;
@@ -232,7 +232,7 @@ const documentShape = {
  */
 export const PolicyDocumentSchema = z.strictObject(documentShape);
 export type PolicyDocument = z.output<typeof PolicyDocumentSchema>;
-export type PolicyMetadata = PolicyDocument['metadata'];
+type PolicyMetadata = PolicyDocument['metadata'];
 
 /** The same document where metadata may be left out (a repository or user overlay). */
 const OverlayDocumentSchema = z.strictObject({ ...documentShape, metadata: MetadataSchema.optional() });
@@ -373,14 +373,14 @@ export function parseOverlayObject(value: unknown, sourceName: string, metadata:
 }
 
 /** `lanes.sandbox.requiredTasks[0].id`; the root is "(document)". */
-export function formatPath(path: readonly PropertyKey[]): string {
+function formatPath(path: readonly PropertyKey[]): string {
   if (!path.length) return '(document)';
   let text = '';
   for (const key of path) text += typeof key === 'number' ? `[${key}]` : `${text ? '.' : ''}${String(key)}`;
   return text;
 }
 
-export function describeValue(value: unknown): string {
+function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);

@@ -76,7 +76,7 @@ const CasesFileSchema = z.strictObject({
   cases: z.array(CaseSchema).min(1),
 });
 
-export interface CaseResult {
+interface CaseResult {
   name: string;
   passed: boolean;
   expected: { effect: Effect; reason?: string };
@@ -106,7 +106,7 @@ function toFacts(input: z.output<typeof FactsInput>): ChangeFacts {
 }
 
 /** The text a case's expected reason is matched against: the explanation and every matched rule. */
-export function decisionText(decision: DecisionRecord): string {
+function decisionText(decision: DecisionRecord): string {
   return [decision.explanation, ...decision.matchedRules.map((rule) => `${rule.rule}: ${rule.reason ?? ''}`)].join('\n');
 }
 

@@ -23,7 +23,7 @@ export interface FetchLimits {
   maxRedirects: number;
 }
 
-export const DEFAULT_FETCH_LIMITS: Readonly<FetchLimits> = Object.freeze({ timeoutMs: 10_000, maxBytes: 1024 * 1024, maxRedirects: 5 });
+const DEFAULT_FETCH_LIMITS: Readonly<FetchLimits> = Object.freeze({ timeoutMs: 10_000, maxBytes: 1024 * 1024, maxRedirects: 5 });
 
 const SIGNATURE_MAX_BYTES = 4096;
 
@@ -98,7 +98,7 @@ export function parsePublicKey(text: string): { ok: true; key: KeyObject } | { o
 }
 
 /** `ed25519=<base64>` (or bare base64, in a .sig file) → the 64 signature bytes. */
-export function parseSignature(value: string, allowBare: boolean): Buffer | undefined {
+function parseSignature(value: string, allowBare: boolean): Buffer | undefined {
   const trimmed = value.trim();
   const match = /^ed25519=(\S+)$/i.exec(trimmed) ?? (allowBare ? /^(\S+)$/.exec(trimmed) : null);
   if (!match || !/^[A-Za-z0-9+/]+={0,2}$/.test(match[1]!)) return undefined;
@@ -106,7 +106,7 @@ export function parseSignature(value: string, allowBare: boolean): Buffer | unde
   return bytes.length === 64 ? bytes : undefined;
 }
 
-export function verifyPolicySignature(body: Buffer, signature: Buffer, key: KeyObject): boolean {
+function verifyPolicySignature(body: Buffer, signature: Buffer, key: KeyObject): boolean {
   try {
     return verify(null, body, key, signature);
   } catch {
