@@ -57,6 +57,7 @@ const ApprovalSchema = z.object({
   evidenceHash: z.string(),
   invalidated: z.object({ at: z.string(), reason: z.string() }).optional(),
 });
+export type Approval = z.infer<typeof ApprovalSchema>;
 
 const RequestedChangesSchema = z.object({ at: z.string(), by: z.string(), comment: z.string() });
 
