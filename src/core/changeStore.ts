@@ -11,6 +11,7 @@ export interface ChangePersistence {
   write(contents: string): Promise<void>;
 }
 
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export class ChangeStoreError extends LaneError {
   override name = 'ChangeStoreError';
   constructor(message: string, options: { cause?: unknown } = {}) {

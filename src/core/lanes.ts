@@ -1,6 +1,7 @@
 import { type Actor, type Change, type ChangeStatus, type ClosedReason, LANE_LABELS } from './change';
 
 /** Everything that can happen to a change's lane. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export const LANE_EVENTS = [
   'promote',
   'sendBack',
@@ -110,13 +111,9 @@ function illegalReason(change: Change, event: LaneEvent): string {
 }
 
 /** The lane an event would move a change to, or undefined when illegal. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function targetOf(lane: ChangeStatus, event: LaneEvent): ChangeStatus | undefined {
   return TRANSITIONS[lane]?.[event]?.to;
-}
-
-/** Whether an event is legal in this lane, ignoring the change's own guards. */
-export function isLegal(lane: ChangeStatus, event: LaneEvent): boolean {
-  return targetOf(lane, event) !== undefined;
 }
 
 /**

@@ -6,13 +6,3 @@ export interface Logger {
   warn(message: string, ...args: unknown[]): void;
   error(message: string | Error, ...args: unknown[]): void;
 }
-
-/** For tests and the command line: writes to stderr, or nothing. */
-export function consoleLogger(quiet = false): Logger {
-  const write =
-    (level: string) =>
-    (message: string | Error, ...args: unknown[]) => {
-      if (!quiet) console.error(`[${level}]`, message instanceof Error ? message.message : message, ...args);
-    };
-  return { trace: () => undefined, debug: () => undefined, info: write('info'), warn: write('warn'), error: write('error') };
-}

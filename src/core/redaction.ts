@@ -26,6 +26,7 @@ export interface SecretMatch {
 }
 
 /** Shannon entropy in bits per character. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function shannonEntropy(text: string): number {
   if (!text) return 0;
   const counts = new Map<string, number>();
@@ -410,6 +411,7 @@ function keyWords(key: string): string[] {
 }
 
 /** Keys whose string values are secrets whatever they look like (apiKey, GITHUB_TOKEN, client_secret, SECRET_VALUE...). */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function isSensitiveKey(key: string): boolean {
   const words = keyWords(key);
   if (words.length === 0 || DESCRIBING_WORDS.has(words[words.length - 1]!)) return false;

@@ -31,7 +31,7 @@ const SHOW_LOG = 'Show Log';
  * policy's explanation; any other LaneError its message, with its actions as
  * buttons; anything else is logged with its details and shown with "Show Log".
  */
-export function showError(
+function showError(
   logger: Logger,
   error: unknown,
   doing: string,

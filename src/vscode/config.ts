@@ -6,7 +6,7 @@ import type { SandboxSettings } from '../infra/lanes/sandbox/sandboxLane';
 import { SETTINGS_SECTION, SettingKeys, settingName } from './settingKeys';
 
 /** agentLanes.sandbox.defaultImage when unset; package.json declares the same default. */
-export const DEFAULT_SANDBOX_IMAGE = 'mcr.microsoft.com/devcontainers/base:bookworm';
+const DEFAULT_SANDBOX_IMAGE = 'mcr.microsoft.com/devcontainers/base:bookworm';
 
 const ScalarsSchema = z.object({
   policyEndpoint: z.string().default(''),

@@ -1,6 +1,5 @@
 /** Identifiers shared by package.json and the code; test/unit/manifest.test.ts keeps them in step with package.json. */
 export const EXTENSION_ID = 'agent-lanes.agent-lanes';
-export const VIEW_CONTAINER_ID = 'agentLanes';
 export const LANES_VIEW_ID = 'agentLanes.lanes';
 
 export const Commands = {

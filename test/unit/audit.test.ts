@@ -9,13 +9,26 @@ import {
   hashEvent,
   parseAuditLine,
   sealEvent,
-  verifyLines,
-  verifyText,
   type AuditAction,
   type AuditEvent,
   type VerifyFailure,
+  type VerifyOptions,
   type VerifyResult,
 } from '../../src/core/audit/audit';
+
+/** The lines through the verifier's text path (without terminators; a final empty string is a blank line). */
+function verifyLines(lines: readonly string[], options: VerifyOptions = {}): VerifyResult {
+  const verifier = new AuditChainVerifier(options);
+  for (const line of lines) verifier.push(line);
+  return verifier.finish();
+}
+
+/** A log's text through the verifier's text path. */
+function verifyText(text: string, options: VerifyOptions = {}): VerifyResult {
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  return verifyLines(lines, options);
+}
 
 const REPO = 'a'.repeat(64);
 const OTHER_REPO = 'b'.repeat(64);

@@ -3,13 +3,22 @@ import { spawn } from 'node:child_process';
 import { appendFile, mkdir, mkdtemp, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseAuditLine, verifyText, type AuditEvent } from '../../src/core/audit/audit';
+import { AuditChainVerifier, parseAuditLine, type AuditEvent, type VerifyOptions, type VerifyResult } from '../../src/core/audit/audit';
 import { LaneError } from '../../src/core/errors';
 import { compileSecretPatterns } from '../../src/core/redaction';
 import { AuditLogError } from '../../src/infra/audit/auditLogError';
 import { AuditLog, redactWithPolicyPatterns, repairAuditFile, verifyAuditFile } from '../../src/infra/audit/log';
 import { PolicyService } from '../../src/infra/policy/policyService';
 import { SECRET_SAMPLES } from './redactionSamples';
+
+/** A log's text through the verifier's text path. */
+function verifyText(text: string, options: VerifyOptions = {}): VerifyResult {
+  const verifier = new AuditChainVerifier(options);
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  for (const line of lines) verifier.push(line);
+  return verifier.finish();
+}
 
 const REPO = '1'.repeat(64);
 const user = { type: 'user', id: 'dev' } as const;

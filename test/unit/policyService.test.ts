@@ -4,15 +4,15 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { consoleLogger } from '../../src/core/logger';
+import { consoleLogger } from './support/consoleLogger';
 import {
   PolicyDeniedError,
   PolicyService,
-  readRepositoryPolicy,
   type KillSwitchChange,
   type PolicySettings,
   type PolicyState,
 } from '../../src/infra/policy/policyService';
+import { readRepositoryPolicy } from '../../src/infra/policy/repositoryPolicy';
 import { GOOD_POLICY, PolicyServer, signBody } from './support/policyServer';
 
 const quiet = consoleLogger(true);

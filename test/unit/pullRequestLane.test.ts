@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Change } from '../../src/core/change';
 import { hashEvidence } from '../../src/core/evidence';
-import { consoleLogger } from '../../src/core/logger';
+import { consoleLogger } from './support/consoleLogger';
 import { IN_TOTO_STATEMENT_TYPE } from '../../src/core/pullRequest/body';
 import { verifyAuditFile } from '../../src/infra/audit/log';
 import { GitHubError } from '../../src/infra/github/client';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { normalizeWorktreePath } from '../../src/core/draft/worktreePaths';
-import { WorktreeFiles, WorktreePathError, realpathOfNearestExisting } from '../../src/infra/draft/worktreeFiles';
+import { WorktreePathError, normalizeWorktreePath } from '../../src/core/draft/worktreePaths';
+import { WorktreeFiles, realpathOfNearestExisting } from '../../src/infra/draft/worktreeFiles';
 import { cleanupTemp, makeRepo, runGit, tempDir, writeFiles } from './support/draftRepo';
 
 /** A lane worktree (with its .git file) and a folder outside it that must stay untouched. */

@@ -11,6 +11,7 @@ import { ActorSchema, type Actor } from '../change';
  */
 
 /** Every action the product records. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export const AUDIT_ACTIONS = [
   'audit.created',
   'audit.repaired',
@@ -39,15 +40,17 @@ export const AUDIT_ACTIONS = [
   'cleanup',
   'workspaceTrust.change',
 ] as const;
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** prevHash of the first event. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export const GENESIS_HASH = '0'.repeat(64);
-export const AUDIT_FORMAT_VERSION = 1;
+const AUDIT_FORMAT_VERSION = 1;
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
-export const AuditEventSchema = z.looseObject({
+const AuditEventSchema = z.looseObject({
   seq: z.number().int().positive(),
   at: z.iso.datetime({ message: 'a UTC ISO time such as 2026-11-21T10:00:00.000Z' }),
   actor: ActorSchema,
@@ -89,6 +92,7 @@ function canonical(value: unknown): string {
 }
 
 /** SHA-256 hex over the RFC 8785 canonical form of the event without `hash`. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function hashEvent(event: UnhashedAuditEvent | AuditEvent): string {
   const { hash: _ignored, ...rest } = event as AuditEvent;
   return sha256Hex(canonical(rest));
@@ -125,21 +129,10 @@ export function genesisDetails(repoKey: string): Record<string, unknown> {
   return { repoKey, formatVersion: AUDIT_FORMAT_VERSION };
 }
 
-export const AUDIT_PROBLEMS = [
-  'edited',
-  'deleted',
-  'inserted',
-  'reordered',
-  'truncated',
-  'rewritten',
-  'torn',
-  'notJson',
-  'invalid',
-  'foreignRepository',
-] as const;
-export type AuditProblem = (typeof AUDIT_PROBLEMS)[number];
+export type AuditProblem =
+  'edited' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'rewritten' | 'torn' | 'notJson' | 'invalid' | 'foreignRepository';
 
-export interface AuditCheckpoint {
+interface AuditCheckpoint {
   count: number;
   headHash: string;
   exportedAt?: string;
@@ -152,7 +145,7 @@ export interface VerifyOptions {
   checkpoint?: AuditCheckpoint;
 }
 
-export interface VerifyOk {
+interface VerifyOk {
   ok: true;
   count: number;
   headHash: string;
@@ -652,27 +645,8 @@ export class AuditChainVerifier {
   }
 }
 
-/** Verifies a whole log given as lines (without terminators; a final empty string is ignored). */
-export function verifyLines(lines: readonly string[], options: VerifyOptions = {}): VerifyResult {
-  const verifier = new AuditChainVerifier(options);
-  for (const line of lines) verifier.push(line);
-  return verifier.finish();
-}
-
-/** Verifies a log's text. */
-export function verifyText(text: string, options: VerifyOptions = {}): VerifyResult {
-  const lines = text.split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
-  return verifyLines(lines, options);
-}
-
 /** Parses one stored line; undefined when it is not an intact audit event. */
 export function parseAuditLine(raw: string): AuditEvent | undefined {
   const line = parseLine(raw.endsWith('\r') ? raw.slice(0, -1) : raw, 0);
   return line.event && line.selfHashOk ? line.event : undefined;
-}
-
-export function describeVerifyResult(result: VerifyResult): string {
-  if (result.ok) return `OK: ${result.count} events, head hash ${result.headHash}`;
-  return `BROKEN at seq ${result.seq} (line ${result.lineNumber}): ${result.problem}. ${result.message}`;
 }

@@ -3,9 +3,7 @@ import { z } from 'zod';
 /** The setting that lists CLI agents. */
 export const AGENTS_SETTING = 'agentLanes.agents';
 
-export const PLACEHOLDERS = ['{prompt}', '{promptFile}', '{worktree}'] as const;
-
-export const AgentConfigSchema = z.strictObject({
+const AgentConfigSchema = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an id of letters, digits, ".", "_" or "-" (at most 64)'),
   label: z.string().min(1).max(100),
   command: z.array(z.string()).min(1, 'at least the program to run').max(200),

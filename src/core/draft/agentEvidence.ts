@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { type AgentReport, AgentReportSchema } from '../evidence';
 
 /** Larger evidence files are refused unread. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export const MAX_AGENT_REPORT_BYTES = 1024 * 1024;
 
 export type AgentReportParse =

@@ -32,6 +32,7 @@ export interface NumstatEntry {
   deletions: number | null;
 }
 
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export class DiffParseError extends LaneError {
   override name = 'DiffParseError';
   constructor(message: string, options: { cause?: unknown } = {}) {
@@ -185,7 +186,7 @@ export function diffHash(raw: readonly RawDiffEntry[]): string {
 // Flags
 
 /** Security-sensitive paths flagged when policy gives no list: auth, crypto, secrets, CI. */
-export const DEFAULT_SENSITIVE_PATHS: readonly string[] = Object.freeze([
+const DEFAULT_SENSITIVE_PATHS: readonly string[] = Object.freeze([
   // auth
   '**/{auth,authn,authz,authentication,authorization,oauth,oauth2,oidc,saml,sso,login,session,sessions,permissions,rbac,acl,iam}/**',
   '**/*{,_,-,.}{auth,authn,authz,authentication,authorization,oidc,saml,sso,login,session,password,passwd,permission,permissions,rbac,acl}{,.*,_*,-*}',
@@ -224,14 +225,14 @@ export const DEFAULT_SENSITIVE_PATHS: readonly string[] = Object.freeze([
   'cloudbuild.{yml,yaml}',
 ]);
 
-export const SANDBOX_CONFIG_PATHS: readonly string[] = Object.freeze([
+const SANDBOX_CONFIG_PATHS: readonly string[] = Object.freeze([
   '.devcontainer/**',
   '.devcontainer.json',
   '.lanes/lanes.yaml',
   '.lanes/lanes.yml',
 ]);
-export const POLICY_FILE_PATHS: readonly string[] = Object.freeze(['.lanes/policy.yaml', '.lanes/policy.yml']);
-export const AGENT_INSTRUCTION_PATHS: readonly string[] = Object.freeze([
+const POLICY_FILE_PATHS: readonly string[] = Object.freeze(['.lanes/policy.yaml', '.lanes/policy.yml']);
+const AGENT_INSTRUCTION_PATHS: readonly string[] = Object.freeze([
   '**/AGENTS.md',
   '**/CLAUDE.md',
   '**/GEMINI.md',
@@ -244,7 +245,7 @@ export const AGENT_INSTRUCTION_PATHS: readonly string[] = Object.freeze([
   '.clinerules',
 ]);
 
-export interface ScopeLimits {
+interface ScopeLimits {
   /** More files than this is unusual. */
   maxFiles: number;
   /** More distinct top-level folders than this is unusual. */
@@ -253,9 +254,9 @@ export interface ScopeLimits {
   maxChangedLines: number;
 }
 
-export const DEFAULT_SCOPE_LIMITS: ScopeLimits = Object.freeze({ maxFiles: 100, maxTopLevelDirs: 6, maxChangedLines: 5_000 });
-export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
-export const DEFAULT_MAX_FLAGS_PER_KIND = 50;
+const DEFAULT_SCOPE_LIMITS: ScopeLimits = Object.freeze({ maxFiles: 100, maxTopLevelDirs: 6, maxChangedLines: 5_000 });
+const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
+const DEFAULT_MAX_FLAGS_PER_KIND = 50;
 
 export interface DiffAnalysisOptions {
   /** Globs (picomatch, case-insensitive, dot files included) from policy; default DEFAULT_SENSITIVE_PATHS. */
@@ -291,13 +292,13 @@ export interface DiffAnalysis {
 }
 
 /** `..`, `.` or empty components, or an absolute path: none of which git stores, so someone crafted it. */
-export function hasTraversal(path: string): boolean {
+function hasTraversal(path: string): boolean {
   if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) return true;
   return path.split(/[\\/]/).some((part) => part === '..');
 }
 
 /** A `.git` component, including the spellings other file systems treat as `.git`. */
-export function hasGitComponent(path: string): boolean {
+function hasGitComponent(path: string): boolean {
   return path.split(/[\\/]/).some(isGitComponent);
 }
 

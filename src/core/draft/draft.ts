@@ -2,7 +2,7 @@ import type { Change } from '../change';
 import { LaneError } from '../errors';
 
 /** Every lane branch lives under this prefix; nothing else in the repository is ever deleted. */
-export const LANE_BRANCH_PREFIX = 'lanes/';
+const LANE_BRANCH_PREFIX = 'lanes/';
 
 const CHANGE_ID = /^[0-9a-f]{8}$/;
 
@@ -65,6 +65,7 @@ export function isLaneBranch(branch: string | undefined): boolean {
 }
 
 /** The change id a lane branch or folder name starts with, if any. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function changeIdFromLaneName(name: string): string | undefined {
   const bare = name.startsWith(LANE_BRANCH_PREFIX) ? name.slice(LANE_BRANCH_PREFIX.length) : name;
   const match = /^([0-9a-f]{8})(?:-|$)/.exec(bare);
@@ -74,8 +75,7 @@ export function changeIdFromLaneName(name: string): string | undefined {
 // ---------------------------------------------------------------------------
 // Starting a draft in a repository that is not at rest
 
-export const GIT_OPERATIONS = ['merge', 'rebase', 'cherryPick', 'revert', 'bisect'] as const;
-export type GitOperation = (typeof GIT_OPERATIONS)[number];
+export type GitOperation = 'merge' | 'rebase' | 'cherryPick' | 'revert' | 'bisect';
 
 export interface RepositoryState {
   /** The checked-out branch, or undefined when HEAD is detached. */
@@ -152,7 +152,7 @@ export function assessDraftStart(state: RepositoryState, explicitBase: boolean):
 // ---------------------------------------------------------------------------
 // The prompt an agent receives
 
-export interface RequestedChange {
+interface RequestedChange {
   body: string;
   path?: string;
   line?: number;
@@ -224,8 +224,7 @@ export interface ReconcileInput {
   strayFolders: readonly { path: string; hasFiles: boolean }[];
 }
 
-export const RECONCILE_KINDS = ['worktreeMissing', 'halfCreated', 'orphanWorktree', 'orphanBranch', 'strayFolder'] as const;
-export type ReconcileKind = (typeof RECONCILE_KINDS)[number];
+type ReconcileKind = 'worktreeMissing' | 'halfCreated' | 'orphanWorktree' | 'orphanBranch' | 'strayFolder';
 
 /** What the user may do about a finding; each is carried out by infra's applyReconcileAction. */
 export type ReconcileAction = 'restoreWorktree' | 'prune' | 'removeWorktree' | 'deleteBranch' | 'removeFolder';

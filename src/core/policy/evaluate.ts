@@ -124,6 +124,7 @@ interface CompiledPolicy {
 const compiledCache = new WeakMap<EffectivePolicy, CompiledPolicy>();
 
 /** Builds (once per effective policy) the glob indexes evaluation uses. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function compilePolicy(effective: EffectivePolicy): CompiledPolicy {
   const cached = compiledCache.get(effective);
   if (cached) return cached;
@@ -545,6 +546,7 @@ function checkApprovals(effective: EffectivePolicy, facts: ChangeFacts, findings
 }
 
 /** The evidence fields an evidence record has, as policy names them. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function presentEvidenceFields(evidence: Evidence): EvidenceField[] {
   const present: EvidenceField[] = [];
   const report = evidence.agentReport;

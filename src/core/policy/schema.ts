@@ -230,6 +230,7 @@ const documentShape = {
  * field means "no opinion" (a lower level that omits a field leaves the
  * higher level's value alone). Defaults are filled in only for the base level.
  */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export const PolicyDocumentSchema = z.strictObject(documentShape);
 export type PolicyDocument = z.output<typeof PolicyDocumentSchema>;
 type PolicyMetadata = PolicyDocument['metadata'];
@@ -353,6 +354,7 @@ export function parsePolicy(text: string, sourceName: string, options: ParseOpti
  * Validates a policy that is already a value (from settings, or parsed JSON).
  * `locate` maps a field path to a line and column for the messages.
  */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function parsePolicyObject(value: unknown, sourceName: string, options: ParseOptions = {}, locate?: Locate): ParseResult {
   const schema = options.defaultMetadata ? OverlayDocumentSchema : PolicyDocumentSchema;
   const parsed = schema.safeParse(value, { reportInput: true });

@@ -10,18 +10,21 @@ import { riskLevel, type RiskLevel } from './risk';
  * body stays under GitHub's 65,536-character limit.
  */
 
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export const IN_TOTO_STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export const PROVENANCE_PREDICATE_TYPE = 'https://agentlanes.dev/provenance/v1';
 /** GitHub refuses a longer pull request body. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export const GITHUB_BODY_LIMIT = 65_536;
 
-export interface PolicyIdentity {
+interface PolicyIdentity {
   id: string;
   version: string;
   hash: string;
 }
 
-export interface ApprovalIdentity {
+interface ApprovalIdentity {
   by: string;
   at: string;
   diffHash: string;
@@ -47,7 +50,7 @@ export interface PullRequestBodyInput {
   maxLength?: number;
 }
 
-export interface ProvenancePredicate {
+interface ProvenancePredicate {
   change: { id: string; branch: string; base: { ref: string; sha: string }; headSha: string };
   /** SHA-256 of the RFC 8785 form of the redacted evidence below, kept even when the evidence is left out for size. */
   evidenceDigest: { sha256: string };
@@ -60,6 +63,7 @@ export interface ProvenancePredicate {
   generatedAt: string;
 }
 
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export interface InTotoStatement {
   _type: typeof IN_TOTO_STATEMENT_TYPE;
   subject: Array<{ name: string; digest: { gitCommit: string } }>;
@@ -82,11 +86,12 @@ const MAX_FILE_ROWS = 25;
 const MAX_SUMMARY_CHARS = 1_500;
 
 /** The same hash an approval binds (RFC 8785 + SHA-256), over the evidence as placed in the body. */
-export function evidenceDigest(evidence: Evidence): string {
+function evidenceDigest(evidence: Evidence): string {
   return hashEvidence(evidence);
 }
 
 /** Plain text on one line that cannot open HTML, links, emphasis or tables, nor notify anyone. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function escapeInline(text: string): string {
   return (
     text
@@ -101,6 +106,7 @@ export function escapeInline(text: string): string {
 }
 
 /** A code span that holds any text, backticks included (CommonMark: a longer fence). */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function codeSpan(text: string): string {
   const oneLine = text.replace(/\s+/g, ' ');
   const longest = Math.max(0, ...(oneLine.match(/`+/g) ?? []).map((run) => run.length));
@@ -110,6 +116,7 @@ export function codeSpan(text: string): string {
 }
 
 /** A fenced block whose fence is longer than any backtick run inside. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function codeBlock(text: string, language = ''): string {
   const longest = Math.max(0, ...(text.match(/`{3,}/g) ?? []).map((run) => run.length));
   const fence = '`'.repeat(Math.max(3, longest + 1));
@@ -206,7 +213,7 @@ function details(summary: string, content: string): string {
 }
 
 /** The in-toto Statement v1 for a change: subject the head commit, predicate the evidence and what governed it. */
-export function buildProvenanceStatement(
+function buildProvenanceStatement(
   input: Omit<PullRequestBodyInput, 'evidence'> & { evidence: Evidence },
   options: { includeEvidence?: boolean } = {},
 ): InTotoStatement {

@@ -21,10 +21,10 @@ export interface CheckRunInput {
 }
 
 /** none: nothing has reported on the head commit (yet). */
-export type CheckState = 'none' | 'pending' | 'passing' | 'failing';
-export type CheckItemState = Exclude<CheckState, 'none'>;
+type CheckState = 'none' | 'pending' | 'passing' | 'failing';
+type CheckItemState = Exclude<CheckState, 'none'>;
 
-export interface CheckItem {
+interface CheckItem {
   name: string;
   source: 'status' | 'checkRun';
   state: CheckItemState;
@@ -48,6 +48,7 @@ export interface CheckSummary {
 
 const PASSING_CONCLUSIONS = new Set(['success', 'neutral', 'skipped']);
 
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function statusItemState(state: string): CheckItemState {
   if (state === 'success') return 'passing';
   if (state === 'pending') return 'pending';
@@ -55,6 +56,7 @@ export function statusItemState(state: string): CheckItemState {
   return 'failing';
 }
 
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function checkRunItemState(status: string, conclusion: string | null): CheckItemState {
   if (status !== 'completed') return 'pending';
   return conclusion !== null && PASSING_CONCLUSIONS.has(conclusion) ? 'passing' : 'failing';

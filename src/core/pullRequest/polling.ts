@@ -17,6 +17,7 @@ export interface PollScheduleOptions {
   reserveFraction: number;
 }
 
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export const DEFAULT_POLL_SCHEDULE: PollScheduleOptions = {
   initialMs: 15_000,
   maxMs: 5 * 60_000,
@@ -25,7 +26,7 @@ export const DEFAULT_POLL_SCHEDULE: PollScheduleOptions = {
   reserveFraction: 0.2,
 };
 
-export interface RateLimitReading {
+interface RateLimitReading {
   limit: number;
   remaining: number;
   /** Epoch seconds (x-ratelimit-reset). */
@@ -43,7 +44,7 @@ export interface PollContext {
   retryAfterSeconds?: number;
 }
 
-export type PollDelayReason = 'backoff' | 'error' | 'retryAfter' | 'rateLimitBudget' | 'rateLimitExhausted';
+type PollDelayReason = 'backoff' | 'error' | 'retryAfter' | 'rateLimitBudget' | 'rateLimitExhausted';
 
 export interface PollDelay {
   delayMs: number;

@@ -3,7 +3,7 @@ import type { Flag, FlagKind } from '../evidence';
 /** Labels and title of a lane's pull request: pure, so the editor and the CLI agree. */
 
 export type RiskLevel = 'low' | 'medium' | 'high';
-export const RISK_LEVELS: readonly RiskLevel[] = ['low', 'medium', 'high'];
+const RISK_LEVELS: readonly RiskLevel[] = ['low', 'medium', 'high'];
 
 /**
  * What each flag says about risk. high: the change reaches outside its own
@@ -13,6 +13,7 @@ export const RISK_LEVELS: readonly RiskLevel[] = ['low', 'medium', 'high'];
  * large or binary files). A Record over every FlagKind, so a new flag kind
  * does not compile until it has a level.
  */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export const FLAG_RISK: Readonly<Record<FlagKind, RiskLevel>> = Object.freeze({
   secretLike: 'high',
   symlinkEscape: 'high',
@@ -38,10 +39,10 @@ export function riskLevel(flags: readonly Pick<Flag, 'kind'>[]): RiskLevel {
   return RISK_LEVELS[level] ?? 'high';
 }
 
-export const AGENT_GENERATED_LABEL = 'agent-generated';
-export const PULL_REQUEST_LANE_LABEL = 'lane:pull-request';
+const AGENT_GENERATED_LABEL = 'agent-generated';
+const PULL_REQUEST_LANE_LABEL = 'lane:pull-request';
 
-export function riskLabel(level: RiskLevel): string {
+function riskLabel(level: RiskLevel): string {
   return `risk:${level}`;
 }
 
@@ -58,7 +59,7 @@ export function pullRequestLabels(flags: readonly Pick<Flag, 'kind'>[], extra: r
 }
 
 /** GitHub refuses longer titles. */
-export const MAX_TITLE_LENGTH = 256;
+const MAX_TITLE_LENGTH = 256;
 
 /** The change's title with the policy's prefix (e.g. "[agent]"), on one line, within GitHub's limit. */
 export function pullRequestTitle(title: string, prefix = ''): string {

@@ -30,7 +30,7 @@ const FLAG_LABELS: Readonly<Record<FlagKind, string>> = {
   testsDoNotExercise: 'Tests do not exercise the change',
 };
 
-export function flagLabel(kind: string): string {
+function flagLabel(kind: string): string {
   return (FLAG_LABELS as Record<string, string>)[kind] ?? kind;
 }
 
@@ -201,6 +201,7 @@ export function approvalRefusal(facts: ApprovalFacts): string | undefined {
 }
 
 /** GitHub logins and e-mail addresses compare without case. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function sameIdentity(a: string, b: string): boolean {
   return a.trim().toLowerCase() === b.trim().toLowerCase();
 }

@@ -18,7 +18,7 @@ z.config(en());
 
 export const MAX_PATHS_PER_REQUEST = 50;
 export const MAX_COMMENT_LENGTH = 10_000;
-export const MAX_PATH_LENGTH = 4_096;
+const MAX_PATH_LENGTH = 4_096;
 
 const ChangeIdSchema = z.string().check(z.regex(/^[0-9a-f]{8}$/));
 const RequestIdSchema = z.number().check(z.int(), z.minimum(0), z.maximum(2 ** 31));
@@ -32,16 +32,16 @@ const CommentSchema = z.string().check(
 // ---------------------------------------------------------------------------
 // Webview → host
 
-export const ReadyMessageSchema = z.strictObject({ type: z.literal('ready'), changeId: ChangeIdSchema });
+const ReadyMessageSchema = z.strictObject({ type: z.literal('ready'), changeId: ChangeIdSchema });
 /** The webview has drawn the header, the evidence and the file list. */
-export const RenderedMessageSchema = z.strictObject({
+const RenderedMessageSchema = z.strictObject({
   type: z.literal('rendered'),
   changeId: ChangeIdSchema,
   files: z.number().check(z.int(), z.minimum(0)),
   ms: z.number().check(z.minimum(0)),
 });
 /** An error the webview caught, so it reaches the log. */
-export const WebviewErrorMessageSchema = z.strictObject({
+const WebviewErrorMessageSchema = z.strictObject({
   type: z.literal('webviewError'),
   changeId: ChangeIdSchema,
   message: z.string().check(z.maxLength(5_000)),
@@ -50,22 +50,22 @@ export const WebviewErrorMessageSchema = z.strictObject({
 const request = <T extends string, S extends z.core.$ZodLooseShape>(type: T, shape: S) =>
   z.strictObject({ type: z.literal(type), id: RequestIdSchema, changeId: ChangeIdSchema, ...shape });
 
-export const LoadFilesRequestSchema = request('loadFiles', {
+const LoadFilesRequestSchema = request('loadFiles', {
   paths: z.array(PathSchema).check(z.minLength(1), z.maxLength(MAX_PATHS_PER_REQUEST)),
 });
 /** Approves what the reviewer was shown: the hashes of the diff and the evidence on screen. */
-export const ApproveRequestSchema = request('approve', { diffHash: HashSchema, evidenceHash: HashSchema });
-export const RequestChangesRequestSchema = request('requestChanges', { comment: CommentSchema });
+const ApproveRequestSchema = request('approve', { diffHash: HashSchema, evidenceHash: HashSchema });
+const RequestChangesRequestSchema = request('requestChanges', { comment: CommentSchema });
 /** The webview asks for a confirmation step before it sends this. */
-export const RejectRequestSchema = request('reject', {
+const RejectRequestSchema = request('reject', {
   confirmed: z.literal(true),
   comment: z.optional(z.string().check(z.maxLength(MAX_COMMENT_LENGTH))),
 });
-export const OpenFileDiffRequestSchema = request('openFileDiff', { path: PathSchema });
-export const OpenChangesRequestSchema = request('openChanges', {});
-export const RefreshRequestSchema = request('refresh', {});
+const OpenFileDiffRequestSchema = request('openFileDiff', { path: PathSchema });
+const OpenChangesRequestSchema = request('openChanges', {});
+const RefreshRequestSchema = request('refresh', {});
 
-export const WebviewMessageSchema = z.discriminatedUnion('type', [
+const WebviewMessageSchema = z.discriminatedUnion('type', [
   ReadyMessageSchema,
   RenderedMessageSchema,
   WebviewErrorMessageSchema,
@@ -79,16 +79,6 @@ export const WebviewMessageSchema = z.discriminatedUnion('type', [
 ]);
 export type WebviewMessage = z.infer<typeof WebviewMessageSchema>;
 export type WebviewRequest = Extract<WebviewMessage, { id: number }>;
-export type WebviewRequestType = WebviewRequest['type'];
-export const REQUEST_TYPES = [
-  'loadFiles',
-  'approve',
-  'requestChanges',
-  'reject',
-  'openFileDiff',
-  'openChanges',
-  'refresh',
-] as const satisfies readonly WebviewRequestType[];
 
 // ---------------------------------------------------------------------------
 // The review model the host sends
@@ -103,7 +93,7 @@ const field = <T extends z.core.SomeType>(value: T) =>
   ]);
 export type EvidenceFieldView<T> = { state: 'present'; value: T } | { state: 'missing'; required: boolean };
 
-export const TaskViewSchema = z.object({
+const TaskViewSchema = z.object({
   id: z.string(),
   command: z.string(),
   required: z.boolean(),
@@ -121,7 +111,7 @@ export const TaskViewSchema = z.object({
 });
 export type TaskView = z.infer<typeof TaskViewSchema>;
 
-export const DecisionViewSchema = z.object({
+const DecisionViewSchema = z.object({
   action: z.string(),
   effect: z.enum(['allow', 'requireApproval', 'block']),
   explanation: z.string(),
@@ -130,10 +120,10 @@ export const DecisionViewSchema = z.object({
 });
 export type DecisionView = z.infer<typeof DecisionViewSchema>;
 
-export const FlagViewSchema = z.object({ kind: z.string(), label: z.string(), path: z.optional(z.string()), detail: z.string() });
+const FlagViewSchema = z.object({ kind: z.string(), label: z.string(), path: z.optional(z.string()), detail: z.string() });
 export type FlagView = z.infer<typeof FlagViewSchema>;
 
-export const EvidenceViewSchema = z.object({
+const EvidenceViewSchema = z.object({
   state: z.enum(['ok', 'missing', 'invalid']),
   /** Why the evidence is missing or invalid, and what to do. */
   message: z.optional(z.string()),
@@ -194,9 +184,9 @@ export const EVIDENCE_SECTION_TITLES: Readonly<Record<EvidenceSectionKey, string
 };
 
 /** How a file of the diff is shown: text diffs are loaded on demand, the others never rendered. */
-export const FILE_DISPLAYS = ['text', 'binary', 'tooLarge', 'submodule'] as const;
+const FILE_DISPLAYS = ['text', 'binary', 'tooLarge', 'submodule'] as const;
 
-export const FileEntrySchema = z.object({
+const FileEntrySchema = z.object({
   path: z.string(),
   oldPath: z.optional(z.string()),
   status: z.enum(['added', 'modified', 'deleted', 'renamed', 'copied', 'typeChanged', 'unmerged', 'unknown']),
@@ -209,7 +199,7 @@ export const FileEntrySchema = z.object({
 });
 export type FileEntry = z.infer<typeof FileEntrySchema>;
 
-export const DiffViewSchema = z.discriminatedUnion('state', [
+const DiffViewSchema = z.discriminatedUnion('state', [
   z.object({
     state: z.literal('ok'),
     hash: HashSchema,
@@ -224,7 +214,7 @@ export type DiffView = z.infer<typeof DiffViewSchema>;
 
 const ActionStateSchema = z.object({ enabled: z.boolean(), reason: z.optional(z.string()) });
 
-export const ReviewModelSchema = z.object({
+const ReviewModelSchema = z.object({
   changeId: ChangeIdSchema,
   repoName: z.string(),
   title: z.string(),
@@ -259,16 +249,15 @@ export type ReviewModel = z.infer<typeof ReviewModelSchema>;
 // ---------------------------------------------------------------------------
 // File diffs, loaded on demand
 
-export const HunkSchema = z.object({
+const HunkSchema = z.object({
   header: z.string(),
   oldStart: z.number(),
   newStart: z.number(),
   /** Lines with their unified-diff prefix: ' ', '+', '-' or '\\'. */
   lines: z.array(z.string()),
 });
-export type Hunk = z.infer<typeof HunkSchema>;
 
-export const FileDiffSchema = z.discriminatedUnion('kind', [
+const FileDiffSchema = z.discriminatedUnion('kind', [
   z.object({ path: z.string(), kind: z.literal('text'), hunks: z.array(HunkSchema), truncatedLines: z.number() }),
   z.object({ path: z.string(), kind: z.enum(['binary', 'tooLarge', 'submodule', 'empty', 'error']), message: z.string() }),
 ]);
@@ -277,13 +266,13 @@ export type FileDiff = z.infer<typeof FileDiffSchema>;
 // ---------------------------------------------------------------------------
 // Host → webview
 
-export const ModelMessageSchema = z.object({ type: z.literal('model'), model: ReviewModelSchema });
-export const NoticeMessageSchema = z.object({
+const ModelMessageSchema = z.object({ type: z.literal('model'), model: ReviewModelSchema });
+const NoticeMessageSchema = z.object({
   type: z.literal('notice'),
   level: z.enum(['info', 'warning', 'error']),
   message: z.string(),
 });
-export const ResponseMessageSchema = z.discriminatedUnion('ok', [
+const ResponseMessageSchema = z.discriminatedUnion('ok', [
   z.object({
     type: z.literal('response'),
     id: RequestIdSchema,
@@ -295,7 +284,7 @@ export const ResponseMessageSchema = z.discriminatedUnion('ok', [
 ]);
 export type ResponseMessage = z.infer<typeof ResponseMessageSchema>;
 
-export const HostMessageSchema = z.union([ModelMessageSchema, NoticeMessageSchema, ResponseMessageSchema]);
+const HostMessageSchema = z.union([ModelMessageSchema, NoticeMessageSchema, ResponseMessageSchema]);
 export type HostMessage = z.infer<typeof HostMessageSchema>;
 
 // ---------------------------------------------------------------------------
@@ -313,7 +302,7 @@ export const ReviewPanelStateSchema = z.object({
 export type ReviewPanelState = z.infer<typeof ReviewPanelStateSchema>;
 
 /** One readable line for the log: where the message failed to parse and why. */
-export function describeParseError(error: z.core.$ZodError): string {
+function describeParseError(error: z.core.$ZodError): string {
   return error.issues
     .slice(0, 3)
     .map((issue) => `${issue.path.length ? issue.path.map(String).join('.') : '(message)'}: ${issue.message}`)

@@ -17,6 +17,7 @@ const TEST_FILE_GLOBS = [
 
 const isTestPath = picomatch(TEST_FILE_GLOBS, { dot: true });
 
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function isTestFile(path: string): boolean {
   return isTestPath(path);
 }

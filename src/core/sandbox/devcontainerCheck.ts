@@ -29,7 +29,7 @@ export interface DevcontainerAllowances {
   allowInitializeCommand?: boolean;
 }
 
-export interface SandboxWidening {
+interface SandboxWidening {
   /** Where in devcontainer.json, e.g. `runArgs: --privileged` or `mounts[0]`. */
   where: string;
   /** Why it widens the sandbox. */
@@ -39,7 +39,7 @@ export interface SandboxWidening {
 }
 
 /** A bind or volume mount the configuration asks for, allowed by policy. */
-export interface RequestedMount {
+interface RequestedMount {
   where: string;
   type: string;
   source: string;
@@ -70,7 +70,7 @@ export interface DevcontainerCheck {
   workspaceFolder?: string;
 }
 
-export interface DevcontainerSyntaxError {
+interface DevcontainerSyntaxError {
   kind: 'syntaxError';
   fileName: string;
   line: number;
@@ -172,6 +172,7 @@ function offsetToPosition(text: string, offset: number): { line: number; column:
 }
 
 /** Memory sizes as the engines take them: `512m`, `2g`, `1073741824`, `1.5GB`. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function parseMemory(value: string): number | undefined {
   const match = /^(\d+(?:\.\d+)?)\s*([bkmg])?b?$/i.exec(value.trim());
   if (!match) return undefined;
@@ -202,6 +203,7 @@ function normaliseCapability(name: string): string {
 }
 
 /** `type=bind,source=/a,target=/b,readonly` or `/a:/b:ro` into its parts. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function parseMountSpec(spec: string, shortForm: boolean): { type: string; source: string; target: string; readonly: boolean } {
   if (shortForm && !spec.includes('=')) {
     const [source = '', target = '', options = ''] = spec.split(':');

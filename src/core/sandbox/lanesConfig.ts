@@ -39,7 +39,6 @@ const LanesTaskSchema = z.strictObject({
   /** A failing required task blocks promotion to Review; default true. */
   required: z.boolean().optional(),
 });
-export type LanesTask = z.infer<typeof LanesTaskSchema>;
 
 const LanesConfigSchema = z.strictObject({
   tasks: z

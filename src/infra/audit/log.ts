@@ -389,10 +389,7 @@ export function redactWithPolicyPatterns(log: AuditLog, policy: { readonly effec
 }
 
 /** Reads every intact event of a log file and verifies it in the same pass. */
-export async function readAuditFile(
-  file: string,
-  options: VerifyOptions = {},
-): Promise<{ events: AuditEvent[]; problems: VerifyFailure[] }> {
+async function readAuditFile(file: string, options: VerifyOptions = {}): Promise<{ events: AuditEvent[]; problems: VerifyFailure[] }> {
   const verifier = new AuditChainVerifier(options);
   const events: AuditEvent[] = [];
   await forEachLine(

@@ -48,7 +48,7 @@ export interface AuditSinkOptions {
   random?: () => number;
 }
 
-export type SinkState = 'idle' | 'sending' | 'waiting' | 'passive' | 'stopped';
+type SinkState = 'idle' | 'sending' | 'waiting' | 'passive' | 'stopped';
 
 export interface SinkStatus {
   state: SinkState;

@@ -10,6 +10,7 @@ import { type PromptInput, composePrompt } from '../../core/draft/draft';
 import { environmentWithoutGitRedirects } from '../git/gitProcess';
 import { LaneError } from '../../core/errors';
 
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export class AgentRunError extends LaneError {
   override name = 'AgentRunError';
   constructor(message: string, options: { cause?: unknown } = {}) {
@@ -17,7 +18,7 @@ export class AgentRunError extends LaneError {
   }
 }
 
-export type AgentOutcome = 'succeeded' | 'failed' | 'timedOut' | 'cancelled' | 'notFound';
+type AgentOutcome = 'succeeded' | 'failed' | 'timedOut' | 'cancelled' | 'notFound';
 
 export interface AgentRunResult {
   outcome: AgentOutcome;

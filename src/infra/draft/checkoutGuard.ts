@@ -73,6 +73,7 @@ export async function snapshotCheckout(repoRoot: string): Promise<CheckoutSnapsh
 const MAX_DIFFERENCES = 50;
 
 /** Compares two snapshots of the same checkout. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function compareCheckoutSnapshots(before: CheckoutSnapshot, after: CheckoutSnapshot): CheckoutVerdict {
   const differences: string[] = [];
   if (before.headSha !== after.headSha)

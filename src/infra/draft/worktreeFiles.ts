@@ -3,8 +3,6 @@ import { lstat, mkdir, open, readdir, realpath, rm, rmdir, unlink } from 'node:f
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { WorktreePathError, isGitComponent, normalizeWorktreePath } from '../../core/draft/worktreePaths';
 
-export { WorktreePathError } from '../../core/draft/worktreePaths';
-
 /** Whether `path` lies inside `folder` (both real paths). */
 export function isInsideFolder(folder: string, path: string, allowEqual = false): boolean {
   const inside = relative(folder, path);
@@ -37,7 +35,7 @@ export interface WorktreeFileLimits {
   maxListEntries: number;
 }
 
-export const DEFAULT_WORKTREE_FILE_LIMITS: WorktreeFileLimits = Object.freeze({
+const DEFAULT_WORKTREE_FILE_LIMITS: WorktreeFileLimits = Object.freeze({
   maxReadBytes: 1024 * 1024,
   maxWriteBytes: 1024 * 1024,
   maxListEntries: 2_000,

@@ -73,7 +73,7 @@ function shellQuote(value: string): string {
 }
 
 /** Parses `git config --list --show-scope --show-origin -z`. */
-export function parseConfigListing(output: string, cwd: string): ConfigEntry[] {
+function parseConfigListing(output: string, cwd: string): ConfigEntry[] {
   const fields = output.split('\0');
   const entries: ConfigEntry[] = [];
   for (let i = 0; i + 2 < fields.length; i += 3) {
@@ -88,7 +88,7 @@ export function parseConfigListing(output: string, cwd: string): ConfigEntry[] {
 }
 
 /** The config overrides that neutralise the repository's program-running keys, from a config listing. */
-export function overridesFor(entries: readonly ConfigEntry[], env: Environment): ConfigOverrides {
+function overridesFor(entries: readonly ConfigEntry[], env: Environment): ConfigOverrides {
   // git lists section and variable names in lower case and keeps the subsection's case, which matters (filter.A is not filter.a).
   const repositoryKeys = new Set(entries.filter((entry) => !USER_SCOPES.has(entry.scope)).map((entry) => entry.key));
   const userValue = (key: string) => entries.filter((entry) => USER_SCOPES.has(entry.scope) && entry.key === key).at(-1)?.value;

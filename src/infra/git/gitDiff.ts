@@ -62,7 +62,7 @@ async function blobSizes(repoRoot: string, ids: readonly string[]): Promise<Map<
 }
 
 /** Blob contents (from `cat-file --batch`), by blob id. */
-export async function blobContents(repoRoot: string, ids: readonly string[]): Promise<Map<string, Buffer>> {
+async function blobContents(repoRoot: string, ids: readonly string[]): Promise<Map<string, Buffer>> {
   const contents = new Map<string, Buffer>();
   const unique = [...new Set(ids)];
   if (!unique.length) return contents;

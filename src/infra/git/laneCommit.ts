@@ -2,6 +2,7 @@ import { hasControlCharacters, isLaneBranch } from '../../core/draft/draft';
 import { LaneError } from '../../core/errors';
 import { git } from './gitProcess';
 
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export class LaneCommitError extends LaneError {
   constructor(message: string) {
     super('laneCommit', message);
@@ -14,7 +15,7 @@ export interface GitIdentity {
 }
 
 /** Used for whatever part of the identity the user's git config does not set. */
-export const FALLBACK_IDENTITY: GitIdentity = { name: 'Agent Lanes', email: 'agent-lanes@localhost' };
+const FALLBACK_IDENTITY: GitIdentity = { name: 'Agent Lanes', email: 'agent-lanes@localhost' };
 
 export interface CommitLaneWorkOptions {
   worktreePath: string;
@@ -49,6 +50,7 @@ function trailerValue(value: string): string {
 }
 
 /** The commit message: subject, optional body, then the trailers as the last paragraph. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function laneCommitMessage(options: Pick<CommitLaneWorkOptions, 'changeId' | 'agentId' | 'promptRef' | 'subject' | 'body'>): string {
   const subject = trailerValue(options.subject ?? `Agent Lanes draft ${options.changeId}`);
   const paragraphs = [subject];
@@ -86,6 +88,7 @@ async function resolveIdentity(
 }
 
 /** Parses the paths `git add --ignore-errors` could not stage. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function parseRefusedPaths(stderr: string): string[] {
   const paths = new Set<string>();
   for (const line of stderr.split('\n')) {

@@ -19,6 +19,7 @@ import { LaneError } from '../../core/errors';
 import { GitCommandError, git } from './gitProcess';
 import { pathExists } from '../storage/fileStore';
 
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export class WorktreeError extends LaneError {
   constructor(message: string, kind = 'worktree') {
     super(kind, message);
@@ -182,7 +183,7 @@ async function undoCreate(repoRoot: string, path: string, branch: string): Promi
 }
 
 /** Uncommitted entries (modified, staged, untracked) of a worktree; ignored files do not count. */
-export async function uncommittedEntries(worktreePath: string): Promise<number> {
+async function uncommittedEntries(worktreePath: string): Promise<number> {
   const status = await git(worktreePath, ['--no-optional-locks', 'status', '--porcelain=v2', '-z', '--untracked-files=normal']);
   return parsePorcelainV2(status.stdout).entries.filter((entry) => entry.kind !== 'ignored').length;
 }
@@ -271,6 +272,7 @@ async function sameFolder(a: string, b: string): Promise<boolean> {
 }
 
 /** Recreates a change's worktree from its lane branch (after its folder was deleted by hand). */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export async function restoreWorktree(repoRoot: string, worktreePath: string, branch: string): Promise<void> {
   if (!isLaneBranch(branch)) throw new WorktreeError(`"${branch}" is not a lane branch.`);
   if (!(await branchExists(repoRoot, branch)))
@@ -288,7 +290,7 @@ export async function restoreWorktree(repoRoot: string, worktreePath: string, br
   }
 }
 
-export interface LaneWorktreeListing {
+interface LaneWorktreeListing {
   /** Worktrees on a lanes/… branch or inside the worktrees directory; never the main checkout. */
   worktrees: (ObservedWorktree & { detached: boolean })[];
   /** Short names of every lanes/… branch. */
@@ -296,6 +298,7 @@ export interface LaneWorktreeListing {
 }
 
 /** Lists the lane worktrees and branches git knows of. hasUncommittedWork is computed only when asked (one status per worktree). */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export async function listLaneWorktrees(
   repoRoot: string,
   options: { worktreesDir?: string; checkUncommitted?: boolean } = {},

@@ -14,7 +14,7 @@ export const DEFAULT_API_BASE_URL = 'https://api.github.com';
 export const API_BASE_URL_SETTING = 'agentLanes.github.apiBaseUrl';
 
 const LanesOctokit = Octokit.plugin(retry, throttling);
-export type LanesOctokit = InstanceType<typeof LanesOctokit>;
+type LanesOctokit = InstanceType<typeof LanesOctokit>;
 
 export type GitHubErrorKind =
   | 'unauthorized'
@@ -69,7 +69,7 @@ export interface RateLimitNotice {
   willRetry: boolean;
 }
 
-export interface RateLimitSnapshot {
+interface RateLimitSnapshot {
   limit: number;
   remaining: number;
   /** Epoch seconds at which the budget resets. */
@@ -232,6 +232,7 @@ export function parseRemote(
 }
 
 /** A logger in front of another that removes the token and secret-shaped text from every line. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function tokenSafeLogger(logger: Logger, scrub: (text: string) => string): Logger {
   const render = (value: unknown): string => {
     if (value instanceof Error) return scrub(`${value.name}: ${value.message}`);
@@ -252,6 +253,7 @@ export function tokenSafeLogger(logger: Logger, scrub: (text: string) => string)
   };
 }
 
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function createScrubber(secrets: string[]): (text: string) => string {
   const literals = secrets.filter((secret) => secret.length >= 4).sort((a, b) => b.length - a.length);
   return (text) => {

@@ -119,12 +119,7 @@ export async function remoteUrl(repoRoot: string, remote: string): Promise<strin
 }
 
 /** owner/repo for a remote, or a notGitHub error that says the branch can still be pushed. */
-export async function resolveRepository(
-  client: GitHubClient,
-  repoRoot: string,
-  remote: string,
-  branch?: string,
-): Promise<GitHubRepository> {
+async function resolveRepository(client: GitHubClient, repoRoot: string, remote: string, branch?: string): Promise<GitHubRepository> {
   return parseRemote(await remoteUrl(repoRoot, remote), client.apiBaseUrl, { remoteName: remote, branch });
 }
 
@@ -461,7 +456,7 @@ export async function openPullRequest(input: OpenPullRequestInput): Promise<Open
   };
 }
 
-export type PullRequestState = 'open' | 'draft' | 'merged' | 'closed';
+type PullRequestState = 'open' | 'draft' | 'merged' | 'closed';
 
 export interface PullRequestStatus {
   number: number;

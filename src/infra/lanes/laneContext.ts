@@ -70,7 +70,7 @@ function auditPolicyRef(decision: DecisionRecord, ctx: LaneContext): string {
 }
 
 /** Keeps the decision with the change (tooltip, review) and in its evidence. */
-export async function recordDecision(
+async function recordDecision(
   ctx: LaneContext,
   changeId: string,
   decision: DecisionRecord,

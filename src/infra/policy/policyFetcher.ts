@@ -15,6 +15,7 @@ import { readFileIfExists, writeFileAtomic } from '../storage/fileStore';
  * header is absent, `<policy URL>.sig` is fetched (for static hosting that
  * cannot set headers) and may hold the same `ed25519=<base64>` or bare base64.
  */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export const SIGNATURE_HEADER = 'x-agent-lanes-signature';
 
 export interface FetchLimits {
@@ -34,6 +35,7 @@ function isLoopback(hostname: string): boolean {
 }
 
 /** The endpoint as a URL, or why it cannot be used. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function checkEndpoint(endpoint: string): { ok: true; url: URL } | { ok: false; message: string } {
   let url: URL;
   try {
@@ -62,6 +64,7 @@ export function checkEndpoint(endpoint: string): { ok: true; url: URL } | { ok: 
  * Reads `agentLanes.policy.publicKey`: an Ed25519 public key as PEM, or
  * base64 of either the 32 raw key bytes or the DER SubjectPublicKeyInfo.
  */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function parsePublicKey(text: string): { ok: true; key: KeyObject } | { ok: false; message: string } {
   const trimmed = text.trim();
   const expected =

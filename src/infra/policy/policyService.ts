@@ -9,7 +9,7 @@ import { PolicyFetcher, type FetchLimits } from './policyFetcher';
 import { readRepositoryPolicy, type RepositoryPolicyResult } from './repositoryPolicy';
 import { LaneError } from '../../core/errors';
 
-export { readRepositoryPolicy, REPOSITORY_POLICY_PATH, type RepositoryPolicyResult } from './repositoryPolicy';
+export { type RepositoryPolicyResult } from './repositoryPolicy';
 
 /** The settings the service reads (the editor passes them in; this layer never reads VS Code). */
 export interface PolicySettings {

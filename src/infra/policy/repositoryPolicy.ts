@@ -2,7 +2,7 @@ import { GitCommandError, git } from '../git/gitProcess';
 import { parsePolicy, type PolicyDocument } from '../../core/policy/schema';
 
 /** Where a repository keeps its own (restrict-only) policy. */
-export const REPOSITORY_POLICY_PATH = '.lanes/policy.yaml';
+const REPOSITORY_POLICY_PATH = '.lanes/policy.yaml';
 
 const MAX_REPOSITORY_POLICY_BYTES = 1024 * 1024;
 

@@ -31,7 +31,7 @@ const OBJECT_ID = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 const FILE_DIFF_CONCURRENCY = 4;
 
 /** One file of the reviewed diff, with what the host needs to show and open it. */
-export interface ReviewFile extends FileEntry {
+interface ReviewFile extends FileEntry {
   oldBlob?: string;
   newBlob?: string;
 }
@@ -45,6 +45,7 @@ export interface ReviewDiffListing {
   totals: { files: number; additions: number; deletions: number };
 }
 
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export class WorktreeMissingError extends LaneError {
   constructor(readonly worktreePath: string) {
     super('worktreeMissing', `The worktree ${worktreePath} no longer exists.`);

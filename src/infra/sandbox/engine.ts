@@ -10,7 +10,7 @@ import { LaneError } from '../../core/errors';
  */
 
 export type EngineSetting = 'auto' | 'docker' | 'podman';
-export type EngineKind = 'docker' | 'podman';
+type EngineKind = 'docker' | 'podman';
 
 export interface ContainerEngine {
   kind: EngineKind;

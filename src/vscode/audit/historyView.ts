@@ -27,6 +27,7 @@ function value(v: unknown): string {
 }
 
 /** The facts of an event in one line: a sentence for the common actions, then the remaining details. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function describeEvent(event: AuditEvent): string {
   const d = event.details as Record<string, unknown>;
   const used = new Set<string>();

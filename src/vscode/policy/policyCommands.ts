@@ -18,7 +18,7 @@ import type { LanesNode } from '../lanesTree';
 import type { PolicyController } from './policyController';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
 
-export const POLICY_DOC_SCHEME = 'agent-lanes-policy';
+const POLICY_DOC_SCHEME = 'agent-lanes-policy';
 
 export interface PolicyCommandServices {
   logger: Logger;
@@ -63,7 +63,7 @@ const SWITCH_WORDS: Record<'disableDrafts' | 'disableSandbox' | 'disablePullRequ
  * fail-closed state, a kill switch, or an invalid user policy. Undefined when
  * nothing is stopped.
  */
-export function policyViewMessage(state: PolicyState, effective: EffectivePolicy, userErrors: readonly string[]): string | undefined {
+function policyViewMessage(state: PolicyState, effective: EffectivePolicy, userErrors: readonly string[]): string | undefined {
   if (state.kind === 'failClosed') {
     return `Policy unavailable: only drafts are allowed (no sandbox runs, pushes or pull requests). ${state.reason}`;
   }

@@ -17,7 +17,7 @@ function settingsFromConfig() {
   };
 }
 
-export function toStatus(state: PolicyState): PolicyStatus {
+function toStatus(state: PolicyState): PolicyStatus {
   switch (state.kind) {
     case 'local':
       return { kind: 'local', ...(state.warning ? { warning: state.warning } : {}) };

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 
 /** The only folders a review webview may load from: the webview bundle and the media folder. */
-export function reviewResourceRoots(extensionUri: vscode.Uri): vscode.Uri[] {
+function reviewResourceRoots(extensionUri: vscode.Uri): vscode.Uri[] {
   return [vscode.Uri.joinPath(extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(extensionUri, 'media')];
 }
 

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { ChangeStore } from '../../../src/core/changeStore';
-import { type Logger, consoleLogger } from '../../../src/core/logger';
+import type { Logger } from '../../../src/core/logger';
+import { consoleLogger } from './consoleLogger';
 import { AuditLog } from '../../../src/infra/audit/log';
 import { EvidenceStore } from '../../../src/infra/storage/evidenceStore';
 import { JsonFilePersistence } from '../../../src/infra/storage/fileStore';
