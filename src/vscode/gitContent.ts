@@ -2,7 +2,6 @@ import * as vscode from 'vscode';
 import { fileAtRevision } from '../infra/git/queries';
 import { GIT_CONTENT_SCHEME } from './constants';
 
-
 /** A URI for a file at a commit of a repository, shown read-only in VS Code's diff editors. */
 export function gitContentUri(repoRoot: string, ref: string, path: string): vscode.Uri {
   return vscode.Uri.from({ scheme: GIT_CONTENT_SCHEME, path: `/${path}`, query: JSON.stringify({ repoRoot, ref }) });
