@@ -31,7 +31,7 @@ const SHOW_LOG = 'Show Log';
  * policy's explanation; any other LaneError its message, with its actions as
  * buttons; anything else is logged with its details and shown with "Show Log".
  */
-function showError(
+export function showError(
   logger: Logger,
   error: unknown,
   doing: string,
@@ -47,7 +47,8 @@ function showError(
     message = `Policy blocked this: ${error.decision.explanation}`;
     choices = [...buttons, { title: SHOW_LOG, run: () => vscode.commands.executeCommand(Commands.showLog) }];
   } else if (error instanceof LaneError) {
-    logger.warn(`${doing}: ${error.message}`);
+    // The cause of a lane error (an I/O failure, say) keeps its details in the log.
+    logger.warn(`${doing}: ${error.message}`, ...(error.cause instanceof Error ? [error.cause.stack ?? error.cause.message] : []));
     kind = error.kind;
     message = error.message;
     choices = [

@@ -1,6 +1,5 @@
 import * as vscode from 'vscode';
 import type { Logger } from '../core/logger';
-import { Commands } from './constants';
 
 /** The one output channel, as a LogOutputChannel behind the core Logger interface. */
 export function createLogger(): { logger: Logger; channel: vscode.LogOutputChannel } {
@@ -13,16 +12,4 @@ export function createLogger(): { logger: Logger; channel: vscode.LogOutputChann
     error: (message, ...args) => channel.error(message, ...args),
   };
   return { logger, channel };
-}
-
-/**
- * Shows a message that says what to do and logs the details: no silent catch.
- */
-export function reportError(logger: Logger, userMessage: string, error?: unknown): void {
-  if (error !== undefined) logger.error(`${userMessage}`, error instanceof Error ? (error.stack ?? error.message) : String(error));
-  else logger.error(userMessage);
-  // Not awaited: whoever reports must not wait until the person dismisses the message.
-  void vscode.window.showErrorMessage(userMessage, 'Show Log').then((choice) => {
-    if (choice === 'Show Log') void vscode.commands.executeCommand(Commands.showLog);
-  });
 }

@@ -15,7 +15,8 @@ import type { ChangeTarget, CommandKit } from '../commandKit';
 import { GeneratedDocuments } from '../generatedDocuments';
 import { decisionsOnRecord, renderHistory } from './historyView';
 import { whoAmI } from '../identity';
-import { reportError } from '../logger';
+import { LaneError } from '../../core/errors';
+import { showError } from '../commandKit';
 import type { PolicyController } from '../policy/policyController';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
 
@@ -209,10 +210,14 @@ export class AuditCommands implements vscode.Disposable {
       }
       return result;
     } catch (error) {
-      reportError(
+      showError(
         this.services.logger,
-        `Exporting the audit log of ${repo.name} to ${dest} failed: ${(error as Error).message}. Check that the folder is writable.`,
-        error,
+        new LaneError(
+          'exportFailed',
+          `Exporting the audit log of ${repo.name} to ${dest} failed: ${(error as Error).message}. Check that the folder is writable.`,
+          { cause: error },
+        ),
+        'Exporting the audit log',
       );
       return undefined;
     }
@@ -293,10 +298,14 @@ export class AuditCommands implements vscode.Disposable {
       );
       return result;
     } catch (error) {
-      reportError(
+      showError(
         this.services.logger,
-        `Writing the proof bundle of change ${change.id} to ${dest} failed: ${(error as Error).message}`,
-        error,
+        new LaneError(
+          'exportFailed',
+          `Writing the proof bundle of change ${change.id} to ${dest} failed: ${(error as Error).message}. Check that the folder is writable.`,
+          { cause: error },
+        ),
+        'Exporting the proof bundle',
       );
       return undefined;
     }
@@ -356,7 +365,7 @@ export class AuditCommands implements vscode.Disposable {
 
 export function registerAuditCommands(context: vscode.ExtensionContext, services: Omit<AuditCommandServices, 'secrets'>): AuditCommands {
   const commands = new AuditCommands({ ...services, secrets: context.secrets });
-  const fail = (doing: string) => (error: unknown) => reportError(services.logger, `${doing} failed: ${(error as Error).message}`, error);
+  const fail = (doing: string) => (error: unknown) => void showError(services.logger, error, doing);
   const argsOf = <T extends object>(args: unknown): T => (args && typeof args === 'object' && !('kind' in args) ? (args as T) : ({} as T));
   context.subscriptions.push(
     commands,

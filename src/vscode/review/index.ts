@@ -4,7 +4,8 @@ import { Emitter } from '../../core/events';
 import { reviewGlance } from '../../core/review/reviewModel';
 import { ReviewPanelStateSchema } from '../../core/review/reviewProtocol';
 import { EvidenceStore } from '../../infra/storage/evidenceStore';
-import { reportError } from '../logger';
+import { LaneError } from '../../core/errors';
+import { showError } from '../commandKit';
 import type { RepoContext } from '../repositories';
 import { ApprovalGuard } from './approvalGuard';
 import { ReviewContentProvider } from './contentProvider';
@@ -68,7 +69,11 @@ export class ReviewController implements vscode.Disposable {
     }
     const change = repo.store.get(changeId);
     if (!change) {
-      void reportError(this.services.logger, `There is no change ${changeId} in ${repo.name}; refresh the Lanes view and try again.`);
+      showError(
+        this.services.logger,
+        new LaneError('noChange', `There is no change ${changeId} in ${repo.name}; refresh the Lanes view and try again.`),
+        'Opening the review',
+      );
       return undefined;
     }
     const panel = vscode.window.createWebviewPanel(
@@ -146,16 +151,24 @@ export class ReviewController implements vscode.Disposable {
     const target = this.targetOf(arg);
     if (target === 'invalid') {
       this.services.logger.warn(`Lanes: Open Review was given an argument it does not understand: ${safeDescribe(arg)}`);
-      void reportError(
+      showError(
         this.services.logger,
-        'Lanes: Open Review did not understand what to open. Run it from the Lanes view or from the Command Palette.',
+        new LaneError(
+          'invalidTarget',
+          'Lanes: Open Review did not understand what to open. Run it from the Lanes view or from the Command Palette.',
+        ),
+        'Opening the review',
       );
       return false;
     }
     if (target) {
       const repo = this.services.registry.byRoot(target.repoRoot);
       if (!repo) {
-        void reportError(this.services.logger, `${target.repoRoot} is not a repository of this workspace; open its folder first.`);
+        showError(
+          this.services.logger,
+          new LaneError('notARepository', `${target.repoRoot} is not a repository of this workspace; open its folder first.`),
+          'Opening the review',
+        );
         return false;
       }
       return (await this.openReview(repo, target.changeId)) !== undefined;
