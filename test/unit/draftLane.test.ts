@@ -137,6 +137,32 @@ describe('Draft lane service (real git, real agent process)', function () {
     assert.equal(ctx.store.get(change.id)?.lane, 'closed');
   });
 
+  it('discards a change the moment its agent shows as finished, while the lane still records the stop', async () => {
+    const { ctx, lane } = await laneFor();
+    const { change } = await lane.start({
+      task: 'Add a greeting function and a test',
+      agent: { kind: 'cli', config: agent },
+      actor: user,
+      createdBy: 'dev',
+    });
+    // What the Lanes view and a quick person see: the agent's state leaves "running".
+    const discarded = new Promise<string>((resolvePromise, reject) => {
+      const subscription = ctx.store.onDidChange((changed) => {
+        if (changed?.id !== change.id || !changed.agentRun || changed.agentRun.state === 'running') return;
+        subscription.dispose();
+        lane.discard(change.id, user).then((closed) => resolvePromise(closed.lane), reject);
+      });
+    });
+    const run = lane.runAgent(change.id, agent, user);
+    assert.equal(await discarded, 'closed');
+    await run;
+    const actions = (await ctx.audit.eventsFor(change.id)).map((event) => event.action);
+    assert.ok(
+      actions.indexOf('agent.stop') < actions.indexOf('change.discard'),
+      `the stop is recorded before the discard: ${actions.join(', ')}`,
+    );
+  });
+
   it('answers a chat agent: policy on each path it writes, its report redacted into the evidence, each tool call audited', async () => {
     const { ctx, lane } = await laneFor();
     const { change } = await lane.start({ task: 'Chat draft', agent: { kind: 'chat' }, actor: user, createdBy: 'dev' });

@@ -69,6 +69,8 @@ const agentIdOf = (agent: DraftAgent) => (agent.kind === 'cli' ? agent.config.id
 /** The Draft lane: worktree, agent, commit, analysis. The user's checkout is only ever read. */
 export class DraftLane {
   private readonly running = new Map<string, AbortController>();
+  /** Resolves when a run has recorded its end: between the agent's last state and its audited stop, a discard waits. */
+  private readonly runEnds = new Map<string, Promise<void>>();
 
   constructor(private readonly ctx: LaneContext) {}
 
@@ -177,6 +179,8 @@ export class DraftLane {
     const controller = new AbortController();
     hooks.signal?.addEventListener('abort', () => controller.abort(), { once: true });
     this.running.set(changeId, controller);
+    let ended: () => void = () => undefined;
+    this.runEnds.set(changeId, new Promise<void>((resolve) => (ended = resolve)));
     const dir = ctx.storage.changeDir(changeId);
     await mkdir(dir, { recursive: true });
     const startedAt = new Date().toISOString();
@@ -252,6 +256,8 @@ export class DraftLane {
       throw error;
     } finally {
       this.running.delete(changeId);
+      this.runEnds.delete(changeId);
+      ended();
     }
   }
 
@@ -397,6 +403,8 @@ export class DraftLane {
     options: { force?: boolean; event?: 'discard' | 'reject'; comment?: string } = {},
   ): Promise<Change> {
     const { ctx } = this;
+    // An agent that has ended while the lane still records its stop: discard right after that.
+    if (this.running.has(changeId) && ctx.store.get(changeId)?.agentRun?.state !== 'running') await this.runEnds.get(changeId);
     const change = ctx.store.get(changeId);
     if (!change) throw new DraftInputError(`There is no change ${changeId} in this repository.`);
     if (this.running.has(changeId))
