@@ -19,12 +19,12 @@ export function codeServerBin(): string;
 export function chromiumPath(): string;
 export function freePort(): Promise<number>;
 export function startCodeServer(options?: {
-  settings?: Record<string, unknown>;
-  env?: Record<string, string>;
-  userDataDir?: string;
-  extensionsDir?: string;
-  installVsix?: string;
-  log?: (text: string) => void;
+  settings?: Record<string, unknown> | undefined;
+  env?: Record<string, string> | undefined;
+  userDataDir?: string | undefined;
+  extensionsDir?: string | undefined;
+  installVsix?: string | undefined;
+  log?: ((text: string) => void) | undefined;
 }): Promise<CodeServer>;
 export function launchBrowser(): Promise<Browser>;
 export function workbenchUrl(server: CodeServer, options: WorkbenchOptions): string;

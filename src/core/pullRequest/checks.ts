@@ -8,7 +8,7 @@ export interface CommitStatusInput {
   context: string;
   /** error | failure | pending | success */
   state: string;
-  targetUrl?: string;
+  targetUrl?: string | undefined;
 }
 
 export interface CheckRunInput {
@@ -17,7 +17,7 @@ export interface CheckRunInput {
   status: string;
   /** success | failure | neutral | cancelled | skipped | timed_out | action_required | stale | null */
   conclusion: string | null;
-  url?: string;
+  url?: string | undefined;
 }
 
 /** none: nothing has reported on the head commit (yet). */
@@ -69,14 +69,14 @@ export function summariseChecks(statuses: readonly CommitStatusInput[], checkRun
       source: 'status',
       state: statusItemState(status.state),
       detail: status.state,
-      url: status.targetUrl,
+      ...(status.targetUrl === undefined ? {} : { url: status.targetUrl }),
     })),
     ...checkRuns.map((run): CheckItem => ({
       name: run.name,
       source: 'checkRun',
       state: checkRunItemState(run.status, run.conclusion),
       detail: run.status === 'completed' ? (run.conclusion ?? 'completed') : run.status,
-      url: run.url,
+      ...(run.url === undefined ? {} : { url: run.url }),
     })),
   ].sort((a, b) => a.name.localeCompare(b.name) || a.source.localeCompare(b.source));
   const count = (state: CheckItemState) => items.filter((item) => item.state === state).length;

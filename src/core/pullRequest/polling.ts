@@ -38,10 +38,10 @@ export interface PollContext {
   unchangedPolls: number;
   /** Failed polls in a row. */
   consecutiveErrors: number;
-  rateLimit?: RateLimitReading;
+  rateLimit?: RateLimitReading | undefined;
   nowMs: number;
   /** A `retry-after` GitHub sent, in seconds. */
-  retryAfterSeconds?: number;
+  retryAfterSeconds?: number | undefined;
 }
 
 type PollDelayReason = 'backoff' | 'error' | 'retryAfter' | 'rateLimitBudget' | 'rateLimitExhausted';

@@ -71,7 +71,7 @@ export interface TailState {
   lastSeq: number;
   lastHash: string;
   /** Bytes after the last newline that are not an event (a torn append). */
-  torn?: { offset: number; bytes: Buffer };
+  torn?: { offset: number; bytes: Buffer } | undefined;
   /** The file ends with a complete event but no newline (edited by hand). */
   missingNewline: boolean;
 }
@@ -150,7 +150,7 @@ export async function readFirstEvent(file: string): Promise<{ repoKey?: string; 
     try {
       const first = JSON.parse(text.slice(0, newline)) as { action?: unknown; details?: { repoKey?: unknown } };
       const repoKey = first.action === 'audit.created' && typeof first.details?.repoKey === 'string' ? first.details.repoKey : undefined;
-      return { repoKey, parsed: true };
+      return { ...(repoKey === undefined ? {} : { repoKey }), parsed: true };
     } catch {
       return { parsed: false };
     }

@@ -56,7 +56,7 @@ export interface SinkStatus {
   /** The last seq the sink acknowledged (0: none yet). */
   acknowledgedSeq: number;
   consecutiveFailures: number;
-  lastError?: string;
+  lastError?: string | undefined;
   nextAttemptAt?: string;
 }
 

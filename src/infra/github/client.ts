@@ -35,12 +35,12 @@ export class GitHubError extends LaneError {
     override readonly kind: GitHubErrorKind,
     message: string,
     readonly details: {
-      status?: number;
+      status?: number | undefined;
       /** GitHub's own message, e.g. "Validation Failed: A pull request already exists for o:b." */
-      githubMessage?: string;
+      githubMessage?: string | undefined;
       /** Seconds GitHub asked to wait (secondary rate limit) or until the limit resets. */
-      retryAfterSeconds?: number;
-      requestId?: string;
+      retryAfterSeconds?: number | undefined;
+      requestId?: string | undefined;
     } = {},
   ) {
     super(kind, message);
@@ -168,7 +168,7 @@ export function displayRemote(remoteUrl: string): string {
 export function parseRemote(
   remoteUrl: string,
   apiBaseUrl: string = DEFAULT_API_BASE_URL,
-  context: { remoteName?: string; branch?: string } = {},
+  context: { remoteName?: string | undefined; branch?: string | undefined } = {},
 ): GitHubRepository {
   const remoteName = context.remoteName ?? 'origin';
   const pushHint = `The branch can still be pushed: git push ${remoteName} ${context.branch ?? '<branch>'}.`;

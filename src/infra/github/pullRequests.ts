@@ -46,7 +46,11 @@ export class PullRequestError extends LaneError {
   constructor(
     override readonly kind: PullRequestErrorKind,
     message: string,
-    readonly progress: { failedStep?: PullRequestStepName; stepsDone: PullRequestStep[]; pullRequest?: { number: number; url: string } } = {
+    readonly progress: {
+      failedStep?: PullRequestStepName | undefined;
+      stepsDone: PullRequestStep[];
+      pullRequest?: { number: number; url: string } | undefined;
+    } = {
       stepsDone: [],
     },
     readonly github?: GitHubError,
@@ -142,10 +146,10 @@ export interface PushResult {
  */
 export async function pushBranch(input: {
   repoRoot: string;
-  remote?: string;
+  remote?: string | undefined;
   branch: string;
-  expectedHeadSha?: string;
-  timeoutMs?: number;
+  expectedHeadSha?: string | undefined;
+  timeoutMs?: number | undefined;
 }): Promise<PushResult> {
   const remote = input.remote ?? 'origin';
   const options = { timeoutMs: input.timeoutMs ?? 120_000 };
@@ -641,7 +645,7 @@ export async function pollPullRequest(input: PollInput): Promise<PollOutcome> {
   let consecutiveErrors = 0;
   let polls = 0;
   for (;;) {
-    if (input.signal?.aborted) return { reason: 'aborted', last: previous, polls };
+    if (input.signal?.aborted) return { reason: 'aborted', ...(previous === undefined ? {} : { last: previous }), polls };
     let retryAfterSeconds: number | undefined;
     try {
       const status = await getPullRequestStatus(input);

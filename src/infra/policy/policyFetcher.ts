@@ -252,12 +252,12 @@ export type OrgPolicyOutcome =
 export interface PolicyFetcherOptions {
   endpoint: string;
   /** agentLanes.policy.publicKey; empty or undefined: signatures are not checked. */
-  publicKey?: string;
+  publicKey?: string | undefined;
   /** Where the last good policy is kept (outside every worktree, e.g. the extension's global storage). */
   cacheFile: string;
-  limits?: Partial<FetchLimits>;
-  logger?: Logger;
-  now?: () => Date;
+  limits?: Partial<FetchLimits> | undefined;
+  logger?: Logger | undefined;
+  now?: (() => Date) | undefined;
 }
 
 type Candidate = { ok: true; document: PolicyDocument } | { ok: false; message: string };

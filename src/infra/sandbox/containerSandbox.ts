@@ -64,12 +64,12 @@ export interface ContainerSandboxOptions {
   stateDir: string;
   /** `agentLanes.sandbox.defaultImage`: used when the repository has no devcontainer.json. */
   defaultImage: string;
-  logger?: Logger;
+  logger?: Logger | undefined;
   /** `devcontainer up` can hang (devcontainers/cli#1236); it is killed after this long. */
-  upTimeoutMs?: number;
+  upTimeoutMs?: number | undefined;
   /** Every other engine call. */
-  engineTimeoutMs?: number;
-  redactionPatterns?: readonly SecretPattern[];
+  engineTimeoutMs?: number | undefined;
+  redactionPatterns?: readonly SecretPattern[] | undefined;
 }
 
 /** A running, prepared sandbox container. */
@@ -249,7 +249,10 @@ export class ContainerSandbox implements TaskSandbox {
     return this.options.engine;
   }
 
-  private engineCall(args: readonly string[], extra: { okExitCodes?: number[]; timeoutMs?: number; signal?: AbortSignal } = {}) {
+  private engineCall(
+    args: readonly string[],
+    extra: { okExitCodes?: number[] | undefined; timeoutMs?: number | undefined; signal?: AbortSignal | undefined } = {},
+  ) {
     return runEngine(this.options.engine, args, { timeoutMs: this.engineTimeoutMs, ...extra });
   }
 
@@ -669,10 +672,10 @@ export class ContainerSandbox implements TaskSandbox {
     command: string,
     options: {
       timeoutMs: number;
-      signal?: AbortSignal;
-      onChunk?: (text: string) => void;
-      onOutput?: (text: string) => void;
-      maxLogChars?: number;
+      signal?: AbortSignal | undefined;
+      onChunk?: ((text: string) => void) | undefined;
+      onOutput?: ((text: string) => void) | undefined;
+      maxLogChars?: number | undefined;
     },
   ) {
     const pidFile = `/tmp/.agent-lanes-${randomBytes(6).toString('hex')}.pid`;
@@ -982,9 +985,9 @@ function delay(ms: number): Promise<void> {
 
 /** Where the dev containers CLI is: a setting, the development install, or PATH. */
 export async function resolveDevcontainerCli(options: {
-  settingPath?: string;
-  extensionRoot?: string;
-  pathVariable?: string;
+  settingPath?: string | undefined;
+  extensionRoot?: string | undefined;
+  pathVariable?: string | undefined;
 }): Promise<{ path: string } | { error: string }> {
   if (options.settingPath && options.settingPath.trim() !== '') {
     const found = await findOnPath(options.settingPath.trim());

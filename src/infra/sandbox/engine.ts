@@ -123,10 +123,10 @@ export class EngineError extends LaneError {
 }
 
 export interface EngineRunOptions {
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Exit codes that are answers, not failures. */
-  okExitCodes?: readonly number[];
-  signal?: AbortSignal;
+  okExitCodes?: readonly number[] | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /** Runs one engine command with a timeout; throws EngineError with the engine's own words on failure. */

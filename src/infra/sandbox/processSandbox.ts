@@ -61,10 +61,10 @@ export interface ProcessSandboxOptions {
   bwrap: string;
   /** A private folder outside every worktree (base-commit worktrees). */
   stateDir: string;
-  logger?: Logger;
-  redactionPatterns?: readonly SecretPattern[];
+  logger?: Logger | undefined;
+  redactionPatterns?: readonly SecretPattern[] | undefined;
   /** PATH inside the sandbox; default the extension host's. */
-  pathVariable?: string;
+  pathVariable?: string | undefined;
 }
 
 export class ProcessSandbox implements TaskSandbox {
@@ -94,7 +94,12 @@ export class ProcessSandbox implements TaskSandbox {
     worktree: string,
     network: boolean,
     command: string,
-    options: { timeoutMs: number; signal?: AbortSignal; onOutput?: (text: string) => void; maxLogChars?: number },
+    options: {
+      timeoutMs: number;
+      signal?: AbortSignal | undefined;
+      onOutput?: ((text: string) => void) | undefined;
+      maxLogChars?: number | undefined;
+    },
   ) {
     let subprocess: ReturnType<typeof execa> | undefined;
     return capture(

@@ -14,13 +14,13 @@ export interface TaskRunOptions {
   /** Where logs are stored, outside every worktree (e.g. RepoStorage.logsDir). */
   logDir: string;
   /** Aborting kills the task (in the container too) and records it as cancelled. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** The task's output as it arrives, redacted. */
-  onOutput?: (text: string) => void;
+  onOutput?: ((text: string) => void) | undefined;
   /** Stored log cap in characters (default 5 MiB); the head and the tail are kept. */
-  maxLogChars?: number;
+  maxLogChars?: number | undefined;
   /** Secret patterns for redaction (policy may add some); default the built-in ones. */
-  redactionPatterns?: readonly SecretPattern[];
+  redactionPatterns?: readonly SecretPattern[] | undefined;
 }
 
 export interface StoredLog {
@@ -82,10 +82,10 @@ export async function capture(
   stop: () => Promise<void>,
   options: {
     timeoutMs: number;
-    signal?: AbortSignal;
-    onOutput?: (text: string) => void;
-    maxLogChars?: number;
-    patterns?: readonly SecretPattern[];
+    signal?: AbortSignal | undefined;
+    onOutput?: ((text: string) => void) | undefined;
+    maxLogChars?: number | undefined;
+    patterns?: readonly SecretPattern[] | undefined;
   },
 ): Promise<CaptureResult> {
   const started = Date.now();
@@ -171,14 +171,14 @@ export function skippedTask(task: ResolvedTask, sandbox: SandboxLabel, message: 
 
 export interface TaskSequenceOptions extends Omit<TaskRunOptions, 'onOutput'> {
   /** Each task's output as it arrives, redacted, with its task id. */
-  onTaskOutput?: (taskId: string, text: string) => void;
-  onProgress?: (progress: SandboxProgress) => void;
+  onTaskOutput?: ((taskId: string, text: string) => void) | undefined;
+  onProgress?: ((progress: SandboxProgress) => void) | undefined;
   /**
    * Asked before every task (policy: the kill switch is checked before each
    * side effect). A reason stops the run there: this task and the rest are
    * recorded as skipped with it.
    */
-  beforeTask?: (task: ResolvedTask) => Promise<string | undefined>;
+  beforeTask?: ((task: ResolvedTask) => Promise<string | undefined>) | undefined;
   /** Told after every task that ran (its audit event). */
   afterTask?: (evidence: TaskEvidence) => Promise<void>;
 }

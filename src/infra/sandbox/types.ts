@@ -42,14 +42,14 @@ export interface PrepareRequest {
   source: SandboxSource;
   policy: SandboxPolicy;
   /** The change's own sandbox, or a scratch one for the base commit (its logs are named base-...). */
-  role?: SandboxRole;
+  role?: SandboxRole | undefined;
   /** Where logs are stored, outside every worktree (e.g. RepoStorage.logsDir). */
   logDir: string;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** The preparation's output as it arrives, redacted. */
-  onOutput?: (text: string) => void;
+  onOutput?: ((text: string) => void) | undefined;
   /** Said when a preparation starts (a container to find or create, prepare commands to run). */
-  onPreparing?: (message: string) => void;
+  onPreparing?: ((message: string) => void) | undefined;
 }
 
 /** A sandbox made ready for one worktree: its tasks run one at a time with runTaskSequence. */

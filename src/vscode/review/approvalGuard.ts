@@ -13,7 +13,7 @@ interface Watched {
   /** The approval this watch is for: a new approval starts a new watch. */
   approvalAt: string;
   disposables: vscode.Disposable[];
-  timer?: NodeJS.Timeout;
+  timer?: NodeJS.Timeout | undefined;
   /** Checks of one change run one after another. */
   running: Promise<unknown>;
 }

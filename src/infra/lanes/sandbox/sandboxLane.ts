@@ -419,7 +419,7 @@ export class SandboxLane implements Disposable {
     let preparation: PreparationEvidence | undefined;
     let setupError: SandboxError | undefined;
     // Policy is asked before the run and again before every task (the kill switch can be pulled mid-run).
-    const policyStop: { blockedBy?: string } = {};
+    const policyStop: { blockedBy?: string | undefined } = {};
 
     const auditTask = (task: TaskEvidence, onBase = false) =>
       ctx.audit.append({
