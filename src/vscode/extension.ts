@@ -79,8 +79,6 @@ export function activate(context: vscode.ExtensionContext): LanesShellApi {
     vscode.workspace.registerTextDocumentContentProvider(REVIEW_CONTENT_SCHEME, {
       provideTextDocumentContent: (uri) => load().review.contentProvider.provideTextDocumentContent(uri),
     }),
-    // A trust grant is audited by the lanes; they load for it.
-    vscode.workspace.onDidGrantWorkspaceTrust(() => void load()),
     { dispose: () => standIns.forEach((standIn) => standIn.dispose()) },
   );
 
