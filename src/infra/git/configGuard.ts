@@ -131,20 +131,22 @@ function includedFiles(entries: readonly ConfigEntry[], env: Environment): strin
  * A fingerprint of files: changing, creating or deleting any of them changes it
  * (a program can set mtime back, not ctime). `newest` is the latest change time.
  */
-async function fingerprint(files: readonly string[]): Promise<{ print: string; newest: number }> {
+async function fingerprint(files: readonly string[]): Promise<{ print: string; newest: number; coarse: boolean }> {
   let newest = 0;
+  let coarse = true;
   const parts = await Promise.all(
     files.map((file) =>
       stat(file).then(
         (info) => {
           newest = Math.max(newest, info.mtimeMs, info.ctimeMs);
+          if (info.mtimeMs % 1000 !== 0) coarse = false;
           return `${file}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
         },
         () => `${file}:-`,
       ),
     ),
   );
-  return { print: parts.join('\n'), newest };
+  return { print: parts.join('\n'), newest, coarse };
 }
 
 interface CachedOverrides {
@@ -154,8 +156,15 @@ interface CachedOverrides {
 }
 
 const MAX_CACHED = 256;
-/** A file changed this close to the listing may have changed after it (coarse file times included); such a listing is not cached. */
-const RACY_MS = 2_000;
+/**
+ * A file changed this close to the listing may change again after it without
+ * a new time stamp, so such a listing is not cached. File systems with whole-
+ * second time stamps need seconds; with finer ones (ext4, overlayfs, APFS) a
+ * later change always shows, and a just-created worktree's HEAD must not make
+ * every git call in it list the configuration again.
+ */
+const RACY_MS_COARSE = 2_000;
+const RACY_MS_FINE = 50;
 const cache = new Map<string, CachedOverrides>();
 
 /** Variables that change which config files git reads. */
@@ -216,8 +225,8 @@ export async function configOverrides(cwd: string, env: Environment): Promise<Co
         ...includedFiles(entries, env),
       ]),
     ];
-    const { print, newest } = await fingerprint(files);
-    if (newest < listedAt - RACY_MS) {
+    const { print, newest, coarse } = await fingerprint(files);
+    if (newest < listedAt - (coarse ? RACY_MS_COARSE : RACY_MS_FINE)) {
       if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
       cache.set(cacheKey, { files, fingerprint: print, overrides });
     }
