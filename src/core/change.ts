@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DecisionRecordSchema } from './decision';
+import { BoundaryHandleSchema } from './draft/agentIsolation';
 
 /** The four lanes, in promotion order. */
 export const LANES = ['draft', 'sandbox', 'review', 'pullRequest'] as const;
@@ -34,7 +35,10 @@ const TransitionRecordSchema = z.object({
 });
 
 const AgentRunSchema = z.object({
-  state: z.enum(['running', 'succeeded', 'failed', 'timedOut', 'cancelled', 'noChanges']),
+  /** interrupted: the editor stopped while the agent ran; refused: its boundary could not be opened or verified. */
+  state: z.enum(['running', 'succeeded', 'failed', 'timedOut', 'cancelled', 'noChanges', 'refused', 'interrupted']),
+  /** Where the running agent can be found again after a crash (its process group or container). */
+  boundary: BoundaryHandleSchema.optional(),
   startedAt: z.string(),
   endedAt: z.string().optional(),
   exitCode: z.number().optional(),

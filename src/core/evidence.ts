@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { z } from 'zod';
+import { IsolationEvidenceSchema } from './draft/agentIsolation';
 import { DecisionRecordSchema } from './decision';
 
 export const FILE_STATUSES = ['added', 'modified', 'deleted', 'renamed', 'copied', 'typeChanged'] as const;
@@ -36,6 +37,7 @@ export const FLAG_KINDS = [
   'agentInstructionsEdited',
   'checkoutTouched',
   'testsDoNotExercise',
+  'unconfined',
 ] as const;
 export type FlagKind = (typeof FLAG_KINDS)[number];
 
@@ -151,6 +153,8 @@ export const EvidenceSchema = z.object({
   tasks: z.array(TaskEvidenceSchema).default([]),
   decisions: z.array(DecisionRecordSchema).default([]),
   checkout: z.object({ untouched: z.boolean(), detail: z.string().optional() }).optional(),
+  /** The boundary the CLI agent ran in (absent for an agent in VS Code's chat). */
+  isolation: IsolationEvidenceSchema.optional(),
 });
 export type Evidence = z.infer<typeof EvidenceSchema>;
 

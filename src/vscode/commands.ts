@@ -6,6 +6,7 @@ import { hasValidApproval } from '../core/pullRequest/glance';
 import type { SandboxRunOutcome } from '../infra/lanes/sandbox/sandboxLane';
 import type { ChangeTarget, CommandKit } from './commandKit';
 import type { DraftCommands, NewDraftArgs } from './draft/draftCommands';
+import type { SetAgentSecretArgs } from './draft/agentSecrets';
 import type { LanesTreeProvider } from './lanesTree';
 import type { PolicyController } from './policy/policyController';
 import type { PullRequestCommandResult, PullRequestCommands } from './pullRequest/pullRequestCommands';
@@ -54,6 +55,7 @@ export function registerCommands(context: vscode.ExtensionContext, services: Com
   register(Commands.newDraft, (args?: NewDraftArgs) => drafts.newDraft(args && typeof args === 'object' && !('kind' in args) ? args : {}));
   register(Commands.runAgent, (target?: ChangeTarget) => drafts.runAgentCommand(target));
   register(Commands.stopAgent, (target?: ChangeTarget) => drafts.stopAgent(target));
+  register(Commands.setAgentSecret, (args?: SetAgentSecretArgs) => drafts.setAgentSecret(args && typeof args === 'object' ? args : {}));
   register(Commands.finishDraft, (target?: ChangeTarget) => drafts.finishDraft(target));
   register(Commands.showAgentLog, (target?: ChangeTarget) => drafts.showAgentLog(target));
   register(Commands.openChanges, (target?: ChangeTarget) => drafts.openChanges(target));

@@ -11,6 +11,7 @@ export const Commands = {
   refreshPolicy: 'agentLanes.refreshPolicy',
   runAgent: 'agentLanes.runAgent',
   stopAgent: 'agentLanes.stopAgent',
+  setAgentSecret: 'agentLanes.setAgentSecret',
   finishDraft: 'agentLanes.finishDraft',
   showAgentLog: 'agentLanes.showAgentLog',
   openChanges: 'agentLanes.openChanges',

@@ -74,7 +74,7 @@ export function activateLanes(context: vscode.ExtensionContext, shell: LanesShel
     }),
   );
   const kit = new CommandKit({ logger, registry, trusted });
-  const drafts = new DraftCommands({ logger, registry, policy, kit });
+  const drafts = new DraftCommands({ logger, registry, policy, kit, secrets: context.secrets });
   const languageModelTools = createLanguageModelTools({ registry, logger, trusted });
 
   // Git and network work waits until the view is shown or a command runs.

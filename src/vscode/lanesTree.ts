@@ -186,7 +186,7 @@ function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
     ? 'agent running'
     : change.agentRun?.state === 'noChanges'
       ? 'no changes'
-      : change.agentRun && ['failed', 'timedOut', 'cancelled'].includes(change.agentRun.state)
+      : change.agentRun && ['failed', 'timedOut', 'cancelled', 'refused', 'interrupted'].includes(change.agentRun.state)
         ? `agent ${change.agentRun.state === 'timedOut' ? 'timed out' : change.agentRun.state}`
         : undefined;
   item.description = [change.agentId, formatAge(change.createdAt), state, change.alerts?.length ? '⚠ checkout changed' : undefined]

@@ -23,6 +23,8 @@ export const AUDIT_ACTIONS = [
   'agent.start',
   'agent.stop',
   'agent.tool',
+  'agent.isolation',
+  'agent.interrupted',
   'task.run',
   'sandbox.prepare',
   'policy.decision',

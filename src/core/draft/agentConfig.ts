@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AGENT_ISOLATION_BACKENDS } from './agentIsolation';
 
 /** The setting that lists CLI agents. */
 export const AGENTS_SETTING = 'agentLanes.agents';
@@ -13,6 +14,13 @@ const AgentConfigSchema = z.strictObject({
     .int()
     .positive()
     .max(24 * 3600)
+    .optional(),
+  /** Asks for one boundary; policy (lanes.agent.isolation) must allow it. Default: the first one policy allows that works here. */
+  isolation: z.enum(AGENT_ISOLATION_BACKENDS).optional(),
+  /** Names of variables whose values come from SecretStorage ("Lanes: Set Agent Secret…"), never from the settings. */
+  secrets: z
+    .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'))
+    .max(50)
     .optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;

@@ -34,6 +34,11 @@ export function builtinPolicyDocument(): PolicyDocument {
         processSandbox: 'allowed',
         devcontainer: { allowPrivileged: false, allowHostNetwork: false, allowedMounts: [], allowedCapabilities: [] },
       },
+      agent: {
+        isolation: ['process', 'container'],
+        network: { allow: [] },
+        limits: { cpus: 2, memoryMb: 4096, pids: 1024, timeoutSeconds: 1800, diskMb: 2048 },
+      },
       evidence: { required: ['filesTouched', 'agent', 'prompt', 'baseAndHead'] },
       approvals: { minApprovals: 1, forbidSelfApproval: false, sensitivePathReviewers: [] },
       pullRequests: { draftOnly: true, labels: [], reviewers: [] },

@@ -104,6 +104,7 @@ const CONDITION_WORDS: Record<StopCondition, string> = {
   agentInstructionsEdited: 'agent instructions were edited',
   checkoutTouched: "the user's own checkout was written",
   testsDoNotExercise: 'the tests do not exercise the change',
+  unconfined: 'the agent ran without an isolation boundary',
 };
 
 const MAX_PATHS_IN_RECORD = 50;

@@ -1,4 +1,5 @@
 import canonicalize from 'canonicalize';
+import { DEFAULT_AGENT_ISOLATION } from '../draft/agentIsolation';
 import { createHash } from 'node:crypto';
 import YAML, { isMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
 import { stricterEffect, type Effect } from '../decision';
@@ -93,6 +94,12 @@ const intersect: Combine = (kept, attempted) => {
   return { value: current.filter((item) => wanted.includes(item)), widened: wanted.some((item) => !current.includes(item)) };
 };
 
+/** Like intersect, but a level that names only backends a higher level left out changes nothing (and is reported). */
+const intersectKeepingOne: Combine = (kept, attempted) => {
+  const result = intersect(kept, attempted);
+  return (result.value as unknown[]).length ? result : { value: kept, widened: true };
+};
+
 const preparationRank = (value: PreparationNetwork): number => (value === 'none' ? 0 : value === 'open' ? 2 : 1);
 const preparation: Combine = (kept, attempted) => {
   const k = kept as PreparationNetwork;
@@ -131,6 +138,14 @@ const SCALAR_FIELDS: readonly ScalarField[] = [
   { path: ['lanes', 'sandbox', 'devcontainer', 'allowHostNetwork'], fallback: false, combine: STRICTER_BOOLEAN_FALSE },
   { path: ['lanes', 'sandbox', 'devcontainer', 'allowedMounts'], fallback: [], combine: intersect },
   { path: ['lanes', 'sandbox', 'devcontainer', 'allowedCapabilities'], fallback: [], combine: intersect },
+  { path: ['lanes', 'agent', 'isolation'], fallback: [...DEFAULT_AGENT_ISOLATION], combine: intersectKeepingOne },
+  { path: ['lanes', 'agent', 'image'], fallback: undefined, combine: firstSet, setOnce: true },
+  { path: ['lanes', 'agent', 'network', 'allow'], fallback: [], combine: intersect },
+  { path: ['lanes', 'agent', 'limits', 'cpus'], fallback: undefined, combine: smaller },
+  { path: ['lanes', 'agent', 'limits', 'memoryMb'], fallback: undefined, combine: smaller },
+  { path: ['lanes', 'agent', 'limits', 'pids'], fallback: undefined, combine: smaller },
+  { path: ['lanes', 'agent', 'limits', 'timeoutSeconds'], fallback: undefined, combine: smaller },
+  { path: ['lanes', 'agent', 'limits', 'diskMb'], fallback: undefined, combine: smaller },
   { path: ['lanes', 'approvals', 'minApprovals'], fallback: 1, combine: larger },
   { path: ['lanes', 'approvals', 'forbidSelfApproval'], fallback: false, combine: STRICTER_BOOLEAN_TRUE },
   { path: ['lanes', 'pullRequests', 'draftOnly'], fallback: false, combine: STRICTER_BOOLEAN_TRUE },
@@ -195,6 +210,7 @@ function skeleton(document: PolicyDocument): Record<string, unknown> {
     lanes: {
       allowedAgents: undefined,
       sandbox: { network: {}, limits: {}, requiredTasks: undefined, processSandbox: undefined, devcontainer: {} },
+      agent: { isolation: undefined, image: undefined, network: {}, limits: {} },
       evidence: {},
       approvals: {},
       pullRequests: {},

@@ -1,3 +1,4 @@
+import { AGENT_ISOLATION_BACKENDS, type AgentIsolationBackend } from '../draft/agentIsolation';
 import YAML, { LineCounter, isNode } from 'yaml';
 import { z } from 'zod';
 import { EFFECTS, type Effect } from '../decision';
@@ -30,6 +31,7 @@ export const STOP_CONDITIONS = [
   'agentInstructionsEdited',
   'checkoutTouched',
   'testsDoNotExercise',
+  'unconfined',
 ] as const;
 export type StopCondition = (typeof STOP_CONDITIONS)[number];
 
@@ -49,6 +51,7 @@ export const FLAG_CONDITION: Readonly<Record<FlagKind, StopCondition>> = Object.
   agentInstructionsEdited: 'agentInstructionsEdited',
   checkoutTouched: 'checkoutTouched',
   testsDoNotExercise: 'testsDoNotExercise',
+  unconfined: 'unconfined',
 });
 
 /** What a stop condition does when a policy does not say. */
@@ -66,6 +69,7 @@ export const DEFAULT_STOP_CONDITIONS: Readonly<Record<StopCondition, Effect>> = 
   sandboxConfigEdited: 'requireApproval',
   policyFileEdited: 'requireApproval',
   agentInstructionsEdited: 'requireApproval',
+  unconfined: 'requireApproval',
   binaryFile: 'allow',
   unusualScope: 'allow',
   testsDoNotExercise: 'allow',
@@ -167,6 +171,34 @@ const SandboxSchema = z.strictObject({
     .optional(),
 });
 
+const AGENT_ALLOW_HOST = /^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:\d{1,5})?$/;
+const AgentSchema = z.strictObject({
+  /** The backends an agent may run in, in order of preference; a lower level can only take some away. */
+  isolation: z.array(z.enum(AGENT_ISOLATION_BACKENDS)).min(1).optional(),
+  /** The container backend's image (an agent image the org names). */
+  image: nonEmpty.max(500).optional(),
+  network: z
+    .strictObject({
+      allow: z
+        .array(
+          z
+            .string()
+            .regex(AGENT_ALLOW_HOST, { error: 'expected a host name such as api.example.com, *.example.com or api.example.com:8443' }),
+        )
+        .optional(),
+    })
+    .optional(),
+  limits: z
+    .strictObject({
+      cpus: z.number().positive().max(1024).optional(),
+      memoryMb: positiveInt.optional(),
+      pids: positiveInt.optional(),
+      timeoutSeconds: positiveInt.optional(),
+      diskMb: positiveInt.optional(),
+    })
+    .optional(),
+});
+
 const ApprovalsSchema = z.strictObject({
   minApprovals: z.number().int().min(0).max(20).optional(),
   forbidSelfApproval: z.boolean().optional(),
@@ -184,6 +216,7 @@ const PullRequestsSchema = z.strictObject({
 const LanesSchema = z.strictObject({
   allowedAgents: z.array(nonEmpty).optional(),
   sandbox: SandboxSchema.optional(),
+  agent: AgentSchema.optional(),
   evidence: z.strictObject({ required: z.array(z.enum(EVIDENCE_FIELDS)).optional() }).optional(),
   approvals: ApprovalsSchema.optional(),
   pullRequests: PullRequestsSchema.optional(),
@@ -253,6 +286,12 @@ export interface ResolvedPolicy {
       requiredTasks: RequiredTask[];
       processSandbox: 'allowed' | 'forbidden';
       devcontainer: { allowPrivileged: boolean; allowHostNetwork: boolean; allowedMounts: string[]; allowedCapabilities: string[] };
+    };
+    agent: {
+      isolation: AgentIsolationBackend[];
+      image?: string;
+      network: { allow: string[] };
+      limits: { cpus?: number; memoryMb?: number; pids?: number; timeoutSeconds?: number; diskMb?: number };
     };
     evidence: { required: EvidenceField[] };
     approvals: { minApprovals: number; forbidSelfApproval: boolean; sensitivePathReviewers: { glob: string; reviewers: string[] }[] };

@@ -24,6 +24,7 @@ export const FLAG_RISK: Readonly<Record<FlagKind, RiskLevel>> = Object.freeze({
   policyFileEdited: 'high',
   agentInstructionsEdited: 'high',
   checkoutTouched: 'high',
+  unconfined: 'high',
   newDependency: 'medium',
   sensitivePath: 'medium',
   unusualScope: 'medium',

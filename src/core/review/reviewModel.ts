@@ -28,6 +28,7 @@ const FLAG_LABELS: Readonly<Record<FlagKind, string>> = {
   agentInstructionsEdited: 'Agent instructions edited',
   checkoutTouched: 'Your checkout was written',
   testsDoNotExercise: 'Tests do not exercise the change',
+  unconfined: 'Agent ran unconfined',
 };
 
 function flagLabel(kind: string): string {

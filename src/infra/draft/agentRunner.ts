@@ -7,7 +7,10 @@ import { execa } from 'execa';
 import { type AgentReportParse, oversizedReportError, parseAgentReport } from '../../core/draft/agentEvidence';
 import { AGENTS_SETTING, type AgentConfig, DEFAULT_AGENT_TIMEOUT_SECONDS, substitutePlaceholders } from '../../core/draft/agentConfig';
 import { type PromptInput, composePrompt } from '../../core/draft/draft';
-import { environmentWithoutGitRedirects } from '../git/gitProcess';
+import { type BoundaryHandle, type CanaryProbe, type IsolationEvidence, escapedProbes } from '../../core/draft/agentIsolation';
+import { type OpenedBoundary, openHostBoundary } from './boundary/agentBoundary';
+import { watchDiskUse } from './boundary/diskWatch';
+import { findOnPath } from '../sandbox/engine';
 import { LaneError } from '../../core/errors';
 
 /** @internal Exported for its unit tests; the product calls it inside this module. */
@@ -18,7 +21,7 @@ export class AgentRunError extends LaneError {
   }
 }
 
-type AgentOutcome = 'succeeded' | 'failed' | 'timedOut' | 'cancelled' | 'notFound';
+type AgentOutcome = 'succeeded' | 'failed' | 'timedOut' | 'cancelled' | 'notFound' | 'refused';
 
 export interface AgentRunResult {
   outcome: AgentOutcome;
@@ -33,6 +36,8 @@ export interface AgentRunResult {
   logFile: string;
   /** The prompt file the agent was given. */
   promptFile: string;
+  /** The boundary it ran in; absent when none could be opened. */
+  isolation?: IsolationEvidence;
 }
 
 export interface RunAgentOptions {
@@ -56,6 +61,17 @@ export interface RunAgentOptions {
   killGraceMs?: number;
   /** Overrides agent.timeoutSeconds (tests). */
   timeoutMs?: number;
+  /**
+   * Opens the isolation boundary for the agent's command and environment
+   * (default: none, the host — only where policy names it).
+   */
+  openBoundary?: (argv: string[], env: Record<string, string>) => Promise<OpenedBoundary>;
+  /** Called once the boundary has a handle, before the agent runs: the lane keeps it for crash recovery. */
+  onBoundary?: (handle: BoundaryHandle) => Promise<void>;
+  /** Secret values handed to the agent's environment by name (from SecretStorage). */
+  secrets?: Record<string, string>;
+  /** Stops the agent when its worktree and git grow past this many MB. */
+  diskLimitMb?: number;
 }
 
 const MAX_LINE_CHARS = 8_000;
@@ -123,7 +139,16 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
   // A report left by an earlier run must not pass for this run's.
   await rm(evidenceFile, { force: true });
 
-  const [file, ...args] = substitutePlaceholders(agent.command, { prompt: promptText, promptFile, worktree: worktreePath });
+  const argv = substitutePlaceholders(agent.command, { prompt: promptText, promptFile, worktree: worktreePath });
+  const [file, ...args] = argv;
+  const env = agentEnvironment({
+    ...agent.env,
+    ...options.secrets,
+    LANES_EVIDENCE_FILE: evidenceFile,
+    LANES_CHANGE_ID: options.changeId,
+    LANES_WORKTREE: worktreePath,
+    LANES_PROMPT_FILE: promptFile,
+  });
   const started = Date.now();
   const startedAt = new Date(started).toISOString();
   const log = createWriteStream(logFile, { flags: 'a', mode: 0o600 });
@@ -135,28 +160,67 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
   };
   writeLog(`── ${startedAt} agent ${agent.id}: ${[file, ...args.map((arg) => (arg === promptText ? '{prompt}' : arg))].join(' ')}\n`);
 
+  let boundary: OpenedBoundary | undefined;
+  let probes: CanaryProbe[] = [];
+  let canaryMs: number | undefined;
+  let stoppedFor: string | undefined;
   const finish = async (
     result: Omit<AgentRunResult, 'startedAt' | 'endedAt' | 'durationMs' | 'logFile' | 'promptFile'>,
   ): Promise<AgentRunResult> => {
     const ended = Date.now();
+    const isolation = boundary?.evidence({
+      probes,
+      ...(canaryMs !== undefined ? { canaryMs } : {}),
+      ...(stoppedFor ? { stoppedFor } : {}),
+    });
+    await boundary?.close().catch(() => undefined);
     writeLog(`── ${new Date(ended).toISOString()} ${result.outcome}: ${result.message}\n`);
     await closeLog(log);
-    return { ...result, startedAt, endedAt: new Date(ended).toISOString(), durationMs: ended - started, logFile, promptFile };
+    return {
+      ...result,
+      startedAt,
+      endedAt: new Date(ended).toISOString(),
+      durationMs: ended - started,
+      logFile,
+      promptFile,
+      ...(isolation ? { isolation } : {}),
+    };
   };
 
   if (options.signal?.aborted) return finish({ outcome: 'cancelled', message: `Agent "${agent.label}" was stopped before it started.` });
 
+  // The boundary first, then the canary inside it: an escape refuses the run before the agent exists.
+  try {
+    boundary = await (options.openBoundary ?? ((argv2, env2) => Promise.resolve(openHostBoundary(argv2, env2, worktreePath))))(argv, env);
+    const canary = await boundary.canary();
+    probes = canary.probes;
+    canaryMs = canary.ms;
+  } catch (error) {
+    return finish({ outcome: 'refused', message: `Agent "${agent.label}" was not started: ${(error as Error).message}` });
+  }
+  // Inside a boundary a missing program is only an exit code; say it the way the host would.
+  if (boundary.backend !== 'container' && !(await findOnPath(file!, env.PATH)))
+    return finish({
+      outcome: 'notFound',
+      message: `The command ${JSON.stringify(file)} of agent "${agent.label}" was not found. Check "command" of the agent "${agent.id}" in the setting ${AGENTS_SETTING}: the program must be on PATH or an absolute path.`,
+    });
+  const escaped = escapedProbes(probes);
+  if (escaped.length) {
+    return finish({
+      outcome: 'refused',
+      message: `Agent "${agent.label}" was not started: the isolation canary escaped the ${boundary.backend} boundary (${escaped.map((probe) => `${probe.name}: ${probe.detail}`).join('; ')}). Nothing ran; report this to your platform team.`,
+    });
+  }
+  for (const probe of probes) writeLog(`── canary ${probe.name}: ${probe.outcome} (${probe.detail})\n`);
+  if (options.signal?.aborted) return finish({ outcome: 'cancelled', message: `Agent "${agent.label}" was stopped before it started.` });
+
   const timeoutMs = options.timeoutMs ?? (agent.timeoutSeconds ?? DEFAULT_AGENT_TIMEOUT_SECONDS) * 1000;
-  const subprocess = execa(file!, args, {
-    cwd: worktreePath,
+  const { command } = boundary;
+  if (boundary.backend !== 'process' && boundary.backend !== 'host') await options.onBoundary?.(await boundary.handle());
+  const subprocess = execa(command.file, command.args, {
+    cwd: command.cwd,
     extendEnv: false,
-    env: environmentWithoutGitRedirects({
-      ...agent.env,
-      LANES_EVIDENCE_FILE: evidenceFile,
-      LANES_CHANGE_ID: options.changeId,
-      LANES_WORKTREE: worktreePath,
-      LANES_PROMPT_FILE: promptFile,
-    }),
+    env: command.env,
     // Its own process group (setsid), so the whole tree can be signalled at once.
     detached: !WINDOWS,
     stdin: 'ignore',
@@ -180,15 +244,25 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
     });
   const pumped = Promise.all([pump(subprocess.stdout, 'stdout'), pump(subprocess.stderr, 'stderr')]);
 
-  let stopReason: 'timedOut' | 'cancelled' | undefined;
+  if (subprocess.pid !== undefined && (boundary.backend === 'process' || boundary.backend === 'host'))
+    await options.onBoundary?.(await boundary.handle(subprocess.pid)).catch(() => undefined);
+  let stopReason: 'timedOut' | 'cancelled' | 'limit' | undefined;
   let graceTimer: NodeJS.Timeout | undefined;
-  const stop = (reason: 'timedOut' | 'cancelled') => {
+  const openBoundary = boundary;
+  const stop = (reason: 'timedOut' | 'cancelled' | 'limit') => {
     if (stopReason || subprocess.pid === undefined) return;
     stopReason = reason;
     killGroup(subprocess.pid, 'SIGTERM');
+    void openBoundary.stop();
     graceTimer = setTimeout(() => killGroup(subprocess.pid!, 'SIGKILL'), options.killGraceMs ?? 2_000);
   };
   const timer = setTimeout(() => stop('timedOut'), timeoutMs);
+  const disk = options.diskLimitMb
+    ? await watchDiskUse([worktreePath], options.diskLimitMb, (used) => {
+        stoppedFor = `the disk limit of ${options.diskLimitMb} MB (lanes.agent.limits.diskMb) was reached: ${used} MB written`;
+        stop('limit');
+      })
+    : undefined;
   const onAbort = () => stop('cancelled');
   options.signal?.addEventListener('abort', onAbort, { once: true });
   // When the agent itself exits, whatever it left running in its group goes too;
@@ -199,6 +273,7 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
 
   const result = await subprocess;
   clearTimeout(timer);
+  disk?.stop();
   options.signal?.removeEventListener('abort', onAbort);
   // Pipes held by a process that escaped the group must not hang the run.
   const streamsDone = await Promise.race([pumped.then(() => true), new Promise<boolean>((done) => setTimeout(() => done(false), 2_000))]);
@@ -236,6 +311,13 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
       message: `Agent "${agent.label}" did not finish within ${seconds(timeoutMs)} and was stopped with all its processes. If it needs longer, raise "timeoutSeconds" of the agent "${agent.id}" in ${AGENTS_SETTING}.`,
     });
   }
+  if (stopReason === 'limit') {
+    return finish({
+      outcome: 'failed',
+      ...(result.signal ? { signal: result.signal } : {}),
+      message: `Agent "${agent.label}" was stopped after ${elapsed}: ${stoppedFor ?? 'a limit was reached'}.`,
+    });
+  }
   if (stopReason === 'cancelled') {
     return finish({
       outcome: 'cancelled',
@@ -263,6 +345,22 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
     outcome: 'failed',
     message: `Agent "${agent.label}" could not run: ${result.shortMessage ?? 'unknown error'}. Check the agent "${agent.id}" in ${AGENTS_SETTING}.`,
   });
+}
+
+/**
+ * The agent's whole environment: what its configuration names, and only a
+ * PATH and a locale from the editor's — never tokens, the SSH agent or git's
+ * credential helpers.
+ */
+function agentEnvironment(named: Record<string, string | undefined>): Record<string, string> {
+  const base: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    LANG: process.env.LANG ?? 'C.UTF-8',
+    TMPDIR: '/tmp',
+    GIT_TERMINAL_PROMPT: '0',
+  };
+  for (const [key, value] of Object.entries(named)) if (value !== undefined) base[key] = value;
+  return base;
 }
 
 function closeLog(log: WriteStream): Promise<void> {

@@ -49,7 +49,12 @@ export class RepositoryLanes {
     readonly loadError: string | undefined,
     options: RepositoryLanesOptions,
   ) {
-    this.draft = new DraftLane(context);
+    this.draft = new DraftLane(context, {
+      boundarySettings: () => {
+        const settings = options.sandboxSettings();
+        return { engine: settings.engine, defaultImage: settings.defaultImage };
+      },
+    });
     this.review = new ReviewLane(context, this.draft);
     // The sandbox lane follows the store: a change that closes takes its containers along.
     this.sandbox = new SandboxLane(context, { settings: options.sandboxSettings });
@@ -72,7 +77,13 @@ export class RepositoryLanes {
       logger.error(`Could not read the change records of ${repoRoot} (${storage.changesFile})`, error);
     }
     const context: LaneContext = { repoRoot, storage, store, evidence, audit, policy: options.policy, logger };
-    return new RepositoryLanes(context, loadError, options);
+    const lanes = new RepositoryLanes(context, loadError, options);
+    // A run recorded as running belongs to an editor that stopped: stop what it left, keep its work.
+    if (!loadError)
+      await lanes.draft
+        .recoverInterrupted()
+        .catch((error: unknown) => logger.error(`Recovering interrupted agent runs of ${repoRoot}`, error));
+    return lanes;
   }
 
   /**

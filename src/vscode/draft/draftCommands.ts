@@ -8,7 +8,8 @@ import { CHAT_AGENT_ID, type DraftAgent } from '../../infra/lanes/draft/draftLan
 import { UncommittedWorkError } from '../../infra/git/worktrees';
 import { changedPaths, currentBranchName, recentRefs } from '../../infra/git/queries';
 import { readConfig } from '../config';
-import { BuiltInCommands } from '../constants';
+import { BuiltInCommands, Commands } from '../constants';
+import { readAgentSecrets, type SetAgentSecretArgs, setAgentSecret } from './agentSecrets';
 import { SettingKeys, settingName } from '../settingKeys';
 import { gitContentUri } from '../gitContent';
 import type { ChangeTarget, CommandKit } from '../commandKit';
@@ -27,6 +28,7 @@ export interface NewDraftArgs {
 
 export interface DraftServices {
   logger: Logger;
+  secrets: vscode.SecretStorage;
   registry: RepositoryRegistry;
   policy: PolicyController;
   kit: CommandKit;
@@ -161,12 +163,22 @@ export class DraftCommands {
     const { logger } = this.services;
     if (!this.services.kit.requireTrust('agent run')) return;
     try {
+      const { values: secrets, missing } = await readAgentSecrets(this.services.secrets, agent);
+      if (missing.length) {
+        const set = 'Set Agent Secret…';
+        const choice = await vscode.window.showErrorMessage(
+          `Agent "${agent.label}" needs ${missing.join(', ')}, which has no value yet. Set it with "Lanes: Set Agent Secret…" (kept in SecretStorage), then run the agent again.`,
+          set,
+        );
+        if (choice === set) await vscode.commands.executeCommand(Commands.setAgentSecret, { agentId: agent.id, name: missing[0] });
+        return;
+      }
       const actor = await this.services.kit.actor(repo.root);
       const outcome = await this.services.kit.withProgress(
         `Agent Lanes: ${agent.label} is drafting "${change.title}"`,
         (report, signal) => {
-          signal.addEventListener('abort', () => repo.lanes.draft.stopAgent(change.id));
-          return repo.lanes.draft.runAgent(change.id, agent, actor, { onLine: (line) => report(line.slice(0, 120)) });
+          signal.addEventListener('abort', () => void repo.lanes.draft.stopAgent(change.id));
+          return repo.lanes.draft.runAgent(change.id, agent, actor, { onLine: (line) => report(line.slice(0, 120)), secrets });
         },
         { cancellable: true },
       );
@@ -203,10 +215,16 @@ export class DraftCommands {
     await this.runAgent(found.repo, found.change, agent.config);
   }
 
+  /** "Lanes: Set Agent Secret…". */
+  async setAgentSecret(args: SetAgentSecretArgs = {}): Promise<void> {
+    await setAgentSecret(this.services.secrets, readConfig().config.agents, args);
+  }
+
   async stopAgent(target: ChangeTarget): Promise<void> {
     const found = await this.services.kit.resolveTarget(target, (c) => c.agentRun?.state === 'running', 'Stop the agent of which change?');
     if (!found) return;
-    if (!found.repo.lanes.draft.stopAgent(found.change.id))
+    const actor = await this.services.kit.actor(found.repo.root);
+    if (!(await found.repo.lanes.draft.stopAgent(found.change.id, actor)))
       void vscode.window.showInformationMessage(`No agent is running on change ${found.change.id}.`);
   }
 

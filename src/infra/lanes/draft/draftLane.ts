@@ -1,7 +1,18 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { AgentConfig } from '../../../core/draft/agentConfig';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { type AgentConfig, DEFAULT_AGENT_TIMEOUT_SECONDS } from '../../../core/draft/agentConfig';
+import {
+  type AgentIsolationBackend,
+  type AgentLimits,
+  type BackendAvailability,
+  type BoundaryHandle,
+  type EgressRecord,
+  chooseBackend,
+} from '../../../core/draft/agentIsolation';
+import type { Flag } from '../../../core/evidence';
+import { openBoundary, probeProcessBackend, stopLeftoverRun } from '../../draft/boundary/agentBoundary';
+import { detectEngine, type EngineSetting } from '../../sandbox/engine';
 import { type Actor, type Change, titleFromTask } from '../../../core/change';
 import { type DiffAnalysisOptions, refusedPathFlags } from '../../../core/draft/diffAnalysis';
 import { DraftInputError, type ReconcileAction, type ReconcileFinding, assessDraftStart, slugify } from '../../../core/draft/draft';
@@ -52,6 +63,19 @@ export interface AgentHooks {
   signal?: AbortSignal;
   /** Test hook: overrides the agent's timeout. */
   timeoutMs?: number;
+  /** Values of the secrets the agent's configuration names (from SecretStorage); they join redaction for the run. */
+  secrets?: Record<string, string>;
+}
+
+/** Where the container boundary comes from: the Sandbox lane's engine and default image settings. */
+export interface BoundarySettings {
+  engine: EngineSetting;
+  defaultImage: string;
+}
+
+export interface DraftLaneOptions {
+  /** Read at every run. Without it only the process boundary (and host, where policy names it) can be used. */
+  boundarySettings?: () => BoundarySettings;
 }
 
 export interface DraftOutcome {
@@ -64,6 +88,14 @@ export interface DraftOutcome {
   reportError?: string;
 }
 
+/** Secret values handed to an agent, as patterns: they are redacted from its output like any other secret. */
+function literalPatterns(values: readonly string[]) {
+  const usable = values.filter((value) => value.length >= 4);
+  return compileSecretPatterns(
+    usable.map((value, index) => ({ name: `agentSecret${index + 1}`, pattern: value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') })),
+  ).patterns;
+}
+
 const agentIdOf = (agent: DraftAgent) => (agent.kind === 'cli' ? agent.config.id : CHAT_AGENT_ID);
 
 /** The Draft lane: worktree, agent, commit, analysis. The user's checkout is only ever read. */
@@ -72,7 +104,10 @@ export class DraftLane {
   /** Resolves when a run has recorded its end: between the agent's last state and its audited stop, a discard waits. */
   private readonly runEnds = new Map<string, Promise<void>>();
 
-  constructor(private readonly ctx: LaneContext) {}
+  constructor(
+    private readonly ctx: LaneContext,
+    private readonly options: DraftLaneOptions = {},
+  ) {}
 
   isRunning(changeId: string): boolean {
     return this.running.has(changeId);
@@ -175,6 +210,13 @@ export class DraftLane {
     if (this.running.has(changeId))
       throw new DraftInputError(`An agent is already running on change ${changeId}; stop it first ("Lanes: Stop Agent").`);
     await decide(ctx, 'startAgent', { agentId: agent.id }, change, actor);
+    const agentPolicy = ctx.policy.effective.policy.lanes.agent;
+    const choice = chooseBackend(agentPolicy.isolation, agent.isolation, await this.availability(agentPolicy.isolation, agent.isolation));
+    if (!choice.ok) throw new DraftInputError(choice.message);
+    const limits: AgentLimits = {
+      ...agentPolicy.limits,
+      timeoutSeconds: Math.min(agent.timeoutSeconds ?? DEFAULT_AGENT_TIMEOUT_SECONDS, agentPolicy.limits.timeoutSeconds ?? Infinity),
+    };
 
     const controller = new AbortController();
     hooks.signal?.addEventListener('abort', () => controller.abort(), { once: true });
@@ -190,12 +232,43 @@ export class DraftLane {
         actor,
         action: 'agent.start',
         changeId,
-        details: { agentId: agent.id, command: agent.command[0], promptRef: this.promptRef(change) },
+        details: { agentId: agent.id, command: agent.command[0], promptRef: this.promptRef(change), isolation: choice.backend },
       });
       const before = await snapshotCheckout(ctx.repoRoot);
-      const patterns = this.secretPatterns();
-      const evidenceFile = join(dir, 'agent-report.json');
+      const patterns = [...this.secretPatterns(), ...literalPatterns(Object.values(hooks.secrets ?? {}))];
+      // The only folder of ours the agent may write: its prompt and its report, made afresh for every run.
+      const ioDir = join(dir, 'agent-io');
+      await rm(ioDir, { recursive: true, force: true });
+      await mkdir(ioDir, { recursive: true, mode: 0o700 });
+      const evidenceFile = join(ioDir, 'agent-report.json');
+      const boundarySettings = this.options.boundarySettings?.();
       const run = await runAgent({
+        openBoundary: async (argv, env) =>
+          openBoundary({
+            backend: choice.backend,
+            changeId,
+            repoRoot: ctx.repoRoot,
+            worktreePath: change.worktreePath,
+            branch: change.branch,
+            headSha: change.headSha ?? change.baseSha,
+            runDir: join(dir, 'agent-run'),
+            ioDir,
+            hiddenFolders: [dirname(dirname(ctx.storage.root))],
+            canaryFolders: [dir],
+            argv,
+            env,
+            allow: agentPolicy.network.allow,
+            limits,
+            image: agentPolicy.image ?? boundarySettings?.defaultImage,
+            engine: choice.backend === 'container' ? await this.engine() : undefined,
+            onRefused: (record) => void this.auditRefusedConnection(changeId, agent.id, record),
+          }),
+        onBoundary: async (handle) => {
+          await ctx.store.update(changeId, (c) => ({ ...c, agentRun: { state: 'running', startedAt, boundary: handle } }));
+          await ctx.audit.append({ actor: EXTENSION_ACTOR, action: 'agent.isolation', changeId, details: { ...handle } });
+        },
+        ...(hooks.secrets ? { secrets: hooks.secrets } : {}),
+        ...(limits.diskMb ? { diskLimitMb: limits.diskMb } : {}),
         agent,
         changeId,
         worktreePath: change.worktreePath,
@@ -207,13 +280,13 @@ export class DraftLane {
           ...(typeof change.promptNote === 'string' ? { note: change.promptNote } : {}),
           requestedChanges: (change.requestedChanges ?? []).map((r) => ({ body: r.comment, author: r.by })),
         },
-        promptFile: join(dir, 'prompt.md'),
+        promptFile: join(ioDir, 'prompt.md'),
         evidenceFile,
         logFile: join(dir, 'agent.log'),
         signal: controller.signal,
         redactLine: (line) => redactText(line, patterns).text,
         ...(hooks.onLine ? { onLine: hooks.onLine } : {}),
-        ...(hooks.timeoutMs ? { timeoutMs: hooks.timeoutMs } : {}),
+        timeoutMs: hooks.timeoutMs ?? limits.timeoutSeconds * 1000,
       });
       // Whatever the run's outcome, its work is committed and analysed: nothing is lost.
       const finished = await finishDraftRun({
@@ -241,6 +314,15 @@ export class DraftLane {
           signal: run.signal,
           durationMs: run.durationMs,
           checkoutUntouched: finished.checkout.untouched,
+          isolation: run.isolation
+            ? {
+                backend: run.isolation.backend,
+                verified: run.isolation.verified,
+                refusedConnections: run.isolation.network.refusedTotal,
+                ...(run.isolation.stoppedFor ? { stoppedFor: run.isolation.stoppedFor } : {}),
+                ...(run.outcome === 'refused' ? { probes: run.isolation.probes } : {}),
+              }
+            : undefined,
           result: outcome.outcome,
           headSha: outcome.change.headSha,
         },
@@ -261,11 +343,105 @@ export class DraftLane {
     }
   }
 
-  /** "Lanes: Stop Agent": stops the agent and its process tree. */
-  stopAgent(changeId: string): boolean {
+  /**
+   * "Lanes: Stop Agent": stops the agent and its process tree. A run this
+   * window does not hold (started before a reload or a crash) is found by its
+   * recorded boundary, stopped and marked interrupted.
+   */
+  async stopAgent(changeId: string, actor: Actor = EXTENSION_ACTOR): Promise<boolean> {
     const controller = this.running.get(changeId);
-    controller?.abort();
-    return controller !== undefined;
+    if (controller) {
+      controller.abort();
+      return true;
+    }
+    if (this.ctx.store.get(changeId)?.agentRun?.state !== 'running') return false;
+    return (await this.recoverInterrupted(actor, [changeId])).length > 0;
+  }
+
+  /**
+   * Runs that are recorded as running but that no agent of this window runs:
+   * the editor stopped mid-run. Stops what is left of each (its container or
+   * its process group), keeps the partial work in the worktree, marks the
+   * change interrupted and audits `agent.interrupted`. Called when the
+   * repository opens and by "Lanes: Reconcile".
+   */
+  async recoverInterrupted(actor: Actor = EXTENSION_ACTOR, only?: readonly string[]): Promise<Change[]> {
+    const { ctx } = this;
+    const recovered: Change[] = [];
+    for (const change of ctx.store.all()) {
+      if (change.agentRun?.state !== 'running' || this.running.has(change.id) || (only && !only.includes(change.id))) continue;
+      const handle = change.agentRun.boundary as BoundaryHandle | undefined;
+      const stopped = handle
+        ? await stopLeftoverRun(handle).catch((error: Error) => `could not stop it: ${error.message}`)
+        : 'no boundary was recorded';
+      const message = `The agent's run was interrupted (the editor stopped while it ran; ${stopped}). Its partial work is kept in the worktree: "Lanes: Finish Draft" commits it, "Lanes: Discard Change" drops it.`;
+      const updated = await ctx.store.update(change.id, (c) => ({
+        ...c,
+        agentRun: { ...c.agentRun!, state: 'interrupted', endedAt: new Date().toISOString(), message },
+      }));
+      await ctx.audit.append({
+        actor,
+        action: 'agent.interrupted',
+        changeId: change.id,
+        details: { agentId: change.agentId, startedAt: change.agentRun.startedAt, stopped, ...(handle ? { boundary: { ...handle } } : {}) },
+      });
+      recovered.push(updated);
+    }
+    return recovered;
+  }
+
+  private availabilityCache?: { at: number; value: BackendAvailability };
+
+  /** Which backends work here (asked once a minute at most: bubblewrap and the engine do not come and go). */
+  private async availability(
+    allowed: readonly AgentIsolationBackend[],
+    requested: AgentIsolationBackend | undefined,
+  ): Promise<BackendAvailability> {
+    if (this.availabilityCache && Date.now() - this.availabilityCache.at < 60_000) return this.availabilityCache.value;
+    const wanted = requested ? [requested] : allowed;
+    const value: BackendAvailability = {};
+    if (wanted.includes('process')) {
+      const probe = await probeProcessBackend();
+      value.process = probe.available ? { available: true } : { available: false, message: probe.message };
+    }
+    if (wanted.includes('container')) {
+      const engine = await this.engine().catch((error: Error) => error);
+      const image = this.ctx.policy.effective.policy.lanes.agent.image ?? this.options.boundarySettings?.().defaultImage;
+      value.container =
+        engine instanceof Error || !engine
+          ? { available: false, message: engine instanceof Error ? engine.message : 'no container engine answers here; install podman' }
+          : image
+            ? { available: true }
+            : { available: false, message: 'no agent image: set lanes.agent.image in policy or agentLanes.sandbox.defaultImage' };
+    }
+    this.availabilityCache = { at: Date.now(), value };
+    return value;
+  }
+
+  private async engine() {
+    const detection = await detectEngine(this.options.boundarySettings?.().engine ?? 'auto');
+    if (!detection.found) throw new DraftInputError(detection.message);
+    return detection.engine;
+  }
+
+  /** Each connection the proxy refused is a policy decision: in the audit log, with host, port and time. */
+  private async auditRefusedConnection(changeId: string, agentId: string, record: EgressRecord): Promise<void> {
+    await this.ctx.audit
+      .append({
+        actor: { type: 'agent', id: agentId },
+        action: 'policy.decision',
+        changeId,
+        decisionId: randomUUID(),
+        policy: this.ctx.policy.effective.policyRef,
+        details: {
+          action: 'agentEgress',
+          effect: 'block',
+          subject: `${record.host}:${record.port}`,
+          explanation: `The agent tried to connect to ${record.host}:${record.port}, which lanes.agent.network.allow does not list.`,
+          at: record.at,
+        },
+      })
+      .catch((error: unknown) => this.ctx.logger.error('Auditing a refused connection', error));
   }
 
   stopAll(): void {
@@ -320,7 +496,14 @@ export class DraftLane {
     const { ctx } = this;
     const change = this.requireDraft(changeId);
     const { run } = options;
-    const { commit, analysis, flags, checkout, agentReport: report } = options.finished;
+    const { commit, analysis, checkout, agentReport: report } = options.finished;
+    const flags: Flag[] = [...options.finished.flags];
+    if (run?.isolation?.backend === 'host')
+      flags.unshift({
+        kind: 'unconfined',
+        detail:
+          'The agent ran without an isolation boundary (policy lanes.agent.isolation names "host"): as you, with your files, credentials and network.',
+      });
     const failedRun = run && run.outcome !== 'succeeded' ? run : undefined;
     const agentVersion = report && 'report' in report ? report.report.agentVersion : undefined;
     const alerts: string[] = [];
@@ -341,6 +524,7 @@ export class DraftLane {
         ...(checkout
           ? { checkout: { untouched: checkout.untouched, ...(checkout.untouched ? {} : { detail: checkout.differences.join('; ') }) } }
           : {}),
+        ...(run?.isolation ? { isolation: run.isolation } : {}),
         // A new head makes task results stale: the sandbox runs again.
         tasks: evidence.headSha === commit.headSha ? evidence.tasks : [],
       }),
@@ -354,9 +538,11 @@ export class DraftLane {
     const state = failedRun
       ? failedRun.outcome === 'notFound'
         ? 'failed'
-        : failedRun.outcome === 'succeeded'
-          ? 'succeeded'
-          : failedRun.outcome
+        : failedRun.outcome === 'refused'
+          ? 'refused'
+          : failedRun.outcome === 'succeeded'
+            ? 'succeeded'
+            : failedRun.outcome
       : commit.outcome === 'noChanges'
         ? 'noChanges'
         : 'succeeded';
@@ -471,8 +657,9 @@ export class DraftLane {
       .catch((error: unknown) => this.ctx.logger.error('Auditing a tool call', error));
   }
 
-  /** Findings about worktrees and records that do not match (after a crash or a manual deletion). */
-  reconcile(): Promise<ReconcileFinding[]> {
+  /** Findings about worktrees and records that do not match (after a crash or a manual deletion); interrupted runs are stopped first. */
+  async reconcile(): Promise<ReconcileFinding[]> {
+    await this.recoverInterrupted();
     return reconcile(this.ctx.repoRoot, this.ctx.store.all(), this.ctx.storage.worktreesDir);
   }
 
