@@ -205,7 +205,8 @@ async function openProcessBoundary(
   const node = await hostNode();
   const hidden = [home, spec.repoRoot, ...spec.hiddenFolders].filter((folder) => folder && folder !== '/');
   const path = spec.env.PATH ?? process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin';
-  const readOnly = await programPaths(spec.argv, path, hidden);
+  // /tmp, /run and /var/tmp are private in the boundary too: a program there is bound like one in a hidden folder.
+  const readOnly = await programPaths(spec.argv, path, [...hidden, '/tmp', '/var/tmp', '/run']);
   if (inside(home, node.path) || hidden.some((folder) => inside(folder, node.path))) readOnly.push(node.path);
 
   const bwrapArgs = (): string[] => {
@@ -217,6 +218,8 @@ async function openProcessBoundary(
     args.push('--bind', spec.worktreePath, spec.worktreePath, '--ro-bind', git.gitFile, join(spec.worktreePath, '.git'));
     args.push('--bind', git.gitDir, git.gitDir, '--bind', spec.ioDir, spec.ioDir);
     if (proxy) args.push('--ro-bind', proxy.socketPath, proxy.socketPath);
+    // The user's repository and our storage read as empty and refuse writes (the home folder stays a private, writable scratch).
+    for (const folder of hidden) if (folder !== home) args.push('--remount-ro', folder);
     args.push('--chdir', spec.worktreePath);
     args.push('--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-net', '--unshare-cgroup-try');
     args.push('--new-session', '--die-with-parent', '--cap-drop', 'ALL', '--');
@@ -257,8 +260,11 @@ async function openProcessBoundary(
   };
 }
 
-/** Runs the canary with the boundary's own wrapping; parses and checks it from outside. */
-async function runCanary(
+/**
+ * Runs the canary with the boundary's own wrapping; parses and checks it from outside.
+ * @internal Exported for its unit tests (a canary run without a boundary must report escapes); the product calls it inside this module.
+ */
+export async function runCanary(
   spec: BoundarySpec,
   wrap: (nodeArgs: string[]) => BoundaryCommand,
   viaProxy: boolean,
