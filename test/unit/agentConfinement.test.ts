@@ -265,3 +265,53 @@ describe('Agent confinement: a hostile agent in the process boundary (real bubbl
     assert.notEqual(ctx.store.get(change.id)?.agentRun?.state, 'running');
   });
 });
+
+describe('Agent confinement: a hostile agent in the container boundary (real podman)', function () {
+  this.timeout(180_000);
+  let env: Setup;
+  afterEach(async () => env?.close());
+
+  it('refuses every escape and keeps the checkout and .git byte-identical; nothing of the container is left', async function () {
+    if (spawnSync('podman', ['image', 'exists', 'localhost/agent-lanes-sandbox:test']).status !== 0) this.skip();
+    env = await setup({ policy: orgPolicy('    isolation: [container]\n    limits: { cpus: 1, memoryMb: 512, pids: 128 }') });
+    const { ctx, lane, repo, home } = env;
+    const before = snapshotRepository(repo);
+    // The agent's program must be in the image: the hostile agent's source goes in as an argument.
+    const agent = hostileAgent({
+      repo,
+      homeFiles: [join(home, '.ssh', 'id_ed25519')],
+      envNames: ['GITHUB_TOKEN', 'AWS_SECRET_ACCESS_KEY', 'AGENT_LANES_ENVIRONMENT_CANARY'],
+      connect: [{ host: '127.0.0.1', port: 22 }],
+    });
+    agent.command = ['node', '--input-type=module', '-e', readFileSync(hostileScript, 'utf8').replace(/^#!.*\n/, '')];
+    const { change } = await lane.start({
+      task: 'Escape the container',
+      agent: { kind: 'cli', config: agent },
+      actor: user,
+      createdBy: 'dev',
+    });
+    const outcome = await lane.runAgent(change.id, agent, user);
+    assert.equal(outcome.outcome, 'committed', outcome.message);
+    const results = JSON.parse(readFileSync(join(change.worktreePath, 'hostile-results.json'), 'utf8')) as Record<
+      string,
+      { ok: boolean; detail: string }
+    >;
+    // Writes to the repository's path land in the container's private /tmp (where the test keeps the repository):
+    // the host's copy, compared byte by byte below, is what counts for them.
+    const escaped = Object.entries(results)
+      .filter(([name, result]) => result.ok && !/^(git|checkout|ignoredFile|hook|config|ref|tag|attributes|exclude)/.test(name))
+      .map(([name, result]) => `${name}: ${result.detail}`);
+    assert.deepEqual(escaped, []);
+    assert.deepEqual(compareSnapshots(before, snapshotRepository(repo)), [], "the user's checkout and .git are byte-identical");
+    const evidence = await ctx.evidence.read(change.id);
+    assert.ok(evidence.kind === 'ok');
+    const isolation = evidence.evidence.isolation!;
+    assert.equal(isolation.backend, 'container');
+    assert.equal(isolation.verified, true, JSON.stringify(isolation.probes));
+    assert.equal(isolation.image, 'localhost/agent-lanes-sandbox:test');
+    assert.match(isolation.imageDigest ?? '', /^sha256:[0-9a-f]{64}$/);
+    assert.deepEqual(isolation.limits, { cpus: 1, memoryMb: 512, pids: 128, timeoutSeconds: 1800 });
+    const left = spawnSync('podman', ['ps', '--all', '--quiet', '--filter', `label=agent-lanes.change=${change.id}`], { encoding: 'utf8' });
+    assert.equal(left.stdout.trim(), '', 'the container is removed after the run');
+  });
+});
