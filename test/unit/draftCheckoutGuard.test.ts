@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { appendFileSync, mkdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AgentConfig } from '../../src/core/draft/agentConfig';
 import { runAgent } from '../../src/infra/draft/agentRunner';
@@ -66,7 +66,41 @@ describe("the user's checkout is verified untouched", function () {
     runGit(repo, ['checkout', '-q', '--', 'a.txt']);
     runGit(repo, ['checkout', '-q', '-b', 'other']);
     const verdict = await verifyCheckout(before);
-    assert.deepEqual(verdict.differences, ['the checked-out branch changed from main to other', 'a.txt went back to its committed state']);
+    assert.deepEqual(verdict.differences, [
+      'the checked-out branch changed from main to other',
+      'a.txt went back to its committed state',
+      '.git HEAD was modified',
+      'ref refs/heads/other was created',
+    ]);
+  });
+
+  it("sees what a process with the user's rights can do to .git and ignored files (for a run without a boundary)", async () => {
+    const repo = makeRepo({ 'a.txt': 'a\n', '.gitignore': '.env\n' });
+    writeFiles(repo, { '.env': 'TOKEN=1\n' });
+    runGit(repo, ['tag', 'v1']);
+    const before = await snapshotCheckout(repo);
+    const dotGit = join(repo, '.git');
+    writeFileSync(join(dotGit, 'hooks', 'post-checkout'), '#!/bin/sh\ntouch /tmp/x\n', { mode: 0o755 });
+    runGit(repo, ['config', 'core.hooksPath', '/tmp/evil']);
+    mkdirSync(join(dotGit, 'info'), { recursive: true });
+    appendFileSync(join(dotGit, 'info', 'attributes'), '* -diff\n');
+    appendFileSync(join(dotGit, 'info', 'exclude'), 'config/\n');
+    runGit(repo, ['branch', 'side']);
+    runGit(repo, ['tag', '-f', 'v1', 'HEAD']);
+    runGit(repo, ['update-ref', 'refs/heads/lanes/own-branch', 'HEAD']);
+    writeFiles(repo, { '.env': 'TOKEN=stolen-and-replaced\n' });
+    const verdict = await verifyCheckout(before);
+    const text = verdict.differences.join('\n');
+    for (const expected of [
+      /\.git hooks\/post-checkout was created/,
+      /\.git config was modified/,
+      /\.git info\/attributes was created/,
+      /\.git info\/exclude was modified/,
+      /ref refs\/heads\/side was created/,
+      /the ignored file \.env was modified/,
+    ])
+      assert.match(text, expected);
+    assert.doesNotMatch(text, /lanes\/own-branch/, "the lanes' own branches are theirs to move");
   });
 
   it('caps the list of differences', () => {

@@ -1,4 +1,5 @@
-import { lstat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { lstat, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parsePorcelainV2 } from '../../core/git/gitOutput';
 import { git } from '../git/gitProcess';
@@ -21,6 +22,12 @@ export interface CheckoutSnapshot {
   records: Record<string, string>;
   /** "size:mtimeMs:mode", or "missing", by path of each uncommitted file. */
   fileStats: Record<string, string>;
+  /**
+   * What runs or steers git later, by name: config, hooks, info/ (attributes,
+   * exclude), HEAD and every ref but the lanes' own, as digests; and the
+   * ignored files of the checkout (.env), as "size:mtimeMs:mode".
+   */
+  gitState?: Record<string, string>;
 }
 
 export interface CheckoutVerdict {
@@ -36,6 +43,61 @@ async function statOf(path: string): Promise<string> {
   } catch {
     return 'missing';
   }
+}
+
+const MAX_GIT_STATE_ENTRIES = 2_000;
+
+async function digestOf(path: string): Promise<string> {
+  try {
+    const info = await lstat(path);
+    if (info.isDirectory()) return `dir:${info.mode}`;
+    if (info.isSymbolicLink()) return `link:${info.mode}`;
+    return `${info.mode}:${createHash('sha256')
+      .update(await readFile(path))
+      .digest('hex')}`;
+  } catch {
+    return 'missing';
+  }
+}
+
+/** Digests of the files in `dir` (recursively, capped), keyed `prefix/relative`. */
+async function digestTree(dir: string, prefix: string, into: Record<string, string>): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    if (Object.keys(into).length >= MAX_GIT_STATE_ENTRIES) return;
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await digestTree(path, `${prefix}/${entry.name}`, into);
+    else into[`${prefix}/${entry.name}`] = await digestOf(path);
+  }
+}
+
+/**
+ * The parts of the repository a process with the user's rights could change to
+ * run code or hide things later: config, hooks, info/, HEAD, refs (less the
+ * lanes' own branches), and the ignored files of the checkout.
+ */
+async function snapshotGitState(repoRoot: string): Promise<Record<string, string>> {
+  const dirs = (await git(repoRoot, ['rev-parse', '--path-format=absolute', '--git-dir', '--git-common-dir'])).stdout.trim().split('\n');
+  const [gitDir, commonDir] = [dirs[0]!, dirs[1] ?? dirs[0]!];
+  const state: Record<string, string> = {};
+  for (const name of ['config', 'config.worktree', 'packed-refs', 'HEAD', 'commondir'])
+    for (const dir of new Set([gitDir, commonDir])) state[`${dir === gitDir ? 'git' : 'common'}:${name}`] = await digestOf(join(dir, name));
+  await digestTree(join(commonDir, 'hooks'), 'hooks', state);
+  await digestTree(join(commonDir, 'info'), 'info', state);
+  const refs = await git(repoRoot, ['for-each-ref', '--format=%(refname) %(objectname) %(symref)']);
+  for (const line of refs.stdout.split('\n')) {
+    const [name, ...rest] = line.split(' ');
+    if (name && !name.startsWith('refs/heads/lanes/')) state[`ref:${name}`] = rest.join(' ');
+  }
+  // Ignored files (.env) and folders, as status lists them without descending into ignored folders.
+  const ignored = await git(repoRoot, ['--no-optional-locks', 'status', '--porcelain=v2', '-z', '--ignored=matching', '--untracked-files=normal']);
+  let counted = 0;
+  for (const record of ignored.stdout.split('\0')) {
+    if (!record.startsWith('! ') || counted++ >= MAX_GIT_STATE_ENTRIES) continue;
+    const path = record.slice(2);
+    state[`ignored:${path}`] = await statOf(join(repoRoot, path));
+  }
+  return state;
 }
 
 /** Records the user's checkout before an agent starts. */
@@ -60,9 +122,11 @@ export async function snapshotCheckout(repoRoot: string): Promise<CheckoutSnapsh
     fileStats[entry.path] = await statOf(join(repoRoot, entry.path));
     statted++;
   }
+  const gitState = await snapshotGitState(repoRoot);
   return {
     repoRoot,
     takenAt: new Date().toISOString(),
+    gitState,
     ...(parsed.headSha ? { headSha: parsed.headSha } : {}),
     ...(parsed.branch ? { branch: parsed.branch } : {}),
     records,
@@ -93,6 +157,19 @@ export function compareCheckoutSnapshots(before: CheckoutSnapshot, after: Checko
       before.fileStats[path] !== after.fileStats[path]
     ) {
       differences.push(`${path} was modified again`);
+    }
+  }
+  if (before.gitState && after.gitState) {
+    const names = [...new Set([...Object.keys(before.gitState), ...Object.keys(after.gitState)])].sort();
+    for (const name of names) {
+      const was = before.gitState[name];
+      const now = after.gitState[name];
+      if (was === now) continue;
+      const [kind, ...rest] = name.split(':');
+      const what = rest.join(':');
+      if (kind === 'ref') differences.push(was === undefined ? `ref ${what} was created` : now === undefined ? `ref ${what} was deleted` : `ref ${what} moved`);
+      else if (kind === 'ignored') differences.push(`the ignored file ${what} ${now === 'missing' ? 'was deleted' : was === undefined ? 'appeared' : 'was modified'}`);
+      else differences.push(`.git ${kind === 'git' || kind === 'common' ? what : name} ${was === undefined || was === 'missing' ? 'was created' : now === undefined || now === 'missing' ? 'was deleted' : 'was modified'}`);
     }
   }
   const shown = differences.slice(0, MAX_DIFFERENCES);
