@@ -198,12 +198,6 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
   } catch (error) {
     return finish({ outcome: 'refused', message: `Agent "${agent.label}" was not started: ${(error as Error).message}` });
   }
-  // Inside a boundary a missing program is only an exit code; say it the way the host would.
-  if (boundary.backend !== 'container' && !(await findOnPath(file!, env.PATH)))
-    return finish({
-      outcome: 'notFound',
-      message: `The command ${JSON.stringify(file)} of agent "${agent.label}" was not found. Check "command" of the agent "${agent.id}" in the setting ${AGENTS_SETTING}: the program must be on PATH or an absolute path.`,
-    });
   const escaped = escapedProbes(probes);
   if (escaped.length) {
     return finish({
@@ -212,6 +206,12 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
     });
   }
   for (const probe of probes) writeLog(`── canary ${probe.name}: ${probe.outcome} (${probe.detail})\n`);
+  // Inside a boundary a missing program is only an exit code; say it the way the host would.
+  if (boundary.backend !== 'container' && !(await findOnPath(file!, env.PATH)))
+    return finish({
+      outcome: 'notFound',
+      message: `The command ${JSON.stringify(file)} of agent "${agent.label}" was not found. Check "command" of the agent "${agent.id}" in the setting ${AGENTS_SETTING}: the program must be on PATH or an absolute path.`,
+    });
   if (options.signal?.aborted) return finish({ outcome: 'cancelled', message: `Agent "${agent.label}" was stopped before it started.` });
 
   const timeoutMs = options.timeoutMs ?? (agent.timeoutSeconds ?? DEFAULT_AGENT_TIMEOUT_SECONDS) * 1000;

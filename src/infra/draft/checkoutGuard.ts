@@ -90,7 +90,14 @@ async function snapshotGitState(repoRoot: string): Promise<Record<string, string
     if (name && !name.startsWith('refs/heads/lanes/')) state[`ref:${name}`] = rest.join(' ');
   }
   // Ignored files (.env) and folders, as status lists them without descending into ignored folders.
-  const ignored = await git(repoRoot, ['--no-optional-locks', 'status', '--porcelain=v2', '-z', '--ignored=matching', '--untracked-files=normal']);
+  const ignored = await git(repoRoot, [
+    '--no-optional-locks',
+    'status',
+    '--porcelain=v2',
+    '-z',
+    '--ignored=matching',
+    '--untracked-files=normal',
+  ]);
   let counted = 0;
   for (const record of ignored.stdout.split('\0')) {
     if (!record.startsWith('! ') || counted++ >= MAX_GIT_STATE_ENTRIES) continue;
@@ -167,9 +174,16 @@ export function compareCheckoutSnapshots(before: CheckoutSnapshot, after: Checko
       if (was === now) continue;
       const [kind, ...rest] = name.split(':');
       const what = rest.join(':');
-      if (kind === 'ref') differences.push(was === undefined ? `ref ${what} was created` : now === undefined ? `ref ${what} was deleted` : `ref ${what} moved`);
-      else if (kind === 'ignored') differences.push(`the ignored file ${what} ${now === 'missing' ? 'was deleted' : was === undefined ? 'appeared' : 'was modified'}`);
-      else differences.push(`.git ${kind === 'git' || kind === 'common' ? what : name} ${was === undefined || was === 'missing' ? 'was created' : now === undefined || now === 'missing' ? 'was deleted' : 'was modified'}`);
+      if (kind === 'ref')
+        differences.push(
+          was === undefined ? `ref ${what} was created` : now === undefined ? `ref ${what} was deleted` : `ref ${what} moved`,
+        );
+      else if (kind === 'ignored')
+        differences.push(`the ignored file ${what} ${now === 'missing' ? 'was deleted' : was === undefined ? 'appeared' : 'was modified'}`);
+      else
+        differences.push(
+          `.git ${kind === 'git' || kind === 'common' ? what : name} ${was === undefined || was === 'missing' ? 'was created' : now === undefined || now === 'missing' ? 'was deleted' : 'was modified'}`,
+        );
     }
   }
   const shown = differences.slice(0, MAX_DIFFERENCES);

@@ -1,0 +1,218 @@
+import * as assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chooseBackend, describeIsolation } from '../../src/core/draft/agentIsolation';
+import { mergePolicies, type PolicyLayer } from '../../src/core/policy/merge';
+import { POLICY_API_VERSION, parseOverlayObject, parsePolicyObject } from '../../src/core/policy/schema';
+import { openHostBoundary, processStartTicks, runCanary } from '../../src/infra/draft/boundary/agentBoundary';
+import { runAgent } from '../../src/infra/draft/agentRunner';
+import { DraftLane } from '../../src/infra/lanes/draft/draftLane';
+import { createWorktree } from '../../src/infra/git/worktrees';
+import { createSampleRepository } from '../runners/fixtures.mjs';
+import { createLaneContext } from './support/laneContext';
+
+const user = { type: 'user' as const, id: 'dev@example.com' };
+const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
+
+function layer(level: PolicyLayer['level'], body: Record<string, unknown>): PolicyLayer {
+  const result =
+    level === 'org'
+      ? parsePolicyObject({ apiVersion: POLICY_API_VERSION, metadata: { id: 'acme', version: '1' }, ...body }, 'org')
+      : parseOverlayObject({ apiVersion: POLICY_API_VERSION, ...body }, level, { id: level, version: 'x' });
+  if (!result.ok) throw new Error(result.errors.join('\n'));
+  return { level, document: result.policy };
+}
+
+describe('agent isolation: choosing a backend', () => {
+  const both = { process: { available: true as const }, container: { available: true as const } };
+
+  it('takes the first backend policy allows that works here, never the host by default', () => {
+    assert.deepEqual(chooseBackend(['process', 'container'], undefined, both), { ok: true, backend: 'process' });
+    assert.deepEqual(chooseBackend(['process', 'container'], undefined, { ...both, process: { available: false, message: 'no bwrap' } }), {
+      ok: true,
+      backend: 'container',
+    });
+    assert.deepEqual(chooseBackend(['process', 'host'], undefined, { process: { available: false, message: 'no bwrap' } }).ok, false);
+  });
+
+  it('refuses with what to install when no backend works, rather than running on the host', () => {
+    const choice = chooseBackend(['process', 'container'], undefined, {
+      process: { available: false, message: 'bubblewrap (bwrap) is not on PATH. Install bubblewrap.' },
+      container: { available: false, message: 'no container engine answers here; install podman' },
+    });
+    assert.equal(choice.ok, false);
+    assert.match(!choice.ok ? choice.message : '', /nothing runs unconfined.*Install bubblewrap.*install podman/s);
+  });
+
+  it("honours the agent's own request only inside what policy allows", () => {
+    assert.deepEqual(chooseBackend(['process', 'container'], 'container', both), { ok: true, backend: 'container' });
+    const host = chooseBackend(['process', 'container'], 'host', both);
+    assert.equal(host.ok, false);
+    assert.match(!host.ok ? host.message : '', /"host" isolation, which policy does not allow/);
+    assert.deepEqual(chooseBackend(['host'], undefined, {}), { ok: true, backend: 'host' });
+  });
+
+  it('lanes.agent only tightens across levels: backends and hosts intersect, limits take the smaller', () => {
+    const effective = mergePolicies(layer('org', { lanes: { agent: { network: { allow: ['api.example.com', 'registry.npmjs.org'] } } } }), [
+      layer('repository', {
+        lanes: { agent: { isolation: ['container'], network: { allow: ['registry.npmjs.org', 'evil.example'] }, limits: { diskMb: 100 } } },
+      }),
+      layer('user', { lanes: { agent: { isolation: ['host'], limits: { diskMb: 500, memoryMb: 256 } } } }),
+    ]);
+    const agent = effective.policy.lanes.agent;
+    assert.deepEqual(agent.isolation, ['container']);
+    assert.deepEqual(agent.network.allow, ['registry.npmjs.org']);
+    assert.equal(agent.limits.diskMb, 100);
+    assert.equal(agent.limits.memoryMb, 256);
+    const widened = effective.widenings.map((widening) => widening.field);
+    assert.ok(widened.includes('lanes.agent.isolation'), widened.join(', '));
+    assert.ok(widened.includes('lanes.agent.network.allow'));
+    assert.ok(widened.includes('lanes.agent.limits.diskMb'));
+    assert.deepEqual(mergePolicies(layer('org', {})).policy.lanes.agent.isolation, ['process', 'container']);
+  });
+
+  it('describes a verified boundary, refused connections and an unconfined run in one line', () => {
+    const base = {
+      verified: true,
+      sandbox: 'bubblewrap 0.8.0',
+      network: {
+        allow: ['api.example.com'],
+        refused: [{ host: 'evil.example', port: 443, at: '2026-12-04T10:00:00Z' }],
+        refusedTotal: 1,
+        allowedTotal: 3,
+      },
+      limits: { timeoutSeconds: 60 },
+      notEnforced: [],
+      probes: [],
+    };
+    assert.equal(
+      describeIsolation({ ...base, backend: 'process' }),
+      'isolation verified: process (bubblewrap 0.8.0) · egress only to api.example.com · 1 connection refused: evil.example:443',
+    );
+    assert.match(describeIsolation({ ...base, backend: 'host', verified: false }), /^unconfined/);
+  });
+});
+
+describe('agent isolation: the canary and runs outside this window', function () {
+  this.timeout(60_000);
+
+  it('a canary run without a boundary escapes, and the run is refused before the agent starts', async () => {
+    const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-canary-')));
+    const repo = createSampleRepository(join(base, 'app'));
+    const worktree = await createWorktree({
+      repoRoot: repo,
+      worktreesDir: join(base, 'worktrees'),
+      changeId: 'c0ffee01',
+      slug: 'canary',
+      baseSha: git(repo, 'rev-parse', 'HEAD'),
+    });
+    const io = join(base, 'io');
+    mkdirSync(io);
+    const marker = join(base, 'agent-ran');
+    const host = openHostBoundary(
+      [process.execPath, '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'ran')`],
+      { PATH: process.env.PATH! },
+      worktree.path,
+    );
+    const unconfined = {
+      ...host,
+      backend: 'process' as const,
+      // The canary as the process boundary runs it, but with nothing around it: the host's node, the editor's environment.
+      canary: () =>
+        runCanary(
+          { backend: 'process', repoRoot: repo, canaryFolders: [base] } as Parameters<typeof runCanary>[0],
+          (args) => ({ file: process.execPath, args, env: process.env as Record<string, string>, cwd: worktree.path }),
+          false,
+        ),
+    };
+    const run = await runAgent({
+      agent: { id: 'a', label: 'Agent', command: ['unused'] },
+      changeId: 'c0ffee01',
+      worktreePath: worktree.path,
+      prompt: { task: 'anything', changeId: 'c0ffee01', baseRef: 'main', baseSha: git(repo, 'rev-parse', 'HEAD') },
+      promptFile: join(io, 'prompt.md'),
+      evidenceFile: join(io, 'report.json'),
+      logFile: join(base, 'agent.log'),
+      openBoundary: async () => unconfined,
+    });
+    assert.equal(run.outcome, 'refused');
+    assert.match(run.message, /canary escaped the process boundary \(writeOutside: wrote .*\)/);
+    assert.match(run.message, /editorEnvironment: saw AGENT_LANES_ENVIRONMENT_CANARY/);
+    assert.equal(existsSync(marker), false, 'the agent never started');
+    assert.equal(git(repo, 'status', '--porcelain'), '', 'the canary cleaned up what it managed to write');
+  });
+
+  it('"Stop Agent" stops a run this window did not start (a reload), and leaves a reused pid alone', async () => {
+    const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-stop-')));
+    const repo = createSampleRepository(join(base, 'app'));
+    const ctx = await createLaneContext(base, repo);
+    const lane = new DraftLane(ctx);
+    const agent = { id: 'none', label: 'None', command: ['true'] };
+    const { change } = await lane.start({ task: 'Left running', agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev' });
+    const orphan = spawn('sleep', ['300'], { detached: true, stdio: 'ignore' });
+    orphan.unref();
+    const ticks = await processStartTicks(orphan.pid!);
+    await ctx.store.update(change.id, (c) => ({
+      ...c,
+      agentRun: {
+        state: 'running',
+        startedAt: new Date().toISOString(),
+        boundary: { backend: 'process', pid: orphan.pid!, pidStartTicks: ticks! },
+      },
+    }));
+    assert.equal(await lane.stopAgent(change.id, user), true);
+    await new Promise((done) => setTimeout(done, 200));
+    assert.equal(await processStartTicks(orphan.pid!), undefined, 'the left-over process group is gone');
+    assert.equal(ctx.store.get(change.id)?.agentRun?.state, 'interrupted');
+    await ctx.audit.flush();
+    assert.match(readFileSync(ctx.storage.auditFile, 'utf8'), /"action":"agent\.interrupted".*process group \d+ stopped/);
+
+    // A pid whose start time differs is someone else's process now.
+    const bystander = spawn('sleep', ['300'], { detached: true, stdio: 'ignore' });
+    bystander.unref();
+    await ctx.store.update(change.id, (c) => ({
+      ...c,
+      agentRun: {
+        state: 'running',
+        startedAt: new Date().toISOString(),
+        boundary: { backend: 'process', pid: bystander.pid!, pidStartTicks: '1' },
+      },
+    }));
+    assert.equal(await lane.stopAgent(change.id, user), true);
+    assert.notEqual(await processStartTicks(bystander.pid!), undefined, 'a reused pid is not signalled');
+    process.kill(bystander.pid!, 'SIGKILL');
+    assert.match(ctx.store.get(change.id)?.agentRun?.message ?? '', /had already ended/);
+  });
+
+  it('hands the agent its secrets by name only, and redacts their values from its output', async () => {
+    const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-secret-')));
+    const repo = createSampleRepository(join(base, 'app'));
+    const ctx = await createLaneContext(base, repo);
+    const lane = new DraftLane(ctx);
+    const secret = 'sk-test-Zq81vN2mLx0pR7tY';
+    process.env.LANES_TEST_EDITOR_TOKEN = 'editor-token-never-for-agents';
+    const agent = {
+      id: 'printer',
+      label: 'Printer',
+      command: [
+        process.execPath,
+        '-e',
+        "console.log('key=' + process.env.API_KEY + ' editor=' + process.env.LANES_TEST_EDITOR_TOKEN); require('fs').writeFileSync('out.txt', 'done')",
+      ],
+      secrets: ['API_KEY'],
+    };
+    const { change } = await lane.start({ task: 'Print', agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev' });
+    const lines: string[] = [];
+    const outcome = await lane.runAgent(change.id, agent, user, { secrets: { API_KEY: secret }, onLine: (line) => lines.push(line) });
+    delete process.env.LANES_TEST_EDITOR_TOKEN;
+    assert.equal(outcome.outcome, 'committed', outcome.message);
+    const printed = lines.find((line) => line.startsWith('key='));
+    assert.ok(printed, lines.join('\n'));
+    assert.doesNotMatch(printed, new RegExp(secret), 'the value is redacted from the stream');
+    assert.match(printed, /key=\S*REDACTED/, 'the agent did get a value');
+    assert.match(printed, /editor=undefined/, "the editor's environment is not the agent's");
+    assert.doesNotMatch(readFileSync(join(ctx.storage.changeDir(change.id), 'agent.log'), 'utf8'), new RegExp(secret));
+  });
+});
