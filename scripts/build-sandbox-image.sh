@@ -17,7 +17,9 @@ CACHE_DIR="${AGENT_LANES_CACHE:-$HOME/.cache/agent-lanes}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 ENGINE="${ENGINE:-podman}"
 SUITE=bookworm
-ROOTFS_TAR="$CACHE_DIR/sandbox-rootfs-$SUITE-minbase.tar"
+# git is in the image: the agent's container boundary gives the agent its own git repository.
+PACKAGES=git
+ROOTFS_TAR="$CACHE_DIR/sandbox-rootfs-$SUITE-minbase-$PACKAGES.tar"
 
 started=$(date +%s.%N)
 elapsed() { awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }'; }
@@ -27,8 +29,12 @@ if ! command -v "$ENGINE" >/dev/null; then
   exit 1
 fi
 if "$ENGINE" image exists "$IMAGE" 2>/dev/null || "$ENGINE" image inspect "$IMAGE" >/dev/null 2>&1; then
-  echo "build-sandbox-image: $IMAGE already exists, skipped ($(elapsed) s)"
-  exit 0
+  if "$ENGINE" run --rm --network none "$IMAGE" sh -c 'command -v git' >/dev/null 2>&1; then
+    echo "build-sandbox-image: $IMAGE already exists, skipped ($(elapsed) s)"
+    exit 0
+  fi
+  echo "build-sandbox-image: $IMAGE has no git (an older build); building it again"
+  "$ENGINE" rmi --force "$IMAGE" >/dev/null
 fi
 NODE_BIN="$(command -v node || true)"
 if [ -z "$NODE_BIN" ]; then
@@ -49,8 +55,8 @@ else
     echo "build-sandbox-image: debootstrap is not installed (apt-get install -y debootstrap)" >&2
     exit 1
   fi
-  echo "build-sandbox-image: debootstrap --variant=minbase $SUITE from $MIRROR (about 90 s)"
-  debootstrap --variant=minbase "$SUITE" "$rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 || {
+  echo "build-sandbox-image: debootstrap --variant=minbase --include=$PACKAGES $SUITE from $MIRROR (about 2 min)"
+  debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 || {
     tail -n 30 "$work/debootstrap.log" >&2
     echo "build-sandbox-image: debootstrap failed (log above); check that $MIRROR is reachable" >&2
     exit 1

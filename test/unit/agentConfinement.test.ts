@@ -303,10 +303,14 @@ describe('Agent confinement: a hostile agent in the container boundary (real pod
       .map(([name, result]) => `${name}: ${result.detail}`);
     assert.deepEqual(escaped, []);
     assert.deepEqual(compareSnapshots(before, snapshotRepository(repo)), [], "the user's checkout and .git are byte-identical");
+    for (const name of ['gitStatus', 'gitLog', 'gitCommit'])
+      assert.equal(results[name]?.ok, true, `${name} works in the agent's own git in the container: ${results[name]?.detail}`);
+    assert.equal(git(repo, 'rev-list', '--count', `${change.baseSha}..${change.branch}`), '1', "the agent's own commits are not imported");
     const evidence = await ctx.evidence.read(change.id);
     assert.ok(evidence.kind === 'ok');
     const isolation = evidence.evidence.isolation!;
     assert.equal(isolation.backend, 'container');
+    assert.match(isolation.probes.find((probe) => probe.name === 'push')?.detail ?? '', /git push to your repository failed/);
     assert.equal(isolation.verified, true, JSON.stringify(isolation.probes));
     assert.equal(isolation.image, 'localhost/agent-lanes-sandbox:test');
     assert.match(isolation.imageDigest ?? '', /^sha256:[0-9a-f]{64}$/);
