@@ -53,6 +53,9 @@ describe('Draft lane in a real VS Code', () => {
     if (evidence.kind === 'ok') {
       assert.deepEqual(evidence.evidence.diff?.files.map((f) => f.path).sort(), ['src/greeting.js', 'test/greeting.test.js']);
       assert.equal(evidence.evidence.checkout?.untouched, true);
+      // The extension host ran the agent inside bubblewrap, verified by the canary first.
+      assert.equal(evidence.evidence.isolation?.backend, 'process');
+      assert.equal(evidence.evidence.isolation?.verified, true, JSON.stringify(evidence.evidence.isolation?.probes));
     }
     const roots = await api.tree.getChildren();
     assert.equal(labelOf(api, roots[0]!), 'Draft (1)');
