@@ -9,6 +9,7 @@ import { RepositoryLanes } from '../infra/lanes/repositoryLanes';
 import type { SandboxSettings } from '../infra/lanes/sandbox/sandboxLane';
 import type { PolicyService } from '../infra/policy/policyService';
 import type { RepoStorage } from '../infra/storage/repoStorage';
+import { Commands } from './constants';
 
 /** One git repository of the workspace, with its own lanes and store. */
 export interface RepoContext {
@@ -163,7 +164,26 @@ export class RepositoryRegistry implements vscode.Disposable {
     };
     store.onDidChange(() => this.changed.fire());
     this.logger.info(`Repository ${root}: ${store.all().length} change(s), data in ${storage.root}`);
+    for (const change of lanes.interruptedAtOpen) this.offerInterrupted(root, change);
     return repo;
+  }
+
+  /** An agent run the editor's stop cut off: its work is kept; finish it or discard it. */
+  private offerInterrupted(repoRoot: string, change: Change): void {
+    this.logger.warn(`Change ${change.id}: ${change.agentRun?.message ?? 'its agent run was interrupted'}`);
+    const finish = 'Finish Draft';
+    const discard = 'Discard Change';
+    void vscode.window
+      .showWarningMessage(
+        `Change ${change.id} ("${change.title}"): its agent was still running when the editor stopped. The run was stopped; its partial work is kept in the worktree.`,
+        finish,
+        discard,
+      )
+      .then((choice) => {
+        const target = { repoRoot, changeId: change.id };
+        if (choice === finish) void vscode.commands.executeCommand(Commands.finishDraft, target);
+        if (choice === discard) void vscode.commands.executeCommand(Commands.discard, target);
+      });
   }
 
   /** Finds the repository that holds a change, by id. */

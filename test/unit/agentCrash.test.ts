@@ -89,6 +89,11 @@ if (process.env.LANES_CRASH_CHILD) {
       const lanes = await openLanes(plan);
       const change = lanes.context.store.get(changeId)!;
       assert.equal(change.agentRun?.state, 'interrupted', JSON.stringify(change.agentRun));
+      assert.deepEqual(
+        lanes.interruptedAtOpen.map((c) => c.id),
+        [changeId],
+        'the editor is told, to offer Finish Draft or Discard',
+      );
       assert.match(change.agentRun?.message ?? '', /Finish Draft/);
       assert.equal(change.lane, 'draft');
       await lanes.context.audit.flush();

@@ -1,4 +1,4 @@
-import type { Actor } from '../../core/change';
+import type { Actor, Change } from '../../core/change';
 import { ChangeStore } from '../../core/changeStore';
 import { LaneError } from '../../core/errors';
 import type { Logger } from '../../core/logger';
@@ -42,6 +42,8 @@ export class RepositoryLanes {
   readonly review: ReviewLane;
   readonly sandbox: SandboxLane;
   readonly pullRequest: PullRequestLane;
+  /** Agent runs found interrupted when the repository opened (the editor had stopped mid-run); offered to finish or discard. */
+  interruptedAtOpen: Change[] = [];
 
   private constructor(
     readonly context: LaneContext,
@@ -80,9 +82,10 @@ export class RepositoryLanes {
     const lanes = new RepositoryLanes(context, loadError, options);
     // A run recorded as running belongs to an editor that stopped: stop what it left, keep its work.
     if (!loadError)
-      await lanes.draft
-        .recoverInterrupted()
-        .catch((error: unknown) => logger.error(`Recovering interrupted agent runs of ${repoRoot}`, error));
+      lanes.interruptedAtOpen = await lanes.draft.recoverInterrupted().catch((error: unknown) => {
+        logger.error(`Recovering interrupted agent runs of ${repoRoot}`, error);
+        return [];
+      });
     return lanes;
   }
 
