@@ -45,8 +45,9 @@ async function crashChild(plan: CrashPlan): Promise<void> {
   });
   let said = false;
   await lanes.draft.runAgent(change.id, plan.agent, user, {
-    onLine: () => {
-      if (said) return;
+    // The agents print "started" once their partial work is on disk.
+    onLine: (line) => {
+      if (said || line.trim() !== 'started') return;
       said = true;
       process.stdout.write(`STARTED ${change.id}\n`);
     },
