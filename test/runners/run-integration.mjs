@@ -43,6 +43,18 @@ const settings = {
       command: [process.execPath, join(root, 'test', 'fixtures', 'agents', 'scripted-agent.mjs'), '{promptFile}'],
       timeoutSeconds: 60,
     },
+    {
+      // Needs a secret from SecretStorage ("Lanes: Set Agent Secret…"); prints it (redacted) and records its length.
+      id: 'secret-printer',
+      label: 'Secret printer',
+      command: [
+        process.execPath,
+        '-e',
+        "const key = process.env.LANES_TEST_API_KEY || ''; console.log('key=' + key); require('fs').writeFileSync('secret-length.txt', String(key.length) + '\\n')",
+      ],
+      secrets: ['LANES_TEST_API_KEY'],
+      timeoutSeconds: 60,
+    },
   ],
 };
 const totals = { passed: 0, failed: 0 };

@@ -166,11 +166,15 @@ export class DraftCommands {
       const { values: secrets, missing } = await readAgentSecrets(this.services.secrets, agent);
       if (missing.length) {
         const set = 'Set Agent Secret…';
-        const choice = await vscode.window.showErrorMessage(
-          `Agent "${agent.label}" needs ${missing.join(', ')}, which has no value yet. Set it with "Lanes: Set Agent Secret…" (kept in SecretStorage), then run the agent again.`,
-          set,
-        );
-        if (choice === set) await vscode.commands.executeCommand(Commands.setAgentSecret, { agentId: agent.id, name: missing[0] });
+        logger.warn(`Change ${change.id}: agent "${agent.id}" was not started: no value for ${missing.join(', ')}.`);
+        void vscode.window
+          .showErrorMessage(
+            `Agent "${agent.label}" needs ${missing.join(', ')}, which has no value yet. Set it with "Lanes: Set Agent Secret…" (kept in SecretStorage), then run the agent again ("Lanes: Run Agent").`,
+            set,
+          )
+          .then((choice) => {
+            if (choice === set) void vscode.commands.executeCommand(Commands.setAgentSecret, { agentId: agent.id, name: missing[0] });
+          });
         return;
       }
       const actor = await this.services.kit.actor(repo.root);

@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { Change } from '../../../src/core/change';
 import { labelOf, lanesApi, waitFor } from '../util';
@@ -97,6 +98,23 @@ describe('Draft lane in a real VS Code', () => {
     const failing = await settled((await draft('Fail please: exit 3')).id);
     assert.equal(failing.agentRun?.state, 'failed');
     assert.match(failing.agentRun?.message ?? '', /3/);
+  });
+
+  it('gives an agent its secret from SecretStorage by name, only once set, and redacts it from the log', async () => {
+    const api = await lanesApi();
+    const change = await draft('Use the API key', { agentId: 'secret-printer' });
+    assert.equal(api.registry.findChange(change.id)?.change.agentRun, undefined, 'without its secret the agent is not started');
+    const secret = 'sk-integration-7Hq2Lm9Xv4Tz';
+    await vscode.commands.executeCommand('agentLanes.setAgentSecret', { agentId: 'secret-printer', name: 'LANES_TEST_API_KEY', value: secret });
+    await vscode.commands.executeCommand('agentLanes.runAgent', { changeId: change.id });
+    const done = await settled(change.id);
+    assert.equal(done.agentRun?.state, 'succeeded', done.agentRun?.message);
+    assert.equal(git(repoRoot, 'show', `${done.branch}:secret-length.txt`), String(secret.length), 'the agent had the value');
+    const repo = api.registry.repositories()[0]!;
+    const log = readFileSync(join(repo.storage.changeDir(change.id), 'agent.log'), 'utf8');
+    assert.match(log, /key=\S*REDACTED/);
+    assert.doesNotMatch(log, new RegExp(secret));
+    await vscode.commands.executeCommand('agentLanes.setAgentSecret', { agentId: 'secret-printer', name: 'LANES_TEST_API_KEY', value: '' });
   });
 
   it('refuses a base that does not exist and leaves no half state', async () => {
