@@ -105,7 +105,11 @@ describe('Draft lane in a real VS Code', () => {
     const change = await draft('Use the API key', { agentId: 'secret-printer' });
     assert.equal(api.registry.findChange(change.id)?.change.agentRun, undefined, 'without its secret the agent is not started');
     const secret = 'sk-integration-7Hq2Lm9Xv4Tz';
-    await vscode.commands.executeCommand('agentLanes.setAgentSecret', { agentId: 'secret-printer', name: 'LANES_TEST_API_KEY', value: secret });
+    await vscode.commands.executeCommand('agentLanes.setAgentSecret', {
+      agentId: 'secret-printer',
+      name: 'LANES_TEST_API_KEY',
+      value: secret,
+    });
     await vscode.commands.executeCommand('agentLanes.runAgent', { changeId: change.id });
     const done = await settled(change.id);
     assert.equal(done.agentRun?.state, 'succeeded', done.agentRun?.message);
