@@ -15,7 +15,7 @@ const REDIRECTING_VARIABLES = [
 ];
 
 /** The environment for a child process, without the variables that redirect git. */
-export function environmentWithoutGitRedirects(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+function environmentWithoutGitRedirects(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...process.env };
   for (const name of REDIRECTING_VARIABLES) delete env[name];
   return { ...env, ...extra };

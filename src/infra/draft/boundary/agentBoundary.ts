@@ -20,7 +20,7 @@ import { planCanary } from './canary';
 import { type EgressProxy, egressSocketPath, startEgressProxy } from './egressProxy';
 import { launcherArgv } from './egressLauncher';
 
-export class BoundaryError extends LaneError {
+class BoundaryError extends LaneError {
   override name = 'BoundaryError';
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('agentBoundary', message, options);
@@ -56,7 +56,7 @@ export interface BoundarySpec {
 }
 
 /** How the host spawns a command inside the boundary. */
-export interface BoundaryCommand {
+interface BoundaryCommand {
   file: string;
   args: string[];
   env: Record<string, string>;
@@ -141,7 +141,10 @@ async function programPaths(argv: readonly string[], path: string, hidden: reado
   return [...bound].filter((target) => !hidden.some((folder) => inside(target, folder)));
 }
 
-/** Field 22 of /proc/<pid>/stat: the process's start time, to tell a reused pid from ours. */
+/**
+ * Field 22 of /proc/<pid>/stat: the process's start time, to tell a reused pid from ours.
+ * @internal Exported for its unit tests; the product calls it inside this module.
+ */
 export async function processStartTicks(pid: number): Promise<string | undefined> {
   const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
   if (!text) return undefined;

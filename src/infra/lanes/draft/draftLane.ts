@@ -68,7 +68,7 @@ export interface AgentHooks {
 }
 
 /** Where the container boundary comes from: the Sandbox lane's engine and default image settings. */
-export interface BoundarySettings {
+interface BoundarySettings {
   engine: EngineSetting;
   defaultImage: string;
 }
