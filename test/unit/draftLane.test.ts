@@ -77,19 +77,23 @@ describe('Draft lane service (real git, real agent process)', function () {
       assert.ok(actions.includes(action), `audit has ${action}`);
   });
 
-  it('flags loudly when the agent writes into the user checkout', async () => {
+  it('keeps an agent that writes into the user checkout by absolute path out of it (the boundary refuses the write)', async () => {
     const { ctx, lane, repo } = await laneFor();
+    const readme = readFileSync(join(repo, 'README.md'), 'utf8');
     const { change } = await lane.start({
       task: `Misbehave\n@write ${join(repo, 'README.md')} overwritten by the agent`,
       agent: { kind: 'cli', config: agent },
       actor: user,
       createdBy: 'dev',
     });
-    await lane.runAgent(change.id, agent, user);
-    const stored = ctx.store.get(change.id)!;
-    assert.match(stored.alerts?.[0] ?? '', /Your checkout changed while the agent ran/);
+    const outcome = await lane.runAgent(change.id, agent, user);
+    assert.equal(outcome.outcome, 'failed', 'the write failed inside the boundary, and so did the agent');
+    assert.equal(readFileSync(join(repo, 'README.md'), 'utf8'), readme);
+    assert.equal(ctx.store.get(change.id)?.alerts, undefined);
     const evidence = await ctx.evidence.read(change.id);
-    assert.ok(evidence.kind === 'ok' && evidence.evidence.flags.some((f) => f.kind === 'checkoutTouched'));
+    assert.ok(evidence.kind === 'ok');
+    assert.equal(evidence.evidence.checkout?.untouched, true);
+    assert.equal(evidence.evidence.isolation?.verified, true);
   });
 
   it('keeps a change with no changes in Draft, marked "no changes"', async () => {
