@@ -417,7 +417,11 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
         /^The remote "origin" \(https:\/\/gitlab\.com\/group\/project\.git\) is on gitlab\.com, not on 127\.0\.0\.1 .*so no pull request can be opened there\. The branch can still be pushed: git push origin lanes\//,
       );
       assert.equal(bareHead(bare, change.branch), undefined);
-      assert.equal(standIn.state.requests.length, requestsBefore, 'GitHub was not asked anything');
+      // Earlier tests' pull requests are still followed in the background: their polls are not about this change.
+      const asked = standIn.state.requests
+        .slice(requestsBefore)
+        .filter((request) => request.method !== 'GET' || !/\/(pulls\/\d+|commits\/[0-9a-f]+\/(check-runs|status))(\?|$)/.test(request.path));
+      assert.deepEqual(asked, [], 'GitHub was not asked anything about this change');
       const pushed = await run('agentLanes.pushLaneBranch', { changeId: change.id });
       assert.ok(pushed?.ok, pushed?.message);
       assert.match(pushed.message, new RegExp(`Pushed ${change.branch} to origin`));
