@@ -16,7 +16,7 @@ import { LaneError } from '../../../core/errors';
 import { type ContainerEngine, findOnPath, runEngine } from '../../sandbox/engine';
 import { detectProcessSandbox } from '../../sandbox/processSandbox';
 import { type AgentGit, prepareAgentGit } from './agentGit';
-import { planCanary } from './canary';
+import { CANARY_PROXY_HOST, planCanary } from './canary';
 import { type EgressProxy, egressSocketPath, startEgressProxy } from './egressProxy';
 import { launcherArgv } from './egressLauncher';
 
@@ -170,6 +170,8 @@ export async function openBoundary(spec: BoundarySpec): Promise<OpenedBoundary> 
       allow: spec.allow,
       socketPath: egressSocketPath(randomBytes(6).toString('hex')),
       onDecision: (decision) => {
+        // The canary's own probe proves the proxy refuses; it is not the agent's connection.
+        if (decision.host === CANARY_PROXY_HOST) return;
         if (decision.allowed) {
           allowedTotal++;
           return;

@@ -14,6 +14,9 @@ import { git } from '../../git/gitProcess';
  * file that appears in the user's repository is).
  */
 
+/** The host the canary asks the proxy for: never allowed (.invalid is reserved). */
+export const CANARY_PROXY_HOST = 'lanes-canary.invalid';
+
 /** A value only the extension host's environment holds: seen inside the boundary, the environment leaked. */
 const ENVIRONMENT_MARKER_NAME = 'AGENT_LANES_ENVIRONMENT_CANARY';
 function environmentMarker(): string {
