@@ -238,6 +238,25 @@ describe('Agent confinement: a hostile agent in the process boundary (real bubbl
     assert.match(evidence.evidence.isolation?.stoppedFor ?? '', /lanes\.agent\.limits\.diskMb/);
   });
 
+  it('stops an agent past the memory limit, and one past the process limit (measured on its process tree)', async () => {
+    env = await setup({ policy: orgPolicy('    limits: { memoryMb: 96, pids: 16, cpus: 1 }') });
+    const { ctx, lane } = env;
+    for (const [spec, expected] of [
+      [{ allocMb: 400 }, /memory limit of 96 MB/],
+      [{ forkCount: 40 }, /process limit of 16/],
+    ] as const) {
+      const agent = hostileAgent(spec);
+      const { change } = await lane.start({ task: 'Exhaust', agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev' });
+      const outcome = await lane.runAgent(change.id, agent, user);
+      assert.equal(outcome.outcome, 'failed', outcome.message);
+      assert.match(outcome.message, expected);
+      const evidence = await ctx.evidence.read(change.id);
+      assert.ok(evidence.kind === 'ok');
+      assert.match(evidence.evidence.isolation?.stoppedFor ?? '', expected);
+      assert.deepEqual(evidence.evidence.isolation?.notEnforced, ['cpus'], 'the CPU limit is the one a process boundary cannot hold');
+    }
+  });
+
   it('runs unconfined only where policy names host, and then flags it', async () => {
     env = await setup({ policy: orgPolicy('    isolation: [host]') });
     const { ctx, lane, repo } = env;
@@ -317,5 +336,59 @@ describe('Agent confinement: a hostile agent in the container boundary (real pod
     assert.deepEqual(isolation.limits, { cpus: 1, memoryMb: 512, pids: 128, timeoutSeconds: 1800 });
     const left = spawnSync('podman', ['ps', '--all', '--quiet', '--filter', `label=agent-lanes.change=${change.id}`], { encoding: 'utf8' });
     assert.equal(left.stdout.trim(), '', 'the container is removed after the run');
+  });
+});
+
+describe('Agent confinement: egress only to the hosts policy allows (real bubblewrap, real proxy)', function () {
+  this.timeout(120_000);
+  let env: Setup;
+  let allowedServer: Server;
+  let port: number;
+  before(async () => {
+    allowedServer = createServer((_request, response) => response.end('allowed host'));
+    await new Promise<void>((done) => allowedServer.listen(0, '127.0.0.1', () => done()));
+    port = (allowedServer.address() as { port: number }).port;
+  });
+  after(() => allowedServer.close());
+  afterEach(async () => env?.close());
+
+  it('lets the agent reach an allowed host through the proxy, refuses the rest, and records each refusal', async () => {
+    env = await setup({ policy: orgPolicy(`    network: { allow: ["127.0.0.1:${port}"] }`) });
+    const { ctx, lane } = env;
+    const agent = hostileAgent({
+      proxyHosts: [`127.0.0.1:${port}`, 'exfiltrate.example:443', `localhost:${port}`],
+      connect: [{ host: '127.0.0.1', port }],
+    });
+    const { change } = await lane.start({ task: 'Reach out', agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev' });
+    const outcome = await lane.runAgent(change.id, agent, user);
+    assert.equal(outcome.outcome, 'committed', outcome.message);
+    const results = JSON.parse(readFileSync(join(change.worktreePath, 'hostile-results.json'), 'utf8')) as Record<
+      string,
+      { ok: boolean; detail: string }
+    >;
+    assert.equal(results[`proxy:127.0.0.1:${port}`]?.ok, true, 'the allowed host is reachable through the proxy');
+    assert.equal(results['proxy:exfiltrate.example:443']?.detail, '403');
+    assert.equal(results[`proxy:localhost:${port}`]?.detail, '403', 'a name is not the IP literal the policy lists');
+    assert.equal(results[`connect:127.0.0.1:${port}`]?.ok, false, 'no way around the proxy');
+
+    const evidence = await ctx.evidence.read(change.id);
+    assert.ok(evidence.kind === 'ok');
+    const network = evidence.evidence.isolation!.network;
+    assert.deepEqual(network.allow, [`127.0.0.1:${port}`]);
+    assert.deepEqual(
+      network.refused.map((record) => `${record.host}:${record.port}`).sort(),
+      ['exfiltrate.example:443', `localhost:${port}`],
+      "the canary's own probe is not the agent's",
+    );
+    assert.equal(network.refusedTotal, 2);
+    assert.equal(evidence.evidence.isolation!.probes.find((probe) => probe.name === 'proxyRefuses')?.outcome, 'refused');
+    await ctx.audit.flush();
+    const refusals = readFileSync(ctx.storage.auditFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { action: string; details: { action?: string; subject?: string; at?: string } })
+      .filter((event) => event.action === 'policy.decision' && event.details.action === 'agentEgress');
+    assert.deepEqual(refusals.map((event) => event.details.subject).sort(), ['exfiltrate.example:443', `localhost:${port}`]);
+    assert.ok(refusals.every((event) => typeof event.details.at === 'string'));
   });
 });

@@ -10,6 +10,7 @@ import { type PromptInput, composePrompt } from '../../core/draft/draft';
 import { type BoundaryHandle, type CanaryProbe, type IsolationEvidence, escapedProbes } from '../../core/draft/agentIsolation';
 import { type OpenedBoundary, openHostBoundary } from './boundary/agentBoundary';
 import { watchDiskUse } from './boundary/diskWatch';
+import { type ProcessLimits, watchProcessTree } from './boundary/processWatch';
 import { findOnPath } from '../sandbox/engine';
 import { LaneError } from '../../core/errors';
 
@@ -72,6 +73,8 @@ export interface RunAgentOptions {
   secrets?: Record<string, string>;
   /** Stops the agent when its worktree and git grow past this many MB. */
   diskLimitMb?: number;
+  /** Memory and process limits, measured on the agent's process tree where the boundary has no cgroup (the process boundary). */
+  processLimits?: ProcessLimits;
 }
 
 const MAX_LINE_CHARS = 8_000;
@@ -257,6 +260,13 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
     graceTimer = setTimeout(() => killGroup(subprocess.pid!, 'SIGKILL'), options.killGraceMs ?? 2_000);
   };
   const timer = setTimeout(() => stop('timedOut'), timeoutMs);
+  const watched =
+    boundary.backend === 'process' && subprocess.pid !== undefined && (options.processLimits?.memoryMb || options.processLimits?.pids)
+      ? watchProcessTree(subprocess.pid, options.processLimits, (what) => {
+          stoppedFor = what;
+          stop('limit');
+        })
+      : undefined;
   const disk = options.diskLimitMb
     ? await watchDiskUse([worktreePath], options.diskLimitMb, (used) => {
         stoppedFor = `the disk limit of ${options.diskLimitMb} MB (lanes.agent.limits.diskMb) was reached: ${used} MB written`;
@@ -274,6 +284,7 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
   const result = await subprocess;
   clearTimeout(timer);
   disk?.stop();
+  watched?.stop();
   options.signal?.removeEventListener('abort', onAbort);
   // Pipes held by a process that escaped the group must not hang the run.
   const streamsDone = await Promise.race([pumped.then(() => true), new Promise<boolean>((done) => setTimeout(() => done(false), 2_000))]);

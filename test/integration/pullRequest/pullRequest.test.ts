@@ -420,7 +420,9 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
       // Earlier tests' pull requests are still followed in the background: their polls are not about this change.
       const asked = standIn.state.requests
         .slice(requestsBefore)
-        .filter((request) => request.method !== 'GET' || !/\/(pulls\/\d+|commits\/[0-9a-f]+\/(check-runs|status))(\?|$)/.test(request.path));
+        .filter(
+          (request) => request.method !== 'GET' || !/\/(pulls\/\d+|commits\/[0-9a-f]+\/(check-runs|status))(\?|$)/.test(request.path),
+        );
       assert.deepEqual(asked, [], 'GitHub was not asked anything about this change');
       const pushed = await run('agentLanes.pushLaneBranch', { changeId: change.id });
       assert.ok(pushed?.ok, pushed?.message);

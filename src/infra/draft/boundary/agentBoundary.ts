@@ -238,7 +238,8 @@ async function openProcessBoundary(
   });
   const env = { HOME: home || '/tmp', ...spec.env };
   const command = wrap(spec.argv, env);
-  const notEnforced = ['cpus', 'memoryMb', 'pids'].filter((key) => spec.limits[key as keyof AgentLimits] !== undefined);
+  // Memory and processes are measured on the process tree instead (processWatch); CPU time cannot be held without a cgroup.
+  const notEnforced = spec.limits.cpus !== undefined ? ['cpus'] : [];
   return {
     backend: 'process',
     command,

@@ -269,6 +269,7 @@ export class DraftLane {
         },
         ...(hooks.secrets ? { secrets: hooks.secrets } : {}),
         ...(limits.diskMb ? { diskLimitMb: limits.diskMb } : {}),
+        processLimits: { memoryMb: limits.memoryMb, pids: limits.pids },
         agent,
         changeId,
         worktreePath: change.worktreePath,
