@@ -569,7 +569,7 @@ export function findSecrets(text: string, patterns: readonly SecretPattern[] = B
   return result;
 }
 
-export function emptySummary(): RedactionSummary {
+function emptySummary(): RedactionSummary {
   return { total: 0, byKind: {} };
 }
 
@@ -652,14 +652,26 @@ export function createStreamRedactor(
     summary.byKind.privateKeyBlock = (summary.byKind.privateKeyBlock ?? 0) + 1;
     return [`${redact(first.slice(0, begin))}${redactionMarker('privateKeyBlock')} (${lines.length} lines)`];
   };
+  // After a block cut at the cap, what still looks like its body (base64, headers, the END line) is dropped too.
+  let draining = false;
   return {
     summary,
     push(line: string): string[] {
+      if (draining) {
+        if (BLOCK_END.test(line)) {
+          draining = false;
+          return [];
+        }
+        if (/^[A-Za-z0-9+/=\s\\]*$|^[A-Za-z-]+: /.test(line)) return [];
+        draining = false;
+      }
       if (held) {
         held.push(line);
         heldChars += line.length + 1;
         if (BLOCK_END.test(line)) return release(true);
-        return held.length >= maxLines || heldChars >= maxChars ? release(false) : [];
+        if (held.length < maxLines && heldChars < maxChars) return [];
+        draining = true;
+        return release(false);
       }
       const begin = BLOCK_BEGIN.exec(line);
       if (begin && !BLOCK_END.test(line.slice(begin.index))) {

@@ -8,8 +8,9 @@ import { DraftInputError, type ReconcileAction, type ReconcileFinding, assessDra
 import { transition } from '../../../core/lanes';
 import type { DecisionRecord } from '../../../core/decision';
 import type { AgentReport, Evidence } from '../../../core/evidence';
-import { compileSecretPatterns, redactText, redactValue } from '../../../core/redaction';
+import { compileSecretPatterns, createStreamRedactor, redactText, redactValue } from '../../../core/redaction';
 import { type AgentRunResult, runAgent } from '../../draft/agentRunner';
+import { redactAgentReport } from '../../draft/agentReportRedaction';
 import { type CheckoutVerdict, snapshotCheckout } from '../../draft/checkoutGuard';
 import { type FinishedDraftRun, finishDraftRun } from '../../draft/draftRun';
 import { analyzeChange } from '../../git/gitDiff';
@@ -211,7 +212,7 @@ export class DraftLane {
         evidenceFile,
         logFile: join(dir, 'agent.log'),
         signal: controller.signal,
-        redactLine: (line) => redactText(line, patterns).text,
+        redactStream: () => createStreamRedactor(patterns),
         ...(hooks.onLine ? { onLine: hooks.onLine } : {}),
         ...(hooks.timeoutMs ? { timeoutMs: hooks.timeoutMs } : {}),
       });
@@ -320,7 +321,13 @@ export class DraftLane {
     const { ctx } = this;
     const change = this.requireDraft(changeId);
     const { run } = options;
-    const { commit, analysis, flags, checkout, agentReport: report } = options.finished;
+    const { commit, analysis, flags, checkout } = options.finished;
+    // The agent's report is redacted where it enters, and its file in the change folder is rewritten redacted.
+    const report = await redactAgentReport(
+      options.finished.agentReport,
+      join(ctx.storage.changeDir(changeId), 'agent-report.json'),
+      this.secretPatterns(),
+    );
     const failedRun = run && run.outcome !== 'succeeded' ? run : undefined;
     const agentVersion = report && 'report' in report ? report.report.agentVersion : undefined;
     const alerts: string[] = [];
@@ -454,7 +461,7 @@ export class DraftLane {
   async recordAgentReport(changeId: string, report: AgentReport): Promise<string[]> {
     const { ctx } = this;
     this.requireDraft(changeId);
-    const redacted = redactValue(report).value;
+    const redacted = redactValue(report, this.secretPatterns()).value;
     const current = await ctx.evidence.read(changeId);
     if (current.kind !== 'ok')
       throw new DraftInputError(
