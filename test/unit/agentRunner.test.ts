@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import type { AgentConfig } from '../../src/core/draft/agentConfig';
 import { AgentRunError, type RunAgentOptions, readAgentReport, runAgent } from '../../src/infra/draft/agentRunner';
+import { createStreamRedactor } from '../../src/core/redaction';
 import { cleanupTemp, tempDir } from './support/draftRepo';
 
 const SCRIPTED_AGENT = resolve(__dirname, '../../../test/fixtures/agents/scripted-agent.mjs');
@@ -211,6 +212,24 @@ describe('agent runner (real child processes)', function () {
     await runAgent(options);
     assert.ok(lines.includes('token=[REDACTED]'));
     assert.doesNotMatch(readFileSync(options.logFile, 'utf8'), /SECRET123/);
+  });
+
+  it('issue 13: a private key the agent prints reaches neither the log nor the output callback, not one body line', async () => {
+    const body = Array.from({ length: 11 }, (_, i) => `MIIEow${String(i).padStart(2, '0')}${'QkFTRTY0'.repeat(7)}`);
+    const key = ['-----BEGIN RSA PRIVATE KEY-----', ...body, '-----END RSA PRIVATE KEY-----'];
+    const lines: string[] = [];
+    const options = setup(`@print before\\n${key.join('\\n')}\\nafter`, {
+      onLine: (line) => lines.push(line),
+      redactStream: () => createStreamRedactor(),
+    });
+    await runAgent(options);
+    const log = readFileSync(options.logFile, 'utf8');
+    for (const line of body) {
+      assert.ok(!log.includes(line), `a body line reached agent.log: ${line}`);
+      assert.ok(!lines.includes(line), `a body line reached the output: ${line}`);
+    }
+    assert.ok(lines.includes('[REDACTED:privateKeyBlock]'), lines.join('\n'));
+    assert.ok(lines.includes('before') && lines.includes('after'));
   });
 
   it('removes a stale report before the run, so an old one never passes for new', async () => {

@@ -1,5 +1,5 @@
 import type { RedactionSummary } from '../evidence';
-import { BUILTIN_SECRET_PATTERNS, emptySummary, mergeSummaries, redactText, type SecretPattern } from '../redaction';
+import { BUILTIN_SECRET_PATTERNS, type SecretPattern, type StreamRedactor, createStreamRedactor, mergeSummaries } from '../redaction';
 
 export const DEFAULT_MAX_LOG_CHARS = 5 * 1024 * 1024;
 
@@ -67,40 +67,42 @@ export class CappedLog {
 
 /**
  * Redacts streamed output line by line, so a secret split across two chunks
- * is still found; a line longer than `maxLine` is passed on in pieces.
+ * is still found, and a private key block is held back until it can be cut
+ * whole (createStreamRedactor); a line longer than `maxLine` is passed on in pieces.
  */
 export class LineRedactor {
   private pending = '';
-  private summary: RedactionSummary = emptySummary();
+  private readonly redactor: StreamRedactor;
 
   constructor(
     private readonly emit: (text: string) => void,
-    private readonly patterns: readonly SecretPattern[] = BUILTIN_SECRET_PATTERNS,
+    patterns: readonly SecretPattern[] = BUILTIN_SECRET_PATTERNS,
     private readonly maxLine = 64 * 1024,
-  ) {}
+  ) {
+    this.redactor = createStreamRedactor(patterns);
+  }
 
   write(chunk: string): void {
     this.pending += chunk;
     const lastNewline = this.pending.lastIndexOf('\n');
     if (lastNewline >= 0) {
-      this.send(this.pending.slice(0, lastNewline + 1));
+      const lines = this.pending.slice(0, lastNewline).split('\n');
       this.pending = this.pending.slice(lastNewline + 1);
+      const out = lines.flatMap((line) => this.redactor.push(line));
+      if (out.length) this.emit(`${out.join('\n')}\n`);
     }
     if (this.pending.length > this.maxLine) {
-      this.send(this.pending);
+      const out = this.redactor.push(this.pending);
       this.pending = '';
+      if (out.length) this.emit(out.join('\n'));
     }
   }
 
   end(): RedactionSummary {
-    if (this.pending) this.send(this.pending);
+    const out = this.pending ? this.redactor.push(this.pending) : [];
     this.pending = '';
-    return this.summary;
-  }
-
-  private send(text: string): void {
-    const redacted = redactText(text, this.patterns);
-    this.summary = mergeSummaries(this.summary, redacted.summary);
-    this.emit(redacted.text);
+    out.push(...this.redactor.flush());
+    if (out.length) this.emit(out.join('\n'));
+    return mergeSummaries(this.redactor.summary);
   }
 }

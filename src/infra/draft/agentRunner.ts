@@ -13,6 +13,7 @@ import { watchDiskUse } from './boundary/diskWatch';
 import { type ProcessLimits, watchProcessTree } from './boundary/processWatch';
 import { findOnPath } from '../sandbox/engine';
 import { LaneError } from '../../core/errors';
+import type { StreamRedactor } from '../../core/redaction';
 
 /** @internal Exported for its unit tests; the product calls it inside this module. */
 export class AgentRunError extends LaneError {
@@ -58,6 +59,8 @@ export interface RunAgentOptions {
   signal?: AbortSignal;
   /** Applied to every output line before the callback and the log (e.g. secret redaction). */
   redactLine?: (line: string) => string;
+  /** A redactor per stream that may hold lines back (a private key block) until it can cut them whole; wins over redactLine. */
+  redactStream?: () => StreamRedactor;
   /** How long after SIGTERM the process group gets SIGKILL. */
   killGraceMs?: number;
   /** Overrides agent.timeoutSeconds (tests). */
@@ -236,14 +239,22 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
     new Promise<void>((done) => {
       if (!stream) return done();
       const lines = createInterface({ input: stream, crlfDelay: Infinity });
-      lines.on('line', (raw) => {
-        const cut = raw.length > MAX_LINE_CHARS ? `${raw.slice(0, MAX_LINE_CHARS)}…[line truncated]` : raw;
-        const line = options.redactLine ? options.redactLine(cut) : cut;
+      const redactor = options.redactStream?.();
+      const emit = (line: string) => {
         writeLog(name === 'stderr' ? `[stderr] ${line}\n` : `${line}\n`);
         options.onLine?.(line, name);
+      };
+      lines.on('line', (raw) => {
+        const cut = raw.length > MAX_LINE_CHARS ? `${raw.slice(0, MAX_LINE_CHARS)}…[line truncated]` : raw;
+        if (redactor) redactor.push(cut).forEach(emit);
+        else emit(options.redactLine ? options.redactLine(cut) : cut);
       });
-      lines.on('close', () => done());
-      stream.on('error', () => done());
+      const end = () => {
+        redactor?.flush().forEach(emit);
+        done();
+      };
+      lines.on('close', end);
+      stream.on('error', end);
     });
   const pumped = Promise.all([pump(subprocess.stdout, 'stdout'), pump(subprocess.stderr, 'stderr')]);
 

@@ -19,8 +19,9 @@ import { DraftInputError, type ReconcileAction, type ReconcileFinding, assessDra
 import { transition } from '../../../core/lanes';
 import type { DecisionRecord } from '../../../core/decision';
 import type { AgentReport, Evidence } from '../../../core/evidence';
-import { compileSecretPatterns, redactText, redactValue } from '../../../core/redaction';
+import { compileSecretPatterns, createStreamRedactor, redactText, redactValue } from '../../../core/redaction';
 import { type AgentRunResult, runAgent } from '../../draft/agentRunner';
+import { redactAgentReport } from '../../draft/agentReportRedaction';
 import { type CheckoutVerdict, snapshotCheckout } from '../../draft/checkoutGuard';
 import { type FinishedDraftRun, finishDraftRun } from '../../draft/draftRun';
 import { analyzeChange } from '../../git/gitDiff';
@@ -285,7 +286,7 @@ export class DraftLane {
         evidenceFile,
         logFile: join(dir, 'agent.log'),
         signal: controller.signal,
-        redactLine: (line) => redactText(line, patterns).text,
+        redactStream: () => createStreamRedactor(patterns),
         ...(hooks.onLine ? { onLine: hooks.onLine } : {}),
         timeoutMs: hooks.timeoutMs ?? limits.timeoutSeconds * 1000,
       });
@@ -497,7 +498,7 @@ export class DraftLane {
     const { ctx } = this;
     const change = this.requireDraft(changeId);
     const { run } = options;
-    const { commit, analysis, checkout, agentReport: report } = options.finished;
+    const { commit, analysis, checkout } = options.finished;
     const flags: Flag[] = [...options.finished.flags];
     if (run?.isolation?.backend === 'host')
       flags.unshift({
@@ -505,6 +506,12 @@ export class DraftLane {
         detail:
           'The agent ran without an isolation boundary (policy lanes.agent.isolation names "host"): as you, with your files, credentials and network.',
       });
+    // The agent's report is redacted where it enters, and its file in the change folder is rewritten redacted.
+    const report = await redactAgentReport(
+      options.finished.agentReport,
+      join(ctx.storage.changeDir(changeId), 'agent-io', 'agent-report.json'),
+      this.secretPatterns(),
+    );
     const failedRun = run && run.outcome !== 'succeeded' ? run : undefined;
     const agentVersion = report && 'report' in report ? report.report.agentVersion : undefined;
     const alerts: string[] = [];
@@ -641,7 +648,7 @@ export class DraftLane {
   async recordAgentReport(changeId: string, report: AgentReport): Promise<string[]> {
     const { ctx } = this;
     this.requireDraft(changeId);
-    const redacted = redactValue(report).value;
+    const redacted = redactValue(report, this.secretPatterns()).value;
     const current = await ctx.evidence.read(changeId);
     if (current.kind !== 'ok')
       throw new DraftInputError(
