@@ -257,6 +257,21 @@ describe('Agent confinement: a hostile agent in the process boundary (real bubbl
     }
   });
 
+  it('a private key the agent prints is cut whole from its streamed output and its log', async () => {
+    env = await setup();
+    const { ctx, lane } = env;
+    const agent = hostileAgent({ printKey: true });
+    const { change } = await lane.start({ task: 'Print a key', agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev' });
+    const lines: string[] = [];
+    await lane.runAgent(change.id, agent, user, { onLine: (line) => lines.push(line) });
+    const log = readFileSync(join(ctx.storage.changeDir(change.id), 'agent.log'), 'utf8');
+    for (const text of [lines.join('\n'), log]) {
+      assert.doesNotMatch(text, /MIIEow/, 'no line of the key body');
+      assert.doesNotMatch(text, /BEGIN RSA PRIVATE KEY/);
+      assert.match(text, /REDACTED:privateKeyBlock/);
+    }
+  });
+
   it('runs unconfined only where policy names host, and then flags it', async () => {
     env = await setup({ policy: orgPolicy('    isolation: [host]') });
     const { ctx, lane, repo } = env;
