@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { readFile, realpath, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { execa } from 'execa';
@@ -75,13 +75,13 @@ export interface OpenedBoundary {
   stop(): Promise<void>;
   /** What the evidence says about the boundary, once the run ended. */
   evidence(extra: { probes: CanaryProbe[]; canaryMs?: number; stoppedFor?: string }): IsolationEvidence;
-  /** Stops the container and the proxy; removes the run's private git. */
+  /** Stops the container and the proxy, and removes the run's private git (the lane never reads it). */
   close(): Promise<void>;
 }
 
 const WINDOWS = process.platform === 'win32';
 
-export type BackendProbe = { available: true; detail: string } | { available: false; message: string };
+export type BackendProbe = { available: true; detail: string; bwrap: string } | { available: false; message: string };
 
 /** Whether the process backend works here: Linux with bubblewrap able to make its namespaces. */
 export async function probeProcessBackend(): Promise<BackendProbe> {
@@ -94,7 +94,7 @@ export async function probeProcessBackend(): Promise<BackendProbe> {
   const detection = await detectProcessSandbox();
   if (!detection.available) return { available: false, message: detection.message };
   const version = await execa(detection.bwrap, ['--version'], { reject: false, timeout: 5_000 });
-  return { available: true, detail: version.stdout.trim() || 'bubblewrap' };
+  return { available: true, detail: version.stdout.trim() || 'bubblewrap', bwrap: detection.bwrap };
 }
 
 /** A Node program to run the canary and the egress launcher inside the process boundary. */
@@ -204,8 +204,6 @@ async function openProcessBoundary(
 ): Promise<OpenedBoundary> {
   const probe = await probeProcessBackend();
   if (!probe.available) throw new BoundaryError(`The process boundary cannot run here: ${probe.message}`);
-  const detection = await detectProcessSandbox();
-  if (!detection.available) throw new BoundaryError(detection.message);
   const home = homedir();
   const node = await hostNode();
   const hidden = [home, spec.repoRoot, ...spec.hiddenFolders].filter((folder) => folder && folder !== '/');
@@ -231,7 +229,7 @@ async function openProcessBoundary(
     return args;
   };
   const wrap = (argv: string[], env: Record<string, string>): BoundaryCommand => ({
-    file: detection.bwrap,
+    file: probe.bwrap,
     args: [...bwrapArgs(), ...(proxy ? launcherArgv(node.path, proxy.socketPath, argv) : argv)],
     env: { ...env, ...(proxy ? node.env : {}) },
     cwd: spec.worktreePath,
@@ -247,7 +245,8 @@ async function openProcessBoundary(
       const ticks = pid ? await processStartTicks(pid) : undefined;
       return { backend: 'process', ...(pid ? { pid } : {}), ...(ticks ? { pidStartTicks: ticks } : {}) };
     },
-    canary: () => runCanary(spec, (args) => wrap([node.path, ...args], { ...env, ...node.env }), proxy !== undefined),
+    canary: () =>
+      runCanary(spec, (args) => wrap([node.path, ...args], { ...env, ...node.env }), proxy !== undefined, dirname(git.objectsDir)),
     stop: async () => undefined,
     evidence: (extra) => ({
       backend: 'process',
@@ -262,6 +261,7 @@ async function openProcessBoundary(
     }),
     close: async () => {
       await proxy?.close();
+      await rm(dirname(git.gitDir), { recursive: true, force: true });
     },
   };
 }
@@ -274,9 +274,15 @@ export async function runCanary(
   spec: BoundarySpec,
   wrap: (nodeArgs: string[]) => BoundaryCommand,
   viaProxy: boolean,
+  gitCommonDir?: string,
 ): Promise<{ probes: CanaryProbe[]; ms: number }> {
   const started = performance.now();
-  const plan = await planCanary({ repoRoot: spec.repoRoot, outsideFolders: [...spec.canaryFolders, homedir()], home: homedir() });
+  const plan = await planCanary({
+    repoRoot: spec.repoRoot,
+    ...(gitCommonDir ? { gitCommonDir } : {}),
+    outsideFolders: [...spec.canaryFolders, homedir()],
+    home: homedir(),
+  });
   try {
     const command = wrap(plan.args);
     const result = await execa(command.file, command.args, {
@@ -370,12 +376,15 @@ async function openContainerBoundary(
   const remove = async () => {
     await runEngine(engine, ['rm', '--force', '--time', '0', name], { okExitCodes: [1, 125] }).catch(() => undefined);
   };
-  // Names only: the values reach `exec` through the engine client's environment, never its arguments.
-  const envNames = Object.keys(spec.env).filter((key) => key !== 'PATH');
+  // Names only: the values reach `exec` through the engine client's environment, never its arguments;
+  // a name the client itself needs (HOME, XDG_RUNTIME_DIR…) keeps the client's value, and the agent's goes in by value.
+  const client = clientEnvironment();
+  const envNames = Object.keys(spec.env).filter((key) => key !== 'PATH' && key !== 'HOME');
+  const envArgs = envNames.flatMap((key) => ['--env', key in client ? `${key}=${spec.env[key]}` : key]);
   const wrap = (argv: string[]): BoundaryCommand => ({
     file: engine.path,
-    args: ['exec', '--workdir', spec.worktreePath, '--env', 'HOME=/tmp', ...envNames.flatMap((key) => ['--env', key]), name, ...argv],
-    env: { ...clientEnvironment(), ...spec.env },
+    args: ['exec', '--workdir', spec.worktreePath, '--env', 'HOME=/tmp', ...envArgs, name, ...argv],
+    env: { ...spec.env, ...client },
     cwd: spec.worktreePath,
   });
   const argv = proxy ? launcherArgv('node', proxy.socketPath, spec.argv) : spec.argv;
@@ -387,7 +396,7 @@ async function openContainerBoundary(
     },
     async canary() {
       await start();
-      return runCanary(spec, (args) => wrap(['node', ...args]), proxy !== undefined);
+      return runCanary(spec, (args) => wrap(['node', ...args]), proxy !== undefined, dirname(git.objectsDir));
     },
     stop: remove,
     evidence: (extra) => ({
@@ -406,6 +415,7 @@ async function openContainerBoundary(
     close: async () => {
       await remove();
       await proxy?.close();
+      await rm(dirname(git.gitDir), { recursive: true, force: true });
     },
   };
 }

@@ -38,7 +38,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const http = require('node:http');
 const crypto = require('node:crypto');
-const { spawnSync } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const spec = JSON.parse(process.argv[1]);
 const probes = [];
 const add = (name, escaped, detail, skipped) => probes.push({ name, outcome: skipped ? 'skipped' : escaped ? 'escaped' : 'refused', detail });
@@ -72,15 +72,25 @@ const viaProxy = () => new Promise((done) => {
   request.on('error', () => done(0));
   request.end();
 });
+const tryPush = () => new Promise((done) => {
+  let stderr = '';
+  const child = spawn('git', ['push', '--quiet', spec.push.remote, 'HEAD:' + spec.push.ref], { env: { ...process.env, GIT_TERMINAL_PROMPT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  child.on('error', (error) => { clearTimeout(timer); done({ missing: error.code === 'ENOENT', status: -1, stderr }); });
+  child.on('close', (status) => { clearTimeout(timer); done({ missing: false, status, stderr }); });
+});
 (async () => {
+  const pushing = tryPush();
   const reached = [];
-  for (const target of spec.connect) if (await tryConnect(target)) reached.push(target.host + ':' + target.port);
+  const connected = await Promise.all(spec.connect.map(tryConnect));
+  spec.connect.forEach((target, index) => { if (connected[index]) reached.push(target.host + ':' + target.port); });
   add('connectHost', reached.length > 0, reached.length ? 'connected to ' + reached.join(', ') : 'no direct connection to the host (' + spec.connect.map((t) => t.host + ':' + t.port).join(', ') + ')');
   const status = await viaProxy();
   if (status === undefined) add('proxyRefuses', false, 'no proxy: the network is off', true);
   else add('proxyRefuses', status === 200, status === 200 ? 'the proxy let lanes-canary.invalid through' : 'the proxy refused a host that is not allowed (' + status + ')');
-  const push = spawnSync('git', ['push', '--quiet', spec.push.remote, 'HEAD:' + spec.push.ref], { encoding: 'utf8', timeout: 10000, env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
-  if (push.error && push.error.code === 'ENOENT') add('push', false, 'no git in the boundary');
+  const push = await pushing;
+  if (push.missing) add('push', false, 'no git in the boundary');
   else add('push', push.status === 0, push.status === 0 ? 'pushed to ' + spec.push.remote : 'git push to your repository failed: ' + String(push.stderr || '').trim().split('\n').pop().slice(0, 200));
   process.stdout.write(JSON.stringify({ probes }) + '\n');
 })();
@@ -124,6 +134,8 @@ function hostAddresses(): string[] {
 
 export interface CanaryPlanOptions {
   repoRoot: string;
+  /** The repository's git common directory, when the caller knows it already. */
+  gitCommonDir?: string;
   /** Folders outside the worktree that the boundary must keep read-only (the change's storage, the home folder). */
   outsideFolders: string[];
   home: string;
@@ -132,7 +144,8 @@ export interface CanaryPlanOptions {
 export async function planCanary(options: CanaryPlanOptions): Promise<CanaryPlan> {
   const nonce = randomBytes(6).toString('hex');
   const name = `lanes-canary-${nonce}`;
-  const gitDir = (await git(options.repoRoot, ['rev-parse', '--path-format=absolute', '--git-common-dir'])).stdout.trim();
+  const gitDir =
+    options.gitCommonDir ?? (await git(options.repoRoot, ['rev-parse', '--path-format=absolute', '--git-common-dir'])).stdout.trim();
   const writeTargets = [
     join(options.repoRoot, name),
     join(gitDir, 'hooks', name),
@@ -175,7 +188,12 @@ export async function planCanary(options: CanaryPlanOptions): Promise<CanaryPlan
           await rm(target, { force: true, recursive: true });
         }
       }
-      const pushed = (await git(options.repoRoot, ['for-each-ref', '--format=%(refname)', ref])).stdout.trim() !== '';
+      // A push writes a loose ref; packed-refs is read too, in case something packed it since.
+      const pushed =
+        (await lstat(join(gitDir, ref)).then(
+          () => true,
+          () => false,
+        )) || (await readFile(join(gitDir, 'packed-refs'), 'utf8').catch(() => '')).includes(` ${ref}\n`);
       if (pushed) await git(options.repoRoot, ['update-ref', '-d', ref]);
       return probes.map((probe) => {
         if (probe.name === 'writeOutside')
