@@ -23,7 +23,9 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import type { AgentIsolationBackend } from '../../src/core/draft/agentIsolation';
-import { type BoundaryCommand, type BoundarySpec, openBoundary, probeProcessBackend } from '../../src/infra/draft/boundary/agentBoundary';
+import { type BoundarySpec, type OpenedBoundary, openBoundary, probeProcessBackend } from '../../src/infra/draft/boundary/agentBoundary';
+
+type BoundaryCommand = OpenedBoundary['command'];
 import { createWorktree } from '../../src/infra/git/worktrees';
 import { type ContainerEngine, detectEngine } from '../../src/infra/sandbox/engine';
 import { detectProcessSandbox } from '../../src/infra/sandbox/processSandbox';
