@@ -101,6 +101,24 @@ describe('pull request body', () => {
     assert.match(summary, /under policy `org-default@3`/);
   });
 
+  it('names the boundary the agent ran in', () => {
+    const isolation = {
+      backend: 'container' as const,
+      verified: true,
+      sandbox: 'podman 4.3.1',
+      image: 'registry.example/agents:2',
+      network: { allow: [], refused: [], refusedTotal: 0, allowedTotal: 0 },
+      limits: { timeoutSeconds: 600 },
+      notEnforced: [],
+      probes: [],
+    };
+    const { body } = buildPullRequestBody(sampleInput(sampleEvidence({ isolation })));
+    assert.match(
+      body,
+      /Agent boundary: isolation verified: container \\\(podman 4\.3\.1\\\) image registry\.example\/agents:2 · network off\./,
+    );
+  });
+
   it('puts the full evidence in a collapsed section', () => {
     const evidence = sampleEvidence();
     const { body, truncated } = buildPullRequestBody(sampleInput(evidence));

@@ -58,6 +58,43 @@ describe('review model', () => {
     assert.deepEqual(Object.keys(view.fields).sort(), [...EVIDENCE_SECTION_ORDER].sort(), 'every section has a field');
   });
 
+  it('shows the agent boundary: verified, unconfined, or none for a chat agent', () => {
+    const isolation = {
+      backend: 'process' as const,
+      verified: true,
+      sandbox: 'bubblewrap 0.8.0',
+      network: {
+        allow: ['api.example.com'],
+        refused: [{ host: 'evil.example', port: 443, at: '2026-12-04T10:00:00Z' }],
+        refusedTotal: 1,
+        allowedTotal: 2,
+      },
+      limits: { timeoutSeconds: 600, cpus: 2 },
+      notEnforced: ['cpus'],
+      probes: [{ name: 'writeOutside' as const, outcome: 'refused' as const, detail: 'no write outside the worktree reached the host' }],
+      canaryMs: 120,
+    };
+    const verified = buildEvidenceView({ kind: 'ok', evidence: evidence({ isolation }), hash: HASH }, [], HASH).fields.isolation;
+    assert.equal(verified.state, 'present');
+    if (verified.state !== 'present') return;
+    assert.equal(verified.value.state, 'verified');
+    assert.equal(
+      verified.value.summary,
+      'isolation verified: process (bubblewrap 0.8.0) · egress only to api.example.com · 1 connection refused: evil.example:443',
+    );
+    assert.deepEqual(verified.value.notEnforced, ['cpus']);
+    const host = buildEvidenceView(
+      { kind: 'ok', evidence: evidence({ isolation: { ...isolation, backend: 'host', verified: false, probes: [] } }), hash: HASH },
+      [],
+      HASH,
+    ).fields.isolation;
+    assert.equal(host.state === 'present' && host.value.state, 'unconfined');
+    assert.deepEqual(buildEvidenceView({ kind: 'ok', evidence: evidence(), hash: HASH }, [], HASH).fields.isolation, {
+      state: 'missing',
+      required: false,
+    });
+  });
+
   it('tells whether the evidence describes the diff on screen, and counts tasks checked on the base', () => {
     const task = {
       id: 't',

@@ -5,6 +5,7 @@ import {
   type EvidenceFieldView,
   type EvidenceSectionKey,
   type EvidenceView,
+  type IsolationView,
   type ReviewModel,
   type TaskView,
 } from '../../src/core/review/reviewProtocol';
@@ -117,6 +118,63 @@ function decisionsList(decisions: readonly DecisionView[]): HTMLElement {
   );
 }
 
+const ISOLATION_STATE: Record<IsolationView['state'], { icon: string; class: string }> = {
+  verified: { icon: 'shield', class: 'ok' },
+  unverified: { icon: 'warning', class: 'notice warning' },
+  unconfined: { icon: 'error', class: 'notice error' },
+};
+
+function isolationBody(
+  isolation: IsolationView,
+  openSections: ReadonlySet<string>,
+  onToggle: (key: string, open: boolean) => void,
+): Child[] {
+  const state = ISOLATION_STATE[isolation.state];
+  const probes = h(
+    'details',
+    { class: 'probes', attrs: { open: openSections.has('isolation-probes') } },
+    h('summary', {
+      text: `The canary's ${plural(isolation.probes.length, 'probe')}${isolation.canaryMs !== undefined ? ` (${formatDuration(isolation.canaryMs)})` : ''}`,
+    }),
+    h(
+      'ul',
+      { class: 'prose-list' },
+      ...isolation.probes.map((probe) =>
+        h(
+          'li',
+          null,
+          icon(probe.outcome === 'escaped' ? 'error' : probe.outcome === 'refused' ? 'pass' : 'circle-slash'),
+          ` ${probe.name}: ${probe.outcome} (${probe.detail})`,
+        ),
+      ),
+    ),
+  );
+  probes.addEventListener('toggle', () => onToggle('isolation-probes', probes.open));
+  return [
+    h('p', { class: `isolation ${isolation.state} ${state.class}` }, icon(state.icon), ` ${isolation.summary}`),
+    isolation.imageDigest ? h('p', null, 'Image ', h('code', { text: isolation.imageDigest })) : null,
+    isolation.refusedTotal
+      ? h(
+          'div',
+          null,
+          h('p', { text: `${plural(isolation.refusedTotal, 'connection')} refused by the egress allowlist:` }),
+          h(
+            'ul',
+            { class: 'prose-list' },
+            ...isolation.refused.map((record) => h('li', { text: `${record.host}:${record.port} at ${formatTime(record.at)}` })),
+          ),
+        )
+      : null,
+    isolation.notEnforced.length
+      ? h('p', { class: 'notice warning' }, icon('warning'), ` Not enforced by this backend: ${isolation.notEnforced.join(', ')}.`)
+      : null,
+    isolation.stoppedFor
+      ? h('p', { class: 'notice warning' }, icon('warning'), ` Stopped by the boundary: ${isolation.stoppedFor}.`)
+      : null,
+    isolation.probes.length ? probes : null,
+  ];
+}
+
 function body(
   key: EvidenceSectionKey,
   model: ReviewModel,
@@ -176,6 +234,13 @@ function body(
       return show(fields.agent, (agent) =>
         h('p', null, h('code', { text: agent.id }), agent.version ? `, version ${agent.version}` : ', version not reported'),
       );
+    case 'isolation': {
+      if (fields.isolation.state === 'missing')
+        return [
+          h('p', { class: 'missing' }, 'No boundary of the lanes: an agent in VS Code\u2019s chat, or a run recorded before isolation.'),
+        ];
+      return show(fields.isolation, (isolation) => isolationBody(isolation, openSections, onToggle));
+    }
     case 'baseAndHead':
       return show(fields.baseAndHead, (value) =>
         h(

@@ -1,7 +1,8 @@
 import { type Change, LANE_LABELS } from '../change';
 import type { DecisionRecord } from '../decision';
 import type { Evidence, EvidenceField, FlagKind } from '../evidence';
-import type { DecisionView, EvidenceFieldView, EvidenceView, FlagView, TaskView } from './reviewProtocol';
+import { type IsolationEvidence, describeIsolation } from '../draft/agentIsolation';
+import type { DecisionView, EvidenceFieldView, EvidenceView, FlagView, IsolationView, TaskView } from './reviewProtocol';
 
 /** A file diff above either limit is listed but not rendered in the webview; VS Code's diff editor still opens it. */
 export const MAX_RENDERED_LINES_PER_FILE = 5_000;
@@ -68,6 +69,22 @@ function taskView(task: Evidence['tasks'][number]): TaskView {
   };
 }
 
+function isolationView(isolation: IsolationEvidence): IsolationView {
+  return {
+    state: isolation.backend === 'host' ? 'unconfined' : isolation.verified ? 'verified' : 'unverified',
+    summary: describeIsolation(isolation),
+    backend: isolation.backend,
+    ...(isolation.imageDigest ? { imageDigest: isolation.imageDigest } : {}),
+    allow: isolation.network.allow,
+    refused: isolation.network.refused,
+    refusedTotal: isolation.network.refusedTotal,
+    notEnforced: isolation.notEnforced,
+    ...(isolation.stoppedFor ? { stoppedFor: isolation.stoppedFor } : {}),
+    probes: isolation.probes.map((probe) => ({ name: probe.name, outcome: probe.outcome, detail: probe.detail })),
+    ...(isolation.canaryMs !== undefined ? { canaryMs: isolation.canaryMs } : {}),
+  };
+}
+
 /**
  * The evidence as the reviewer reads it: every field either present or
  * missing, and a missing field says whether policy requires it. A field counts
@@ -117,6 +134,8 @@ export function buildEvidenceView(
           ...((evidence.agent.version ?? report?.agentVersion) ? { version: (evidence.agent.version ?? report?.agentVersion)! } : {}),
         })
       : missing('agent'),
+    // Not a field policy can require: a chat agent has no boundary of ours.
+    isolation: evidence?.isolation ? present(isolationView(evidence.isolation)) : { state: 'missing', required: false },
     baseAndHead:
       evidence?.base.sha && evidence.headSha
         ? present({ baseRef: evidence.base.ref, baseSha: evidence.base.sha, headSha: evidence.headSha })

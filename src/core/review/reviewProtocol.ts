@@ -123,6 +123,23 @@ export type DecisionView = z.infer<typeof DecisionViewSchema>;
 const FlagViewSchema = z.object({ kind: z.string(), label: z.string(), path: z.optional(z.string()), detail: z.string() });
 export type FlagView = z.infer<typeof FlagViewSchema>;
 
+const IsolationViewSchema = z.object({
+  /** verified: a boundary, and its canary held; unverified: a boundary whose canary did not run or report; unconfined: the host. */
+  state: z.enum(['verified', 'unverified', 'unconfined']),
+  /** One line: "isolation verified: process (bubblewrap 0.8.0) · network off". */
+  summary: z.string(),
+  backend: z.string(),
+  imageDigest: z.optional(z.string()),
+  allow: z.array(z.string()),
+  refused: z.array(z.object({ host: z.string(), port: z.number(), at: z.string() })),
+  refusedTotal: z.number(),
+  notEnforced: z.array(z.string()),
+  stoppedFor: z.optional(z.string()),
+  probes: z.array(z.object({ name: z.string(), outcome: z.string(), detail: z.string() })),
+  canaryMs: z.optional(z.number()),
+});
+export type IsolationView = z.infer<typeof IsolationViewSchema>;
+
 const EvidenceViewSchema = z.object({
   state: z.enum(['ok', 'missing', 'invalid']),
   /** Why the evidence is missing or invalid, and what to do. */
@@ -146,6 +163,7 @@ const EvidenceViewSchema = z.object({
     confidenceLimits: field(z.array(z.string())),
     prompt: field(z.object({ ref: z.string(), redacted: z.string(), redactions: z.number() })),
     agent: field(z.object({ id: z.string(), version: z.optional(z.string()) })),
+    isolation: field(IsolationViewSchema),
     baseAndHead: field(z.object({ baseRef: z.string(), baseSha: z.string(), headSha: z.optional(z.string()) })),
     flags: field(z.array(FlagViewSchema)),
     policyDecisions: field(z.array(DecisionViewSchema)),
@@ -164,6 +182,7 @@ export const EVIDENCE_SECTION_ORDER = [
   'confidenceLimits',
   'prompt',
   'agent',
+  'isolation',
   'baseAndHead',
   'flags',
   'policyDecisions',
@@ -178,6 +197,7 @@ export const EVIDENCE_SECTION_TITLES: Readonly<Record<EvidenceSectionKey, string
   confidenceLimits: 'Confidence limits',
   prompt: 'Prompt',
   agent: 'Agent',
+  isolation: 'Isolation',
   baseAndHead: 'Base and head',
   flags: 'Flags',
   policyDecisions: 'Policy decisions',
