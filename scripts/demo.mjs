@@ -131,7 +131,12 @@ await runCommand(page, 'Lanes: Open Review');
 await pickItem(page, 'Add a greeting function and a test');
 let frame = await reviewFrame(page);
 await frame.locator('.verdict.ready').waitFor({ timeout: 60_000 });
+// The scripted agent ran inside bubblewrap, and the canary proved the boundary first.
+await frame.locator('.isolation.verified', { hasText: 'isolation verified' }).waitFor({ timeout: 30_000 });
+await frame.locator('#ev-isolation').scrollIntoViewIfNeeded();
 await page.waitForTimeout(1000);
+await page.screenshot({ path: join(shots, 'demo-review-isolation.png') });
+await frame.locator('.verdict.ready').scrollIntoViewIfNeeded();
 await page.screenshot({ path: join(shots, 'demo-review.png') });
 await frame.locator('vscode-button#approve').click();
 await frame.locator('.verdict.approved').waitFor({ timeout: 30_000 });
