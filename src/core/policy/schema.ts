@@ -127,6 +127,14 @@ const RequiredTaskSchema = z.strictObject({
 });
 type RequiredTask = z.output<typeof RequiredTaskSchema>;
 
+/** Resource limits, shared by the sandbox's tasks and the agents. */
+const resourceLimits = {
+  cpus: z.number().positive().max(1024).optional(),
+  memoryMb: positiveInt.optional(),
+  pids: positiveInt.optional(),
+  timeoutSeconds: positiveInt.optional(),
+};
+
 const SandboxSchema = z.strictObject({
   network: z
     .strictObject({
@@ -134,14 +142,7 @@ const SandboxSchema = z.strictObject({
       preparation: PreparationNetworkSchema.optional(),
     })
     .optional(),
-  limits: z
-    .strictObject({
-      cpus: z.number().positive().max(1024).optional(),
-      memoryMb: positiveInt.optional(),
-      pids: positiveInt.optional(),
-      timeoutSeconds: positiveInt.optional(),
-    })
-    .optional(),
+  limits: z.strictObject(resourceLimits).optional(),
   requiredTasks: z
     .array(RequiredTaskSchema)
     .superRefine((tasks, ctx) => {
@@ -188,15 +189,7 @@ const AgentSchema = z.strictObject({
         .optional(),
     })
     .optional(),
-  limits: z
-    .strictObject({
-      cpus: z.number().positive().max(1024).optional(),
-      memoryMb: positiveInt.optional(),
-      pids: positiveInt.optional(),
-      timeoutSeconds: positiveInt.optional(),
-      diskMb: positiveInt.optional(),
-    })
-    .optional(),
+  limits: z.strictObject({ ...resourceLimits, diskMb: positiveInt.optional() }).optional(),
 });
 
 const ApprovalsSchema = z.strictObject({

@@ -279,8 +279,8 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
         })
       : undefined;
   const disk = options.diskLimitMb
-    ? await watchDiskUse([worktreePath], options.diskLimitMb, (used) => {
-        stoppedFor = `the disk limit of ${options.diskLimitMb} MB (lanes.agent.limits.diskMb) was reached: ${used} MB written`;
+    ? await watchDiskUse([worktreePath], options.diskLimitMb, (what) => {
+        stoppedFor = what;
         stop('limit');
       })
     : undefined;

@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { startWatchdog } from './watchdog';
 
 /** How often the folders are measured; a fast writer can overshoot the limit by what it writes in this time. */
 const INTERVAL_MS = 1_000;
@@ -13,36 +14,24 @@ async function usedKb(folders: readonly string[]): Promise<number | undefined> {
 }
 
 /**
- * Watches how much an agent adds to the folders it may write and calls
- * `onExceeded` once when it has added more than `limitMb`. No backend here
- * can put a quota on a bind-mounted folder, so this measures instead.
+ * Watches how much an agent adds to the folders it may write, and says so once
+ * it has added more than `limitMb`. No backend here can put a quota on a
+ * bind-mounted folder, so this measures instead.
  */
 export async function watchDiskUse(
   folders: readonly string[],
   limitMb: number,
-  onExceeded: (addedMb: number) => void,
+  onExceeded: (what: string) => void,
 ): Promise<{ stop(): void }> {
   const baseline = (await usedKb(folders)) ?? 0;
-  let stopped = false;
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy || stopped) return;
-    busy = true;
-    void usedKb(folders)
-      .then((now) => {
-        const addedMb = Math.round(((now ?? baseline) - baseline) / 1024);
-        if (!stopped && addedMb > limitMb) {
-          stopped = true;
-          clearInterval(timer);
-          onExceeded(addedMb);
-        }
-      })
-      .finally(() => (busy = false));
-  }, INTERVAL_MS);
-  return {
-    stop() {
-      stopped = true;
-      clearInterval(timer);
+  return startWatchdog(
+    INTERVAL_MS,
+    async () => {
+      const addedMb = Math.round((((await usedKb(folders)) ?? baseline) - baseline) / 1024);
+      return addedMb > limitMb
+        ? `the disk limit of ${limitMb} MB (lanes.agent.limits.diskMb) was reached: ${addedMb} MB written`
+        : undefined;
     },
-  };
+    onExceeded,
+  );
 }

@@ -1,4 +1,5 @@
 import { readFile, readdir } from 'node:fs/promises';
+import { startWatchdog } from './watchdog';
 
 /** How often the process tree is measured: a fork bomb or a sudden allocation can overshoot by what it does in this time. */
 const INTERVAL_MS = 500;
@@ -49,33 +50,18 @@ export interface ProcessLimits {
  * policy's limit. Linux only (/proc).
  */
 export function watchProcessTree(rootPid: number, limits: ProcessLimits, onExceeded: (what: string) => void): { stop(): void } {
-  let stopped = false;
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy || stopped) return;
-    busy = true;
-    void readProcesses()
-      .then((processes) => {
-        const pids = tree(rootPid, processes);
-        const memoryMb = Math.round(pids.reduce((sum, pid) => sum + (processes.get(pid)?.rssBytes ?? 0), 0) / 1024 / 1024);
-        const exceeded =
-          limits.pids !== undefined && pids.length > limits.pids
-            ? `the process limit of ${limits.pids} (lanes.agent.limits.pids) was reached: ${pids.length} processes`
-            : limits.memoryMb !== undefined && memoryMb > limits.memoryMb
-              ? `the memory limit of ${limits.memoryMb} MB (lanes.agent.limits.memoryMb) was reached: ${memoryMb} MB resident`
-              : undefined;
-        if (exceeded && !stopped) {
-          stopped = true;
-          clearInterval(timer);
-          onExceeded(exceeded);
-        }
-      })
-      .finally(() => (busy = false));
-  }, INTERVAL_MS);
-  return {
-    stop() {
-      stopped = true;
-      clearInterval(timer);
+  return startWatchdog(
+    INTERVAL_MS,
+    async () => {
+      const processes = await readProcesses();
+      const pids = tree(rootPid, processes);
+      const memoryMb = Math.round(pids.reduce((sum, pid) => sum + (processes.get(pid)?.rssBytes ?? 0), 0) / 1024 / 1024);
+      if (limits.pids !== undefined && pids.length > limits.pids)
+        return `the process limit of ${limits.pids} (lanes.agent.limits.pids) was reached: ${pids.length} processes`;
+      if (limits.memoryMb !== undefined && memoryMb > limits.memoryMb)
+        return `the memory limit of ${limits.memoryMb} MB (lanes.agent.limits.memoryMb) was reached: ${memoryMb} MB resident`;
+      return undefined;
     },
-  };
+    onExceeded,
+  );
 }
