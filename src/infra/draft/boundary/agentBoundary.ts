@@ -206,7 +206,10 @@ async function openProcessBoundary(
   if (!probe.available) throw new BoundaryError(`The process boundary cannot run here: ${probe.message}`);
   const home = homedir();
   const node = await hostNode();
-  const hidden = [home, spec.repoRoot, ...spec.hiddenFolders].filter((folder) => folder && folder !== '/');
+  // The repository's git folder may live outside its checkout (a linked worktree's common directory): hidden too.
+  const hidden = [...new Set([home, spec.repoRoot, dirname(git.objectsDir), ...spec.hiddenFolders])].filter(
+    (folder) => folder && folder !== '/' && !inside(spec.worktreePath, folder),
+  );
   const path = spec.env.PATH ?? process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin';
   // /tmp, /run and /var/tmp are private in the boundary too: a program there is bound like one in a hidden folder.
   const readOnly = await programPaths(spec.argv, path, [...hidden, '/tmp', '/var/tmp', '/run']);
