@@ -101,7 +101,7 @@ describe('pull request body', () => {
     assert.match(summary, /under policy `org-default@3`/);
   });
 
-  it('names the boundary the agent ran in', () => {
+  it('names the boundary the agent ran in, and marks an unconfined or unverified one', () => {
     const isolation = {
       backend: 'container' as const,
       verified: true,
@@ -112,11 +112,40 @@ describe('pull request body', () => {
       notEnforced: [],
       probes: [],
     };
-    const { body } = buildPullRequestBody(sampleInput(sampleEvidence({ isolation })));
+    const summaryOf = (evidence: Evidence) => buildPullRequestBody(sampleInput(evidence)).body.split('<details>')[0]!;
+    const verified = summaryOf(sampleEvidence({ isolation }));
     assert.match(
-      body,
-      /Agent boundary: isolation verified: container \\\(podman 4\.3\.1\\\) image registry\.example\/agents:2 · network off\./,
+      verified,
+      /\n\n\*\*Agent boundary:\*\* isolation verified: container \\\(podman 4\.3\.1\\\) image registry\.example\/agents:2 · network off\.\n/,
     );
+    assert.doesNotMatch(verified, /⚠️/);
+
+    const refused = summaryOf(
+      sampleEvidence({
+        isolation: {
+          ...isolation,
+          network: {
+            allow: ['api.example.com'],
+            refused: [
+              { host: 'a.example', port: 443, at: '2026-12-04T10:00:00Z' },
+              { host: 'b.example', port: 80, at: '2026-12-04T10:00:01Z' },
+            ],
+            refusedTotal: 2,
+            allowedTotal: 5,
+          },
+        },
+      }),
+    );
+    assert.match(refused, /egress only to api\.example\.com · 2 connections refused: a\.example:443, b\.example:80\./);
+
+    const host = summaryOf(sampleEvidence({ isolation: { ...isolation, backend: 'host', verified: false } }));
+    assert.match(host, /⚠️ \*\*Agent boundary:\*\* unconfined: the agent ran as you, on the host, with your files and network\./);
+    const unverified = summaryOf(sampleEvidence({ isolation: { ...isolation, verified: false } }));
+    assert.match(unverified, /⚠️ \*\*Agent boundary:\*\* isolation NOT verified: container/);
+
+    const chat = summaryOf(sampleEvidence({ agent: { id: 'vscode-chat' } }));
+    assert.match(chat, /\*\*Agent boundary:\*\* no CLI agent boundary \\\(chat agent\\\)/);
+    assert.doesNotMatch(summaryOf(sampleEvidence()), /Agent boundary/, 'evidence from before agent boundaries: no line');
   });
 
   it('puts the full evidence in a collapsed section', () => {

@@ -69,30 +69,77 @@ describe('review model', () => {
         refusedTotal: 1,
         allowedTotal: 2,
       },
-      limits: { timeoutSeconds: 600, cpus: 2 },
-      notEnforced: ['cpus'],
+      limits: { timeoutSeconds: 600, cpus: 2, memoryMb: 4096, pids: 256 },
+      notEnforced: ['cpus', 'memoryMb', 'pids'],
       probes: [{ name: 'writeOutside' as const, outcome: 'refused' as const, detail: 'no write outside the worktree reached the host' }],
       canaryMs: 120,
     };
     const verified = buildEvidenceView({ kind: 'ok', evidence: evidence({ isolation }), hash: HASH }, [], HASH).fields.isolation;
-    assert.equal(verified.state, 'present');
-    if (verified.state !== 'present') return;
-    assert.equal(verified.value.state, 'verified');
-    assert.equal(
-      verified.value.summary,
-      'isolation verified: process (bubblewrap 0.8.0) · egress only to api.example.com · 1 connection refused: evil.example:443',
-    );
-    assert.deepEqual(verified.value.notEnforced, ['cpus']);
-    const host = buildEvidenceView(
-      { kind: 'ok', evidence: evidence({ isolation: { ...isolation, backend: 'host', verified: false, probes: [] } }), hash: HASH },
+    assert.deepEqual(verified, {
+      state: 'present',
+      value: {
+        state: 'verified',
+        summary: 'isolation verified: process (bubblewrap 0.8.0) · egress only to api.example.com · 1 connection refused: evil.example:443',
+        backend: 'process',
+        sandbox: 'bubblewrap 0.8.0',
+        allow: ['api.example.com'],
+        refused: [{ host: 'evil.example', port: 443, at: '2026-12-04T10:00:00Z' }],
+        refusedTotal: 1,
+        allowedTotal: 2,
+        limits: ['2 CPUs', '4,096 MB memory', '256 processes', '10 min'],
+        notEnforced: ['cpus', 'memory', 'processes'],
+        probes: [{ name: 'writeOutside', outcome: 'refused', detail: 'no write outside the worktree reached the host' }],
+        canaryMs: 120,
+      },
+    });
+
+    const container = buildEvidenceView(
+      {
+        kind: 'ok',
+        evidence: evidence({
+          isolation: {
+            ...isolation,
+            backend: 'container',
+            verified: false,
+            sandbox: 'podman 4.3.1',
+            image: 'localhost/agent:1',
+            imageDigest: `sha256:${'e'.repeat(64)}`,
+            network: { allow: [], refused: [], refusedTotal: 0, allowedTotal: 0 },
+            notEnforced: [],
+            stoppedFor: 'the memory limit (4096 MB)',
+          },
+        }),
+        hash: HASH,
+      },
       [],
       HASH,
     ).fields.isolation;
-    assert.equal(host.state === 'present' && host.value.state, 'unconfined');
-    assert.deepEqual(buildEvidenceView({ kind: 'ok', evidence: evidence(), hash: HASH }, [], HASH).fields.isolation, {
-      state: 'missing',
-      required: false,
-    });
+    assert.equal(container.state, 'present');
+    if (container.state !== 'present') return;
+    assert.equal(container.value.state, 'unverified', 'a boundary whose canary did not pass is not shown as verified');
+    assert.match(container.value.summary, /^isolation NOT verified: container \(podman 4\.3\.1\) image localhost\/agent:1 · network off$/);
+    assert.equal(container.value.imageDigest, `sha256:${'e'.repeat(64)}`);
+    assert.equal(container.value.stoppedFor, 'the memory limit (4096 MB)');
+
+    const host = buildEvidenceView(
+      { kind: 'ok', evidence: evidence({ isolation: { ...isolation, backend: 'host', verified: true, probes: [] } }), hash: HASH },
+      [],
+      HASH,
+    ).fields.isolation;
+    assert.equal(host.state === 'present' && host.value.state, 'unconfined', 'the host is unconfined even if marked verified');
+    assert.match(host.state === 'present' ? host.value.summary : '', /^unconfined: the agent ran as you, on the host/);
+
+    const chat = buildEvidenceView({ kind: 'ok', evidence: evidence({ agent: { id: 'vscode-chat' } }), hash: HASH }, [], HASH).fields
+      .isolation;
+    assert.equal(chat.state === 'present' && chat.value.state, 'none');
+    assert.match(chat.state === 'present' ? chat.value.summary : '', /^no CLI agent boundary \(chat agent\)/);
+
+    assert.deepEqual(
+      buildEvidenceView({ kind: 'ok', evidence: evidence(), hash: HASH }, [], HASH).fields.isolation,
+      { state: 'missing', required: false },
+      "a CLI agent's evidence from before agent boundaries: not recorded",
+    );
+    assert.equal(EVIDENCE_SECTION_ORDER.indexOf('isolation'), 1, 'the boundary is read right after the summary');
   });
 
   it('tells whether the evidence describes the diff on screen, and counts tasks checked on the base', () => {

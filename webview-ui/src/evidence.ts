@@ -119,10 +119,50 @@ function decisionsList(decisions: readonly DecisionView[]): HTMLElement {
 }
 
 const ISOLATION_STATE: Record<IsolationView['state'], { icon: string; class: string }> = {
-  verified: { icon: 'shield', class: 'ok' },
-  unverified: { icon: 'warning', class: 'notice warning' },
+  verified: { icon: 'verified-filled', class: 'notice ok' },
+  unverified: { icon: 'error', class: 'notice error' },
   unconfined: { icon: 'error', class: 'notice error' },
+  none: { icon: 'comment-discussion', class: 'notice info' },
 };
+
+/** The summary with its verdict ("Isolation verified", "Unconfined") in bold. */
+function isolationSummary(summary: string): Child[] {
+  const colon = summary.indexOf(': ');
+  const verdict = colon > 0 ? summary.slice(0, colon) : summary;
+  return [h('strong', { text: verdict.charAt(0).toUpperCase() + verdict.slice(1) }), colon > 0 ? summary.slice(colon) : ''];
+}
+
+/** "sha256:0123456789ab…": enough to compare by eye; the whole digest is its tooltip. */
+function shortDigest(digest: string): string {
+  const [algorithm, hex] = digest.includes(':') ? (digest.split(':', 2) as [string, string]) : ['', digest];
+  return `${algorithm ? `${algorithm}:` : ''}${hex.length > 12 ? `${hex.slice(0, 12)}…` : hex}`;
+}
+
+function isolationFacts(isolation: IsolationView): HTMLElement {
+  const row = (term: string, ...value: Child[]) => [h('dt', { text: term }), h('dd', null, ...value)];
+  return h(
+    'dl',
+    { class: 'meta isolation-facts' },
+    ...row('Backend', h('code', { text: isolation.backend ?? '' }), isolation.sandbox ? ` · ${isolation.sandbox}` : ''),
+    ...(isolation.image || isolation.imageDigest
+      ? row(
+          'Image',
+          isolation.image ? h('code', { text: isolation.image }) : null,
+          isolation.image && isolation.imageDigest ? ' ' : null,
+          isolation.imageDigest
+            ? h('code', { class: 'sha', text: shortDigest(isolation.imageDigest), attrs: { title: isolation.imageDigest } })
+            : null,
+        )
+      : []),
+    ...row(
+      'Network',
+      isolation.allow.length
+        ? `egress only to ${isolation.allow.join(', ')} (${plural(isolation.allowedTotal, 'connection')} allowed)`
+        : 'off',
+    ),
+    ...(isolation.limits.length ? row('Limits', isolation.limits.join(', ')) : []),
+  );
+}
 
 function isolationBody(
   isolation: IsolationView,
@@ -130,9 +170,21 @@ function isolationBody(
   onToggle: (key: string, open: boolean) => void,
 ): Child[] {
   const state = ISOLATION_STATE[isolation.state];
+  const status = h(
+    'p',
+    { class: `isolation ${isolation.state} ${state.class}`, attrs: { role: isolation.state === 'verified' ? undefined : 'note' } },
+    icon(state.icon),
+    ' ',
+    ...isolationSummary(isolation.summary),
+  );
+  if (isolation.state === 'none') return [status];
+  const escaped = isolation.probes.filter((probe) => probe.outcome === 'escaped');
   const probes = h(
     'details',
-    { class: 'probes', attrs: { open: openSections.has('isolation-probes') } },
+    {
+      class: 'probes',
+      attrs: { open: openSections.has('isolation-probes') || isolation.probes.some((probe) => probe.outcome === 'escaped') },
+    },
     h('summary', {
       text: `The canary's ${plural(isolation.probes.length, 'probe')}${isolation.canaryMs !== undefined ? ` (${formatDuration(isolation.canaryMs)})` : ''}`,
     }),
@@ -150,26 +202,39 @@ function isolationBody(
     ),
   );
   probes.addEventListener('toggle', () => onToggle('isolation-probes', probes.open));
+  const listed = isolation.refused.length;
   return [
-    h('p', { class: `isolation ${isolation.state} ${state.class}` }, icon(state.icon), ` ${isolation.summary}`),
-    isolation.imageDigest ? h('p', null, 'Image ', h('code', { text: isolation.imageDigest })) : null,
-    isolation.refusedTotal
+    status,
+    isolation.state === 'unconfined' ? null : isolationFacts(isolation),
+    escaped.length
       ? h(
-          'div',
-          null,
-          h('p', { text: `${plural(isolation.refusedTotal, 'connection')} refused by the egress allowlist:` }),
-          h(
-            'ul',
-            { class: 'prose-list' },
-            ...isolation.refused.map((record) => h('li', { text: `${record.host}:${record.port} at ${formatTime(record.at)}` })),
-          ),
+          'p',
+          { class: 'notice error' },
+          icon('error'),
+          ` The canary got out: ${escaped.map((probe) => `${probe.name} (${probe.detail})`).join('; ')}.`,
         )
+      : null,
+    isolation.stoppedFor
+      ? h('p', { class: 'notice warning' }, icon('warning'), ` Stopped by the boundary: ${isolation.stoppedFor}.`)
       : null,
     isolation.notEnforced.length
       ? h('p', { class: 'notice warning' }, icon('warning'), ` Not enforced by this backend: ${isolation.notEnforced.join(', ')}.`)
       : null,
-    isolation.stoppedFor
-      ? h('p', { class: 'notice warning' }, icon('warning'), ` Stopped by the boundary: ${isolation.stoppedFor}.`)
+    isolation.refusedTotal
+      ? h(
+          'div',
+          { class: 'refused' },
+          h('p', {
+            text: `${plural(isolation.refusedTotal, 'connection')} refused by the egress allowlist${listed < isolation.refusedTotal ? ` (the first ${listed} listed)` : ''}:`,
+          }),
+          h(
+            'ul',
+            { class: 'prose-list' },
+            ...isolation.refused.map((record) =>
+              h('li', null, h('code', { text: `${record.host}:${record.port}` }), ` at ${formatTime(record.at)}`),
+            ),
+          ),
+        )
       : null,
     isolation.probes.length ? probes : null,
   ];
@@ -234,13 +299,11 @@ function body(
       return show(fields.agent, (agent) =>
         h('p', null, h('code', { text: agent.id }), agent.version ? `, version ${agent.version}` : ', version not reported'),
       );
-    case 'isolation': {
+    case 'isolation':
+      // Evidence from before agent boundaries: said so, not left blank (a chat agent's is "none", from the model).
       if (fields.isolation.state === 'missing')
-        return [
-          h('p', { class: 'missing' }, 'No boundary of the lanes: an agent in VS Code\u2019s chat, or a run recorded before isolation.'),
-        ];
+        return [h('p', { class: 'missing' }, 'Not recorded (evidence from before agent boundaries).')];
       return show(fields.isolation, (isolation) => isolationBody(isolation, openSections, onToggle));
-    }
     case 'baseAndHead':
       return show(fields.baseAndHead, (value) =>
         h(

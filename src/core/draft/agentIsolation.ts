@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CHAT_AGENT_ID } from '../constants';
 
 /** Where a CLI agent runs. `host` (no boundary) only where a policy names it. */
 export const AGENT_ISOLATION_BACKENDS = ['container', 'process', 'host'] as const;
@@ -91,6 +92,24 @@ export function describeIsolation(isolation: IsolationEvidence): string {
         .join(', ')}${isolation.network.refusedTotal > 3 ? ', …' : ''}`
     : '';
   return `${isolation.verified ? 'isolation verified' : 'isolation NOT verified'}: ${what} · ${network}${refused}`;
+}
+
+/** The line for a change whose agent worked in VS Code's chat: it had no process of ours to put in a boundary. */
+export const CHAT_AGENT_ISOLATION = "no CLI agent boundary (chat agent): the agent worked through the lane's tools in VS Code's chat";
+
+/**
+ * The boundary line of a change's evidence, for the PR body and the Lanes
+ * tree; `bad` when the agent ran unconfined or its boundary was not verified.
+ * Undefined for evidence from before agent boundaries.
+ */
+export function describeAgentBoundary(evidence: {
+  agent: { id: string };
+  isolation?: IsolationEvidence | undefined;
+}): { line: string; bad: boolean } | undefined {
+  if (evidence.isolation)
+    return { line: describeIsolation(evidence.isolation), bad: evidence.isolation.backend === 'host' || !evidence.isolation.verified };
+  if (evidence.agent.id === CHAT_AGENT_ID) return { line: CHAT_AGENT_ISOLATION, bad: false };
+  return undefined;
 }
 
 export type BackendAvailability = Partial<Record<AgentIsolationBackend, { available: true } | { available: false; message: string }>>;

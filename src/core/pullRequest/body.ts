@@ -1,5 +1,5 @@
 import { hashEvidence, type Evidence, type RedactionSummary, type TaskEvidence } from '../evidence';
-import { describeIsolation } from '../draft/agentIsolation';
+import { describeAgentBoundary } from '../draft/agentIsolation';
 import { BUILTIN_SECRET_PATTERNS, mergeSummaries, redactText, redactValue, type SecretPattern } from '../redaction';
 import { riskLevel, type RiskLevel } from './risk';
 
@@ -153,7 +153,8 @@ function renderSummary(input: PullRequestBodyInput, evidence: Evidence, title: s
   lines.push(
     `Opened by Agent Lanes for agent ${codeSpan(evidence.agent.id + (evidence.agent.version ? `@${evidence.agent.version}` : ''))}, on branch ${codeSpan(input.branch)} from ${codeSpan(evidence.base.ref)} (${codeSpan(evidence.base.sha.slice(0, 12))}). Risk: **${risk}**.`,
   );
-  if (evidence.isolation) lines.push('', `Agent boundary: ${escapeInline(describeIsolation(evidence.isolation))}.`);
+  const boundary = describeAgentBoundary(evidence);
+  if (boundary) lines.push('', `${boundary.bad ? '⚠️ ' : ''}**Agent boundary:** ${escapeInline(boundary.line)}.`);
   lines.push('');
 
   lines.push('### What changed');

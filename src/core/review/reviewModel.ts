@@ -1,7 +1,8 @@
 import { type Change, LANE_LABELS } from '../change';
 import type { DecisionRecord } from '../decision';
 import type { Evidence, EvidenceField, FlagKind } from '../evidence';
-import { type IsolationEvidence, describeIsolation } from '../draft/agentIsolation';
+import { CHAT_AGENT_ID } from '../constants';
+import { type IsolationEvidence, describeIsolation, CHAT_AGENT_ISOLATION } from '../draft/agentIsolation';
 import type { DecisionView, EvidenceFieldView, EvidenceView, FlagView, IsolationView, TaskView } from './reviewProtocol';
 
 /** A file diff above either limit is listed but not rendered in the webview; VS Code's diff editor still opens it. */
@@ -69,21 +70,59 @@ function taskView(task: Evidence['tasks'][number]): TaskView {
   };
 }
 
+/** Limits as the evidence names them (keys of the limits, or "network"), in the reviewer's words. */
+const LIMIT_WORDS: Readonly<Record<string, string>> = {
+  cpus: 'cpus',
+  memoryMb: 'memory',
+  pids: 'processes',
+  diskMb: 'disk',
+  timeoutSeconds: 'time limit',
+  network: 'network',
+};
+
+function limitsInWords(limits: IsolationEvidence['limits']): string[] {
+  const minutes = limits.timeoutSeconds / 60;
+  return [
+    limits.cpus !== undefined ? `${limits.cpus} CPU${limits.cpus === 1 ? '' : 's'}` : '',
+    limits.memoryMb !== undefined ? `${limits.memoryMb.toLocaleString('en-US')} MB memory` : '',
+    limits.pids !== undefined ? `${limits.pids.toLocaleString('en-US')} processes` : '',
+    limits.diskMb !== undefined ? `${limits.diskMb.toLocaleString('en-US')} MB disk` : '',
+    Number.isInteger(minutes) ? `${minutes} min` : `${limits.timeoutSeconds} s`,
+  ].filter(Boolean);
+}
+
 function isolationView(isolation: IsolationEvidence): IsolationView {
   return {
     state: isolation.backend === 'host' ? 'unconfined' : isolation.verified ? 'verified' : 'unverified',
     summary: describeIsolation(isolation),
     backend: isolation.backend,
+    ...(isolation.sandbox ? { sandbox: isolation.sandbox } : {}),
+    ...(isolation.image ? { image: isolation.image } : {}),
     ...(isolation.imageDigest ? { imageDigest: isolation.imageDigest } : {}),
     allow: isolation.network.allow,
     refused: isolation.network.refused,
     refusedTotal: isolation.network.refusedTotal,
-    notEnforced: isolation.notEnforced,
+    allowedTotal: isolation.network.allowedTotal,
+    limits: limitsInWords(isolation.limits),
+    notEnforced: isolation.notEnforced.map((limit) => LIMIT_WORDS[limit] ?? limit),
     ...(isolation.stoppedFor ? { stoppedFor: isolation.stoppedFor } : {}),
     probes: isolation.probes.map((probe) => ({ name: probe.name, outcome: probe.outcome, detail: probe.detail })),
     ...(isolation.canaryMs !== undefined ? { canaryMs: isolation.canaryMs } : {}),
   };
 }
+
+/** An agent in VS Code's chat has no process of ours, so no boundary: said so, not left blank. */
+const CHAT_ISOLATION: IsolationView = {
+  state: 'none',
+  summary: CHAT_AGENT_ISOLATION,
+  allow: [],
+  refused: [],
+  refusedTotal: 0,
+  allowedTotal: 0,
+  limits: [],
+  notEnforced: [],
+  probes: [],
+};
 
 /**
  * The evidence as the reviewer reads it: every field either present or
@@ -134,8 +173,12 @@ export function buildEvidenceView(
           ...((evidence.agent.version ?? report?.agentVersion) ? { version: (evidence.agent.version ?? report?.agentVersion)! } : {}),
         })
       : missing('agent'),
-    // Not a field policy can require: a chat agent has no boundary of ours.
-    isolation: evidence?.isolation ? present(isolationView(evidence.isolation)) : { state: 'missing', required: false },
+    // Not a field policy can require. Evidence from before agent boundaries has none: "not recorded".
+    isolation: evidence?.isolation
+      ? present(isolationView(evidence.isolation))
+      : evidence?.agent.id === CHAT_AGENT_ID
+        ? present(CHAT_ISOLATION)
+        : { state: 'missing', required: false },
     baseAndHead:
       evidence?.base.sha && evidence.headSha
         ? present({ baseRef: evidence.base.ref, baseSha: evidence.base.sha, headSha: evidence.headSha })

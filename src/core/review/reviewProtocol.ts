@@ -124,15 +124,24 @@ const FlagViewSchema = z.object({ kind: z.string(), label: z.string(), path: z.o
 export type FlagView = z.infer<typeof FlagViewSchema>;
 
 const IsolationViewSchema = z.object({
-  /** verified: a boundary, and its canary held; unverified: a boundary whose canary did not run or report; unconfined: the host. */
-  state: z.enum(['verified', 'unverified', 'unconfined']),
+  /**
+   * verified: a boundary whose canary held; unverified: a boundary whose canary did not run or report;
+   * unconfined: the host; none: an agent in VS Code's chat (no process of ours, so no boundary).
+   */
+  state: z.enum(['verified', 'unverified', 'unconfined', 'none']),
   /** One line: "isolation verified: process (bubblewrap 0.8.0) · network off". */
   summary: z.string(),
-  backend: z.string(),
+  backend: z.optional(z.string()),
+  /** "bubblewrap 0.8.0", "podman 4.3.1". */
+  sandbox: z.optional(z.string()),
+  image: z.optional(z.string()),
   imageDigest: z.optional(z.string()),
   allow: z.array(z.string()),
   refused: z.array(z.object({ host: z.string(), port: z.number(), at: z.string() })),
   refusedTotal: z.number(),
+  allowedTotal: z.number(),
+  /** The limits the boundary held the agent to, in words ("2 CPUs", "10 min"). */
+  limits: z.array(z.string()),
   notEnforced: z.array(z.string()),
   stoppedFor: z.optional(z.string()),
   probes: z.array(z.object({ name: z.string(), outcome: z.string(), detail: z.string() })),
@@ -175,6 +184,7 @@ export type EvidenceSectionKey = keyof EvidenceView['fields'];
 /** The evidence sections, in the fixed order the reviewer reads them. */
 export const EVIDENCE_SECTION_ORDER = [
   'summary',
+  'isolation',
   'filesTouched',
   'tests',
   'failsWithoutChange',
@@ -182,7 +192,6 @@ export const EVIDENCE_SECTION_ORDER = [
   'confidenceLimits',
   'prompt',
   'agent',
-  'isolation',
   'baseAndHead',
   'flags',
   'policyDecisions',

@@ -1,10 +1,11 @@
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { AgentConfig } from '../../core/draft/agentConfig';
+import { CHAT_AGENT_ID } from '../../core/constants';
 import type { Change } from '../../core/change';
 import type { ReconcileFinding } from '../../core/draft/draft';
 import type { Logger } from '../../core/logger';
-import { CHAT_AGENT_ID, type DraftAgent } from '../../infra/lanes/draft/draftLane';
+import type { DraftAgent } from '../../infra/lanes/draft/draftLane';
 import { UncommittedWorkError } from '../../infra/git/worktrees';
 import { changedPaths, currentBranchName, recentRefs } from '../../infra/git/queries';
 import { readConfig } from '../config';

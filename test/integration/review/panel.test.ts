@@ -38,9 +38,31 @@ describe('the review panel', () => {
       assert.deepEqual(model.diff.files.map((f) => f.path).sort(), Object.keys(DEFAULT_FILES).sort());
       assert.deepEqual(model.diff.totals, { files: 3, additions: 7, deletions: 0 + 0 });
     }
+    // The agent's boundary, as the webview draws it: verified, with the allowlist and the refused connections.
+    const isolation = model.evidence.fields.isolation;
+    assert.equal(isolation.state === 'present' && isolation.value.state, 'verified');
+    if (isolation.state === 'present') {
+      assert.equal(
+        isolation.value.summary,
+        'isolation verified: process (bubblewrap 0.8.0) · egress only to registry.npmjs.org · 2 connections refused: telemetry.example.invalid:443, 169.254.169.254:80',
+      );
+      assert.deepEqual(
+        isolation.value.refused.map((r) => `${r.host}:${r.port}`),
+        ['telemetry.example.invalid:443', '169.254.169.254:80'],
+      );
+      assert.deepEqual(isolation.value.notEnforced, ['cpus']);
+    }
     const filesTouched = model.evidence.fields.filesTouched;
     assert.equal(filesTouched.state === 'present' && filesTouched.value.matchesReviewedDiff, true);
     assert.equal(model.actions.approve.enabled, true, model.actions.approve.reason);
+
+    // The Lanes view's tooltip carries the same line, once the tree has read the evidence.
+    const tooltip = await waitFor(() => {
+      const item = api.tree.getTreeItem({ kind: 'change', repo: review.repo, change: review.repo.store.get(change.id)! });
+      const text = item.tooltip instanceof vscode.MarkdownString ? item.tooltip.value : '';
+      return text.includes('isolation verified') ? text : undefined;
+    }, 'the boundary line in the tree tooltip');
+    assert.match(tooltip, /\$\(verified-filled\) isolation verified: process \\\(bubblewrap 0\\\.8\\\.0\\\)/);
 
     // From the Lanes view: a tree node reveals the same panel.
     const again = await vscode.commands.executeCommand<boolean>('agentLanes.openReview', { kind: 'change', repo: review.repo, change });

@@ -133,6 +133,30 @@ export function completeEvidence(
         startedAt: now,
       },
     ],
+    isolation: {
+      backend: 'process',
+      verified: true,
+      sandbox: 'bubblewrap 0.8.0',
+      network: {
+        allow: ['registry.npmjs.org'],
+        refused: [
+          { host: 'telemetry.example.invalid', port: 443, at: now },
+          { host: '169.254.169.254', port: 80, at: now },
+        ],
+        refusedTotal: 2,
+        allowedTotal: 14,
+      },
+      limits: { timeoutSeconds: 1800, cpus: 2, memoryMb: 4096, pids: 512, diskMb: 2048 },
+      notEnforced: ['cpus'],
+      probes: [
+        { name: 'writeOutside', outcome: 'refused', detail: 'the write to the checkout failed: read-only file system' },
+        { name: 'readHome', outcome: 'refused', detail: 'the home directory is empty inside the boundary' },
+        { name: 'editorEnvironment', outcome: 'refused', detail: 'no VSCODE_* variable reached the agent' },
+        { name: 'connectHost', outcome: 'refused', detail: 'connecting to example.com:443 failed: refused by the proxy' },
+        { name: 'push', outcome: 'refused', detail: 'the agent’s git has no remote' },
+      ],
+      canaryMs: 135,
+    },
     decisions: [
       {
         decisionId: `d-${change.id}`,

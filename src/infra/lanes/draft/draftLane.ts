@@ -35,13 +35,11 @@ import {
   repositoryState,
   resolveBase,
 } from '../../git/worktrees';
-import { EXTENSION_ACTOR } from '../../../core/constants';
+import { CHAT_AGENT_ID, EXTENSION_ACTOR } from '../../../core/constants';
 import { type LaneContext, decide, moveChange } from '../laneContext';
 
 /** The agent of a draft: a CLI agent from the settings, or an agent in VS Code's chat using the lane's tools. */
 export type DraftAgent = { kind: 'cli'; config: AgentConfig } | { kind: 'chat' };
-
-export const CHAT_AGENT_ID = 'vscode-chat';
 
 export interface StartDraftInput {
   task: string;
