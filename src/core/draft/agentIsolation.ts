@@ -32,7 +32,7 @@ export const CanaryProbeSchema = z.object({
 });
 export type CanaryProbe = z.infer<typeof CanaryProbeSchema>;
 
-const EgressRecordSchema = z.object({ host: z.string(), port: z.number(), at: z.string() });
+const EgressRecordSchema = z.object({ host: z.string(), port: z.number(), at: z.string(), reason: z.string().optional() });
 export type EgressRecord = z.infer<typeof EgressRecordSchema>;
 
 const AgentLimitsSchema = z.object({

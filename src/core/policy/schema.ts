@@ -1,4 +1,5 @@
 import { AGENT_ISOLATION_BACKENDS, type AgentIsolationBackend } from '../draft/agentIsolation';
+import { allowEntryProblem } from '../draft/egressAllowlist';
 import YAML, { LineCounter, isNode } from 'yaml';
 import { z } from 'zod';
 import { EFFECTS, type Effect } from '../decision';
@@ -172,7 +173,6 @@ const SandboxSchema = z.strictObject({
     .optional(),
 });
 
-const AGENT_ALLOW_HOST = /^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:\d{1,5})?$/;
 const AgentSchema = z.strictObject({
   /** The backends an agent may run in, in order of preference; a lower level can only take some away. */
   isolation: z.array(z.enum(AGENT_ISOLATION_BACKENDS)).min(1).optional(),
@@ -182,9 +182,10 @@ const AgentSchema = z.strictObject({
     .strictObject({
       allow: z
         .array(
-          z
-            .string()
-            .regex(AGENT_ALLOW_HOST, { error: 'expected a host name such as api.example.com, *.example.com or api.example.com:8443' }),
+          z.string().superRefine((entry, ctx) => {
+            const problem = allowEntryProblem(entry);
+            if (problem) ctx.addIssue({ code: 'custom', message: problem, input: entry });
+          }),
         )
         .optional(),
     })

@@ -177,7 +177,12 @@ export async function openBoundary(spec: BoundarySpec): Promise<OpenedBoundary> 
           return;
         }
         refusedTotal++;
-        const record = { host: decision.host, port: decision.port, at: decision.at };
+        const record = {
+          host: decision.host,
+          port: decision.port,
+          at: decision.at,
+          ...(decision.reason ? { reason: decision.reason } : {}),
+        };
         if (refusals.length < MAX_LISTED_REFUSALS) refusals.push(record);
         spec.onRefused?.(record);
       },

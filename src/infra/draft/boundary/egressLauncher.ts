@@ -1,46 +1,99 @@
+// The first program inside the isolation boundary when the agent may reach the network. The boundary's network
+// namespace has loopback only, and agents' HTTP clients speak to a TCP proxy, not a Unix socket: so the launcher
+// listens on 127.0.0.1, forwards every connection byte for byte to the host's egress proxy (egressProxy.ts) through the
+// bind-mounted socket, and starts the agent with the proxy variables pointing at that port. The launcher decides
+// nothing: the policy is applied on the host, outside the agent's reach.
+//
+// Run as `node -e <source> -- <socketPath> <agentFile> <agentArgs...>` (see launcherArgv). Node built-ins only.
+// - The agent starts only once the listener is up, so its first request can use the proxy; the launcher prints nothing
+//   when all is well (the agent's stdio is inherited untouched).
+// - Exit status: the agent's; when the agent dies of a signal, the launcher re-raises it (or exits 128 + its number
+//   when it cannot, as PID 1 in a container). 125: the launcher itself failed (no socket, no listener, bad arguments);
+//   126 / 127: the agent could not be started / was not found. Each failure is one line on stderr.
+// - SIGTERM, SIGINT and SIGHUP are forwarded to the agent.
+
 /**
- * Runs inside the boundary as `node -e EGRESS_LAUNCHER_SOURCE <socket> <agent> <args…>`
- * (Node built-ins only): listens on 127.0.0.1 in the boundary's own network
- * namespace, pipes each connection to the egress proxy's Unix socket, and
- * starts the agent with the proxy variables set. The agent starts only once
- * the bridge listens; its exit code (or signal) is the launcher's.
+ * The launcher program (CommonJS, for `node -e`).
+ * @internal Exported for its unit tests; the product runs it through launcherArgv.
  */
-const EGRESS_LAUNCHER_SOURCE = String.raw`
-const fs = require('node:fs');
-const net = require('node:net');
-const { spawn } = require('node:child_process');
+export const EGRESS_LAUNCHER_SOURCE = `'use strict';
+const fs = require('fs');
+const net = require('net');
+const os = require('os');
+const childProcess = require('child_process');
+
 const [socketPath, file, ...args] = process.argv.slice(1);
-if (!socketPath || !fs.existsSync(socketPath)) {
-  process.stderr.write('agent-lanes egress launcher: the proxy socket ' + socketPath + ' is missing\n');
-  process.exit(125);
+const fail = (message, code) => {
+  process.stderr.write('agent-lanes egress launcher: ' + message + '\\n');
+  process.exit(code);
+};
+if (!socketPath || !file) fail('usage: node -e <launcher> -- <socketPath> <agentFile> [agentArgs...]', 125);
+let isSocket = false;
+try {
+  isSocket = fs.statSync(socketPath).isSocket();
+} catch (error) {
+  isSocket = false;
 }
-const bridge = net.createServer((client) => {
-  const upstream = net.connect(socketPath);
-  client.on('error', () => upstream.destroy());
-  upstream.on('error', () => client.destroy());
-  client.pipe(upstream).pipe(client);
+if (!isSocket) fail('the egress proxy socket ' + socketPath + ' is missing, so the agent has no network; it was not started.', 125);
+
+let child;
+const forwarded = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+for (const signal of forwarded) {
+  process.on(signal, () => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill(signal);
+    else process.exit(128 + os.constants.signals[signal]);
+  });
+}
+
+// Byte for byte, both directions; each side's end is passed on (half-close), an error on either closes both.
+const server = net.createServer({ allowHalfOpen: true }, (client) => {
+  const upstream = net.connect({ path: socketPath, allowHalfOpen: true });
+  const both = () => {
+    client.destroy();
+    upstream.destroy();
+  };
+  client.on('error', both);
+  upstream.on('error', both);
+  client.pipe(upstream);
+  upstream.pipe(client);
 });
-bridge.listen(0, '127.0.0.1', () => {
-  const url = 'http://127.0.0.1:' + bridge.address().port;
-  const env = { ...process.env };
+server.on('error', (error) => fail('cannot listen on 127.0.0.1: ' + error.message, 125));
+server.listen(0, '127.0.0.1', () => {
+  const proxy = 'http://127.0.0.1:' + server.address().port;
+  const noProxy = 'localhost,127.0.0.1';
+  const env = Object.assign({}, process.env, {
+    HTTPS_PROXY: proxy,
+    https_proxy: proxy,
+    HTTP_PROXY: proxy,
+    http_proxy: proxy,
+    ALL_PROXY: proxy,
+    all_proxy: proxy,
+    NO_PROXY: noProxy,
+    no_proxy: noProxy,
+  });
+  // The editor's runtime ran this launcher as Node; the agent is its own program.
   delete env.ELECTRON_RUN_AS_NODE;
-  for (const name of ['HTTPS_PROXY', 'HTTP_PROXY', 'ALL_PROXY']) env[name] = env[name.toLowerCase()] = url;
-  env.NO_PROXY = env.no_proxy = 'localhost,127.0.0.1';
-  const child = spawn(file, args, { stdio: 'inherit', env });
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+  child = childProcess.spawn(file, args, { stdio: 'inherit', env });
   child.on('error', (error) => {
-    process.stderr.write('agent-lanes egress launcher: ' + error.message + '\n');
-    process.exit(error.code === 'ENOENT' ? 127 : 126);
+    fail('cannot start ' + file + ': ' + error.message, error.code === 'ENOENT' ? 127 : 126);
   });
   child.on('exit', (code, signal) => {
-    bridge.close();
-    if (signal) process.kill(process.pid, signal);
-    else process.exit(code === null ? 1 : code);
+    server.close();
+    if (signal) {
+      for (const s of forwarded) process.removeAllListeners(s);
+      process.kill(process.pid, signal);
+      // Still here: the signal is ignored (PID 1) or handled elsewhere; report it the way a shell would.
+      setTimeout(() => process.exit(128 + (os.constants.signals[signal] || 0)), 200);
+    } else {
+      process.exit(code === null ? 1 : code);
+    }
   });
 });
 `;
 
-/** The command that runs `agentArgv` behind the bridge to the proxy at `socketPath`. */
+/** The argv that runs the launcher with `nodePath` inside the boundary, in front of the agent's own argv. */
 export function launcherArgv(nodePath: string, socketPath: string, agentArgv: readonly string[]): string[] {
-  return [nodePath, '-e', EGRESS_LAUNCHER_SOURCE, socketPath, ...agentArgv];
+  if (agentArgv.length === 0) throw new Error('launcherArgv: the agent command is empty.');
+  // `--` ends node's own options, so nothing after it (a socket path, an agent flag) is read as one.
+  return [nodePath, '-e', EGRESS_LAUNCHER_SOURCE, '--', socketPath, ...agentArgv];
 }

@@ -437,7 +437,7 @@ export class DraftLane {
           action: 'agentEgress',
           effect: 'block',
           subject: `${record.host}:${record.port}`,
-          explanation: `The agent tried to connect to ${record.host}:${record.port}, which lanes.agent.network.allow does not list.`,
+          explanation: `The agent's connection to ${record.host}:${record.port} was refused: ${record.reason ?? 'not in lanes.agent.network.allow'}.`,
           at: record.at,
         },
       })
