@@ -3,8 +3,6 @@ import { type Change, LANE_LABELS, LANES, type Lane, formatAge } from '../core/c
 import type { Logger } from '../core/logger';
 import { describeSandboxVerdict } from '../infra/lanes/sandbox/sandboxLane';
 import { hasValidApproval, pullRequestGlance } from '../core/pullRequest/glance';
-import { describeAgentBoundary } from '../core/draft/agentIsolation';
-import { CHAT_AGENT_ID } from '../core/constants';
 import { Commands, ContextKeys, type ViewState } from './constants';
 import type { FolderProblem, RepoContext, RepositoryRegistry } from './repositories';
 
@@ -34,10 +32,6 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
   private readonly subscription: { dispose(): void };
   private ageTimer: NodeJS.Timeout | undefined;
   private reviewGlance: ((repo: RepoContext, change: Change) => string | undefined) | undefined;
-  /** Each change's boundary line, read from its evidence once per version of the change (its updatedAt). */
-  private readonly boundaries = new Map<string, { stamp: string; boundary: AgentBoundaryLine | undefined }>();
-  private readonly readingBoundaries = new Set<string>();
-  private boundaryRefresh: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly registry: RepositoryRegistry,
@@ -147,7 +141,7 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
         return item;
       }
       case 'change': {
-        const item = changeItem(node.repo, node.change, this.boundaryOf(node.repo, node.change));
+        const item = changeItem(node.repo, node.change);
         const glance = node.change.lane === 'review' ? this.reviewGlance?.(node.repo, node.change) : undefined;
         if (glance) item.description = `${glance} · ${String(item.description)}`;
         return item;
@@ -171,41 +165,6 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
     }
   }
 
-  /**
-   * The boundary line for a change's tooltip. The evidence is read off the
-   * tree's path: the first time (and after the change moves on) this answers
-   * what it knew, and the tree is drawn again once the evidence is read.
-   */
-  private boundaryOf(repo: RepoContext, change: Change): AgentBoundaryLine | undefined {
-    const key = `${repo.root}\0${change.id}`;
-    const known = this.boundaries.get(key);
-    if (known?.stamp === change.updatedAt || this.readingBoundaries.has(key)) return known?.boundary;
-    this.readingBoundaries.add(key);
-    repo.evidence
-      .read(change.id)
-      .then(
-        (read) => (read.kind === 'ok' ? describeAgentBoundary(read.evidence) : undefined),
-        (error: unknown) => {
-          this.logger.warn(`The evidence of change ${change.id} could not be read for its tooltip`, error);
-          return undefined;
-        },
-      )
-      .then((boundary) => {
-        this.readingBoundaries.delete(key);
-        this.boundaries.set(key, { stamp: change.updatedAt, boundary });
-        if (boundary?.line !== known?.boundary?.line || boundary?.bad !== known?.boundary?.bad) this.refreshSoon();
-      });
-    return known?.boundary;
-  }
-
-  /** One redraw for a burst of evidence reads. */
-  private refreshSoon(): void {
-    this.boundaryRefresh ??= setTimeout(() => {
-      this.boundaryRefresh = undefined;
-      this.refresh();
-    }, 50);
-  }
-
   private async setViewState(state: ViewState): Promise<void> {
     if (this.viewState === state) return;
     this.viewState = state;
@@ -214,15 +173,12 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
 
   dispose(): void {
     this.setVisible(false);
-    if (this.boundaryRefresh) clearTimeout(this.boundaryRefresh);
     this.subscription.dispose();
     this.changed.dispose();
   }
 }
 
-type AgentBoundaryLine = NonNullable<ReturnType<typeof describeAgentBoundary>>;
-
-function changeItem(repo: RepoContext, change: Change, boundary: AgentBoundaryLine | undefined): vscode.TreeItem {
+function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
   const item = new vscode.TreeItem(change.title, vscode.TreeItemCollapsibleState.None);
   item.id = `change:${repo.root}:${change.id}`;
   const running = change.agentRun?.state === 'running';
@@ -255,12 +211,6 @@ function changeItem(repo: RepoContext, change: Change, boundary: AgentBoundaryLi
   if (change.agentRun)
     tooltip.appendMarkdown(
       `  \nAgent run: ${change.agentRun.state}${change.agentRun.message ? ` — ${escapeMarkdown(change.agentRun.message)}` : ''}`,
-    );
-  if (boundary)
-    tooltip.appendMarkdown(
-      boundary.bad
-        ? `\n\n$(error) **${escapeMarkdown(boundary.line)}**`
-        : `\n\n$(${change.agentId === CHAT_AGENT_ID ? 'comment-discussion' : 'verified-filled'}) ${escapeMarkdown(boundary.line)}`,
     );
   if (change.lastDecision) {
     const d = change.lastDecision;
