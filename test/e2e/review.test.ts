@@ -107,6 +107,7 @@ describe('the review webview in a real VS Code', function () {
     await frame.locator('.verdict.ready').waitFor({ timeout: 30_000 });
     for (const title of [
       'Summary',
+      'Isolation',
       'Files touched',
       'Tests and tasks',
       'Fails without the change',
@@ -126,6 +127,7 @@ describe('the review webview in a real VS Code', function () {
     }
     assert.deepEqual(await frame.locator('.evidence-section h3').allInnerTexts(), [
       'Summary',
+      'Isolation',
       'Files touched',
       'Tests and tasks',
       'Fails without the change',

@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { analyzeChange } from '../../src/infra/git/gitDiff';
 import { gitUserEmail } from '../../src/infra/git/queries';
+import { git } from '../../src/infra/git/gitProcess';
 import { commitLaneWork } from '../../src/infra/git/laneCommit';
 import { createWorktree, removeWorktree } from '../../src/infra/git/worktrees';
 import { PullRequestError, pushBranch } from '../../src/infra/github/pullRequests';
@@ -284,5 +285,15 @@ describe('hardened git: repository config that runs programs never runs', functi
     const settings = analysis.files.find((file) => file.path === 'config/settings.txt');
     assert.equal(settings?.additions, 2);
     assert.equal(settings?.binary, false);
+  });
+});
+
+describe('hardened git: what it says when it cannot run', () => {
+  it('names a folder that is gone, instead of saying git is not installed', async () => {
+    const gone = join(tempDir(), 'vanished-worktree');
+    await assert.rejects(
+      git(gone, ['status', '--porcelain']),
+      (error: Error) => /the folder .*vanished-worktree does not exist/.test(error.message) && !/not installed/.test(error.message),
+    );
   });
 });

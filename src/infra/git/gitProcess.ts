@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { execa } from 'execa';
 import { LaneError } from '../../core/errors';
 import { configOverrides } from './configGuard';
@@ -77,9 +78,15 @@ async function run<T extends 'utf8' | 'buffer'>(
   });
   const stderr = typeof result.stderr === 'string' ? result.stderr : Buffer.from(result.stderr as Uint8Array).toString('utf8');
   if (result.failed && result.exitCode === undefined) {
+    // ENOENT is also what spawning in a folder that does not exist (any more) says.
     const cause =
       (result as { code?: string }).code === 'ENOENT'
-        ? 'git is not installed or not on PATH; install git and try again'
+        ? (await stat(cwd).then(
+            () => true,
+            () => false,
+          ))
+          ? 'git is not installed or not on PATH; install git and try again'
+          : `the folder ${cwd} does not exist`
         : result.shortMessage;
     throw new GitCommandError(args, undefined, stderr, `${describe(args)} could not run: ${cause}`);
   }

@@ -234,8 +234,10 @@ export class ReviewLane {
         currentDiffHash = await worktreeDiffHash(change.worktreePath, change.baseSha);
         if (currentDiffHash !== approval.diffHash) reason = 'the worktree changed after the approval';
       } catch (error) {
-        // Fail closed: what cannot be checked is not approved.
-        reason = `the worktree could not be checked (${firstLine(error)})`;
+        // Fail closed: what cannot be checked is not approved. It may have gone while git looked at it.
+        reason = (await pathExists(change.worktreePath))
+          ? `the worktree could not be checked (${firstLine(error)})`
+          : `the worktree ${change.worktreePath} was removed`;
       }
     }
     if (!reason) {
