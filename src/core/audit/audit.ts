@@ -17,6 +17,7 @@ export const AUDIT_ACTIONS = [
   'audit.repaired',
   'audit.exported',
   'audit.proofBundleExported',
+  'audit.sinkBroken',
   'change.create',
   'change.discard',
   'lane.transition',
