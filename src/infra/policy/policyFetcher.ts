@@ -181,7 +181,7 @@ function requestOnce(
   });
 }
 
-/** GET with redirects followed by hand: only to the same host, never to a weaker scheme. */
+/** GET with redirects followed by hand: only within the configured origin (same scheme, host and port). */
 async function httpGet(start: URL, headers: Record<string, string>, limits: FetchLimits): Promise<HttpResult> {
   const deadline = Date.now() + limits.timeoutMs;
   let url = start;
@@ -205,13 +205,12 @@ async function httpGet(start: URL, headers: Record<string, string>, limits: Fetc
       } catch {
         return { kind: 'error', message: `${url.href} redirected to an invalid address (${location})` };
       }
-      if (next.hostname !== start.hostname)
+      // Scheme, host and port: another port on the same host is another server.
+      if (next.origin !== start.origin)
         return {
           kind: 'error',
-          message: `${url.href} redirected to another host (${next.host}); refused: a policy is only taken from the configured host`,
+          message: `${url.href} redirected to another origin (${next.origin}); refused: a policy is only taken from the configured ${start.origin}`,
         };
-      if (start.protocol === 'https:' && next.protocol !== 'https:')
-        return { kind: 'error', message: `${url.href} redirected from https to ${next.protocol}; refused` };
       if (hop + 1 > limits.maxRedirects)
         return { kind: 'error', message: `${start.href} redirected more than ${limits.maxRedirects} times; refused` };
       url = next;
