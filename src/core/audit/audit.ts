@@ -178,23 +178,28 @@ interface ParsedLine {
   invalid?: string;
   notJson?: boolean;
   selfHashOk?: boolean;
+  /** The parsed event matches its hash, but the line is not its canonical form. */
+  nonCanonical?: true;
 }
 
 /**
- * Checks a line's own hash. Lines the log writes are canonical, so hashing the
- * raw text minus its hash member is enough and avoids re-serialising; other
- * formatting falls back to canonicalising the parsed event.
+ * Checks a line's own hash, and that the line is exactly the canonical form of
+ * its event: lines the log writes are canonical, so the SHA-256 of the raw
+ * text minus its hash member must be that hash. A line that parses to an event
+ * with the right hash but is written otherwise (a duplicate member, such as a
+ * forged "details" before the real one, other key order or spacing) is not
+ * accepted: another reader could see other contents than were hashed.
  */
-function selfHashMatches(raw: string, event: AuditEvent): boolean {
+function selfHashMatches(raw: string, event: AuditEvent): { ok: boolean; nonCanonical?: true } {
   const member = `"hash":"${event.hash}"`;
   const at = raw.lastIndexOf(member);
   if (at > 0) {
     let stripped: string | undefined;
     if (raw[at + member.length] === ',') stripped = raw.slice(0, at) + raw.slice(at + member.length + 1);
     else if (raw[at - 1] === ',') stripped = raw.slice(0, at - 1) + raw.slice(at + member.length);
-    if (stripped !== undefined && sha256Hex(stripped) === event.hash) return true;
+    if (stripped !== undefined && sha256Hex(stripped) === event.hash) return { ok: true };
   }
-  return hashEvent(event) === event.hash;
+  return hashEvent(event) === event.hash ? { ok: false, nonCanonical: true } : { ok: false };
 }
 
 function parseLine(raw: string, lineNumber: number): ParsedLine {
@@ -214,7 +219,8 @@ function parseLine(raw: string, lineNumber: number): ParsedLine {
   }
   // The raw object, not zod's copy: unknown members count towards the hash.
   const event = value as AuditEvent;
-  return { lineNumber, raw, event, selfHashOk: selfHashMatches(raw, event) };
+  const self = selfHashMatches(raw, event);
+  return { lineNumber, raw, event, selfHashOk: self.ok, ...(self.nonCanonical ? { nonCanonical: true as const } : {}) };
 }
 
 const ISO_UTC: RegExp = z.regexes.datetime({});
@@ -525,6 +531,13 @@ export class AuditChainVerifier {
     }
     const event = line.event;
     if (!line.selfHashOk) {
+      if (line.nonCanonical)
+        return make(
+          'edited',
+          expected,
+          n,
+          `Event ${event.seq} on line ${n} is not written in its canonical form (a member repeated, such as a second "details", or keys reordered or spaced): the line was changed after it was written, and a reader could see other contents than its hash covers.`,
+        );
       if (inserted)
         return make(
           'inserted',
