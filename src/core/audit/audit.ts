@@ -137,6 +137,8 @@ interface AuditCheckpoint {
   count: number;
   headHash: string;
   exportedAt?: string;
+  /** The repository of the exported log (a checkpoint of another repository's log proves nothing about this one). */
+  repoKey?: string;
 }
 
 export interface VerifyOptions {
@@ -425,6 +427,17 @@ export class AuditChainVerifier {
         );
         return false;
       }
+      const checkpointKey = this.options.checkpoint?.repoKey;
+      if (checkpointKey !== undefined && repoKey !== checkpointKey) {
+        const exportedAt = this.options.checkpoint?.exportedAt;
+        this.fail(
+          'foreignRepository',
+          1,
+          line.lineNumber,
+          `The checkpoint${exportedAt ? ` exported at ${exportedAt}` : ''} belongs to another repository (${short(checkpointKey)}…), not to this log's (${repoKey ? `${short(repoKey)}…` : 'none named'}): give the checkpoint.json exported from this log.`,
+        );
+        return false;
+      }
       this.firstAt = event.at;
     }
     if (!this.acceptHash(event.seq, event.hash, line.lineNumber)) return false;
@@ -645,7 +658,7 @@ export class AuditChainVerifier {
         problem: 'truncated',
         seq: this.lastSeq + 1,
         lineNumber: this.lineNumber + 1,
-        message: `The log ends at event ${this.lastSeq}, but the checkpoint${checkpoint.exportedAt ? ` exported at ${checkpoint.exportedAt}` : ''} recorded ${checkpoint.count} events: events ${this.lastSeq + 1} to ${checkpoint.count} were removed from the end.`,
+        message: `The log ends at event ${this.lastSeq}, but the checkpoint${checkpoint.exportedAt ? ` exported at ${checkpoint.exportedAt}` : ''} recorded ${checkpoint.count} events: ${this.lastSeq + 1 === checkpoint.count ? `event ${checkpoint.count} was` : `events ${this.lastSeq + 1} to ${checkpoint.count} were`} removed from the end.`,
         count: this.count,
         headHash: this.lastHash,
       };
