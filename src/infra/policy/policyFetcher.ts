@@ -246,7 +246,15 @@ export type OrgPolicyOutcome =
       fetchedAt: string;
       warning?: string;
     }
-  | { kind: 'failClosed'; reason: string };
+  | {
+      kind: 'failClosed';
+      reason: string;
+      /**
+       * The kill switch of the cached policy when that copy is authentic but
+       * expired: a switch once seen holds until a valid policy lifts it.
+       */
+      killSwitch?: NonNullable<PolicyDocument['killSwitch']>;
+    };
 
 export interface PolicyFetcherOptions {
   endpoint: string;
@@ -259,7 +267,7 @@ export interface PolicyFetcherOptions {
   now?: (() => Date) | undefined;
 }
 
-type Candidate = { ok: true; document: PolicyDocument } | { ok: false; message: string };
+type Candidate = { ok: true; document: PolicyDocument } | { ok: false; message: string; expired?: PolicyDocument };
 
 /**
  * Fetches the org policy and keeps the last good copy. Every failure ends in
@@ -384,7 +392,7 @@ export class PolicyFetcher {
     }
     const expiresAt = parsed.policy.metadata.expiresAt;
     if (expiresAt && Date.parse(expiresAt) <= this.now().getTime()) {
-      return { ok: false, message: `the policy ${policyRefOf(parsed.policy)} expired at ${expiresAt}` };
+      return { ok: false, message: `the policy ${policyRefOf(parsed.policy)} expired at ${expiresAt}`, expired: parsed.policy };
     }
     return { ok: true, document: parsed.policy };
   }
@@ -403,7 +411,8 @@ export class PolicyFetcher {
       };
     }
     const cacheNote = cached.reason ? `; ${cached.reason}` : '; no policy was cached';
-    return { kind: 'failClosed', reason: `${reason}${cacheNote}. Only drafts are allowed until the org policy can be fetched.` };
+    const failClosed = `${reason}${cacheNote}. Only drafts are allowed until the org policy can be fetched.`;
+    return { kind: 'failClosed', reason: failClosed, ...(cached.killSwitch ? { killSwitch: cached.killSwitch } : {}) };
   }
 
   private async loadCache(key: KeyObject | undefined): Promise<CacheLoad> {
@@ -431,7 +440,12 @@ export class PolicyFetcher {
       }
     }
     const candidate = this.validate(body, `${this.options.endpoint} (cached)`);
-    if (!candidate.ok) return { usable: false, reason: `the cached policy cannot be used: ${candidate.message}` };
+    if (!candidate.ok) {
+      const reason = `the cached policy cannot be used: ${candidate.message}`;
+      const killSwitch = candidate.expired?.killSwitch;
+      const engaged = killSwitch && KILL_SWITCHES.some((name) => killSwitch[name]);
+      return { usable: false, reason, ...(engaged ? { killSwitch } : {}) };
+    }
     return { usable: true, entry, document: candidate.document };
   }
 
@@ -444,4 +458,8 @@ export class PolicyFetcher {
   }
 }
 
-type CacheLoad = { usable: true; entry: CacheEntry; document: PolicyDocument } | { usable: false; reason?: string };
+type CacheLoad =
+  | { usable: true; entry: CacheEntry; document: PolicyDocument }
+  | { usable: false; reason?: string; killSwitch?: NonNullable<PolicyDocument['killSwitch']> };
+
+const KILL_SWITCHES = ['disableDrafts', 'disableSandbox', 'disablePullRequests', 'cancelRunning'] as const;
