@@ -34,6 +34,7 @@ export const FLAG_KINDS = [
   'sandboxConfigEdited',
   'policyFileEdited',
   'agentInstructionsEdited',
+  'executesLater',
   'checkoutTouched',
   'testsDoNotExercise',
 ] as const;

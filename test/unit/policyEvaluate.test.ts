@@ -205,6 +205,16 @@ describe('policy evaluation', () => {
     assert.equal(decide(prs, 'createDraft').effect, 'allow');
   });
 
+  it('stop conditions: a file that runs code later needs approval by default, and policy can make it block', () => {
+    const flags = [{ kind: 'executesLater' as const, path: '.vscode/tasks.json', detail: 'runs later' }];
+    const byDefault = decide(policy({}), 'gate.reviewToPullRequest', { flags, approvals: [] });
+    assert.equal(byDefault.effect, 'requireApproval');
+    assert.ok(byDefault.matchedRules.some((rule) => rule.rule === 'stopConditions.executesLater' && rule.effect === 'requireApproval'));
+    const strict = decide(policy({ stopConditions: { executesLater: 'block' } }), 'gate.draftToSandbox', { flags });
+    assert.equal(strict.effect, 'block');
+    assert.equal(strict.matchedRules[0]!.rule, 'stopConditions.executesLater');
+  });
+
   it('stop conditions: flags map to conditions with their configured effect', () => {
     const effective = policy({ stopConditions: { binaryFile: 'block', newDependency: 'requireApproval', unusualScope: 'allow' } });
     const secret = decide(effective, 'gate.draftToSandbox', { flags: [{ kind: 'secretLike', path: 'src/config.ts', detail: 'aws key' }] });

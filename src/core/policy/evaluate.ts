@@ -102,6 +102,7 @@ const CONDITION_WORDS: Record<StopCondition, string> = {
   sandboxConfigEdited: 'the sandbox configuration was edited',
   policyFileEdited: 'the policy file was edited',
   agentInstructionsEdited: 'agent instructions were edited',
+  executesLater: 'a file that runs code later (editor tasks, hooks, package scripts, an executable bit) was changed',
   checkoutTouched: "the user's own checkout was written",
   testsDoNotExercise: 'the tests do not exercise the change',
 };

@@ -28,6 +28,7 @@ export const STOP_CONDITIONS = [
   'sandboxConfigEdited',
   'policyFileEdited',
   'agentInstructionsEdited',
+  'executesLater',
   'checkoutTouched',
   'testsDoNotExercise',
 ] as const;
@@ -47,6 +48,7 @@ export const FLAG_CONDITION: Readonly<Record<FlagKind, StopCondition>> = Object.
   sandboxConfigEdited: 'sandboxConfigEdited',
   policyFileEdited: 'policyFileEdited',
   agentInstructionsEdited: 'agentInstructionsEdited',
+  executesLater: 'executesLater',
   checkoutTouched: 'checkoutTouched',
   testsDoNotExercise: 'testsDoNotExercise',
 });
@@ -66,6 +68,7 @@ export const DEFAULT_STOP_CONDITIONS: Readonly<Record<StopCondition, Effect>> = 
   sandboxConfigEdited: 'requireApproval',
   policyFileEdited: 'requireApproval',
   agentInstructionsEdited: 'requireApproval',
+  executesLater: 'requireApproval',
   binaryFile: 'allow',
   unusualScope: 'allow',
   testsDoNotExercise: 'allow',
