@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { consoleLogger } from './support/consoleLogger';
@@ -12,6 +12,7 @@ import {
   type PolicySettings,
   type PolicyState,
 } from '../../src/infra/policy/policyService';
+import { fileSystemIgnoresCase } from '../../src/infra/policy/checkoutCase';
 import { readRepositoryPolicy } from '../../src/infra/policy/repositoryPolicy';
 import { GOOD_POLICY, PolicyServer, signBody } from './support/policyServer';
 
@@ -228,6 +229,26 @@ describe('policy service', () => {
     assert.equal((await restarted.refresh()).kind, 'org');
     assert.deepEqual((await released).released, ['disableDrafts']);
     assert.equal((await restarted.decide('createDraft', { agentId: 'codex' })).effect, 'allow');
+  });
+
+  it("probes whether the checkout's file system ignores case without writing to it", async () => {
+    const folder = join(dir, 'Checkout');
+    mkdirSync(folder);
+    const other = (() => {
+      try {
+        return statSync(join(dir, 'cHECKOUT'));
+      } catch {
+        return undefined;
+      }
+    })();
+    const sameFolder = other?.ino === statSync(folder).ino;
+    assert.equal(await fileSystemIgnoresCase(folder), sameFolder);
+    // A look-alike folder in the other case is another folder, not the same one.
+    mkdirSync(join(dir, 'other'));
+    if (!sameFolder) {
+      mkdirSync(join(dir, 'OTHER'));
+      assert.equal(await fileSystemIgnoresCase(join(dir, 'other')), false);
+    }
   });
 
   it('refuses an unsigned policy when a public key is set, and accepts a signed one', async () => {

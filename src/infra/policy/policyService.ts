@@ -5,6 +5,7 @@ import { builtinPolicyDocument } from '../../core/policy/defaults';
 import { blockDecision, evaluate, isDraftAction, type ChangeFacts, type PolicyAction } from '../../core/policy/evaluate';
 import { mergePolicies, type EffectivePolicy, type PolicyLayer } from '../../core/policy/merge';
 import { parseOverlayObject, type PolicyDocument, type ResolvedPolicy } from '../../core/policy/schema';
+import { fileSystemIgnoresCase } from './checkoutCase';
 import { PolicyFetcher, type FetchLimits } from './policyFetcher';
 import { readRepositoryPolicy, type RepositoryPolicyResult } from './repositoryPolicy';
 import { LaneError } from '../../core/errors';
@@ -94,6 +95,8 @@ export class PolicyService implements Disposable {
   private baseEffective!: EffectivePolicy;
   private readonly repositoryPolicies = new Map<string, Promise<RepositoryPolicyResult>>();
   private readonly effectiveByRepository = new Map<string, EffectivePolicy>();
+  /** Whether each checkout's file system ignores case, probed once per repository root. */
+  private readonly caseByRoot = new Map<string, Promise<boolean>>();
   private lastKillSwitch: KillSwitch = { disableDrafts: false, disableSandbox: false, disablePullRequests: false, cancelRunning: false };
   private timer: NodeJS.Timeout | undefined;
   private inflight: Promise<PolicyState> | undefined;
@@ -231,6 +234,9 @@ export class PolicyService implements Disposable {
       );
     }
     const result = await this.effectiveFor(repository);
+    // On a file system that ignores case, .GitHub/Workflows/x.yml is the folder .github/workflows/** names.
+    if (repository && facts.caseInsensitivePaths === undefined && (await this.ignoresCase(repository.repoRoot)))
+      facts = { ...facts, caseInsensitivePaths: true };
     if (!result.ok) {
       return blockDecision(
         action,
@@ -252,6 +258,16 @@ export class PolicyService implements Disposable {
     const decision = await this.decide(action, facts, repository);
     if (decision.effect !== 'allow') throw new PolicyDeniedError(decision);
     return decision;
+  }
+
+  private ignoresCase(root: string): Promise<boolean> {
+    let known = this.caseByRoot.get(root);
+    if (!known) {
+      known = fileSystemIgnoresCase(root).catch(() => false);
+      if (this.caseByRoot.size >= REPOSITORY_CACHE_SIZE) this.caseByRoot.clear();
+      this.caseByRoot.set(root, known);
+    }
+    return known;
   }
 
   dispose(): void {
