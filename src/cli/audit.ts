@@ -121,7 +121,12 @@ export async function runAuditCli(args: string[], out: CliOutput): Promise<numbe
   if (parsed.values.checkpoint !== undefined) {
     try {
       const checkpoint = await readCheckpointFile(parsed.values.checkpoint);
-      options.checkpoint = { count: checkpoint.count, headHash: checkpoint.headHash, exportedAt: checkpoint.exportedAt };
+      options.checkpoint = {
+        count: checkpoint.count,
+        headHash: checkpoint.headHash,
+        exportedAt: checkpoint.exportedAt,
+        ...(checkpoint.repoKey === undefined ? {} : { repoKey: checkpoint.repoKey }),
+      };
     } catch (error) {
       out.error((error as Error).message);
       return 2;

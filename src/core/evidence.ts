@@ -35,6 +35,7 @@ export const FLAG_KINDS = [
   'sandboxConfigEdited',
   'policyFileEdited',
   'agentInstructionsEdited',
+  'executesLater',
   'checkoutTouched',
   'testsDoNotExercise',
   'unconfined',

@@ -112,12 +112,24 @@ describe('audit chain', () => {
     assert.equal(both([...lines, '']).ok, true);
   });
 
-  it('accepts a line re-serialised with other spacing or key order, because the content is unchanged', () => {
+  it('refuses a line that is not exactly the canonical form of its event: a forged "details" before the real one, or other key order', () => {
     const { lines } = buildLog(5);
-    const event = JSON.parse(lines[2]!) as Record<string, unknown>;
-    const reordered = Object.fromEntries(Object.entries(event).reverse());
-    lines[2] = JSON.stringify(reordered, null, 1).replace(/\n/g, ' ');
-    assert.equal(both(lines).ok, true);
+    // The hash still matches what JSON.parse keeps (the last "details"); a reader that keeps the first sees the forgery.
+    lines[2] = lines[2]!.replace('"details":', '"details":{"note":"approved by the security team"},"details":');
+    let result = failure(both(lines));
+    assert.equal(result.problem, 'edited');
+    assert.equal(result.seq, 3);
+    assert.equal(result.lineNumber, 3);
+    assert.equal(result.count, 2);
+    assert.match(result.message, /Event 3 on line 3 is not written in its canonical form \(a member repeated/);
+    assert.equal(parseAuditLine(lines[2]), undefined, 'the history view does not show it either');
+
+    const { lines: again } = buildLog(5);
+    const event = JSON.parse(again[2]!) as Record<string, unknown>;
+    again[2] = JSON.stringify(Object.fromEntries(Object.entries(event).reverse()), null, 1).replace(/\n/g, ' ');
+    result = failure(both(again));
+    assert.equal(result.problem, 'edited');
+    assert.match(result.message, /not written in its canonical form/);
   });
 
   it('reports an edited line (hash left alone) at its seq', () => {

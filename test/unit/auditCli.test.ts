@@ -62,6 +62,26 @@ describe('agent-lanes audit (command line)', function () {
     assert.equal(out.errors[0], 'BROKEN at seq 4 (line 4): truncated');
   });
 
+  it('verify with a checkpoint of another repository says so, not "rewritten"; one missing event reads as one', async () => {
+    const otherFile = join(dir, 'other', 'audit.jsonl');
+    const other = await AuditLog.open(otherFile, { repoKey: '2'.repeat(64) });
+    for (let i = 0; i < 5; i++) await other.append({ actor: agent, action: 'task.run', details: { i } });
+    await other.close();
+    const foreign = await exportAudit(otherFile, join(dir, 'other-export'));
+    const { out, io } = capture();
+    assert.equal(await runAuditCli(['verify', file, '--checkpoint', foreign.checkpointFile], io), 1);
+    assert.equal(out.errors[0], 'BROKEN at seq 1 (line 1): foreignRepository');
+    assert.match(out.errors[1]!, /The checkpoint .*belongs to another repository \(222222222222…\), not to this log's \(111111111111…\)/);
+
+    const exported = await exportAudit(file, join(dir, 'export-one'));
+    const short = join(dir, 'one-short.jsonl');
+    await writeFile(short, (await readFile(file, 'utf8')).split('\n').slice(0, 5).join('\n') + '\n');
+    const cut = capture();
+    assert.equal(await runAuditCli(['verify', short, '--checkpoint', exported.checkpointFile], cut.io), 1);
+    assert.equal(cut.out.errors[0], 'BROKEN at seq 6 (line 6): truncated');
+    assert.match(cut.out.errors[1]!, /recorded 6 events: event 6 was removed from the end\./);
+  });
+
   it('repair cuts a torn line and records it, exit 0', async () => {
     const torn = join(dir, 'torn.jsonl');
     await writeFile(torn, (await readFile(file, 'utf8')) + '{"action":"pu');

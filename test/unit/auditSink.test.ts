@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parseAuditLine } from '../../src/core/audit/audit';
 import { AuditLog } from '../../src/infra/audit/log';
-import { AuditSink, validateSinkEndpoint, type SinkStatus } from '../../src/infra/audit/sink';
+import { AuditSink, validateSinkEndpoint, type SinkChainBreak, type SinkStatus } from '../../src/infra/audit/sink';
 import { AuditSinks } from '../../src/infra/audit/sinks';
 
 const REPO = '5'.repeat(64);
@@ -75,6 +75,14 @@ class FakeSink {
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, index) => from + index);
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A logger that keeps what was warned and reported as an error. */
+function recordingLogger() {
+  const said: string[] = [];
+  const keep = (message: string) => void said.push(message);
+  return { said, logger: { trace() {}, debug() {}, info() {}, warn: keep, error: keep } };
+}
 
 describe('audit sink', function () {
   this.timeout(60_000);
@@ -270,6 +278,100 @@ describe('audit sink', function () {
     }
   });
 
+  it('finds its place by seq when the cursor no longer starts a line, and sends nothing twice', async () => {
+    await appendMany(9);
+    const first = makeSink();
+    first.start();
+    await drained(first);
+    await first.stop();
+    // A cursor whose offset lands in the middle of a line (an older cursor, or a log written again with other line lengths).
+    const cursorFile = join(dir, 'sink-cursor.json');
+    const cursor = JSON.parse(await readFile(cursorFile, 'utf8')) as { offset: number };
+    await writeFile(cursorFile, JSON.stringify({ ...cursor, offset: cursor.offset - 7 }));
+    await appendMany(5);
+    const { said, logger } = recordingLogger();
+    const second = makeSink({ logger });
+    second.start();
+    await drained(second);
+    assert.deepEqual(sink.acknowledgedSeqs(), range(1, 15));
+    assert.equal(second.status.state === 'broken', false);
+    assert.equal(said.length, 1, said.join('\n'));
+    assert.match(said[0]!, /no longer continues at byte \d+; event 10 is now at byte/);
+  });
+
+  it('a log rewritten under the cursor (other line lengths) is a broken chain: a loud state, reported once, nothing more sent', async () => {
+    await appendMany(19);
+    const first = makeSink();
+    first.start();
+    await drained(first);
+    await first.stop();
+    const sent = sink.requests.length;
+    // Another history for the same repository, its lines longer than the shipped ones.
+    const otherFile = join(dir, 'other', 'audit.jsonl');
+    const other = await AuditLog.open(otherFile, { repoKey: REPO, flushDelayMs: 1 });
+    for (const index of range(1, 29))
+      await other.append({ actor: { type: 'agent', id: 'coder' }, action: 'task.run', details: { index, note: 'written again' } });
+    await other.close();
+    await writeFile(file, await readFile(otherFile));
+
+    const { said, logger } = recordingLogger();
+    const breaks: SinkChainBreak[] = [];
+    const statuses: SinkStatus[] = [];
+    const second = makeSink({ logger, pollIntervalMs: 10, onChainBroken: (broken) => breaks.push(broken) });
+    second.onDidChangeStatus((status) => statuses.push(status));
+    second.start();
+    for (let waited = 0; second.status.state !== 'broken'; waited += 20) {
+      assert.ok(waited < 5_000, `the sink reports the break (status ${JSON.stringify(second.status)})`);
+      await pause(20);
+    }
+    // Many polls and a wake-up later, the break is still reported once.
+    for (let i = 0; i < 20; i++) {
+      second.notify();
+      await pause(25);
+    }
+    assert.equal(second.status.state, 'broken');
+    assert.match(
+      second.status.lastError ?? '',
+      /event 20 in the audit log has hash .* but the sink acknowledged .* rewritten after it was shipped/,
+    );
+    assert.equal(second.status.acknowledgedSeq, 20);
+    assert.equal(sink.requests.length, sent, 'nothing of the other history is sent');
+    assert.equal(breaks.length, 1);
+    assert.equal(breaks[0]!.problem, 'rewritten');
+    assert.equal(breaks[0]!.acknowledgedSeq, 20);
+    assert.equal(said.length, 1, said.join('\n'));
+    const since = statuses.findIndex((status) => status.state === 'broken');
+    assert.ok(!statuses.slice(since).some((status) => status.state === 'idle'), 'never idle once broken');
+  });
+
+  it('a line that is not an intact event stops shipping there, reported once however often the log grows', async () => {
+    await appendMany(29);
+    const lines = (await readFile(file, 'utf8')).split('\n');
+    lines[14] = lines[14]!.replace('"task.run"', '"task.ran"');
+    await writeFile(file, lines.join('\n'));
+    const { said, logger } = recordingLogger();
+    const breaks: SinkChainBreak[] = [];
+    const shipper = makeSink({ logger, pollIntervalMs: 10, onChainBroken: (broken) => breaks.push(broken) });
+    shipper.start();
+    for (let waited = 0; shipper.status.state !== 'broken'; waited += 20) {
+      assert.ok(waited < 5_000, `the sink reports the break (status ${JSON.stringify(shipper.status)})`);
+      await pause(20);
+    }
+    await appendMany(10);
+    for (let i = 0; i < 20; i++) {
+      shipper.notify();
+      await pause(25);
+    }
+    assert.deepEqual(sink.acknowledgedSeqs(), range(1, 14));
+    assert.equal(shipper.status.state, 'broken');
+    assert.match(shipper.status.lastError ?? '', /the line at byte \d+ of the audit log \(after event 14\) is not an intact event/);
+    assert.deepEqual(
+      breaks.map((broken) => broken.problem),
+      ['notIntact'],
+    );
+    assert.equal(said.length, 1, said.join('\n'));
+  });
+
   it('accepts HTTPS, and plain HTTP only to this machine', () => {
     assert.ok('url' in validateSinkEndpoint('https://audit.example.com/v1/events'));
     assert.ok('url' in validateSinkEndpoint('http://127.0.0.1:8080/x'));
@@ -339,5 +441,40 @@ describe('audit sinks (one per open repository)', function () {
       (await readdir(join(dir, 'one'))).filter((name) => name.endsWith('.lock')),
       [],
     );
+  });
+
+  it("records a broken chain in the repository's audit log once, and says so", async () => {
+    const audit = await AuditLog.open(join(dir, 'one', 'audit.jsonl'), { repoKey: '6'.repeat(64), flushDelayMs: 1 });
+    logs.push(audit);
+    for (const note of ['a', 'b', 'c', 'd'])
+      await audit.append({ actor: { type: 'agent', id: 'coder' }, action: 'task.run', details: { note } });
+    const lines = (await readFile(audit.file, 'utf8')).split('\n');
+    lines[2] = lines[2]!.replace('"task.run"', '"task.ran"');
+    await writeFile(audit.file, lines.join('\n'));
+    const told: string[] = [];
+    const sinks = new AuditSinks({
+      getAuthorization: async () => undefined,
+      onInvalidEndpoint: () => assert.fail('the endpoint is valid'),
+      onChainBroken: (name, message) => told.push(`${name}: ${message}`),
+      logger,
+    });
+    await sinks.configure(sink.url, [{ root: join(dir, 'one'), name: 'one', audit }]);
+    const recorded = async () => (await readFile(audit.file, 'utf8')).split('\n').filter((line) => line.includes('"audit.sinkBroken"'));
+    for (let waited = 0; (await recorded()).length === 0; waited += 20) {
+      assert.ok(waited < 10_000, 'the break is recorded');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    for (let i = 0; i < 10; i++) {
+      sinks.notify(join(dir, 'one'));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+    const events = (await recorded()).map((line) => parseAuditLine(line)!);
+    assert.equal(events.length, 1);
+    assert.equal(events[0]!.details.problem, 'notIntact');
+    assert.equal(events[0]!.details.acknowledgedSeq, 2);
+    assert.equal(events[0]!.details.endpoint, sink.url);
+    assert.equal(told.length, 1);
+    assert.match(told[0]!, /^one: the line at byte \d+ of the audit log \(after event 2\) is not an intact event/);
+    await sinks.configure('', []);
   });
 });

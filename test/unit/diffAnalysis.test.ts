@@ -343,7 +343,11 @@ describe('diff analysis', function () {
       );
       assert.deepEqual(byPath.get('run.sh')!.mode, { old: '100644', new: '100755' });
       assert.deepEqual(analysis.totals, { files: 5, additions: 4, deletions: 3 });
-      assert.deepEqual(analysis.flags, []);
+      assert.deepEqual(
+        analysis.flags.map((flag) => `${flag.kind} ${flag.path}`),
+        ['executesLater run.sh'],
+        'only the executable bit is flagged',
+      );
     });
 
     it('gives the same diff hash for the same trees and a different one when a byte changes', async () => {
@@ -518,7 +522,98 @@ describe('diff analysis', function () {
       assert.deepEqual(kinds(analysis, 'policyFileEdited'), ['.lanes/policy.yaml']);
       assert.deepEqual(kinds(analysis, 'agentInstructionsEdited').sort(), ['AGENTS.md', 'pkg/CLAUDE.md']);
       const custom = await analyse(l, { sensitivePaths: ['src/author.ts'] });
-      assert.deepEqual(kinds(custom, 'sensitivePath'), ['src/author.ts']);
+      assert.deepEqual(kinds(custom, 'sensitivePath').sort(), [
+        '.env.production',
+        '.github/workflows/ci.yml',
+        'lib/crypto.js',
+        'src/auth/login.ts',
+        'src/author.ts',
+      ]);
+    });
+
+    it("adds policy's sensitive paths to the defaults, never replacing them (a repository's docs/**, the built-in policy's four)", async () => {
+      const l = lane({ 'README.md': 'x\n' }, (wt) =>
+        writeFiles(wt, {
+          CODEOWNERS: '* @sec\n',
+          'auth/session.go': 'x\n',
+          '.env.production': 'x\n',
+          Jenkinsfile: 'x\n',
+          'deploy/server.key': 'x\n',
+          '.github/workflows/ci.yml': 'x\n',
+          'docs/guide.md': 'x\n',
+        }),
+      );
+      const repository = await analyse(l, { sensitivePaths: ['docs/**'] });
+      assert.deepEqual(kinds(repository, 'sensitivePath').sort(), [
+        '.env.production',
+        '.github/workflows/ci.yml',
+        'CODEOWNERS',
+        'Jenkinsfile',
+        'auth/session.go',
+        'deploy/server.key',
+        'docs/guide.md',
+      ]);
+      const builtin = await analyse(l, { sensitivePaths: ['**/auth/**', '**/security/**', '**/crypto/**', '**/permissions/**'] });
+      assert.ok(
+        kinds(builtin, 'sensitivePath').includes('.github/workflows/ci.yml'),
+        'a CI workflow edit is sensitive under the built-in policy',
+      );
+      assert.equal(kinds(builtin, 'sensitivePath').length, 6);
+    });
+
+    it('flags files that run code later: editor and agent tool configuration, hooks, .gitattributes, package scripts and bin, an executable bit', async () => {
+      const pkg = (extra: Record<string, unknown>) => `${JSON.stringify({ name: 'x', version: '1.0.0', ...extra }, null, 2)}\n`;
+      const l = lane(
+        {
+          'package.json': pkg({ scripts: { test: 'mocha' } }),
+          'web/package.json': pkg({ scripts: { build: 'vite' } }),
+          'tools/package.json': pkg({ directories: { bin: 'bin' } }),
+          'lib/package.json': pkg({}),
+          'run.sh': 'echo hi\n',
+          'notes.txt': 'x\n',
+        },
+        (wt) => {
+          writeFiles(wt, {
+            '.vscode/tasks.json': '{}\n',
+            '.vscode/launch.json': '{}\n',
+            '.vscode/settings.json': '{}\n',
+            '.vscode/extensions.json': '{}\n',
+            '.claude/settings.json': '{}\n',
+            '.mcp.json': '{}\n',
+            '.cursor/mcp.json': '{}\n',
+            '.husky/pre-commit': 'npm test\n',
+            '.gitattributes': '*.txt filter=lfs\n',
+            'package.json': pkg({ scripts: { test: 'mocha', postinstall: 'node x.js' } }),
+            'web/package.json': pkg({ version: '2.0.0', scripts: { build: 'vite' } }),
+            'tools/package.json': pkg({ directories: { bin: 'scripts' } }),
+            'lib/package.json': pkg({ bin: { lib: 'cli.js' } }),
+            'notes.txt': 'y\n',
+          });
+          chmodSync(join(wt, 'run.sh'), 0o755);
+        },
+      );
+      const analysis = await analyse(l);
+      const details = Object.fromEntries(
+        analysis.flags.filter((flag) => flag.kind === 'executesLater').map((flag) => [flag.path, flag.detail]),
+      );
+      assert.deepEqual(Object.keys(details).sort(), [
+        '.claude/settings.json',
+        '.cursor/mcp.json',
+        '.gitattributes',
+        '.husky/pre-commit',
+        '.mcp.json',
+        '.vscode/launch.json',
+        '.vscode/settings.json',
+        '.vscode/tasks.json',
+        'lib/package.json',
+        'package.json',
+        'run.sh',
+        'tools/package.json',
+      ]);
+      assert.match(details['package.json']!, /changes "scripts": commands that npm, pnpm or yarn run later/);
+      assert.match(details['lib/package.json']!, /changes "bin"/);
+      assert.match(details['tools/package.json']!, /changes "directories\.bin"/);
+      assert.match(details['run.sh']!, /is made executable \(mode 100644 → 100755\)/);
     });
 
     it('flags an unusually wide change', async () => {

@@ -4,6 +4,7 @@ import { EVIDENCE_FIELDS, EvidenceSchema, type Evidence } from '../../src/core/e
 import { builtinPolicyDocument } from '../../src/core/policy/defaults';
 import { evaluate, factsFromEvidence, presentEvidenceFields, type ChangeFacts, type PolicyAction } from '../../src/core/policy/evaluate';
 import { mergePolicies, type EffectivePolicy, type PolicyLayer } from '../../src/core/policy/merge';
+import { GlobIndex } from '../../src/core/policy/globs';
 import { POLICY_API_VERSION, parseOverlayObject, parsePolicyObject } from '../../src/core/policy/schema';
 
 const NOW = new Date('2026-11-21T12:00:00Z');
@@ -203,6 +204,45 @@ describe('policy evaluation', () => {
       assert.equal(decision.matchedRules[0]!.policy, 'repository@x');
     }
     assert.equal(decide(prs, 'createDraft').effect, 'allow');
+  });
+
+  it('globs match in any case where the checkout ignores case (macOS, Windows), and only there', () => {
+    const index = (caseInsensitive: boolean) => {
+      const built = new GlobIndex<string>({ caseInsensitive });
+      for (const glob of ['.github/workflows/**', '**/*.pem', 'CODEOWNERS', '**/secrets/**', 'src/{a,b}/*.ts']) built.add(glob, glob);
+      return built;
+    };
+    const sensitive = index(false);
+    const insensitive = index(true);
+    const cases: [string, string[]][] = [
+      ['.GitHub/Workflows/x.yml', ['.github/workflows/**']],
+      ['keys/Server.PEM', ['**/*.pem']],
+      ['codeowners', ['CODEOWNERS']],
+      ['app/Secrets/token.txt', ['**/secrets/**']],
+      ['SRC/A/x.ts', ['src/{a,b}/*.ts']],
+    ];
+    for (const [path, globs] of cases) {
+      assert.deepEqual(insensitive.match(path), globs, path);
+      assert.deepEqual(sensitive.match(path), [], `${path} on a case-sensitive disk is another file`);
+    }
+    assert.deepEqual(sensitive.match('.github/workflows/x.yml'), ['.github/workflows/**']);
+
+    const builtin = mergePolicies({ level: 'builtin', document: builtinPolicyDocument() }, []);
+    const workflow = { files: [file('.GitHub/Workflows/deploy.yml')] };
+    assert.equal(decide(builtin, 'gate.draftToSandbox', workflow).effect, 'allow', 'another folder on a case-sensitive disk');
+    const blocked = decide(builtin, 'gate.draftToSandbox', { ...workflow, caseInsensitivePaths: true });
+    assert.equal(blocked.effect, 'block');
+    assert.match(blocked.explanation, /CI workflows/);
+  });
+
+  it('stop conditions: a file that runs code later needs approval by default, and policy can make it block', () => {
+    const flags = [{ kind: 'executesLater' as const, path: '.vscode/tasks.json', detail: 'runs later' }];
+    const byDefault = decide(policy({}), 'gate.reviewToPullRequest', { flags, approvals: [] });
+    assert.equal(byDefault.effect, 'requireApproval');
+    assert.ok(byDefault.matchedRules.some((rule) => rule.rule === 'stopConditions.executesLater' && rule.effect === 'requireApproval'));
+    const strict = decide(policy({ stopConditions: { executesLater: 'block' } }), 'gate.draftToSandbox', { flags });
+    assert.equal(strict.effect, 'block');
+    assert.equal(strict.matchedRules[0]!.rule, 'stopConditions.executesLater');
   });
 
   it('stop conditions: flags map to conditions with their configured effect', () => {

@@ -260,7 +260,7 @@ describe('org policy fetcher (real HTTP server)', () => {
         response.end();
       } else response.end(GOOD_POLICY);
     };
-    expectFailClosed(await fetcher().fetch(), /redirected to another host \(localhost:\d+\); refused/);
+    expectFailClosed(await fetcher().fetch(), /redirected to another origin \(http:\/\/localhost:\d+\); refused/);
     assert.equal(server.requests.length, 1, 'the other host was never asked');
     server.handler = (request, response) => {
       if (request.url === '/policy.yaml') {
@@ -278,6 +278,21 @@ describe('org policy fetcher (real HTTP server)', () => {
     const cached = expectOrg(await fetcher().fetch());
     assert.equal(cached.source, 'cache');
     assert.match(cached.warning!, /redirected more than 5 times; refused/);
+  });
+
+  it('a redirect to another port on the same host is refused: origins are compared, not host names', async () => {
+    const other = await new PolicyServer().start();
+    try {
+      other.handler = (_request, response) => response.end(GOOD_POLICY);
+      server.handler = (_request, response) => {
+        response.writeHead(302, { location: `http://127.0.0.1:${other.port}/policy.yaml` });
+        response.end();
+      };
+      expectFailClosed(await fetcher().fetch(), /redirected to another origin \(http:\/\/127\.0\.0\.1:\d+\); refused/);
+      assert.equal(other.requests.length, 0, 'the other port was never asked');
+    } finally {
+      await other.stop();
+    }
   });
 
   it('a body over the size limit is refused, declared or streamed', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { consoleLogger } from './support/consoleLogger';
@@ -12,6 +12,7 @@ import {
   type PolicySettings,
   type PolicyState,
 } from '../../src/infra/policy/policyService';
+import { fileSystemIgnoresCase } from '../../src/infra/policy/checkoutCase';
 import { readRepositoryPolicy } from '../../src/infra/policy/repositoryPolicy';
 import { GOOD_POLICY, PolicyServer, signBody } from './support/policyServer';
 
@@ -192,6 +193,62 @@ describe('policy service', () => {
     assert.equal(decision.effect, 'block');
     assert.equal(policy.state.kind, 'failClosed');
     assert.match(decision.explanation, /expired at 2027-01-01T00:00:00Z/);
+  });
+
+  it('a kill switch once seen holds when its cached policy expires while the endpoint is down, until a valid policy lifts it', async () => {
+    const killed = GOOD_POLICY.replace('pathRules:', 'killSwitch: { disableDrafts: true, message: "Incident 7: no agents." }\npathRules:');
+    server.handler = (_request, response) => response.end(killed);
+    const policy = service({ endpoint: server.url() });
+    await policy.start();
+    assert.equal((await policy.decide('createDraft', { agentId: 'codex' })).effect, 'block');
+    server.handler = (_request, response) => {
+      response.statusCode = 503;
+      response.end();
+    };
+    clock = new Date('2027-01-01T00:00:01Z');
+    let decision = await policy.decide('createDraft', { agentId: 'codex' });
+    assert.equal(policy.state.kind, 'failClosed');
+    assert.equal(decision.effect, 'block', 'the expired policy took its kill switch with it');
+    assert.match(decision.explanation, /the kill switch has stopped .*Incident 7: no agents\./);
+    await policy.refresh();
+    assert.equal((await policy.decide('createDraft', { agentId: 'codex' })).effect, 'block', 'and a refresh that fails keeps it');
+
+    // A restart while the endpoint is still down: the expired cached copy still says the switch was on.
+    const restarted = service({ endpoint: server.url() });
+    const engaged = waitFor<KillSwitchChange>(restarted.onDidChangeKillSwitch, () => true);
+    assert.equal((await restarted.start()).kind, 'failClosed');
+    assert.deepEqual((await engaged).engaged, ['disableDrafts']);
+    assert.equal(restarted.killSwitch.disableDrafts, true);
+    decision = await restarted.decide('startAgent', { agentId: 'codex' });
+    assert.equal(decision.effect, 'block');
+    assert.match(decision.explanation, /Incident 7: no agents\./);
+
+    // A valid policy without the switch lifts it.
+    server.handler = (_request, response) => response.end(GOOD_POLICY.replace('2027-01-01T00:00:00Z', '2028-01-01T00:00:00Z'));
+    const released = waitFor<KillSwitchChange>(restarted.onDidChangeKillSwitch, () => true);
+    assert.equal((await restarted.refresh()).kind, 'org');
+    assert.deepEqual((await released).released, ['disableDrafts']);
+    assert.equal((await restarted.decide('createDraft', { agentId: 'codex' })).effect, 'allow');
+  });
+
+  it("probes whether the checkout's file system ignores case without writing to it", async () => {
+    const folder = join(dir, 'Checkout');
+    mkdirSync(folder);
+    const other = (() => {
+      try {
+        return statSync(join(dir, 'cHECKOUT'));
+      } catch {
+        return undefined;
+      }
+    })();
+    const sameFolder = other?.ino === statSync(folder).ino;
+    assert.equal(await fileSystemIgnoresCase(folder), sameFolder);
+    // A look-alike folder in the other case is another folder, not the same one.
+    mkdirSync(join(dir, 'other'));
+    if (!sameFolder) {
+      mkdirSync(join(dir, 'OTHER'));
+      assert.equal(await fileSystemIgnoresCase(join(dir, 'other')), false);
+    }
   });
 
   it('refuses an unsigned policy when a public key is set, and accepts a signed one', async () => {

@@ -2,6 +2,7 @@ import * as assert from 'node:assert/strict';
 import type { Evidence } from '../../src/core/evidence';
 import { type ApprovalFacts, approvalRefusal, buildEvidenceView, reviewGlance, sameIdentity } from '../../src/core/review/reviewModel';
 import {
+  approvalWithdrawn,
   EVIDENCE_SECTION_ORDER,
   parseHostMessage,
   parseWebviewMessage,
@@ -295,5 +296,24 @@ describe('review protocol', () => {
     const state = ReviewPanelStateSchema.parse({ repoRoot: '/r', changeId: 'abcd1234' });
     assert.deepEqual(state, { repoRoot: '/r', changeId: 'abcd1234', toggledFiles: [], openSections: [], scrollY: 0, commentDraft: '' });
     assert.equal(ReviewPanelStateSchema.safeParse({ repoRoot: '', changeId: 'abcd1234' }).success, false);
+  });
+
+  it('takes the "Approved by …" line away once that approval is invalidated or replaced, so the panel shows one state', () => {
+    const approved = { diffHash: HASH, evidenceHash: 'e'.repeat(64) };
+    const given = { by: 'reviewer@example.invalid', at: '2026-11-21T10:00:00.000Z', ...approved };
+    assert.equal(approvalWithdrawn({}, approved), false, 'the answer may come before the model that carries the approval');
+    assert.equal(approvalWithdrawn({ approval: given }, approved), false);
+    assert.equal(
+      approvalWithdrawn(
+        { approval: { ...given, invalidated: { at: '2026-11-21T10:05:00.000Z', reason: 'the worktree changed' } } },
+        approved,
+      ),
+      true,
+    );
+    assert.equal(
+      approvalWithdrawn({ approval: { ...given, diffHash: 'f'.repeat(64) } }, approved),
+      true,
+      'approved again, for another diff',
+    );
   });
 });

@@ -1,5 +1,5 @@
 import type { ReviewModel } from '../../src/core/review/reviewProtocol';
-import { MAX_COMMENT_LENGTH } from '../../src/core/review/reviewProtocol';
+import { approvalWithdrawn, MAX_COMMENT_LENGTH } from '../../src/core/review/reviewProtocol';
 import { h, icon } from './dom';
 import type { Host } from './host';
 import type { ViewStateStore } from './state';
@@ -46,6 +46,8 @@ export class Actions {
   });
   private model: ReviewModel | undefined;
   private busy = false;
+  /** The approval the status line reports ("Approved by …"), while it does. */
+  private statusApproval: { diffHash: string; evidenceHash: string } | undefined;
 
   constructor(
     private readonly host: Host,
@@ -118,7 +120,16 @@ export class Actions {
 
   update(model: ReviewModel): void {
     this.model = model;
+    // An approval that was invalidated (or replaced) is no longer reported as given: the header says what holds now.
+    if (this.statusApproval && approvalWithdrawn(model, this.statusApproval)) this.clearStatus();
     this.applyEnabled();
+  }
+
+  private clearStatus(): void {
+    this.statusApproval = undefined;
+    this.status.className = 'status';
+    this.status.setAttribute('role', 'status');
+    this.status.replaceChildren();
   }
 
   private applyEnabled(): void {
@@ -149,6 +160,7 @@ export class Actions {
   }
 
   showStatus(kind: 'info' | 'success' | 'error', text: string): void {
+    this.statusApproval = undefined;
     this.status.className = `status ${kind}`;
     this.status.setAttribute('role', kind === 'error' ? 'alert' : 'status');
     this.status.replaceChildren(icon(kind === 'error' ? 'error' : kind === 'success' ? 'pass' : 'info'), ` ${text}`);
@@ -175,7 +187,11 @@ export class Actions {
     if (!model || !model.actions.approve.enabled || model.diff.state !== 'ok' || !model.evidence.hash) return;
     const { hash: diffHash } = model.diff;
     const evidenceHash = model.evidence.hash;
-    await this.run('Approving', () => this.host.request('approve', { diffHash, evidenceHash }));
+    const approved = await this.run('Approving', () => this.host.request('approve', { diffHash, evidenceHash }));
+    if (!approved) return;
+    this.statusApproval = { diffHash, evidenceHash };
+    // The model may have moved on while the answer was on its way.
+    if (this.model && approvalWithdrawn(this.model, this.statusApproval)) this.clearStatus();
   }
 
   private async onRequestChanges(): Promise<void> {

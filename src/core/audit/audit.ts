@@ -17,6 +17,7 @@ export const AUDIT_ACTIONS = [
   'audit.repaired',
   'audit.exported',
   'audit.proofBundleExported',
+  'audit.sinkBroken',
   'change.create',
   'change.discard',
   'lane.transition',
@@ -138,6 +139,8 @@ interface AuditCheckpoint {
   count: number;
   headHash: string;
   exportedAt?: string;
+  /** The repository of the exported log (a checkpoint of another repository's log proves nothing about this one). */
+  repoKey?: string;
 }
 
 export interface VerifyOptions {
@@ -179,23 +182,28 @@ interface ParsedLine {
   invalid?: string;
   notJson?: boolean;
   selfHashOk?: boolean;
+  /** The parsed event matches its hash, but the line is not its canonical form. */
+  nonCanonical?: true;
 }
 
 /**
- * Checks a line's own hash. Lines the log writes are canonical, so hashing the
- * raw text minus its hash member is enough and avoids re-serialising; other
- * formatting falls back to canonicalising the parsed event.
+ * Checks a line's own hash, and that the line is exactly the canonical form of
+ * its event: lines the log writes are canonical, so the SHA-256 of the raw
+ * text minus its hash member must be that hash. A line that parses to an event
+ * with the right hash but is written otherwise (a duplicate member, such as a
+ * forged "details" before the real one, other key order or spacing) is not
+ * accepted: another reader could see other contents than were hashed.
  */
-function selfHashMatches(raw: string, event: AuditEvent): boolean {
+function selfHashMatches(raw: string, event: AuditEvent): { ok: boolean; nonCanonical?: true } {
   const member = `"hash":"${event.hash}"`;
   const at = raw.lastIndexOf(member);
   if (at > 0) {
     let stripped: string | undefined;
     if (raw[at + member.length] === ',') stripped = raw.slice(0, at) + raw.slice(at + member.length + 1);
     else if (raw[at - 1] === ',') stripped = raw.slice(0, at - 1) + raw.slice(at + member.length);
-    if (stripped !== undefined && sha256Hex(stripped) === event.hash) return true;
+    if (stripped !== undefined && sha256Hex(stripped) === event.hash) return { ok: true };
   }
-  return hashEvent(event) === event.hash;
+  return hashEvent(event) === event.hash ? { ok: false, nonCanonical: true } : { ok: false };
 }
 
 function parseLine(raw: string, lineNumber: number): ParsedLine {
@@ -215,7 +223,8 @@ function parseLine(raw: string, lineNumber: number): ParsedLine {
   }
   // The raw object, not zod's copy: unknown members count towards the hash.
   const event = value as AuditEvent;
-  return { lineNumber, raw, event, selfHashOk: selfHashMatches(raw, event) };
+  const self = selfHashMatches(raw, event);
+  return { lineNumber, raw, event, selfHashOk: self.ok, ...(self.nonCanonical ? { nonCanonical: true as const } : {}) };
 }
 
 const ISO_UTC: RegExp = z.regexes.datetime({});
@@ -420,6 +429,17 @@ export class AuditChainVerifier {
         );
         return false;
       }
+      const checkpointKey = this.options.checkpoint?.repoKey;
+      if (checkpointKey !== undefined && repoKey !== checkpointKey) {
+        const exportedAt = this.options.checkpoint?.exportedAt;
+        this.fail(
+          'foreignRepository',
+          1,
+          line.lineNumber,
+          `The checkpoint${exportedAt ? ` exported at ${exportedAt}` : ''} belongs to another repository (${short(checkpointKey)}…), not to this log's (${repoKey ? `${short(repoKey)}…` : 'none named'}): give the checkpoint.json exported from this log.`,
+        );
+        return false;
+      }
       this.firstAt = event.at;
     }
     if (!this.acceptHash(event.seq, event.hash, line.lineNumber)) return false;
@@ -526,6 +546,13 @@ export class AuditChainVerifier {
     }
     const event = line.event;
     if (!line.selfHashOk) {
+      if (line.nonCanonical)
+        return make(
+          'edited',
+          expected,
+          n,
+          `Event ${event.seq} on line ${n} is not written in its canonical form (a member repeated, such as a second "details", or keys reordered or spaced): the line was changed after it was written, and a reader could see other contents than its hash covers.`,
+        );
       if (inserted)
         return make(
           'inserted',
@@ -633,7 +660,7 @@ export class AuditChainVerifier {
         problem: 'truncated',
         seq: this.lastSeq + 1,
         lineNumber: this.lineNumber + 1,
-        message: `The log ends at event ${this.lastSeq}, but the checkpoint${checkpoint.exportedAt ? ` exported at ${checkpoint.exportedAt}` : ''} recorded ${checkpoint.count} events: events ${this.lastSeq + 1} to ${checkpoint.count} were removed from the end.`,
+        message: `The log ends at event ${this.lastSeq}, but the checkpoint${checkpoint.exportedAt ? ` exported at ${checkpoint.exportedAt}` : ''} recorded ${checkpoint.count} events: ${this.lastSeq + 1 === checkpoint.count ? `event ${checkpoint.count} was` : `events ${this.lastSeq + 1} to ${checkpoint.count} were`} removed from the end.`,
         count: this.count,
         headHash: this.lastHash,
       };

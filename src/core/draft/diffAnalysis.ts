@@ -225,6 +225,51 @@ const DEFAULT_SENSITIVE_PATHS: readonly string[] = Object.freeze([
   'cloudbuild.{yml,yaml}',
 ]);
 
+/**
+ * Files whose contents run code later, outside the sandbox: when a person opens
+ * the folder, starts a debug session, commits, or an agent tool loads its
+ * configuration; and `.gitattributes`, which chooses filters and diff drivers.
+ */
+const EXECUTES_LATER_PATHS: readonly string[] = Object.freeze([
+  '.vscode/tasks.json',
+  '.vscode/launch.json',
+  '.vscode/settings.json',
+  '**/*.code-workspace',
+  '.claude/settings.json',
+  '.claude/settings.local.json',
+  '.mcp.json',
+  '.cursor/**',
+  '.husky/**',
+  '**/.gitattributes',
+]);
+/** package.json members that name commands npm, pnpm or yarn run (scripts) or link onto PATH (bin). */
+const PACKAGE_RUN_KEYS = ['scripts', 'bin', 'directories.bin'] as const;
+
+/** The package.json members among PACKAGE_RUN_KEYS that differ between two versions; undefined when one cannot be read. */
+function changedRunKeys(oldText: string | undefined, newText: string): string[] | undefined {
+  const read = (text: string | undefined): Record<string, unknown> | undefined => {
+    if (text === undefined) return {};
+    try {
+      const value: unknown = JSON.parse(text);
+      return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const before = read(oldText);
+  const after = read(newText);
+  if (!before || !after) return undefined;
+  const member = (json: Record<string, unknown>, key: string): string => {
+    let value: unknown = json;
+    for (const part of key.split('.'))
+      value = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[part] : undefined;
+    return canonicalize(value ?? null) ?? '';
+  };
+  return PACKAGE_RUN_KEYS.filter((key) => member(before, key) !== member(after, key));
+}
+
+const isExecutableMode = (mode: string | undefined): boolean => mode === '100755';
+
 const SANDBOX_CONFIG_PATHS: readonly string[] = Object.freeze([
   '.devcontainer/**',
   '.devcontainer.json',
@@ -259,7 +304,7 @@ const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
 const DEFAULT_MAX_FLAGS_PER_KIND = 50;
 
 export interface DiffAnalysisOptions {
-  /** Globs (picomatch, case-insensitive, dot files included) from policy; default DEFAULT_SENSITIVE_PATHS. */
+  /** Globs (picomatch, case-insensitive, dot files included) from policy, flagged in addition to DEFAULT_SENSITIVE_PATHS. */
   sensitivePaths?: readonly string[];
   /** A new or edited file larger than this is flagged oversizedFile. */
   maxFileBytes?: number;
@@ -360,8 +405,10 @@ export function analyzeDiff(input: DiffAnalysisInput, options: DiffAnalysisOptio
   const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   const scope = { ...DEFAULT_SCOPE_LIMITS, ...options.scope };
   const flags = new FlagCollector(options.maxFlagsPerKind ?? DEFAULT_MAX_FLAGS_PER_KIND);
-  const sensitiveGlobs = options.sensitivePaths ?? DEFAULT_SENSITIVE_PATHS;
+  // Policy's globs add to the defaults, never replace them.
+  const sensitiveGlobs = [...new Set([...DEFAULT_SENSITIVE_PATHS, ...(options.sensitivePaths ?? [])])];
   const matcherOptions = { dot: true, nocase: true };
+  const executesLater = picomatch([...EXECUTES_LATER_PATHS], matcherOptions);
   const sensitive = sensitiveGlobs.map((glob) => ({ glob, test: picomatch(glob, matcherOptions) }));
   const sandboxConfig = picomatch([...SANDBOX_CONFIG_PATHS], matcherOptions);
   const policyFile = picomatch([...POLICY_FILE_PATHS], matcherOptions);
@@ -453,6 +500,26 @@ export function analyzeDiff(input: DiffAnalysisInput, options: DiffAnalysisOptio
     if (paths.some((path) => policyFile(path))) flags.add('policyFileEdited', `${touched} is the repository's lanes policy.`, entry.path);
     if (paths.some((path) => agentInstructions(path)))
       flags.add('agentInstructionsEdited', `${touched} holds instructions for coding agents.`, entry.path);
+    if (paths.some((path) => executesLater(path)))
+      flags.add(
+        'executesLater',
+        `${touched} is ${status}: its contents run code later, outside the sandbox (when the folder is opened, a task or debug session starts, git runs a hook or filter, or an agent tool loads it).`,
+        entry.path,
+      );
+    if (!deleted && isExecutableMode(entry.newMode) && !isExecutableMode(entry.oldMode) && !/^0+$/.test(entry.oldMode))
+      flags.add('executesLater', `${entry.path} is made executable (mode ${entry.oldMode} → ${entry.newMode}).`, entry.path);
+    if (!deleted && /(^|\/)package\.json$/i.test(entry.path)) {
+      const contents = input.manifests.get(entry.path);
+      const changed = contents?.new === undefined ? undefined : changedRunKeys(contents.old, contents.new);
+      if (changed === undefined)
+        flags.add('executesLater', `${entry.path} could not be read, so a change to its scripts or bin cannot be ruled out.`, entry.path);
+      else if (changed.length)
+        flags.add(
+          'executesLater',
+          `${entry.path} changes ${changed.map((key) => `"${key}"`).join(', ')}: commands that npm, pnpm or yarn run later.`,
+          entry.path,
+        );
+    }
 
     if (deleted) continue;
     // Content-based flags look at the new side.

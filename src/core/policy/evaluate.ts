@@ -62,6 +62,8 @@ export interface ChangeFacts {
   isolation?: 'container' | 'process';
   /** For createPullRequest: whether the pull request would be a draft. */
   pullRequestDraft?: boolean;
+  /** The checkout's file system ignores case (macOS, Windows): globs then match paths in any case. */
+  caseInsensitivePaths?: boolean;
 }
 
 const GATES_AND_PUBLISHING = new Set<PolicyAction>([
@@ -102,6 +104,7 @@ const CONDITION_WORDS: Record<StopCondition, string> = {
   sandboxConfigEdited: 'the sandbox configuration was edited',
   policyFileEdited: 'the policy file was edited',
   agentInstructionsEdited: 'agent instructions were edited',
+  executesLater: 'a file that runs code later (editor tasks, hooks, package scripts, an executable bit) was changed',
   checkoutTouched: "the user's own checkout was written",
   testsDoNotExercise: 'the tests do not exercise the change',
   unconfined: 'the agent ran without an isolation boundary',
@@ -123,13 +126,16 @@ interface CompiledPolicy {
 }
 
 const compiledCache = new WeakMap<EffectivePolicy, CompiledPolicy>();
+const compiledIgnoringCase = new WeakMap<EffectivePolicy, CompiledPolicy>();
 
-/** Builds (once per effective policy) the glob indexes evaluation uses. */
+/** Builds (once per effective policy and case rule) the glob indexes evaluation uses. */
 /** @internal Exported for its unit tests; the product calls it inside this module. */
-export function compilePolicy(effective: EffectivePolicy): CompiledPolicy {
-  const cached = compiledCache.get(effective);
+export function compilePolicy(effective: EffectivePolicy, caseInsensitive = false): CompiledPolicy {
+  const cache = caseInsensitive ? compiledIgnoringCase : compiledCache;
+  const cached = cache.get(effective);
   if (cached) return cached;
-  const pathRules = new GlobIndex<PathRulePayload>();
+  const options = { caseInsensitive };
+  const pathRules = new GlobIndex<PathRulePayload>(options);
   const perLevel = new Map<PolicyOrigin, number>();
   effective.policy.pathRules.forEach((rule, index) => {
     const level = effective.origins[`pathRules[${index}]`] ?? 'default';
@@ -137,12 +143,12 @@ export function compilePolicy(effective: EffectivePolicy): CompiledPolicy {
     perLevel.set(level, localIndex + 1);
     pathRules.add(rule.glob, { index, level, localIndex });
   });
-  const sensitivePaths = new GlobIndex<number>();
+  const sensitivePaths = new GlobIndex<number>(options);
   effective.policy.sensitivePaths.forEach((glob, index) => sensitivePaths.add(glob, index));
-  const reviewers = new GlobIndex<number>();
+  const reviewers = new GlobIndex<number>(options);
   effective.policy.lanes.approvals.sensitivePathReviewers.forEach((entry, index) => reviewers.add(entry.glob, index));
   const compiled = { pathRules, sensitivePaths, reviewers };
-  compiledCache.set(effective, compiled);
+  cache.set(effective, compiled);
   return compiled;
 }
 
@@ -252,7 +258,7 @@ export function evaluate(effective: EffectivePolicy, facts: ChangeFacts, action:
         effective.policyRef,
       );
     } else {
-      checkPaths(effective, facts.files, add, condition);
+      checkPaths(effective, facts.files, add, condition, facts.caseInsensitivePaths);
       checkBlastRadius(effective, facts.files, condition, refOf);
     }
     checkFlags(facts.flags ?? [], condition, refOf);
@@ -363,8 +369,8 @@ type RefOf = (field: string) => string;
 
 const EFFECT_RANK = (effect: Effect): number => EFFECTS.indexOf(effect);
 
-function checkPaths(effective: EffectivePolicy, files: readonly FileFact[], add: Add, condition: Condition): void {
-  const compiled = compilePolicy(effective);
+function checkPaths(effective: EffectivePolicy, files: readonly FileFact[], add: Add, condition: Condition, caseInsensitive = false): void {
+  const compiled = compilePolicy(effective, caseInsensitive);
   const rules = effective.policy.pathRules;
   const hits = new Map<number, { payload: PathRulePayload; paths: string[] }>();
   const sensitive: string[] = [];
@@ -518,7 +524,7 @@ function checkApprovals(effective: EffectivePolicy, facts: ChangeFacts, findings
       false,
     );
   }
-  const compiled = compilePolicy(effective);
+  const compiled = compilePolicy(effective, facts.caseInsensitivePaths);
   if (compiled.reviewers.count && facts.files) {
     const matched = new Map<number, string[]>();
     for (const file of facts.files) {

@@ -28,6 +28,8 @@ export function globProblem(glob: string): string | undefined {
 interface Entry<T> {
   readonly order: number;
   readonly glob: string;
+  /** The glob as indexed: lower case when the index ignores case. */
+  readonly key: string;
   readonly payload: T;
   regex?: RegExp;
   stamp: number;
@@ -72,17 +74,30 @@ export class GlobIndex<T> {
   private readonly exact = new Map<string, Entry<T>[]>();
   private size = 0;
   private stamp = 0;
+  private readonly caseInsensitive: boolean;
+  private readonly matchOptions: picomatch.PicomatchOptions;
+
+  /**
+   * `caseInsensitive`: the checkout's file system ignores case (macOS and
+   * Windows by default), so `.GitHub/Workflows/x.yml` is the folder
+   * `.github/workflows/**` names, and must match it.
+   */
+  constructor(options: { caseInsensitive?: boolean } = {}) {
+    this.caseInsensitive = options.caseInsensitive ?? false;
+    this.matchOptions = this.caseInsensitive ? { ...GLOB_OPTIONS, nocase: true } : GLOB_OPTIONS;
+  }
 
   /** Adds a glob that was validated with globProblem. Insertion order is kept in results. */
   add(glob: string, payload: T): void {
-    const entry: Entry<T> = { order: this.size++, glob, payload, stamp: 0 };
-    const scan = picomatch.scan(glob, GLOB_OPTIONS);
+    const key = this.caseInsensitive ? glob.toLowerCase() : glob;
+    const entry: Entry<T> = { order: this.size++, glob, key, payload, stamp: 0 };
+    const scan = picomatch.scan(key, GLOB_OPTIONS);
     if (glob.includes('\\') || scan.negated || scan.prefix) {
       this.root.plain.push(entry);
       return;
     }
     if (!scan.isGlob) {
-      push(this.exact, glob, entry);
+      push(this.exact, key, entry);
       return;
     }
     let node = this.root;
@@ -117,18 +132,19 @@ export class GlobIndex<T> {
   match(path: string): T[] {
     const stamp = ++this.stamp;
     const found: Entry<T>[] = [];
+    const key = this.caseInsensitive ? path.toLowerCase() : path;
     const consider = (entries: Entry<T>[] | undefined): void => {
       if (!entries) return;
       for (const entry of entries) {
         if (entry.stamp === stamp) continue;
         entry.stamp = stamp;
-        entry.regex ??= picomatch.makeRe(entry.glob, GLOB_OPTIONS);
-        if (path === entry.glob || entry.regex.test(path)) found.push(entry);
+        entry.regex ??= picomatch.makeRe(entry.glob, this.matchOptions);
+        if (key === entry.key || entry.regex.test(path)) found.push(entry);
       }
     };
-    consider(this.exact.get(path));
-    const segments = path.split('/');
-    const extension = extensionOf(path);
+    consider(this.exact.get(key));
+    const segments = key.split('/');
+    const extension = extensionOf(key);
     let node: TrieNode<T> | undefined = this.root;
     let depth = 0;
     while (node) {

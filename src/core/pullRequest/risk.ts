@@ -23,6 +23,7 @@ export const FLAG_RISK: Readonly<Record<FlagKind, RiskLevel>> = Object.freeze({
   sandboxConfigEdited: 'high',
   policyFileEdited: 'high',
   agentInstructionsEdited: 'high',
+  executesLater: 'high',
   checkoutTouched: 'high',
   unconfined: 'high',
   newDependency: 'medium',

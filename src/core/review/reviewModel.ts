@@ -28,6 +28,7 @@ const FLAG_LABELS: Readonly<Record<FlagKind, string>> = {
   sandboxConfigEdited: 'Sandbox configuration edited',
   policyFileEdited: 'Policy file edited',
   agentInstructionsEdited: 'Agent instructions edited',
+  executesLater: 'Runs code later',
   checkoutTouched: 'Your checkout was written',
   testsDoNotExercise: 'Tests do not exercise the change',
   unconfined: 'Agent ran unconfined',

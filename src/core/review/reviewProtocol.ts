@@ -275,6 +275,20 @@ const ReviewModelSchema = z.object({
 });
 export type ReviewModel = z.infer<typeof ReviewModelSchema>;
 
+/**
+ * Whether the model shows that the approval the reviewer just gave (the
+ * hashes they approved) no longer holds: it is invalidated, or another
+ * approval took its place. The "Approved by …" line under the buttons is
+ * taken away then, so the panel never shows an approval and its
+ * invalidation at once. A model without an approval yet (the answer came
+ * before the update) withdraws nothing.
+ */
+export function approvalWithdrawn(model: Pick<ReviewModel, 'approval'>, approved: { diffHash: string; evidenceHash: string }): boolean {
+  const approval = model.approval;
+  if (!approval) return false;
+  return !!approval.invalidated || approval.diffHash !== approved.diffHash || approval.evidenceHash !== approved.evidenceHash;
+}
+
 // ---------------------------------------------------------------------------
 // File diffs, loaded on demand
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { open, readFile, unlink, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -46,9 +47,29 @@ export interface AuditSinkOptions {
   getAuthorization?: () => Promise<string | undefined>;
   logger?: Logger;
   random?: () => number;
+  /**
+   * The log no longer continues the chain the sink acknowledged, or holds a
+   * line that is not an intact event: called once per break (the caller records it).
+   */
+  onChainBroken?: (problem: SinkChainBreak) => void;
 }
 
-type SinkState = 'idle' | 'sending' | 'waiting' | 'passive' | 'stopped';
+/** Why nothing more is shipped: the chain the sink holds does not go on in the log. */
+export interface SinkChainBreak {
+  /**
+   * rewritten: the event at the acknowledged seq has another hash; missing: the log
+   * no longer holds it; notIntact: a line after the cursor is not an intact event.
+   */
+  problem: 'rewritten' | 'missing' | 'notIntact';
+  /** The last seq the sink acknowledged. */
+  acknowledgedSeq: number;
+  /** Byte offset in the log where the break shows. */
+  offset: number;
+  message: string;
+}
+
+/** broken: the log does not continue the chain the sink holds; nothing more is sent until it does. */
+type SinkState = 'idle' | 'sending' | 'waiting' | 'passive' | 'broken' | 'stopped';
 
 export interface SinkStatus {
   state: SinkState;
@@ -114,6 +135,20 @@ class SinkHttpError extends LaneError {
   }
 }
 
+interface FoundEvent {
+  line?: BatchLine;
+  /** Where the line starts, or where the intact lines end. */
+  offset: number;
+  lastSeq: number;
+  notIntactAt?: number;
+}
+
+interface ReadLines {
+  lines: BatchLine[];
+  /** Offset of the first line that is not an intact event, when one was met. */
+  notIntactAt?: number;
+}
+
 interface BatchLine {
   text: string;
   seq: number;
@@ -121,6 +156,26 @@ interface BatchLine {
   prevHash: string;
   /** Offset just after this line's newline. */
   end: number;
+}
+
+const HASH_MEMBER = ',"hash":"';
+
+/**
+ * seq, hash and prevHash of a line the log sealed, when the line is one: its
+ * hash must be the SHA-256 of the line without its hash member, so a piece of
+ * a line, an edited line or a line from another format is refused.
+ */
+function sealedLine(text: string): { seq: number; hash: string; prevHash: string } | undefined {
+  if (!text.startsWith('{"')) return undefined;
+  // prevHash and seq close every sealed line; the top-level hash is the last "hash" member before them.
+  const tail = /,"prevHash":"([0-9a-f]{64})","seq":(\d+)\}$/.exec(text);
+  if (!tail) return undefined;
+  const at = text.lastIndexOf(HASH_MEMBER, tail.index);
+  const hash = at < 0 ? '' : text.slice(at + HASH_MEMBER.length, at + HASH_MEMBER.length + 64);
+  if (!/^[0-9a-f]{64}$/.test(hash) || text[at + HASH_MEMBER.length + 64] !== '"') return undefined;
+  const stripped = text.slice(0, at) + text.slice(at + HASH_MEMBER.length + 65);
+  if (createHash('sha256').update(stripped, 'utf8').digest('hex') !== hash) return undefined;
+  return { seq: Number(tail[2]), hash, prevHash: tail[1]! };
 }
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -283,9 +338,13 @@ export class AuditSink {
       await this.touchLock();
       this.cursor ??= await this.loadCursor();
       if (this.current.acknowledgedSeq !== this.cursor.seq) this.setStatus({ acknowledgedSeq: this.cursor.seq });
-      const batch = await this.readBatch(this.cursor);
+      const { lines: batch, broken } = await this.readBatch(this.cursor);
+      // A break is reported once what comes before it has been shipped.
+      if (broken && batch.length === 0) this.reportBroken(broken);
+      else if (!broken) this.clearBroken();
       if (batch.length === 0) {
-        if (this.current.state !== 'idle') this.setStatus({ state: 'idle' });
+        const state = broken ? 'broken' : 'idle';
+        if (this.current.state !== state) this.setStatus({ state, ...(broken ? { lastError: broken.message } : {}) });
         await this.idle(poll);
         continue;
       }
@@ -329,38 +388,124 @@ export class AuditSink {
     await this.touchLock();
   }
 
-  /** The next complete lines after the cursor; a torn last line is left for repair. */
-  private async readBatch(cursor: Cursor): Promise<BatchLine[]> {
-    let lines = await this.readLinesFrom(cursor.offset);
-    const first = lines[0];
-    if (first && (first.seq !== cursor.seq + 1 || (cursor.seq > 0 && first.prevHash !== cursor.hash))) {
-      // The log was replaced or repaired under the cursor: find the position again by seq.
-      this.options.logger?.warn(`Audit sink: the log no longer continues at byte ${cursor.offset}; finding event ${cursor.seq + 1} again.`);
-      const offset = await this.findOffsetAfter(cursor.seq);
-      cursor.offset = offset;
-      lines = await this.readLinesFrom(offset);
-    }
-    return lines;
+  private brokenKey: string | undefined;
+
+  /** A break is warned about and handed to onChainBroken once, however often the loop meets it again. */
+  private reportBroken(broken: SinkChainBreak): void {
+    const key = `${broken.problem}:${broken.offset}`;
+    if (key === this.brokenKey) return;
+    this.brokenKey = key;
+    this.options.logger?.error(`Audit sink ${this.url.origin}: ${broken.message}`);
+    this.setStatus({ lastError: broken.message });
+    this.options.onChainBroken?.(broken);
   }
 
-  private async findOffsetAfter(seq: number): Promise<number> {
-    let offset = 0;
-    for (;;) {
-      const lines = await this.readLinesFrom(offset, 10_000);
-      if (lines.length === 0) return offset;
-      for (const line of lines) {
-        if (line.seq > seq) return offset;
-        offset = line.end;
+  private clearBroken(): void {
+    if (this.brokenKey === undefined) return;
+    this.brokenKey = undefined;
+    this.options.logger?.info(`Audit sink ${this.url.origin}: the audit log continues the shipped chain again.`);
+    this.setStatus({ lastError: undefined });
+  }
+
+  /**
+   * The next complete lines after the cursor; a torn last line is left for
+   * repair. When the log no longer continues at the cursor's offset (it was
+   * replaced, or rewritten with other line lengths), the place is found again
+   * by seq; an event there with another hash, or no such event, is a break.
+   */
+  private async readBatch(cursor: Cursor): Promise<{ lines: BatchLine[]; broken?: SinkChainBreak }> {
+    let read = await this.readLinesFrom(cursor.offset);
+    if (!(await this.continuesAt(cursor, read))) {
+      const found = await this.findEvent(cursor.seq);
+      if (found.line?.hash !== cursor.hash) return { lines: [], broken: this.breakAt(cursor, found) };
+      if (found.line.end !== cursor.offset) {
+        this.options.logger?.warn(
+          `Audit sink: the log no longer continues at byte ${cursor.offset}; event ${cursor.seq} is now at byte ${found.offset}.`,
+        );
+        cursor.offset = found.line.end;
+      }
+      read = await this.readLinesFrom(cursor.offset);
+      const first = read.lines[0];
+      if (first && (first.seq !== cursor.seq + 1 || first.prevHash !== cursor.hash)) {
+        const message = `event ${first.seq} at byte ${cursor.offset} of the audit log does not follow event ${cursor.seq}, the last one the sink acknowledged: the chain was broken after it. Nothing more is sent; run "Lanes: Verify Audit Log".`;
+        return { lines: [], broken: { problem: 'rewritten', acknowledgedSeq: cursor.seq, offset: cursor.offset, message } };
       }
     }
+    if (read.notIntactAt === undefined) return { lines: read.lines };
+    const offset = read.notIntactAt;
+    const last = read.lines.at(-1)?.seq ?? cursor.seq;
+    const message = `the line at byte ${offset} of the audit log (after event ${last}) is not an intact event, so the chain is broken there and nothing after it is sent. Run "Lanes: Verify Audit Log".`;
+    return { lines: read.lines, broken: { problem: 'notIntact', acknowledgedSeq: cursor.seq, offset, message } };
   }
 
-  private async readLinesFrom(offset: number, maxLines = this.batchSize): Promise<BatchLine[]> {
+  /** The log goes on at the cursor: its offset starts a line, and that line (if any) follows the acknowledged event. */
+  private async continuesAt(cursor: Cursor, read: ReadLines): Promise<boolean> {
+    if (cursor.offset === 0) return cursor.seq === 0;
+    const first = read.lines[0];
+    if (first) {
+      if (first.seq !== cursor.seq + 1 || first.prevHash !== cursor.hash) return false;
+    } else if (read.notIntactAt === cursor.offset) return false;
+    const handle = await open(this.options.auditFile, 'r').catch(() => undefined);
+    if (!handle) return false;
+    try {
+      const before = Buffer.alloc(1);
+      const { bytesRead } = await handle.read(before, 0, 1, cursor.offset - 1);
+      return bytesRead === 1 && before[0] === 0x0a;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** The line holding `seq`, read from the start; or where the intact lines end before it. */
+  private async findEvent(seq: number): Promise<FoundEvent> {
+    let offset = 0;
+    let lastSeq = 0;
+    if (seq === 0) return { offset, lastSeq };
+    for (;;) {
+      const read = await this.readLinesFrom(offset, 10_000);
+      for (const line of read.lines) {
+        if (line.seq === seq) return { line, offset, lastSeq };
+        offset = line.end;
+        lastSeq = line.seq;
+      }
+      if (read.notIntactAt !== undefined) return { offset, lastSeq, notIntactAt: read.notIntactAt };
+      if (read.lines.length === 0) return { offset, lastSeq };
+    }
+  }
+
+  private breakAt(cursor: Cursor, found: FoundEvent): SinkChainBreak {
+    const after = `Nothing more is sent; run "Lanes: Verify Audit Log". If the log was replaced on purpose, delete ${this.cursorFile} to ship it from its first event.`;
+    const acknowledgedSeq = cursor.seq;
+    if (found.line) {
+      return {
+        problem: 'rewritten',
+        acknowledgedSeq,
+        offset: found.offset,
+        message: `event ${cursor.seq} in the audit log has hash ${found.line.hash.slice(0, 12)}…, but the sink acknowledged ${cursor.hash.slice(0, 12)}… for it: the log was rewritten after it was shipped. ${after}`,
+      };
+    }
+    if (found.notIntactAt !== undefined) {
+      return {
+        problem: 'notIntact',
+        acknowledgedSeq,
+        offset: found.notIntactAt,
+        message: `the line at byte ${found.notIntactAt} of the audit log (after event ${found.lastSeq}) is not an intact event, before event ${cursor.seq} that the sink acknowledged. ${after}`,
+      };
+    }
+    return {
+      problem: 'missing',
+      acknowledgedSeq,
+      offset: found.offset,
+      message: `the audit log ends at event ${found.lastSeq}, but the sink acknowledged events up to ${cursor.seq}: events were removed or the log was replaced. ${after}`,
+    };
+  }
+
+  private async readLinesFrom(offset: number, maxLines = this.batchSize): Promise<ReadLines> {
     const handle = await open(this.options.auditFile, 'r').catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return undefined;
       throw error;
     });
-    if (!handle) return [];
+    if (!handle) return { lines: [] };
     const maxBytes = this.options.maxBatchBytes ?? 4 * 1024 * 1024;
     const lines: BatchLine[] = [];
     try {
@@ -378,17 +523,10 @@ export class AuditSink {
         const base = position - data.length;
         while (newline !== -1 && lines.length < maxLines && (bytes < maxBytes || lines.length === 0)) {
           const text = data.subarray(start, newline).toString('utf8');
-          // prevHash and seq close every sealed line; the top-level hash is the last "hash" member before them.
-          const tail = /,"prevHash":"([0-9a-f]{64})","seq":(\d+)\}$/.exec(text);
-          const hash = tail ? /^.*,"hash":"([0-9a-f]{64})"/.exec(text.slice(0, tail.index)) : null;
-          if (!tail || !hash) {
-            // Not a sealed event: the chain is broken here; verify says why, and nothing after it is sent.
-            this.options.logger?.warn(
-              `Audit sink: the line at byte ${base + start} of the audit log is not an intact event; run "Lanes: Verify Audit Log".`,
-            );
-            return lines;
-          }
-          lines.push({ text, seq: Number(tail[2]), hash: hash[1]!, prevHash: tail[1]!, end: base + newline + 1 });
+          const sealed = sealedLine(text);
+          // Not a sealed event: the chain is broken here; verify says why, and nothing after it is sent.
+          if (!sealed) return { lines, notIntactAt: base + start };
+          lines.push({ text, ...sealed, end: base + newline + 1 });
           bytes += newline - start + 1;
           start = newline + 1;
           newline = data.indexOf(0x0a, start);
@@ -399,7 +537,7 @@ export class AuditSink {
     } finally {
       await handle.close();
     }
-    return lines;
+    return { lines };
   }
 
   private async post(batch: BatchLine[]): Promise<void> {

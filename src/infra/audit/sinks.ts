@@ -1,3 +1,4 @@
+import { EXTENSION_ACTOR } from '../../core/constants';
 import type { Logger } from '../../core/logger';
 import type { AuditLog } from './log';
 import { AuditSink, validateSinkEndpoint } from './sink';
@@ -6,7 +7,7 @@ import { AuditSink, validateSinkEndpoint } from './sink';
 export interface SinkSource {
   readonly root: string;
   readonly name: string;
-  readonly audit: Pick<AuditLog, 'file' | 'repoKey'>;
+  readonly audit: Pick<AuditLog, 'file' | 'repoKey' | 'append'>;
 }
 
 export interface AuditSinksOptions {
@@ -14,6 +15,8 @@ export interface AuditSinksOptions {
   getAuthorization: () => Promise<string | undefined>;
   /** The endpoint is not one Agent Lanes sends to; nothing is shipped until it changes. */
   onInvalidEndpoint: (endpoint: string, error: string) => void;
+  /** A log stopped continuing the chain its sink holds (recorded as audit.sinkBroken already). */
+  onChainBroken?: (repository: string, message: string) => void;
   logger: Logger;
 }
 
@@ -88,6 +91,13 @@ export class AuditSinks {
         repoKey: source.audit.repoKey,
         getAuthorization: this.options.getAuthorization,
         logger: this.options.logger,
+        onChainBroken: (broken) => {
+          const { message, ...facts } = broken;
+          source.audit
+            .append({ actor: EXTENSION_ACTOR, action: 'audit.sinkBroken', details: { endpoint: this.endpoint, ...facts, message } })
+            .catch((error: unknown) => this.options.logger.error('Recording the audit sink break', error));
+          this.options.onChainBroken?.(source.name, message);
+        },
       });
       let failing = false;
       sink.onDidChangeStatus((status) => {

@@ -181,7 +181,7 @@ function requestOnce(
   });
 }
 
-/** GET with redirects followed by hand: only to the same host, never to a weaker scheme. */
+/** GET with redirects followed by hand: only within the configured origin (same scheme, host and port). */
 async function httpGet(start: URL, headers: Record<string, string>, limits: FetchLimits): Promise<HttpResult> {
   const deadline = Date.now() + limits.timeoutMs;
   let url = start;
@@ -205,13 +205,12 @@ async function httpGet(start: URL, headers: Record<string, string>, limits: Fetc
       } catch {
         return { kind: 'error', message: `${url.href} redirected to an invalid address (${location})` };
       }
-      if (next.hostname !== start.hostname)
+      // Scheme, host and port: another port on the same host is another server.
+      if (next.origin !== start.origin)
         return {
           kind: 'error',
-          message: `${url.href} redirected to another host (${next.host}); refused: a policy is only taken from the configured host`,
+          message: `${url.href} redirected to another origin (${next.origin}); refused: a policy is only taken from the configured ${start.origin}`,
         };
-      if (start.protocol === 'https:' && next.protocol !== 'https:')
-        return { kind: 'error', message: `${url.href} redirected from https to ${next.protocol}; refused` };
       if (hop + 1 > limits.maxRedirects)
         return { kind: 'error', message: `${start.href} redirected more than ${limits.maxRedirects} times; refused` };
       url = next;
@@ -247,7 +246,15 @@ export type OrgPolicyOutcome =
       fetchedAt: string;
       warning?: string;
     }
-  | { kind: 'failClosed'; reason: string };
+  | {
+      kind: 'failClosed';
+      reason: string;
+      /**
+       * The kill switch of the cached policy when that copy is authentic but
+       * expired: a switch once seen holds until a valid policy lifts it.
+       */
+      killSwitch?: NonNullable<PolicyDocument['killSwitch']>;
+    };
 
 export interface PolicyFetcherOptions {
   endpoint: string;
@@ -260,7 +267,7 @@ export interface PolicyFetcherOptions {
   now?: (() => Date) | undefined;
 }
 
-type Candidate = { ok: true; document: PolicyDocument } | { ok: false; message: string };
+type Candidate = { ok: true; document: PolicyDocument } | { ok: false; message: string; expired?: PolicyDocument };
 
 /**
  * Fetches the org policy and keeps the last good copy. Every failure ends in
@@ -385,7 +392,7 @@ export class PolicyFetcher {
     }
     const expiresAt = parsed.policy.metadata.expiresAt;
     if (expiresAt && Date.parse(expiresAt) <= this.now().getTime()) {
-      return { ok: false, message: `the policy ${policyRefOf(parsed.policy)} expired at ${expiresAt}` };
+      return { ok: false, message: `the policy ${policyRefOf(parsed.policy)} expired at ${expiresAt}`, expired: parsed.policy };
     }
     return { ok: true, document: parsed.policy };
   }
@@ -404,7 +411,8 @@ export class PolicyFetcher {
       };
     }
     const cacheNote = cached.reason ? `; ${cached.reason}` : '; no policy was cached';
-    return { kind: 'failClosed', reason: `${reason}${cacheNote}. Only drafts are allowed until the org policy can be fetched.` };
+    const failClosed = `${reason}${cacheNote}. Only drafts are allowed until the org policy can be fetched.`;
+    return { kind: 'failClosed', reason: failClosed, ...(cached.killSwitch ? { killSwitch: cached.killSwitch } : {}) };
   }
 
   private async loadCache(key: KeyObject | undefined): Promise<CacheLoad> {
@@ -432,7 +440,12 @@ export class PolicyFetcher {
       }
     }
     const candidate = this.validate(body, `${this.options.endpoint} (cached)`);
-    if (!candidate.ok) return { usable: false, reason: `the cached policy cannot be used: ${candidate.message}` };
+    if (!candidate.ok) {
+      const reason = `the cached policy cannot be used: ${candidate.message}`;
+      const killSwitch = candidate.expired?.killSwitch;
+      const engaged = killSwitch && KILL_SWITCHES.some((name) => killSwitch[name]);
+      return { usable: false, reason, ...(engaged ? { killSwitch } : {}) };
+    }
     return { usable: true, entry, document: candidate.document };
   }
 
@@ -445,4 +458,8 @@ export class PolicyFetcher {
   }
 }
 
-type CacheLoad = { usable: true; entry: CacheEntry; document: PolicyDocument } | { usable: false; reason?: string };
+type CacheLoad =
+  | { usable: true; entry: CacheEntry; document: PolicyDocument }
+  | { usable: false; reason?: string; killSwitch?: NonNullable<PolicyDocument['killSwitch']> };
+
+const KILL_SWITCHES = ['disableDrafts', 'disableSandbox', 'disablePullRequests', 'cancelRunning'] as const;

@@ -4,7 +4,8 @@ import type { Logger } from '../../core/logger';
 import { builtinPolicyDocument } from '../../core/policy/defaults';
 import { blockDecision, evaluate, isDraftAction, type ChangeFacts, type PolicyAction } from '../../core/policy/evaluate';
 import { mergePolicies, type EffectivePolicy, type PolicyLayer } from '../../core/policy/merge';
-import { parseOverlayObject, type ResolvedPolicy } from '../../core/policy/schema';
+import { parseOverlayObject, type PolicyDocument, type ResolvedPolicy } from '../../core/policy/schema';
+import { fileSystemIgnoresCase } from './checkoutCase';
 import { PolicyFetcher, type FetchLimits } from './policyFetcher';
 import { readRepositoryPolicy, type RepositoryPolicyResult } from './repositoryPolicy';
 import { LaneError } from '../../core/errors';
@@ -94,6 +95,8 @@ export class PolicyService implements Disposable {
   private baseEffective!: EffectivePolicy;
   private readonly repositoryPolicies = new Map<string, Promise<RepositoryPolicyResult>>();
   private readonly effectiveByRepository = new Map<string, EffectivePolicy>();
+  /** Whether each checkout's file system ignores case, probed once per repository root. */
+  private readonly caseByRoot = new Map<string, Promise<boolean>>();
   private lastKillSwitch: KillSwitch = { disableDrafts: false, disableSandbox: false, disablePullRequests: false, cancelRunning: false };
   private timer: NodeJS.Timeout | undefined;
   private inflight: Promise<PolicyState> | undefined;
@@ -169,7 +172,7 @@ export class PolicyService implements Disposable {
     }
     this.apply(
       { kind: 'failClosed', reason: 'The policy endpoint changed; only drafts are allowed until the new policy is fetched.' },
-      builtinLayer(),
+      this.failClosedLayer(),
     );
     return this.refresh();
   }
@@ -231,6 +234,9 @@ export class PolicyService implements Disposable {
       );
     }
     const result = await this.effectiveFor(repository);
+    // On a file system that ignores case, .GitHub/Workflows/x.yml is the folder .github/workflows/** names.
+    if (repository && facts.caseInsensitivePaths === undefined && (await this.ignoresCase(repository.repoRoot)))
+      facts = { ...facts, caseInsensitivePaths: true };
     if (!result.ok) {
       return blockDecision(
         action,
@@ -252,6 +258,16 @@ export class PolicyService implements Disposable {
     const decision = await this.decide(action, facts, repository);
     if (decision.effect !== 'allow') throw new PolicyDeniedError(decision);
     return decision;
+  }
+
+  private ignoresCase(root: string): Promise<boolean> {
+    let known = this.caseByRoot.get(root);
+    if (!known) {
+      known = fileSystemIgnoresCase(root).catch(() => false);
+      if (this.caseByRoot.size >= REPOSITORY_CACHE_SIZE) this.caseByRoot.clear();
+      this.caseByRoot.set(root, known);
+    }
+    return known;
   }
 
   dispose(): void {
@@ -296,7 +312,7 @@ export class PolicyService implements Disposable {
     if (generation !== this.generation || this.disposed) return this.current;
     if (outcome.kind === 'failClosed') {
       this.options.logger.warn(`Org policy unavailable, failing closed: ${outcome.reason}`);
-      this.apply({ kind: 'failClosed', reason: outcome.reason }, builtinLayer());
+      this.apply({ kind: 'failClosed', reason: outcome.reason }, this.failClosedLayer(outcome.killSwitch));
       return this.current;
     }
     const layer: PolicyLayer = { level: 'org', document: outcome.document, source: this.endpoint };
@@ -318,7 +334,22 @@ export class PolicyService implements Disposable {
     this.recompute();
     const next = state.kind === 'org' ? { ...state, policyHash: this.baseEffective.policyHash } : state;
     this.setState(this.withUserWarning(next));
-    if (next.kind !== 'failClosed') this.noteKillSwitch(this.baseEffective);
+    this.noteKillSwitch(this.baseEffective);
+  }
+
+  /**
+   * The built-in policy while failing closed, with every kill switch seen on
+   * (in use before, or in an expired cached copy) still on: an expired policy
+   * or an endpoint that is down never lifts one; only a valid policy does.
+   */
+  private failClosedLayer(cached?: PolicyDocument['killSwitch']): PolicyLayer {
+    const layer = builtinLayer();
+    const { message: _last, ...held } = this.lastKillSwitch;
+    for (const name of SWITCHES) if (cached?.[name]) held[name] = true;
+    if (!SWITCHES.some((name) => held[name])) return layer;
+    const message = this.lastKillSwitch.message ?? cached?.message;
+    const killSwitch = message === undefined ? held : { ...held, message };
+    return { ...layer, document: { ...layer.document, killSwitch }, source: `${layer.source}, with the last org kill switch` };
   }
 
   private recompute(): void {
@@ -404,7 +435,7 @@ export class PolicyService implements Disposable {
         kind: 'failClosed',
         reason: `The org policy ${this.current.policyRef} expired at ${expiresAt} and no newer one has been fetched; only drafts are allowed.`,
       },
-      builtinLayer(),
+      this.failClosedLayer(),
     );
     void this.refresh();
   }

@@ -25,6 +25,8 @@ export class EditorAuditSinks implements vscode.Disposable {
     this.sinks = new AuditSinks({
       getAuthorization: async () => (await secrets.get(SINK_AUTHORIZATION_SECRET)) || undefined,
       onInvalidEndpoint: (endpoint, error) => this.warnInvalid(endpoint, error),
+      onChainBroken: (name, message) =>
+        void vscode.window.showErrorMessage(`Agent Lanes stopped shipping the audit log of ${name}: ${message}`),
       logger,
     });
     this.configChanged = vscode.workspace.onDidChangeConfiguration((event) => {
