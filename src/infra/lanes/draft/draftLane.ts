@@ -398,7 +398,8 @@ export class DraftLane {
     requested: AgentIsolationBackend | undefined,
   ): Promise<BackendAvailability> {
     if (this.availabilityCache && Date.now() - this.availabilityCache.at < 60_000) return this.availabilityCache.value;
-    const wanted = requested ? [requested] : allowed;
+    // Every backend either could ask for: the cache must answer a later agent that asks for another one.
+    const wanted = [...new Set([...allowed, ...(requested ? [requested] : [])])];
     const value: BackendAvailability = {};
     if (wanted.includes('process')) {
       const probe = await probeProcessBackend();
