@@ -216,33 +216,3 @@ describe('agent isolation: the canary and runs outside this window', function ()
     assert.doesNotMatch(readFileSync(join(ctx.storage.changeDir(change.id), 'agent.log'), 'utf8'), new RegExp(secret));
   });
 });
-
-describe('agent isolation: backends known per lane', function () {
-  this.timeout(120_000);
-
-  it('an agent asking for the container does not hide the process backend from the next agent', async function () {
-    if (
-      execFileSync('sh', ['-c', 'podman image exists localhost/agent-lanes-sandbox:test && echo yes || true'], {
-        encoding: 'utf8',
-      }).trim() !== 'yes'
-    )
-      this.skip();
-    const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-backends-')));
-    const repo = createSampleRepository(join(base, 'app'));
-    const ctx = await createLaneContext(base, repo);
-    const lane = new DraftLane(ctx, { boundarySettings: () => ({ engine: 'podman', defaultImage: 'localhost/agent-lanes-sandbox:test' }) });
-    const inContainer = {
-      id: 'boxed',
-      label: 'Boxed',
-      isolation: 'container' as const,
-      command: ['node', '-e', "require('fs').writeFileSync('a.txt', 'a')"],
-    };
-    const first = await lane.start({ task: 'In a container', agent: { kind: 'cli', config: inContainer }, actor: user, createdBy: 'dev' });
-    assert.equal((await lane.runAgent(first.change.id, inContainer, user)).run?.isolation?.backend, 'container');
-    const plain = { id: 'plain', label: 'Plain', command: [process.execPath, '-e', "require('fs').writeFileSync('b.txt', 'b')"] };
-    const second = await lane.start({ task: 'Default', agent: { kind: 'cli', config: plain }, actor: user, createdBy: 'dev' });
-    const outcome = await lane.runAgent(second.change.id, plain, user);
-    assert.equal(outcome.outcome, 'committed', outcome.message);
-    assert.equal(outcome.run?.isolation?.backend, 'process');
-  });
-});

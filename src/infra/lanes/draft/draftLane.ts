@@ -398,8 +398,7 @@ export class DraftLane {
     requested: AgentIsolationBackend | undefined,
   ): Promise<BackendAvailability> {
     if (this.availabilityCache && Date.now() - this.availabilityCache.at < 60_000) return this.availabilityCache.value;
-    // Every backend either could ask for: the cache must answer a later agent that asks for another one.
-    const wanted = [...new Set([...allowed, ...(requested ? [requested] : [])])];
+    const wanted = requested ? [requested] : allowed;
     const value: BackendAvailability = {};
     if (wanted.includes('process')) {
       const probe = await probeProcessBackend();
