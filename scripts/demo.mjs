@@ -30,7 +30,10 @@ mkdirSync(demoDir, { recursive: true });
 mkdirSync(shots, { recursive: true });
 const repo = createSampleRepository(join(demoDir, 'sample-app'));
 mkdirSync(join(repo, '.lanes'), { recursive: true });
-writeFileSync(join(repo, '.lanes', 'lanes.yaml'), 'tasks:\n  - id: test\n    command: node --test test/\n    timeoutSeconds: 120\n');
+writeFileSync(
+  join(repo, '.lanes', 'lanes.yaml'),
+  'tasks:\n  - id: test\n    command: node --test test/\n    test: true\n    timeoutSeconds: 120\n',
+);
 git(repo, 'add', '-A');
 git(repo, 'commit', '-q', '-m', 'Declare the sandbox tasks');
 
@@ -136,6 +139,11 @@ await frame.locator('.isolation.verified', { hasText: 'isolation verified' }).wa
 await frame.locator('#ev-isolation').scrollIntoViewIfNeeded();
 await page.waitForTimeout(1000);
 await page.screenshot({ path: join(shots, 'demo-review-isolation.png') });
+// "Fails without the change": the agent's new test ran against the base commit's other files, and failed there.
+await frame.locator('#ev-failsWithoutChange', { hasText: 'test/greeting.test.js — fails on the base' }).waitFor({ timeout: 30_000 });
+await frame.locator('#ev-failsWithoutChange').scrollIntoViewIfNeeded();
+await page.waitForTimeout(500);
+await page.screenshot({ path: join(shots, 'demo-review-fails-without-change.png') });
 await frame.locator('.verdict.ready').scrollIntoViewIfNeeded();
 await page.screenshot({ path: join(shots, 'demo-review.png') });
 await frame.locator('vscode-button#approve').click();

@@ -84,6 +84,8 @@ const TaskEvidenceSchema = z.object({
   redaction: RedactionSummarySchema,
   /** On the base commit: true = fails there (good), false = passes there too, null = not run. */
   failsOnBase: z.boolean().nullable().default(null),
+  /** On the base commit, per test file of the change, where the runner's output names files. */
+  baseFiles: z.array(z.object({ path: z.string(), failsOnBase: z.boolean() })).optional(),
   startedAt: z.string(),
   /** Why the task timed out, was cancelled or could not run, in words for the user. */
   message: z.string().optional(),
@@ -132,6 +134,16 @@ export const EVIDENCE_FIELDS = [
 ] as const;
 export type EvidenceField = (typeof EVIDENCE_FIELDS)[number];
 
+const BaseRunEvidenceSchema = z.object({
+  /** The commit whose files the change's tests ran against. */
+  baseSha: z.string(),
+  /** The change's test files put over the base commit (added or edited by the change). */
+  testFiles: z.array(z.string()),
+  /** Test files the change deletes or renames away, removed from the base for the run. */
+  removedTestFiles: z.array(z.string()).default([]),
+});
+export type BaseRunEvidence = z.infer<typeof BaseRunEvidenceSchema>;
+
 export const EvidenceSchema = z.object({
   schemaVersion: z.literal(1),
   changeId: z.string(),
@@ -152,6 +164,8 @@ export const EvidenceSchema = z.object({
   agentReportError: z.string().optional(),
   preparation: PreparationEvidenceSchema.optional(),
   tasks: z.array(TaskEvidenceSchema).default([]),
+  /** The "fails without the change" run: the change's test files, on the base commit's other files. */
+  baseRun: BaseRunEvidenceSchema.optional(),
   decisions: z.array(DecisionRecordSchema).default([]),
   checkout: z.object({ untouched: z.boolean(), detail: z.string().optional() }).optional(),
   /** The boundary the CLI agent ran in (absent for an agent in VS Code's chat). */

@@ -148,6 +148,21 @@ describe('pull request body', () => {
     assert.doesNotMatch(summaryOf(sampleEvidence()), /Agent boundary/, 'evidence from before agent boundaries: no line');
   });
 
+  it('says which test files ran against which base for "fails without the change"', () => {
+    const evidence = {
+      ...sampleEvidence(),
+      baseRun: { baseSha: 'b'.repeat(40), testFiles: ['test/a.test.js', 'test/`b`.test.js'], removedTestFiles: [] },
+    };
+    const { body } = buildPullRequestBody(sampleInput(evidence));
+    assert.ok(
+      body.includes(
+        `"Fails without the change": the change's 2 test files (\`test/a.test.js\`, \`\`test/\`b\`.test.js\`\`) ran against the base commit \`bbbbbbbbbbbb\`.`,
+      ),
+      body,
+    );
+    assert.ok(!buildPullRequestBody(sampleInput(sampleEvidence())).body.includes('"Fails without the change"'));
+  });
+
   it('puts the full evidence in a collapsed section', () => {
     const evidence = sampleEvidence();
     const { body, truncated } = buildPullRequestBody(sampleInput(evidence));

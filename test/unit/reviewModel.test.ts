@@ -174,7 +174,10 @@ describe('review model', () => {
       'f'.repeat(64),
     );
     assert.equal(view.fields.filesTouched.state === 'present' && view.fields.filesTouched.value.matchesReviewedDiff, false);
-    assert.deepEqual(view.fields.failsWithoutChange, { state: 'present', value: { failOnBase: 1, passOnBase: 1, notRun: 1 } });
+    assert.deepEqual(view.fields.failsWithoutChange, {
+      state: 'present',
+      value: { failOnBase: 1, passOnBase: 1, notRun: 1, testFiles: [], removedTestFiles: [], files: [] },
+    });
   });
 
   it('says what to do when the evidence is missing or invalid', () => {

@@ -360,6 +360,8 @@ describe('sandbox container (real podman)', function () {
       changeId,
       repoRoot: repo,
       baseSha: base,
+      headSha: base,
+      overlay: { checkout: [], remove: [] },
       changeWorktreePath: path,
       source: { prepare: [] },
       tasks: tests,

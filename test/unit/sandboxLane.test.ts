@@ -143,12 +143,16 @@ describe('Sandbox lane service (real podman, real git)', function () {
     assert.equal(byId.get('unit')?.networkMode, 'none');
     assert.equal(byId.get('unit')?.image, IMAGE);
     assert.equal(byId.get('unit')?.counts?.format, 'node');
-    // The new test fails on the base (the file is not there); `node --test test/` passes there too.
+    // The change's new test runs against the base commit's other files, and fails there:
+    // `node --test test/` included (it would pass on the bare base, which has no such test).
     assert.equal(byId.get('greeting')?.failsOnBase, true);
-    assert.equal(byId.get('unit')?.failsOnBase, false);
+    assert.equal(byId.get('unit')?.failsOnBase, true);
+    assert.deepEqual(byId.get('unit')?.baseFiles, [{ path: 'test/greeting.test.js', failsOnBase: true }], 'reported per test file');
+    assert.equal(byId.get('greeting')?.baseFiles, undefined, 'a plain node script names no file');
+    assert.deepEqual(evidence!.baseRun, { baseSha: change.baseSha, testFiles: ['test/greeting.test.js'], removedTestFiles: [] });
     assert.deepEqual(
-      evidence!.flags.filter((flag) => flag.kind === 'testsDoNotExercise').map((flag) => flag.detail),
-      ['The test task "unit" passes on the base commit too: the change\'s tests do not fail without the change.'],
+      evidence!.flags.filter((flag) => flag.kind === 'testsDoNotExercise'),
+      [],
     );
     assert.equal(evidence!.preparation?.networkMode, 'none');
     assert.equal(readFileSync(byId.get('greeting')!.logFile!, 'utf8').includes('greeting test passed'), true);
@@ -177,6 +181,32 @@ describe('Sandbox lane service (real podman, real git)', function () {
     assert.equal((await verifyAuditFile(f.ctx.storage.auditFile)).ok, true);
     assert.equal(describeSandboxVerdict(stored.sandbox), 'tasks passed');
     assert.equal(containersOf(change.id).length, 1, 'one container for the change; the base container is gone');
+  });
+
+  it('flags a change whose new test passes without it, naming the test file', async () => {
+    const f = await fixture({ lanesYaml: 'tasks:\n  - id: unit\n    command: node --test test/\n    test: true\n' });
+    const change = await drafted(
+      f,
+      [
+        'Add a helper and a test that does not use it',
+        '@write src/helper.js module.exports = () => 42;\\n',
+        "@write test/trivial.test.js require('node:assert').ok(true);\\n",
+      ].join('\n'),
+    );
+    const outcome = await f.sandbox.run(change.id, user);
+    assert.equal(outcome.verdict, 'passed', outcome.message);
+    const read = await f.ctx.evidence.read(change.id);
+    const evidence = read.kind === 'ok' ? read.evidence : undefined;
+    const unit = evidence!.tasks.find((task) => task.id === 'unit')!;
+    assert.equal(unit.failsOnBase, false);
+    assert.deepEqual(unit.baseFiles, [{ path: 'test/trivial.test.js', failsOnBase: false }]);
+    assert.deepEqual(evidence!.baseRun?.testFiles, ['test/trivial.test.js']);
+    assert.deepEqual(
+      evidence!.flags.filter((flag) => flag.kind === 'testsDoNotExercise').map((flag) => flag.detail),
+      [
+        'The test task "unit" passes on the base commit too, with the change\'s test files (test/trivial.test.js): the change\'s tests do not fail without the change.',
+      ],
+    );
   });
 
   it('a failing required task keeps the change in Sandbox with the reason; an optional failure is shown, not blocking', async () => {

@@ -1,6 +1,18 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FileChange, TaskEvidence } from '../../src/core/evidence';
-import { applyBaseResults, changeTouchesTests, failsOnBaseFrom, isTestFile, testsDoNotExerciseFlags } from '../../src/core/sandbox/baseRun';
+import {
+  applyBaseResults,
+  baseOverlay,
+  changeTouchesTests,
+  failsOnBaseFrom,
+  isTestFile,
+  testFileResults,
+  testsDoNotExerciseFlags,
+} from '../../src/core/sandbox/baseRun';
 import { LanesConfigError, mergeTasks, parseLanesConfig } from '../../src/core/sandbox/lanesConfig';
 import { preparationReach, sandboxPolicyFrom } from '../../src/core/sandbox/sandboxPolicy';
 import { CappedLog, LineRedactor } from '../../src/core/sandbox/taskLog';
@@ -163,6 +175,99 @@ describe('sandbox base-commit run', () => {
       ['testsDoNotExercise'],
     );
     assert.match(flags[0]!.detail, /"e2e" passes on the base commit too/);
+  });
+
+  it("puts the change's test files over the base: added, edited, renamed in; deleted and renamed away out", () => {
+    const file = (path: string, status: FileChange['status'], oldPath?: string): FileChange => ({
+      path,
+      status,
+      additions: 1,
+      deletions: 0,
+      binary: false,
+      ...(oldPath ? { oldPath } : {}),
+    });
+    assert.deepEqual(
+      baseOverlay([
+        file('src/greeting.js', 'added'),
+        file('test/greeting.test.js', 'added'),
+        file('test/old.test.js', 'modified'),
+        file('test/gone.test.js', 'deleted'),
+        file('test/new-name.test.js', 'renamed', 'test/old-name.test.js'),
+        file('test/helpers/copy.js', 'copied', 'test/helpers/orig.js'),
+        file('src/moved-out.js', 'renamed', 'test/was-a-test.js'),
+        { ...file('test/vendor', 'added'), gitlink: true },
+      ]),
+      {
+        checkout: ['test/greeting.test.js', 'test/helpers/copy.js', 'test/new-name.test.js', 'test/old.test.js'],
+        remove: ['test/gone.test.js', 'test/old-name.test.js', 'test/was-a-test.js'],
+      },
+    );
+  });
+
+  it("reads per test file results from node's test runner (real output, TAP)", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lanes-node-test-'));
+    try {
+      mkdirSync(join(dir, 'test'));
+      mkdirSync(join(dir, 'src'));
+      writeFileSync(join(dir, 'test', 'greeting.test.js'), "require('../src/greeting');\n");
+      writeFileSync(join(dir, 'test', 'plain.test.js'), "console.log('fine');\n");
+      writeFileSync(
+        join(dir, 'test', 'cases.test.js'),
+        "const test = require('node:test');\ntest('adds', () => {});\ntest('breaks', () => { throw new Error('no'); });\n",
+      );
+      writeFileSync(join(dir, 'test', 'skipped.test.js'), "require('node:test')('later', { skip: true }, () => {});\n");
+      const run = spawnSync(process.execPath, ['--test', 'test/'], { cwd: dir, encoding: 'utf8' });
+      const output = run.stdout + run.stderr;
+      assert.deepEqual(
+        testFileResults(output, [
+          'test/cases.test.js',
+          'test/greeting.test.js',
+          'test/plain.test.js',
+          'test/skipped.test.js',
+          'test/absent.test.js',
+        ]),
+        [
+          { path: 'test/cases.test.js', failsOnBase: true },
+          { path: 'test/greeting.test.js', failsOnBase: true },
+          { path: 'test/plain.test.js', failsOnBase: false },
+        ],
+        output,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads per test file results from jest, vitest and pytest, matching paths by their end', () => {
+    const jest = 'PASS src/a.test.ts\nFAIL /workspaces/app/src/b.test.ts\n  ● b › works\nTests: 1 failed, 3 passed, 4 total\n';
+    assert.deepEqual(testFileResults(jest, ['src/a.test.ts', 'src/b.test.ts', 'x/src/b.test.ts']), [
+      { path: 'src/a.test.ts', failsOnBase: false },
+      { path: 'src/b.test.ts', failsOnBase: true },
+    ]);
+    const vitest = ' ✓ test/one.test.ts (2 tests) 3ms\n ❯ test/two.test.ts (3 tests | 1 failed) 9ms\n   × adds\n';
+    assert.deepEqual(testFileResults(vitest, ['test/one.test.ts', 'test/two.test.ts']), [
+      { path: 'test/one.test.ts', failsOnBase: false },
+      { path: 'test/two.test.ts', failsOnBase: true },
+    ]);
+    const pytest =
+      'tests/test_a.py ..                                    [ 50%]\ntests/test_b.py .F                                    [100%]\n' +
+      '=========================== short test summary info ============================\nFAILED tests/test_c.py::test_x - assert 1 == 2\n';
+    assert.deepEqual(testFileResults(pytest, ['tests/test_a.py', 'tests/test_b.py', 'tests/test_c.py']), [
+      { path: 'tests/test_a.py', failsOnBase: false },
+      { path: 'tests/test_b.py', failsOnBase: true },
+      { path: 'tests/test_c.py', failsOnBase: true },
+    ]);
+    assert.deepEqual(testFileResults('  12 passing (4ms)\n', ['test/a.test.js']), [], "mocha's summary names no file");
+  });
+
+  it('names the test files that pass on the base in the flag', () => {
+    const [task] = applyBaseResults(
+      [taskEvidence('unit', 'passed')],
+      new Map([['unit', false]]),
+      new Map([['unit', [{ path: 'test/a.test.js', failsOnBase: false }]]]),
+    );
+    assert.deepEqual(task!.baseFiles, [{ path: 'test/a.test.js', failsOnBase: false }]);
+    assert.match(testsDoNotExerciseFlags([task!])[0]!.detail, /with the change's test files \(test\/a\.test\.js\)/);
   });
 
   it("maps the effective policy's sandbox section", () => {

@@ -150,6 +150,8 @@ describe('sandbox process isolation (bubblewrap)', function () {
       changeId: 'c0ffee00',
       repoRoot: repo,
       baseSha: base,
+      headSha: base,
+      overlay: { checkout: [], remove: [] },
       changeWorktreePath: worktree,
       source: { prepare: [] },
       tasks: [task('feature', 'sh check.sh', { test: true })],
@@ -158,6 +160,66 @@ describe('sandbox process isolation (bubblewrap)', function () {
     });
     assert.deepEqual([...result.failsOnBase], [['feature', true]]);
     assert.doesNotMatch(sh(repo, 'git', ['worktree', 'list']), /base-worktrees/);
+  });
+
+  it("runs the change's own test files against the base commit's other files", async () => {
+    // Base: one passing test script, one the change deletes, one it renames. The change adds
+    // a feature and a test for it (with a name that reads like an option and a glob), edits
+    // a test, and its new test fails without the feature.
+    const repo2 = join(root, 'repo2');
+    const wt = join(root, 'worktrees', 'base0ver');
+    mkdirSync(join(repo2, 'tests'), { recursive: true });
+    sh(repo2, 'git', ['init', '-q', '-b', 'main']);
+    writeFileSync(join(repo2, 'tests', 'readme.sh'), 'echo "ok 1 - readme"\n');
+    writeFileSync(join(repo2, 'tests', 'old.sh'), 'echo "ok 1 - old"\n');
+    writeFileSync(join(repo2, 'tests', 'moved.sh'), 'echo "ok 1 - moved"\n');
+    writeFileSync(join(repo2, 'run-tests.sh'), 'ls tests; rc=0; for f in tests/*.sh; do sh "$f" || rc=1; done; exit $rc\n');
+    const commit = (cwd: string, message: string) => {
+      sh(cwd, 'git', ['add', '-A']);
+      sh(cwd, 'git', ['-c', 'user.name=t', '-c', 'user.email=t@example.invalid', 'commit', '-q', '-m', message]);
+      return sh(cwd, 'git', ['rev-parse', 'HEAD']).trim();
+    };
+    const base = commit(repo2, 'base');
+    sh(repo2, 'git', ['worktree', 'add', '-q', '-b', 'lanes/base0ver', wt]);
+    writeFileSync(join(wt, 'feature.txt'), 'the feature\n');
+    writeFileSync(join(wt, 'tests', '-x*.sh'), 'test -f feature.txt || { echo "not ok 1 - feature missing"; exit 1; }\n');
+    writeFileSync(join(wt, 'tests', 'readme.sh'), 'echo "ok 1 - readme, edited"\n');
+    rmSync(join(wt, 'tests', 'old.sh'));
+    sh(wt, 'git', ['mv', 'tests/moved.sh', 'tests/renamed.sh']);
+    const head = commit(wt, 'the change');
+
+    const tests = [task('scripts', 'sh run-tests.sh', { test: true })];
+    const onChange = await runTaskSequence(
+      await sandbox.prepare({ changeId: 'base0ver', worktreePath: wt, source: { prepare: [] }, policy, logDir }),
+      tests,
+      { logDir },
+    );
+    assert.equal(onChange[0]!.outcome, 'passed');
+    const result = await sandbox.runOnBase({
+      changeId: 'base0ver',
+      repoRoot: repo2,
+      baseSha: base,
+      headSha: head,
+      overlay: { checkout: ['tests/-x*.sh', 'tests/readme.sh', 'tests/renamed.sh'], remove: ['tests/moved.sh', 'tests/old.sh'] },
+      changeWorktreePath: wt,
+      source: { prepare: [] },
+      tasks: tests,
+      policy,
+      logDir,
+    });
+    // Without the overlay the base has only passing tests and the task passes there too.
+    assert.deepEqual([...result.failsOnBase], [['scripts', true]]);
+    const log = readFileSync(result.tasks[0]!.logFile!, 'utf8');
+    assert.match(log, /not ok 1 - feature missing/);
+    assert.match(log, /ok 1 - readme, edited/, "the change's edit of a test runs");
+    assert.deepEqual(
+      log.split('\n').filter((line) => line.endsWith('.sh')),
+      ['-x*.sh', 'readme.sh', 'renamed.sh'],
+      'the deleted and renamed-away tests are gone; the new ones are there',
+    );
+    assert.equal(sh(repo2, 'git', ['rev-parse', 'HEAD']).trim(), base, "the user's checkout is not moved");
+    assert.equal(sh(repo2, 'git', ['status', '--porcelain']), '', "the user's checkout is not written");
+    assert.doesNotMatch(sh(repo2, 'git', ['worktree', 'list']), /base-worktrees/);
   });
 
   it('refuses to run when policy does not allow the process sandbox', async () => {

@@ -26,6 +26,54 @@ function missing(field: { state: 'missing'; required: boolean }): HTMLElement {
     : h('p', { class: 'missing' }, 'Not recorded');
 }
 
+type FailsWithoutChange = Extract<EvidenceView['fields']['failsWithoutChange'], { state: 'present' }>['value'];
+
+/** Which of the change's tests ran against which base, and per test file where the runner said. */
+function failsWithoutChangeView(value: FailsWithoutChange): Child[] {
+  const out: Child[] = [
+    h('p', {
+      text: `${plural(value.failOnBase, 'task')} fail on the base commit (so they exercise the change); ${value.passOnBase} pass there too; ${value.notRun} not run on the base.`,
+    }),
+  ];
+  if (value.baseSha && value.testFiles.length) {
+    out.push(
+      h(
+        'p',
+        null,
+        `Ran with the change's ${plural(value.testFiles.length, 'test file')} on base `,
+        h('code', { text: shortSha(value.baseSha) }),
+        value.removedTestFiles.length ? ` (${plural(value.removedTestFiles.length, 'test file')} it removes left out):` : ':',
+      ),
+    );
+    const byPath = new Map<string, boolean[]>();
+    for (const file of value.files) byPath.set(file.path, [...(byPath.get(file.path) ?? []), file.failsOnBase]);
+    out.push(
+      h(
+        'ul',
+        { class: 'base-files' },
+        ...value.testFiles.slice(0, 50).map((path) => {
+          const results = byPath.get(path);
+          const verdict =
+            results === undefined
+              ? ' — not named by the runner'
+              : results.every(Boolean)
+                ? ' — fails on the base'
+                : ' — passes on the base too';
+          return h(
+            'li',
+            null,
+            results === undefined ? null : icon(results.every(Boolean) ? 'pass' : 'warning'),
+            h('code', { text: path }),
+            verdict,
+          );
+        }),
+        value.testFiles.length > 50 ? h('li', { text: `and ${value.testFiles.length - 50} more` }) : null,
+      ),
+    );
+  }
+  return out;
+}
+
 function list(items: readonly string[]): HTMLElement {
   return h('ul', { class: 'prose-list' }, ...items.map((item) => h('li', { text: item })));
 }
@@ -275,11 +323,7 @@ function body(
     case 'tests':
       return show(fields.tests, (tasks) => tasksTable(tasks));
     case 'failsWithoutChange':
-      return show(fields.failsWithoutChange, (value) =>
-        h('p', {
-          text: `${plural(value.failOnBase, 'task')} fail on the base commit (so they exercise the change); ${value.passOnBase} pass there too; ${value.notRun} not run on the base.`,
-        }),
-      );
+      return show(fields.failsWithoutChange, (value) => failsWithoutChangeView(value));
     case 'assumptions':
       return show(fields.assumptions, list);
     case 'confidenceLimits':

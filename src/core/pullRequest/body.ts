@@ -189,6 +189,18 @@ function renderSummary(input: PullRequestBodyInput, evidence: Evidence, title: s
         `| ${codeSpan(task.command).replace(/\|/g, '\\|')}${task.required ? ' (required)' : ''} | ${escapeInline(taskOutcome(task))} | ${failsOnBase(task.failsOnBase)} | ${where.replace(/\|/g, '\\|')} | ${(task.durationMs / 1000).toFixed(1)} s |`,
       );
     }
+    if (evidence.baseRun?.testFiles.length) {
+      const files = evidence.baseRun.testFiles;
+      lines.push(
+        '',
+        `"Fails without the change": the change's ${files.length === 1 ? 'test file' : `${files.length} test files`} (${files
+          .slice(0, 10)
+          .map(codeSpan)
+          .join(
+            ', ',
+          )}${files.length > 10 ? `, and ${files.length - 10} more` : ''}) ran against the base commit ${codeSpan(evidence.baseRun.baseSha.slice(0, 12))}.`,
+      );
+    }
   } else {
     lines.push('No tasks were run.');
   }

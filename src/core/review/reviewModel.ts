@@ -161,6 +161,10 @@ export function buildEvidenceView(
           failOnBase: checkedOnBase.filter((task) => task.failsOnBase === true).length,
           passOnBase: checkedOnBase.filter((task) => task.failsOnBase === false).length,
           notRun: tasks.length - checkedOnBase.length,
+          ...(evidence?.baseRun ? { baseSha: evidence.baseRun.baseSha } : {}),
+          testFiles: evidence?.baseRun?.testFiles ?? [],
+          removedTestFiles: evidence?.baseRun?.removedTestFiles ?? [],
+          files: checkedOnBase.flatMap((task) => (task.baseFiles ?? []).map((file) => ({ task: task.id, ...file }))),
         })
       : missing('failsWithoutChange'),
     assumptions: report?.assumptions?.length ? present(report.assumptions) : missing('assumptions'),

@@ -167,7 +167,19 @@ const EvidenceViewSchema = z.object({
       }),
     ),
     tests: field(z.array(TaskViewSchema)),
-    failsWithoutChange: field(z.object({ failOnBase: z.number(), passOnBase: z.number(), notRun: z.number() })),
+    failsWithoutChange: field(
+      z.object({
+        failOnBase: z.number(),
+        passOnBase: z.number(),
+        notRun: z.number(),
+        /** The commit the change's test files ran against, and those files. */
+        baseSha: z.optional(z.string()),
+        testFiles: z.array(z.string()),
+        removedTestFiles: z.array(z.string()),
+        /** Per test file, where the runner named files: fails on the base (good) or passes there too. */
+        files: z.array(z.object({ task: z.string(), path: z.string(), failsOnBase: z.boolean() })),
+      }),
+    ),
     assumptions: field(z.array(z.string())),
     confidenceLimits: field(z.array(z.string())),
     prompt: field(z.object({ ref: z.string(), redacted: z.string(), redactions: z.number() })),

@@ -1,6 +1,6 @@
 import { LaneError } from '../../core/errors';
 import type { PreparationEvidence, TaskEvidence } from '../../core/evidence';
-import { failsOnBaseFrom } from '../../core/sandbox/baseRun';
+import { type BaseOverlay, failsOnBaseFrom, type TestFileResult } from '../../core/sandbox/baseRun';
 import type { ResolvedTask } from '../../core/sandbox/lanesConfig';
 import type { SandboxRole } from '../../core/sandbox/sandboxConfig';
 import type { SandboxPolicy } from '../../core/sandbox/sandboxPolicy';
@@ -70,6 +70,10 @@ export interface BaseRunRequest extends Omit<TaskRunOptions, 'onOutput'> {
   /** The repository (any of its worktrees) the base worktree is added to. */
   repoRoot: string;
   baseSha: string;
+  /** The change's head commit: its test files are put over the base commit's other files. */
+  headSha: string;
+  /** Which test files come from the head and which are removed (see baseOverlay). */
+  overlay: BaseOverlay;
   /** The change's worktree, so the base worktree gets the same folder name (and so the same path in the sandbox). */
   changeWorktreePath: string;
   source: SandboxSource;
@@ -82,14 +86,21 @@ export interface BaseRunRequest extends Omit<TaskRunOptions, 'onOutput'> {
 export interface BaseRunResult {
   /** Per task id: true = fails on the base (good), false = passes there too, null = could not tell. */
   failsOnBase: Map<string, boolean | null>;
+  /** Per task id: the change's test files that the runner's output names, failed or passed on the base. */
+  files: Map<string, TestFileResult[]>;
   /** The base run's own evidence (logs named base-<task>). */
   tasks: TaskEvidence[];
   preparation?: PreparationEvidence;
 }
 
-export function baseRunResult(preparation: PreparationEvidence | undefined, tasks: TaskEvidence[]): BaseRunResult {
+export function baseRunResult(
+  preparation: PreparationEvidence | undefined,
+  tasks: TaskEvidence[],
+  files: Map<string, TestFileResult[]> = new Map(),
+): BaseRunResult {
   return {
     failsOnBase: new Map(tasks.map((task) => [task.id, failsOnBaseFrom(task.outcome)] as const)),
+    files,
     tasks,
     ...(preparation ? { preparation } : {}),
   };

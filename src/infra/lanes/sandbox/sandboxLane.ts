@@ -2,11 +2,11 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Actor, type Change, type ChangeStatus, LANE_LABELS, type SandboxSummary } from '../../../core/change';
 import type { Disposable } from '../../../core/events';
-import type { Evidence, PreparationEvidence, TaskEvidence } from '../../../core/evidence';
+import type { BaseRunEvidence, Evidence, PreparationEvidence, TaskEvidence } from '../../../core/evidence';
 import { transition } from '../../../core/lanes';
 import type { PolicyAction } from '../../../core/policy/evaluate';
 import { compileSecretPatterns, type SecretPattern } from '../../../core/redaction';
-import { applyBaseResults, changeTouchesTests, testsDoNotExerciseFlags } from '../../../core/sandbox/baseRun';
+import { applyBaseResults, baseOverlay, changeTouchesTests, testsDoNotExerciseFlags } from '../../../core/sandbox/baseRun';
 import { checkDevcontainer, describeRefusals } from '../../../core/sandbox/devcontainerCheck';
 import { LanesConfigError, mergeTasks, type ResolvedTask } from '../../../core/sandbox/lanesConfig';
 import { type SandboxPolicy, sandboxPolicyFrom } from '../../../core/sandbox/sandboxPolicy';
@@ -507,19 +507,31 @@ export class SandboxLane implements Disposable {
 
     // "Tests fail without the change": the test tasks that passed run again on the base commit.
     let tasks = results;
+    let baseRun: BaseRunEvidence | undefined;
     const baseNotes: string[] = [];
     const testTasks = run.tasks.filter((task) => task.test && task.required && results.find((r) => r.id === task.id)?.outcome === 'passed');
-    if (!setupError && !blockedBy && !signal.aborted && testTasks.length > 0 && changeTouchesTests(run.evidence.diff?.files ?? [])) {
+    const headSha = change.headSha;
+    if (
+      !setupError &&
+      !blockedBy &&
+      !signal.aborted &&
+      headSha &&
+      testTasks.length > 0 &&
+      changeTouchesTests(run.evidence.diff?.files ?? [])
+    ) {
       const blocked = await this.allowed('runTask', ctx.store.get(changeId) ?? change, actor, isolation);
       if (blocked) {
         baseNotes.push(`The test tasks were not run on the base commit: ${blocked}`);
       } else {
         hooks.onProgress?.({ kind: 'baseRun', tasks: testTasks.map((task) => task.id) });
+        const overlay = baseOverlay(run.evidence.diff?.files ?? []);
         try {
           const base = await sandbox.runOnBase({
             changeId,
             repoRoot: ctx.repoRoot,
             baseSha: change.baseSha,
+            headSha,
+            overlay,
             changeWorktreePath: change.worktreePath,
             source: run.source,
             tasks: testTasks,
@@ -530,7 +542,8 @@ export class SandboxLane implements Disposable {
             onTaskOutput: (id, text) => hooks.onTaskOutput?.(`base:${id}`, text),
           });
           for (const task of base.tasks) await auditTask(task, true);
-          tasks = applyBaseResults(results, base.failsOnBase);
+          tasks = applyBaseResults(results, base.failsOnBase, base.files);
+          baseRun = { baseSha: change.baseSha, testFiles: overlay.checkout, removedTestFiles: overlay.remove };
         } catch (error) {
           if (!(error instanceof SandboxError)) throw error;
           ctx.logger.warn(`Change ${changeId}: the base-commit run failed: ${error.message}`);
@@ -557,10 +570,11 @@ export class SandboxLane implements Disposable {
       changeId,
       () => run.evidence,
       (current) => {
-        const { preparation: _previous, ...rest } = current;
+        const { preparation: _previous, baseRun: _previousBaseRun, ...rest } = current;
         return {
           ...rest,
           ...(recordedPreparation ? { preparation: recordedPreparation } : {}),
+          ...(baseRun ? { baseRun } : {}),
           tasks,
           flags: [...current.flags.filter((flag) => flag.kind !== 'testsDoNotExercise'), ...testsDoNotExerciseFlags(tasks)],
         };
@@ -574,7 +588,6 @@ export class SandboxLane implements Disposable {
       ...(blockedBy ? { blockedBy } : {}),
       cancelled: signal.aborted,
     });
-    const headSha = change.headSha;
     let updated = await ctx.store.update(changeId, (c) => ({
       ...c,
       sandbox: {
