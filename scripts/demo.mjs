@@ -118,8 +118,25 @@ const draft = async (task, agentLabel = 'Demo agent (scripted)') => {
   await answerInput(page, '');
   await pickItem(page, agentLabel);
 };
+/**
+ * Promote waits for the draft's agent: until its run has ended (committed) the
+ * change is not promotable and the picker does not list it, so ask again.
+ */
 const promote = async (title) => {
-  await runCommand(page, 'Lanes: Promote');
+  for (let attempt = 1; ; attempt++) {
+    await runCommand(page, 'Lanes: Promote');
+    const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
+    if (
+      await row.waitFor({ timeout: 5_000 }).then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
+    if (attempt === 30) throw new Error(`"${title}" never became promotable`);
+    await page.keyboard.press('Escape');
+    await page.waitForTimeout(2_000);
+  }
   await pickItem(page, title);
 };
 
@@ -159,12 +176,10 @@ await treeRow(page, '#1', 120_000);
 step('A second change waits in Review; a third is blocked by the org policy (infra/** is off limits)');
 await draft('Add a dependency');
 await treeRow(page, 'Add a dependency');
-await page.waitForTimeout(2000);
 await promote('Add a dependency');
 await treeRow(page, /ready to approve|blocked:|awaiting review/, 180_000);
 await draft('Touch the infrastructure');
 await treeRow(page, 'Touch the infrastructure');
-await page.waitForTimeout(2000);
 await promote('Touch the infrastructure');
 await page.waitForTimeout(3000);
 await page.keyboard.press('Escape');

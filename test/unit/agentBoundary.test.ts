@@ -216,3 +216,30 @@ describe('agent isolation: the canary and runs outside this window', function ()
     assert.doesNotMatch(readFileSync(join(ctx.storage.changeDir(change.id), 'agent.log'), 'utf8'), new RegExp(secret));
   });
 });
+
+describe('agent isolation: backends known per lane', function () {
+  this.timeout(120_000);
+
+  it('an agent asking for the container does not hide the process backend from the next agent', async () => {
+    const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-backends-')));
+    const repo = createSampleRepository(join(base, 'app'));
+    const ctx = await createLaneContext(base, repo);
+    const lane = new DraftLane(ctx, { boundarySettings: () => ({ engine: 'podman', defaultImage: 'localhost/agent-lanes-sandbox:test' }) });
+    const inContainer = {
+      id: 'boxed',
+      label: 'Boxed',
+      isolation: 'container' as const,
+      command: ['node', '-e', "require('fs').writeFileSync('a.txt', 'a')"],
+    };
+    const first = await lane.start({ task: 'In a container', agent: { kind: 'cli', config: inContainer }, actor: user, createdBy: 'dev' });
+    const boxed = await lane.runAgent(first.change.id, inContainer, user);
+    assert.equal(boxed.outcome, 'committed', boxed.message);
+    assert.equal(boxed.run?.isolation?.backend, 'container');
+    // Within the minute the answers are kept: the next agent, which asks for nothing, gets policy's first choice.
+    const plain = { id: 'plain', label: 'Plain', command: [process.execPath, '-e', "require('fs').writeFileSync('b.txt', 'b')"] };
+    const second = await lane.start({ task: 'Default', agent: { kind: 'cli', config: plain }, actor: user, createdBy: 'dev' });
+    const outcome = await lane.runAgent(second.change.id, plain, user);
+    assert.equal(outcome.outcome, 'committed', outcome.message);
+    assert.equal(outcome.run?.isolation?.backend, 'process');
+  });
+});

@@ -390,32 +390,50 @@ export class DraftLane {
     return recovered;
   }
 
-  private availabilityCache?: { at: number; value: BackendAvailability };
+  /** Per backend, when it was last probed and what the probe said. */
+  private readonly availabilityCache = new Map<
+    'process' | 'container',
+    { at: number; state: NonNullable<BackendAvailability['process']> }
+  >();
 
-  /** Which backends work here (asked once a minute at most: bubblewrap and the engine do not come and go). */
+  /**
+   * Which backends work here, in the order they would be chosen, stopping at
+   * the first that works: a later one is not probed (podman's detection costs
+   * a second) when an earlier one will run the agent. Each backend's answer is
+   * kept a minute (bubblewrap and the engine do not come and go), on its own:
+   * an agent that asked for one backend says nothing about the others.
+   */
   private async availability(
     allowed: readonly AgentIsolationBackend[],
     requested: AgentIsolationBackend | undefined,
   ): Promise<BackendAvailability> {
-    if (this.availabilityCache && Date.now() - this.availabilityCache.at < 60_000) return this.availabilityCache.value;
-    const wanted = requested ? [requested] : allowed;
     const value: BackendAvailability = {};
-    if (wanted.includes('process')) {
-      const probe = await probeProcessBackend();
-      value.process = probe.available ? { available: true } : { available: false, message: probe.message };
+    for (const backend of requested ? [requested] : allowed) {
+      if (backend === 'host') {
+        if (!requested && allowed[0] === 'host') break;
+        continue;
+      }
+      const cached = this.availabilityCache.get(backend);
+      const state = cached && Date.now() - cached.at < 60_000 ? cached.state : await this.probe(backend);
+      if (cached?.state !== state) this.availabilityCache.set(backend, { at: Date.now(), state });
+      value[backend] = state;
+      if (state.available) break;
     }
-    if (wanted.includes('container')) {
-      const engine = await this.engine().catch((error: Error) => error);
-      const image = this.ctx.policy.effective.policy.lanes.agent.image ?? this.options.boundarySettings?.().defaultImage;
-      value.container =
-        engine instanceof Error || !engine
-          ? { available: false, message: engine instanceof Error ? engine.message : 'no container engine answers here; install podman' }
-          : image
-            ? { available: true }
-            : { available: false, message: 'no agent image: set lanes.agent.image in policy or agentLanes.sandbox.defaultImage' };
-    }
-    this.availabilityCache = { at: Date.now(), value };
     return value;
+  }
+
+  private async probe(backend: 'process' | 'container'): Promise<NonNullable<BackendAvailability['process']>> {
+    if (backend === 'process') {
+      const probe = await probeProcessBackend();
+      return probe.available ? { available: true } : { available: false, message: probe.message };
+    }
+    const engine = await this.engine().catch((error: Error) => error);
+    const image = this.ctx.policy.effective.policy.lanes.agent.image ?? this.options.boundarySettings?.().defaultImage;
+    return engine instanceof Error || !engine
+      ? { available: false, message: engine instanceof Error ? engine.message : 'no container engine answers here; install podman' }
+      : image
+        ? { available: true }
+        : { available: false, message: 'no agent image: set lanes.agent.image in policy or agentLanes.sandbox.defaultImage' };
   }
 
   private async engine() {
