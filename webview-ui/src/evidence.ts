@@ -32,7 +32,7 @@ type FailsWithoutChange = Extract<EvidenceView['fields']['failsWithoutChange'], 
 function failsWithoutChangeView(value: FailsWithoutChange): Child[] {
   const out: Child[] = [
     h('p', {
-      text: `${plural(value.failOnBase, 'task')} fail on the base commit (so they exercise the change); ${value.passOnBase} pass there too; ${value.notRun} not run on the base.`,
+      text: `${value.failOnBase === 1 ? '1 task fails' : `${value.failOnBase} tasks fail`} on the base commit (so ${value.failOnBase === 1 ? 'it exercises' : 'they exercise'} the change); ${value.passOnBase} ${value.passOnBase === 1 ? 'passes' : 'pass'} there too; ${value.notRun} not run on the base.`,
     }),
   ];
   if (value.baseSha && value.testFiles.length) {
