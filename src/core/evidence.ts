@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { z } from 'zod';
 import { IsolationEvidenceSchema } from './draft/agentIsolation';
+import { AgentTranscriptSchema } from './draft/agentTranscript';
 import { DecisionRecordSchema } from './decision';
 
 export const FILE_STATUSES = ['added', 'modified', 'deleted', 'renamed', 'copied', 'typeChanged'] as const;
@@ -170,6 +171,8 @@ export const EvidenceSchema = z.object({
   checkout: z.object({ untouched: z.boolean(), detail: z.string().optional() }).optional(),
   /** The boundary the CLI agent ran in (absent for an agent in VS Code's chat). */
   isolation: IsolationEvidenceSchema.optional(),
+  /** What a real agent CLI says it did (its machine-readable output): claims, shown next to the sandbox's proof. */
+  transcript: AgentTranscriptSchema.optional(),
 });
 export type Evidence = z.infer<typeof EvidenceSchema>;
 
