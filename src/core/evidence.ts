@@ -39,6 +39,7 @@ export const FLAG_KINDS = [
   'executesLater',
   'checkoutTouched',
   'testsDoNotExercise',
+  'unbackedClaim',
   'unconfined',
 ] as const;
 export type FlagKind = (typeof FLAG_KINDS)[number];

@@ -17,6 +17,7 @@ const ScalarsSchema = z.object({
   sandboxContainerEngine: z.enum(['auto', 'docker', 'podman']).default('auto'),
   sandboxDefaultImage: z.string().trim().min(1).default(DEFAULT_SANDBOX_IMAGE),
   sandboxDevcontainerCliPath: z.string().default(''),
+  agentPresetBaseUrls: z.record(z.string(), z.url({ protocol: /^https?$/ })).default({}),
 });
 
 export type LanesConfig = z.infer<typeof ScalarsSchema> & { agents: AgentConfig[] };

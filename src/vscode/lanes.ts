@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { Logger } from '../core/logger';
 import { readSandboxSettings } from './config';
@@ -74,7 +75,14 @@ export function activateLanes(context: vscode.ExtensionContext, shell: LanesShel
     }),
   );
   const kit = new CommandKit({ logger, registry, trusted });
-  const drafts = new DraftCommands({ logger, registry, policy, kit, secrets: context.secrets });
+  const drafts = new DraftCommands({
+    logger,
+    registry,
+    policy,
+    kit,
+    secrets: context.secrets,
+    agentCliCache: join(context.globalStorageUri.fsPath, 'agent-clis'),
+  });
   const languageModelTools = createLanguageModelTools({ registry, logger, trusted });
 
   // Git and network work waits until the view is shown or a command runs.

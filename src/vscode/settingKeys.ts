@@ -15,6 +15,7 @@ export const SettingKeys = {
   sandboxDefaultImage: 'sandbox.defaultImage',
   sandboxDevcontainerCliPath: 'sandbox.devcontainerCliPath',
   agents: 'agents',
+  agentPresetBaseUrls: 'agentPresets.baseUrls',
   githubApiBaseUrl: 'github.apiBaseUrl',
   pullRequestRemote: 'pullRequest.remote',
 } as const;

@@ -180,6 +180,69 @@ describe('review model', () => {
     });
   });
 
+  it("shows the agent's transcript and claims next to the sandbox's run", () => {
+    assert.deepEqual(buildEvidenceView({ kind: 'ok', evidence: evidence(), hash: HASH }, [], HASH).fields.claims, {
+      state: 'missing',
+      required: false,
+    });
+    const view = buildEvidenceView(
+      {
+        kind: 'ok',
+        evidence: evidence({
+          transcript: {
+            format: 'claude-stream-json',
+            model: 'claude-test',
+            usage: { inputTokens: 1200, outputTokens: 80 },
+            toolCalls: [
+              { name: 'Read', input: 'src/a.js' },
+              { name: 'Bash', input: 'npm test' },
+              { name: 'Read', input: 'src/b.js' },
+            ],
+            commands: [{ command: 'npm test', exitCode: 0 }],
+            finalMessage: 'Done. All tests pass.',
+            unreadLines: 0,
+          },
+          tasks: [
+            {
+              id: 'unit',
+              command: 'npm test',
+              required: true,
+              isolation: 'container',
+              networkMode: 'none',
+              outcome: 'failed',
+              exitCode: 1,
+              durationMs: 10,
+              logDigest: 'x',
+              logTruncated: false,
+              redaction: { total: 0, byKind: {} },
+              failsOnBase: null,
+              startedAt: '2026-11-21T00:00:00Z',
+            },
+          ],
+        }),
+        hash: HASH,
+      },
+      [],
+      HASH,
+    );
+    assert.deepEqual(view.fields.claims, {
+      state: 'present',
+      value: {
+        model: 'claude-test',
+        usage: { inputTokens: 1200, outputTokens: 80 },
+        toolCalls: [
+          { name: 'Read', count: 2 },
+          { name: 'Bash', count: 1 },
+        ],
+        commands: [{ command: 'npm test', exitCode: 0 }],
+        checks: [
+          { source: 'finalMessage', text: 'All tests pass.', proof: 'contradicted', tasks: ['unit (npm test): failed'] },
+          { source: 'command', text: 'npm test (exit 0)', proof: 'contradicted', tasks: ['unit (npm test): failed'] },
+        ],
+      },
+    });
+  });
+
   it('says what to do when the evidence is missing or invalid', () => {
     const missing = buildEvidenceView({ kind: 'missing' }, ['agent'], null);
     assert.equal(missing.state, 'missing');

@@ -209,6 +209,32 @@ describe('Sandbox lane service (real podman, real git)', function () {
     );
   });
 
+  it("flags the agent's claim that the tests pass when the sandbox's test task fails", async () => {
+    const f = await fixture({
+      lanesYaml: 'tasks:\n  - id: unit\n    command: node --test test/\n    test: true\n    required: false\n',
+    });
+    const change = await drafted(
+      f,
+      [
+        'Add a broken test and say all is well',
+        "@write test/broken.test.js require('node:assert').equal(1, 2);\\n",
+        '@summary Added a test. All tests pass.',
+      ].join('\n'),
+    );
+    const outcome = await f.sandbox.run(change.id, user);
+    assert.equal(outcome.verdict, 'passed', 'an optional task does not block: only the claim is wrong');
+    const read = await f.ctx.evidence.read(change.id);
+    const evidence = read.kind === 'ok' ? read.evidence : undefined;
+    assert.equal(evidence!.tasks[0]!.outcome, 'failed');
+    assert.deepEqual(
+      evidence!.flags.filter((flag) => flag.kind === 'unbackedClaim').map((flag) => flag.detail),
+      ['The agent says "All tests pass.", but the sandbox\'s unit (node --test test/): failed: the claim is not backed.'],
+    );
+    // The stop condition asks for a person's approval by default.
+    const stored = f.ctx.store.get(change.id)!;
+    assert.equal(stored.lane, 'review');
+  });
+
   it('a failing required task keeps the change in Sandbox with the reason; an optional failure is shown, not blocking', async () => {
     const f = await fixture({
       lanesYaml:

@@ -26,6 +26,61 @@ function missing(field: { state: 'missing'; required: boolean }): HTMLElement {
     : h('p', { class: 'missing' }, 'Not recorded');
 }
 
+type Claims = Extract<EvidenceView['fields']['claims'], { state: 'present' }>['value'];
+
+const PROOF_TEXT = {
+  backed: 'backed by the sandbox',
+  contradicted: 'not backed: the sandbox says otherwise',
+  unchecked: 'not checked: no test task ran',
+} as const;
+
+/** What the agent says it did and claims, each claim next to the sandbox's word on it. */
+function claimsSection(value: Claims): Child[] {
+  const out: Child[] = [];
+  const facts: string[] = [];
+  if (value.model) facts.push(`model ${value.model}`);
+  if (value.usage)
+    facts.push(
+      `${value.usage.inputTokens.toLocaleString('en-US')} input and ${value.usage.outputTokens.toLocaleString('en-US')} output tokens`,
+    );
+  if (value.toolCalls.length) facts.push(`tools: ${value.toolCalls.map((tool) => `${tool.name} ×${tool.count}`).join(', ')}`);
+  if (facts.length) out.push(h('p', { text: `From the agent's transcript: ${facts.join(' · ')}.` }));
+  for (const check of value.checks) {
+    const where = check.source === 'command' ? 'Says it ran' : check.source === 'summary' ? 'Says in its report' : 'Says';
+    out.push(
+      h(
+        'p',
+        { class: check.proof === 'contradicted' ? 'notice warning claim' : 'claim' },
+        icon(check.proof === 'backed' ? 'pass' : check.proof === 'contradicted' ? 'warning' : 'question'),
+        ` ${where} `,
+        h('q', { text: check.text }),
+        ` — ${PROOF_TEXT[check.proof]}${check.tasks.length ? ` (${check.tasks.join('; ')})` : ''}.`,
+      ),
+    );
+  }
+  if (value.commands.length) {
+    const details = h(
+      'details',
+      { class: 'claimed-commands' },
+      h('summary', { text: `Commands the agent says it ran (${value.commands.length})` }),
+      h(
+        'ul',
+        null,
+        ...value.commands.map((command) =>
+          h(
+            'li',
+            null,
+            h('code', { text: command.command }),
+            command.exitCode === null ? ' — no exit code' : ` — exit ${command.exitCode}`,
+          ),
+        ),
+      ),
+    );
+    out.push(details);
+  }
+  return out;
+}
+
 type FailsWithoutChange = Extract<EvidenceView['fields']['failsWithoutChange'], { state: 'present' }>['value'];
 
 /** Which of the change's tests ran against which base, and per test file where the runner said. */
@@ -322,6 +377,8 @@ function body(
       ]);
     case 'tests':
       return show(fields.tests, (tasks) => tasksTable(tasks));
+    case 'claims':
+      return show(fields.claims, (value) => claimsSection(value));
     case 'failsWithoutChange':
       return show(fields.failsWithoutChange, (value) => failsWithoutChangeView(value));
     case 'assumptions':

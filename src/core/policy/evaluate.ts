@@ -107,6 +107,7 @@ const CONDITION_WORDS: Record<StopCondition, string> = {
   executesLater: 'a file that runs code later (editor tasks, hooks, package scripts, an executable bit) was changed',
   checkoutTouched: "the user's own checkout was written",
   testsDoNotExercise: 'the tests do not exercise the change',
+  unbackedClaim: "the agent's claim about its tests is contradicted by the sandbox's run",
   unconfined: 'the agent ran without an isolation boundary',
 };
 

@@ -33,6 +33,7 @@ export const STOP_CONDITIONS = [
   'executesLater',
   'checkoutTouched',
   'testsDoNotExercise',
+  'unbackedClaim',
   'unconfined',
 ] as const;
 export type StopCondition = (typeof STOP_CONDITIONS)[number];
@@ -54,6 +55,7 @@ export const FLAG_CONDITION: Readonly<Record<FlagKind, StopCondition>> = Object.
   executesLater: 'executesLater',
   checkoutTouched: 'checkoutTouched',
   testsDoNotExercise: 'testsDoNotExercise',
+  unbackedClaim: 'unbackedClaim',
   unconfined: 'unconfined',
 });
 
@@ -74,6 +76,7 @@ export const DEFAULT_STOP_CONDITIONS: Readonly<Record<StopCondition, Effect>> = 
   agentInstructionsEdited: 'requireApproval',
   unconfined: 'requireApproval',
   executesLater: 'requireApproval',
+  unbackedClaim: 'requireApproval',
   binaryFile: 'allow',
   unusualScope: 'allow',
   testsDoNotExercise: 'allow',

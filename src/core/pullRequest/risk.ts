@@ -30,6 +30,7 @@ export const FLAG_RISK: Readonly<Record<FlagKind, RiskLevel>> = Object.freeze({
   sensitivePath: 'medium',
   unusualScope: 'medium',
   testsDoNotExercise: 'medium',
+  unbackedClaim: 'medium',
   oversizedFile: 'medium',
   binaryFile: 'medium',
 });

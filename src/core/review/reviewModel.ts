@@ -3,6 +3,7 @@ import type { DecisionRecord } from '../decision';
 import type { Evidence, EvidenceField, FlagKind } from '../evidence';
 import { CHAT_AGENT_ID } from '../constants';
 import { type IsolationEvidence, describeIsolation, CHAT_AGENT_ISOLATION } from '../draft/agentIsolation';
+import { agentClaims, checkClaims } from '../sandbox/agentClaims';
 import type { DecisionView, EvidenceFieldView, EvidenceView, FlagView, IsolationView, TaskView } from './reviewProtocol';
 
 /** A file diff above either limit is listed but not rendered in the webview; VS Code's diff editor still opens it. */
@@ -31,6 +32,7 @@ const FLAG_LABELS: Readonly<Record<FlagKind, string>> = {
   executesLater: 'Runs code later',
   checkoutTouched: 'Your checkout was written',
   testsDoNotExercise: 'Tests do not exercise the change',
+  unbackedClaim: 'Unbacked claim',
   unconfined: 'Agent ran unconfined',
 };
 
@@ -90,6 +92,25 @@ function limitsInWords(limits: IsolationEvidence['limits']): string[] {
     limits.diskMb !== undefined ? `${limits.diskMb.toLocaleString('en-US')} MB disk` : '',
     Number.isInteger(minutes) ? `${minutes} min` : `${limits.timeoutSeconds} s`,
   ].filter(Boolean);
+}
+
+/** The agent's transcript and claims about its tests, next to the sandbox's run. */
+function claimsView(evidence: Evidence | undefined): EvidenceView['fields']['claims'] {
+  const transcript = evidence?.transcript;
+  const checks = evidence ? checkClaims(agentClaims({ transcript, report: evidence.agentReport }), evidence.tasks) : [];
+  if (!transcript && !checks.length) return { state: 'missing', required: false };
+  const counts = new Map<string, number>();
+  for (const call of transcript?.toolCalls ?? []) counts.set(call.name, (counts.get(call.name) ?? 0) + 1);
+  return {
+    state: 'present',
+    value: {
+      ...(transcript?.model ? { model: transcript.model } : {}),
+      ...(transcript?.usage ? { usage: { inputTokens: transcript.usage.inputTokens, outputTokens: transcript.usage.outputTokens } } : {}),
+      toolCalls: [...counts].map(([name, count]) => ({ name, count })),
+      commands: (transcript?.commands ?? []).slice(0, 50),
+      checks,
+    },
+  };
 }
 
 function isolationView(isolation: IsolationEvidence): IsolationView {
@@ -167,6 +188,8 @@ export function buildEvidenceView(
           files: checkedOnBase.flatMap((task) => (task.baseFiles ?? []).map((file) => ({ task: task.id, ...file }))),
         })
       : missing('failsWithoutChange'),
+    // Not a field policy can require: only real agent CLIs write a transcript.
+    claims: claimsView(evidence),
     assumptions: report?.assumptions?.length ? present(report.assumptions) : missing('assumptions'),
     confidenceLimits: report?.confidenceLimits?.length ? present(report.confidenceLimits) : missing('confidenceLimits'),
     prompt: evidence?.prompt.ref

@@ -180,6 +180,24 @@ const EvidenceViewSchema = z.object({
         files: z.array(z.object({ task: z.string(), path: z.string(), failsOnBase: z.boolean() })),
       }),
     ),
+    claims: field(
+      z.object({
+        /** From the CLI's transcript: the model, tokens, tools called and the commands it says it ran. */
+        model: z.optional(z.string()),
+        usage: z.optional(z.object({ inputTokens: z.number(), outputTokens: z.number() })),
+        toolCalls: z.array(z.object({ name: z.string(), count: z.number() })),
+        commands: z.array(z.object({ command: z.string(), exitCode: z.nullable(z.number()) })),
+        /** Each claim about the tests with the sandbox's word on it. */
+        checks: z.array(
+          z.object({
+            source: z.enum(['finalMessage', 'summary', 'command']),
+            text: z.string(),
+            proof: z.enum(['backed', 'contradicted', 'unchecked']),
+            tasks: z.array(z.string()),
+          }),
+        ),
+      }),
+    ),
     assumptions: field(z.array(z.string())),
     confidenceLimits: field(z.array(z.string())),
     prompt: field(z.object({ ref: z.string(), redacted: z.string(), redactions: z.number() })),
@@ -199,6 +217,7 @@ export const EVIDENCE_SECTION_ORDER = [
   'isolation',
   'filesTouched',
   'tests',
+  'claims',
   'failsWithoutChange',
   'assumptions',
   'confidenceLimits',
@@ -213,6 +232,7 @@ export const EVIDENCE_SECTION_TITLES: Readonly<Record<EvidenceSectionKey, string
   summary: 'Summary',
   filesTouched: 'Files touched',
   tests: 'Tests and tasks',
+  claims: "The agent's claims",
   failsWithoutChange: 'Fails without the change',
   assumptions: 'Assumptions',
   confidenceLimits: 'Confidence limits',

@@ -17,7 +17,7 @@ export interface InstalledAgentCli {
 export class AgentCliInstallError extends Error {}
 
 /** Where a preset's CLI is installed: one folder per package and version, never shared with another version. */
-export function agentCliPrefix(cacheRoot: string, preset: AgentPreset): string {
+function agentCliPrefix(cacheRoot: string, preset: AgentPreset): string {
   return join(cacheRoot, `${preset.id}-${preset.version}`);
 }
 

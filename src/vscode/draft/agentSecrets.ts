@@ -19,6 +19,11 @@ export async function readAgentSecrets(
   return { values, missing };
 }
 
+/** Keeps one secret of an agent (a preset's API key asked for on first use, or "Set Agent Secret…"). */
+export async function storeAgentSecret(secrets: vscode.SecretStorage, agentId: string, name: string, value: string): Promise<void> {
+  await secrets.store(secretKey(agentId, name), value);
+}
+
 export interface SetAgentSecretArgs {
   agentId?: string;
   name?: string;
@@ -39,7 +44,7 @@ export async function setAgentSecret(
   const withSecrets = agents.filter((agent) => agent.secrets?.length);
   if (!withSecrets.length) {
     void vscode.window.showInformationMessage(
-      'No agent in agentLanes.agents names a secret. Add "secrets": ["ANTHROPIC_API_KEY"] (the variable names) to an agent there, then set each value here.',
+      'No agent names a secret yet. Pick a preset (Claude Code, Codex, Gemini CLI, OpenCode) in "Lanes: New Draft…", which asks for its key, or add "secrets": ["ANTHROPIC_API_KEY"] (the variable names) to an agent in agentLanes.agents, then set each value here.',
     );
     return;
   }
@@ -86,6 +91,6 @@ export async function setAgentSecret(
     void vscode.window.showInformationMessage(`Removed ${name} of agent "${agent.label}".`);
     return;
   }
-  await secrets.store(secretKey(agent.id, name), value);
+  await storeAgentSecret(secrets, agent.id, name, value);
   void vscode.window.showInformationMessage(`Saved ${name} for agent "${agent.label}" (in SecretStorage).`);
 }

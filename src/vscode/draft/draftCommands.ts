@@ -11,6 +11,8 @@ import { changedPaths, currentBranchName, recentRefs } from '../../infra/git/que
 import { readConfig } from '../config';
 import { BuiltInCommands, Commands } from '../constants';
 import { readAgentSecrets, type SetAgentSecretArgs, setAgentSecret } from './agentSecrets';
+import { installedPresetConfigs, type PresetServices, presetItems, preparePreset } from './agentPresetPicker';
+import { findPreset } from '../../core/draft/agentPresets';
 import { SettingKeys, settingName } from '../settingKeys';
 import { gitContentUri } from '../gitContent';
 import type { ChangeTarget, CommandKit } from '../commandKit';
@@ -30,6 +32,8 @@ export interface NewDraftArgs {
 export interface DraftServices {
   logger: Logger;
   secrets: vscode.SecretStorage;
+  /** Where the presets' CLIs are installed (the extension's global storage). */
+  agentCliCache: string;
   registry: RepositoryRegistry;
   policy: PolicyController;
   kit: CommandKit;
@@ -123,6 +127,11 @@ export class DraftCommands {
     for (const problem of problems.filter((p) => p.key === settingName(SettingKeys.agents)))
       void vscode.window.showWarningMessage(problem.message);
     if (agentId === CHAT_AGENT_ID) return { kind: 'chat' };
+    // An agent of the settings wins over a preset of the same id (a user's own command template).
+    if (agentId && !config.agents.some((a) => a.id === agentId) && findPreset(agentId)) {
+      const preset = await preparePreset(this.presetServices(), agentId);
+      return preset ? { kind: 'cli', config: preset } : undefined;
+    }
     if (agentId) {
       const agent = config.agents.find((a) => a.id === agentId);
       if (!agent)
@@ -131,7 +140,8 @@ export class DraftCommands {
         );
       return agent ? { kind: 'cli', config: agent } : undefined;
     }
-    type Item = vscode.QuickPickItem & { agent?: DraftAgent; configure?: boolean };
+    type Item = vscode.QuickPickItem & { agent?: DraftAgent; configure?: boolean; presetId?: string };
+    const configured = new Set(config.agents.map((agent) => agent.id));
     const items: Item[] = [
       ...config.agents.map((agent): Item => ({
         label: agent.label,
@@ -139,6 +149,9 @@ export class DraftCommands {
         detail: agent.command.join(' '),
         agent: { kind: 'cli', config: agent },
       })),
+      ...(await presetItems(this.services.agentCliCache))
+        .filter((item) => !configured.has(item.preset.id))
+        .map((item): Item => ({ label: item.label, description: item.description, detail: item.detail, presetId: item.preset.id })),
       {
         label: '$(comment-discussion) An agent in VS Code chat',
         description: CHAT_AGENT_ID,
@@ -156,7 +169,20 @@ export class DraftCommands {
       await vscode.commands.executeCommand(BuiltInCommands.openSettings, settingName(SettingKeys.agents));
       return undefined;
     }
+    if (picked?.presetId) {
+      const preset = await preparePreset(this.presetServices(), picked.presetId);
+      return preset ? { kind: 'cli', config: preset } : undefined;
+    }
     return picked?.agent;
+  }
+
+  private presetServices(): PresetServices {
+    return {
+      kit: this.services.kit,
+      secrets: this.services.secrets,
+      cliCache: this.services.agentCliCache,
+      baseUrls: () => readConfig().config.agentPresetBaseUrls,
+    };
   }
 
   /** Runs a CLI agent with progress; cancelling stops it and its process tree. */
@@ -222,7 +248,9 @@ export class DraftCommands {
 
   /** "Lanes: Set Agent Secret…". */
   async setAgentSecret(args: SetAgentSecretArgs = {}): Promise<void> {
-    await setAgentSecret(this.services.secrets, readConfig().config.agents, args);
+    const { agents } = readConfig().config;
+    const presets = (await installedPresetConfigs(this.presetServices())).filter((preset) => !agents.some((a) => a.id === preset.id));
+    await setAgentSecret(this.services.secrets, [...agents, ...presets], args);
   }
 
   async stopAgent(target: ChangeTarget): Promise<void> {

@@ -6,6 +6,7 @@ import type { BaseRunEvidence, Evidence, PreparationEvidence, TaskEvidence } fro
 import { transition } from '../../../core/lanes';
 import type { PolicyAction } from '../../../core/policy/evaluate';
 import { compileSecretPatterns, type SecretPattern } from '../../../core/redaction';
+import { agentClaims, checkClaims, unbackedClaimFlags } from '../../../core/sandbox/agentClaims';
 import { applyBaseResults, baseOverlay, changeTouchesTests, testsDoNotExerciseFlags } from '../../../core/sandbox/baseRun';
 import { checkDevcontainer, describeRefusals } from '../../../core/sandbox/devcontainerCheck';
 import { LanesConfigError, mergeTasks, type ResolvedTask } from '../../../core/sandbox/lanesConfig';
@@ -576,7 +577,12 @@ export class SandboxLane implements Disposable {
           ...(recordedPreparation ? { preparation: recordedPreparation } : {}),
           ...(baseRun ? { baseRun } : {}),
           tasks,
-          flags: [...current.flags.filter((flag) => flag.kind !== 'testsDoNotExercise'), ...testsDoNotExerciseFlags(tasks)],
+          flags: [
+            ...current.flags.filter((flag) => flag.kind !== 'testsDoNotExercise' && flag.kind !== 'unbackedClaim'),
+            ...testsDoNotExerciseFlags(tasks),
+            // What the agent says about its tests, against what the sandbox's run shows.
+            ...unbackedClaimFlags(checkClaims(agentClaims({ transcript: current.transcript, report: current.agentReport }), tasks)),
+          ],
         };
       },
     );
