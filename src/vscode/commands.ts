@@ -55,6 +55,7 @@ export function registerCommands(context: vscode.ExtensionContext, services: Com
   register(Commands.newDraft, (args?: NewDraftArgs) => drafts.newDraft(args && typeof args === 'object' && !('kind' in args) ? args : {}));
   register(Commands.runAgent, (target?: ChangeTarget) => drafts.runAgentCommand(target));
   register(Commands.stopAgent, (target?: ChangeTarget) => drafts.stopAgent(target));
+  register(Commands.setUpAgent, (presetId?: unknown) => drafts.setUpAgent(typeof presetId === 'string' ? presetId : undefined));
   register(Commands.setAgentSecret, (args?: SetAgentSecretArgs) => drafts.setAgentSecret(args && typeof args === 'object' ? args : {}));
   register(Commands.finishDraft, (target?: ChangeTarget) => drafts.finishDraft(target));
   register(Commands.showAgentLog, (target?: ChangeTarget) => drafts.showAgentLog(target));

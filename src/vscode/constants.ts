@@ -12,6 +12,7 @@ export const Commands = {
   runAgent: 'agentLanes.runAgent',
   stopAgent: 'agentLanes.stopAgent',
   setAgentSecret: 'agentLanes.setAgentSecret',
+  setUpAgent: 'agentLanes.setUpAgent',
   finishDraft: 'agentLanes.finishDraft',
   showAgentLog: 'agentLanes.showAgentLog',
   openChanges: 'agentLanes.openChanges',

@@ -12,7 +12,7 @@ import { readConfig } from '../config';
 import { BuiltInCommands, Commands } from '../constants';
 import { readAgentSecrets, type SetAgentSecretArgs, setAgentSecret } from './agentSecrets';
 import { installedPresetConfigs, type PresetServices, presetItems, preparePreset } from './agentPresetPicker';
-import { findPreset } from '../../core/draft/agentPresets';
+import { AGENT_PRESETS, findPreset } from '../../core/draft/agentPresets';
 import { SettingKeys, settingName } from '../settingKeys';
 import { gitContentUri } from '../gitContent';
 import type { ChangeTarget, CommandKit } from '../commandKit';
@@ -244,6 +244,32 @@ export class DraftCommands {
       return;
     }
     await this.runAgent(found.repo, found.change, agent.config);
+  }
+
+  /**
+   * "Lanes: Set Up an Agent…" (and the walkthrough's first step): picks a
+   * preset, installs its CLI and asks for its API key, without starting a draft.
+   */
+  async setUpAgent(presetId?: string): Promise<void> {
+    const id =
+      presetId ??
+      (
+        await vscode.window.showQuickPick(await presetItems(this.services.agentCliCache), {
+          title: 'Set up an agent',
+          placeHolder: 'Which coding agent should write drafts? It runs inside an isolation boundary.',
+          ignoreFocusOut: true,
+        })
+      )?.preset.id;
+    if (!id) return;
+    if (!findPreset(id)) {
+      void vscode.window.showErrorMessage(`There is no agent preset "${id}"; the presets are ${AGENT_PRESETS.map((p) => p.id).join(', ')}.`);
+      return;
+    }
+    const config = await preparePreset(this.presetServices(), id);
+    if (config)
+      void vscode.window.showInformationMessage(
+        `${config.label} is ready: pick it in "Lanes: New Draft…". Its network allowlist (policy lanes.agent.network.allow) needs ${findPreset(id)!.hosts.join(', ')}.`,
+      );
   }
 
   /** "Lanes: Set Agent Secret…". */
