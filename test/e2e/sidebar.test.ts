@@ -6,6 +6,7 @@ import { ChangeStore } from '../../src/core/changeStore';
 import { JsonFilePersistence } from '../../src/infra/storage/fileStore';
 import { RepoStorage } from '../../src/infra/storage/repoStorage';
 import { createSampleRepository, tempDir } from '../runners/fixtures.mjs';
+import { pickItem, runCommand } from '../runners/workbenchUi.mjs';
 import { type CodeServer, openFolder, openLanesView, repoRoot, screenshot, startWorkbench, treeLabels } from './workbench';
 
 describe('the installed VSIX in a real VS Code', function () {
@@ -58,5 +59,21 @@ describe('the installed VSIX in a real VS Code', function () {
     assert.ok(labels.includes('Add a greeting function'), 'the seeded change is listed');
     await page.locator('.statusbar-item', { hasText: 'Lanes: local policy' }).waitFor({ timeout: 15_000 });
     await screenshot(page, 'e2e-lanes-sidebar');
+  });
+
+  it('offers the Get started walkthrough, whose first step sets up an agent preset', async () => {
+    await runCommand(page, 'Welcome: Open Walkthrough...');
+    await pickItem(page, 'Get started with Agent Lanes');
+    const steps = page.locator('.getting-started-step');
+    await steps.filter({ hasText: 'Pick your agent' }).first().waitFor({ timeout: 30_000 });
+    for (const title of ["Connect your organisation's policy", 'Say which tasks prove a change', 'Start your first draft'])
+      assert.equal(await steps.filter({ hasText: title }).count(), 1, title);
+    await page
+      .locator('.getting-started-step', { hasText: 'Pick your agent' })
+      .locator('a, .button-link', { hasText: 'Set Up an Agent' })
+      .first()
+      .waitFor({ timeout: 15_000 });
+    await page.waitForTimeout(1000);
+    await screenshot(page, 'e2e-walkthrough');
   });
 });
