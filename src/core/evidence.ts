@@ -31,6 +31,7 @@ export const FLAG_KINDS = [
   'oversizedFile',
   'binaryFile',
   'secretLike',
+  'secretInHistory',
   'unusualScope',
   'sandboxConfigEdited',
   'policyFileEdited',

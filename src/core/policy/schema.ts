@@ -47,6 +47,7 @@ export const FLAG_CONDITION: Readonly<Record<FlagKind, StopCondition>> = Object.
   oversizedFile: 'oversizedFile',
   binaryFile: 'binaryFile',
   secretLike: 'secretLike',
+  secretInHistory: 'secretLike',
   unusualScope: 'unusualScope',
   sandboxConfigEdited: 'sandboxConfigEdited',
   policyFileEdited: 'policyFileEdited',

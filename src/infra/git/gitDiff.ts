@@ -1,4 +1,5 @@
 import { realpath } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { parsePatch } from 'diff';
 import { dirname, join } from 'node:path';
 import { hasControlCharacters } from '../../core/draft/draft';
@@ -14,6 +15,7 @@ import {
   parseRawNumstat,
   symlinkEscapes,
 } from '../../core/draft/diffAnalysis';
+import { COMMIT_FORMAT, type HistoryInput, PATCH_FORMAT, newRuns, parseCommits, parseHistoryPatches } from '../../core/draft/historyScan';
 import { git, gitBytes } from './gitProcess';
 import { isInsideFolder, realpathOfNearestExisting } from '../draft/worktreeFiles';
 
@@ -124,6 +126,50 @@ async function diffAsText(
   return { numstat, addedLines: parseAddedLines(out.stdout) };
 }
 
+/** The gzip stream's content (up to the content check limit), or undefined when it is not one. */
+function gunzipped(bytes: Uint8Array | undefined): Buffer | undefined {
+  if (!bytes || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return undefined;
+  try {
+    return gunzipSync(bytes, { maxOutputLength: MAX_CONTENT_CHECK_BYTES });
+  } catch {
+    // Not gzip after all, or larger than the limit: its printable runs were read as they are.
+    return undefined;
+  }
+}
+
+/**
+ * The commits base..head (messages, author, committer) and, when the change is
+ * more than one commit on its base, each commit's own diff against its first
+ * parent: one more git process, whose size is what the commits changed.
+ * Attributes and textconv decide nothing (`--text`, `--no-textconv`).
+ */
+async function readHistory(repoRoot: string, baseSha: string, headSha: string, log: string): Promise<HistoryInput> {
+  const commits = parseCommits(log);
+  const single = commits.length === 1 && commits[0]!.parents.length === 1 && commits[0]!.parents[0] === baseSha;
+  if (commits.length === 0 || single) return { commits };
+  const out = await git(repoRoot, [
+    ...DIFF_CONFIG,
+    '-c',
+    'core.quotePath=false',
+    'log',
+    ...DIFF_OPTIONS,
+    '--no-show-signature',
+    '--text',
+    '--reverse',
+    '--raw',
+    '--no-abbrev',
+    '-p',
+    '-U0',
+    '--diff-merges=first-parent',
+    `--format=${PATCH_FORMAT}`,
+    '--src-prefix=a/',
+    '--dst-prefix=b/',
+    `${baseSha}..${headSha}`,
+    '--',
+  ]);
+  return { commits, patches: parseHistoryPatches(out.stdout) };
+}
+
 /** Symlinks of the diff that resolve outside the worktree on disk (e.g. through a link that already existed). */
 async function symlinksEscapingOnDisk(worktreePath: string, links: ReadonlyMap<string, string>): Promise<Set<string>> {
   const escaping = new Set<string>();
@@ -147,9 +193,12 @@ export async function analyzeChange(options: AnalyzeChangeOptions): Promise<Diff
   const { repoRoot, baseSha, headSha } = options;
   assertRevision(baseSha, 'base');
   assertRevision(headSha, 'head');
-  const [rawOut, patchOut] = await Promise.all([
+  const [rawOut, patchOut, history] = await Promise.all([
     git(repoRoot, [...DIFF_CONFIG, 'diff', ...DIFF_OPTIONS, '--raw', '--numstat', '-z', '--no-abbrev', baseSha, headSha, '--']),
     git(repoRoot, [...DIFF_CONFIG, 'diff', ...DIFF_OPTIONS, '-U0', '--src-prefix=a/', '--dst-prefix=b/', baseSha, headSha, '--']),
+    git(repoRoot, ['log', '--no-show-signature', `--format=${COMMIT_FORMAT}`, `${baseSha}..${headSha}`, '--']).then((log) =>
+      readHistory(repoRoot, baseSha, headSha, log.stdout),
+    ),
   ]);
   const { raw, numstat } = parseRawNumstat(rawOut.stdout);
   const addedLines = parseAddedLines(patchOut.stdout);
@@ -192,6 +241,19 @@ export async function analyzeChange(options: AnalyzeChangeOptions): Promise<Diff
     }
     for (const [path, lines] of text.addedLines) addedLines.set(path, lines);
   }
+  // Binary stays binary, but its printable text (and a gzip stream's) is scanned: the runs its old version did not have.
+  const binaryTexts = new Map<string, string[]>();
+  const asText = new Set(textByContent);
+  for (const entry of calledBinary) {
+    if (asText.has(entry) || !checkable(entry) || ZERO_ID.test(entry.newSha) || entry.newMode === '120000') continue;
+    const newBytes = contents.get(entry.newSha);
+    if (!newBytes) continue;
+    const oldBytes = ZERO_ID.test(entry.oldSha) ? undefined : contents.get(entry.oldSha);
+    const runs = newRuns(oldBytes, newBytes);
+    const unpacked = gunzipped(newBytes);
+    if (unpacked) runs.push(...newRuns(gunzipped(oldBytes), unpacked));
+    if (runs.length) binaryTexts.set(entry.path, runs);
+  }
   const symlinkTargets = new Map(links.map((entry) => [entry.path, contents.get(entry.newSha)?.toString('utf8') ?? ''] as const));
   const manifestTexts = new Map<string, { old?: string; new?: string }>();
   for (const entry of manifests) {
@@ -213,6 +275,8 @@ export async function analyzeChange(options: AnalyzeChangeOptions): Promise<Diff
       symlinkTargets,
       addedLines,
       manifests: manifestTexts,
+      binaryTexts,
+      history,
       ...(symlinkEscapesOnDisk ? { symlinkEscapesOnDisk } : {}),
     },
     options,
