@@ -95,6 +95,8 @@ export interface HistoryPatch {
   sha: string;
   /** Paths a commit adds or gives a new name (from --raw). */
   names: string[];
+  /** What --raw says the commit does to each path it adds or changes: the blob ids before and after. */
+  changes: { path: string; oldSha: string; newSha: string; gitlink: boolean }[];
   files: HistoryFile[];
 }
 
@@ -136,18 +138,20 @@ export function parseHistoryPatches(output: string): HistoryPatch[] {
     }
     if (text.startsWith(RS)) {
       const sha = text.slice(1).trim();
-      patch = { sha, names: [], files: [] };
+      patch = { sha, names: [], changes: [], files: [] };
       patches.push(patch);
       file = undefined;
       continue;
     }
     if (!patch) continue;
-    const raw = /^:\d{6} (\d{6}) [0-9a-f]+\.* [0-9a-f]+\.* ([A-Z])\d*\t(.*)$/.exec(text);
+    const raw = /^:(\d{6}) (\d{6}) ([0-9a-f]+)\.* ([0-9a-f]+)\.* ([A-Z])\d*\t(.*)$/.exec(text);
     if (raw) {
-      const [, newMode, status, paths] = raw;
+      const [, oldMode, newMode, oldSha, newSha, status, paths] = raw;
       if (status === 'D' || newMode === '000000') continue;
       const parts = paths!.split('\t');
-      patch.names.push(unquoteGitPath(parts[parts.length - 1]!));
+      const path = unquoteGitPath(parts[parts.length - 1]!);
+      if (status !== 'M' && status !== 'T') patch.names.push(path);
+      patch.changes.push({ path, oldSha: oldSha!, newSha: newSha!, gitlink: oldMode === '160000' || newMode === '160000' });
       continue;
     }
     if (text.startsWith('diff --git ')) {
@@ -207,8 +211,9 @@ const plural = (count: number, word: string) => `${count} ${word}${count === 1 ?
  * secretInHistory flags: tokens that some commit between base and head adds
  * (to a file's lines, a file's name, its message, its author or committer) and
  * that head no longer holds, so only the history carries them, and the push
- * would publish them. A token first seen in a removed line was already in the
- * base; a token head still holds is head's secretLike flag, not a second one.
+ * would publish them. A token that this or an earlier commit removed was
+ * already in the base; a token head still holds is head's secretLike flag, not
+ * a second one. Each file's added lines are scanned in one pass.
  */
 export function historyFlags(history: HistoryInput, headTokens: ReadonlySet<string>, patterns: readonly SecretPattern[]): Flag[] {
   const flags: Flag[] = [];
@@ -229,6 +234,7 @@ export function historyFlags(history: HistoryInput, headTokens: ReadonlySet<stri
   if (!history.patches) return flags;
   const known = new Set<string>(headTokens);
   const reported = new Set<string>();
+  const removedSoFar: string[] = [];
   for (const patch of history.patches) {
     for (const name of patch.names) {
       const found = secretTokens(name, patterns).filter((match) => !known.has(match.token));
@@ -241,15 +247,28 @@ export function historyFlags(history: HistoryInput, headTokens: ReadonlySet<stri
         detail: `Commit ${short(patch.sha)} adds a file whose name holds ${plural(found.length, 'secret-like token')} (${kindsOf(found)}): ${shown}; head no longer has it, the pushed history does.`,
       });
     }
+    // What this commit and the ones before it removed: a token found there was already in the base.
+    for (const file of patch.files) if (file.removed.length) removedSoFar.push(file.removed.map(scanText).join('\n'));
     for (const file of patch.files) {
-      for (const removed of file.removed) for (const match of secretTokens(scanText(removed), patterns)) known.add(match.token);
+      if (!file.added.length) continue;
+      // One scan per file, as for head: the lines joined, a match placed back on its line.
+      const starts: number[] = [];
+      let offset = 0;
+      const text = file.added
+        .map((added) => {
+          const line = scanText(added.text);
+          starts.push(offset);
+          offset += line.length + 1;
+          return line;
+        })
+        .join('\n');
       const hits: { kind: string; line: number }[] = [];
-      for (const added of file.added)
-        for (const match of secretTokens(scanText(added.text), patterns)) {
-          if (known.has(match.token)) continue;
-          known.add(match.token);
-          hits.push({ kind: match.kind, line: added.line });
-        }
+      for (const match of secretTokens(text, patterns)) {
+        if (known.has(match.token)) continue;
+        known.add(match.token);
+        if (removedSoFar.some((removed) => removed.includes(match.token))) continue;
+        hits.push({ kind: match.kind, line: file.added[indexAt(starts, match.index)]!.line });
+      }
       if (!hits.length) continue;
       const lines = [...new Set(hits.map((hit) => hit.line))].slice(0, 10);
       flags.push({
@@ -260,6 +279,18 @@ export function historyFlags(history: HistoryInput, headTokens: ReadonlySet<stri
     }
   }
   return flags;
+}
+
+/** The index of the last start at or before `index`. */
+function indexAt(starts: readonly number[], index: number): number {
+  let low = 0;
+  let high = starts.length - 1;
+  while (low < high) {
+    const mid = (low + high + 1) >> 1;
+    if (starts[mid]! <= index) low = mid;
+    else high = mid - 1;
+  }
+  return low;
 }
 
 function kindsOf(matches: readonly { kind: string }[]): string {

@@ -15,7 +15,15 @@ import {
   parseRawNumstat,
   symlinkEscapes,
 } from '../../core/draft/diffAnalysis';
-import { COMMIT_FORMAT, type HistoryInput, PATCH_FORMAT, newRuns, parseCommits, parseHistoryPatches } from '../../core/draft/historyScan';
+import {
+  COMMIT_FORMAT,
+  type HistoryInput,
+  type HistoryPatch,
+  PATCH_FORMAT,
+  newRuns,
+  parseCommits,
+  parseHistoryPatches,
+} from '../../core/draft/historyScan';
 import { git, gitBytes } from './gitProcess';
 import { isInsideFolder, realpathOfNearestExisting } from '../draft/worktreeFiles';
 
@@ -137,37 +145,67 @@ function gunzipped(bytes: Uint8Array | undefined): Buffer | undefined {
   }
 }
 
+const HISTORY_OPTIONS = [
+  '--no-show-signature',
+  '--no-abbrev',
+  '--diff-merges=first-parent',
+  `--format=${PATCH_FORMAT}`,
+  '--src-prefix=a/',
+  '--dst-prefix=b/',
+];
+
 /**
  * The commits base..head (messages, author, committer) and, when the change is
- * more than one commit on its base, each commit's own diff against its first
- * parent: one more git process, whose size is what the commits changed.
+ * more than one commit on its base, what each commit adds against its first
+ * parent. A path whose blobs a commit changes exactly as the whole change does
+ * (base's blob to head's) was scanned with head, and a pair of blobs seen in an
+ * earlier commit was scanned there: their patches are never asked for. So a
+ * change of one commit costs nothing more than its log, and one of many commits
+ * a `--raw` walk plus the patches of the commits that hold something new.
  * Attributes and textconv decide nothing (`--text`, `--no-textconv`).
  */
-async function readHistory(repoRoot: string, baseSha: string, headSha: string, log: string): Promise<HistoryInput> {
+async function readHistory(
+  repoRoot: string,
+  baseSha: string,
+  headSha: string,
+  log: string,
+  raw: readonly RawDiffEntry[],
+): Promise<HistoryInput> {
   const commits = parseCommits(log);
   const single = commits.length === 1 && commits[0]!.parents.length === 1 && commits[0]!.parents[0] === baseSha;
   if (commits.length === 0 || single) return { commits };
-  const out = await git(repoRoot, [
-    ...DIFF_CONFIG,
-    '-c',
-    'core.quotePath=false',
-    'log',
-    ...DIFF_OPTIONS,
-    '--no-show-signature',
-    '--text',
-    '--reverse',
-    '--raw',
-    '--no-abbrev',
-    '-p',
-    '-U0',
-    '--diff-merges=first-parent',
-    `--format=${PATCH_FORMAT}`,
-    '--src-prefix=a/',
-    '--dst-prefix=b/',
-    `${baseSha}..${headSha}`,
-    '--',
-  ]);
-  return { commits, patches: parseHistoryPatches(out.stdout) };
+  const config = [...DIFF_CONFIG, '-c', 'core.quotePath=false'];
+  const listed = parseHistoryPatches(
+    (await git(repoRoot, [...config, 'log', ...DIFF_OPTIONS, ...HISTORY_OPTIONS, '--reverse', '--raw', `${baseSha}..${headSha}`, '--']))
+      .stdout,
+  );
+  const asInHead = new Set(raw.map((entry) => `${entry.path}\0${entry.oldSha}\0${entry.newSha}`));
+  const seenPairs = new Set<string>();
+  const wanted = new Set<string>();
+  const wantedCommits: string[] = [];
+  for (const patch of listed) {
+    for (const change of patch.changes) {
+      const pair = `${change.oldSha}\0${change.newSha}`;
+      if (change.gitlink || asInHead.has(`${change.path}\0${pair}`) || seenPairs.has(pair)) continue;
+      seenPairs.add(pair);
+      wanted.add(`${patch.sha}\0${change.path}`);
+      if (wantedCommits[wantedCommits.length - 1] !== patch.sha) wantedCommits.push(patch.sha);
+    }
+  }
+  const files = new Map<string, HistoryPatch['files']>();
+  if (wantedCommits.length) {
+    const out = await git(
+      repoRoot,
+      [...config, 'log', ...DIFF_OPTIONS, ...HISTORY_OPTIONS, '--text', '-p', '-U0', '--no-walk=unsorted', '--stdin', '--'],
+      { input: `${wantedCommits.join('\n')}\n` },
+    );
+    for (const patch of parseHistoryPatches(out.stdout))
+      files.set(
+        patch.sha,
+        patch.files.filter((file) => wanted.has(`${patch.sha}\0${file.path}`)),
+      );
+  }
+  return { commits, patches: listed.map((patch) => ({ ...patch, files: files.get(patch.sha) ?? [] })) };
 }
 
 /** Symlinks of the diff that resolve outside the worktree on disk (e.g. through a link that already existed). */
@@ -193,14 +231,15 @@ export async function analyzeChange(options: AnalyzeChangeOptions): Promise<Diff
   const { repoRoot, baseSha, headSha } = options;
   assertRevision(baseSha, 'base');
   assertRevision(headSha, 'head');
-  const [rawOut, patchOut, history] = await Promise.all([
+  const [rawOut, patchOut, logOut] = await Promise.all([
     git(repoRoot, [...DIFF_CONFIG, 'diff', ...DIFF_OPTIONS, '--raw', '--numstat', '-z', '--no-abbrev', baseSha, headSha, '--']),
     git(repoRoot, [...DIFF_CONFIG, 'diff', ...DIFF_OPTIONS, '-U0', '--src-prefix=a/', '--dst-prefix=b/', baseSha, headSha, '--']),
-    git(repoRoot, ['log', '--no-show-signature', `--format=${COMMIT_FORMAT}`, `${baseSha}..${headSha}`, '--']).then((log) =>
-      readHistory(repoRoot, baseSha, headSha, log.stdout),
-    ),
+    git(repoRoot, ['log', '--no-show-signature', `--format=${COMMIT_FORMAT}`, `${baseSha}..${headSha}`, '--']),
   ]);
   const { raw, numstat } = parseRawNumstat(rawOut.stdout);
+  const historyRead = readHistory(repoRoot, baseSha, headSha, logOut.stdout, raw);
+  // Awaited below; until then a failure must not count as unhandled.
+  historyRead.catch(() => undefined);
   const addedLines = parseAddedLines(patchOut.stdout);
 
   const live = raw.filter((entry) => entry.status !== 'D' && entry.newMode !== '160000');
@@ -276,7 +315,7 @@ export async function analyzeChange(options: AnalyzeChangeOptions): Promise<Diff
       addedLines,
       manifests: manifestTexts,
       binaryTexts,
-      history,
+      history: await historyRead,
       ...(symlinkEscapesOnDisk ? { symlinkEscapesOnDisk } : {}),
     },
     options,
