@@ -282,7 +282,10 @@ describe('diff scan: secrets and scope cannot hide (issue 13 §3)', function () 
           .sort(),
         [`${GHP}.txt`, `${KEY}/readme.md`].sort(),
       );
-      for (const flag of flagged(analysis, 'secretLike')) assert.match(flag.detail, /name/);
+      for (const flag of flagged(analysis, 'secretLike')) {
+        assert.match(flag.detail, /name/);
+        assert.equal(flag.detail.includes(KEY) || flag.detail.includes(GHP), false, 'the detail never quotes the token');
+      }
     });
 
     it('a file name with a secret that lived only in an earlier commit is flagged secretInHistory', async () => {

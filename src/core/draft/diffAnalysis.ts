@@ -5,7 +5,7 @@ import { addedDependencies, manifestKind } from './dependencyManifests';
 import type { FileChange, Flag, FlagKind } from '../evidence';
 import { unquoteGitPath } from '../git/gitOutput';
 import { isGitComponent } from './worktreePaths';
-import { BUILTIN_SECRET_PATTERNS, type SecretPattern } from '../redaction';
+import { BUILTIN_SECRET_PATTERNS, type SecretPattern, redactText } from '../redaction';
 import { type HistoryInput, historyFlags, secretTokens } from './historyScan';
 import { LaneError } from '../errors';
 
@@ -405,7 +405,12 @@ function lineNumberOf(lines: readonly AddedLine[], starts: readonly number[], in
  * secretLike flags for new names (an added file, the new name of a rename or
  * copy) that hold a token: all names in one scan, so 2,000 paths cost one pass.
  */
-function scanNames(raw: readonly RawDiffEntry[], scan: (text: string) => { kind: string; index: number }[], flags: FlagCollector): void {
+function scanNames(
+  raw: readonly RawDiffEntry[],
+  scan: (text: string) => { kind: string; index: number }[],
+  flags: FlagCollector,
+  patterns: readonly SecretPattern[],
+): void {
   const named = raw.filter((entry) => entry.status !== 'D' && entry.status !== 'M' && entry.status !== 'T');
   const starts: number[] = [];
   let offset = 0;
@@ -426,7 +431,7 @@ function scanNames(raw: readonly RawDiffEntry[], scan: (text: string) => { kind:
     const entry = named[index]!;
     flags.add(
       'secretLike',
-      `The ${entry.status === 'A' ? '' : 'new '}name of ${entry.path} holds ${kinds.length === 1 ? 'a secret-like token' : `${kinds.length} secret-like tokens`} (${[...new Set(kinds)].sort().join(', ')}).`,
+      `The ${entry.status === 'A' ? '' : 'new '}name of ${redactText(entry.path, patterns).text} holds ${kinds.length === 1 ? 'a secret-like token' : `${kinds.length} secret-like tokens`} (${[...new Set(kinds)].sort().join(', ')}).`,
       entry.path,
     );
   }
@@ -458,7 +463,7 @@ export function analyzeDiff(input: DiffAnalysisInput, options: DiffAnalysisOptio
     for (const match of found) headTokens.add(match.token);
     return found;
   };
-  scanNames(input.raw, scan, flags);
+  scanNames(input.raw, scan, flags, patterns);
 
   const numstatByPath = new Map<string, NumstatEntry>();
   input.numstat.forEach((entry) => numstatByPath.set(entry.path, entry));
@@ -651,7 +656,12 @@ export function analyzeDiff(input: DiffAnalysisInput, options: DiffAnalysisOptio
   if (topLevel.size > scope.maxTopLevelDirs) reasons.push(`${topLevel.size} top-level folders (more than ${scope.maxTopLevelDirs})`);
   if (changedLines > scope.maxChangedLines) reasons.push(`${changedLines} changed lines (more than ${scope.maxChangedLines})`);
   if (reasons.length) flags.add('unusualScope', `The change is unusually wide: ${reasons.join(', ')}.`);
-  if (input.history) for (const flag of historyFlags(input.history, headTokens, patterns)) flags.add(flag.kind, flag.detail, flag.path);
+  if (input.history) {
+    // Lines head adds (only needed when there are commits' patches to compare with).
+    const lines = new Set<string>();
+    if (input.history.patches?.length) for (const added of input.addedLines.values()) for (const line of added) lines.add(line.text);
+    for (const flag of historyFlags(input.history, { tokens: headTokens, lines }, patterns)) flags.add(flag.kind, flag.detail, flag.path);
+  }
 
   return { hash: diffHash(input.raw), files, totals: { files: files.length, additions, deletions }, flags: flags.result() };
 }

@@ -215,7 +215,11 @@ const plural = (count: number, word: string) => `${count} ${word}${count === 1 ?
  * already in the base; a token head still holds is head's secretLike flag, not
  * a second one. Each file's added lines are scanned in one pass.
  */
-export function historyFlags(history: HistoryInput, headTokens: ReadonlySet<string>, patterns: readonly SecretPattern[]): Flag[] {
+export function historyFlags(
+  history: HistoryInput,
+  head: { tokens: ReadonlySet<string>; lines: ReadonlySet<string> },
+  patterns: readonly SecretPattern[],
+): Flag[] {
   const flags: Flag[] = [];
   for (const commit of history.commits) {
     const people = secretTokens(commit.people, patterns);
@@ -232,7 +236,7 @@ export function historyFlags(history: HistoryInput, headTokens: ReadonlySet<stri
       });
   }
   if (!history.patches) return flags;
-  const known = new Set<string>(headTokens);
+  const known = new Set<string>(head.tokens);
   const reported = new Set<string>();
   const removedSoFar: string[] = [];
   for (const patch of history.patches) {
@@ -250,11 +254,13 @@ export function historyFlags(history: HistoryInput, headTokens: ReadonlySet<stri
     // What this commit and the ones before it removed: a token found there was already in the base.
     for (const file of patch.files) if (file.removed.length) removedSoFar.push(file.removed.map(scanText).join('\n'));
     for (const file of patch.files) {
-      if (!file.added.length) continue;
+      // A line head adds too was scanned with head: whatever token it holds is head's.
+      const added = file.added.filter((line) => !head.lines.has(line.text));
+      if (!added.length) continue;
       // One scan per file, as for head: the lines joined, a match placed back on its line.
       const starts: number[] = [];
       let offset = 0;
-      const text = file.added
+      const text = added
         .map((added) => {
           const line = scanText(added.text);
           starts.push(offset);
@@ -267,7 +273,7 @@ export function historyFlags(history: HistoryInput, headTokens: ReadonlySet<stri
         if (known.has(match.token)) continue;
         known.add(match.token);
         if (removedSoFar.some((removed) => removed.includes(match.token))) continue;
-        hits.push({ kind: match.kind, line: file.added[indexAt(starts, match.index)]!.line });
+        hits.push({ kind: match.kind, line: added[indexAt(starts, match.index)]!.line });
       }
       if (!hits.length) continue;
       const lines = [...new Set(hits.map((hit) => hit.line))].slice(0, 10);
