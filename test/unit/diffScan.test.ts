@@ -198,6 +198,21 @@ describe('diff scan: secrets and scope cannot hide (issue 13 §3)', function () 
       assert.equal(flagged(await analyse(l), 'secretInHistory').length, 2);
     });
 
+    it('a secret in an unrelated history merged into the change (a root commit), removed again, is flagged whatever log.showRoot says', async () => {
+      const l = lane();
+      runGit(l.repo, ['config', 'log.showRoot', 'false']);
+      runGit(l.worktree, ['checkout', '-q', '--orphan', 'other']);
+      runGit(l.worktree, ['rm', '-rfq', '.']);
+      step(l, { 'vendor.txt': `${KEY}\n` }, 'unrelated root');
+      runGit(l.worktree, ['checkout', '-q', 'lanes/a1b2c3d4-test']);
+      runGit(l.worktree, ['merge', '-q', '--allow-unrelated-histories', '-m', 'merge', 'other']);
+      step(l, {}, 'drop it', ['vendor.txt']);
+      assert.deepEqual(
+        flagged(await analyse(l), 'secretInHistory').map((flag) => flag.path),
+        ['vendor.txt'],
+      );
+    });
+
     it('a secret in the author or committer of a commit is flagged', async () => {
       const l = lane();
       writeFiles(l.worktree, { 'a.txt': 'a\n' });

@@ -149,6 +149,8 @@ const HISTORY_OPTIONS = [
   '--no-show-signature',
   '--no-abbrev',
   '--diff-merges=first-parent',
+  // A root commit (an unrelated history merged in) shows what it adds, whatever log.showRoot says.
+  '--root',
   `--format=${PATCH_FORMAT}`,
   '--src-prefix=a/',
   '--dst-prefix=b/',
