@@ -32,6 +32,7 @@ export const FLAG_KINDS = [
   'oversizedFile',
   'binaryFile',
   'secretLike',
+  'secretInHistory',
   'unusualScope',
   'sandboxConfigEdited',
   'policyFileEdited',

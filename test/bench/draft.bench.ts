@@ -1,6 +1,7 @@
 // Draft lane benchmarks, on a generated repository of 20,000 files:
 //   draft.worktreeRatio       createWorktree() ÷ a plain `git worktree add` of the same commit (medians, alternating runs)
 //   draft.diffAnalysis2000Ms  analyzeChange() (git calls included) for 2,000 changed files and 50,000 changed lines (median)
+//   draft.diffAnalysis2000In10CommitsMs  the same change made in 10 commits of 200 files (each commit's own diff is scanned too)
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ const LINES_PER_FILE = 30;
 const CHANGED_FILES = 2_000;
 const CHANGED_LINES_PER_FILE = 25;
 const ROUNDS = 9;
+const HISTORY_COMMITS = 10;
 
 /**
  * Where the scratch repository lives: LANES_BENCH_DIR, else /dev/shm when it is
@@ -63,7 +65,7 @@ function data(text: string): string {
   return `data ${Buffer.byteLength(text)}\n${text}\n`;
 }
 
-async function generateRepository(root: string): Promise<{ base: string; head: string }> {
+async function generateRepository(root: string): Promise<{ base: string; head: string; headInCommits: string }> {
   await git(root, ['init', '-q', '-b', 'main']);
   const parts: string[] = [];
   for (let i = 0; i < FILES; i++) parts.push(`blob\nmark :${i + 1}\n${data(fileContents(i, 'base'))}`);
@@ -78,11 +80,25 @@ async function generateRepository(root: string): Promise<{ base: string; head: s
     parts.push(`M 100644 inline ${pathOf(i)}\n${data(fileContents(i, 'head'))}`);
   }
   parts.push('\n');
+  // The same change, in HISTORY_COMMITS commits.
+  const perCommit = CHANGED_FILES / HISTORY_COMMITS;
+  for (let c = 0; c < HISTORY_COMMITS; c++) {
+    const from = c === 0 ? `from :${FILES + 1}\n` : '';
+    parts.push(
+      `commit refs/heads/bench-history\ncommitter Bench <bench@example.invalid> ${1790000200 + c} +0000\n${data(`part ${c}`)}${from}`,
+    );
+    for (let n = c * perCommit; n < (c + 1) * perCommit; n++) {
+      const i = n * step;
+      parts.push(`M 100644 inline ${pathOf(i)}\n${data(fileContents(i, 'head'))}`);
+    }
+    parts.push('\n');
+  }
   await git(root, ['fast-import', '--quiet'], parts.join(''));
   await git(root, ['reset', '-q', '--hard', 'main']);
   const base = (await git(root, ['rev-parse', 'main'])).stdout;
   const head = (await git(root, ['rev-parse', 'bench-head'])).stdout;
-  return { base, head };
+  const headInCommits = (await git(root, ['rev-parse', 'bench-history'])).stdout;
+  return { base, head, headInCommits };
 }
 
 function median(values: number[]): number {
@@ -99,7 +115,7 @@ async function main(): Promise<void> {
     const storage = join(scratch, 'storage');
     mkdirSync(repo, { recursive: true });
     const generated = performance.now();
-    const { base, head } = await generateRepository(repo);
+    const { base, head, headInCommits } = await generateRepository(repo);
     console.error(`generated ${FILES} files in ${Math.round(performance.now() - generated)} ms`);
 
     const plainTimes: number[] = [];
@@ -142,9 +158,17 @@ async function main(): Promise<void> {
       totals = JSON.stringify(analysis.totals);
     }
     console.error(`diff analysis ${totals}: ${analysisTimes.map(Math.round).join(', ')} ms`);
+    const historyTimes: number[] = [];
+    for (let run = 0; run < 3; run++) {
+      const start = performance.now();
+      const analysis = await analyzeChange({ repoRoot: repo, baseSha: base, headSha: headInCommits });
+      historyTimes.push(performance.now() - start);
+      totals = JSON.stringify(analysis.totals);
+    }
+    console.error(`diff analysis in ${HISTORY_COMMITS} commits ${totals}: ${historyTimes.map(Math.round).join(', ')} ms`);
 
     console.log(
-      `BENCH_RESULT ${JSON.stringify({ 'draft.worktreeRatio': Number(worktreeRatio.toFixed(3)), 'draft.diffAnalysis2000Ms': Math.round(median(analysisTimes)) })}`,
+      `BENCH_RESULT ${JSON.stringify({ 'draft.worktreeRatio': Number(worktreeRatio.toFixed(3)), 'draft.diffAnalysis2000Ms': Math.round(median(analysisTimes)), 'draft.diffAnalysis2000In10CommitsMs': Math.round(median(historyTimes)) })}`,
     );
   } finally {
     rmSync(scratch, { recursive: true, force: true });

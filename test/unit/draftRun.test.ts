@@ -5,7 +5,7 @@ import { runAgent } from '../../src/infra/draft/agentRunner';
 import { snapshotCheckout } from '../../src/infra/draft/checkoutGuard';
 import { finishDraftRun } from '../../src/infra/draft/draftRun';
 import { createWorktree, resolveBase } from '../../src/infra/git/worktrees';
-import { cleanupTemp, makeRepo, runGit, tempDir } from './support/draftRepo';
+import { cleanupTemp, commitAll, makeRepo, runGit, tempDir, writeFiles } from './support/draftRepo';
 
 const SCRIPTED_AGENT = resolve(__dirname, '../../../test/fixtures/agents/scripted-agent.mjs');
 const scripted: AgentConfig = { id: 'scripted', label: 'Scripted agent', command: [process.execPath, SCRIPTED_AGENT, '{promptFile}'] };
@@ -117,6 +117,90 @@ describe('a whole draft run with the scripted agent', function () {
     assert.deepEqual(
       finished.analysis!.files.map((file) => file.path),
       ['fine.txt'],
+    );
+  });
+});
+
+describe('a history that carries a secret head no longer has (issue 13 §3)', function () {
+  this.timeout(30_000);
+  afterEach(cleanupTemp);
+
+  const KEY = 'AKIAZ3MXQ7PLR4TW2KDN';
+
+  /** An agent that committed twice itself (as an unconfined agent can): a secret in the first commit and in its message, removed in the second. */
+  async function committedTwice() {
+    const repo = makeRepo({ 'README.md': '# sample\n' });
+    const storage = tempDir('lanes-storage-');
+    const base = await resolveBase(repo);
+    const lane = await createWorktree({
+      repoRoot: repo,
+      worktreesDir: join(storage, 'worktrees'),
+      changeId: 'a1b2c3d4',
+      slug: 'demo',
+      baseSha: base.sha,
+    });
+    const checkoutBefore = await snapshotCheckout(repo);
+    writeFiles(lane.path, { 'config.txt': `key = ${KEY}\n`, 'app.txt': 'app\n' });
+    commitAll(lane.path, `add config with ${KEY}`);
+    writeFiles(lane.path, { 'config.txt': 'key = from the environment\n' });
+    const agentHead = commitAll(lane.path, 'remove the key');
+    writeFiles(lane.path, { 'more.txt': 'left uncommitted\n' });
+    const finish = (secretInHistory?: 'block' | 'squash') =>
+      finishDraftRun({
+        repoRoot: repo,
+        changeId: 'a1b2c3d4',
+        branch: lane.branch,
+        worktreePath: lane.path,
+        baseSha: base.sha,
+        agentId: 'scripted',
+        promptRef: 'prompt-a1b2c3d4-1',
+        evidenceFile: join(storage, 'a1b2c3d4', 'evidence.json'),
+        checkoutBefore,
+        subject: 'Add the app',
+        ...(secretInHistory ? { secretInHistory } : {}),
+      });
+    return { repo, lane, base: base.sha, agentHead, finish };
+  }
+
+  it('block (the default): flagged secretInHistory, the branch keeps its commits', async () => {
+    const { repo, lane, base, agentHead, finish } = await committedTwice();
+    const finished = await finish();
+    assert.equal(finished.commit.squashed, undefined);
+    assert.equal(runGit(repo, ['rev-parse', `${finished.commit.headSha}^`]).trim(), agentHead);
+    assert.equal(runGit(repo, ['rev-list', '--count', `${base}..${lane.branch}`]).trim(), '3');
+    const history = finished.flags.filter((flag) => flag.kind === 'secretInHistory');
+    assert.equal(history.length, 2, JSON.stringify(finished.flags));
+    assert.ok(history.some((flag) => flag.path === 'config.txt'));
+    assert.ok(history.some((flag) => /message/.test(flag.detail)));
+  });
+
+  it('squash: the lane squashes its commits into one on the base, same tree, no secretInHistory flag, nothing of the history left on the branch', async () => {
+    const { repo, lane, base, finish } = await committedTwice();
+    const finished = await finish('squash');
+    const head = finished.commit.headSha;
+    assert.equal(runGit(repo, ['rev-parse', lane.branch]).trim(), head);
+    assert.equal(runGit(repo, ['rev-list', '--count', `${base}..${lane.branch}`]).trim(), '1');
+    assert.equal(runGit(repo, ['rev-parse', `${head}^`]).trim(), base);
+    assert.deepEqual(finished.commit.squashed?.commits, 3);
+    assert.equal(runGit(repo, ['show', '-s', '--format=%B', head]).includes(KEY), false);
+    assert.match(runGit(repo, ['show', '-s', '--format=%B', head]), /^Add the app\n[\s\S]*Lanes-Change-Id: a1b2c3d4/);
+    assert.equal(runGit(repo, ['log', '-p', `${base}..${lane.branch}`]).includes(KEY), false);
+    assert.deepEqual(
+      finished.flags.filter((flag) => flag.kind === 'secretInHistory' || flag.kind === 'secretLike'),
+      [],
+    );
+    assert.equal(finished.analysis!.totals.files, 3);
+    assert.equal(runGit(lane.path, ['status', '--porcelain']).trim(), '', 'the worktree is clean on the squashed commit');
+  });
+
+  it('squash does not hide a secret head still holds', async () => {
+    const { repo, lane, finish } = await committedTwice();
+    writeFiles(lane.path, { 'still.txt': `other ${'ghp_' + 'aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5'}\n` });
+    const finished = await finish('squash');
+    assert.equal(runGit(repo, ['rev-list', '--count', `${finished.commit.headSha}`, `^${lane.baseSha}`]).trim(), '1');
+    assert.deepEqual(
+      finished.flags.filter((flag) => flag.kind === 'secretLike').map((flag) => flag.path),
+      ['still.txt'],
     );
   });
 });

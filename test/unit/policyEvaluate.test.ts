@@ -245,6 +245,15 @@ describe('policy evaluation', () => {
     assert.equal(strict.matchedRules[0]!.rule, 'stopConditions.executesLater');
   });
 
+  it('stop conditions: a secret only the history holds (secretInHistory) is the secretLike condition, block by default', () => {
+    const flags = [{ kind: 'secretInHistory' as const, path: 'config.txt', detail: 'Commit 1a2b3c4d5e6f adds 1 secret-like token' }];
+    for (const action of ['gate.draftToSandbox', 'gate.sandboxToReview', 'gate.reviewToPullRequest'] as const) {
+      const decision = decide(policy({}), action, { flags, approvals: [], tasks: [] });
+      assert.equal(decision.effect, 'block', action);
+      assert.ok(decision.matchedRules.some((rule) => rule.rule === 'stopConditions.secretLike'));
+    }
+  });
+
   it('stop conditions: flags map to conditions with their configured effect', () => {
     const effective = policy({ stopConditions: { binaryFile: 'block', newDependency: 'requireApproval', unusualScope: 'allow' } });
     const secret = decide(effective, 'gate.draftToSandbox', { flags: [{ kind: 'secretLike', path: 'src/config.ts', detail: 'aws key' }] });

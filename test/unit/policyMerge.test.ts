@@ -122,6 +122,24 @@ describe('policy merge (restrict-only)', () => {
     assert.equal(cannotUndo.widenings[0]!.field, 'lanes.pullRequests.draftOnly');
   });
 
+  it('secretInHistory: block by default; an org may choose squash, a lower level may only go back to block', () => {
+    assert.equal(mergePolicies(org({})).policy.lanes.pullRequests.secretInHistory, 'block');
+    assert.equal(mergePolicies({ level: 'builtin', document: builtinPolicyDocument() }).policy.lanes.pullRequests.secretInHistory, 'block');
+    const squash = org({ lanes: { pullRequests: { secretInHistory: 'squash' } } });
+    assert.equal(mergePolicies(squash).policy.lanes.pullRequests.secretInHistory, 'squash');
+    const tightened = mergePolicies(squash, [overlay('repository', { lanes: { pullRequests: { secretInHistory: 'block' } } })]);
+    assert.equal(tightened.policy.lanes.pullRequests.secretInHistory, 'block');
+    assert.deepEqual(tightened.widenings, []);
+    const loosened = mergePolicies(org({}), [overlay('repository', { lanes: { pullRequests: { secretInHistory: 'squash' } } })]);
+    assert.equal(loosened.policy.lanes.pullRequests.secretInHistory, 'block');
+    assert.deepEqual(
+      loosened.widenings.map((w) => w.field),
+      ['lanes.pullRequests.secretInHistory'],
+    );
+    const wrong = parseOverlayObject({ lanes: { pullRequests: { secretInHistory: 'allow' } } }, 'repository', { id: 'r', version: '1' });
+    assert.equal(wrong.ok, false);
+  });
+
   it('intersects allow-lists: agents, base branches, registries, mounts', () => {
     const effective = mergePolicies(
       org({

@@ -44,6 +44,15 @@ function facts(overrides: Partial<ApprovalFacts> = {}): ApprovalFacts {
 }
 
 describe('review model', () => {
+  it('shows a secretInHistory flag like every flag: its label, path and detail', () => {
+    const flag = { kind: 'secretInHistory' as const, path: 'config.txt', detail: 'Commit 1a2b3c4d5e6f adds 1 secret-like token' };
+    const view = buildEvidenceView({ kind: 'ok', evidence: evidence({ flags: [flag] }), hash: HASH }, [], HASH);
+    assert.deepEqual(view.fields.flags, {
+      state: 'present',
+      value: [{ kind: 'secretInHistory', label: 'Secret in the commit history', path: 'config.txt', detail: flag.detail }],
+    });
+  });
+
   it('marks each missing field, and whether policy requires it', () => {
     const view = buildEvidenceView({ kind: 'ok', evidence: evidence(), hash: HASH }, ['tests', 'assumptions'], HASH);
     assert.equal(view.state, 'ok');

@@ -5,7 +5,8 @@ import { addedDependencies, manifestKind } from './dependencyManifests';
 import type { FileChange, Flag, FlagKind } from '../evidence';
 import { unquoteGitPath } from '../git/gitOutput';
 import { isGitComponent } from './worktreePaths';
-import { BUILTIN_SECRET_PATTERNS, type SecretPattern, findSecrets } from '../redaction';
+import { BUILTIN_SECRET_PATTERNS, type SecretPattern, redactText } from '../redaction';
+import { type HistoryInput, historyFlags, secretTokens } from './historyScan';
 import { LaneError } from '../errors';
 
 // ---------------------------------------------------------------------------
@@ -327,6 +328,10 @@ export interface DiffAnalysisInput {
   addedLines: ReadonlyMap<string, readonly AddedLine[]>;
   /** Old and new text of dependency manifests, by (new) path. */
   manifests: ReadonlyMap<string, { old?: string; new?: string }>;
+  /** Printable text runs that a binary file's new version adds (infra's printableRuns, unpacked when gzip), by path. */
+  binaryTexts?: ReadonlyMap<string, readonly string[]>;
+  /** The commits between base and head: messages, people, and (when more than one) each commit's own diff. */
+  history?: HistoryInput;
 }
 
 export interface DiffAnalysis {
@@ -397,6 +402,42 @@ function lineNumberOf(lines: readonly AddedLine[], starts: readonly number[], in
 }
 
 /**
+ * secretLike flags for new names (an added file, the new name of a rename or
+ * copy) that hold a token: all names in one scan, so 2,000 paths cost one pass.
+ */
+function scanNames(
+  raw: readonly RawDiffEntry[],
+  scan: (text: string) => { kind: string; index: number }[],
+  flags: FlagCollector,
+  patterns: readonly SecretPattern[],
+): void {
+  const named = raw.filter((entry) => entry.status !== 'D' && entry.status !== 'M' && entry.status !== 'T');
+  const starts: number[] = [];
+  let offset = 0;
+  const text = named
+    .map((entry) => {
+      starts.push(offset);
+      offset += entry.path.length + 1;
+      return entry.path;
+    })
+    .join('\n');
+  const byEntry = new Map<number, string[]>();
+  for (const match of scan(text)) {
+    let index = starts.length - 1;
+    while (index > 0 && starts[index]! > match.index) index--;
+    byEntry.set(index, [...(byEntry.get(index) ?? []), match.kind]);
+  }
+  for (const [index, kinds] of byEntry) {
+    const entry = named[index]!;
+    flags.add(
+      'secretLike',
+      `The ${entry.status === 'A' ? '' : 'new '}name of ${redactText(entry.path, patterns).text} holds ${kinds.length === 1 ? 'a secret-like token' : `${kinds.length} secret-like tokens`} (${[...new Set(kinds)].sort().join(', ')}).`,
+      entry.path,
+    );
+  }
+}
+
+/**
  * Analyses a change's diff: files with their status, counts, binary, symlink,
  * mode, gitlink and size; totals; the diff hash; and the flags. Pure: the git
  * calls that feed it are in infra/gitDiff.ts.
@@ -414,6 +455,15 @@ export function analyzeDiff(input: DiffAnalysisInput, options: DiffAnalysisOptio
   const policyFile = picomatch([...POLICY_FILE_PATHS], matcherOptions);
   const agentInstructions = picomatch([...AGENT_INSTRUCTION_PATHS], matcherOptions);
   const patterns = options.secretPatterns ?? BUILTIN_SECRET_PATTERNS;
+
+  /** Every token head holds: the history scan reports only what head no longer has. */
+  const headTokens = new Set<string>();
+  const scan = (text: string) => {
+    const found = secretTokens(text, patterns);
+    for (const match of found) headTokens.add(match.token);
+    return found;
+  };
+  scanNames(input.raw, scan, flags, patterns);
 
   const numstatByPath = new Map<string, NumstatEntry>();
   input.numstat.forEach((entry) => numstatByPath.set(entry.path, entry));
@@ -548,7 +598,7 @@ export function analyzeDiff(input: DiffAnalysisInput, options: DiffAnalysisOptio
           return line.text;
         })
         .join('\n');
-      const found = findSecrets(text, patterns);
+      const found = scan(text);
       if (found.length) {
         const kinds = [...new Set(found.map((match) => match.kind))].sort();
         const lineNumbers = [...new Set(found.map((match) => lineNumberOf(lines, starts, match.index)))].slice(0, 10);
@@ -558,6 +608,16 @@ export function analyzeDiff(input: DiffAnalysisInput, options: DiffAnalysisOptio
           entry.path,
         );
       }
+    }
+    const runs = input.binaryTexts?.get(entry.path);
+    if (runs?.length) {
+      const found = scan(runs.join('\n'));
+      if (found.length)
+        flags.add(
+          'secretLike',
+          `${entry.path}: ${found.length} secret-like token${found.length === 1 ? '' : 's'} (${[...new Set(found.map((match) => match.kind))].sort().join(', ')}) in the printable text of this binary file.`,
+          entry.path,
+        );
     }
     const kind = manifestKind(entry.path);
     if (kind === 'lockFile') {
@@ -596,6 +656,12 @@ export function analyzeDiff(input: DiffAnalysisInput, options: DiffAnalysisOptio
   if (topLevel.size > scope.maxTopLevelDirs) reasons.push(`${topLevel.size} top-level folders (more than ${scope.maxTopLevelDirs})`);
   if (changedLines > scope.maxChangedLines) reasons.push(`${changedLines} changed lines (more than ${scope.maxChangedLines})`);
   if (reasons.length) flags.add('unusualScope', `The change is unusually wide: ${reasons.join(', ')}.`);
+  if (input.history) {
+    // Lines head adds (only needed when there are commits' patches to compare with).
+    const lines = new Set<string>();
+    if (input.history.patches?.length) for (const added of input.addedLines.values()) for (const line of added) lines.add(line.text);
+    for (const flag of historyFlags(input.history, { tokens: headTokens, lines }, patterns)) flags.add(flag.kind, flag.detail, flag.path);
+  }
 
   return { hash: diffHash(input.raw), files, totals: { files: files.length, additions, deletions }, flags: flags.result() };
 }

@@ -41,7 +41,7 @@ export function builtinPolicyDocument(): PolicyDocument {
       },
       evidence: { required: ['filesTouched', 'agent', 'prompt', 'baseAndHead'] },
       approvals: { minApprovals: 1, forbidSelfApproval: false, sensitivePathReviewers: [] },
-      pullRequests: { draftOnly: true, labels: [], reviewers: [] },
+      pullRequests: { draftOnly: true, labels: [], reviewers: [], secretInHistory: 'block' },
     },
     pathRules: [
       block('.github/workflows/**', CI_REASON),

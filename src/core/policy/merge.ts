@@ -151,6 +151,7 @@ const SCALAR_FIELDS: readonly ScalarField[] = [
   { path: ['lanes', 'pullRequests', 'draftOnly'], fallback: false, combine: STRICTER_BOOLEAN_TRUE },
   { path: ['lanes', 'pullRequests', 'allowedBaseBranches'], fallback: undefined, combine: intersect },
   { path: ['lanes', 'pullRequests', 'titlePrefix'], fallback: undefined, combine: firstSet, setOnce: true },
+  { path: ['lanes', 'pullRequests', 'secretInHistory'], fallback: 'block', combine: byRank(['block', 'squash']) },
   { path: ['blastRadius', 'maxFiles'], fallback: undefined, combine: smaller },
   { path: ['blastRadius', 'maxChangedLines'], fallback: undefined, combine: smaller },
   ...STOP_CONDITIONS.map((condition) => ({

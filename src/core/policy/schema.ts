@@ -48,6 +48,7 @@ export const FLAG_CONDITION: Readonly<Record<FlagKind, StopCondition>> = Object.
   oversizedFile: 'oversizedFile',
   binaryFile: 'binaryFile',
   secretLike: 'secretLike',
+  secretInHistory: 'secretLike',
   unusualScope: 'unusualScope',
   sandboxConfigEdited: 'sandboxConfigEdited',
   policyFileEdited: 'policyFileEdited',
@@ -211,6 +212,8 @@ const PullRequestsSchema = z.strictObject({
   allowedBaseBranches: z.array(nonEmpty).optional(),
   titlePrefix: z.string().max(100).optional(),
   reviewers: z.array(nonEmpty).optional(),
+  /** A token that only the change's history still holds (secretInHistory): stop at the gates (block), or squash the lane's commits into one on the base. */
+  secretInHistory: z.enum(['block', 'squash']).optional(),
 });
 
 const LanesSchema = z.strictObject({
@@ -295,7 +298,14 @@ export interface ResolvedPolicy {
     };
     evidence: { required: EvidenceField[] };
     approvals: { minApprovals: number; forbidSelfApproval: boolean; sensitivePathReviewers: { glob: string; reviewers: string[] }[] };
-    pullRequests: { draftOnly: boolean; labels: string[]; allowedBaseBranches?: string[]; titlePrefix?: string; reviewers: string[] };
+    pullRequests: {
+      draftOnly: boolean;
+      labels: string[];
+      allowedBaseBranches?: string[];
+      titlePrefix?: string;
+      reviewers: string[];
+      secretInHistory: 'block' | 'squash';
+    };
   };
   pathRules: PathRule[];
   blastRadius: { maxFiles?: number; maxChangedLines?: number };

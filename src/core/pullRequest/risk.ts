@@ -16,6 +16,7 @@ const RISK_LEVELS: readonly RiskLevel[] = ['low', 'medium', 'high'];
 /** @internal Exported for its unit tests; the product calls it inside this module. */
 export const FLAG_RISK: Readonly<Record<FlagKind, RiskLevel>> = Object.freeze({
   secretLike: 'high',
+  secretInHistory: 'high',
   symlinkEscape: 'high',
   pathTraversal: 'high',
   gitPath: 'high',

@@ -25,6 +25,7 @@ const FLAG_LABELS: Readonly<Record<FlagKind, string>> = {
   oversizedFile: 'Oversized file',
   binaryFile: 'Binary file',
   secretLike: 'Secret-like content',
+  secretInHistory: 'Secret in the commit history',
   unusualScope: 'Unusual scope',
   sandboxConfigEdited: 'Sandbox configuration edited',
   policyFileEdited: 'Policy file edited',

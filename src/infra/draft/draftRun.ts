@@ -4,7 +4,7 @@ import type { Flag } from '../../core/evidence';
 import { readAgentReport } from './agentRunner';
 import { type CheckoutSnapshot, type CheckoutVerdict, verifyCheckout } from './checkoutGuard';
 import { analyzeChange } from '../git/gitDiff';
-import { type GitIdentity, type LaneCommitResult, commitLaneWork } from '../git/laneCommit';
+import { type CommitLaneWorkOptions, type GitIdentity, type LaneCommitResult, commitLaneWork, squashLaneCommits } from '../git/laneCommit';
 
 export interface FinishDraftRunOptions extends DiffAnalysisOptions {
   repoRoot: string;
@@ -21,6 +21,8 @@ export interface FinishDraftRunOptions extends DiffAnalysisOptions {
   /** Commit subject (redacted by the caller). */
   subject?: string;
   fallbackIdentity?: GitIdentity;
+  /** Policy lanes.pullRequests.secretInHistory: squash makes the lane's commits one when only the history holds a secret. Default block. */
+  secretInHistory?: 'block' | 'squash';
 }
 
 export interface FinishedDraftRun {
@@ -41,7 +43,7 @@ export interface FinishedDraftRun {
  */
 export async function finishDraftRun(options: FinishDraftRunOptions): Promise<FinishedDraftRun> {
   const checkout = await verifyCheckout(options.checkoutBefore);
-  const commit = await commitLaneWork({
+  let commit = await commitLaneWork({
     worktreePath: options.worktreePath,
     branch: options.branch,
     baseSha: options.baseSha,
@@ -51,16 +53,9 @@ export async function finishDraftRun(options: FinishDraftRunOptions): Promise<Fi
     ...(options.subject !== undefined ? { subject: options.subject } : {}),
     ...(options.fallbackIdentity ? { fallbackIdentity: options.fallbackIdentity } : {}),
   });
-  const analysis =
-    commit.outcome === 'committed'
-      ? await analyzeChange({
-          ...options,
-          repoRoot: options.repoRoot,
-          baseSha: options.baseSha,
-          headSha: commit.headSha,
-          worktreePath: options.worktreePath,
-        })
-      : undefined;
+  const analysed = await analyzeLaneCommit(commit, options, options);
+  const { analysis } = analysed;
+  commit = analysed.commit;
   const agentReport = await readAgentReport(options.evidenceFile);
   const flags = [...(analysis?.flags ?? []), ...refusedPathFlags(commit.refusedPaths)];
   if (!checkout.untouched) flags.unshift(checkoutTouchedFlag(checkout.differences));
@@ -70,5 +65,38 @@ export async function finishDraftRun(options: FinishDraftRunOptions): Promise<Fi
     ...(analysis ? { analysis } : {}),
     agentReport,
     flags,
+  };
+}
+
+/**
+ * Analyses base..head of a committed lane. When a token only the history still
+ * holds (secretInHistory) and policy says squash, the lane's commits become one
+ * commit of head's tree on the base first; the tree is the same, so the diff's
+ * analysis stands and only the history flags go.
+ */
+export async function analyzeLaneCommit(
+  commit: LaneCommitResult,
+  lane: Pick<
+    CommitLaneWorkOptions,
+    'worktreePath' | 'branch' | 'baseSha' | 'changeId' | 'agentId' | 'promptRef' | 'subject' | 'fallbackIdentity'
+  > & {
+    repoRoot: string;
+  },
+  options: DiffAnalysisOptions & { secretInHistory?: 'block' | 'squash' | undefined },
+): Promise<{ commit: LaneCommitResult; analysis?: DiffAnalysis }> {
+  if (commit.outcome !== 'committed') return { commit };
+  const { secretInHistory, ...analysisOptions } = options;
+  const analysis = await analyzeChange({
+    ...analysisOptions,
+    repoRoot: lane.repoRoot,
+    baseSha: lane.baseSha,
+    headSha: commit.headSha,
+    worktreePath: lane.worktreePath,
+  });
+  if (secretInHistory !== 'squash' || !analysis.flags.some((flag) => flag.kind === 'secretInHistory')) return { commit, analysis };
+  const squashed = await squashLaneCommits({ ...lane, headSha: commit.headSha });
+  return {
+    commit: { ...commit, headSha: squashed.headSha, squashed: { commits: squashed.commits, previousHeadSha: commit.headSha } },
+    analysis: { ...analysis, flags: analysis.flags.filter((flag) => flag.kind !== 'secretInHistory') },
   };
 }

@@ -1,4 +1,5 @@
 import { realpath } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { parsePatch } from 'diff';
 import { dirname, join } from 'node:path';
 import { hasControlCharacters } from '../../core/draft/draft';
@@ -14,6 +15,15 @@ import {
   parseRawNumstat,
   symlinkEscapes,
 } from '../../core/draft/diffAnalysis';
+import {
+  COMMIT_FORMAT,
+  type HistoryInput,
+  type HistoryPatch,
+  PATCH_FORMAT,
+  newRuns,
+  parseCommits,
+  parseHistoryPatches,
+} from '../../core/draft/historyScan';
 import { git, gitBytes } from './gitProcess';
 import { isInsideFolder, realpathOfNearestExisting } from '../draft/worktreeFiles';
 
@@ -124,6 +134,82 @@ async function diffAsText(
   return { numstat, addedLines: parseAddedLines(out.stdout) };
 }
 
+/** The gzip stream's content (up to the content check limit), or undefined when it is not one. */
+function gunzipped(bytes: Uint8Array | undefined): Buffer | undefined {
+  if (!bytes || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return undefined;
+  try {
+    return gunzipSync(bytes, { maxOutputLength: MAX_CONTENT_CHECK_BYTES });
+  } catch {
+    // Not gzip after all, or larger than the limit: its printable runs were read as they are.
+    return undefined;
+  }
+}
+
+const HISTORY_OPTIONS = [
+  '--no-show-signature',
+  '--no-abbrev',
+  '--diff-merges=first-parent',
+  // A root commit (an unrelated history merged in) shows what it adds, whatever log.showRoot says.
+  '--root',
+  `--format=${PATCH_FORMAT}`,
+  '--src-prefix=a/',
+  '--dst-prefix=b/',
+];
+
+/**
+ * The commits base..head (messages, author, committer) and, when the change is
+ * more than one commit on its base, what each commit adds against its first
+ * parent. A path whose blobs a commit changes exactly as the whole change does
+ * (base's blob to head's) was scanned with head, and a pair of blobs seen in an
+ * earlier commit was scanned there: their patches are never asked for. So a
+ * change of one commit costs nothing more than its log, and one of many commits
+ * a `--raw` walk plus the patches of the commits that hold something new.
+ * Attributes and textconv decide nothing (`--text`, `--no-textconv`).
+ */
+async function readHistory(
+  repoRoot: string,
+  baseSha: string,
+  headSha: string,
+  log: string,
+  raw: readonly RawDiffEntry[],
+): Promise<HistoryInput> {
+  const commits = parseCommits(log);
+  const single = commits.length === 1 && commits[0]!.parents.length === 1 && commits[0]!.parents[0] === baseSha;
+  if (commits.length === 0 || single) return { commits };
+  const config = [...DIFF_CONFIG, '-c', 'core.quotePath=false'];
+  const listed = parseHistoryPatches(
+    (await git(repoRoot, [...config, 'log', ...DIFF_OPTIONS, ...HISTORY_OPTIONS, '--reverse', '--raw', `${baseSha}..${headSha}`, '--']))
+      .stdout,
+  );
+  const asInHead = new Set(raw.map((entry) => `${entry.path}\0${entry.oldSha}\0${entry.newSha}`));
+  const seenPairs = new Set<string>();
+  const wanted = new Set<string>();
+  const wantedCommits: string[] = [];
+  for (const patch of listed) {
+    for (const change of patch.changes) {
+      const pair = `${change.oldSha}\0${change.newSha}`;
+      if (change.gitlink || asInHead.has(`${change.path}\0${pair}`) || seenPairs.has(pair)) continue;
+      seenPairs.add(pair);
+      wanted.add(`${patch.sha}\0${change.path}`);
+      if (wantedCommits[wantedCommits.length - 1] !== patch.sha) wantedCommits.push(patch.sha);
+    }
+  }
+  const files = new Map<string, HistoryPatch['files']>();
+  if (wantedCommits.length) {
+    const out = await git(
+      repoRoot,
+      [...config, 'log', ...DIFF_OPTIONS, ...HISTORY_OPTIONS, '--text', '-p', '-U0', '--no-walk=unsorted', '--stdin', '--'],
+      { input: `${wantedCommits.join('\n')}\n` },
+    );
+    for (const patch of parseHistoryPatches(out.stdout))
+      files.set(
+        patch.sha,
+        patch.files.filter((file) => wanted.has(`${patch.sha}\0${file.path}`)),
+      );
+  }
+  return { commits, patches: listed.map((patch) => ({ ...patch, files: files.get(patch.sha) ?? [] })) };
+}
+
 /** Symlinks of the diff that resolve outside the worktree on disk (e.g. through a link that already existed). */
 async function symlinksEscapingOnDisk(worktreePath: string, links: ReadonlyMap<string, string>): Promise<Set<string>> {
   const escaping = new Set<string>();
@@ -147,11 +233,15 @@ export async function analyzeChange(options: AnalyzeChangeOptions): Promise<Diff
   const { repoRoot, baseSha, headSha } = options;
   assertRevision(baseSha, 'base');
   assertRevision(headSha, 'head');
-  const [rawOut, patchOut] = await Promise.all([
+  const [rawOut, patchOut, logOut] = await Promise.all([
     git(repoRoot, [...DIFF_CONFIG, 'diff', ...DIFF_OPTIONS, '--raw', '--numstat', '-z', '--no-abbrev', baseSha, headSha, '--']),
     git(repoRoot, [...DIFF_CONFIG, 'diff', ...DIFF_OPTIONS, '-U0', '--src-prefix=a/', '--dst-prefix=b/', baseSha, headSha, '--']),
+    git(repoRoot, ['log', '--no-show-signature', `--format=${COMMIT_FORMAT}`, `${baseSha}..${headSha}`, '--']),
   ]);
   const { raw, numstat } = parseRawNumstat(rawOut.stdout);
+  const historyRead = readHistory(repoRoot, baseSha, headSha, logOut.stdout, raw);
+  // Awaited below; until then a failure must not count as unhandled.
+  historyRead.catch(() => undefined);
   const addedLines = parseAddedLines(patchOut.stdout);
 
   const live = raw.filter((entry) => entry.status !== 'D' && entry.newMode !== '160000');
@@ -192,6 +282,19 @@ export async function analyzeChange(options: AnalyzeChangeOptions): Promise<Diff
     }
     for (const [path, lines] of text.addedLines) addedLines.set(path, lines);
   }
+  // Binary stays binary, but its printable text (and a gzip stream's) is scanned: the runs its old version did not have.
+  const binaryTexts = new Map<string, string[]>();
+  const asText = new Set(textByContent);
+  for (const entry of calledBinary) {
+    if (asText.has(entry) || !checkable(entry) || ZERO_ID.test(entry.newSha) || entry.newMode === '120000') continue;
+    const newBytes = contents.get(entry.newSha);
+    if (!newBytes) continue;
+    const oldBytes = ZERO_ID.test(entry.oldSha) ? undefined : contents.get(entry.oldSha);
+    const runs = newRuns(oldBytes, newBytes);
+    const unpacked = gunzipped(newBytes);
+    if (unpacked) runs.push(...newRuns(gunzipped(oldBytes), unpacked));
+    if (runs.length) binaryTexts.set(entry.path, runs);
+  }
   const symlinkTargets = new Map(links.map((entry) => [entry.path, contents.get(entry.newSha)?.toString('utf8') ?? ''] as const));
   const manifestTexts = new Map<string, { old?: string; new?: string }>();
   for (const entry of manifests) {
@@ -213,6 +316,8 @@ export async function analyzeChange(options: AnalyzeChangeOptions): Promise<Diff
       symlinkTargets,
       addedLines,
       manifests: manifestTexts,
+      binaryTexts,
+      history: await historyRead,
       ...(symlinkEscapesOnDisk ? { symlinkEscapesOnDisk } : {}),
     },
     options,

@@ -41,6 +41,8 @@ export interface LaneCommitResult {
   /** Paths git refused to stage (e.g. a path with a .git component); flag them as gitPath. */
   refusedPaths: string[];
   identity: GitIdentity & { fallback: boolean };
+  /** Set when the lane squashed base..head into headSha (policy lanes.pullRequests.secretInHistory: squash). */
+  squashed?: { commits: number; previousHeadSha: string };
 }
 
 /** One line, no control characters: a trailer value cannot smuggle another trailer. */
@@ -97,6 +99,34 @@ export function parseRefusedPaths(stderr: string): string[] {
     if (match?.[1]) paths.add(match[1]);
   }
   return [...paths];
+}
+
+/**
+ * Replaces the lane branch's commits base..head with one commit of head's tree
+ * on the base, with the lane's own message and identity (so no message, author
+ * or intermediate version of the agent's commits stays in what is pushed). The
+ * branch moves only if it is still at headSha; the worktree's files and index
+ * already match the tree, so nothing in it changes.
+ */
+export async function squashLaneCommits(
+  options: Pick<
+    CommitLaneWorkOptions,
+    'worktreePath' | 'branch' | 'baseSha' | 'changeId' | 'agentId' | 'promptRef' | 'subject' | 'body' | 'fallbackIdentity'
+  > & {
+    headSha: string;
+  },
+): Promise<{ headSha: string; commits: number }> {
+  const { worktreePath, branch, baseSha, headSha } = options;
+  if (!isLaneBranch(branch)) throw new LaneCommitError(`"${branch}" is not a lane branch; only lanes/… branches are squashed.`);
+  const counted = await git(worktreePath, ['rev-list', '--count', `${baseSha}..${headSha}`, '--']);
+  const { env } = await resolveIdentity(worktreePath, options.fallbackIdentity ?? FALLBACK_IDENTITY);
+  const made = await git(worktreePath, ['commit-tree', `${headSha}^{tree}`, '-p', baseSha, '-F', '-'], {
+    input: laneCommitMessage(options),
+    env,
+  });
+  const squashed = made.stdout.trim();
+  await git(worktreePath, ['update-ref', '-m', 'Agent Lanes: squash the lane commits', `refs/heads/${branch}`, squashed, headSha]);
+  return { headSha: squashed, commits: Number(counted.stdout.trim()) };
 }
 
 /**

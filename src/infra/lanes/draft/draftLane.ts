@@ -23,8 +23,7 @@ import { compileSecretPatterns, createStreamRedactor, redactText, redactValue } 
 import { type AgentRunResult, runAgent } from '../../draft/agentRunner';
 import { redactAgentReport } from '../../draft/agentReportRedaction';
 import { type CheckoutVerdict, snapshotCheckout } from '../../draft/checkoutGuard';
-import { type FinishedDraftRun, finishDraftRun } from '../../draft/draftRun';
-import { analyzeChange } from '../../git/gitDiff';
+import { type FinishedDraftRun, analyzeLaneCommit, finishDraftRun } from '../../draft/draftRun';
 import { commitLaneWork } from '../../git/laneCommit';
 import {
   UncommittedWorkError,
@@ -325,6 +324,7 @@ export class DraftLane {
             : undefined,
           result: outcome.outcome,
           headSha: outcome.change.headSha,
+          ...(finished.commit.squashed ? { squashed: finished.commit.squashed } : {}),
         },
       });
       return outcome;
@@ -466,10 +466,11 @@ export class DraftLane {
     for (const controller of this.running.values()) controller.abort();
   }
 
-  private analysisOptions(): DiffAnalysisOptions {
+  private analysisOptions(): DiffAnalysisOptions & { secretInHistory: 'block' | 'squash' } {
     const effective = this.ctx.policy.effective.policy;
     const { maxFiles, maxChangedLines } = effective.blastRadius ?? {};
     return {
+      secretInHistory: effective.lanes.pullRequests.secretInHistory,
       ...(effective.sensitivePaths?.length ? { sensitivePaths: effective.sensitivePaths } : {}),
       secretPatterns: this.secretPatterns(),
       scope: { ...(maxFiles ? { maxFiles } : {}), ...(maxChangedLines ? { maxChangedLines } : {}) },
@@ -479,7 +480,8 @@ export class DraftLane {
   /** "Lanes: Finish Draft": commits and analyses what a chat agent left in the worktree. */
   async finish(changeId: string, options: { actor: Actor }): Promise<DraftOutcome> {
     const change = this.requireDraft(changeId);
-    const commit = await commitLaneWork({
+    const lane = {
+      repoRoot: this.ctx.repoRoot,
       worktreePath: change.worktreePath,
       branch: change.branch,
       baseSha: change.baseSha,
@@ -487,17 +489,8 @@ export class DraftLane {
       agentId: change.agentId,
       promptRef: this.promptRef(change),
       subject: redactText(change.title, this.secretPatterns()).text,
-    });
-    const analysis =
-      commit.outcome === 'committed'
-        ? await analyzeChange({
-            repoRoot: this.ctx.repoRoot,
-            baseSha: change.baseSha,
-            headSha: commit.headSha,
-            worktreePath: change.worktreePath,
-            ...this.analysisOptions(),
-          })
-        : undefined;
+    };
+    const { commit, analysis } = await analyzeLaneCommit(await commitLaneWork(lane), lane, this.analysisOptions());
     const flags = [...(analysis?.flags ?? []), ...refusedPathFlags(commit.refusedPaths)];
     return this.record(changeId, { finished: { commit, ...(analysis ? { analysis } : {}), flags }, actor: options.actor });
   }
@@ -531,6 +524,10 @@ export class DraftLane {
     const failedRun = run && run.outcome !== 'succeeded' ? run : undefined;
     const agentVersion = report && 'report' in report ? report.report.agentVersion : undefined;
     const alerts: string[] = [];
+    if (commit.squashed)
+      alerts.push(
+        `Only the history of the agent's ${commit.squashed.commits} commits held secret-like tokens (head no longer does), so the lane squashed them into one commit ${commit.headSha.slice(0, 12)} on the base (policy lanes.pullRequests.secretInHistory: squash); the old head ${commit.squashed.previousHeadSha.slice(0, 12)} is never pushed.`,
+      );
     if (checkout && !checkout.untouched)
       alerts.push(`Your checkout changed while the agent ran: ${checkout.differences.slice(0, 3).join('; ')}`);
     const reportError = report && 'error' in report ? report.error : undefined;
@@ -590,7 +587,13 @@ export class DraftLane {
         actor: options.actor,
         action: 'agent.stop',
         changeId,
-        details: { agentId: change.agentId, result: outcome, headSha: commit.headSha, files: analysis?.totals.files ?? 0 },
+        details: {
+          agentId: change.agentId,
+          result: outcome,
+          headSha: commit.headSha,
+          files: analysis?.totals.files ?? 0,
+          ...(commit.squashed ? { squashed: commit.squashed } : {}),
+        },
       });
     }
     return {
