@@ -172,6 +172,8 @@ const SandboxSchema = z.strictObject({
       allowHostNetwork: z.boolean().optional(),
       allowedMounts: z.array(nonEmpty).optional(),
       allowedCapabilities: z.array(nonEmpty).optional(),
+      /** Registry features (ids or globs) a devcontainer.json may use although their metadata cannot be read offline. */
+      allowedFeatures: z.array(nonEmpty).optional(),
     })
     .optional(),
 });
@@ -282,7 +284,13 @@ export interface ResolvedPolicy {
       limits: { cpus?: number; memoryMb?: number; pids?: number; timeoutSeconds?: number };
       requiredTasks: RequiredTask[];
       processSandbox: 'allowed' | 'forbidden';
-      devcontainer: { allowPrivileged: boolean; allowHostNetwork: boolean; allowedMounts: string[]; allowedCapabilities: string[] };
+      devcontainer: {
+        allowPrivileged: boolean;
+        allowHostNetwork: boolean;
+        allowedMounts: string[];
+        allowedCapabilities: string[];
+        allowedFeatures: string[];
+      };
     };
     agent: {
       isolation: AgentIsolationBackend[];

@@ -85,7 +85,8 @@ export function buildSandboxConfig(check: DevcontainerCheck | undefined, options
   };
   const build = base.build as Record<string, unknown> | undefined;
   if (build && typeof build === 'object') {
-    const buildOptions = ((build.options as string[] | undefined) ?? []).filter((option) => !/^--(?:network|net)(?:=|$)/.test(option));
+    // The checked options, one argument each, without network flags: the sandbox sets the build's network.
+    const buildOptions = [...(check?.buildOptions ?? [])];
     if (network !== 'bridge') buildOptions.push(`--network=${network}`);
     config.build = {
       ...build,

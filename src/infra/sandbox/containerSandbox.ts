@@ -11,12 +11,11 @@ import {
   checkDevcontainer,
   describeRefusals,
   isCapabilityAllowed,
-  isEngineSocket,
-  isMountSourceAllowed,
   type DevcontainerAllowances,
   type DevcontainerCheck,
 } from '../../core/sandbox/devcontainerCheck';
 import type { ResolvedTask } from '../../core/sandbox/lanesConfig';
+import { isEngineSocket, isMountSourceAllowed } from '../../core/sandbox/mountCheck';
 import { buildSandboxConfig, SANDBOX_LABELS, type SandboxRole } from '../../core/sandbox/sandboxConfig';
 import { DEFAULT_PREPARATION_TIMEOUT_SECONDS, type SandboxPolicy } from '../../core/sandbox/sandboxPolicy';
 import { CappedLog, LineRedactor } from '../../core/sandbox/taskLog';
