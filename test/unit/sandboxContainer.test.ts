@@ -494,27 +494,54 @@ describe('sandbox container (real podman)', function () {
       await noContainerOf(changeId);
     });
 
-    it('runs lifecycle commands only after the created container was inspected: an image that asks for privileges runs none', async () => {
+    it('runs lifecycle commands only after the created container was inspected: a build from an image that asks for privileges runs none', async () => {
       const { changeId, path } = worktree();
-      // The image's own metadata asks for privileged: only the inspection of the created container can see it.
-      const image = `localhost/agent-lanes-privileged-metadata:${changeId}`;
+      // The base image's metadata asks for privileged; the CLI merges it into a build's container, and only the inspection of the created container sees it.
+      const image = `localhost/agent-lanes-privileged-base:${changeId}`;
       const context = join(root, `image-${changeId}`);
       mkdirSync(context);
       writeFileSync(join(context, 'Containerfile'), `FROM ${IMAGE}\nLABEL devcontainer.metadata='[{"privileged":true}]'\n`);
       sh(context, 'podman', ['build', '-q', '--network=none', '-t', image, context]);
+      const devcontainer = {
+        path: '.devcontainer/devcontainer.json',
+        text: JSON.stringify({
+          build: { dockerfile: 'Dockerfile', context: '..' },
+          updateRemoteUserUID: false,
+          onCreateCommand: 'echo on-create >> lifecycle.txt',
+          postCreateCommand: 'echo post-create >> lifecycle.txt',
+        }),
+      };
       try {
-        const devcontainer = {
-          path: '.devcontainer/devcontainer.json',
-          text: JSON.stringify({
-            image,
-            onCreateCommand: 'echo on-create >> lifecycle.txt',
-            postCreateCommand: 'echo post-create >> lifecycle.txt',
-          }),
-        };
-        const error = await sandboxError(run(changeId, path, [task('t', 'true')], { source: { devcontainer, prepare: [] } }));
+        const error = await sandboxError(
+          run(changeId, path, [task('t', 'true')], { source: { devcontainer, prepare: [], readBaseFile: async () => `FROM ${image}\n` } }),
+        );
         assert.equal(error.kind, 'refused');
         assert.match(error.message, /it runs privileged/);
         assert.ok(!existsSync(join(path, 'lifecycle.txt')), 'no lifecycle command ran in the refused container');
+        await noContainerOf(changeId);
+      } finally {
+        execFileSync('podman', ['rmi', '-f', image], { stdio: 'ignore' });
+      }
+    });
+
+    it('refuses an image whose devcontainer.metadata label asks for privileges before up', async () => {
+      const { changeId, path } = worktree();
+      const image = `localhost/agent-lanes-privileged-metadata:${changeId}`;
+      const context = join(root, `image-${changeId}`);
+      mkdirSync(context);
+      writeFileSync(
+        join(context, 'Containerfile'),
+        `FROM ${IMAGE}\nLABEL devcontainer.metadata='[{"privileged":true,"entrypoint":"/bin/true","postCreateCommand":"echo label >> lifecycle.txt"}]'\n`,
+      );
+      sh(context, 'podman', ['build', '-q', '--network=none', '-t', image, context]);
+      try {
+        const devcontainer = { path: '.devcontainer/devcontainer.json', text: JSON.stringify({ image }) };
+        const error = await sandboxError(run(changeId, path, [task('t', 'true')], { source: { devcontainer, prepare: [] } }));
+        assert.equal(error.kind, 'refused');
+        assert.match(error.message, /so no container was started/);
+        assert.match(error.message, /label devcontainer\.metadata\[0\]: privileged: runs the container with every capability/);
+        assert.doesNotMatch(readFileSync(error.preparation!.logFile!, 'utf8'), /devcontainer up/);
+        assert.ok(!existsSync(join(path, 'lifecycle.txt')));
         await noContainerOf(changeId);
       } finally {
         execFileSync('podman', ['rmi', '-f', image], { stdio: 'ignore' });

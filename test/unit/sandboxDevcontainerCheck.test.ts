@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   checkDevcontainer,
+  checkImageMetadata,
   type DevcontainerContext,
   describeRefusals,
   parseMemory,
@@ -658,6 +659,32 @@ describe('sandbox devcontainer.json check: issue 13 §6 attacker spellings', () 
         { id: './features/a', local: '.devcontainer/features/a' },
         { id: 'ghcr.io/x/y:1' },
       ]);
+    });
+  });
+
+  describe('image metadata', () => {
+    it('refuses what an image’s devcontainer.metadata label asks for, and accepts a harmless one', () => {
+      const message = checkImageMetadata(
+        JSON.stringify([{ id: 'ghcr.io/devcontainers/features/go:1', capAdd: ['SYS_PTRACE'] }, { privileged: true }]),
+        'localhost/x:1',
+        {},
+      );
+      assert.match(
+        message ?? '',
+        /image localhost\/x:1: label devcontainer\.metadata\[0\]: capAdd\[0\]: adds the Linux capability SYS_PTRACE/,
+      );
+      assert.match(message ?? '', /devcontainer\.metadata\[1\]: privileged/);
+      assert.equal(checkImageMetadata(JSON.stringify([{ remoteUser: 'node', postCreateCommand: 'npm ci' }]), 'x', {}), undefined);
+      assert.match(checkImageMetadata('{not json', 'x', {}) ?? '', /is not JSON/);
+    });
+
+    it('refuses podman overlay volume options that name host folders', () => {
+      const allow = { allowMounts: ['/opt/cache'] };
+      assert.deepEqual(check({ image: 'x', runArgs: ['-v', '/opt/cache:/t:ro'] }, allow).refusals, []);
+      assert.match(
+        check({ image: 'x', runArgs: ['-v', '/opt/cache:/t:O,upperdir=/etc,workdir=/tmp/w'] }, allow).refusals[0]!.reason,
+        /name host folders/,
+      );
     });
   });
 

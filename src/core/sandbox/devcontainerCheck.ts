@@ -527,8 +527,11 @@ class Checker {
       this.refuse(featureWhere, 'has a devcontainer-feature.json that is not a JSON object, so what it asks for cannot be checked');
       return;
     }
-    const record = metadata as Record<string, unknown>;
-    const where = (field: string) => `${featureWhere} (devcontainer-feature.json): ${field}`;
+    this.checkMetadataEntry(metadata as Record<string, unknown>, (field) => `${featureWhere} (devcontainer-feature.json): ${field}`);
+  }
+
+  /** One metadata entry (a feature's, or one of an image's `devcontainer.metadata` label), as the CLI merges it into the container. */
+  checkMetadataEntry(record: Record<string, unknown>, where: (field: string) => string): void {
     if (record.privileged) this.privileged(where('privileged'));
     if (record.capAdd !== undefined) this.capAddList(where('capAdd'), record.capAdd);
     if (record.mounts !== undefined) this.mountList(where('mounts'), record.mounts);
@@ -689,8 +692,36 @@ function allowanceHint(allowedBy: Allowance | undefined): string {
   return setting ? `policy can allow it: ${setting}` : 'no policy setting allows it';
 }
 
+function refusalLines(refusals: readonly SandboxWidening[]): string {
+  return refusals.map((refusal) => `- ${refusal.where}: ${refusal.reason} (${allowanceHint(refusal.allowedBy)})`).join('\n');
+}
+
 /** One message for the user listing every refusal with its field and what would allow it, saying what to do. */
 export function describeRefusals(check: DevcontainerCheck): string {
-  const lines = check.refusals.map((refusal) => `- ${refusal.where}: ${refusal.reason} (${allowanceHint(refusal.allowedBy)})`);
-  return `${check.fileName} asks for more than the sandbox allows, so no container was started:\n${lines.join('\n')}\nRemove these settings from the devcontainer.json in the base commit, or ask the policy owner to allow them.`;
+  return `${check.fileName} asks for more than the sandbox allows, so no container was started:\n${refusalLines(check.refusals)}\nRemove these settings from the devcontainer.json in the base commit, or ask the policy owner to allow them.`;
+}
+
+/**
+ * An image's `devcontainer.metadata` label: the CLI merges it into the
+ * container (privileges, mounts, an entrypoint that runs at start), so it is
+ * checked before the container is created. Returns the message to show, or
+ * undefined when the label asks for nothing policy does not allow.
+ */
+export function checkImageMetadata(label: string, image: string, allow: DevcontainerAllowances): string | undefined {
+  const check = new Checker(allow, {});
+  const where = (index: number) => (field: string) => `image ${image}: label devcontainer.metadata[${index}]: ${field}`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(label);
+  } catch {
+    check.refuse(`image ${image}: label devcontainer.metadata`, 'is not JSON, so what it asks for cannot be checked');
+  }
+  const entries = Array.isArray(parsed) ? parsed : parsed === undefined ? [] : [parsed];
+  entries.forEach((entry: unknown, index) => {
+    if (typeof entry === 'object' && entry !== null && !Array.isArray(entry))
+      check.checkMetadataEntry(entry as Record<string, unknown>, where(index));
+    else check.refuse(where(index)(''), 'is not an object, so what it asks for cannot be checked');
+  });
+  if (check.refusals.length === 0) return undefined;
+  return `The image ${image} asks, in its devcontainer.metadata label, for more than the sandbox allows, so no container was started:\n${refusalLines(check.refusals)}\nUse an image without these settings, or ask the policy owner to allow them.`;
 }

@@ -42,6 +42,9 @@ export function parseVolumeFlag(spec: string): MountSpec {
   if (parts.length > 3)
     return { type: 'bind', source: parts[0]!, target: parts[1]!, readonly: false, problem: `has ${parts.length} ":" fields` };
   const [source = '', target = '', options = ''] = parts;
+  // podman's overlay options name host folders the engine writes (upperdir=, workdir=).
+  if (options.includes('='))
+    return { type: 'bind', source, target, readonly: false, problem: `has the volume options ${options}, which name host folders` };
   // `-v /path` alone is an anonymous volume at /path.
   if (parts.length === 1) return { type: 'volume', source: '', target: source, readonly: false };
   return {

@@ -9,6 +9,7 @@ import type { Logger } from '../../core/logger';
 import { BUILTIN_SECRET_PATTERNS, type SecretPattern } from '../../core/redaction';
 import {
   checkDevcontainer,
+  checkImageMetadata,
   describeRefusals,
   isCapabilityAllowed,
   type DevcontainerAllowances,
@@ -437,6 +438,7 @@ export class ContainerSandbox implements TaskSandbox {
       ],
     });
     await this.checkImagePresent(plan, log);
+    await this.checkImageLabel(plan, log);
     const up = await this.up(plan, written, log);
     const info = await this.inspectCreated(plan, up.containerId, log);
     if (info === 'stale') {
@@ -501,6 +503,31 @@ export class ContainerSandbox implements TaskSandbox {
         `or set "image" in the devcontainer.json / agentLanes.sandbox.defaultImage to an image that exists.`,
       await log.finish('failed', `image ${config.image} not found`),
     );
+  }
+
+  /**
+   * Step: an `image` configuration's image may ask, in its
+   * `devcontainer.metadata` label, for what the file does not show (and an
+   * entrypoint there runs as the container starts), so the label is checked
+   * before the container is created. An image that is not here yet (a
+   * preparation network pulls it) and a built image are checked on the
+   * created container, before anything else runs in it.
+   */
+  private async checkImageLabel({ config, allow }: ContainerPlan, log: PreparationLog): Promise<void> {
+    if (typeof config.image !== 'string') return;
+    const labels = await this.engineCall(['image', 'inspect', '--format', '{{json .Config.Labels}}', config.image], {
+      okExitCodes: [1, 125],
+    });
+    if (labels.exitCode !== 0) return;
+    let label: unknown;
+    try {
+      label = (JSON.parse(labels.stdout) as Record<string, unknown> | null)?.['devcontainer.metadata'];
+    } catch {
+      label = undefined;
+    }
+    if (typeof label !== 'string') return;
+    const refused = checkImageMetadata(label, config.image, allow);
+    if (refused) throw new SandboxError('refused', refused, await log.finish('failed', `image ${config.image} refused by its metadata`));
   }
 
   /** Step: `devcontainer up --skip-post-create` (creates and starts, runs nothing of the repository), stopped at its time limit; its result line parsed. */
