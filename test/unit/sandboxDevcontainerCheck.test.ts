@@ -548,6 +548,20 @@ describe('sandbox devcontainer.json check: issue 13 §6 attacker spellings', () 
       assert.deepEqual(found.refusals, []);
     });
 
+    it('takes the worktree’s folder name for ${localWorkspaceFolderBasename} in workspaceFolder', () => {
+      const found = check({ image: 'x', workspaceFolder: '/workspaces/${localWorkspaceFolderBasename}/app' });
+      assert.deepEqual(found.refusals, []);
+      const sandbox = buildSandboxConfig(found, {
+        worktreePath: '/w/ab12',
+        defaultImage: 'x',
+        creationNetwork: 'none',
+        limits: {},
+        labels: {},
+      });
+      assert.equal(sandbox.workspaceFolder, '/workspaces/ab12/app');
+      assert.equal(sandbox.config.workspaceMount, 'type=bind,source=/w/ab12,target=/workspaces/ab12/app');
+    });
+
     it('refuses a workspaceFolder that would add options to the sandbox’s own mount', () => {
       const found = check({ image: 'x', workspaceFolder: '/w,src=/' });
       assert.deepEqual(

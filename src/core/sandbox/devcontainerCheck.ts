@@ -256,6 +256,15 @@ function hostEnvironmentReads(value: unknown, path: string, found: { where: stri
   }
 }
 
+/**
+ * A container path the sandbox can write into its own `--mount` of the
+ * worktree: absolute, no commas, quotes or variables except
+ * `${localWorkspaceFolderBasename}` (the sandbox puts in the worktree's folder name).
+ */
+function isContainerPathForMount(path: string): boolean {
+  return /^\/[^,"'\n\\$]*$/.test(path.replaceAll('${localWorkspaceFolderBasename}', 'folder'));
+}
+
 /** A path in the repository (relative to the configuration's folder) that stays inside it, or why not. */
 function repositoryPathProblem(value: unknown, configFolder: string): string | undefined {
   if (typeof value !== 'string') return 'must be a path (a string)';
@@ -634,14 +643,14 @@ export function checkDevcontainer(
   }
   if (
     record.workspaceFolder !== undefined &&
-    (typeof record.workspaceFolder !== 'string' || !/^\/[^,"'\n\\$]*$/.test(record.workspaceFolder))
+    (typeof record.workspaceFolder !== 'string' || !isContainerPathForMount(record.workspaceFolder))
   ) {
     check.refuse(
       'workspaceFolder',
       'must be an absolute container path without commas, quotes or variables: the sandbox writes it into its own mount of the worktree',
     );
     workspaceFolder = undefined;
-  } else if (workspaceFolder !== undefined && !/^\/[^,"'\n\\$]*$/.test(workspaceFolder)) {
+  } else if (workspaceFolder !== undefined && !isContainerPathForMount(workspaceFolder)) {
     check.refuse(
       'workspaceMount',
       'has a target the sandbox cannot write into its own mount (not absolute, or with commas, quotes or variables)',
