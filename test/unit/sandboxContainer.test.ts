@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PreparationEvidence, TaskEvidence } from '../../src/core/evidence';
@@ -196,7 +196,7 @@ describe('sandbox container (real podman)', function () {
     const error = await sandboxError(run(changeId, path, [task('t', 'true')], { source: { devcontainer, prepare: [] } }));
     assert.equal(error.kind, 'refused');
     assert.match(error.message, /\.devcontainer\/devcontainer\.json asks for more than the sandbox allows/);
-    assert.match(error.message, /runArgs: --privileged: runs the container with every capability/);
+    assert.match(error.message, /runArgs\[0\]: --privileged: runs the container with every capability/);
     assert.deepEqual(
       (await sandbox.listSandboxContainers()).filter((c) => c.changeId === changeId),
       [],
@@ -455,6 +455,176 @@ describe('sandbox container (real podman)', function () {
     assert.equal(error.preparation?.outcome, 'timedOut');
     assert.match(readFileSync(error.preparation!.logFile!, 'utf8'), /Container started/);
     assert.ok(Date.now() - started < 10_000);
+  });
+
+  describe('issue 13 §6: nothing of the repository runs before the created container is checked', () => {
+    const FEATURES = join(__dirname, '..', '..', '..', 'test', 'fixtures', 'devcontainer-features');
+
+    async function noContainerOf(changeId: string): Promise<void> {
+      assert.deepEqual(
+        (await sandbox.listSandboxContainers()).filter((c) => c.changeId === changeId),
+        [],
+      );
+    }
+
+    it('refuses runArgs -v=/host/dir:/hostdir before up: its postCreateCommand never writes into the host folder', async () => {
+      const { changeId, path } = worktree();
+      const hostDir = join(root, `host-${changeId}`);
+      mkdirSync(hostDir);
+      const devcontainer = {
+        path: '.devcontainer/devcontainer.json',
+        text: JSON.stringify({ image: IMAGE, runArgs: [`-v=${hostDir}:/hostdir`], postCreateCommand: 'echo pwned > /hostdir/pwned.txt' }),
+      };
+      const error = await sandboxError(run(changeId, path, [task('t', 'true')], { source: { devcontainer, prepare: [] } }));
+      assert.equal(error.kind, 'refused');
+      assert.match(error.message, new RegExp(`runArgs\\[0\\]: -v=${hostDir}:/hostdir: mounts ${hostDir} from the host`));
+      assert.match(error.message, /policy can allow it: lanes\.sandbox\.devcontainer\.allowedMounts/);
+      assert.ok(!existsSync(join(hostDir, 'pwned.txt')), 'the host folder was not written');
+      await noContainerOf(changeId);
+    });
+
+    it('refuses "privileged": "true" before up: no setup command runs with every capability', async () => {
+      const { changeId, path } = worktree();
+      const devcontainer = {
+        path: '.devcontainer/devcontainer.json',
+        text: JSON.stringify({ image: IMAGE, privileged: 'true', postCreateCommand: 'ls /dev | wc -l > dev-entries.txt' }),
+      };
+      const error = await sandboxError(run(changeId, path, [task('t', 'true')], { source: { devcontainer, prepare: [] } }));
+      assert.equal(error.kind, 'refused');
+      assert.match(error.message, /- privileged: runs the container with every capability/);
+      assert.ok(!existsSync(join(path, 'dev-entries.txt')), 'the postCreateCommand did not run');
+      await noContainerOf(changeId);
+    });
+
+    it('runs lifecycle commands only after the created container was inspected: a build from an image that asks for privileges runs none', async () => {
+      const { changeId, path } = worktree();
+      // The base image's metadata asks for privileged; the CLI merges it into a build's container, and only the inspection of the created container sees it.
+      const image = `localhost/agent-lanes-privileged-base:${changeId}`;
+      const context = join(root, `image-${changeId}`);
+      mkdirSync(context);
+      writeFileSync(join(context, 'Containerfile'), `FROM ${IMAGE}\nLABEL devcontainer.metadata='[{"privileged":true}]'\n`);
+      sh(context, 'podman', ['build', '-q', '--network=none', '-t', image, context]);
+      const devcontainer = {
+        path: '.devcontainer/devcontainer.json',
+        text: JSON.stringify({
+          build: { dockerfile: 'Dockerfile', context: '..' },
+          updateRemoteUserUID: false,
+          onCreateCommand: 'echo on-create >> lifecycle.txt',
+          postCreateCommand: 'echo post-create >> lifecycle.txt',
+        }),
+      };
+      try {
+        const error = await sandboxError(
+          run(changeId, path, [task('t', 'true')], { source: { devcontainer, prepare: [], readBaseFile: async () => `FROM ${image}\n` } }),
+        );
+        assert.equal(error.kind, 'refused');
+        assert.match(error.message, /it runs privileged/);
+        assert.ok(!existsSync(join(path, 'lifecycle.txt')), 'no lifecycle command ran in the refused container');
+        await noContainerOf(changeId);
+      } finally {
+        execFileSync('podman', ['rmi', '-f', image], { stdio: 'ignore' });
+      }
+    });
+
+    it('refuses an image whose devcontainer.metadata label asks for privileges before up', async () => {
+      const { changeId, path } = worktree();
+      const image = `localhost/agent-lanes-privileged-metadata:${changeId}`;
+      const context = join(root, `image-${changeId}`);
+      mkdirSync(context);
+      writeFileSync(
+        join(context, 'Containerfile'),
+        `FROM ${IMAGE}\nLABEL devcontainer.metadata='[{"privileged":true,"entrypoint":"/bin/true","postCreateCommand":"echo label >> lifecycle.txt"}]'\n`,
+      );
+      sh(context, 'podman', ['build', '-q', '--network=none', '-t', image, context]);
+      try {
+        const devcontainer = { path: '.devcontainer/devcontainer.json', text: JSON.stringify({ image }) };
+        const error = await sandboxError(run(changeId, path, [task('t', 'true')], { source: { devcontainer, prepare: [] } }));
+        assert.equal(error.kind, 'refused');
+        assert.match(error.message, /so no container was started/);
+        assert.match(error.message, /label devcontainer\.metadata\[0\]: privileged: runs the container with every capability/);
+        assert.doesNotMatch(readFileSync(error.preparation!.logFile!, 'utf8'), /devcontainer up/);
+        assert.ok(!existsSync(join(path, 'lifecycle.txt')));
+        await noContainerOf(changeId);
+      } finally {
+        execFileSync('podman', ['rmi', '-f', image], { stdio: 'ignore' });
+      }
+    });
+
+    it('runs the lifecycle commands of an accepted container once each, in order, before the prepare commands', async () => {
+      const { changeId, path } = worktree();
+      const devcontainer = {
+        path: '.devcontainer/devcontainer.json',
+        text: JSON.stringify({
+          image: IMAGE,
+          onCreateCommand: 'echo on-create >> lifecycle.txt',
+          postCreateCommand: ['sh', '-c', "echo 'post create' >> lifecycle.txt"],
+          postStartCommand: { a: 'echo post-start >> lifecycle.txt' },
+        }),
+      };
+      const result = await run(changeId, path, [task('t', 'cat lifecycle.txt')], {
+        source: { devcontainer, prepare: ['echo prepare >> lifecycle.txt'] },
+      });
+      assert.equal(result.tasks[0]!.outcome, 'passed', result.tasks[0]!.message);
+      assert.equal(readFileSync(join(path, 'lifecycle.txt'), 'utf8'), 'on-create\npost create\npost-start\nprepare\n');
+      assert.match(readFileSync(result.preparation!.logFile!, 'utf8'), /--skip-post-create[\s\S]*── onCreateCommand: echo on-create/);
+    });
+
+    it('installs a harmless local feature from the base commit, and refuses docker-in-docker by its metadata', async () => {
+      const { changeId, path } = worktree();
+      const files: Record<string, string> = {
+        '.devcontainer/features/harmless/devcontainer-feature.json': readFileSync(
+          join(FEATURES, 'harmless', 'devcontainer-feature.json'),
+          'utf8',
+        ),
+        '.devcontainer/features/harmless/install.sh': readFileSync(join(FEATURES, 'harmless', 'install.sh'), 'utf8'),
+        '.devcontainer/features/dind/devcontainer-feature.json': readFileSync(
+          join(FEATURES, 'docker-in-docker', 'devcontainer-feature.json'),
+          'utf8',
+        ),
+      };
+      const source = (features: Record<string, unknown>) => ({
+        devcontainer: {
+          path: '.devcontainer/devcontainer.json',
+          text: JSON.stringify({ image: IMAGE, updateRemoteUserUID: false, features }),
+        },
+        prepare: [],
+        readBaseFile: async (file: string) => files[file],
+        listBaseFiles: async (folder: string) => Object.keys(files).filter((file) => file.startsWith(`${folder}/`)),
+      });
+      const policy = { preparationNetwork: 'open' as const };
+      const refused = await sandboxError(
+        run(changeId, path, [task('t', 'true')], { source: source({ './features/harmless': {}, './features/dind': {} }), policy }),
+      );
+      assert.equal(refused.kind, 'refused');
+      assert.match(
+        refused.message,
+        /features\["\.\/features\/dind"\] \(devcontainer-feature\.json\): privileged: runs the container with every capability/,
+      );
+      await noContainerOf(changeId);
+      const result = await run(changeId, path, [task('feature', 'cat /feature-installed.txt; echo "$FROM_FEATURE"')], {
+        source: source({ './features/harmless': {} }),
+        policy,
+      });
+      assert.equal(result.tasks[0]!.outcome, 'passed', result.tasks[0]!.message);
+      assert.equal(readFileSync(result.tasks[0]!.logFile!, 'utf8'), 'installed-by-feature\nyes\n');
+    });
+
+    it('refuses a build context that a symbolic link in the worktree points outside it', async () => {
+      const { changeId, path } = worktree();
+      symlinkSync('/', join(path, 'ctx'));
+      const devcontainer = {
+        path: '.devcontainer/devcontainer.json',
+        text: JSON.stringify({ build: { dockerfile: 'Dockerfile', context: '../ctx' } }),
+      };
+      const error = await sandboxError(
+        run(changeId, path, [task('t', 'true')], {
+          source: { devcontainer, prepare: [], readBaseFile: async () => `FROM ${IMAGE}\nCOPY etc/hostname /leaked\n` },
+        }),
+      );
+      assert.equal(error.kind, 'refused');
+      assert.match(error.message, /leads to \/, outside the change's worktree/);
+      await noContainerOf(changeId);
+    });
   });
 
   it('uses the base commit’s devcontainer.json, not the worktree’s', async () => {

@@ -276,7 +276,13 @@ describe('sandbox base-commit run', () => {
       limits: { cpus: 2, memoryMb: 4096, timeoutSeconds: 1800 },
       requiredTasks: [{ id: 'unit', command: 'npm test', timeoutSeconds: 300 }],
       processSandbox: 'forbidden',
-      devcontainer: { allowPrivileged: false, allowHostNetwork: true, allowedMounts: ['/opt/cache'], allowedCapabilities: ['SYS_PTRACE'] },
+      devcontainer: {
+        allowPrivileged: false,
+        allowHostNetwork: true,
+        allowedMounts: ['/opt/cache'],
+        allowedCapabilities: ['SYS_PTRACE'],
+        allowedFeatures: ['ghcr.io/devcontainers/features/node'],
+      },
     });
     assert.deepEqual(view, {
       policy: {
@@ -284,7 +290,13 @@ describe('sandbox base-commit run', () => {
         preparationNetwork: 'registries',
         preparationRegistries: ['registry.npmjs.org'],
         limits: { cpus: 2, memoryMb: 4096 },
-        devcontainer: { allowPrivileged: false, allowHostNetwork: true, allowMounts: ['/opt/cache'], allowCapAdd: ['SYS_PTRACE'] },
+        devcontainer: {
+          allowPrivileged: false,
+          allowHostNetwork: true,
+          allowMounts: ['/opt/cache'],
+          allowCapAdd: ['SYS_PTRACE'],
+          allowFeatures: ['ghcr.io/devcontainers/features/node'],
+        },
         allowProcessSandbox: false,
       },
       requiredTasks: [{ id: 'unit', command: 'npm test', timeoutSeconds: 300 }],

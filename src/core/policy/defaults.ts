@@ -32,7 +32,7 @@ export function builtinPolicyDocument(): PolicyDocument {
         limits: { cpus: 2, memoryMb: 4096, pids: 1024, timeoutSeconds: 1800 },
         requiredTasks: [],
         processSandbox: 'allowed',
-        devcontainer: { allowPrivileged: false, allowHostNetwork: false, allowedMounts: [], allowedCapabilities: [] },
+        devcontainer: { allowPrivileged: false, allowHostNetwork: false, allowedMounts: [], allowedCapabilities: [], allowedFeatures: [] },
       },
       agent: {
         isolation: ['process', 'container'],

@@ -138,6 +138,7 @@ const SCALAR_FIELDS: readonly ScalarField[] = [
   { path: ['lanes', 'sandbox', 'devcontainer', 'allowHostNetwork'], fallback: false, combine: STRICTER_BOOLEAN_FALSE },
   { path: ['lanes', 'sandbox', 'devcontainer', 'allowedMounts'], fallback: [], combine: intersect },
   { path: ['lanes', 'sandbox', 'devcontainer', 'allowedCapabilities'], fallback: [], combine: intersect },
+  { path: ['lanes', 'sandbox', 'devcontainer', 'allowedFeatures'], fallback: [], combine: intersect },
   { path: ['lanes', 'agent', 'isolation'], fallback: [...DEFAULT_AGENT_ISOLATION], combine: intersectKeepingOne },
   { path: ['lanes', 'agent', 'image'], fallback: undefined, combine: firstSet, setOnce: true },
   { path: ['lanes', 'agent', 'network', 'allow'], fallback: [], combine: intersect },

@@ -176,6 +176,8 @@ const SandboxSchema = z.strictObject({
       allowHostNetwork: z.boolean().optional(),
       allowedMounts: z.array(nonEmpty).optional(),
       allowedCapabilities: z.array(nonEmpty).optional(),
+      /** Registry features (ids or globs) a devcontainer.json may use although their metadata cannot be read offline. */
+      allowedFeatures: z.array(nonEmpty).optional(),
     })
     .optional(),
 });
@@ -288,7 +290,13 @@ export interface ResolvedPolicy {
       limits: { cpus?: number; memoryMb?: number; pids?: number; timeoutSeconds?: number };
       requiredTasks: RequiredTask[];
       processSandbox: 'allowed' | 'forbidden';
-      devcontainer: { allowPrivileged: boolean; allowHostNetwork: boolean; allowedMounts: string[]; allowedCapabilities: string[] };
+      devcontainer: {
+        allowPrivileged: boolean;
+        allowHostNetwork: boolean;
+        allowedMounts: string[];
+        allowedCapabilities: string[];
+        allowedFeatures: string[];
+      };
     };
     agent: {
       isolation: AgentIsolationBackend[];

@@ -1,17 +1,28 @@
 import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
-import picomatch from 'picomatch';
+import { posix } from 'node:path';
+import {
+  DESCRIPTIVE_FEATURE_FIELDS,
+  featureReferences,
+  isFeatureAllowed,
+  isLocalFeatureId,
+  type FeatureReference,
+} from './devcontainerFeatures';
+import { BUILD_FLAGS, describeArg, type EngineArg, parseEngineArgs, RUN_FLAGS } from './engineArgs';
+import { checkMount, type MountSpec, mountObjectToFlag, parseMountFlag, parseVolumeFlag } from './mountCheck';
 
 /**
  * Checks a repository's devcontainer.json before it decides anything about a
  * sandbox: whatever would widen the sandbox beyond "this worktree, no
  * network, the engine's default privileges" is refused with its reason,
- * unless policy allows that exact thing.
+ * unless policy allows that exact thing. The check covers the merged
+ * configuration the dev containers CLI would create the container from:
+ * the file itself and the metadata of every feature it names.
  */
 
 /**
  * The exceptions policy may grant. Everything absent is refused.
  *
- * - `allowPrivileged`: `"privileged": true` or `--privileged`.
+ * - `allowPrivileged`: `"privileged"` (any value the CLI reads as true) or `--privileged`.
  * - `allowHostNetwork`: `--network=host` / `--net host`; the container (and
  *   so its tasks) then shares the host's network.
  * - `allowCapAdd`: capability names (`NET_ADMIN`, with or without `CAP_`;
@@ -19,6 +30,10 @@ import picomatch from 'picomatch';
  * - `allowMounts`: host paths (picomatch globs, e.g. `/opt/cache/**`) or
  *   volume names that a mount in `mounts`, `-v`/`--volume`/`--mount` may use
  *   as its source. The docker socket is refused unless listed exactly.
+ * - `allowFeatures`: registry features (ids or globs, e.g.
+ *   `ghcr.io/devcontainers/features/node`) that may be used although their
+ *   metadata cannot be read offline; the created container is still
+ *   inspected before anything of the repository runs in it.
  * - `allowInitializeCommand`: `initializeCommand`, which runs on the host.
  */
 export interface DevcontainerAllowances {
@@ -26,25 +41,46 @@ export interface DevcontainerAllowances {
   allowHostNetwork?: boolean;
   allowCapAdd?: string[];
   allowMounts?: string[];
+  allowFeatures?: string[];
   allowInitializeCommand?: boolean;
 }
 
+/** What can allow a widening: an allowance, or the preparation network (a registry pull). */
+type Allowance = keyof DevcontainerAllowances | 'preparationNetwork';
+
+/** The policy setting behind each allowance, as a policy file writes it; undefined: no policy setting allows it. */
+const POLICY_SETTINGS: Record<Allowance, string | undefined> = {
+  allowPrivileged: 'lanes.sandbox.devcontainer.allowPrivileged',
+  allowHostNetwork: 'lanes.sandbox.devcontainer.allowHostNetwork',
+  allowCapAdd: 'lanes.sandbox.devcontainer.allowedCapabilities',
+  allowMounts: 'lanes.sandbox.devcontainer.allowedMounts',
+  allowFeatures: 'lanes.sandbox.devcontainer.allowedFeatures',
+  allowInitializeCommand: undefined,
+  preparationNetwork: 'lanes.sandbox.network.preparation',
+};
+
 interface SandboxWidening {
-  /** Where in devcontainer.json, e.g. `runArgs: --privileged` or `mounts[0]`. */
+  /** The exact field, e.g. `privileged`, `runArgs[2]: -v=/a:/b` or `features["./x"] (devcontainer-feature.json): capAdd[0]`. */
   where: string;
   /** Why it widens the sandbox. */
   reason: string;
-  /** The policy setting that would allow it, when one can. */
-  allowedBy?: keyof DevcontainerAllowances;
+  /** What would allow it, when something can. */
+  allowedBy?: Allowance;
 }
 
 /** A bind or volume mount the configuration asks for, allowed by policy. */
-interface RequestedMount {
+interface RequestedMount extends MountSpec {
   where: string;
-  type: string;
-  source: string;
-  target: string;
-  readonly: boolean;
+}
+
+/** What the check needs besides the file: where it is, its local features' metadata, whether a registry is reachable. */
+export interface DevcontainerContext {
+  /** Repository path of the devcontainer.json (local features are folders next to it). Default `.devcontainer/devcontainer.json`. */
+  configPath?: string;
+  /** devcontainer-feature.json text per key of `features`, for the features the caller could read (local ones from the base commit). */
+  features?: Readonly<Record<string, string | undefined>>;
+  /** Policy gives preparation a network, so a registry pull (`--pull=always`, `cacheFrom`) reaches out only when allowed. */
+  pullAllowed?: boolean;
 }
 
 export interface DevcontainerCheck {
@@ -60,12 +96,16 @@ export interface DevcontainerCheck {
   notes: string[];
   /** The configuration asks for the host's network and policy allows it. */
   hostNetwork: boolean;
-  /** Run arguments that survive the check, without network and limit flags (the sandbox sets those). */
+  /** Run arguments that survive the check, each as `--flag=value`, without network and limit flags (the sandbox sets those). */
   runArgs: string[];
+  /** Build options that survive the check, each as `--flag=value`, without network flags. */
+  buildOptions: string[];
   /** The smallest CPU, memory and process limits the configuration asks for, if any. */
   limits: { cpus?: number; memoryBytes?: number; pids?: number };
   /** Mounts the configuration asks for that policy allows. */
   mounts: RequestedMount[];
+  /** The features the configuration uses (local ones with their folder in the repository). */
+  features: FeatureReference[];
   /** The container path the worktree is mounted at, if the configuration names one. */
   workspaceFolder?: string;
 }
@@ -80,56 +120,47 @@ interface DevcontainerSyntaxError {
 
 export type DevcontainerCheckResult = DevcontainerCheck | DevcontainerSyntaxError;
 
-const DOCKER_SOCKET = /(?:^|\/)(?:docker|podman)\.sock$|^\/run\/podman(?:\/|$)|^\/var\/run\/docker(?:\/|$)|^npipe:|docker_engine/;
-
-/** Run flags that narrow the sandbox or do not touch isolation; true when the flag takes a value. */
-const SAFE_RUN_FLAGS: Record<string, boolean> = {
-  '--init': false,
-  '--rm': false,
-  '--tty': false,
-  '-t': false,
-  '--interactive': false,
-  '-i': false,
-  '--read-only': false,
-  '--env': true,
-  '-e': true,
-  '--label': true,
-  '-l': true,
-  '--hostname': true,
-  '-h': true,
-  '--user': true,
-  '-u': true,
-  '--workdir': true,
-  '-w': true,
-  '--tmpfs': true,
-  '--shm-size': true,
-  '--ulimit': true,
-  '--add-host': true,
-  '--cap-drop': true,
-  '--dns': true,
-  '--entrypoint': true,
-  '--stop-signal': true,
-  '--stop-timeout': true,
-  '--platform': true,
-  '--pull': true,
-  '--group-add': true,
-  '--memory-swap': true,
-  '--memory-reservation': true,
-  '--cpu-shares': true,
-  '--cpuset-cpus': true,
-};
+/** Run flags that narrow the sandbox or do not touch isolation. */
+const SAFE_RUN_FLAGS = new Set([
+  '--init',
+  '--rm',
+  '--tty',
+  '--interactive',
+  '--read-only',
+  '--read-only-tmpfs',
+  '--no-healthcheck',
+  '--quiet',
+  '--hostname',
+  '--user',
+  '--workdir',
+  '--tmpfs',
+  '--shm-size',
+  '--ulimit',
+  '--add-host',
+  '--cap-drop',
+  '--dns',
+  '--dns-search',
+  '--dns-option',
+  '--entrypoint',
+  '--stop-signal',
+  '--stop-timeout',
+  '--platform',
+  '--group-add',
+  '--memory-swap',
+  '--memory-reservation',
+  '--cpu-shares',
+  '--cpuset-cpus',
+]);
 
 /** Flags the sandbox sets itself; the smaller limit wins. */
 const LIMIT_FLAGS: Record<string, 'cpus' | 'memoryBytes' | 'pids'> = {
   '--cpus': 'cpus',
   '--memory': 'memoryBytes',
-  '-m': 'memoryBytes',
   '--pids-limit': 'pids',
 };
 
 const NETWORK_FLAGS = new Set(['--network', '--net']);
 const NAMESPACE_FLAGS = new Set(['--pid', '--ipc', '--uts', '--cgroupns', '--userns']);
-const MOUNT_FLAGS = new Set(['-v', '--volume', '--mount']);
 
 /** Flags refused whatever their value, with the reason. */
 const REFUSED_FLAGS: Record<string, string> = {
@@ -139,30 +170,40 @@ const REFUSED_FLAGS: Record<string, string> = {
   '--security-opt': 'weakens the seccomp, AppArmor or SELinux confinement (only no-new-privileges is accepted)',
   '--volumes-from': 'mounts another container’s volumes',
   '--env-file': 'reads a file on the host into the container',
+  '--env-host': "copies the host's whole environment into the container",
   '--label-file': 'reads a file on the host',
   '--cidfile': 'writes a file on the host',
-  '-p': 'publishes container ports on the host',
+  '--rootfs': 'runs a host folder as the container’s root file system',
+  '--init-path': 'runs a host file as the container’s init',
+  '--secret': "hands one of the engine's secrets to the container",
   '--publish': 'publishes container ports on the host',
-  '-P': 'publishes container ports on the host',
   '--publish-all': 'publishes container ports on the host',
   '--expose': 'publishes container ports',
   '--runtime': 'chooses another container runtime',
   '--name': 'fixes the container name; the sandbox names and finds containers itself',
+  '--pod': 'joins a pod, whose namespaces the sandbox does not control',
   '--sysctl': 'changes kernel parameters',
   '--oom-kill-disable': 'lets the container exhaust the host memory',
+  '--cgroup-parent': 'moves the container out of the engine’s cgroup',
 };
 
-const BUILD_SAFE_FLAGS: Record<string, boolean> = {
-  '--build-arg': true,
-  '--label': true,
-  '--target': true,
-  '--platform': true,
-  '--pull': false,
-  '--no-cache': false,
-  '--progress': true,
-  '--quiet': false,
-  '-q': false,
+const BUILD_SAFE_FLAGS = new Set(['--label', '--target', '--platform', '--progress', '--add-host', '--no-cache', '--quiet']);
+
+const BUILD_REFUSED_FLAGS: Record<string, string> = {
+  '--secret': 'hands a host secret to the build',
+  '--ssh': "hands the host's SSH agent or keys to the build",
+  '--volume': 'mounts a host folder into the build',
+  '--build-context': 'adds a host folder to the build',
+  '--file': 'builds from another Dockerfile than the one the sandbox read from the base commit',
+  '--cache-from': 'pulls a cache image from a registry',
+  '--cache-to': 'writes a cache to a registry or a host folder',
+  '--iidfile': 'writes a file on the host',
+  '--output': 'writes the image to the host',
+  '--tag': 'names the image; the sandbox names the images it builds',
 };
+
+/** Labels the sandbox and the dev containers CLI read back: a configuration must not set them. */
+const OWN_LABEL = /^(?:dev\.agentlanes\.|devcontainer\.)/;
 
 function offsetToPosition(text: string, offset: number): { line: number; column: number } {
   const before = text.slice(0, offset);
@@ -180,19 +221,6 @@ export function parseMemory(value: string): number | undefined {
   return Math.floor(Number(match[1]) * unit);
 }
 
-/** Whether policy's `allowMounts` lets a mount use this host path or volume name as its source. */
-export function isMountSourceAllowed(source: string, allow: DevcontainerAllowances): boolean {
-  const patterns = (allow.allowMounts ?? []).filter((pattern) => pattern.trim() !== '');
-  if (source === '' || patterns.length === 0) return false;
-  if (patterns.includes(source)) return true;
-  // A glob never reaches the engine socket: that one must be listed exactly.
-  return !isEngineSocket(source) && patterns.some((pattern) => picomatch.isMatch(source, pattern, { dot: true }));
-}
-
-export function isEngineSocket(source: string): boolean {
-  return DOCKER_SOCKET.test(source);
-}
-
 export function isCapabilityAllowed(name: string, allow: DevcontainerAllowances): boolean {
   const wanted = normaliseCapability(name);
   return (allow.allowCapAdd ?? []).some((cap) => normaliseCapability(cap) === wanted);
@@ -202,205 +230,19 @@ function normaliseCapability(name: string): string {
   return name.trim().toUpperCase().replace(/^CAP_/, '');
 }
 
-/** `type=bind,source=/a,target=/b,readonly` or `/a:/b:ro` into its parts. */
-/** @internal Exported for its unit tests; the product calls it inside this module. */
-export function parseMountSpec(spec: string, shortForm: boolean): { type: string; source: string; target: string; readonly: boolean } {
-  if (shortForm && !spec.includes('=')) {
-    const [source = '', target = '', options = ''] = spec.split(':');
-    // `-v /path` alone is an anonymous volume at /path.
-    if (!target) return { type: 'volume', source: '', target: source, readonly: false };
-    return {
-      type: source.startsWith('/') || source.startsWith('.') || source.startsWith('$') ? 'bind' : 'volume',
-      source,
-      target,
-      readonly: /(^|,)ro(,|$)/.test(options),
-    };
-  }
-  const fields = new Map<string, string>();
-  let readonly = false;
-  for (const part of spec.split(',')) {
-    const [key = '', ...rest] = part.split('=');
-    const name = key.trim().toLowerCase();
-    if (rest.length === 0 && (name === 'readonly' || name === 'ro')) readonly = true;
-    else fields.set(name, rest.join('=').trim());
-  }
-  if (fields.get('readonly') === 'true' || fields.get('ro') === 'true') readonly = true;
-  return {
-    type: fields.get('type') ?? 'volume',
-    source: fields.get('source') ?? fields.get('src') ?? '',
-    target: fields.get('target') ?? fields.get('destination') ?? fields.get('dst') ?? '',
-    readonly,
-  };
+/** `-v /a:/b:ro` (short syntax) or `type=bind,source=/a,target=/b,readonly` (`--mount` syntax) into its parts. */
+/** @internal Exported for its unit tests; the product calls parseVolumeFlag and parseMountFlag. */
+export function parseMountSpec(spec: string, shortForm: boolean): MountSpec {
+  return shortForm ? parseVolumeFlag(spec) : parseMountFlag(spec);
 }
 
-function mountFromObject(value: unknown): { type: string; source: string; target: string; readonly: boolean } | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const record = value as Record<string, unknown>;
-  return {
-    type: typeof record.type === 'string' ? record.type : 'volume',
-    source: typeof record.source === 'string' ? record.source : '',
-    target: typeof record.target === 'string' ? record.target : '',
-    readonly: record.readonly === true,
-  };
+/** A flag as the sandbox passes it on: one argument, `--flag=value` (or `--flag` for a true boolean). */
+function canonical(token: EngineArg): string {
+  return token.value === undefined || token.value === 'true' ? token.flag : `${token.flag}=${token.value}`;
 }
 
-/** Splits `--flag=value` and `--flag value` forms; returns the flag, its value and how many entries it used. */
-function readFlag(
-  args: readonly string[],
-  index: number,
-  takesValue: (flag: string) => boolean,
-): { flag: string; value?: string; used: number } {
-  const arg = args[index]!;
-  const eq = arg.indexOf('=');
-  if (arg.startsWith('--') && eq > 2) return { flag: arg.slice(0, eq), value: arg.slice(eq + 1), used: 1 };
-  // `-eFOO=bar`, `-v/a:/b`: short flags with the value attached.
-  if (/^-[a-zA-Z]./.test(arg) && !arg.startsWith('--') && takesValue(arg.slice(0, 2)))
-    return { flag: arg.slice(0, 2), value: arg.slice(2), used: 1 };
-  if (takesValue(arg)) return { flag: arg, value: args[index + 1], used: 2 };
-  return { flag: arg, used: 1 };
-}
-
-function takesValueAnywhere(flag: string): boolean {
-  return (
-    SAFE_RUN_FLAGS[flag] === true ||
-    flag in LIMIT_FLAGS ||
-    NETWORK_FLAGS.has(flag) ||
-    NAMESPACE_FLAGS.has(flag) ||
-    MOUNT_FLAGS.has(flag) ||
-    flag === '--cap-add' ||
-    (flag in REFUSED_FLAGS && !['-P', '--publish-all', '--oom-kill-disable'].includes(flag))
-  );
-}
-
-class Checker {
-  readonly refusals: SandboxWidening[] = [];
-  readonly allowed: SandboxWidening[] = [];
-  readonly notes: string[] = [];
-  readonly runArgs: string[] = [];
-  readonly mounts: RequestedMount[] = [];
-  readonly limits: DevcontainerCheck['limits'] = {};
-  hostNetwork = false;
-
-  constructor(private readonly allow: DevcontainerAllowances) {}
-
-  widen(where: string, reason: string, permitted: boolean, allowedBy?: keyof DevcontainerAllowances): boolean {
-    (permitted ? this.allowed : this.refusals).push({ where, reason, ...(allowedBy ? { allowedBy } : {}) });
-    return permitted;
-  }
-
-  privileged(where: string): boolean {
-    return this.widen(
-      where,
-      'runs the container with every capability and every host device',
-      this.allow.allowPrivileged === true,
-      'allowPrivileged',
-    );
-  }
-
-  capability(where: string, name: string): boolean {
-    return this.widen(
-      where,
-      `adds the Linux capability ${normaliseCapability(name)}`,
-      isCapabilityAllowed(name, this.allow),
-      'allowCapAdd',
-    );
-  }
-
-  mount(where: string, mount: { type: string; source: string; target: string; readonly: boolean }): boolean {
-    if (mount.type === 'tmpfs' || (mount.type === 'volume' && mount.source === '')) {
-      this.mounts.push({ where, ...mount });
-      return true;
-    }
-    const socket = isEngineSocket(mount.source);
-    const reason = socket
-      ? `mounts the container engine's socket (${mount.source}), which controls the host`
-      : mount.type === 'volume'
-        ? `mounts the named volume ${mount.source}, shared with other containers`
-        : `mounts ${mount.source || 'a host path'} from the host`;
-    const permitted = isMountSourceAllowed(mount.source, this.allow);
-    if (this.widen(where, reason, permitted, 'allowMounts')) this.mounts.push({ where, ...mount });
-    return permitted;
-  }
-
-  limit(flag: string, value: string | undefined, where: string): void {
-    const key = LIMIT_FLAGS[flag]!;
-    const parsed = value === undefined ? undefined : key === 'memoryBytes' ? parseMemory(value) : Number(value);
-    if (parsed === undefined || !Number.isFinite(parsed) || parsed <= 0) {
-      this.refusals.push({
-        where,
-        reason: `has a value the sandbox does not understand (${value ?? 'missing'}); use a number such as ${key === 'memoryBytes' ? '2g' : '2'}`,
-      });
-      return;
-    }
-    this.limits[key] = Math.min(this.limits[key] ?? Infinity, parsed);
-  }
-
-  checkRunArgs(args: readonly string[]): void {
-    for (let index = 0; index < args.length;) {
-      const { flag, value, used } = readFlag(args, index, takesValueAnywhere);
-      const where = `runArgs: ${args.slice(index, index + used).join(' ')}`;
-      const start = index;
-      const keep = () => this.runArgs.push(...args.slice(start, start + used));
-      index += used;
-      if (!flag.startsWith('-')) {
-        this.refusals.push({ where, reason: `is not a flag; runArgs must be flags such as --init or --env=NAME=value` });
-      } else if (takesValueAnywhere(flag) && value === undefined) {
-        this.refusals.push({ where, reason: `needs a value` });
-      } else if (flag === '--privileged') {
-        if (value === 'false') continue;
-        if (this.privileged(where)) keep();
-      } else if (NETWORK_FLAGS.has(flag)) {
-        if (value === 'host')
-          this.hostNetwork = this.widen(where, "shares the host's network", this.allow.allowHostNetwork === true, 'allowHostNetwork');
-        else if (value === 'none') continue;
-        else if (value?.startsWith('container:')) this.refusals.push({ where, reason: `joins another container's network` });
-        else this.notes.push(`${where} is ignored: the sandbox sets the network (none for tasks, policy's preparation network)`);
-      } else if (NAMESPACE_FLAGS.has(flag)) {
-        if (value === 'host') this.refusals.push({ where, reason: `shares the host's ${flag.slice(2)} namespace` });
-        else if (value?.startsWith('container:') || value?.startsWith('ns:'))
-          this.refusals.push({ where, reason: `joins another ${flag.slice(2)} namespace` });
-        else keep();
-      } else if (flag === '--cap-add') {
-        if (this.capability(where, value!)) keep();
-      } else if (MOUNT_FLAGS.has(flag)) {
-        if (this.mount(where, parseMountSpec(value!, flag !== '--mount'))) keep();
-      } else if (flag in LIMIT_FLAGS) {
-        this.limit(flag, value, where);
-      } else if (flag === '--security-opt' && /^no-new-privileges(?:[:=]true)?$/.test(value ?? '')) {
-        keep();
-      } else if (flag in REFUSED_FLAGS) {
-        this.refusals.push({ where, reason: REFUSED_FLAGS[flag]! });
-      } else if (flag in SAFE_RUN_FLAGS) {
-        keep();
-      } else {
-        this.refusals.push({
-          where,
-          reason: `is not one of the run flags the sandbox passes on (${Object.keys(SAFE_RUN_FLAGS)
-            .filter((f) => f.startsWith('--'))
-            .join(', ')})`,
-        });
-      }
-    }
-  }
-
-  checkBuildOptions(args: readonly string[]): void {
-    for (let index = 0; index < args.length;) {
-      const { flag, value, used } = readFlag(args, index, (f) => BUILD_SAFE_FLAGS[f] === true || NETWORK_FLAGS.has(f));
-      const where = `build.options: ${args.slice(index, index + used).join(' ')}`;
-      index += used;
-      if (NETWORK_FLAGS.has(flag)) {
-        if (value === 'host') this.widen(where, "builds with the host's network", this.allow.allowHostNetwork === true, 'allowHostNetwork');
-        else this.notes.push(`${where} is ignored: the image builds with policy's preparation network`);
-      } else if (!(flag in BUILD_SAFE_FLAGS)) {
-        this.refusals.push({
-          where,
-          reason: `is not one of the build flags the sandbox passes on (${Object.keys(BUILD_SAFE_FLAGS)
-            .filter((f) => f.startsWith('--'))
-            .join(', ')}); --secret and --ssh would hand host secrets to the build`,
-        });
-      }
-    }
-  }
+function stringArray(value: unknown): string[] | undefined {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string') ? value : undefined;
 }
 
 /** Every `${localEnv:NAME}` / `${env:NAME}` the configuration reads from the host. */
@@ -414,15 +256,323 @@ function hostEnvironmentReads(value: unknown, path: string, found: { where: stri
   }
 }
 
-function stringArray(value: unknown): string[] | undefined {
-  return Array.isArray(value) && value.every((item) => typeof item === 'string') ? value : undefined;
+/**
+ * A container path the sandbox can write into its own `--mount` of the
+ * worktree: absolute, no commas, quotes or variables except
+ * `${localWorkspaceFolderBasename}` (the sandbox puts in the worktree's folder name).
+ */
+function isContainerPathForMount(path: string): boolean {
+  return /^\/[^,"'\n\\$]*$/.test(path.replaceAll('${localWorkspaceFolderBasename}', 'folder'));
+}
+
+/** A path in the repository (relative to the configuration's folder) that stays inside it, or why not. */
+function repositoryPathProblem(value: unknown, configFolder: string): string | undefined {
+  if (typeof value !== 'string') return 'must be a path (a string)';
+  if (value.startsWith('/') || /^[a-zA-Z]:[\\/]/.test(value) || value.startsWith('\\'))
+    return `is the absolute path ${value}; the sandbox builds only from the change's worktree, so use a path relative to the devcontainer.json`;
+  const inRepository = posix.normalize(posix.join(configFolder || '.', value.replace(/\\/g, '/')));
+  if (inRepository === '..' || inRepository.startsWith('../'))
+    return `is ${value}, which leaves the repository (${inRepository}); the build could read host files outside the change's worktree`;
+  return undefined;
+}
+
+class Checker {
+  readonly refusals: SandboxWidening[] = [];
+  readonly allowed: SandboxWidening[] = [];
+  readonly notes: string[] = [];
+  readonly runArgs: string[] = [];
+  readonly buildOptions: string[] = [];
+  readonly mounts: RequestedMount[] = [];
+  readonly limits: DevcontainerCheck['limits'] = {};
+  hostNetwork = false;
+
+  constructor(
+    private readonly allow: DevcontainerAllowances,
+    private readonly context: DevcontainerContext,
+  ) {}
+
+  refuse(where: string, reason: string, allowedBy?: Allowance): void {
+    this.refusals.push({ where, reason, ...(allowedBy ? { allowedBy } : {}) });
+  }
+
+  widen(where: string, reason: string, permitted: boolean, allowedBy: Allowance): boolean {
+    (permitted ? this.allowed : this.refusals).push({ where, reason, allowedBy });
+    return permitted;
+  }
+
+  privileged(where: string): boolean {
+    return this.widen(
+      where,
+      'runs the container with every capability and every host device',
+      this.allow.allowPrivileged === true,
+      'allowPrivileged',
+    );
+  }
+
+  /** One capability entry; the engines split `A,B` into two. */
+  capabilities(where: string, value: string): boolean {
+    let permitted = true;
+    for (const name of value.split(',').filter((part) => part.trim() !== ''))
+      permitted =
+        this.widen(where, `adds the Linux capability ${normaliseCapability(name)}`, isCapabilityAllowed(name, this.allow), 'allowCapAdd') &&
+        permitted;
+    return permitted;
+  }
+
+  mount(where: string, mount: MountSpec): boolean {
+    const verdict = checkMount(mount, this.allow);
+    if (verdict.kind === 'refused') {
+      this.refuse(where, verdict.reason);
+      return false;
+    }
+    if (verdict.kind === 'widens' && !this.widen(where, verdict.reason, verdict.permitted, 'allowMounts')) return false;
+    this.mounts.push({ where, ...mount });
+    return true;
+  }
+
+  /** `mounts` in devcontainer.json or a feature: `--mount` strings, or objects the CLI turns into them. */
+  mountList(field: string, value: unknown): void {
+    if (!Array.isArray(value)) {
+      this.refuse(field, 'must be a list of mounts');
+      return;
+    }
+    value.forEach((item, index) => {
+      const where = `${field}[${index}]`;
+      const spec = typeof item === 'string' ? item : mountObjectToFlag(item);
+      if (spec === undefined) this.refuse(where, 'is neither a mount string nor a mount object');
+      else this.mount(where, parseMountFlag(spec));
+    });
+  }
+
+  capAddList(field: string, value: unknown): void {
+    const caps = stringArray(value);
+    if (!caps) this.refuse(field, 'must be a list of capability names');
+    else caps.forEach((cap, index) => this.capabilities(`${field}[${index}]`, cap));
+  }
+
+  securityOptList(field: string, value: unknown): void {
+    const options = stringArray(value) ?? [String(value)];
+    options.forEach((option, index) => {
+      if (!/^no-new-privileges(?:[:=]true)?$/.test(option)) this.refuse(`${field}[${index}]: ${option}`, REFUSED_FLAGS['--security-opt']!);
+    });
+  }
+
+  /** A registry pull the engine would make from the host, whatever the container's network. */
+  pull(where: string, what: string): boolean {
+    return this.widen(
+      where,
+      `${what} from a registry; the engine does that from the host, and policy gives preparation no network (pull the image beforehand, or use --pull=never)`,
+      this.context.pullAllowed === true,
+      'preparationNetwork',
+    );
+  }
+
+  limit(flag: string, value: string | undefined, where: string): void {
+    const key = LIMIT_FLAGS[flag]!;
+    const parsed = value === undefined ? undefined : key === 'memoryBytes' ? parseMemory(value) : Number(value);
+    if (parsed === undefined || !Number.isFinite(parsed) || parsed <= 0) {
+      this.refuse(
+        where,
+        `has a value the sandbox does not understand (${value ?? 'missing'}); use a number such as ${key === 'memoryBytes' ? '2g' : '2'}`,
+      );
+      return;
+    }
+    this.limits[key] = Math.min(this.limits[key] ?? Infinity, parsed);
+  }
+
+  checkRunArgs(args: readonly string[]): void {
+    for (const token of parseEngineArgs(args, RUN_FLAGS)) {
+      const where = describeArg('runArgs', token);
+      const keep = () => this.runArgs.push(canonical(token));
+      const { flag, value = '' } = token;
+      if (token.problem) this.refuse(where, token.problem);
+      else if (token.unknown)
+        this.refuse(
+          where,
+          `is not one of the run flags the sandbox passes on (${[...SAFE_RUN_FLAGS, '--env', '--label', '--pull=never'].join(', ')})`,
+        );
+      else if (flag === '--privileged') {
+        if (value !== 'false' && this.privileged(where)) keep();
+      } else if (NETWORK_FLAGS.has(flag)) {
+        if (value === 'host')
+          this.hostNetwork = this.widen(where, "shares the host's network", this.allow.allowHostNetwork === true, 'allowHostNetwork');
+        else if (value === 'none') continue;
+        else if (/^(?:container|ns):/.test(value)) this.refuse(where, `joins another network namespace (${value})`);
+        else this.notes.push(`${where} is ignored: the sandbox sets the network (none for tasks, policy's preparation network)`);
+      } else if (NAMESPACE_FLAGS.has(flag)) {
+        if (value === 'host') this.refuse(where, `shares the host's ${flag.slice(2)} namespace`);
+        else if (/^(?:container|ns|pod):/.test(value)) this.refuse(where, `joins another ${flag.slice(2)} namespace (${value})`);
+        else keep();
+      } else if (flag === '--cap-add') {
+        if (this.capabilities(where, value)) keep();
+      } else if (flag === '--volume') {
+        if (this.mount(where, parseVolumeFlag(value))) keep();
+      } else if (flag === '--mount') {
+        if (this.mount(where, parseMountFlag(value))) keep();
+      } else if (flag in LIMIT_FLAGS) {
+        this.limit(flag, token.value, where);
+      } else if (flag === '--security-opt' && /^no-new-privileges(?:[:=]true)?$/.test(value)) {
+        keep();
+      } else if (flag === '--env') {
+        // `-e NAME` and `-e 'NAME*'` copy the host's variables (the CLI's environment holds the user's tokens).
+        if (value.includes('=')) keep();
+        else
+          this.refuse(
+            where,
+            `copies the host environment variable${value.includes('*') ? 's' : ''} ${value} into the container; give a value (NAME=value)`,
+          );
+      } else if (flag === '--label') {
+        if (OWN_LABEL.test(value))
+          this.refuse(where, 'sets a label the sandbox or the dev containers CLI reads back to find and describe its containers');
+        else keep();
+      } else if (flag === '--pull') {
+        if (token.value === undefined) this.refuse(where, 'has no value; the engines read a bare --pull differently: write --pull=never');
+        else if (value === 'never' || value === 'missing') keep();
+        else if (['always', 'newer', 'true'].includes(value)) {
+          if (this.pull(where, 'pulls the image')) keep();
+        } else this.refuse(where, `has a value the sandbox does not know (${value}); use --pull=never`);
+      } else if (flag in REFUSED_FLAGS) {
+        this.refuse(where, REFUSED_FLAGS[flag]!);
+      } else if (SAFE_RUN_FLAGS.has(flag)) {
+        keep();
+      } else {
+        this.refuse(
+          where,
+          `is not one of the run flags the sandbox passes on (${[...SAFE_RUN_FLAGS, '--env', '--label', '--pull=never'].join(', ')})`,
+        );
+      }
+    }
+  }
+
+  checkBuildOptions(args: readonly string[]): void {
+    for (const token of parseEngineArgs(args, BUILD_FLAGS)) {
+      const where = describeArg('build.options', token);
+      const { flag, value = '' } = token;
+      if (token.problem) this.refuse(where, token.problem);
+      else if (NETWORK_FLAGS.has(flag)) {
+        if (value === 'host') this.widen(where, "builds with the host's network", this.allow.allowHostNetwork === true, 'allowHostNetwork');
+        else this.notes.push(`${where} is ignored: the image builds with policy's preparation network`);
+      } else if (flag === '--build-arg') {
+        if (value.includes('=')) this.buildOptions.push(canonical(token));
+        else this.refuse(where, `copies the host environment variable ${value} into the build; give a value (NAME=value)`);
+      } else if (flag === '--pull') {
+        if (['never', 'missing', 'false'].includes(value)) this.buildOptions.push(canonical(token));
+        else if (this.pull(where, 'pulls the base image')) this.buildOptions.push(canonical(token));
+      } else if (flag === '--label' && OWN_LABEL.test(value)) {
+        this.refuse(where, 'sets a label the sandbox or the dev containers CLI reads back');
+      } else if (!token.unknown && BUILD_SAFE_FLAGS.has(flag)) {
+        this.buildOptions.push(canonical(token));
+      } else {
+        this.refuse(
+          where,
+          BUILD_REFUSED_FLAGS[flag] ??
+            `is not one of the build flags the sandbox passes on (--build-arg NAME=value, ${[...BUILD_SAFE_FLAGS].join(', ')}, --pull=never)`,
+        );
+      }
+    }
+  }
+
+  checkBuild(build: unknown, configFolder: string): void {
+    if (typeof build !== 'object' || build === null || Array.isArray(build)) {
+      this.refuse('build', 'must be an object ({ "dockerfile": ..., "context": ... })');
+      return;
+    }
+    const record = build as Record<string, unknown>;
+    for (const field of ['dockerfile', 'context'] as const) {
+      if (record[field] === undefined) continue;
+      const problem = repositoryPathProblem(record[field], configFolder);
+      if (problem) this.refuse(`build.${field}`, problem);
+    }
+    if (record.options !== undefined) {
+      const options = stringArray(record.options);
+      if (!options) this.refuse('build.options', 'must be a list of strings');
+      else this.checkBuildOptions(options);
+    }
+    const cacheFrom = record.cacheFrom;
+    if (cacheFrom !== undefined && (typeof cacheFrom === 'string' ? cacheFrom !== '' : !Array.isArray(cacheFrom) || cacheFrom.length > 0))
+      this.pull('build.cacheFrom', 'pulls cache images');
+  }
+
+  checkFeatures(config: Record<string, unknown>, configPath: string): FeatureReference[] {
+    const features = config.features;
+    if (features === undefined) return [];
+    if (typeof features !== 'object' || features === null || Array.isArray(features)) {
+      this.refuse('features', 'must be an object of feature ids and their options');
+      return [];
+    }
+    const references = featureReferences(config, configPath);
+    for (const reference of references) {
+      const where = `features[${JSON.stringify(reference.id)}]`;
+      const metadata = this.context.features?.[reference.id];
+      if (isLocalFeatureId(reference.id) && !reference.local) {
+        this.refuse(
+          where,
+          `names a folder outside ${posix.dirname(configPath)}; local features must be folders next to the devcontainer.json`,
+        );
+      } else if (metadata !== undefined) {
+        this.checkFeatureMetadata(where, metadata);
+      } else if (reference.local) {
+        this.refuse(
+          where,
+          `has no devcontainer-feature.json at ${reference.local} in the base commit, so what it asks for cannot be checked`,
+        );
+      } else {
+        this.widen(
+          where,
+          'comes from a registry, and its metadata (privileges, mounts, security options) cannot be read without the network, so it cannot be checked before the container is created; copy it into the repository as a local feature (./features/<id>), or ask the policy owner to allow it',
+          isFeatureAllowed(reference.id, this.allow.allowFeatures),
+          'allowFeatures',
+        );
+      }
+    }
+    return references;
+  }
+
+  /** A feature's devcontainer-feature.json, merged into the container the way the CLI merges it. */
+  checkFeatureMetadata(featureWhere: string, text: string): void {
+    const errors: ParseError[] = [];
+    const metadata: unknown = parse(text, errors, { allowTrailingComma: true, disallowComments: false });
+    if (errors.length > 0 || typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+      this.refuse(featureWhere, 'has a devcontainer-feature.json that is not a JSON object, so what it asks for cannot be checked');
+      return;
+    }
+    this.checkMetadataEntry(metadata as Record<string, unknown>, (field) => `${featureWhere} (devcontainer-feature.json): ${field}`);
+  }
+
+  /** One metadata entry (a feature's, or one of an image's `devcontainer.metadata` label), as the CLI merges it into the container. */
+  checkMetadataEntry(record: Record<string, unknown>, where: (field: string) => string): void {
+    if (record.privileged) this.privileged(where('privileged'));
+    if (record.capAdd !== undefined) this.capAddList(where('capAdd'), record.capAdd);
+    if (record.mounts !== undefined) this.mountList(where('mounts'), record.mounts);
+    if (record.securityOpt !== undefined) this.securityOptList(where('securityOpt'), record.securityOpt);
+    if (typeof record.dependsOn === 'object' && record.dependsOn !== null) {
+      for (const id of Object.keys(record.dependsOn))
+        this.widen(
+          where(`dependsOn[${JSON.stringify(id)}]`),
+          'installs another feature from a registry, whose metadata cannot be read without the network',
+          isFeatureAllowed(id, this.allow.allowFeatures),
+          'allowFeatures',
+        );
+    }
+    if (typeof record.entrypoint === 'string')
+      this.notes.push(`${where('entrypoint')} runs ${record.entrypoint} in the container when it starts`);
+    const reads: { where: string; name: string }[] = [];
+    const checked = Object.fromEntries(Object.entries(record).filter(([key]) => !DESCRIPTIVE_FEATURE_FIELDS.has(key)));
+    hostEnvironmentReads(checked, '', reads);
+    for (const read of reads) this.refuse(where(read.where), `reads the host environment variable ${read.name} into the sandbox`);
+  }
 }
 
 /**
  * Parses and checks a devcontainer.json. `fileName` is how the file is named
  * in messages (e.g. `.devcontainer/devcontainer.json at abc1234`).
  */
-export function checkDevcontainer(text: string, fileName: string, allow: DevcontainerAllowances = {}): DevcontainerCheckResult {
+export function checkDevcontainer(
+  text: string,
+  fileName: string,
+  allow: DevcontainerAllowances = {},
+  context: DevcontainerContext = {},
+): DevcontainerCheckResult {
   const errors: ParseError[] = [];
   const config: unknown = parse(text, errors, { allowTrailingComma: true, disallowComments: false });
   if (errors.length > 0) {
@@ -449,14 +599,15 @@ export function checkDevcontainer(text: string, fileName: string, allow: Devcont
     };
   }
   const record = config as Record<string, unknown>;
-  const check = new Checker(allow);
+  const configPath = context.configPath ?? '.devcontainer/devcontainer.json';
+  const configFolder = posix.dirname(configPath) === '.' ? '' : posix.dirname(configPath);
+  const check = new Checker(allow, context);
 
   if (record.dockerComposeFile !== undefined) {
-    check.refusals.push({
-      where: 'dockerComposeFile',
-      reason:
-        'Docker Compose dev containers define their own services, mounts and networks; the sandbox supports "image" or "build" configurations only',
-    });
+    check.refuse(
+      'dockerComposeFile',
+      'Docker Compose dev containers define their own services, mounts and networks; the sandbox supports "image" or "build" configurations only',
+    );
   }
   if (record.initializeCommand !== undefined) {
     check.widen(
@@ -466,57 +617,55 @@ export function checkDevcontainer(text: string, fileName: string, allow: Devcont
       'allowInitializeCommand',
     );
   }
-  if (record.privileged === true) check.privileged('privileged');
-  if (record.capAdd !== undefined) {
-    const caps = stringArray(record.capAdd);
-    if (!caps) check.refusals.push({ where: 'capAdd', reason: 'must be a list of capability names' });
-    else caps.forEach((cap, index) => check.capability(`capAdd[${index}]`, cap));
-  }
-  if (record.securityOpt !== undefined) {
-    const options = stringArray(record.securityOpt) ?? [String(record.securityOpt)];
-    options.forEach((option, index) => {
-      if (!/^no-new-privileges(?:[:=]true)?$/.test(option))
-        check.refusals.push({ where: `securityOpt[${index}]: ${option}`, reason: REFUSED_FLAGS['--security-opt']! });
-    });
-  }
-  if (record.mounts !== undefined) {
-    if (!Array.isArray(record.mounts)) check.refusals.push({ where: 'mounts', reason: 'must be a list of mounts' });
-    else
-      record.mounts.forEach((mount, index) => {
-        const parsed = typeof mount === 'string' ? parseMountSpec(mount, false) : mountFromObject(mount);
-        if (!parsed) check.refusals.push({ where: `mounts[${index}]`, reason: 'is neither a mount string nor a mount object' });
-        else check.mount(`mounts[${index}]`, parsed);
-      });
-  }
+  // The CLI tests truthiness: "true", 1 and even "false" make the container privileged.
+  if (record.privileged) check.privileged('privileged');
+  if (record.capAdd !== undefined) check.capAddList('capAdd', record.capAdd);
+  if (record.securityOpt !== undefined) check.securityOptList('securityOpt', record.securityOpt);
+  if (record.mounts !== undefined) check.mountList('mounts', record.mounts);
   let workspaceFolder = typeof record.workspaceFolder === 'string' ? record.workspaceFolder : undefined;
   if (record.workspaceMount !== undefined) {
-    const mount = typeof record.workspaceMount === 'string' ? parseMountSpec(record.workspaceMount, false) : undefined;
+    const mount = typeof record.workspaceMount === 'string' ? parseMountFlag(record.workspaceMount) : undefined;
     const source = mount?.source.replace(/\/+$/, '');
-    if (!mount || !(source === '${localWorkspaceFolder}' || source === '${containerWorkspaceFolder}') || mount.type !== 'bind') {
-      check.refusals.push({
-        where: `workspaceMount: ${String(record.workspaceMount)}`,
-        reason:
-          "mounts something other than the change's worktree; the sandbox mounts only the worktree (use source=${localWorkspaceFolder},type=bind or leave workspaceMount out)",
-      });
+    if (
+      !mount ||
+      mount.problem ||
+      !(source === '${localWorkspaceFolder}' || source === '${containerWorkspaceFolder}') ||
+      mount.type !== 'bind'
+    ) {
+      check.refuse(
+        `workspaceMount: ${String(record.workspaceMount)}`,
+        "mounts something other than the change's worktree; the sandbox mounts only the worktree (use source=${localWorkspaceFolder},type=bind or leave workspaceMount out)",
+      );
     } else {
       workspaceFolder ??= mount.target || undefined;
       check.notes.push('workspaceMount is replaced by the sandbox’s own mount of the change’s worktree at the same target');
     }
   }
+  if (
+    record.workspaceFolder !== undefined &&
+    (typeof record.workspaceFolder !== 'string' || !isContainerPathForMount(record.workspaceFolder))
+  ) {
+    check.refuse(
+      'workspaceFolder',
+      'must be an absolute container path without commas, quotes or variables: the sandbox writes it into its own mount of the worktree',
+    );
+    workspaceFolder = undefined;
+  } else if (workspaceFolder !== undefined && !isContainerPathForMount(workspaceFolder)) {
+    check.refuse(
+      'workspaceMount',
+      'has a target the sandbox cannot write into its own mount (not absolute, or with commas, quotes or variables)',
+    );
+    workspaceFolder = undefined;
+  }
   if (record.runArgs !== undefined) {
     const args = stringArray(record.runArgs);
-    if (!args) check.refusals.push({ where: 'runArgs', reason: 'must be a list of strings' });
+    if (!args) check.refuse('runArgs', 'must be a list of strings');
     else check.checkRunArgs(args);
   }
-  const build = record.build as Record<string, unknown> | undefined;
-  if (build !== undefined && build.options !== undefined) {
-    const options = stringArray(build.options);
-    if (!options) check.refusals.push({ where: 'build.options', reason: 'must be a list of strings' });
-    else check.checkBuildOptions(options);
-  }
+  if (record.build !== undefined) check.checkBuild(record.build, configFolder);
+  const features = check.checkFeatures(record, configPath);
   const gpu = (record.hostRequirements as Record<string, unknown> | undefined)?.gpu;
-  if (gpu !== undefined && gpu !== false)
-    check.refusals.push({ where: 'hostRequirements.gpu', reason: 'gives the container the host GPUs' });
+  if (gpu !== undefined && gpu !== false) check.refuse('hostRequirements.gpu', 'gives the container the host GPUs');
   if (record.appPort !== undefined) check.notes.push('appPort is ignored: the sandbox publishes no ports');
   if (record.forwardPorts !== undefined) check.notes.push('forwardPorts is ignored: the sandbox publishes no ports');
 
@@ -524,9 +673,9 @@ export function checkDevcontainer(text: string, fileName: string, allow: Devcont
   // customizations are read by editors, not passed to the container.
   hostEnvironmentReads({ ...record, customizations: undefined }, '', envReads);
   for (const read of envReads) {
-    // Mounts already refused above would name the same variable twice.
+    // Settings already refused above would name the same variable twice.
     if (check.refusals.some((refusal) => refusal.where.startsWith(read.where))) continue;
-    check.refusals.push({ where: read.where, reason: `reads the host environment variable ${read.name} into the sandbox` });
+    check.refuse(read.where, `reads the host environment variable ${read.name} into the sandbox`);
   }
 
   return {
@@ -538,16 +687,50 @@ export function checkDevcontainer(text: string, fileName: string, allow: Devcont
     notes: check.notes,
     hostNetwork: check.hostNetwork,
     runArgs: check.runArgs,
+    buildOptions: check.buildOptions,
     limits: check.limits,
     mounts: check.mounts,
+    features,
     ...(workspaceFolder ? { workspaceFolder } : {}),
   };
 }
 
-/** One message for the user listing every refusal, saying what to do. */
+/** What would allow a refusal, in the words of a policy file. */
+function allowanceHint(allowedBy: Allowance | undefined): string {
+  const setting = allowedBy ? POLICY_SETTINGS[allowedBy] : undefined;
+  return setting ? `policy can allow it: ${setting}` : 'no policy setting allows it';
+}
+
+function refusalLines(refusals: readonly SandboxWidening[]): string {
+  return refusals.map((refusal) => `- ${refusal.where}: ${refusal.reason} (${allowanceHint(refusal.allowedBy)})`).join('\n');
+}
+
+/** One message for the user listing every refusal with its field and what would allow it, saying what to do. */
 export function describeRefusals(check: DevcontainerCheck): string {
-  const lines = check.refusals.map(
-    (refusal) => `- ${refusal.where}: ${refusal.reason}${refusal.allowedBy ? ` (policy can allow it with ${refusal.allowedBy})` : ''}`,
-  );
-  return `${check.fileName} asks for more than the sandbox allows, so no container was started:\n${lines.join('\n')}\nRemove these settings from the devcontainer.json in the base commit, or ask the policy owner to allow them.`;
+  return `${check.fileName} asks for more than the sandbox allows, so no container was started:\n${refusalLines(check.refusals)}\nRemove these settings from the devcontainer.json in the base commit, or ask the policy owner to allow them.`;
+}
+
+/**
+ * An image's `devcontainer.metadata` label: the CLI merges it into the
+ * container (privileges, mounts, an entrypoint that runs at start), so it is
+ * checked before the container is created. Returns the message to show, or
+ * undefined when the label asks for nothing policy does not allow.
+ */
+export function checkImageMetadata(label: string, image: string, allow: DevcontainerAllowances): string | undefined {
+  const check = new Checker(allow, {});
+  const where = (index: number) => (field: string) => `image ${image}: label devcontainer.metadata[${index}]: ${field}`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(label);
+  } catch {
+    check.refuse(`image ${image}: label devcontainer.metadata`, 'is not JSON, so what it asks for cannot be checked');
+  }
+  const entries = Array.isArray(parsed) ? parsed : parsed === undefined ? [] : [parsed];
+  entries.forEach((entry: unknown, index) => {
+    if (typeof entry === 'object' && entry !== null && !Array.isArray(entry))
+      check.checkMetadataEntry(entry as Record<string, unknown>, where(index));
+    else check.refuse(where(index)(''), 'is not an object, so what it asks for cannot be checked');
+  });
+  if (check.refusals.length === 0) return undefined;
+  return `The image ${image} asks, in its devcontainer.metadata label, for more than the sandbox allows, so no container was started:\n${refusalLines(check.refusals)}\nUse an image without these settings, or ask the policy owner to allow them.`;
 }

@@ -58,7 +58,11 @@ export function buildSandboxConfig(check: DevcontainerCheck | undefined, options
   if (check && check.refusals.length > 0) throw new Error('buildSandboxConfig needs a configuration without refusals');
   const base: Record<string, unknown> = check ? { ...check.config } : { image: options.defaultImage, updateRemoteUserUID: false };
   for (const key of REPLACED) delete base[key];
-  const workspaceFolder = check?.workspaceFolder ?? `/workspaces/${posix.basename(options.worktreePath)}`;
+  // The CLI's workspace folder is the sandbox's private configuration folder, so the worktree's folder name is put in here.
+  const workspaceFolder = (check?.workspaceFolder ?? '/workspaces/${localWorkspaceFolderBasename}').replaceAll(
+    '${localWorkspaceFolderBasename}',
+    posix.basename(options.worktreePath),
+  );
 
   const limits = {
     cpus: smaller(options.limits.cpus, check?.limits.cpus),
@@ -85,7 +89,8 @@ export function buildSandboxConfig(check: DevcontainerCheck | undefined, options
   };
   const build = base.build as Record<string, unknown> | undefined;
   if (build && typeof build === 'object') {
-    const buildOptions = ((build.options as string[] | undefined) ?? []).filter((option) => !/^--(?:network|net)(?:=|$)/.test(option));
+    // The checked options, one argument each, without network flags: the sandbox sets the build's network.
+    const buildOptions = [...(check?.buildOptions ?? [])];
     if (network !== 'bridge') buildOptions.push(`--network=${network}`);
     config.build = {
       ...build,

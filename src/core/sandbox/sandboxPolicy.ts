@@ -83,6 +83,7 @@ export function sandboxPolicyFrom(sandbox: ResolvedPolicy['lanes']['sandbox']): 
       allowHostNetwork: sandbox.devcontainer.allowHostNetwork,
       allowMounts: [...sandbox.devcontainer.allowedMounts],
       allowCapAdd: [...sandbox.devcontainer.allowedCapabilities],
+      allowFeatures: [...sandbox.devcontainer.allowedFeatures],
     },
     allowProcessSandbox: sandbox.processSandbox === 'allowed',
   };

@@ -12,6 +12,12 @@ async function readCommitFile(repoRoot: string, sha: string, path: string): Prom
   return (await git(repoRoot, ['show', `${sha}:${path}`])).stdout;
 }
 
+/** The files of a commit under a folder (a local dev container feature). */
+async function listCommitFiles(repoRoot: string, sha: string, folder: string): Promise<string[]> {
+  const listed = await git(repoRoot, ['ls-tree', '-r', '-z', '--name-only', sha, '--', `${folder}/`], { okExitCodes: [128] });
+  return listed.exitCode === 0 ? listed.stdout.split('\0').filter(Boolean) : [];
+}
+
 /**
  * Reads what decides the sandbox from the BASE commit: devcontainer.json
  * and `.lanes/lanes.yaml`. An agent that edits them in its worktree changes
@@ -32,6 +38,7 @@ export async function readSandboxSource(repoRoot: string, baseSha: string): Prom
     source: {
       ...(devcontainer ? { devcontainer } : {}),
       readBaseFile: (path) => readCommitFile(repoRoot, baseSha, path),
+      listBaseFiles: (folder) => listCommitFiles(repoRoot, baseSha, folder),
       prepare: lanesConfig.prepare,
     },
     lanesConfig,

@@ -9,14 +9,14 @@ import type { Logger } from '../../core/logger';
 import { BUILTIN_SECRET_PATTERNS, type SecretPattern } from '../../core/redaction';
 import {
   checkDevcontainer,
+  checkImageMetadata,
   describeRefusals,
   isCapabilityAllowed,
-  isEngineSocket,
-  isMountSourceAllowed,
   type DevcontainerAllowances,
   type DevcontainerCheck,
 } from '../../core/sandbox/devcontainerCheck';
 import type { ResolvedTask } from '../../core/sandbox/lanesConfig';
+import { isEngineSocket, isMountSourceAllowed } from '../../core/sandbox/mountCheck';
 import { buildSandboxConfig, SANDBOX_LABELS, type SandboxRole } from '../../core/sandbox/sandboxConfig';
 import { DEFAULT_PREPARATION_TIMEOUT_SECONDS, type SandboxPolicy } from '../../core/sandbox/sandboxPolicy';
 import { CappedLog, LineRedactor } from '../../core/sandbox/taskLog';
@@ -40,11 +40,18 @@ import {
  * - The configuration comes from the base commit (given as text) and is
  *   written to a private file outside the worktree (`--config`); the
  *   worktree is the only workspace mount.
+ * - Nothing of the repository runs before the created container has been
+ *   checked: the configuration (with its features' metadata) is checked
+ *   before `devcontainer up`, which creates the container with
+ *   `--skip-post-create`; the container is inspected, and only when it is
+ *   what the sandbox allows do the lifecycle commands (onCreateCommand ...
+ *   postStartCommand, as merged into the container's `devcontainer.metadata`
+ *   label: image, features, configuration) and then the `prepare:` commands
+ *   run with `exec`.
  * - The container is created with the network policy allows for
- *   preparation; `devcontainer up` runs the lifecycle commands
- *   (postCreateCommand...), then the `prepare:` commands run with `exec`;
- *   then every network is disconnected (`<engine> network disconnect`), so
- *   tasks run with none. Preparation happens once per container.
+ *   preparation; after preparation every network is disconnected
+ *   (`<engine> network disconnect`), so tasks run with none. Preparation
+ *   happens once per container.
  * - Tasks run with `<engine> exec` directly (the dev containers CLI's start-up
  *   costs a second per call). Each task records its pid in the container so
  *   a timeout or a cancel kills its process group there, not only the local
@@ -293,7 +300,7 @@ export class ContainerSandbox implements TaskSandbox {
   async ensure(request: PrepareRequest): Promise<SandboxHandle> {
     const role = request.role ?? 'change';
     const worktreeReal = await realWorktree(request);
-    const check = checkSource(request);
+    const check = await checkSource(request);
     const plan = await this.planContainer(request, role, check, worktreeReal);
     const state = await this.readState(request.changeId, role);
     if (state && state.configHash === plan.configHash && state.worktreePath === worktreeReal) {
@@ -371,7 +378,7 @@ export class ContainerSandbox implements TaskSandbox {
     const dockerfilePath = join(configDir, 'Dockerfile');
     await mkdir(configDir, { recursive: true });
     await writeFile(dockerfilePath, text, { mode: 0o600 });
-    return { dockerfilePath, buildContext: join(worktreeReal, configFolder, typeof build.context === 'string' ? build.context : '.') };
+    return { dockerfilePath, buildContext: await buildContextInside(worktreeReal, configFolder, build.context, check.fileName) };
   }
 
   private async reuse(
@@ -417,7 +424,7 @@ export class ContainerSandbox implements TaskSandbox {
   /** Creates the container with `devcontainer up`, checks what was created, prepares it and switches its network off. */
   private async create(plan: ContainerPlan): Promise<SandboxHandle> {
     const { request, role, check, config } = plan;
-    const configFile = await this.writeConfig(plan);
+    const written = await this.writeConfig(plan);
     const reach =
       plan.creationNetwork === 'none'
         ? { networkMode: 'none', reachable: [] as string[] }
@@ -431,7 +438,8 @@ export class ContainerSandbox implements TaskSandbox {
       ],
     });
     await this.checkImagePresent(plan, log);
-    const up = await this.up(plan, configFile, log);
+    await this.checkImageLabel(plan, log);
+    const up = await this.up(plan, written, log);
     const info = await this.inspectCreated(plan, up.containerId, log);
     if (info === 'stale') {
       // A container of this change from before (its state file lost): how far it was prepared is unknown, so start afresh.
@@ -442,7 +450,8 @@ export class ContainerSandbox implements TaskSandbox {
       return this.create(plan);
     }
     const image = typeof config.image === 'string' ? config.image : `(built from ${check?.fileName ?? 'devcontainer.json'})`;
-    const builtImage = typeof config.image === 'string' ? undefined : info.Config?.Image;
+    // A build configuration, or an image with features: the CLI built an image for this container.
+    const builtImage = typeof config.image === 'string' && !check?.features.length ? undefined : info.Config?.Image;
     const handle: SandboxHandle = {
       changeId: request.changeId,
       role,
@@ -456,6 +465,7 @@ export class ContainerSandbox implements TaskSandbox {
       preparation: undefined as unknown as PreparationEvidence,
       reused: false,
     };
+    await this.runLifecycleCommands(plan, handle, info, log);
     await this.runPrepareCommands(plan, handle, log);
     await this.switchNetworkOff(plan, handle, info, log);
     handle.preparation = await log.finish('passed');
@@ -463,13 +473,22 @@ export class ContainerSandbox implements TaskSandbox {
     return handle;
   }
 
-  /** Step: the configuration goes to a private file outside the worktree (`--config`). */
-  private async writeConfig(plan: ContainerPlan): Promise<string> {
-    const configDir = this.configDir(plan.request.changeId, plan.role);
-    const configFile = join(configDir, 'devcontainer.json');
-    await mkdir(configDir, { recursive: true });
+  /**
+   * Step: the configuration goes to a private folder outside the worktree,
+   * as `<folder>/.devcontainer/devcontainer.json` with its local features
+   * from the base commit beside it: the CLI reads local features only from
+   * the `.devcontainer` folder of its workspace folder, which is this private
+   * folder (`--workspace-folder`), never the agent-writable worktree (the
+   * worktree is mounted by the configuration's own `workspaceMount`).
+   */
+  private async writeConfig(plan: ContainerPlan): Promise<{ configFile: string; workspaceFolder: string }> {
+    const workspaceFolder = this.configDir(plan.request.changeId, plan.role);
+    const configFolder = join(workspaceFolder, '.devcontainer');
+    const configFile = join(configFolder, 'devcontainer.json');
+    await mkdir(configFolder, { recursive: true });
     await writeFile(configFile, JSON.stringify(plan.config, null, 2), { mode: 0o600 });
-    return configFile;
+    await copyLocalFeatures(plan, configFolder);
+    return { configFile, workspaceFolder };
   }
 
   /** Step: with no preparation network the engine must not pull either: the image has to be here already. */
@@ -486,10 +505,35 @@ export class ContainerSandbox implements TaskSandbox {
     );
   }
 
-  /** Step: `devcontainer up` (which also runs the lifecycle commands), stopped at its time limit; its result line parsed. */
+  /**
+   * Step: an `image` configuration's image may ask, in its
+   * `devcontainer.metadata` label, for what the file does not show (and an
+   * entrypoint there runs as the container starts), so the label is checked
+   * before the container is created. An image that is not here yet (a
+   * preparation network pulls it) and a built image are checked on the
+   * created container, before anything else runs in it.
+   */
+  private async checkImageLabel({ config, allow }: ContainerPlan, log: PreparationLog): Promise<void> {
+    if (typeof config.image !== 'string') return;
+    const labels = await this.engineCall(['image', 'inspect', '--format', '{{json .Config.Labels}}', config.image], {
+      okExitCodes: [1, 125],
+    });
+    if (labels.exitCode !== 0) return;
+    let label: unknown;
+    try {
+      label = (JSON.parse(labels.stdout) as Record<string, unknown> | null)?.['devcontainer.metadata'];
+    } catch {
+      label = undefined;
+    }
+    if (typeof label !== 'string') return;
+    const refused = checkImageMetadata(label, config.image, allow);
+    if (refused) throw new SandboxError('refused', refused, await log.finish('failed', `image ${config.image} refused by its metadata`));
+  }
+
+  /** Step: `devcontainer up --skip-post-create` (creates and starts, runs nothing of the repository), stopped at its time limit; its result line parsed. */
   private async up(
     plan: ContainerPlan,
-    configFile: string,
+    { configFile, workspaceFolder }: { configFile: string; workspaceFolder: string },
     log: PreparationLog,
   ): Promise<z.infer<typeof UpResultSchema> & { containerId: string }> {
     const { request, role, config } = plan;
@@ -500,7 +544,7 @@ export class ContainerSandbox implements TaskSandbox {
       '--docker-path',
       this.options.engine.path,
       '--workspace-folder',
-      plan.worktreeReal,
+      workspaceFolder,
       '--config',
       configFile,
       '--id-label',
@@ -509,6 +553,8 @@ export class ContainerSandbox implements TaskSandbox {
       `${SANDBOX_LABELS.role}=${role}`,
       '--default-user-env-probe',
       'none',
+      // Lifecycle commands run only after the created container has been inspected (runLifecycleCommands).
+      '--skip-post-create',
       '--log-format',
       'text',
     ];
@@ -600,12 +646,46 @@ export class ContainerSandbox implements TaskSandbox {
     return info;
   }
 
+  /**
+   * Step: the lifecycle commands (onCreateCommand, updateContentCommand,
+   * postCreateCommand, postStartCommand) of the image, the features and the
+   * configuration, as the CLI merged them into the container's metadata
+   * label, run only now that the container has been inspected and accepted.
+   */
+  private async runLifecycleCommands(plan: ContainerPlan, handle: SandboxHandle, info: ContainerInfo, log: PreparationLog): Promise<void> {
+    const commands = mergedLifecycleCommands(info.Config?.Labels?.['devcontainer.metadata'], plan.config);
+    await this.runPreparationCommands(
+      plan,
+      handle,
+      log,
+      commands,
+      (origin) => `Fix the ${origin} in the base commit's devcontainer.json (or its image or feature)`,
+    );
+  }
+
   /** Step: the `prepare:` commands of the base commit's lanes.yaml, within policy's preparation time limit. */
-  private async runPrepareCommands({ request, role }: ContainerPlan, handle: SandboxHandle, log: PreparationLog): Promise<void> {
+  private async runPrepareCommands(plan: ContainerPlan, handle: SandboxHandle, log: PreparationLog): Promise<void> {
+    await this.runPreparationCommands(
+      plan,
+      handle,
+      log,
+      plan.request.source.prepare.map((command) => ({ origin: 'prepare', command })),
+      () => 'Fix .lanes/lanes.yaml in the base commit',
+    );
+  }
+
+  /** Runs preparation commands one by one in the container, within policy's preparation time limit; the first failure removes it. */
+  private async runPreparationCommands(
+    { request, role }: ContainerPlan,
+    handle: SandboxHandle,
+    log: PreparationLog,
+    commands: readonly { origin: string; command: string }[],
+    whatToFix: (origin: string) => string,
+  ): Promise<void> {
     const { policy } = request;
     const deadline = log.started + preparationTimeoutMs(policy);
-    for (const command of request.source.prepare) {
-      log.note(`── prepare: ${command}\n`);
+    for (const { origin, command } of commands) {
+      log.note(`── ${origin}: ${command}\n`);
       const run = await this.execCaptured(handle, command, {
         timeoutMs: Math.max(deadline - Date.now(), 1_000),
         signal: request.signal,
@@ -622,8 +702,8 @@ export class ContainerSandbox implements TaskSandbox {
             : `failed with exit code ${run.exitCode}`;
       throw new SandboxError(
         run.ended === 'cancelled' ? 'cancelled' : 'preparationFailed',
-        `The prepare command "${command}" ${why}; no task ran. Its output is in the preparation log. Fix .lanes/lanes.yaml in the base commit${(policy.preparationNetwork ?? 'none') === 'none' ? ', and note that preparation has no network under the current policy' : ''}.`,
-        await log.finish(run.ended === 'timedOut' ? 'timedOut' : 'failed', `prepare "${command}" ${why}`),
+        `The ${origin} command "${command}" ${why}; no task ran. Its output is in the preparation log. ${whatToFix(origin)}${(policy.preparationNetwork ?? 'none') === 'none' ? ', and note that preparation has no network under the current policy' : ''}.`,
+        await log.finish(run.ended === 'timedOut' ? 'timedOut' : 'failed', `${origin} "${command}" ${why}`),
       );
     }
   }
@@ -939,26 +1019,125 @@ async function realWorktree(request: PrepareRequest): Promise<string> {
   }
 }
 
-/** Step: the base commit's devcontainer.json may ask for nothing policy does not allow (features need a preparation network). */
-function checkSource(request: PrepareRequest): DevcontainerCheck | undefined {
+/**
+ * Step: the base commit's devcontainer.json, merged with its local features'
+ * metadata (read from the base commit), may ask for nothing policy does not
+ * allow; features need a preparation network.
+ */
+async function checkSource(request: PrepareRequest): Promise<DevcontainerCheck | undefined> {
   const devcontainer = request.source.devcontainer;
   if (!devcontainer) return undefined;
-  const check = checkDevcontainer(devcontainer.text, devcontainer.label ?? devcontainer.path, request.policy.devcontainer ?? {});
+  const fileName = devcontainer.label ?? devcontainer.path;
+  const allow = request.policy.devcontainer ?? {};
+  const context = { configPath: devcontainer.path, pullAllowed: (request.policy.preparationNetwork ?? 'none') !== 'none' };
+  const first = checkDevcontainer(devcontainer.text, fileName, allow, context);
+  if (first.kind === 'syntaxError') throw new SandboxError('configSyntax', first.message);
+  const metadata: Record<string, string | undefined> = {};
+  for (const feature of first.features) {
+    if (feature.local) metadata[feature.id] = await request.source.readBaseFile?.(posix.join(feature.local, 'devcontainer-feature.json'));
+  }
+  const check = first.features.some((feature) => feature.local)
+    ? checkDevcontainer(devcontainer.text, fileName, allow, { ...context, features: metadata })
+    : first;
   if (check.kind === 'syntaxError') throw new SandboxError('configSyntax', check.message);
   if (check.refusals.length > 0) throw new SandboxError('refused', describeRefusals(check));
-  const features = check.config.features;
-  if (
-    typeof features === 'object' &&
-    features !== null &&
-    Object.keys(features).length > 0 &&
-    (request.policy.preparationNetwork ?? 'none') === 'none'
-  ) {
+  if (check.features.length > 0 && (request.policy.preparationNetwork ?? 'none') === 'none') {
     throw new SandboxError(
       'refused',
-      `${check.fileName} uses dev container features, which are downloaded from a registry while the container is built, and policy allows no network for preparation. Bake the features into the image, or ask the policy owner for a preparation network.`,
+      `${check.fileName} uses dev container features, which are installed by an image build that the sandbox cannot take off the network (and a registry feature is downloaded), and policy allows no network for preparation. Bake the features into the image, or ask the policy owner for a preparation network (lanes.sandbox.network.preparation).`,
     );
   }
   return check;
+}
+
+/** Step: a `build` configuration's context is a folder of the worktree, after every symbolic link is followed. */
+async function buildContextInside(worktreeReal: string, configFolder: string, context: unknown, fileName: string): Promise<string> {
+  const asked = join(worktreeReal, configFolder, typeof context === 'string' ? context : '.');
+  let real: string;
+  try {
+    real = await realpath(asked);
+  } catch {
+    throw new SandboxError(
+      'refused',
+      `The build context of ${fileName} (${String(context ?? '.')}) is not a folder of the change's worktree.`,
+    );
+  }
+  if (real !== worktreeReal && !real.startsWith(`${worktreeReal}/`)) {
+    throw new SandboxError(
+      'refused',
+      `The build context of ${fileName} (${String(context ?? '.')}) leads to ${real}, outside the change's worktree (a symbolic link in the worktree); the build would read host files. Remove the link.`,
+    );
+  }
+  return real;
+}
+
+/** Step: a local feature's files, from the base commit, go next to the private configuration (the CLI reads `./features/x` there). */
+async function copyLocalFeatures(plan: ContainerPlan, configDir: string): Promise<void> {
+  const { source } = plan.request;
+  const configFolder = posix.dirname(source.devcontainer?.path ?? '.devcontainer/devcontainer.json');
+  for (const feature of plan.check?.features ?? []) {
+    if (!feature.local) continue;
+    const files = (await source.listBaseFiles?.(feature.local)) ?? [];
+    if (files.length === 0 || !source.readBaseFile)
+      throw new SandboxError(
+        'refused',
+        `The local feature ${feature.id} has no files in the base commit (${feature.local}); commit the feature's folder.`,
+      );
+    for (const file of files) {
+      const text = await source.readBaseFile(file);
+      if (text === undefined) continue;
+      const relative = posix.relative(configFolder === '.' ? '' : configFolder, file);
+      if (relative.startsWith('..')) continue;
+      const target = join(configDir, ...relative.split('/'));
+      await mkdir(join(target, '..'), { recursive: true });
+      await writeFile(target, text, { mode: 0o700 });
+    }
+  }
+}
+
+const LIFECYCLE_KEYS = ['onCreateCommand', 'updateContentCommand', 'postCreateCommand', 'postStartCommand'] as const;
+
+/** A lifecycle command as one shell command line: a string as it is, an array's words quoted. */
+function shellCommand(value: unknown): string | undefined {
+  if (typeof value === 'string') return value.trim() === '' ? undefined : value;
+  if (Array.isArray(value) && value.length > 0 && value.every((word) => typeof word === 'string'))
+    return value.map((word: string) => `'${word.replace(/'/g, `'\\''`)}'`).join(' ');
+  return undefined;
+}
+
+/**
+ * The lifecycle commands in the order the dev containers CLI runs them:
+ * every onCreateCommand (image, features, configuration, as merged into the
+ * container's `devcontainer.metadata` label), then every
+ * updateContentCommand, and so on. Without a readable label, the
+ * configuration's own.
+ */
+function mergedLifecycleCommands(label: string | undefined, config: Record<string, unknown>): { origin: string; command: string }[] {
+  let entries: Record<string, unknown>[] = [config];
+  try {
+    const parsed: unknown = label === undefined ? undefined : JSON.parse(label);
+    const list = Array.isArray(parsed) ? parsed : parsed && typeof parsed === 'object' ? [parsed] : undefined;
+    if (list) entries = list.filter((entry): entry is Record<string, unknown> => typeof entry === 'object' && entry !== null);
+  } catch {
+    // An unreadable label: the configuration's own commands.
+  }
+  const commands: { origin: string; command: string }[] = [];
+  for (const key of LIFECYCLE_KEYS) {
+    for (const entry of entries) {
+      const value = entry[key];
+      const origin = typeof entry.id === 'string' ? `${key} of ${entry.id}` : key;
+      if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+        for (const [name, command] of Object.entries(value)) {
+          const line = shellCommand(command);
+          if (line) commands.push({ origin: `${origin} (${name})`, command: line });
+        }
+      } else {
+        const line = shellCommand(value);
+        if (line) commands.push({ origin, command: line });
+      }
+    }
+  }
+  return commands;
 }
 
 function preparationTimeoutMs(policy: SandboxPolicy): number {

@@ -16,8 +16,10 @@ export interface SandboxSource {
     /** How to name the file in messages, e.g. `.devcontainer/devcontainer.json (base abc1234)`; default the path. */
     label?: string;
   };
-  /** Reads another file of the base commit (a `build` configuration's Dockerfile); repository-relative path. */
+  /** Reads another file of the base commit (a `build` configuration's Dockerfile, a local feature's files); repository-relative path. */
   readBaseFile?: (repoPath: string) => Promise<string | undefined>;
+  /** The files of the base commit under a folder (a local feature), repository-relative paths. */
+  listBaseFiles?: (repoFolder: string) => Promise<string[]>;
   /** `prepare:` commands from the base commit's `.lanes/lanes.yaml`. */
   prepare: readonly string[];
 }
