@@ -451,13 +451,7 @@ export function checkDevcontainer(text: string, fileName: string, allow: Devcont
   const record = config as Record<string, unknown>;
   const check = new Checker(allow);
 
-  if (record.dockerComposeFile !== undefined) {
-    check.refusals.push({
-      where: 'dockerComposeFile',
-      reason:
-        'Docker Compose dev containers define their own services, mounts and networks; the sandbox supports "image" or "build" configurations only',
-    });
-  }
+  // dockerComposeFile: the Compose files are checked service by service in composeCheck.ts (they are read from the base commit).
   if (record.initializeCommand !== undefined) {
     check.widen(
       'initializeCommand',

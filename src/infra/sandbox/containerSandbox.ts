@@ -24,6 +24,9 @@ import { readFileIfExists, writeFileAtomic } from '../storage/fileStore';
 import { type ContainerEngine, DEFAULT_ENGINE_TIMEOUT_MS, EngineError, findOnPath, isNoSuchContainer, runEngine } from './engine';
 import { capture, logFileFor, sha256, storeLog, taskEvidence, type TaskRunOptions } from './taskRun';
 import { runTasksOnBase } from './baseWorktree';
+import { checkComposeSource, composeContainerIds, removeComposeLeftovers, writeComposeProject, type ComposeFiles } from './composeSandbox';
+import type { ComposeCheck } from '../../core/sandbox/composeCheck';
+import { composeProjectName } from '../../core/sandbox/composeConfig';
 import {
   type BaseRunRequest,
   type BaseRunResult,
@@ -111,6 +114,8 @@ const StateSchema = z.object({
   worktreePath: z.string(),
   /** An image the dev containers CLI built for this container (a `build` configuration): removed with it. */
   builtImage: z.string().optional(),
+  /** A Compose dev container: its project (containers, networks, volumes) and the images it built, removed with it. */
+  compose: z.object({ project: z.string(), builtImages: z.array(z.string()) }).optional(),
   preparation: z.any(),
 });
 type SandboxState = z.infer<typeof StateSchema> & { preparation: PreparationEvidence };
@@ -293,8 +298,8 @@ export class ContainerSandbox implements TaskSandbox {
   async ensure(request: PrepareRequest): Promise<SandboxHandle> {
     const role = request.role ?? 'change';
     const worktreeReal = await realWorktree(request);
-    const check = checkSource(request);
-    const plan = await this.planContainer(request, role, check, worktreeReal);
+    const { check, compose } = await checkSource(request);
+    const plan = await this.planContainer(request, role, check, worktreeReal, compose);
     const state = await this.readState(request.changeId, role);
     if (state && state.configHash === plan.configHash && state.worktreePath === worktreeReal) {
       const reused = await this.reuse(state, worktreeReal, plan.allow, request);
@@ -312,13 +317,14 @@ export class ContainerSandbox implements TaskSandbox {
     role: SandboxRole,
     check: DevcontainerCheck | undefined,
     worktreeReal: string,
+    compose?: ComposeCheck,
   ): Promise<ContainerPlan> {
     const { policy } = request;
     const allow = policy.devcontainer ?? {};
     const preparationNetwork = policy.preparationNetwork ?? 'none';
     const taskNetwork = policy.taskNetwork ?? 'none';
     const creationNetwork = check?.hostNetwork ? 'host' : preparationNetwork !== 'none' || taskNetwork !== 'none' ? 'bridge' : 'none';
-    const dockerfile = await this.writeBaseDockerfile(request, role, check, worktreeReal);
+    const dockerfile = compose ? undefined : await this.writeBaseDockerfile(request, role, check, worktreeReal);
     const sandboxConfig = buildSandboxConfig(check, {
       worktreePath: worktreeReal,
       defaultImage: this.options.defaultImage,
@@ -328,12 +334,34 @@ export class ContainerSandbox implements TaskSandbox {
       ...(dockerfile ?? {}),
     });
     const configHash = sha256(
-      JSON.stringify({ config: sandboxConfig.config, prepare: request.source.prepare, preparationNetwork, taskNetwork, allow }),
+      JSON.stringify({ config: sandboxConfig.config, prepare: request.source.prepare, preparationNetwork, taskNetwork, allow, compose }),
     );
     sandboxConfig.config.runArgs = [
       ...(sandboxConfig.config.runArgs as string[]),
       `--label=${SANDBOX_LABELS.config}=${configHash.slice(7, 23)}`,
     ];
+    let composeFiles: ComposeFiles | undefined;
+    if (compose) {
+      // The CLI takes a Compose configuration's mounts, network and limits from the Compose file: the sandbox writes its own.
+      composeFiles = await writeComposeProject({
+        dir: join(this.configDir(request.changeId, role), 'compose'),
+        changeId: request.changeId,
+        role,
+        compose,
+        source: request.source,
+        worktreeReal,
+        engine: this.options.engine,
+        creationNetwork,
+        limits: policy.limits ?? {},
+        labels: {
+          [SANDBOX_LABELS.change]: request.changeId,
+          [SANDBOX_LABELS.role]: role,
+          [SANDBOX_LABELS.config]: configHash.slice(7, 23),
+        },
+      });
+      for (const key of ['workspaceMount', 'runArgs', 'build', 'image']) delete sandboxConfig.config[key];
+      sandboxConfig.config.dockerComposeFile = composeFiles.composeFile;
+    }
     return {
       request,
       role,
@@ -344,6 +372,14 @@ export class ContainerSandbox implements TaskSandbox {
       configHash,
       worktreeReal,
       creationNetwork,
+      ...(composeFiles ? { compose: composeFiles } : {}),
+      ...(compose
+        ? {
+            composeImages: compose.services
+              .filter((service) => !service.build && typeof service.settings.image === 'string')
+              .map((service) => service.settings.image as string),
+          }
+        : {}),
     };
   }
 
@@ -442,12 +478,13 @@ export class ContainerSandbox implements TaskSandbox {
       return this.create(plan);
     }
     const image = typeof config.image === 'string' ? config.image : `(built from ${check?.fileName ?? 'devcontainer.json'})`;
-    const builtImage = typeof config.image === 'string' ? undefined : info.Config?.Image;
+    // A Compose project's images are removed with the project (composeSandbox.ts), never the service's own image.
+    const builtImage = typeof config.image === 'string' ? undefined : plan.compose ? undefined : info.Config?.Image;
     const handle: SandboxHandle = {
       changeId: request.changeId,
       role,
       containerId: up.containerId,
-      image: builtImage ?? image,
+      image: plan.compose ? (info.Config?.Image ?? info.Image) : (builtImage ?? image),
       imageId: info.Image,
       networkMode: effectiveNetworkMode(info),
       workspaceFolder: up.remoteWorkspaceFolder ?? plan.workspaceFolder,
@@ -473,17 +510,19 @@ export class ContainerSandbox implements TaskSandbox {
   }
 
   /** Step: with no preparation network the engine must not pull either: the image has to be here already. */
-  private async checkImagePresent({ config, request }: ContainerPlan, log: PreparationLog): Promise<void> {
-    if (typeof config.image !== 'string' || (request.policy.preparationNetwork ?? 'none') !== 'none') return;
-    const exists = await this.engineCall(['image', 'inspect', '--format', '{{.Id}}', config.image], { okExitCodes: [1, 125] });
-    if (exists.exitCode === 0) return;
-    throw new SandboxError(
-      'imageMissing',
-      `The image ${config.image} does not exist on this machine, and policy allows no network for preparation, so it cannot be pulled. ` +
-        `Build or pull it first (${this.options.engine.kind} pull ${config.image}; for the sample image run scripts/build-sandbox-image.sh), ` +
-        `or set "image" in the devcontainer.json / agentLanes.sandbox.defaultImage to an image that exists.`,
-      await log.finish('failed', `image ${config.image} not found`),
-    );
+  private async checkImagePresent({ config, request, composeImages }: ContainerPlan, log: PreparationLog): Promise<void> {
+    if ((request.policy.preparationNetwork ?? 'none') !== 'none') return;
+    for (const image of [...(composeImages ?? []), ...(typeof config.image === 'string' ? [config.image] : [])]) {
+      const exists = await this.engineCall(['image', 'inspect', '--format', '{{.Id}}', image], { okExitCodes: [1, 125] });
+      if (exists.exitCode === 0) continue;
+      throw new SandboxError(
+        'imageMissing',
+        `The image ${image} does not exist on this machine, and policy allows no network for preparation, so it cannot be pulled. ` +
+          `Build or pull it first (${this.options.engine.kind} pull ${image}; for the sample image run scripts/build-sandbox-image.sh), ` +
+          `or set "image" in the devcontainer.json${composeImages ? ' or the Compose file' : ''} / agentLanes.sandbox.defaultImage to an image that exists.`,
+        await log.finish('failed', `image ${image} not found`),
+      );
+    }
   }
 
   /** Step: `devcontainer up` (which also runs the lifecycle commands), stopped at its time limit; its result line parsed. */
@@ -511,6 +550,7 @@ export class ContainerSandbox implements TaskSandbox {
       'none',
       '--log-format',
       'text',
+      ...(plan.compose?.composeCommand ? ['--docker-compose-path', plan.compose.composeCommand] : []),
     ];
     log.note(`── devcontainer ${args.join(' ')}\n`);
     const up = execa(this.options.devcontainerCli, args, {
@@ -588,7 +628,9 @@ export class ContainerSandbox implements TaskSandbox {
         await log.finish('failed', 'container disappeared'),
       );
     if (Date.parse(info.Created) < log.started - 2_000) return 'stale';
-    const problems = containerWidenings(info, plan.worktreeReal, plan.allow);
+    const problems = plan.compose
+      ? await this.composeWidenings(plan.compose, plan.worktreeReal, plan.allow)
+      : containerWidenings(info, plan.worktreeReal, plan.allow);
     if (problems.length > 0) {
       await this.removeContainers(request.changeId, role);
       throw new SandboxError(
@@ -598,6 +640,22 @@ export class ContainerSandbox implements TaskSandbox {
       );
     }
     return info;
+  }
+
+  /** Every container of a Compose project, checked like a single one; its own volumes and folders of the worktree are its to mount. */
+  private async composeWidenings(compose: ComposeFiles, worktreeReal: string, allow: DevcontainerAllowances): Promise<string[]> {
+    const own: DevcontainerAllowances = {
+      ...allow,
+      allowMounts: [...(allow.allowMounts ?? []), `${compose.project}_*`, `${worktreeReal}/**`],
+    };
+    const problems: string[] = [];
+    for (const id of await composeContainerIds(this.options.engine, compose.project, this.engineTimeoutMs)) {
+      const info = await this.inspect(id);
+      if (!info) continue;
+      const name = (info.Name ?? id.slice(0, 12)).replace(/^\//, '');
+      problems.push(...containerWidenings(info, worktreeReal, own).map((problem) => `${name}: ${problem}`));
+    }
+    return problems;
   }
 
   /** Step: the `prepare:` commands of the base commit's lanes.yaml, within policy's preparation time limit. */
@@ -630,13 +688,22 @@ export class ContainerSandbox implements TaskSandbox {
 
   /** Step: after preparation every network is disconnected, so tasks run with none (unless policy opens one for tasks). */
   private async switchNetworkOff(plan: ContainerPlan, handle: SandboxHandle, created: ContainerInfo, log: PreparationLog): Promise<void> {
-    if ((plan.request.policy.taskNetwork ?? 'none') !== 'none' || plan.creationNetwork !== 'bridge') return;
-    for (const network of Object.keys(created.NetworkSettings?.Networks ?? {})) {
-      log.note(`── ${this.options.engine.kind} network disconnect ${network}\n`);
-      await this.engineCall(['network', 'disconnect', network, handle.containerId]);
+    if ((plan.request.policy.taskNetwork ?? 'none') !== 'none' || (plan.creationNetwork !== 'bridge' && !plan.compose)) return;
+    const containers = plan.compose
+      ? await composeContainerIds(this.options.engine, plan.compose.project, this.engineTimeoutMs)
+      : [handle.containerId];
+    let mode = 'none';
+    for (const id of containers) {
+      const current = id === handle.containerId ? created : await this.inspect(id);
+      for (const network of plan.creationNetwork === 'bridge' ? Object.keys(current?.NetworkSettings?.Networks ?? {}) : []) {
+        log.note(`── ${this.options.engine.kind} network disconnect ${network} ${id.slice(0, 12)}\n`);
+        await this.engineCall(['network', 'disconnect', network, id]);
+      }
+      // Every service of a Compose project must end with none, not only the one tasks run in.
+      const info = await this.inspect(id);
+      const own = info ? effectiveNetworkMode(info) : 'unknown';
+      if (own !== 'none') mode = own;
     }
-    const info = await this.inspect(handle.containerId);
-    const mode = info ? effectiveNetworkMode(info) : 'unknown';
     if (mode !== 'none') {
       await this.removeContainers(plan.request.changeId, plan.role);
       throw new SandboxError(
@@ -661,6 +728,7 @@ export class ContainerSandbox implements TaskSandbox {
       remoteEnv: handle.remoteEnv,
       worktreePath: plan.worktreeReal,
       ...(builtImage ? { builtImage } : {}),
+      ...(plan.compose ? { compose: { project: plan.compose.project, builtImages: plan.compose.builtImages } } : {}),
       preparation: handle.preparation,
     };
     await writeFileAtomic(this.stateFile(plan.request.changeId, plan.role), JSON.stringify(state, null, 2));
@@ -843,6 +911,13 @@ export class ContainerSandbox implements TaskSandbox {
       const state = await this.readState(changeId, which);
       // Another container may still use the image (the same configuration built for another change): then it stays.
       if (state?.builtImage) await this.engineCall(['rmi', state.builtImage], { okExitCodes: [1, 2, 125] }).catch(() => undefined);
+      if (state?.compose || (await readFileIfExists(join(this.configDir(changeId, which), 'compose', 'compose.yml'))) !== undefined)
+        await removeComposeLeftovers(
+          this.options.engine,
+          state?.compose?.project ?? composeProjectName(changeId, which),
+          state?.compose?.builtImages ?? [],
+          this.engineTimeoutMs,
+        );
       await rm(this.stateFile(changeId, which), { force: true });
       await rm(this.configDir(changeId, which), { recursive: true, force: true });
     }
@@ -883,6 +958,10 @@ interface ContainerPlan {
   configHash: string;
   worktreeReal: string;
   creationNetwork: 'none' | 'bridge' | 'host';
+  /** A Compose dev container: the files the sandbox wrote for it. */
+  compose?: ComposeFiles;
+  /** The images of a Compose project's services that are not built: they must exist when preparation has no network. */
+  composeImages?: string[];
 }
 
 /** The preparation's log (capped, streamed redacted) and the evidence it ends in, whatever step ends it. */
@@ -939,10 +1018,17 @@ async function realWorktree(request: PrepareRequest): Promise<string> {
   }
 }
 
-/** Step: the base commit's devcontainer.json may ask for nothing policy does not allow (features need a preparation network). */
-function checkSource(request: PrepareRequest): DevcontainerCheck | undefined {
+/**
+ * Step: the base commit's devcontainer.json, and its Compose files when it
+ * names some, may ask for nothing policy does not allow (features need a
+ * preparation network). Throws SandboxError ('refused', 'configSyntax').
+ * @internal Exported for the templates corpus test; the product calls it inside this module and the sandbox lane.
+ */
+export async function checkSource(
+  request: Pick<PrepareRequest, 'source' | 'policy'>,
+): Promise<{ check: DevcontainerCheck | undefined; compose?: ComposeCheck }> {
   const devcontainer = request.source.devcontainer;
-  if (!devcontainer) return undefined;
+  if (!devcontainer) return { check: undefined };
   const check = checkDevcontainer(devcontainer.text, devcontainer.label ?? devcontainer.path, request.policy.devcontainer ?? {});
   if (check.kind === 'syntaxError') throw new SandboxError('configSyntax', check.message);
   if (check.refusals.length > 0) throw new SandboxError('refused', describeRefusals(check));
@@ -958,7 +1044,8 @@ function checkSource(request: PrepareRequest): DevcontainerCheck | undefined {
       `${check.fileName} uses dev container features, which are downloaded from a registry while the container is built, and policy allows no network for preparation. Bake the features into the image, or ask the policy owner for a preparation network.`,
     );
   }
-  return check;
+  if (check.config.dockerComposeFile === undefined) return { check };
+  return { check, compose: await checkComposeSource(request.source, check, request.policy.devcontainer ?? {}) };
 }
 
 function preparationTimeoutMs(policy: SandboxPolicy): number {
