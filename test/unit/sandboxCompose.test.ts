@@ -97,6 +97,7 @@ services:
     security_opt: [seccomp:unconfined, no-new-privileges:true]
     devices: [/dev/kvm]
     sysctls: { net.ipv4.ip_forward: 1 }
+    labels: { devcontainer.metadata: '[{"privileged": true}]', team: core }
     mystery: 1
 volumes:
   cache: {}
@@ -115,6 +116,7 @@ volumes:
         '.devcontainer/docker-compose.yml: services.app.security_opt[0]: seccomp:unconfined',
         '.devcontainer/docker-compose.yml: services.app.devices',
         '.devcontainer/docker-compose.yml: services.app.sysctls',
+        '.devcontainer/docker-compose.yml: services.app.labels: devcontainer.metadata',
         '.devcontainer/docker-compose.yml: services.app.mystery',
       ],
     );
@@ -252,6 +254,54 @@ volumes:
     assert.deepEqual(await changeContainers(changeId), []);
     const leftovers = execFileSync('podman', ['volume', 'ls', '--format', '{{.Name}}'], { encoding: 'utf8' });
     assert.ok(!leftovers.includes(`agentlanes-${changeId}`), 'the project volume is removed with the sandbox');
+  });
+
+  it('runs the official Postgres template’s shape: a build from the base commit’s Dockerfile with no network, an env file, the database’s network shared', async () => {
+    const { changeId, path } = worktree();
+    const source = composeSource(
+      `version: '3.8'
+services:
+  app:
+    build:
+      context: ..
+      dockerfile: .devcontainer/Dockerfile
+    env_file: [.env]
+    volumes:
+      - ../..:/workspaces:cached
+    command: sleep infinity
+    network_mode: service:db
+  db:
+    image: ${IMAGE}
+    command: sleep infinity
+    restart: unless-stopped
+    volumes:
+      - postgres-data:/var/lib/postgresql/data
+volumes:
+  postgres-data:
+`,
+      { workspaceFolder: '/workspaces/${localWorkspaceFolderBasename}' },
+    );
+    const files: Record<string, string> = {
+      '.devcontainer/Dockerfile': `FROM ${IMAGE}\nRUN echo built-without-network > /built.txt\n`,
+      '.devcontainer/.env': 'POSTGRES_USER=postgres\n',
+    };
+    const readBaseFile = source.readBaseFile!;
+    const logDir = join(root, 'logs');
+    const prepared = await sandbox.prepare({
+      changeId,
+      worktreePath: path,
+      source: { ...source, readBaseFile: async (file) => files[file] ?? (await readBaseFile(file)) },
+      policy: {},
+      logDir,
+    });
+    const [evidence] = await runTaskSequence(prepared, [task('env', 'cat /built.txt; echo "$POSTGRES_USER"; pwd')], { logDir });
+    assert.equal(evidence!.outcome, 'passed', evidence!.message);
+    assert.equal(readFileSync(evidence!.logFile!, 'utf8'), `built-without-network\npostgres\n/workspaces/${changeId}\n`);
+    assert.equal(evidence!.networkMode, 'none');
+    assert.match(evidence!.image ?? '', new RegExp(`^localhost/agentlanes-${changeId}-change-app:sandbox$`));
+    await sandbox.removeSandbox(changeId);
+    const images = execFileSync('podman', ['images', '--format', '{{.Repository}}'], { encoding: 'utf8' });
+    assert.ok(!images.includes(`agentlanes-${changeId}`), 'the built image is removed with the sandbox');
   });
 
   it('refuses a hostile Compose file (privileged, / and the docker socket) before anything starts', async () => {

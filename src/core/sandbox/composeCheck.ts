@@ -110,7 +110,6 @@ const PASS_THROUGH = new Set([
   'environment',
   'working_dir',
   'user',
-  'labels',
   'healthcheck',
   'depends_on',
   'stop_signal',
@@ -126,7 +125,6 @@ const PASS_THROUGH = new Set([
   'hostname',
   'domainname',
   'platform',
-  'pull_policy',
   'extra_hosts',
   'dns',
   'dns_search',
@@ -149,6 +147,7 @@ const IGNORED: Record<string, string> = {
   restart: 'the sandbox starts and stops the services itself',
   logging: 'logs stay with the engine’s default driver',
   version: 'obsolete',
+  pull_policy: 'the sandbox pulls only with a preparation network, and never on its own',
 };
 
 /** Keys refused whatever their value, with the reason. */
@@ -263,7 +262,8 @@ class ComposeChecker {
             'allowPrivileged',
           );
         if (permitted) result.settings.privileged = true;
-      } else if (key === 'cap_add') this.capabilities(where, setting, result);
+      } else if (key === 'labels') this.labels(where, setting, result);
+      else if (key === 'cap_add') this.capabilities(where, setting, result);
       else if (key === 'security_opt') this.securityOptions(where, setting, result);
       else if (key === 'volumes') this.volumes(where, setting, result);
       else if (key === 'network_mode') this.networkMode(where, setting, result);
@@ -277,6 +277,23 @@ class ComposeChecker {
     if (result.settings.image === undefined && result.build === undefined)
       this.refuse(at, 'has neither "image" nor "build"; the sandbox needs one of them');
     return result;
+  }
+
+  /** Labels the dev containers CLI, Compose or the sandbox read (devcontainer.metadata can ask for privileges) are not the file's to set. */
+  labels(where: string, value: unknown, result: ComposeService): void {
+    const keys = Array.isArray(value) ? value.map((item) => String(item).split('=')[0]!) : isRecord(value) ? Object.keys(value) : undefined;
+    if (!keys) return this.refuse(where, 'must be a list or a mapping of labels');
+    const reserved = keys.filter(
+      (key) =>
+        !/^[A-Za-z0-9][A-Za-z0-9._/-]*$/.test(key) ||
+        /^(?:devcontainer\.|dev\.agentlanes\.|com\.docker\.compose\.|io\.podman\.compose\.)/.test(key),
+    );
+    if (reserved.length === 0) result.settings.labels = value;
+    for (const key of reserved)
+      this.refuse(
+        `${where}: ${key}`,
+        'is a label the dev containers CLI, Compose or the sandbox reads (devcontainer.metadata can ask for privileges), or not a label name',
+      );
   }
 
   capabilities(where: string, value: unknown, result: ComposeService): void {

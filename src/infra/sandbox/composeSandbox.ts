@@ -73,28 +73,31 @@ exec __COMPOSE__ --podman-path __PODMAN_ADAPTER__ "$@"
 `;
 
 const PODMAN_ADAPTER = `#!/bin/sh
-# Written by Agent Lanes: podman for podman-compose. A container whose service names its
-# network (--network, from network_mode) gets only that one: podman-compose 1.0.3 adds the
-# project network and an alias anyway. Builds use the preparation network; containers get
-# policy's process limit.
+# Written by Agent Lanes: podman for podman-compose. podman-compose 1.0.3 puts a service's
+# network_mode first (--network MODE) and then adds the project network and an alias anyway
+# (--net NAME --network-alias SERVICE), before the image: a container whose service names its
+# network gets only that one. Only these first occurrences are touched, never the command's
+# arguments after the image. Builds use the preparation network; containers get policy's
+# process limit.
 if [ "$1" = build ]; then shift; exec __PODMAN__ build __BUILD_NETWORK__ "$@"; fi
 if [ "$1" != run ] && [ "$1" != create ]; then exec __PODMAN__ "$@"; fi
 sub=$1; shift
 mode=''
 prev=''
 for a in "$@"; do
-  [ "$prev" = --network ] && mode=$a
+  if [ "$prev" = --network ]; then mode=$a; break; fi
   prev=$a
 done
 n=$#
 drop=0
+seen=' '
 while [ "$n" -gt 0 ]; do
   a=$1; shift; n=$((n - 1))
   if [ "$drop" = 1 ]; then drop=0; continue; fi
   if [ -n "$mode" ]; then
     case "$a" in
-      --net|--network|--network-alias) drop=1; continue ;;
-      --net=*|--network=*|--network-alias=*) continue ;;
+      --net|--network|--network-alias)
+        case "$seen" in *" $a "*) ;; *) seen="$seen$a "; drop=1; continue ;; esac ;;
     esac
   fi
   set -- "$@" "$a"
