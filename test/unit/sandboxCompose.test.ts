@@ -91,7 +91,7 @@ include: [../other.yml]
 services:
   app:
     image: "\${BASE_IMAGE}"
-    environment: { TOKEN: "$GITHUB_TOKEN", PRICE: "$$5" }
+    environment: { TOKEN: "$GITHUB_TOKEN", PRICE: "$$5", NPM_TOKEN: }
     extends: { file: /srv/base.yml, service: base }
     volumes: [cache:/cache, shared:/shared, undeclared:/u, ./data:/data, ../../sibling:/s]
     security_opt: [seccomp:unconfined, no-new-privileges:true]
@@ -109,6 +109,7 @@ volumes:
         '.devcontainer/docker-compose.yml: volumes.hostdir',
         '.devcontainer/docker-compose.yml: services.app.image',
         '.devcontainer/docker-compose.yml: services.app.environment.TOKEN',
+        '.devcontainer/docker-compose.yml: services.app.environment: NPM_TOKEN',
         '.devcontainer/docker-compose.yml: services.app.extends.file: /srv/base.yml',
         '.devcontainer/docker-compose.yml: services.app.volumes[1]: shared:/shared',
         '.devcontainer/docker-compose.yml: services.app.volumes[2]: undeclared:/u',

@@ -107,7 +107,6 @@ const PASS_THROUGH = new Set([
   'image',
   'command',
   'entrypoint',
-  'environment',
   'working_dir',
   'user',
   'healthcheck',
@@ -263,7 +262,9 @@ class ComposeChecker {
           );
         if (permitted) result.settings.privileged = true;
       } else if (key === 'labels') this.labels(where, setting, result);
-      else if (key === 'cap_add') this.capabilities(where, setting, result);
+      else if (key === 'environment') {
+        if (this.hostVariables(where, setting)) result.settings.environment = setting;
+      } else if (key === 'cap_add') this.capabilities(where, setting, result);
       else if (key === 'security_opt') this.securityOptions(where, setting, result);
       else if (key === 'volumes') this.volumes(where, setting, result);
       else if (key === 'network_mode') this.networkMode(where, setting, result);
@@ -277,6 +278,27 @@ class ComposeChecker {
     if (result.settings.image === undefined && result.build === undefined)
       this.refuse(at, 'has neither "image" nor "build"; the sandbox needs one of them');
     return result;
+  }
+
+  /** `environment: [TOKEN]` or `TOKEN:` with no value copies the host's variable: refused; true when none does. */
+  hostVariables(where: string, value: unknown): boolean {
+    const names = Array.isArray(value)
+      ? value.map(String).filter((item) => !item.includes('='))
+      : isRecord(value)
+        ? Object.entries(value)
+            .filter(([, item]) => item === null || item === undefined)
+            .map(([name]) => name)
+        : undefined;
+    if (!names) {
+      this.refuse(where, 'must be a list or a mapping of variables');
+      return false;
+    }
+    for (const name of names)
+      this.refuse(
+        `${where}: ${name}`,
+        `copies the host environment variable ${name} into the container (it has no value here); write its value`,
+      );
+    return names.length === 0;
   }
 
   /** Labels the dev containers CLI, Compose or the sandbox read (devcontainer.metadata can ask for privileges) are not the file's to set. */
@@ -393,6 +415,7 @@ class ComposeChecker {
     const dockerfile = repoPath(context, dockerfileText);
     if (posix.isAbsolute(dockerfileText) || isOutside(dockerfile))
       return this.refuse(`${where}.dockerfile: ${dockerfileText}`, 'reads a Dockerfile outside the repository');
+    if (build.args !== undefined && !this.hostVariables(`${where}.args`, build.args)) return;
     result.build = {
       context,
       dockerfile,
