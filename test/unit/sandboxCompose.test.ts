@@ -257,7 +257,7 @@ volumes:
     assert.ok(!leftovers.includes(`agentlanes-${changeId}`), 'the project volume is removed with the sandbox');
   });
 
-  it('runs the official Postgres template’s shape: a build from the base commit’s Dockerfile with no network, an env file, the database’s network shared', async () => {
+  it('runs the official Postgres template’s shape: a build from the base commit’s Dockerfile with no network, an env file, network_mode: service:db ignored', async () => {
     const { changeId, path } = worktree();
     const source = composeSource(
       `version: '3.8'
@@ -303,6 +303,33 @@ volumes:
     await sandbox.removeSandbox(changeId);
     const images = execFileSync('podman', ['images', '--format', '{{.Repository}}'], { encoding: 'utf8' });
     assert.ok(!images.includes(`agentlanes-${changeId}`), 'the built image is removed with the sandbox');
+  });
+
+  it('prepares with the network policy opens, then disconnects every service before a task runs', async () => {
+    const { changeId, path } = worktree();
+    const source = composeSource(
+      `services:\n  app:\n    image: ${IMAGE}\n    command: sleep infinity\n    volumes: [../..:/workspaces]\n  db:\n    image: ${IMAGE}\n    command: sleep infinity\n`,
+      { workspaceFolder: '/workspaces/${localWorkspaceFolderBasename}' },
+    );
+    const logDir = join(root, 'logs');
+    const prepared = await sandbox.prepare({ changeId, worktreePath: path, source, policy: { preparationNetwork: 'open' }, logDir });
+    assert.equal(prepared.preparation?.networkMode, 'bridge');
+    const [evidence] = await runTaskSequence(prepared, [task('net', 'cat /sys/class/net/*/operstate | wc -l; ls /sys/class/net')], {
+      logDir,
+    });
+    assert.equal(evidence!.outcome, 'passed', evidence!.message);
+    assert.equal(evidence!.networkMode, 'none');
+    assert.equal(readFileSync(evidence!.logFile!, 'utf8'), '1\nlo\n', 'only the loopback is left in the app service');
+    const ids = execFileSync('podman', ['ps', '-q', '--filter', `label=dev.agentlanes.change=${changeId}`], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
+    assert.equal(ids.length, 2);
+    for (const id of ids) {
+      const networks = execFileSync('podman', ['inspect', '--format', '{{len .NetworkSettings.Networks}}', id], {
+        encoding: 'utf8',
+      }).trim();
+      assert.equal(networks, '0', `service container ${id} is disconnected from every network`);
+    }
   });
 
   it('refuses a hostile Compose file (privileged, / and the docker socket) before anything starts', async () => {
