@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkCompose, describeComposeRefusals } from '../../src/core/sandbox/composeCheck';
@@ -330,6 +330,26 @@ volumes:
       }).trim();
       assert.equal(networks, '0', `service container ${id} is disconnected from every network`);
     }
+  });
+
+  it('refuses a folder of the repository that the agent turned into a symbolic link out of the worktree, before anything starts', async () => {
+    const { changeId, path } = worktree();
+    mkdirSync(join(path, '.devcontainer'), { recursive: true });
+    symlinkSync('/etc', join(path, '.devcontainer', 'data'));
+    const source = composeSource(`services:\n  app:\n    image: ${IMAGE}\n    volumes: [./data:/data]\n`);
+    let error: unknown;
+    try {
+      await sandbox.prepare({ changeId, worktreePath: path, source, policy: {}, logDir: join(root, 'logs') });
+    } catch (caught) {
+      error = caught;
+    }
+    assert.ok(error instanceof SandboxError, String(error));
+    assert.equal(error.kind, 'refused');
+    assert.match(
+      error.message,
+      /The mount source of service app \(\.devcontainer\/data\) leads outside the change's worktree \(a symbolic link to \/etc\)/,
+    );
+    assert.deepEqual(await changeContainers(changeId), []);
   });
 
   it('refuses a hostile Compose file (privileged, / and the docker socket) before anything starts', async () => {
