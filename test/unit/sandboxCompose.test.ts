@@ -251,6 +251,20 @@ volumes:
       const mode = execFileSync('podman', ['inspect', '--format', '{{.HostConfig.NetworkMode}}', id], { encoding: 'utf8' }).trim();
       assert.equal(mode, 'none', `service container ${id} has network none`);
     }
+    // A reboot: every service stopped. The next run starts them all again and reuses the prepared project.
+    const ids = execFileSync('podman', ['ps', '-q', '--filter', `label=dev.agentlanes.change=${changeId}`], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
+    execFileSync('podman', ['stop', '-t', '0', ...ids], { stdio: 'ignore' });
+    const again = await sandbox.prepare({ changeId, worktreePath: path, source, policy: {}, logDir });
+    assert.equal(again.auditDetails.reused, true, 'the prepared project is reused, not recreated');
+    const [after] = await runTaskSequence(again, [task('again', 'cat /cache/x')], { logDir });
+    assert.equal(after!.outcome, 'passed', after!.message);
+    assert.equal(after!.networkMode, 'none');
+    const running = execFileSync('podman', ['ps', '-q', '--filter', `label=dev.agentlanes.change=${changeId}`], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
+    assert.deepEqual([...running].sort(), [...ids].sort(), 'both services run again');
     await sandbox.removeSandbox(changeId);
     assert.deepEqual(await changeContainers(changeId), []);
     const leftovers = execFileSync('podman', ['volume', 'ls', '--format', '{{.Name}}'], { encoding: 'utf8' });

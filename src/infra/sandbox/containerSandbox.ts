@@ -426,7 +426,9 @@ export class ContainerSandbox implements TaskSandbox {
       info = await this.inspect(state.containerId);
       if (!info) return undefined;
     }
-    const problems = containerWidenings(info, worktreeReal, allow);
+    const problems = state.compose
+      ? await this.reuseComposeProject(state.compose.project, state.networkMode, worktreeReal, allow, request.signal)
+      : containerWidenings(info, worktreeReal, allow);
     const networkMode = effectiveNetworkMode(info);
     if (problems.length > 0 || networkMode !== state.networkMode) {
       this.options.logger?.warn(
@@ -629,7 +631,7 @@ export class ContainerSandbox implements TaskSandbox {
       );
     if (Date.parse(info.Created) < log.started - 2_000) return 'stale';
     const problems = plan.compose
-      ? await this.composeWidenings(plan.compose, plan.worktreeReal, plan.allow)
+      ? await this.composeWidenings(plan.compose.project, plan.worktreeReal, plan.allow)
       : containerWidenings(info, plan.worktreeReal, plan.allow);
     if (problems.length > 0) {
       await this.removeContainers(request.changeId, role);
@@ -642,14 +644,36 @@ export class ContainerSandbox implements TaskSandbox {
     return info;
   }
 
+  /** A reused Compose project: every service started again (after a reboot), checked, and each with the network tasks had. */
+  private async reuseComposeProject(
+    project: string,
+    networkMode: string,
+    worktreeReal: string,
+    allow: DevcontainerAllowances,
+    signal: AbortSignal | undefined,
+  ): Promise<string[]> {
+    const problems: string[] = [];
+    for (const id of await composeContainerIds(this.options.engine, project, this.engineTimeoutMs)) {
+      let info = await this.inspect(id);
+      if (info && !info.State.Running) {
+        await this.engineCall(['start', id], { signal });
+        info = await this.inspect(id);
+      }
+      if (!info) problems.push(`the service container ${id.slice(0, 12)} is gone`);
+      else if (effectiveNetworkMode(info) !== networkMode)
+        problems.push(`the service container ${id.slice(0, 12)} has network ${effectiveNetworkMode(info)}`);
+    }
+    return [...problems, ...(await this.composeWidenings(project, worktreeReal, allow))];
+  }
+
   /** Every container of a Compose project, checked like a single one; its own volumes and folders of the worktree are its to mount. */
-  private async composeWidenings(compose: ComposeFiles, worktreeReal: string, allow: DevcontainerAllowances): Promise<string[]> {
+  private async composeWidenings(project: string, worktreeReal: string, allow: DevcontainerAllowances): Promise<string[]> {
     const own: DevcontainerAllowances = {
       ...allow,
-      allowMounts: [...(allow.allowMounts ?? []), `${compose.project}_*`, `${worktreeReal}/**`],
+      allowMounts: [...(allow.allowMounts ?? []), `${project}_*`, `${worktreeReal}/**`],
     };
     const problems: string[] = [];
-    for (const id of await composeContainerIds(this.options.engine, compose.project, this.engineTimeoutMs)) {
+    for (const id of await composeContainerIds(this.options.engine, project, this.engineTimeoutMs)) {
       const info = await this.inspect(id);
       if (!info) continue;
       const name = (info.Name ?? id.slice(0, 12)).replace(/^\//, '');
