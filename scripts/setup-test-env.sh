@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the integration and end-to-end tests need on a fresh Debian
-# machine: Debian's Chromium, ripgrep, podman, and a real VS Code (the one the
+# machine: Debian's Chromium, ripgrep, podman (with podman-compose, for Compose dev
+# containers), and a real VS Code (the one the
 # code-server npm package ships), cached outside the repository.
 # Every step is skipped when its result is already present.
 set -euo pipefail
@@ -15,6 +16,7 @@ command -v rg >/dev/null || need_apt+=(ripgrep)
 dpkg -s libkrb5-dev >/dev/null 2>&1 || need_apt+=(libkrb5-dev)
 command -v podman >/dev/null || need_apt+=(podman)
 command -v runc >/dev/null || need_apt+=(runc)
+command -v podman-compose >/dev/null || need_apt+=(podman-compose)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -191,8 +191,8 @@ describe('sandbox devcontainer.json check', () => {
       assert.match(check.refusals[0]!.reason, /GITHUB_TOKEN/);
     });
 
-    it('refuses Docker Compose configurations', () => {
-      assert.deepEqual(refusedWhere({ dockerComposeFile: 'compose.yml', service: 'app' }), ['dockerComposeFile']);
+    it('leaves Docker Compose configurations to the Compose check (composeCheck.ts)', () => {
+      assert.deepEqual(refusedWhere({ dockerComposeFile: 'compose.yml', service: 'app' }), []);
     });
 
     it('refuses build options that hand host secrets or the host network to the build', () => {

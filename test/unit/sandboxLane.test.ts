@@ -317,6 +317,31 @@ describe('Sandbox lane service (real podman, real git)', function () {
     assert.ok(events.some((e) => e.action === 'sandbox.prepare' && e.details.outcome === 'refused'));
   });
 
+  it('refuses a hostile Docker Compose file of the base before the change moves, naming the service and the field', async () => {
+    const f = await fixture();
+    mkdirSync(join(f.repo, '.devcontainer'));
+    writeFileSync(join(f.repo, '.devcontainer', 'devcontainer.json'), `{ "dockerComposeFile": "docker-compose.yml", "service": "app" }\n`);
+    writeFileSync(
+      join(f.repo, '.devcontainer', 'docker-compose.yml'),
+      `services:\n  app:\n    image: ${IMAGE}\n    volumes: [/var/run/docker.sock:/var/run/docker.sock]\n  db:\n    image: ${IMAGE}\n    privileged: true\n`,
+    );
+    git(f.repo, 'add', '-A');
+    git(f.repo, 'commit', '-q', '-m', 'A hostile Compose dev container');
+    const change = await drafted(f);
+    await assert.rejects(
+      f.sandbox.run(change.id, user),
+      (error: Error) =>
+        error instanceof SandboxError &&
+        error.kind === 'refused' &&
+        /services\.app\.volumes\[0\]: \/var\/run\/docker\.sock/.test(error.message) &&
+        /services\.db\.privileged: .*lanes\.sandbox\.devcontainer\.allowPrivileged/.test(error.message),
+    );
+    assert.equal(f.ctx.store.get(change.id)!.lane, 'draft');
+    assert.deepEqual(containersOf(change.id), []);
+    const events = await auditActions(f, change.id);
+    assert.ok(events.some((e) => e.action === 'sandbox.prepare' && e.details.outcome === 'refused'));
+  });
+
   it("says where a devcontainer.json of the base is broken, and records a missing image as the run's error", async () => {
     const broken = await fixture();
     mkdirSync(join(broken.repo, '.devcontainer'));

@@ -603,12 +603,7 @@ export function checkDevcontainer(
   const configFolder = posix.dirname(configPath) === '.' ? '' : posix.dirname(configPath);
   const check = new Checker(allow, context);
 
-  if (record.dockerComposeFile !== undefined) {
-    check.refuse(
-      'dockerComposeFile',
-      'Docker Compose dev containers define their own services, mounts and networks; the sandbox supports "image" or "build" configurations only',
-    );
-  }
+  // dockerComposeFile: the Compose files are checked service by service in composeCheck.ts (they are read from the base commit).
   if (record.initializeCommand !== undefined) {
     check.widen(
       'initializeCommand',

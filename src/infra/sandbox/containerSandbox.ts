@@ -24,6 +24,9 @@ import { readFileIfExists, writeFileAtomic } from '../storage/fileStore';
 import { type ContainerEngine, DEFAULT_ENGINE_TIMEOUT_MS, EngineError, findOnPath, isNoSuchContainer, runEngine } from './engine';
 import { capture, logFileFor, sha256, storeLog, taskEvidence, type TaskRunOptions } from './taskRun';
 import { runTasksOnBase } from './baseWorktree';
+import { checkComposeSource, composeContainerIds, removeComposeLeftovers, writeComposeProject, type ComposeFiles } from './composeSandbox';
+import type { ComposeCheck } from '../../core/sandbox/composeCheck';
+import { composeProjectName } from '../../core/sandbox/composeConfig';
 import {
   type BaseRunRequest,
   type BaseRunResult,
@@ -118,6 +121,8 @@ const StateSchema = z.object({
   worktreePath: z.string(),
   /** An image the dev containers CLI built for this container (a `build` configuration): removed with it. */
   builtImage: z.string().optional(),
+  /** A Compose dev container: its project (containers, networks, volumes) and the images it built, removed with it. */
+  compose: z.object({ project: z.string(), builtImages: z.array(z.string()) }).optional(),
   preparation: z.any(),
 });
 type SandboxState = z.infer<typeof StateSchema> & { preparation: PreparationEvidence };
@@ -300,8 +305,8 @@ export class ContainerSandbox implements TaskSandbox {
   async ensure(request: PrepareRequest): Promise<SandboxHandle> {
     const role = request.role ?? 'change';
     const worktreeReal = await realWorktree(request);
-    const check = await checkSource(request);
-    const plan = await this.planContainer(request, role, check, worktreeReal);
+    const { check, compose } = await checkSource(request);
+    const plan = await this.planContainer(request, role, check, worktreeReal, compose);
     const state = await this.readState(request.changeId, role);
     if (state && state.configHash === plan.configHash && state.worktreePath === worktreeReal) {
       const reused = await this.reuse(state, worktreeReal, plan.allow, request);
@@ -319,13 +324,14 @@ export class ContainerSandbox implements TaskSandbox {
     role: SandboxRole,
     check: DevcontainerCheck | undefined,
     worktreeReal: string,
+    compose?: ComposeCheck,
   ): Promise<ContainerPlan> {
     const { policy } = request;
     const allow = policy.devcontainer ?? {};
     const preparationNetwork = policy.preparationNetwork ?? 'none';
     const taskNetwork = policy.taskNetwork ?? 'none';
     const creationNetwork = check?.hostNetwork ? 'host' : preparationNetwork !== 'none' || taskNetwork !== 'none' ? 'bridge' : 'none';
-    const dockerfile = await this.writeBaseDockerfile(request, role, check, worktreeReal);
+    const dockerfile = compose ? undefined : await this.writeBaseDockerfile(request, role, check, worktreeReal);
     const sandboxConfig = buildSandboxConfig(check, {
       worktreePath: worktreeReal,
       defaultImage: this.options.defaultImage,
@@ -335,12 +341,34 @@ export class ContainerSandbox implements TaskSandbox {
       ...(dockerfile ?? {}),
     });
     const configHash = sha256(
-      JSON.stringify({ config: sandboxConfig.config, prepare: request.source.prepare, preparationNetwork, taskNetwork, allow }),
+      JSON.stringify({ config: sandboxConfig.config, prepare: request.source.prepare, preparationNetwork, taskNetwork, allow, compose }),
     );
     sandboxConfig.config.runArgs = [
       ...(sandboxConfig.config.runArgs as string[]),
       `--label=${SANDBOX_LABELS.config}=${configHash.slice(7, 23)}`,
     ];
+    let composeFiles: ComposeFiles | undefined;
+    if (compose) {
+      // The CLI takes a Compose configuration's mounts, network and limits from the Compose file: the sandbox writes its own.
+      composeFiles = await writeComposeProject({
+        dir: join(this.configDir(request.changeId, role), 'compose'),
+        changeId: request.changeId,
+        role,
+        compose,
+        source: request.source,
+        worktreeReal,
+        engine: this.options.engine,
+        creationNetwork,
+        limits: policy.limits ?? {},
+        labels: {
+          [SANDBOX_LABELS.change]: request.changeId,
+          [SANDBOX_LABELS.role]: role,
+          [SANDBOX_LABELS.config]: configHash.slice(7, 23),
+        },
+      });
+      for (const key of ['workspaceMount', 'runArgs', 'build', 'image']) delete sandboxConfig.config[key];
+      sandboxConfig.config.dockerComposeFile = composeFiles.composeFile;
+    }
     return {
       request,
       role,
@@ -351,6 +379,14 @@ export class ContainerSandbox implements TaskSandbox {
       configHash,
       worktreeReal,
       creationNetwork,
+      ...(composeFiles ? { compose: composeFiles } : {}),
+      ...(compose
+        ? {
+            composeImages: compose.services
+              .filter((service) => !service.build && typeof service.settings.image === 'string')
+              .map((service) => service.settings.image as string),
+          }
+        : {}),
     };
   }
 
@@ -397,7 +433,9 @@ export class ContainerSandbox implements TaskSandbox {
       info = await this.inspect(state.containerId);
       if (!info) return undefined;
     }
-    const problems = containerWidenings(info, worktreeReal, allow);
+    const problems = state.compose
+      ? await this.reuseComposeProject(state.compose.project, state.networkMode, worktreeReal, allow, request.signal)
+      : containerWidenings(info, worktreeReal, allow);
     const networkMode = effectiveNetworkMode(info);
     if (problems.length > 0 || networkMode !== state.networkMode) {
       this.options.logger?.warn(
@@ -450,13 +488,13 @@ export class ContainerSandbox implements TaskSandbox {
       return this.create(plan);
     }
     const image = typeof config.image === 'string' ? config.image : `(built from ${check?.fileName ?? 'devcontainer.json'})`;
-    // A build configuration, or an image with features: the CLI built an image for this container.
-    const builtImage = typeof config.image === 'string' && !check?.features.length ? undefined : info.Config?.Image;
+    // A build configuration, or an image with features: the CLI built an image for this container. A Compose project's images are removed with the project (composeSandbox.ts).
+    const builtImage = (typeof config.image === 'string' && !check?.features.length) || plan.compose ? undefined : info.Config?.Image;
     const handle: SandboxHandle = {
       changeId: request.changeId,
       role,
       containerId: up.containerId,
-      image: builtImage ?? image,
+      image: plan.compose ? (info.Config?.Image ?? info.Image) : (builtImage ?? image),
       imageId: info.Image,
       networkMode: effectiveNetworkMode(info),
       workspaceFolder: up.remoteWorkspaceFolder ?? plan.workspaceFolder,
@@ -492,17 +530,19 @@ export class ContainerSandbox implements TaskSandbox {
   }
 
   /** Step: with no preparation network the engine must not pull either: the image has to be here already. */
-  private async checkImagePresent({ config, request }: ContainerPlan, log: PreparationLog): Promise<void> {
-    if (typeof config.image !== 'string' || (request.policy.preparationNetwork ?? 'none') !== 'none') return;
-    const exists = await this.engineCall(['image', 'inspect', '--format', '{{.Id}}', config.image], { okExitCodes: [1, 125] });
-    if (exists.exitCode === 0) return;
-    throw new SandboxError(
-      'imageMissing',
-      `The image ${config.image} does not exist on this machine, and policy allows no network for preparation, so it cannot be pulled. ` +
-        `Build or pull it first (${this.options.engine.kind} pull ${config.image}; for the sample image run scripts/build-sandbox-image.sh), ` +
-        `or set "image" in the devcontainer.json / agentLanes.sandbox.defaultImage to an image that exists.`,
-      await log.finish('failed', `image ${config.image} not found`),
-    );
+  private async checkImagePresent({ config, request, composeImages }: ContainerPlan, log: PreparationLog): Promise<void> {
+    if ((request.policy.preparationNetwork ?? 'none') !== 'none') return;
+    for (const image of [...(composeImages ?? []), ...(typeof config.image === 'string' ? [config.image] : [])]) {
+      const exists = await this.engineCall(['image', 'inspect', '--format', '{{.Id}}', image], { okExitCodes: [1, 125] });
+      if (exists.exitCode === 0) continue;
+      throw new SandboxError(
+        'imageMissing',
+        `The image ${image} does not exist on this machine, and policy allows no network for preparation, so it cannot be pulled. ` +
+          `Build or pull it first (${this.options.engine.kind} pull ${image}; for the sample image run scripts/build-sandbox-image.sh), ` +
+          `or set "image" in the devcontainer.json${composeImages ? ' or the Compose file' : ''} / agentLanes.sandbox.defaultImage to an image that exists.`,
+        await log.finish('failed', `image ${image} not found`),
+      );
+    }
   }
 
   /**
@@ -557,6 +597,7 @@ export class ContainerSandbox implements TaskSandbox {
       '--skip-post-create',
       '--log-format',
       'text',
+      ...(plan.compose?.composeCommand ? ['--docker-compose-path', plan.compose.composeCommand] : []),
     ];
     log.note(`── devcontainer ${args.join(' ')}\n`);
     const up = execa(this.options.devcontainerCli, args, {
@@ -634,7 +675,9 @@ export class ContainerSandbox implements TaskSandbox {
         await log.finish('failed', 'container disappeared'),
       );
     if (Date.parse(info.Created) < log.started - 2_000) return 'stale';
-    const problems = containerWidenings(info, plan.worktreeReal, plan.allow);
+    const problems = plan.compose
+      ? await this.composeWidenings(plan.compose.project, plan.worktreeReal, plan.allow)
+      : containerWidenings(info, plan.worktreeReal, plan.allow);
     if (problems.length > 0) {
       await this.removeContainers(request.changeId, role);
       throw new SandboxError(
@@ -661,6 +704,44 @@ export class ContainerSandbox implements TaskSandbox {
       commands,
       (origin) => `Fix the ${origin} in the base commit's devcontainer.json (or its image or feature)`,
     );
+  }
+
+  /** A reused Compose project: every service started again (after a reboot), checked, and each with the network tasks had. */
+  private async reuseComposeProject(
+    project: string,
+    networkMode: string,
+    worktreeReal: string,
+    allow: DevcontainerAllowances,
+    signal: AbortSignal | undefined,
+  ): Promise<string[]> {
+    const problems: string[] = [];
+    for (const id of await composeContainerIds(this.options.engine, project, this.engineTimeoutMs)) {
+      let info = await this.inspect(id);
+      if (info && !info.State.Running) {
+        await this.engineCall(['start', id], { signal });
+        info = await this.inspect(id);
+      }
+      if (!info) problems.push(`the service container ${id.slice(0, 12)} is gone`);
+      else if (effectiveNetworkMode(info) !== networkMode)
+        problems.push(`the service container ${id.slice(0, 12)} has network ${effectiveNetworkMode(info)}`);
+    }
+    return [...problems, ...(await this.composeWidenings(project, worktreeReal, allow))];
+  }
+
+  /** Every container of a Compose project, checked like a single one; its own volumes and folders of the worktree are its to mount. */
+  private async composeWidenings(project: string, worktreeReal: string, allow: DevcontainerAllowances): Promise<string[]> {
+    const own: DevcontainerAllowances = {
+      ...allow,
+      allowMounts: [...(allow.allowMounts ?? []), `${project}_*`, `${worktreeReal}/**`],
+    };
+    const problems: string[] = [];
+    for (const id of await composeContainerIds(this.options.engine, project, this.engineTimeoutMs)) {
+      const info = await this.inspect(id);
+      if (!info) continue;
+      const name = (info.Name ?? id.slice(0, 12)).replace(/^\//, '');
+      problems.push(...containerWidenings(info, worktreeReal, own).map((problem) => `${name}: ${problem}`));
+    }
+    return problems;
   }
 
   /** Step: the `prepare:` commands of the base commit's lanes.yaml, within policy's preparation time limit. */
@@ -710,13 +791,22 @@ export class ContainerSandbox implements TaskSandbox {
 
   /** Step: after preparation every network is disconnected, so tasks run with none (unless policy opens one for tasks). */
   private async switchNetworkOff(plan: ContainerPlan, handle: SandboxHandle, created: ContainerInfo, log: PreparationLog): Promise<void> {
-    if ((plan.request.policy.taskNetwork ?? 'none') !== 'none' || plan.creationNetwork !== 'bridge') return;
-    for (const network of Object.keys(created.NetworkSettings?.Networks ?? {})) {
-      log.note(`── ${this.options.engine.kind} network disconnect ${network}\n`);
-      await this.engineCall(['network', 'disconnect', network, handle.containerId]);
+    if ((plan.request.policy.taskNetwork ?? 'none') !== 'none' || (plan.creationNetwork !== 'bridge' && !plan.compose)) return;
+    const containers = plan.compose
+      ? await composeContainerIds(this.options.engine, plan.compose.project, this.engineTimeoutMs)
+      : [handle.containerId];
+    let mode = 'none';
+    for (const id of containers) {
+      const current = id === handle.containerId ? created : await this.inspect(id);
+      for (const network of plan.creationNetwork === 'bridge' ? Object.keys(current?.NetworkSettings?.Networks ?? {}) : []) {
+        log.note(`── ${this.options.engine.kind} network disconnect ${network} ${id.slice(0, 12)}\n`);
+        await this.engineCall(['network', 'disconnect', network, id]);
+      }
+      // Every service of a Compose project must end with none, not only the one tasks run in.
+      const info = await this.inspect(id);
+      const own = info ? effectiveNetworkMode(info) : 'unknown';
+      if (own !== 'none') mode = own;
     }
-    const info = await this.inspect(handle.containerId);
-    const mode = info ? effectiveNetworkMode(info) : 'unknown';
     if (mode !== 'none') {
       await this.removeContainers(plan.request.changeId, plan.role);
       throw new SandboxError(
@@ -741,6 +831,7 @@ export class ContainerSandbox implements TaskSandbox {
       remoteEnv: handle.remoteEnv,
       worktreePath: plan.worktreeReal,
       ...(builtImage ? { builtImage } : {}),
+      ...(plan.compose ? { compose: { project: plan.compose.project, builtImages: plan.compose.builtImages } } : {}),
       preparation: handle.preparation,
     };
     await writeFileAtomic(this.stateFile(plan.request.changeId, plan.role), JSON.stringify(state, null, 2));
@@ -923,6 +1014,13 @@ export class ContainerSandbox implements TaskSandbox {
       const state = await this.readState(changeId, which);
       // Another container may still use the image (the same configuration built for another change): then it stays.
       if (state?.builtImage) await this.engineCall(['rmi', state.builtImage], { okExitCodes: [1, 2, 125] }).catch(() => undefined);
+      if (state?.compose || (await readFileIfExists(join(this.configDir(changeId, which), 'compose', 'compose.yml'))) !== undefined)
+        await removeComposeLeftovers(
+          this.options.engine,
+          state?.compose?.project ?? composeProjectName(changeId, which),
+          state?.compose?.builtImages ?? [],
+          this.engineTimeoutMs,
+        );
       await rm(this.stateFile(changeId, which), { force: true });
       await rm(this.configDir(changeId, which), { recursive: true, force: true });
     }
@@ -963,6 +1061,10 @@ interface ContainerPlan {
   configHash: string;
   worktreeReal: string;
   creationNetwork: 'none' | 'bridge' | 'host';
+  /** A Compose dev container: the files the sandbox wrote for it. */
+  compose?: ComposeFiles;
+  /** The images of a Compose project's services that are not built: they must exist when preparation has no network. */
+  composeImages?: string[];
 }
 
 /** The preparation's log (capped, streamed redacted) and the evidence it ends in, whatever step ends it. */
@@ -1021,12 +1123,16 @@ async function realWorktree(request: PrepareRequest): Promise<string> {
 
 /**
  * Step: the base commit's devcontainer.json, merged with its local features'
- * metadata (read from the base commit), may ask for nothing policy does not
- * allow; features need a preparation network.
+ * metadata (read from the base commit), and its Compose files when it names
+ * some, may ask for nothing policy does not allow (features need a
+ * preparation network). Throws SandboxError ('refused', 'configSyntax').
+ * @internal Exported for the templates corpus test; the product calls it inside this module and the sandbox lane.
  */
-async function checkSource(request: PrepareRequest): Promise<DevcontainerCheck | undefined> {
+export async function checkSource(
+  request: Pick<PrepareRequest, 'source' | 'policy'>,
+): Promise<{ check: DevcontainerCheck | undefined; compose?: ComposeCheck }> {
   const devcontainer = request.source.devcontainer;
-  if (!devcontainer) return undefined;
+  if (!devcontainer) return { check: undefined };
   const fileName = devcontainer.label ?? devcontainer.path;
   const allow = request.policy.devcontainer ?? {};
   const context = { configPath: devcontainer.path, pullAllowed: (request.policy.preparationNetwork ?? 'none') !== 'none' };
@@ -1047,7 +1153,8 @@ async function checkSource(request: PrepareRequest): Promise<DevcontainerCheck |
       `${check.fileName} uses dev container features, which are installed by an image build that the sandbox cannot take off the network (and a registry feature is downloaded), and policy allows no network for preparation. Bake the features into the image, or ask the policy owner for a preparation network (lanes.sandbox.network.preparation).`,
     );
   }
-  return check;
+  if (check.config.dockerComposeFile === undefined) return { check };
+  return { check, compose: await checkComposeSource(request.source, check, request.policy.devcontainer ?? {}) };
 }
 
 /** Step: a `build` configuration's context is a folder of the worktree, after every symbolic link is followed. */

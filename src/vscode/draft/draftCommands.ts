@@ -262,7 +262,9 @@ export class DraftCommands {
       )?.preset.id;
     if (!id) return;
     if (!findPreset(id)) {
-      void vscode.window.showErrorMessage(`There is no agent preset "${id}"; the presets are ${AGENT_PRESETS.map((p) => p.id).join(', ')}.`);
+      void vscode.window.showErrorMessage(
+        `There is no agent preset "${id}"; the presets are ${AGENT_PRESETS.map((p) => p.id).join(', ')}.`,
+      );
       return;
     }
     const config = await preparePreset(this.presetServices(), id);

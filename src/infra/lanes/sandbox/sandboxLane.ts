@@ -16,6 +16,7 @@ import { git } from '../../git/gitProcess';
 import { PolicyDeniedError } from '../../policy/policyService';
 import { readSandboxSource } from '../../sandbox/baseSource';
 import { type ContainerSandbox, type SandboxContainer, sandboxStateDir } from '../../sandbox/containerSandbox';
+import { checkComposeSource } from '../../sandbox/composeSandbox';
 import type { EngineSetting } from '../../sandbox/engine';
 import { type SandboxSelection, selectSandbox } from '../../sandbox/selectSandbox';
 import { runTaskSequence, skippedTask } from '../../sandbox/taskRun';
@@ -293,7 +294,15 @@ export class SandboxLane implements Disposable {
           ? new SandboxError('configSyntax', check.message)
           : check.refusals.length > 0
             ? new SandboxError('refused', describeRefusals(check))
-            : undefined;
+            : check.config.dockerComposeFile !== undefined
+              ? await checkComposeSource(source, check, sandboxPolicy.devcontainer ?? {}).then(
+                  () => undefined,
+                  (error: unknown) => {
+                    if (error instanceof SandboxError) return error;
+                    throw error;
+                  },
+                )
+              : undefined;
       if (refusal) {
         await ctx.audit.append({
           actor: EXTENSION_ACTOR,
