@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { type AgentConfig, DEFAULT_AGENT_TIMEOUT_SECONDS } from '../../../core/draft/agentConfig';
 import {
@@ -11,7 +11,9 @@ import {
   chooseBackend,
 } from '../../../core/draft/agentIsolation';
 import type { Flag } from '../../../core/evidence';
-import { openBoundary, probeProcessBackend, stopLeftoverRun } from '../../draft/boundary/agentBoundary';
+import { mcpServerCommand, openBoundary, probeProcessBackend, stopLeftoverRun } from '../../draft/boundary/agentBoundary';
+import { channelSocketPlace } from '../../draft/laneChannel';
+import { type DraftTaskRunner, openAgentChannel } from './agentChannel';
 import { detectEngine, type EngineSetting } from '../../sandbox/engine';
 import { type Actor, type Change, titleFromTask } from '../../../core/change';
 import { type DiffAnalysisOptions, refusedPathFlags } from '../../../core/draft/diffAnalysis';
@@ -75,6 +77,15 @@ interface BoundarySettings {
 export interface DraftLaneOptions {
   /** Read at every run. Without it only the process boundary (and host, where policy names it) can be used. */
   boundarySettings?: () => BoundarySettings;
+  /** lanes_run_tasks on the lane channel: the Sandbox lane's runDraftTasks. Without it the tool says no sandbox is there. */
+  runTasks?: DraftTaskRunner;
+  /**
+   * The extension's `dist/mcp.js` (`agent-lanes mcp`): bound read-only into the
+   * boundary, and named in the run's MCP configuration ({mcpConfig}, LANES_MCP_CONFIG).
+   */
+  mcpServerScript?: string;
+  /** After lanes_finish_draft, how long the agent has to exit before its run is stopped (default 10 s). */
+  finishGraceSeconds?: number;
 }
 
 export interface DraftOutcome {
@@ -240,7 +251,34 @@ export class DraftLane {
       await rm(ioDir, { recursive: true, force: true });
       await mkdir(ioDir, { recursive: true, mode: 0o700 });
       const evidenceFile = join(ioDir, 'agent-report.json');
+      const promptFile = join(ioDir, 'prompt.md');
       const boundarySettings = this.options.boundarySettings?.();
+      // The lane channel: this change only, for as long as this run lasts (LANES_CHANNEL; `agent-lanes mcp` speaks MCP over it).
+      const place = await channelSocketPlace(ioDir);
+      const agentFinished = new AbortController();
+      const finishGraceSeconds = this.options.finishGraceSeconds ?? 10;
+      let mcpConfigFile: string | undefined;
+      const script =
+        this.options.mcpServerScript && (await stat(this.options.mcpServerScript).catch(() => undefined))?.isFile()
+          ? this.options.mcpServerScript
+          : undefined;
+      if (script) {
+        const server = await mcpServerCommand({ backend: choice.backend, script, channelPath: place.path, changeId });
+        mcpConfigFile = join(ioDir, 'mcp.json');
+        await writeFile(mcpConfigFile, `${JSON.stringify({ mcpServers: { 'agent-lanes': server } }, null, 2)}\n`, { mode: 0o600 });
+      }
+      const channel = await openAgentChannel({
+        ctx,
+        place,
+        changeId,
+        agentId: agent.id,
+        promptFile,
+        evidenceFile,
+        patterns: this.secretPatterns(),
+        runTasks: this.options.runTasks,
+        onFinish: () => agentFinished.abort(),
+        finishGraceSeconds,
+      });
       const run = await runAgent({
         openBoundary: async (argv, env) =>
           openBoundary({
@@ -261,6 +299,8 @@ export class DraftLane {
             image: agentPolicy.image ?? boundarySettings?.defaultImage,
             engine: choice.backend === 'container' ? await this.engine() : undefined,
             onRefused: (record) => void this.auditRefusedConnection(changeId, agent.id, record),
+            channelSocket: channel.socketPath,
+            ...(script ? { readOnlyPaths: [script] } : {}),
           }),
         onBoundary: async (handle) => {
           await ctx.store.update(changeId, (c) => ({ ...c, agentRun: { state: 'running', startedAt, boundary: handle } }));
@@ -280,14 +320,18 @@ export class DraftLane {
           ...(typeof change.promptNote === 'string' ? { note: change.promptNote } : {}),
           requestedChanges: (change.requestedChanges ?? []).map((r) => ({ body: r.comment, author: r.by })),
         },
-        promptFile: join(ioDir, 'prompt.md'),
+        promptFile,
         evidenceFile,
         logFile: join(dir, 'agent.log'),
         signal: controller.signal,
         redactStream: () => createStreamRedactor(patterns),
         ...(hooks.onLine ? { onLine: hooks.onLine } : {}),
         timeoutMs: hooks.timeoutMs ?? limits.timeoutSeconds * 1000,
-      });
+        channelPath: channel.socketPath,
+        ...(mcpConfigFile ? { mcpConfigFile } : {}),
+        finished: agentFinished.signal,
+        finishGraceMs: finishGraceSeconds * 1000,
+      }).finally(() => channel.close());
       // Whatever the run's outcome, its work is committed and analysed: nothing is lost.
       const finished = await finishDraftRun({
         repoRoot: ctx.repoRoot,
