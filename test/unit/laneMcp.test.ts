@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -35,8 +35,10 @@ interface Setup {
   repo: string;
 }
 
-async function setup(options: { script?: string } = {}): Promise<Setup> {
-  const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-mcp-')));
+async function setup(options: { script?: string; longPath?: boolean; engine?: 'podman' | 'docker' } = {}): Promise<Setup> {
+  let base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-mcp-')));
+  // Storage deep enough that agent-io/lanes.sock would not fit a Unix socket path: the channel goes to a short folder, bound too.
+  if (options.longPath) mkdirSync((base = join(base, 'a-storage-folder-with-a-long-name-as-in-an-editors-global-storage')));
   const repo = createSampleRepository(join(base, 'app'));
   mkdirSync(join(repo, '.lanes'));
   writeFileSync(join(repo, '.lanes', 'lanes.yaml'), LANES_YAML);
@@ -46,6 +48,7 @@ async function setup(options: { script?: string } = {}): Promise<Setup> {
   // No docker here: the tasks run in the process sandbox (bubblewrap, no network), which the default policy allows.
   const sandbox = new SandboxLane(ctx, { settings: { engine: 'docker', defaultImage: 'unused' } });
   const draft = new DraftLane(ctx, {
+    boundarySettings: () => ({ engine: options.engine ?? 'docker', defaultImage: 'localhost/agent-lanes-sandbox:test' }),
     runTasks: (changeId, actor, signal) => sandbox.runDraftTasks(changeId, actor, { signal }),
     mcpServerScript: options.script ?? mcpScript,
     finishGraceSeconds: 1,
@@ -77,7 +80,7 @@ async function waitFor(path: string, ms = 30_000): Promise<void> {
 const textOf = (result: Awaited<ReturnType<Client['callTool']>>) =>
   (result.content as { type: string; text?: string }[]).map((part) => part.text ?? '').join('');
 
-describe('agent-lanes mcp: the lanes as MCP tools for the agent of one change (real git, bubblewrap, SDK client)', function () {
+describe('agent-lanes mcp: the lanes as MCP tools for the agent of one change (real git, bubblewrap, podman, SDK client)', function () {
   this.timeout(180_000);
 
   before(function () {
@@ -235,7 +238,7 @@ describe('agent-lanes mcp: the lanes as MCP tools for the agent of one change (r
     const savedHome = process.env.HOME;
     process.env.HOME = home;
     try {
-      const { ctx, draft } = await setup({ script });
+      const { ctx, draft } = await setup({ script, longPath: true });
       const agent: AgentConfig = {
         id: 'mcp-agent',
         label: 'MCP agent',
@@ -249,7 +252,14 @@ describe('agent-lanes mcp: the lanes as MCP tools for the agent of one change (r
         createdBy: user.id,
       });
       const lines: string[] = [];
+      const ioDir = join(ctx.storage.changeDir(change.id), 'agent-io');
+      assert.ok(Buffer.byteLength(join(ioDir, 'lanes.sock')) > 103);
       const outcome = await draft.runAgent(change.id, agent, user, { onLine: (line) => lines.push(line) });
+      const channel = (
+        JSON.parse(readFileSync(join(ioDir, 'mcp.json'), 'utf8')) as { mcpServers: Record<string, { env: Record<string, string> }> }
+      ).mcpServers['agent-lanes']!.env.LANES_CHANNEL!;
+      assert.match(channel, /agent-lanes-ch-[^/]+\/lanes\.sock$/);
+      assert.ok(!existsSync(join(channel, '..')), 'the short folder goes with the run');
       const said = new Map(
         lines
           .filter((line) => line.startsWith('MCP-AGENT '))
@@ -286,5 +296,59 @@ describe('agent-lanes mcp: the lanes as MCP tools for the agent of one change (r
       if (savedHome === undefined) delete process.env.HOME;
       else process.env.HOME = savedHome;
     }
+  });
+  it("an agent in the container boundary starts the same server from its configuration (the image's node, mcp.js mounted read-only)", async function () {
+    if (spawnSync('podman', ['image', 'exists', 'localhost/agent-lanes-sandbox:test']).status !== 0) this.skip();
+    const { ctx, draft } = await setup({ engine: 'podman' });
+    // No SDK in the image: this agent speaks MCP's JSON-RPC over the server's stdio itself.
+    const rawClient = `
+      const { spawn } = require('node:child_process');
+      const { readFileSync } = require('node:fs');
+      const entry = JSON.parse(readFileSync(process.env.LANES_MCP_CONFIG, 'utf8')).mcpServers['agent-lanes'];
+      const server = spawn(entry.command, entry.args, { env: { ...entry.env, PATH: process.env.PATH }, stdio: ['pipe', 'pipe', 'inherit'] });
+      const waiting = new Map();
+      let buffered = '';
+      server.stdout.on('data', (chunk) => {
+        buffered += chunk;
+        let at;
+        while ((at = buffered.indexOf('\\n')) >= 0) {
+          const message = JSON.parse(buffered.slice(0, at));
+          buffered = buffered.slice(at + 1);
+          waiting.get(message.id)?.(message);
+        }
+      });
+      let next = 1;
+      const send = (method, params) => new Promise((done) => {
+        const id = next++;
+        waiting.set(id, done);
+        server.stdin.write(JSON.stringify({ jsonrpc: '2.0', id, method, params }) + '\\n');
+      });
+      (async () => {
+        await send('initialize', { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } });
+        server.stdin.write(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) + '\\n');
+        const task = await send('tools/call', { name: 'lanes_get_task', arguments: {} });
+        console.log('RAW-TASK ' + JSON.stringify(JSON.parse(task.result.content[0].text).task));
+        const finish = await send('tools/call', { name: 'lanes_finish_draft', arguments: {} });
+        console.log('RAW-FINISH ' + JSON.stringify(finish.result.isError === true));
+        server.kill();
+      })();
+    `;
+    const agent: AgentConfig = { id: 'raw-mcp', label: 'Raw MCP agent', command: ['node', '-e', rawClient], isolation: 'container' };
+    const { change } = await draft.start({
+      task: 'Say hello from the container',
+      agent: { kind: 'cli', config: agent },
+      actor: user,
+      createdBy: user.id,
+    });
+    const lines: string[] = [];
+    const outcome = await draft.runAgent(change.id, agent, user, { onLine: (line) => lines.push(line) });
+    assert.equal(outcome.run?.isolation?.backend, 'container', outcome.message);
+    assert.ok(lines.includes('RAW-TASK "Say hello from the container"'), lines.join('\n'));
+    assert.ok(lines.includes('RAW-FINISH false'), lines.join('\n'));
+    const calls = auditOf(ctx).filter((event) => event.changeId === change.id && event.action === 'agent.tool');
+    assert.deepEqual(
+      calls.map((event) => `${String(event.details.tool)}:${String(event.details.outcome)}`),
+      ['lanes_get_task:ok', 'lanes_finish_draft:ok'],
+    );
   });
 });
