@@ -84,7 +84,8 @@ describe('agent-lanes mcp: the lanes as MCP tools for the agent of one change (r
   this.timeout(180_000);
 
   before(function () {
-    if (!existsSync(mcpScript)) execFileSync(process.execPath, ['esbuild.mjs'], { cwd: root, stdio: 'inherit' });
+    if (!existsSync(mcpScript) || !existsSync(join(root, 'dist', 'cli.js')))
+      execFileSync(process.execPath, ['esbuild.mjs'], { cwd: root, stdio: 'inherit' });
   });
 
   it('serves its change while the run lasts: task, tasks on the worktree as it is, redacted evidence, finish; refuses the rest and audits every call', async () => {
@@ -350,5 +351,19 @@ describe('agent-lanes mcp: the lanes as MCP tools for the agent of one change (r
       calls.map((event) => `${String(event.details.tool)}:${String(event.details.outcome)}`),
       ['lanes_get_task:ok', 'lanes_finish_draft:ok'],
     );
+  });
+  it('without a channel the server still lists its tools, and each call says what is missing', async () => {
+    const client = new Client({ name: 'lanes-test', version: '1.0.0' });
+    await client.connect(
+      new StdioClientTransport({ command: process.execPath, args: [join(root, 'dist', 'cli.js'), 'mcp'], env: {}, stderr: 'pipe' }),
+    );
+    try {
+      assert.equal((await client.listTools()).tools.length, LANE_CHANNEL_METHODS.length);
+      const result = await client.callTool({ name: 'lanes_get_task', arguments: {} });
+      assert.equal(result.isError, true);
+      assert.match(textOf(result), /No lane channel: LANES_CHANNEL is not set and --channel was not given/);
+    } finally {
+      await client.close();
+    }
   });
 });
