@@ -12,8 +12,8 @@ import {
 } from '../../../core/draft/agentIsolation';
 import type { Flag } from '../../../core/evidence';
 import { mcpServerCommand, openBoundary, probeProcessBackend, stopLeftoverRun } from '../../draft/boundary/agentBoundary';
-import { channelSocketPlace } from '../../draft/laneChannel';
-import { type DraftTaskRunner, openAgentChannel } from './agentChannel';
+import { type ChannelSocketPlace, channelSocketPlace } from '../../draft/laneChannel';
+import { type AgentChannel, type DraftTaskRunner, openAgentChannel } from './agentChannel';
 import { detectEngine, type EngineSetting } from '../../sandbox/engine';
 import { type Actor, type Change, titleFromTask } from '../../../core/change';
 import { type DiffAnalysisOptions, refusedPathFlags } from '../../../core/draft/diffAnalysis';
@@ -253,29 +253,15 @@ export class DraftLane {
       const evidenceFile = join(ioDir, 'agent-report.json');
       const promptFile = join(ioDir, 'prompt.md');
       const boundarySettings = this.options.boundarySettings?.();
-      // The lane channel: this change only, for as long as this run lasts (LANES_CHANNEL; `agent-lanes mcp` speaks MCP over it).
-      const place = await channelSocketPlace(ioDir);
       const agentFinished = new AbortController();
       const finishGraceSeconds = this.options.finishGraceSeconds ?? 10;
-      let mcpConfigFile: string | undefined;
-      const script =
-        this.options.mcpServerScript && (await stat(this.options.mcpServerScript).catch(() => undefined))?.isFile()
-          ? this.options.mcpServerScript
-          : undefined;
-      if (script) {
-        const server = await mcpServerCommand({ backend: choice.backend, script, channelPath: place.path, changeId });
-        mcpConfigFile = join(ioDir, 'mcp.json');
-        await writeFile(mcpConfigFile, `${JSON.stringify({ mcpServers: { 'agent-lanes': server } }, null, 2)}\n`, { mode: 0o600 });
-      }
-      const channel = await openAgentChannel({
-        ctx,
-        place,
+      const { channel, mcpConfigFile } = await this.openChannel({
         changeId,
         agentId: agent.id,
+        backend: choice.backend,
+        ioDir,
         promptFile,
         evidenceFile,
-        patterns: this.secretPatterns(),
-        runTasks: this.options.runTasks,
         onFinish: () => agentFinished.abort(),
         finishGraceSeconds,
       });
@@ -299,8 +285,8 @@ export class DraftLane {
             image: agentPolicy.image ?? boundarySettings?.defaultImage,
             engine: choice.backend === 'container' ? await this.engine() : undefined,
             onRefused: (record) => void this.auditRefusedConnection(changeId, agent.id, record),
-            channelSocket: channel.socketPath,
-            ...(script ? { readOnlyPaths: [script] } : {}),
+            ...(channel ? { channelSocket: channel.socketPath } : {}),
+            ...(channel && this.options.mcpServerScript && mcpConfigFile ? { readOnlyPaths: [this.options.mcpServerScript] } : {}),
           }),
         onBoundary: async (handle) => {
           await ctx.store.update(changeId, (c) => ({ ...c, agentRun: { state: 'running', startedAt, boundary: handle } }));
@@ -327,11 +313,11 @@ export class DraftLane {
         redactStream: () => createStreamRedactor(patterns),
         ...(hooks.onLine ? { onLine: hooks.onLine } : {}),
         timeoutMs: hooks.timeoutMs ?? limits.timeoutSeconds * 1000,
-        channelPath: channel.socketPath,
+        ...(channel ? { channelPath: channel.socketPath } : {}),
         ...(mcpConfigFile ? { mcpConfigFile } : {}),
         finished: agentFinished.signal,
         finishGraceMs: finishGraceSeconds * 1000,
-      }).finally(() => channel.close());
+      }).finally(() => channel?.close());
       // Whatever the run's outcome, its work is committed and analysed: nothing is lost.
       const finished = await finishDraftRun({
         repoRoot: ctx.repoRoot,
@@ -384,6 +370,55 @@ export class DraftLane {
       this.running.delete(changeId);
       this.runEnds.delete(changeId);
       ended();
+    }
+  }
+
+  /**
+   * The run's lane channel (this change only, for as long as the run lasts:
+   * LANES_CHANNEL; `agent-lanes mcp` speaks MCP over it) and its MCP
+   * configuration. A channel that cannot open (a system without Unix sockets)
+   * is logged, and the agent runs without one.
+   */
+  private async openChannel(options: {
+    changeId: string;
+    agentId: string;
+    backend: AgentIsolationBackend;
+    ioDir: string;
+    promptFile: string;
+    evidenceFile: string;
+    onFinish: () => void;
+    finishGraceSeconds: number;
+  }): Promise<{ channel?: AgentChannel; mcpConfigFile?: string }> {
+    const { ctx } = this;
+    let place: ChannelSocketPlace | undefined;
+    try {
+      place = await channelSocketPlace(options.ioDir);
+      const script = this.options.mcpServerScript;
+      let mcpConfigFile: string | undefined;
+      if (script && (await stat(script).catch(() => undefined))?.isFile()) {
+        const server = await mcpServerCommand({ backend: options.backend, script, channelPath: place.path, changeId: options.changeId });
+        mcpConfigFile = join(options.ioDir, 'mcp.json');
+        await writeFile(mcpConfigFile, `${JSON.stringify({ mcpServers: { 'agent-lanes': server } }, null, 2)}\n`, { mode: 0o600 });
+      }
+      const channel = await openAgentChannel({
+        ctx,
+        place,
+        changeId: options.changeId,
+        agentId: options.agentId,
+        promptFile: options.promptFile,
+        evidenceFile: options.evidenceFile,
+        patterns: this.secretPatterns(),
+        runTasks: this.options.runTasks,
+        onFinish: options.onFinish,
+        finishGraceSeconds: options.finishGraceSeconds,
+      });
+      return { channel, ...(mcpConfigFile ? { mcpConfigFile } : {}) };
+    } catch (error) {
+      if (place?.ownFolder) await rm(place.ownFolder, { recursive: true, force: true }).catch(() => undefined);
+      ctx.logger.warn(
+        `Change ${options.changeId}: the agent runs without a lane channel (no lanes_* MCP tools): ${(error as Error).message}`,
+      );
+      return {};
     }
   }
 
