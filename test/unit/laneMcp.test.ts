@@ -97,6 +97,9 @@ describe('agent-lanes mcp: the lanes as MCP tools for the agent of one change (r
       command: [process.execPath, join(fixtures, 'scripted-agent.mjs'), '{promptFile}'],
     };
     const { change } = await draft.start({ task, agent: { kind: 'cli', config: agent }, actor: user, createdBy: user.id });
+    // As a review sends a change back: the requested changes go to the agent.
+    const requested = { at: '2026-12-04T10:00:00.000Z', by: 'reviewer@example.com', comment: 'Name the marker after the task.' };
+    await ctx.store.update(change.id, (c) => ({ ...c, requestedChanges: [requested] }));
     const running: Promise<DraftOutcome> = draft.runAgent(change.id, agent, user);
     const ioDir = join(ctx.storage.changeDir(change.id), 'agent-io');
     await waitFor(join(ioDir, 'lanes.sock'));
@@ -122,7 +125,8 @@ describe('agent-lanes mcp: the lanes as MCP tools for the agent of one change (r
       assert.equal(taskResult.changeId, change.id);
       assert.equal(taskResult.task, task);
       assert.match(taskResult.prompt, /# Task/);
-      assert.deepEqual(taskResult.requestedChanges, []);
+      assert.deepEqual(taskResult.requestedChanges, [requested]);
+      assert.match(taskResult.prompt, /# Requested changes[\s\S]*Name the marker after the task\./);
 
       // The tasks run now, in the sandbox, on the uncommitted worktree; nothing moves.
       const ran = await client.callTool({ name: 'lanes_run_tasks', arguments: {} });
