@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -89,7 +89,7 @@ describe('agent-lanes mcp: the lanes as MCP tools for the agent of one change (r
   });
 
   it('serves its change while the run lasts: task, tasks on the worktree as it is, redacted evidence, finish; refuses the rest and audits every call', async () => {
-    const { ctx, draft } = await setup();
+    const { base, ctx, draft } = await setup();
     const task = 'Add a marker file.\n@write src/made-by-agent.txt made\n@evidence none\n@sleep 120';
     const agent: AgentConfig = {
       id: 'scripted',
@@ -118,6 +118,14 @@ describe('agent-lanes mcp: the lanes as MCP tools for the agent of one change (r
       const tools = (await client.listTools()).tools;
       assert.deepEqual(tools.map((tool) => tool.name).sort(), [...LANE_CHANNEL_METHODS].sort());
       assert.ok(tools.every((tool) => (tool.description ?? '').length > 40));
+
+      // Links the agent plants in its exchange folder toward files of the host are never followed by the lane.
+      const hostFile = join(base, 'host-only.txt');
+      writeFileSync(hostFile, 'host secret, not for the agent\n');
+      for (const name of ['prompt.md', 'agent-report.json']) {
+        rmSync(join(ioDir, name), { force: true });
+        symlinkSync(hostFile, join(ioDir, name));
+      }
 
       const got = await client.callTool({ name: 'lanes_get_task', arguments: {} });
       assert.ok(!got.isError, textOf(got));
@@ -160,6 +168,8 @@ describe('agent-lanes mcp: the lanes as MCP tools for the agent of one change (r
       });
       assert.ok(!reported.isError, textOf(reported));
       assert.match(textOf(reported), /"redactions": 1/);
+      assert.equal(readFileSync(hostFile, 'utf8'), 'host secret, not for the agent\n', 'the planted link was replaced, not followed');
+      assert.ok(!textOf(got).includes('host secret'));
       const reportFile = readFileSync(join(ioDir, 'agent-report.json'), 'utf8');
       assert.ok(!reportFile.includes(SECRET), reportFile);
       assert.match(reportFile, /REDACTED/);

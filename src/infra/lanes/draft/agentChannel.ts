@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Actor } from '../../../core/change';
 import {
@@ -17,7 +17,7 @@ import {
   outcomeCounts,
 } from '../../../core/draft/laneChannel';
 import type { AgentReport, TaskEvidence } from '../../../core/evidence';
-import { type SecretPattern, redactValue } from '../../../core/redaction';
+import { type SecretPattern, redactText, redactValue } from '../../../core/redaction';
 import { type ChannelSocketPlace, type LaneChannel, LaneChannelError, openLaneChannel } from '../../draft/laneChannel';
 import { PolicyDeniedError } from '../../policy/policyService';
 import { type LaneContext, decide } from '../laneContext';
@@ -31,7 +31,8 @@ export interface AgentChannelOptions {
   place: ChannelSocketPlace;
   changeId: string;
   agentId: string;
-  promptFile: string;
+  /** The prompt as written to the run's prompt file (kept here: the file lies where the agent writes, and is never read back). */
+  prompt: string;
   /** LANES_EVIDENCE_FILE: a reported report goes there, redacted, and is read with the rest when the run ends. */
   evidenceFile: string;
   /** The redaction the agent's report file gets (policy's patterns and the built-in ones). */
@@ -91,6 +92,8 @@ async function writeInExchangeFolder(path: string, text: string): Promise<void> 
  */
 export async function openAgentChannel(options: AgentChannelOptions): Promise<AgentChannel> {
   const { ctx, changeId, agentId } = options;
+  /** What the agent sent (a tool name, a change id, a field name) is redacted before the audit log or an answer quotes it. */
+  const quote = (text: string) => redactText(text.slice(0, 64), options.patterns).text;
   const actor: Actor = { type: 'agent', id: agentId };
   const running = new AbortController();
   let finished = false;
@@ -120,23 +123,21 @@ export async function openAgentChannel(options: AgentChannelOptions): Promise<Ag
 
   const handle = async (request: LaneChannelRequest): Promise<unknown> => {
     const tool = request.method;
-    if (!isLaneChannelMethod(tool)) return refuse(tool.slice(0, 64), `There is no tool "${tool.slice(0, 64)}" on the lane channel.`);
+    if (!isLaneChannelMethod(tool)) return refuse(quote(tool), `There is no tool "${quote(tool)}" on the lane channel.`);
     const parsed = LaneChannelParamsSchemas[tool].safeParse(request.params ?? {});
     if (!parsed.success) {
       const issues = parsed.error.issues
         .slice(0, 3)
-        .map((issue) => `${issue.path.map(String).join('.') || '(params)'}: ${issue.message}`)
+        .map((issue) => redactText(`${issue.path.map(String).join('.') || '(params)'}: ${issue.message}`, options.patterns).text)
         .join('; ');
       await auditCall(tool, 'refused', { reason: `invalid parameters: ${issues}` });
       throw new LaneChannelError(ChannelErrorCode.invalidParams, `Invalid parameters for ${tool}: ${issues}.`);
     }
     const params = parsed.data;
     if (params.changeId !== changeId)
-      return refuse(
-        tool,
-        `This lane channel serves change ${changeId} only; a call for change ${params.changeId.slice(0, 64)} is refused.`,
-        { requestedChangeId: params.changeId.slice(0, 64) },
-      );
+      return refuse(tool, `This lane channel serves change ${changeId} only; a call for change ${quote(params.changeId)} is refused.`, {
+        requestedChangeId: quote(params.changeId),
+      });
     if (finished)
       return refuse(
         tool,
@@ -181,7 +182,7 @@ export async function openAgentChannel(options: AgentChannelOptions): Promise<Ag
           baseRef: change.baseRef,
           baseSha: change.baseSha,
           requestedChanges: (change.requestedChanges ?? []).map((r) => ({ comment: r.comment, by: r.by, at: r.at })),
-          prompt: await readFile(options.promptFile, 'utf8').catch(() => ''),
+          prompt: options.prompt,
         };
         return { result, details: { requestedChanges: result.requestedChanges.length } };
       }

@@ -17,7 +17,15 @@ import { type AgentChannel, type DraftTaskRunner, openAgentChannel } from './age
 import { detectEngine, type EngineSetting } from '../../sandbox/engine';
 import { type Actor, type Change, titleFromTask } from '../../../core/change';
 import { type DiffAnalysisOptions, refusedPathFlags } from '../../../core/draft/diffAnalysis';
-import { DraftInputError, type ReconcileAction, type ReconcileFinding, assessDraftStart, slugify } from '../../../core/draft/draft';
+import {
+  DraftInputError,
+  type PromptInput,
+  type ReconcileAction,
+  type ReconcileFinding,
+  assessDraftStart,
+  composePrompt,
+  slugify,
+} from '../../../core/draft/draft';
 import { transition } from '../../../core/lanes';
 import type { DecisionRecord } from '../../../core/decision';
 import type { AgentReport, Evidence } from '../../../core/evidence';
@@ -253,6 +261,14 @@ export class DraftLane {
       const evidenceFile = join(ioDir, 'agent-report.json');
       const promptFile = join(ioDir, 'prompt.md');
       const boundarySettings = this.options.boundarySettings?.();
+      const prompt: PromptInput = {
+        task: change.task,
+        changeId,
+        baseRef: change.baseRef,
+        baseSha: change.baseSha,
+        ...(typeof change.promptNote === 'string' ? { note: change.promptNote } : {}),
+        requestedChanges: (change.requestedChanges ?? []).map((r) => ({ body: r.comment, author: r.by })),
+      };
       const agentFinished = new AbortController();
       const finishGraceSeconds = this.options.finishGraceSeconds ?? 10;
       const { channel, mcpConfigFile } = await this.openChannel({
@@ -260,7 +276,7 @@ export class DraftLane {
         agentId: agent.id,
         backend: choice.backend,
         ioDir,
-        promptFile,
+        prompt: composePrompt(prompt),
         evidenceFile,
         onFinish: () => agentFinished.abort(),
         finishGraceSeconds,
@@ -298,14 +314,7 @@ export class DraftLane {
         agent,
         changeId,
         worktreePath: change.worktreePath,
-        prompt: {
-          task: change.task,
-          changeId,
-          baseRef: change.baseRef,
-          baseSha: change.baseSha,
-          ...(typeof change.promptNote === 'string' ? { note: change.promptNote } : {}),
-          requestedChanges: (change.requestedChanges ?? []).map((r) => ({ body: r.comment, author: r.by })),
-        },
+        prompt,
         promptFile,
         evidenceFile,
         logFile: join(dir, 'agent.log'),
@@ -384,7 +393,7 @@ export class DraftLane {
     agentId: string;
     backend: AgentIsolationBackend;
     ioDir: string;
-    promptFile: string;
+    prompt: string;
     evidenceFile: string;
     onFinish: () => void;
     finishGraceSeconds: number;
@@ -405,7 +414,7 @@ export class DraftLane {
         place,
         changeId: options.changeId,
         agentId: options.agentId,
-        promptFile: options.promptFile,
+        prompt: options.prompt,
         evidenceFile: options.evidenceFile,
         patterns: this.secretPatterns(),
         runTasks: this.options.runTasks,
