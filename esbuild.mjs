@@ -26,6 +26,27 @@ const lanesBundleExternal = {
   },
 };
 
+// dist/mcp.js ships in the VSIX, so it leaves out what `agent-lanes mcp` never runs: zod's translations
+// (`z.locales`; English is loaded on its own) and the SDK's JSON Schema validator for elicitation (ajv).
+const mcpSlim = {
+  name: 'mcp-slim',
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]/.test(args.importer) ? { path: 'zod-locales', namespace: 'mcp-slim' } : undefined,
+    );
+    build.onResolve({ filter: /^\.\.\/validation\/ajv-provider\.js$/ }, (args) =>
+      /[\\/]@modelcontextprotocol[\\/]sdk[\\/]/.test(args.importer) ? { path: 'ajv-provider', namespace: 'mcp-slim' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'mcp-slim' }, (args) => ({
+      contents:
+        args.path === 'zod-locales'
+          ? 'export {};'
+          : 'export class AjvJsonSchemaValidator { getValidator() { return () => ({ valid: false, data: undefined, errorMessage: "agent-lanes mcp validates no JSON Schema" }); } }',
+      loader: 'js',
+    }));
+  },
+};
+
 /** @type {esbuild.BuildOptions[]} */
 let appBuilds = [
   {
@@ -41,6 +62,20 @@ let appBuilds = [
     // Error classes keep their names in the minified bundles (messages and logs show them).
     keepNames: true,
     // Libraries published as ESM only (execa) need import.meta.url under cjs.
+    define: { 'import.meta.url': 'importMetaUrl' },
+    banner: { js: "const importMetaUrl = require('url').pathToFileURL(__filename).href;" },
+    mainFields: ['module', 'main'],
+  },
+  {
+    ...common,
+    // `agent-lanes mcp` alone, for an agent's CLI to start inside the agent's boundary.
+    entryPoints: { mcp: 'src/cli/mcpMain.ts' },
+    outdir: 'dist',
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    plugins: [mcpSlim],
+    keepNames: true,
     define: { 'import.meta.url': 'importMetaUrl' },
     banner: { js: "const importMetaUrl = require('url').pathToFileURL(__filename).href;" },
     mainFields: ['module', 'main'],
@@ -91,6 +126,7 @@ if (tests) {
 } else {
   rmSync('dist/webview', { recursive: true, force: true });
   // Maps of an earlier development build must not linger beside a production bundle.
-  if (production) for (const map of ['dist/extension.js.map', 'dist/lanes.js.map', 'dist/cli.js.map']) rmSync(map, { force: true });
+  if (production)
+    for (const map of ['dist/extension.js.map', 'dist/lanes.js.map', 'dist/cli.js.map', 'dist/mcp.js.map']) rmSync(map, { force: true });
   await Promise.all(appBuilds.map((options) => esbuild.build(options)));
 }

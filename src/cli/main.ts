@@ -8,6 +8,8 @@ Commands:
   audit repair FILE          cut a torn last line and record the repair
   policy validate POLICY     check a policy document against the schema
   policy test POLICY CASES   run a policy test file against a policy
+  mcp [--channel PATH]       a stdio MCP server for the agent of one change run
+                             (its lane channel: LANES_CHANNEL)
 `;
 
 type Out = { log(s: string): void; error(s: string): void };
@@ -22,6 +24,10 @@ export async function main(args: string[], out: Out): Promise<number> {
     case 'policy': {
       const { runPolicyCli } = await import('./policy');
       return runPolicyCli(rest, out);
+    }
+    case 'mcp': {
+      const { runMcpCli } = await import('./mcp');
+      return runMcpCli(rest, out);
     }
     case undefined:
     case '-h':

@@ -147,6 +147,13 @@ describe('draft core', () => {
         '{unknown}',
         '{"json": 1}',
       ]);
+      const mcp = ['claude', '--mcp-config', '{mcpConfig}'];
+      assert.deepEqual(substitutePlaceholders(mcp, { prompt: 'p', promptFile: 'f', worktree: 'w', mcpConfig: '/s/mcp.json' }), [
+        'claude',
+        '--mcp-config',
+        '/s/mcp.json',
+      ]);
+      assert.deepEqual(substitutePlaceholders(mcp, { prompt: 'p', promptFile: 'f', worktree: 'w' }), ['claude', '--mcp-config', '']);
     });
   });
 

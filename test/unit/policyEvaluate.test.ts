@@ -58,6 +58,7 @@ describe('policy evaluation', () => {
       'gate.reviewToPullRequest',
       'createDraft',
       'startAgent',
+      'agentCall',
       'runTask',
       'push',
       'createPullRequest',
@@ -186,7 +187,7 @@ describe('policy evaluation', () => {
 
   it('the kill switch blocks the side effects it names, with its message', () => {
     const drafts = policy({ killSwitch: { disableDrafts: true, message: 'Incident 42: agents paused.' } });
-    for (const action of ['createDraft', 'startAgent'] as const) {
+    for (const action of ['createDraft', 'startAgent', 'agentCall'] as const) {
       const decision = decide(drafts, action);
       assert.equal(decision.effect, 'block');
       assert.equal(decision.matchedRules[0]!.rule, 'killSwitch.disableDrafts');

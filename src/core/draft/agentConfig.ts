@@ -69,12 +69,17 @@ export interface PlaceholderValues {
   prompt: string;
   promptFile: string;
   worktree: string;
+  /** The run's MCP configuration file (`agent-lanes mcp` on the lane channel); empty when there is none. */
+  mcpConfig?: string;
 }
 
 /**
- * Substitutes {prompt}, {promptFile} and {worktree} inside each argument; every
- * argument stays one argument (no shell ever sees them). Other braces are kept.
+ * Substitutes {prompt}, {promptFile}, {worktree} and {mcpConfig} inside each
+ * argument; every argument stays one argument (no shell ever sees them).
+ * Other braces are kept.
  */
 export function substitutePlaceholders(command: readonly string[], values: PlaceholderValues): string[] {
-  return command.map((arg) => arg.replace(/\{(prompt|promptFile|worktree)\}/g, (_, name: keyof PlaceholderValues) => values[name]));
+  return command.map((arg) =>
+    arg.replace(/\{(prompt|promptFile|worktree|mcpConfig)\}/g, (_, name: keyof PlaceholderValues) => values[name] ?? ''),
+  );
 }

@@ -12,6 +12,7 @@ export const POLICY_ACTIONS = [
   'gate.reviewToPullRequest',
   'createDraft',
   'startAgent',
+  'agentCall',
   'runTask',
   'push',
   'createPullRequest',
@@ -24,6 +25,7 @@ export const ACTION_LABELS: Readonly<Record<PolicyAction, string>> = Object.free
   'gate.reviewToPullRequest': 'Review → Pull request',
   createDraft: 'create a draft',
   startAgent: 'start an agent',
+  agentCall: "an agent's call to the lanes",
   runTask: 'run a sandbox task',
   push: 'push the change',
   createPullRequest: 'create a pull request',
@@ -75,12 +77,13 @@ const GATES_AND_PUBLISHING = new Set<PolicyAction>([
 ]);
 const AFTER_SANDBOX = new Set<PolicyAction>(['gate.sandboxToReview', 'gate.reviewToPullRequest', 'push', 'createPullRequest']);
 const AFTER_REVIEW = new Set<PolicyAction>(['gate.reviewToPullRequest', 'push', 'createPullRequest']);
-const DRAFT_ACTIONS = new Set<PolicyAction>(['createDraft', 'startAgent']);
+const DRAFT_ACTIONS = new Set<PolicyAction>(['createDraft', 'startAgent', 'agentCall']);
 
 const KILL_SWITCH: Record<PolicyAction, { field: 'disableDrafts' | 'disableSandbox' | 'disablePullRequests'; words: string } | undefined> =
   {
     createDraft: { field: 'disableDrafts', words: 'new drafts' },
     startAgent: { field: 'disableDrafts', words: 'agent runs' },
+    agentCall: { field: 'disableDrafts', words: 'agent runs' },
     runTask: { field: 'disableSandbox', words: 'sandbox runs' },
     'gate.draftToSandbox': { field: 'disableSandbox', words: 'sandbox runs' },
     'gate.sandboxToReview': undefined,

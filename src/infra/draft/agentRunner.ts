@@ -78,6 +78,17 @@ export interface RunAgentOptions {
   diskLimitMb?: number;
   /** Memory and process limits, measured on the agent's process tree where the boundary has no cgroup (the process boundary). */
   processLimits?: ProcessLimits;
+  /** LANES_CHANNEL: the run's lane channel socket (see laneChannel.ts). */
+  channelPath?: string;
+  /** LANES_MCP_CONFIG and {mcpConfig}: a file with the MCP server entry for `agent-lanes mcp`. */
+  mcpConfigFile?: string;
+  /**
+   * Aborted when the agent said it finished (lanes_finish_draft): unless it
+   * exits by itself within finishGraceMs, its run is stopped and still counts
+   * as succeeded.
+   */
+  finished?: AbortSignal;
+  finishGraceMs?: number;
 }
 
 const MAX_LINE_CHARS = 8_000;
@@ -145,7 +156,12 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
   // A report left by an earlier run must not pass for this run's.
   await rm(evidenceFile, { force: true });
 
-  const argv = substitutePlaceholders(agent.command, { prompt: promptText, promptFile, worktree: worktreePath });
+  const argv = substitutePlaceholders(agent.command, {
+    prompt: promptText,
+    promptFile,
+    worktree: worktreePath,
+    mcpConfig: options.mcpConfigFile ?? '',
+  });
   const [file, ...args] = argv;
   const env = agentEnvironment({
     ...agent.env,
@@ -154,6 +170,8 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
     LANES_CHANGE_ID: options.changeId,
     LANES_WORKTREE: worktreePath,
     LANES_PROMPT_FILE: promptFile,
+    LANES_CHANNEL: options.channelPath,
+    LANES_MCP_CONFIG: options.mcpConfigFile,
   });
   const started = Date.now();
   const startedAt = new Date(started).toISOString();
@@ -260,10 +278,10 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
 
   if (subprocess.pid !== undefined && (boundary.backend === 'process' || boundary.backend === 'host'))
     await options.onBoundary?.(await boundary.handle(subprocess.pid)).catch(() => undefined);
-  let stopReason: 'timedOut' | 'cancelled' | 'limit' | undefined;
+  let stopReason: 'timedOut' | 'cancelled' | 'limit' | 'finished' | undefined;
   let graceTimer: NodeJS.Timeout | undefined;
   const openBoundary = boundary;
-  const stop = (reason: 'timedOut' | 'cancelled' | 'limit') => {
+  const stop = (reason: 'timedOut' | 'cancelled' | 'limit' | 'finished') => {
     if (stopReason || subprocess.pid === undefined) return;
     stopReason = reason;
     killGroup(subprocess.pid, 'SIGTERM');
@@ -286,6 +304,12 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
     : undefined;
   const onAbort = () => stop('cancelled');
   options.signal?.addEventListener('abort', onAbort, { once: true });
+  let finishTimer: NodeJS.Timeout | undefined;
+  const onFinished = () => {
+    finishTimer = setTimeout(() => stop('finished'), options.finishGraceMs ?? 10_000);
+  };
+  if (options.finished?.aborted) onFinished();
+  else options.finished?.addEventListener('abort', onFinished, { once: true });
   // When the agent itself exits, whatever it left running in its group goes too;
   // otherwise a straggler could keep writing after the commit, or hold the pipes open.
   subprocess.once('exit', () => {
@@ -294,6 +318,8 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
 
   const result = await subprocess;
   clearTimeout(timer);
+  if (finishTimer) clearTimeout(finishTimer);
+  options.finished?.removeEventListener('abort', onFinished);
   disk?.stop();
   watched?.stop();
   options.signal?.removeEventListener('abort', onAbort);
@@ -338,6 +364,13 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
       outcome: 'failed',
       ...(result.signal ? { signal: result.signal } : {}),
       message: `Agent "${agent.label}" was stopped after ${elapsed}: ${stoppedFor ?? 'a limit was reached'}.`,
+    });
+  }
+  if (stopReason === 'finished') {
+    return finish({
+      outcome: 'succeeded',
+      ...(result.signal ? { signal: result.signal } : {}),
+      message: `Agent "${agent.label}" finished its draft (lanes_finish_draft) and was stopped after ${elapsed}, when it had not exited by itself.`,
     });
   }
   if (stopReason === 'cancelled') {

@@ -38,9 +38,11 @@ export async function decide(
   /**
    * evidence: false keeps the decision out of the evidence record (audit and
    * the change's last decision only): an approved change's evidence is bound
-   * by its hash, so the Pull request lane must not rewrite it.
+   * by its hash, so the Pull request lane must not rewrite it. record: false
+   * keeps it in the audit log only (an agent's calls on its lane channel are
+   * not the change's gates).
    */
-  options: { evidence?: boolean } = {},
+  options: { evidence?: boolean; record?: boolean } = {},
 ): Promise<DecisionRecord> {
   const repository = change ? { repoRoot: ctx.repoRoot, baseSha: change.baseSha } : undefined;
   const decision = await ctx.policy.decide(
@@ -56,7 +58,7 @@ export async function decide(
     policy: auditPolicyRef(decision, ctx),
     details: { action, effect: decision.effect, subject: decision.subject, explanation: decision.explanation },
   });
-  if (change) {
+  if (change && options.record !== false) {
     await recordDecision(ctx, change.id, decision, options);
   }
   if (decision.effect === 'block') throw new PolicyDeniedError(decision);

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { Actor, Change } from '../../core/change';
 import { ChangeStore } from '../../core/changeStore';
 import { LaneError } from '../../core/errors';
@@ -51,11 +52,16 @@ export class RepositoryLanes {
     readonly loadError: string | undefined,
     options: RepositoryLanesOptions,
   ) {
+    const extensionRoot = options.sandboxSettings().extensionRoot;
     this.draft = new DraftLane(context, {
       boundarySettings: () => {
         const settings = options.sandboxSettings();
         return { engine: settings.engine, defaultImage: settings.defaultImage };
       },
+      // lanes_run_tasks: the draft's tasks, now, in its sandbox, without moving it.
+      runTasks: (changeId, actor, signal) => this.sandbox.runDraftTasks(changeId, actor, { signal }),
+      // `agent-lanes mcp`, as the VSIX ships it.
+      ...(extensionRoot ? { mcpServerScript: join(extensionRoot, 'dist', 'mcp.js') } : {}),
     });
     this.review = new ReviewLane(context, this.draft);
     // The sandbox lane follows the store: a change that closes takes its containers along.

@@ -53,6 +53,10 @@ export interface BoundarySpec {
   engine?: ContainerEngine | undefined;
   /** Called with each connection the proxy refuses. */
   onRefused?: (record: EgressRecord) => void;
+  /** Files and folders the agent's tools need, bound read-only at the same path (the folder of `agent-lanes mcp`). */
+  readOnlyPaths?: string[];
+  /** The lane channel's socket when it lies outside ioDir (a short folder): bound at the same path. */
+  channelSocket?: string;
 }
 
 /** How the host spawns a command inside the boundary. */
@@ -95,6 +99,34 @@ export async function probeProcessBackend(): Promise<BackendProbe> {
   if (!detection.available) return { available: false, message: detection.message };
   const version = await execa(detection.bwrap, ['--version'], { reject: false, timeout: 5_000 });
   return { available: true, detail: version.stdout.trim() || 'bubblewrap', bwrap: detection.bwrap };
+}
+
+/** How an agent's CLI starts `agent-lanes mcp` inside its boundary: an MCP server entry for its configuration. */
+export interface McpServerCommand {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+/**
+ * The MCP server entry for a run (`{"mcpServers": {"agent-lanes": <this>}}`):
+ * Node, the extension's `dist/mcp.js` (bound read-only into the boundary) and
+ * the run's channel. In the process boundary (and on the host) Node is the
+ * one the canary runs with; in a container, the image's `node`.
+ */
+export async function mcpServerCommand(options: {
+  backend: AgentIsolationBackend;
+  /** The extension's dist/mcp.js. */
+  script: string;
+  channelPath: string;
+  changeId: string;
+}): Promise<McpServerCommand> {
+  const node = options.backend === 'container' ? { path: 'node', env: {} } : await hostNode();
+  return {
+    command: node.path,
+    args: [options.script, '--channel', options.channelPath],
+    env: { ...node.env, LANES_CHANNEL: options.channelPath, LANES_CHANGE_ID: options.changeId },
+  };
 }
 
 /** A Node program to run the canary and the egress launcher inside the process boundary. */
@@ -219,6 +251,9 @@ async function openProcessBoundary(
   // /tmp, /run and /var/tmp are private in the boundary too: a program there is bound like one in a hidden folder.
   const readOnly = await programPaths(spec.argv, path, [...hidden, '/tmp', '/var/tmp', '/run']);
   if (inside(home, node.path) || hidden.some((folder) => inside(folder, node.path))) readOnly.push(node.path);
+  // A tool folder bound whole may not be, or contain, a hidden root (the home folder).
+  for (const target of spec.readOnlyPaths ?? [])
+    if (!hidden.some((folder) => inside(target, folder)) && (await stat(target).catch(() => undefined))) readOnly.push(target);
 
   const bwrapArgs = (): string[] => {
     const args = ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--tmpfs', '/run', '--tmpfs', '/var/tmp'];
@@ -229,6 +264,7 @@ async function openProcessBoundary(
     args.push('--bind', spec.worktreePath, spec.worktreePath, '--ro-bind', git.gitFile, join(spec.worktreePath, '.git'));
     args.push('--bind', git.gitDir, git.gitDir, '--bind', spec.ioDir, spec.ioDir);
     if (proxy) args.push('--ro-bind', proxy.socketPath, proxy.socketPath);
+    if (spec.channelSocket && !inside(spec.ioDir, spec.channelSocket)) args.push('--ro-bind', spec.channelSocket, spec.channelSocket);
     // The user's repository and our storage read as empty and refuse writes (the home folder stays a private, writable scratch).
     for (const folder of hidden) if (folder !== home) args.push('--remount-ro', folder);
     args.push('--chdir', spec.worktreePath);
@@ -337,6 +373,10 @@ async function openContainerBoundary(
     ['type=bind', `source=${git.objectsDir}`, `destination=${git.objectsDir}`, 'readonly'],
     ['type=bind', `source=${spec.ioDir}`, `destination=${spec.ioDir}`],
     ...(proxy ? [['type=bind', `source=${proxy.socketPath}`, `destination=${proxy.socketPath}`, 'readonly']] : []),
+    ...(spec.channelSocket && !inside(spec.ioDir, spec.channelSocket)
+      ? [['type=bind', `source=${spec.channelSocket}`, `destination=${spec.channelSocket}`, 'readonly']]
+      : []),
+    ...(spec.readOnlyPaths ?? []).map((target) => ['type=bind', `source=${target}`, `destination=${target}`, 'readonly']),
   ];
   const { limits } = spec;
   const runArgs = [

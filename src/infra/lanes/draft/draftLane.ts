@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { type AgentConfig, DEFAULT_AGENT_TIMEOUT_SECONDS } from '../../../core/draft/agentConfig';
 import {
@@ -11,11 +11,21 @@ import {
   chooseBackend,
 } from '../../../core/draft/agentIsolation';
 import type { Flag } from '../../../core/evidence';
-import { openBoundary, probeProcessBackend, stopLeftoverRun } from '../../draft/boundary/agentBoundary';
+import { mcpServerCommand, openBoundary, probeProcessBackend, stopLeftoverRun } from '../../draft/boundary/agentBoundary';
+import { type ChannelSocketPlace, channelSocketPlace } from '../../draft/laneChannel';
+import { type AgentChannel, type DraftTaskRunner, openAgentChannel } from './agentChannel';
 import { detectEngine, type EngineSetting } from '../../sandbox/engine';
 import { type Actor, type Change, titleFromTask } from '../../../core/change';
 import { type DiffAnalysisOptions, refusedPathFlags } from '../../../core/draft/diffAnalysis';
-import { DraftInputError, type ReconcileAction, type ReconcileFinding, assessDraftStart, slugify } from '../../../core/draft/draft';
+import {
+  DraftInputError,
+  type PromptInput,
+  type ReconcileAction,
+  type ReconcileFinding,
+  assessDraftStart,
+  composePrompt,
+  slugify,
+} from '../../../core/draft/draft';
 import { transition } from '../../../core/lanes';
 import type { DecisionRecord } from '../../../core/decision';
 import type { AgentReport, Evidence } from '../../../core/evidence';
@@ -74,6 +84,15 @@ interface BoundarySettings {
 export interface DraftLaneOptions {
   /** Read at every run. Without it only the process boundary (and host, where policy names it) can be used. */
   boundarySettings?: () => BoundarySettings;
+  /** lanes_run_tasks on the lane channel: the Sandbox lane's runDraftTasks. Without it the tool says no sandbox is there. */
+  runTasks?: DraftTaskRunner;
+  /**
+   * The extension's `dist/mcp.js` (`agent-lanes mcp`): bound read-only into the
+   * boundary, and named in the run's MCP configuration ({mcpConfig}, LANES_MCP_CONFIG).
+   */
+  mcpServerScript?: string;
+  /** After lanes_finish_draft, how long the agent has to exit before its run is stopped (default 10 s). */
+  finishGraceSeconds?: number;
 }
 
 export interface DraftOutcome {
@@ -239,7 +258,28 @@ export class DraftLane {
       await rm(ioDir, { recursive: true, force: true });
       await mkdir(ioDir, { recursive: true, mode: 0o700 });
       const evidenceFile = join(ioDir, 'agent-report.json');
+      const promptFile = join(ioDir, 'prompt.md');
       const boundarySettings = this.options.boundarySettings?.();
+      const prompt: PromptInput = {
+        task: change.task,
+        changeId,
+        baseRef: change.baseRef,
+        baseSha: change.baseSha,
+        ...(typeof change.promptNote === 'string' ? { note: change.promptNote } : {}),
+        requestedChanges: (change.requestedChanges ?? []).map((r) => ({ body: r.comment, author: r.by })),
+      };
+      const agentFinished = new AbortController();
+      const finishGraceSeconds = this.options.finishGraceSeconds ?? 10;
+      const { channel, mcpConfigFile } = await this.openChannel({
+        changeId,
+        agentId: agent.id,
+        backend: choice.backend,
+        ioDir,
+        prompt: composePrompt(prompt),
+        evidenceFile,
+        onFinish: () => agentFinished.abort(),
+        finishGraceSeconds,
+      });
       const run = await runAgent({
         openBoundary: async (argv, env) =>
           openBoundary({
@@ -260,6 +300,8 @@ export class DraftLane {
             image: agentPolicy.image ?? boundarySettings?.defaultImage,
             engine: choice.backend === 'container' ? await this.engine() : undefined,
             onRefused: (record) => void this.auditRefusedConnection(changeId, agent.id, record),
+            ...(channel ? { channelSocket: channel.socketPath } : {}),
+            ...(channel && this.options.mcpServerScript && mcpConfigFile ? { readOnlyPaths: [this.options.mcpServerScript] } : {}),
           }),
         onBoundary: async (handle) => {
           await ctx.store.update(changeId, (c) => ({ ...c, agentRun: { state: 'running', startedAt, boundary: handle } }));
@@ -271,22 +313,19 @@ export class DraftLane {
         agent,
         changeId,
         worktreePath: change.worktreePath,
-        prompt: {
-          task: change.task,
-          changeId,
-          baseRef: change.baseRef,
-          baseSha: change.baseSha,
-          ...(typeof change.promptNote === 'string' ? { note: change.promptNote } : {}),
-          requestedChanges: (change.requestedChanges ?? []).map((r) => ({ body: r.comment, author: r.by })),
-        },
-        promptFile: join(ioDir, 'prompt.md'),
+        prompt,
+        promptFile,
         evidenceFile,
         logFile: join(dir, 'agent.log'),
         signal: controller.signal,
         redactStream: () => createStreamRedactor(patterns),
         ...(hooks.onLine ? { onLine: hooks.onLine } : {}),
         timeoutMs: hooks.timeoutMs ?? limits.timeoutSeconds * 1000,
-      });
+        ...(channel ? { channelPath: channel.socketPath } : {}),
+        ...(mcpConfigFile ? { mcpConfigFile } : {}),
+        finished: agentFinished.signal,
+        finishGraceMs: finishGraceSeconds * 1000,
+      }).finally(() => channel?.close());
       // Whatever the run's outcome, its work is committed and analysed: nothing is lost.
       const finished = await finishDraftRun({
         repoRoot: ctx.repoRoot,
@@ -340,6 +379,55 @@ export class DraftLane {
       this.running.delete(changeId);
       this.runEnds.delete(changeId);
       ended();
+    }
+  }
+
+  /**
+   * The run's lane channel (this change only, for as long as the run lasts:
+   * LANES_CHANNEL; `agent-lanes mcp` speaks MCP over it) and its MCP
+   * configuration. A channel that cannot open (a system without Unix sockets)
+   * is logged, and the agent runs without one.
+   */
+  private async openChannel(options: {
+    changeId: string;
+    agentId: string;
+    backend: AgentIsolationBackend;
+    ioDir: string;
+    prompt: string;
+    evidenceFile: string;
+    onFinish: () => void;
+    finishGraceSeconds: number;
+  }): Promise<{ channel?: AgentChannel; mcpConfigFile?: string }> {
+    const { ctx } = this;
+    let place: ChannelSocketPlace | undefined;
+    try {
+      place = await channelSocketPlace(options.ioDir);
+      const script = this.options.mcpServerScript;
+      let mcpConfigFile: string | undefined;
+      if (script && (await stat(script).catch(() => undefined))?.isFile()) {
+        const server = await mcpServerCommand({ backend: options.backend, script, channelPath: place.path, changeId: options.changeId });
+        mcpConfigFile = join(options.ioDir, 'mcp.json');
+        await writeFile(mcpConfigFile, `${JSON.stringify({ mcpServers: { 'agent-lanes': server } }, null, 2)}\n`, { mode: 0o600 });
+      }
+      const channel = await openAgentChannel({
+        ctx,
+        place,
+        changeId: options.changeId,
+        agentId: options.agentId,
+        prompt: options.prompt,
+        evidenceFile: options.evidenceFile,
+        patterns: this.secretPatterns(),
+        runTasks: this.options.runTasks,
+        onFinish: options.onFinish,
+        finishGraceSeconds: options.finishGraceSeconds,
+      });
+      return { channel, ...(mcpConfigFile ? { mcpConfigFile } : {}) };
+    } catch (error) {
+      if (place?.ownFolder) await rm(place.ownFolder, { recursive: true, force: true }).catch(() => undefined);
+      ctx.logger.warn(
+        `Change ${options.changeId}: the agent runs without a lane channel (no lanes_* MCP tools): ${(error as Error).message}`,
+      );
+      return {};
     }
   }
 

@@ -70,6 +70,27 @@ export interface SandboxRunOutcome {
   notice?: string;
 }
 
+/** What a run of a change's tasks needs, read from its base commit. */
+interface SandboxPlan {
+  source: SandboxSource;
+  tasks: ResolvedTask[];
+  mergeNotes: string[];
+  sandboxPolicy: SandboxPolicy;
+  patterns: SecretPattern[];
+  sandbox: TaskSandbox;
+  isolation: 'container' | 'process';
+  notice: string | undefined;
+}
+
+/** A trial run of a draft's tasks (runDraftTasks): nothing moved, nothing recorded but the audit. */
+export interface DraftTasksOutcome {
+  tasks: TaskEvidence[];
+  isolation?: 'container' | 'process';
+  /** Why the run stopped short (no sandbox, policy, a failed preparation); the tasks not run are skipped with it. */
+  stop?: string;
+  notice?: string;
+}
+
 /** A sandbox container of this repository that no open change needs any more. */
 export interface SandboxOrphan {
   container: SandboxContainer;
@@ -238,6 +259,110 @@ export class SandboxLane implements Disposable {
     return outcome(moved.change, true);
   }
 
+  /**
+   * Runs a draft's tasks now, on its worktree as it is (uncommitted edits
+   * included), for the agent that works on it (`lanes_run_tasks` on the lane
+   * channel): the same tasks, sandbox and redaction as a sandbox run, policy
+   * asked (`runTask`) before the run and before each task, each task audited.
+   * Nothing moves: the change stays in Draft, its evidence and sandbox verdict
+   * are left alone (they belong to the committed head), no base-commit run.
+   */
+  async runDraftTasks(changeId: string, actor: Actor, hooks: SandboxRunHooks = {}): Promise<DraftTasksOutcome> {
+    const { ctx } = this;
+    const change = ctx.store.get(changeId);
+    if (!change) throw new SandboxInputError(`There is no change ${changeId} in this repository.`);
+    if (change.lane !== 'draft')
+      throw new SandboxInputError(
+        `Change ${changeId} is ${change.lane === 'closed' ? 'closed' : `in ${LANE_LABELS[change.lane]}`}, not in Draft.`,
+      );
+    if (this.running.has(changeId))
+      throw new SandboxInputError(`The sandbox tasks of change ${changeId} are already running; wait for them to finish.`);
+    const controller = new AbortController();
+    const onAbort = () => controller.abort();
+    if (hooks.signal?.aborted) controller.abort();
+    hooks.signal?.addEventListener('abort', onAbort, { once: true });
+    const killSwitch = ctx.policy.onDidChangeKillSwitch((event) => {
+      if (event.current.disableSandbox || event.current.cancelRunning) controller.abort();
+    });
+    this.running.set(changeId, controller);
+    try {
+      let plan: SandboxPlan;
+      try {
+        plan = await this.plan(change);
+      } catch (error) {
+        if (error instanceof SandboxError || error instanceof SandboxInputError) return { tasks: [], stop: error.message };
+        throw error;
+      }
+      const { isolation, sandbox } = plan;
+      const skipAll = (reason: string) => plan.tasks.map((task) => skippedTask(task, { isolation, networkMode: 'none' }, reason));
+      const outcome = (tasks: TaskEvidence[], stop?: string): DraftTasksOutcome => ({
+        tasks,
+        isolation,
+        ...(stop ? { stop } : {}),
+        ...(plan.notice ? { notice: plan.notice } : {}),
+      });
+      if (plan.tasks.length === 0) return outcome([]);
+      const blocked = await this.allowed('runTask', change, actor, isolation, { record: false });
+      if (blocked) return outcome(skipAll(`Not run: ${blocked}`), `Policy stopped the run: ${blocked}`);
+      let prepared: PreparedSandbox;
+      try {
+        prepared = await sandbox.prepare({
+          changeId,
+          worktreePath: change.worktreePath,
+          source: plan.source,
+          policy: plan.sandboxPolicy,
+          role: 'change',
+          logDir: ctx.storage.logsDir,
+          signal: controller.signal,
+          onOutput: hooks.onTaskOutput ? (text) => hooks.onTaskOutput!('prepare', text) : undefined,
+          onPreparing: (message) => hooks.onProgress?.({ kind: 'preparing', message }),
+        });
+      } catch (error) {
+        if (!(error instanceof SandboxError)) throw error;
+        return outcome(skipAll(`Not run: ${error.message}`), error.message);
+      }
+      let policyStop: string | undefined;
+      const tasks = await runTaskSequence(prepared, plan.tasks, {
+        logDir: ctx.storage.logsDir,
+        signal: controller.signal,
+        redactionPatterns: plan.patterns,
+        onTaskOutput: hooks.onTaskOutput,
+        onProgress: hooks.onProgress,
+        beforeTask: async () => {
+          policyStop = await this.allowed('runTask', ctx.store.get(changeId) ?? change, actor, isolation, { record: false });
+          return policyStop && `Not run: ${policyStop}`;
+        },
+        afterTask: async (task) => {
+          await this.auditTask(changeId, task, { draft: true });
+        },
+      });
+      return outcome(tasks, policyStop ? `Policy stopped the run: ${policyStop}` : undefined);
+    } finally {
+      this.running.delete(changeId);
+      killSwitch.dispose();
+      hooks.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private async auditTask(changeId: string, task: TaskEvidence, extra: Record<string, unknown> = {}): Promise<void> {
+    await this.ctx.audit.append({
+      actor: EXTENSION_ACTOR,
+      action: 'task.run',
+      changeId,
+      details: {
+        id: task.id,
+        outcome: task.outcome,
+        exitCode: task.exitCode,
+        durationMs: Math.round(task.durationMs),
+        networkMode: task.networkMode,
+        logDigest: task.logDigest,
+        isolation: task.isolation,
+        required: task.required,
+        ...extra,
+      },
+    });
+  }
+
   private async runReserved(change: Change, actor: Actor, signal: AbortSignal, hooks: SandboxRunHooks): Promise<SandboxRunOutcome> {
     const { ctx } = this;
     const changeId = change.id;
@@ -252,6 +377,61 @@ export class SandboxLane implements Disposable {
     const evidence = read.evidence;
     await this.checkWorktree(change);
 
+    const { source, tasks, mergeNotes, sandboxPolicy, patterns, sandbox, isolation, notice } = await this.plan(change);
+
+    let current = change;
+    if (change.lane === 'draft') {
+      await decide(ctx, 'gate.draftToSandbox', changeFacts(change, evidence, { isolation }), change, actor);
+      const moved = await moveChange(ctx, changeId, 'promote', actor);
+      if (!moved.ok) throw new SandboxInputError(moved.reason);
+      current = moved.change;
+      hooks.onProgress?.({ kind: 'promoted', to: 'sandbox' });
+    }
+    const headSha = current.headSha;
+    current = await ctx.store.update(changeId, (c) => ({
+      ...c,
+      sandbox: { verdict: 'running', at: new Date().toISOString(), ...(headSha ? { headSha } : {}), failedTasks: [] },
+    }));
+
+    try {
+      return await this.execute({
+        change: current,
+        actor,
+        signal,
+        hooks,
+        evidence,
+        source,
+        tasks,
+        mergeNotes,
+        sandboxPolicy,
+        patterns,
+        sandbox,
+        notice,
+      });
+    } catch (error) {
+      const message =
+        error instanceof SandboxError || error instanceof PolicyDeniedError
+          ? error.message
+          : `The sandbox run failed unexpectedly: ${(error as Error).message}. See the log, then run the tasks again.`;
+      await ctx.store
+        .update(changeId, (c) => ({
+          ...c,
+          sandbox: { verdict: 'error', at: new Date().toISOString(), ...(headSha ? { headSha } : {}), failedTasks: [], message },
+        }))
+        .catch((again: unknown) => ctx.logger.error(`Recording the sandbox error of change ${changeId}`, again));
+      throw error;
+    }
+  }
+
+  /**
+   * What a run of this change's tasks needs, all read from its base commit:
+   * the tasks (policy's and `.lanes/lanes.yaml`'s), the sandbox policy,
+   * redaction patterns and the sandbox itself. A devcontainer.json that asks
+   * for more than policy allows is refused (and audited) here, before anything runs.
+   */
+  private async plan(change: Change): Promise<SandboxPlan> {
+    const { ctx } = this;
+    const changeId = change.id;
     // What decides the sandbox comes from the base commit, never from the worktree.
     let source: SandboxSource;
     let tasks: ResolvedTask[];
@@ -314,48 +494,7 @@ export class SandboxLane implements Disposable {
       }
     }
 
-    let current = change;
-    if (change.lane === 'draft') {
-      await decide(ctx, 'gate.draftToSandbox', changeFacts(change, evidence, { isolation }), change, actor);
-      const moved = await moveChange(ctx, changeId, 'promote', actor);
-      if (!moved.ok) throw new SandboxInputError(moved.reason);
-      current = moved.change;
-      hooks.onProgress?.({ kind: 'promoted', to: 'sandbox' });
-    }
-    const headSha = current.headSha;
-    current = await ctx.store.update(changeId, (c) => ({
-      ...c,
-      sandbox: { verdict: 'running', at: new Date().toISOString(), ...(headSha ? { headSha } : {}), failedTasks: [] },
-    }));
-
-    try {
-      return await this.execute({
-        change: current,
-        actor,
-        signal,
-        hooks,
-        evidence,
-        source,
-        tasks,
-        mergeNotes,
-        sandboxPolicy,
-        patterns,
-        sandbox,
-        notice: selection.notice,
-      });
-    } catch (error) {
-      const message =
-        error instanceof SandboxError || error instanceof PolicyDeniedError
-          ? error.message
-          : `The sandbox run failed unexpectedly: ${(error as Error).message}. See the log, then run the tasks again.`;
-      await ctx.store
-        .update(changeId, (c) => ({
-          ...c,
-          sandbox: { verdict: 'error', at: new Date().toISOString(), ...(headSha ? { headSha } : {}), failedTasks: [], message },
-        }))
-        .catch((again: unknown) => ctx.logger.error(`Recording the sandbox error of change ${changeId}`, again));
-      throw error;
-    }
+    return { source, tasks, mergeNotes, sandboxPolicy, patterns, sandbox, isolation, notice: selection.notice };
   }
 
   /** The worktree must hold exactly the change's head: that is what the tasks test and the evidence names. */
@@ -394,11 +533,12 @@ export class SandboxLane implements Disposable {
     change: Change,
     actor: Actor,
     isolation: 'container' | 'process',
+    options: { record?: boolean } = {},
   ): Promise<string | undefined> {
     const read = await this.ctx.evidence.read(change.id);
     const facts = changeFacts(change, read.kind === 'ok' ? read.evidence : undefined, { isolation });
     try {
-      await decide(this.ctx, action, facts, change, actor);
+      await decide(this.ctx, action, facts, change, actor, options);
       return undefined;
     } catch (error) {
       if (error instanceof PolicyDeniedError) return error.decision.explanation;
@@ -431,23 +571,7 @@ export class SandboxLane implements Disposable {
     // Policy is asked before the run and again before every task (the kill switch can be pulled mid-run).
     const policyStop: { blockedBy?: string | undefined } = {};
 
-    const auditTask = (task: TaskEvidence, onBase = false) =>
-      ctx.audit.append({
-        actor: EXTENSION_ACTOR,
-        action: 'task.run',
-        changeId,
-        details: {
-          id: task.id,
-          outcome: task.outcome,
-          exitCode: task.exitCode,
-          durationMs: Math.round(task.durationMs),
-          networkMode: task.networkMode,
-          logDigest: task.logDigest,
-          isolation: task.isolation,
-          required: task.required,
-          ...(onBase ? { onBase: true } : {}),
-        },
-      });
+    const auditTask = (task: TaskEvidence, onBase = false) => this.auditTask(changeId, task, onBase ? { onBase: true } : {});
     const auditPreparation = (prep: PreparationEvidence | undefined, extra: Record<string, unknown>) =>
       ctx.audit.append({
         actor: EXTENSION_ACTOR,
