@@ -170,6 +170,7 @@ const show = (repo: string, branch: string, path: string) =>
       assert.equal(isolation.verified, true);
       assert.deepEqual(isolation.network.allow, [allow]);
       console.log(`      refused connections: ${JSON.stringify(isolation.network.refused)} (${isolation.network.refusedTotal})`);
+      assert.equal(isolation.network.refusedTotal, 0, 'with usage statistics and updates off the CLI asks for nothing but the model API');
       const transcript = TRANSCRIPT_PARSERS['gemini-stream-json']!(result.stdout);
       assert.ok(transcript, 'the output is stream-json');
       assert.deepEqual(
@@ -230,6 +231,11 @@ const show = (repo: string, branch: string, path: string) =>
       assert.equal(isolation.backend, 'process');
       assert.equal(isolation.verified, true);
       console.log(`      refused connections: ${JSON.stringify(isolation.network.refused)} (${isolation.network.refusedTotal})`);
+      // 1.18.33 installs @opencode-ai/plugin into its config folder at every start, with no switch to turn it off.
+      assert.deepEqual(
+        [...new Set(isolation.network.refused.map((record) => `${record.host}:${record.port}`))],
+        ['registry.npmjs.org:443'],
+      );
       const transcript = TRANSCRIPT_PARSERS['opencode-json']!(result.stdout);
       assert.ok(transcript, 'the output is JSON events');
       assert.deepEqual(
