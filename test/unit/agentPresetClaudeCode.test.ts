@@ -254,6 +254,7 @@ describe('Claude Code preset: the real CLI through the Draft lane (bubblewrap, e
       assert.equal(git(change.worktreePath, 'status', '--porcelain'), '', 'nothing half written');
       const log = readFileSync(join(s.ctx.storage.changeDir(change.id), 'agent.log'), 'utf8');
       assert.match(log, expected, log.slice(-2000));
+      assert.match(outcome.message, /It said: "(API Error|Invalid API key)/, 'the message names what the CLI said');
       if (fault.kind === 'rateLimited')
         assert.ok(s.standIn.requests.filter((r) => r.status === 429).length >= 2, 'retried after retry-after');
       assert.deepEqual(s.standIn.specProblems, []);
@@ -269,7 +270,9 @@ describe('Claude Code preset: the real CLI through the Draft lane (bubblewrap, e
     const outcome = await s.lane.runAgent(change.id, agent, user, {});
     assert.equal(outcome.outcome, 'failed', outcome.message);
     const log = readFileSync(join(s.ctx.storage.changeDir(change.id), 'agent.log'), 'utf8');
-    assert.match(log, /API key|log ?in|\/login|ANTHROPIC_API_KEY|authentication/i, log.slice(-2000));
+    assert.match(log, /Not logged in/, log.slice(-2000));
+    // The editor refuses earlier ("needs ANTHROPIC_API_KEY… Set Agent Secret"); here the lane still says why the CLI stopped.
+    assert.match(outcome.message, /It said: "Not logged in/);
     assert.equal(git(s.repo, 'rev-parse', change.branch), change.baseSha);
     assert.equal(s.standIn.conversationRequests().length, 0, 'no request reached the model without a key');
   });
@@ -333,5 +336,64 @@ describe('Claude Code transcript (stream-json)', () => {
       unreadLines: 1,
     });
     assert.equal(CLAUDE_CODE_TRANSCRIPT!('plain text\nonly'), undefined);
+  });
+});
+
+describe('Anthropic stand-in: answers as the API does', () => {
+  let standIn: AnthropicStandIn;
+  before(async () => {
+    standIn = await startAnthropicStandIn({ apiKey: 'sk-ant-test', turns: [{ content: [{ type: 'text', text: 'Hello.' }] }] });
+  });
+  after(() => standIn.close());
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${standIn.url}${path}`, {
+      method: 'POST',
+      headers: { 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01', 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+  const valid = { model: 'claude-x', max_tokens: 64, messages: [{ role: 'user', content: 'Hi' }] };
+
+  it('streams a scripted turn whose events match the description, and answers without streaming too', async () => {
+    const streamed = await post('/v1/messages', { ...valid, stream: true, tools: [{ name: 't', input_schema: { type: 'object' } }] });
+    assert.equal(streamed.status, 200);
+    const text = await streamed.text();
+    assert.deepEqual(
+      [...text.matchAll(/^event: (\w+)$/gm)].map((match) => match[1]),
+      [
+        'message_start',
+        'content_block_start',
+        'content_block_delta',
+        'content_block_delta',
+        'content_block_stop',
+        'message_delta',
+        'message_stop',
+      ],
+    );
+    const plain = await post('/v1/messages', valid);
+    assert.equal(((await plain.json()) as { type: string }).type, 'message');
+    assert.deepEqual(standIn.specProblems, []);
+  });
+
+  it('refuses what the description refuses with 400 invalid_request_error, a bad key with 401, an unknown path with 404', async () => {
+    for (const body of [{ ...valid, max_tokens: 'many' }, { ...valid, mood: 'happy' }, { model: 'claude-x', messages: [] }, '{not json']) {
+      const response = await post('/v1/messages', body);
+      assert.equal(response.status, 400, JSON.stringify(body));
+      const error = (await response.json()) as { type: string; error: { type: string; message: string }; request_id: string };
+      assert.equal(error.type, 'error');
+      assert.equal(error.error.type, 'invalid_request_error');
+      assert.match(error.request_id, /^req_/);
+    }
+    assert.equal((await post('/v1/messages', valid, { 'x-api-key': 'wrong' })).status, 401);
+    assert.equal((await post('/v1/complete', valid)).status, 404);
+    assert.deepEqual(standIn.unhandled, ['POST /v1/complete']);
+  });
+
+  it('answers 429 with retry-after on demand', async () => {
+    standIn.setFault({ kind: 'rateLimited', retryAfterSeconds: 3 });
+    const response = await post('/v1/messages', valid);
+    standIn.setFault(undefined);
+    assert.equal(response.status, 429);
+    assert.equal(response.headers.get('retry-after'), '3');
+    assert.equal(((await response.json()) as { error: { type: string } }).error.type, 'rate_limit_error');
   });
 });

@@ -111,6 +111,10 @@ function transcriptCollector(): { push(line: string): void; text(): string } {
   };
 }
 
+/** A failed run's last word from its transcript (redacted, one line, capped), for the message the user reads. */
+const saidLast = (transcript: AgentTranscript | undefined) =>
+  transcript?.finalMessage ? ` It said: "${transcript.finalMessage.replace(/\s+/g, ' ').trim().slice(0, 300)}"` : '';
+
 const transcriptField = (transcript: AgentTranscript | undefined) => (transcript ? { transcript } : {});
 
 const agentIdOf = (agent: DraftAgent) => (agent.kind === 'cli' ? agent.config.id : CHAT_AGENT_ID);
@@ -587,7 +591,7 @@ export class DraftLane {
     );
     const outcome: DraftOutcome['outcome'] = failedRun ? failedRun.outcome : commit.outcome;
     const message = failedRun
-      ? `${failedRun.message}${commit.outcome === 'committed' ? ' What it changed before stopping was committed to the lane branch.' : ''}`
+      ? `${failedRun.message}${saidLast(options.transcript)}${commit.outcome === 'committed' ? ' What it changed before stopping was committed to the lane branch.' : ''}`
       : commit.outcome === 'noChanges'
         ? `The agent changed nothing; change ${changeId} stays in Draft, marked "no changes".`
         : `The agent's work was committed on ${change.branch}: ${analysis?.totals.files ?? 0} file(s), +${analysis?.totals.additions ?? 0} −${analysis?.totals.deletions ?? 0}${flags.length ? `, ${flags.length} flag(s)` : ''}.`;
