@@ -9,6 +9,7 @@ import { presetAgentConfig } from '../../src/core/draft/agentPresets';
 import { CLAUDE_CODE_PRESET, CLAUDE_CODE_TRANSCRIPT } from '../../src/core/draft/presets/claudeCode';
 import { type InstalledAgentCli, findAgentCli, installAgentCli } from '../../src/infra/draft/agentCliCache';
 import { DraftLane } from '../../src/infra/lanes/draft/draftLane';
+import { SandboxLane } from '../../src/infra/lanes/sandbox/sandboxLane';
 import type { LaneContext } from '../../src/infra/lanes/laneContext';
 import { type AnthropicStandIn, type ScriptedTurn, startAnthropicStandIn } from '../fixtures/model-standins/anthropic';
 import { findLeaks } from '../fixtures/model-standins/recording';
@@ -102,6 +103,10 @@ describe('Claude Code preset: the real CLI through the Draft lane (bubblewrap, e
   async function setup(turns: (worktree: string) => ScriptedTurn[]): Promise<Setup & { worktreeTurns: (worktree: string) => void }> {
     const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-claude-')));
     const repo = createSampleRepository(join(base, 'app'));
+    mkdirSync(join(repo, '.lanes'));
+    writeFileSync(join(repo, '.lanes', 'lanes.yaml'), 'tasks:\n  - id: unit\n    command: node --test test/\n    test: true\n');
+    git(repo, 'add', '-A');
+    git(repo, 'commit', '-q', '-m', 'Declare the sandbox tasks');
     // Secrets a model must never see: a credentials file in the user's home, tokens in the editor's environment.
     const home = join(base, 'home');
     mkdirSync(join(home, '.aws'), { recursive: true });
@@ -150,7 +155,7 @@ describe('Claude Code preset: the real CLI through the Draft lane (bubblewrap, e
     return { ...config, env: { ...config.env, ...extraEnv } };
   };
 
-  it('edits, writes and runs a command through its own tools; the lane commits, analyses and keeps the transcript; no secret reaches the model', async () => {
+  it('edits, writes and runs a command through its own tools; the lane commits, analyses and keeps the transcript; no secret reaches the model; Sandbox passes it to Review', async () => {
     const s = await setup(script);
     env = s;
     const agent = agentFor(s.standIn);
@@ -224,6 +229,23 @@ describe('Claude Code preset: the real CLI through the Draft lane (bubblewrap, e
     assert.match(last, /Exit code 7/, "the model got the command's result");
     assert.match(last, /IS_SANDBOX=1/, 'the env listing reached the model: the check above is not vacuous');
     assert.ok(!readFileSync(join(s.ctx.storage.changeDir(change.id), 'agent.log'), 'utf8').includes(API_KEY), 'the key is not in the log');
+
+    // The change moves on: Sandbox runs its task (the process sandbox here: no container engine is asked for),
+    // the new test fails on the base, and the change reaches Review.
+    const sandbox = new SandboxLane(s.ctx, { settings: { engine: 'docker', defaultImage: 'none' } });
+    try {
+      const run = await sandbox.run(change.id, user);
+      assert.equal(run.verdict, 'passed', run.message);
+      assert.equal(run.change.lane, 'review', run.message);
+      assert.deepEqual(
+        run.tasks.map((task) => [task.id, task.exitCode]),
+        [['unit', 0]],
+      );
+      const reviewed = await s.ctx.evidence.read(change.id);
+      assert.ok(reviewed.kind === 'ok' && reviewed.evidence.transcript, 'the transcript stays in the evidence the review reads');
+    } finally {
+      sandbox.dispose();
+    }
   });
 
   for (const [name, fault, expected] of [
