@@ -243,6 +243,7 @@ describe('Claude Code preset: the real CLI through the Draft lane (bubblewrap, e
       );
       const reviewed = await s.ctx.evidence.read(change.id);
       assert.ok(reviewed.kind === 'ok' && reviewed.evidence.transcript, 'the transcript stays in the evidence the review reads');
+      assert.equal(reviewed.evidence.tasks[0]?.failsOnBase, true, "the model's new test fails without the change");
     } finally {
       sandbox.dispose();
     }
