@@ -420,3 +420,60 @@ describe('Anthropic stand-in: answers as the API does', () => {
     assert.equal(((await response.json()) as { error: { type: string } }).error.type, 'rate_limit_error');
   });
 });
+
+describe('Draft lane: the transcript of an agent whose config names a format', function () {
+  this.timeout(120_000);
+  it('is read from the redacted stdout, redacted again, and kept in the evidence; another run without one drops it', async () => {
+    const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-transcript-')));
+    const repo = createSampleRepository(join(base, 'app'));
+    const ctx = await createLaneContext(base, repo);
+    const lane = new DraftLane(ctx);
+    const secret = 'sk-ant-api03-transcript-secret-value';
+    const token = `ghp_${'T4'.repeat(18)}`;
+    const events = [
+      { type: 'system', subtype: 'init', model: 'claude-scripted' },
+      {
+        type: 'assistant',
+        message: { content: [{ type: 'tool_use', id: 't1', name: 'Bash', input: { command: `echo ${token} ${secret}` } }] },
+      },
+      { type: 'user', message: { content: [{ type: 'tool_result', tool_use_id: 't1', content: 'ok' }] } },
+      { type: 'result', result: `Done; the key was ${secret}.`, usage: { input_tokens: 3, output_tokens: 2 } },
+    ];
+    const program = `require('fs').writeFileSync('out.txt', 'x\\n'); for (const e of ${JSON.stringify(events)}) console.log(JSON.stringify(e));`;
+    const agent: AgentConfig = {
+      id: 'scripted-claude',
+      label: 'Scripted',
+      command: [process.execPath, '-e', program],
+      transcript: 'claude-stream-json',
+    };
+    const { change } = await lane.start({
+      task: 'Print a transcript',
+      agent: { kind: 'cli', config: agent },
+      actor: user,
+      createdBy: 'dev',
+    });
+    const outcome = await lane.runAgent(change.id, agent, user, { secrets: { SOME_KEY: secret } });
+    assert.equal(outcome.outcome, 'committed', outcome.message);
+    const evidence = await ctx.evidence.read(change.id);
+    assert.ok(evidence.kind === 'ok');
+    const transcript = evidence.evidence.transcript!;
+    assert.equal(transcript.model, 'claude-scripted');
+    assert.equal(transcript.commands.length, 1);
+    assert.equal(transcript.commands[0]!.exitCode, 0);
+    const stored = JSON.stringify(transcript);
+    assert.ok(!stored.includes(secret) && !stored.includes(token), stored);
+    assert.match(transcript.commands[0]!.command, /REDACTED/);
+
+    // The same change run again by an agent without a format: no stale transcript stays.
+    writeFileSync(join(change.worktreePath, 'out.txt'), 'y\n');
+    const plain: AgentConfig = {
+      id: 'plain',
+      label: 'Plain',
+      command: [process.execPath, '-e', "require('fs').writeFileSync('out.txt', 'z\\n')"],
+    };
+    assert.equal((await lane.runAgent(change.id, plain, user)).outcome, 'committed');
+    const after = await ctx.evidence.read(change.id);
+    assert.ok(after.kind === 'ok');
+    assert.equal(after.evidence.transcript, undefined);
+  });
+});
