@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -146,6 +146,7 @@ describe('Claude Code preset: the real CLI through the Draft lane (bubblewrap, e
           if (value === undefined) delete process.env[key];
           else process.env[key] = value;
         }
+        rmSync(base, { recursive: true, force: true });
       },
     };
   }
@@ -314,10 +315,14 @@ describe('Claude Code preset: the real CLI through the Draft lane (bubblewrap, e
 
   it('a cached CLI of another version is not taken for the pinned one', async () => {
     const root = mkdtempSync(join(tmpdir(), 'lanes-cli-cache-'));
-    const prefix = join(root, `${preset.id}-${preset.version}`);
-    mkdirSync(join(prefix, 'node_modules', '@anthropic-ai', 'claude-code'), { recursive: true });
-    writeFileSync(join(prefix, 'node_modules', '@anthropic-ai', 'claude-code', 'package.json'), JSON.stringify({ version: '2.0.0' }));
-    assert.equal(await findAgentCli(root, preset), undefined);
+    try {
+      const prefix = join(root, `${preset.id}-${preset.version}`);
+      mkdirSync(join(prefix, 'node_modules', '@anthropic-ai', 'claude-code'), { recursive: true });
+      writeFileSync(join(prefix, 'node_modules', '@anthropic-ai', 'claude-code', 'package.json'), JSON.stringify({ version: '2.0.0' }));
+      assert.equal(await findAgentCli(root, preset), undefined);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
 
@@ -475,5 +480,6 @@ describe('Draft lane: the transcript of an agent whose config names a format', f
     const after = await ctx.evidence.read(change.id);
     assert.ok(after.kind === 'ok');
     assert.equal(after.evidence.transcript, undefined);
+    rmSync(base, { recursive: true, force: true });
   });
 });
