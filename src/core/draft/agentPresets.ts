@@ -57,6 +57,8 @@ export function presetAgentConfig(preset: AgentPreset, program: string, options:
     command: [program, ...preset.args],
     env: { ...preset.env, ...(options.baseUrl ? { [preset.baseUrlVar]: options.baseUrl } : {}) },
     secrets: [preset.apiKeyVar],
+    ...(preset.transcript !== 'none' ? { transcript: preset.transcript } : {}),
+    install: `${preset.label} ${preset.version} is the version Agent Lanes was tested with; install it with "npm install -g ${preset.npmPackage}@${preset.version}".`,
   };
 }
 

@@ -234,7 +234,7 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
   if (boundary.backend !== 'container' && !(await findOnPath(file!, env.PATH)))
     return finish({
       outcome: 'notFound',
-      message: `The command ${JSON.stringify(file)} of agent "${agent.label}" was not found. Check "command" of the agent "${agent.id}" in the setting ${AGENTS_SETTING}: the program must be on PATH or an absolute path.`,
+      message: `The command ${JSON.stringify(file)} of agent "${agent.label}" was not found. Check "command" of the agent "${agent.id}" in the setting ${AGENTS_SETTING}: the program must be on PATH or an absolute path.${agent.install ? ` ${agent.install}` : ''}`,
     });
   if (options.signal?.aborted) return finish({ outcome: 'cancelled', message: `Agent "${agent.label}" was stopped before it started.` });
 
@@ -336,7 +336,7 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
   if (code === 'ENOENT') {
     return finish({
       outcome: 'notFound',
-      message: `The command ${commandText} of agent "${agent.label}" was not found. Check "command" of the agent "${agent.id}" in the setting ${AGENTS_SETTING}: the program must be on PATH or an absolute path.`,
+      message: `The command ${commandText} of agent "${agent.label}" was not found. Check "command" of the agent "${agent.id}" in the setting ${AGENTS_SETTING}: the program must be on PATH or an absolute path.${agent.install ? ` ${agent.install}` : ''}`,
     });
   }
   if (code === 'EACCES') {

@@ -29,6 +29,8 @@ import {
 import { transition } from '../../../core/lanes';
 import type { DecisionRecord } from '../../../core/decision';
 import type { AgentReport, Evidence } from '../../../core/evidence';
+import type { AgentTranscript } from '../../../core/draft/agentTranscript';
+import { readAgentTranscript } from '../../../core/draft/transcriptReading';
 import { compileSecretPatterns, createStreamRedactor, redactText, redactValue } from '../../../core/redaction';
 import { type AgentRunResult, runAgent } from '../../draft/agentRunner';
 import { redactAgentReport } from '../../draft/agentReportRedaction';
@@ -112,6 +114,26 @@ function literalPatterns(values: readonly string[]) {
     usable.map((value, index) => ({ name: `agentSecret${index + 1}`, pattern: value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') })),
   ).patterns;
 }
+
+/** The agent's stdout lines, kept up to 20 MB for its transcript (the log has them all). */
+function transcriptCollector(): { push(line: string): void; text(): string } {
+  const lines: string[] = [];
+  let size = 0;
+  return {
+    push(line) {
+      if (size > 20 * 1024 * 1024) return;
+      size += line.length + 1;
+      lines.push(line);
+    },
+    text: () => lines.join('\n'),
+  };
+}
+
+/** A failed run's last word from its transcript (redacted, one line, capped), for the message the user reads. */
+const saidLast = (transcript: AgentTranscript | undefined) =>
+  transcript?.finalMessage ? ` It said: "${transcript.finalMessage.replace(/\s+/g, ' ').trim().slice(0, 300)}"` : '';
+
+const transcriptField = (transcript: AgentTranscript | undefined) => (transcript ? { transcript } : {});
 
 const agentIdOf = (agent: DraftAgent) => (agent.kind === 'cli' ? agent.config.id : CHAT_AGENT_ID);
 
@@ -280,6 +302,15 @@ export class DraftLane {
         onFinish: () => agentFinished.abort(),
         finishGraceSeconds,
       });
+      // An agent with a transcript format (a preset): its redacted stdout is kept for the evidence, up to a cap.
+      const stdout = agent.transcript ? transcriptCollector() : undefined;
+      const onLine =
+        hooks.onLine || stdout
+          ? (line: string, stream: 'stdout' | 'stderr') => {
+              if (stream === 'stdout') stdout?.push(line);
+              hooks.onLine?.(line, stream);
+            }
+          : undefined;
       const run = await runAgent({
         openBoundary: async (argv, env) =>
           openBoundary({
@@ -319,7 +350,7 @@ export class DraftLane {
         logFile: join(dir, 'agent.log'),
         signal: controller.signal,
         redactStream: () => createStreamRedactor(patterns),
-        ...(hooks.onLine ? { onLine: hooks.onLine } : {}),
+        ...(onLine ? { onLine } : {}),
         timeoutMs: hooks.timeoutMs ?? limits.timeoutSeconds * 1000,
         ...(channel ? { channelPath: channel.socketPath } : {}),
         ...(mcpConfigFile ? { mcpConfigFile } : {}),
@@ -340,7 +371,8 @@ export class DraftLane {
         subject: redactText(change.title, patterns).text,
         ...this.analysisOptions(),
       });
-      const outcome = await this.record(changeId, { run, finished, actor });
+      const transcript = stdout ? readAgentTranscript(agent.transcript, stdout.text(), patterns) : undefined;
+      const outcome = await this.record(changeId, { run, finished, actor, ...(transcript ? { transcript } : {}) });
       // Recorded after the commit, so the event names the commit the agent produced.
       await ctx.audit.append({
         actor: { type: 'agent', id: agent.id },
@@ -590,6 +622,8 @@ export class DraftLane {
       run?: AgentRunResult;
       finished: Pick<FinishedDraftRun, 'commit' | 'flags'> & Partial<Pick<FinishedDraftRun, 'analysis' | 'checkout' | 'agentReport'>>;
       actor: Actor;
+      /** What the agent's CLI said it did, read from its output (agents with a transcript format). */
+      transcript?: AgentTranscript;
     },
   ): Promise<DraftOutcome> {
     const { ctx } = this;
@@ -622,7 +656,7 @@ export class DraftLane {
     await ctx.evidence.update(
       changeId,
       () => this.initialEvidence(change),
-      (evidence) => ({
+      ({ transcript: previousTranscript, ...evidence }) => ({
         ...evidence,
         agent: { id: change.agentId, ...(agentVersion ? { version: agentVersion } : {}) },
         ...(commit.outcome === 'committed' ? { headSha: commit.headSha } : {}),
@@ -634,13 +668,15 @@ export class DraftLane {
           ? { checkout: { untouched: checkout.untouched, ...(checkout.untouched ? {} : { detail: checkout.differences.join('; ') }) } }
           : {}),
         ...(run?.isolation ? { isolation: run.isolation } : {}),
+        // A run's transcript replaces the last run's; a run without one leaves none behind.
+        ...transcriptField(run ? options.transcript : previousTranscript),
         // A new head makes task results stale: the sandbox runs again.
         tasks: evidence.headSha === commit.headSha ? evidence.tasks : [],
       }),
     );
     const outcome: DraftOutcome['outcome'] = failedRun ? failedRun.outcome : commit.outcome;
     const message = failedRun
-      ? `${failedRun.message}${commit.outcome === 'committed' ? ' What it changed before stopping was committed to the lane branch.' : ''}`
+      ? `${failedRun.message}${saidLast(options.transcript)}${commit.outcome === 'committed' ? ' What it changed before stopping was committed to the lane branch.' : ''}`
       : commit.outcome === 'noChanges'
         ? `The agent changed nothing; change ${changeId} stays in Draft, marked "no changes".`
         : `The agent's work was committed on ${change.branch}: ${analysis?.totals.files ?? 0} file(s), +${analysis?.totals.additions ?? 0} −${analysis?.totals.deletions ?? 0}${flags.length ? `, ${flags.length} flag(s)` : ''}.`;
