@@ -22,6 +22,8 @@ const AgentConfigSchema = z.strictObject({
     .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'))
     .max(50)
     .optional(),
+  /** How its standard output reads as a transcript (a TranscriptFormat of agentPresets, set by a preset); kept in the evidence. */
+  transcript: z.string().max(64).optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 

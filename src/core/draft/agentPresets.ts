@@ -36,6 +36,11 @@ export interface AgentPreset {
   apiKeyVar: string;
   /** The variable that points the CLI at another API base URL (a proxy, a gateway, a test stand-in). */
   baseUrlVar: string;
+  /**
+   * For a CLI that reads its base URL from its configuration only: the arguments (put right after the
+   * program) that set it; then `baseUrlVar` is not set.
+   */
+  baseUrlArgs?: (baseUrl: string) => readonly string[];
   /** The vendor's default API base URL. */
   defaultBaseUrl: string;
   /** Hosts its network allowlist needs (lanes.agent.network.allow), host:port. */
@@ -54,9 +59,10 @@ export function presetAgentConfig(preset: AgentPreset, program: string, options:
   return {
     id: preset.id,
     label: `${preset.label} ${preset.version}`,
-    command: [program, ...preset.args],
-    env: { ...preset.env, ...(options.baseUrl ? { [preset.baseUrlVar]: options.baseUrl } : {}) },
+    command: [program, ...(options.baseUrl && preset.baseUrlArgs ? preset.baseUrlArgs(options.baseUrl) : []), ...preset.args],
+    env: { ...preset.env, ...(options.baseUrl && !preset.baseUrlArgs ? { [preset.baseUrlVar]: options.baseUrl } : {}) },
     secrets: [preset.apiKeyVar],
+    ...(preset.transcript !== 'none' ? { transcript: preset.transcript } : {}),
   };
 }
 
