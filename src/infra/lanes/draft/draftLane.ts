@@ -22,6 +22,8 @@ import type { AgentReport, Evidence } from '../../../core/evidence';
 import { compileSecretPatterns, createStreamRedactor, redactText, redactValue } from '../../../core/redaction';
 import { type AgentRunResult, runAgent } from '../../draft/agentRunner';
 import { redactAgentReport } from '../../draft/agentReportRedaction';
+import { readTranscriptEvidence, transcriptCollector } from '../../draft/agentTranscriptEvidence';
+import type { AgentTranscript } from '../../../core/draft/agentTranscript';
 import { type CheckoutVerdict, snapshotCheckout } from '../../draft/checkoutGuard';
 import { type FinishedDraftRun, finishDraftRun } from '../../draft/draftRun';
 import { analyzeChange } from '../../git/gitDiff';
@@ -241,6 +243,15 @@ export class DraftLane {
       await mkdir(ioDir, { recursive: true, mode: 0o700 });
       const evidenceFile = join(ioDir, 'agent-report.json');
       const boundarySettings = this.options.boundarySettings?.();
+      // An agent with a transcript format (a preset): its redacted stdout is kept for the evidence, up to a cap.
+      const stdout = agent.transcript ? transcriptCollector() : undefined;
+      const onLine =
+        hooks.onLine || stdout
+          ? (line: string, stream: 'stdout' | 'stderr') => {
+              if (stream === 'stdout') stdout?.push(line);
+              hooks.onLine?.(line, stream);
+            }
+          : undefined;
       const run = await runAgent({
         openBoundary: async (argv, env) =>
           openBoundary({
@@ -285,7 +296,7 @@ export class DraftLane {
         logFile: join(dir, 'agent.log'),
         signal: controller.signal,
         redactStream: () => createStreamRedactor(patterns),
-        ...(hooks.onLine ? { onLine: hooks.onLine } : {}),
+        ...(onLine ? { onLine } : {}),
         timeoutMs: hooks.timeoutMs ?? limits.timeoutSeconds * 1000,
       });
       // Whatever the run's outcome, its work is committed and analysed: nothing is lost.
@@ -302,7 +313,8 @@ export class DraftLane {
         subject: redactText(change.title, patterns).text,
         ...this.analysisOptions(),
       });
-      const outcome = await this.record(changeId, { run, finished, actor });
+      const transcript = stdout ? readTranscriptEvidence(agent.transcript, stdout.text(), patterns) : undefined;
+      const outcome = await this.record(changeId, { run, finished, actor, ...(transcript ? { transcript } : {}) });
       // Recorded after the commit, so the event names the commit the agent produced.
       await ctx.audit.append({
         actor: { type: 'agent', id: agent.id },
@@ -509,6 +521,8 @@ export class DraftLane {
       run?: AgentRunResult;
       finished: Pick<FinishedDraftRun, 'commit' | 'flags'> & Partial<Pick<FinishedDraftRun, 'analysis' | 'checkout' | 'agentReport'>>;
       actor: Actor;
+      /** What the agent's CLI said it did, read from its output (agents with a transcript format). */
+      transcript?: AgentTranscript;
     },
   ): Promise<DraftOutcome> {
     const { ctx } = this;
@@ -537,7 +551,7 @@ export class DraftLane {
     await ctx.evidence.update(
       changeId,
       () => this.initialEvidence(change),
-      (evidence) => ({
+      ({ transcript: previousTranscript, ...evidence }) => ({
         ...evidence,
         agent: { id: change.agentId, ...(agentVersion ? { version: agentVersion } : {}) },
         ...(commit.outcome === 'committed' ? { headSha: commit.headSha } : {}),
@@ -549,6 +563,8 @@ export class DraftLane {
           ? { checkout: { untouched: checkout.untouched, ...(checkout.untouched ? {} : { detail: checkout.differences.join('; ') }) } }
           : {}),
         ...(run?.isolation ? { isolation: run.isolation } : {}),
+        // A run's transcript replaces the last run's; a run without one leaves none behind.
+        ...((run ? options.transcript : previousTranscript) ? { transcript: run ? options.transcript : previousTranscript } : {}),
         // A new head makes task results stale: the sandbox runs again.
         tasks: evidence.headSha === commit.headSha ? evidence.tasks : [],
       }),
