@@ -248,6 +248,9 @@ describe('Codex CLI preset: the real CLI in the process boundary against an Open
       .filter((line) => line.startsWith('{'))
       .join('\n');
     assert.deepEqual({ ...CODEX_TRANSCRIPT!(stdout), unreadLines: 0 }, { ...transcript, unreadLines: 0 });
+    // To refresh the recorded output the transcript's own test reads (test/fixtures/agents/codex-exec.jsonl).
+    if (process.env.AGENT_LANES_RECORD_CODEX_OUTPUT)
+      writeFileSync(process.env.AGENT_LANES_RECORD_CODEX_OUTPUT, `${stdout.split(env.base).join('/tmp/lanes-codex-run')}\n`);
 
     // The change moves on: the Sandbox runs its tests in a container and promotes it to Review.
     const sandbox = new SandboxLane(ctx, {
