@@ -12,8 +12,7 @@ import { OPENCODE_PRESET, OPENCODE_TRANSCRIPT } from './presets/openCode';
  * turned off in the least surprising way the CLI offers; the API key comes
  * from SecretStorage and is handed to that agent only.
  */
-export const AGENT_PRESET_IDS = ['claude-code', 'codex', 'gemini-cli', 'opencode'] as const;
-export type AgentPresetId = (typeof AGENT_PRESET_IDS)[number];
+type AgentPresetId = 'claude-code' | 'codex' | 'gemini-cli' | 'opencode';
 
 /** How a CLI reports what it did, machine-readably, on its standard output. */
 export type TranscriptFormat = 'claude-stream-json' | 'codex-jsonl' | 'gemini-stream-json' | 'opencode-json' | 'none';
@@ -36,6 +35,11 @@ export interface AgentPreset {
   apiKeyVar: string;
   /** The variable that points the CLI at another API base URL (a proxy, a gateway, a test stand-in). */
   baseUrlVar: string;
+  /**
+   * For a CLI that reads its base URL from its configuration only: the arguments (put right after the
+   * program) that set it; then `baseUrlVar` is not set.
+   */
+  baseUrlArgs?: (baseUrl: string) => readonly string[];
   /** The vendor's default API base URL. */
   defaultBaseUrl: string;
   /** Hosts its network allowlist needs (lanes.agent.network.allow), host:port. */
@@ -54,8 +58,8 @@ export function presetAgentConfig(preset: AgentPreset, program: string, options:
   return {
     id: preset.id,
     label: `${preset.label} ${preset.version}`,
-    command: [program, ...preset.args],
-    env: { ...preset.env, ...(options.baseUrl ? { [preset.baseUrlVar]: options.baseUrl } : {}) },
+    command: [program, ...(options.baseUrl && preset.baseUrlArgs ? preset.baseUrlArgs(options.baseUrl) : []), ...preset.args],
+    env: { ...preset.env, ...(options.baseUrl && !preset.baseUrlArgs ? { [preset.baseUrlVar]: options.baseUrl } : {}) },
     secrets: [preset.apiKeyVar],
     ...(preset.transcript !== 'none' ? { transcript: preset.transcript } : {}),
     install: `${preset.label} ${preset.version} is the version Agent Lanes was tested with; install it with "npm install -g ${preset.npmPackage}@${preset.version}".`,

@@ -213,7 +213,6 @@ function offsetToPosition(text: string, offset: number): { line: number; column:
 }
 
 /** Memory sizes as the engines take them: `512m`, `2g`, `1073741824`, `1.5GB`. */
-/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function parseMemory(value: string): number | undefined {
   const match = /^(\d+(?:\.\d+)?)\s*([bkmg])?b?$/i.exec(value.trim());
   if (!match) return undefined;
@@ -231,7 +230,6 @@ function normaliseCapability(name: string): string {
 }
 
 /** `-v /a:/b:ro` (short syntax) or `type=bind,source=/a,target=/b,readonly` (`--mount` syntax) into its parts. */
-/** @internal Exported for its unit tests; the product calls parseVolumeFlag and parseMountFlag. */
 export function parseMountSpec(spec: string, shortForm: boolean): MountSpec {
   return shortForm ? parseVolumeFlag(spec) : parseMountFlag(spec);
 }

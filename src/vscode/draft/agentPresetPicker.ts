@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import type { AgentConfig } from '../../core/draft/agentConfig';
 import { AGENT_PRESETS, type AgentPreset, findPreset, presetAgentConfig } from '../../core/draft/agentPresets';
 import { AgentCliInstallError, findAgentCli, installAgentCli } from '../../infra/draft/agentCliCache';
+import { checkPresetCli } from '../../infra/draft/agentPresetCheck';
 import type { CommandKit } from '../commandKit';
 import { readAgentSecrets, storeAgentSecret } from './agentSecrets';
 
@@ -73,6 +74,12 @@ export async function preparePreset(services: PresetServices, presetId: string):
       else services.kit.showError(error, `Installing ${preset.label}`);
       return undefined;
     }
+  }
+  // The cache holds the tested version; a copy changed since is refused, never run on trust.
+  const version = await checkPresetCli(preset, installed.program);
+  if (!version.ok) {
+    void vscode.window.showErrorMessage(version.message);
+    return undefined;
   }
   const config = configFor(preset, installed.program, services.baseUrls());
   const { missing } = await readAgentSecrets(services.secrets, config);
