@@ -254,10 +254,22 @@ describe('agent-lanes mcp: the lanes as MCP tools for the agent of one change (r
     process.env.HOME = home;
     try {
       const { ctx, draft } = await setup({ script, longPath: true });
+      // One file with the SDK inside, as a real CLI ships: the boundary binds a script named in
+      // the command, not the node_modules beside it (which may lie in a hidden folder, such as /tmp).
+      const agentScript = join(home, 'mcp-agent.bundle.mjs');
+      execFileSync(join(root, 'node_modules', '.bin', 'esbuild'), [
+        join(fixtures, 'mcp-agent.mjs'),
+        '--bundle',
+        '--platform=node',
+        '--format=esm',
+        `--outfile=${agentScript}`,
+        '--log-level=error',
+        "--banner:js=import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+      ]);
       const agent: AgentConfig = {
         id: 'mcp-agent',
         label: 'MCP agent',
-        command: [process.execPath, join(fixtures, 'mcp-agent.mjs')],
+        command: [process.execPath, agentScript],
         isolation: 'process',
       };
       const { change } = await draft.start({

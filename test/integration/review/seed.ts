@@ -98,6 +98,20 @@ export function completeEvidence(
       confidenceLimits: ['Not tested with names containing emoji.'],
       agentVersion: '1.4.2',
     },
+    // What a real agent CLI's transcript gives: the review puts its claims next to the sandbox's run.
+    transcript: {
+      format: 'claude-stream-json',
+      model: 'claude-sonnet-test',
+      usage: { inputTokens: 18_240, outputTokens: 1_120 },
+      toolCalls: [
+        { name: 'Read', input: 'src/index.js' },
+        { name: 'Write', input: 'src/greeting.js' },
+        { name: 'Bash', input: 'npm test' },
+      ],
+      commands: [{ command: 'npm test', exitCode: 0 }],
+      finalMessage: 'Added greet(name) with a test. All tests pass.',
+      unreadLines: 0,
+    },
     tasks: [
       {
         id: 'test',

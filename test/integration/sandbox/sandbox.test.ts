@@ -17,8 +17,8 @@ const podman = (...args: string[]) => execFileSync('podman', args, { encoding: '
 const containersOf = (changeId: string) =>
   podman('ps', '-a', '-q', '--filter', `label=dev.agentlanes.change=${changeId}`).split('\n').filter(Boolean);
 
-const MAIN_TASKS = `# The greeting change adds test/greeting.test.js: it fails on the base (no such file), and
-# node --test test/ passes on the base too (its tests do not exercise the change).
+const MAIN_TASKS = `# The greeting change adds test/greeting.test.js and src/greeting.js: with the change's test
+# file put over the base, both tasks fail there (no src/greeting.js), so its tests exercise it.
 tasks:
   - id: unit
     command: node --test test/
@@ -175,10 +175,12 @@ describe('Sandbox lane in a real VS Code (real podman, real image)', function ()
       assert.equal(task.image, IMAGE);
       assert.match(task.logDigest, /^sha256:[0-9a-f]{64}$/);
     }
-    // "Tests fail without the change": recorded per task, and the test that passes on the base too is flagged.
+    // "Tests fail without the change": the change's test file ran on the base, per task and, for node's runner, per file.
     assert.equal(tasks.get('greeting')?.failsOnBase, true);
-    assert.equal(tasks.get('unit')?.failsOnBase, false);
-    assert.deepEqual(evidence.flags.filter((flag) => flag.kind === 'testsDoNotExercise').length, 1);
+    assert.equal(tasks.get('unit')?.failsOnBase, true);
+    assert.deepEqual(tasks.get('unit')?.baseFiles, [{ path: 'test/greeting.test.js', failsOnBase: true }]);
+    assert.deepEqual(evidence.baseRun?.testFiles, ['test/greeting.test.js']);
+    assert.deepEqual(evidence.flags.filter((flag) => flag.kind === 'testsDoNotExercise').length, 0);
     assert.equal(evidence.preparation?.networkMode, 'none');
     assert.deepEqual(evidence.preparation?.reachable, []);
 
