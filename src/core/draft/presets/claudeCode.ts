@@ -1,5 +1,6 @@
 import type { AgentPreset } from '../agentPresets';
 import type { AgentTranscript, TranscriptParser } from '../agentTranscript';
+import { capText as cut, isObject, MAX_COMMAND, MAX_FINAL, MAX_INPUT, MAX_ITEMS, tokenCount as count } from './transcriptText';
 
 /**
  * Claude Code, as its end-to-end test ran it (test/unit/agentPresetClaudeCode.test.ts):
@@ -45,16 +46,6 @@ export const CLAUDE_CODE_PRESET: AgentPreset | undefined = {
   transcript: 'claude-stream-json',
   docsUrl: 'https://docs.anthropic.com/en/docs/claude-code/cli-reference',
 };
-
-const MAX_INPUT = 500;
-const MAX_COMMAND = 1000;
-const MAX_FINAL = 20_000;
-const MAX_ITEMS = 500;
-
-type Json = Record<string, unknown>;
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
-const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
-const count = (value: unknown) => (typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : 0);
 
 /** What a tool's input says in one line: the path or the command where it has one, else its JSON. */
 function summariseInput(name: string, input: unknown): string {

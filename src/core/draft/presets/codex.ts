@@ -1,5 +1,6 @@
 import type { AgentPreset } from '../agentPresets';
 import type { AgentTranscript, TranscriptParser } from '../agentTranscript';
+import { capText as cut, isObject, type Json, MAX_COMMAND, MAX_FINAL, MAX_INPUT, MAX_ITEMS, tokenCount as count } from './transcriptText';
 
 /** The model the preset asks for: the newest of Codex 0.171.0's catalog that speaks OpenAI's published Responses API. */
 const CODEX_MODEL = 'gpt-5.5';
@@ -69,16 +70,6 @@ export const CODEX_PRESET: AgentPreset | undefined = {
   transcript: 'codex-jsonl',
   docsUrl: 'https://developers.openai.com/codex/cli/reference',
 };
-
-const MAX_INPUT = 500;
-const MAX_COMMAND = 1000;
-const MAX_FINAL = 20_000;
-const MAX_ITEMS = 500;
-
-type Json = Record<string, unknown>;
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
-const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
-const count = (value: unknown) => (typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : 0);
 
 /** What a completed item says in one line, for the tool calls. */
 function toolCall(item: Json): { name: string; input: string } | undefined {

@@ -1,4 +1,17 @@
-/** Helpers the transcript parsers of the Gemini CLI and OpenCode presets share. */
+/** Helpers the presets' transcript parsers share. */
+
+/** The caps of AgentTranscript's fields: a tool input, a command, the final message, and the number of items. */
+export const MAX_INPUT = 500;
+export const MAX_COMMAND = 1000;
+export const MAX_FINAL = 20_000;
+export const MAX_ITEMS = 500;
+
+export type Json = Record<string, unknown>;
+
+export const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** A token count as the CLI reports it; anything else counts as 0. */
+export const tokenCount = (value: unknown): number => (typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : 0);
 
 /** Cuts a text to `max` characters, marking the cut. */
 export function capText(text: string, max: number): string {
@@ -13,7 +26,7 @@ export function summarizeInput(input: unknown): string {
   } catch {
     text = String(input);
   }
-  return capText(text.replace(/\s+/g, ' '), 500);
+  return capText(text.replace(/\s+/g, ' '), MAX_INPUT);
 }
 
 /**
