@@ -1,9 +1,9 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { AgentConfig } from '../../src/core/draft/agentConfig';
 import { presetAgentConfig } from '../../src/core/draft/agentPresets';
 import { CLAUDE_CODE_PRESET, CLAUDE_CODE_TRANSCRIPT } from '../../src/core/draft/presets/claudeCode';
@@ -25,6 +25,8 @@ const AWS_SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
 const GITHUB_TOKEN = `ghp_${'K9'.repeat(18)}`;
 const user = { type: 'user' as const, id: 'dev@example.com' };
 const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
+const ROOT = resolve(__dirname, '..', '..', '..');
+const MCP_SCRIPT = join(ROOT, 'dist', 'mcp.js');
 
 async function servePolicy(yaml: string): Promise<{ url: string; server: Server }> {
   const server = createServer((_request, response) => {
@@ -92,6 +94,7 @@ describe('Claude Code preset: the real CLI through the Draft lane (bubblewrap, e
 
   before(async function () {
     if (process.platform !== 'linux' || process.arch !== 'x64') this.skip();
+    if (!existsSync(MCP_SCRIPT)) execFileSync(process.execPath, ['esbuild.mjs'], { cwd: ROOT, stdio: 'inherit' });
     // First run: an npm install of the pinned version (about 400 MB, the native binary); later runs find it.
     cli = await installAgentCli(CACHE, preset, { timeoutMs: 9 * 60_000 });
   });
@@ -100,7 +103,10 @@ describe('Claude Code preset: the real CLI through the Draft lane (bubblewrap, e
     env = undefined;
   });
 
-  async function setup(turns: (worktree: string) => ScriptedTurn[]): Promise<Setup & { worktreeTurns: (worktree: string) => void }> {
+  async function setup(
+    turns: (worktree: string) => ScriptedTurn[],
+    options: { mcp?: boolean } = {},
+  ): Promise<Setup & { worktreeTurns: (worktree: string) => void }> {
     const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-claude-')));
     const repo = createSampleRepository(join(base, 'app'));
     mkdirSync(join(repo, '.lanes'));
@@ -133,13 +139,22 @@ describe('Claude Code preset: the real CLI through the Draft lane (bubblewrap, e
     );
     const ctx = await createLaneContext(base, repo, { policySettings: { endpoint: policy.url } });
     await ctx.policy.start();
+    // With the lanes' MCP server: the extension's dist/mcp.js, and its tasks run in the process sandbox.
+    const sandbox = options.mcp ? new SandboxLane(ctx, { settings: { engine: 'docker', defaultImage: 'none' } }) : undefined;
+    const lane = sandbox
+      ? new DraftLane(ctx, {
+          mcpServerScript: MCP_SCRIPT,
+          runTasks: (changeId, actor, signal) => sandbox.runDraftTasks(changeId, actor, { signal }),
+        })
+      : new DraftLane(ctx);
     return {
       ctx,
-      lane: new DraftLane(ctx),
+      lane,
       repo,
       standIn,
       worktreeTurns: (worktree) => (script = turns(worktree)),
       async close() {
+        sandbox?.dispose();
         policy.server.close();
         await standIn.close();
         for (const [key, value] of Object.entries(saved)) {
@@ -248,6 +263,98 @@ describe('Claude Code preset: the real CLI through the Draft lane (bubblewrap, e
     } finally {
       sandbox.dispose();
     }
+  });
+
+  it("calls the lanes' MCP server through its own MCP client: task, tasks in the sandbox, evidence, finish — each audited", async () => {
+    const tool = (name: string, input: Record<string, unknown> = {}): ScriptedTurn => ({
+      content: [{ type: 'tool_use', name: `mcp__agent-lanes__${name}`, input }],
+    });
+    const s = await setup(
+      (worktree) => [
+        tool('lanes_get_task'),
+        {
+          content: [
+            {
+              type: 'tool_use',
+              name: 'Edit',
+              input: {
+                file_path: join(worktree, 'src', 'math.js'),
+                old_string: 'exports.add = (a, b) => a + b;',
+                new_string: 'exports.add = (a, b) => a + b;\nexports.subtract = (a, b) => a - b;',
+              },
+            },
+          ],
+        },
+        tool('lanes_run_tasks'),
+        tool('lanes_report_evidence', { summary: 'Added subtract() next to add().', assumptions: ['Integers only.'] }),
+        tool('lanes_finish_draft'),
+        { content: [{ type: 'text', text: 'Done: subtract() added; the lane ran the tests.' }] },
+      ],
+      { mcp: true },
+    );
+    env = s;
+    const agent = agentFor(s.standIn);
+    const { change } = await s.lane.start({ task: 'Add subtract()', agent: { kind: 'cli', config: agent }, actor: user, createdBy: 'dev' });
+    s.worktreeTurns(change.worktreePath);
+    const lines: string[] = [];
+    const outcome = await s.lane.runAgent(change.id, agent, user, {
+      secrets: { ANTHROPIC_API_KEY: API_KEY },
+      onLine: (line, stream) => lines.push(`${stream}: ${line}`),
+    });
+    assert.equal(outcome.outcome, 'committed', `${outcome.message}\n${lines.slice(-30).join('\n')}`);
+    assert.deepEqual(s.standIn.specProblems, []);
+
+    // The CLI started the server from the run's MCP configuration: its init event lists the server's tools
+    // (Claude Code defers MCP tools behind its tool search, so the first request need not carry them).
+    const log = readFileSync(join(s.ctx.storage.changeDir(change.id), 'agent.log'), 'utf8');
+    const init = log
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { type: string; subtype?: string; tools?: string[] })
+      .find((event) => event.type === 'system' && event.subtype === 'init');
+    assert.deepEqual(init?.tools?.filter((name) => name.startsWith('mcp__')).sort(), [
+      'mcp__agent-lanes__lanes_finish_draft',
+      'mcp__agent-lanes__lanes_get_task',
+      'mcp__agent-lanes__lanes_report_evidence',
+      'mcp__agent-lanes__lanes_run_tasks',
+    ]);
+    const requests = s.standIn.conversationRequests();
+    // The tools' answers reached the model: its task, and the sandbox's run of the worktree as the agent left it.
+    const sent = requests.map((request) => JSON.stringify(request.messages));
+    assert.ok(
+      sent.some((text) => text.includes('Add subtract()')),
+      'lanes_get_task answered with the task',
+    );
+    const afterRun = sent.find((text) => text.includes('\\"unit\\"'));
+    assert.ok(afterRun, `lanes_run_tasks answered with the task results: ${sent.at(-1)?.slice(-1500)}`);
+
+    // Every call was a policy decision and an audit event on this change.
+    const audit = readFileSync(s.ctx.storage.auditFile, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { action: string; changeId?: string; details: { tool?: string } });
+    assert.deepEqual(
+      audit.filter((event) => event.action === 'agent.tool').map((event) => [event.changeId, event.details.tool]),
+      ['lanes_get_task', 'lanes_run_tasks', 'lanes_report_evidence', 'lanes_finish_draft'].map((name) => [change.id, name]),
+    );
+    // The evidence holds what the agent reported through the server, and the transcript names the MCP calls.
+    const evidence = await s.ctx.evidence.read(change.id);
+    assert.ok(evidence.kind === 'ok');
+    assert.equal(evidence.evidence.agentReport?.summary, 'Added subtract() next to add().');
+    assert.deepEqual(
+      evidence.evidence.transcript?.toolCalls.map((call) => call.name),
+      [
+        'mcp__agent-lanes__lanes_get_task',
+        'Edit',
+        'mcp__agent-lanes__lanes_run_tasks',
+        'mcp__agent-lanes__lanes_report_evidence',
+        'mcp__agent-lanes__lanes_finish_draft',
+      ],
+    );
+    assert.equal(
+      git(s.repo, 'show', `${change.branch}:src/math.js`),
+      'exports.add = (a, b) => a + b;\nexports.subtract = (a, b) => a - b;',
+    );
   });
 
   for (const [name, fault, expected] of [

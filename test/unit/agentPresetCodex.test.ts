@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -23,6 +23,7 @@ import { createLaneContext } from './support/laneContext';
 // a loopback stand-in of OpenAI's Responses API, on a real git repository.
 const preset = CODEX_PRESET!;
 const root = resolve(__dirname, '..', '..', '..');
+const MCP_SCRIPT = join(root, 'dist', 'mcp.js');
 const CACHE = process.env.AGENT_LANES_CLI_CACHE ?? join(homedir(), '.cache', 'agent-lanes', 'agent-clis');
 const IMAGE = process.env.AGENT_LANES_SANDBOX_IMAGE ?? 'localhost/agent-lanes-sandbox:test';
 const STANDIN_HOST = '127.0.0.2';
@@ -95,7 +96,7 @@ interface Setup {
   close(): Promise<void>;
 }
 
-async function setup(cli: InstalledAgentCli): Promise<Setup> {
+async function setup(cli: InstalledAgentCli, options: { steps?: (seen: string[]) => ScriptStep[]; mcp?: boolean } = {}): Promise<Setup> {
   const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-codex-')));
   const repo = createSampleRepository(join(base, 'app'));
   mkdirSync(join(repo, '.lanes'));
@@ -117,15 +118,22 @@ async function setup(cli: InstalledAgentCli): Promise<Setup> {
   const seen: string[] = [];
   // Not 127.0.0.1: inside the boundary the egress launcher's NO_PROXY sends 127.0.0.1 to the agent's own
   // loopback (its network namespace), so a stand-in on the host is reached at another loopback address.
-  const standIn = await startOpenAiStandIn({ apiKey, script: script(seen), host: STANDIN_HOST });
+  const standIn = await startOpenAiStandIn({ apiKey, script: (options.steps ?? script)(seen), host: STANDIN_HOST });
   const served = await servePolicy(
     `apiVersion: agentlanes.dev/v1\nmetadata: { id: codex-preset-test, version: "1" }\nlanes:\n  agent:\n    isolation: [process]\n    network: { allow: ["${STANDIN_HOST}:${standIn.port}"] }\n`,
   );
   const ctx = await createLaneContext(base, repo, { policySettings: { endpoint: served.url } });
   await ctx.policy.start();
+  // With the lanes' MCP server: the extension's dist/mcp.js, its tasks run in the process sandbox.
+  const sandbox = options.mcp ? new SandboxLane(ctx, { settings: { engine: 'docker', defaultImage: 'none' } }) : undefined;
   return {
     ctx,
-    lane: new DraftLane(ctx),
+    lane: sandbox
+      ? new DraftLane(ctx, {
+          mcpServerScript: MCP_SCRIPT,
+          runTasks: (changeId, actor, signal) => sandbox.runDraftTasks(changeId, actor, { signal }),
+        })
+      : new DraftLane(ctx),
     repo,
     base,
     standIn,
@@ -135,6 +143,7 @@ async function setup(cli: InstalledAgentCli): Promise<Setup> {
     seen,
     agent: presetAgentConfig(preset, cli.program, { baseUrl: standIn.baseUrl }),
     async close() {
+      sandbox?.dispose();
       await standIn.close();
       served.server.close();
       for (const [key, value] of Object.entries(saved)) {
@@ -159,6 +168,7 @@ describe('Codex CLI preset: the real CLI in the process boundary against an Open
 
   before(async () => {
     cli = await installAgentCli(CACHE, preset);
+    if (!existsSync(MCP_SCRIPT)) execFileSync(process.execPath, ['esbuild.mjs'], { cwd: root, stdio: 'inherit' });
   });
   afterEach(async () => {
     if (env) made.push(env.base);
@@ -265,6 +275,43 @@ describe('Codex CLI preset: the real CLI in the process boundary against an Open
       sandbox.dispose();
     }
   });
+  it("starts the lanes' MCP server from its `-c mcp_servers` override (its tools sit behind Codex's tool search)", async () => {
+    // Codex 0.171.0 defers every MCP tool behind its client-side `tool_search`, which OpenAI's published
+    // description of the Responses API this stand-in checks against does not cover; so the model asks Codex
+    // about the configured server through the plain `list_mcp_resources` tool instead, once for the lanes'
+    // server and once for a name no configuration gives.
+    env = await setup(cli, {
+      mcp: true,
+      steps: (seen) => [
+        () => ({ kind: 'function_call', name: 'list_mcp_resources', arguments: { server: 'agent-lanes' } }),
+        (request) => {
+          seen.push(request.toolOutputs.at(-1)?.output ?? '');
+          return { kind: 'function_call', name: 'list_mcp_resources', arguments: { server: 'not-configured' } };
+        },
+        (request) => {
+          seen.push(request.toolOutputs.at(-1)?.output ?? '');
+          return { kind: 'message', text: FINAL };
+        },
+      ],
+    });
+    const { lane, ctx } = env;
+    const { change } = await lane.start({
+      task: 'Look around.',
+      agent: { kind: 'cli', config: env.agent },
+      actor: user,
+      createdBy: user.id,
+    });
+    const outcome = await lane.runAgent(change.id, env.agent, user, { secrets: { CODEX_API_KEY: env.apiKey }, timeoutMs: 5 * 60_000 });
+    const log = readFileSync(join(ctx.storage.changeDir(change.id), 'agent.log'), 'utf8');
+    assert.notEqual(outcome.outcome, 'failed', `${outcome.message}\n${log.slice(-4000)}`);
+    assert.deepEqual(env.standIn.selfCheck, []);
+    assert.equal(env.seen.length, 2, log.slice(-3000));
+    const [lanes, unknown] = env.seen as [string, string];
+    // The lanes' server ran and answered over MCP (it serves tools, no resources); the other name is unknown to Codex.
+    assert.match(lanes, /resources\/list failed for `agent-lanes`: Mcp error: -32601: Method not found/, lanes);
+    assert.match(unknown, /unknown MCP server 'not-configured'/, unknown);
+  });
+
   it('refuses a CLI at an untested version with the tested version and the command that installs it', async () => {
     const dir = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-codex-old-')));
     made.push(dir);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
-import type { AgentConfig } from '../../src/core/draft/agentConfig';
+import { type AgentConfig, mcpPlaceholders } from '../../src/core/draft/agentConfig';
 import { AgentRunError, type RunAgentOptions, readAgentReport, runAgent } from '../../src/infra/draft/agentRunner';
 import { createStreamRedactor } from '../../src/core/redaction';
 import { cleanupTemp, tempDir } from './support/draftRepo';
@@ -111,6 +111,48 @@ describe('agent runner (real child processes)', function () {
     assert.equal(seen.args[1], `wt=${options.worktreePath}`);
     assert.equal(seen.cwd, options.worktreePath);
     assert.deepEqual(seen.env, { e: options.evidenceFile, c: 'a1b2c3d4', w: options.worktreePath, extra: 'yes' });
+  });
+
+  it("wires the lanes' MCP server in only when the run has one: mcpArgs after the program, mcpEnv, its placeholders", async () => {
+    // A program of its own (as a CLI is), so the arguments put right after it reach it.
+    const program = join(tempDir('lanes-bin-'), 'echo-agent');
+    writeFileSync(
+      program,
+      `#!${process.execPath}\nconsole.log(JSON.stringify({ args: process.argv.slice(2), cfg: process.env.CFG ?? null }));\n`,
+      {
+        mode: 0o755,
+      },
+    );
+    const agent: AgentConfig = {
+      id: 'echo',
+      label: 'Echo',
+      command: [program, 'first'],
+      mcpArgs: ['--mcp', '{mcpConfig}', 'lanes={mcpServerToml}'],
+      mcpEnv: { CFG: '{"command":{mcpCommandJson},"environment":{mcpEnvJson}}' },
+    };
+    const server = { command: '/usr/bin/node', args: ['/x/mcp.js', '--channel', '/run/a "b".sock'], env: { LANES_CHANGE_ID: 'a1b2c3d4' } };
+    const run = async (overrides: Partial<RunAgentOptions>) => {
+      const lines: string[] = [];
+      const result = await runAgent(setup('Task', { agent, onLine: (line) => lines.push(line), ...overrides }));
+      assert.equal(result.outcome, 'succeeded', result.message);
+      return JSON.parse(lines[0]!) as { args: string[]; cfg: string | null };
+    };
+    // Without a server (no channel opened): nothing of the wiring, so no CLI is pointed at a server that is not there.
+    assert.deepEqual(await run({}), { args: ['first'], cfg: null });
+    assert.deepEqual(await run({ mcpConfigFile: '/io/mcp.json' }), { args: ['first'], cfg: null });
+    const seen = await run({ mcpConfigFile: '/io/mcp.json', mcpServer: server });
+    assert.deepEqual(seen.args, ['--mcp', '/io/mcp.json', `lanes=${mcpPlaceholders(server).mcpServerToml}`, 'first']);
+    assert.equal(
+      seen.cfg && JSON.stringify(JSON.parse(seen.cfg)),
+      JSON.stringify({ command: [server.command, ...server.args], environment: server.env }),
+    );
+  });
+
+  it('mcpPlaceholders: a TOML inline table whose strings keep quotes and backslashes, and JSON for the rest', () => {
+    const values = mcpPlaceholders({ command: 'C:\\node.exe', args: ['a "b"'], env: { K: 'v' } });
+    assert.equal(values.mcpServerToml, '{ command = "C:\\\\node.exe", args = ["a \\"b\\""], env = { K = "v" } }');
+    assert.equal(values.mcpCommandJson, '["C:\\\\node.exe","a \\"b\\""]');
+    assert.equal(values.mcpEnvJson, '{"K":"v"}');
   });
 
   it('reports a command that does not exist as notFound, naming the setting and the command', async () => {

@@ -26,6 +26,13 @@ const AgentConfigSchema = z.strictObject({
   transcript: z.string().max(64).optional(),
   /** What to do when the program is missing (a preset: its install command and tested version); shown with "not found". */
   install: z.string().max(500).optional(),
+  /**
+   * Arguments put right after the program, and variables set, only when the run has the lanes' MCP server
+   * (`agent-lanes mcp` on the lane channel): how the CLI is told about it. Placeholders as in `command`, plus
+   * {mcpServerToml}, {mcpCommandJson} and {mcpEnvJson} (see mcpPlaceholders).
+   */
+  mcpArgs: z.array(z.string()).max(50).optional(),
+  mcpEnv: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.string()).optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 
@@ -75,15 +82,52 @@ export interface PlaceholderValues {
   worktree: string;
   /** The run's MCP configuration file (`agent-lanes mcp` on the lane channel); empty when there is none. */
   mcpConfig?: string;
+  /** The same server as one TOML inline table, `{ command = …, args = […], env = { … } }` (Codex's `-c mcp_servers.<name>=`). */
+  mcpServerToml?: string;
+  /** The server's command line as a JSON array, program first (OpenCode's `mcp.<name>.command`). */
+  mcpCommandJson?: string;
+  /** The server's environment as a JSON object. */
+  mcpEnvJson?: string;
+}
+
+/** The lanes' MCP server as a program to start: what {mcpConfig}'s `mcpServers["agent-lanes"]` holds. */
+export interface McpServerEntry {
+  command: string;
+  args: readonly string[];
+  env: Readonly<Record<string, string>>;
 }
 
 /**
- * Substitutes {prompt}, {promptFile}, {worktree} and {mcpConfig} inside each
- * argument; every argument stays one argument (no shell ever sees them).
- * Other braces are kept.
+ * The MCP server in the shapes CLIs without an `mcpServers` JSON file read.
+ * A JSON string is a valid TOML basic string for everything a path or a
+ * variable holds (no control characters reach here), so JSON.stringify
+ * quotes both.
+ */
+export function mcpPlaceholders(
+  server: McpServerEntry,
+): Required<Pick<PlaceholderValues, 'mcpServerToml' | 'mcpCommandJson' | 'mcpEnvJson'>> {
+  const tomlEnv = Object.entries(server.env)
+    .map(([name, value]) => `${name} = ${JSON.stringify(value)}`)
+    .join(', ');
+  return {
+    mcpServerToml: `{ command = ${JSON.stringify(server.command)}, args = [${server.args.map((arg) => JSON.stringify(arg)).join(', ')}], env = { ${tomlEnv} } }`,
+    mcpCommandJson: JSON.stringify([server.command, ...server.args]),
+    mcpEnvJson: JSON.stringify(server.env),
+  };
+}
+
+const PLACEHOLDER = /\{(prompt|promptFile|worktree|mcpConfig|mcpServerToml|mcpCommandJson|mcpEnvJson)\}/g;
+
+/**
+ * Substitutes {prompt}, {promptFile}, {worktree}, {mcpConfig} and the other
+ * MCP placeholders inside each argument; every argument stays one argument
+ * (no shell ever sees them). Other braces are kept.
  */
 export function substitutePlaceholders(command: readonly string[], values: PlaceholderValues): string[] {
-  return command.map((arg) =>
-    arg.replace(/\{(prompt|promptFile|worktree|mcpConfig)\}/g, (_, name: keyof PlaceholderValues) => values[name] ?? ''),
-  );
+  return command.map((arg) => substituteOne(arg, values));
+}
+
+/** One value with its placeholders substituted (an mcpEnv variable). */
+export function substituteOne(text: string, values: PlaceholderValues): string {
+  return text.replace(PLACEHOLDER, (_, name: keyof PlaceholderValues) => values[name] ?? '');
 }

@@ -46,6 +46,12 @@ export interface AgentPreset {
   hosts: readonly string[];
   /** Fixed variables: no auto-update, no telemetry, config kept in the run's own home. */
   env: Readonly<Record<string, string>>;
+  /**
+   * How the CLI is told about the lanes' MCP server when the run has one: arguments after the program and
+   * variables, with the MCP placeholders of agentConfig (a CLI that reads a settings file takes LANES_MCP_CONFIG).
+   */
+  mcpArgs?: readonly string[];
+  mcpEnv?: Readonly<Record<string, string>>;
   /** How the CLI's own permission prompts are set, in words for the docs and the picker. */
   permissionMode: string;
   transcript: TranscriptFormat;
@@ -61,6 +67,8 @@ export function presetAgentConfig(preset: AgentPreset, program: string, options:
     command: [program, ...(options.baseUrl && preset.baseUrlArgs ? preset.baseUrlArgs(options.baseUrl) : []), ...preset.args],
     env: { ...preset.env, ...(options.baseUrl && !preset.baseUrlArgs ? { [preset.baseUrlVar]: options.baseUrl } : {}) },
     secrets: [preset.apiKeyVar],
+    ...(preset.mcpArgs ? { mcpArgs: [...preset.mcpArgs] } : {}),
+    ...(preset.mcpEnv ? { mcpEnv: { ...preset.mcpEnv } } : {}),
     ...(preset.transcript !== 'none' ? { transcript: preset.transcript } : {}),
     install: `${preset.label} ${preset.version} is the version Agent Lanes was tested with; install it with "npm install -g ${preset.npmPackage}@${preset.version}".`,
   };

@@ -5,7 +5,16 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { type AgentReportParse, oversizedReportError, parseAgentReport } from '../../core/draft/agentEvidence';
-import { AGENTS_SETTING, type AgentConfig, DEFAULT_AGENT_TIMEOUT_SECONDS, substitutePlaceholders } from '../../core/draft/agentConfig';
+import {
+  AGENTS_SETTING,
+  type AgentConfig,
+  DEFAULT_AGENT_TIMEOUT_SECONDS,
+  type McpServerEntry,
+  mcpPlaceholders,
+  type PlaceholderValues,
+  substituteOne,
+  substitutePlaceholders,
+} from '../../core/draft/agentConfig';
 import { type PromptInput, composePrompt } from '../../core/draft/draft';
 import { type BoundaryHandle, type CanaryProbe, type IsolationEvidence, escapedProbes } from '../../core/draft/agentIsolation';
 import { type OpenedBoundary, openHostBoundary } from './boundary/agentBoundary';
@@ -82,6 +91,8 @@ export interface RunAgentOptions {
   channelPath?: string;
   /** LANES_MCP_CONFIG and {mcpConfig}: a file with the MCP server entry for `agent-lanes mcp`. */
   mcpConfigFile?: string;
+  /** That entry: with it (and the file), the agent's mcpArgs and mcpEnv wire the server into its CLI. */
+  mcpServer?: McpServerEntry;
   /**
    * Aborted when the agent said it finished (lanes_finish_draft): unless it
    * exits by itself within finishGraceMs, its run is stopped and still counts
@@ -156,15 +167,24 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
   // A report left by an earlier run must not pass for this run's.
   await rm(evidenceFile, { force: true });
 
-  const argv = substitutePlaceholders(agent.command, {
+  const placeholders: PlaceholderValues = {
     prompt: promptText,
     promptFile,
     worktree: worktreePath,
     mcpConfig: options.mcpConfigFile ?? '',
-  });
+    ...(options.mcpServer ? mcpPlaceholders(options.mcpServer) : {}),
+  };
+  const [program, ...rest] = substitutePlaceholders(agent.command, placeholders);
+  // The CLI is told about the lanes' MCP server only when the run has one (a channel that opened).
+  const withMcp = Boolean(options.mcpConfigFile && options.mcpServer);
+  const argv = [program!, ...(withMcp ? substitutePlaceholders(agent.mcpArgs ?? [], placeholders) : []), ...rest];
   const [file, ...args] = argv;
+  const mcpEnv = withMcp
+    ? Object.fromEntries(Object.entries(agent.mcpEnv ?? {}).map(([name, value]) => [name, substituteOne(value, placeholders)]))
+    : {};
   const env = agentEnvironment({
     ...agent.env,
+    ...mcpEnv,
     ...options.secrets,
     LANES_EVIDENCE_FILE: evidenceFile,
     LANES_CHANGE_ID: options.changeId,

@@ -28,6 +28,8 @@ export const CLAUDE_CODE_PRESET: AgentPreset | undefined = {
     default: 'node_modules/@anthropic-ai/claude-code/bin/claude.exe',
   },
   args: ['-p', '{prompt}', '--output-format', 'stream-json', '--verbose', '--permission-mode', 'bypassPermissions'],
+  // The run's MCP configuration and no other: a user's or project's .mcp.json servers would run inside the boundary unreviewed.
+  mcpArgs: ['--mcp-config', '{mcpConfig}', '--strict-mcp-config'],
   apiKeyVar: 'ANTHROPIC_API_KEY',
   baseUrlVar: 'ANTHROPIC_BASE_URL',
   defaultBaseUrl: 'https://api.anthropic.com',

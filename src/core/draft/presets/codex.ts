@@ -59,6 +59,8 @@ export const CODEX_PRESET: AgentPreset | undefined = {
     '--',
     '{prompt}',
   ],
+  // Codex reads MCP servers from its config only: one `-c` override adds the lanes' server as a TOML inline table.
+  mcpArgs: ['-c', 'mcp_servers.agent-lanes={mcpServerToml}'],
   apiKeyVar: 'CODEX_API_KEY',
   baseUrlVar: 'OPENAI_BASE_URL',
   baseUrlArgs: (baseUrl) => ['-c', `openai_base_url=${JSON.stringify(baseUrl)}`],

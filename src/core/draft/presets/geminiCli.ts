@@ -21,12 +21,15 @@ const GEMINI_SETTINGS = {
   general: { enableAutoUpdate: false, enableAutoUpdateNotification: false },
 };
 const GEMINI_PRELUDE = [
-  "import{mkdirSync,mkdtempSync,writeFileSync,existsSync}from'node:fs';",
+  "import{mkdirSync,mkdtempSync,writeFileSync,existsSync,readFileSync}from'node:fs';",
   "import{join}from'node:path';",
   "import{tmpdir}from'node:os';",
   "const h=process.env.GEMINI_CLI_HOME||(process.env.GEMINI_CLI_HOME=mkdtempSync(join(tmpdir(),'lanes-gemini-home-')));",
   "const d=join(h,'.gemini'),f=join(d,'settings.json');",
-  `if(!existsSync(f)){mkdirSync(d,{recursive:true});writeFileSync(f,${JSON.stringify(JSON.stringify(GEMINI_SETTINGS))})}`,
+  // The lanes' MCP server, when the run has one: LANES_MCP_CONFIG's mcpServers, the shape Gemini's settings take.
+  `const s=${JSON.stringify(GEMINI_SETTINGS)};`,
+  "try{const m=process.env.LANES_MCP_CONFIG&&JSON.parse(readFileSync(process.env.LANES_MCP_CONFIG,'utf8')).mcpServers;if(m)s.mcpServers=m}catch{}",
+  'if(!existsSync(f)){mkdirSync(d,{recursive:true});writeFileSync(f,JSON.stringify(s))}',
   'delete process.env.NODE_OPTIONS;',
 ].join('');
 

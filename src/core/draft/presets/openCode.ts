@@ -25,6 +25,17 @@ const OPENCODE_CONFIG = {
   small_model: 'lanes/{env:LANES_OPENCODE_MODEL}',
 };
 
+/**
+ * The same configuration with the lanes' MCP server, for a run that has one: a local server whose command
+ * line and environment are the MCP placeholders (JSON, put in as text before OpenCode parses it).
+ */
+const OPENCODE_CONFIG_WITH_MCP = JSON.stringify({
+  ...OPENCODE_CONFIG,
+  mcp: { 'agent-lanes': { type: 'local', command: '@@command@@', environment: '@@environment@@', enabled: true } },
+})
+  .replace('"@@command@@"', '{mcpCommandJson}')
+  .replace('"@@environment@@"', '{mcpEnvJson}');
+
 /** The preset: what the run against a Chat Completions stand-in in the process boundary established (docs/agents.md). */
 export const OPENCODE_PRESET: AgentPreset | undefined = {
   id: 'opencode',
@@ -43,6 +54,7 @@ export const OPENCODE_PRESET: AgentPreset | undefined = {
   },
   // Headless `run`, raw JSON events on stdout, permissions that are not explicitly denied approved (the boundary is the control).
   args: ['run', '--format', 'json', '--auto', '{prompt}'],
+  mcpEnv: { OPENCODE_CONFIG_CONTENT: OPENCODE_CONFIG_WITH_MCP },
   apiKeyVar: 'OPENAI_API_KEY',
   baseUrlVar: 'OPENAI_BASE_URL',
   defaultBaseUrl: 'https://api.openai.com/v1',

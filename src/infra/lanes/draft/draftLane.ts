@@ -11,7 +11,13 @@ import {
   chooseBackend,
 } from '../../../core/draft/agentIsolation';
 import type { Flag } from '../../../core/evidence';
-import { mcpServerCommand, openBoundary, probeProcessBackend, stopLeftoverRun } from '../../draft/boundary/agentBoundary';
+import {
+  type McpServerCommand,
+  mcpServerCommand,
+  openBoundary,
+  probeProcessBackend,
+  stopLeftoverRun,
+} from '../../draft/boundary/agentBoundary';
 import { type ChannelSocketPlace, channelSocketPlace } from '../../draft/laneChannel';
 import { type AgentChannel, type DraftTaskRunner, openAgentChannel } from './agentChannel';
 import { detectEngine, type EngineSetting } from '../../sandbox/engine';
@@ -292,7 +298,7 @@ export class DraftLane {
       };
       const agentFinished = new AbortController();
       const finishGraceSeconds = this.options.finishGraceSeconds ?? 10;
-      const { channel, mcpConfigFile } = await this.openChannel({
+      const { channel, mcpConfigFile, mcpServer } = await this.openChannel({
         changeId,
         agentId: agent.id,
         backend: choice.backend,
@@ -353,7 +359,7 @@ export class DraftLane {
         ...(onLine ? { onLine } : {}),
         timeoutMs: hooks.timeoutMs ?? limits.timeoutSeconds * 1000,
         ...(channel ? { channelPath: channel.socketPath } : {}),
-        ...(mcpConfigFile ? { mcpConfigFile } : {}),
+        ...(mcpConfigFile && mcpServer ? { mcpConfigFile, mcpServer } : {}),
         finished: agentFinished.signal,
         finishGraceMs: finishGraceSeconds * 1000,
       }).finally(() => channel?.close());
@@ -429,15 +435,16 @@ export class DraftLane {
     evidenceFile: string;
     onFinish: () => void;
     finishGraceSeconds: number;
-  }): Promise<{ channel?: AgentChannel; mcpConfigFile?: string }> {
+  }): Promise<{ channel?: AgentChannel; mcpConfigFile?: string; mcpServer?: McpServerCommand }> {
     const { ctx } = this;
     let place: ChannelSocketPlace | undefined;
     try {
       place = await channelSocketPlace(options.ioDir);
       const script = this.options.mcpServerScript;
       let mcpConfigFile: string | undefined;
+      let server: McpServerCommand | undefined;
       if (script && (await stat(script).catch(() => undefined))?.isFile()) {
-        const server = await mcpServerCommand({ backend: options.backend, script, channelPath: place.path, changeId: options.changeId });
+        server = await mcpServerCommand({ backend: options.backend, script, channelPath: place.path, changeId: options.changeId });
         mcpConfigFile = join(options.ioDir, 'mcp.json');
         await writeFile(mcpConfigFile, `${JSON.stringify({ mcpServers: { 'agent-lanes': server } }, null, 2)}\n`, { mode: 0o600 });
       }
@@ -453,7 +460,7 @@ export class DraftLane {
         onFinish: options.onFinish,
         finishGraceSeconds: options.finishGraceSeconds,
       });
-      return { channel, ...(mcpConfigFile ? { mcpConfigFile } : {}) };
+      return { channel, ...(mcpConfigFile && server ? { mcpConfigFile, mcpServer: server } : {}) };
     } catch (error) {
       if (place?.ownFolder) await rm(place.ownFolder, { recursive: true, force: true }).catch(() => undefined);
       ctx.logger.warn(
