@@ -91,6 +91,11 @@ export interface RunAgentOptions {
   channelPath?: string;
   /** LANES_MCP_CONFIG and {mcpConfig}: a file with the MCP server entry for `agent-lanes mcp`. */
   mcpConfigFile?: string;
+  /**
+   * Work the agent must not start before (the snapshot of the user's checkout): awaited after the boundary
+   * and its canary, so both run meanwhile. A rejection refuses the run.
+   */
+  ready?: Promise<unknown>;
   /** That entry: with it (and the file), the agent's mcpArgs and mcpEnv wire the server into its CLI. */
   mcpServer?: McpServerEntry;
   /**
@@ -239,6 +244,7 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
     const canary = await boundary.canary();
     probes = canary.probes;
     canaryMs = canary.ms;
+    await options.ready;
   } catch (error) {
     return finish({ outcome: 'refused', message: `Agent "${agent.label}" was not started: ${(error as Error).message}` });
   }

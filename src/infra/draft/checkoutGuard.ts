@@ -79,57 +79,60 @@ async function digestTree(dir: string, prefix: string, into: Record<string, stri
 async function snapshotGitState(repoRoot: string): Promise<Record<string, string>> {
   const dirs = (await git(repoRoot, ['rev-parse', '--path-format=absolute', '--git-dir', '--git-common-dir'])).stdout.trim().split('\n');
   const [gitDir, commonDir] = [dirs[0]!, dirs[1] ?? dirs[0]!];
-  const state: Record<string, string> = {};
-  for (const name of ['config', 'config.worktree', 'packed-refs', 'HEAD', 'commondir'])
-    for (const dir of new Set([gitDir, commonDir])) state[`${dir === gitDir ? 'git' : 'common'}:${name}`] = await digestOf(join(dir, name));
-  await digestTree(join(commonDir, 'hooks'), 'hooks', state);
-  await digestTree(join(commonDir, 'info'), 'info', state);
-  const refs = await git(repoRoot, ['for-each-ref', '--format=%(refname) %(objectname) %(symref)']);
+  const files = ['config', 'config.worktree', 'packed-refs', 'HEAD', 'commondir'].flatMap((name) =>
+    [...new Set([gitDir, commonDir])].map((dir) => ({ key: `${dir === gitDir ? 'git' : 'common'}:${name}`, path: join(dir, name) })),
+  );
+  // Independent reads, at once: the guard runs before and after every agent, so its time is the lane's.
+  const trees: Record<string, string> = {};
+  const [digests, , refs, ignored] = await Promise.all([
+    Promise.all(files.map(async ({ key, path }) => [key, await digestOf(path)] as const)),
+    (async () => {
+      await digestTree(join(commonDir, 'hooks'), 'hooks', trees);
+      await digestTree(join(commonDir, 'info'), 'info', trees);
+    })(),
+    git(repoRoot, ['for-each-ref', '--format=%(refname) %(objectname) %(symref)']),
+    // Ignored files (.env) and folders, as status lists them without descending into ignored folders.
+    git(repoRoot, ['--no-optional-locks', 'status', '--porcelain=v2', '-z', '--ignored=matching', '--untracked-files=normal']),
+  ]);
+  const state: Record<string, string> = { ...Object.fromEntries(digests), ...trees };
   for (const line of refs.stdout.split('\n')) {
     const [name, ...rest] = line.split(' ');
     if (name && !name.startsWith('refs/heads/lanes/')) state[`ref:${name}`] = rest.join(' ');
   }
-  // Ignored files (.env) and folders, as status lists them without descending into ignored folders.
-  const ignored = await git(repoRoot, [
-    '--no-optional-locks',
-    'status',
-    '--porcelain=v2',
-    '-z',
-    '--ignored=matching',
-    '--untracked-files=normal',
-  ]);
-  let counted = 0;
-  for (const record of ignored.stdout.split('\0')) {
-    if (!record.startsWith('! ') || counted++ >= MAX_GIT_STATE_ENTRIES) continue;
-    const path = record.slice(2);
-    state[`ignored:${path}`] = await statOf(join(repoRoot, path));
-  }
+  const ignoredPaths = ignored.stdout
+    .split('\0')
+    .filter((record) => record.startsWith('! '))
+    .slice(0, MAX_GIT_STATE_ENTRIES)
+    .map((record) => record.slice(2));
+  const stats = await Promise.all(ignoredPaths.map((path) => statOf(join(repoRoot, path))));
+  ignoredPaths.forEach((path, index) => (state[`ignored:${path}`] = stats[index]!));
   return state;
 }
 
 /** Records the user's checkout before an agent starts. */
 export async function snapshotCheckout(repoRoot: string): Promise<CheckoutSnapshot> {
   // --no-optional-locks: our own status must not rewrite the user's index.
-  const status = await git(repoRoot, [
-    '--no-optional-locks',
-    'status',
-    '--porcelain=v2',
-    '-z',
-    '--branch',
-    '--untracked-files=all',
-    '--ignore-submodules=none',
+  const [status, gitState] = await Promise.all([
+    git(repoRoot, [
+      '--no-optional-locks',
+      'status',
+      '--porcelain=v2',
+      '-z',
+      '--branch',
+      '--untracked-files=all',
+      '--ignore-submodules=none',
+    ]),
+    snapshotGitState(repoRoot),
   ]);
   const parsed = parsePorcelainV2(status.stdout);
   const records: Record<string, string> = {};
-  const fileStats: Record<string, string> = {};
-  let statted = 0;
-  for (const entry of parsed.entries) {
-    records[entry.path] = entry.record;
-    if (entry.kind === 'ignored' || statted >= MAX_STATTED_FILES) continue;
-    fileStats[entry.path] = await statOf(join(repoRoot, entry.path));
-    statted++;
-  }
-  const gitState = await snapshotGitState(repoRoot);
+  for (const entry of parsed.entries) records[entry.path] = entry.record;
+  const statted = parsed.entries
+    .filter((entry) => entry.kind !== 'ignored')
+    .slice(0, MAX_STATTED_FILES)
+    .map((entry) => entry.path);
+  const stats = await Promise.all(statted.map((path) => statOf(join(repoRoot, path))));
+  const fileStats: Record<string, string> = Object.fromEntries(statted.map((path, index) => [path, stats[index]!]));
   return {
     repoRoot,
     takenAt: new Date().toISOString(),

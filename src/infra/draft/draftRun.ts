@@ -42,7 +42,10 @@ export interface FinishedDraftRun {
  * commit the worktree on the lane branch, analyse base..head, read the agent's report.
  */
 export async function finishDraftRun(options: FinishDraftRunOptions): Promise<FinishedDraftRun> {
-  const checkout = await verifyCheckout(options.checkoutBefore);
+  // The user's checkout is compared while the lane commits and analyses: the lane writes only its own branch
+  // (refs/heads/lanes/…, which the guard leaves out) and objects, and no automatic gc runs (commitLaneWork).
+  const checking = verifyCheckout(options.checkoutBefore);
+  checking.catch(() => undefined);
   let commit = await commitLaneWork({
     worktreePath: options.worktreePath,
     branch: options.branch,
@@ -56,7 +59,7 @@ export async function finishDraftRun(options: FinishDraftRunOptions): Promise<Fi
   const analysed = await analyzeLaneCommit(commit, options, options);
   const { analysis } = analysed;
   commit = analysed.commit;
-  const agentReport = await readAgentReport(options.evidenceFile);
+  const [checkout, agentReport] = await Promise.all([checking, readAgentReport(options.evidenceFile)]);
   const flags = [...(analysis?.flags ?? []), ...refusedPathFlags(commit.refusedPaths)];
   if (!checkout.untouched) flags.unshift(checkoutTouchedFlag(checkout.differences));
   return {

@@ -157,10 +157,15 @@ export async function commitLaneWork(options: CommitLaneWorkOptions): Promise<La
   const { env, identity } = await resolveIdentity(worktreePath, options.fallbackIdentity ?? FALLBACK_IDENTITY);
   let createdCommit = false;
   if (staged.exitCode === 1) {
-    await git(worktreePath, ['commit', '--quiet', '--no-verify', '--cleanup=whitespace', '-F', '-'], {
-      input: laneCommitMessage(options),
-      env,
-    });
+    // No automatic gc or maintenance in the user's repository because a lane committed (it would repack their refs).
+    await git(
+      worktreePath,
+      ['-c', 'gc.auto=0', '-c', 'maintenance.auto=false', 'commit', '--quiet', '--no-verify', '--cleanup=whitespace', '-F', '-'],
+      {
+        input: laneCommitMessage(options),
+        env,
+      },
+    );
     createdCommit = true;
   }
   const revs = await git(worktreePath, ['rev-parse', 'HEAD', 'HEAD^{tree}', `${baseSha}^{tree}`]);

@@ -279,7 +279,9 @@ export class DraftLane {
         changeId,
         details: { agentId: agent.id, command: agent.command[0], promptRef: this.promptRef(change), isolation: choice.backend },
       });
-      const before = await snapshotCheckout(ctx.repoRoot);
+      // Taken while the boundary opens and its canary runs; the agent starts only once it is done.
+      const snapshot = snapshotCheckout(ctx.repoRoot);
+      snapshot.catch(() => undefined);
       const patterns = [...this.secretPatterns(), ...literalPatterns(Object.values(hooks.secrets ?? {}))];
       // The only folder of ours the agent may write: its prompt and its report, made afresh for every run.
       const ioDir = join(dir, 'agent-io');
@@ -360,9 +362,11 @@ export class DraftLane {
         timeoutMs: hooks.timeoutMs ?? limits.timeoutSeconds * 1000,
         ...(channel ? { channelPath: channel.socketPath } : {}),
         ...(mcpConfigFile && mcpServer ? { mcpConfigFile, mcpServer } : {}),
+        ready: snapshot,
         finished: agentFinished.signal,
         finishGraceMs: finishGraceSeconds * 1000,
       }).finally(() => channel?.close());
+      const before = await snapshot;
       // Whatever the run's outcome, its work is committed and analysed: nothing is lost.
       const finished = await finishDraftRun({
         repoRoot: ctx.repoRoot,
