@@ -10,7 +10,7 @@ import { presetAgentConfig } from '../../src/core/draft/agentPresets';
 import { CODEX_PRESET, CODEX_TRANSCRIPT } from '../../src/core/draft/presets/codex';
 import type { Evidence } from '../../src/core/evidence';
 import { type InstalledAgentCli, installAgentCli } from '../../src/infra/draft/agentCliCache';
-import { checkPresetCli, missingPresetKey } from '../../src/infra/draft/agentPresetCheck';
+import { checkPresetCli } from '../../src/infra/draft/agentPresetCheck';
 import { DraftLane } from '../../src/infra/lanes/draft/draftLane';
 import type { LaneContext } from '../../src/infra/lanes/laneContext';
 import { SandboxLane } from '../../src/infra/lanes/sandbox/sandboxLane';
@@ -312,6 +312,21 @@ describe('Codex CLI preset: the real CLI in the process boundary against an Open
     assert.match(unknown, /unknown MCP server 'not-configured'/, unknown);
   });
 
+  it('asks a program its version once, and again when the file changed (a copy replaced after the check is refused)', async () => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-codex-swap-')));
+    made.push(dir);
+    const program = join(dir, 'codex');
+    const calls = join(dir, 'calls');
+    writeFileSync(program, `#!/bin/sh\necho x >> '${calls}'\necho "codex-cli 0.171.0"\n`, { mode: 0o755 });
+    assert.deepEqual(await checkPresetCli(preset, program), { ok: true, version: preset.version });
+    assert.deepEqual(await checkPresetCli(preset, program), { ok: true, version: preset.version });
+    assert.equal(readFileSync(calls, 'utf8'), 'x\n', 'the second pick did not run --version again');
+    writeFileSync(program, `#!/bin/sh\necho x >> '${calls}'\necho "codex-cli 0.170.0 (swapped)"\n`, { mode: 0o755 });
+    const swapped = await checkPresetCli(preset, program);
+    assert.equal(swapped.ok, false);
+    assert.equal(readFileSync(calls, 'utf8'), 'x\nx\n');
+  });
+
   it('refuses a CLI at an untested version with the tested version and the command that installs it', async () => {
     const dir = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-codex-old-')));
     made.push(dir);
@@ -325,9 +340,7 @@ describe('Codex CLI preset: the real CLI in the process boundary against an Open
     assert.match(check.message, /npm install --prefix <folder> --ignore-scripts @openai\/codex@0\.171\.0/);
   });
 
-  it('without an API key: says which secret to set, and a run anyway fails in Draft with Codex saying so', async () => {
-    assert.match(missingPresetKey(preset, {}) ?? '', /needs an API key in CODEX_API_KEY.*Lanes: Set Agent Secret/);
-    assert.equal(missingPresetKey(preset, { CODEX_API_KEY: 'sk-x' }), undefined);
+  it('without an API key, a run fails in Draft with Codex saying so', async () => {
     env = await setup(cli);
     await failedRun(env, undefined, /401 Unauthorized: You didn't provide an API key/);
   });

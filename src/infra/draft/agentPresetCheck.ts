@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { AgentPreset } from '../../core/draft/agentPresets';
 
@@ -12,6 +13,21 @@ export type PresetCliCheck = { ok: true; version: string } | { ok: false; versio
  * install, never run on trust: its flags, events and requests may differ.
  */
 export async function checkPresetCli(preset: AgentPreset, program: string): Promise<PresetCliCheck> {
+  // Once per program file (`--version` of a 400 MB native CLI takes about half a second): a file replaced or
+  // touched since (another size or modification time) is asked again.
+  const info = await stat(program).catch(() => undefined);
+  const key = info ? `${preset.id}\0${program}\0${info.size}\0${info.mtimeMs}` : undefined;
+  const known = key ? passed.get(key) : undefined;
+  if (known) return known;
+  const result = await askVersion(preset, program);
+  if (key && result.ok) passed.set(key, result);
+  return result;
+}
+
+/** Checks that passed, by program file (a failed check is asked again: the user may have fixed it). */
+const passed = new Map<string, PresetCliCheck>();
+
+async function askVersion(preset: AgentPreset, program: string): Promise<PresetCliCheck> {
   const spec = `${preset.npmPackage}@${preset.version}`;
   const output = await run(program, ['--version'], { timeout: 30_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } })
     .then((result) => result.stdout.trim())
@@ -28,13 +44,4 @@ export async function checkPresetCli(preset: AgentPreset, program: string): Prom
     ...(version ? { version } : {}),
     message: `${preset.label} at ${program} is version ${version ?? `"${output.slice(0, 80)}"`}, but Agent Lanes has tested ${preset.version} only. Install the tested version with "npm install --prefix <folder> --ignore-scripts ${spec}" (or "npm install -g ${spec}").`,
   };
-}
-
-/**
- * What to say when the preset's API key has no value; undefined when it has one.
- * @internal Exported for its unit tests; in the editor the picker asks for the key instead.
- */
-export function missingPresetKey(preset: AgentPreset, secrets: Readonly<Record<string, string>>): string | undefined {
-  if (secrets[preset.apiKeyVar]?.trim()) return undefined;
-  return `${preset.label} needs an API key in ${preset.apiKeyVar}, and none is set. Set it with "Lanes: Set Agent Secret…" for the agent "${preset.id}"; it is kept in VS Code's secret storage and handed to this agent only.`;
 }
