@@ -3,7 +3,7 @@ import type { Actor, Change } from '../core/change';
 import { LaneError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import { PolicyDeniedError } from '../infra/policy/policyService';
-import { BuiltInCommands, Commands } from './constants';
+import { BuiltInCommands, Commands, type ContextKeys } from './constants';
 import { whoAmI } from './identity';
 import type { LanesNode } from './lanesTree';
 import type { RepoContext, RepositoryRegistry } from './repositories';
@@ -191,4 +191,9 @@ export class CommandKit {
   showError(error: unknown, doing: string, buttons: readonly ErrorButton[] = [], options: { warning?: boolean } = {}): ShownError {
     return showError(this.deps.logger, error, doing, buttons, options);
   }
+}
+
+/** Marks a walkthrough step done. */
+export function markSetupStep(key: (typeof ContextKeys)['setupAgentReady' | 'setupEngineReady' | 'setupSignedIn' | 'setupDrafted']): void {
+  void vscode.commands.executeCommand('setContext', key, true);
 }

@@ -13,6 +13,8 @@ export const Commands = {
   stopAgent: 'agentLanes.stopAgent',
   setAgentSecret: 'agentLanes.setAgentSecret',
   setUpAgent: 'agentLanes.setUpAgent',
+  checkContainerEngine: 'agentLanes.checkContainerEngine',
+  signInToGitHub: 'agentLanes.signInToGitHub',
   finishDraft: 'agentLanes.finishDraft',
   showAgentLog: 'agentLanes.showAgentLog',
   openChanges: 'agentLanes.openChanges',
@@ -73,6 +75,11 @@ export const ContextKeys = {
   /** noFolder | noRepository | bareRepository | empty | ready | error */
   viewState: 'agentLanes.viewState',
   multiRepository: 'agentLanes.multiRepository',
+  /** The walkthrough's steps, done (its completionEvents): an agent set up, an engine found, signed in, a first draft. */
+  setupAgentReady: 'agentLanes.setup.agentReady',
+  setupEngineReady: 'agentLanes.setup.engineReady',
+  setupSignedIn: 'agentLanes.setup.signedIn',
+  setupDrafted: 'agentLanes.setup.drafted',
 } as const;
 
 export type ViewState = 'loading' | 'noFolder' | 'noRepository' | 'bareRepository' | 'empty' | 'ready' | 'error';

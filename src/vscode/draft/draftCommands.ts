@@ -9,13 +9,13 @@ import type { DraftAgent } from '../../infra/lanes/draft/draftLane';
 import { UncommittedWorkError } from '../../infra/git/worktrees';
 import { changedPaths, currentBranchName, recentRefs } from '../../infra/git/queries';
 import { readConfig } from '../config';
-import { BuiltInCommands, Commands } from '../constants';
+import { BuiltInCommands, Commands, ContextKeys } from '../constants';
 import { readAgentSecrets, type SetAgentSecretArgs, setAgentSecret } from './agentSecrets';
 import { installedPresetConfigs, type PresetServices, presetItems, preparePreset } from './agentPresetPicker';
 import { AGENT_PRESETS, findPreset } from '../../core/draft/agentPresets';
 import { SettingKeys, settingName } from '../settingKeys';
 import { gitContentUri } from '../gitContent';
-import type { ChangeTarget, CommandKit } from '../commandKit';
+import { type ChangeTarget, type CommandKit, markSetupStep } from '../commandKit';
 import type { PolicyController } from '../policy/policyController';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
 
@@ -63,6 +63,7 @@ export class DraftCommands {
       );
       for (const warning of started.warnings) void vscode.window.showWarningMessage(warning);
       logger.info(`Change ${started.change.id} created on ${started.change.branch} at ${started.change.worktreePath}`);
+      markSetupStep(ContextKeys.setupDrafted);
       if (agent.kind === 'cli' && !args.noRun) void this.runAgent(repo, started.change, agent.config);
       if (agent.kind === 'chat') {
         void vscode.window.showInformationMessage(
@@ -268,6 +269,7 @@ export class DraftCommands {
       return;
     }
     const config = await preparePreset(this.presetServices(), id);
+    if (config) markSetupStep(ContextKeys.setupAgentReady);
     if (config)
       void vscode.window.showInformationMessage(
         `${config.label} is ready: pick it in "Lanes: New Draft…". Its network allowlist (policy lanes.agent.network.allow) needs ${findPreset(id)!.hosts.join(', ')}.`,

@@ -7,8 +7,8 @@ import type { PollScheduleOptions } from '../../core/pullRequest/polling';
 import { GitHubError, type RateLimitNotice } from '../../infra/github/client';
 import { PullRequestError, type PullRequestStep } from '../../infra/github/pullRequests';
 import { type GitHubAccess, type OpenOptions, type OpenOutcome, PullRequestLaneError } from '../../infra/lanes/pullRequest/pullRequestLane';
-import type { ChangeTarget, CommandKit, ErrorButton, ReportProgress } from '../commandKit';
-import { BuiltInCommands, Commands } from '../constants';
+import { type ChangeTarget, type CommandKit, type ErrorButton, markSetupStep, type ReportProgress } from '../commandKit';
+import { BuiltInCommands, Commands, ContextKeys } from '../constants';
 import { SETTINGS_SECTION } from '../settingKeys';
 import { type PullRequestSettings, readApiBaseUrl, readPullRequestSettings } from '../config';
 import { type GitHubToken, GitHubSignIn, SignInError } from './githubSignIn';
@@ -288,6 +288,22 @@ export class PullRequestCommands implements vscode.Disposable {
     }
   }
 
+  /** "Agent Lanes: Sign In to GitHub" (a walkthrough step): VS Code's GitHub sign-in, asked now rather than at the first push. */
+  async signInToGitHub(): Promise<PullRequestCommandResult> {
+    try {
+      const apiBaseUrl = readApiBaseUrl();
+      const access = await this.signIn.access(apiBaseUrl, true);
+      if (!access) return { ok: false, kind: 'cancelled', message: 'Sign-in was cancelled.' };
+      this.following.retryAfterSignIn();
+      markSetupStep(ContextKeys.setupSignedIn);
+      const message = `Signed in to GitHub (${new URL(apiBaseUrl).host}): Agent Lanes pushes approved lane branches and opens their pull requests with this account.`;
+      this.show('info', message);
+      return { ok: true, message };
+    } catch (error) {
+      return this.failure(error, 'Signing in to GitHub', {});
+    }
+  }
+
   /** "Lanes: Sign In to GitHub with a Token": for GitHub Enterprise without VS Code's sign-in, or a chosen token. */
   async signInWithToken(args?: { token?: string }): Promise<PullRequestCommandResult> {
     try {
@@ -438,6 +454,7 @@ export function registerPullRequests(context: vscode.ExtensionContext, deps: Omi
     commands.signInWithToken(args && typeof args === 'object' ? args : undefined),
   );
   register(Commands.forgetGitHubToken, () => commands.forgetToken());
+  register(Commands.signInToGitHub, () => commands.signInToGitHub());
   context.subscriptions.push(commands);
   return commands;
 }

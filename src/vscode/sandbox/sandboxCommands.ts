@@ -8,10 +8,14 @@ import {
   type SandboxRunOutcome,
   SandboxInputError,
 } from '../../infra/lanes/sandbox/sandboxLane';
+import { readFile } from 'node:fs/promises';
+import { engineInstallHelp, parseOsRelease } from '../../core/sandbox/engineInstall';
+import { detectEngine } from '../../infra/sandbox/engine';
 import { SandboxError } from '../../infra/sandbox/types';
-import { BuiltInCommands, Commands } from '../constants';
+import { readConfig } from '../config';
+import { BuiltInCommands, Commands, ContextKeys } from '../constants';
 import { SETTINGS_SECTION } from '../settingKeys';
-import type { ChangeTarget, CommandKit, ReportProgress } from '../commandKit';
+import { type ChangeTarget, type CommandKit, markSetupStep, type ReportProgress } from '../commandKit';
 import type { LanesNode } from '../lanesTree';
 import type { PolicyController } from '../policy/policyController';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
@@ -322,6 +326,27 @@ export class SandboxCommands implements vscode.Disposable {
   }
 }
 
+/**
+ * "Agent Lanes: Check the Container Engine" (a walkthrough step): which engine
+ * answers, or the command that installs one on this operating system.
+ */
+async function checkContainerEngine(): Promise<{ ok: boolean; message: string }> {
+  const detection = await detectEngine(readConfig().config.sandboxContainerEngine);
+  if (detection.found) {
+    const message = `Container engine ready: ${detection.engine.kind} ${detection.engine.version} (${detection.engine.path}). Sandbox tasks run there with the network off.`;
+    void vscode.window.showInformationMessage(message);
+    markSetupStep(ContextKeys.setupEngineReady);
+    return { ok: true, message };
+  }
+  const help = engineInstallHelp(process.platform, parseOsRelease(await readFile('/etc/os-release', 'utf8').catch(() => '')));
+  const message = `No container engine answers (${detection.tried.join('; ')}). On ${help.system}, install one with: ${help.command} — ${help.note}`;
+  const copy = 'Copy Install Command';
+  void vscode.window.showWarningMessage(message, copy).then((choice) => {
+    if (choice === copy) void vscode.env.clipboard.writeText(help.command);
+  });
+  return { ok: false, message };
+}
+
 /** Registers the Sandbox lane's commands; returns the controller (for the LanesApi and other lanes). */
 export function registerSandbox(context: vscode.ExtensionContext, deps: SandboxDeps): SandboxCommands {
   const sandbox = new SandboxCommands(deps);
@@ -330,6 +355,7 @@ export function registerSandbox(context: vscode.ExtensionContext, deps: SandboxD
   register(Commands.runSandboxTasks, (target?: ChangeTarget) => sandbox.runTasks(target));
   register(Commands.stopSandboxTasks, (target?: ChangeTarget) => sandbox.stop(target));
   register(Commands.showTaskLog, (target?: TaskLogTarget) => sandbox.showTaskLog(target));
+  register(Commands.checkContainerEngine, () => checkContainerEngine());
   register(Commands.cleanupSandboxes, (options?: { confirmed?: boolean }) =>
     sandbox.cleanup(options && typeof options === 'object' && !('kind' in options) ? options : {}),
   );
