@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer } from 'node:http';
 import { connect, createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { EGRESS_LAUNCHER_SOURCE, launcherArgv } from '../../src/infra/draft/boundary/egressLauncher';
 import { egressSocketPath, startEgressProxy, type EgressProxy } from '../../src/infra/draft/boundary/egressProxy';
@@ -179,6 +180,36 @@ describe('egress proxy', function () {
       [{ host: '127.0.0.1', port: web.port, allowed: true, method: 'HTTP' }],
     );
     assert.deepEqual(p.refusals(), []);
+  });
+
+  it("forwards plain HTTP over the socket it checked even where http.request and net.connect are replaced (VS Code's extension host)", async () => {
+    // As @vscode/proxy-agent does in the extension host: http.request gets an agent of its own (which opens its own
+    // connection, ignoring createConnection) and net.connect is wrapped. The proxy must use neither.
+    const load = createRequire(__filename);
+    const httpModule = load('node:http') as typeof import('node:http');
+    const netModule = load('node:net') as typeof import('node:net');
+    const original = { request: httpModule.request, connect: netModule.connect };
+    let patchedCalls = 0;
+    httpModule.request = ((options: import('node:http').RequestOptions, callback?: () => void) => {
+      // The test's own client speaks to the proxy's Unix socket (socketPath); only requests to a host count.
+      if (!options.socketPath) patchedCalls++;
+      return original.request({ ...options, agent: new httpModule.Agent() }, callback);
+    }) as typeof httpModule.request;
+    netModule.connect = ((...args: Parameters<typeof netModule.connect>) => {
+      // The test's own client reaches the proxy's Unix socket with net.connect too; only TCP connections count.
+      if (typeof args[0] === 'object' && 'port' in args[0]) patchedCalls++;
+      return original.connect(...args);
+    }) as typeof netModule.connect;
+    try {
+      const p = await start([`127.0.0.1:${web.port}`]);
+      const reply = await proxyGet(p.socketPath, `http://127.0.0.1:${web.port}/patched`, {});
+      assert.equal(reply.status, 200, reply.body);
+      assert.equal(reply.body, `hello GET /patched host=127.0.0.1:${web.port}`);
+      assert.equal(patchedCalls, 0, 'the proxy went around the replaced functions');
+    } finally {
+      httpModule.request = original.request;
+      netModule.connect = original.connect;
+    }
   });
 
   it('tunnels CONNECT to an allowed IP literal byte for byte', async () => {

@@ -16,8 +16,11 @@ export interface InstalledAgentCli {
 
 export class AgentCliInstallError extends Error {}
 
-/** Where a preset's CLI is installed: one folder per package and version, never shared with another version. */
-function agentCliPrefix(cacheRoot: string, preset: AgentPreset): string {
+/**
+ * Where a preset's CLI is installed: one folder per package and version, never shared with another version.
+ * @internal Exported for the end-to-end test, which places a cached CLI where the extension looks.
+ */
+export function agentCliPrefix(cacheRoot: string, preset: AgentPreset): string {
   return join(cacheRoot, `${preset.id}-${preset.version}`);
 }
 

@@ -5,8 +5,8 @@
 // TLS) and absolute-form plain HTTP (`GET http://host/path`).
 import { lookup } from 'node:dns/promises';
 import { chmod, rm } from 'node:fs/promises';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { ClientRequest, createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -144,7 +144,8 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     new Promise((resolve, reject) => {
       // A lookup that finishes after close() must not open a socket nobody will close.
       if (closing) return reject(new Error('the proxy is closing'));
-      const socket = connect({ host: address, port });
+      // A Socket of its own, not net.connect, which VS Code's extension host replaces (@vscode/proxy-agent).
+      const socket = new Socket().connect({ host: address, port });
       track(socket);
       const timer = setTimeout(() => {
         socket.destroy();
@@ -206,7 +207,11 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     } catch (error) {
       return reply(502, `Agent Lanes could not connect to ${target.host}:${target.port} (${errorText(error)}).`);
     }
-    const upstream = httpRequest({
+    // A ClientRequest of its own, not http.request: VS Code's extension host replaces http.request
+    // (@vscode/proxy-agent), and its agent opens a connection of its own instead of the checked socket
+    // (to localhost:80 here: ECONNREFUSED in a real VS Code 1.100, test/e2e/firstDraft.test.ts).
+    // No agent: then Node uses createConnection, the socket to the address the proxy checked.
+    const upstream = new ClientRequest({
       method: req.method,
       path: target.path,
       // The Host header is the checked target's, so a request cannot name another virtual host on the same address.
