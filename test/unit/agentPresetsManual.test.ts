@@ -1,13 +1,14 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import { networkInterfaces, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type AgentPreset, TRANSCRIPT_PARSERS, findPreset, presetAgentConfig } from '../../src/core/draft/agentPresets';
 import { installAgentCli } from '../../src/infra/draft/agentCliCache';
 import { DraftLane } from '../../src/infra/lanes/draft/draftLane';
 import type { LaneContext } from '../../src/infra/lanes/laneContext';
+import { SandboxLane } from '../../src/infra/lanes/sandbox/sandboxLane';
 import { createSampleRepository } from '../runners/fixtures.mjs';
 import { startGeminiStandIn } from '../fixtures/model-standins/gemini';
 import { startChatStandIn } from '../fixtures/model-standins/openaiChat';
@@ -24,6 +25,8 @@ const SKIP_REASON =
   'set LANES_TEST_EXTRA_AGENTS=1 to run: CI runs the Claude Code and Codex scenarios; Gemini CLI and OpenCode are tested on demand (each downloads its CLI from npm)';
 
 const user = { type: 'user' as const, id: 'dev@example.com' };
+/** The extension's `agent-lanes mcp` (npm run build:dev makes it). */
+const MCP_SCRIPT = resolve(__dirname, '..', '..', '..', 'dist', 'mcp.js');
 const API_KEY = 'lanes-test-key-not-a-secret-0123456789';
 const cacheRoot = process.env.LANES_AGENT_CLI_CACHE ?? join(tmpdir(), 'lanes-agent-clis');
 
@@ -53,6 +56,8 @@ interface RunResult {
   branch: string;
   repo: string;
   evidence: Awaited<ReturnType<LaneContext['evidence']['read']>>;
+  /** The lanes' MCP tools the agent called, from the audit log. */
+  toolEvents: string[];
 }
 
 /** Installs the preset's CLI, opens a lane on a sample repository with policy allowing only the stand-in, and runs the agent. */
@@ -71,7 +76,12 @@ async function runPreset(preset: AgentPreset, standInUrl: string, allow: string)
   try {
     const ctx = await createLaneContext(base, repo, { policySettings: { endpoint: policy.url } });
     await ctx.policy.start();
-    const lane = new DraftLane(ctx);
+    // With the lanes' MCP server, as the editor runs it: the preset wires it into the CLI's own configuration.
+    const sandbox = new SandboxLane(ctx, { settings: { engine: 'docker', defaultImage: 'none' } });
+    const lane = new DraftLane(ctx, {
+      mcpServerScript: MCP_SCRIPT,
+      runTasks: (changeId, actor, signal) => sandbox.runDraftTasks(changeId, actor, { signal }),
+    });
     const agent = { ...presetAgentConfig(preset, installed.program, { baseUrl: standInUrl }), timeoutSeconds: 300 };
     const { change } = await lane.start({
       task: 'Create hello.txt saying hello, then run the checks.',
@@ -102,6 +112,12 @@ async function runPreset(preset: AgentPreset, standInUrl: string, allow: string)
       branch: change.branch,
       repo,
       evidence: await ctx.evidence.read(change.id),
+      toolEvents: readFileSync(ctx.storage.auditFile, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as { action: string; changeId?: string; details: { tool?: string } })
+        .filter((event) => event.action === 'agent.tool' && event.changeId === change.id)
+        .map((event) => event.details.tool ?? ''),
     };
   } finally {
     policy.server.close();
@@ -122,6 +138,8 @@ const show = (repo: string, branch: string, path: string) =>
       apiKey: API_KEY,
       host: standInHost(),
       script: [
+        // The lanes' MCP server first, under the name Gemini CLI gives its tools.
+        { functionCalls: [{ name: 'mcp_agent-lanes_lanes_get_task', args: {} }] },
         {
           text: 'I will create the file.',
           functionCalls: [{ name: 'write_file', args: { file_path: 'hello.txt', content: 'hello from gemini\n' } }],
@@ -145,6 +163,12 @@ const show = (repo: string, branch: string, path: string) =>
         `      gemini-cli ${preset.version}: ${result.outcome}; requests: ${standIn.requests.map((r) => `${r.model}:${r.action}${r.turn === undefined ? '' : `#${r.turn}`}`).join(', ')}`,
       );
       assert.equal(result.outcome, 'committed', `${result.message}\n${result.stderr}`);
+      const offered = [...new Set(standIn.requests.flatMap((request) => request.toolNames))].filter((name) => name.includes('lanes_'));
+      console.log(`      lanes MCP tools offered to the model: ${offered.join(', ')}`);
+      assert.equal(offered.length, 4, 'the CLI started the lanes MCP server from its settings and offered its four tools');
+      const answer = JSON.stringify(standIn.requests.find((request) => request.turn === 1)?.functionResponses ?? []);
+      assert.match(answer, /Create hello\.txt saying hello/, `lanes_get_task answered with the task: ${answer.slice(0, 500)}`);
+      assert.deepEqual(result.toolEvents, ['lanes_get_task'], 'the call was audited on the change');
       assert.equal(
         show(result.repo, result.branch, 'hello.txt'),
         'hello from gemini\n',
@@ -161,7 +185,7 @@ const show = (repo: string, branch: string, path: string) =>
       );
       assert.deepEqual(
         standIn.requests.filter((request) => request.withTools).map((request) => request.turn),
-        [0, 1, 2, 3],
+        [0, 1, 2, 3, 4],
         'the whole scripted conversation was played',
       );
       assert.ok(result.evidence.kind === 'ok');
@@ -175,7 +199,7 @@ const show = (repo: string, branch: string, path: string) =>
       assert.ok(transcript, 'the output is stream-json');
       assert.deepEqual(
         transcript.toolCalls.map((call) => call.name),
-        ['write_file', 'run_shell_command', 'run_shell_command'],
+        ['mcp_agent-lanes_lanes_get_task', 'write_file', 'run_shell_command', 'run_shell_command'],
       );
       assert.deepEqual(
         transcript.commands.map((command) => command.exitCode),
@@ -194,6 +218,8 @@ const show = (repo: string, branch: string, path: string) =>
       apiKey: API_KEY,
       host: standInHost(),
       script: [
+        // The lanes' MCP server first, under the name OpenCode gives its tools.
+        { toolCalls: [{ name: 'agent-lanes_lanes_get_task', args: {} }] },
         // With a GPT-5 model OpenCode offers apply_patch in place of write and edit.
         {
           text: 'I will create the file.',
@@ -215,6 +241,12 @@ const show = (repo: string, branch: string, path: string) =>
         `      opencode ${preset.version}: ${result.outcome}; requests: ${standIn.requests.map((r) => `${r.path}${r.turn === undefined ? '' : `#${r.turn}`}`).join(', ')}`,
       );
       assert.equal(result.outcome, 'committed', `${result.message}\n${result.stderr}`);
+      const offered = [...new Set(standIn.requests.flatMap((request) => request.toolNames))].filter((name) => name.includes('lanes_'));
+      console.log(`      lanes MCP tools offered to the model: ${offered.join(', ')}`);
+      assert.equal(offered.length, 4, 'the CLI started the lanes MCP server from its configuration and offered its four tools');
+      const answer = JSON.stringify(standIn.requests.find((request) => request.turn === 1)?.toolResults ?? []);
+      assert.match(answer, /Create hello\.txt saying hello/, `lanes_get_task answered with the task: ${answer.slice(0, 500)}`);
+      assert.deepEqual(result.toolEvents, ['lanes_get_task'], 'the call was audited on the change');
       assert.equal(show(result.repo, result.branch, 'hello.txt'), 'hello from opencode\n');
       assert.equal(show(result.repo, result.branch, 'ran.txt'), 'hello from opencode\n');
       assert.ok(
@@ -223,7 +255,7 @@ const show = (repo: string, branch: string, path: string) =>
       );
       assert.deepEqual(
         standIn.requests.filter((request) => request.withTools).map((request) => request.turn),
-        [0, 1, 2, 3],
+        [0, 1, 2, 3, 4],
         'the whole scripted conversation was played',
       );
       assert.ok(result.evidence.kind === 'ok');
@@ -240,7 +272,7 @@ const show = (repo: string, branch: string, path: string) =>
       assert.ok(transcript, 'the output is JSON events');
       assert.deepEqual(
         transcript.toolCalls.map((call) => call.name),
-        ['apply_patch', 'bash', 'bash'],
+        ['agent-lanes_lanes_get_task', 'apply_patch', 'bash', 'bash'],
       );
       assert.deepEqual(
         transcript.commands.map((command) => command.exitCode),
