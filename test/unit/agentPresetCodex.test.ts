@@ -257,7 +257,10 @@ describe('Codex CLI preset: the real CLI in the process boundary against an Open
       .split('\n')
       .filter((line) => line.startsWith('{'))
       .join('\n');
-    assert.deepEqual({ ...CODEX_TRANSCRIPT!(stdout), unreadLines: 0 }, { ...transcript, unreadLines: 0 });
+    const { model, modelFrom, ...fromOutput } = transcript;
+    assert.deepEqual({ ...CODEX_TRANSCRIPT!(stdout), unreadLines: 0 }, { ...fromOutput, unreadLines: 0 });
+    // Codex's events name no model: the evidence takes the one its command line asked for, and says so.
+    assert.deepEqual({ model, modelFrom }, { model: 'gpt-5.5', modelFrom: 'command' });
     // To refresh the recorded output the transcript's own test reads (test/fixtures/agents/codex-exec.jsonl).
     if (process.env.AGENT_LANES_RECORD_CODEX_OUTPUT)
       writeFileSync(process.env.AGENT_LANES_RECORD_CODEX_OUTPUT, `${stdout.split(env.base).join('/tmp/lanes-codex-run')}\n`);

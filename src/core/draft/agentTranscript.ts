@@ -10,6 +10,11 @@ export const AgentTranscriptSchema = z.object({
   /** Which format was read (a TranscriptFormat of agentPresets). */
   format: z.string(),
   model: z.string().max(200).optional(),
+  /**
+   * Where `model` comes from: the transcript (what the API answered with), or, for a CLI whose
+   * transcript names no model (Codex's --json events), the `--model` its command line asked for.
+   */
+  modelFrom: z.enum(['transcript', 'command']).optional(),
   usage: z
     .object({
       inputTokens: z.number().int().nonnegative(),

@@ -13,10 +13,27 @@ export function readAgentTranscript(
   format: string | undefined,
   stdout: string,
   patterns: readonly SecretPattern[],
+  command: readonly string[] = [],
 ): AgentTranscript | undefined {
   const parser = format ? TRANSCRIPT_PARSERS[format as TranscriptFormat] : undefined;
-  const parsed = parser?.(stdout);
-  if (!parsed) return undefined;
+  const read = parser?.(stdout);
+  if (!read) return undefined;
+  const asked = requestedModel(command);
+  const parsed: AgentTranscript = read.model
+    ? { ...read, modelFrom: 'transcript' }
+    : asked
+      ? { ...read, model: asked, modelFrom: 'command' }
+      : read;
   const checked = AgentTranscriptSchema.safeParse(redactValue(parsed, patterns).value);
   return checked.success ? checked.data : undefined;
+}
+
+/** The model a command line asks for (`--model X`, `--model=X`, `-m X`); undefined when it names none. */
+function requestedModel(command: readonly string[]): string | undefined {
+  for (let index = 0; index < command.length; index++) {
+    const arg = command[index]!;
+    if ((arg === '--model' || arg === '-m') && command[index + 1]) return command[index + 1];
+    if (arg.startsWith('--model=')) return arg.slice('--model='.length) || undefined;
+  }
+  return undefined;
 }

@@ -105,7 +105,14 @@ function claimsView(evidence: Evidence | undefined): EvidenceView['fields']['cla
   return {
     state: 'present',
     value: {
-      ...(transcript?.model ? { model: transcript.model } : {}),
+      ...(transcript?.model
+        ? {
+            model:
+              transcript.modelFrom === 'command'
+                ? `${transcript.model} (as its command asked; the transcript names none)`
+                : transcript.model,
+          }
+        : {}),
       ...(transcript?.usage ? { usage: { inputTokens: transcript.usage.inputTokens, outputTokens: transcript.usage.outputTokens } } : {}),
       toolCalls: [...counts].map(([name, count]) => ({ name, count })),
       commands: (transcript?.commands ?? []).slice(0, 50),

@@ -381,7 +381,7 @@ export class DraftLane {
         subject: redactText(change.title, patterns).text,
         ...this.analysisOptions(),
       });
-      const transcript = stdout ? readAgentTranscript(agent.transcript, stdout.text(), patterns) : undefined;
+      const transcript = stdout ? readAgentTranscript(agent.transcript, stdout.text(), patterns, agent.command) : undefined;
       const outcome = await this.record(changeId, { run, finished, actor, ...(transcript ? { transcript } : {}) });
       // Recorded after the commit, so the event names the commit the agent produced.
       await ctx.audit.append({
