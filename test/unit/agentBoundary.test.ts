@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,8 @@ import { chooseBackend, describeIsolation } from '../../src/core/draft/agentIsol
 import { mergePolicies, type PolicyLayer } from '../../src/core/policy/merge';
 import { POLICY_API_VERSION, parseOverlayObject, parsePolicyObject } from '../../src/core/policy/schema';
 import { openHostBoundary, processStartTicks, runCanary } from '../../src/infra/draft/boundary/agentBoundary';
+import { CANARY_IN_LAUNCHER, launcherArgv } from '../../src/infra/draft/boundary/egressLauncher';
+import { egressSocketPath, startEgressProxy } from '../../src/infra/draft/boundary/egressProxy';
 import { runAgent } from '../../src/infra/draft/agentRunner';
 import { DraftLane } from '../../src/infra/lanes/draft/draftLane';
 import { createWorktree } from '../../src/infra/git/worktrees';
@@ -97,6 +100,36 @@ describe('agent isolation: choosing a backend', () => {
 
 describe('agent isolation: the canary and runs outside this window', function () {
   this.timeout(60_000);
+
+  it('the canary run inside the egress launcher (one Node start) probes through the launcher and still catches a boundary that leaks', async () => {
+    const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-canary-launcher-')));
+    const repo = createSampleRepository(join(base, 'app'));
+    const proxy = await startEgressProxy({ allow: [], socketPath: egressSocketPath(randomBytes(6).toString('hex')) });
+    try {
+      // The launcher on the host with nothing around it: the probes must see the leaks, and the proxy the launcher set up.
+      const { probes } = await runCanary(
+        { backend: 'process', repoRoot: repo, canaryFolders: [base] } as Parameters<typeof runCanary>[0],
+        (args) => ({
+          file: process.execPath,
+          args: launcherArgv(process.execPath, proxy.socketPath, [CANARY_IN_LAUNCHER, ...args]).slice(1),
+          env: process.env as Record<string, string>,
+          cwd: repo,
+        }),
+        true,
+      );
+      const outcome = Object.fromEntries(probes.map((probe) => [probe.name, probe.outcome]));
+      assert.equal(outcome.writeOutside, 'escaped');
+      assert.equal(outcome.editorEnvironment, 'escaped');
+      assert.equal(outcome.proxyRefuses, 'refused', "the launcher's own proxy answered the canary in the same process (403)");
+      assert.deepEqual(
+        proxy.refusals().map((record) => record.host),
+        ['lanes-canary.invalid'],
+      );
+      assert.equal(git(repo, 'status', '--porcelain'), '', 'the canary cleaned up what it managed to write');
+    } finally {
+      await proxy.close();
+    }
+  });
 
   it('a canary run without a boundary escapes, and the run is refused before the agent starts', async () => {
     const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-canary-')));

@@ -18,7 +18,7 @@ import { detectProcessSandbox } from '../../sandbox/processSandbox';
 import { type AgentGit, prepareAgentGit } from './agentGit';
 import { CANARY_PROXY_HOST, planCanary } from './canary';
 import { type EgressProxy, egressSocketPath, startEgressProxy } from './egressProxy';
-import { launcherArgv } from './egressLauncher';
+import { CANARY_IN_LAUNCHER, launcherArgv } from './egressLauncher';
 
 class BoundaryError extends LaneError {
   override name = 'BoundaryError';
@@ -290,7 +290,13 @@ async function openProcessBoundary(
       return { backend: 'process', ...(pid ? { pid } : {}), ...(ticks ? { pidStartTicks: ticks } : {}) };
     },
     canary: () =>
-      runCanary(spec, (args) => wrap([node.path, ...args], { ...env, ...node.env }), proxy !== undefined, dirname(git.objectsDir)),
+      runCanary(
+        spec,
+        // Behind the egress launcher the canary runs in the launcher's own Node (one start instead of two).
+        (args) => (proxy ? wrap([CANARY_IN_LAUNCHER, ...args], env) : wrap([node.path, ...args], { ...env, ...node.env })),
+        proxy !== undefined,
+        dirname(git.objectsDir),
+      ),
     stop: async () => undefined,
     evidence: (extra) => ({
       backend: 'process',

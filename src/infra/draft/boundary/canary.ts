@@ -93,6 +93,8 @@ const tryPush = () => new Promise((done) => {
   if (push.missing) add('push', false, 'no git in the boundary');
   else add('push', push.status === 0, push.status === 0 ? 'pushed to ' + spec.push.remote : 'git push to your repository failed: ' + String(push.stderr || '').trim().split('\n').pop().slice(0, 200));
   process.stdout.write(JSON.stringify({ probes }) + '\n');
+  // Run inside the egress launcher (CANARY_IN_LAUNCHER), the launcher ends here; as its own program, Node does.
+  if (typeof globalThis.__lanesCanaryDone === 'function') globalThis.__lanesCanaryDone();
 })();
 `;
 

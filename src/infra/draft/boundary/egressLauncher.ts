@@ -16,6 +16,12 @@
  * The launcher program (CommonJS, for `node -e`).
  * @internal Exported for its unit tests; the product runs it through launcherArgv.
  */
+/**
+ * In place of the agent's program: run the canary inside the launcher (see runCanary). Not a path any
+ * program has, so no agent command can mean it.
+ */
+export const CANARY_IN_LAUNCHER = '--agent-lanes-canary-in-launcher';
+
 export const EGRESS_LAUNCHER_SOURCE = `'use strict';
 const fs = require('fs');
 const net = require('net');
@@ -73,6 +79,19 @@ server.listen(0, '127.0.0.1', () => {
   });
   // The editor's runtime ran this launcher as Node; the agent is its own program.
   delete env.ELECTRON_RUN_AS_NODE;
+  if (file === '${CANARY_IN_LAUNCHER}') {
+    // The isolation canary (node -e SOURCE SPEC), run in this process: the same boundary and the same environment
+    // the agent gets, without starting Node a second time. It calls __lanesCanaryDone once it printed its probes.
+    for (const name of Object.keys(process.env)) if (!(name in env)) delete process.env[name];
+    Object.assign(process.env, env);
+    process.argv = [process.argv[0], args[2]];
+    globalThis.__lanesCanaryDone = () => {
+      server.close();
+      process.exit(0);
+    };
+    new Function('require', args[1])(require);
+    return;
+  }
   child = childProcess.spawn(file, args, { stdio: 'inherit', env });
   child.on('error', (error) => {
     fail('cannot start ' + file + ': ' + error.message, error.code === 'ENOENT' ? 127 : 126);
