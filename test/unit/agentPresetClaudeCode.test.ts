@@ -1,7 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { type Server, createServer } from 'node:http';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AgentConfig } from '../../src/core/draft/agentConfig';
@@ -15,6 +14,7 @@ import { type AnthropicStandIn, type ScriptedTurn, startAnthropicStandIn } from 
 import { findLeaks } from '../fixtures/model-standins/recording';
 import { createSampleRepository } from '../runners/fixtures.mjs';
 import { createLaneContext } from './support/laneContext';
+import { MCP_SCRIPT, presetLane } from './support/presetLane';
 
 // Real Claude Code (the preset's pinned version, installed once into a cache that
 // outlives the run), real bubblewrap, real git; only the model is a stand-in.
@@ -26,16 +26,6 @@ const GITHUB_TOKEN = `ghp_${'K9'.repeat(18)}`;
 const user = { type: 'user' as const, id: 'dev@example.com' };
 const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
 const ROOT = resolve(__dirname, '..', '..', '..');
-const MCP_SCRIPT = join(ROOT, 'dist', 'mcp.js');
-
-async function servePolicy(yaml: string): Promise<{ url: string; server: Server }> {
-  const server = createServer((_request, response) => {
-    response.writeHead(200, { 'content-type': 'application/yaml' });
-    response.end(yaml);
-  });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', () => done()));
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/policy.yaml`, server };
-}
 
 /** The conversation: read, edit, write, run a command (and try the user's secrets), then answer. */
 function script(worktree: string): ScriptedTurn[] {
@@ -107,22 +97,6 @@ describe('Claude Code preset: the real CLI through the Draft lane (bubblewrap, e
     turns: (worktree: string) => ScriptedTurn[],
     options: { mcp?: boolean } = {},
   ): Promise<Setup & { worktreeTurns: (worktree: string) => void }> {
-    const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-claude-')));
-    const repo = createSampleRepository(join(base, 'app'));
-    mkdirSync(join(repo, '.lanes'));
-    writeFileSync(join(repo, '.lanes', 'lanes.yaml'), 'tasks:\n  - id: unit\n    command: node --test test/\n    test: true\n');
-    git(repo, 'add', '-A');
-    git(repo, 'commit', '-q', '-m', 'Declare the sandbox tasks');
-    // Secrets a model must never see: a credentials file in the user's home, tokens in the editor's environment.
-    const home = join(base, 'home');
-    mkdirSync(join(home, '.aws'), { recursive: true });
-    writeFileSync(
-      join(home, '.aws', 'credentials'),
-      `[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = ${AWS_SECRET}\n`,
-    );
-    const saved = { HOME: process.env.HOME, GITHUB_TOKEN: process.env.GITHUB_TOKEN };
-    process.env.HOME = home;
-    process.env.GITHUB_TOKEN = GITHUB_TOKEN;
     let script: ScriptedTurn[] = [];
     const standIn = await startAnthropicStandIn({
       apiKey: API_KEY,
@@ -134,34 +108,23 @@ describe('Claude Code preset: the real CLI through the Draft lane (bubblewrap, e
         return script;
       },
     });
-    const policy = await servePolicy(
-      `apiVersion: agentlanes.dev/v1\nmetadata: { id: claude-preset-test, version: "1" }\nlanes:\n  agent:\n    isolation: [process]\n    network: { allow: ["${standIn.host}:${standIn.port}"] }\n`,
-    );
-    const ctx = await createLaneContext(base, repo, { policySettings: { endpoint: policy.url } });
-    await ctx.policy.start();
-    // With the lanes' MCP server: the extension's dist/mcp.js, and its tasks run in the process sandbox.
-    const sandbox = options.mcp ? new SandboxLane(ctx, { settings: { engine: 'docker', defaultImage: 'none' } }) : undefined;
-    const lane = sandbox
-      ? new DraftLane(ctx, {
-          mcpServerScript: MCP_SCRIPT,
-          runTasks: (changeId, actor, signal) => sandbox.runDraftTasks(changeId, actor, { signal }),
-        })
-      : new DraftLane(ctx);
+    // Secrets a model must never see: a credentials file in the user's home, tokens in the editor's environment.
+    const lane = await presetLane({
+      prefix: 'lanes-claude-',
+      allow: `${standIn.host}:${standIn.port}`,
+      mcp: options.mcp ?? false,
+      homeFiles: { '.aws/credentials': `[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = ${AWS_SECRET}\n` },
+      env: { GITHUB_TOKEN },
+    });
     return {
-      ctx,
-      lane,
-      repo,
+      ctx: lane.ctx,
+      lane: lane.lane,
+      repo: lane.repo,
       standIn,
       worktreeTurns: (worktree) => (script = turns(worktree)),
       async close() {
-        sandbox?.dispose();
-        policy.server.close();
         await standIn.close();
-        for (const [key, value] of Object.entries(saved)) {
-          if (value === undefined) delete process.env[key];
-          else process.env[key] = value;
-        }
-        rmSync(base, { recursive: true, force: true });
+        await lane.close();
       },
     };
   }

@@ -1,8 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { type Server, createServer } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AgentConfig } from '../../src/core/draft/agentConfig';
@@ -15,15 +14,13 @@ import { DraftLane } from '../../src/infra/lanes/draft/draftLane';
 import type { LaneContext } from '../../src/infra/lanes/laneContext';
 import { SandboxLane } from '../../src/infra/lanes/sandbox/sandboxLane';
 import { type FailureMode, type OpenAiStandIn, type ScriptStep, startOpenAiStandIn } from '../fixtures/model-standins/openai';
-import { createSampleRepository } from '../runners/fixtures.mjs';
-import { createLaneContext } from './support/laneContext';
+import { MCP_SCRIPT, presetLane } from './support/presetLane';
 
 // The real Codex CLI (installed once into a cache that outlives the run), in
 // the real process boundary (bubblewrap), talking through the egress proxy to
 // a loopback stand-in of OpenAI's Responses API, on a real git repository.
 const preset = CODEX_PRESET!;
 const root = resolve(__dirname, '..', '..', '..');
-const MCP_SCRIPT = join(root, 'dist', 'mcp.js');
 const CACHE = process.env.AGENT_LANES_CLI_CACHE ?? join(homedir(), '.cache', 'agent-lanes', 'agent-clis');
 const IMAGE = process.env.AGENT_LANES_SANDBOX_IMAGE ?? 'localhost/agent-lanes-sandbox:test';
 const STANDIN_HOST = '127.0.0.2';
@@ -73,15 +70,6 @@ function script(seen: string[]): ScriptStep[] {
   ];
 }
 
-async function servePolicy(yaml: string): Promise<{ url: string; server: Server }> {
-  const server = createServer((_request, response) => {
-    response.writeHead(200, { 'content-type': 'application/yaml' });
-    response.end(yaml);
-  });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', () => done()));
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/policy.yaml`, server };
-}
-
 interface Setup {
   ctx: LaneContext;
   lane: DraftLane;
@@ -97,45 +85,26 @@ interface Setup {
 }
 
 async function setup(cli: InstalledAgentCli, options: { steps?: (seen: string[]) => ScriptStep[]; mcp?: boolean } = {}): Promise<Setup> {
-  const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-codex-')));
-  const repo = createSampleRepository(join(base, 'app'));
-  mkdirSync(join(repo, '.lanes'));
-  writeFileSync(join(repo, '.lanes', 'lanes.yaml'), 'tasks:\n  - id: unit\n    command: node --test test/\n    test: true\n');
-  git(repo, 'add', '-A');
-  git(repo, 'commit', '-q', '-m', 'Declare the sandbox tasks');
-  // A secret in the user's home folder and a token in the editor's environment: neither may reach the model.
-  const home = join(base, 'home');
-  const homeSecret = `home-secret-${randomBytes(12).toString('hex')}`;
-  mkdirSync(join(home, '.config'), { recursive: true });
-  writeFileSync(join(home, '.config', 'token.txt'), `${homeSecret}\n`, { mode: 0o600 });
-  writeFileSync(join(home, '.gitconfig'), '[user]\n\temail = dev@example.com\n');
-  const editorToken = `ghp_${randomBytes(18).toString('hex').slice(0, 36)}`;
-  const saved = { HOME: process.env.HOME, GITHUB_TOKEN: process.env.GITHUB_TOKEN };
-  process.env.HOME = home;
-  process.env.GITHUB_TOKEN = editorToken;
-
   const apiKey = `sk-proj-${randomBytes(24).toString('hex')}`;
   const seen: string[] = [];
   // Not 127.0.0.1: inside the boundary the egress launcher's NO_PROXY sends 127.0.0.1 to the agent's own
   // loopback (its network namespace), so a stand-in on the host is reached at another loopback address.
   const standIn = await startOpenAiStandIn({ apiKey, script: (options.steps ?? script)(seen), host: STANDIN_HOST });
-  const served = await servePolicy(
-    `apiVersion: agentlanes.dev/v1\nmetadata: { id: codex-preset-test, version: "1" }\nlanes:\n  agent:\n    isolation: [process]\n    network: { allow: ["${STANDIN_HOST}:${standIn.port}"] }\n`,
-  );
-  const ctx = await createLaneContext(base, repo, { policySettings: { endpoint: served.url } });
-  await ctx.policy.start();
-  // With the lanes' MCP server: the extension's dist/mcp.js, its tasks run in the process sandbox.
-  const sandbox = options.mcp ? new SandboxLane(ctx, { settings: { engine: 'docker', defaultImage: 'none' } }) : undefined;
+  // A secret in the user's home folder and a token in the editor's environment: neither may reach the model.
+  const homeSecret = `home-secret-${randomBytes(12).toString('hex')}`;
+  const editorToken = `ghp_${randomBytes(18).toString('hex').slice(0, 36)}`;
+  const lane = await presetLane({
+    prefix: 'lanes-codex-',
+    allow: `${STANDIN_HOST}:${standIn.port}`,
+    mcp: options.mcp ?? false,
+    homeFiles: { '.config/token.txt': `${homeSecret}\n` },
+    env: { GITHUB_TOKEN: editorToken },
+  });
   return {
-    ctx,
-    lane: sandbox
-      ? new DraftLane(ctx, {
-          mcpServerScript: MCP_SCRIPT,
-          runTasks: (changeId, actor, signal) => sandbox.runDraftTasks(changeId, actor, { signal }),
-        })
-      : new DraftLane(ctx),
-    repo,
-    base,
+    ctx: lane.ctx,
+    lane: lane.lane,
+    repo: lane.repo,
+    base: lane.base,
     standIn,
     apiKey,
     homeSecret,
@@ -143,13 +112,9 @@ async function setup(cli: InstalledAgentCli, options: { steps?: (seen: string[])
     seen,
     agent: presetAgentConfig(preset, cli.program, { baseUrl: standIn.baseUrl }),
     async close() {
-      sandbox?.dispose();
       await standIn.close();
-      served.server.close();
-      for (const [key, value] of Object.entries(saved)) {
-        if (value === undefined) delete process.env[key];
-        else process.env[key] = value;
-      }
+      // The folders go after the suite (`made`), so a failure's logs can still be read while it runs.
+      await lane.close({ keep: true });
     },
   };
 }

@@ -1,18 +1,14 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
-import { type Server, createServer } from 'node:http';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { type AgentPreset, TRANSCRIPT_PARSERS, findPreset, presetAgentConfig } from '../../src/core/draft/agentPresets';
 import { installAgentCli } from '../../src/infra/draft/agentCliCache';
-import { DraftLane } from '../../src/infra/lanes/draft/draftLane';
 import type { LaneContext } from '../../src/infra/lanes/laneContext';
-import { SandboxLane } from '../../src/infra/lanes/sandbox/sandboxLane';
-import { createSampleRepository } from '../runners/fixtures.mjs';
 import { startGeminiStandIn } from '../fixtures/model-standins/gemini';
 import { startChatStandIn } from '../fixtures/model-standins/openaiChat';
-import { createLaneContext } from './support/laneContext';
+import { presetLane } from './support/presetLane';
 
 // Gemini CLI and OpenCode, each run once for real through the Draft lane, inside the process boundary (real
 // bubblewrap, real egress proxy), against a loopback stand-in of its model API that scripts a conversation in which
@@ -25,8 +21,6 @@ const SKIP_REASON =
   'set LANES_TEST_EXTRA_AGENTS=1 to run: CI runs the Claude Code and Codex scenarios; Gemini CLI and OpenCode are tested on demand (each downloads its CLI from npm)';
 
 const user = { type: 'user' as const, id: 'dev@example.com' };
-/** The extension's `agent-lanes mcp` (npm run build:dev makes it). */
-const MCP_SCRIPT = resolve(__dirname, '..', '..', '..', 'dist', 'mcp.js');
 const API_KEY = 'lanes-test-key-not-a-secret-0123456789';
 const cacheRoot = process.env.LANES_AGENT_CLI_CACHE ?? join(tmpdir(), 'lanes-agent-clis');
 
@@ -36,15 +30,6 @@ function standInHost(): string {
   for (const addresses of Object.values(networkInterfaces()))
     for (const address of addresses ?? []) if (address.family === 'IPv4' && !address.internal) return address.address;
   return '127.0.0.1';
-}
-
-async function servePolicy(yaml: string): Promise<{ url: string; server: Server }> {
-  const server = createServer((_request, response) => {
-    response.writeHead(200, { 'content-type': 'application/yaml' });
-    response.end(yaml);
-  });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', () => done()));
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/policy.yaml`, server };
 }
 
 interface RunResult {
@@ -63,25 +48,9 @@ interface RunResult {
 /** Installs the preset's CLI, opens a lane on a sample repository with policy allowing only the stand-in, and runs the agent. */
 async function runPreset(preset: AgentPreset, standInUrl: string, allow: string): Promise<RunResult> {
   const installed = await installAgentCli(cacheRoot, preset);
-  const base = realpathSync(mkdtempSync(join(tmpdir(), `lanes-preset-${preset.id}-`)));
-  const repo = createSampleRepository(join(base, 'app'));
-  const home = join(base, 'home');
-  mkdirSync(home, { recursive: true });
-  writeFileSync(join(home, '.gitconfig'), '[user]\n\temail = dev@example.com\n');
-  const savedHome = process.env.HOME;
-  process.env.HOME = home;
-  const policy = await servePolicy(
-    `apiVersion: agentlanes.dev/v1\nmetadata: { id: preset-test, version: "1" }\nlanes:\n  agent:\n    isolation: [process]\n    network: { allow: ["${allow}"] }\n`,
-  );
+  // With the lanes' MCP server, as the editor runs it: the preset wires it into the CLI's own configuration.
+  const { ctx, lane, repo, close } = await presetLane({ prefix: `lanes-preset-${preset.id}-`, allow, mcp: true });
   try {
-    const ctx = await createLaneContext(base, repo, { policySettings: { endpoint: policy.url } });
-    await ctx.policy.start();
-    // With the lanes' MCP server, as the editor runs it: the preset wires it into the CLI's own configuration.
-    const sandbox = new SandboxLane(ctx, { settings: { engine: 'docker', defaultImage: 'none' } });
-    const lane = new DraftLane(ctx, {
-      mcpServerScript: MCP_SCRIPT,
-      runTasks: (changeId, actor, signal) => sandbox.runDraftTasks(changeId, actor, { signal }),
-    });
     const agent = { ...presetAgentConfig(preset, installed.program, { baseUrl: standInUrl }), timeoutSeconds: 300 };
     const { change } = await lane.start({
       task: 'Create hello.txt saying hello, then run the checks.',
@@ -120,9 +89,7 @@ async function runPreset(preset: AgentPreset, standInUrl: string, allow: string)
         .map((event) => event.details.tool ?? ''),
     };
   } finally {
-    policy.server.close();
-    if (savedHome === undefined) delete process.env.HOME;
-    else process.env.HOME = savedHome;
+    await close({ keep: true });
   }
 }
 

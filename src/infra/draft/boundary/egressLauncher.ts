@@ -13,15 +13,15 @@
 // - SIGTERM, SIGINT and SIGHUP are forwarded to the agent.
 
 /**
- * The launcher program (CommonJS, for `node -e`).
- * @internal Exported for its unit tests; the product runs it through launcherArgv.
- */
-/**
  * In place of the agent's program: run the canary inside the launcher (see runCanary). Not a path any
  * program has, so no agent command can mean it.
  */
 export const CANARY_IN_LAUNCHER = '--agent-lanes-canary-in-launcher';
 
+/**
+ * The launcher program (CommonJS, for `node -e`).
+ * @internal Exported for its unit tests; the product runs it through launcherArgv.
+ */
 export const EGRESS_LAUNCHER_SOURCE = `'use strict';
 const fs = require('fs');
 const net = require('net');
