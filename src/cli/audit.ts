@@ -20,7 +20,13 @@ const USAGE = `Usage:
 
 Exit codes: 0 OK (verify) or repaired/nothing to repair (repair); 1 the log is
 broken (the first broken seq and what is wrong are printed); 2 bad usage or an
-unreadable file. See docs/audit.md.`;
+unreadable file.
+
+Where the extension keeps each repository's log (VS Code; "Code - Insiders" and
+VSCodium use their own folder names):
+  Linux    ~/.config/Code/User/globalStorage/agent-lanes.agent-lanes/repos/<repo>-<hash>/audit.jsonl
+  macOS    ~/Library/Application Support/Code/User/globalStorage/agent-lanes.agent-lanes/repos/<repo>-<hash>/audit.jsonl
+  Windows  %APPDATA%\\Code\\User\\globalStorage\\agent-lanes.agent-lanes\\repos\\<repo>-<hash>\\audit.jsonl`;
 
 function currentUser(): string {
   try {
@@ -45,7 +51,7 @@ async function checkFile(file: string, out: CliOutput): Promise<boolean> {
   }
 }
 
-function report(result: VerifyResult, out: CliOutput, json: boolean): number {
+function report(result: VerifyResult, out: CliOutput, json: boolean, file: string, withCheckpoint: boolean): number {
   if (json) {
     out.log(JSON.stringify(result));
     return result.ok ? 0 : 1;
@@ -54,11 +60,26 @@ function report(result: VerifyResult, out: CliOutput, json: boolean): number {
     out.log(`OK: ${result.count} event${result.count === 1 ? '' : 's'}, head hash ${result.headHash}`);
     if (result.repoKey) out.log(`Repository: ${result.repoKey}`);
     if (result.firstAt && result.lastAt) out.log(`From ${result.firstAt} to ${result.lastAt}`);
+    // A chain cut at its end is still a whole chain: only a checkpoint remembers how long it was.
+    if (!withCheckpoint)
+      out.log(
+        'Not checked: events removed from the end of the log, which leave the chain whole. Give --checkpoint with the checkpoint.json that "Agent Lanes: Export Audit Log" writes to check that too.',
+      );
     return 0;
+  }
+  if (result.count === 0 && result.lineNumber === 1 && (result.problem === 'notJson' || result.problem === 'invalid')) {
+    out.error(
+      `${file} is not an Agent Lanes audit log: its first line is not an audit event (${result.problem}). Give the audit.jsonl of a repository (agent-lanes audit --help says where it is).`,
+    );
+    return 1;
   }
   out.error(`BROKEN at seq ${result.seq} (line ${result.lineNumber}): ${result.problem}`);
   out.error(result.message);
-  out.error(`The ${result.count} event${result.count === 1 ? '' : 's'} before it verify (head hash ${result.headHash}).`);
+  out.error(
+    result.count === 0
+      ? 'No event before it verifies.'
+      : `The ${result.count} event${result.count === 1 ? '' : 's'} before it verify (head hash ${result.headHash}).`,
+  );
   return 1;
 }
 
@@ -113,7 +134,7 @@ export async function runAuditCli(args: string[], out: CliOutput): Promise<numbe
       return error instanceof AuditLogError && error.code === 'locked' ? 2 : 1;
     }
     // A repair only cuts a torn tail; whatever else is wrong is reported, not hidden.
-    return report(await verifyAuditFile(file), out, parsed.values.json ?? false);
+    return report(await verifyAuditFile(file), out, parsed.values.json ?? false, file, false);
   }
 
   const options: VerifyOptions = {};
@@ -133,7 +154,7 @@ export async function runAuditCli(args: string[], out: CliOutput): Promise<numbe
     }
   }
   try {
-    return report(await verifyAuditFile(file, options), out, parsed.values.json ?? false);
+    return report(await verifyAuditFile(file, options), out, parsed.values.json ?? false, file, options.checkpoint !== undefined);
   } catch (error) {
     out.error(`Cannot read the audit log ${file}: ${(error as Error).message}`);
     return 2;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { mergePolicies } from '../core/policy/merge';
-import { parsePolicy } from '../core/policy/schema';
+import { parsePolicy, policyJsonSchema } from '../core/policy/schema';
 import { formatPolicyTestRun, runPolicyTests } from '../core/policy/testRunner';
 
 export interface CliOutput {
@@ -11,10 +11,12 @@ export interface CliOutput {
 const USAGE = `Usage:
   agent-lanes policy test POLICY CASES   Run the cases in CASES (YAML) against POLICY (YAML or JSON).
   agent-lanes policy validate POLICY     Check that POLICY is a valid agentlanes.dev/v1 policy.
+  agent-lanes policy schema              Print the JSON Schema of a policy document, for editors:
+                                         put "# yaml-language-server: $schema=<file>" at the top of the YAML.
 
 Exit codes: test: 0 all cases pass, 1 a case failed, 2 bad usage or an invalid/unreadable file.
             validate: 0 valid, 1 invalid, 2 bad usage or an unreadable file.
-See docs/policy.md for both formats.`;
+Every field and the values it takes: agent-lanes policy schema.`;
 
 async function readText(path: string, what: string, out: CliOutput): Promise<string | undefined> {
   try {
@@ -55,6 +57,14 @@ export async function runPolicyCli(args: string[], out: CliOutput): Promise<numb
     }
     for (const line of formatPolicyTestRun(run, policyPath, casesPath)) out.log(line);
     return run.failed ? 1 : 0;
+  }
+  if (command === 'schema') {
+    if (rest.length) {
+      out.error(`agent-lanes policy schema takes no arguments; got ${rest.join(' ')}.\n\n${USAGE}`);
+      return 2;
+    }
+    out.log(JSON.stringify(policyJsonSchema(), null, 2));
+    return 0;
   }
   if (command === 'validate') {
     if (rest.length !== 1) {

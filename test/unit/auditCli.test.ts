@@ -38,6 +38,28 @@ describe('agent-lanes audit (command line)', function () {
     assert.deepEqual(JSON.parse(out.logs.at(-1)!).count, 6);
   });
 
+  it('verify says that a cut end is caught only with --checkpoint, and does not say so once one is given', async () => {
+    const cut = join(dir, 'cut.jsonl');
+    const lines = (await readFile(file, 'utf8')).trim().split('\n');
+    await writeFile(cut, `${lines.slice(0, -2).join('\n')}\n`);
+    const { out, io } = capture();
+    assert.equal(await runAuditCli(['verify', cut], io), 0, 'a chain cut at its end still verifies');
+    assert.match(out.logs.join('\n'), /Not checked: events removed from the end of the log.*--checkpoint/);
+    const { checkpointFile } = await exportAudit(file, join(dir, 'export-for-cut'));
+    const withCheckpoint = capture();
+    assert.equal(await runAuditCli(['verify', cut, '--checkpoint', checkpointFile], withCheckpoint.io), 1);
+    assert.doesNotMatch(withCheckpoint.out.logs.join('\n'), /Not checked/);
+  });
+
+  it('verify of a file that is not an audit log says so, not "0 events verify"', async () => {
+    const other = join(dir, 'notes.txt');
+    await writeFile(other, 'hello world\nsecond line\n');
+    const { out, io } = capture();
+    assert.equal(await runAuditCli(['verify', other], io), 1);
+    assert.match(out.errors.join('\n'), /notes\.txt is not an Agent Lanes audit log: its first line is not an audit event/);
+    assert.doesNotMatch(out.errors.join('\n'), /0 events/);
+  });
+
   it('verify prints the first broken seq and the problem, exit 1', async () => {
     const broken = join(dir, 'broken.jsonl');
     const lines = (await readFile(file, 'utf8')).split('\n');

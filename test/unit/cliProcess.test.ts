@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -71,6 +71,23 @@ describe('agent-lanes policy test (the built CLI in a child process)', function 
     assert.equal(invalid.code, 2);
     assert.match(invalid.stderr, /action/);
     assert.match(invalid.stderr, /No case was run: fix the file above first\./);
+  });
+
+  it('runs from a copy of dist/cli.js alone in an empty folder: the one file platform teams put in their CI', () => {
+    const alone = join(dir, 'agent-lanes.cjs');
+    copyFileSync(CLI, alone);
+    const { code, stdout, stderr } = run(process.execPath, [alone, 'policy', 'validate', POLICY]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /valid/i);
+  });
+
+  it('is built by npm ci itself (the prepare script), so `npx agent-lanes` works in a fresh clone', () => {
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      bin: Record<string, string>;
+      scripts: Record<string, string>;
+    };
+    assert.equal(manifest.bin['agent-lanes'], './dist/cli.js');
+    assert.equal(manifest.scripts.prepare, 'node esbuild.mjs');
   });
 
   it('runs as `npx agent-lanes` from the repository (package.json bin), never installing anything', () => {

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import Ajv2020 from 'ajv/dist/2020';
+import { parse as parseYaml } from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runPolicyCli } from '../../src/cli/policy';
+import { parsePolicyObject } from '../../src/core/policy/schema';
 import { runPolicyTests } from '../../src/core/policy/testRunner';
 
 const FIXTURES = join(__dirname, '../../../test/fixtures/policy');
@@ -182,5 +185,39 @@ cases:
       result = capture();
       assert.equal(await runPolicyCli(['policy', 'validate', join(dir, 'nope.yaml')], result.out), 2);
     });
+  });
+});
+
+describe('agent-lanes policy schema: the JSON Schema editors check a policy against', () => {
+  const schemaOf = async (): Promise<Record<string, unknown>> => {
+    const lines: string[] = [];
+    const code = await runPolicyCli(['schema'], { log: (s) => lines.push(s), error: (s) => lines.push(s) });
+    assert.equal(code, 0);
+    return JSON.parse(lines.join('\n')) as Record<string, unknown>;
+  };
+
+  it('accepts the sample org policy and refuses what the extension refuses (an unknown field, a wrong type, another apiVersion)', async () => {
+    const validate = new Ajv2020({ strict: false, allErrors: true, logger: false }).compile(await schemaOf());
+    const sample = parseYaml(
+      readFileSync(join(__dirname, '..', '..', '..', 'test', 'fixtures', 'policy', 'sample-org-policy.yaml'), 'utf8'),
+    ) as Record<string, unknown>;
+    assert.equal(validate(sample), true, JSON.stringify(validate.errors));
+    const bad = [
+      { ...sample, blastRadius: { maxLines: 10 } },
+      { ...sample, metadata: { id: 'x y', version: '1' } },
+      { ...sample, apiVersion: 'agentlanes.dev/v2' },
+      { ...sample, unknownField: true },
+    ];
+    for (const document of bad) {
+      assert.equal(validate(document), false, JSON.stringify(document).slice(0, 200));
+      // The extension's own parser agrees.
+      assert.equal(parsePolicyObject(document, 'candidate.yaml').ok, false);
+    }
+  });
+
+  it('takes no arguments', async () => {
+    const errors: string[] = [];
+    assert.equal(await runPolicyCli(['schema', 'extra'], { log: () => undefined, error: (s) => errors.push(s) }), 2);
+    assert.match(errors.join('\n'), /takes no arguments/);
   });
 });

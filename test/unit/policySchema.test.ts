@@ -27,6 +27,25 @@ describe('policy schema', () => {
     assert.equal(result.policy.pathRules?.[0]?.glob, 'infra/**');
   });
 
+  it('refuses a numeric version YAML would change (2026.10 is 2026.1), telling to quote it; keeps one it reads as written', () => {
+    const lossy = parsePolicy('apiVersion: agentlanes.dev/v1\nmetadata: { id: acme, version: 2026.10 }\n', 'org.yaml');
+    assert.equal(lossy.ok, false);
+    assert.match(
+      lossy.ok ? '' : lossy.errors.join('\n'),
+      /org\.yaml:2:\d+: metadata\.version: 2026\.10 is read by YAML as the number 2026\.1; quote it \(version: "2026\.10"\)/,
+    );
+    const exact = parsePolicy('apiVersion: agentlanes.dev/v1\nmetadata: { id: acme, version: 2026.11 }\n', 'org.yaml');
+    assert.ok(exact.ok && exact.policy.metadata.version === '2026.11');
+  });
+
+  it('names the field a shortened name meant (maxLines → maxChangedLines), not the nearest spelling (maxFiles)', () => {
+    const result = parsePolicy(
+      'apiVersion: agentlanes.dev/v1\nmetadata: { id: acme, version: "1" }\nblastRadius: { maxLines: 10 }\n',
+      'org.yaml',
+    );
+    assert.match(result.ok ? '' : result.errors.join('\n'), /blastRadius\.maxLines: unknown field \(did you mean "maxChangedLines"\?\)/);
+  });
+
   it('reads JSON as well as YAML, and turns a numeric version into a string', () => {
     const result = parsePolicy(
       JSON.stringify({ apiVersion: POLICY_API_VERSION, metadata: { id: 'acme', version: 3 }, blastRadius: { maxFiles: 5 } }),
@@ -94,7 +113,7 @@ describe('policy schema', () => {
       `${HEADER}pathRules: [{ glob: "infra/[abc", effect: block, reason: r }, { glob: "/etc/**", effect: block, reason: r }, { glob: "!x/**", effect: block, reason: r }]\nsensitivePaths: ["src/{a,b"]\nlanes: { approvals: { sensitivePathReviewers: [{ glob: "../x", reviewers: [a] }] } }\n`,
     );
     assert.ok(
-      errors.some((e) => /pathRules\[0\]\.glob: invalid glob "infra\/\[abc": Missing closing: "\]"/.test(e)),
+      errors.some((e) => /pathRules\[0\]\.glob: invalid glob "infra\/\[abc": a "\[" is never closed; add the "\]"/.test(e)),
       errors.join('\n'),
     );
     assert.ok(

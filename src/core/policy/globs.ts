@@ -20,6 +20,11 @@ export function globProblem(glob: string): string | undefined {
   try {
     picomatch.makeRe(glob, GLOB_OPTIONS);
   } catch (error) {
+    // picomatch says "Missing closing: \"}\" - use \"\\}\" …": say it in the policy's words.
+    const missing = /Missing closing: "(.)"/.exec((error as Error).message)?.[1];
+    const opening = missing ? ({ '}': '{', ']': '[', ')': '(' } as Record<string, string>)[missing] : undefined;
+    if (missing && opening)
+      return `invalid glob "${glob}": a "${opening}" is never closed; add the "${missing}", or write "\\${opening}" to match the character "${opening}" itself`;
     return `invalid glob "${glob}": ${(error as Error).message}`;
   }
   return undefined;

@@ -1,6 +1,6 @@
 import { AGENT_ISOLATION_BACKENDS, type AgentIsolationBackend } from '../draft/agentIsolation';
 import { allowEntryProblem } from '../draft/egressAllowlist';
-import YAML, { LineCounter, isNode } from 'yaml';
+import YAML, { LineCounter, isNode, isScalar } from 'yaml';
 import { z } from 'zod';
 import { EFFECTS, type Effect } from '../decision';
 import { EVIDENCE_FIELDS, type EvidenceField, type FlagKind } from '../evidence';
@@ -356,6 +356,20 @@ export function readYaml(text: string, sourceName: string): { ok: true; value: u
       }),
     };
   }
+  // `version: 2026.10` is the number 2026.1 to YAML: the version the policy names would not be the one written.
+  const version = doc.getIn(['metadata', 'version'], true);
+  if (isScalar(version) && typeof version.value === 'number' && version.range) {
+    const written = text.slice(version.range[0], version.range[1]).trim();
+    if (written !== String(version.value)) {
+      const at = lineCounter.linePos(version.range[0]);
+      return {
+        ok: false,
+        errors: [
+          `${sourceName}:${at.line}:${at.col}: metadata.version: ${written} is read by YAML as the number ${String(version.value)}; quote it (version: "${written}") so the version stays as written.`,
+        ],
+      };
+    }
+  }
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: 100 });
@@ -476,6 +490,10 @@ function formatIssue(issue: z.core.$ZodIssue, root: z.ZodType): Problem[] {
     case 'invalid_value': {
       if (issue.message && !issue.message.startsWith('Invalid')) return [{ path, message: issue.message }];
       const options = issue.values.map((v) => JSON.stringify(v)).join(', ');
+      const words = issue.values.filter((v): v is string => typeof v === 'string');
+      // A typo of one of them ("gate.draftToSandox") is named first, before the whole list.
+      const near = typeof input === 'string' && words.length > 1 ? closest(input, words) : undefined;
+      if (near) return [{ path, message: `got ${describeValue(input)}; did you mean "${near}"? (one of ${options})` }];
       return [{ path, message: `expected ${issue.values.length > 1 ? `one of ${options}` : options}, got ${describeValue(input)}` }];
     }
     case 'unrecognized_keys':
@@ -542,7 +560,20 @@ function allowedKeysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[
   return current instanceof z.ZodObject ? Object.keys(current.shape) : undefined;
 }
 
+const camelWords = (name: string): string[] =>
+  name
+    .split(/(?=[A-Z])|[_-]/)
+    .map((part) => part.toLowerCase())
+    .filter(Boolean);
+
 function closest(word: string, candidates: string[]): string | undefined {
+  // A field named with fewer words of a real one (maxLines → maxChangedLines) before a near spelling (maxFiles).
+  const words = camelWords(word);
+  const containing = candidates.filter((candidate) => {
+    const have = camelWords(candidate);
+    return words.length > 1 && words.every((part) => have.includes(part));
+  });
+  if (containing.length) return containing.sort((a, b) => a.length - b.length)[0];
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const candidate of candidates) {
@@ -561,4 +592,18 @@ function editDistance(a: string, b: string): number {
     previous = row;
   }
   return previous[b.length]!;
+}
+
+/**
+ * The policy document as JSON Schema (draft 2020-12), from the zod schema the
+ * extension and the CLI parse with, so editors complete and check what they
+ * will accept. `agent-lanes policy schema` prints it; `npm run package` writes
+ * it as dist/policy.schema.json.
+ */
+export function policyJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(PolicyDocumentSchema, { io: 'input', unrepresentable: 'any' }),
+    $id: 'https://agentlanes.dev/schemas/policy-v1.json',
+    title: 'Agent Lanes policy (agentlanes.dev/v1)',
+  };
 }
