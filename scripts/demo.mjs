@@ -103,7 +103,7 @@ await openLanesView(page);
 await page.locator('.statusbar-item', { hasText: 'acme-platform' }).waitFor({ timeout: 60_000 });
 
 step('Draft: "Add a greeting function and a test" with the demo agent');
-await runCommand(page, 'Lanes: New Draft');
+await runCommand(page, 'Agent Lanes: New Draft');
 await answerInput(page, 'Add a greeting function and a test');
 await answerInput(page, ''); // the base: HEAD of main
 await pickItem(page, 'Demo agent (scripted)');
@@ -113,7 +113,7 @@ await page.waitForTimeout(1000);
 await page.screenshot({ path: join(shots, 'demo-draft.png') });
 
 const draft = async (task, agentLabel = 'Demo agent (scripted)') => {
-  await runCommand(page, 'Lanes: New Draft');
+  await runCommand(page, 'Agent Lanes: New Draft');
   await answerInput(page, task);
   await answerInput(page, '');
   await pickItem(page, agentLabel);
@@ -124,7 +124,7 @@ const draft = async (task, agentLabel = 'Demo agent (scripted)') => {
  */
 const promote = async (title) => {
   for (let attempt = 1; ; attempt++) {
-    await runCommand(page, 'Lanes: Promote');
+    await runCommand(page, 'Agent Lanes: Promote');
     const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
     if (
       await row.waitFor({ timeout: 5_000 }).then(
@@ -147,7 +147,7 @@ await treeRow(page, /ready to approve|blocked:|awaiting review/, 180_000);
 step('Review: a second person opens the review and approves the exact diff');
 // The reviewer is somebody else than the author: self-approval is forbidden by policy.
 git(repo, 'config', 'user.email', 'reviewer@example.com');
-await runCommand(page, 'Lanes: Open Review');
+await runCommand(page, 'Agent Lanes: Open Review');
 await pickItem(page, 'Add a greeting function and a test');
 let frame = await reviewFrame(page);
 await frame.locator('.verdict.ready').waitFor({ timeout: 60_000 });
@@ -167,9 +167,9 @@ await frame.locator('vscode-button#approve').click();
 await frame.locator('.verdict.approved').waitFor({ timeout: 30_000 });
 
 step('Pull request: a draft PR with evidence and provenance, against the GitHub stand-in');
-await runCommand(page, 'Lanes: Sign In to GitHub with a Token');
+await runCommand(page, 'Agent Lanes: Sign In to GitHub with a Token');
 await answerInput(page, 'demo-token');
-await runCommand(page, 'Lanes: Open Pull Request');
+await runCommand(page, 'Agent Lanes: Open Pull Request');
 await pickItem(page, 'Add a greeting function and a test');
 await treeRow(page, '#1', 120_000);
 

@@ -23,14 +23,16 @@ interface Rule {
 }
 
 const draftIsReady = (change: Change): string | undefined => {
-  if (change.agentRun?.state === 'running') return 'its agent is still running; wait for it to finish or stop it ("Lanes: Stop Agent").';
+  if (change.agentRun?.state === 'running')
+    return 'its agent is still running; wait for it to finish or stop it ("Agent Lanes: Stop Agent").';
   if (!change.headSha || change.headSha === change.baseSha) return 'its draft has no changes yet; run an agent on it first.';
   return undefined;
 };
 
 const sandboxPassed = (change: Change): string | undefined => {
   const sandbox = change.sandbox;
-  if (!sandbox || sandbox.verdict === 'running') return 'its sandbox tasks have not finished; run them with "Lanes: Run Sandbox Tasks".';
+  if (!sandbox || sandbox.verdict === 'running')
+    return 'its sandbox tasks have not finished; run them with "Agent Lanes: Run Sandbox Tasks".';
   if (sandbox.verdict !== 'passed') {
     const tasks = sandbox.failedTasks.length ? ` (${sandbox.failedTasks.join(', ')})` : '';
     return `its required sandbox tasks did not pass${tasks}; fix the draft or send it back to Draft.`;
@@ -47,7 +49,7 @@ const approvalHolds = (change: Change): string | undefined => {
 };
 
 const agentNotRunning = (change: Change): string | undefined =>
-  change.agentRun?.state === 'running' ? 'its agent is still running; stop it first ("Lanes: Stop Agent").' : undefined;
+  change.agentRun?.state === 'running' ? 'its agent is still running; stop it first ("Agent Lanes: Stop Agent").' : undefined;
 
 /** The legal transitions: lane → event → rule. Anything absent is refused. */
 const TRANSITIONS: Partial<Record<ChangeStatus, Partial<Record<LaneEvent, Rule>>>> = {

@@ -66,7 +66,7 @@ export function registerCommands(context: vscode.ExtensionContext, services: Com
 }
 
 /**
- * "Lanes: Promote": the change's RepositoryLanes decides the next gate from
+ * "Agent Lanes: Promote": the change's RepositoryLanes decides the next gate from
  * its lane (Draft and Sandbox: the sandbox; Review: the pull request); the
  * gate's own commands supply what it needs and say what came of it.
  */

@@ -75,6 +75,12 @@ export const ContextKeys = {
   /** noFolder | noRepository | bareRepository | empty | ready | error */
   viewState: 'agentLanes.viewState',
   multiRepository: 'agentLanes.multiRepository',
+  /**
+   * What the lanes hold, for the palette's when-clauses (set once the lanes were read): the lanes with a change,
+   * and 'approved', 'agentRunning', 'sandboxRunning' when a change is so. Unread lanes hide no command.
+   */
+  lanesKnown: 'agentLanes.lanesKnown',
+  changesIn: 'agentLanes.changesIn',
   /** The walkthrough's steps, done (its completionEvents): an agent set up, an engine found, signed in, a first draft. */
   setupAgentReady: 'agentLanes.setup.agentReady',
   setupEngineReady: 'agentLanes.setup.engineReady',

@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import { type Change, LANE_LABELS, LANES, type Lane, formatAge } from '../core/change';
 import type { Logger } from '../core/logger';
 import { describeSandboxVerdict } from '../infra/lanes/sandbox/sandboxLane';
+import { changeDescription, changeState } from '../core/changeGlance';
 import { hasValidApproval, pullRequestGlance } from '../core/pullRequest/glance';
 import { Commands, ContextKeys, type ViewState } from './constants';
 import type { FolderProblem, RepoContext, RepositoryRegistry } from './repositories';
@@ -29,6 +30,7 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
   private readonly changed = new vscode.EventEmitter<LanesNode | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
   private viewState: ViewState = 'loading';
+  private laneContext: string | undefined;
   private readonly subscription: { dispose(): void };
   private ageTimer: NodeJS.Timeout | undefined;
   private reviewGlance: ((repo: RepoContext, change: Change) => string | undefined) | undefined;
@@ -72,7 +74,9 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
     } catch (error) {
       this.logger.error('The Lanes view could not be built', error);
       await this.setViewState('error');
-      void vscode.window.showErrorMessage(`Agent Lanes could not show the lanes: ${(error as Error).message}. See "Lanes: Show Log".`);
+      void vscode.window.showErrorMessage(
+        `Agent Lanes could not show the lanes: ${(error as Error).message}. See "Agent Lanes: Show Log".`,
+      );
       return [];
     }
   }
@@ -91,6 +95,7 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
       await this.setViewState(allBare ? 'bareRepository' : 'noRepository');
       return problems.length > 1 ? problems.map((problem) => ({ kind: 'problem', problem })) : [];
     }
+    await this.setLaneContext(repos.flatMap((repo) => repo.store.all()));
     const anyChanges = repos.some((repo) => repo.store.all().length > 0 || repo.loadError);
     if (!anyChanges && problems.length === 0) {
       await this.setViewState('empty');
@@ -165,6 +170,22 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
     }
   }
 
+  /** The palette shows a lane's commands only where a change could take them (package.json menus.commandPalette). */
+  private async setLaneContext(changes: readonly Change[]): Promise<void> {
+    const present = new Set<string>();
+    for (const change of changes) {
+      if (change.lane !== 'closed') present.add(change.lane);
+      if (change.lane === 'review' && hasValidApproval(change)) present.add('approved');
+      if (change.agentRun?.state === 'running') present.add('agentRunning');
+    }
+    if (changes.some((change) => change.sandbox?.verdict === 'running')) present.add('sandboxRunning');
+    const value = [...present].sort();
+    if (this.laneContext === value.join(',')) return;
+    this.laneContext = value.join(',');
+    await vscode.commands.executeCommand('setContext', ContextKeys.changesIn, value);
+    await vscode.commands.executeCommand('setContext', ContextKeys.lanesKnown, true);
+  }
+
   private async setViewState(state: ViewState): Promise<void> {
     if (this.viewState === state) return;
     this.viewState = state;
@@ -178,26 +199,23 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
   }
 }
 
+/** A code span shows its text as written (no Markdown escapes inside); backticks in it would end it, so they go. */
+function codeSpan(text: string): string {
+  return `\`${text.replace(/`/g, "'")}\``;
+}
+
 function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
   const item = new vscode.TreeItem(change.title, vscode.TreeItemCollapsibleState.None);
   item.id = `change:${repo.root}:${change.id}`;
   const running = change.agentRun?.state === 'running';
-  const state = running
-    ? 'agent running'
-    : change.agentRun?.state === 'noChanges'
-      ? 'no changes'
-      : change.agentRun && ['failed', 'timedOut', 'cancelled', 'refused', 'interrupted'].includes(change.agentRun.state)
-        ? `agent ${change.agentRun.state === 'timedOut' ? 'timed out' : change.agentRun.state}`
+  // Pull request lane: the pull request at a glance ("#12 · open · checks passing"); Sandbox: the last run's verdict.
+  const glance =
+    change.lane === 'pullRequest'
+      ? pullRequestGlance(change)
+      : change.lane === 'sandbox'
+        ? describeSandboxVerdict(change.sandbox)
         : undefined;
-  item.description = [change.agentId, formatAge(change.createdAt), state, change.alerts?.length ? '⚠ checkout changed' : undefined]
-    .filter(Boolean)
-    .join(' · ');
-  // Pull request lane: the pull request at a glance, kept current by pullRequestCommands.
-  const pullRequest = change.lane === 'pullRequest' ? pullRequestGlance(change) : undefined;
-  if (pullRequest) item.description = `${pullRequest} · ${item.description}`;
-  // Sandbox lane: the last run's verdict, e.g. "tasks passed" or "unit failed" (sandboxCommands.ts).
-  const sandboxVerdict = change.lane === 'sandbox' ? describeSandboxVerdict(change.sandbox) : undefined;
-  if (sandboxVerdict) item.description = `${sandboxVerdict} · ${item.description}`;
+  item.description = changeDescription({ state: changeState(change), glance, agentId: change.agentId, age: formatAge(change.createdAt) });
   const tooltip = new vscode.MarkdownString(undefined, true);
   tooltip.appendMarkdown(`**${escapeMarkdown(change.title)}**\n\n`);
   tooltip.appendMarkdown(
@@ -205,8 +223,8 @@ function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
   );
   for (const alert of change.alerts ?? []) tooltip.appendMarkdown(`$(warning) **${escapeMarkdown(alert)}**\n\n`);
   tooltip.appendMarkdown(`Agent: ${escapeMarkdown(change.agentId)}  \n`);
-  tooltip.appendMarkdown(`Base: \`${escapeMarkdown(change.baseRef)}\` (${change.baseSha.slice(0, 10)})  \n`);
-  tooltip.appendMarkdown(`Branch: \`${escapeMarkdown(change.branch)}\`  \n`);
+  tooltip.appendMarkdown(`Base: ${codeSpan(change.baseRef)} (${change.baseSha.slice(0, 10)})  \n`);
+  tooltip.appendMarkdown(`Branch: ${codeSpan(change.branch)}  \n`);
   tooltip.appendMarkdown(`Created: ${new Date(change.createdAt).toLocaleString()}`);
   if (change.agentRun)
     tooltip.appendMarkdown(
@@ -233,6 +251,8 @@ function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
       ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'))
       : new vscode.ThemeIcon('git-commit');
   item.contextValue = `change.${change.lane}${change.lane === 'review' && hasValidApproval(change) ? '.approved' : ''}${running ? '.running' : ''}`;
+  // A change its last gate blocked is not offered Promote or Run Sandbox Tasks again (the reason is in its row).
+  if ((change.lane === 'draft' || change.lane === 'sandbox') && change.lastDecision?.effect === 'block') item.contextValue += '.blocked';
   // Sandbox lane: a run in progress spins and can be stopped; a failed run warns.
   if (change.lane === 'sandbox' && change.sandbox?.verdict === 'running') {
     item.contextValue += '.sandboxRunning';

@@ -25,8 +25,8 @@ describe('the README is the front door', () => {
 
   it('lists every command of the extension', () => {
     for (const command of pkg.contributes.commands) {
-      assert.equal(command.category, 'Lanes', `${command.command} has the Lanes category`);
-      assert.ok(readme.includes(`Lanes: ${command.title}`), `README names "Lanes: ${command.title}"`);
+      assert.equal(command.category, 'Agent Lanes', `${command.command} has the Agent Lanes category (typing "Agent" finds it)`);
+      assert.ok(readme.includes(`Agent Lanes: ${command.title}`), `README names "Agent Lanes: ${command.title}"`);
     }
   });
 

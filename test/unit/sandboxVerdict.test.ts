@@ -34,7 +34,7 @@ describe('sandbox verdict (pure)', () => {
       verdict: 'passed',
       failedTasks: [],
       nextLane: 'review',
-      message: '1 required task(s) passed. not required and failed: style.',
+      message: '1 required task passed. not required and failed: style.',
     });
   });
 
@@ -87,7 +87,7 @@ describe('sandbox verdict (pure)', () => {
     const cancelled = sandboxVerdict({ planned: planned(...partly), tasks: partly, cancelled: false });
     assert.deepEqual(
       [cancelled.verdict, cancelled.message],
-      ['error', 'Cancelled: 1 of 3 task(s) had passed; run the tasks again to get a verdict.'],
+      ['error', 'Cancelled: 1 of 3 tasks had passed; run the tasks again to get a verdict.'],
     );
     const gone = [evidence('a', 'error', { message: 'The sandbox container was removed.' }), evidence('b', 'skipped')];
     const lost = sandboxVerdict({ planned: planned(...gone), tasks: gone, cancelled: false });

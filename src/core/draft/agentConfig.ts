@@ -17,7 +17,7 @@ const AgentConfigSchema = z.strictObject({
     .optional(),
   /** Asks for one boundary; policy (lanes.agent.isolation) must allow it. Default: the first one policy allows that works here. */
   isolation: z.enum(AGENT_ISOLATION_BACKENDS).optional(),
-  /** Names of variables whose values come from SecretStorage ("Lanes: Set Agent Secret…"), never from the settings. */
+  /** Names of variables whose values come from SecretStorage ("Agent Lanes: Set Agent Secret…"), never from the settings. */
   secrets: z
     .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'))
     .max(50)

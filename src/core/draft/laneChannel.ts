@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AgentReportSchema, type TaskEvidence } from '../evidence';
+import { counted } from '../words';
 
 /**
  * The lane channel: what an agent working on one change may ask the lanes
@@ -174,8 +175,11 @@ export function draftTasksMessage(
   const notPassed = tasks.filter((task) => task.required && task.outcome !== 'passed');
   const passed = tasks.filter((task) => task.outcome === 'passed').length;
   if (tasks.some((task) => task.outcome === 'cancelled' || task.outcome === 'error'))
-    return { verdict: 'error', message: `The run did not finish: ${passed} of ${tasks.length} task(s) passed; run the tasks again.` };
+    return {
+      verdict: 'error',
+      message: `The run did not finish: ${passed} of ${counted(tasks.length, 'task')} passed; run the tasks again.`,
+    };
   if (notPassed.length === 0) return { verdict: 'passed', message: `Every required task passed (${passed} of ${tasks.length} passed).` };
   const named = notPassed.map((task) => (task.exitCode === null ? `${task.id} (${task.outcome})` : `${task.id} (exit ${task.exitCode})`));
-  return { verdict: 'failed', message: `${passed} of ${tasks.length} task(s) passed; did not pass: ${named.join(', ')}.` };
+  return { verdict: 'failed', message: `${passed} of ${counted(tasks.length, 'task')} passed; did not pass: ${named.join(', ')}.` };
 }

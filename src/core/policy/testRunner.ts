@@ -157,7 +157,7 @@ function runCases(effective: EffectivePolicy, file: z.output<typeof CasesFileSch
   return { ok: true, policyRef: effective.policyRef, results, passed, failed: results.length - passed };
 }
 
-/** The report of a run, one line per string: what `agent-lanes policy test` prints and "Lanes: Test Policy" shows. */
+/** The report of a run, one line per string: what `agent-lanes policy test` prints and "Agent Lanes: Test Policy" shows. */
 export function formatPolicyTestRun(run: Extract<PolicyTestRun, { ok: true }>, policySource: string, casesSource: string): string[] {
   const lines = [
     `Testing ${run.policyRef} (${policySource}) with ${run.results.length} case${run.results.length === 1 ? '' : 's'} from ${casesSource}`,

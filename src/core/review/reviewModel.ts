@@ -275,7 +275,7 @@ export function approvalRefusal(facts: ApprovalFacts): string | undefined {
     return `Change ${change.id} is not in Review (it is ${change.lane === 'closed' ? 'closed' : `in ${LANE_LABELS[change.lane]}`}); only a change in Review can be approved.`;
   if (change.approval && !change.approval.invalidated) return `Change ${change.id} is already approved by ${change.approval.by}.`;
   if (!facts.worktreeExists)
-    return `The worktree of change ${change.id} no longer exists, so what would be approved cannot be checked. Restore it with "Lanes: Reconcile", or reject the change.`;
+    return `The worktree of change ${change.id} no longer exists, so what would be approved cannot be checked. Restore it with "Agent Lanes: Reconcile", or reject the change.`;
   if (facts.diff.state !== 'ok')
     return `The diff could not be read (${facts.diff.message ?? 'unknown error'}); fix the repository and refresh the review.`;
   if (facts.evidence.state === 'missing') return 'There is no evidence to approve: run the sandbox tasks to record it, then review again.';

@@ -1,4 +1,5 @@
 import type { TaskEvidence } from '../evidence';
+import { counted } from '../words';
 
 /** Marks, inside a passed verdict's message, the tasks that failed without being required (the Lanes view reads it back). */
 export const OPTIONAL_FAILED = 'not required and failed: ';
@@ -58,7 +59,7 @@ export function sandboxVerdict(facts: SandboxRunFacts): SandboxVerdict {
   if (facts.blockedBy) return error(`Policy stopped the sandbox run: ${facts.blockedBy}`);
   if (facts.cancelled || tasks.some((task) => task.outcome === 'cancelled')) {
     const passed = tasks.filter((task) => task.outcome === 'passed').length;
-    return error(`Cancelled: ${passed} of ${tasks.length} task(s) had passed; run the tasks again to get a verdict.`);
+    return error(`Cancelled: ${passed} of ${counted(tasks.length, 'task')} had passed; run the tasks again to get a verdict.`);
   }
   const sandboxFailure = requiredNotPassed.find((task) => task.outcome === 'error');
   if (sandboxFailure) return error(sandboxFailure.message ?? 'The sandbox failed during a task; run the tasks again.');
@@ -78,6 +79,6 @@ export function sandboxVerdict(facts: SandboxRunFacts): SandboxVerdict {
     message:
       facts.planned.length === 0
         ? 'No tasks to run (none required by policy or .lanes/lanes.yaml).'
-        : `${tasks.filter((task) => task.required).length} required task(s) passed.${optionalNote}`,
+        : `${counted(tasks.filter((task) => task.required).length, 'required task')} passed.${optionalNote}`,
   };
 }

@@ -14,6 +14,7 @@ import { git } from '../git/gitProcess';
 import type { RepoStorage } from '../storage/repoStorage';
 import { withAuditLock } from './lock';
 import { checkpointFor, readChangeEvents, type AuditCheckpointFile, type AuditLog } from './log';
+import { counted } from '../../core/words';
 
 /** A log larger than this goes into a proof bundle as its last part, with a note. */
 const MAX_BUNDLED_LOG_BYTES = 10 * 1024 * 1024;
@@ -77,7 +78,7 @@ ${input.files.map((file) => `- \`${file.name}\`: ${file.what}`).join('\n')}
 ## Redaction
 
 Secrets were replaced with \`[REDACTED:kind]\` before anything was written:
-${input.redaction.total === 0 ? 'nothing secret-like was found.' : `${input.redaction.total} replacement(s) (${kinds}).`}
+${input.redaction.total === 0 ? 'nothing secret-like was found.' : `${counted(input.redaction.total, 'replacement')} (${kinds}).`}
 The diff hash in \`evidence.json\` is the hash of the original diff, so it
 does not match \`change.diff\` where something was redacted.
 
@@ -90,7 +91,7 @@ repository log (which holds every change's events, so the lines here are not
 consecutive). \`checkpoint.json\` records the full log at export time:
 ${input.checkpoint.count} events, head hash \`${input.checkpoint.headHash}\`${input.checkpoint.verified ? ', verified intact' : `, NOT intact: ${input.checkpoint.problem?.message ?? ''}`}.
 With the full log, \`npx agent-lanes audit verify audit.jsonl --checkpoint checkpoint.json\`
-checks the whole chain. This change has ${input.eventCount} event(s).
+checks the whole chain. This change has ${counted(input.eventCount, 'event')}.
 
 Check that no file changed since the export with \`sha256sum -c SHA256SUMS\`.
 `;

@@ -427,14 +427,14 @@ export class AuditSink {
       read = await this.readLinesFrom(cursor.offset);
       const first = read.lines[0];
       if (first && (first.seq !== cursor.seq + 1 || first.prevHash !== cursor.hash)) {
-        const message = `event ${first.seq} at byte ${cursor.offset} of the audit log does not follow event ${cursor.seq}, the last one the sink acknowledged: the chain was broken after it. Nothing more is sent; run "Lanes: Verify Audit Log".`;
+        const message = `event ${first.seq} at byte ${cursor.offset} of the audit log does not follow event ${cursor.seq}, the last one the sink acknowledged: the chain was broken after it. Nothing more is sent; run "Agent Lanes: Verify Audit Log".`;
         return { lines: [], broken: { problem: 'rewritten', acknowledgedSeq: cursor.seq, offset: cursor.offset, message } };
       }
     }
     if (read.notIntactAt === undefined) return { lines: read.lines };
     const offset = read.notIntactAt;
     const last = read.lines.at(-1)?.seq ?? cursor.seq;
-    const message = `the line at byte ${offset} of the audit log (after event ${last}) is not an intact event, so the chain is broken there and nothing after it is sent. Run "Lanes: Verify Audit Log".`;
+    const message = `the line at byte ${offset} of the audit log (after event ${last}) is not an intact event, so the chain is broken there and nothing after it is sent. Run "Agent Lanes: Verify Audit Log".`;
     return { lines: read.lines, broken: { problem: 'notIntact', acknowledgedSeq: cursor.seq, offset, message } };
   }
 
@@ -474,7 +474,7 @@ export class AuditSink {
   }
 
   private breakAt(cursor: Cursor, found: FoundEvent): SinkChainBreak {
-    const after = `Nothing more is sent; run "Lanes: Verify Audit Log". If the log was replaced on purpose, delete ${this.cursorFile} to ship it from its first event.`;
+    const after = `Nothing more is sent; run "Agent Lanes: Verify Audit Log". If the log was replaced on purpose, delete ${this.cursorFile} to ship it from its first event.`;
     const acknowledgedSeq = cursor.seq;
     if (found.line) {
       return {

@@ -64,7 +64,7 @@ export interface RunAgentOptions {
   /** The change's log; output is appended line by line. Outside the worktree. */
   logFile: string;
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
-  /** Aborting stops the agent and its process tree ("Lanes: Stop Agent"). */
+  /** Aborting stops the agent and its process tree ("Agent Lanes: Stop Agent"). */
   signal?: AbortSignal;
   /** Applied to every output line before the callback and the log (e.g. secret redaction). */
   redactLine?: (line: string) => string;
@@ -155,7 +155,7 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
     worktreeReal = await realpath(worktreePath);
   } catch {
     throw new AgentRunError(
-      `The worktree ${worktreePath} of change ${options.changeId} is missing; run "Lanes: Reconcile" to restore it or discard the change.`,
+      `The worktree ${worktreePath} of change ${options.changeId} is missing; run "Agent Lanes: Reconcile" to restore it or discard the change.`,
     );
   }
   await assertOutside(worktreeReal, promptFile, 'prompt file');

@@ -64,7 +64,7 @@ export class WorktreeFiles {
       root = await realpath(worktreePath);
     } catch {
       throw new WorktreePathError(
-        `The change's worktree ${worktreePath} is missing; restore it with "Lanes: Reconcile" before using the file tools.`,
+        `The change's worktree ${worktreePath} is missing; restore it with "Agent Lanes: Reconcile" before using the file tools.`,
       );
     }
     return new WorktreeFiles(root, { ...DEFAULT_WORKTREE_FILE_LIMITS, ...limits });

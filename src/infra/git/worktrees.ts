@@ -154,7 +154,7 @@ export async function createWorktree(options: CreateWorktreeOptions): Promise<Cr
   const path = join(dir, laneFolderName(changeId, slug));
   if (await pathExists(path)) {
     throw new WorktreeError(
-      `The folder ${path} already exists, so the worktree for change ${changeId} cannot be created there. Run "Lanes: Reconcile" to clean up leftovers.`,
+      `The folder ${path} already exists, so the worktree for change ${changeId} cannot be created there. Run "Agent Lanes: Reconcile" to clean up leftovers.`,
     );
   }
   try {
@@ -165,7 +165,7 @@ export async function createWorktree(options: CreateWorktreeOptions): Promise<Cr
     if (/a branch named '.*' already exists/.test(detail)) {
       // Not ours: git refused before creating anything, so the existing branch is left alone.
       throw new WorktreeError(
-        `The branch ${branch} already exists, so change ${changeId} cannot use it. Run "Lanes: Reconcile" to clean up leftovers.`,
+        `The branch ${branch} already exists, so change ${changeId} cannot use it. Run "Agent Lanes: Reconcile" to clean up leftovers.`,
       );
     }
     await undoCreate(repoRoot, path, branch);
@@ -277,7 +277,8 @@ export async function restoreWorktree(repoRoot: string, worktreePath: string, br
   if (!isLaneBranch(branch)) throw new WorktreeError(`"${branch}" is not a lane branch.`);
   if (!(await branchExists(repoRoot, branch)))
     throw new WorktreeError(`The branch ${branch} no longer exists, so the worktree cannot be restored; discard the change instead.`);
-  if (await pathExists(worktreePath)) throw new WorktreeError(`${worktreePath} already exists; remove it first or run "Lanes: Reconcile".`);
+  if (await pathExists(worktreePath))
+    throw new WorktreeError(`${worktreePath} already exists; remove it first or run "Agent Lanes: Reconcile".`);
   await git(repoRoot, ['worktree', 'prune']);
   try {
     await git(repoRoot, ['worktree', 'add', '--quiet', worktreePath, branch]);

@@ -143,7 +143,7 @@ export class PolicyService implements Disposable {
     return state;
   }
 
-  /** Fetches the org policy now ("Lanes: Refresh Policy"); concurrent calls share one fetch. */
+  /** Fetches the org policy now ("Agent Lanes: Refresh Policy"); concurrent calls share one fetch. */
   refresh(): Promise<PolicyState> {
     this.inflight ??= this.load().finally(() => {
       this.inflight = undefined;

@@ -1116,7 +1116,7 @@ async function realWorktree(request: PrepareRequest): Promise<string> {
   } catch {
     throw new SandboxError(
       'engine',
-      `The worktree ${request.worktreePath} of change ${request.changeId} is missing; restore it ("Lanes: Reconcile") or discard the change.`,
+      `The worktree ${request.worktreePath} of change ${request.changeId} is missing; restore it ("Agent Lanes: Reconcile") or discard the change.`,
     );
   }
 }

@@ -144,7 +144,7 @@ export class ProcessSandbox implements TaskSandbox {
     } catch {
       throw new SandboxError(
         'engine',
-        `The worktree ${request.worktreePath} of change ${request.changeId} is missing; restore it ("Lanes: Reconcile") or discard the change.`,
+        `The worktree ${request.worktreePath} of change ${request.changeId} is missing; restore it ("Agent Lanes: Reconcile") or discard the change.`,
       );
     }
     const role = request.role ?? 'change';

@@ -21,6 +21,7 @@ import type { PolicyController } from '../policy/policyController';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
 
 import { EditorAuditSinks } from './auditSinks';
+import { counted } from '../../core/words';
 
 const AUDIT_DOC_SCHEME = 'agent-lanes-audit';
 
@@ -120,7 +121,7 @@ export class AuditCommands implements vscode.Disposable {
     const torn = result.problem === 'torn';
     const advice = torn
       ? ' Repair cuts the incomplete line and records in the log that it did.'
-      : ' Nothing was changed. Keep a copy for an investigation ("Lanes: Export Audit Log"); the events before it still verify.';
+      : ' Nothing was changed. Keep a copy for an investigation ("Agent Lanes: Export Audit Log"); the events before it still verify.';
     const actions = torn ? ['Repair', 'Open at Line'] : ['Open at Line'];
     void vscode.window
       .showErrorMessage(
@@ -205,7 +206,7 @@ export class AuditCommands implements vscode.Disposable {
         );
       } else {
         void vscode.window.showWarningMessage(
-          `Exported the audit log of ${repo.name} to ${dest}, but it is not intact: ${checkpoint.problem?.problem ?? 'broken'} at seq ${checkpoint.problem?.seq ?? '?'}. checkpoint.json records the problem; run "Lanes: Verify Audit Log" for details.`,
+          `Exported the audit log of ${repo.name} to ${dest}, but it is not intact: ${checkpoint.problem?.problem ?? 'broken'} at seq ${checkpoint.problem?.seq ?? '?'}. checkpoint.json records the problem; run "Agent Lanes: Verify Audit Log" for details.`,
         );
       }
       return result;
@@ -292,7 +293,9 @@ export class AuditCommands implements vscode.Disposable {
           checkpoint: { count: result.checkpoint.count, headHash: result.checkpoint.headHash },
         },
       });
-      const redacted = result.redaction.total ? ` ${result.redaction.total} secret-like value(s) were redacted.` : '';
+      const redacted = result.redaction.total
+        ? ` ${counted(result.redaction.total, 'secret-like value')} ${result.redaction.total === 1 ? 'was' : 'were'} redacted.`
+        : '';
       void vscode.window.showInformationMessage(
         `Wrote the proof bundle of change ${change.id} to ${result.file}: the diff, evidence, logs, decisions and ${result.eventCount} audit events.${redacted} Open it with "tar xzf"; its README.md says what each file is.`,
       );

@@ -86,7 +86,7 @@ export function renderHistory(
     );
   }
   out.push(
-    `${events.length} event${events.length === 1 ? '' : 's'} from the audit log of ${escapeMarkdown(repoName)}, oldest first, times in UTC. Each event's own hash was checked; "Lanes: Verify Audit Log" checks the whole chain.`,
+    `${events.length} event${events.length === 1 ? '' : 's'} from the audit log of ${escapeMarkdown(repoName)}, oldest first, times in UTC. Each event's own hash was checked; "Agent Lanes: Verify Audit Log" checks the whole chain.`,
     '',
   );
   if (problem) out.push(`> ⚠ ${escapeMarkdown(problem)}`, '');

@@ -86,7 +86,7 @@ export async function preparePreset(services: PresetServices, presetId: string):
   for (const name of missing) {
     const value = await vscode.window.showInputBox({
       title: `${preset.label} needs ${name}`,
-      prompt: `Your ${preset.label} API key. Kept in your OS keychain through VS Code (never in settings); given only to ${preset.label}, inside its boundary, and redacted from its output. Change it later with "Lanes: Set Agent Secret…".`,
+      prompt: `Your ${preset.label} API key. Kept in your OS keychain through VS Code (never in settings); given only to ${preset.label}, inside its boundary, and redacted from its output. Change it later with "Agent Lanes: Set Agent Secret…".`,
       password: true,
       ignoreFocusOut: true,
       validateInput: (text) => (text.trim() ? undefined : `Paste the ${name} value, or press Escape to cancel.`),

@@ -32,7 +32,7 @@ export interface SetAgentSecretArgs {
 }
 
 /**
- * "Lanes: Set Agent Secret…": keeps a value for a variable an agent's
+ * "Agent Lanes: Set Agent Secret…": keeps a value for a variable an agent's
  * configuration names under "secrets", in VS Code's SecretStorage (the OS
  * keychain), never in the settings. An empty value removes it.
  */
@@ -44,7 +44,7 @@ export async function setAgentSecret(
   const withSecrets = agents.filter((agent) => agent.secrets?.length);
   if (!withSecrets.length) {
     void vscode.window.showInformationMessage(
-      'No agent names a secret yet. Pick a preset (Claude Code, Codex, Gemini CLI, OpenCode) in "Lanes: New Draft…", which asks for its key, or add "secrets": ["ANTHROPIC_API_KEY"] (the variable names) to an agent in agentLanes.agents, then set each value here.',
+      'No agent names a secret yet. Pick a preset (Claude Code, Codex, Gemini CLI, OpenCode) in "Agent Lanes: New Draft…", which asks for its key, or add "secrets": ["ANTHROPIC_API_KEY"] (the variable names) to an agent in agentLanes.agents, then set each value here.',
     );
     return;
   }

@@ -18,6 +18,7 @@ import { gitContentUri } from '../gitContent';
 import { type ChangeTarget, type CommandKit, markSetupStep } from '../commandKit';
 import type { PolicyController } from '../policy/policyController';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
+import { counted } from '../../core/words';
 
 export interface NewDraftArgs {
   task?: string;
@@ -42,13 +43,22 @@ export interface DraftServices {
 export class DraftCommands {
   constructor(private readonly services: DraftServices) {}
 
-  /** "Lanes: New Draft…": task, base and agent, then the worktree, then the agent. */
+  /** "Agent Lanes: New Draft…": task, base and agent, then the worktree, then the agent. */
   async newDraft(args: NewDraftArgs = {}): Promise<Change | undefined> {
     const { logger } = this.services;
     if (!this.services.kit.requireTrust('new draft')) return undefined;
     const repo = await this.services.kit.pickRepository(args.repository);
     if (!repo) return undefined;
     await this.services.policy.ensureStarted();
+    // The kill switch first: nobody is asked three questions for a draft that cannot start (refused and audited now).
+    if (this.services.policy.service.effective.policy.killSwitch.disableDrafts) {
+      try {
+        await repo.lanes.draft.checkMayStart(await this.services.kit.actor(repo.root));
+      } catch (error) {
+        this.services.kit.showError(error, 'Creating the draft');
+        return undefined;
+      }
+    }
     const task = args.task ?? (await this.askTask());
     if (!task?.trim()) return undefined;
     // With the task given (palette scripts, keybindings, tests), the base defaults to HEAD without asking.
@@ -67,7 +77,7 @@ export class DraftCommands {
       if (agent.kind === 'cli' && !args.noRun) void this.runAgent(repo, started.change, agent.config);
       if (agent.kind === 'chat') {
         void vscode.window.showInformationMessage(
-          `Draft ${started.change.id} is ready for a chat agent. In the chat, ask the agent to work on change ${started.change.id} with the Agent Lanes tools (#lanesFiles); then run "Lanes: Finish Draft".`,
+          `Draft ${started.change.id} is ready for a chat agent. In the chat, ask the agent to work on change ${started.change.id} with the Agent Lanes tools (#lanesFiles); then run "Agent Lanes: Finish Draft".`,
         );
       }
       return started.change;
@@ -197,7 +207,7 @@ export class DraftCommands {
         logger.warn(`Change ${change.id}: agent "${agent.id}" was not started: no value for ${missing.join(', ')}.`);
         void vscode.window
           .showErrorMessage(
-            `Agent "${agent.label}" needs ${missing.join(', ')}, which has no value yet. Set it with "Lanes: Set Agent Secret…" (kept in SecretStorage), then run the agent again ("Lanes: Run Agent").`,
+            `Agent "${agent.label}" needs ${missing.join(', ')}, which has no value yet. Set it with "Agent Lanes: Set Agent Secret…" (kept in SecretStorage), then run the agent again ("Agent Lanes: Run Agent").`,
             set,
           )
           .then((choice) => {
@@ -219,7 +229,7 @@ export class DraftCommands {
       const done = outcome.outcome === 'committed' || outcome.outcome === 'noChanges';
       const notify = done ? vscode.window.showInformationMessage : vscode.window.showErrorMessage;
       const extra = outcome.reportError ? ` The agent's report was refused: ${outcome.reportError}` : '';
-      void notify(`Change ${change.id}: ${outcome.message}${extra}`, showLog).then((choice) => {
+      void notify(`"${change.title}": ${outcome.message}${extra}`, showLog).then((choice) => {
         if (choice === showLog) void this.showAgentLog({ repoRoot: repo.root, changeId: change.id });
       });
       if (outcome.checkout && !outcome.checkout.untouched) {
@@ -240,7 +250,7 @@ export class DraftCommands {
     if (!agent) return;
     if (agent.kind === 'chat') {
       void vscode.window.showInformationMessage(
-        `Ask the chat agent to work on change ${found.change.id} with the Agent Lanes tools, then run "Lanes: Finish Draft".`,
+        `Ask the chat agent to work on change ${found.change.id} with the Agent Lanes tools, then run "Agent Lanes: Finish Draft".`,
       );
       return;
     }
@@ -248,7 +258,7 @@ export class DraftCommands {
   }
 
   /**
-   * "Lanes: Set Up an Agent…" (and the walkthrough's first step): picks a
+   * "Agent Lanes: Set Up an Agent…" (and the walkthrough's first step): picks a
    * preset, installs its CLI and asks for its API key, without starting a draft.
    */
   async setUpAgent(presetId?: string): Promise<void> {
@@ -272,11 +282,11 @@ export class DraftCommands {
     if (config) markSetupStep(ContextKeys.setupAgentReady);
     if (config)
       void vscode.window.showInformationMessage(
-        `${config.label} is ready: pick it in "Lanes: New Draft…". Its network allowlist (policy lanes.agent.network.allow) needs ${findPreset(id)!.hosts.join(', ')}.`,
+        `${config.label} is ready: pick it in "Agent Lanes: New Draft…". Its network allowlist (policy lanes.agent.network.allow) needs ${findPreset(id)!.hosts.join(', ')}.`,
       );
   }
 
-  /** "Lanes: Set Agent Secret…". */
+  /** "Agent Lanes: Set Agent Secret…". */
   async setAgentSecret(args: SetAgentSecretArgs = {}): Promise<void> {
     const { agents } = readConfig().config;
     const presets = (await installedPresetConfigs(this.presetServices())).filter((preset) => !agents.some((a) => a.id === preset.id));
@@ -301,7 +311,7 @@ export class DraftCommands {
     if (!found) return;
     try {
       const outcome = await found.repo.lanes.draft.finish(found.change.id, { actor: await this.services.kit.actor(found.repo.root) });
-      void vscode.window.showInformationMessage(`Change ${found.change.id}: ${outcome.message}`);
+      void vscode.window.showInformationMessage(`"${found.change.title}": ${outcome.message}`);
     } catch (error) {
       this.services.kit.showError(error, `Finishing draft ${found.change.id}`);
     }
@@ -319,7 +329,7 @@ export class DraftCommands {
     }
   }
 
-  /** "Lanes: Open Changes": the base against the lane branch in VS Code's multi-diff editor. */
+  /** "Agent Lanes: Open Changes": the base against the lane branch in VS Code's multi-diff editor. */
   async openChanges(target: ChangeTarget): Promise<void> {
     const found = await this.services.kit.resolveTarget(target, (c) => c.lane !== 'closed', 'Open the changes of which change?');
     if (!found) return;
@@ -346,7 +356,7 @@ export class DraftCommands {
     await vscode.commands.executeCommand(BuiltInCommands.openFolder, vscode.Uri.file(found.change.worktreePath), { forceNewWindow: true });
   }
 
-  /** "Lanes: Discard Change": confirms, removes worktree and branch, keeps the record and audit. */
+  /** "Agent Lanes: Discard Change": confirms, removes worktree and branch, keeps the record and audit. */
   async discard(target: ChangeTarget, options: { confirmed?: boolean } = {}): Promise<void> {
     const found = await this.services.kit.resolveTarget(
       target,
@@ -404,7 +414,7 @@ export class DraftCommands {
       // Offered, not forced: the findings come back at once, the choice later.
       void vscode.window
         .showWarningMessage(
-          `Agent Lanes found ${all.length} leftover worktree(s) or record(s) that do not match, e.g. after a crash.`,
+          `Agent Lanes found ${counted(all.length, 'leftover worktree or record', 'leftover worktrees or records')} that do not match, e.g. after a crash.`,
           'Review',
         )
         .then((choice) => {

@@ -98,7 +98,7 @@ export function createLanguageModelTools(deps: {
           return text(
             drafts.length
               ? JSON.stringify(drafts, null, 2)
-              : 'There are no drafts. Ask the user to start one with "Lanes: New Draft…" and choose the chat agent.',
+              : 'There are no drafts. Ask the user to start one with "Agent Lanes: New Draft…" and choose the chat agent.',
           );
         }),
       } as vscode.LanguageModelTool<never>,
@@ -171,7 +171,7 @@ export function createLanguageModelTools(deps: {
           }
           const fields = await repo.lanes.draft.recordAgentReport(changeId, parsed.data);
           await repo.lanes.draft.auditToolCall(changeId, chatAgent, LM_TOOLS.reportEvidence, { fields });
-          return text('Recorded. When you are done, tell the user to run "Lanes: Finish Draft".');
+          return text('Recorded. When you are done, tell the user to run "Agent Lanes: Finish Draft".');
         }),
       } as vscode.LanguageModelTool<never>,
     ],

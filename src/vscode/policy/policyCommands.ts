@@ -41,7 +41,7 @@ export interface TestPolicyArgs {
   casesFile?: string;
 }
 
-/** What "Lanes: Test Policy" returns (tests and scripts read it). */
+/** What "Agent Lanes: Test Policy" returns (tests and scripts read it). */
 export type PolicyTestSummary =
   | {
       ok: true;
@@ -237,7 +237,7 @@ export class PolicyCommands implements vscode.Disposable {
     });
     const decided = history?.filter((event) => event.action === 'policy.decision') ?? [];
     out.push('## Every decision in the audit log', '');
-    if (!history) out.push('The audit log could not be read; see "Lanes: Show Log".', '');
+    if (!history) out.push('The audit log could not be read; see "Agent Lanes: Show Log".', '');
     else if (!decided.length) out.push('None yet.', '');
     else {
       out.push('| Time (UTC) | Action | Effect | Explanation |', '|---|---|---|---|');
@@ -280,7 +280,7 @@ export class PolicyCommands implements vscode.Disposable {
     if (decision.effect === 'block') {
       const policies = [...new Set(decision.matchedRules.filter((rule) => rule.effect === 'block').map((rule) => rule.policy))];
       out.push(
-        `**What to do:** the change cannot take this step as it is. Change the draft so that no blocking rule matches (for a path rule, leave those paths alone), or ask the owners of ${escapeMarkdown(policies.join(', ') || 'the policy')} to change the rule. "Lanes: Show Effective Policy" shows every rule and the level it came from.`,
+        `**What to do:** the change cannot take this step as it is. Change the draft so that no blocking rule matches (for a path rule, leave those paths alone), or ask the owners of ${escapeMarkdown(policies.join(', ') || 'the policy')} to change the rule. "Agent Lanes: Show Effective Policy" shows every rule and the level it came from.`,
         '',
       );
     } else if (decision.effect === 'requireApproval') {

@@ -31,7 +31,7 @@ function hostOf(url: string): string {
 /**
  * Tokens for GitHub: VS Code's GitHub session (github.com) or GitHub
  * Enterprise session (any other API), or a token the person stored for that
- * API with "Lanes: Sign In to GitHub with a Token" (in SecretStorage). The
+ * API with "Agent Lanes: Sign In to GitHub with a Token" (in SecretStorage). The
  * token is handed to the GitHub client in memory and nowhere else.
  */
 export class GitHubSignIn {
@@ -126,7 +126,7 @@ export class GitHubSignIn {
     const apiHost = hostOf(apiBaseUrl);
     if (signInHost !== apiHost && `api.${signInHost}` !== apiHost) {
       throw new SignInError(
-        `The GitHub Enterprise sign-in is for ${signInHost} (github-enterprise.uri), but ${API_BASE_URL_SETTING} points at ${apiHost}; Agent Lanes does not send a token to another server. Set both to the same server, or use "Lanes: Sign In to GitHub with a Token".`,
+        `The GitHub Enterprise sign-in is for ${signInHost} (github-enterprise.uri), but ${API_BASE_URL_SETTING} points at ${apiHost}; Agent Lanes does not send a token to another server. Set both to the same server, or use "Agent Lanes: Sign In to GitHub with a Token".`,
       );
     }
   }
@@ -137,8 +137,8 @@ export class GitHubSignIn {
     const where = provider === 'github' ? 'GitHub' : `GitHub Enterprise (${new URL(apiBaseUrl).host})`;
     const hint =
       provider === 'github-enterprise'
-        ? ` For GitHub Enterprise Server, set github-enterprise.uri to the server, or use "Lanes: Sign In to GitHub with a Token".`
-        : ' Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".';
+        ? ` For GitHub Enterprise Server, set github-enterprise.uri to the server, or use "Agent Lanes: Sign In to GitHub with a Token".`
+        : ' Sign in from the Accounts menu, or use "Agent Lanes: Sign In to GitHub with a Token".';
     return new SignInError(`Agent Lanes could not sign in to ${where}: ${detail}.${hint}`);
   }
 }

@@ -48,7 +48,7 @@ const STEP_WORDS: Record<PullRequestStep['name'], string> = {
 };
 
 /**
- * "Lanes: Open Pull Request", "Lanes: Mark Ready for Review", "Lanes: Open
+ * "Agent Lanes: Open Pull Request", "Agent Lanes: Mark Ready for Review", "Agent Lanes: Open
  * Pull Request in Browser" and their helpers; follows the pull requests of
  * changes in the Pull request lane once the Lanes view has been shown.
  */
@@ -122,7 +122,7 @@ export class PullRequestCommands implements vscode.Disposable {
         access = await this.signIn.access(settings.apiBaseUrl, true);
         if (!access)
           throw new SignInError(
-            'Agent Lanes needs a GitHub sign-in to open the pull request. Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".',
+            'Agent Lanes needs a GitHub sign-in to open the pull request. Sign in from the Accounts menu, or use "Agent Lanes: Sign In to GitHub with a Token".',
           );
         report('checking the approval and policy…');
         return {
@@ -172,7 +172,7 @@ export class PullRequestCommands implements vscode.Disposable {
       if (!access)
         return this.failure(
           new SignInError(
-            'Agent Lanes needs a GitHub sign-in for this. Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".',
+            'Agent Lanes needs a GitHub sign-in for this. Sign in from the Accounts menu, or use "Agent Lanes: Sign In to GitHub with a Token".',
           ),
           doing,
           { repo, change },
@@ -210,7 +210,7 @@ export class PullRequestCommands implements vscode.Disposable {
     if (!found) return { ok: false, kind: 'cancelled', message: 'No change was chosen.' };
     const url = found.change.pullRequest?.url;
     if (!url) {
-      const message = `Change ${found.change.id} has no pull request yet; open one with "Lanes: Open Pull Request".`;
+      const message = `Change ${found.change.id} has no pull request yet; open one with "Agent Lanes: Open Pull Request".`;
       this.show('info', message);
       return { ok: false, kind: 'noPullRequest', message };
     }
@@ -220,7 +220,7 @@ export class PullRequestCommands implements vscode.Disposable {
     return { ok: true, message: url, url };
   }
 
-  /** "Lanes: Refresh Pull Request Status": reads state and checks now (a merged or closed one ends the change). */
+  /** "Agent Lanes: Refresh Pull Request Status": reads state and checks now (a merged or closed one ends the change). */
   async refresh(target: ChangeTarget): Promise<PullRequestCommandResult> {
     const found = await this.deps.kit.resolveTarget(
       target,
@@ -236,7 +236,7 @@ export class PullRequestCommands implements vscode.Disposable {
       if (!access)
         return this.failure(
           new SignInError(
-            'Agent Lanes needs a GitHub sign-in to read the pull request. Sign in from the Accounts menu, or use "Lanes: Sign In to GitHub with a Token".',
+            'Agent Lanes needs a GitHub sign-in to read the pull request. Sign in from the Accounts menu, or use "Agent Lanes: Sign In to GitHub with a Token".',
           ),
           doing,
           { repo, change },
@@ -259,7 +259,7 @@ export class PullRequestCommands implements vscode.Disposable {
     }
   }
 
-  /** "Lanes: Push Lane Branch": the approved branch only, for a remote that is not GitHub. */
+  /** "Agent Lanes: Push Lane Branch": the approved branch only, for a remote that is not GitHub. */
   async pushBranch(target: ChangeTarget): Promise<PullRequestCommandResult> {
     if (!this.deps.kit.requireTrust('push')) return { ok: false, kind: 'untrusted', message: 'The workspace is not trusted.' };
     const found = await this.deps.kit.resolveTarget(
@@ -304,14 +304,14 @@ export class PullRequestCommands implements vscode.Disposable {
     }
   }
 
-  /** "Lanes: Sign In to GitHub with a Token": for GitHub Enterprise without VS Code's sign-in, or a chosen token. */
+  /** "Agent Lanes: Sign In to GitHub with a Token": for GitHub Enterprise without VS Code's sign-in, or a chosen token. */
   async signInWithToken(args?: { token?: string }): Promise<PullRequestCommandResult> {
     try {
       const apiBaseUrl = readApiBaseUrl();
       const stored = await this.signIn.askForToken(apiBaseUrl, typeof args?.token === 'string' ? args.token : undefined);
       if (!stored) return { ok: false, kind: 'cancelled', message: 'No token was entered.' };
       this.following.retryAfterSignIn();
-      const message = `Agent Lanes will use this token for ${new URL(apiBaseUrl).host}. It is kept in VS Code's secret storage; "Lanes: Forget GitHub Token" removes it.`;
+      const message = `Agent Lanes will use this token for ${new URL(apiBaseUrl).host}. It is kept in VS Code's secret storage; "Agent Lanes: Forget GitHub Token" removes it.`;
       this.show('info', message);
       return { ok: true, message };
     } catch (error) {

@@ -163,7 +163,7 @@ export class PullRequestFollowing implements vscode.Disposable {
           } else if (error) {
             this.deps.show(
               'warning',
-              `Stopped following pull request #${pr?.number ?? '?'}: ${(error as Error).message} Run "Lanes: Refresh Pull Request Status" to look again.`,
+              `Stopped following pull request #${pr?.number ?? '?'}: ${(error as Error).message} Run "Agent Lanes: Refresh Pull Request Status" to look again.`,
             );
           }
         }

@@ -150,12 +150,12 @@ export class ReviewController implements vscode.Disposable {
     await this.services.registry.ensureDiscovered();
     const target = this.targetOf(arg);
     if (target === 'invalid') {
-      this.services.logger.warn(`Lanes: Open Review was given an argument it does not understand: ${safeDescribe(arg)}`);
+      this.services.logger.warn(`Agent Lanes: Open Review was given an argument it does not understand: ${safeDescribe(arg)}`);
       showError(
         this.services.logger,
         new LaneError(
           'invalidTarget',
-          'Lanes: Open Review did not understand what to open. Run it from the Lanes view or from the Command Palette.',
+          'Agent Lanes: Open Review did not understand what to open. Run it from the Lanes view or from the Command Palette.',
         ),
         'Opening the review',
       );

@@ -207,7 +207,7 @@ export class ReviewPanel implements vscode.Disposable {
         this.post({
           type: 'notice',
           level: 'error',
-          message: `The review could not be built: ${firstLine(error)}. See "Lanes: Show Log".`,
+          message: `The review could not be built: ${firstLine(error)}. See "Agent Lanes: Show Log".`,
         });
         return undefined;
       },
@@ -271,7 +271,7 @@ export class ReviewPanel implements vscode.Disposable {
       this.services.logger.error(`Could not evaluate the review gate of change ${change.id}`, error);
       return {
         ready: false,
-        reasons: [`policy could not be evaluated (${firstLine(error)}); see "Lanes: Show Log"`],
+        reasons: [`policy could not be evaluated (${firstLine(error)}); see "Agent Lanes: Show Log"`],
         decisions: [],
         requiredEvidence: [],
         policyLabel: 'policy unavailable',
@@ -307,7 +307,7 @@ export class ReviewPanel implements vscode.Disposable {
     const warnings: string[] = [];
     if (!facts.worktreeExists)
       warnings.push(
-        `The worktree ${change.worktreePath} no longer exists. The diff is shown from the change's commits; it cannot be approved until the worktree is restored ("Lanes: Reconcile").`,
+        `The worktree ${change.worktreePath} no longer exists. The diff is shown from the change's commits; it cannot be approved until the worktree is restored ("Agent Lanes: Reconcile").`,
       );
     if (facts.evidence.kind === 'invalid') warnings.push(facts.evidence.message);
     const evidenceDiff = facts.evidence.kind === 'ok' ? facts.evidence.evidence.diff : undefined;
@@ -456,7 +456,7 @@ export class ReviewPanel implements vscode.Disposable {
         this.post({ type: 'response', id: request.id, ok: false, error: error.message });
       } else {
         this.services.logger.error(`Review of change ${this.changeId}: ${request.type} failed`, error);
-        this.post({ type: 'response', id: request.id, ok: false, error: `${firstLine(error)}. See "Lanes: Show Log" for details.` });
+        this.post({ type: 'response', id: request.id, ok: false, error: `${firstLine(error)}. See "Agent Lanes: Show Log" for details.` });
       }
     }
   }

@@ -19,6 +19,7 @@ import { type ChangeTarget, type CommandKit, markSetupStep, type ReportProgress 
 import type { LanesNode } from '../lanesTree';
 import type { PolicyController } from '../policy/policyController';
 import type { RepoContext, RepositoryRegistry } from '../repositories';
+import { counted } from '../../core/words';
 
 /** The sandbox gate as the editor sees it (see SandboxCommands.gate). */
 export interface SandboxGate {
@@ -37,7 +38,7 @@ export interface SandboxDeps {
   view: vscode.TreeView<LanesNode>;
 }
 
-/** "Lanes: Show Task Log": a change, and optionally which task ('prepare' for the preparation). */
+/** "Agent Lanes: Show Task Log": a change, and optionally which task ('prepare' for the preparation). */
 export type TaskLogTarget = ChangeTarget | { repoRoot?: string; changeId: string; taskId?: string };
 
 const SANDBOX_CHANNEL = 'Agent Lanes: Sandbox';
@@ -58,9 +59,9 @@ function progressText(progress: SandboxLaneProgress): string {
 }
 
 /**
- * The Sandbox lane in the editor: "Lanes: Run Sandbox Tasks", "Lanes: Stop
- * Sandbox Tasks", "Lanes: Show Task Log", "Lanes: Clean Up Sandbox
- * Containers", and the sandbox gate of "Lanes: Promote". Each repository's
+ * The Sandbox lane in the editor: "Agent Lanes: Run Sandbox Tasks", "Agent Lanes: Stop
+ * Sandbox Tasks", "Agent Lanes: Show Task Log", "Agent Lanes: Clean Up Sandbox
+ * Containers", and the sandbox gate of "Agent Lanes: Promote". Each repository's
  * SandboxLane lives in its RepositoryLanes.
  */
 export class SandboxCommands implements vscode.Disposable {
@@ -83,7 +84,7 @@ export class SandboxCommands implements vscode.Disposable {
     };
   }
 
-  /** "Lanes: Run Sandbox Tasks" on a change in Draft or Sandbox. */
+  /** "Agent Lanes: Run Sandbox Tasks" on a change in Draft or Sandbox. */
   async runTasks(target: ChangeTarget): Promise<SandboxRunOutcome | undefined> {
     const { kit } = this.deps;
     if (!kit.requireTrust('sandbox tasks')) return undefined;
@@ -146,7 +147,7 @@ export class SandboxCommands implements vscode.Disposable {
       // Not awaited: the command ends, the person answers when they like.
       void vscode.window
         .showInformationMessage(
-          `Change ${changeId} is ready for review: ${outcome.message.replace(/^Change \w+: /, '')}`,
+          `"${outcome.change.title}" is ready for review: ${outcome.message.replace(/^Change \w+: /, '')}`,
           'Open Review',
           showLog,
         )
@@ -181,7 +182,7 @@ export class SandboxCommands implements vscode.Disposable {
     kit.showError(error, doing);
   }
 
-  /** "Lanes: Stop Sandbox Tasks": kills the running task in its container; the rest are skipped. */
+  /** "Agent Lanes: Stop Sandbox Tasks": kills the running task in its container; the rest are skipped. */
   async stop(target: ChangeTarget): Promise<boolean> {
     const found = await this.deps.kit.resolveTarget(
       target,
@@ -194,7 +195,7 @@ export class SandboxCommands implements vscode.Disposable {
     return stopped;
   }
 
-  /** "Lanes: Show Task Log": opens the stored, redacted log of a task (or of the preparation). */
+  /** "Agent Lanes: Show Task Log": opens the stored, redacted log of a task (or of the preparation). */
   async showTaskLog(target: TaskLogTarget): Promise<vscode.TextEditor | undefined> {
     const taskId = target && 'changeId' in target && 'taskId' in target ? target.taskId : undefined;
     const found = await this.deps.kit.resolveTarget(
@@ -228,7 +229,7 @@ export class SandboxCommands implements vscode.Disposable {
     ];
     if (logs.length === 0) {
       void vscode.window.showInformationMessage(
-        `Change ${change.id} has no task log yet: run its sandbox tasks first ("Lanes: Run Sandbox Tasks").`,
+        `Change ${change.id} has no task log yet: run its sandbox tasks first ("Agent Lanes: Run Sandbox Tasks").`,
       );
       return undefined;
     }
@@ -282,7 +283,7 @@ export class SandboxCommands implements vscode.Disposable {
     if (count === 0) return;
     void vscode.window
       .showWarningMessage(
-        `Agent Lanes found ${count} sandbox container(s) that no open change needs (${found[0]!.orphans[0]!.reason}${count > 1 ? ', …' : ''}).`,
+        `Agent Lanes found ${counted(count, 'sandbox container')} that no open change needs (${found[0]!.orphans[0]!.reason}${count > 1 ? ', …' : ''}).`,
         'Remove Them',
       )
       .then((choice) => {
@@ -290,7 +291,7 @@ export class SandboxCommands implements vscode.Disposable {
       });
   }
 
-  /** "Lanes: Clean Up Sandbox Containers". */
+  /** "Agent Lanes: Clean Up Sandbox Containers". */
   async cleanup(options: { confirmed?: boolean } = {}): Promise<number> {
     const found = await this.findOrphans();
     const count = found.reduce((sum, entry) => sum + entry.orphans.length, 0);
@@ -303,7 +304,7 @@ export class SandboxCommands implements vscode.Disposable {
         entry.orphans.map((orphan) => `${orphan.container.name || orphan.container.id.slice(0, 12)}: ${orphan.reason}`),
       );
       const answer = await vscode.window.showWarningMessage(
-        `Remove ${count} sandbox container(s)?`,
+        `Remove ${counted(count, 'sandbox container')}?`,
         { modal: true, detail: reasons.slice(0, 10).join('\n') },
         'Remove',
       );
@@ -317,7 +318,7 @@ export class SandboxCommands implements vscode.Disposable {
         this.showError(error, `Removing leftover sandbox containers of ${repo.name}`);
       }
     }
-    void vscode.window.showInformationMessage(`Agent Lanes removed ${removed} sandbox container(s).`);
+    void vscode.window.showInformationMessage(`Agent Lanes removed ${counted(removed, 'sandbox container')}.`);
     return removed;
   }
 

@@ -285,6 +285,13 @@ describe('Policy in a real VS Code', () => {
     });
     assert.equal(refused, undefined, 'the draft was refused');
     assert.equal(repo.store.all().length, before);
+    // From the palette, with nothing given: refused before the task is asked for (no question is left open).
+    const unasked = await Promise.race([
+      vscode.commands.executeCommand('agentLanes.newDraft'),
+      new Promise((resolve) => setTimeout(() => resolve('a question was asked'), 10_000)),
+    ]);
+    await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
+    assert.equal(unasked, undefined, 'New Draft refused before asking anything');
     const events = await lastEvents(repo, 30);
     const refusal = events
       .filter((e) => e.action === 'policy.decision' && (e.details as { action?: string }).action === 'createDraft')

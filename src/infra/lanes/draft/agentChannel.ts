@@ -22,6 +22,7 @@ import { type ChannelSocketPlace, type LaneChannel, LaneChannelError, openLaneCh
 import { PolicyDeniedError } from '../../policy/policyService';
 import { type LaneContext, decide } from '../laneContext';
 import type { DraftTasksOutcome } from '../sandbox/sandboxLane';
+import { counted } from '../../../core/words';
 
 /** Runs a draft's tasks now (SandboxLane.runDraftTasks), as the Draft lane is given it. */
 export type DraftTaskRunner = (changeId: string, actor: Actor, signal: AbortSignal) => Promise<DraftTasksOutcome>;
@@ -230,7 +231,7 @@ export async function openAgentChannel(options: AgentChannelOptions): Promise<Ag
           changeId,
           fields,
           redactions: summary.total,
-          message: `Your report (${fields.join(', ') || 'empty'}) is recorded; it goes into the evidence when your run ends.${summary.total ? ` ${summary.total} secret-like value(s) were redacted.` : ''}`,
+          message: `Your report (${fields.join(', ') || 'empty'}) is recorded; it goes into the evidence when your run ends.${summary.total ? ` ${counted(summary.total, 'secret-like value')} ${summary.total === 1 ? 'was' : 'were'} redacted.` : ''}`,
         };
         return { result, details: { fields, redactions: summary.total } };
       }

@@ -54,6 +54,7 @@ import {
 } from '../../git/worktrees';
 import { CHAT_AGENT_ID, EXTENSION_ACTOR } from '../../../core/constants';
 import { type LaneContext, decide, moveChange } from '../laneContext';
+import { counted } from '../../../core/words';
 
 /** The agent of a draft: a CLI agent from the settings, or an agent in VS Code's chat using the lane's tools. */
 export type DraftAgent = { kind: 'cli'; config: AgentConfig } | { kind: 'chat' };
@@ -162,6 +163,14 @@ export class DraftLane {
     return [...this.running.keys()];
   }
 
+  /**
+   * Whether any draft may start now (the kill switch), asked before anyone is asked for a task: decided and
+   * audited like the start's own decision, and throws the same refusal.
+   */
+  async checkMayStart(actor: Actor): Promise<void> {
+    await decide(this.ctx, 'createDraft', { author: actor.id }, undefined, actor);
+  }
+
   async start(input: StartDraftInput): Promise<StartedDraft> {
     const { ctx } = this;
     const task = input.task.trim();
@@ -253,7 +262,7 @@ export class DraftLane {
     const { ctx } = this;
     const change = this.requireDraft(changeId);
     if (this.running.has(changeId))
-      throw new DraftInputError(`An agent is already running on change ${changeId}; stop it first ("Lanes: Stop Agent").`);
+      throw new DraftInputError(`An agent is already running on change ${changeId}; stop it first ("Agent Lanes: Stop Agent").`);
     await decide(ctx, 'startAgent', { agentId: agent.id }, change, actor);
     const agentPolicy = ctx.policy.effective.policy.lanes.agent;
     const choice = chooseBackend(agentPolicy.isolation, agent.isolation, await this.availability(agentPolicy.isolation, agent.isolation));
@@ -475,7 +484,7 @@ export class DraftLane {
   }
 
   /**
-   * "Lanes: Stop Agent": stops the agent and its process tree. A run this
+   * "Agent Lanes: Stop Agent": stops the agent and its process tree. A run this
    * window does not hold (started before a reload or a crash) is found by its
    * recorded boundary, stopped and marked interrupted.
    */
@@ -494,7 +503,7 @@ export class DraftLane {
    * the editor stopped mid-run. Stops what is left of each (its container or
    * its process group), keeps the partial work in the worktree, marks the
    * change interrupted and audits `agent.interrupted`. Called when the
-   * repository opens and by "Lanes: Reconcile".
+   * repository opens and by "Agent Lanes: Reconcile".
    */
   async recoverInterrupted(actor: Actor = EXTENSION_ACTOR, only?: readonly string[]): Promise<Change[]> {
     const { ctx } = this;
@@ -505,7 +514,7 @@ export class DraftLane {
       const stopped = handle
         ? await stopLeftoverRun(handle).catch((error: Error) => `could not stop it: ${error.message}`)
         : 'no boundary was recorded';
-      const message = `The agent's run was interrupted (the editor stopped while it ran; ${stopped}). Its partial work is kept in the worktree: "Lanes: Finish Draft" commits it, "Lanes: Discard Change" drops it.`;
+      const message = `The agent's run was interrupted (the editor stopped while it ran; ${stopped}). Its partial work is kept in the worktree: "Agent Lanes: Finish Draft" commits it, "Agent Lanes: Discard Change" drops it.`;
       const updated = await ctx.store.update(change.id, (c) => ({
         ...c,
         agentRun: { ...c.agentRun!, state: 'interrupted', endedAt: new Date().toISOString(), message },
@@ -608,7 +617,7 @@ export class DraftLane {
     };
   }
 
-  /** "Lanes: Finish Draft": commits and analyses what a chat agent left in the worktree. */
+  /** "Agent Lanes: Finish Draft": commits and analyses what a chat agent left in the worktree. */
   async finish(changeId: string, options: { actor: Actor }): Promise<DraftOutcome> {
     const change = this.requireDraft(changeId);
     const lane = {
@@ -690,7 +699,7 @@ export class DraftLane {
       ? `${failedRun.message}${saidLast(options.transcript)}${commit.outcome === 'committed' ? ' What it changed before stopping was committed to the lane branch.' : ''}`
       : commit.outcome === 'noChanges'
         ? `The agent changed nothing; change ${changeId} stays in Draft, marked "no changes".`
-        : `The agent's work was committed on ${change.branch}: ${analysis?.totals.files ?? 0} file(s), +${analysis?.totals.additions ?? 0} −${analysis?.totals.deletions ?? 0}${flags.length ? `, ${flags.length} flag(s)` : ''}.`;
+        : `The agent's work was committed on ${change.branch}: ${counted(analysis?.totals.files ?? 0, 'file')}, +${analysis?.totals.additions ?? 0} −${analysis?.totals.deletions ?? 0}${flags.length ? `, ${counted(flags.length, 'flag')}` : ''}.`;
     const state = failedRun
       ? failedRun.outcome === 'notFound'
         ? 'failed'
@@ -756,7 +765,7 @@ export class DraftLane {
     const change = ctx.store.get(changeId);
     if (!change) throw new DraftInputError(`There is no change ${changeId} in this repository.`);
     if (this.running.has(changeId))
-      throw new DraftInputError(`The agent of change ${changeId} is still running; stop it first ("Lanes: Stop Agent").`);
+      throw new DraftInputError(`The agent of change ${changeId} is still running; stop it first ("Agent Lanes: Stop Agent").`);
     const event = options.event ?? 'discard';
     // Check the move first, so a refused discard removes nothing.
     const dryRun = transition(change, event, actor);

@@ -143,7 +143,7 @@ export class PullRequestLane {
     });
   }
 
-  /** "Lanes: Open Pull Request": every gate again, then push, pull request, labels, reviewers; then Review → Pull request. */
+  /** "Agent Lanes: Open Pull Request": every gate again, then push, pull request, labels, reviewers; then Review → Pull request. */
   async open(changeId: string, actor: Actor, options: OpenOptions): Promise<OpenOutcome> {
     const { ctx } = this;
     const remote = options.remote?.trim() || 'origin';
@@ -285,7 +285,7 @@ export class PullRequestLane {
   }
 
   /**
-   * "Lanes: Mark Ready for Review": only a draft whose checks pass, and only
+   * "Agent Lanes: Mark Ready for Review": only a draft whose checks pass, and only
    * when policy allows a pull request that is not a draft.
    */
   async markReady(changeId: string, actor: Actor, access: GitHubAccess): Promise<Change> {
@@ -483,7 +483,7 @@ export class PullRequestLane {
       } catch (error) {
         alert =
           error instanceof UncommittedWorkError
-            ? `The worktree ${change.worktreePath} has uncommitted work, so it and the branch ${change.branch} were kept. Save what you need, then remove it with "Lanes: Clean Up Worktrees".`
+            ? `The worktree ${change.worktreePath} has uncommitted work, so it and the branch ${change.branch} were kept. Save what you need, then remove it with "Agent Lanes: Clean Up Worktrees".`
             : `The worktree ${change.worktreePath} could not be removed: ${(error as Error).message}`;
       }
     }
@@ -623,7 +623,7 @@ export class PullRequestLane {
     if (!change.pullRequest)
       throw new PullRequestLaneError(
         'noPullRequest',
-        `Change ${changeId} has no pull request yet; open one with "Lanes: Open Pull Request".`,
+        `Change ${changeId} has no pull request yet; open one with "Agent Lanes: Open Pull Request".`,
       );
     if (change.lane !== 'pullRequest' && change.lane !== 'closed' && change.lane !== 'review') {
       throw new PullRequestLaneError('wrongLane', `Change ${changeId} is in ${change.lane}; its pull request is no longer followed.`);

@@ -171,7 +171,7 @@ export class ReviewLane {
         return current;
       });
       throw new ReviewRefusal(
-        `The approval could not be recorded in the audit log (${firstLine(error)}), so it was withdrawn. Try again; see "Lanes: Show Log".`,
+        `The approval could not be recorded in the audit log (${firstLine(error)}), so it was withdrawn. Try again; see "Agent Lanes: Show Log".`,
         { cause: error },
       );
     }

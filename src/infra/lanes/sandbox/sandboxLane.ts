@@ -165,7 +165,7 @@ export class SandboxLane implements Disposable {
     return [...this.running.keys()];
   }
 
-  /** "Lanes: Stop Sandbox Tasks": the running task is killed in the container, the rest are skipped. */
+  /** "Agent Lanes: Stop Sandbox Tasks": the running task is killed in the container, the rest are skipped. */
   stop(changeId: string): boolean {
     const controller = this.running.get(changeId);
     controller?.abort();
@@ -191,7 +191,7 @@ export class SandboxLane implements Disposable {
     if (!change) throw new SandboxInputError(`There is no change ${changeId} in this repository.`);
     if (this.running.has(changeId)) {
       throw new SandboxInputError(
-        `The sandbox tasks of change ${changeId} are already running; wait for them, or stop them ("Lanes: Stop Sandbox Tasks").`,
+        `The sandbox tasks of change ${changeId} are already running; wait for them, or stop them ("Agent Lanes: Stop Sandbox Tasks").`,
       );
     }
     if (change.lane !== 'draft' && change.lane !== 'sandbox') {
@@ -221,7 +221,7 @@ export class SandboxLane implements Disposable {
   }
 
   /**
-   * "Lanes: Promote" for Draft and Sandbox: a draft runs its sandbox tasks
+   * "Agent Lanes: Promote" for Draft and Sandbox: a draft runs its sandbox tasks
    * (and moves on to Review when they pass); a change in Sandbox whose tasks
    * passed for its head only asks the Sandbox → Review gate again (a gate
    * that blocked before may allow now); otherwise its tasks run again.
@@ -370,7 +370,7 @@ export class SandboxLane implements Disposable {
     if (read.kind !== 'ok') {
       throw new SandboxInputError(
         read.kind === 'missing'
-          ? `Change ${changeId} has no evidence record, so its sandbox run could not be recorded. Finish its draft first ("Lanes: Finish Draft").`
+          ? `Change ${changeId} has no evidence record, so its sandbox run could not be recorded. Finish its draft first ("Agent Lanes: Finish Draft").`
           : `${read.message} Its sandbox run could not be recorded.`,
       );
     }
@@ -506,7 +506,7 @@ export class SandboxLane implements Disposable {
       dirty = (await git(change.worktreePath, ['status', '--porcelain', '--untracked-files=no'])).stdout.trimEnd();
     } catch {
       throw new SandboxInputError(
-        `The worktree ${change.worktreePath} of change ${change.id} is missing or broken; restore it ("Lanes: Reconcile Worktrees") or discard the change.`,
+        `The worktree ${change.worktreePath} of change ${change.id} is missing or broken; restore it ("Agent Lanes: Reconcile Worktrees") or discard the change.`,
       );
     }
     if (dirty) {
@@ -517,12 +517,12 @@ export class SandboxLane implements Disposable {
         .map((line) => line.slice(3))
         .join(', ');
       throw new SandboxInputError(
-        `The worktree of change ${change.id} has uncommitted edits (${files}); the sandbox tests the committed change only. ${change.lane === 'draft' ? 'Record them with "Lanes: Finish Draft", or undo them.' : 'Undo them, or send the change back to Draft.'}`,
+        `The worktree of change ${change.id} has uncommitted edits (${files}); the sandbox tests the committed change only. ${change.lane === 'draft' ? 'Record them with "Agent Lanes: Finish Draft", or undo them.' : 'Undo them, or send the change back to Draft.'}`,
       );
     }
     if (change.headSha && head !== change.headSha) {
       throw new SandboxInputError(
-        `The worktree of change ${change.id} is at ${head.slice(0, 10)}, not at the change's recorded head ${change.headSha.slice(0, 10)} (commits were made outside the lane). ${change.lane === 'draft' ? 'Run "Lanes: Finish Draft" to record them.' : 'Send the change back to Draft.'}`,
+        `The worktree of change ${change.id} is at ${head.slice(0, 10)}, not at the change's recorded head ${change.headSha.slice(0, 10)} (commits were made outside the lane). ${change.lane === 'draft' ? 'Run "Agent Lanes: Finish Draft" to record them.' : 'Send the change back to Draft.'}`,
       );
     }
   }
@@ -826,7 +826,7 @@ export class SandboxLane implements Disposable {
     const reason = change.closedReason ?? 'closed';
     const work = this.removeContainers(change.id, EXTENSION_ACTOR, reason).catch((error: unknown) =>
       this.ctx.logger.error(
-        `Removing the sandbox container of change ${change.id} (${reason}) failed; "Lanes: Clean Up Sandbox Containers" offers it again`,
+        `Removing the sandbox container of change ${change.id} (${reason}) failed; "Agent Lanes: Clean Up Sandbox Containers" offers it again`,
         error,
       ),
     );
