@@ -99,7 +99,7 @@ describe('the review webview in a real VS Code', function () {
   it('opens the review of a seeded change from the Command Palette, with its evidence and diff', async () => {
     page = await openFolder(server, browser, repo);
     await page.locator('.statusbar-item', { hasText: 'Lanes:' }).first().waitFor({ timeout: 60_000 });
-    await runCommand(page, 'Lanes: Open Review');
+    await runCommand(page, 'Agent Lanes: Open Review');
     await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Add a greeting function' }).waitFor({ timeout: 30_000 });
     await page.keyboard.press('Enter');
     const frame = await reviewFrame(page);

@@ -44,7 +44,7 @@ const settings = {
       timeoutSeconds: 60,
     },
     {
-      // Needs a secret from SecretStorage ("Lanes: Set Agent Secret…"); prints it (redacted) and records its length.
+      // Needs a secret from SecretStorage ("Agent Lanes: Set Agent Secret…"); prints it (redacted) and records its length.
       id: 'secret-printer',
       label: 'Secret printer',
       command: [

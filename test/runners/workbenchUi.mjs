@@ -1,7 +1,7 @@
 // Drives the VS Code workbench as a person would: the command palette, quick
 // picks, input boxes, the Lanes view. Shared by the demo and the e2e tests.
 
-/** Runs a command by its palette title, e.g. "Lanes: New Draft…". */
+/** Runs a command by its palette title, e.g. "Agent Lanes: New Draft…". */
 export async function runCommand(page, title) {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');

@@ -23,7 +23,7 @@ function generatedFiles(): Record<string, string> {
 }
 
 /**
- * Runs inside the real VS Code: from "Lanes: Open Review" to the webview's
+ * Runs inside the real VS Code: from "Agent Lanes: Open Review" to the webview's
  * report that it drew the evidence and the file list, for a change of 2,000
  * files and 50,000 changed lines.
  */

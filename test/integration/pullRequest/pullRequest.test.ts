@@ -487,7 +487,7 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
       assert.equal(result!.kind, 'signIn');
       assert.match(
         result!.message,
-        /^Agent Lanes could not sign in to GitHub Enterprise \(127\.0\.0\.1:\d+\): .*use "Lanes: Sign In to GitHub with a Token"/,
+        /^Agent Lanes could not sign in to GitHub Enterprise \(127\.0\.0\.1:\d+\): .*use "Agent Lanes: Sign In to GitHub with a Token"/,
       );
       assert.equal(current(change).lane, 'review');
     } finally {

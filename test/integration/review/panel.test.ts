@@ -15,7 +15,7 @@ describe('the review panel', () => {
 
   after(() => review?.dispose());
 
-  it('opens from "Lanes: Open Review" with { repoRoot, changeId } and draws the header, evidence and file list', async () => {
+  it('opens from "Agent Lanes: Open Review" with { repoRoot, changeId } and draws the header, evidence and file list', async () => {
     const api = await lanesApi();
     const { change } = await seedChange(review.repo, { id: 'c0ffee01' });
     const opened = await vscode.commands.executeCommand<boolean>('agentLanes.openReview', {
