@@ -58,13 +58,25 @@ describe('History view of a change', () => {
     );
   });
 
-  it('renders a table that a pipe or newline in the details cannot break', () => {
-    const text = renderHistory(undefined, 'c0ffee01', 'shop', [event(1, 'agent.start', { agentId: 'a|b', note: 'two\nlines' })]);
+  it('renders one entry per event under its day, which a pipe, newline or Markdown in the details cannot break', () => {
+    const events = [
+      event(1, 'agent.start', { agentId: 'a|b', note: 'two\nlines' }),
+      { ...event(2, 'agent.stop', { outcome: '**bold**', exitCode: 0 }), at: '2026-11-22T00:00:01.000Z' },
+    ];
+    const text = renderHistory(undefined, 'c0ffee01', 'shop', events);
     assert.match(text, /^# History: change c0ffee01\n/);
-    assert.match(text, /1 event from the audit log of shop, oldest first/);
-    const row = text.split('\n').find((line) => line.startsWith('| 1 |'))!;
-    assert.equal(row, '| 1 | 2026-11-21 10:01:12Z | user dev@example.com | agent.start | Started agent a\\|b. note: two lines |');
-    assert.equal(row.split(/(?<!\\)\|/).length, 7, 'five cells');
+    assert.match(text, /2 events from the audit log of shop, oldest first/);
+    const lines = text.split('\n');
+    assert.deepEqual(
+      lines.filter((line) => line.startsWith('## ')),
+      ['## 2026-11-21 (UTC)', '## 2026-11-22 (UTC)'],
+      'a heading per day, so each entry carries only its time',
+    );
+    const first = lines.indexOf('- **10:01:12** · `agent.start` · user dev@example.com · #1  ');
+    assert.ok(first > 0, text);
+    assert.equal(lines[first + 1], '  Started agent a\\|b. note: two lines', 'the details on one line under the entry');
+    assert.ok(lines.includes('  The agent stopped: \\*\\*bold\\*\\*, exit code 0, 0 s.'), text);
+    assert.doesNotMatch(text, /^\|/m, 'no table to run off the edge');
   });
 
   it('says when a change has no events', () => {

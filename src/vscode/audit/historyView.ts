@@ -67,8 +67,8 @@ export function describeEvent(event: AuditEvent): string {
 }
 
 /**
- * A change's audit events as a Markdown document: when, who, what, and the
- * details, oldest first. `events` come from AuditLog.eventsFor (each line's
+ * A change's audit events as a Markdown document: for each event when, what,
+ * who and its sequence number, then its details, oldest first. `events` come from AuditLog.eventsFor (each line's
  * own hash checked).
  */
 export function renderHistory(
@@ -94,10 +94,18 @@ export function renderHistory(
     out.push('No event of this change is in the audit log.', '');
     return out.join('\n');
   }
-  out.push('| Seq | Time | Actor | Action | Details |', '|---:|---|---|---|---|');
+  // One entry per event, grouped by day, instead of a table: a table's details
+  // column ran off the preview's edge and squeezed each timestamp onto three lines.
+  let day = '';
   for (const event of events) {
+    const [date, time] = formatEventTime(event.at).replace(/Z$/, '').split(' ');
+    if (date !== day) {
+      day = date;
+      out.push(`## ${date} (UTC)`, '');
+    }
     out.push(
-      `| ${event.seq} | ${formatEventTime(event.at)} | ${mdCell(`${event.actor.type} ${event.actor.id}`)} | ${mdCell(event.action)} | ${mdCell(describeEvent(event), 800)} |`,
+      `- **${time}** · ${mdCode(event.action)} · ${mdCell(`${event.actor.type} ${event.actor.id}`, 120)} · #${event.seq}  `,
+      `  ${mdCell(describeEvent(event), 800)}`,
     );
   }
   out.push('');

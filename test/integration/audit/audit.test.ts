@@ -239,13 +239,13 @@ describe('Audit trail in a real VS Code', () => {
     const doc = await vscode.workspace.openTextDocument(uri!);
     const text = doc.getText();
     assert.match(text, /^# History: Add a greeting function and a test/);
-    assert.match(text, /\| Seq \| Time \| Actor \| Action \| Details \|/);
+    assert.match(text, /^## \d{4}-\d\d-\d\d \(UTC\)$/m, 'events grouped by day');
     assert.match(
       text,
-      /\| \d+ \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ \| user .* \| change\.create \| Created "Add a greeting function and a test" from main/,
+      /^- \*\*\d\d:\d\d:\d\d\*\* · `change\.create` · user .* · #\d+ {2}\n {2}Created "Add a greeting function and a test" from main/m,
     );
-    assert.match(text, /\| agent scripted \| agent\.stop \| The agent stopped: succeeded, exit code 0/);
-    assert.match(text, /\| policy\.decision \| start an agent: allow\./);
+    assert.match(text, /`agent\.stop` · agent scripted · #\d+ {2}\n {2}The agent stopped: succeeded, exit code 0/);
+    assert.match(text, /`policy\.decision` · .*\n {2}start an agent: allow\./);
     assert.doesNotMatch(text, /audit\.proofBundleExported/);
     await vscode.commands.executeCommand(
       'agentLanes.exportProofBundle',
