@@ -195,6 +195,17 @@ describe('the first ten minutes, by clicking: walkthrough → Claude Code preset
       if (moved) break;
       if (attempt === 5) throw new Error('the change never reached Review');
     }
+    // One toast for the move, naming the change; the process sandbox's notice is in it, not in a second toast.
+    const toasts = page.locator('.notifications-toasts .notification-toast');
+    await toasts.filter({ hasText: 'is ready for review' }).first().waitFor({ timeout: 30_000 });
+    const texts = await toasts.allInnerTexts();
+    assert.equal(texts.filter((text) => /ready for review/.test(text)).length, 1, texts.join('\n---\n'));
+    assert.match(
+      texts.find((text) => /ready for review/.test(text))!,
+      /"Add subtract\(\) with a test" is ready for review.*process sandbox/s,
+    );
+    assert.ok(!texts.some((text) => /^No container engine/m.test(text)), texts.join('\n---\n'));
+    await screenshot(page, 'e2e-first-promoted');
     const review = await treeRow(page, 'Add subtract() with a test', 30_000);
     await review.click();
     const frame = await reviewFrame(page, 60_000);

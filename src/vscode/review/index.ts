@@ -108,13 +108,6 @@ export class ReviewController implements vscode.Disposable {
     return review;
   }
 
-  /** Tells the user a change reached Review, with a button that opens it. The panel is not opened unasked. */
-  async notifyReachedReview(repo: RepoContext, change: Change): Promise<void> {
-    this.panelFor(repo.root, change.id)?.scheduleRefresh();
-    const choice = await vscode.window.showInformationMessage(`Change "${change.title}" is ready for review.`, 'Open Review');
-    if (choice === 'Open Review') await this.openReview(repo, change.id);
-  }
-
   /**
    * The review state of a change for the tree, from what is known now; when
    * the gate has not been evaluated for this version of the change, it is

@@ -42,6 +42,8 @@ export interface SandboxDeps {
 export type TaskLogTarget = ChangeTarget | { repoRoot?: string; changeId: string; taskId?: string };
 
 const SANDBOX_CHANNEL = 'Agent Lanes: Sandbox';
+/** The process sandbox's notice, shortened for a toast; the evidence keeps the whole of it. */
+const SANDBOX_NOTICE_SHORT = 'The tasks ran in the process sandbox (no container engine found), a lesser isolation.';
 
 function progressText(progress: SandboxLaneProgress): string {
   switch (progress.kind) {
@@ -142,12 +144,13 @@ export class SandboxCommands implements vscode.Disposable {
   private announce(repo: RepoContext, outcome: SandboxRunOutcome): void {
     const changeId = outcome.change.id;
     const showLog = 'Show Task Log';
-    if (outcome.notice) void vscode.window.showWarningMessage(outcome.notice);
+    // One toast per outcome: the process sandbox's notice rides along instead of stacking a second one.
+    const isolation = outcome.notice ? ` ${SANDBOX_NOTICE_SHORT}` : '';
     if (outcome.promoted) {
       // Not awaited: the command ends, the person answers when they like.
       void vscode.window
         .showInformationMessage(
-          `"${outcome.change.title}" is ready for review: ${outcome.message.replace(/^Change \w+: /, '')}`,
+          `"${outcome.change.title}" is ready for review: ${outcome.message.replace(/^Change \w+: /, '')}${isolation}`,
           'Open Review',
           showLog,
         )
@@ -158,7 +161,7 @@ export class SandboxCommands implements vscode.Disposable {
       return;
     }
     const notify = outcome.verdict === 'passed' ? vscode.window.showWarningMessage : vscode.window.showErrorMessage;
-    void notify(outcome.message, showLog).then((choice) => {
+    void notify(`"${outcome.change.title}": ${outcome.message.replace(/^Change \w+: /, '')}${isolation}`, showLog).then((choice) => {
       if (choice === showLog) void this.showTaskLog({ repoRoot: repo.root, changeId });
     });
   }
