@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import { type Change, LANE_LABELS, LANES, type Lane, formatAge } from '../core/change';
+import type { AgentIsolationBackend } from '../core/draft/agentIsolation';
 import type { Logger } from '../core/logger';
 import { describeSandboxVerdict } from '../infra/lanes/sandbox/sandboxLane';
 import { changeDescription, changeState } from '../core/changeGlance';
@@ -199,6 +200,13 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
   }
 }
 
+/** How the agent was confined, in the tooltip: the reviewer's first question about an agent's run. */
+const BOUNDARY_WORDS: Record<AgentIsolationBackend, string> = {
+  container: 'container',
+  process: 'process sandbox (bubblewrap)',
+  host: 'none, the agent ran on the host (policy allowed it)',
+};
+
 /** A code span shows its text as written (no Markdown escapes inside); backticks in it would end it, so they go. */
 function codeSpan(text: string): string {
   return `\`${text.replace(/`/g, "'")}\``;
@@ -229,6 +237,11 @@ function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
   if (change.agentRun)
     tooltip.appendMarkdown(
       `  \nAgent run: ${change.agentRun.state}${change.agentRun.message ? ` — ${escapeMarkdown(change.agentRun.message)}` : ''}`,
+    );
+  const boundary = change.agentRun?.boundary;
+  if (boundary)
+    tooltip.appendMarkdown(
+      `  \nAgent boundary: ${BOUNDARY_WORDS[boundary.backend]}${boundary.engine ? ` (${escapeMarkdown(boundary.engine)})` : ''}`,
     );
   if (change.lastDecision) {
     const d = change.lastDecision;
