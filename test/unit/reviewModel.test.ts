@@ -338,6 +338,7 @@ describe('review protocol', () => {
       { type: 'openFileDiff', id: 5, changeId: 'abcd1234', path: 'README.md' },
       { type: 'openChanges', id: 6, changeId: 'abcd1234' },
       { type: 'refresh', id: 7, changeId: 'abcd1234' },
+      { type: 'openPullRequest', id: 8, changeId: 'abcd1234' },
     ]) {
       const parsed = parseWebviewMessage(message);
       assert.equal(parsed.ok, true, `${message.type}: ${parsed.ok ? '' : parsed.error}`);
@@ -355,6 +356,8 @@ describe('review protocol', () => {
       [{ type: 'requestChanges', id: 1, changeId: 'abcd1234', comment: '  ' }, /comment: a comment is required/],
       [{ type: 'ready', changeId: 'ABCD1234' }, /changeId: Invalid string/],
       [{ type: 'ready', changeId: 'abcd1234', extra: 1 }, /Unrecognized key: "extra"/],
+      // The webview never names the address to open: the host opens the one on the change's record.
+      [{ type: 'openPullRequest', id: 1, changeId: 'abcd1234', url: 'https://evil.example' }, /Unrecognized key: "url"/],
       [{ type: 'launchMissiles', changeId: 'abcd1234' }, /type: Invalid discriminator value\. Expected 'ready' \| 'rendered'/],
     ];
     for (const [message, expected] of cases) {
@@ -369,7 +372,17 @@ describe('review protocol', () => {
     assert.equal(parseHostMessage({ type: 'response', id: 1, ok: true, files: [{ path: 'a', kind: 'binary', message: 'm' }] }).ok, true);
     assert.equal(parseHostMessage({ type: 'model', model: {} }).ok, false);
     const state = ReviewPanelStateSchema.parse({ repoRoot: '/r', changeId: 'abcd1234' });
-    assert.deepEqual(state, { repoRoot: '/r', changeId: 'abcd1234', toggledFiles: [], openSections: [], scrollY: 0, commentDraft: '' });
+    assert.deepEqual(state, {
+      repoRoot: '/r',
+      changeId: 'abcd1234',
+      toggledFiles: [],
+      openSections: [],
+      tab: 'files',
+      scrollY: 0,
+      commentDraft: '',
+    });
+    assert.equal(ReviewPanelStateSchema.parse({ repoRoot: '/r', changeId: 'abcd1234', tab: 'evidence' }).tab, 'evidence');
+    assert.equal(ReviewPanelStateSchema.safeParse({ repoRoot: '/r', changeId: 'abcd1234', tab: 'chat' }).success, false);
     assert.equal(ReviewPanelStateSchema.safeParse({ repoRoot: '', changeId: 'abcd1234' }).success, false);
   });
 

@@ -4,6 +4,7 @@ import type { Actor, Change } from '../../core/change';
 import { Emitter } from '../../core/events';
 import { hashEvidence } from '../../core/evidence';
 import { type EvidenceSource, approvalRefusal, buildEvidenceView, decisionView } from '../../core/review/reviewModel';
+import { buildVerdict, gateDecisionForReview, pullRequestView, readOnlyReason } from '../../core/review/verdict';
 import {
   type FileDiff,
   type HostMessage,
@@ -33,6 +34,8 @@ export interface ReviewServices {
   laneFor(repo: RepoContext): ReviewLane;
   /** Who the reviewer is in a repository; undefined when it cannot be told. */
   reviewer(repo: RepoContext): Promise<string | undefined>;
+  /** Opens an address outside VS Code (the pull request); vscode.env.openExternal when not given. */
+  openExternal?(uri: vscode.Uri): Thenable<boolean>;
 }
 
 /** Everything a review model is made from, read fresh. */
@@ -305,7 +308,8 @@ export class ReviewPanel implements vscode.Disposable {
     const inReview = change.lane === 'review';
     const notInReview = `Change ${change.id} is not in Review.`;
     const warnings: string[] = [];
-    if (!facts.worktreeExists)
+    // A closed change's worktree is removed on purpose, and a pull request no longer needs it.
+    if (!facts.worktreeExists && change.lane !== 'closed' && change.lane !== 'pullRequest')
       warnings.push(
         `The worktree ${change.worktreePath} no longer exists. The diff is shown from the change's commits; it cannot be approved until the worktree is restored ("Lanes: Reconcile").`,
       );
@@ -316,6 +320,17 @@ export class ReviewPanel implements vscode.Disposable {
     if (worktreeHash !== undefined && listing && worktreeHash !== listing.hash)
       warnings.push('The worktree has changes that are not in the reviewed commits (uncommitted or newer work).');
     if ('error' in facts.listing) warnings.push(facts.listing.error);
+    const evidence = buildEvidenceView(facts.evidence, gate.requiredEvidence, listing?.hash ?? null);
+    const verdict = buildVerdict({
+      change,
+      gate,
+      refusal,
+      evidence,
+      files: listing ? listing.files.map((file) => file.path) : [],
+      warnings,
+    });
+    const readOnly = readOnlyReason(change);
+    const pullRequest = pullRequestView(change);
     return {
       changeId: change.id,
       repoName: this.repo.name,
@@ -328,7 +343,13 @@ export class ReviewPanel implements vscode.Disposable {
       ...(change.createdBy ? { createdBy: change.createdBy } : {}),
       createdAt: change.createdAt,
       policyLabel: gate.policyLabel,
-      verdict: { ready: gate.ready, reasons: gate.reasons, decisions: gate.decisions.map(decisionView) },
+      verdict: {
+        ...verdict,
+        // The gate as it stands now, in Review only (elsewhere the change's own decisions are in the evidence).
+        decisions: inReview ? gate.decisions.map((decision) => decisionView(gateDecisionForReview(decision, change))) : [],
+      },
+      ...(readOnly ? { readOnly } : {}),
+      ...(pullRequest ? { pullRequest } : {}),
       ...(change.approval ? { approval: change.approval } : {}),
       actions: {
         approve: refusal ? { enabled: false, reason: refusal } : { enabled: true },
@@ -337,7 +358,7 @@ export class ReviewPanel implements vscode.Disposable {
       },
       warnings,
       requestedChanges: change.requestedChanges ?? [],
-      evidence: buildEvidenceView(facts.evidence, gate.requiredEvidence, listing?.hash ?? null),
+      evidence,
       diff: listing
         ? {
             state: 'ok',
@@ -469,6 +490,8 @@ export class ReviewPanel implements vscode.Disposable {
         return this.openFileDiff(request.path);
       case 'openChanges':
         return this.openChanges();
+      case 'openPullRequest':
+        return this.openPullRequest();
       case 'refresh':
         return this.refresh().then(() => ({}));
       case 'approve':
@@ -538,6 +561,23 @@ export class ReviewPanel implements vscode.Disposable {
     return {};
   }
 
+  /** Opens the pull request the change's record names, in the browser; only an https address is opened. */
+  private async openPullRequest(): Promise<RequestResult> {
+    const pr = this.repo.store.get(this.changeId)?.pullRequest;
+    if (!pr) throw new ReviewRefusal(`Change ${this.changeId} has no pull request on record.`);
+    let uri: vscode.Uri;
+    try {
+      uri = vscode.Uri.parse(pr.url, true);
+    } catch {
+      throw new ReviewRefusal(`The address of pull request #${pr.number} on record is not valid (${pr.url}).`);
+    }
+    if (uri.scheme !== 'https')
+      throw new ReviewRefusal(`Pull request #${pr.number} has an address that is not https (${pr.url}), so it is not opened.`);
+    const opened = await (this.services.openExternal ? this.services.openExternal(uri) : vscode.env.openExternal(uri));
+    if (!opened) throw new ReviewRefusal(`VS Code did not open ${pr.url}.`);
+    return {};
+  }
+
   private async actor(): Promise<Actor> {
     const who = await this.services.reviewer(this.repo).catch(() => undefined);
     return { type: 'user', id: who ?? 'unknown reviewer' };
@@ -550,14 +590,9 @@ export class ReviewPanel implements vscode.Disposable {
     if (!facts) throw new ReviewRefusal(`Change ${this.changeId} no longer exists.`);
     const approver = await this.services.reviewer(this.repo).catch(() => undefined);
     this.identity = { settled: true, value: approver };
-    const approval = await this.lane.approve(
-      this.changeId,
-      { shownDiffHash, shownEvidenceHash },
-      approver ? { type: 'user', id: approver } : undefined,
-    );
-    return {
-      message: `Approved by ${approval.by}. The approval holds for diff ${approval.diffHash.slice(0, 12)} and evidence ${approval.evidenceHash.slice(0, 12)}; any later change to either invalidates it.`,
-    };
+    await this.lane.approve(this.changeId, { shownDiffHash, shownEvidenceHash }, approver ? { type: 'user', id: approver } : undefined);
+    // The header says who approved and for what, once; this line only confirms the action.
+    return { message: 'Approval recorded.' };
   }
 
   private async requestChanges(comment: string): Promise<RequestResult> {
