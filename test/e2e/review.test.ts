@@ -52,6 +52,8 @@ async function openFromPalette(page: Page, title: string, changeId: string): Pro
   await page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first().click();
   const frame = await reviewFrame(page, changeId);
   await frame.locator('h1', { hasText: title }).waitFor({ timeout: 30_000 });
+  // The first model comes from stored facts; the full one (git, the hashes) redraws the header.
+  await frame.locator('#app[data-model="full"]').waitFor({ timeout: 30_000 });
   return frame;
 }
 
@@ -376,6 +378,7 @@ describe('the review webview in a real VS Code', function () {
         );
       });
     await frame.locator('.verdict.invalidated').waitFor({ timeout: 30_000 });
+    await frame.locator('#app[data-model="full"]').waitFor({ timeout: 30_000 });
     await screenshot(page, 'e2e-review-light');
     await frame.locator('.file-list .file-link').first().click();
     await frame.locator('#file-0-body .line > .text').first().waitFor({ timeout: 30_000 });

@@ -1,6 +1,13 @@
 import * as assert from 'node:assert/strict';
 import type { Evidence } from '../../src/core/evidence';
-import { type ApprovalFacts, approvalRefusal, buildEvidenceView, reviewGlance, sameIdentity } from '../../src/core/review/reviewModel';
+import {
+  type ApprovalFacts,
+  approvalRefusal,
+  buildEvidenceView,
+  filesFromAnalysis,
+  reviewGlance,
+  sameIdentity,
+} from '../../src/core/review/reviewModel';
 import {
   approvalWithdrawn,
   EVIDENCE_SECTION_ORDER,
@@ -250,6 +257,49 @@ describe('review model', () => {
         ],
       },
     });
+  });
+
+  it('lists the files of the stored diff analysis the way the review shows them', () => {
+    const file = { additions: 1, deletions: 0, binary: false };
+    assert.deepEqual(
+      filesFromAnalysis([
+        { path: 'src/a.ts', status: 'modified', ...file },
+        { path: 'src/new.ts', oldPath: 'src/old.ts', status: 'renamed', ...file },
+        { path: 'logo.png', status: 'added', additions: 0, deletions: 0, binary: true },
+        { path: 'vendor/lib', status: 'added', additions: 0, deletions: 0, binary: false, gitlink: true },
+        { path: 'data.csv', status: 'added', additions: 6_000, deletions: 0, binary: false, sizeBytes: 2 * 1024 * 1024 },
+        { path: 'link', status: 'added', ...file, symlink: { target: 'src/a.ts', escapesWorktree: false } },
+      ]),
+      [
+        { path: 'src/a.ts', status: 'modified', additions: 1, deletions: 0, display: 'text' },
+        { path: 'src/new.ts', oldPath: 'src/old.ts', status: 'renamed', additions: 1, deletions: 0, display: 'text' },
+        {
+          path: 'logo.png',
+          status: 'added',
+          additions: null,
+          deletions: null,
+          display: 'binary',
+          note: 'Binary file: not shown here. Open it to compare.',
+        },
+        { path: 'vendor/lib', status: 'added', additions: 0, deletions: 0, display: 'submodule', note: 'Submodule (gitlink)' },
+        {
+          path: 'data.csv',
+          status: 'added',
+          additions: 6_000,
+          deletions: 0,
+          display: 'tooLarge',
+          note: "Too large to show here (6,000 changed lines, 2.0 MB). Open it in VS Code's diff editor.",
+        },
+        {
+          path: 'link',
+          status: 'added',
+          additions: 1,
+          deletions: 0,
+          display: 'text',
+          note: 'Symbolic link: the diff shows its target.',
+        },
+      ],
+    );
   });
 
   it('says what to do when the evidence is missing or invalid', () => {

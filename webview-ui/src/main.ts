@@ -46,7 +46,10 @@ const tabs = new Tabs(
     { key: 'evidence', label: 'Evidence', panel: evidenceSlot },
   ],
   state.data.tab,
-  (key) => state.update({ tab: key }),
+  (key) => {
+    state.update({ tab: key });
+    if (key === 'evidence') drawEvidence();
+  },
 );
 const skip = h('a', { class: 'skip-link', text: 'Skip to the diff', attrs: { href: '#diff' } });
 skip.addEventListener('click', (event) => {
@@ -59,6 +62,7 @@ skip.addEventListener('click', (event) => {
 /** Takes the reader to an item's place: its tab, then the file or the evidence element, focused and marked for a moment. */
 function go(target: PageTarget): void {
   tabs.select(target.tab);
+  if (target.tab === 'evidence') drawEvidence();
   if (target.tab === 'files') {
     if (target.file !== undefined) diff.jumpTo(target.file);
     else {
@@ -88,11 +92,31 @@ const links = {
 };
 
 let firstRender = true;
+/** The model whose evidence is still to be drawn. */
+let evidenceModel: ReviewModel | undefined;
+let evidenceTimer: ReturnType<typeof setTimeout> | undefined;
+
+function drawEvidence(): void {
+  if (evidenceTimer) clearTimeout(evidenceTimer);
+  evidenceTimer = undefined;
+  const model = evidenceModel;
+  if (!model) return;
+  evidenceModel = undefined;
+  evidenceSlot.replaceChildren(
+    renderEvidence(model, openSections, (key, open) => {
+      if (open) openSections.add(key);
+      else openSections.delete(key);
+      state.update({ openSections: [...openSections] });
+    }),
+  );
+}
 
 function render(model: ReviewModel): void {
   const started = performance.now();
   if (firstRender) app.replaceChildren(skip, headerSlot, actions.element, requestedSlot, tabs.element);
   app.removeAttribute('aria-busy');
+  // "first" while the model is the one from stored facts (git and the hashes follow), then "full".
+  app.dataset.model = model.provisional ? 'first' : 'full';
   document.title = `Review: ${model.title}`;
   headerSlot.replaceChildren(renderHeader(model, links));
   actions.update(model);
@@ -103,20 +127,19 @@ function render(model: ReviewModel): void {
   );
   const missingRequired = Object.values(model.evidence.fields).filter((field) => field.state === 'missing' && field.required).length;
   tabs.setLabel('evidence', missingRequired ? `Evidence (${missingRequired} required missing)` : 'Evidence');
-  evidenceSlot.replaceChildren(
-    renderEvidence(model, openSections, (key, open) => {
-      if (open) openSections.add(key);
-      else openSections.delete(key);
-      state.update({ openSections: [...openSections] });
-    }),
-  );
+  // The evidence is drawn at once when its tab is on show; behind the diff, right after the frame is painted.
+  evidenceModel = model;
+  if (tabs.selected === 'evidence') drawEvidence();
   diff.update(model.diff);
   const files = model.diff.state === 'ok' ? model.diff.files.length : 0;
   const restoreScroll = firstRender && state.data.scrollY > 0;
   firstRender = false;
   if (restoreScroll) window.scrollTo(0, state.data.scrollY);
   // Reported once the frame with the new content is laid out.
-  requestAnimationFrame(() => setTimeout(() => host.notify({ type: 'rendered', changeId, files, ms: performance.now() - started }), 0));
+  requestAnimationFrame(() => {
+    setTimeout(() => host.notify({ type: 'rendered', changeId, files, ms: performance.now() - started }), 0);
+    if (evidenceModel && !evidenceTimer) evidenceTimer = setTimeout(drawEvidence, 0);
+  });
 }
 
 window.addEventListener('message', (event: MessageEvent<unknown>) => {

@@ -354,6 +354,12 @@ const ReviewModelSchema = z.object({
   }),
   /** Why the review is read-only (the change is not in Review); the actions are not shown then. */
   readOnly: z.optional(z.string()),
+  /**
+   * The first model, sent before git has listed the reviewed commits: the file list comes from the
+   * diff analysis stored at draft finish and the evidence is not hashed yet, so nothing can be
+   * approved; the full model follows.
+   */
+  provisional: z.optional(z.literal(true)),
   pullRequest: z.optional(PullRequestViewSchema),
   approval: z.optional(
     z.object({

@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import type { Actor, Change } from '../../core/change';
 import { Emitter } from '../../core/events';
 import { hashEvidence } from '../../core/evidence';
-import { type EvidenceSource, approvalRefusal, buildEvidenceView, decisionView } from '../../core/review/reviewModel';
+import { type EvidenceSource, approvalRefusal, buildEvidenceView, decisionView, filesFromAnalysis } from '../../core/review/reviewModel';
 import { buildVerdict, gateDecisionForReview, pullRequestView, readOnlyReason } from '../../core/review/verdict';
 import {
   type FileDiff,
@@ -48,7 +48,12 @@ interface ReviewFacts {
   approverPending: boolean;
   forbidSelfApproval: boolean;
   worktreeExists: boolean;
+  /** Built from the stored diff analysis before git listed the commits: shown, never approved. */
+  provisional?: boolean;
 }
+
+/** How long the first model waits for the webview to ask for it before the full read starts anyway. */
+const FIRST_MODEL_WAIT_MS = 2_000;
 
 type RequestResult = { message?: string; files?: FileDiff[] };
 
@@ -124,11 +129,84 @@ export class ReviewPanel implements vscode.Disposable {
       worktreeWatcher.onDidDelete(onWorktree);
       this.disposables.push(worktreeWatcher);
     }
-    // Start reading git and the evidence while the webview loads; who the
-    // reviewer is can take a while (a sign-in provider), so it does not hold
-    // up the first model.
-    void this.refresh();
+    // Build the first model while the webview loads, from what is stored (the
+    // change, its evidence and the diff analysis of draft finish), and send it
+    // as soon as the webview asks; git and the hashes follow. Who the reviewer
+    // is can take a while (a sign-in provider), so it does not hold up either.
+    this.building = this.start();
     void this.lookUpIdentity();
+  }
+
+  /** The first model, then the full one. Resolves with the full facts. */
+  private async start(): Promise<ReviewFacts | undefined> {
+    let preview: ReviewModel | undefined;
+    try {
+      preview = await this.buildPreview();
+    } catch (error) {
+      this.services.logger.warn(`Review of ${this.changeId}: the first model could not be built (${firstLine(error)}); reading everything`);
+    }
+    if (preview && !this.disposed && !this.model) {
+      this.model = preview;
+      // Sent at once, even while the webview still loads: VS Code holds messages until the page is there,
+      // so the model does not wait for the page's "ready" to travel to the extension host and back.
+      this.post({ type: 'model', model: preview });
+      if (!this.webviewReady) this.sentBeforeReady = preview;
+      // git's work and the hashes wait until the first model is drawn: the extension host's
+      // messages to and from the webview would queue behind them.
+      if (!this.disposed && this.counters.rendered === 0) await this.renderedOrTimeout(FIRST_MODEL_WAIT_MS);
+    }
+    return this.refresh();
+  }
+
+  /** The first model, posted before the page said it was ready (the page gets it without asking). */
+  private sentBeforeReady: ReviewModel | undefined;
+
+  private renderedOrTimeout(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        subscription.dispose();
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      const subscription = this.rendered.event(done);
+    });
+  }
+
+  /**
+   * The review as the stored facts tell it: the change, its evidence (not
+   * hashed yet), the gate, and the file list of the diff analysis stored at
+   * draft finish. Undefined when there is no stored analysis to show.
+   */
+  private async buildPreview(): Promise<ReviewModel | undefined> {
+    const change = this.repo.store.get(this.changeId);
+    if (!change) return undefined;
+    // Reads the policy of the change's base (git) while the evidence is read; the gate then finds it cached.
+    const selfApproval = this.lane.forbidsSelfApproval(change).catch(() => true);
+    const read = await this.repo.evidence.read(this.changeId);
+    if (read.kind !== 'ok' || !read.evidence.diff || !read.evidence.headSha) return undefined;
+    const evidence = read.evidence;
+    const diff = evidence.diff!;
+    const source: EvidenceSource = { kind: 'ok', evidence, hash: null };
+    const forbidSelfApproval = await selfApproval;
+    const gate = await this.evaluateGate(change, source);
+    return this.toModel({
+      change,
+      evidence: source,
+      listing: {
+        hash: diff.hash,
+        baseSha: evidence.base.sha,
+        headSha: evidence.headSha!,
+        files: filesFromAnalysis(diff.files),
+        totals: diff.totals,
+      },
+      gate,
+      approver: this.identity.value,
+      approverPending: !this.identity.settled,
+      forbidSelfApproval,
+      worktreeExists: true,
+      provisional: true,
+    });
   }
 
   private get lane(): ReviewLane {
@@ -349,10 +427,15 @@ export class ReviewPanel implements vscode.Disposable {
         decisions: inReview ? gate.decisions.map((decision) => decisionView(gateDecisionForReview(decision, change))) : [],
       },
       ...(readOnly ? { readOnly } : {}),
+      ...(facts.provisional ? { provisional: true as const } : {}),
       ...(pullRequest ? { pullRequest } : {}),
       ...(change.approval ? { approval: change.approval } : {}),
       actions: {
-        approve: refusal ? { enabled: false, reason: refusal } : { enabled: true },
+        approve: facts.provisional
+          ? { enabled: false, reason: 'The diff is still being read from git; Approve is available in a moment.' }
+          : refusal
+            ? { enabled: false, reason: refusal }
+            : { enabled: true },
         requestChanges: inReview ? { enabled: true } : { enabled: false, reason: notInReview },
         reject: inReview ? { enabled: true } : { enabled: false, reason: notInReview },
       },
@@ -457,6 +540,14 @@ export class ReviewPanel implements vscode.Disposable {
 
   private async onReady(): Promise<void> {
     this.webviewReady = true;
+    const early = this.sentBeforeReady;
+    this.sentBeforeReady = undefined;
+    // The first model (or the full one) goes out at once, unless the page already has it; a full one still
+    // being read follows when it is built. A page that loads again (VS Code drops hidden ones) asks again.
+    if (this.model) {
+      if (this.model !== early) this.post({ type: 'model', model: this.model });
+      return;
+    }
     await this.building;
     if (this.model) this.post({ type: 'model', model: this.model });
     else if (!this.facts)

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { Logger } from '../../../src/core/logger';
-import type { HostMessage, ResponseMessage } from '../../../src/core/review/reviewProtocol';
+import type { HostMessage, ResponseMessage, ReviewModel } from '../../../src/core/review/reviewProtocol';
 import type { LaneContext } from '../../../src/infra/lanes/laneContext';
 import { ReviewLane } from '../../../src/infra/lanes/review/reviewLane';
 import { PolicyService } from '../../../src/infra/policy/policyService';
@@ -117,12 +117,21 @@ export async function testReview(): Promise<TestReview> {
   };
 }
 
-/** Opens a review and waits until its webview has drawn the model. */
+/** Opens a review and waits until its webview has drawn the full model (after the first one from stored facts). */
 export async function openAndRender(review: TestReview, changeId: string): Promise<ReviewPanel> {
   const panel = await review.controller.openReview(review.repo, changeId);
   if (!panel) throw new Error(`No review opened for ${changeId}`);
-  await waitFor(() => panel.counters.rendered > 0 && panel.currentModel, `the review of ${changeId} to render`, 30_000);
+  await fullyRendered(panel);
   return panel;
+}
+
+/** The full model, once the webview has drawn something: the one git and the hashes were read for. */
+export function fullyRendered(panel: ReviewPanel): Promise<ReviewModel> {
+  return waitFor(
+    () => (panel.counters.rendered > 0 && panel.currentModel && !panel.currentModel.provisional ? panel.currentModel : undefined),
+    `the review of ${panel.changeId} to render`,
+    30_000,
+  );
 }
 
 let nextTestRequestId = 1_000_000_000;

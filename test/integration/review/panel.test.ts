@@ -1,11 +1,13 @@
 import * as assert from 'node:assert/strict';
 import * as vscode from 'vscode';
+import { hashEvidence } from '../../../src/core/evidence';
 import { MAX_RENDERED_LINES_PER_FILE } from '../../../src/core/review/reviewModel';
+import type { ReviewModel } from '../../../src/core/review/reviewProtocol';
 import { changeFacts, decide } from '../../../src/infra/lanes/laneContext';
 import { REVIEW_VIEW_TYPE } from '../../../src/vscode/constants';
 import { lanesApi, waitFor } from '../util';
 import { DEFAULT_FILES, seedChange } from './seed';
-import { type TestReview, openAndRender, send, testReview } from './helpers';
+import { type TestReview, fullyRendered, openAndRender, send, testReview } from './helpers';
 
 describe('the review panel', () => {
   let review: TestReview;
@@ -25,8 +27,7 @@ describe('the review panel', () => {
     });
     assert.equal(opened, true);
     const panel = await waitFor(() => api.review.panelFor(review.repo.root, change.id), 'the review panel');
-    await waitFor(() => panel.counters.rendered > 0, 'the webview to render the review', 30_000);
-    const model = panel.currentModel!;
+    const model = await fullyRendered(panel);
     assert.equal(panel.panel.viewType, REVIEW_VIEW_TYPE);
     assert.equal(panel.panel.title, 'Review: Add a greeting function');
     assert.equal(model.lane, 'review');
@@ -176,6 +177,33 @@ describe('the review panel', () => {
     panel.dispose();
   });
 
+  it('sends the header, evidence and file list at once from the stored diff analysis; git, the hashes and Approve follow', async () => {
+    const { change, listing, evidence } = await seedChange(review.repo, { id: 'c0ffee0a' });
+    const models: ReviewModel[] = [];
+    const opened = review.controller.onDidOpenPanel((panel) => panel.onDidPost((m) => m.type === 'model' && models.push(m.model)));
+    const panel = await openAndRender(review, change.id);
+    opened.dispose();
+    const [first] = models;
+    assert.ok(first, 'a model was sent');
+    assert.equal(first.provisional, true, 'the first model is the one from stored facts');
+    assert.equal(first.diff.state === 'ok' && first.diff.hash, evidence!.diff!.hash);
+    assert.deepEqual(
+      first.diff.state === 'ok' ? first.diff.files : [],
+      listing.files.map(({ oldBlob: _old, newBlob: _new, ...entry }) => entry),
+      'the stored analysis lists the files as git does',
+    );
+    assert.equal(first.evidence.hash, null, 'not hashed yet');
+    assert.equal(first.evidence.fields.summary.state, 'present', 'the evidence is all there');
+    assert.equal(first.verdict.state, 'needsApproval', 'so is the verdict');
+    assert.equal(first.actions.approve.enabled, false);
+    assert.match(first.actions.approve.reason ?? '', /still being read from git/);
+    const full = panel.currentModel!;
+    assert.equal(full.provisional, undefined);
+    assert.equal(full.evidence.hash, hashEvidence(evidence!));
+    assert.equal(full.actions.approve.enabled, true, full.actions.approve.reason);
+    panel.dispose();
+  });
+
   it('says in its header what needs a person, with the reason and rule, and claims no approval before one is given', async () => {
     const { change, listing } = await seedChange(review.repo, { id: 'c0ffee07' });
     const panel = await openAndRender(review, change.id);
@@ -235,7 +263,7 @@ describe('the review panel', () => {
     });
     assert.equal(opened, true, 'a change outside Review opens too');
     const panel = await waitFor(() => api.review.panelFor(review.repo.root, change.id), 'the review panel');
-    const model = await waitFor(() => (panel.counters.rendered > 0 ? panel.currentModel : undefined), 'the read-only review', 30_000);
+    const model = await fullyRendered(panel);
     assert.equal(model.lane, 'draft');
     assert.match(model.readOnly ?? '', /is in Draft: this review is read-only/);
     assert.equal(model.verdict.state, 'readOnly');
@@ -307,7 +335,7 @@ describe('the review panel', () => {
     });
     const panel = review.controller.panelFor(review.repo.root, change.id);
     assert.ok(panel, 'the restored panel is a review again');
-    await waitFor(() => panel.counters.rendered > 0, 'the restored review to render', 30_000);
+    await fullyRendered(panel);
     assert.equal(panel.panel.title, 'Review: Add a greeting function');
     panel.dispose();
 
