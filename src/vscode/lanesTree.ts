@@ -174,6 +174,8 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
   /** The palette shows a lane's commands only where a change could take them (package.json menus.commandPalette). */
   private async setLaneContext(changes: readonly Change[]): Promise<void> {
     const present = new Set<string>();
+    // Any change, closed ones too, has a review to open (read-only outside Review).
+    if (changes.length) present.add('anyChange');
     for (const change of changes) {
       if (change.lane !== 'closed') present.add(change.lane);
       if (change.lane === 'review' && hasValidApproval(change)) present.add('approved');

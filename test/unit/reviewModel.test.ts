@@ -1,6 +1,13 @@
 import * as assert from 'node:assert/strict';
 import type { Evidence } from '../../src/core/evidence';
-import { type ApprovalFacts, approvalRefusal, buildEvidenceView, reviewGlance, sameIdentity } from '../../src/core/review/reviewModel';
+import {
+  type ApprovalFacts,
+  approvalRefusal,
+  buildEvidenceView,
+  filesFromAnalysis,
+  reviewGlance,
+  sameIdentity,
+} from '../../src/core/review/reviewModel';
 import {
   approvalWithdrawn,
   EVIDENCE_SECTION_ORDER,
@@ -252,6 +259,49 @@ describe('review model', () => {
     });
   });
 
+  it('lists the files of the stored diff analysis the way the review shows them', () => {
+    const file = { additions: 1, deletions: 0, binary: false };
+    assert.deepEqual(
+      filesFromAnalysis([
+        { path: 'src/a.ts', status: 'modified', ...file },
+        { path: 'src/new.ts', oldPath: 'src/old.ts', status: 'renamed', ...file },
+        { path: 'logo.png', status: 'added', additions: 0, deletions: 0, binary: true },
+        { path: 'vendor/lib', status: 'added', additions: 0, deletions: 0, binary: false, gitlink: true },
+        { path: 'data.csv', status: 'added', additions: 6_000, deletions: 0, binary: false, sizeBytes: 2 * 1024 * 1024 },
+        { path: 'link', status: 'added', ...file, symlink: { target: 'src/a.ts', escapesWorktree: false } },
+      ]),
+      [
+        { path: 'src/a.ts', status: 'modified', additions: 1, deletions: 0, display: 'text' },
+        { path: 'src/new.ts', oldPath: 'src/old.ts', status: 'renamed', additions: 1, deletions: 0, display: 'text' },
+        {
+          path: 'logo.png',
+          status: 'added',
+          additions: null,
+          deletions: null,
+          display: 'binary',
+          note: 'Binary file: not shown here. Open it to compare.',
+        },
+        { path: 'vendor/lib', status: 'added', additions: 0, deletions: 0, display: 'submodule', note: 'Submodule (gitlink)' },
+        {
+          path: 'data.csv',
+          status: 'added',
+          additions: 6_000,
+          deletions: 0,
+          display: 'tooLarge',
+          note: "Too large to show here (6,000 changed lines, 2.0 MB). Open it in VS Code's diff editor.",
+        },
+        {
+          path: 'link',
+          status: 'added',
+          additions: 1,
+          deletions: 0,
+          display: 'text',
+          note: 'Symbolic link: the diff shows its target.',
+        },
+      ],
+    );
+  });
+
   it('says what to do when the evidence is missing or invalid', () => {
     const missing = buildEvidenceView({ kind: 'missing' }, ['agent'], null);
     assert.equal(missing.state, 'missing');
@@ -338,6 +388,7 @@ describe('review protocol', () => {
       { type: 'openFileDiff', id: 5, changeId: 'abcd1234', path: 'README.md' },
       { type: 'openChanges', id: 6, changeId: 'abcd1234' },
       { type: 'refresh', id: 7, changeId: 'abcd1234' },
+      { type: 'openPullRequest', id: 8, changeId: 'abcd1234' },
     ]) {
       const parsed = parseWebviewMessage(message);
       assert.equal(parsed.ok, true, `${message.type}: ${parsed.ok ? '' : parsed.error}`);
@@ -355,6 +406,8 @@ describe('review protocol', () => {
       [{ type: 'requestChanges', id: 1, changeId: 'abcd1234', comment: '  ' }, /comment: a comment is required/],
       [{ type: 'ready', changeId: 'ABCD1234' }, /changeId: Invalid string/],
       [{ type: 'ready', changeId: 'abcd1234', extra: 1 }, /Unrecognized key: "extra"/],
+      // The webview never names the address to open: the host opens the one on the change's record.
+      [{ type: 'openPullRequest', id: 1, changeId: 'abcd1234', url: 'https://evil.example' }, /Unrecognized key: "url"/],
       [{ type: 'launchMissiles', changeId: 'abcd1234' }, /type: Invalid discriminator value\. Expected 'ready' \| 'rendered'/],
     ];
     for (const [message, expected] of cases) {
@@ -369,7 +422,17 @@ describe('review protocol', () => {
     assert.equal(parseHostMessage({ type: 'response', id: 1, ok: true, files: [{ path: 'a', kind: 'binary', message: 'm' }] }).ok, true);
     assert.equal(parseHostMessage({ type: 'model', model: {} }).ok, false);
     const state = ReviewPanelStateSchema.parse({ repoRoot: '/r', changeId: 'abcd1234' });
-    assert.deepEqual(state, { repoRoot: '/r', changeId: 'abcd1234', toggledFiles: [], openSections: [], scrollY: 0, commentDraft: '' });
+    assert.deepEqual(state, {
+      repoRoot: '/r',
+      changeId: 'abcd1234',
+      toggledFiles: [],
+      openSections: [],
+      tab: 'files',
+      scrollY: 0,
+      commentDraft: '',
+    });
+    assert.equal(ReviewPanelStateSchema.parse({ repoRoot: '/r', changeId: 'abcd1234', tab: 'evidence' }).tab, 'evidence');
+    assert.equal(ReviewPanelStateSchema.safeParse({ repoRoot: '/r', changeId: 'abcd1234', tab: 'chat' }).success, false);
     assert.equal(ReviewPanelStateSchema.safeParse({ repoRoot: '', changeId: 'abcd1234' }).success, false);
   });
 

@@ -19,6 +19,16 @@ function textarea(id: string, label: string, placeholder: string): TextArea {
   }) as TextArea;
 }
 
+/** Why Approve is unavailable, without repeating what the verdict above already lists. */
+function approveReason(model: ReviewModel): (Node | string)[] {
+  const approve = model.actions.approve;
+  if (approve.enabled) return [];
+  const state = model.verdict.state;
+  if (state === 'blocked' || state === 'cannotApprove' || state === 'invalidated')
+    return [icon('info'), ' Approve is unavailable until what the verdict above lists is resolved.'];
+  return [icon('info'), ` Approve is unavailable: ${approve.reason ?? ''}`];
+}
+
 /**
  * Approve, Request changes (with a comment) and Reject (after a
  * confirmation). The buttons stay in place across model updates so focus is
@@ -30,6 +40,12 @@ export class Actions {
   private readonly requestChanges = button('request-changes', 'Request changes…', { secondary: true, icon: 'comment-discussion' });
   private readonly reject = button('reject', 'Reject…', { secondary: true, icon: 'close' });
   private readonly approveReason = h('p', { class: 'action-reason', id: 'approve-reason' });
+  private readonly buttonRow = h(
+    'div',
+    { class: 'action-buttons' },
+    h('div', { class: 'button-row' }, this.approve, this.requestChanges, this.reject),
+    this.approveReason,
+  );
   private readonly comment = textarea(
     'comment',
     'Comment for the agent (required)',
@@ -110,8 +126,7 @@ export class Actions {
     this.element = h(
       'section',
       { class: 'actions', attrs: { 'aria-label': 'Review actions' } },
-      h('div', { class: 'button-row' }, this.approve, this.requestChanges, this.reject),
-      this.approveReason,
+      this.buttonRow,
       this.commentForm,
       this.rejectForm,
       this.status,
@@ -135,11 +150,20 @@ export class Actions {
   private applyEnabled(): void {
     const model = this.model;
     const actions = model?.actions;
+    // Outside Review there is nothing to decide: the actions are not shown at all (the status line stays).
+    const inReview = model?.lane === 'review';
+    this.element.classList.toggle('read-only', !inReview);
+    this.buttonRow.hidden = !inReview;
+    if (!inReview) {
+      this.commentForm.hidden = true;
+      this.rejectForm.hidden = true;
+    }
+    // An approval that holds needs no button: the header says who gave it.
+    this.approve.hidden = model?.verdict.state === 'approved';
     this.approve.disabled = this.busy || !actions?.approve.enabled;
     this.requestChanges.disabled = this.busy || !actions?.requestChanges.enabled;
     this.reject.disabled = this.busy || !actions?.reject.enabled;
-    const reason = actions && !actions.approve.enabled ? (actions.approve.reason ?? '') : '';
-    this.approveReason.replaceChildren(...(reason ? [icon('info'), ` Approve is unavailable: ${reason}`] : []));
+    this.approveReason.replaceChildren(...(model && inReview && !this.approve.hidden ? approveReason(model) : []));
     if (actions && !actions.requestChanges.enabled && !actions.reject.enabled) {
       this.commentForm.hidden = true;
       this.rejectForm.hidden = true;

@@ -9,8 +9,11 @@ const LINE_HEIGHT_PX = 19;
 const MAX_ESTIMATED_LINES = 400;
 const REQUESTS_IN_FLIGHT = 2;
 /** File sections drawn before the first paint; the rest follow in chunks, or at once when jumped to. */
-const FIRST_SECTIONS = 40;
+const FIRST_SECTIONS = 20;
 const SECTIONS_PER_CHUNK = 300;
+/** Links of the file list drawn before the first paint (more than a screen holds); the rest follow in chunks. */
+const FIRST_LINKS = 200;
+const LINKS_PER_CHUNK = 600;
 const PATHS_PER_REQUEST = Math.min(20, MAX_PATHS_PER_REQUEST);
 
 const STATUS_ICONS: Record<FileEntry['status'], string> = {
@@ -40,6 +43,15 @@ function pathLabel(file: FileEntry): HTMLElement {
   );
 }
 
+/** What the drawn diff depends on: a new model with the same signature changes nothing on screen. */
+function diffSignature(diff: Extract<DiffView, { state: 'ok' }>): string {
+  return [
+    diff.baseSha,
+    diff.headSha,
+    ...diff.files.map((f) => `${f.path}\0${f.oldPath ?? ''}\0${f.status}\0${f.display}\0${f.note ?? ''}\0${f.additions}\0${f.deletions}`),
+  ].join('\n');
+}
+
 /**
  * The diff, file by file: a file list to jump with, and one section per file
  * whose body is fetched from the host only when it is unfolded and scrolled
@@ -48,6 +60,7 @@ function pathLabel(file: FileEntry): HTMLElement {
 export class DiffPanel {
   readonly element = h('section', { class: 'diff', id: 'diff', attrs: { 'aria-labelledby': 'diff-h', tabindex: -1 } });
   private hash: string | undefined;
+  private signature: string | undefined;
   private files: FileEntry[] = [];
   private bodies: HTMLElement[] = [];
   private toggles: HTMLButtonElement[] = [];
@@ -61,6 +74,8 @@ export class DiffPanel {
   private activeLink = 0;
   private sections: HTMLElement | undefined;
   private drawnSections = 0;
+  private list: HTMLElement | undefined;
+  private filterInput: HTMLInputElement | undefined;
   private chunkTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -69,10 +84,16 @@ export class DiffPanel {
     private readonly report: (kind: 'info' | 'error', text: string) => void,
   ) {}
 
-  /** Shows a diff; keeps what is on screen when the diff did not change. */
+  /**
+   * Shows a diff; keeps what is on screen when the diff did not change (the
+   * first model's file list, from the stored analysis, usually is the one git
+   * lists: then nothing is drawn again).
+   */
   update(diff: DiffView): void {
-    if (diff.state === 'ok' && diff.hash === this.hash) return;
+    const signature = diff.state === 'ok' ? diffSignature(diff) : undefined;
+    if (diff.state === 'ok' && diff.hash === this.hash && signature === this.signature) return;
     this.reset();
+    this.signature = signature;
     if (diff.state === 'error') {
       this.element.replaceChildren(
         h('h2', { id: 'diff-h', text: 'Diff' }),
@@ -92,6 +113,7 @@ export class DiffPanel {
     this.chunkTimer = undefined;
     this.sections = undefined;
     this.drawnSections = 0;
+    this.list = undefined;
     this.hash = undefined;
     this.files = [];
     this.bodies = [];
@@ -122,6 +144,7 @@ export class DiffPanel {
       attrs: { type: 'search', placeholder: 'Filter files', 'aria-label': 'Filter the file list', 'aria-controls': 'file-list' },
     });
     filter.addEventListener('input', () => this.filter(filter.value));
+    this.filterInput = filter;
 
     const list = h('ol', {
       class: 'file-list',
@@ -130,23 +153,9 @@ export class DiffPanel {
     });
     const sections = h('div', { class: 'files' });
     this.sections = sections;
-    const listFragment = document.createDocumentFragment();
+    this.list = list;
     this.observer = new IntersectionObserver((entries) => this.onVisible(entries), { rootMargin: '800px 0px' });
-    diff.files.forEach((file, index) => {
-      const link = h(
-        'a',
-        {
-          class: `file-link status-${file.status}`,
-          attrs: { href: `#file-${index}`, 'data-index': index, tabindex: index === 0 ? 0 : -1 },
-        },
-        icon(STATUS_ICONS[file.status]),
-        pathLabel(file),
-        h('span', { class: 'counts', text: counts(file) }),
-      );
-      this.links.push(link);
-      listFragment.appendChild(h('li', null, link));
-    });
-    list.appendChild(listFragment);
+    this.drawLinks(FIRST_LINKS);
     list.addEventListener('click', (event) => this.onListClick(event));
     list.addEventListener('keydown', (event) => this.onListKey(event));
     // Arrows move from wherever the focus is, also when it came by mouse or script.
@@ -176,6 +185,35 @@ export class DiffPanel {
     this.scheduleChunk();
   }
 
+  /** Draws the file list's links up to (not including) `end`; a filter already typed applies to them. */
+  private drawLinks(end: number): void {
+    const list = this.list;
+    if (!list) return;
+    const stop = Math.min(end, this.files.length);
+    const start = this.links.length;
+    if (start >= stop) return;
+    const needle = this.filterInput?.value.trim().toLowerCase() ?? '';
+    const fragment = document.createDocumentFragment();
+    for (let index = start; index < stop; index++) {
+      const file = this.files[index]!;
+      const link = h(
+        'a',
+        {
+          class: `file-link status-${file.status}`,
+          attrs: { href: `#file-${index}`, 'data-index': index, tabindex: index === this.activeLink ? 0 : -1 },
+        },
+        icon(STATUS_ICONS[file.status]),
+        pathLabel(file),
+        h('span', { class: 'counts', text: counts(file) }),
+      );
+      this.links.push(link);
+      const item = h('li', null, link);
+      item.hidden = needle !== '' && !file.path.toLowerCase().includes(needle);
+      fragment.appendChild(item);
+    }
+    list.appendChild(fragment);
+  }
+
   /** Draws file sections up to (not including) `end`. */
   private drawSections(end: number): void {
     const sections = this.sections;
@@ -192,9 +230,10 @@ export class DiffPanel {
   }
 
   private scheduleChunk(): void {
-    if (this.drawnSections >= this.files.length) return;
+    if (this.drawnSections >= this.files.length && this.links.length >= this.files.length) return;
     this.chunkTimer = setTimeout(() => {
       this.chunkTimer = undefined;
+      this.drawLinks(this.links.length + LINKS_PER_CHUNK);
       this.drawSections(this.drawnSections + SECTIONS_PER_CHUNK);
       this.scheduleChunk();
     }, 16);
@@ -277,6 +316,7 @@ export class DiffPanel {
 
   /** Scrolls to a file, unfolds it, and puts the focus on its header. */
   jumpTo(index: number): void {
+    this.drawLinks(index + 1);
     this.drawSections(index + 1);
     if (!this.toggles[index]) return;
     if (!this.isExpanded(index)) this.setExpanded(index, true);
@@ -361,6 +401,7 @@ export class DiffPanel {
   }
 
   private filter(text: string): void {
+    this.drawLinks(this.files.length);
     const needle = text.trim().toLowerCase();
     this.links.forEach((link, index) => {
       (link.parentElement as HTMLElement).hidden = needle !== '' && !this.files[index]!.path.toLowerCase().includes(needle);

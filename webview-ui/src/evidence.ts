@@ -361,17 +361,17 @@ function body(
     case 'filesTouched':
       return show(fields.filesTouched, (value) => [
         h('p', {
-          text: `${plural(value.files, 'file')}, +${value.additions.toLocaleString('en-US')} −${value.deletions.toLocaleString('en-US')} lines; listed with their line counts in the diff below.`,
+          text: `${plural(value.files, 'file')}, +${value.additions.toLocaleString('en-US')} −${value.deletions.toLocaleString('en-US')} lines; listed with their line counts under Files changed.`,
         }),
         value.matchesReviewedDiff === true
-          ? h('p', { class: 'ok' }, icon('pass'), ` Recorded for the diff shown below (${shortSha(value.diffHash)}…).`)
+          ? h('p', { class: 'ok' }, icon('pass'), ` Recorded for the diff under Files changed (${shortSha(value.diffHash)}…).`)
           : null,
         value.matchesReviewedDiff === false
           ? h(
               'p',
               { class: 'notice warning' },
               icon('warning'),
-              ` Recorded for another diff (${shortSha(value.diffHash)}…) than the one shown below.`,
+              ` Recorded for another diff (${shortSha(value.diffHash)}…) than the one under Files changed.`,
             )
           : null,
       ]);
@@ -425,10 +425,10 @@ function body(
           ? h(
               'ul',
               { class: 'flags' },
-              ...flags.map((flag) =>
+              ...flags.map((flag, index) =>
                 h(
                   'li',
-                  { class: `flag ${flag.kind}` },
+                  { class: `flag ${flag.kind}`, id: `flag-${index}`, attrs: { tabindex: -1 } },
                   icon('warning'),
                   ' ',
                   h('strong', { text: flag.label }),
@@ -459,8 +459,7 @@ export function renderEvidence(
   const evidence: EvidenceView = model.evidence;
   return h(
     'section',
-    { class: 'evidence', attrs: { 'aria-labelledby': 'evidence-h' } },
-    h('h2', { id: 'evidence-h', text: 'Evidence' }),
+    { class: 'evidence', attrs: { 'aria-label': 'Evidence' } },
     evidence.message
       ? h(
           'p',

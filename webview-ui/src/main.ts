@@ -4,7 +4,7 @@ import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
 import '@vscode/codicons/dist/codicon.css';
-import { type ReviewModel, parseHostMessage } from '../../src/core/review/reviewProtocol';
+import { type PageTarget, type ReviewModel, parseHostMessage } from '../../src/core/review/reviewProtocol';
 import { Actions } from './actions';
 import { DiffPanel } from './diff';
 import { h } from './dom';
@@ -12,6 +12,7 @@ import { renderEvidence } from './evidence';
 import { renderHeader, renderRequestedChanges } from './header';
 import { Host } from './host';
 import { ViewStateStore } from './state';
+import { Tabs } from './tabs';
 
 const MAX_REPORTED_ERRORS = 10;
 
@@ -39,23 +40,68 @@ const openSections = new Set(state.data.openSections);
 const headerSlot = h('div', { class: 'header-slot' });
 const requestedSlot = h('div', { class: 'requested-slot' });
 const evidenceSlot = h('div', { class: 'evidence-slot' });
+const tabs = new Tabs(
+  [
+    { key: 'files', label: 'Files changed', panel: diff.element },
+    { key: 'evidence', label: 'Evidence', panel: evidenceSlot },
+  ],
+  state.data.tab,
+  (key) => {
+    state.update({ tab: key });
+    if (key === 'evidence') drawEvidence();
+  },
+);
 const skip = h('a', { class: 'skip-link', text: 'Skip to the diff', attrs: { href: '#diff' } });
 skip.addEventListener('click', (event) => {
   event.preventDefault();
+  tabs.select('files');
   diff.element.scrollIntoView({ block: 'start' });
   diff.element.focus({ preventScroll: true });
 });
 
-let firstRender = true;
+/** Takes the reader to an item's place: its tab, then the file or the evidence element, focused and marked for a moment. */
+function go(target: PageTarget): void {
+  tabs.select(target.tab);
+  if (target.tab === 'evidence') drawEvidence();
+  if (target.tab === 'files') {
+    if (target.file !== undefined) diff.jumpTo(target.file);
+    else {
+      diff.element.scrollIntoView({ block: 'start' });
+      diff.element.focus({ preventScroll: true });
+    }
+    return;
+  }
+  const element = document.getElementById(target.id);
+  if (!element) return;
+  const details = element.closest('details');
+  if (details) details.open = true;
+  if (!element.hasAttribute('tabindex')) element.setAttribute('tabindex', '-1');
+  element.scrollIntoView({ block: 'center' });
+  element.focus({ preventScroll: true });
+  element.classList.remove('flash');
+  void element.offsetWidth;
+  element.classList.add('flash');
+}
 
-function render(model: ReviewModel): void {
-  const started = performance.now();
-  if (firstRender) app.replaceChildren(skip, headerSlot, actions.element, requestedSlot, evidenceSlot, diff.element);
-  app.removeAttribute('aria-busy');
-  document.title = `Review: ${model.title}`;
-  headerSlot.replaceChildren(renderHeader(model));
-  actions.update(model);
-  requestedSlot.replaceChildren(...[renderRequestedChanges(model)].filter((e): e is HTMLElement => e !== null));
+const links = {
+  go,
+  openPullRequest: () =>
+    void host.request('openPullRequest', {}).then((response) => {
+      if (!response.ok) actions.showStatus('error', response.error);
+    }),
+};
+
+let firstRender = true;
+/** The model whose evidence is still to be drawn. */
+let evidenceModel: ReviewModel | undefined;
+let evidenceTimer: ReturnType<typeof setTimeout> | undefined;
+
+function drawEvidence(): void {
+  if (evidenceTimer) clearTimeout(evidenceTimer);
+  evidenceTimer = undefined;
+  const model = evidenceModel;
+  if (!model) return;
+  evidenceModel = undefined;
   evidenceSlot.replaceChildren(
     renderEvidence(model, openSections, (key, open) => {
       if (open) openSections.add(key);
@@ -63,13 +109,37 @@ function render(model: ReviewModel): void {
       state.update({ openSections: [...openSections] });
     }),
   );
+}
+
+function render(model: ReviewModel): void {
+  const started = performance.now();
+  if (firstRender) app.replaceChildren(skip, headerSlot, actions.element, requestedSlot, tabs.element);
+  app.removeAttribute('aria-busy');
+  // "first" while the model is the one from stored facts (git and the hashes follow), then "full".
+  app.dataset.model = model.provisional ? 'first' : 'full';
+  document.title = `Review: ${model.title}`;
+  headerSlot.replaceChildren(renderHeader(model, links));
+  actions.update(model);
+  requestedSlot.replaceChildren(...[renderRequestedChanges(model)].filter((e): e is HTMLElement => e !== null));
+  tabs.setLabel(
+    'files',
+    model.diff.state === 'ok' ? `Files changed (${model.diff.totals.files.toLocaleString('en-US')})` : 'Files changed',
+  );
+  const missingRequired = Object.values(model.evidence.fields).filter((field) => field.state === 'missing' && field.required).length;
+  tabs.setLabel('evidence', missingRequired ? `Evidence (${missingRequired} required missing)` : 'Evidence');
+  // The evidence is drawn at once when its tab is on show; behind the diff, right after the frame is painted.
+  evidenceModel = model;
+  if (tabs.selected === 'evidence') drawEvidence();
   diff.update(model.diff);
   const files = model.diff.state === 'ok' ? model.diff.files.length : 0;
   const restoreScroll = firstRender && state.data.scrollY > 0;
   firstRender = false;
   if (restoreScroll) window.scrollTo(0, state.data.scrollY);
   // Reported once the frame with the new content is laid out.
-  requestAnimationFrame(() => setTimeout(() => host.notify({ type: 'rendered', changeId, files, ms: performance.now() - started }), 0));
+  requestAnimationFrame(() => {
+    setTimeout(() => host.notify({ type: 'rendered', changeId, files, ms: performance.now() - started }), 0);
+    if (evidenceModel && !evidenceTimer) evidenceTimer = setTimeout(drawEvidence, 0);
+  });
 }
 
 window.addEventListener('message', (event: MessageEvent<unknown>) => {

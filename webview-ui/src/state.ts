@@ -18,7 +18,7 @@ export class ViewStateStore {
     changeId: string,
   ) {
     const parsed = ReviewPanelStateSchema.safeParse(host.getState());
-    const fresh: ReviewPanelState = { repoRoot, changeId, toggledFiles: [], openSections: [], scrollY: 0, commentDraft: '' };
+    const fresh: ReviewPanelState = { repoRoot, changeId, toggledFiles: [], openSections: [], tab: 'files', scrollY: 0, commentDraft: '' };
     this.data = parsed.success && parsed.data.changeId === changeId && parsed.data.repoRoot === repoRoot ? parsed.data : fresh;
     this.host.setState(this.data);
   }

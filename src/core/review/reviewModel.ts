@@ -4,7 +4,7 @@ import type { Evidence, EvidenceField, FlagKind } from '../evidence';
 import { CHAT_AGENT_ID } from '../constants';
 import { type IsolationEvidence, describeIsolation, CHAT_AGENT_ISOLATION } from '../draft/agentIsolation';
 import { agentClaims, checkClaims } from '../sandbox/agentClaims';
-import type { DecisionView, EvidenceFieldView, EvidenceView, FlagView, IsolationView, TaskView } from './reviewProtocol';
+import type { DecisionView, EvidenceFieldView, EvidenceView, FileEntry, FlagView, IsolationView, TaskView } from './reviewProtocol';
 
 /** A file diff above either limit is listed but not rendered in the webview; VS Code's diff editor still opens it. */
 export const MAX_RENDERED_LINES_PER_FILE = 5_000;
@@ -12,8 +12,12 @@ export const MAX_RENDERED_BYTES_PER_FILE = 1024 * 1024;
 /** A single line longer than this is cut in the webview (minified code). */
 export const MAX_RENDERED_LINE_LENGTH = 2_000;
 
-/** What reading a change's evidence file gave (the infra EvidenceStore's answer). */
-export type EvidenceSource = { kind: 'missing' } | { kind: 'ok'; evidence: Evidence; hash: string } | { kind: 'invalid'; message: string };
+/**
+ * What reading a change's evidence file gave (the infra EvidenceStore's answer). The hash is null
+ * while it is not computed yet (the review's first model, drawn before the evidence is hashed).
+ */
+export type EvidenceSource =
+  { kind: 'missing' } | { kind: 'ok'; evidence: Evidence; hash: string | null } | { kind: 'invalid'; message: string };
 
 const FLAG_LABELS: Readonly<Record<FlagKind, string>> = {
   newDependency: 'New dependency',
@@ -36,6 +40,42 @@ const FLAG_LABELS: Readonly<Record<FlagKind, string>> = {
   unbackedClaim: 'Unbacked claim',
   unconfined: 'Agent ran unconfined',
 };
+
+export function formatBytes(bytes: number): string {
+  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
+  return `${bytes} bytes`;
+}
+
+/**
+ * The file list from the diff analysis stored with the evidence when the
+ * draft finished: what the review shows at once, before git has listed the
+ * reviewed commits (the listing then takes its place; it decides what is
+ * approved). Files are shown the way the listing shows them.
+ */
+export function filesFromAnalysis(files: NonNullable<Evidence['diff']>['files']): FileEntry[] {
+  return files.map((file): FileEntry => {
+    const common = {
+      path: file.path,
+      ...(file.oldPath !== undefined ? { oldPath: file.oldPath } : {}),
+      status: file.status,
+    };
+    if (file.gitlink) return { ...common, additions: 0, deletions: 0, display: 'submodule', note: 'Submodule (gitlink)' };
+    if (file.binary)
+      return { ...common, additions: null, deletions: null, display: 'binary', note: 'Binary file: not shown here. Open it to compare.' };
+    const lines = file.additions + file.deletions;
+    const counts = { additions: file.additions, deletions: file.deletions };
+    if (lines > MAX_RENDERED_LINES_PER_FILE || (file.sizeBytes ?? 0) > MAX_RENDERED_BYTES_PER_FILE)
+      return {
+        ...common,
+        ...counts,
+        display: 'tooLarge',
+        note: `Too large to show here (${lines.toLocaleString('en-US')} changed lines${file.sizeBytes !== undefined ? `, ${formatBytes(file.sizeBytes)}` : ''}). Open it in VS Code's diff editor.`,
+      };
+    if (file.symlink) return { ...common, ...counts, display: 'text', note: 'Symbolic link: the diff shows its target.' };
+    return { ...common, ...counts, display: 'text' };
+  });
+}
 
 function flagLabel(kind: string): string {
   return (FLAG_LABELS as Record<string, string>)[kind] ?? kind;

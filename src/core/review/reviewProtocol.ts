@@ -63,6 +63,8 @@ const RejectRequestSchema = request('reject', {
 });
 const OpenFileDiffRequestSchema = request('openFileDiff', { path: PathSchema });
 const OpenChangesRequestSchema = request('openChanges', {});
+/** Opens the change's pull request in the browser: the host opens the URL on the change's record, never one from the webview. */
+const OpenPullRequestRequestSchema = request('openPullRequest', {});
 const RefreshRequestSchema = request('refresh', {});
 
 const WebviewMessageSchema = z.discriminatedUnion('type', [
@@ -75,6 +77,7 @@ const WebviewMessageSchema = z.discriminatedUnion('type', [
   RejectRequestSchema,
   OpenFileDiffRequestSchema,
   OpenChangesRequestSchema,
+  OpenPullRequestRequestSchema,
   RefreshRequestSchema,
 ]);
 export type WebviewMessage = z.infer<typeof WebviewMessageSchema>;
@@ -275,6 +278,53 @@ export type DiffView = z.infer<typeof DiffViewSchema>;
 
 const ActionStateSchema = z.object({ enabled: z.boolean(), reason: z.optional(z.string()) });
 
+/** Where in the page an item of the header points: a file of the diff, or an element of the evidence. */
+const PageTargetSchema = z.discriminatedUnion('tab', [
+  z.object({ tab: z.literal('files'), file: z.optional(z.number()) }),
+  z.object({ tab: z.literal('evidence'), id: z.string() }),
+]);
+export type PageTarget = z.infer<typeof PageTargetSchema>;
+
+/**
+ * One thing the reviewer must see before anything else: what blocks the
+ * change, what needs a person's approval (or got it), a flag, a warning.
+ */
+const AttentionItemSchema = z.object({
+  /**
+   * block: stops the change; approval: needs a reviewer's approval; approved: an approval covers it;
+   * flag: a flag no rule stops; warning: a problem with what is shown (worktree gone, evidence for another diff).
+   */
+  kind: z.enum(['block', 'approval', 'approved', 'flag', 'warning']),
+  /** What it is about, in policy's words ("a new dependency: package.json"); the kind is said beside it. */
+  text: z.string(),
+  /** What it is about, when a flag or a file says more: "New dependency package.json: adds left-pad@1.3.0". */
+  detail: z.optional(z.string()),
+  /** The rule and the policy it came from: "stopConditions.newDependency (acme@3)". */
+  rule: z.optional(z.string()),
+  /** The step the rule was decided for, when not the Review → Pull request gate: "Draft → Sandbox". */
+  step: z.optional(z.string()),
+  target: z.optional(PageTargetSchema),
+  /** The words of the link to the target: "Flags", "src/auth/session.js". */
+  targetLabel: z.optional(z.string()),
+});
+export type AttentionItem = z.infer<typeof AttentionItemSchema>;
+
+const VERDICT_STATES = ['blocked', 'cannotApprove', 'needsApproval', 'approved', 'invalidated', 'readOnly'] as const;
+export type VerdictState = (typeof VERDICT_STATES)[number];
+
+/** The change's pull request, from the change's record (the Pull request lane keeps it up to date). */
+const PullRequestViewSchema = z.object({
+  number: z.number(),
+  url: z.string(),
+  repository: z.string(),
+  state: z.enum(['open', 'draft', 'merged', 'closed']),
+  checks: z.enum(['none', 'pending', 'passing', 'failing']),
+  /** "checks passing", "no checks yet". */
+  checksText: z.string(),
+  updatedAt: z.string(),
+});
+export type PullRequestView = z.infer<typeof PullRequestViewSchema>;
+
 const ReviewModelSchema = z.object({
   changeId: ChangeIdSchema,
   repoName: z.string(),
@@ -287,8 +337,30 @@ const ReviewModelSchema = z.object({
   createdBy: z.optional(z.string()),
   createdAt: z.string(),
   policyLabel: z.string(),
-  /** The gate's verdict: ready to approve, or blocked with reasons. */
-  verdict: z.object({ ready: z.boolean(), reasons: z.array(z.string()), decisions: z.array(DecisionViewSchema) }),
+  /**
+   * The verdict, said once: its state and headline, and every item that blocks
+   * or needs a person, each with its reason, rule and place in the page. `ready`
+   * and `reasons` are the Review → Pull request gate's answer; `decisions`, that
+   * gate's decision now (shown only in Review).
+   */
+  verdict: z.object({
+    state: z.enum(VERDICT_STATES),
+    headline: z.string(),
+    detail: z.optional(z.string()),
+    items: z.array(AttentionItemSchema),
+    ready: z.boolean(),
+    reasons: z.array(z.string()),
+    decisions: z.array(DecisionViewSchema),
+  }),
+  /** Why the review is read-only (the change is not in Review); the actions are not shown then. */
+  readOnly: z.optional(z.string()),
+  /**
+   * The first model, sent before git has listed the reviewed commits: the file list comes from the
+   * diff analysis stored at draft finish and the evidence is not hashed yet, so nothing can be
+   * approved; the full model follows.
+   */
+  provisional: z.optional(z.literal(true)),
+  pullRequest: z.optional(PullRequestViewSchema),
   approval: z.optional(
     z.object({
       by: z.string(),
@@ -371,6 +443,8 @@ export const ReviewPanelStateSchema = z.object({
   /** Files whose diff the reviewer folded or unfolded, against the default. */
   toggledFiles: z._default(z.array(PathSchema).check(z.maxLength(10_000)), []),
   openSections: z._default(z.array(z.string().check(z.maxLength(64))).check(z.maxLength(32)), []),
+  /** The tab on show: the diff ("files") or the evidence. */
+  tab: z._default(z.enum(['files', 'evidence']), 'files'),
   scrollY: z._default(z.number().check(z.minimum(0)), 0),
   commentDraft: z._default(z.string().check(z.maxLength(MAX_COMMENT_LENGTH)), ''),
 });

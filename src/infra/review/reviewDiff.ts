@@ -5,7 +5,12 @@ import { isAbsolute, join } from 'node:path';
 import { parsePatch } from 'diff';
 import { LaneError } from '../../core/errors';
 import { GIT_STATUS_WORDS, type NumstatEntry, type RawDiffEntry, diffHash, parseRawNumstat } from '../../core/draft/diffAnalysis';
-import { MAX_RENDERED_BYTES_PER_FILE, MAX_RENDERED_LINE_LENGTH, MAX_RENDERED_LINES_PER_FILE } from '../../core/review/reviewModel';
+import {
+  MAX_RENDERED_BYTES_PER_FILE,
+  MAX_RENDERED_LINE_LENGTH,
+  MAX_RENDERED_LINES_PER_FILE,
+  formatBytes,
+} from '../../core/review/reviewModel';
 import type { FileDiff, FileEntry } from '../../core/review/reviewProtocol';
 import { assertRevision } from '../git/gitDiff';
 import { git, gitBytes } from '../git/gitProcess';
@@ -53,12 +58,6 @@ export class WorktreeMissingError extends LaneError {
 }
 
 const STATUS_WORDS: Record<string, FileEntry['status']> = { ...GIT_STATUS_WORDS, U: 'unmerged' };
-
-function formatBytes(bytes: number): string {
-  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
-  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
-  return `${bytes} bytes`;
-}
 
 /** Blob sizes from one `cat-file --batch-check`, by id. */
 async function blobSizes(repoRoot: string, ids: readonly string[]): Promise<Map<string, number>> {

@@ -79,7 +79,11 @@ function policyViewMessage(state: PolicyState, effective: EffectivePolicy, userE
   return parts.length ? parts.join(' ') : undefined;
 }
 
-const EFFECT_WORDS: Record<string, string> = { allow: '✅ allowed', requireApproval: '✋ needs approval', block: '⛔ blocked' };
+/**
+ * Words, not emoji: Debian's Chromium (and many Linux desktops) has no emoji
+ * font, so "✅" came out as a missing-glyph box in the heading.
+ */
+const EFFECT_WORDS: Record<string, string> = { allow: 'allowed', requireApproval: 'needs approval', block: 'blocked' };
 
 function actionLabel(action: string): string {
   return ACTION_LABELS[action as PolicyAction] ?? action;

@@ -138,7 +138,10 @@ export class ReviewController implements vscode.Disposable {
     }
   }
 
-  /** The command: a tree node, `{ repoRoot, changeId }`, or nothing (then a picker of the changes in Review). */
+  /**
+   * The command: a tree node, `{ repoRoot, changeId }`, or nothing (then a picker of every change, those in
+   * Review first). Any change opens: outside Review its review is read-only.
+   */
   async openFromCommand(arg?: unknown): Promise<boolean> {
     await this.services.registry.ensureDiscovered();
     const target = this.targetOf(arg);
@@ -166,26 +169,33 @@ export class ReviewController implements vscode.Disposable {
       }
       return (await this.openReview(repo, target.changeId)) !== undefined;
     }
-    const candidates = this.services.registry.repositories().flatMap((repo) =>
-      repo.store
-        .all()
-        .filter((change) => change.lane === 'review')
-        .map((change) => ({ repo, change })),
-    );
+    // Every change can be read; the ones in Review (the ones to decide on) come first.
+    const order: Record<Change['lane'], number> = { review: 0, pullRequest: 1, sandbox: 2, draft: 3, closed: 4 };
+    const candidates = this.services.registry
+      .repositories()
+      .flatMap((repo) => repo.store.all().map((change) => ({ repo, change })))
+      .sort((a, b) => order[a.change.lane] - order[b.change.lane] || b.change.updatedAt.localeCompare(a.change.updatedAt));
     if (!candidates.length) {
-      void vscode.window.showInformationMessage('No change is waiting in Review. Changes arrive there when their sandbox tasks pass.');
+      void vscode.window.showInformationMessage(
+        'There is no change to review yet: start an agent in a lane ("Agent Lanes: New Draft…") and its change appears here.',
+      );
       return false;
     }
     const many = this.services.registry.repositories().length > 1;
     const picked = await vscode.window.showQuickPick(
       candidates.map(({ repo, change }) => ({
         label: change.title,
-        description: `${many ? `${repo.name} · ` : ''}${change.agentId} · ${LANE_LABELS.review}`,
-        detail: `${change.id} · ${reviewGlance(change).text}`,
+        description: `${many ? `${repo.name} · ` : ''}${change.agentId} · ${laneWords(change)}`,
+        detail: `${change.id} · ${change.lane === 'review' ? reviewGlance(change).text : 'read-only'}`,
         repo,
         change,
       })),
-      { title: 'Open Review', placeHolder: 'Pick a change in Review', matchOnDescription: true, matchOnDetail: true },
+      {
+        title: 'Open Review',
+        placeHolder: 'Pick a change: those in Review first (the others open read-only)',
+        matchOnDescription: true,
+        matchOnDetail: true,
+      },
     );
     if (!picked) return false;
     return (await this.openReview(picked.repo, picked.change.id)) !== undefined;
@@ -235,6 +245,10 @@ export class ReviewController implements vscode.Disposable {
     this.glanceChanged.dispose();
     this.opened.dispose();
   }
+}
+
+function laneWords(change: Change): string {
+  return change.lane === 'closed' ? `Closed${change.closedReason ? ` (${change.closedReason})` : ''}` : LANE_LABELS[change.lane];
 }
 
 function safeDescribe(value: unknown): string {

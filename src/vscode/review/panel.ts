@@ -3,7 +3,8 @@ import * as vscode from 'vscode';
 import type { Actor, Change } from '../../core/change';
 import { Emitter } from '../../core/events';
 import { hashEvidence } from '../../core/evidence';
-import { type EvidenceSource, approvalRefusal, buildEvidenceView, decisionView } from '../../core/review/reviewModel';
+import { type EvidenceSource, approvalRefusal, buildEvidenceView, decisionView, filesFromAnalysis } from '../../core/review/reviewModel';
+import { buildVerdict, gateDecisionForReview, pullRequestView, readOnlyReason } from '../../core/review/verdict';
 import {
   type FileDiff,
   type HostMessage,
@@ -33,6 +34,8 @@ export interface ReviewServices {
   laneFor(repo: RepoContext): ReviewLane;
   /** Who the reviewer is in a repository; undefined when it cannot be told. */
   reviewer(repo: RepoContext): Promise<string | undefined>;
+  /** Opens an address outside VS Code (the pull request); vscode.env.openExternal when not given. */
+  openExternal?(uri: vscode.Uri): Thenable<boolean>;
 }
 
 /** Everything a review model is made from, read fresh. */
@@ -45,7 +48,12 @@ interface ReviewFacts {
   approverPending: boolean;
   forbidSelfApproval: boolean;
   worktreeExists: boolean;
+  /** Built from the stored diff analysis before git listed the commits: shown, never approved. */
+  provisional?: boolean;
 }
+
+/** How long the first model waits for the webview to ask for it before the full read starts anyway. */
+const FIRST_MODEL_WAIT_MS = 2_000;
 
 type RequestResult = { message?: string; files?: FileDiff[] };
 
@@ -121,11 +129,84 @@ export class ReviewPanel implements vscode.Disposable {
       worktreeWatcher.onDidDelete(onWorktree);
       this.disposables.push(worktreeWatcher);
     }
-    // Start reading git and the evidence while the webview loads; who the
-    // reviewer is can take a while (a sign-in provider), so it does not hold
-    // up the first model.
-    void this.refresh();
+    // Build the first model while the webview loads, from what is stored (the
+    // change, its evidence and the diff analysis of draft finish), and send it
+    // as soon as the webview asks; git and the hashes follow. Who the reviewer
+    // is can take a while (a sign-in provider), so it does not hold up either.
+    this.building = this.start();
     void this.lookUpIdentity();
+  }
+
+  /** The first model, then the full one. Resolves with the full facts. */
+  private async start(): Promise<ReviewFacts | undefined> {
+    let preview: ReviewModel | undefined;
+    try {
+      preview = await this.buildPreview();
+    } catch (error) {
+      this.services.logger.warn(`Review of ${this.changeId}: the first model could not be built (${firstLine(error)}); reading everything`);
+    }
+    if (preview && !this.disposed && !this.model) {
+      this.model = preview;
+      // Sent at once, even while the webview still loads: VS Code holds messages until the page is there,
+      // so the model does not wait for the page's "ready" to travel to the extension host and back.
+      this.post({ type: 'model', model: preview });
+      if (!this.webviewReady) this.sentBeforeReady = preview;
+      // git's work and the hashes wait until the first model is drawn: the extension host's
+      // messages to and from the webview would queue behind them.
+      if (!this.disposed && this.counters.rendered === 0) await this.renderedOrTimeout(FIRST_MODEL_WAIT_MS);
+    }
+    return this.refresh();
+  }
+
+  /** The first model, posted before the page said it was ready (the page gets it without asking). */
+  private sentBeforeReady: ReviewModel | undefined;
+
+  private renderedOrTimeout(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        subscription.dispose();
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      const subscription = this.rendered.event(done);
+    });
+  }
+
+  /**
+   * The review as the stored facts tell it: the change, its evidence (not
+   * hashed yet), the gate, and the file list of the diff analysis stored at
+   * draft finish. Undefined when there is no stored analysis to show.
+   */
+  private async buildPreview(): Promise<ReviewModel | undefined> {
+    const change = this.repo.store.get(this.changeId);
+    if (!change) return undefined;
+    // Reads the policy of the change's base (git) while the evidence is read; the gate then finds it cached.
+    const selfApproval = this.lane.forbidsSelfApproval(change).catch(() => true);
+    const read = await this.repo.evidence.read(this.changeId);
+    if (read.kind !== 'ok' || !read.evidence.diff || !read.evidence.headSha) return undefined;
+    const evidence = read.evidence;
+    const diff = evidence.diff!;
+    const source: EvidenceSource = { kind: 'ok', evidence, hash: null };
+    const forbidSelfApproval = await selfApproval;
+    const gate = await this.evaluateGate(change, source);
+    return this.toModel({
+      change,
+      evidence: source,
+      listing: {
+        hash: diff.hash,
+        baseSha: evidence.base.sha,
+        headSha: evidence.headSha!,
+        files: filesFromAnalysis(diff.files),
+        totals: diff.totals,
+      },
+      gate,
+      approver: this.identity.value,
+      approverPending: !this.identity.settled,
+      forbidSelfApproval,
+      worktreeExists: true,
+      provisional: true,
+    });
   }
 
   private get lane(): ReviewLane {
@@ -305,7 +386,8 @@ export class ReviewPanel implements vscode.Disposable {
     const inReview = change.lane === 'review';
     const notInReview = `Change ${change.id} is not in Review.`;
     const warnings: string[] = [];
-    if (!facts.worktreeExists)
+    // A closed change's worktree is removed on purpose, and a pull request no longer needs it.
+    if (!facts.worktreeExists && change.lane !== 'closed' && change.lane !== 'pullRequest')
       warnings.push(
         `The worktree ${change.worktreePath} no longer exists. The diff is shown from the change's commits; it cannot be approved until the worktree is restored ("Agent Lanes: Reconcile").`,
       );
@@ -316,6 +398,17 @@ export class ReviewPanel implements vscode.Disposable {
     if (worktreeHash !== undefined && listing && worktreeHash !== listing.hash)
       warnings.push('The worktree has changes that are not in the reviewed commits (uncommitted or newer work).');
     if ('error' in facts.listing) warnings.push(facts.listing.error);
+    const evidence = buildEvidenceView(facts.evidence, gate.requiredEvidence, listing?.hash ?? null);
+    const verdict = buildVerdict({
+      change,
+      gate,
+      refusal,
+      evidence,
+      files: listing ? listing.files.map((file) => file.path) : [],
+      warnings,
+    });
+    const readOnly = readOnlyReason(change);
+    const pullRequest = pullRequestView(change);
     return {
       changeId: change.id,
       repoName: this.repo.name,
@@ -328,16 +421,27 @@ export class ReviewPanel implements vscode.Disposable {
       ...(change.createdBy ? { createdBy: change.createdBy } : {}),
       createdAt: change.createdAt,
       policyLabel: gate.policyLabel,
-      verdict: { ready: gate.ready, reasons: gate.reasons, decisions: gate.decisions.map(decisionView) },
+      verdict: {
+        ...verdict,
+        // The gate as it stands now, in Review only (elsewhere the change's own decisions are in the evidence).
+        decisions: inReview ? gate.decisions.map((decision) => decisionView(gateDecisionForReview(decision, change))) : [],
+      },
+      ...(readOnly ? { readOnly } : {}),
+      ...(facts.provisional ? { provisional: true as const } : {}),
+      ...(pullRequest ? { pullRequest } : {}),
       ...(change.approval ? { approval: change.approval } : {}),
       actions: {
-        approve: refusal ? { enabled: false, reason: refusal } : { enabled: true },
+        approve: facts.provisional
+          ? { enabled: false, reason: 'The diff is still being read from git; Approve is available in a moment.' }
+          : refusal
+            ? { enabled: false, reason: refusal }
+            : { enabled: true },
         requestChanges: inReview ? { enabled: true } : { enabled: false, reason: notInReview },
         reject: inReview ? { enabled: true } : { enabled: false, reason: notInReview },
       },
       warnings,
       requestedChanges: change.requestedChanges ?? [],
-      evidence: buildEvidenceView(facts.evidence, gate.requiredEvidence, listing?.hash ?? null),
+      evidence,
       diff: listing
         ? {
             state: 'ok',
@@ -436,6 +540,14 @@ export class ReviewPanel implements vscode.Disposable {
 
   private async onReady(): Promise<void> {
     this.webviewReady = true;
+    const early = this.sentBeforeReady;
+    this.sentBeforeReady = undefined;
+    // The first model (or the full one) goes out at once, unless the page already has it; a full one still
+    // being read follows when it is built. A page that loads again (VS Code drops hidden ones) asks again.
+    if (this.model) {
+      if (this.model !== early) this.post({ type: 'model', model: this.model });
+      return;
+    }
     await this.building;
     if (this.model) this.post({ type: 'model', model: this.model });
     else if (!this.facts)
@@ -469,6 +581,8 @@ export class ReviewPanel implements vscode.Disposable {
         return this.openFileDiff(request.path);
       case 'openChanges':
         return this.openChanges();
+      case 'openPullRequest':
+        return this.openPullRequest();
       case 'refresh':
         return this.refresh().then(() => ({}));
       case 'approve':
@@ -538,6 +652,23 @@ export class ReviewPanel implements vscode.Disposable {
     return {};
   }
 
+  /** Opens the pull request the change's record names, in the browser; only an https address is opened. */
+  private async openPullRequest(): Promise<RequestResult> {
+    const pr = this.repo.store.get(this.changeId)?.pullRequest;
+    if (!pr) throw new ReviewRefusal(`Change ${this.changeId} has no pull request on record.`);
+    let uri: vscode.Uri;
+    try {
+      uri = vscode.Uri.parse(pr.url, true);
+    } catch {
+      throw new ReviewRefusal(`The address of pull request #${pr.number} on record is not valid (${pr.url}).`);
+    }
+    if (uri.scheme !== 'https')
+      throw new ReviewRefusal(`Pull request #${pr.number} has an address that is not https (${pr.url}), so it is not opened.`);
+    const opened = await (this.services.openExternal ? this.services.openExternal(uri) : vscode.env.openExternal(uri));
+    if (!opened) throw new ReviewRefusal(`VS Code did not open ${pr.url}.`);
+    return {};
+  }
+
   private async actor(): Promise<Actor> {
     const who = await this.services.reviewer(this.repo).catch(() => undefined);
     return { type: 'user', id: who ?? 'unknown reviewer' };
@@ -550,14 +681,9 @@ export class ReviewPanel implements vscode.Disposable {
     if (!facts) throw new ReviewRefusal(`Change ${this.changeId} no longer exists.`);
     const approver = await this.services.reviewer(this.repo).catch(() => undefined);
     this.identity = { settled: true, value: approver };
-    const approval = await this.lane.approve(
-      this.changeId,
-      { shownDiffHash, shownEvidenceHash },
-      approver ? { type: 'user', id: approver } : undefined,
-    );
-    return {
-      message: `Approved by ${approval.by}. The approval holds for diff ${approval.diffHash.slice(0, 12)} and evidence ${approval.evidenceHash.slice(0, 12)}; any later change to either invalidates it.`,
-    };
+    await this.lane.approve(this.changeId, { shownDiffHash, shownEvidenceHash }, approver ? { type: 'user', id: approver } : undefined);
+    // The header says who approved and for what, once; this line only confirms the action.
+    return { message: 'Approval recorded.' };
   }
 
   private async requestChanges(comment: string): Promise<RequestResult> {

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { Logger } from '../../../src/core/logger';
-import type { HostMessage, ResponseMessage } from '../../../src/core/review/reviewProtocol';
+import type { HostMessage, ResponseMessage, ReviewModel } from '../../../src/core/review/reviewProtocol';
+import type { LaneContext } from '../../../src/infra/lanes/laneContext';
 import { ReviewLane } from '../../../src/infra/lanes/review/reviewLane';
 import { PolicyService } from '../../../src/infra/policy/policyService';
 import type { RepoContext } from '../../../src/vscode/repositories';
@@ -43,6 +44,10 @@ export interface TestReview {
   /** The events of a change in the repository's audit log. */
   audits(changeId: string): Promise<AuditedAction[]>;
   repo: RepoContext;
+  /** The repository's lane context with this review's policy service: decisions recorded through it use the tests' policy. */
+  context: LaneContext;
+  /** Addresses the review opened outside VS Code (the pull request link), in order. */
+  opened: string[];
   dispose(): void;
 }
 
@@ -71,19 +76,28 @@ export async function testReview(): Promise<TestReview> {
     { user: REVIEW_POLICY },
     { cacheFile: join(repo.storage.root, `review-test-policy-${process.pid}.json`), logger },
   );
-  const lane = new ReviewLane({ ...repo.lanes.context, policy }, repo.lanes.draft);
+  const context: LaneContext = { ...repo.lanes.context, policy };
+  const lane = new ReviewLane(context, repo.lanes.draft);
+  const opened: string[] = [];
   const extension = vscode.extensions.getExtension(EXTENSION_ID)!;
   const controller = new ReviewController(extension.extensionUri, {
     logger,
     registry: api.registry,
     laneFor: () => lane,
     reviewer: async () => identity.value,
+    // The browser is outside the test: what would be opened is recorded instead.
+    openExternal: async (uri) => {
+      opened.push(uri.toString(true));
+      return true;
+    },
   });
   return {
     controller,
     logger,
     identity,
     repo,
+    context,
+    opened,
     restrictPolicy: async (extra) => {
       await policy.updateSettings({ user: { ...REVIEW_POLICY, ...extra } });
     },
@@ -103,24 +117,40 @@ export async function testReview(): Promise<TestReview> {
   };
 }
 
-/** Opens a review and waits until its webview has drawn the model. */
+/** Opens a review and waits until its webview has drawn the full model (after the first one from stored facts). */
 export async function openAndRender(review: TestReview, changeId: string): Promise<ReviewPanel> {
   const panel = await review.controller.openReview(review.repo, changeId);
   if (!panel) throw new Error(`No review opened for ${changeId}`);
-  await waitFor(() => panel.counters.rendered > 0 && panel.currentModel, `the review of ${changeId} to render`, 30_000);
+  await fullyRendered(panel);
   return panel;
 }
 
-/** Sends a message as the webview would and returns the response the host posted for it. */
+/** The full model, once the webview has drawn something: the one git and the hashes were read for. */
+export function fullyRendered(panel: ReviewPanel): Promise<ReviewModel> {
+  return waitFor(
+    () => (panel.counters.rendered > 0 && panel.currentModel && !panel.currentModel.provisional ? panel.currentModel : undefined),
+    `the review of ${panel.changeId} to render`,
+    30_000,
+  );
+}
+
+let nextTestRequestId = 1_000_000_000;
+
+/**
+ * Sends a message as the webview would and returns the response the host posted for it.
+ * A request's id is replaced by one the webview never uses (its own count from 1, and it
+ * loads the diff on screen at once), so the answer found is this request's.
+ */
 export async function send(panel: ReviewPanel, message: Record<string, unknown>): Promise<ResponseMessage | undefined> {
+  const sent = typeof message.id === 'number' ? { ...message, id: nextTestRequestId++ } : message;
   const posted: HostMessage[] = [];
   const subscription = panel.onDidPost((m) => posted.push(m));
   try {
-    await panel.handleMessage(message);
+    await panel.handleMessage(sent);
   } finally {
     subscription.dispose();
   }
-  return posted.find((m): m is ResponseMessage => m.type === 'response' && m.id === message.id);
+  return posted.find((m): m is ResponseMessage => m.type === 'response' && m.id === sent.id);
 }
 
 export function sleep(ms: number): Promise<void> {

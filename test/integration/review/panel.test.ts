@@ -1,10 +1,13 @@
 import * as assert from 'node:assert/strict';
 import * as vscode from 'vscode';
+import { hashEvidence } from '../../../src/core/evidence';
 import { MAX_RENDERED_LINES_PER_FILE } from '../../../src/core/review/reviewModel';
+import type { ReviewModel } from '../../../src/core/review/reviewProtocol';
+import { changeFacts, decide } from '../../../src/infra/lanes/laneContext';
 import { REVIEW_VIEW_TYPE } from '../../../src/vscode/constants';
 import { lanesApi, waitFor } from '../util';
 import { DEFAULT_FILES, seedChange } from './seed';
-import { type TestReview, openAndRender, send, testReview } from './helpers';
+import { type TestReview, fullyRendered, openAndRender, send, testReview } from './helpers';
 
 describe('the review panel', () => {
   let review: TestReview;
@@ -24,8 +27,7 @@ describe('the review panel', () => {
     });
     assert.equal(opened, true);
     const panel = await waitFor(() => api.review.panelFor(review.repo.root, change.id), 'the review panel');
-    await waitFor(() => panel.counters.rendered > 0, 'the webview to render the review', 30_000);
-    const model = panel.currentModel!;
+    const model = await fullyRendered(panel);
     assert.equal(panel.panel.viewType, REVIEW_VIEW_TYPE);
     assert.equal(panel.panel.title, 'Review: Add a greeting function');
     assert.equal(model.lane, 'review');
@@ -175,6 +177,151 @@ describe('the review panel', () => {
     panel.dispose();
   });
 
+  it('sends the header, evidence and file list at once from the stored diff analysis; git, the hashes and Approve follow', async () => {
+    const { change, listing, evidence } = await seedChange(review.repo, { id: 'c0ffee0a' });
+    const models: ReviewModel[] = [];
+    const opened = review.controller.onDidOpenPanel((panel) => panel.onDidPost((m) => m.type === 'model' && models.push(m.model)));
+    const panel = await openAndRender(review, change.id);
+    opened.dispose();
+    const [first] = models;
+    assert.ok(first, 'a model was sent');
+    assert.equal(first.provisional, true, 'the first model is the one from stored facts');
+    assert.equal(first.diff.state === 'ok' && first.diff.hash, evidence!.diff!.hash);
+    assert.deepEqual(
+      first.diff.state === 'ok' ? first.diff.files : [],
+      listing.files.map(({ oldBlob: _old, newBlob: _new, ...entry }) => entry),
+      'the stored analysis lists the files as git does',
+    );
+    assert.equal(first.evidence.hash, null, 'not hashed yet');
+    assert.equal(first.evidence.fields.summary.state, 'present', 'the evidence is all there');
+    assert.equal(first.verdict.state, 'needsApproval', 'so is the verdict');
+    assert.equal(first.actions.approve.enabled, false);
+    assert.match(first.actions.approve.reason ?? '', /still being read from git/);
+    const full = panel.currentModel!;
+    assert.equal(full.provisional, undefined);
+    assert.equal(full.evidence.hash, hashEvidence(evidence!));
+    assert.equal(full.actions.approve.enabled, true, full.actions.approve.reason);
+    panel.dispose();
+  });
+
+  it('says in its header what needs a person, with the reason and rule, and claims no approval before one is given', async () => {
+    const { change, listing } = await seedChange(review.repo, { id: 'c0ffee07' });
+    const panel = await openAndRender(review, change.id);
+    const before = panel.currentModel!;
+    assert.equal(before.verdict.state, 'needsApproval');
+    assert.equal(before.verdict.headline, "Needs a reviewer's approval for: a new dependency: package.json");
+    const { rule, ...item } = before.verdict.items[0]!;
+    assert.deepEqual(item, {
+      kind: 'approval',
+      text: 'a new dependency: package.json',
+      detail: 'New dependency package.json: adds left-pad@1.3.0 to dependencies',
+      target: { tab: 'evidence', id: 'flag-0' },
+      targetLabel: 'Flags',
+    });
+    assert.match(rule ?? '', /^stopConditions\.newDependency \(.+@.+\)$/, 'the rule and the policy it came from');
+    assert.equal(before.readOnly, undefined);
+    assert.doesNotMatch(JSON.stringify(before.verdict), /approved by/i, 'nobody approved yet');
+    const approved = await send(panel, {
+      type: 'approve',
+      id: 1,
+      changeId: change.id,
+      diffHash: listing.hash,
+      evidenceHash: before.evidence.hash,
+    });
+    assert.equal(approved?.ok, true, approved && !approved.ok ? approved.error : '');
+    assert.equal(approved?.ok && approved.message, 'Approval recorded.', 'the header says who approved; the answer does not repeat it');
+    const after = await waitFor(() => (panel.currentModel?.verdict.state === 'approved' ? panel.currentModel : undefined), 'the approval');
+    assert.equal(after.verdict.headline, 'Approved by reviewer@example.invalid for: a new dependency: package.json');
+    assert.deepEqual(
+      after.verdict.items.map((item) => [item.kind, item.text]),
+      [['approved', 'a new dependency: package.json']],
+    );
+    assert.match(after.verdict.decisions[0]?.explanation ?? '', /approved by reviewer@example\.invalid for: a new dependency/);
+    panel.dispose();
+  });
+
+  it('opens the review of a blocked draft read-only from the command, with what blocks it and where', async () => {
+    const api = await lanesApi();
+    const { change, evidence } = await seedChange(review.repo, {
+      id: 'c0ffee08',
+      lane: 'draft',
+      files: { ...DEFAULT_FILES, 'src/auth/session.js': 'exports.session = {};\n' },
+    });
+    await review.restrictPolicy({ pathRules: [{ glob: 'src/auth/**', effect: 'block', reason: 'the security team owns auth' }] });
+    try {
+      await assert.rejects(
+        decide(review.context, 'gate.draftToSandbox', changeFacts(change, evidence), change),
+        (error: Error) => error.name === 'PolicyDeniedError' || /Blocked/.test(error.message),
+      );
+    } finally {
+      await review.resetPolicy();
+    }
+    assert.equal(review.repo.store.get(change.id)?.lastDecision?.effect, 'block');
+    const opened = await vscode.commands.executeCommand<boolean>('agentLanes.openReview', {
+      repoRoot: review.repo.root,
+      changeId: change.id,
+    });
+    assert.equal(opened, true, 'a change outside Review opens too');
+    const panel = await waitFor(() => api.review.panelFor(review.repo.root, change.id), 'the review panel');
+    const model = await fullyRendered(panel);
+    assert.equal(model.lane, 'draft');
+    assert.match(model.readOnly ?? '', /is in Draft: this review is read-only/);
+    assert.equal(model.verdict.state, 'readOnly');
+    assert.equal(model.verdict.headline, 'In Draft: blocked at Draft → Sandbox');
+    const block = model.verdict.items.find((item) => item.kind === 'block');
+    assert.equal(block?.step, 'Draft → Sandbox');
+    assert.match(block?.text ?? '', /src\/auth\/session\.js matches "src\/auth\/\*\*": the security team owns auth/);
+    const files = model.diff.state === 'ok' ? model.diff.files.map((file) => file.path) : [];
+    assert.deepEqual(block?.target, { tab: 'files', file: files.indexOf('src/auth/session.js') });
+    assert.equal(model.actions.approve.enabled, false);
+    const refused = await send(panel, { type: 'requestChanges', id: 2, changeId: change.id, comment: 'no' });
+    assert.equal(refused?.ok, false, 'nothing can be decided outside Review');
+    panel.dispose();
+  });
+
+  it('shows a change in Pull request with its number, link, state and checks, and opens only an https link outside', async () => {
+    const { change } = await seedChange(review.repo, { id: 'c0ffee09', lane: 'pullRequest' });
+    const pullRequest = {
+      number: 7,
+      url: 'https://github.example/acme/review-app/pull/7',
+      repository: 'acme/review-app',
+      draft: false,
+      state: 'open' as const,
+      checks: 'passing' as const,
+      updatedAt: new Date().toISOString(),
+    };
+    await review.repo.store.update(change.id, (current) => ({
+      ...current,
+      pullRequest,
+      approval: { by: 'ann@example.invalid', at: new Date().toISOString(), diffHash: 'd'.repeat(64), evidenceHash: 'e'.repeat(64) },
+    }));
+    const panel = await openAndRender(review, change.id);
+    const model = panel.currentModel!;
+    assert.equal(model.verdict.state, 'readOnly');
+    assert.equal(model.verdict.headline, 'In Pull request #7 · open · checks passing');
+    assert.deepEqual(model.pullRequest, {
+      number: 7,
+      url: pullRequest.url,
+      repository: 'acme/review-app',
+      state: 'open',
+      checks: 'passing',
+      checksText: 'checks passing',
+      updatedAt: pullRequest.updatedAt,
+    });
+    assert.equal(model.approval?.by, 'ann@example.invalid');
+    assert.ok(!model.warnings.some((warning) => /worktree/.test(warning)), 'a pull request needs no worktree warning');
+    const response = await send(panel, { type: 'openPullRequest', id: 3, changeId: change.id });
+    assert.equal(response?.ok, true, response && !response.ok ? response.error : '');
+    assert.deepEqual(review.opened, [pullRequest.url]);
+
+    await review.repo.store.update(change.id, (current) => ({ ...current, pullRequest: { ...pullRequest, url: 'javascript:alert(1)' } }));
+    const refused = await send(panel, { type: 'openPullRequest', id: 4, changeId: change.id });
+    assert.equal(refused?.ok, false);
+    assert.match(refused && !refused.ok ? refused.error : '', /not https/);
+    assert.equal(review.opened.length, 1, 'nothing else was opened');
+    panel.dispose();
+  });
+
   it('comes back after a reload through the panel serializer, and refuses state it cannot trust', async () => {
     const { change } = await seedChange(review.repo, { id: 'c0ffee06' });
     const restored = vscode.window.createWebviewPanel(REVIEW_VIEW_TYPE, 'restoring', vscode.ViewColumn.Active, {});
@@ -188,7 +335,7 @@ describe('the review panel', () => {
     });
     const panel = review.controller.panelFor(review.repo.root, change.id);
     assert.ok(panel, 'the restored panel is a review again');
-    await waitFor(() => panel.counters.rendered > 0, 'the restored review to render', 30_000);
+    await fullyRendered(panel);
     assert.equal(panel.panel.title, 'Review: Add a greeting function');
     panel.dispose();
 
