@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { launchBrowser, startCodeServer, workbenchUrl } from '../test/runners/codeServer.mjs';
 import { createSampleRepository, git } from '../test/runners/fixtures.mjs';
 import { answerInput, openLanesView, pickItem, reviewFrame, runCommand, treeRow } from '../test/runners/workbenchUi.mjs';
+import { demoPreflightProblem, machineFacts } from './demo-preflight.mjs';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const check = process.argv.includes('--check');
@@ -20,6 +21,13 @@ const demoDir = join(root, '.demo');
 const shots = join(root, 'test-results');
 const step = (text) => console.log(`demo: ${text}`);
 
+const facts = machineFacts();
+const problem = demoPreflightProblem(facts);
+if (problem) {
+  console.error(problem);
+  process.exit(1);
+}
+if (!facts.containersConfOk) step("setting podman's runtime to runc in /etc/containers/containers.conf (the file is replaced)");
 execFileSync('bash', [join(root, 'scripts', 'setup-test-env.sh')], { stdio: 'inherit' });
 execFileSync('npm', ['run', '--silent', 'package'], { cwd: root, stdio: 'inherit' });
 execFileSync('bash', [join(root, 'scripts', 'build-sandbox-image.sh')], { stdio: 'inherit' });
