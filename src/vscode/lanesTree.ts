@@ -12,6 +12,8 @@ export type LanesNode =
   | { kind: 'repo'; repo: RepoContext }
   | { kind: 'lane'; repo: RepoContext; lane: Lane | 'closed'; changes: Change[] }
   | { kind: 'change'; repo: RepoContext; change: Change }
+  /** Under a blocked or failed change: why, in full (a row's description is cut at the view's default width). */
+  | { kind: 'why'; repo: RepoContext; change: Change; why: ChangeWhy }
   | { kind: 'problem'; problem: FolderProblem }
   | { kind: 'loadError'; repo: RepoContext };
 
@@ -71,6 +73,10 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
       if (!node) return await this.rootNodes();
       if (node.kind === 'repo') return this.repoChildren(node.repo);
       if (node.kind === 'lane') return node.changes.map((change) => ({ kind: 'change', repo: node.repo, change }));
+      if (node.kind === 'change') {
+        const why = changeWhy(node.change);
+        return why ? [{ kind: 'why', repo: node.repo, change: node.change, why }] : [];
+      }
       return [];
     } catch (error) {
       this.logger.error('The Lanes view could not be built', error);
@@ -152,6 +158,22 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
         if (glance) item.description = `${glance} · ${String(item.description)}`;
         return item;
       }
+      case 'why': {
+        const item = new vscode.TreeItem(node.why.text, vscode.TreeItemCollapsibleState.None);
+        item.id = `why:${node.repo.root}:${node.change.id}`;
+        item.tooltip = node.why.text;
+        item.iconPath = new vscode.ThemeIcon(
+          node.why.kind === 'blocked' ? 'circle-slash' : 'error',
+          new vscode.ThemeColor('list.warningForeground'),
+        );
+        item.contextValue = 'why';
+        const target = { repoRoot: node.repo.root, changeId: node.change.id };
+        item.command =
+          node.why.kind === 'blocked'
+            ? { command: Commands.explainDecision, title: 'Explain Decision', arguments: [target] }
+            : { command: Commands.showTaskLog, title: 'Show Task Log', arguments: [target] };
+        return item;
+      }
       case 'problem': {
         const item = new vscode.TreeItem(node.problem.folder.name, vscode.TreeItemCollapsibleState.None);
         item.description =
@@ -209,14 +231,32 @@ const BOUNDARY_WORDS: Record<AgentIsolationBackend, string> = {
   host: 'none, the agent ran on the host (policy allowed it)',
 };
 
+interface ChangeWhy {
+  kind: 'blocked' | 'failed';
+  text: string;
+}
+
+/** Why a change cannot move on, in full: the rule that blocked it, or the sandbox tasks that failed. */
+function changeWhy(change: Change): ChangeWhy | undefined {
+  if ((change.lane === 'draft' || change.lane === 'sandbox') && change.lastDecision?.effect === 'block') {
+    const rule = change.lastDecision.matchedRules.find((matched) => matched.effect === 'block');
+    return { kind: 'blocked', text: `Blocked: ${rule?.reason ?? change.lastDecision.explanation}` };
+  }
+  if (change.lane === 'sandbox' && (change.sandbox?.verdict === 'failed' || change.sandbox?.verdict === 'error'))
+    return { kind: 'failed', text: change.sandbox.message ?? describeSandboxVerdict(change.sandbox) ?? 'The sandbox run failed' };
+  return undefined;
+}
+
 /** A code span shows its text as written (no Markdown escapes inside); backticks in it would end it, so they go. */
 function codeSpan(text: string): string {
   return `\`${text.replace(/`/g, "'")}\``;
 }
 
 function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
-  const item = new vscode.TreeItem(change.title, vscode.TreeItemCollapsibleState.None);
-  item.id = `change:${repo.root}:${change.id}`;
+  const why = changeWhy(change);
+  const item = new vscode.TreeItem(change.title, why ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None);
+  // A new id when the why row comes or goes: VS Code keeps an id's collapsed state, and shows a new one expanded.
+  item.id = `change:${repo.root}:${change.id}${why ? ':why' : ''}`;
   const running = change.agentRun?.state === 'running';
   // Pull request lane: the pull request at a glance ("#12 · open · checks passing"); Sandbox: the last run's verdict.
   const glance =

@@ -167,6 +167,16 @@ describe('Policy in a real VS Code', () => {
       },
     );
     assert.equal(repo.store.get(change.id)?.lastDecision?.action, 'gate.draftToSandbox', 'the decision is kept with the change');
+    // The Lanes view: the blocked draft leads with "blocked:", and its reason in full is a row under it that opens Explain Decision.
+    const api = await lanesApi();
+    const stored = repo.store.get(change.id)!;
+    const node = { kind: 'change' as const, repo, change: stored };
+    assert.match(String(api.tree.getTreeItem(node).description), /^blocked: /);
+    assert.match(String(api.tree.getTreeItem(node).contextValue), /\.blocked$/);
+    const why = (await api.tree.getChildren(node)).map((child) => api.tree.getTreeItem(child));
+    assert.equal(why.length, 1);
+    assert.match(String(why[0]!.label), /^Blocked: .*Terraform pipeline/);
+    assert.equal(why[0]!.command?.command, 'agentLanes.explainDecision');
 
     const uri = await vscode.commands.executeCommand<vscode.Uri>('agentLanes.explainDecision', { changeId: change.id });
     const markdown = await textOf(uri);

@@ -99,13 +99,16 @@ describe('Sandbox lane in a real VS Code (real podman, real image)', function ()
       .filter((event) => event.changeId === changeId);
   }
 
-  async function treeDescription(changeId: string): Promise<{ lane: string; description: string; contextValue: string }> {
+  async function treeDescription(
+    changeId: string,
+  ): Promise<{ lane: string; description: string; contextValue: string; why: vscode.TreeItem[] }> {
     const api = await lanesApi();
     for (const laneNode of await api.tree.getChildren()) {
       for (const node of await api.tree.getChildren(laneNode)) {
         if (node.kind === 'change' && node.change.id === changeId) {
           const item = api.tree.getTreeItem(node);
-          return { lane: labelOf(api, laneNode), description: String(item.description), contextValue: String(item.contextValue) };
+          const why = (await api.tree.getChildren(node)).map((child) => api.tree.getTreeItem(child));
+          return { lane: labelOf(api, laneNode), description: String(item.description), contextValue: String(item.contextValue), why };
         }
       }
     }
@@ -231,6 +234,10 @@ describe('Sandbox lane in a real VS Code (real podman, real image)', function ()
     assert.match(row.lane, /^Sandbox/);
     assert.match(row.description, /^network failed · scripted · /);
     assert.equal(row.contextValue, 'change.sandbox');
+    // Why, in full, in a row of its own under the change (the description is cut at the view's default width); a click shows the log.
+    assert.equal(row.why.length, 1);
+    assert.match(String(row.why[0]!.label), /network/);
+    assert.equal(row.why[0]!.command?.command, 'agentLanes.showTaskLog');
 
     // Promote again: the tasks run again in the same container, with the same verdict.
     const [container] = containersOf(failedChange.id);
