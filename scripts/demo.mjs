@@ -158,8 +158,11 @@ git(repo, 'config', 'user.email', 'reviewer@example.com');
 await runCommand(page, 'Agent Lanes: Open Review');
 await pickItem(page, 'Add a greeting function and a test');
 let frame = await reviewFrame(page);
-await frame.locator('.verdict.ready').waitFor({ timeout: 60_000 });
-// The scripted agent ran inside bubblewrap, and the canary proved the boundary first.
+await frame.locator('.verdict.needs-approval').waitFor({ timeout: 60_000 });
+await page.waitForTimeout(500);
+await page.screenshot({ path: join(shots, 'demo-review.png') });
+// The scripted agent ran inside bubblewrap, and the canary proved the boundary first (the Evidence tab; the diff comes first).
+await frame.locator('#tab-evidence').click();
 await frame.locator('.isolation.verified', { hasText: 'isolation verified' }).waitFor({ timeout: 30_000 });
 await frame.locator('#ev-isolation').scrollIntoViewIfNeeded();
 await page.waitForTimeout(1000);
@@ -169,8 +172,7 @@ await frame.locator('#ev-failsWithoutChange', { hasText: 'test/greeting.test.js 
 await frame.locator('#ev-failsWithoutChange').scrollIntoViewIfNeeded();
 await page.waitForTimeout(500);
 await page.screenshot({ path: join(shots, 'demo-review-fails-without-change.png') });
-await frame.locator('.verdict.ready').scrollIntoViewIfNeeded();
-await page.screenshot({ path: join(shots, 'demo-review.png') });
+await frame.evaluate('window.scrollTo(0, 0)');
 await frame.locator('vscode-button#approve').click();
 await frame.locator('.verdict.approved').waitFor({ timeout: 30_000 });
 

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, realpathSync, symlinkSync, writeFil
 import { type Server, createServer } from 'node:http';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Locator, Page } from 'playwright-core';
+import type { Browser, Frame, Locator, Page } from 'playwright-core';
 import { CLAUDE_CODE_PRESET } from '../../src/core/draft/presets/claudeCode';
 import { agentCliPrefix, installAgentCli } from '../../src/infra/draft/agentCliCache';
 import { type AnthropicStandIn, type ScriptedTurn, startAnthropicStandIn } from '../fixtures/model-standins/anthropic';
@@ -72,6 +72,22 @@ async function contextAction(page: Page, row: Locator, action: string): Promise<
   await screenshot(page, 'e2e-first-context-menu');
   await entry.waitFor({ timeout: 15_000 });
   await entry.click();
+}
+
+/** The webview frame (a Markdown preview, the review) whose document shows `text`. */
+async function frameWithText(page: Page, text: string, timeoutMs: number): Promise<Frame> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const frame of page.frames()) {
+      const found = await frame
+        .locator('body', { hasText: text })
+        .count()
+        .catch(() => 0);
+      if (found && frame !== page.mainFrame()) return frame;
+    }
+    if (Date.now() > deadline) throw new Error(`No webview shows "${text}".`);
+    await page.waitForTimeout(250);
+  }
 }
 
 describe('the first ten minutes, by clicking: walkthrough → Claude Code preset → first draft → review', function () {
@@ -214,6 +230,19 @@ describe('the first ten minutes, by clicking: walkthrough → Claude Code preset
     await screenshot(page, 'e2e-first-review');
     // The review lists the files the model's tool calls changed, with the sandbox's evidence.
     for (const file of ['src/math.js', 'test/subtract.test.js']) await frame.locator(`text=${file}`).first().waitFor({ timeout: 30_000 });
-    assert.match(await frame.locator('#app').innerText(), /Isolation verified/);
+    // The sandbox's evidence is behind the Evidence tab (the diff comes first).
+    await frame.locator('#tab-evidence').click();
+    await frame.locator('text=Isolation verified').first().waitFor({ timeout: 15_000 });
+
+    // Its History: every event of the change, one entry each under the day's heading, fitting the editor.
+    await contextAction(page, await treeRow(page, 'Add subtract() with a test', 30_000), 'Show History');
+    const history = await frameWithText(page, 'History: Add subtract() with a test', 30_000);
+    for (const action of ['change.create', 'agent.start', 'agent.stop', 'lane.transition'])
+      await history.locator('code', { hasText: action }).first().waitFor({ timeout: 15_000 });
+    assert.equal(await history.locator('table').count(), 0, 'no table to run off the edge');
+    const overflow = await history.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+    assert.ok(overflow <= 0, `the History fits its editor (${overflow} px too wide)`);
+    await page.waitForTimeout(500);
+    await screenshot(page, 'e2e-history');
   });
 });

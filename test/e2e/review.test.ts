@@ -12,7 +12,7 @@ import { JsonFilePersistence } from '../../src/infra/storage/fileStore';
 import { RepoStorage } from '../../src/infra/storage/repoStorage';
 import { createSampleRepository, tempDir } from '../runners/fixtures.mjs';
 import { type Seeded, seedChange } from '../integration/review/seed';
-import { type CodeServer, openFolder, repoRoot, screenshot, startWorkbench } from './workbench';
+import { type CodeServer, openFolder, openLanesView, repoRoot, screenshot, startWorkbench } from './workbench';
 
 const EXTENSION_ID = 'agent-lanes.agent-lanes';
 const PR_URL = 'https://github.example/acme/review-app/pull/7';
@@ -164,6 +164,12 @@ describe('the review webview in a real VS Code', function () {
     );
     assert.equal(decision.effect, 'block', decision.explanation);
     await store.update(blockedDraft.change.id, (change) => ({ ...change, lastDecision: decision }));
+    // In Sandbox, its required test failed: the sidebar says which.
+    const inSandbox = await seedChange(target, { id: 'e2e0a005', title: 'Trim the greeting', lane: 'sandbox' });
+    await store.update(inSandbox.change.id, (change) => ({
+      ...change,
+      sandbox: { verdict: 'failed', at: new Date().toISOString(), failedTasks: ['test'], message: 'test failed (exit 1)' },
+    }));
   });
 
   after(async () => {
@@ -188,7 +194,7 @@ describe('the review webview in a real VS Code', function () {
     assert.deepEqual(await frame.locator('[role="tab"]').allInnerTexts(), ['Files changed (3)', 'Evidence']);
     assert.equal(await frame.locator('#tab-files').getAttribute('aria-selected'), 'true');
     assert.equal(await frame.locator('.file-list .file-link').count(), 3);
-    await frame.locator('h1').scrollIntoViewIfNeeded();
+    await frame.evaluate('window.scrollTo(0, 0)');
     await screenshot(page, 'e2e-review');
     // The header's link takes the reader to the flag, in the evidence.
     await item.locator('a.jump', { hasText: 'Go to Flags' }).click();
@@ -217,7 +223,31 @@ describe('the review webview in a real VS Code', function () {
     await frame.locator('.file-list .file-link', { hasText: 'greeting.js' }).click();
     await frame.locator('.file .line > .text', { hasText: 'exports.greet' }).first().waitFor({ timeout: 30_000 });
     await screenshot(page, 'e2e-review-diff');
-    await frame.locator('h1').scrollIntoViewIfNeeded();
+    await frame.evaluate('window.scrollTo(0, 0)');
+  });
+
+  it('lists a change in each lane in the sidebar: the state first, the blocked draft with its reason, the pull request by its number', async () => {
+    await openLanesView(page);
+    const row = (title: string) => page.locator('.pane-body .monaco-list-row', { hasText: title }).first();
+    await row('Read the session secret').waitFor({ timeout: 30_000 });
+    const description = async (title: string) => (await row(title).locator('.label-description').innerText()).trim();
+    assert.match(await description('Read the session secret'), /^blocked: /, 'the reason leads a blocked draft');
+    assert.match(await description('Trim the greeting'), /^test failed/);
+    assert.match(await description('Greeting in a pull request'), /#7/);
+    // The blocked draft is not offered Promote: its inline actions and its context menu leave it out.
+    await row('Read the session secret').click({ button: 'right' });
+    const menu = page.locator('.context-view .monaco-menu');
+    await menu.waitFor({ timeout: 15_000 });
+    const items = await menu.locator('.action-label').allInnerTexts();
+    assert.ok(
+      items.some((item) => /Open Review/.test(item)),
+      items.join(', '),
+    );
+    assert.ok(!items.some((item) => /^Promote|Run Sandbox Tasks/.test(item)), items.join(', '));
+    await page.keyboard.press('Escape');
+    await page.mouse.move(900, 700);
+    await page.waitForTimeout(500);
+    await screenshot(page, 'e2e-sidebar-each-lane');
   });
 
   it('puts what blocks a change at the top, with its rule and a link to its place', async () => {
@@ -231,7 +261,7 @@ describe('the review webview in a real VS Code', function () {
       await frame.locator('#approve-reason').innerText(),
       /Approve is unavailable until what the verdict above lists is resolved\./,
     );
-    await frame.locator('h1').scrollIntoViewIfNeeded();
+    await frame.evaluate('window.scrollTo(0, 0)');
     await screenshot(page, 'e2e-review-blocker');
     await block.locator('a.jump').click();
     assert.equal(await frame.locator('#tab-evidence').getAttribute('aria-selected'), 'true');
@@ -249,7 +279,7 @@ describe('the review webview in a real VS Code', function () {
     assert.equal(await frame.locator('vscode-button#approve').count(), 1);
     assert.equal(await frame.locator('vscode-button#approve').isVisible(), false, 'no actions outside Review: hidden, not greyed');
     assert.equal(await frame.locator('vscode-button#reject').isVisible(), false);
-    await frame.locator('h1').scrollIntoViewIfNeeded();
+    await frame.evaluate('window.scrollTo(0, 0)');
     await screenshot(page, 'e2e-review-pull-request');
     // The link opens outside VS Code: the browser gets a new page with the pull request's address.
     // No internet here: the address answers from a stand-in, so the new page keeps it.
@@ -283,7 +313,7 @@ describe('the review webview in a real VS Code', function () {
     assert.match(await block.innerText(), /At Draft → Sandbox · Rule stopConditions\.secretLike/);
     assert.match(await frame.locator('.verdict-detail').innerText(), /Read-only: only a change in Review can be approved/);
     assert.equal(await frame.locator('vscode-button#approve').isVisible(), false);
-    await frame.locator('h1').scrollIntoViewIfNeeded();
+    await frame.evaluate('window.scrollTo(0, 0)');
     await screenshot(page, 'e2e-review-draft-read-only');
   });
 
@@ -305,7 +335,7 @@ describe('the review webview in a real VS Code', function () {
     );
     assert.equal(await occurrences(frame, /Approved by/), 1, 'the approval is stated once');
     assert.equal(await approve.isVisible(), false, 'nothing left to approve');
-    await frame.locator('h1').scrollIntoViewIfNeeded();
+    await frame.evaluate('window.scrollTo(0, 0)');
     await screenshot(page, 'e2e-review-approved');
   });
 
