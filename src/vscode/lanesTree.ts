@@ -64,6 +64,14 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
     }
   }
 
+  /** Why a change cannot move on: its own record, or in Review the gate's verdict (the review glance). */
+  private whyOf(repo: RepoContext, change: Change): ChangeWhy | undefined {
+    const own = changeWhy(change);
+    if (own || change.lane !== 'review') return own;
+    const glance = this.reviewGlance?.(repo, change);
+    return glance?.startsWith(REVIEW_BLOCKED) ? { kind: 'review', text: `Blocked: ${glance.slice(REVIEW_BLOCKED.length)}` } : undefined;
+  }
+
   get state(): ViewState {
     return this.viewState;
   }
@@ -74,7 +82,7 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
       if (node.kind === 'repo') return this.repoChildren(node.repo);
       if (node.kind === 'lane') return node.changes.map((change) => ({ kind: 'change', repo: node.repo, change }));
       if (node.kind === 'change') {
-        const why = changeWhy(node.change);
+        const why = this.whyOf(node.repo, node.change);
         return why ? [{ kind: 'why', repo: node.repo, change: node.change, why }] : [];
       }
       return [];
@@ -156,6 +164,10 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
         const item = changeItem(node.repo, node.change);
         const glance = node.change.lane === 'review' ? this.reviewGlance?.(node.repo, node.change) : undefined;
         if (glance) item.description = `${glance} · ${String(item.description)}`;
+        if (glance?.startsWith(REVIEW_BLOCKED) && item.collapsibleState === vscode.TreeItemCollapsibleState.None) {
+          item.collapsibleState = vscode.TreeItemCollapsibleState.Expanded;
+          item.id = `${item.id}:why`;
+        }
         return item;
       }
       case 'why': {
@@ -163,7 +175,7 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
         item.id = `why:${node.repo.root}:${node.change.id}`;
         item.tooltip = node.why.text;
         item.iconPath = new vscode.ThemeIcon(
-          node.why.kind === 'blocked' ? 'circle-slash' : 'error',
+          node.why.kind === 'failed' ? 'error' : 'circle-slash',
           new vscode.ThemeColor('list.warningForeground'),
         );
         item.contextValue = 'why';
@@ -171,7 +183,9 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
         item.command =
           node.why.kind === 'blocked'
             ? { command: Commands.explainDecision, title: 'Explain Decision', arguments: [target] }
-            : { command: Commands.showTaskLog, title: 'Show Task Log', arguments: [target] };
+            : node.why.kind === 'review'
+              ? { command: Commands.openReview, title: 'Open Review', arguments: [target] }
+              : { command: Commands.showTaskLog, title: 'Show Task Log', arguments: [target] };
         return item;
       }
       case 'problem': {
@@ -231,8 +245,12 @@ const BOUNDARY_WORDS: Record<AgentIsolationBackend, string> = {
   host: 'none, the agent ran on the host (policy allowed it)',
 };
 
+/** How the review glance of a change the Review gate blocks begins (reviewGlance in core/review/reviewModel.ts). */
+const REVIEW_BLOCKED = 'blocked: ';
+
 interface ChangeWhy {
-  kind: 'blocked' | 'failed';
+  /** blocked: a policy decision; failed: the sandbox run; review: the Review gate's verdict. */
+  kind: 'blocked' | 'failed' | 'review';
   text: string;
 }
 

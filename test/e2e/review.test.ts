@@ -234,6 +234,15 @@ describe('the review webview in a real VS Code', function () {
     assert.match(await description('Read the session secret'), /^blocked: /, 'the reason leads a blocked draft');
     assert.match(await description('Trim the greeting'), /^test failed/);
     assert.match(await description('Greeting in a pull request'), /#7/);
+    // Each blocked or failed change has the reason in full in a row under it: the blocked draft, the failed sandbox run, and
+    // the change the Review gate blocks (its required test failed).
+    const whyRows = page.locator('.pane-body .monaco-list-row').filter({ has: page.locator('.codicon-circle-slash, .codicon-error') });
+    await whyRows.nth(2).waitFor({ timeout: 15_000 });
+    const why = await whyRows.allInnerTexts();
+    assert.equal(why.length, 3, why.join(' | '));
+    assert.match(why[0]!, /^Blocked: secret-like content/);
+    assert.match(why[1]!, /test failed \(exit 1\)/);
+    assert.match(why[2]!, /^Blocked: .*test/);
     // The blocked draft is not offered Promote: its inline actions and its context menu leave it out.
     await row('Read the session secret').click({ button: 'right' });
     const menu = page.locator('.context-view .monaco-menu');
