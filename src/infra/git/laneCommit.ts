@@ -138,6 +138,9 @@ export async function commitLaneWork(options: CommitLaneWorkOptions): Promise<La
   const { worktreePath, branch, baseSha } = options;
   if (!isLaneBranch(branch))
     throw new LaneCommitError(`"${branch}" is not a lane branch; lane work is committed only on lanes/… branches.`);
+  // Independent reads at once: which branch the worktree is on, and who commits.
+  const identityRead = resolveIdentity(worktreePath, options.fallbackIdentity ?? FALLBACK_IDENTITY);
+  identityRead.catch(() => undefined);
   const head = await git(worktreePath, ['symbolic-ref', '--quiet', 'HEAD'], { okExitCodes: [1] });
   const onBranch = head.stdout.trim();
   if (onBranch !== `refs/heads/${branch}`) {
@@ -153,20 +156,22 @@ export async function commitLaneWork(options: CommitLaneWorkOptions): Promise<La
       `Could not stage the agent's changes in ${worktreePath}: ${added.stderr.trim() || `git add exited with ${added.exitCode}`}`,
     );
   }
-  const staged = await git(worktreePath, ['diff', '--cached', '--quiet', '--no-ext-diff'], { okExitCodes: [1] });
-  const { env, identity } = await resolveIdentity(worktreePath, options.fallbackIdentity ?? FALLBACK_IDENTITY);
-  let createdCommit = false;
-  if (staged.exitCode === 1) {
-    // No automatic gc or maintenance in the user's repository because a lane committed (it would repack their refs).
-    await git(
-      worktreePath,
-      ['-c', 'gc.auto=0', '-c', 'maintenance.auto=false', 'commit', '--quiet', '--no-verify', '--cleanup=whitespace', '-F', '-'],
-      {
-        input: laneCommitMessage(options),
-        env,
-      },
-    );
-    createdCommit = true;
+  const { env, identity } = await identityRead;
+  // The commit is tried at once; git exits 1 when nothing is staged, and only then is the index asked whether that
+  // was why (one git process less in the common case, where the agent changed something).
+  // No automatic gc or maintenance in the user's repository because a lane committed (it would repack their refs).
+  const committed = await git(
+    worktreePath,
+    ['-c', 'gc.auto=0', '-c', 'maintenance.auto=false', 'commit', '--quiet', '--no-verify', '--cleanup=whitespace', '-F', '-'],
+    { input: laneCommitMessage(options), env, okExitCodes: [1] },
+  );
+  const createdCommit = committed.exitCode === 0;
+  if (!createdCommit) {
+    const staged = await git(worktreePath, ['diff', '--cached', '--quiet', '--no-ext-diff'], { okExitCodes: [1] });
+    if (staged.exitCode === 1)
+      throw new LaneCommitError(
+        `Could not commit the agent's changes in ${worktreePath}: ${(committed.stderr || committed.stdout).trim() || 'git commit exited with 1'}`,
+      );
   }
   const revs = await git(worktreePath, ['rev-parse', 'HEAD', 'HEAD^{tree}', `${baseSha}^{tree}`]);
   const [headSha = '', headTree, baseTree] = revs.stdout.trim().split('\n');
