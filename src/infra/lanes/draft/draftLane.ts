@@ -280,7 +280,9 @@ export class DraftLane {
     const dir = ctx.storage.changeDir(changeId);
     await mkdir(dir, { recursive: true });
     const startedAt = new Date().toISOString();
-    try {
+    // The run's record and its audit event are written while the boundary opens and its canary runs: the agent
+    // starts only once they are (the runner's `ready`), and the boundary's own record waits for them (onBoundary).
+    const recorded = (async () => {
       await ctx.store.update(changeId, (c) => ({ ...c, agentId: agent.id, agentRun: { state: 'running', startedAt } }));
       await ctx.audit.append({
         actor,
@@ -288,6 +290,9 @@ export class DraftLane {
         changeId,
         details: { agentId: agent.id, command: agent.command[0], promptRef: this.promptRef(change), isolation: choice.backend },
       });
+    })();
+    recorded.catch(() => undefined);
+    try {
       // Taken while the boundary opens and its canary runs; the agent starts only once it is done.
       const snapshot = snapshotCheckout(ctx.repoRoot);
       snapshot.catch(() => undefined);
@@ -352,6 +357,7 @@ export class DraftLane {
             ...(channel && this.options.mcpServerScript && mcpConfigFile ? { readOnlyPaths: [this.options.mcpServerScript] } : {}),
           }),
         onBoundary: async (handle) => {
+          await recorded;
           await ctx.store.update(changeId, (c) => ({ ...c, agentRun: { state: 'running', startedAt, boundary: handle } }));
           await ctx.audit.append({ actor: EXTENSION_ACTOR, action: 'agent.isolation', changeId, details: { ...handle } });
         },
@@ -371,10 +377,12 @@ export class DraftLane {
         timeoutMs: hooks.timeoutMs ?? limits.timeoutSeconds * 1000,
         ...(channel ? { channelPath: channel.socketPath } : {}),
         ...(mcpConfigFile && mcpServer ? { mcpConfigFile, mcpServer } : {}),
-        ready: snapshot,
+        ready: Promise.all([snapshot, recorded]),
         finished: agentFinished.signal,
         finishGraceMs: finishGraceSeconds * 1000,
       }).finally(() => channel?.close());
+      // A boundary that failed to open returns before `ready`: the run's record still comes before its outcome's.
+      await recorded.catch(() => undefined);
       const before = await snapshot;
       // Whatever the run's outcome, its work is committed and analysed: nothing is lost.
       const finished = await finishDraftRun({
@@ -419,6 +427,8 @@ export class DraftLane {
       });
       return outcome;
     } catch (error) {
+      // Never before the run's own record, which would overwrite this one.
+      await recorded.catch(() => undefined);
       await ctx.store
         .update(changeId, (c) => ({
           ...c,
