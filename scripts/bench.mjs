@@ -3,6 +3,7 @@
 // here asserts a time. Ratios are taken against a baseline in the same run.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchBrowser, runTestsInWorkbench, startCodeServer } from '../test/runners/codeServer.mjs';
@@ -87,6 +88,8 @@ if (!only.length || only.includes('vscode')) {
 }
 
 const summary = Object.fromEntries(Object.entries(results).map(([key, values]) => [key, Math.round(median(values) * 1000) / 1000]));
+// The machine the figures come from: every ratio and time depends on it.
+summary['machine.cores'] = availableParallelism();
 writeFileSync(join(root, 'bench-results.json'), `${JSON.stringify(summary, null, 2)}\n`);
 console.log('\nmetric'.padEnd(36) + 'value');
 for (const [key, value] of Object.entries(summary)) console.log(`${key.padEnd(35)}${value}`);

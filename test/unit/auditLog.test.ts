@@ -99,6 +99,34 @@ if (process.env.AUDIT_CRASH_CHILD) {
       );
     });
 
+    it('writes an append to an idle log at once, and groups the appends that arrive during a write into the next batch', async () => {
+      // A delay longer than the test's timeout: only group commit lets these appends resolve in time.
+      const log = await AuditLog.open(file, { repoKey: REPO, flushDelayMs: 60_000 });
+      const batches: number[] = [];
+      log.onDidAppend((events) => batches.push(events.length));
+      const started = performance.now();
+      await log.append({ actor: user, action: 'review.approve', changeId: 'c0ffee00' });
+      assert.ok(performance.now() - started < 5_000, 'the lone append did not wait for the batch delay');
+      await new Promise((resolve) => setImmediate(resolve));
+      // Appends in one turn of the event loop share one write.
+      await Promise.all(Array.from({ length: 200 }, (_, index) => log.append({ actor: agent, action: 'task.run', details: { index } })));
+      assert.deepEqual(batches, [1, 200]);
+      // Appends made while a write is on its way go as soon as it ends, not after the batch delay.
+      const during: Promise<AuditEvent>[] = [log.append({ actor: agent, action: 'task.run', details: { index: 200 } })];
+      for (let turn = 0; turn < 5; turn++) {
+        await new Promise((resolve) => setImmediate(resolve));
+        during.push(log.append({ actor: agent, action: 'task.run', details: { index: 201 + turn } }));
+      }
+      await Promise.all(during);
+      await log.close();
+      assert.equal(
+        batches.reduce((a, b) => a + b, 0),
+        207,
+      );
+      const result = await verifyAuditFile(file, { expectedRepoKey: REPO });
+      assert.equal(result.ok && result.count, 208);
+    });
+
     it('redacts details before they reach the file and counts what it redacted', async () => {
       const log = await AuditLog.open(file, { repoKey: REPO });
       const token = SECRET_SAMPLES.find((sample) => sample.kind === 'githubToken')!.secret;

@@ -38,7 +38,11 @@ export interface AuditLogOptions {
   repoKey?: string;
   /** Flush as soon as this many events wait. */
   maxBatch?: number;
-  /** Otherwise flush this long after the first waiting event. */
+  /**
+   * While a batch is being written, flush the next one this long after its
+   * first event at the latest (it goes as soon as the write in flight ends).
+   * An append to an idle log is written at once.
+   */
   flushDelayMs?: number;
   lockTimeoutMs?: number;
   /**
@@ -69,12 +73,17 @@ interface Pending {
 /**
  * The per-repository audit log writer and reader. Appends are redacted,
  * chained and written in batches with one fsync per batch; append() resolves
- * once its event is on disk.
+ * once its event is on disk. Group commit: an append to an idle log is written
+ * at once (with whatever else was appended in the same turn of the event loop);
+ * those that arrive while a batch is being written go together in the next.
  */
 export class AuditLog {
   private pending: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
   private chain: Promise<void> = Promise.resolve();
+  /** Batches handed to the chain and not written yet. */
+  private writing = 0;
   private lastSeq = 0;
   private lastHash = '';
   private knownSize = 0;
@@ -282,7 +291,7 @@ export class AuditLog {
     return new Promise<AuditEvent>((resolve, reject) => {
       this.pending.push({ input, details, resolve, reject });
       const maxBatch = this.options.maxBatch ?? 256;
-      if (this.pending.length >= maxBatch) this.scheduleFlush(0);
+      if (this.pending.length >= maxBatch || this.writing === 0) this.scheduleFlush(0);
       else this.scheduleFlush(this.options.flushDelayMs ?? 5);
     });
   }
@@ -290,6 +299,15 @@ export class AuditLog {
   private scheduleFlush(delayMs: number): void {
     if (this.timer && delayMs > 0) return;
     if (this.timer) clearTimeout(this.timer);
+    if (this.immediate) return;
+    if (delayMs === 0) {
+      // After the appends of this turn of the event loop, without a timer's extra millisecond.
+      this.immediate = setImmediate(() => {
+        this.immediate = undefined;
+        void this.flush();
+      });
+      return;
+    }
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.flush();
@@ -302,10 +320,21 @@ export class AuditLog {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
+    if (this.immediate) {
+      clearImmediate(this.immediate);
+      this.immediate = undefined;
+    }
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return this.chain;
-    this.chain = this.chain.then(() => this.writeBatch(batch));
+    this.writing++;
+    this.chain = this.chain
+      .then(() => this.writeBatch(batch))
+      .then(() => {
+        this.writing--;
+        // What arrived during the write goes now, as one batch.
+        if (this.writing === 0 && this.pending.length && !this.closed) this.scheduleFlush(0);
+      });
     return this.chain;
   }
 
