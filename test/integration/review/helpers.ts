@@ -130,7 +130,7 @@ export function fullyRendered(panel: ReviewPanel): Promise<ReviewModel> {
   return waitFor(
     () => (panel.counters.rendered > 0 && panel.currentModel && !panel.currentModel.provisional ? panel.currentModel : undefined),
     `the review of ${panel.changeId} to render`,
-    30_000,
+    60_000,
   );
 }
 
