@@ -182,6 +182,10 @@ await answerInput(page, 'demo-token');
 await runCommand(page, 'Agent Lanes: Open Pull Request');
 await pickItem(page, 'Add a greeting function and a test');
 await treeRow(page, '#1', 120_000);
+// The open review follows: read-only now, with the pull request, and the approval said once (by the header).
+await frame.locator('.verdict.read-only', { hasText: 'In Pull request #1' }).waitFor({ timeout: 60_000 });
+const actionStatus = (await frame.locator('#action-status').innerText()).trim();
+if (actionStatus) throw new Error(`demo: the review still says "${actionStatus}" after the change left Review`);
 
 step('A second change waits in Review; a third is blocked by the org policy (infra/** is off limits)');
 await draft('Add a dependency');

@@ -137,6 +137,8 @@ export class Actions {
     this.model = model;
     // An approval that was invalidated (or replaced) is no longer reported as given: the header says what holds now.
     if (this.statusApproval && approvalWithdrawn(model, this.statusApproval)) this.clearStatus();
+    // Once the approved change has left Review, the header states the approval: the status line would say it twice.
+    if (this.statusApproval && model.lane !== 'review') this.clearStatus();
     this.applyEnabled();
   }
 
