@@ -99,10 +99,14 @@ if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
 const document = parsed.policy;
 const facts: ChangeFacts = { agentId: 'codex', files: changedFiles(), flags: [], tasks: [], evidence: [], approvals: [{ by: 'alice' }] };
 
-// Cold: a fresh effective policy, so compilation happens inside the timed call.
+// Cold: a fresh effective policy of new content (its version), so compilation happens inside the timed call.
+const freshVersion = <T extends { metadata: object }>(policy: T, i: number): T => ({
+  ...policy,
+  metadata: { ...policy.metadata, version: `cold-${i}` },
+});
 const coldTimes: number[] = [];
 for (let i = 0; i < 5; i++) {
-  const fresh = mergePolicies({ level: 'org', document });
+  const fresh = mergePolicies({ level: 'org', document: freshVersion(document, i) });
   const start = performance.now();
   evaluate(fresh, facts, 'gate.draftToSandbox');
   coldTimes.push(performance.now() - start);
@@ -144,7 +148,7 @@ const bigDocument = {
 const bigFacts: ChangeFacts = { ...facts, files: changedFiles(20_000, 14_000) };
 const bigColdTimes: number[] = [];
 for (let i = 0; i < 3; i++) {
-  const fresh = mergePolicies({ level: 'org', document: bigDocument });
+  const fresh = mergePolicies({ level: 'org', document: freshVersion(bigDocument, i) });
   const start = performance.now();
   evaluate(fresh, bigFacts, 'gate.draftToSandbox');
   bigColdTimes.push(performance.now() - start);

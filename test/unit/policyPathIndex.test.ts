@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import picomatch from 'picomatch';
 import { EFFECTS } from '../../src/core/decision';
-import { evaluate, type ChangeFacts } from '../../src/core/policy/evaluate';
+import { compilePolicy, evaluate, type ChangeFacts } from '../../src/core/policy/evaluate';
 import { GlobIndex, globProblem } from '../../src/core/policy/globs';
 import { mergePolicies } from '../../src/core/policy/merge';
 import { POLICY_API_VERSION, parsePolicyObject } from '../../src/core/policy/schema';
@@ -273,5 +273,33 @@ describe('policy path index', () => {
         if (blocks.length) assert.ok(decision.explanation.includes(`"${globs[Number(/\[(\d+)\]/.exec(blocks[0]!.rule)![1])]}"`));
       }
     }
+  });
+
+  it('compiles a policy once: the same object, or the same content merged again, reuses the index', () => {
+    const parsed = parsePolicyObject(
+      {
+        apiVersion: POLICY_API_VERSION,
+        metadata: { id: 'once', version: '1' },
+        pathRules: [{ glob: 'infra/**', effect: 'block', reason: 'x' }],
+      },
+      'org',
+    );
+    assert.ok(parsed.ok);
+    const first = mergePolicies({ level: 'org', document: parsed.policy });
+    const again = mergePolicies({ level: 'org', document: parsed.policy });
+    assert.notEqual(first, again);
+    assert.equal(compilePolicy(first), compilePolicy(first));
+    assert.equal(compilePolicy(again), compilePolicy(first));
+    assert.notEqual(compilePolicy(first, true), compilePolicy(first));
+    const changed = parsePolicyObject(
+      {
+        apiVersion: POLICY_API_VERSION,
+        metadata: { id: 'once', version: '1' },
+        pathRules: [{ glob: 'infra/**', effect: 'allow', reason: 'x' }],
+      },
+      'org',
+    );
+    assert.ok(changed.ok);
+    assert.notEqual(compilePolicy(mergePolicies({ level: 'org', document: changed.policy })), compilePolicy(first));
   });
 });
