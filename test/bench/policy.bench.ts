@@ -5,6 +5,8 @@
 //   policy.parse1000Ms          parsePolicy() of that policy's YAML, every glob validated (median)
 //   policy.decisionP95Ms        one Review → Pull request decision for a typical change (12 files, the
 //                               built-in policy with a repository overlay), 95th percentile
+//   policy.eval10kx20kMs        evaluate() of 10,000 path rules (same mix) against 20,000 files, warm (median)
+//   policy.eval10kx20kColdMs    the first evaluation of that policy, compiling its index included (median)
 //   policy.naiveRatio           the same 1,000 × 2,000 evaluation with one picomatch matcher per rule
 //                               tried against every file ÷ evaluate() (how much the glob index saves)
 import { performance } from 'node:perf_hooks';
@@ -18,9 +20,9 @@ import { parseOverlayObject, parsePolicy, POLICY_API_VERSION } from '../../src/c
 const RULES = 1_000;
 const FILES = 2_000;
 
-function ruleGlobs(): string[] {
+function ruleGlobs(count = RULES): string[] {
   const globs: string[] = [];
-  for (let i = 0; globs.length < RULES; i++) {
+  for (let i = 0; globs.length < count; i++) {
     switch (i % 7) {
       case 0:
         globs.push(`services/svc-${i}/**`);
@@ -47,10 +49,10 @@ function ruleGlobs(): string[] {
   return globs;
 }
 
-function changedFiles(): ChangeFacts['files'] {
+function changedFiles(count = FILES, spread = 1400): ChangeFacts['files'] {
   const files: { path: string; additions: number; deletions: number }[] = [];
-  for (let i = 0; i < FILES; i++) {
-    const k = (i * 7) % 1400;
+  for (let i = 0; i < count; i++) {
+    const k = (i * 7) % spread;
     const paths = [
       `services/svc-${k}/src/handler-${i}.ts`,
       `packages/pkg-${k + 3}/src/queries/q-${i}.sql`,
@@ -97,10 +99,14 @@ if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
 const document = parsed.policy;
 const facts: ChangeFacts = { agentId: 'codex', files: changedFiles(), flags: [], tasks: [], evidence: [], approvals: [{ by: 'alice' }] };
 
-// Cold: a fresh effective policy, so compilation happens inside the timed call.
+// Cold: a fresh effective policy of new content (its version), so compilation happens inside the timed call.
+const freshVersion = <T extends { metadata: object }>(policy: T, i: number): T => ({
+  ...policy,
+  metadata: { ...policy.metadata, version: `cold-${i}` },
+});
 const coldTimes: number[] = [];
 for (let i = 0; i < 5; i++) {
-  const fresh = mergePolicies({ level: 'org', document });
+  const fresh = mergePolicies({ level: 'org', document: freshVersion(document, i) });
   const start = performance.now();
   evaluate(fresh, facts, 'gate.draftToSandbox');
   coldTimes.push(performance.now() - start);
@@ -132,6 +138,28 @@ for (let i = 0; i < 3; i++) {
     }
   }
   naiveTimes.push(performance.now() - start);
+}
+
+// At scale: 10,000 rules of the same mix against 20,000 files (the policy built directly, not parsed).
+const bigDocument = {
+  ...document,
+  pathRules: ruleGlobs(10_000).map((glob, i) => ({ glob, effect: effects[i % 3], reason: `rule ${i}` })),
+};
+const bigFacts: ChangeFacts = { ...facts, files: changedFiles(20_000, 14_000) };
+const bigColdTimes: number[] = [];
+for (let i = 0; i < 3; i++) {
+  const fresh = mergePolicies({ level: 'org', document: freshVersion(bigDocument, i) });
+  const start = performance.now();
+  evaluate(fresh, bigFacts, 'gate.draftToSandbox');
+  bigColdTimes.push(performance.now() - start);
+}
+const big = mergePolicies({ level: 'org', document: bigDocument });
+const bigFirst = evaluate(big, bigFacts, 'gate.draftToSandbox');
+const bigWarmTimes: number[] = [];
+for (let i = 0; i < 7; i++) {
+  const start = performance.now();
+  evaluate(big, bigFacts, 'gate.draftToSandbox');
+  bigWarmTimes.push(performance.now() - start);
 }
 
 // A typical change: the built-in policy plus a small repository overlay, 12 files, a few flags.
@@ -169,7 +197,7 @@ for (let i = 0; i < 5_000; i++) {
 
 console.error(
   `rules ${RULES}, files ${FILES}: decision ${first.effect} with ${first.matchedRules.length} matched rules; ` +
-    `the naive loop found ${naiveRules.size} deciding rules`,
+    `the naive loop found ${naiveRules.size} deciding rules; 10,000 × 20,000: ${bigFirst.matchedRules.length} matched rules`,
 );
 const evalMs = median(warmTimes);
 console.log(
@@ -178,6 +206,8 @@ console.log(
     'policy.eval1000x2000ColdMs': round(median(coldTimes)),
     'policy.parse1000Ms': round(median(parseTimes)),
     'policy.decisionP95Ms': round(percentile(decisionTimes, 95)),
+    'policy.eval10kx20kMs': round(median(bigWarmTimes)),
+    'policy.eval10kx20kColdMs': round(median(bigColdTimes)),
     'policy.naiveRatio': round(median(naiveTimes) / evalMs),
   })}`,
 );

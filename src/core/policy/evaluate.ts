@@ -131,6 +131,9 @@ interface CompiledPolicy {
 
 const compiledCache = new WeakMap<EffectivePolicy, CompiledPolicy>();
 const compiledIgnoringCase = new WeakMap<EffectivePolicy, CompiledPolicy>();
+/** By content (policy hash, the level of each path rule, case rule), for an equal policy merged again. */
+const compiledByContent = new Map<string, CompiledPolicy>();
+const CONTENT_CACHE_SIZE = 8;
 
 /** Builds (once per effective policy and case rule) the glob indexes evaluation uses. */
 /** @internal Exported for its unit tests; the product calls it inside this module. */
@@ -138,6 +141,14 @@ export function compilePolicy(effective: EffectivePolicy, caseInsensitive = fals
   const cache = caseInsensitive ? compiledIgnoringCase : compiledCache;
   const cached = cache.get(effective);
   if (cached) return cached;
+  // The same policy merged again (a refresh that changed nothing) is the same content: reuse its indexes.
+  const levels = effective.policy.pathRules.map((_, index) => effective.origins[`pathRules[${index}]`] ?? 'default').join(',');
+  const contentKey = `${caseInsensitive ? 'i' : 'c'}:${effective.policyHash}:${levels}`;
+  const sameContent = compiledByContent.get(contentKey);
+  if (sameContent) {
+    cache.set(effective, sameContent);
+    return sameContent;
+  }
   const options = { caseInsensitive };
   const pathRules = new GlobIndex<PathRulePayload>(options);
   const perLevel = new Map<PolicyOrigin, number>();
@@ -153,6 +164,8 @@ export function compilePolicy(effective: EffectivePolicy, caseInsensitive = fals
   effective.policy.lanes.approvals.sensitivePathReviewers.forEach((entry, index) => reviewers.add(entry.glob, index));
   const compiled = { pathRules, sensitivePaths, reviewers };
   cache.set(effective, compiled);
+  if (compiledByContent.size >= CONTENT_CACHE_SIZE) compiledByContent.clear();
+  compiledByContent.set(contentKey, compiled);
   return compiled;
 }
 

@@ -61,6 +61,39 @@ function push<T>(map: Map<string, Entry<T>[]>, key: string, entry: Entry<T>): vo
   else map.set(key, [entry]);
 }
 
+const MAX_ALTERNATIVES = 64;
+
+/**
+ * The alternatives of a glob's comma braces (`{a,b}/x` → `a/x`, `b/x`), or
+ * undefined when it has none or any brace is of a kind not expanded here
+ * (nested, a range such as `{1..3}`, no comma, unbalanced, too many
+ * alternatives): such a glob is then filed whole, where nothing narrows it.
+ */
+function expandBraces(glob: string): string[] | undefined {
+  // Inside a class or an extglob a brace is not an alternation: leave such globs whole.
+  if (!glob.includes('{') || /[[\]()]/.test(glob)) return undefined;
+  let results = [''];
+  let rest = glob;
+  for (;;) {
+    const start = rest.indexOf('{');
+    if (start < 0) {
+      if (rest.includes('}')) return undefined;
+      return results.map((prefix) => prefix + rest);
+    }
+    const end = rest.indexOf('}', start);
+    if (end < 0) return undefined;
+    const head = rest.slice(0, start);
+    const body = rest.slice(start + 1, end);
+    if (head.includes('}') || body.includes('{') || body.includes('..') || !body.includes(',')) return undefined;
+    const options = body.split(',');
+    // picomatch reads `a{,}b` as literal text as well as `ab`: empty alternatives are left whole.
+    if (options.includes('')) return undefined;
+    if (results.length * options.length > MAX_ALTERNATIVES) return undefined;
+    results = results.flatMap((prefix) => options.map((option) => prefix + head + option));
+    rest = rest.slice(end + 1);
+  }
+}
+
 function extensionOf(path: string): string | undefined {
   const slash = path.lastIndexOf('/');
   const dot = path.lastIndexOf('.');
@@ -70,7 +103,8 @@ function extensionOf(path: string): string | undefined {
 /**
  * Matches many globs against many paths without testing every glob against
  * every path: globs are filed under their literal leading folders (a trie),
- * then under a required extension or literal segment. The index only narrows
+ * then under a required extension or literal segment; comma braces are filed
+ * once per alternative. What nothing narrows is tried against every path. The index only narrows
  * the candidates; each candidate is still confirmed with picomatch's own
  * regular expression, so results are exactly picomatch's.
  */
@@ -96,13 +130,23 @@ export class GlobIndex<T> {
   add(glob: string, payload: T): void {
     const key = this.caseInsensitive ? glob.toLowerCase() : glob;
     const entry: Entry<T> = { order: this.size++, glob, key, payload, stamp: 0 };
-    const scan = picomatch.scan(key, GLOB_OPTIONS);
-    if (glob.includes('\\') || scan.negated || scan.prefix) {
+    // `{docs,site}/x/**` is filed once per alternative (the entry is confirmed once per path, by its stamp).
+    const alternatives = glob.includes('\\') ? undefined : expandBraces(key);
+    if (!alternatives) return this.place(key, entry);
+    for (const alternative of alternatives) this.place(alternative, entry);
+    // picomatch also matches a path equal to the glob's own text (`a{b,c}d` itself).
+    push(this.exact, key, entry);
+  }
+
+  /** Files `entry` where paths `pattern` can match will look for it; the root's plain list when nothing narrows it. */
+  private place(pattern: string, entry: Entry<T>): void {
+    const scan = picomatch.scan(pattern, GLOB_OPTIONS);
+    if (pattern.includes('\\') || scan.negated || scan.prefix) {
       this.root.plain.push(entry);
       return;
     }
     if (!scan.isGlob) {
-      push(this.exact, key, entry);
+      push(this.exact, pattern, entry);
       return;
     }
     let node = this.root;
