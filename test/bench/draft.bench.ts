@@ -2,11 +2,13 @@
 //   draft.worktreeRatio       createWorktree() ÷ a plain `git worktree add` of the same commit (medians, alternating runs)
 //   draft.diffAnalysis2000Ms  analyzeChange() (git calls included) for 2,000 changed files and 50,000 changed lines (median)
 //   draft.diffAnalysis2000In10CommitsMs  the same change made in 10 commits of 200 files (each commit's own diff is scanned too)
+//   draft.diffAnalysis20kPeakMb  peak RSS (MB) of a child process that runs analyzeChange() on a change of all 20,000 files
+//   draft.diffAnalysis20kMs      that analysis's time, in the same child
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { execa } from 'execa';
+import { execa, execaNode } from 'execa';
 import { analyzeChange } from '../../src/infra/git/gitDiff';
 import { createWorktree } from '../../src/infra/git/worktrees';
 
@@ -65,7 +67,7 @@ function data(text: string): string {
   return `data ${Buffer.byteLength(text)}\n${text}\n`;
 }
 
-async function generateRepository(root: string): Promise<{ base: string; head: string; headInCommits: string }> {
+async function generateRepository(root: string): Promise<{ base: string; head: string; headInCommits: string; headAll: string }> {
   await git(root, ['init', '-q', '-b', 'main']);
   const parts: string[] = [];
   for (let i = 0; i < FILES; i++) parts.push(`blob\nmark :${i + 1}\n${data(fileContents(i, 'base'))}`);
@@ -79,6 +81,10 @@ async function generateRepository(root: string): Promise<{ base: string; head: s
     const i = n * step;
     parts.push(`M 100644 inline ${pathOf(i)}\n${data(fileContents(i, 'head'))}`);
   }
+  parts.push('\n');
+  // Every file changed: the 20,000-file change whose analysis must not grow with the diff.
+  parts.push(`commit refs/heads/bench-all\ncommitter Bench <bench@example.invalid> 1790000150 +0000\n${data('all')}from :${FILES + 1}\n`);
+  for (let i = 0; i < FILES; i++) parts.push(`M 100644 inline ${pathOf(i)}\n${data(fileContents(i, 'head'))}`);
   parts.push('\n');
   // The same change, in HISTORY_COMMITS commits.
   const perCommit = CHANGED_FILES / HISTORY_COMMITS;
@@ -98,7 +104,8 @@ async function generateRepository(root: string): Promise<{ base: string; head: s
   const base = (await git(root, ['rev-parse', 'main'])).stdout;
   const head = (await git(root, ['rev-parse', 'bench-head'])).stdout;
   const headInCommits = (await git(root, ['rev-parse', 'bench-history'])).stdout;
-  return { base, head, headInCommits };
+  const headAll = (await git(root, ['rev-parse', 'bench-all'])).stdout;
+  return { base, head, headInCommits, headAll };
 }
 
 function median(values: number[]): number {
@@ -115,7 +122,7 @@ async function main(): Promise<void> {
     const storage = join(scratch, 'storage');
     mkdirSync(repo, { recursive: true });
     const generated = performance.now();
-    const { base, head, headInCommits } = await generateRepository(repo);
+    const { base, head, headInCommits, headAll } = await generateRepository(repo);
     console.error(`generated ${FILES} files in ${Math.round(performance.now() - generated)} ms`);
 
     const plainTimes: number[] = [];
@@ -167,15 +174,30 @@ async function main(): Promise<void> {
     }
     console.error(`diff analysis in ${HISTORY_COMMITS} commits ${totals}: ${historyTimes.map(Math.round).join(', ')} ms`);
 
+    // In a child process of its own, so its peak RSS is the analysis's alone.
+    const child = await execaNode(process.argv[1]!, ['--analyze', repo, base, headAll], { stdout: 'pipe', stderr: 'inherit' });
+    const measured = JSON.parse(child.stdout.trim().split('\n').pop()!) as { peakMb: number; ms: number; totals: unknown };
+    console.error(`diff analysis of 20,000 files ${JSON.stringify(measured.totals)}: ${measured.ms} ms, peak RSS ${measured.peakMb} MB`);
+
     console.log(
-      `BENCH_RESULT ${JSON.stringify({ 'draft.worktreeRatio': Number(worktreeRatio.toFixed(3)), 'draft.diffAnalysis2000Ms': Math.round(median(analysisTimes)), 'draft.diffAnalysis2000In10CommitsMs': Math.round(median(historyTimes)) })}`,
+      `BENCH_RESULT ${JSON.stringify({ 'draft.worktreeRatio': Number(worktreeRatio.toFixed(3)), 'draft.diffAnalysis2000Ms': Math.round(median(analysisTimes)), 'draft.diffAnalysis2000In10CommitsMs': Math.round(median(historyTimes)), 'draft.diffAnalysis20kPeakMb': measured.peakMb, 'draft.diffAnalysis20kMs': measured.ms })}`,
     );
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
 }
 
-main().catch((error: unknown) => {
+/** The child's side: one analysis, then its time and the process's peak RSS as one JSON line. */
+async function analyzeInChild(repo: string, base: string, head: string): Promise<void> {
+  const start = performance.now();
+  const analysis = await analyzeChange({ repoRoot: repo, baseSha: base, headSha: head });
+  const ms = Math.round(performance.now() - start);
+  const peakMb = Math.round(process.resourceUsage().maxRSS / 1024);
+  console.log(JSON.stringify({ peakMb, ms, totals: analysis.totals }));
+}
+
+const [mode, ...rest] = process.argv.slice(2);
+(mode === '--analyze' ? analyzeInChild(rest[0]!, rest[1]!, rest[2]!) : main()).catch((error: unknown) => {
   console.error(error);
   process.exitCode = 1;
 });
