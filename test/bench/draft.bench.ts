@@ -4,6 +4,11 @@
 //   draft.diffAnalysis2000In10CommitsMs  the same change made in 10 commits of 200 files (each commit's own diff is scanned too)
 //   draft.diffAnalysis20kPeakMb  peak RSS (MB) of a child process that runs analyzeChange() on a change of all 20,000 files
 //   draft.diffAnalysis20kMs      that analysis's time, in the same child
+// and on a generated repository of 100,000 files:
+//   draft.start100kMs            DraftLane.start() (New Draft: policy, base, state, worktree, record, audit) with a warm pool (median)
+//   draft.start100kColdMs        the same without a pool (the worktree checked out by `git worktree add`)
+//   draft.worktreeAdd100kMs      a plain `git worktree add` of the same commit (the baseline)
+//   draft.poolMove100kMs         a hand-out whose pooled worktree is one commit (200 files) behind the base
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +16,9 @@ import { performance } from 'node:perf_hooks';
 import { execa, execaNode } from 'execa';
 import { analyzeChange } from '../../src/infra/git/gitDiff';
 import { createWorktree } from '../../src/infra/git/worktrees';
+import { DraftLane } from '../../src/infra/lanes/draft/draftLane';
+import type { Logger } from '../../src/core/logger';
+import { createLaneContext } from '../unit/support/laneContext';
 
 const FILES = 20_000;
 const FILES_PER_DIR = 100;
@@ -108,6 +116,96 @@ async function generateRepository(root: string): Promise<{ base: string; head: s
   return { base, head, headInCommits, headAll };
 }
 
+const FILES_100K = 100_000;
+
+/** 100,000 small files in 1,100 folders on main, and one commit after it that changes 200 of them. */
+async function generateLargeRepository(root: string): Promise<{ base: string; next: string }> {
+  await git(root, ['init', '-q', '-b', 'main']);
+  const pathOf100k = (i: number) =>
+    `dir${String(Math.floor(i / 1000)).padStart(3, '0')}/sub${Math.floor(i / 100) % 10}/file${String(i).padStart(6, '0')}.txt`;
+  const parts: string[] = [];
+  for (let i = 0; i < FILES_100K; i++) parts.push(`blob\nmark :${i + 1}\n${data(`file ${i}\nline two of ${i}\n`)}`);
+  parts.push(`commit refs/heads/main\nmark :${FILES_100K + 1}\ncommitter Bench <bench@example.invalid> 1790000000 +0000\n${data('base')}`);
+  for (let i = 0; i < FILES_100K; i++) parts.push(`M 100644 :${i + 1} ${pathOf100k(i)}\n`);
+  parts.push(
+    `\ncommit refs/heads/next\ncommitter Bench <bench@example.invalid> 1790000100 +0000\n${data('next')}from :${FILES_100K + 1}\n`,
+  );
+  for (let i = 0; i < 200; i++) parts.push(`M 100644 inline ${pathOf100k(i * 500)}\n${data(`moved ${i}\n`)}`);
+  parts.push('\n');
+  await git(root, ['fast-import', '--quiet'], parts.join(''));
+  await git(root, ['reset', '-q', '--hard', 'main']);
+  return { base: (await git(root, ['rev-parse', 'main'])).stdout, next: (await git(root, ['rev-parse', 'next'])).stdout };
+}
+
+const quiet = () => undefined;
+const quietLogger: Logger = { trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet };
+
+/** New Draft on a 100,000-file repository: warm pool, cold, a pool one commit behind, and plain `git worktree add`. */
+async function largeRepositoryStart(scratch: string): Promise<Record<string, number>> {
+  const repo = join(scratch, 'large');
+  mkdirSync(repo, { recursive: true });
+  const generated = performance.now();
+  const { base, next } = await generateLargeRepository(repo);
+  console.error(`generated ${FILES_100K} files in ${Math.round(performance.now() - generated)} ms`);
+  const rounds = 3;
+  const plain: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const dir = join(scratch, `large-plain-${round}`);
+    const start = performance.now();
+    await git(repo, ['worktree', 'add', '-q', dir, base]);
+    plain.push(performance.now() - start);
+    await git(repo, ['worktree', 'remove', '--force', dir]);
+  }
+  const ctx = await createLaneContext(join(scratch, 'large-lanes'), repo, { logger: quietLogger });
+  const settings = { worktreePool: 0, sparsePaths: [] as string[] };
+  const lane = new DraftLane(ctx, { draftSettings: () => settings });
+  const input = { agent: { kind: 'chat' as const }, actor: { type: 'user' as const, id: 'bench' }, createdBy: 'bench@example.invalid' };
+  const startDraft = async (task: string, baseRef?: string) => {
+    const start = performance.now();
+    const { change } = await lane.start({ ...input, task, ...(baseRef ? { baseRef } : {}) });
+    return { ms: performance.now() - start, change };
+  };
+  const discard = (id: string) => lane.discard(id, input.actor, { force: true });
+  const cold: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const { ms, change } = await startDraft(`cold ${round}`);
+    cold.push(ms);
+    await discard(change.id);
+  }
+  settings.worktreePool = 1;
+  await lane.warmPool();
+  const warm: number[] = [];
+  const from: string[] = [];
+  for (let round = 0; round < rounds; round++) {
+    await lane.pool.refill(base);
+    const { ms, change } = await startDraft(`warm ${round}`);
+    warm.push(ms);
+    await discard(change.id);
+  }
+  // The pool is at main; the draft starts on next (200 files later): the pooled worktree is moved there.
+  const moved: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    await lane.pool.refill(base);
+    const { ms, change } = await startDraft(`moved ${round}`, next);
+    moved.push(ms);
+    from.push(change.baseSha === next ? 'next' : 'base');
+    await discard(change.id);
+  }
+  await lane.pool.refill(base);
+  settings.worktreePool = 0;
+  await lane.warmPool();
+  await ctx.audit.close();
+  console.error(
+    `100k files: git worktree add ${plain.map(Math.round).join(', ')} ms; New Draft cold ${cold.map(Math.round).join(', ')} ms; warm ${warm.map(Math.round).join(', ')} ms; pool moved to the base ${moved.map(Math.round).join(', ')} ms (${from.join(', ')})`,
+  );
+  return {
+    'draft.start100kMs': Math.round(median(warm)),
+    'draft.start100kColdMs': Math.round(median(cold)),
+    'draft.worktreeAdd100kMs': Math.round(median(plain)),
+    'draft.poolMove100kMs': Math.round(median(moved)),
+  };
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
@@ -179,8 +277,10 @@ async function main(): Promise<void> {
     const measured = JSON.parse(child.stdout.trim().split('\n').pop()!) as { peakMb: number; ms: number; totals: unknown };
     console.error(`diff analysis of 20,000 files ${JSON.stringify(measured.totals)}: ${measured.ms} ms, peak RSS ${measured.peakMb} MB`);
 
+    const large = await largeRepositoryStart(scratch);
+
     console.log(
-      `BENCH_RESULT ${JSON.stringify({ 'draft.worktreeRatio': Number(worktreeRatio.toFixed(3)), 'draft.diffAnalysis2000Ms': Math.round(median(analysisTimes)), 'draft.diffAnalysis2000In10CommitsMs': Math.round(median(historyTimes)), 'draft.diffAnalysis20kPeakMb': measured.peakMb, 'draft.diffAnalysis20kMs': measured.ms })}`,
+      `BENCH_RESULT ${JSON.stringify({ ...large, 'draft.worktreeRatio': Number(worktreeRatio.toFixed(3)), 'draft.diffAnalysis2000Ms': Math.round(median(analysisTimes)), 'draft.diffAnalysis2000In10CommitsMs': Math.round(median(historyTimes)), 'draft.diffAnalysis20kPeakMb': measured.peakMb, 'draft.diffAnalysis20kMs': measured.ms })}`,
     );
   } finally {
     rmSync(scratch, { recursive: true, force: true });
@@ -196,8 +296,20 @@ async function analyzeInChild(repo: string, base: string, head: string): Promise
   console.log(JSON.stringify({ peakMb, ms, totals: analysis.totals }));
 }
 
+/** `--large`: only the 100,000-file New Draft figures. */
+async function largeOnly(): Promise<void> {
+  const scratch = mkdtempSync(join(scratchRoot(), 'lanes-bench-draft-'));
+  try {
+    console.log(`BENCH_RESULT ${JSON.stringify(await largeRepositoryStart(scratch))}`);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
 const [mode, ...rest] = process.argv.slice(2);
-(mode === '--analyze' ? analyzeInChild(rest[0]!, rest[1]!, rest[2]!) : main()).catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+(mode === '--analyze' ? analyzeInChild(rest[0]!, rest[1]!, rest[2]!) : mode === '--large' ? largeOnly() : main()).catch(
+  (error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  },
+);

@@ -11,7 +11,7 @@ import { isGitComponent } from './worktreePaths';
  * commit and the diff analysis still see the whole tree.
  */
 
-export class SparsePathsError extends LaneError {
+class SparsePathsError extends LaneError {
   constructor(message: string) {
     super('sparsePaths', message);
   }
@@ -67,6 +67,7 @@ export function sparseKey(folders: readonly string[]): string {
 }
 
 /** Whether cone mode leaves `path` (a file, repository-relative) out of a worktree made sparse with `folders`. */
+/** @internal Exported for its unit tests; the product calls it inside this module. */
 export function outsideSparseCone(path: string, folders: readonly string[]): boolean {
   if (!folders.length) return false;
   const slash = path.lastIndexOf('/');

@@ -33,6 +33,13 @@ export interface TakeOptions {
   baseSha: string;
 }
 
+/** A ready worktree picked and checked for one New Draft. */
+export interface PoolClaim {
+  path: string;
+  /** The commit it is checked out at (from `git worktree list`). */
+  head: string;
+}
+
 /** How a worktree was handed out, for the audit and the bench. */
 export interface TakenWorktree extends CreatedWorktree {
   /** moved: the pooled worktree was at another commit and was checked out at the base. */
@@ -92,35 +99,54 @@ export class WorktreePool {
    * (the caller then creates one the usual way).
    */
   async take(take: TakeOptions): Promise<TakenWorktree | undefined> {
+    return this.handOut(await this.claim(), take);
+  }
+
+  /**
+   * Picks a ready worktree and checks it (registered, detached, unlocked,
+   * `git status --porcelain --ignored` empty), discarding any that fails, so
+   * the check can run while New Draft does its other work. The claim is then
+   * handed out (handOut) or given back untouched (release).
+   */
+  async claim(): Promise<PoolClaim | undefined> {
     if (this.size === 0 || this.disposed) return undefined;
-    assertChangeId(take.changeId);
-    const branch = laneBranchName(take.changeId, take.slug);
     for (const candidate of await this.readyFolders()) {
       this.claimed.add(candidate);
-      try {
-        const taken = await this.handOut(candidate, take, branch);
-        if (taken) return taken;
-      } finally {
-        this.claimed.delete(candidate);
-      }
+      const checked = await this.checkPooled(candidate).catch((error: Error) => error.message);
+      if (typeof checked !== 'string') return { path: candidate, head: checked.head };
+      const problem = checked;
+      this.options.logger?.warn(`Worktree pool: discarded ${candidate}: ${problem}.`);
+      await this.discard(candidate);
+      this.claimed.delete(candidate);
     }
     return undefined;
   }
 
-  private async handOut(candidate: string, take: TakeOptions, branch: string): Promise<TakenWorktree | undefined> {
+  /** Gives a claimed worktree back to the pool (the draft did not start); nothing touched it. */
+  release(claim: PoolClaim | undefined): void {
+    if (claim) this.claimed.delete(claim.path);
+  }
+
+  /** Makes a claimed, checked worktree the change's (see take). */
+  async handOut(claim: PoolClaim | undefined, take: TakeOptions): Promise<TakenWorktree | undefined> {
+    if (!claim) return undefined;
+    try {
+      assertChangeId(take.changeId);
+      return await this.moveIn(claim, take, laneBranchName(take.changeId, take.slug));
+    } finally {
+      this.claimed.delete(claim.path);
+    }
+  }
+
+  private async moveIn(claim: PoolClaim, take: TakeOptions, branch: string): Promise<TakenWorktree | undefined> {
     const { repoRoot } = this.options;
+    const candidate = claim.path;
     const dir = await prepareWorktreesDir(repoRoot, this.options.worktreesDir);
     const path = join(dir, laneFolderName(take.changeId, take.slug));
     if (await pathExists(path))
       throw new WorktreeError(
         `The folder ${path} already exists, so the worktree for change ${take.changeId} cannot be created there. Run "Lanes: Reconcile" to clean up leftovers.`,
       );
-    const problem = await this.checkPooled(candidate);
-    if (problem) {
-      this.options.logger?.warn(`Worktree pool: discarded ${candidate}: ${problem}.`);
-      await this.discard(candidate);
-      return undefined;
-    }
     // The move is the claim on disk: from here the folder is the change's, and any failure removes it.
     try {
       await git(repoRoot, ['worktree', 'move', candidate, path]);
@@ -131,8 +157,7 @@ export class WorktreePool {
     }
     let from: TakenWorktree['from'] = 'pool';
     try {
-      const head = (await git(path, ['rev-parse', 'HEAD'])).stdout.trim();
-      if (head !== take.baseSha) {
+      if (claim.head !== take.baseSha) {
         // The base moved since the pool was filled: checkout updates only the files that differ.
         await git(path, ['checkout', '--quiet', '--detach', '--no-recurse-submodules', take.baseSha, '--']);
         from = 'moved';
@@ -158,8 +183,8 @@ export class WorktreePool {
     return { path, branch, baseSha: take.baseSha, from };
   }
 
-  /** Why a pooled worktree may not be handed out, or undefined when it may. */
-  private async checkPooled(path: string): Promise<string | undefined> {
+  /** Why a pooled worktree may not be handed out, or its commit when it may. */
+  private async checkPooled(path: string): Promise<string | { head: string }> {
     const listed = parseWorktreeList((await git(this.options.repoRoot, ['worktree', 'list', '--porcelain', '-z'])).stdout);
     const entry = listed.find((worktree) => worktree.path === path);
     if (!entry) return 'git does not list it as a worktree';
@@ -167,7 +192,8 @@ export class WorktreePool {
     if (entry.locked !== undefined) return 'it is locked';
     const status = await git(path, ['status', '--porcelain', '--ignored'], { timeoutMs: 60_000 });
     if (status.stdout.trim()) return `it is not clean (${status.stdout.trim().split('\n').slice(0, 3).join('; ')})`;
-    return undefined;
+    if (!entry.head) return 'git lists no commit for it';
+    return { head: entry.head };
   }
 
   /**
@@ -209,7 +235,7 @@ export class WorktreePool {
       await git(repoRoot, ['worktree', 'add', '--quiet', '--detach', ...(sparse.length ? ['--no-checkout'] : []), preparing, baseSha]);
       if (sparse.length) await applySparsePaths(preparing, sparse);
       const problem = await this.checkPooled(preparing);
-      if (problem) throw new Error(`the new worktree is not clean: ${problem}`);
+      if (typeof problem === 'string') throw new Error(`the new worktree is not clean: ${problem}`);
       if (this.disposed) throw new Error('the pool was closed');
       await git(repoRoot, ['worktree', 'move', preparing, join(poolDir, `${READY}${key}-${id}`)]);
     } catch (error) {

@@ -19,7 +19,6 @@ import { LaneError } from '../../core/errors';
 import { GitCommandError, git } from './gitProcess';
 import { pathExists } from '../storage/fileStore';
 
-/** @internal Exported for its unit tests; the product calls it inside this module. */
 export class WorktreeError extends LaneError {
   constructor(message: string, kind = 'worktree') {
     super(kind, message);

@@ -209,15 +209,30 @@ export class DraftLane {
     const agentId = agentIdOf(input.agent);
     await decide(ctx, 'createDraft', { agentId, author: input.createdBy }, undefined, input.actor);
     const sparsePaths = this.sparsePaths();
-    const [base, state] = await Promise.all([resolveBase(ctx.repoRoot, input.baseRef), repositoryState(ctx.repoRoot)]);
+    // A pooled worktree is picked and checked (its own `git status`) while the base and the checkout's state are read.
+    const claimed = this.pool.claim();
+    const [base, state, claim] = await Promise.all([
+      resolveBase(ctx.repoRoot, input.baseRef),
+      repositoryState(ctx.repoRoot),
+      claimed.catch((error: Error) => {
+        ctx.logger.warn(`Worktree pool: ${error.message}`);
+        return undefined;
+      }),
+    ]).catch(async (error: unknown) => {
+      this.pool.release(await claimed.catch(() => undefined));
+      throw error;
+    });
     const assessment = assessDraftStart(state, Boolean(input.baseRef?.trim()));
-    if (!assessment.allowed) throw new DraftInputError(assessment.refusal ?? 'The draft cannot start here.');
+    if (!assessment.allowed) {
+      this.pool.release(claim);
+      throw new DraftInputError(assessment.refusal ?? 'The draft cannot start here.');
+    }
 
     const id = randomBytes(4).toString('hex');
     const title = titleFromTask(task);
     const slug = slugify(title);
-    // A prepared worktree from the pool when one passes its checks, else a new one; the pool refills behind.
-    const pooled = await this.pool.take({ changeId: id, slug, baseSha: base.sha });
+    // The pooled worktree when one passed its checks, else a new one; the pool refills behind.
+    const pooled = await this.pool.handOut(claim, { changeId: id, slug, baseSha: base.sha });
     const worktree =
       pooled ??
       (await createWorktree({
@@ -228,8 +243,6 @@ export class DraftLane {
         baseSha: base.sha,
         sparsePaths,
       }));
-    if ((this.options.draftSettings?.().worktreePool ?? 0) > 0)
-      void this.pool.refill(base.sha).catch((error: unknown) => ctx.logger.warn(`Worktree pool: ${(error as Error).message}`));
     const now = new Date().toISOString();
     const baseRef = base.branch ?? base.ref;
     const change: Change = {
@@ -274,6 +287,9 @@ export class DraftLane {
         ...(sparsePaths.length ? { sparsePaths } : {}),
       },
     });
+    // The pool refills behind, once New Draft is done.
+    if ((this.options.draftSettings?.().worktreePool ?? 0) > 0)
+      void this.pool.refill(base.sha).catch((error: unknown) => ctx.logger.warn(`Worktree pool: ${(error as Error).message}`));
     return { change, warnings: assessment.warnings };
   }
 
