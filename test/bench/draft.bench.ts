@@ -10,7 +10,7 @@
 //   draft.worktreeAdd100kMs      a plain `git worktree add` of the same commit (the baseline)
 //   draft.poolMove100kMs         a hand-out whose pooled worktree is one commit (200 files) behind the base
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execa, execaNode } from 'execa';
@@ -147,7 +147,7 @@ async function largeRepositoryStart(scratch: string): Promise<Record<string, num
   const generated = performance.now();
   const { base, next } = await generateLargeRepository(repo);
   console.error(`generated ${FILES_100K} files in ${Math.round(performance.now() - generated)} ms`);
-  const rounds = 3;
+  const rounds = 5;
   const plain: number[] = [];
   for (let round = 0; round < rounds; round++) {
     const dir = join(scratch, `large-plain-${round}`);
@@ -196,7 +196,11 @@ async function largeRepositoryStart(scratch: string): Promise<Record<string, num
   await lane.warmPool();
   await ctx.audit.close();
   console.error(
-    `100k files: git worktree add ${plain.map(Math.round).join(', ')} ms; New Draft cold ${cold.map(Math.round).join(', ')} ms; warm ${warm.map(Math.round).join(', ')} ms; pool moved to the base ${moved.map(Math.round).join(', ')} ms (${from.join(', ')})`,
+    `100k files (load average ${loadavg()
+      .map((load) => load.toFixed(1))
+      .join(
+        ', ',
+      )}): git worktree add ${plain.map(Math.round).join(', ')} ms; New Draft cold ${cold.map(Math.round).join(', ')} ms; warm ${warm.map(Math.round).join(', ')} ms; pool moved to the base ${moved.map(Math.round).join(', ')} ms (${from.join(', ')})`,
   );
   return {
     'draft.start100kMs': Math.round(median(warm)),

@@ -11,6 +11,8 @@ import { pathExists } from '../storage/fileStore';
 
 /** A folder being prepared: never handed out; a crash leaves it for recover() to remove. */
 const PREPARING = 'preparing-';
+/** How long after its checkout a pooled worktree's index is refreshed (past the file system's timestamp second). */
+const RACY_SETTLE_MS = 1_100;
 /** A folder fully prepared and checked: `ready-<sparse key>-<random>`. */
 const READY = 'ready-';
 
@@ -234,6 +236,10 @@ export class WorktreePool {
     try {
       await git(repoRoot, ['worktree', 'add', '--quiet', '--detach', ...(sparse.length ? ['--no-checkout'] : []), preparing, baseSha]);
       if (sparse.length) await applySparsePaths(preparing, sparse);
+      // Files written in the same second as the index are "racily clean": every status would read them again.
+      // Refreshed a little later, the index is newer than every file, so the check at hand-out only stats them.
+      await new Promise((settle) => setTimeout(settle, RACY_SETTLE_MS));
+      await git(preparing, ['update-index', '-q', '--refresh'], { okExitCodes: [1] });
       const problem = await this.checkPooled(preparing);
       if (typeof problem === 'string') throw new Error(`the new worktree is not clean: ${problem}`);
       if (this.disposed) throw new Error('the pool was closed');

@@ -149,9 +149,12 @@ export async function commitLaneWork(options: CommitLaneWorkOptions): Promise<La
     );
   }
   // A sparse worktree: what the agent wrote outside its folders is staged too (--sparse), then flagged by the caller.
-  const sparse = await git(worktreePath, ['sparse-checkout', 'list'], { okExitCodes: [128] });
+  // (An older git without sparse-checkout answers 1: not sparse either.)
+  const sparse = await git(worktreePath, ['sparse-checkout', 'list'], { okExitCodes: [1, 128] });
   const sparsePaths = sparse.exitCode === 0 ? sparse.stdout.split('\n').filter(Boolean) : undefined;
-  const added = await git(worktreePath, ['add', '--all', '--sparse', '--ignore-errors', '--', '.'], { okExitCodes: [1] });
+  const added = await git(worktreePath, ['add', '--all', ...(sparsePaths ? ['--sparse'] : []), '--ignore-errors', '--', '.'], {
+    okExitCodes: [1],
+  });
   const refusedPaths = parseRefusedPaths(added.stderr);
   if (added.exitCode !== 0 && refusedPaths.length === 0) {
     throw new LaneCommitError(
