@@ -124,6 +124,21 @@ describe('the warm worktree pool', function () {
     assert.ok(!registered(s.repo).includes(half), 'unregistered');
   });
 
+  it('a recovery while a New Draft holds its claim leaves that worktree alone; a refused draft gives it back', async () => {
+    const s = setup();
+    const base = head(s.repo);
+    s.settings.size = 2;
+    await s.pool.refill(base);
+    const claim = await s.pool.claim();
+    assert.ok(claim);
+    s.settings.size = 1;
+    await s.pool.recover();
+    assert.ok(existsSync(claim.path), 'the claimed worktree stays');
+    s.pool.release(claim);
+    const taken = await s.pool.take({ changeId: 'a1b2c3d4', slug: 'after', baseSha: base });
+    assert.ok(taken, 'released, it can be taken');
+  });
+
   it('a ready worktree that is no longer right (locked, or on a branch) is discarded, not handed out', async () => {
     const s = setup();
     const base = head(s.repo);

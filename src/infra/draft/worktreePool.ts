@@ -63,6 +63,8 @@ export class WorktreePool {
   private wanted: string | undefined;
   /** Ready folders claimed by a take in progress (so two New Drafts never get one folder). */
   private readonly claimed = new Set<string>();
+  /** Folders this pool is preparing right now (recover leaves them to their preparation). */
+  private readonly preparing = new Set<string>();
   private disposed = false;
 
   constructor(private readonly options: WorktreePoolOptions) {}
@@ -233,6 +235,7 @@ export class WorktreePool {
     const key = sparseKey(sparse);
     const id = randomBytes(6).toString('hex');
     const preparing = join(poolDir, `${PREPARING}${id}`);
+    this.preparing.add(preparing);
     try {
       await git(repoRoot, ['worktree', 'add', '--quiet', '--detach', ...(sparse.length ? ['--no-checkout'] : []), preparing, baseSha]);
       if (sparse.length) await applySparsePaths(preparing, sparse);
@@ -247,6 +250,8 @@ export class WorktreePool {
     } catch (error) {
       await this.discard(preparing);
       throw error;
+    } finally {
+      this.preparing.delete(preparing);
     }
   }
 
@@ -261,18 +266,15 @@ export class WorktreePool {
    * When the repository opens: removes what a crash left half prepared
    * (`preparing-…` folders, registered or not), anything else in the pool
    * folder that is not a ready worktree of the current settings, and every
-   * ready one when the pool is off.
+   * ready one when the pool is off (so turning it off empties it).
    */
   async recover(): Promise<void> {
     const keep = this.size > 0 ? new Set((await this.readyFolders()).slice(0, this.size)) : new Set<string>();
-    for (const path of await this.entries()) if (!keep.has(path)) await this.discard(path);
-  }
-
-  /** Empties the pool (the setting turned it off, or the repository closes for good). */
-  async clear(): Promise<void> {
-    this.wanted = undefined;
-    await this.refilling;
-    for (const path of await this.entries()) await this.discard(path);
+    for (const path of await this.entries()) {
+      // A folder a New Draft is taking, or one this pool is preparing now, is not a leftover.
+      if (keep.has(path) || this.claimed.has(path) || this.preparing.has(path)) continue;
+      await this.discard(path);
+    }
   }
 
   /** Stops refilling; a preparation under way is discarded when it ends. */
