@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import { z } from 'zod';
 import { type AgentConfig, parseAgentsSetting } from '../core/draft/agentConfig';
 import { GitHubError, normalizeApiBaseUrl } from '../infra/github/client';
+import type { DraftSettings } from '../infra/lanes/draft/draftLane';
 import type { SandboxSettings } from '../infra/lanes/sandbox/sandboxLane';
 import { SETTINGS_SECTION, SettingKeys, settingName } from './settingKeys';
 
@@ -93,5 +94,20 @@ export function readSandboxSettings(extensionRoot: string): SandboxSettings {
     defaultImage: config.sandboxDefaultImage,
     ...(config.sandboxDevcontainerCliPath.trim() ? { devcontainerCliPath: config.sandboxDevcontainerCliPath.trim() } : {}),
     extensionRoot,
+  };
+}
+
+/**
+ * The Draft lane's worktree settings for a repository (a folder may set its
+ * own sparse folders). A pool size that is not a whole number from 0 to 10
+ * falls back to 1; the sparse folders are checked when a draft starts.
+ */
+export function readDraftSettings(repoRoot: string): DraftSettings {
+  const section = vscode.workspace.getConfiguration(SETTINGS_SECTION, vscode.Uri.file(repoRoot));
+  const size = section.get<unknown>(SettingKeys.draftWorktreePool);
+  const sparse = section.get<unknown>(SettingKeys.draftSparsePaths);
+  return {
+    worktreePool: typeof size === 'number' && Number.isInteger(size) && size >= 0 && size <= 10 ? size : 1,
+    sparsePaths: Array.isArray(sparse) ? (sparse as unknown[]) : [],
   };
 }

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { Logger } from '../core/logger';
-import { readSandboxSettings } from './config';
+import { readDraftSettings, readSandboxSettings } from './config';
+import { SETTINGS_SECTION } from './settingKeys';
 import type { DeferredTree } from './deferredTree';
 import { type LanesNode, LanesTreeProvider } from './lanesTree';
 import { RepositoryRegistry } from './repositories';
@@ -56,14 +57,28 @@ export interface LanesApi {
 export function activateLanes(context: vscode.ExtensionContext, shell: LanesShell): LanesApi {
   const { logger, channel, statusBar, view } = shell;
   const policy = new PolicyController(context.globalStorageUri.fsPath, logger, statusBar);
-  const registry = new RepositoryRegistry(context.globalStorageUri.fsPath, logger, policy.service, () =>
-    readSandboxSettings(context.extensionPath),
+  const registry = new RepositoryRegistry(
+    context.globalStorageUri.fsPath,
+    logger,
+    policy.service,
+    () => readSandboxSettings(context.extensionPath),
+    readDraftSettings,
   );
   policy.attach(registry);
   const tree = new LanesTreeProvider(registry, logger);
   shell.tree.attach(tree);
   context.subscriptions.push(policy, registry, tree);
 
+  // A changed pool size or sparse folders: the pool drops what no longer fits and fills again (or empties when off).
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (!event.affectsConfiguration(`${SETTINGS_SECTION}.draft`)) return;
+      for (const repo of registry.repositories())
+        void repo.lanes.draft
+          .warmPool()
+          .catch((error: unknown) => logger.warn(`Worktree pool of ${repo.root}: ${(error as Error).message}`));
+    }),
+  );
   const trusted = () => vscode.workspace.isTrusted;
   context.subscriptions.push(
     vscode.workspace.onDidGrantWorkspaceTrust(() => {

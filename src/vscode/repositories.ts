@@ -7,6 +7,7 @@ import type { EvidenceStore } from '../infra/storage/evidenceStore';
 import { probeRepository } from '../infra/git/repository';
 import { RepositoryLanes } from '../infra/lanes/repositoryLanes';
 import type { SandboxSettings } from '../infra/lanes/sandbox/sandboxLane';
+import type { DraftSettings } from '../infra/lanes/draft/draftLane';
 import type { PolicyService } from '../infra/policy/policyService';
 import type { RepoStorage } from '../infra/storage/repoStorage';
 import { Commands } from './constants';
@@ -49,6 +50,7 @@ export class RepositoryRegistry implements vscode.Disposable {
     private readonly logger: Logger,
     private readonly policy: PolicyService,
     private readonly sandboxSettings: () => SandboxSettings,
+    private readonly draftSettings?: (repoRoot: string) => DraftSettings,
   ) {
     this.disposables.push(
       vscode.workspace.onDidChangeWorkspaceFolders(() => {
@@ -150,6 +152,7 @@ export class RepositoryRegistry implements vscode.Disposable {
       policy: this.policy,
       logger: this.logger,
       sandboxSettings: this.sandboxSettings,
+      ...(this.draftSettings ? { draftSettings: () => this.draftSettings!(root) } : {}),
     });
     const { storage, store, evidence } = lanes.context;
     const repo: RepoContext = {

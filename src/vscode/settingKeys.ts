@@ -18,6 +18,8 @@ export const SettingKeys = {
   agentPresetBaseUrls: 'agentPresets.baseUrls',
   githubApiBaseUrl: 'github.apiBaseUrl',
   pullRequestRemote: 'pullRequest.remote',
+  draftWorktreePool: 'draft.worktreePool',
+  draftSparsePaths: 'draft.sparsePaths',
 } as const;
 
 export type SettingKey = (typeof SettingKeys)[keyof typeof SettingKeys];

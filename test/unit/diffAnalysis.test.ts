@@ -626,6 +626,31 @@ describe('diff analysis', function () {
       assert.deepEqual(kinds(await analyse(l), 'unusualScope'), [], 'within the default limits');
     });
 
+    it('reads the patch as a stream with the same result as the whole text: lines split at "\\n" only, characters split across chunks, a type change', async () => {
+      const token = 'ghp_' + 'aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5';
+      // 200 KiB of added lines with two-byte characters, so git's output reaches the reader in several chunks
+      // cut inside a character; the secret sits on line 3001, after a line that holds a carriage return.
+      const big = Array.from({ length: 3000 }, (_, i) => `zeile ${i} äöü ${'é'.repeat(30)}${i === 1500 ? '\rnot a new line' : ''}`);
+      const l = lane({ 'README.md': 'x\n', 'kind.txt': 'a file that becomes a link\n' }, (wt) => {
+        writeFiles(wt, { 'big.txt': `${big.join('\n')}\ntoken = "${token}"\n`, 'README.md': 'x\ny\n' });
+        rmSync(join(wt, 'kind.txt'));
+        symlinkSync('README.md', join(wt, 'kind.txt'));
+      });
+      const analysis = await analyse(l);
+      const secret = analysis.flags.find((flag) => flag.kind === 'secretLike');
+      assert.equal(secret?.path, 'big.txt');
+      assert.match(secret!.detail, /in added line 3001\./, 'a carriage return does not end a line; line numbers count "\\n" only');
+      const kindChange = analysis.files.find((file) => file.path === 'kind.txt');
+      assert.deepEqual([kindChange?.status, kindChange?.symlink?.target], ['typeChanged', 'README.md']);
+      // The same analysis from the whole patch held in memory (the pure core with addedLines).
+      const whole = parseAddedLines(runGit(l.repo, ['diff', '-U0', '--no-color', '--src-prefix=a/', '--dst-prefix=b/', l.base, l.head]));
+      assert.deepEqual(
+        whole.get('big.txt')?.find((line) => line.text.includes(token)),
+        { line: 3001, text: `token = "${token}"` },
+      );
+      assert.deepEqual(whole.get('kind.txt'), [{ line: 1, text: 'README.md' }]);
+    });
+
     it('refuses a base or head that could be read as an option', async () => {
       const repo = makeRepo();
       await assert.rejects(analyzeChange({ repoRoot: repo, baseSha: '--output=/tmp/x', headSha: 'HEAD' }), /not a commit id or ref/);

@@ -6,6 +6,7 @@ import { runAgent } from '../../src/infra/draft/agentRunner';
 import { compareCheckoutSnapshots, snapshotCheckout, verifyCheckout } from '../../src/infra/draft/checkoutGuard';
 import { commitLaneWork } from '../../src/infra/git/laneCommit';
 import { createWorktree } from '../../src/infra/git/worktrees';
+import { WorktreePool } from '../../src/infra/draft/worktreePool';
 import { cleanupTemp, commitAll, head, makeRepo, runGit, tempDir, writeFiles } from './support/draftRepo';
 
 const SCRIPTED_AGENT = resolve(__dirname, '../../../test/fixtures/agents/scripted-agent.mjs');
@@ -150,5 +151,48 @@ describe("the user's checkout is verified untouched", function () {
     const verdict = await verifyCheckout(beforeBad);
     assert.equal(verdict.untouched, false);
     assert.deepEqual(verdict.differences, ['src/app.js was changed']);
+  });
+
+  it('the worktree pool (prepare, hand out, move to a new base, discard, empty) leaves the checkout untouched, sparse worktrees too', async () => {
+    const repo = makeRepo({ 'a.txt': 'a\n', 'src/b.txt': 'b\n', 'docs/c.txt': 'c\n', '.gitignore': '.env\n' });
+    writeFiles(repo, { 'a.txt': 'user edit\n', 'mine.txt': 'untracked\n', '.env': 'SECRET=1\n' });
+    const storage = tempDir('lanes-storage-');
+    const settings = { size: 2, sparse: [] as string[] };
+    const pool = new WorktreePool({
+      repoRoot: repo,
+      poolDir: join(storage, 'worktree-pool'),
+      worktreesDir: join(storage, 'worktrees'),
+      size: () => settings.size,
+      sparsePaths: () => settings.sparse,
+    });
+    // The first sparse worktree sets extensions.worktreeConfig in the repository's config, once (docs/draft.md).
+    await createWorktree({
+      repoRoot: repo,
+      worktreesDir: join(storage, 'worktrees'),
+      changeId: 'f0f0f0f0',
+      slug: 'first',
+      baseSha: head(repo),
+      sparsePaths: ['src'],
+    });
+    const base = head(repo);
+    // A later commit on a side branch: a pooled worktree at base is moved there when handed out.
+    const tree = runGit(repo, ['rev-parse', `${base}^{tree}`]).trim();
+    const side = runGit(repo, ['commit-tree', tree, '-p', base, '-m', 'side']).trim();
+    runGit(repo, ['branch', 'side', side]);
+    const before = await snapshotCheckout(repo);
+    await pool.refill(base);
+    const taken = await pool.take({ changeId: 'a1b2c3d4', slug: 'guarded', baseSha: base });
+    assert.equal(taken?.from, 'pool');
+    writeFileSync(join(taken.path, 'dirty.txt'), 'x\n');
+    const moved = await pool.take({ changeId: 'b1b2c3d4', slug: 'guarded-too', baseSha: side });
+    assert.equal(moved?.from, 'moved');
+    settings.sparse = ['src'];
+    await pool.recover();
+    await pool.refill(base);
+    settings.size = 0;
+    await pool.recover();
+    const verdict = await verifyCheckout(before);
+    assert.deepEqual(verdict.differences, []);
+    assert.equal(verdict.untouched, true);
   });
 });

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { verifyAuditFile } from '../../src/infra/audit/log';
@@ -75,6 +75,50 @@ describe('Draft lane service (real git, real agent process)', function () {
       .map((l) => JSON.parse(l).action);
     for (const action of ['change.create', 'policy.decision', 'agent.start', 'agent.stop'])
       assert.ok(actions.includes(action), `audit has ${action}`);
+  });
+
+  it("takes New Draft's worktree from the warm pool, refills it, and never gives the next draft what an agent left", async () => {
+    const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-draft-')));
+    const repo = createSampleRepository(join(base, 'app'));
+    const ctx = await createLaneContext(base, repo);
+    const settings = { worktreePool: 1, sparsePaths: [] as unknown[] };
+    const lane = new DraftLane(ctx, { draftSettings: () => settings });
+    await lane.warmPool();
+    const poolDir = join(ctx.storage.root, 'worktree-pool');
+    assert.equal(readdirSync(poolDir).length, 1, 'one worktree ready when the repository opens');
+    const input = {
+      task: 'Add a greeting function and a test',
+      agent: { kind: 'cli' as const, config: agent },
+      actor: user,
+      createdBy: 'dev@example.com',
+    };
+    const { change } = await lane.start(input);
+    const outcome = await lane.runAgent(change.id, agent, user);
+    assert.equal(outcome.outcome, 'committed', outcome.message);
+    assert.ok(existsSync(join(change.worktreePath, 'src', 'greeting.js')));
+    await lane.discard(change.id, user, { force: true });
+    assert.equal(existsSync(change.worktreePath), false, 'discarded with its change, not returned to the pool');
+    await lane.pool.refill(git(repo, 'rev-parse', 'HEAD'));
+    const next = await lane.start(input);
+    assert.equal(
+      existsSync(join(next.change.worktreePath, 'src', 'greeting.js')),
+      false,
+      "the first agent's file never reaches the next draft",
+    );
+    assert.equal(git(next.change.worktreePath, 'status', '--porcelain', '--ignored'), '');
+    await ctx.audit.flush();
+    const created = readFileSync(ctx.storage.auditFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line))
+      .filter((event) => event.action === 'change.create')
+      .map((event) => event.details.worktree);
+    assert.deepEqual(created, ['pool', 'pool']);
+    settings.worktreePool = 0;
+    await lane.warmPool();
+    assert.deepEqual(readdirSync(poolDir), [], 'turned off: the pool is emptied');
+    settings.sparsePaths = ['../outside'];
+    await assert.rejects(lane.start(input), /agentLanes\.draft\.sparsePaths: "\.\.\/outside" contains "\.\."/);
   });
 
   it('keeps an agent that writes into the user checkout by absolute path out of it (the boundary refuses the write)', async () => {

@@ -93,53 +93,123 @@ export interface AddedLine {
 }
 
 /**
- * Added lines per (new) path from `git diff -U0` output. Only what follows a
- * `+++ b/…` header counts, so binary sections and deletions add nothing.
+ * Reads `git diff -U0` output one line at a time and hands over each file's
+ * added lines when its section ends (a new `diff --git`, a new `+++` header or
+ * the end), so a patch of any size is read holding one file at a time. Only
+ * what follows a `+++ b/…` header counts, so binary sections and deletions add
+ * nothing. Consecutive sections of one path (a type change is a deletion and an
+ * addition) are handed over as one.
  */
+export class AddedLinesReader {
+  /** The path being read and its lines, kept until another path starts. */
+  private path: string | undefined;
+  private pending: AddedLine[] = [];
+  /** Where an added line goes: the pending lines inside a `+++ b/…` section, else nowhere. */
+  private current: AddedLine[] | undefined;
+  private lineNumber = 0;
+  private inHunk = false;
+
+  constructor(
+    private readonly onFile: (path: string, lines: AddedLine[]) => void,
+    private readonly dstPrefix = 'b/',
+  ) {}
+
+  line(line: string): void {
+    if (line.startsWith('diff --git ')) {
+      this.current = undefined;
+      this.inHunk = false;
+      return;
+    }
+    if (!this.inHunk || line.startsWith('@@')) {
+      if (line.startsWith('+++ ')) {
+        const target = unquoteGitPath(line.slice(4));
+        if (target === '/dev/null') this.current = undefined;
+        else {
+          const path = target.startsWith(this.dstPrefix) ? target.slice(this.dstPrefix.length) : target;
+          if (path !== this.path) {
+            this.flush();
+            this.path = path;
+            this.pending = [];
+          }
+          this.current = this.pending;
+        }
+        return;
+      }
+      const hunk = /^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(line);
+      if (hunk) {
+        this.lineNumber = Number(hunk[1]);
+        this.inHunk = this.current !== undefined;
+      }
+      return;
+    }
+    if (line.startsWith('+')) {
+      this.current!.push({ line: this.lineNumber, text: line.slice(1) });
+      this.lineNumber++;
+    } else if (line.startsWith(' ')) {
+      this.lineNumber++;
+    } else if (!line.startsWith('-') && !line.startsWith('\\')) {
+      this.inHunk = false;
+    }
+  }
+
+  /** Hands over the last file. */
+  end(): void {
+    this.flush();
+  }
+
+  private flush(): void {
+    if (this.path !== undefined) this.onFile(this.path, this.pending);
+    this.path = undefined;
+    this.pending = [];
+    this.current = undefined;
+  }
+}
+
+/** Added lines per (new) path from a whole `git diff -U0` output (see AddedLinesReader). */
 export function parseAddedLines(patch: string, dstPrefix = 'b/'): Map<string, AddedLine[]> {
   const added = new Map<string, AddedLine[]>();
-  let current: AddedLine[] | undefined;
-  let lineNumber = 0;
-  let inHunk = false;
+  const reader = new AddedLinesReader((path, lines) => added.set(path, [...(added.get(path) ?? []), ...lines]), dstPrefix);
   let start = 0;
   while (start < patch.length) {
     let end = patch.indexOf('\n', start);
     if (end < 0) end = patch.length;
-    const line = patch.slice(start, end);
+    reader.line(patch.slice(start, end));
     start = end + 1;
-    if (line.startsWith('diff --git ')) {
-      current = undefined;
-      inHunk = false;
-      continue;
-    }
-    if (!inHunk || line.startsWith('@@')) {
-      if (line.startsWith('+++ ')) {
-        const target = unquoteGitPath(line.slice(4));
-        if (target === '/dev/null') current = undefined;
-        else {
-          const path = target.startsWith(dstPrefix) ? target.slice(dstPrefix.length) : target;
-          current = added.get(path) ?? [];
-          added.set(path, current);
-        }
-        continue;
-      }
-      const hunk = /^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(line);
-      if (hunk) {
-        lineNumber = Number(hunk[1]);
-        inHunk = current !== undefined;
-      }
-      continue;
-    }
-    if (line.startsWith('+')) {
-      current!.push({ line: lineNumber, text: line.slice(1) });
-      lineNumber++;
-    } else if (line.startsWith(' ')) {
-      lineNumber++;
-    } else if (!line.startsWith('-') && !line.startsWith('\\')) {
-      inHunk = false;
-    }
   }
+  reader.end();
   return added;
+}
+
+/** What the secret scan found in one file's added lines: all the review needs of them. */
+export interface AddedLinesScan {
+  /** Matches, in the order found. */
+  count: number;
+  /** Their kinds, sorted, each once. */
+  kinds: string[];
+  /** The first 10 distinct line numbers holding a match. */
+  lines: number[];
+  /** The tokens themselves (head's tokens: the history scan reports only what head no longer holds). */
+  tokens: string[];
+}
+
+/** Scans one file's added lines in one pass (the lines joined, each match placed back on its line). */
+export function scanAddedLines(lines: readonly AddedLine[], patterns: readonly SecretPattern[]): AddedLinesScan {
+  const starts: number[] = [];
+  let offset = 0;
+  const text = lines
+    .map((line) => {
+      starts.push(offset);
+      offset += line.text.length + 1;
+      return line.text;
+    })
+    .join('\n');
+  const found = secretTokens(text, patterns);
+  return {
+    count: found.length,
+    kinds: [...new Set(found.map((match) => match.kind))].sort(),
+    lines: [...new Set(found.map((match) => lineNumberOf(lines, starts, match.index)))].slice(0, 10),
+    tokens: found.map((match) => match.token),
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -324,8 +394,16 @@ export interface DiffAnalysisInput {
   symlinkTargets: ReadonlyMap<string, string>;
   /** Symlinks that resolve outside the worktree on disk (infra's realpath check), by path. */
   symlinkEscapesOnDisk?: ReadonlySet<string>;
-  /** Added lines by (new) path. */
-  addedLines: ReadonlyMap<string, readonly AddedLine[]>;
+  /** Added lines by (new) path (the whole text: tests and small diffs). */
+  addedLines?: ReadonlyMap<string, readonly AddedLine[]>;
+  /**
+   * Or, read as a stream: the scan of each (new) path's added lines
+   * (scanAddedLines with the same patterns), and a membership test for the
+   * lines head adds (needed only when history has patches). Takes the place of
+   * addedLines.
+   */
+  addedLineScans?: ReadonlyMap<string, AddedLinesScan>;
+  headLines?: { has(text: string): boolean };
   /** Old and new text of dependency manifests, by (new) path. */
   manifests: ReadonlyMap<string, { old?: string; new?: string }>;
   /** Printable text runs that a binary file's new version adds (infra's printableRuns, unpacked when gzip), by path. */
@@ -587,27 +665,20 @@ export function analyzeDiff(input: DiffAnalysisInput, options: DiffAnalysisOptio
       );
     if (size !== undefined && size > maxFileBytes)
       flags.add('oversizedFile', `${entry.path} is ${size} bytes, over the limit of ${maxFileBytes}.`, entry.path);
-    const lines = input.addedLines.get(entry.path);
-    if (lines?.length) {
-      const starts: number[] = [];
-      let offset = 0;
-      const text = lines
-        .map((line) => {
-          starts.push(offset);
-          offset += line.text.length + 1;
-          return line.text;
-        })
-        .join('\n');
-      const found = scan(text);
-      if (found.length) {
-        const kinds = [...new Set(found.map((match) => match.kind))].sort();
-        const lineNumbers = [...new Set(found.map((match) => lineNumberOf(lines, starts, match.index)))].slice(0, 10);
+    const lines = input.addedLineScans ? undefined : input.addedLines?.get(entry.path);
+    const scanned = input.addedLineScans
+      ? input.addedLineScans.get(entry.path)
+      : lines?.length
+        ? scanAddedLines(lines, patterns)
+        : undefined;
+    if (scanned) {
+      for (const token of scanned.tokens) headTokens.add(token);
+      if (scanned.count)
         flags.add(
           'secretLike',
-          `${entry.path}: ${found.length} secret-like token${found.length === 1 ? '' : 's'} (${kinds.join(', ')}) in added line${lineNumbers.length === 1 ? '' : 's'} ${lineNumbers.join(', ')}.`,
+          `${entry.path}: ${scanned.count} secret-like token${scanned.count === 1 ? '' : 's'} (${scanned.kinds.join(', ')}) in added line${scanned.lines.length === 1 ? '' : 's'} ${scanned.lines.join(', ')}.`,
           entry.path,
         );
-      }
     }
     const runs = input.binaryTexts?.get(entry.path);
     if (runs?.length) {
@@ -658,8 +729,15 @@ export function analyzeDiff(input: DiffAnalysisInput, options: DiffAnalysisOptio
   if (reasons.length) flags.add('unusualScope', `The change is unusually wide: ${reasons.join(', ')}.`);
   if (input.history) {
     // Lines head adds (only needed when there are commits' patches to compare with).
-    const lines = new Set<string>();
-    if (input.history.patches?.length) for (const added of input.addedLines.values()) for (const line of added) lines.add(line.text);
+    let lines: { has(text: string): boolean } = new Set<string>();
+    if (input.history.patches?.length) {
+      if (input.headLines) lines = input.headLines;
+      else {
+        const texts = new Set<string>();
+        for (const added of input.addedLines?.values() ?? []) for (const line of added) texts.add(line.text);
+        lines = texts;
+      }
+    }
     for (const flag of historyFlags(input.history, { tokens: headTokens, lines }, patterns)) flags.add(flag.kind, flag.detail, flag.path);
   }
 

@@ -217,7 +217,7 @@ const plural = (count: number, word: string) => `${count} ${word}${count === 1 ?
  */
 export function historyFlags(
   history: HistoryInput,
-  head: { tokens: ReadonlySet<string>; lines: ReadonlySet<string> },
+  head: { tokens: ReadonlySet<string>; lines: { has(text: string): boolean } },
   patterns: readonly SecretPattern[],
 ): Flag[] {
   const flags: Flag[] = [];

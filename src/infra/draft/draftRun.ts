@@ -1,6 +1,7 @@
 import type { AgentReportParse } from '../../core/draft/agentEvidence';
 import { type DiffAnalysis, type DiffAnalysisOptions, checkoutTouchedFlag, refusedPathFlags } from '../../core/draft/diffAnalysis';
 import type { Flag } from '../../core/evidence';
+import { outsideSparseFlags } from '../../core/draft/sparsePaths';
 import { readAgentReport } from './agentRunner';
 import { type CheckoutSnapshot, type CheckoutVerdict, verifyCheckout } from './checkoutGuard';
 import { analyzeChange } from '../git/gitDiff';
@@ -60,7 +61,11 @@ export async function finishDraftRun(options: FinishDraftRunOptions): Promise<Fi
   const { analysis } = analysed;
   commit = analysed.commit;
   const [checkout, agentReport] = await Promise.all([checking, readAgentReport(options.evidenceFile)]);
-  const flags = [...(analysis?.flags ?? []), ...refusedPathFlags(commit.refusedPaths)];
+  const flags = [
+    ...(analysis?.flags ?? []),
+    ...refusedPathFlags(commit.refusedPaths),
+    ...outsideSparseFlags(analysis?.files ?? [], commit.sparsePaths ?? []),
+  ];
   if (!checkout.untouched) flags.unshift(checkoutTouchedFlag(checkout.differences));
   return {
     checkout: { untouched: checkout.untouched, differences: checkout.differences },

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { parsePatch } from 'diff';
@@ -6,6 +7,8 @@ import { hasControlCharacters } from '../../core/draft/draft';
 import { manifestKind } from '../../core/draft/dependencyManifests';
 import {
   type AddedLine,
+  type AddedLinesScan,
+  AddedLinesReader,
   type DiffAnalysis,
   type NumstatEntry,
   type DiffAnalysisOptions,
@@ -13,10 +16,13 @@ import {
   analyzeDiff,
   parseAddedLines,
   parseRawNumstat,
+  scanAddedLines,
   symlinkEscapes,
 } from '../../core/draft/diffAnalysis';
+import { BUILTIN_SECRET_PATTERNS } from '../../core/redaction';
 import {
   COMMIT_FORMAT,
+  type HistoryCommit,
   type HistoryInput,
   type HistoryPatch,
   PATCH_FORMAT,
@@ -24,7 +30,7 @@ import {
   parseCommits,
   parseHistoryPatches,
 } from '../../core/draft/historyScan';
-import { git, gitBytes } from './gitProcess';
+import { git, gitBytes, gitLines } from './gitProcess';
 import { isInsideFolder, realpathOfNearestExisting } from '../draft/worktreeFiles';
 
 /** Manifests larger than this are not parsed (flagged as unreadable instead). */
@@ -156,6 +162,11 @@ const HISTORY_OPTIONS = [
   '--dst-prefix=b/',
 ];
 
+/** No commit, or one commit whose only parent is the base: the change's diff is that commit's own. */
+function isOneCommitOn(commits: readonly HistoryCommit[], baseSha: string): boolean {
+  return commits.length === 0 || (commits.length === 1 && commits[0]!.parents.length === 1 && commits[0]!.parents[0] === baseSha);
+}
+
 /**
  * The commits base..head (messages, author, committer) and, when the change is
  * more than one commit on its base, what each commit adds against its first
@@ -174,8 +185,7 @@ async function readHistory(
   raw: readonly RawDiffEntry[],
 ): Promise<HistoryInput> {
   const commits = parseCommits(log);
-  const single = commits.length === 1 && commits[0]!.parents.length === 1 && commits[0]!.parents[0] === baseSha;
-  if (commits.length === 0 || single) return { commits };
+  if (isOneCommitOn(commits, baseSha)) return { commits };
   const config = [...DIFF_CONFIG, '-c', 'core.quotePath=false'];
   const listed = parseHistoryPatches(
     (await git(repoRoot, [...config, 'log', ...DIFF_OPTIONS, ...HISTORY_OPTIONS, '--reverse', '--raw', `${baseSha}..${headSha}`, '--']))
@@ -224,25 +234,94 @@ async function symlinksEscapingOnDisk(worktreePath: string, links: ReadonlyMap<s
 }
 
 /**
+ * A copy of a string that shares no memory with the one it came from: a path
+ * or token sliced from a chunk of git's output would otherwise keep the whole
+ * chunk (64 KiB) alive as long as it is kept.
+ */
+const ownCopy = (text: string) => Buffer.from(text, 'utf16le').toString('utf16le');
+
+function mergeScans(a: AddedLinesScan, b: AddedLinesScan): AddedLinesScan {
+  return {
+    count: a.count + b.count,
+    kinds: [...new Set([...a.kinds, ...b.kinds])].sort(),
+    lines: [...new Set([...a.lines, ...b.lines])].slice(0, 10),
+    tokens: [...a.tokens, ...b.tokens],
+  };
+}
+
+/** A line's digest: head's added lines are kept as these (not as text) for the history scan to compare with. */
+const lineDigest = (text: string) => createHash('sha256').update(text).digest('base64');
+
+/**
+ * The zero-context patch of base..head read as a stream: each file's added
+ * lines are scanned when its section ends and only the scan is kept, so memory
+ * does not grow with the patch. With `keepLines` (the change has more than one
+ * commit, whose own diffs are compared with head's lines), a digest of every
+ * added line is kept too.
+ */
+async function scanPatch(
+  repoRoot: string,
+  baseSha: string,
+  headSha: string,
+  patterns: AnalyzeChangeOptions['secretPatterns'],
+  keepLines: boolean,
+): Promise<{ scans: Map<string, AddedLinesScan>; lines: Set<string> }> {
+  const scans = new Map<string, AddedLinesScan>();
+  const lines = new Set<string>();
+  const reader = new AddedLinesReader((path, added) => {
+    if (keepLines) for (const line of added) lines.add(lineDigest(line.text));
+    if (!added.length) return;
+    const found = scanAddedLines(added, patterns ?? BUILTIN_SECRET_PATTERNS);
+    const scan = { ...found, tokens: found.tokens.map(ownCopy) };
+    // A path git shows in two places apart (git never does in one diff) keeps what both scans found.
+    const key = ownCopy(path);
+    const earlier = scans.get(key);
+    scans.set(key, earlier ? mergeScans(earlier, scan) : scan);
+  });
+  await gitLines(
+    repoRoot,
+    [...DIFF_CONFIG, 'diff', ...DIFF_OPTIONS, '-U0', '--src-prefix=a/', '--dst-prefix=b/', baseSha, headSha, '--'],
+    (line) => reader.line(line),
+  );
+  reader.end();
+  return { scans, lines };
+}
+
+/**
  * Analyses base..head of a change with four git processes whatever its size:
- * raw + numstat, a zero-context patch for the added lines, and two cat-file
- * batches (sizes; symlink targets, manifests, and files git called binary, whose
+ * raw + numstat, a zero-context patch for the added lines (read as a stream:
+ * each file's added lines are scanned and dropped), and two cat-file batches
+ * (sizes; symlink targets, manifests, and files git called binary, whose
  * content decides: text called binary by an attribute gets two more, as text).
  */
 export async function analyzeChange(options: AnalyzeChangeOptions): Promise<DiffAnalysis> {
   const { repoRoot, baseSha, headSha } = options;
   assertRevision(baseSha, 'base');
   assertRevision(headSha, 'head');
-  const [rawOut, patchOut, logOut] = await Promise.all([
-    git(repoRoot, [...DIFF_CONFIG, 'diff', ...DIFF_OPTIONS, '--raw', '--numstat', '-z', '--no-abbrev', baseSha, headSha, '--']),
-    git(repoRoot, [...DIFF_CONFIG, 'diff', ...DIFF_OPTIONS, '-U0', '--src-prefix=a/', '--dst-prefix=b/', baseSha, headSha, '--']),
-    git(repoRoot, ['log', '--no-show-signature', `--format=${COMMIT_FORMAT}`, `${baseSha}..${headSha}`, '--']),
+  const patterns = options.secretPatterns ?? BUILTIN_SECRET_PATTERNS;
+  const rawRead = git(repoRoot, [
+    ...DIFF_CONFIG,
+    'diff',
+    ...DIFF_OPTIONS,
+    '--raw',
+    '--numstat',
+    '-z',
+    '--no-abbrev',
+    baseSha,
+    headSha,
+    '--',
   ]);
-  const { raw, numstat } = parseRawNumstat(rawOut.stdout);
-  const historyRead = readHistory(repoRoot, baseSha, headSha, logOut.stdout, raw);
   // Awaited below; until then a failure must not count as unhandled.
+  rawRead.catch(() => undefined);
+  // The log first (it is quick): only a change of more than one commit needs head's lines kept for the history scan.
+  const logOut = await git(repoRoot, ['log', '--no-show-signature', `--format=${COMMIT_FORMAT}`, `${baseSha}..${headSha}`, '--']);
+  const keepLines = !isOneCommitOn(parseCommits(logOut.stdout), baseSha);
+  const patchRead = scanPatch(repoRoot, baseSha, headSha, patterns, keepLines);
+  patchRead.catch(() => undefined);
+  const { raw, numstat } = parseRawNumstat((await rawRead).stdout);
+  const historyRead = readHistory(repoRoot, baseSha, headSha, logOut.stdout, raw);
   historyRead.catch(() => undefined);
-  const addedLines = parseAddedLines(patchOut.stdout);
+  const { scans, lines: headLineDigests } = await patchRead;
 
   const live = raw.filter((entry) => entry.status !== 'D' && entry.newMode !== '160000');
   // Binary to git may only mean an attribute (`-diff`, `binary`, e.g. planted in .git/info/attributes) says so.
@@ -280,7 +359,10 @@ export async function analyzeChange(options: AnalyzeChangeOptions): Promise<Diff
       const index = numstat.findIndex((counted) => counted.path === entry.path);
       if (index >= 0) numstat[index] = entry;
     }
-    for (const [path, lines] of text.addedLines) addedLines.set(path, lines);
+    for (const [path, lines] of text.addedLines) {
+      scans.set(path, scanAddedLines(lines, patterns));
+      if (keepLines) for (const line of lines) headLineDigests.add(lineDigest(line.text));
+    }
   }
   // Binary stays binary, but its printable text (and a gzip stream's) is scanned: the runs its old version did not have.
   const binaryTexts = new Map<string, string[]>();
@@ -314,7 +396,8 @@ export async function analyzeChange(options: AnalyzeChangeOptions): Promise<Diff
       numstat,
       blobSizes: sizes,
       symlinkTargets,
-      addedLines,
+      addedLineScans: scans,
+      headLines: { has: (text) => headLineDigests.has(lineDigest(text)) },
       manifests: manifestTexts,
       binaryTexts,
       history: await historyRead,

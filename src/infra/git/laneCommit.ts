@@ -43,6 +43,8 @@ export interface LaneCommitResult {
   identity: GitIdentity & { fallback: boolean };
   /** Set when the lane squashed base..head into headSha (policy lanes.pullRequests.secretInHistory: squash). */
   squashed?: { commits: number; previousHeadSha: string };
+  /** The folders of a sparse worktree (cone mode); absent for a whole one. Files outside them were committed too. */
+  sparsePaths?: string[];
 }
 
 /** One line, no control characters: a trailer value cannot smuggle another trailer. */
@@ -149,7 +151,13 @@ export async function commitLaneWork(options: CommitLaneWorkOptions): Promise<La
       `The worktree at ${worktreePath} is on ${now}, not on its lane branch ${branch} (did the agent switch branches?). Nothing was committed; check out ${branch} in the worktree and try again.`,
     );
   }
-  const added = await git(worktreePath, ['add', '--all', '--ignore-errors', '--', '.'], { okExitCodes: [1] });
+  // A sparse worktree: what the agent wrote outside its folders is staged too (--sparse), then flagged by the caller.
+  // (An older git without sparse-checkout answers 1: not sparse either.)
+  const sparse = await git(worktreePath, ['sparse-checkout', 'list'], { okExitCodes: [1, 128] });
+  const sparsePaths = sparse.exitCode === 0 ? sparse.stdout.split('\n').filter(Boolean) : undefined;
+  const added = await git(worktreePath, ['add', '--all', ...(sparsePaths ? ['--sparse'] : []), '--ignore-errors', '--', '.'], {
+    okExitCodes: [1],
+  });
   const refusedPaths = parseRefusedPaths(added.stderr);
   if (added.exitCode !== 0 && refusedPaths.length === 0) {
     throw new LaneCommitError(
@@ -175,5 +183,12 @@ export async function commitLaneWork(options: CommitLaneWorkOptions): Promise<La
   }
   const revs = await git(worktreePath, ['rev-parse', 'HEAD', 'HEAD^{tree}', `${baseSha}^{tree}`]);
   const [headSha = '', headTree, baseTree] = revs.stdout.trim().split('\n');
-  return { outcome: headTree === baseTree ? 'noChanges' : 'committed', headSha, createdCommit, refusedPaths, identity };
+  return {
+    outcome: headTree === baseTree ? 'noChanges' : 'committed',
+    headSha,
+    createdCommit,
+    refusedPaths,
+    identity,
+    ...(sparsePaths?.length ? { sparsePaths } : {}),
+  };
 }

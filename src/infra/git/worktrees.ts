@@ -19,7 +19,6 @@ import { LaneError } from '../../core/errors';
 import { GitCommandError, git } from './gitProcess';
 import { pathExists } from '../storage/fileStore';
 
-/** @internal Exported for its unit tests; the product calls it inside this module. */
 export class WorktreeError extends LaneError {
   constructor(message: string, kind = 'worktree') {
     super(kind, message);
@@ -104,8 +103,8 @@ export async function repositoryState(repoRoot: string): Promise<RepositoryState
   };
 }
 
-/** Makes sure the worktrees directory exists and lies outside the repository's working tree. */
-async function prepareWorktreesDir(repoRoot: string, worktreesDir: string): Promise<string> {
+/** Makes sure the worktrees directory exists and lies outside the repository's working tree; returns its real path. */
+export async function prepareWorktreesDir(repoRoot: string, worktreesDir: string): Promise<string> {
   if (!isAbsolute(worktreesDir)) throw new WorktreeError(`The worktrees directory must be an absolute path, not "${worktreesDir}".`);
   await mkdir(worktreesDir, { recursive: true });
   const [dirReal, rootReal] = await Promise.all([realpath(worktreesDir), realpath(repoRoot)]);
@@ -131,6 +130,8 @@ export interface CreateWorktreeOptions {
   /** From slugify(title). */
   slug: string;
   baseSha: string;
+  /** Folders for a sparse worktree (normalizeSparsePaths); empty or absent: the whole tree. */
+  sparsePaths?: readonly string[];
 }
 
 export interface CreatedWorktree {
@@ -159,7 +160,19 @@ export async function createWorktree(options: CreateWorktreeOptions): Promise<Cr
   }
   try {
     // One git process; `-b` refuses an existing branch before creating anything, so no separate check is needed.
-    await git(repoRoot, ['worktree', 'add', '--quiet', '--no-track', '-b', branch, path, baseSha]);
+    const sparse = options.sparsePaths ?? [];
+    await git(repoRoot, [
+      'worktree',
+      'add',
+      '--quiet',
+      '--no-track',
+      ...(sparse.length ? ['--no-checkout'] : []),
+      '-b',
+      branch,
+      path,
+      baseSha,
+    ]);
+    if (sparse.length) await applySparsePaths(path, sparse);
   } catch (error) {
     const detail = error instanceof GitCommandError ? error.stderr.trim() : (error as Error).message;
     if (/a branch named '.*' already exists/.test(detail)) {
@@ -174,7 +187,20 @@ export async function createWorktree(options: CreateWorktreeOptions): Promise<Cr
   return { path, branch, baseSha };
 }
 
-async function undoCreate(repoRoot: string, path: string, branch: string): Promise<void> {
+/**
+ * Makes a worktree made with `--no-checkout` sparse (cone mode, the folders
+ * read from stdin so none is taken for an option) and checks out what the cone
+ * holds. git keeps the cone in the worktree's own config (config.worktree),
+ * which needs extensions.worktreeConfig in the repository's config: set once,
+ * the first time a sparse worktree is made.
+ */
+export async function applySparsePaths(worktreePath: string, folders: readonly string[]): Promise<void> {
+  await git(worktreePath, ['sparse-checkout', 'set', '--cone', '--stdin'], { input: `${folders.join('\n')}\n` });
+  await git(worktreePath, ['read-tree', '-m', '-u', 'HEAD']);
+}
+
+/** Removes what a failed creation left: the folder, its registration, the branch. */
+export async function undoCreate(repoRoot: string, path: string, branch: string): Promise<void> {
   await rm(path, { recursive: true, force: true });
   await git(repoRoot, ['worktree', 'prune']).catch(() => undefined);
   if (await branchExists(repoRoot, branch).catch(() => false)) {

@@ -8,7 +8,7 @@ import type { PolicyService } from '../policy/policyService';
 import { EvidenceStore } from '../storage/evidenceStore';
 import { JsonFilePersistence } from '../storage/fileStore';
 import { RepoStorage } from '../storage/repoStorage';
-import { DraftLane } from './draft/draftLane';
+import { DraftLane, type DraftSettings } from './draft/draftLane';
 import type { LaneContext } from './laneContext';
 import { ReviewLane } from './review/reviewLane';
 import { type OpenOptions, type OpenOutcome, PullRequestLane } from './pullRequest/pullRequestLane';
@@ -21,6 +21,8 @@ export interface RepositoryLanesOptions {
   logger: Logger;
   /** The Sandbox lane's settings, read at every run so changed settings apply to the next one. */
   sandboxSettings: () => SandboxSettings;
+  /** The Draft lane's worktree settings (pool, sparse folders), read at every use. */
+  draftSettings?: () => DraftSettings;
 }
 
 /** What "Promote" asks of the gate a change is at; the gate it is not at is never asked. */
@@ -62,6 +64,7 @@ export class RepositoryLanes {
       runTasks: (changeId, actor, signal) => this.sandbox.runDraftTasks(changeId, actor, { signal }),
       // `agent-lanes mcp`, as the VSIX ships it.
       ...(extensionRoot ? { mcpServerScript: join(extensionRoot, 'dist', 'mcp.js') } : {}),
+      ...(options.draftSettings ? { draftSettings: options.draftSettings } : {}),
     });
     this.review = new ReviewLane(context, this.draft);
     // The sandbox lane follows the store: a change that closes takes its containers along.
@@ -92,6 +95,9 @@ export class RepositoryLanes {
         logger.error(`Recovering interrupted agent runs of ${repoRoot}`, error);
         return [];
       });
+    // The warm worktree pool fills in the background; New Draft never waits for it.
+    if (options.draftSettings)
+      void lanes.draft.warmPool().catch((error: unknown) => logger.warn(`Worktree pool of ${repoRoot}: ${(error as Error).message}`));
     return lanes;
   }
 

@@ -64,9 +64,14 @@ export async function prepareAgentGit(options: PrepareAgentGitOptions): Promise<
   await copyFile(join(commonDir, 'shallow'), join(gitDir, 'shallow')).catch(() => undefined);
   const gitFile = join(options.dir, 'dot-git');
   await writeFile(gitFile, `gitdir: ${gitDir}\n`);
-  // The index, so that `git status` in the boundary starts clean.
+  // The index, so that `git status` in the boundary starts clean. A sparse worktree's own index is copied: its
+  // skip-worktree bits keep the folders outside the cone from showing as deleted.
   const own = ['--git-dir', gitDir, '--work-tree', options.worktreePath];
-  await git(options.worktreePath, [...own, 'read-tree', options.headSha]);
+  const sparse = await git(options.worktreePath, ['sparse-checkout', 'list'], { okExitCodes: [1, 128] });
+  if (sparse.exitCode === 0) {
+    const index = await git(options.worktreePath, ['rev-parse', '--path-format=absolute', '--git-path', 'index']);
+    await copyFile(index.stdout.trim(), join(gitDir, 'index'));
+  } else await git(options.worktreePath, [...own, 'read-tree', options.headSha]);
   await git(options.worktreePath, [...own, 'update-index', '-q', '--refresh'], { okExitCodes: [1] });
   return { gitDir, gitFile, objectsDir };
 }

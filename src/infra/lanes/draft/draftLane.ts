@@ -43,6 +43,8 @@ import { redactAgentReport } from '../../draft/agentReportRedaction';
 import { type CheckoutVerdict, snapshotCheckout } from '../../draft/checkoutGuard';
 import { type FinishedDraftRun, analyzeLaneCommit, finishDraftRun } from '../../draft/draftRun';
 import { commitLaneWork } from '../../git/laneCommit';
+import { WorktreePool } from '../../draft/worktreePool';
+import { normalizeSparsePaths, outsideSparseFlags } from '../../../core/draft/sparsePaths';
 import {
   UncommittedWorkError,
   applyReconcileAction,
@@ -102,6 +104,16 @@ export interface DraftLaneOptions {
   mcpServerScript?: string;
   /** After lanes_finish_draft, how long the agent has to exit before its run is stopped (default 10 s). */
   finishGraceSeconds?: number;
+  /** agentLanes.draft.* (read at every use). Without it: no pool, whole worktrees. */
+  draftSettings?: () => DraftSettings;
+}
+
+/** How new worktrees are made: the warm pool's size and the sparse folders. */
+export interface DraftSettings {
+  /** agentLanes.draft.worktreePool: worktrees kept ready; 0 turns the pool off. */
+  worktreePool: number;
+  /** agentLanes.draft.sparsePaths: folders the agent's worktree holds (git's cone mode); empty: the whole tree. */
+  sparsePaths: readonly unknown[];
 }
 
 export interface DraftOutcome {
@@ -150,10 +162,44 @@ export class DraftLane {
   /** Resolves when a run has recorded its end: between the agent's last state and its audited stop, a discard waits. */
   private readonly runEnds = new Map<string, Promise<void>>();
 
+  /** Prepared worktrees, so New Draft does not pay the checkout. */
+  readonly pool: WorktreePool;
+
   constructor(
     private readonly ctx: LaneContext,
     private readonly options: DraftLaneOptions = {},
-  ) {}
+  ) {
+    this.pool = new WorktreePool({
+      repoRoot: ctx.repoRoot,
+      poolDir: join(ctx.storage.root, 'worktree-pool'),
+      worktreesDir: ctx.storage.worktreesDir,
+      size: () => options.draftSettings?.().worktreePool ?? 0,
+      sparsePaths: () => this.sparsePaths(),
+      logger: ctx.logger,
+    });
+  }
+
+  /** The sparse folders from the settings, checked (a wrong value stops New Draft with what to write instead). */
+  private sparsePaths(): string[] {
+    const configured = this.options.draftSettings?.().sparsePaths ?? [];
+    try {
+      return normalizeSparsePaths(configured);
+    } catch (error) {
+      throw new DraftInputError((error as Error).message);
+    }
+  }
+
+  /**
+   * When the repository opens or the settings change: removes what a crash
+   * left half prepared and what the settings no longer want (everything when
+   * the pool is off), then fills the pool at HEAD in the background.
+   */
+  async warmPool(): Promise<void> {
+    await this.pool.recover();
+    if ((this.options.draftSettings?.().worktreePool ?? 0) <= 0) return;
+    const head = await resolveBase(this.ctx.repoRoot).catch(() => undefined);
+    if (head) await this.pool.refill(head.sha);
+  }
 
   isRunning(changeId: string): boolean {
     return this.running.has(changeId);
@@ -177,19 +223,41 @@ export class DraftLane {
     if (!task) throw new DraftInputError('The task is empty: describe what the agent should do.');
     const agentId = agentIdOf(input.agent);
     await decide(ctx, 'createDraft', { agentId, author: input.createdBy }, undefined, input.actor);
-    const base = await resolveBase(ctx.repoRoot, input.baseRef);
-    const assessment = assessDraftStart(await repositoryState(ctx.repoRoot), Boolean(input.baseRef?.trim()));
-    if (!assessment.allowed) throw new DraftInputError(assessment.refusal ?? 'The draft cannot start here.');
+    const sparsePaths = this.sparsePaths();
+    // A pooled worktree is picked and checked (its own `git status`) while the base and the checkout's state are read.
+    const claimed = this.pool.claim();
+    const [base, state, claim] = await Promise.all([
+      resolveBase(ctx.repoRoot, input.baseRef),
+      repositoryState(ctx.repoRoot),
+      claimed.catch((error: Error) => {
+        ctx.logger.warn(`Worktree pool: ${error.message}`);
+        return undefined;
+      }),
+    ]).catch(async (error: unknown) => {
+      this.pool.release(await claimed.catch(() => undefined));
+      throw error;
+    });
+    const assessment = assessDraftStart(state, Boolean(input.baseRef?.trim()));
+    if (!assessment.allowed) {
+      this.pool.release(claim);
+      throw new DraftInputError(assessment.refusal ?? 'The draft cannot start here.');
+    }
 
     const id = randomBytes(4).toString('hex');
     const title = titleFromTask(task);
-    const worktree = await createWorktree({
-      repoRoot: ctx.repoRoot,
-      worktreesDir: ctx.storage.worktreesDir,
-      changeId: id,
-      slug: slugify(title),
-      baseSha: base.sha,
-    });
+    const slug = slugify(title);
+    // The pooled worktree when one passed its checks, else a new one; the pool refills behind.
+    const pooled = await this.pool.handOut(claim, { changeId: id, slug, baseSha: base.sha });
+    const worktree =
+      pooled ??
+      (await createWorktree({
+        repoRoot: ctx.repoRoot,
+        worktreesDir: ctx.storage.worktreesDir,
+        changeId: id,
+        slug,
+        baseSha: base.sha,
+        sparsePaths,
+      }));
     const now = new Date().toISOString();
     const baseRef = base.branch ?? base.ref;
     const change: Change = {
@@ -230,8 +298,13 @@ export class DraftLane {
         branch: worktree.branch,
         promptRef: this.promptRef(change),
         warnings: assessment.warnings,
+        worktree: pooled ? pooled.from : 'new',
+        ...(sparsePaths.length ? { sparsePaths } : {}),
       },
     });
+    // The pool refills behind, once New Draft is done.
+    if ((this.options.draftSettings?.().worktreePool ?? 0) > 0)
+      void this.pool.refill(base.sha).catch((error: unknown) => ctx.logger.warn(`Worktree pool: ${(error as Error).message}`));
     return { change, warnings: assessment.warnings };
   }
 
@@ -614,6 +687,7 @@ export class DraftLane {
 
   stopAll(): void {
     for (const controller of this.running.values()) controller.abort();
+    this.pool.dispose();
   }
 
   private analysisOptions(): DiffAnalysisOptions & { secretInHistory: 'block' | 'squash' } {
@@ -641,7 +715,11 @@ export class DraftLane {
       subject: redactText(change.title, this.secretPatterns()).text,
     };
     const { commit, analysis } = await analyzeLaneCommit(await commitLaneWork(lane), lane, this.analysisOptions());
-    const flags = [...(analysis?.flags ?? []), ...refusedPathFlags(commit.refusedPaths)];
+    const flags = [
+      ...(analysis?.flags ?? []),
+      ...refusedPathFlags(commit.refusedPaths),
+      ...outsideSparseFlags(analysis?.files ?? [], commit.sparsePaths ?? []),
+    ];
     return this.record(changeId, { finished: { commit, ...(analysis ? { analysis } : {}), flags }, actor: options.actor });
   }
 
