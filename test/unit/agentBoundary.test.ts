@@ -4,11 +4,12 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chooseBackend, describeIsolation } from '../../src/core/draft/agentIsolation';
+import { type CanaryProbe, chooseBackend, describeIsolation } from '../../src/core/draft/agentIsolation';
 import { mergePolicies, type PolicyLayer } from '../../src/core/policy/merge';
 import { POLICY_API_VERSION, parseOverlayObject, parsePolicyObject } from '../../src/core/policy/schema';
 import { openHostBoundary, processStartTicks, runCanary } from '../../src/infra/draft/boundary/agentBoundary';
-import { CANARY_IN_LAUNCHER, launcherArgv } from '../../src/infra/draft/boundary/egressLauncher';
+import { CANARY_IN_LAUNCHER, CANARY_THEN_AGENT, launcherArgv } from '../../src/infra/draft/boundary/egressLauncher';
+import { type CanaryPlan, planCanary } from '../../src/infra/draft/boundary/canary';
 import { egressSocketPath, startEgressProxy } from '../../src/infra/draft/boundary/egressProxy';
 import { runAgent } from '../../src/infra/draft/agentRunner';
 import { DraftLane } from '../../src/infra/lanes/draft/draftLane';
@@ -175,6 +176,83 @@ describe('agent isolation: the canary and runs outside this window', function ()
     assert.match(run.message, /editorEnvironment: saw AGENT_LANES_ENVIRONMENT_CANARY/);
     assert.equal(existsSync(marker), false, 'the agent never started');
     assert.equal(git(repo, 'status', '--porcelain'), '', 'the canary cleaned up what it managed to write');
+  });
+
+  it('the canary and the agent in one start: the launcher starts the agent only on the host\'s "go", and an escape kills it first', async () => {
+    const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-gated-')));
+    const repo = createSampleRepository(join(base, 'app'));
+    const worktree = await createWorktree({
+      repoRoot: repo,
+      worktreesDir: join(base, 'worktrees'),
+      changeId: 'c0ffee02',
+      slug: 'gated',
+      baseSha: git(repo, 'rev-parse', 'HEAD'),
+    });
+    const io = join(base, 'io');
+    mkdirSync(io);
+    const proxy = await startEgressProxy({ allow: [], socketPath: egressSocketPath(randomBytes(6).toString('hex')) });
+    const runWith = async (marker: string, verify: (report: string, plan: CanaryPlan) => Promise<CanaryProbe[]>) => {
+      const agentArgv = [process.execPath, '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, String(process.pid))`];
+      const host = openHostBoundary(agentArgv, { PATH: process.env.PATH! }, worktree.path);
+      // The launcher on the host with nothing around it (no bubblewrap): the canary escapes, as in a boundary that leaks.
+      const gatedBoundary = {
+        ...host,
+        backend: 'process' as const,
+        gatedCanary: async () => {
+          const plan = await planCanary({ repoRoot: repo, outsideFolders: [base], home: base });
+          const [, source = '', spec = ''] = plan.args;
+          return {
+            command: {
+              file: process.execPath,
+              args: launcherArgv(process.execPath, proxy.socketPath, [CANARY_THEN_AGENT, source, spec, ...agentArgv]).slice(1),
+              env: process.env as Record<string, string>,
+              cwd: worktree.path,
+            },
+            verify: (report: string) => verify(report, plan),
+            close: () => plan.close(),
+          };
+        },
+      };
+      return runAgent({
+        agent: { id: 'a', label: 'Agent', command: ['node'] },
+        changeId: 'c0ffee02',
+        worktreePath: worktree.path,
+        prompt: { task: 'anything', changeId: 'c0ffee02', baseRef: 'main', baseSha: git(repo, 'rev-parse', 'HEAD') },
+        promptFile: join(io, 'prompt.md'),
+        evidenceFile: join(io, 'report.json'),
+        logFile: join(base, 'agent.log'),
+        openBoundary: async () => gatedBoundary,
+      });
+    };
+    try {
+      // What the canary reports from outside a boundary: escapes. The launcher is running and waiting; it must die.
+      const escapedMarker = join(base, 'escaped-agent-ran');
+      // The host takes its time to check: a launcher that did not wait for "go" would have started the agent by then.
+      const refused = await runWith(escapedMarker, async (report, plan) => {
+        await new Promise((done) => setTimeout(done, 1_000));
+        return plan.verify(report);
+      });
+      assert.equal(refused.outcome, 'refused');
+      assert.match(refused.message, /canary escaped the process boundary \(writeOutside: wrote /);
+      assert.equal(existsSync(escapedMarker), false, 'the agent never started');
+      assert.equal(git(repo, 'status', '--porcelain'), '', 'the canary cleaned up what it managed to write');
+
+      // The same launcher, with a report the host accepts: the agent starts, from the launcher, after "go".
+      const cleanMarker = join(base, 'clean-agent-ran');
+      const clean = await runWith(cleanMarker, async (report, plan) =>
+        (await plan.verify(report)).map((probe) => ({ ...probe, outcome: 'refused' as const })),
+      );
+      assert.equal(clean.outcome, 'succeeded', clean.message);
+      assert.ok(existsSync(cleanMarker), 'the agent ran once the host said go');
+
+      // A report that is not the canary's: refused, the agent never starts.
+      const garbledMarker = join(base, 'garbled-agent-ran');
+      const garbled = await runWith(garbledMarker, () => Promise.reject(new Error('the canary did not report')));
+      assert.equal(garbled.outcome, 'refused');
+      assert.equal(existsSync(garbledMarker), false);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('"Stop Agent" stops a run this window did not start (a reload), and leaves a reused pid alone', async () => {

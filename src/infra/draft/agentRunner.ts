@@ -2,7 +2,8 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { lstat, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import type { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
 import { type AgentReportParse, oversizedReportError, parseAgentReport } from '../../core/draft/agentEvidence';
 import {
@@ -108,6 +109,37 @@ export interface RunAgentOptions {
 }
 
 const MAX_LINE_CHARS = 8_000;
+/** How long a gated canary has to report before the run is refused. */
+const CANARY_TIMEOUT_MS = 30_000;
+/** The canary's report is one line of JSON; anything longer is not one. */
+const MAX_REPORT_CHARS = 64 * 1024;
+
+/** The first line a stream carries, or undefined when it ends, passes the cap or the time runs out first. */
+function firstLine(stream: Readable, timeoutMs: number): Promise<string | undefined> {
+  return new Promise((done) => {
+    let text = '';
+    const settle = (line: string | undefined) => {
+      clearTimeout(timer);
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('close', onEnd);
+      stream.off('error', onEnd);
+      done(line);
+    };
+    const onData = (chunk: Buffer | string) => {
+      text += chunk.toString();
+      const end = text.indexOf('\n');
+      if (end >= 0) settle(text.slice(0, end));
+      else if (text.length > MAX_REPORT_CHARS) settle(undefined);
+    };
+    const onEnd = () => settle(undefined);
+    const timer = setTimeout(onEnd, timeoutMs);
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+    stream.on('close', onEnd);
+    stream.on('error', onEnd);
+  });
+}
 const MAX_LOG_BYTES = 50 * 1024 * 1024;
 
 async function assertOutside(worktreeReal: string, path: string, what: string): Promise<void> {
@@ -209,6 +241,32 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
   };
   writeLog(`── ${startedAt} agent ${agent.id}: ${[file, ...args.map((arg) => (arg === promptText ? '{prompt}' : arg))].join(' ')}\n`);
 
+  /** Every output line, cut and redacted, to the log and the callback; resolves when both streams ended. */
+  const pumpOutput = (child: { stdout: Readable | null; stderr: Readable | null }) => {
+    const pump = (stream: Readable | null, name: 'stdout' | 'stderr') =>
+      new Promise<void>((done) => {
+        if (!stream) return done();
+        const lines = createInterface({ input: stream, crlfDelay: Infinity });
+        const redactor = options.redactStream?.();
+        const emit = (line: string) => {
+          writeLog(name === 'stderr' ? `[stderr] ${line}\n` : `${line}\n`);
+          options.onLine?.(line, name);
+        };
+        lines.on('line', (raw) => {
+          const cut = raw.length > MAX_LINE_CHARS ? `${raw.slice(0, MAX_LINE_CHARS)}…[line truncated]` : raw;
+          if (redactor) redactor.push(cut).forEach(emit);
+          else emit(options.redactLine ? options.redactLine(cut) : cut);
+        });
+        const end = () => {
+          redactor?.flush().forEach(emit);
+          done();
+        };
+        lines.on('close', end);
+        stream.on('error', end);
+      });
+    return Promise.all([pump(child.stdout, 'stdout'), pump(child.stderr, 'stderr')]);
+  };
+
   let boundary: OpenedBoundary | undefined;
   let probes: CanaryProbe[] = [];
   let canaryMs: number | undefined;
@@ -238,18 +296,65 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
 
   if (options.signal?.aborted) return finish({ outcome: 'cancelled', message: `Agent "${agent.label}" was stopped before it started.` });
 
+  const spawnWrapped = (command: OpenedBoundary['command'], gate: boolean) =>
+    execa(command.file, command.args, {
+      cwd: command.cwd,
+      extendEnv: false,
+      env: command.env,
+      // Its own process group (setsid), so the whole tree can be signalled at once.
+      detached: !WINDOWS,
+      // A gated start: fd 3 carries the canary's report out and the host's "go" in.
+      stdio: gate ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'],
+      buffer: false,
+      reject: false,
+      windowsHide: true,
+    });
+  // Set when the boundary runs the canary and the agent in one start: the launcher waits for "go" on fd 3.
+  let gated: ReturnType<typeof spawnWrapped> | undefined;
+  let pumped: Promise<unknown> | undefined;
+  /** A gated launcher that must not go on: its group is killed before the agent could start. */
+  const refuseGated = async () => {
+    if (!gated) return;
+    if (gated.pid !== undefined) killGroup(gated.pid, 'SIGKILL');
+    await gated;
+    await Promise.race([pumped, new Promise((done) => setTimeout(done, 2_000))]);
+  };
+
   // The boundary first, then the canary inside it: an escape refuses the run before the agent exists.
   try {
     boundary = await (options.openBoundary ?? ((argv2, env2) => Promise.resolve(openHostBoundary(argv2, env2, worktreePath))))(argv, env);
-    const canary = await boundary.canary();
-    probes = canary.probes;
-    canaryMs = canary.ms;
+    if (boundary.gatedCanary && !options.signal?.aborted) {
+      const canaryStarted = performance.now();
+      const gate = await boundary.gatedCanary();
+      try {
+        gated = spawnWrapped(gate.command, true);
+        pumped = pumpOutput(gated);
+        const report = await firstLine(gated.stdio[3] as Readable, CANARY_TIMEOUT_MS);
+        if (report === undefined) {
+          await refuseGated();
+          const exit = await gated;
+          throw new Error(
+            `the isolation canary did not report in the ${boundary.backend} boundary (exit code ${exit.exitCode ?? exit.signal ?? 'none'}); its output is in ${logFile}.`,
+          );
+        }
+        probes = await gate.verify(report);
+      } finally {
+        await gate.close();
+      }
+      canaryMs = Math.round(performance.now() - canaryStarted);
+    } else {
+      const canary = await boundary.canary();
+      probes = canary.probes;
+      canaryMs = canary.ms;
+    }
     await options.ready;
   } catch (error) {
+    await refuseGated();
     return finish({ outcome: 'refused', message: `Agent "${agent.label}" was not started: ${(error as Error).message}` });
   }
   const escaped = escapedProbes(probes);
   if (escaped.length) {
+    await refuseGated();
     return finish({
       outcome: 'refused',
       message: `Agent "${agent.label}" was not started: the isolation canary escaped the ${boundary.backend} boundary (${escaped.map((probe) => `${probe.name}: ${probe.detail}`).join('; ')}). Nothing ran; report this to your platform team.`,
@@ -257,50 +362,29 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
   }
   for (const probe of probes) writeLog(`── canary ${probe.name}: ${probe.outcome} (${probe.detail})\n`);
   // Inside a boundary a missing program is only an exit code; say it the way the host would.
-  if (boundary.backend !== 'container' && !(await findOnPath(file!, env.PATH)))
+  if (boundary.backend !== 'container' && !(await findOnPath(file!, env.PATH))) {
+    await refuseGated();
     return finish({
       outcome: 'notFound',
       message: `The command ${JSON.stringify(file)} of agent "${agent.label}" was not found. Check "command" of the agent "${agent.id}" in the setting ${AGENTS_SETTING}: the program must be on PATH or an absolute path.${agent.install ? ` ${agent.install}` : ''}`,
     });
-  if (options.signal?.aborted) return finish({ outcome: 'cancelled', message: `Agent "${agent.label}" was stopped before it started.` });
+  }
+  if (options.signal?.aborted) {
+    await refuseGated();
+    return finish({ outcome: 'cancelled', message: `Agent "${agent.label}" was stopped before it started.` });
+  }
 
   const timeoutMs = options.timeoutMs ?? (agent.timeoutSeconds ?? DEFAULT_AGENT_TIMEOUT_SECONDS) * 1000;
-  const { command } = boundary;
   if (boundary.backend !== 'process' && boundary.backend !== 'host') await options.onBoundary?.(await boundary.handle());
-  const subprocess = execa(command.file, command.args, {
-    cwd: command.cwd,
-    extendEnv: false,
-    env: command.env,
-    // Its own process group (setsid), so the whole tree can be signalled at once.
-    detached: !WINDOWS,
-    stdin: 'ignore',
-    buffer: false,
-    reject: false,
-    windowsHide: true,
-  });
-
-  const pump = (stream: Readable | null, name: 'stdout' | 'stderr') =>
-    new Promise<void>((done) => {
-      if (!stream) return done();
-      const lines = createInterface({ input: stream, crlfDelay: Infinity });
-      const redactor = options.redactStream?.();
-      const emit = (line: string) => {
-        writeLog(name === 'stderr' ? `[stderr] ${line}\n` : `${line}\n`);
-        options.onLine?.(line, name);
-      };
-      lines.on('line', (raw) => {
-        const cut = raw.length > MAX_LINE_CHARS ? `${raw.slice(0, MAX_LINE_CHARS)}…[line truncated]` : raw;
-        if (redactor) redactor.push(cut).forEach(emit);
-        else emit(options.redactLine ? options.redactLine(cut) : cut);
-      });
-      const end = () => {
-        redactor?.flush().forEach(emit);
-        done();
-      };
-      lines.on('close', end);
-      stream.on('error', end);
-    });
-  const pumped = Promise.all([pump(subprocess.stdout, 'stdout'), pump(subprocess.stderr, 'stderr')]);
+  let subprocess: ReturnType<typeof spawnWrapped>;
+  if (gated) {
+    // Checked from outside and clean: the launcher may start the agent now.
+    subprocess = gated;
+    (gated.stdio[3] as Writable).end('go\n');
+  } else {
+    subprocess = spawnWrapped(boundary.command, false);
+    pumped = pumpOutput(subprocess);
+  }
 
   if (subprocess.pid !== undefined && (boundary.backend === 'process' || boundary.backend === 'host'))
     await options.onBoundary?.(await boundary.handle(subprocess.pid)).catch(() => undefined);
@@ -350,7 +434,10 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRunResult
   watched?.stop();
   options.signal?.removeEventListener('abort', onAbort);
   // Pipes held by a process that escaped the group must not hang the run.
-  const streamsDone = await Promise.race([pumped.then(() => true), new Promise<boolean>((done) => setTimeout(() => done(false), 2_000))]);
+  const streamsDone = await Promise.race([
+    (pumped ?? Promise.resolve()).then(() => true),
+    new Promise<boolean>((done) => setTimeout(() => done(false), 2_000)),
+  ]);
   if (!streamsDone) {
     subprocess.stdout?.destroy();
     subprocess.stderr?.destroy();

@@ -16,9 +16,9 @@ import { LaneError } from '../../../core/errors';
 import { type ContainerEngine, findOnPath, runEngine } from '../../sandbox/engine';
 import { detectProcessSandbox } from '../../sandbox/processSandbox';
 import { type AgentGit, prepareAgentGit } from './agentGit';
-import { CANARY_PROXY_HOST, planCanary } from './canary';
+import { CANARY_PROXY_HOST, type CanaryPlanOptions, planCanary } from './canary';
 import { type EgressProxy, egressSocketPath, startEgressProxy } from './egressProxy';
-import { CANARY_IN_LAUNCHER, launcherArgv } from './egressLauncher';
+import { CANARY_IN_LAUNCHER, CANARY_THEN_AGENT, launcherArgv } from './egressLauncher';
 
 class BoundaryError extends LaneError {
   override name = 'BoundaryError';
@@ -75,11 +75,26 @@ export interface OpenedBoundary {
   handle(pid?: number): Promise<BoundaryHandle>;
   /** Runs the canary inside the same boundary; throws when it cannot run. */
   canary(): Promise<{ probes: CanaryProbe[]; ms: number }>;
+  /**
+   * Where one start of the boundary can run the canary and then the agent (the process boundary behind the egress
+   * launcher): the command to spawn with a socket on fd 3, which carries the canary's report to the host and the
+   * host's "go" back. Without it, canary() runs first and the agent starts after.
+   */
+  gatedCanary?(): Promise<GatedCanary>;
   /** Stops everything inside at once (the container, or nothing more than the process group for bubblewrap). */
   stop(): Promise<void>;
   /** What the evidence says about the boundary, once the run ended. */
   evidence(extra: { probes: CanaryProbe[]; canaryMs?: number; stoppedFor?: string }): IsolationEvidence;
   /** Stops the container and the proxy, and removes the run's private git (the lane never reads it). */
+  close(): Promise<void>;
+}
+
+/** The canary and the agent in one start: spawn `command` with fd 3, check the report, answer "go" (see agentRunner). */
+export interface GatedCanary {
+  readonly command: BoundaryCommand;
+  /** The report line from fd 3, parsed and checked from outside (what landed where). */
+  verify(report: string): Promise<CanaryProbe[]>;
+  /** Closes the canary's host listener. */
   close(): Promise<void>;
 }
 
@@ -297,6 +312,19 @@ async function openProcessBoundary(
         proxy !== undefined,
         dirname(git.objectsDir),
       ),
+    ...(proxy
+      ? {
+          gatedCanary: async (): Promise<GatedCanary> => {
+            const plan = await planCanary(canaryPlanOptions(spec, dirname(git.objectsDir)));
+            const [, source = '', canarySpec = ''] = plan.args;
+            return {
+              command: wrap([CANARY_THEN_AGENT, source, canarySpec, ...spec.argv], env),
+              verify: (report) => plan.verify(report),
+              close: () => plan.close(),
+            };
+          },
+        }
+      : {}),
     stop: async () => undefined,
     evidence: (extra) => ({
       backend: 'process',
@@ -316,6 +344,15 @@ async function openProcessBoundary(
   };
 }
 
+function canaryPlanOptions(spec: BoundarySpec, gitCommonDir: string | undefined): CanaryPlanOptions {
+  return {
+    repoRoot: spec.repoRoot,
+    ...(gitCommonDir ? { gitCommonDir } : {}),
+    outsideFolders: [...spec.canaryFolders, homedir()],
+    home: homedir(),
+  };
+}
+
 /**
  * Runs the canary with the boundary's own wrapping; parses and checks it from outside.
  * @internal Exported for its unit tests (a canary run without a boundary must report escapes); the product calls it inside this module.
@@ -327,12 +364,7 @@ export async function runCanary(
   gitCommonDir?: string,
 ): Promise<{ probes: CanaryProbe[]; ms: number }> {
   const started = performance.now();
-  const plan = await planCanary({
-    repoRoot: spec.repoRoot,
-    ...(gitCommonDir ? { gitCommonDir } : {}),
-    outsideFolders: [...spec.canaryFolders, homedir()],
-    home: homedir(),
-  });
+  const plan = await planCanary(canaryPlanOptions(spec, gitCommonDir));
   try {
     const command = wrap(plan.args);
     const result = await execa(command.file, command.args, {

@@ -92,7 +92,10 @@ const tryPush = () => new Promise((done) => {
   const push = await pushing;
   if (push.missing) add('push', false, 'no git in the boundary');
   else add('push', push.status === 0, push.status === 0 ? 'pushed to ' + spec.push.remote : 'git push to your repository failed: ' + String(push.stderr || '').trim().split('\n').pop().slice(0, 200));
-  process.stdout.write(JSON.stringify({ probes }) + '\n');
+  const report = JSON.stringify({ probes }) + '\n';
+  // In the launcher before the agent (CANARY_THEN_AGENT) the report goes to the host, which answers whether the agent starts.
+  if (typeof globalThis.__lanesCanaryReport === 'function') return globalThis.__lanesCanaryReport(report);
+  process.stdout.write(report);
   // Run inside the egress launcher (CANARY_IN_LAUNCHER), the launcher ends here; as its own program, Node does.
   if (typeof globalThis.__lanesCanaryDone === 'function') globalThis.__lanesCanaryDone();
 })();

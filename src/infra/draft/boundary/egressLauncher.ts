@@ -19,6 +19,13 @@
 export const CANARY_IN_LAUNCHER = '--agent-lanes-canary-in-launcher';
 
 /**
+ * In place of the agent's program: run the canary, report its probes to the host on fd 3, and start the agent (the
+ * arguments after the canary's source and spec) only when the host answers "go" there (see gatedCanary in
+ * agentBoundary.ts). One start of the boundary for both; the agent never exists unless the host let it.
+ */
+export const CANARY_THEN_AGENT = '--agent-lanes-canary-then-agent';
+
+/**
  * The launcher program (CommonJS, for `node -e`).
  * @internal Exported for its unit tests; the product runs it through launcherArgv.
  */
@@ -43,6 +50,8 @@ try {
 if (!isSocket) fail('the egress proxy socket ' + socketPath + ' is missing, so the agent has no network; it was not started.', 125);
 
 let child;
+// The agent's environment: the launcher's own, with the proxy variables (set once the listener is up).
+let agentEnvironment;
 const forwarded = ['SIGTERM', 'SIGINT', 'SIGHUP'];
 for (const signal of forwarded) {
   process.on(signal, () => {
@@ -79,11 +88,49 @@ server.listen(0, '127.0.0.1', () => {
   });
   // The editor's runtime ran this launcher as Node; the agent is its own program.
   delete env.ELECTRON_RUN_AS_NODE;
+  agentEnvironment = env;
+  const adoptEnvironment = () => {
+    for (const name of Object.keys(process.env)) if (!(name in env)) delete process.env[name];
+    Object.assign(process.env, env);
+  };
+  if (file === '${CANARY_THEN_AGENT}') {
+    // The canary in this process, then the agent: the report goes to the host on fd 3 (a socket the host holds), and
+    // only its answer "go" starts the agent. Anything else, or the host's end closing first, ends the launcher with
+    // nothing started. fd 3 is closed before the agent starts: the agent cannot speak to the host through it.
+    const [canarySource, canarySpec, agentFile, ...agentArgs] = args;
+    if (!canarySource || !canarySpec || !agentFile) fail('usage: ' + file + ' <canarySource> <canarySpec> <agentFile> [agentArgs...]', 125);
+    let channel;
+    try {
+      channel = new net.Socket({ fd: 3, readable: true, writable: true });
+    } catch (error) {
+      fail('no channel to the host on fd 3 (' + error.message + '); the agent was not started.', 125);
+    }
+    channel.on('error', () => undefined);
+    channel.on('close', () => {
+      if (!child) process.exit(125);
+    });
+    adoptEnvironment();
+    process.argv = [process.argv[0], canarySpec];
+    globalThis.__lanesCanaryReport = (report) => {
+      let answer = '';
+      channel.on('data', (chunk) => {
+        answer += chunk;
+        const end = answer.indexOf('\\n');
+        if (end < 0) return;
+        if (answer.slice(0, end) !== 'go') process.exit(125);
+        channel.removeAllListeners('data');
+        channel.destroy();
+        startAgent(agentFile, agentArgs);
+      });
+      channel.write(report);
+    };
+    new Function('require', canarySource)(require);
+    return;
+  }
   if (file === '${CANARY_IN_LAUNCHER}') {
     // The isolation canary (node -e SOURCE SPEC), run in this process: the same boundary and the same environment
     // the agent gets, without starting Node a second time. It calls __lanesCanaryDone once it printed its probes.
-    for (const name of Object.keys(process.env)) if (!(name in env)) delete process.env[name];
-    Object.assign(process.env, env);
+    adoptEnvironment();
     process.argv = [process.argv[0], args[2]];
     globalThis.__lanesCanaryDone = () => {
       server.close();
@@ -92,7 +139,11 @@ server.listen(0, '127.0.0.1', () => {
     new Function('require', args[1])(require);
     return;
   }
-  child = childProcess.spawn(file, args, { stdio: 'inherit', env });
+  startAgent(file, args);
+});
+
+function startAgent(file, args) {
+  child = childProcess.spawn(file, args, { stdio: 'inherit', env: agentEnvironment });
   child.on('error', (error) => {
     fail('cannot start ' + file + ': ' + error.message, error.code === 'ENOENT' ? 127 : 126);
   });
@@ -107,7 +158,7 @@ server.listen(0, '127.0.0.1', () => {
       process.exit(code === null ? 1 : code);
     }
   });
-});
+}
 `;
 
 /** The argv that runs the launcher with `nodePath` inside the boundary, in front of the agent's own argv. */
