@@ -136,6 +136,23 @@ describe('draft commit on the lane branch', () => {
     );
   });
 
+  it('refuses to commit on a detached HEAD, and reads HEAD the way git does when its file is unusual', async () => {
+    const lane = await laneFor();
+    runGit(lane.path, ['checkout', '-q', '--detach']);
+    writeFiles(lane.path, { 'x.txt': 'x\n' });
+    await assert.rejects(
+      commitLaneWork({ worktreePath: lane.path, branch: lane.branch, baseSha: lane.baseSha, ...ids }),
+      /is on a detached HEAD/,
+    );
+    // Back on the lane branch, but HEAD written without its newline: not the usual file, so git is asked, and agrees.
+    runGit(lane.path, ['checkout', '-q', lane.branch]);
+    const gitDir = runGit(lane.path, ['rev-parse', '--absolute-git-dir']).trim();
+    writeFileSync(join(gitDir, 'HEAD'), `ref: refs/heads/${lane.branch}`);
+    const result = await commitLaneWork({ worktreePath: lane.path, branch: lane.branch, baseSha: lane.baseSha, ...ids });
+    assert.equal(result.outcome, 'committed');
+    assert.equal(runGit(lane.repo, ['rev-parse', lane.branch]).trim(), result.headSha);
+  });
+
   it('refuses a branch outside lanes/', async () => {
     const lane = await laneFor();
     await assert.rejects(commitLaneWork({ worktreePath: lane.repo, branch: 'main', baseSha: lane.baseSha, ...ids }), /not a lane branch/);

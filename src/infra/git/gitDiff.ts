@@ -255,21 +255,28 @@ const lineDigest = (text: string) => createHash('sha256').update(text).digest('b
 /**
  * The zero-context patch of base..head read as a stream: each file's added
  * lines are scanned when its section ends and only the scan is kept, so memory
- * does not grow with the patch. With `keepLines` (the change has more than one
- * commit, whose own diffs are compared with head's lines), a digest of every
- * added line is kept too.
+ * does not grow with the patch. While `keepLines` is unsettled, and after when
+ * it says yes (the change has more than one commit, whose own diffs are
+ * compared with head's lines), a digest of every added line is kept too.
  */
 async function scanPatch(
   repoRoot: string,
   baseSha: string,
   headSha: string,
   patterns: AnalyzeChangeOptions['secretPatterns'],
-  keepLines: boolean,
+  keepLines: Promise<boolean>,
 ): Promise<{ scans: Map<string, AddedLinesScan>; lines: Set<string> }> {
   const scans = new Map<string, AddedLinesScan>();
   const lines = new Set<string>();
+  // Read beside the log, which decides whether head's lines are kept: kept until it says no, then dropped.
+  let keep: boolean | undefined;
+  const decided = keepLines.then(
+    (value) => (keep = value),
+    () => (keep = false),
+  );
+  void decided.then(() => keep || lines.clear());
   const reader = new AddedLinesReader((path, added) => {
-    if (keepLines) for (const line of added) lines.add(lineDigest(line.text));
+    if (keep !== false) for (const line of added) lines.add(lineDigest(line.text));
     if (!added.length) return;
     const found = scanAddedLines(added, patterns ?? BUILTIN_SECRET_PATTERNS);
     const scan = { ...found, tokens: found.tokens.map(ownCopy) };
@@ -284,6 +291,7 @@ async function scanPatch(
     (line) => reader.line(line),
   );
   reader.end();
+  if (!(await decided)) lines.clear();
   return { scans, lines };
 }
 
@@ -313,11 +321,13 @@ export async function analyzeChange(options: AnalyzeChangeOptions): Promise<Diff
   ]);
   // Awaited below; until then a failure must not count as unhandled.
   rawRead.catch(() => undefined);
-  // The log first (it is quick): only a change of more than one commit needs head's lines kept for the history scan.
-  const logOut = await git(repoRoot, ['log', '--no-show-signature', `--format=${COMMIT_FORMAT}`, `${baseSha}..${headSha}`, '--']);
-  const keepLines = !isOneCommitOn(parseCommits(logOut.stdout), baseSha);
-  const patchRead = scanPatch(repoRoot, baseSha, headSha, patterns, keepLines);
+  // The log beside the patch: only a change of more than one commit needs head's lines kept for the history scan.
+  const logRead = git(repoRoot, ['log', '--no-show-signature', `--format=${COMMIT_FORMAT}`, `${baseSha}..${headSha}`, '--']);
+  const keepRead = logRead.then((log) => !isOneCommitOn(parseCommits(log.stdout), baseSha));
+  const patchRead = scanPatch(repoRoot, baseSha, headSha, patterns, keepRead);
   patchRead.catch(() => undefined);
+  const logOut = await logRead;
+  const keepLines = await keepRead;
   const { raw, numstat } = parseRawNumstat((await rawRead).stdout);
   const historyRead = readHistory(repoRoot, baseSha, headSha, logOut.stdout, raw);
   historyRead.catch(() => undefined);

@@ -1,6 +1,7 @@
 import { hasControlCharacters, isLaneBranch } from '../../core/draft/draft';
 import { LaneError } from '../../core/errors';
 import { git } from './gitProcess';
+import { sparseFolders, symbolicHead } from './worktreeState';
 
 /** @internal Exported for its unit tests; the product calls it inside this module. */
 export class LaneCommitError extends LaneError {
@@ -140,21 +141,21 @@ export async function commitLaneWork(options: CommitLaneWorkOptions): Promise<La
   const { worktreePath, branch, baseSha } = options;
   if (!isLaneBranch(branch))
     throw new LaneCommitError(`"${branch}" is not a lane branch; lane work is committed only on lanes/… branches.`);
-  // Independent reads at once: which branch the worktree is on, and who commits.
+  // Independent reads at once: which branch the worktree is on, who commits, and whether the worktree is sparse
+  // (then what the agent wrote outside its folders is staged too, with --sparse, and flagged by the caller; an older
+  // git without sparse-checkout answers 1 or 128: not sparse either).
   const identityRead = resolveIdentity(worktreePath, options.fallbackIdentity ?? FALLBACK_IDENTITY);
   identityRead.catch(() => undefined);
-  const head = await git(worktreePath, ['symbolic-ref', '--quiet', 'HEAD'], { okExitCodes: [1] });
-  const onBranch = head.stdout.trim();
+  const sparseRead = sparseFolders(worktreePath);
+  sparseRead.catch(() => undefined);
+  const onBranch = await symbolicHead(worktreePath);
   if (onBranch !== `refs/heads/${branch}`) {
     const now = onBranch ? onBranch.replace('refs/heads/', '') : 'a detached HEAD';
     throw new LaneCommitError(
       `The worktree at ${worktreePath} is on ${now}, not on its lane branch ${branch} (did the agent switch branches?). Nothing was committed; check out ${branch} in the worktree and try again.`,
     );
   }
-  // A sparse worktree: what the agent wrote outside its folders is staged too (--sparse), then flagged by the caller.
-  // (An older git without sparse-checkout answers 1: not sparse either.)
-  const sparse = await git(worktreePath, ['sparse-checkout', 'list'], { okExitCodes: [1, 128] });
-  const sparsePaths = sparse.exitCode === 0 ? sparse.stdout.split('\n').filter(Boolean) : undefined;
+  const sparsePaths = await sparseRead;
   const added = await git(worktreePath, ['add', '--all', ...(sparsePaths ? ['--sparse'] : []), '--ignore-errors', '--', '.'], {
     okExitCodes: [1],
   });

@@ -1,6 +1,7 @@
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { git } from '../../git/gitProcess';
+import { sparseFolders } from '../../git/worktreeState';
 
 /**
  * The agent's own git repository. Inside the boundary the worktree's `.git`
@@ -67,8 +68,7 @@ export async function prepareAgentGit(options: PrepareAgentGitOptions): Promise<
   // The index, so that `git status` in the boundary starts clean. A sparse worktree's own index is copied: its
   // skip-worktree bits keep the folders outside the cone from showing as deleted.
   const own = ['--git-dir', gitDir, '--work-tree', options.worktreePath];
-  const sparse = await git(options.worktreePath, ['sparse-checkout', 'list'], { okExitCodes: [1, 128] });
-  if (sparse.exitCode === 0) {
+  if (await sparseFolders(options.worktreePath)) {
     const index = await git(options.worktreePath, ['rev-parse', '--path-format=absolute', '--git-path', 'index']);
     await copyFile(index.stdout.trim(), join(gitDir, 'index'));
   } else await git(options.worktreePath, [...own, 'read-tree', options.headSha]);
