@@ -90,7 +90,7 @@ export interface OpenedBoundary {
 }
 
 /** The canary and the agent in one start: spawn `command` with fd 3, check the report, answer "go" (see agentRunner). */
-export interface GatedCanary {
+interface GatedCanary {
   readonly command: BoundaryCommand;
   /** The report line from fd 3, parsed and checked from outside (what landed where). */
   verify(report: string): Promise<CanaryProbe[]>;
