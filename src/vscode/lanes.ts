@@ -123,7 +123,7 @@ export function activateLanes(context: vscode.ExtensionContext, shell: LanesShel
     // A reviewer known only by the OS account is unknown: an approval needs a GitHub account or a git user.email.
     reviewer: (repo) => identify(repo.root).then((who) => (who.source === 'os' ? undefined : who.id)),
   });
-  tree.setReviewGlance((repo, change) => review.glance(repo, change).text);
+  tree.setReviewGlance((repo, change) => review.glance(repo, change));
   context.subscriptions.push({ dispose: review.onDidChangeGlance(() => tree.refresh()).dispose });
   const pullRequests = registerPullRequests(context, { logger, registry, policy, kit, view });
   const sandbox = registerSandbox(context, { logger, registry, policy, kit, view });

@@ -3,7 +3,8 @@ import { type Change, LANE_LABELS, LANES, type Lane, formatAge } from '../core/c
 import type { AgentIsolationBackend } from '../core/draft/agentIsolation';
 import type { Logger } from '../core/logger';
 import { describeSandboxVerdict } from '../infra/lanes/sandbox/sandboxLane';
-import { changeDescription, changeState } from '../core/changeGlance';
+import { type ChangeWhy, changeDescription, changeState, changeWhy } from '../core/changeGlance';
+import type { ReviewGlance } from '../core/review/reviewModel';
 import { hasValidApproval, pullRequestGlance } from '../core/pullRequest/glance';
 import { Commands, ContextKeys, type ViewState } from './constants';
 import type { FolderProblem, RepoContext, RepositoryRegistry } from './repositories';
@@ -36,7 +37,7 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
   private laneContext: string | undefined;
   private readonly subscription: { dispose(): void };
   private ageTimer: NodeJS.Timeout | undefined;
-  private reviewGlance: ((repo: RepoContext, change: Change) => string | undefined) | undefined;
+  private reviewGlance: ((repo: RepoContext, change: Change) => ReviewGlance | undefined) | undefined;
 
   constructor(
     private readonly registry: RepositoryRegistry,
@@ -50,7 +51,7 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
   }
 
   /** The review's verdict at a glance for changes in Review (ready, approved, blocked…). */
-  setReviewGlance(glance: (repo: RepoContext, change: Change) => string | undefined): void {
+  setReviewGlance(glance: (repo: RepoContext, change: Change) => ReviewGlance | undefined): void {
     this.reviewGlance = glance;
     this.refresh();
   }
@@ -66,10 +67,10 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
 
   /** Why a change cannot move on: its own record, or in Review the gate's verdict (the review glance). */
   private whyOf(repo: RepoContext, change: Change): ChangeWhy | undefined {
-    const own = changeWhy(change);
-    if (own || change.lane !== 'review') return own;
-    const glance = this.reviewGlance?.(repo, change);
-    return glance?.startsWith(REVIEW_BLOCKED) ? { kind: 'review', text: `Blocked: ${glance.slice(REVIEW_BLOCKED.length)}` } : undefined;
+    return changeWhy(change, {
+      sandboxVerdict: describeSandboxVerdict(change.sandbox),
+      reviewGlance: change.lane === 'review' ? this.reviewGlance?.(repo, change) : undefined,
+    });
   }
 
   get state(): ViewState {
@@ -161,13 +162,9 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
         return item;
       }
       case 'change': {
-        const item = changeItem(node.repo, node.change);
+        const item = changeItem(node.repo, node.change, this.whyOf(node.repo, node.change));
         const glance = node.change.lane === 'review' ? this.reviewGlance?.(node.repo, node.change) : undefined;
-        if (glance) item.description = `${glance} · ${String(item.description)}`;
-        if (glance?.startsWith(REVIEW_BLOCKED) && item.collapsibleState === vscode.TreeItemCollapsibleState.None) {
-          item.collapsibleState = vscode.TreeItemCollapsibleState.Expanded;
-          item.id = `${item.id}:why`;
-        }
+        if (glance) item.description = `${glance.text} · ${String(item.description)}`;
         return item;
       }
       case 'why': {
@@ -245,33 +242,12 @@ const BOUNDARY_WORDS: Record<AgentIsolationBackend, string> = {
   host: 'none, the agent ran on the host (policy allowed it)',
 };
 
-/** How the review glance of a change the Review gate blocks begins (reviewGlance in core/review/reviewModel.ts). */
-const REVIEW_BLOCKED = 'blocked: ';
-
-interface ChangeWhy {
-  /** blocked: a policy decision; failed: the sandbox run; review: the Review gate's verdict. */
-  kind: 'blocked' | 'failed' | 'review';
-  text: string;
-}
-
-/** Why a change cannot move on, in full: the rule that blocked it, or the sandbox tasks that failed. */
-function changeWhy(change: Change): ChangeWhy | undefined {
-  if ((change.lane === 'draft' || change.lane === 'sandbox') && change.lastDecision?.effect === 'block') {
-    const rule = change.lastDecision.matchedRules.find((matched) => matched.effect === 'block');
-    return { kind: 'blocked', text: `Blocked: ${rule?.reason ?? change.lastDecision.explanation}` };
-  }
-  if (change.lane === 'sandbox' && (change.sandbox?.verdict === 'failed' || change.sandbox?.verdict === 'error'))
-    return { kind: 'failed', text: change.sandbox.message ?? describeSandboxVerdict(change.sandbox) ?? 'The sandbox run failed' };
-  return undefined;
-}
-
 /** A code span shows its text as written (no Markdown escapes inside); backticks in it would end it, so they go. */
 function codeSpan(text: string): string {
   return `\`${text.replace(/`/g, "'")}\``;
 }
 
-function changeItem(repo: RepoContext, change: Change): vscode.TreeItem {
-  const why = changeWhy(change);
+function changeItem(repo: RepoContext, change: Change, why: ChangeWhy | undefined): vscode.TreeItem {
   const item = new vscode.TreeItem(change.title, why ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None);
   // A new id when the why row comes or goes: VS Code keeps an id's collapsed state, and shows a new one expanded.
   item.id = `change:${repo.root}:${change.id}${why ? ':why' : ''}`;

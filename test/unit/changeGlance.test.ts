@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
-import { changeDescription, changeState } from '../../src/core/changeGlance';
+import { changeDescription, changeState, changeWhy } from '../../src/core/changeGlance';
+import { reviewGlance } from '../../src/core/review/reviewModel';
 import type { DecisionRecord } from '../../src/core/decision';
 
 const blocked = (reason: string): DecisionRecord =>
@@ -34,5 +35,29 @@ describe('a change row at a glance: the state word first, short enough for a nar
 
   it("a block in Review or Pull request is not the draft gate's: the review says why", () => {
     assert.equal(changeState({ lane: 'review', lastDecision: blocked('x') }), undefined);
+  });
+
+  it('the row under a held change says why in full: the blocking rule, the failed sandbox run, the Review gate', () => {
+    const reason = 'Terraform changes go through the infra pipeline, never an agent lane';
+    assert.deepEqual(changeWhy({ lane: 'sandbox', lastDecision: blocked(reason) }), { kind: 'blocked', text: `Blocked: ${reason}` });
+    const failed = { verdict: 'failed', failedTasks: ['unit'], message: 'unit failed: 2 tests' } as never;
+    assert.deepEqual(changeWhy({ lane: 'sandbox', sandbox: failed }), { kind: 'failed', text: 'unit failed: 2 tests' });
+    const quiet = { verdict: 'error', failedTasks: [] } as never;
+    assert.deepEqual(changeWhy({ lane: 'sandbox', sandbox: quiet }, { sandboxVerdict: 'sandbox error' }), {
+      kind: 'failed',
+      text: 'sandbox error',
+    });
+    const gate = reviewGlance({ lane: 'review' }, { ready: false, reasons: ['2 approvals needed; 1 given: blocked: really'] });
+    assert.deepEqual(changeWhy({ lane: 'review' }, { reviewGlance: gate }), {
+      kind: 'review',
+      text: 'Blocked: 2 approvals needed; 1 given: blocked: really',
+    });
+    assert.equal(
+      changeWhy({ lane: 'review' }, { reviewGlance: reviewGlance({ lane: 'review' }, { ready: true, reasons: [] }) }),
+      undefined,
+    );
+    assert.equal(changeWhy({ lane: 'draft' }), undefined);
+    // A Review block is the gate's, not an old draft decision's.
+    assert.equal(changeWhy({ lane: 'review', lastDecision: blocked(reason) }), undefined);
   });
 });

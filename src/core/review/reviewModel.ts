@@ -345,14 +345,23 @@ export function sameIdentity(a: string, b: string): boolean {
   return a.trim().toLowerCase() === b.trim().toLowerCase();
 }
 
+/** What the Lanes tree shows for a change in Review, at a glance. */
+export interface ReviewGlance {
+  text: string;
+  state: 'approved' | 'invalidated' | 'ready' | 'blocked' | 'unknown';
+  /** When blocked: the gate's first reason, in full. */
+  reason?: string;
+}
+
 /** One line for the Lanes tree: the review's state at a glance. */
 export function reviewGlance(
   change: Pick<Change, 'lane' | 'approval'>,
   gate?: { ready: boolean; reasons: readonly string[] },
-): { text: string; state: 'approved' | 'invalidated' | 'ready' | 'blocked' | 'unknown' } {
+): ReviewGlance {
   if (change.approval?.invalidated) return { text: 'approval invalidated', state: 'invalidated' };
   if (change.approval) return { text: `approved by ${change.approval.by}`, state: 'approved' };
   if (!gate) return { text: 'awaiting review', state: 'unknown' };
   if (gate.ready) return { text: 'ready to approve', state: 'ready' };
-  return { text: `blocked: ${gate.reasons[0] ?? 'see the review'}`, state: 'blocked' };
+  const reason = gate.reasons[0] ?? 'see the review';
+  return { text: `blocked: ${reason}`, state: 'blocked', reason };
 }

@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import { type Change, LANE_LABELS } from '../../core/change';
 import { Emitter } from '../../core/events';
-import { reviewGlance } from '../../core/review/reviewModel';
+import { type ReviewGlance, reviewGlance } from '../../core/review/reviewModel';
 import { ReviewPanelStateSchema } from '../../core/review/reviewProtocol';
 import { EvidenceStore } from '../../infra/storage/evidenceStore';
 import { LaneError } from '../../core/errors';
@@ -16,12 +16,6 @@ import { Commands, REVIEW_VIEW_TYPE } from '../constants';
 
 export { ReviewPanel, type ReviewServices } from './panel';
 export { ApprovalGuard } from './approvalGuard';
-
-/** What the Lanes tree shows for a change in Review, at a glance. */
-export interface ReviewGlance {
-  text: string;
-  state: 'approved' | 'invalidated' | 'ready' | 'blocked' | 'unknown';
-}
 
 /** The review surface: panels by change, the approval guard, and what the tree shows. */
 export class ReviewController implements vscode.Disposable {
