@@ -240,6 +240,8 @@ describe('Codex CLI preset: the real CLI in the process boundary against an Open
       assert.equal(promoted.verdict, 'passed', promoted.message);
       assert.equal(promoted.change.lane, 'review', promoted.message);
     } finally {
+      // The change's container stays up for Review in the product; a test leaves nothing running.
+      await sandbox.removeContainers(change.id).catch(() => undefined);
       sandbox.dispose();
     }
   });
