@@ -360,6 +360,7 @@ describe('review model', () => {
     assert.deepEqual(reviewGlance({ lane: 'review' }, { ready: false, reasons: ['tests missing'] }), {
       text: 'blocked: tests missing',
       state: 'blocked',
+      reason: 'tests missing',
     });
     assert.equal(reviewGlance({ lane: 'review' }, { ready: true, reasons: [] }).text, 'ready to approve');
     assert.equal(
