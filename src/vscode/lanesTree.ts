@@ -23,6 +23,7 @@ const LANE_ICONS: Record<Lane | 'closed', string> = {
   sandbox: 'beaker',
   review: 'eye',
   pullRequest: 'git-pull-request',
+  release: 'rocket',
   closed: 'archive',
 };
 

@@ -120,7 +120,12 @@ export class RepositoryLanes {
       case 'pullRequest':
         throw new LaneError(
           'lastLane',
-          `Change ${changeId} is in Pull request, the last lane: it ends when its pull request is merged or closed.`,
+          `Change ${changeId} is in Pull request: it moves on when its pull request is merged (or ends when it is closed).`,
+        );
+      case 'release':
+        throw new LaneError(
+          'lastLane',
+          `Change ${changeId} is in Release, the last lane: run its production actions ("Agent Lanes: Run Production Action…"), or close it.`,
         );
       case 'closed':
         throw new LaneError('closed', `Change ${changeId} is closed; it cannot be promoted.`);
