@@ -21,10 +21,11 @@ import { PolicyServer } from './support/policyServer';
 // (checked against GitHub's description), merged there, then production actions authorized and run (docs/actions.md).
 
 const scriptedAgent = resolve(__dirname, '..', '..', '..', 'test', 'fixtures', 'agents', 'scripted-agent.mjs');
-const author = { type: 'user' as const, id: 'dev@example.com' };
+const author = { type: 'user' as const, id: 'dev' };
 const releaser = { type: 'user' as const, id: 'rel-eng' };
 const agent = { id: 'scripted', label: 'Scripted agent', command: [process.execPath, scriptedAgent, '{promptFile}'] };
 const token = 'release-test-token-never-written-5e2b';
+const PEOPLE = ['rel-eng', 'ops', 'dev', 'mallory'];
 const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
 
 const POLICY = (killed = false) => `apiVersion: agentlanes.dev/v1
@@ -74,6 +75,8 @@ describe('Release lane: production actions for a merged change (real git, the Gi
       workflows: { 'deploy.yml': ['environment', 'replicas'] },
       environments: ['staging', 'production'],
       teams: { release: ['ops'] },
+      // Each person signs in with a token of their own; GitHub (GET /user) says who authorizes.
+      people: Object.fromEntries(PEOPLE.map((login) => [`${token}-${login}`, login])),
     });
     git(repo, 'remote', 'add', 'origin', standIn.remoteUrl);
     git(repo, 'remote', 'set-url', '--push', 'origin', bare);
@@ -91,6 +94,9 @@ describe('Release lane: production actions for a merged change (real git, the Gi
     pullRequests = new PullRequestLane(ctx);
     release = new ReleaseLane(ctx);
   });
+
+  /** GitHub access with the token of one person. */
+  const as = (login: string): GitHubAccess => ({ ...access, token: `${token}-${login}` });
 
   afterEach(async () => {
     pullRequests.stopAll();
@@ -153,16 +159,12 @@ describe('Release lane: production actions for a merged change (real git, the Gi
 
     // Production before staging: refused, nothing reached GitHub.
     await assert.rejects(
-      release.run(change.id, { ...access, actionId: 'deploy-production', login: 'ops' }, { type: 'user', id: 'ops' }),
+      release.run(change.id, { ...as('ops'), actionId: 'deploy-production' }, { type: 'user', id: 'ops' }),
       (error: Error) => error instanceof ReleaseLaneError && error.rule === 'actions["deploy-production"].requires.after',
     );
     assert.equal(standIn.state.deployments.length, 0);
 
-    const staging = await release.run(
-      change.id,
-      { ...access, actionId: 'deploy-staging', inputs: { replicas: '2' }, login: 'rel-eng' },
-      releaser,
-    );
+    const staging = await release.run(change.id, { ...as('rel-eng'), actionId: 'deploy-staging', inputs: { replicas: '2' } }, releaser);
     assert.equal(staging.existing, false);
     assert.equal(staging.run.state, 'running');
     const dispatched = standIn.state.workflowRuns[0]!;
@@ -173,11 +175,7 @@ describe('Release lane: production actions for a merged change (real git, the Gi
     );
     assert.equal(dispatched.headSha, change.release!.mergedSha);
 
-    const again = await release.run(
-      change.id,
-      { ...access, actionId: 'deploy-staging', inputs: { replicas: '2' }, login: 'rel-eng' },
-      releaser,
-    );
+    const again = await release.run(change.id, { ...as('rel-eng'), actionId: 'deploy-staging', inputs: { replicas: '2' } }, releaser);
     assert.equal(again.existing, true, 'idempotent: the second request finds the first run');
     assert.equal(standIn.state.workflowRuns.length, 1);
 
@@ -185,11 +183,7 @@ describe('Release lane: production actions for a merged change (real git, the Gi
     const refreshed = await release.refresh(change.id, access);
     assert.equal(refreshed.release!.runs[0]!.state, 'succeeded');
 
-    const production = await release.run(
-      change.id,
-      { ...access, actionId: 'deploy-production', login: 'ops' },
-      { type: 'user', id: 'ops' },
-    );
+    const production = await release.run(change.id, { ...as('ops'), actionId: 'deploy-production' }, { type: 'user', id: 'ops' });
     assert.equal(production.run.state, 'running');
     assert.equal(standIn.state.deployments[0]!.sha, change.release!.mergedSha);
     assert.equal(standIn.state.deployments[0]!.environment, 'production');
@@ -224,18 +218,14 @@ describe('Release lane: production actions for a merged change (real git, the Gi
   it('refuses the author, a person policy does not list, inputs out of bounds, and anything while the kill switch is on', async () => {
     const change = await mergedChange();
     const cases: [string, Parameters<ReleaseLane['run']>[1], string][] = [
-      ['the author', { ...access, actionId: 'deploy-staging', inputs: { replicas: '1' }, login: author.id }, 'authorizer.notAuthor'],
-      [
-        'not listed',
-        { ...access, actionId: 'deploy-staging', inputs: { replicas: '1' }, login: 'mallory' },
-        'actions["deploy-staging"].authorizers',
-      ],
+      ['the author', { ...as(author.id), actionId: 'deploy-staging', inputs: { replicas: '1' } }, 'authorizer.notAuthor'],
+      ['not listed', { ...as('mallory'), actionId: 'deploy-staging', inputs: { replicas: '1' } }, 'actions["deploy-staging"].authorizers'],
       [
         'out of bounds',
-        { ...access, actionId: 'deploy-staging', inputs: { replicas: '9' }, login: 'rel-eng' },
+        { ...as('rel-eng'), actionId: 'deploy-staging', inputs: { replicas: '9' } },
         'actions["deploy-staging"].inputs.replicas',
       ],
-      ['not in policy', { ...access, actionId: 'drop-database', login: 'rel-eng' }, 'actions'],
+      ['not in policy', { ...as('rel-eng'), actionId: 'drop-database' }, 'actions'],
     ];
     for (const [what, request, rule] of cases) {
       await assert.rejects(
@@ -250,7 +240,7 @@ describe('Release lane: production actions for a merged change (real git, the Gi
     policyText = POLICY(true);
     await ctx.policy.refresh();
     await assert.rejects(
-      release.run(change.id, { ...access, actionId: 'deploy-staging', inputs: { replicas: '1' }, login: 'rel-eng' }, releaser),
+      release.run(change.id, { ...as('rel-eng'), actionId: 'deploy-staging', inputs: { replicas: '1' } }, releaser),
       (error: Error) => error instanceof ReleaseLaneError && error.rule === 'killSwitch.disableActions',
     );
     assert.deepEqual(await release.actions(change.id), []);
@@ -258,20 +248,14 @@ describe('Release lane: production actions for a merged change (real git, the Gi
 
   it('a failed run marks the change "needs rollback", audited; a GitHub failure mid-call leaves the run failed, not half-started', async () => {
     const change = await mergedChange();
-    const started = await release.run(
-      change.id,
-      { ...access, actionId: 'deploy-staging', inputs: { replicas: '1' }, login: 'rel-eng' },
-      releaser,
-    );
+    const started = await release.run(change.id, { ...as('rel-eng'), actionId: 'deploy-staging', inputs: { replicas: '1' } }, releaser);
     standIn.setWorkflowRun(started.run.runId!, 'completed', 'failure');
     const failed = await release.refresh(change.id, access);
     assert.equal(failed.release!.runs[0]!.state, 'failed');
     assert.match(failed.release!.needsRollback!.reason, /"deploy-staging" failed \(failure\)/);
 
     standIn.setFault({ operation: 'actions/create-workflow-dispatch', kind: 'serverError' });
-    await assert.rejects(
-      release.run(change.id, { ...access, actionId: 'deploy-staging', inputs: { replicas: '2' }, login: 'rel-eng' }, releaser),
-    );
+    await assert.rejects(release.run(change.id, { ...as('rel-eng'), actionId: 'deploy-staging', inputs: { replicas: '2' } }, releaser));
     const after = ctx.store.get(change.id)!.release!.runs;
     assert.equal(after.length, 2);
     assert.equal(after[1]!.state, 'failed', 'the run GitHub never started is recorded as failed, with why');

@@ -7,6 +7,15 @@ type Repository = Pick<GitHubRepository, 'owner' | 'repo'>;
 
 const context = (client: GitHubClient, repository: Repository, action: string) => ({ action, repository, apiBaseUrl: client.apiBaseUrl });
 
+/** Whose token this is: the person GitHub will say started the action, so the one who authorizes it. */
+export async function authenticatedLogin(client: GitHubClient): Promise<string> {
+  try {
+    return (await client.octokit.rest.users.getAuthenticated()).data.login;
+  } catch (error) {
+    throw toGitHubError(error, { action: 'read who is signed in', apiBaseUrl: client.apiBaseUrl }, client.scrub);
+  }
+}
+
 /** Whether `login` is an active member of a team named "@org/team-slug". */
 export async function isTeamMember(client: GitHubClient, team: string, login: string): Promise<boolean> {
   const match = /^@([^/\s]+)\/([^/\s]+)$/.exec(team);

@@ -8,7 +8,14 @@ import type { ProductionAction } from '../../../core/policy/schema';
 import { type ActionDecision, type ActionRun, actionInputs, actionsFor, authorizeAction, runHealth } from '../../../core/release/authorize';
 import { type GitHubClient, GitHubError, createGitHubClient } from '../../github/client';
 import { readCommitChecks } from '../../github/pullRequests';
-import { createDeployment, deploymentState, dispatchWorkflow, isTeamMember, workflowRunState } from '../../github/releaseActions';
+import {
+  authenticatedLogin,
+  createDeployment,
+  deploymentState,
+  dispatchWorkflow,
+  isTeamMember,
+  workflowRunState,
+} from '../../github/releaseActions';
 import { type LaneContext, moveChange } from '../laneContext';
 import type { GitHubAccess } from '../pullRequest/pullRequestLane';
 
@@ -27,8 +34,6 @@ export interface RunActionRequest extends GitHubAccess {
   actionId: string;
   /** What the person chose for the action's bounded inputs; fixed ones come from policy. */
   inputs?: Record<string, string>;
-  /** The person's GitHub login (from the signed-in session): the authorizer. */
-  login: string;
 }
 
 export interface RunActionOutcome {
@@ -70,13 +75,15 @@ export class ReleaseLane {
     const { change, release } = this.requireRelease(changeId);
     const repository = repositoryOf(release);
     const client = this.client(request);
+    // The authorizer is whoever the token belongs to, as GitHub says: not a name the caller passes.
+    const login = await authenticatedLogin(client);
     const effective = await this.policyFor(change);
     const action = effective.policy.actions.find((candidate) => candidate.id === request.actionId);
     const inputs = action ? actionInputs(action, request.inputs ?? {}) : (request.inputs ?? {});
     // What GitHub says now: the merged commit's checks, and the person's teams among the action's authorizers.
     const facts = async (policyAction: ProductionAction | undefined) => ({
       checks: (await readCommitChecks(client, repository, release.mergedSha)).state,
-      teams: await this.teamsOf(client, request.login, policyAction),
+      teams: await this.teamsOf(client, login, policyAction),
     });
     const ask = async (policy: EffectivePolicy, known: Awaited<ReturnType<typeof facts>>, runs: readonly ActionRun[]) =>
       authorizeAction(policy.policy, {
@@ -85,7 +92,7 @@ export class ReleaseLane {
         branch: release.branch,
         sha: release.mergedSha,
         inputs,
-        authorizer: { login: request.login, teams: known.teams },
+        authorizer: { login: login, teams: known.teams },
         change: { id: change.id, author: change.createdBy ?? '', agentId: change.agentId, mergedSha: release.mergedSha },
         checks: known.checks,
         runs,
@@ -102,7 +109,7 @@ export class ReleaseLane {
       actionId: decision.action.id,
       sha: release.mergedSha,
       inputs,
-      authorizedBy: request.login,
+      authorizedBy: login,
       authorizedAt: at,
       policyHash: effective.policyHash,
       state: 'requested',
