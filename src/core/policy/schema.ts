@@ -244,7 +244,7 @@ const SecretPatternSchema = z
 type SecretPatternRule = z.output<typeof SecretPatternSchema>;
 
 /** The kinds of production action (docs/actions.md): a workflow run, a deployment, or a revert pull request. */
-export const ACTION_KINDS = ['workflowDispatch', 'deployment', 'revert'] as const;
+const ACTION_KINDS = ['workflowDispatch', 'deployment', 'revert'] as const;
 const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
 const HOURS = /^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/;
 

@@ -60,7 +60,10 @@ export type ActionDecision =
   | { outcome: 'existing'; action: ProductionAction; run: ActionRun }
   | { outcome: 'refused'; rule: string; reason: string };
 
-/** Names a run: the action, the commit and the inputs (in canonical JSON), hashed. */
+/**
+ * Names a run: the action, the commit and the inputs (in canonical JSON), hashed.
+ * @internal Exported for its unit tests; the product calls it inside this module.
+ */
 export function actionKey(actionId: string, sha: string, inputs: Record<string, string>): string {
   return createHash('sha256')
     .update(`${actionId}\0${sha}\0${canonicalize(inputs) ?? '{}'}`)

@@ -30,7 +30,7 @@ export async function isTeamMember(client: GitHubClient, team: string, login: st
 }
 
 /** The commit a branch points at on GitHub. */
-export async function branchHeadOnGitHub(client: GitHubClient, repository: Repository, branch: string): Promise<string> {
+async function branchHeadOnGitHub(client: GitHubClient, repository: Repository, branch: string): Promise<string> {
   try {
     return (await client.octokit.rest.repos.getBranch({ ...repository, branch })).data.commit.sha;
   } catch (error) {

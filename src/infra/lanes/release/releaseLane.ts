@@ -19,7 +19,10 @@ import {
 import { type LaneContext, moveChange } from '../laneContext';
 import type { GitHubAccess } from '../pullRequest/pullRequestLane';
 
-/** A refusal of the Release lane, naming the rule (a policy field, or `lane`) and what to do. */
+/**
+ * A refusal of the Release lane, naming the rule (a policy field, or `lane`) and what to do.
+ * @internal Exported for its unit tests; the editor shows any LaneError the one way (showError).
+ */
 export class ReleaseLaneError extends LaneError {
   override readonly name = 'ReleaseLaneError';
   constructor(
