@@ -85,7 +85,7 @@ export async function runPolicyCli(args: string[], out: CliOutput): Promise<numb
     const expires = policy.metadata.expiresAt
       ? `expires ${policy.metadata.expiresAt}`
       : 'no expiry (set metadata.expiresAt so a stale cached copy stops being used)';
-    const killed = (['disableDrafts', 'disableSandbox', 'disablePullRequests', 'cancelRunning'] as const).filter(
+    const killed = (['disableDrafts', 'disableSandbox', 'disablePullRequests', 'disableActions', 'cancelRunning'] as const).filter(
       (key) => policy.killSwitch[key],
     );
     out.log(`${policyPath}: valid, ${effective.policyRef}, ${expires}`);

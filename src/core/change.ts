@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { DecisionRecordSchema } from './decision';
 import { BoundaryHandleSchema } from './draft/agentIsolation';
 
-/** The four lanes, in promotion order. */
-export const LANES = ['draft', 'sandbox', 'review', 'pullRequest'] as const;
+/** The lanes, in promotion order. Release holds merged changes whose repository and branch policy lists actions for. */
+export const LANES = ['draft', 'sandbox', 'review', 'pullRequest', 'release'] as const;
 export type Lane = (typeof LANES)[number];
 
 export const LANE_LABELS: Record<Lane, string> = {
@@ -11,6 +11,7 @@ export const LANE_LABELS: Record<Lane, string> = {
   sandbox: 'Sandbox',
   review: 'Review',
   pullRequest: 'Pull request',
+  release: 'Release',
 };
 
 /** Where a change stands: one of the lanes, or closed for good. */
@@ -105,6 +106,36 @@ const ChangeSchema = z.looseObject({
       updatedAt: z.string(),
       /** The commit that was pushed: the local branch is deleted on close only while it is still there. */
       headSha: z.string().optional(),
+    })
+    .optional(),
+  /** A merged change in the Release lane: where it was merged, and each production action run for it (docs/actions.md). */
+  release: z
+    .looseObject({
+      /** owner/repo */
+      repository: z.string(),
+      branch: z.string(),
+      mergedSha: z.string(),
+      runs: z.array(
+        z.looseObject({
+          key: z.string(),
+          actionId: z.string(),
+          sha: z.string(),
+          inputs: z.record(z.string(), z.string()),
+          authorizedBy: z.string(),
+          authorizedAt: z.string(),
+          policyHash: z.string(),
+          state: z.enum(['requested', 'running', 'succeeded', 'failed', 'timedOut']),
+          startedAt: z.string().optional(),
+          endedAt: z.string().optional(),
+          runId: z.number().optional(),
+          deploymentId: z.number().optional(),
+          url: z.string().optional(),
+          conclusion: z.string().optional(),
+          message: z.string().optional(),
+        }),
+      ),
+      /** Set when a run failed or ran past its limit: a person must roll back or accept it. */
+      needsRollback: z.object({ reason: z.string(), at: z.string(), rollback: z.string().optional() }).optional(),
     })
     .optional(),
   /** Problems a person must see at once, e.g. the user's checkout changed while the agent ran. */

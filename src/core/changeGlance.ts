@@ -11,7 +11,8 @@ const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0,
  * sidebar: what blocks it, whether its agent runs or failed
  * (Review's own verdict comes from the review: reviewGlance). Undefined when nothing needs saying.
  */
-export function changeState(change: Pick<Change, 'lane' | 'agentRun' | 'lastDecision' | 'alerts'>): string | undefined {
+export function changeState(change: Pick<Change, 'lane' | 'agentRun' | 'lastDecision' | 'alerts' | 'release'>): string | undefined {
+  if (change.lane === 'release' && change.release?.needsRollback) return '⚠ needs rollback';
   const run = change.agentRun?.state;
   if (run === 'running') return 'agent running';
   if (change.alerts?.length) return '⚠ checkout changed';
@@ -61,4 +62,13 @@ export function changeWhy(
   if (change.lane === 'review' && context.reviewGlance?.state === 'blocked')
     return { kind: 'review', text: `Blocked: ${context.reviewGlance.reason ?? context.reviewGlance.text}` };
   return undefined;
+}
+
+/** A change in Release at a glance: the newest run of each action ("deploy-staging succeeded · deploy-production running"). */
+export function releaseGlance(change: Pick<Change, 'release'>): string | undefined {
+  const runs = change.release?.runs ?? [];
+  if (!runs.length) return change.release ? `merged ${change.release.mergedSha.slice(0, 7)} · no action yet` : undefined;
+  const newest = new Map<string, string>();
+  for (const run of runs) newest.set(run.actionId, run.state);
+  return [...newest].map(([id, state]) => `${id} ${state === 'timedOut' ? 'timed out' : state}`).join(' · ');
 }

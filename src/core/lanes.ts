@@ -10,6 +10,8 @@ export const LANE_EVENTS = [
   'discard',
   'pullRequestMerged',
   'pullRequestClosed',
+  'enterRelease',
+  'closeRelease',
 ] as const;
 export type LaneEvent = (typeof LANE_EVENTS)[number];
 
@@ -51,6 +53,11 @@ const approvalHolds = (change: Change): string | undefined => {
 const agentNotRunning = (change: Change): string | undefined =>
   change.agentRun?.state === 'running' ? 'its agent is still running; stop it first ("Agent Lanes: Stop Agent").' : undefined;
 
+const releaseSettled = (change: Change): string | undefined =>
+  change.release?.runs.some((run) => run.state === 'requested' || run.state === 'running')
+    ? 'a production action is still running; wait for it to finish.'
+    : undefined;
+
 /** The legal transitions: lane → event → rule. Anything absent is refused. */
 const TRANSITIONS: Partial<Record<ChangeStatus, Partial<Record<LaneEvent, Rule>>>> = {
   draft: {
@@ -70,7 +77,12 @@ const TRANSITIONS: Partial<Record<ChangeStatus, Partial<Record<LaneEvent, Rule>>
   },
   pullRequest: {
     pullRequestMerged: { to: 'closed', closedReason: 'merged' },
+    // Merged where policy lists production actions: the change stays for them (docs/actions.md).
+    enterRelease: { to: 'release' },
     pullRequestClosed: { to: 'closed', closedReason: 'pullRequestClosed' },
+  },
+  release: {
+    closeRelease: { to: 'closed', closedReason: 'merged', guard: releaseSettled },
   },
 };
 
@@ -95,7 +107,9 @@ function illegalReason(change: Change, event: LaneEvent): string {
   }
   switch (event) {
     case 'promote':
-      return `${where}, the last lane; it leaves it when its pull request is merged or closed.`;
+      return lane === 'release'
+        ? `${where}, the last lane: run its production actions, or close it.`
+        : `${where}; it leaves it when its pull request is merged or closed.`;
     case 'sendBack':
       return lane === 'draft' ? `${where} already.` : `${where}; to send it back to Draft, request changes in its review.`;
     case 'requestChanges':
@@ -105,10 +119,15 @@ function illegalReason(change: Change, event: LaneEvent): string {
         ? `${where}; close its pull request instead.`
         : `${where}; only a change in Review can be rejected. Discard it instead.`;
     case 'discard':
-      return `${where} and has a pull request; close the pull request, which ends the change.`;
+      return lane === 'release'
+        ? `${where}: it was merged. Close it when its production actions are done.`
+        : `${where} and has a pull request; close the pull request, which ends the change.`;
     case 'pullRequestMerged':
     case 'pullRequestClosed':
-      return `${where} and has no pull request yet.`;
+    case 'enterRelease':
+      return lane === 'release' ? `${where} already.` : `${where} and has no pull request yet.`;
+    case 'closeRelease':
+      return `${where}; only a change in Release can be closed this way.`;
   }
 }
 
@@ -165,5 +184,9 @@ function describeEvent(event: LaneEvent, lane: ChangeStatus): string {
       return 'close as merged';
     case 'pullRequestClosed':
       return 'close with its pull request';
+    case 'enterRelease':
+      return 'enter Release';
+    case 'closeRelease':
+      return 'close';
   }
 }

@@ -17,6 +17,7 @@ import { type ReviewController, registerReview } from './review';
 import { identify } from './identity';
 import { type SandboxCommands, registerSandbox } from './sandbox/sandboxCommands';
 import { type PullRequestCommands, registerPullRequests } from './pullRequest/pullRequestCommands';
+import { type ReleaseCommands, registerRelease } from './release/releaseCommands';
 import { registerPolicyCommands } from './policy/policyCommands';
 import { registerAuditCommands } from './audit/auditCommands';
 
@@ -43,6 +44,8 @@ export interface LanesApi {
   readonly view: vscode.TreeView<LanesNode>;
   /** The Sandbox lane's commands; each repository's SandboxLane is repo.lanes.sandbox. */
   readonly sandbox: SandboxCommands;
+  /** The Release lane's commands (production actions); each repository's ReleaseLane is repo.lanes.release. */
+  readonly release: ReleaseCommands;
   /** The chat tools by name; the shell registered them at start-up and forwards to these. */
   readonly languageModelTools: ReadonlyMap<string, vscode.LanguageModelTool<never>>;
   /** Serves `agent-lanes-git:` documents (a file at a commit), registered by the shell. */
@@ -127,6 +130,7 @@ export function activateLanes(context: vscode.ExtensionContext, shell: LanesShel
   context.subscriptions.push({ dispose: review.onDidChangeGlance(() => tree.refresh()).dispose });
   const pullRequests = registerPullRequests(context, { logger, registry, policy, kit, view });
   const sandbox = registerSandbox(context, { logger, registry, policy, kit, view });
+  const release = registerRelease(context, { logger, kit, policy, access: (repo) => pullRequests.accessFor(repo) });
   registerPromote(context, { kit, policy, sandbox, pullRequests });
 
   return {
@@ -139,6 +143,7 @@ export function activateLanes(context: vscode.ExtensionContext, shell: LanesShel
     view,
     pullRequests,
     sandbox,
+    release,
     languageModelTools,
     gitContent: new GitContentProvider(),
   };

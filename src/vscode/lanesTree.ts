@@ -3,7 +3,7 @@ import { type Change, LANE_LABELS, LANES, type Lane, formatAge } from '../core/c
 import type { AgentIsolationBackend } from '../core/draft/agentIsolation';
 import type { Logger } from '../core/logger';
 import { describeSandboxVerdict } from '../infra/lanes/sandbox/sandboxLane';
-import { type ChangeWhy, changeDescription, changeState, changeWhy } from '../core/changeGlance';
+import { type ChangeWhy, changeDescription, changeState, changeWhy, releaseGlance } from '../core/changeGlance';
 import type { ReviewGlance } from '../core/review/reviewModel';
 import { hasValidApproval, pullRequestGlance } from '../core/pullRequest/glance';
 import { Commands, ContextKeys, type ViewState } from './constants';
@@ -23,6 +23,7 @@ const LANE_ICONS: Record<Lane | 'closed', string> = {
   sandbox: 'beaker',
   review: 'eye',
   pullRequest: 'git-pull-request',
+  release: 'rocket',
   closed: 'archive',
 };
 
@@ -126,7 +127,14 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
   private repoChildren(repo: RepoContext): LanesNode[] {
     if (repo.loadError) return [{ kind: 'loadError', repo }];
     const all = repo.store.all();
-    const nodes: LanesNode[] = LANES.map((lane) => ({ kind: 'lane', repo, lane, changes: all.filter((c) => c.lane === lane) }));
+    // Release shows only where it can hold something: policy lists production actions, or a change is in it.
+    const releasing = this.registry.policyService.effective.policy.actions.length > 0 || all.some((c) => c.lane === 'release');
+    const nodes: LanesNode[] = LANES.filter((lane) => lane !== 'release' || releasing).map((lane) => ({
+      kind: 'lane',
+      repo,
+      lane,
+      changes: all.filter((c) => c.lane === lane),
+    }));
     const closed = all.filter((c) => c.lane === 'closed');
     if (closed.length) nodes.push({ kind: 'lane', repo, lane: 'closed', changes: closed });
     return nodes;
@@ -258,7 +266,9 @@ function changeItem(repo: RepoContext, change: Change, why: ChangeWhy | undefine
       ? pullRequestGlance(change)
       : change.lane === 'sandbox'
         ? describeSandboxVerdict(change.sandbox)
-        : undefined;
+        : change.lane === 'release'
+          ? releaseGlance(change)
+          : undefined;
   item.description = changeDescription({ state: changeState(change), glance, agentId: change.agentId, age: formatAge(change.createdAt) });
   const tooltip = new vscode.MarkdownString(undefined, true);
   tooltip.appendMarkdown(`**${escapeMarkdown(change.title)}**\n\n`);
@@ -299,7 +309,7 @@ function changeItem(repo: RepoContext, change: Change, why: ChangeWhy | undefine
     : change.alerts?.length || change.lastDecision?.effect === 'block'
       ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'))
       : new vscode.ThemeIcon('git-commit');
-  item.contextValue = `change.${change.lane}${change.lane === 'review' && hasValidApproval(change) ? '.approved' : ''}${running ? '.running' : ''}`;
+  item.contextValue = `change.${change.lane}${change.lane === 'review' && hasValidApproval(change) ? '.approved' : ''}${running ? '.running' : ''}${change.release?.needsRollback ? '.needsRollback' : ''}`;
   // A change its last gate blocked is not offered Promote or Run Sandbox Tasks again (the reason is in its row).
   if ((change.lane === 'draft' || change.lane === 'sandbox') && change.lastDecision?.effect === 'block') item.contextValue += '.blocked';
   // Sandbox lane: a run in progress spins and can be stopped; a failed run warns.

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { changeDescription, changeState, changeWhy } from '../../src/core/changeGlance';
+import { changeDescription, changeState, changeWhy, releaseGlance } from '../../src/core/changeGlance';
 import { reviewGlance } from '../../src/core/review/reviewModel';
 import type { DecisionRecord } from '../../src/core/decision';
 
@@ -59,5 +59,25 @@ describe('a change row at a glance: the state word first, short enough for a nar
     assert.equal(changeWhy({ lane: 'draft' }), undefined);
     // A Review block is the gate's, not an old draft decision's.
     assert.equal(changeWhy({ lane: 'review', lastDecision: blocked(reason) }), undefined);
+  });
+
+  it('a change in Release shows the newest run of each action, and leads with "needs rollback" when one failed', () => {
+    const run = (actionId: string, state: 'running' | 'succeeded' | 'failed' | 'timedOut') =>
+      ({
+        key: actionId + state,
+        actionId,
+        sha: 'a'.repeat(40),
+        inputs: {},
+        authorizedBy: 'rel-eng',
+        authorizedAt: 'x',
+        policyHash: 'h',
+        state,
+      }) as const;
+    const release = { repository: 'o/r', branch: 'main', mergedSha: 'abcdef0123456789', runs: [] as ReturnType<typeof run>[] };
+    assert.equal(releaseGlance({ release }), 'merged abcdef0 · no action yet');
+    release.runs.push(run('deploy-staging', 'failed'), run('deploy-staging', 'succeeded'), run('deploy-production', 'timedOut'));
+    assert.equal(releaseGlance({ release }), 'deploy-staging succeeded · deploy-production timed out');
+    assert.equal(changeState({ lane: 'release', release: { ...release, needsRollback: { reason: 'x', at: 'y' } } }), '⚠ needs rollback');
+    assert.equal(changeState({ lane: 'release', release }), undefined);
   });
 });

@@ -43,6 +43,8 @@ const LEGAL: Array<[ChangeStatus, LaneEvent, ChangeStatus]> = [
   ['review', 'discard', 'closed'],
   ['pullRequest', 'pullRequestMerged', 'closed'],
   ['pullRequest', 'pullRequestClosed', 'closed'],
+  ['pullRequest', 'enterRelease', 'release'],
+  ['release', 'closeRelease', 'closed'],
 ];
 
 const STATUSES: ChangeStatus[] = ['draft', 'sandbox', 'review', 'pullRequest', 'closed'];
@@ -83,7 +85,9 @@ describe('lane state machine', () => {
       };
       assert.match(reason('draft', 'reject'), /only a change in Review can be rejected\. Discard it instead/);
       assert.match(reason('closed', 'promote'), /is rejected; a closed change cannot move.*start a new draft/);
-      assert.match(reason('pullRequest', 'promote'), /last lane/);
+      assert.match(reason('pullRequest', 'promote'), /moves on when its pull request is merged|leaves it when its pull request is merged/);
+      assert.match(reason('release', 'promote'), /the last lane: run its production actions, or close it/);
+      assert.match(reason('release', 'discard'), /it was merged\. Close it when its production actions are done/);
       assert.match(reason('pullRequest', 'discard'), /close the pull request/);
       assert.match(reason('draft', 'requestChanges'), /only while it is in Review/);
       assert.match(reason('review', 'sendBack'), /request changes in its review/);
@@ -148,6 +152,7 @@ describe('lane state machine', () => {
         ['draft', 'discard', 'discarded'],
         ['pullRequest', 'pullRequestMerged', 'merged'],
         ['pullRequest', 'pullRequestClosed', 'pullRequestClosed'],
+        ['release', 'closeRelease', 'merged'],
       ];
       for (const [from, event, reason] of cases) {
         const r = transition(change(from), event, user);
@@ -164,5 +169,22 @@ describe('lane state machine', () => {
         assert.equal(targetOf(from, event), legal?.[2]);
       }
     }
+  });
+
+  it('a change in Release closes only when none of its actions is running', () => {
+    const releasing = (state: 'running' | 'succeeded') => ({
+      ...change('release'),
+      release: {
+        repository: 'o/r',
+        branch: 'main',
+        mergedSha: 'a'.repeat(40),
+        runs: [
+          { key: 'k', actionId: 'deploy', sha: 'a'.repeat(40), inputs: {}, authorizedBy: 'rel', authorizedAt: 't', policyHash: 'h', state },
+        ],
+      },
+    });
+    const refused = transition(releasing('running'), 'closeRelease', user);
+    assert.ok(!refused.ok && /a production action is still running/.test(refused.reason));
+    assert.ok(transition(releasing('succeeded'), 'closeRelease', user).ok);
   });
 });

@@ -6,6 +6,7 @@ const LANE_LABELS: Record<ReviewModel['lane'], string> = {
   sandbox: 'Sandbox',
   review: 'Review',
   pullRequest: 'Pull request',
+  release: 'Release',
   closed: 'Closed',
 };
 

@@ -124,6 +124,7 @@ const SCALAR_FIELDS: readonly ScalarField[] = [
   { path: ['killSwitch', 'disableDrafts'], fallback: false, combine: STRICTER_BOOLEAN_TRUE },
   { path: ['killSwitch', 'disableSandbox'], fallback: false, combine: STRICTER_BOOLEAN_TRUE },
   { path: ['killSwitch', 'disablePullRequests'], fallback: false, combine: STRICTER_BOOLEAN_TRUE },
+  { path: ['killSwitch', 'disableActions'], fallback: false, combine: STRICTER_BOOLEAN_TRUE },
   { path: ['killSwitch', 'cancelRunning'], fallback: false, combine: STRICTER_BOOLEAN_TRUE },
   { path: ['killSwitch', 'message'], fallback: undefined, combine: firstSet, setOnce: true },
   { path: ['lanes', 'allowedAgents'], fallback: undefined, combine: intersect },
@@ -222,6 +223,7 @@ function skeleton(document: PolicyDocument): Record<string, unknown> {
     stopConditions: {},
     sensitivePaths: undefined,
     secretPatterns: undefined,
+    actions: [],
   };
 }
 
@@ -322,6 +324,25 @@ export function mergePolicies(base: PolicyLayer, overlays: readonly PolicyLayer[
     }
   }
   if (!rules.length) origins.pathRules = layers.find((layer) => layer.document.pathRules !== undefined)?.level ?? 'default';
+  // Actions: the base level defines them; a lower level can only keep some (list the ones it keeps). A lower level's
+  // action the base does not have, or a different definition of one it has, would loosen: ignored, and reported.
+  let actions = structuredClone(base.document.actions ?? []);
+  origins.actions = base.document.actions ? base.level : 'default';
+  for (const layer of overlays) {
+    const own = layer.document.actions;
+    if (!own) continue;
+    for (const action of own) {
+      const kept = actions.find((candidate) => candidate.id === action.id);
+      if (!kept) report(layer.level, `actions[${JSON.stringify(action.id)}]`, action, undefined, origins.actions);
+      else if (canonicalize(kept) !== canonicalize(action))
+        report(layer.level, `actions[${JSON.stringify(action.id)}]`, action, kept, origins.actions);
+    }
+    const before = actions.length;
+    actions = actions.filter((action) => own.some((candidate) => candidate.id === action.id));
+    if (actions.length !== before) origins.actions = layer.level;
+  }
+  policy.actions = actions;
+
   for (const field of ['apiVersion', 'metadata.id', 'metadata.version', 'metadata.expiresAt', 'metadata.description'])
     origins[field] = base.level;
 

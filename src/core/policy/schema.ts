@@ -114,6 +114,7 @@ const KillSwitchSchema = z.strictObject({
   disableDrafts: z.boolean().optional(),
   disableSandbox: z.boolean().optional(),
   disablePullRequests: z.boolean().optional(),
+  disableActions: z.boolean().optional(),
   cancelRunning: z.boolean().optional(),
   message: z.string().max(1000).optional(),
 });
@@ -242,6 +243,103 @@ const SecretPatternSchema = z
   });
 type SecretPatternRule = z.output<typeof SecretPatternSchema>;
 
+/** The kinds of production action (docs/actions.md): a workflow run, a deployment, or a revert pull request. */
+const ACTION_KINDS = ['workflowDispatch', 'deployment', 'revert'] as const;
+const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+const HOURS = /^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/;
+
+/** An input the action passes: one fixed value, or one of a list the person picks from. */
+const ActionInputSchema = z.union(
+  [z.strictObject({ fixed: z.string().max(1000) }), z.strictObject({ oneOf: z.array(z.string().max(1000)).min(1).max(50) })],
+  {
+    error: 'expected { fixed: "value" } or { oneOf: ["a", "b"] }',
+  },
+);
+
+const ProductionActionSchema = z
+  .strictObject({
+    id: nameString('an action id such as "deploy-staging"'),
+    kind: z.enum(ACTION_KINDS),
+    /** workflowDispatch: the workflow's file name (deploy.yml) or id. */
+    workflow: nonEmpty.max(200).optional(),
+    /** deployment (and optionally workflowDispatch): the GitHub environment. */
+    environment: nonEmpty.max(255).optional(),
+    inputs: z.record(nameString('an input name'), ActionInputSchema).optional(),
+    /** owner/repo, exactly. */
+    repositories: z.array(nonEmpty.regex(/^[^/\s]+\/[^/\s]+$/, { error: 'expected owner/repo' })).min(1),
+    branches: z.array(nonEmpty).min(1),
+    /** GitHub logins, or teams as "@org/team". Never the change's author or its agent. */
+    authorizers: z.array(nonEmpty).min(1),
+    requires: z
+      .strictObject({
+        /** The merged commit's checks must all have passed (default true). */
+        checksGreen: z.boolean().optional(),
+        /** Actions that must have succeeded first for the same commit (staging before production). */
+        after: z.array(nameString('an action id')).optional(),
+        /** When the action may run (UTC): days and hours such as "09:00-17:00". */
+        window: z
+          .strictObject({
+            days: z.array(z.enum(WEEKDAYS)).min(1).optional(),
+            hours: z.string().regex(HOURS, { error: 'expected hours such as "09:00-17:00" (UTC)' }).optional(),
+          })
+          .optional(),
+      })
+      .optional(),
+    escalation: z
+      .strictObject({
+        /** A run still going after this long needs a person: the change shows "needs rollback". */
+        timeLimitMinutes: positiveInt.max(24 * 60).optional(),
+        notify: z.array(nonEmpty).optional(),
+        /** The action that rolls this one back (else a revert pull request through the lanes). */
+        rollback: nameString('an action id').optional(),
+      })
+      .optional(),
+  })
+  .superRefine((action, ctx) => {
+    if (action.kind === 'workflowDispatch' && !action.workflow)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['workflow'],
+        message: 'a workflowDispatch action names its workflow (such as "deploy.yml")',
+        input: action,
+      });
+    if (action.kind === 'deployment' && !action.environment)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['environment'],
+        message: 'a deployment action names its environment (such as "production")',
+        input: action,
+      });
+    if (action.kind !== 'workflowDispatch' && action.inputs)
+      ctx.addIssue({ code: 'custom', path: ['inputs'], message: 'only a workflowDispatch action has inputs', input: action.inputs });
+  });
+export type ProductionAction = z.output<typeof ProductionActionSchema>;
+
+const ActionsSchema = z.array(ProductionActionSchema).superRefine((actions, ctx) => {
+  const ids = new Set(actions.map((action) => action.id));
+  actions.forEach((action, index) => {
+    if (actions.findIndex((other) => other.id === action.id) !== index)
+      ctx.addIssue({
+        code: 'custom',
+        path: [index, 'id'],
+        message: `action id "${action.id}" appears twice; give each action its own id`,
+        input: action.id,
+      });
+    for (const [field, named] of [
+      ['requires', action.requires?.after ?? []],
+      ['escalation', action.escalation?.rollback ? [action.escalation.rollback] : []],
+    ] as const)
+      for (const id of named)
+        if (!ids.has(id) || id === action.id)
+          ctx.addIssue({
+            code: 'custom',
+            path: [index, field],
+            message: `names action "${id}", which is not another action of this policy`,
+            input: id,
+          });
+  });
+});
+
 const stopConditionShape = Object.fromEntries(STOP_CONDITIONS.map((key) => [key, EffectSchema.optional()])) as {
   [K in StopCondition]: z.ZodOptional<typeof EffectSchema>;
 };
@@ -261,6 +359,8 @@ const documentShape = {
   stopConditions: z.strictObject(stopConditionShape).optional(),
   sensitivePaths: z.array(GlobSchema).optional(),
   secretPatterns: z.array(SecretPatternSchema).optional(),
+  /** The only production actions there are (docs/actions.md); none by default. */
+  actions: ActionsSchema.optional(),
 };
 
 /**
@@ -280,7 +380,14 @@ const OverlayDocumentSchema = z.strictObject({ ...documentShape, metadata: Metad
 export interface ResolvedPolicy {
   apiVersion: typeof POLICY_API_VERSION;
   metadata: PolicyMetadata;
-  killSwitch: { disableDrafts: boolean; disableSandbox: boolean; disablePullRequests: boolean; cancelRunning: boolean; message?: string };
+  killSwitch: {
+    disableDrafts: boolean;
+    disableSandbox: boolean;
+    disablePullRequests: boolean;
+    disableActions: boolean;
+    cancelRunning: boolean;
+    message?: string;
+  };
   lanes: {
     /** Undefined: any agent. */
     allowedAgents?: string[];
@@ -320,6 +427,7 @@ export interface ResolvedPolicy {
   stopConditions: Record<StopCondition, Effect>;
   sensitivePaths: string[];
   secretPatterns: SecretPatternRule[];
+  actions: ProductionAction[];
 }
 
 export type ParseResult = { ok: true; policy: PolicyDocument } | { ok: false; errors: string[] };

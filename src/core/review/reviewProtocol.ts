@@ -86,7 +86,7 @@ export type WebviewRequest = Extract<WebviewMessage, { id: number }>;
 // ---------------------------------------------------------------------------
 // The review model the host sends
 
-const LaneSchema = z.enum(['draft', 'sandbox', 'review', 'pullRequest', 'closed']);
+const LaneSchema = z.enum(['draft', 'sandbox', 'review', 'pullRequest', 'release', 'closed']);
 
 /** A piece of evidence: there, or missing (and whether policy requires it). */
 const field = <T extends z.core.SomeType>(value: T) =>

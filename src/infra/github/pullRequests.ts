@@ -473,6 +473,8 @@ export interface PullRequestStatus {
   title: string;
   updatedAt: string;
   checks: CheckSummary;
+  /** Once merged: the commit the merge made on the base branch. */
+  mergeCommitSha?: string;
 }
 
 export interface PullRequestRef {
@@ -492,31 +494,7 @@ export async function getPullRequestStatus({ client, repository, number }: PullR
     throw toGitHubError(error, context(`read pull request #${number}`), client.scrub);
   }
   const sha = pull.head.sha;
-  let statuses: CommitStatusInput[];
-  let runs: CheckRunInput[];
-  try {
-    const combined = (await client.octokit.rest.repos.getCombinedStatusForRef({ owner, repo, ref: sha, per_page: 100 })).data;
-    statuses = combined.statuses.map((status) => ({
-      context: status.context,
-      state: status.state,
-      targetUrl: status.target_url ?? undefined,
-    }));
-    const checkRuns = await client.octokit.paginate(client.octokit.rest.checks.listForRef, {
-      owner,
-      repo,
-      ref: sha,
-      filter: 'latest',
-      per_page: 100,
-    });
-    runs = checkRuns.map((run) => ({
-      name: run.name,
-      status: run.status,
-      conclusion: run.conclusion ?? null,
-      url: run.html_url ?? undefined,
-    }));
-  } catch (error) {
-    throw toGitHubError(error, context(`read the checks of pull request #${number}`), client.scrub);
-  }
+  const checks = await readCommitChecks(client, repository, sha, `read the checks of pull request #${number}`);
   const state: PullRequestState =
     pull.merged || pull.merged_at ? 'merged' : pull.state === 'closed' ? 'closed' : pull.draft ? 'draft' : 'open';
   return {
@@ -529,8 +507,43 @@ export async function getPullRequestStatus({ client, repository, number }: PullR
     baseRef: pull.base.ref,
     title: pull.title,
     updatedAt: pull.updated_at,
-    checks: summariseChecks(statuses, runs),
+    checks,
+    ...(pull.merge_commit_sha && (pull.merged || pull.merged_at) ? { mergeCommitSha: pull.merge_commit_sha } : {}),
   };
+}
+
+/** The combined result of a commit's statuses and check runs. */
+export async function readCommitChecks(
+  client: GitHubClient,
+  repository: Pick<GitHubRepository, 'owner' | 'repo'>,
+  sha: string,
+  action = `read the checks of ${sha.slice(0, 12)}`,
+): Promise<CheckSummary> {
+  const { owner, repo } = repository;
+  try {
+    const combined = (await client.octokit.rest.repos.getCombinedStatusForRef({ owner, repo, ref: sha, per_page: 100 })).data;
+    const statuses: CommitStatusInput[] = combined.statuses.map((status) => ({
+      context: status.context,
+      state: status.state,
+      targetUrl: status.target_url ?? undefined,
+    }));
+    const checkRuns = await client.octokit.paginate(client.octokit.rest.checks.listForRef, {
+      owner,
+      repo,
+      ref: sha,
+      filter: 'latest',
+      per_page: 100,
+    });
+    const runs: CheckRunInput[] = checkRuns.map((run) => ({
+      name: run.name,
+      status: run.status,
+      conclusion: run.conclusion ?? null,
+      url: run.html_url ?? undefined,
+    }));
+    return summariseChecks(statuses, runs);
+  } catch (error) {
+    throw toGitHubError(error, { action, repository, apiBaseUrl: client.apiBaseUrl }, client.scrub);
+  }
 }
 
 const READY_FOR_REVIEW = `mutation MarkReadyForReview($pullRequestId: ID!) {

@@ -12,6 +12,7 @@ import { DraftLane, type DraftSettings } from './draft/draftLane';
 import type { LaneContext } from './laneContext';
 import { ReviewLane } from './review/reviewLane';
 import { type OpenOptions, type OpenOutcome, PullRequestLane } from './pullRequest/pullRequestLane';
+import { ReleaseLane } from './release/releaseLane';
 import { type SandboxRunHooks, type SandboxRunOutcome, SandboxLane, type SandboxSettings } from './sandbox/sandboxLane';
 
 export interface RepositoryLanesOptions {
@@ -45,6 +46,7 @@ export class RepositoryLanes {
   readonly review: ReviewLane;
   readonly sandbox: SandboxLane;
   readonly pullRequest: PullRequestLane;
+  readonly release: ReleaseLane;
   /** Agent runs found interrupted when the repository opened (the editor had stopped mid-run); offered to finish or discard. */
   interruptedAtOpen: Change[] = [];
 
@@ -70,6 +72,7 @@ export class RepositoryLanes {
     // The sandbox lane follows the store: a change that closes takes its containers along.
     this.sandbox = new SandboxLane(context, { settings: options.sandboxSettings });
     this.pullRequest = new PullRequestLane(context);
+    this.release = new ReleaseLane(context);
   }
 
   /** Opens the repository's storage, audit log and change records, then its lane services. */
@@ -120,7 +123,12 @@ export class RepositoryLanes {
       case 'pullRequest':
         throw new LaneError(
           'lastLane',
-          `Change ${changeId} is in Pull request, the last lane: it ends when its pull request is merged or closed.`,
+          `Change ${changeId} is in Pull request: it moves on when its pull request is merged (or ends when it is closed).`,
+        );
+      case 'release':
+        throw new LaneError(
+          'lastLane',
+          `Change ${changeId} is in Release, the last lane: run its production actions ("Agent Lanes: Run Production Action…"), or close it.`,
         );
       case 'closed':
         throw new LaneError('closed', `Change ${changeId} is closed; it cannot be promoted.`);

@@ -462,4 +462,4 @@ type CacheLoad =
   | { usable: true; entry: CacheEntry; document: PolicyDocument }
   | { usable: false; reason?: string; killSwitch?: NonNullable<PolicyDocument['killSwitch']> };
 
-const KILL_SWITCHES = ['disableDrafts', 'disableSandbox', 'disablePullRequests', 'cancelRunning'] as const;
+const KILL_SWITCHES = ['disableDrafts', 'disableSandbox', 'disablePullRequests', 'disableActions', 'cancelRunning'] as const;

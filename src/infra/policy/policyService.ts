@@ -46,7 +46,7 @@ export interface KillSwitchChange {
   current: KillSwitch;
   policyRef: string;
   at: string;
-  /** Switches that went from off to on (disableDrafts, disableSandbox, disablePullRequests, cancelRunning). */
+  /** Switches that went from off to on (disableDrafts, disableSandbox, disablePullRequests, disableActions, cancelRunning). */
   engaged: string[];
   /** Switches that went from on to off. */
   released: string[];
@@ -66,7 +66,7 @@ export class PolicyDeniedError extends LaneError {
   }
 }
 
-const SWITCHES = ['disableDrafts', 'disableSandbox', 'disablePullRequests', 'cancelRunning'] as const;
+const SWITCHES = ['disableDrafts', 'disableSandbox', 'disablePullRequests', 'disableActions', 'cancelRunning'] as const;
 const DEFAULT_INTERVAL_MINUTES = 15;
 const REPOSITORY_CACHE_SIZE = 100;
 
@@ -97,7 +97,13 @@ export class PolicyService implements Disposable {
   private readonly effectiveByRepository = new Map<string, EffectivePolicy>();
   /** Whether each checkout's file system ignores case, probed once per repository root. */
   private readonly caseByRoot = new Map<string, Promise<boolean>>();
-  private lastKillSwitch: KillSwitch = { disableDrafts: false, disableSandbox: false, disablePullRequests: false, cancelRunning: false };
+  private lastKillSwitch: KillSwitch = {
+    disableDrafts: false,
+    disableSandbox: false,
+    disablePullRequests: false,
+    disableActions: false,
+    cancelRunning: false,
+  };
   private timer: NodeJS.Timeout | undefined;
   private inflight: Promise<PolicyState> | undefined;
   /** Bumped when settings change, so a fetch started under old settings is discarded. */

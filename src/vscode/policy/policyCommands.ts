@@ -52,10 +52,11 @@ export type PolicyTestSummary =
     }
   | { ok: false; errors: string[] };
 
-const SWITCH_WORDS: Record<'disableDrafts' | 'disableSandbox' | 'disablePullRequests', string> = {
+const SWITCH_WORDS: Record<'disableDrafts' | 'disableSandbox' | 'disablePullRequests' | 'disableActions', string> = {
   disableDrafts: 'new drafts and agent runs',
   disableSandbox: 'sandbox runs',
   disablePullRequests: 'pushes and pull requests',
+  disableActions: 'production actions',
 };
 
 /**

@@ -333,6 +333,13 @@ export class PullRequestCommands implements vscode.Disposable {
     }
   }
 
+  /** GitHub access for another lane's call (the Release lane): signs in when asked; undefined when the person does not. */
+  async accessFor(repo: RepoContext): Promise<GitHubAccess | undefined> {
+    const settings = readPullRequestSettings(repo.root);
+    const token = await this.signIn.access(settings.apiBaseUrl, true);
+    return token ? this.access(token, settings) : undefined;
+  }
+
   // ---- helpers ----
 
   access(access: GitHubToken, settings: PullRequestSettings): GitHubAccess {

@@ -142,7 +142,11 @@ export class PullRequestFollowing implements vscode.Disposable {
           const kept = change.alerts?.at(-1)?.includes(change.worktreePath)
             ? ` ${change.alerts.at(-1)}`
             : ' Its worktree and local branch were removed.';
-          this.deps.show('info', `Pull request #${pr.number} of "${change.title}" was ${reason}; the change is closed.${kept}`);
+          const next =
+            change.lane === 'release'
+              ? 'the change is in Release: run its production actions ("Agent Lanes: Run Production Action…") or close it.'
+              : 'the change is closed.';
+          this.deps.show('info', `Pull request #${pr.number} of "${change.title}" was ${reason}; ${next}${kept}`);
         } else if (reason === 'error') {
           const github = error instanceof GitHubError ? error : undefined;
           if (github?.kind === 'unauthorized' || github?.kind === 'forbidden') {

@@ -164,7 +164,7 @@ export class ReviewController implements vscode.Disposable {
       return (await this.openReview(repo, target.changeId)) !== undefined;
     }
     // Every change can be read; the ones in Review (the ones to decide on) come first.
-    const order: Record<Change['lane'], number> = { review: 0, pullRequest: 1, sandbox: 2, draft: 3, closed: 4 };
+    const order: Record<Change['lane'], number> = { review: 0, pullRequest: 1, release: 2, sandbox: 3, draft: 4, closed: 5 };
     const candidates = this.services.registry
       .repositories()
       .flatMap((repo) => repo.store.all().map((change) => ({ repo, change })))

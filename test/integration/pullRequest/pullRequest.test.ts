@@ -72,7 +72,12 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
     bare = join(mkdtempSync(join(tmpdir(), 'lanes-pr-origin-')), 'origin.git');
     git(tmpdir(), ['init', '-q', '--bare', '--initial-branch=main', bare]);
     git(repo.root, ['push', '-q', bare, 'main']);
-    standIn = await startGitHubStandIn({ bareRepoDir: bare, token: SESSION_TOKEN });
+    standIn = await startGitHubStandIn({
+      bareRepoDir: bare,
+      token: SESSION_TOKEN,
+      workflows: { 'deploy.yml': ['environment'] },
+      environments: ['staging'],
+    });
     // origin names octo-org/hello-lanes on the stand-in's host; pushes go to the bare repository.
     git(repo.root, ['remote', 'add', 'origin', standIn.remoteUrl]);
     git(repo.root, ['remote', 'set-url', '--push', 'origin', bare]);
@@ -503,5 +508,75 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
     const result = await run('agentLanes.openPullRequestInBrowser', { changeId: change.id });
     assert.ok(result?.ok, result?.message);
     assert.equal(result.url, opened.url);
+  });
+
+  it('a merged change enters Release where policy lists actions; Run Production Action runs it for the merged commit', async () => {
+    await usePolicy(
+      orgPolicy(`actions:
+  - id: deploy-staging
+    kind: workflowDispatch
+    workflow: deploy.yml
+    inputs: { environment: { fixed: staging } }
+    repositories: [octo-org/hello-lanes]
+    branches: [main]
+    authorizers: [lanes-bot]
+`),
+    );
+    try {
+      const change = await approvedChange();
+      const opened = await open(change);
+      assert.ok(opened?.ok, opened?.message);
+      const merged = standIn.mergePullRequest(opened.number!);
+      const sha = merged.mergeCommitSha!;
+      // GitHub's merge moves main to the merge commit (the stand-in merges fast-forward), and CI passes on it.
+      git(bare, ['update-ref', 'refs/heads/main', sha]);
+      standIn.setCheckRun(sha, { name: 'ci/test', status: 'completed', conclusion: 'success' });
+      await waitFor(() => api.pullRequests.isTracking(change.id), 'the pull request to be followed');
+      const released = await waitFor(
+        () => (current(change).lane === 'release' ? current(change) : undefined),
+        'the change to enter Release',
+      );
+      assert.equal(released.release?.mergedSha, sha);
+      await waitFor(
+        () => api.pullRequests.shown.some((m) => m.message.includes('was merged; the change is in Release: run its production actions')),
+        'the person to be told where the change went',
+      );
+      const lanes = (await api.tree.getChildren()).map((node) => {
+        const item = api.tree.getTreeItem(node);
+        return `${String(item.label)} (${String(item.description)})`;
+      });
+      assert.ok(lanes.includes('Release (1)'), lanes.join(', '));
+      assert.match(description(change), /no action yet/);
+      assert.match(String(api.tree.getTreeItem({ kind: 'change', repo, change: released }).contextValue), /^change\.release/);
+
+      const started = await vscode.commands.executeCommand<{ ok: boolean; message: string }>(
+        'agentLanes.runProductionAction',
+        { changeId: change.id },
+        { actionId: 'deploy-staging', confirmed: true },
+      );
+      assert.ok(started?.ok, started?.message);
+      assert.match(started.message, new RegExp(`"deploy-staging" started for ${sha.slice(0, 12)}`));
+      const dispatched = standIn.state.workflowRuns.at(-1)!;
+      assert.deepEqual({ sha: dispatched.headSha, inputs: dispatched.inputs }, { sha, inputs: { environment: 'staging' } });
+      assert.match(description(change), /deploy-staging running/);
+
+      const early = await vscode.commands.executeCommand<{ ok: boolean; message: string }>('agentLanes.closeRelease', {
+        changeId: change.id,
+      });
+      assert.equal(early?.ok, false);
+      assert.match(early!.message, /still running/);
+      standIn.setWorkflowRun(dispatched.id, 'completed', 'success');
+      const access = await api.pullRequests.accessFor(repo);
+      assert.ok(access);
+      await repo.lanes.release.refresh(change.id, access);
+      assert.match(description(change), /deploy-staging succeeded/);
+      const closed = await vscode.commands.executeCommand<{ ok: boolean; message: string }>('agentLanes.closeRelease', {
+        changeId: change.id,
+      });
+      assert.ok(closed?.ok, closed?.message);
+      assert.deepEqual({ lane: current(change).lane, reason: current(change).closedReason }, { lane: 'closed', reason: 'merged' });
+    } finally {
+      await usePolicy(undefined);
+    }
   });
 });

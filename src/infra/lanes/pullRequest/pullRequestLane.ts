@@ -36,6 +36,7 @@ import { UncommittedWorkError, removeWorktree } from '../../git/worktrees';
 import { EXTENSION_ACTOR } from '../../../core/constants';
 import { type LaneContext, changeFacts, decide, moveChange } from '../laneContext';
 import { LaneError } from '../../../core/errors';
+import { actionsFor } from '../../../core/release/authorize';
 
 export type PullRequestLaneErrorKind =
   | 'noChange'
@@ -444,16 +445,19 @@ export class PullRequestLane {
 
   private async close(change: Change, status: PullRequestStatus): Promise<Change> {
     const { ctx } = this;
-    const event = status.state === 'merged' ? 'pullRequestMerged' : 'pullRequestClosed';
+    // Merged where policy lists production actions for the repository and branch: the change enters Release.
+    const release = status.state === 'merged' ? await this.releaseFor(change, status) : undefined;
+    const event = release ? 'enterRelease' : status.state === 'merged' ? 'pullRequestMerged' : 'pullRequestClosed';
     await ctx.audit.append({
       actor: EXTENSION_ACTOR,
       action: 'pr.closed',
       changeId: change.id,
       details: { number: status.number, url: status.url, state: status.state, headSha: status.headSha },
     });
+    if (release) await ctx.store.update(change.id, (c) => ({ ...c, release }));
     const moved = await moveChange(ctx, change.id, event, EXTENSION_ACTOR, {
       reason: `pull request #${status.number} ${status.state}`,
-      details: { pullRequest: status.number },
+      details: { pullRequest: status.number, ...(release ? { mergedSha: release.mergedSha } : {}) },
     });
     if (!moved.ok) {
       ctx.logger.warn(`Change ${change.id}: ${moved.reason}`);
@@ -461,6 +465,15 @@ export class PullRequestLane {
     }
     this.stopTracking(change.id);
     return this.cleanUp(moved.change);
+  }
+
+  /** Where a merged change's production actions would run, when policy lists any for its repository and branch. */
+  private async releaseFor(change: Change, status: PullRequestStatus): Promise<NonNullable<Change['release']> | undefined> {
+    const repository = change.pullRequest?.repository;
+    if (!repository) return undefined;
+    const effective = await this.ctx.policy.effectiveFor({ repoRoot: this.ctx.repoRoot, baseSha: change.baseSha });
+    if (!effective.ok || !actionsFor(effective.effective.policy, repository, status.baseRef).length) return undefined;
+    return { repository, branch: status.baseRef, mergedSha: status.mergeCommitSha ?? status.headSha, runs: [] };
   }
 
   /**
