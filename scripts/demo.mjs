@@ -59,6 +59,13 @@ const github = spawn(
     'demo-token',
     '--checks-after-ms',
     '20000',
+    // After its checks pass, the pull request is merged (as a person would), and the org policy's staging deploy
+    // workflow exists: the change then enters Release, where one production action is authorized and run.
+    '--merge-after-checks',
+    '--workflow',
+    'deploy.yml:environment',
+    '--runs-after-ms',
+    '20000',
   ],
   { stdio: ['ignore', 'pipe', 'inherit'] },
 );
@@ -198,6 +205,19 @@ await promote('Touch the infrastructure');
 await page.waitForTimeout(3000);
 await page.keyboard.press('Escape');
 await page.screenshot({ path: join(shots, 'demo-lanes.png') });
+
+step('Release: the first change was merged; a person authorizes the staging deploy for the exact merged commit');
+await treeRow(page, 'merged', 180_000);
+await runCommand(page, 'Agent Lanes: Run Production Action');
+await pickItem(page, 'Add a greeting function and a test');
+await pickItem(page, 'deploy-staging');
+await page.locator('.monaco-dialog-box', { hasText: 'Run "deploy-staging"' }).waitFor({ timeout: 30_000 });
+await page.screenshot({ path: join(shots, 'demo-release-authorize.png') });
+await page.locator('.monaco-dialog-box .monaco-button', { hasText: /^Run Action$/ }).click();
+await treeRow(page, 'deploy-staging running', 60_000);
+await treeRow(page, 'deploy-staging succeeded', 120_000);
+await page.waitForTimeout(500);
+await page.screenshot({ path: join(shots, 'demo-release.png') });
 
 await browser.close();
 console.log(`\nAgent Lanes demo is running on a sample repository (${repo}).`);

@@ -236,6 +236,25 @@ describe('review verdict', () => {
     const inPr = buildVerdict(input({ gate: gateVerdict, change }));
     assert.equal(inPr.state, 'readOnly');
     assert.equal(inPr.headline, 'In Pull request #12 · open · checks passing');
+    // Merged into Release: its actions at a glance, and where they run from; "needs rollback" first when one failed.
+    const run = {
+      key: 'k',
+      actionId: 'deploy-staging',
+      sha: 'f'.repeat(40),
+      inputs: {},
+      authorizedBy: 'rel',
+      authorizedAt: 't',
+      policyHash: 'h',
+    };
+    const release = { repository: 'acme/app', branch: 'main', mergedSha: 'f'.repeat(40), runs: [{ ...run, state: 'succeeded' as const }] };
+    const released = buildVerdict(input({ gate: gateVerdict, change: { ...change, lane: 'release' as const, release } }));
+    assert.equal(released.headline, 'In Release: deploy-staging succeeded');
+    assert.match(released.detail, /production actions run from the Lanes view/);
+    const failing = { ...release, runs: [{ ...run, state: 'failed' as const }], needsRollback: { reason: 'x', at: 't' } };
+    assert.equal(
+      buildVerdict(input({ gate: gateVerdict, change: { ...change, lane: 'release' as const, release: failing } })).headline,
+      'In Release: needs rollback',
+    );
     assert.deepEqual(
       inPr.items.map((item) => [item.kind, item.text]),
       [['approved', 'a new dependency: package.json']],

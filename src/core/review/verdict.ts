@@ -4,6 +4,7 @@ import type { FlagKind } from '../evidence';
 import { ACTION_LABELS, type PolicyAction } from '../policy/evaluate';
 import { FLAG_CONDITION } from '../policy/schema';
 import { pullRequestGlance } from '../pullRequest/glance';
+import { releaseGlance } from '../changeGlance';
 import {
   type AttentionItem,
   EVIDENCE_SECTION_ORDER,
@@ -16,7 +17,7 @@ import {
 
 /** Everything the verdict at the top of a review is made from. */
 export interface VerdictInput {
-  change: Pick<Change, 'id' | 'lane' | 'closedReason' | 'approval' | 'lastDecision' | 'pullRequest'>;
+  change: Pick<Change, 'id' | 'lane' | 'closedReason' | 'approval' | 'lastDecision' | 'pullRequest' | 'release'>;
   /** The Review → Pull request gate's answer, asked as if a reviewer approved. */
   gate: { ready: boolean; reasons: readonly string[]; decisions: readonly DecisionRecord[] };
   /** Why an approval would be refused now (approvalRefusal); undefined when it may be given. */
@@ -222,6 +223,13 @@ function readOnlyHeadline(change: VerdictInput['change']): { headline: string; d
   if (change.lane === 'pullRequest') {
     const glance = pullRequestGlance(change);
     return { headline: glance ? `In Pull request ${glance}` : 'In Pull request', detail };
+  }
+  if (change.lane === 'release') {
+    const glance = releaseGlance(change);
+    return {
+      headline: change.release?.needsRollback ? 'In Release: needs rollback' : `In Release${glance ? `: ${glance}` : ''}`,
+      detail: `${detail} It was merged; its production actions run from the Lanes view ("Agent Lanes: Run Production Action…").`,
+    };
   }
   const standing = standingDecision(change);
   const lane = LANE_LABELS[change.lane];

@@ -386,8 +386,8 @@ export class ReviewPanel implements vscode.Disposable {
     const inReview = change.lane === 'review';
     const notInReview = `Change ${change.id} is not in Review.`;
     const warnings: string[] = [];
-    // A closed change's worktree is removed on purpose, and a pull request no longer needs it.
-    if (!facts.worktreeExists && change.lane !== 'closed' && change.lane !== 'pullRequest')
+    // A closed change's worktree is removed on purpose, and a pull request (or a merged change in Release) no longer needs it.
+    if (!facts.worktreeExists && change.lane !== 'closed' && change.lane !== 'pullRequest' && change.lane !== 'release')
       warnings.push(
         `The worktree ${change.worktreePath} no longer exists. The diff is shown from the change's commits; it cannot be approved until the worktree is restored ("Agent Lanes: Reconcile").`,
       );
