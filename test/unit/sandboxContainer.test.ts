@@ -454,6 +454,50 @@ describe('sandbox container (real podman)', function () {
     );
   });
 
+  it('gets the base sandbox ready while the change runs, and nothing the change’s tasks leave behind reaches the base run', async () => {
+    const { changeId, path } = worktree({ 'feature.txt': 'the change\n' });
+    const base = sh(repo, 'git', ['rev-parse', 'main']).trim();
+    // Started before the change's tasks, as the lane does.
+    const runner = await sandbox.startOnBase({
+      changeId,
+      repoRoot: repo,
+      baseSha: base,
+      headSha: base,
+      overlay: { checkout: [], remove: [] },
+      changeWorktreePath: path,
+      source: { prepare: [] },
+      policy: {},
+      logDir,
+    });
+    try {
+      // A hostile change: build output in its worktree, files in /tmp and the home folder, a process left running,
+      // and a try at every folder under /workspaces and the state folder's base worktrees.
+      const plant =
+        'mkdir -p dist && echo built > dist/out.txt; echo x > /tmp/leak; echo x > "$HOME/leak"; ' +
+        '(setsid sh -c "while :; do for d in /workspaces/* ' +
+        join(root, 'storage') +
+        '/sandbox/base-worktrees/*/*; do echo x > \\"\\$d/feature.txt\\" 2>/dev/null; echo x > \\"\\$d/leak\\" 2>/dev/null; done; sleep 0.2; done" </dev/null >/dev/null 2>&1 &); ' +
+        'sleep 1; ls /workspaces';
+      const onChange = await run(changeId, path, [task('plant', plant)]);
+      assert.equal(onChange.tasks[0]!.outcome, 'passed', onChange.tasks[0]!.message);
+      const look =
+        'for f in feature.txt leak dist/out.txt /tmp/leak "$HOME/leak"; do test -e "$f" && echo "LEAKED $f"; done; ' +
+        'ps -eo args | grep -q "[w]hile :" && echo "LEAKED process"; sh check.sh';
+      const result = await runner.run([task('feature', look, { test: true })]);
+      const log = readFileSync(result.tasks[0]!.logFile!, 'utf8');
+      assert.doesNotMatch(log, /LEAKED/, log);
+      assert.equal(result.failsOnBase.get('feature'), true, 'the change’s feature file is not on the base');
+    } finally {
+      await runner.dispose();
+    }
+    assert.doesNotMatch(sh(repo, 'git', ['worktree', 'list']), /base-worktrees/, 'the base worktree is removed');
+    assert.deepEqual(
+      (await sandbox.listSandboxContainers()).filter((c) => c.changeId === changeId).map((c) => c.role),
+      ['change'],
+      'the base container is removed',
+    );
+  });
+
   it('runs two requests for the same change one after the other, in one container', async () => {
     const { changeId, path } = worktree();
     const [first, second] = await Promise.all([run(changeId, path, [task('a', 'echo a')]), run(changeId, path, [task('b', 'echo b')])]);

@@ -23,7 +23,7 @@ import { CappedLog, LineRedactor } from '../../core/sandbox/taskLog';
 import { readFileIfExists, writeFileAtomic } from '../storage/fileStore';
 import { type ContainerEngine, DEFAULT_ENGINE_TIMEOUT_MS, EngineError, findOnPath, isNoSuchContainer, runEngine } from './engine';
 import { capture, logFileFor, sha256, storeLog, taskEvidence, type TaskRunOptions } from './taskRun';
-import { runTasksOnBase } from './baseWorktree';
+import { type BaseRunner, runTasksOnBase, startTasksOnBase } from './baseWorktree';
 import { checkComposeSource, composeContainerIds, removeComposeLeftovers, writeComposeProject, type ComposeFiles } from './composeSandbox';
 import type { ComposeCheck } from '../../core/sandbox/composeCheck';
 import { composeProjectName } from '../../core/sandbox/composeConfig';
@@ -1059,14 +1059,18 @@ export class ContainerSandbox implements TaskSandbox {
    * commit, in a scratch worktree at the base SHA and a container of its own
    * made from the same configuration, then removes both.
    */
-  async runOnBase(request: BaseRunRequest): Promise<BaseRunResult> {
-    try {
-      return await runTasksOnBase(this, this.options.stateDir, request);
-    } finally {
-      await this.removeContainers(request.changeId, 'base').catch((error) =>
-        this.options.logger?.warn(`sandbox: removing the base container: ${String(error)}`),
-      );
-    }
+  runOnBase(request: BaseRunRequest): Promise<BaseRunResult> {
+    return runTasksOnBase(this, this.options.stateDir, request, () => this.removeBaseContainer(request.changeId));
+  }
+
+  startOnBase(request: Omit<BaseRunRequest, 'tasks'>): Promise<BaseRunner> {
+    return startTasksOnBase(this, this.options.stateDir, request, () => this.removeBaseContainer(request.changeId));
+  }
+
+  private async removeBaseContainer(changeId: string): Promise<void> {
+    await this.removeContainers(changeId, 'base').catch((error) =>
+      this.options.logger?.warn(`sandbox: removing the base container: ${String(error)}`),
+    );
   }
 
   private async containerIds(filters: string[]): Promise<string[]> {
