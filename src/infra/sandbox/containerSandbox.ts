@@ -1168,12 +1168,8 @@ const DIRECT_METADATA_KEYS = new Set([
  * the default image), no Compose, and an image whose metadata asks for
  * nothing beyond users, environment and lifecycle commands (those run later
  * with exec either way).
- * @internal
  */
-export function directStart(
-  plan: Pick<ContainerPlan, 'check' | 'compose' | 'config'>,
-  image: ImageConfig | undefined,
-): DirectStart | undefined {
+function directStart(plan: Pick<ContainerPlan, 'check' | 'compose' | 'config'>, image: ImageConfig | undefined): DirectStart | undefined {
   if (plan.check || plan.compose || typeof plan.config.image !== 'string' || !image) return undefined;
   let entries: Record<string, unknown>[] = [];
   if (image.metadata !== undefined) {
