@@ -530,19 +530,25 @@ export class ContainerSandbox implements TaskSandbox {
   }
 
   /** Step: with no preparation network the engine must not pull either: the image has to be here already. */
-  private async checkImagePresent({ config, request, composeImages }: ContainerPlan, log: PreparationLog): Promise<void> {
+  private async checkImagePresent({ request, composeImages }: ContainerPlan, log: PreparationLog): Promise<void> {
     if ((request.policy.preparationNetwork ?? 'none') !== 'none') return;
-    for (const image of [...(composeImages ?? []), ...(typeof config.image === 'string' ? [config.image] : [])]) {
+    // The configuration's own image is read once, with its labels (checkImageLabel).
+    for (const image of composeImages ?? []) {
       const exists = await this.engineCall(['image', 'inspect', '--format', '{{.Id}}', image], { okExitCodes: [1, 125] });
       if (exists.exitCode === 0) continue;
-      throw new SandboxError(
-        'imageMissing',
-        `The image ${image} does not exist on this machine, and policy allows no network for preparation, so it cannot be pulled. ` +
-          `Build or pull it first (${this.options.engine.kind} pull ${image}; for the sample image run scripts/build-sandbox-image.sh), ` +
-          `or set "image" in the devcontainer.json${composeImages ? ' or the Compose file' : ''} / agentLanes.sandbox.defaultImage to an image that exists.`,
-        await log.finish('failed', `image ${image} not found`),
-      );
+      await this.imageMissing(image, composeImages !== undefined, log);
     }
+  }
+
+  /** With no preparation network the engine must not pull: an image that is not here stops the run. */
+  private async imageMissing(image: string, compose: boolean, log: PreparationLog): Promise<never> {
+    throw new SandboxError(
+      'imageMissing',
+      `The image ${image} does not exist on this machine, and policy allows no network for preparation, so it cannot be pulled. ` +
+        `Build or pull it first (${this.options.engine.kind} pull ${image}; for the sample image run scripts/build-sandbox-image.sh), ` +
+        `or set "image" in the devcontainer.json${compose ? ' or the Compose file' : ''} / agentLanes.sandbox.defaultImage to an image that exists.`,
+      await log.finish('failed', `image ${image} not found`),
+    );
   }
 
   /**
@@ -553,12 +559,15 @@ export class ContainerSandbox implements TaskSandbox {
    * preparation network pulls it) and a built image are checked on the
    * created container, before anything else runs in it.
    */
-  private async checkImageLabel({ config, allow }: ContainerPlan, log: PreparationLog): Promise<ImageConfig | undefined> {
+  private async checkImageLabel({ config, allow, request }: ContainerPlan, log: PreparationLog): Promise<ImageConfig | undefined> {
     if (typeof config.image !== 'string') return undefined;
     const read = await this.engineCall(['image', 'inspect', '--format', '{{json .Config.Labels}}\t{{json .Config.User}}', config.image], {
       okExitCodes: [1, 125],
     });
-    if (read.exitCode !== 0) return undefined;
+    if (read.exitCode !== 0) {
+      if ((request.policy.preparationNetwork ?? 'none') === 'none') await this.imageMissing(config.image, false, log);
+      return undefined;
+    }
     let label: unknown;
     let user: unknown;
     try {
