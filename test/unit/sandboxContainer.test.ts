@@ -559,7 +559,9 @@ describe('sandbox container (real podman)', function () {
       upTimeoutMs: 1_500,
     });
     const started = Date.now();
-    const error = await sandboxError(run(changeId, path, [task('t', 'true')], {}, hanging));
+    // A devcontainer.json, so the container is made by the CLI (without one the sandbox starts it directly).
+    const source = { prepare: [], devcontainer: { text: JSON.stringify({ image: IMAGE }), path: '.devcontainer/devcontainer.json' } };
+    const error = await sandboxError(run(changeId, path, [task('t', 'true')], { source }, hanging));
     assert.equal(error.kind, 'upTimedOut');
     assert.match(
       error.message,
