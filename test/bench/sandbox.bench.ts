@@ -4,8 +4,10 @@
 // - sandbox.warmRunRatio (informative): a whole warm run (preparing: finding and checking the
 //   container, then the task) ÷ the same `podman exec`.
 // - sandbox.coldStartRatio: the first run for a new change (create, check, prepare, run `true`)
-//   ÷ a plain `devcontainer up` with an equivalent configuration plus one `podman exec true`
+//   ÷ a plain `podman run -d` (network none, the worktree mounted) plus one `podman exec true`
 //   (median of 3 each, interleaved; container removal is not timed).
+// - sandbox.coldStartVsDevcontainerUpRatio (informative, the earlier baseline): the same first run
+//   ÷ a plain `devcontainer up` with an equivalent configuration plus one `podman exec true`.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -88,6 +90,7 @@ async function main(): Promise<void> {
     // Cold start: our first run for a change vs a plain `devcontainer up` + one exec.
     const coldOurs: number[] = [];
     const coldPlain: number[] = [];
+    const coldRun: number[] = [];
     for (let i = 0; i < 3; i++) {
       const changeId = `be1000${i}0`;
       changeIds.push(changeId);
@@ -132,6 +135,23 @@ async function main(): Promise<void> {
           run(engine.path, ['exec', containerId, 'true']);
         }),
       );
+      const runPath = worktree(`run${i}`);
+      coldRun.push(
+        await timed(() => {
+          const containerId = run(engine.path, [
+            'run',
+            '-d',
+            `--label=${label}`,
+            '--network=none',
+            `--mount=type=bind,source=${runPath},target=/workspaces/run${i}`,
+            '--entrypoint=/bin/sh',
+            IMAGE,
+            '-c',
+            'while sleep 1 & wait $!; do :; done',
+          ]).trim();
+          run(engine.path, ['exec', containerId, 'true']);
+        }),
+      );
       const ids = run(engine.path, ['ps', '-aq', '--filter', `label=${label}`])
         .trim()
         .split('\n')
@@ -141,13 +161,14 @@ async function main(): Promise<void> {
 
     const round = (value: number) => Math.round(value * 1000) / 1000;
     console.error(
-      `sandbox bench: exec ours ${median(ours).toFixed(1)} ms vs podman exec ${median(plain).toFixed(1)} ms; warm run ${median(whole).toFixed(1)} ms; cold ours ${median(coldOurs).toFixed(0)} ms vs up+exec ${median(coldPlain).toFixed(0)} ms`,
+      `sandbox bench: exec ours ${median(ours).toFixed(1)} ms vs podman exec ${median(plain).toFixed(1)} ms; warm run ${median(whole).toFixed(1)} ms; cold ours ${median(coldOurs).toFixed(0)} ms vs run -d+exec ${median(coldRun).toFixed(0)} ms vs up+exec ${median(coldPlain).toFixed(0)} ms`,
     );
     console.log(
       `BENCH_RESULT ${JSON.stringify({
         'sandbox.execOverheadRatio': round(median(ours) / median(plain)),
         'sandbox.warmRunRatio': round(median(whole) / median(plain)),
-        'sandbox.coldStartRatio': round(median(coldOurs) / median(coldPlain)),
+        'sandbox.coldStartRatio': round(median(coldOurs) / median(coldRun)),
+        'sandbox.coldStartVsDevcontainerUpRatio': round(median(coldOurs) / median(coldPlain)),
       })}`,
     );
   } finally {

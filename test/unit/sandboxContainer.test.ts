@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync, existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PreparationEvidence, TaskEvidence } from '../../src/core/evidence';
@@ -146,6 +146,75 @@ describe('sandbox container (real podman)', function () {
     assert.equal(result.preparation?.networkMode, 'none');
     assert.deepEqual(result.preparation?.reachable, []);
     assert.equal(result.preparation?.outcome, 'passed');
+  });
+
+  it('starts a repository without devcontainer.json with a plain podman run -d, with the same flags, mounts and user as through the CLI', async () => {
+    // No dev containers CLI at all: the direct path must not need it.
+    const direct = new ContainerSandbox({
+      engine,
+      devcontainerCli: join(root, 'no-such-devcontainer-cli'),
+      stateDir: join(root, 'storage', 'sandbox'),
+      defaultImage: IMAGE,
+    });
+    const policy = { limits: { cpus: 1, memoryMb: 256, pids: 128 } };
+    const a = worktree();
+    const first = await run(a.changeId, a.path, [task('unit', 'pwd; id -un; echo hi > written.txt')], { policy }, direct);
+    assert.equal(first.tasks[0]!.outcome, 'passed', first.tasks[0]!.message);
+    assert.equal(readFileSync(join(a.path, 'written.txt'), 'utf8'), 'hi\n', 'the worktree is mounted writable');
+    const prepLog = readFileSync(first.preparation!.logFile!, 'utf8');
+    assert.match(prepLog, /── podman run -d /);
+    assert.doesNotMatch(prepLog, /devcontainer up/);
+    // The same generated configuration through the CLI (devcontainer.json naming only the image).
+    const b = worktree();
+    const viaCli = await run(b.changeId, b.path, [task('unit', 'true')], {
+      policy,
+      source: { prepare: [], devcontainer: { text: JSON.stringify({ image: IMAGE }), path: '.devcontainer/devcontainer.json' } },
+    });
+    assert.equal(viaCli.tasks[0]!.outcome, 'passed', viaCli.tasks[0]!.message);
+    assert.match(readFileSync(viaCli.preparation!.logFile!, 'utf8'), /devcontainer up/);
+    type Inspected = {
+      Id: string;
+      Config: { User: string; Labels: Record<string, string> };
+      HostConfig: Record<string, unknown>;
+      Mounts: { Type: string; Source: string; Destination: string; RW: boolean }[];
+      NetworkSettings: { Networks?: Record<string, unknown> | null };
+    };
+    const inspect = async (changeId: string) =>
+      (JSON.parse(sh(root, engine.path, ['container', 'inspect', await containerOf(changeId)])) as Inspected[])[0]!;
+    const [directInfo, cliInfo] = [await inspect(a.changeId), await inspect(b.changeId)];
+    const hardening = (info: Inspected) => ({
+      network: info.HostConfig.NetworkMode,
+      networks: Object.keys(info.NetworkSettings.Networks ?? {}),
+      privileged: info.HostConfig.Privileged,
+      capAdd: info.HostConfig.CapAdd ?? [],
+      capDrop: info.HostConfig.CapDrop ?? [],
+      securityOpt: info.HostConfig.SecurityOpt ?? [],
+      devices: info.HostConfig.Devices ?? [],
+      pids: info.HostConfig.PidsLimit,
+      memory: info.HostConfig.Memory,
+      cpus: info.HostConfig.NanoCpus,
+      pidMode: info.HostConfig.PidMode,
+      ipcMode: info.HostConfig.IpcMode,
+      usernsMode: info.HostConfig.UsernsMode,
+      user: info.Config.User,
+      mounts: info.Mounts.map((mount) => ({ type: mount.Type, destination: mount.Destination.replace(/[0-9a-f]{8}$/, 'X'), rw: mount.RW })),
+    });
+    assert.deepEqual(hardening(directInfo), hardening(cliInfo));
+    assert.equal(directInfo.HostConfig.NetworkMode, 'none');
+    assert.deepEqual(directInfo.HostConfig.CapAdd ?? [], []);
+    assert.equal(directInfo.HostConfig.Privileged, false);
+    assert.equal(directInfo.HostConfig.PidsLimit, 128);
+    assert.equal(directInfo.HostConfig.Memory, 256 * 1024 * 1024);
+    assert.deepEqual(
+      directInfo.Mounts.map((mount) => [mount.Type, mount.Source, mount.Destination]),
+      [['bind', realpathSync(a.path), `/workspaces/${a.changeId}`]],
+    );
+    assert.equal(directInfo.Config.Labels['dev.agentlanes.change'], a.changeId);
+    assert.equal(directInfo.Config.Labels['dev.agentlanes.role'], 'change');
+    // Found and reused on the next run, as a CLI-made container is.
+    const again = await run(a.changeId, a.path, [task('unit', 'true')], { policy }, direct);
+    assert.equal(again.tasks[0]!.outcome, 'passed');
+    assert.equal(await containerOf(a.changeId), directInfo.Id);
   });
 
   it('records a failing task with its exit code, and reuses the container', async () => {
@@ -385,6 +454,50 @@ describe('sandbox container (real podman)', function () {
     );
   });
 
+  it('gets the base sandbox ready while the change runs, and nothing the change’s tasks leave behind reaches the base run', async () => {
+    const { changeId, path } = worktree({ 'feature.txt': 'the change\n' });
+    const base = sh(repo, 'git', ['rev-parse', 'main']).trim();
+    // Started before the change's tasks, as the lane does.
+    const runner = await sandbox.startOnBase({
+      changeId,
+      repoRoot: repo,
+      baseSha: base,
+      headSha: base,
+      overlay: { checkout: [], remove: [] },
+      changeWorktreePath: path,
+      source: { prepare: [] },
+      policy: {},
+      logDir,
+    });
+    try {
+      // A hostile change: build output in its worktree, files in /tmp and the home folder, a process left running,
+      // and a try at every folder under /workspaces and the state folder's base worktrees.
+      const plant =
+        'mkdir -p dist && echo built > dist/out.txt; echo x > /tmp/leak; echo x > "$HOME/leak"; ' +
+        '(setsid sh -c "while :; do for d in /workspaces/* ' +
+        join(root, 'storage') +
+        '/sandbox/base-worktrees/*/*; do echo x > \\"\\$d/feature.txt\\" 2>/dev/null; echo x > \\"\\$d/leak\\" 2>/dev/null; done; sleep 0.2; done" </dev/null >/dev/null 2>&1 &); ' +
+        'sleep 1; ls /workspaces';
+      const onChange = await run(changeId, path, [task('plant', plant)]);
+      assert.equal(onChange.tasks[0]!.outcome, 'passed', onChange.tasks[0]!.message);
+      const look =
+        'for f in feature.txt leak dist/out.txt /tmp/leak "$HOME/leak"; do test -e "$f" && echo "LEAKED $f"; done; ' +
+        'ps -eo args | grep -q "[w]hile :" && echo "LEAKED process"; sh check.sh';
+      const result = await runner.run([task('feature', look, { test: true })]);
+      const log = readFileSync(result.tasks[0]!.logFile!, 'utf8');
+      assert.doesNotMatch(log, /LEAKED/, log);
+      assert.equal(result.failsOnBase.get('feature'), true, 'the change’s feature file is not on the base');
+    } finally {
+      await runner.dispose();
+    }
+    assert.doesNotMatch(sh(repo, 'git', ['worktree', 'list']), /base-worktrees/, 'the base worktree is removed');
+    assert.deepEqual(
+      (await sandbox.listSandboxContainers()).filter((c) => c.changeId === changeId).map((c) => c.role),
+      ['change'],
+      'the base container is removed',
+    );
+  });
+
   it('runs two requests for the same change one after the other, in one container', async () => {
     const { changeId, path } = worktree();
     const [first, second] = await Promise.all([run(changeId, path, [task('a', 'echo a')]), run(changeId, path, [task('b', 'echo b')])]);
@@ -446,7 +559,9 @@ describe('sandbox container (real podman)', function () {
       upTimeoutMs: 1_500,
     });
     const started = Date.now();
-    const error = await sandboxError(run(changeId, path, [task('t', 'true')], {}, hanging));
+    // A devcontainer.json, so the container is made by the CLI (without one the sandbox starts it directly).
+    const source = { prepare: [], devcontainer: { text: JSON.stringify({ image: IMAGE }), path: '.devcontainer/devcontainer.json' } };
+    const error = await sandboxError(run(changeId, path, [task('t', 'true')], { source }, hanging));
     assert.equal(error.kind, 'upTimedOut');
     assert.match(
       error.message,

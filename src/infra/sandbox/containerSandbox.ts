@@ -23,7 +23,7 @@ import { CappedLog, LineRedactor } from '../../core/sandbox/taskLog';
 import { readFileIfExists, writeFileAtomic } from '../storage/fileStore';
 import { type ContainerEngine, DEFAULT_ENGINE_TIMEOUT_MS, EngineError, findOnPath, isNoSuchContainer, runEngine } from './engine';
 import { capture, logFileFor, sha256, storeLog, taskEvidence, type TaskRunOptions } from './taskRun';
-import { runTasksOnBase } from './baseWorktree';
+import { type BaseRunner, runTasksOnBase, startTasksOnBase } from './baseWorktree';
 import { checkComposeSource, composeContainerIds, removeComposeLeftovers, writeComposeProject, type ComposeFiles } from './composeSandbox';
 import type { ComposeCheck } from '../../core/sandbox/composeCheck';
 import { composeProjectName } from '../../core/sandbox/composeConfig';
@@ -462,7 +462,6 @@ export class ContainerSandbox implements TaskSandbox {
   /** Creates the container with `devcontainer up`, checks what was created, prepares it and switches its network off. */
   private async create(plan: ContainerPlan): Promise<SandboxHandle> {
     const { request, role, check, config } = plan;
-    const written = await this.writeConfig(plan);
     const reach =
       plan.creationNetwork === 'none'
         ? { networkMode: 'none', reachable: [] as string[] }
@@ -476,8 +475,9 @@ export class ContainerSandbox implements TaskSandbox {
       ],
     });
     await this.checkImagePresent(plan, log);
-    await this.checkImageLabel(plan, log);
-    const up = await this.up(plan, written, log);
+    const imageConfig = await this.checkImageLabel(plan, log);
+    const direct = directStart(plan, imageConfig);
+    const up = direct ? await this.runDirect(plan, direct, log) : await this.up(plan, await this.writeConfig(plan), log);
     const info = await this.inspectCreated(plan, up.containerId, log);
     if (info === 'stale') {
       // A container of this change from before (its state file lost): how far it was prepared is unknown, so start afresh.
@@ -530,19 +530,25 @@ export class ContainerSandbox implements TaskSandbox {
   }
 
   /** Step: with no preparation network the engine must not pull either: the image has to be here already. */
-  private async checkImagePresent({ config, request, composeImages }: ContainerPlan, log: PreparationLog): Promise<void> {
+  private async checkImagePresent({ request, composeImages }: ContainerPlan, log: PreparationLog): Promise<void> {
     if ((request.policy.preparationNetwork ?? 'none') !== 'none') return;
-    for (const image of [...(composeImages ?? []), ...(typeof config.image === 'string' ? [config.image] : [])]) {
+    // The configuration's own image is read once, with its labels (checkImageLabel).
+    for (const image of composeImages ?? []) {
       const exists = await this.engineCall(['image', 'inspect', '--format', '{{.Id}}', image], { okExitCodes: [1, 125] });
       if (exists.exitCode === 0) continue;
-      throw new SandboxError(
-        'imageMissing',
-        `The image ${image} does not exist on this machine, and policy allows no network for preparation, so it cannot be pulled. ` +
-          `Build or pull it first (${this.options.engine.kind} pull ${image}; for the sample image run scripts/build-sandbox-image.sh), ` +
-          `or set "image" in the devcontainer.json${composeImages ? ' or the Compose file' : ''} / agentLanes.sandbox.defaultImage to an image that exists.`,
-        await log.finish('failed', `image ${image} not found`),
-      );
+      await this.imageMissing(image, composeImages !== undefined, log);
     }
+  }
+
+  /** With no preparation network the engine must not pull: an image that is not here stops the run. */
+  private async imageMissing(image: string, compose: boolean, log: PreparationLog): Promise<never> {
+    throw new SandboxError(
+      'imageMissing',
+      `The image ${image} does not exist on this machine, and policy allows no network for preparation, so it cannot be pulled. ` +
+        `Build or pull it first (${this.options.engine.kind} pull ${image}; for the sample image run scripts/build-sandbox-image.sh), ` +
+        `or set "image" in the devcontainer.json${compose ? ' or the Compose file' : ''} / agentLanes.sandbox.defaultImage to an image that exists.`,
+      await log.finish('failed', `image ${image} not found`),
+    );
   }
 
   /**
@@ -553,21 +559,94 @@ export class ContainerSandbox implements TaskSandbox {
    * preparation network pulls it) and a built image are checked on the
    * created container, before anything else runs in it.
    */
-  private async checkImageLabel({ config, allow }: ContainerPlan, log: PreparationLog): Promise<void> {
-    if (typeof config.image !== 'string') return;
-    const labels = await this.engineCall(['image', 'inspect', '--format', '{{json .Config.Labels}}', config.image], {
+  private async checkImageLabel({ config, allow, request }: ContainerPlan, log: PreparationLog): Promise<ImageConfig | undefined> {
+    if (typeof config.image !== 'string') return undefined;
+    const read = await this.engineCall(['image', 'inspect', '--format', '{{json .Config.Labels}}\t{{json .Config.User}}', config.image], {
       okExitCodes: [1, 125],
     });
-    if (labels.exitCode !== 0) return;
+    if (read.exitCode !== 0) {
+      if ((request.policy.preparationNetwork ?? 'none') === 'none') await this.imageMissing(config.image, false, log);
+      return undefined;
+    }
     let label: unknown;
+    let user: unknown;
     try {
-      label = (JSON.parse(labels.stdout) as Record<string, unknown> | null)?.['devcontainer.metadata'];
+      const [labels = 'null', userJson = '""'] = read.stdout.trim().split('\t');
+      label = (JSON.parse(labels) as Record<string, unknown> | null)?.['devcontainer.metadata'];
+      user = JSON.parse(userJson);
     } catch {
       label = undefined;
     }
-    if (typeof label !== 'string') return;
+    const imageConfig: ImageConfig = {
+      user: typeof user === 'string' ? user : '',
+      ...(typeof label === 'string' ? { metadata: label } : {}),
+    };
+    if (typeof label !== 'string') return imageConfig;
     const refused = checkImageMetadata(label, config.image, allow);
     if (refused) throw new SandboxError('refused', refused, await log.finish('failed', `image ${config.image} refused by its metadata`));
+    return imageConfig;
+  }
+
+  /**
+   * Step, instead of `devcontainer up` when the repository has no
+   * devcontainer.json: `<engine> run -d` with what the CLI would pass for the
+   * generated configuration (the worktree as the only bind mount, the
+   * sandbox's network, limits and labels, podman's `label=disable` and
+   * `--userns=keep-id` for a non-root user, the CLI's keep-alive entrypoint),
+   * without the CLI's second of start-up. Nothing of the repository runs.
+   */
+  private async runDirect(
+    plan: ContainerPlan,
+    direct: DirectStart,
+    log: PreparationLog,
+  ): Promise<{ containerId: string; remoteUser: string; remoteWorkspaceFolder: string }> {
+    const { request, role, config } = plan;
+    const podman = this.options.engine.kind === 'podman';
+    const args = [
+      'run',
+      '-d',
+      '--sig-proxy=false',
+      `--mount=${String(config.workspaceMount)}`,
+      `--label=${SANDBOX_LABELS.change}=${request.changeId}`,
+      `--label=${SANDBOX_LABELS.role}=${role}`,
+      ...Object.entries(direct.containerEnv).map(([name, value]) => `--env=${name}=${value}`),
+      ...(direct.containerUser ? [`--user=${direct.containerUser}`] : []),
+      ...(direct.init ? ['--init'] : []),
+      ...(podman
+        ? ['--security-opt=label=disable', ...(direct.remoteUser !== 'root' && direct.remoteUser !== '0' ? ['--userns=keep-id'] : [])]
+        : []),
+      ...(config.runArgs as string[]),
+      '--entrypoint=/bin/sh',
+      String(config.image),
+      '-c',
+      DIRECT_KEEPALIVE,
+      '-',
+    ];
+    log.note(`── ${this.options.engine.kind} ${args.join(' ')}\n`);
+    const timeoutMs = Math.min(this.upTimeoutMs, preparationTimeoutMs(request.policy));
+    const result = await runEngine(this.options.engine, args, { timeoutMs, signal: request.signal, okExitCodes: [125, 126, 127] }).catch(
+      async (error: unknown) => {
+        await this.removeContainers(request.changeId, role).catch(() => undefined);
+        if (request.signal?.aborted)
+          throw new SandboxError(
+            'cancelled',
+            'The sandbox run was cancelled while its container was being created.',
+            await log.finish('failed', 'cancelled'),
+          );
+        throw error;
+      },
+    );
+    const containerId = result.stdout.trim().split('\n').pop() ?? '';
+    if (result.exitCode !== 0 || !/^[0-9a-f]{12,64}$/.test(containerId)) {
+      await this.removeContainers(request.changeId, role).catch(() => undefined);
+      const detail = result.stderr.trim() || `exit code ${result.exitCode}`;
+      throw new SandboxError(
+        'upFailed',
+        `The sandbox container could not be created: ${detail}. The preparation log has the details.`,
+        await log.finish('failed', detail),
+      );
+    }
+    return { containerId, remoteUser: direct.remoteUser, remoteWorkspaceFolder: plan.workspaceFolder };
   }
 
   /** Step: `devcontainer up --skip-post-create` (creates and starts, runs nothing of the repository), stopped at its time limit; its result line parsed. */
@@ -989,14 +1068,18 @@ export class ContainerSandbox implements TaskSandbox {
    * commit, in a scratch worktree at the base SHA and a container of its own
    * made from the same configuration, then removes both.
    */
-  async runOnBase(request: BaseRunRequest): Promise<BaseRunResult> {
-    try {
-      return await runTasksOnBase(this, this.options.stateDir, request);
-    } finally {
-      await this.removeContainers(request.changeId, 'base').catch((error) =>
-        this.options.logger?.warn(`sandbox: removing the base container: ${String(error)}`),
-      );
-    }
+  runOnBase(request: BaseRunRequest): Promise<BaseRunResult> {
+    return runTasksOnBase(this, this.options.stateDir, request, () => this.removeBaseContainer(request.changeId));
+  }
+
+  startOnBase(request: Omit<BaseRunRequest, 'tasks'>): Promise<BaseRunner> {
+    return startTasksOnBase(this, this.options.stateDir, request, () => this.removeBaseContainer(request.changeId));
+  }
+
+  private async removeBaseContainer(changeId: string): Promise<void> {
+    await this.removeContainers(changeId, 'base').catch((error) =>
+      this.options.logger?.warn(`sandbox: removing the base container: ${String(error)}`),
+    );
   }
 
   private async containerIds(filters: string[]): Promise<string[]> {
@@ -1048,6 +1131,96 @@ export class ContainerSandbox implements TaskSandbox {
       name: (info.Name ?? '').replace(/^\//, ''),
     }));
   }
+}
+
+/** The CLI's keep-alive entrypoint for a container whose command it overrides. */
+const DIRECT_KEEPALIVE = 'echo Container started\ntrap "exit 0" 15\nwhile sleep 1 & wait $!; do :; done';
+
+interface ImageConfig {
+  user: string;
+  metadata?: string;
+}
+
+interface DirectStart {
+  containerEnv: Record<string, string>;
+  containerUser?: string;
+  remoteUser: string;
+  init: boolean;
+}
+
+/** What the image's `devcontainer.metadata` label may hold for the sandbox to start the container itself; anything else goes through the CLI. */
+const DIRECT_METADATA_KEYS = new Set([
+  'id',
+  'remoteUser',
+  'containerUser',
+  'containerEnv',
+  'remoteEnv',
+  'customizations',
+  'updateRemoteUserUID',
+  'userEnvProbe',
+  'waitFor',
+  'shutdownAction',
+  'init',
+  'onCreateCommand',
+  'updateContentCommand',
+  'postCreateCommand',
+  'postStartCommand',
+  'postAttachCommand',
+  'forwardPorts',
+  'portsAttributes',
+  'otherPortsAttributes',
+]);
+
+/**
+ * Whether the container can be started with `<engine> run -d` instead of
+ * `devcontainer up`: no devcontainer.json (the generated configuration around
+ * the default image), no Compose, and an image whose metadata asks for
+ * nothing beyond users, environment and lifecycle commands (those run later
+ * with exec either way).
+ */
+function directStart(plan: Pick<ContainerPlan, 'check' | 'compose' | 'config'>, image: ImageConfig | undefined): DirectStart | undefined {
+  if (plan.check || plan.compose || typeof plan.config.image !== 'string' || !image) return undefined;
+  let entries: Record<string, unknown>[] = [];
+  if (image.metadata !== undefined) {
+    try {
+      const parsed: unknown = JSON.parse(image.metadata);
+      const list = Array.isArray(parsed) ? parsed : [parsed];
+      if (!list.every((entry) => typeof entry === 'object' && entry !== null && !Array.isArray(entry))) return undefined;
+      entries = list as Record<string, unknown>[];
+    } catch {
+      return undefined;
+    }
+  }
+  const containerEnv: Record<string, string> = {};
+  let containerUser: string | undefined;
+  let remoteUser: string | undefined;
+  let init = false;
+  for (const entry of entries) {
+    if (Object.keys(entry).some((key) => !DIRECT_METADATA_KEYS.has(key))) return undefined;
+    if (entry.containerEnv !== undefined) {
+      if (typeof entry.containerEnv !== 'object' || entry.containerEnv === null) return undefined;
+      for (const [name, value] of Object.entries(entry.containerEnv)) {
+        // ${...} needs the CLI's substitution.
+        if (typeof value !== 'string' || value.includes('${') || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return undefined;
+        containerEnv[name] = value;
+      }
+    }
+    if (entry.containerUser !== undefined) {
+      if (typeof entry.containerUser !== 'string') return undefined;
+      containerUser = entry.containerUser;
+    }
+    if (entry.remoteUser !== undefined) {
+      if (typeof entry.remoteUser !== 'string') return undefined;
+      remoteUser = entry.remoteUser;
+    }
+    if (entry.init !== undefined) init = entry.init === true;
+  }
+  return {
+    containerEnv,
+    ...(containerUser ? { containerUser } : {}),
+    remoteUser: remoteUser ?? containerUser ?? (image.user || 'root'),
+    init,
+  };
 }
 
 /** What `devcontainer up` creates a container from, worked out once per preparation. */

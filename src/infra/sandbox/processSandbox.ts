@@ -9,7 +9,7 @@ import type { ResolvedTask } from '../../core/sandbox/lanesConfig';
 import type { SandboxRole } from '../../core/sandbox/sandboxConfig';
 import { DEFAULT_PREPARATION_TIMEOUT_SECONDS, preparationReach } from '../../core/sandbox/sandboxPolicy';
 import { CappedLog } from '../../core/sandbox/taskLog';
-import { runTasksOnBase } from './baseWorktree';
+import { type BaseRunner, runTasksOnBase, startTasksOnBase } from './baseWorktree';
 import { findOnPath } from './engine';
 import { capture, logFileFor, storeLog, taskEvidence, type TaskRunOptions } from './taskRun';
 import {
@@ -160,6 +160,10 @@ export class ProcessSandbox implements TaskSandbox {
 
   runOnBase(request: BaseRunRequest): Promise<BaseRunResult> {
     return runTasksOnBase(this, this.options.stateDir, request);
+  }
+
+  startOnBase(request: Omit<BaseRunRequest, 'tasks'>): Promise<BaseRunner> {
+    return startTasksOnBase(this, this.options.stateDir, request);
   }
 
   private async runPrepareCommands(request: PrepareRequest, worktree: string, role: SandboxRole): Promise<PreparationEvidence | undefined> {

@@ -5,6 +5,7 @@ import type { ResolvedTask } from '../../core/sandbox/lanesConfig';
 import type { SandboxRole } from '../../core/sandbox/sandboxConfig';
 import type { SandboxPolicy } from '../../core/sandbox/sandboxPolicy';
 import type { TaskRunOptions } from './taskRun';
+import type { BaseRunner } from './baseWorktree';
 
 /** What decides a sandbox, read by the caller from the BASE commit, never from the worktree. */
 export interface SandboxSource {
@@ -115,6 +116,8 @@ export interface TaskSandbox {
   prepare(request: PrepareRequest): Promise<PreparedSandbox>;
   /** Runs the given tasks on the base commit (a scratch worktree) and cleans up after. */
   runOnBase(request: BaseRunRequest): Promise<BaseRunResult>;
+  /** Gets the base commit's sandbox ready (worktree, sandbox, preparation) ahead of its tasks, e.g. while the change's own tasks run. */
+  startOnBase(request: Omit<BaseRunRequest, 'tasks'>): Promise<BaseRunner>;
 }
 
 export type SandboxErrorKind =

@@ -7,7 +7,13 @@ import { transition } from '../../../core/lanes';
 import type { PolicyAction } from '../../../core/policy/evaluate';
 import { compileSecretPatterns, type SecretPattern } from '../../../core/redaction';
 import { agentClaims, checkClaims, unbackedClaimFlags } from '../../../core/sandbox/agentClaims';
-import { applyBaseResults, baseOverlay, changeTouchesTests, testsDoNotExerciseFlags } from '../../../core/sandbox/baseRun';
+import {
+  applyBaseResults,
+  type BaseOverlay,
+  baseOverlay,
+  changeTouchesTests,
+  testsDoNotExerciseFlags,
+} from '../../../core/sandbox/baseRun';
 import { checkDevcontainer, describeRefusals } from '../../../core/sandbox/devcontainerCheck';
 import { LanesConfigError, mergeTasks, type ResolvedTask } from '../../../core/sandbox/lanesConfig';
 import { type SandboxPolicy, sandboxPolicyFrom } from '../../../core/sandbox/sandboxPolicy';
@@ -20,7 +26,15 @@ import { checkComposeSource } from '../../sandbox/composeSandbox';
 import type { EngineSetting } from '../../sandbox/engine';
 import { type SandboxSelection, selectSandbox } from '../../sandbox/selectSandbox';
 import { runTaskSequence, skippedTask } from '../../sandbox/taskRun';
-import { type PreparedSandbox, SandboxError, type SandboxProgress, type SandboxSource, type TaskSandbox } from '../../sandbox/types';
+import type { BaseRunner } from '../../sandbox/baseWorktree';
+import {
+  type BaseRunResult,
+  type PreparedSandbox,
+  SandboxError,
+  type SandboxProgress,
+  type SandboxSource,
+  type TaskSandbox,
+} from '../../sandbox/types';
 import { DEFAULT_TASK_TIMEOUT_SECONDS, EXTENSION_ACTOR } from '../../../core/constants';
 import { LaneError } from '../../../core/errors';
 import { type LaneContext, changeFacts, decide, moveChange } from '../laneContext';
@@ -594,100 +608,125 @@ export class SandboxLane implements Disposable {
       });
     const skipAll = (reason: string) => run.tasks.map((task) => skippedTask(task, { isolation, networkMode: 'none' }, reason));
 
-    if (run.tasks.length > 0) policyStop.blockedBy = await this.allowed('runTask', change, actor, isolation);
-    if (policyStop.blockedBy) {
-      results = skipAll(`Not run: ${policyStop.blockedBy}`);
-    } else if (run.tasks.length > 0) {
-      let prepared: PreparedSandbox | undefined;
-      try {
-        prepared = await sandbox.prepare({
-          changeId,
-          worktreePath: change.worktreePath,
-          source: run.source,
-          policy: run.sandboxPolicy,
-          role: 'change',
-          logDir,
-          signal,
-          onOutput: hooks.onTaskOutput ? (text) => hooks.onTaskOutput!('prepare', text) : undefined,
-          onPreparing: (message) => hooks.onProgress?.({ kind: 'preparing', message }),
-        });
-      } catch (error) {
-        if (!(error instanceof SandboxError)) throw error;
-        setupError = error;
-        preparation = error.preparation;
-        await auditPreparation(preparation, { error: error.kind, message: error.message });
-        results = skipAll(`Not run: ${error.message}`);
-      }
-      if (prepared) {
-        preparation = prepared.preparation;
-        await auditPreparation(preparation, prepared.auditDetails);
-        results = await runTaskSequence(prepared, run.tasks, {
-          logDir,
-          signal,
-          redactionPatterns: run.patterns,
-          onTaskOutput: hooks.onTaskOutput,
-          onProgress: hooks.onProgress,
-          beforeTask: async () => {
-            policyStop.blockedBy = await this.allowed('runTask', ctx.store.get(changeId) ?? change, actor, isolation);
-            return policyStop.blockedBy && `Not run: ${policyStop.blockedBy}`;
-          },
-          afterTask: async (evidence) => {
-            await auditTask(evidence);
-          },
-        });
-      }
-    }
-    const { blockedBy } = policyStop;
-
-    // "Tests fail without the change": the test tasks that passed run again on the base commit.
-    let tasks = results;
+    let blockedBy: string | undefined;
+    const headSha = change.headSha;
+    let tasks: TaskEvidence[] = [];
     let baseRun: BaseRunEvidence | undefined;
     const baseNotes: string[] = [];
-    const testTasks = run.tasks.filter((task) => task.test && task.required && results.find((r) => r.id === task.id)?.outcome === 'passed');
-    const headSha = change.headSha;
-    if (
-      !setupError &&
-      !blockedBy &&
-      !signal.aborted &&
-      headSha &&
-      testTasks.length > 0 &&
-      changeTouchesTests(run.evidence.diff?.files ?? [])
-    ) {
-      const blocked = await this.allowed('runTask', ctx.store.get(changeId) ?? change, actor, isolation);
-      if (blocked) {
-        baseNotes.push(`The test tasks were not run on the base commit: ${blocked}`);
-      } else {
-        hooks.onProgress?.({ kind: 'baseRun', tasks: testTasks.map((task) => task.id) });
-        const overlay = baseOverlay(run.evidence.diff?.files ?? []);
-        try {
-          const base = await sandbox.runOnBase({
-            changeId,
-            repoRoot: ctx.repoRoot,
-            baseSha: change.baseSha,
-            headSha,
+    // The base commit's sandbox, started early (see below) and always disposed.
+    let baseStart: { overlay: BaseOverlay; runner: Promise<BaseRunner> } | undefined;
+    try {
+      if (run.tasks.length > 0) policyStop.blockedBy = await this.allowed('runTask', change, actor, isolation);
+      if (policyStop.blockedBy) {
+        results = skipAll(`Not run: ${policyStop.blockedBy}`);
+      } else if (run.tasks.length > 0) {
+        // The base commit's sandbox gets ready while the change's own run goes on; its tasks run only if the change's test tasks pass.
+        if (change.headSha && run.tasks.some((task) => task.test && task.required) && changeTouchesTests(run.evidence.diff?.files ?? [])) {
+          const overlay = baseOverlay(run.evidence.diff?.files ?? []);
+          baseStart = {
             overlay,
-            changeWorktreePath: change.worktreePath,
+            runner: sandbox.startOnBase({
+              changeId,
+              repoRoot: ctx.repoRoot,
+              baseSha: change.baseSha,
+              headSha: change.headSha,
+              overlay,
+              changeWorktreePath: change.worktreePath,
+              source: run.source,
+              policy: run.sandboxPolicy,
+              logDir,
+              signal,
+              redactionPatterns: run.patterns,
+              onTaskOutput: (id, text) => hooks.onTaskOutput?.(`base:${id}`, text),
+            }),
+          };
+          // Awaited below (or disposed); this only keeps an early failure from being unhandled meanwhile.
+          baseStart.runner.catch(() => undefined);
+        }
+        let prepared: PreparedSandbox | undefined;
+        try {
+          prepared = await sandbox.prepare({
+            changeId,
+            worktreePath: change.worktreePath,
             source: run.source,
-            tasks: testTasks,
             policy: run.sandboxPolicy,
+            role: 'change',
+            logDir,
+            signal,
+            onOutput: hooks.onTaskOutput ? (text) => hooks.onTaskOutput!('prepare', text) : undefined,
+            onPreparing: (message) => hooks.onProgress?.({ kind: 'preparing', message }),
+          });
+        } catch (error) {
+          if (!(error instanceof SandboxError)) throw error;
+          setupError = error;
+          preparation = error.preparation;
+          await auditPreparation(preparation, { error: error.kind, message: error.message });
+          results = skipAll(`Not run: ${error.message}`);
+        }
+        if (prepared) {
+          preparation = prepared.preparation;
+          await auditPreparation(preparation, prepared.auditDetails);
+          results = await runTaskSequence(prepared, run.tasks, {
             logDir,
             signal,
             redactionPatterns: run.patterns,
-            onTaskOutput: (id, text) => hooks.onTaskOutput?.(`base:${id}`, text),
+            onTaskOutput: hooks.onTaskOutput,
+            onProgress: hooks.onProgress,
+            beforeTask: async () => {
+              policyStop.blockedBy = await this.allowed('runTask', ctx.store.get(changeId) ?? change, actor, isolation);
+              return policyStop.blockedBy && `Not run: ${policyStop.blockedBy}`;
+            },
+            afterTask: async (evidence) => {
+              await auditTask(evidence);
+            },
           });
-          for (const task of base.tasks) await auditTask(task, true);
-          tasks = applyBaseResults(results, base.failsOnBase, base.files);
-          baseRun = { baseSha: change.baseSha, testFiles: overlay.checkout, removedTestFiles: overlay.remove };
-        } catch (error) {
-          if (!(error instanceof SandboxError)) throw error;
-          ctx.logger.warn(`Change ${changeId}: the base-commit run failed: ${error.message}`);
-          baseNotes.push(
-            `The test tasks could not run on the base commit (${error.message}); whether they fail without the change is not known.`,
-          );
         }
       }
-    }
+      blockedBy = policyStop.blockedBy;
 
+      // "Tests fail without the change": the test tasks that passed run again on the base commit.
+      tasks = results;
+      const testTasks = run.tasks.filter(
+        (task) => task.test && task.required && results.find((r) => r.id === task.id)?.outcome === 'passed',
+      );
+      if (
+        !setupError &&
+        !blockedBy &&
+        !signal.aborted &&
+        headSha &&
+        testTasks.length > 0 &&
+        changeTouchesTests(run.evidence.diff?.files ?? [])
+      ) {
+        const blocked = await this.allowed('runTask', ctx.store.get(changeId) ?? change, actor, isolation);
+        if (blocked) {
+          baseNotes.push(`The test tasks were not run on the base commit: ${blocked}`);
+        } else {
+          hooks.onProgress?.({ kind: 'baseRun', tasks: testTasks.map((task) => task.id) });
+          const overlay = baseStart?.overlay ?? baseOverlay(run.evidence.diff?.files ?? []);
+          try {
+            const runner = await baseStart!.runner;
+            let base: BaseRunResult;
+            try {
+              base = await runner.run(testTasks);
+            } finally {
+              baseStart = undefined;
+              await runner.dispose();
+            }
+            for (const task of base.tasks) await auditTask(task, true);
+            tasks = applyBaseResults(results, base.failsOnBase, base.files);
+            baseRun = { baseSha: change.baseSha, testFiles: overlay.checkout, removedTestFiles: overlay.remove };
+          } catch (error) {
+            if (!(error instanceof SandboxError)) throw error;
+            ctx.logger.warn(`Change ${changeId}: the base-commit run failed: ${error.message}`);
+            baseNotes.push(
+              `The test tasks could not run on the base commit (${error.message}); whether they fail without the change is not known.`,
+            );
+          }
+        }
+      }
+    } finally {
+      if (baseStart) await baseStart.runner.then((runner) => runner.dispose()).catch(() => undefined);
+    }
     const notes = [
       ...(preparation?.notes ?? []),
       ...run.mergeNotes,
