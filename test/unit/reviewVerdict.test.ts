@@ -249,7 +249,7 @@ describe('review verdict', () => {
     const release = { repository: 'acme/app', branch: 'main', mergedSha: 'f'.repeat(40), runs: [{ ...run, state: 'succeeded' as const }] };
     const released = buildVerdict(input({ gate: gateVerdict, change: { ...change, lane: 'release' as const, release } }));
     assert.equal(released.headline, 'In Release: deploy-staging succeeded');
-    assert.match(released.detail, /production actions run from the Lanes view/);
+    assert.match(released.detail ?? '', /production actions run from the Lanes view/);
     const failing = { ...release, runs: [{ ...run, state: 'failed' as const }], needsRollback: { reason: 'x', at: 't' } };
     assert.equal(
       buildVerdict(input({ gate: gateVerdict, change: { ...change, lane: 'release' as const, release: failing } })).headline,
