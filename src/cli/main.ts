@@ -8,6 +8,8 @@ Commands:
   audit repair FILE          cut a torn last line and record the repair
   policy validate POLICY     check a policy document against the schema
   policy test POLICY CASES   run a policy test file against a policy
+  metrics AUDIT... [--format table|json|csv] [--by agent|repository|taskClass|period]
+                             promotion metrics from audit logs
   mcp [--channel PATH]       a stdio MCP server for the agent of one change run
                              (its lane channel: LANES_CHANNEL)
 `;
@@ -24,6 +26,10 @@ export async function main(args: string[], out: Out): Promise<number> {
     case 'policy': {
       const { runPolicyCli } = await import('./policy');
       return runPolicyCli(rest, out);
+    }
+    case 'metrics': {
+      const { runMetricsCli } = await import('./metrics');
+      return runMetricsCli(rest, out);
     }
     case 'mcp': {
       const { runMcpCli } = await import('./mcp');

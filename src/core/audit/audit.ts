@@ -50,7 +50,6 @@ export const AUDIT_ACTIONS = [
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** prevHash of the first event. */
-/** @internal Exported for its unit tests; the product calls it inside this module. */
 export const GENESIS_HASH = '0'.repeat(64);
 const AUDIT_FORMAT_VERSION = 1;
 

@@ -1,0 +1,113 @@
+import { stat } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { AuditChainVerifier, GENESIS_HASH, parseAuditLine, type AuditEvent } from '../core/audit/audit';
+import { formatMetricsCsv, formatMetricsTable, METRICS_FORMATS, type MetricsFormat } from '../core/metrics/format';
+import { GROUP_BY, MetricsReducer, type GroupBy } from '../core/metrics/metrics';
+import { forEachLine } from '../infra/audit/lines';
+
+export interface CliOutput {
+  log(s: string): void;
+  error(s: string): void;
+}
+
+const USAGE = `Usage:
+  agent-lanes metrics AUDIT... [--format table|json|csv] [--by agent|repository|taskClass|period]
+      Promotion metrics from one or more audit logs (audit.jsonl): the funnel
+      drafted → sandbox passed → approved → PR opened → merged with first-pass
+      rates, block reasons by rule, rework, time in each lane, pull request size.
+      Each log is streamed and its hash chain verified as it is read; a broken
+      log counts only the events before the first broken one, with a warning.
+
+Exit codes: 0 every log verified; 1 a log is broken (metrics cover the part before the break); 2 bad usage or an unreadable file.`;
+
+/** Streams one log into the reducer, counting only the verified prefix. Returns a warning when the chain breaks. */
+async function reduceFile(file: string, reducer: MetricsReducer): Promise<string | undefined> {
+  const verifier = new AuditChainVerifier();
+  let lastSeq = 0;
+  let lastHash = GENESIS_HASH;
+  let repository: string | undefined;
+  let broken = false;
+  // One event is held back until the next one links to it: a re-hashed event is only caught by its successor.
+  let pending: AuditEvent | undefined;
+  await forEachLine(file, (bytes) => {
+    verifier.pushBytes(bytes);
+    if (broken) return;
+    const event = parseAuditLine(bytes.toString('utf8'));
+    if (!event || event.seq !== lastSeq + 1 || event.prevHash !== lastHash || (event.seq === 1 && event.action !== 'audit.created')) {
+      broken = true;
+      return;
+    }
+    if (event.seq === 1) repository = typeof event.details.repoKey === 'string' ? event.details.repoKey.slice(0, 12) : file;
+    if (pending) reducer.add(repository ?? file, pending);
+    pending = event;
+    lastSeq = event.seq;
+    lastHash = event.hash;
+  });
+  const result = verifier.finish();
+  if (result.ok) {
+    if (pending) reducer.add(repository ?? file, pending);
+    return undefined;
+  }
+  if (pending && pending.seq < result.seq) reducer.add(repository ?? file, pending);
+  const counted = pending && pending.seq < result.seq ? pending.seq : pending ? pending.seq - 1 : 0;
+  return `Warning: ${file} is broken at seq ${result.seq} (line ${result.lineNumber}, ${result.problem}): ${result.message} Metrics count its events 1 to ${counted} only.`;
+}
+
+export async function runMetricsCli(args: string[], out: CliOutput): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        format: { type: 'string', default: 'table' },
+        by: { type: 'string', default: 'agent' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    out.error(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    out.log(USAGE);
+    return 0;
+  }
+  const format = parsed.values.format as MetricsFormat;
+  const by = parsed.values.by as GroupBy;
+  if (!METRICS_FORMATS.includes(format)) {
+    out.error(`--format must be one of ${METRICS_FORMATS.join(', ')}; got "${format}".`);
+    return 2;
+  }
+  if (!GROUP_BY.includes(by)) {
+    out.error(`--by must be one of ${GROUP_BY.join(', ')}; got "${by}".`);
+    return 2;
+  }
+  if (!parsed.positionals.length) {
+    out.error(`agent-lanes metrics needs at least one audit log (audit.jsonl).\n\n${USAGE}`);
+    return 2;
+  }
+  for (const file of parsed.positionals) {
+    try {
+      if ((await stat(file)).isDirectory()) {
+        out.error(`${file} is a folder; give the audit log file (audit.jsonl).`);
+        return 2;
+      }
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      out.error(`Cannot read the audit log ${file}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}.`);
+      return 2;
+    }
+  }
+  const reducer = new MetricsReducer();
+  const warnings: string[] = [];
+  for (const file of parsed.positionals) {
+    const warning = await reduceFile(file, reducer);
+    if (warning) warnings.push(warning);
+  }
+  for (const warning of warnings) out.error(warning);
+  const report = reducer.report(by);
+  if (format === 'json') out.log(JSON.stringify({ ...report, warnings }, null, 2));
+  else for (const line of format === 'csv' ? formatMetricsCsv(report) : formatMetricsTable(report)) out.log(line);
+  return warnings.length ? 1 : 0;
+}
