@@ -77,6 +77,8 @@ const ChangeSchema = z.looseObject({
   agentId: z.string(),
   /** Who started the change (GitHub login or git user.email); self-approval is judged against it. */
   createdBy: z.string().optional(),
+  /** The task class the person chose at New Draft (policy may add others: docs/policy.md, "Task classes"). */
+  taskClass: z.string().optional(),
   baseRef: z.string(),
   baseSha: z.string(),
   branch: z.string(),

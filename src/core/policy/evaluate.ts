@@ -3,6 +3,7 @@ import { EFFECTS, type DecisionRecord, type Effect, type MatchedRule } from '../
 import type { Evidence, EvidenceField, FileChange, Flag, TaskEvidence } from '../evidence';
 import { GlobIndex } from './globs';
 import { refForOrigin, type EffectivePolicy, type PolicyOrigin } from './merge';
+import { classifyChange, rolloutLimit, rolloutRefusal, type RolloutStep } from './rollout';
 import { FLAG_CONDITION, type StopCondition } from './schema';
 
 /** Everything policy is asked about: three gates between lanes and each side effect. */
@@ -66,6 +67,12 @@ export interface ChangeFacts {
   pullRequestDraft?: boolean;
   /** The checkout's file system ignores case (macOS, Windows): globs then match paths in any case. */
   caseInsensitivePaths?: boolean;
+  /** The task class the person chose at New Draft. */
+  taskClass?: string;
+  /** The task the person wrote (task classes are assigned by its words). */
+  task?: string;
+  /** owner/repo of the change's GitHub repository, when known (rollout entries name repositories). */
+  repository?: string;
 }
 
 const GATES_AND_PUBLISHING = new Set<PolicyAction>([
@@ -78,6 +85,15 @@ const GATES_AND_PUBLISHING = new Set<PolicyAction>([
 const AFTER_SANDBOX = new Set<PolicyAction>(['gate.sandboxToReview', 'gate.reviewToPullRequest', 'push', 'createPullRequest']);
 const AFTER_REVIEW = new Set<PolicyAction>(['gate.reviewToPullRequest', 'push', 'createPullRequest']);
 const DRAFT_ACTIONS = new Set<PolicyAction>(['createDraft', 'startAgent', 'agentCall']);
+
+/** The step of a rollout mode (rollout.ts) each action is. */
+const ROLLOUT_STEP: Partial<Record<PolicyAction, RolloutStep>> = {
+  'gate.draftToSandbox': 'toSandbox',
+  'gate.sandboxToReview': 'toSandbox',
+  'gate.reviewToPullRequest': 'approve',
+  push: 'publish',
+  createPullRequest: 'publish',
+};
 
 const KILL_SWITCH: Record<PolicyAction, { field: 'disableDrafts' | 'disableSandbox' | 'disablePullRequests'; words: string } | undefined> =
   {
@@ -264,6 +280,20 @@ export function evaluate(effective: EffectivePolicy, facts: ChangeFacts, action:
         refOf('lanes.sandbox.processSandbox'),
       );
     }
+  }
+
+  const step = ROLLOUT_STEP[action];
+  if (step && policy.rollout.length) {
+    const paths = facts.files?.map((file) => file.path);
+    const classes = classifyChange(policy, {
+      ...(facts.taskClass ? { chosen: facts.taskClass } : {}),
+      ...(facts.task ? { task: facts.task } : {}),
+      ...(paths ? { paths } : {}),
+      ...(facts.caseInsensitivePaths ? { caseInsensitivePaths: true } : {}),
+    });
+    const limit = rolloutLimit(effective, { classes, ...(facts.repository ? { repository: facts.repository } : {}) });
+    const refusal = rolloutRefusal(limit, step === 'publish' && facts.pullRequestDraft === false ? 'readyPullRequest' : step);
+    if (limit && refusal) add(limit.rule, 'block', `${refusal}; task class: ${classes.join(', ')}`, refForOrigin(effective, limit.level));
   }
 
   if (GATES_AND_PUBLISHING.has(action)) {

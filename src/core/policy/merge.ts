@@ -224,6 +224,8 @@ function skeleton(document: PolicyDocument): Record<string, unknown> {
     sensitivePaths: undefined,
     secretPatterns: undefined,
     actions: [],
+    taskClasses: [],
+    rollout: [],
   };
 }
 
@@ -342,6 +344,26 @@ export function mergePolicies(base: PolicyLayer, overlays: readonly PolicyLayer[
     if (actions.length !== before) origins.actions = layer.level;
   }
   policy.actions = actions;
+
+  // Task classes: the base level names them; a lower level's class could move a change out of a stricter class, so
+  // it is ignored and reported. Rollout entries: every level's apply (each level's first match, the strictest wins).
+  const taskClasses = structuredClone(base.document.taskClasses ?? []);
+  origins.taskClasses = base.document.taskClasses ? base.level : 'default';
+  for (const layer of overlays)
+    for (const taskClass of layer.document.taskClasses ?? []) {
+      const kept = taskClasses.find((candidate) => candidate.id === taskClass.id);
+      if (!kept || canonicalize(kept) !== canonicalize(taskClass))
+        report(layer.level, `taskClasses[${JSON.stringify(taskClass.id)}]`, taskClass, kept, origins.taskClasses);
+    }
+  policy.taskClasses = taskClasses;
+  const rollout: ResolvedPolicy['rollout'] = [];
+  for (const layer of layers)
+    for (const entry of layer.document.rollout ?? []) {
+      origins[`rollout[${rollout.length}]`] = layer.level;
+      rollout.push(structuredClone(entry));
+    }
+  policy.rollout = rollout;
+  if (!rollout.length) origins.rollout = layers.find((layer) => layer.document.rollout !== undefined)?.level ?? 'default';
 
   for (const field of ['apiVersion', 'metadata.id', 'metadata.version', 'metadata.expiresAt', 'metadata.description'])
     origins[field] = base.level;

@@ -6,6 +6,7 @@ import { EFFECTS, type Effect } from '../decision';
 import { EVIDENCE_FIELDS, type EvidenceField, type FlagKind } from '../evidence';
 import { compileSecretPatterns } from '../redaction';
 import { globProblem } from './globs';
+import { ROLLOUT_MODES, UNCLASSIFIED } from './rollout';
 
 /** The one document version this build reads. A v2 would come with a new parser, not a reinterpretation. */
 export const POLICY_API_VERSION = 'agentlanes.dev/v1';
@@ -340,6 +341,39 @@ const ActionsSchema = z.array(ProductionActionSchema).superRefine((actions, ctx)
   });
 });
 
+/** A kind of work (docs/policy.md, "Task classes"): chosen at New Draft, or assigned by the task's words and the changed paths. */
+const TaskClassSchema = z
+  .strictObject({
+    id: nameString('a task class id such as "docs" or "dependency_patch"'),
+    description: z.string().max(500).optional(),
+    /** Words of the task that assign the class (case-insensitive, whole words). */
+    taskText: z.array(nonEmpty.max(100)).max(100).optional(),
+    /** The class applies only when every changed path matches one of these. */
+    paths: z.array(GlobSchema).max(200).optional(),
+  })
+  .superRefine((taskClass, ctx) => {
+    if (taskClass.id === UNCLASSIFIED)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['id'],
+        message: `"${UNCLASSIFIED}" is the name of no class; choose another id`,
+        input: taskClass.id,
+      });
+  });
+type TaskClass = z.output<typeof TaskClassSchema>;
+
+/** How far changes may go, per repository and task class (docs/policy.md, "Rollout modes"). */
+const RolloutEntrySchema = z.strictObject({
+  mode: z.enum(ROLLOUT_MODES),
+  repositories: z
+    .array(nonEmpty.regex(/^[^/\s]+\/[^/\s]+$/, { error: 'expected owner/repo' }))
+    .min(1)
+    .optional(),
+  /** Task class ids (or "unclassified"); none: every class. */
+  taskClasses: z.array(nameString('a task class id')).min(1).optional(),
+});
+type RolloutEntry = z.output<typeof RolloutEntrySchema>;
+
 const stopConditionShape = Object.fromEntries(STOP_CONDITIONS.map((key) => [key, EffectSchema.optional()])) as {
   [K in StopCondition]: z.ZodOptional<typeof EffectSchema>;
 };
@@ -361,6 +395,18 @@ const documentShape = {
   secretPatterns: z.array(SecretPatternSchema).optional(),
   /** The only production actions there are (docs/actions.md); none by default. */
   actions: ActionsSchema.optional(),
+  /** Kinds of work; defined by the base (org) level only. */
+  taskClasses: z
+    .array(TaskClassSchema)
+    .superRefine((classes, ctx) =>
+      classes.forEach((taskClass, index) => {
+        if (classes.findIndex((other) => other.id === taskClass.id) !== index)
+          ctx.addIssue({ code: 'custom', path: [index, 'id'], message: `task class "${taskClass.id}" appears twice`, input: taskClass.id });
+      }),
+    )
+    .optional(),
+  /** At each level the first matching entry decides; the strictest level wins. */
+  rollout: z.array(RolloutEntrySchema).optional(),
 };
 
 /**
@@ -428,6 +474,8 @@ export interface ResolvedPolicy {
   sensitivePaths: string[];
   secretPatterns: SecretPatternRule[];
   actions: ProductionAction[];
+  taskClasses: TaskClass[];
+  rollout: RolloutEntry[];
 }
 
 export type ParseResult = { ok: true; policy: PolicyDocument } | { ok: false; errors: string[] };

@@ -47,6 +47,10 @@ const FactsInput = z.strictObject({
   author: z.string().optional(),
   isolation: z.enum(['container', 'process']).optional(),
   pullRequestDraft: z.boolean().optional(),
+  /** Rollout modes: the chosen task class, the task text (class words) and owner/repo. */
+  taskClass: z.string().optional(),
+  task: z.string().optional(),
+  repository: z.string().optional(),
 });
 
 const datetime = z.iso.datetime({ offset: true, error: 'expected an ISO 8601 date-time with a time zone, such as "2026-12-31T00:00:00Z"' });

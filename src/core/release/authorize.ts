@@ -1,6 +1,8 @@
 import canonicalize from 'canonicalize';
 import { createHash } from 'node:crypto';
 import type { ProductionAction, ResolvedPolicy } from '../policy/schema';
+import type { EffectivePolicy } from '../policy/merge';
+import { classifyChange, rolloutLimit, rolloutRefusal } from '../policy/rollout';
 
 // The Release lane's decisions (docs/actions.md): whether a person may run a production action for a merged change,
 // bound to (action, commit, inputs) the way an approval is bound to the diff. Pure: the caller gathers the facts
@@ -46,6 +48,10 @@ export interface ActionRequest {
     agentId: string;
     /** The merge commit GitHub reported; undefined when the change was not merged. */
     mergedSha?: string | undefined;
+    /** For the rollout mode (docs/policy.md): the task, the chosen task class, the changed paths. */
+    task?: string;
+    taskClass?: string;
+    paths?: readonly string[];
   };
   /** The merged commit's checks, as last read from GitHub. */
   checks: 'passing' | 'failing' | 'pending' | 'none';
@@ -96,7 +102,12 @@ export function actionInputs(action: ProductionAction, chosen: Record<string, st
  * Whether `request` may run now under `policy`. Each refusal names the rule and what to do. Checked when the person
  * authorizes and again right before the call, against the policy then in force.
  */
-export function authorizeAction(policy: ResolvedPolicy, request: ActionRequest): ActionDecision {
+export function authorizeAction(
+  policy: ResolvedPolicy,
+  request: ActionRequest,
+  /** Which level each rollout entry came from (EffectivePolicy.origins). */
+  origins: EffectivePolicy['origins'] = {},
+): ActionDecision {
   const refuse = (rule: string, reason: string): ActionDecision => ({ outcome: 'refused', rule, reason });
   if (policy.killSwitch.disableActions)
     return refuse(
@@ -122,6 +133,11 @@ export function authorizeAction(policy: ResolvedPolicy, request: ActionRequest):
       `${at}.branches`,
       `Action "${action.id}" does not apply to the branch ${request.branch} (only ${action.branches.join(', ')}).`,
     );
+  const { task, taskClass, paths } = request.change;
+  const classes = classifyChange(policy, { ...(task ? { task } : {}), ...(taskClass ? { chosen: taskClass } : {}), paths: paths ?? [] });
+  const limit = rolloutLimit({ policy, origins }, { classes, repository: request.repository });
+  const stopped = rolloutRefusal(limit, 'productionAction');
+  if (limit && stopped) return refuse(limit.rule, `The ${stopped}. Nothing was run.`);
   if (!request.change.mergedSha)
     return refuse('merged', `Change ${request.change.id} was not merged; production actions run only for a merged commit.`);
   if (request.sha !== request.change.mergedSha)

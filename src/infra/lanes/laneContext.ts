@@ -92,6 +92,8 @@ export function changeFacts(change: Change, evidence: Evidence | undefined, extr
   const fromRecord: Partial<ChangeFacts> = {
     changeId: change.id,
     agentId: change.agentId,
+    task: change.task,
+    ...(change.taskClass ? { taskClass: change.taskClass } : {}),
     ...(change.createdBy ? { author: change.createdBy } : {}),
     ...(change.approval && !change.approval.invalidated
       ? { approvals: [{ by: change.approval.by, isAuthor: change.approval.by === change.createdBy }] }

@@ -9,6 +9,13 @@ import { fileSystemIgnoresCase } from './checkoutCase';
 import { PolicyFetcher, type FetchLimits } from './policyFetcher';
 import { readRepositoryPolicy, type RepositoryPolicyResult } from './repositoryPolicy';
 import { LaneError } from '../../core/errors';
+import { git } from '../git/gitProcess';
+
+/** owner/repo of a remote URL (https://host/owner/repo.git, git@host:owner/repo), or undefined. */
+function ownerRepoOfRemote(url: string): string | undefined {
+  const match = /[:/]([^/:\s]+)\/([^/\s]+?)(?:\.git)?\/?$/.exec(url);
+  return match ? `${match[1]}/${match[2]}` : undefined;
+}
 
 export { type RepositoryPolicyResult } from './repositoryPolicy';
 
@@ -97,6 +104,7 @@ export class PolicyService implements Disposable {
   private readonly effectiveByRepository = new Map<string, EffectivePolicy>();
   /** Whether each checkout's file system ignores case, probed once per repository root. */
   private readonly caseByRoot = new Map<string, Promise<boolean>>();
+  private readonly originByRoot = new Map<string, Promise<string | undefined>>();
   private lastKillSwitch: KillSwitch = {
     disableDrafts: false,
     disableSandbox: false,
@@ -256,7 +264,25 @@ export class PolicyService implements Disposable {
         now,
       );
     }
+    // Rollout entries that name repositories need the change's owner/repo: read from origin once per checkout.
+    if (repository && !facts.repository && result.effective.policy.rollout.some((entry) => entry.repositories)) {
+      const name = await this.originRepository(repository.repoRoot);
+      if (name) facts = { ...facts, repository: name };
+    }
     return evaluate(result.effective, facts, action, now);
+  }
+
+  private originRepository(root: string): Promise<string | undefined> {
+    let known = this.originByRoot.get(root);
+    if (!known) {
+      known = git(root, ['remote', 'get-url', '--', 'origin']).then(
+        (result) => ownerRepoOfRemote(result.stdout.trim()),
+        () => undefined,
+      );
+      if (this.originByRoot.size >= REPOSITORY_CACHE_SIZE) this.originByRoot.clear();
+      this.originByRoot.set(root, known);
+    }
+    return known;
   }
 
   /** Decides, and throws PolicyDeniedError unless the effect is allow. Call before every side effect. */

@@ -28,6 +28,8 @@ export interface NewDraftArgs {
   repository?: string;
   /** Do not run the agent right away (tests). */
   noRun?: boolean;
+  /** A task class of the policy; without it, New Draft asks when the policy defines classes (and a task was not given). */
+  taskClass?: string;
 }
 
 export interface DraftServices {
@@ -66,10 +68,19 @@ export class DraftCommands {
     if (base === undefined) return undefined;
     const agent = await this.pickAgent(args.agentId);
     if (!agent) return undefined;
+    const taskClass = args.taskClass ?? (args.task !== undefined ? '' : await this.pickTaskClass());
+    if (taskClass === undefined) return undefined;
     try {
       const actor = await this.services.kit.actor(repo.root);
       const started = await this.services.kit.withProgress('Agent Lanes: creating the draft worktree…', () =>
-        repo.lanes.draft.start({ task, ...(base ? { baseRef: base } : {}), agent, actor, createdBy: actor.id }),
+        repo.lanes.draft.start({
+          task,
+          ...(base ? { baseRef: base } : {}),
+          ...(taskClass ? { taskClass } : {}),
+          agent,
+          actor,
+          createdBy: actor.id,
+        }),
       );
       for (const warning of started.warnings) void vscode.window.showWarningMessage(warning);
       logger.info(`Change ${started.change.id} created on ${started.change.branch} at ${started.change.worktreePath}`);
@@ -131,6 +142,29 @@ export class DraftCommands {
       });
       quickPick.show();
     });
+  }
+
+  /**
+   * The kind of work, when the policy defines task classes: "" lets the policy classify the task (the rollout mode of
+   * a class then applies: docs/policy.md). Undefined: cancelled.
+   */
+  private async pickTaskClass(): Promise<string | undefined> {
+    const classes = this.services.policy.service.effective.policy.taskClasses;
+    if (!classes.length) return '';
+    type Item = vscode.QuickPickItem & { id: string };
+    const picked = await vscode.window.showQuickPick<Item>(
+      [
+        { label: '$(sparkle) Let the policy classify the task', description: 'from its words and the files it changes', id: '' },
+        ...classes.map((taskClass) => ({
+          label: taskClass.id,
+          ...(taskClass.description ? { description: taskClass.description } : {}),
+          ...(taskClass.paths?.length ? { detail: `only when every changed file is in ${taskClass.paths.join(', ')}` } : {}),
+          id: taskClass.id,
+        })),
+      ],
+      { title: 'New Draft: the kind of work', placeHolder: 'The task class decides how far the change may go', ignoreFocusOut: true },
+    );
+    return picked?.id;
   }
 
   private async pickAgent(agentId?: string): Promise<DraftAgent | undefined> {

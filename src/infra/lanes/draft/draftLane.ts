@@ -57,6 +57,7 @@ import {
 import { CHAT_AGENT_ID, EXTENSION_ACTOR } from '../../../core/constants';
 import { type LaneContext, decide, moveChange } from '../laneContext';
 import { counted } from '../../../core/words';
+import { classifyChange } from '../../../core/policy/rollout';
 
 /** The agent of a draft: a CLI agent from the settings, or an agent in VS Code's chat using the lane's tools. */
 export type DraftAgent = { kind: 'cli'; config: AgentConfig } | { kind: 'chat' };
@@ -69,6 +70,8 @@ export interface StartDraftInput {
   actor: Actor;
   /** Who asked (GitHub login or git user.email). */
   createdBy: string;
+  /** A task class of the policy (docs/policy.md, "Task classes"); policy may add others. */
+  taskClass?: string;
 }
 
 export interface StartedDraft {
@@ -179,6 +182,23 @@ export class DraftLane {
     });
   }
 
+  /**
+   * The change's task classes from its task (and the chosen class, which must be one of the policy's). The base
+   * policy's classes: a repository's own policy cannot define classes.
+   */
+  private classify(task: string, chosen: string | undefined): string[] {
+    const policy = this.ctx.policy.effective.policy;
+    if (chosen !== undefined && !policy.taskClasses.some((taskClass) => taskClass.id === chosen)) {
+      const known = policy.taskClasses.map((taskClass) => taskClass.id);
+      throw new DraftInputError(
+        known.length
+          ? `There is no task class "${chosen}" in the policy. Choose one of: ${known.join(', ')}; or choose none and let the policy classify the task.`
+          : `There is no task class "${chosen}": the policy defines no task classes. Start the draft without one.`,
+      );
+    }
+    return classifyChange(policy, { task, ...(chosen ? { chosen } : {}) });
+  }
+
   /** The sparse folders from the settings, checked (a wrong value stops New Draft with what to write instead). */
   private sparsePaths(): string[] {
     const configured = this.options.draftSettings?.().sparsePaths ?? [];
@@ -223,6 +243,7 @@ export class DraftLane {
     if (!task) throw new DraftInputError('The task is empty: describe what the agent should do.');
     const agentId = agentIdOf(input.agent);
     await decide(ctx, 'createDraft', { agentId, author: input.createdBy }, undefined, input.actor);
+    const taskClasses = this.classify(task, input.taskClass);
     const sparsePaths = this.sparsePaths();
     // A pooled worktree is picked and checked (its own `git status`) while the base and the checkout's state are read.
     const claimed = this.pool.claim();
@@ -274,6 +295,7 @@ export class DraftLane {
       createdAt: now,
       updatedAt: now,
       history: [],
+      ...(input.taskClass ? { taskClass: input.taskClass } : {}),
       ...(assessment.promptNote ? { promptNote: assessment.promptNote } : {}),
     };
     try {
@@ -297,6 +319,8 @@ export class DraftLane {
         baseSha: base.sha,
         branch: worktree.branch,
         promptRef: this.promptRef(change),
+        taskClass: taskClasses[0],
+        taskClasses,
         warnings: assessment.warnings,
         worktree: pooled ? pooled.from : 'new',
         ...(sparsePaths.length ? { sparsePaths } : {}),

@@ -185,7 +185,7 @@ export class PullRequestLane {
     const policyFor = async (action: PolicyAction, extra: Partial<ChangeFacts> = {}) => {
       // The policy in force at this moment (the kill switch may have been turned on since the gate).
       const current = this.ctx.store.get(changeId) ?? change;
-      const decision = await decide(ctx, action, { ...facts, ...extra }, current, actor, LANE_DECISION);
+      const decision = await decide(ctx, action, { ...facts, repository: repositoryName, ...extra }, current, actor, LANE_DECISION);
       if (decision.effect !== 'allow') throw new PolicyDeniedError(decision);
     };
     let result: OpenPullRequestResult;

@@ -87,20 +87,36 @@ export class ReleaseLane {
     const facts = async (policyAction: ProductionAction | undefined) => ({
       checks: (await readCommitChecks(client, repository, release.mergedSha)).state,
       teams: await this.teamsOf(client, login, policyAction),
+      // The changed paths decide path-bound task classes; unreadable evidence counts as none (such classes then do not apply).
+      paths: await ctx.evidence
+        .read(change.id)
+        .then((read) => (read.kind === 'ok' && read.evidence.diff ? read.evidence.diff.files.map((file) => file.path) : [])),
     });
     const ask = async (policy: EffectivePolicy, known: Awaited<ReturnType<typeof facts>>, runs: readonly ActionRun[]) =>
-      authorizeAction(policy.policy, {
-        actionId: request.actionId,
-        repository: release.repository,
-        branch: release.branch,
-        sha: release.mergedSha,
-        inputs,
-        authorizer: { login: login, teams: known.teams },
-        change: { id: change.id, author: change.createdBy ?? '', agentId: change.agentId, mergedSha: release.mergedSha },
-        checks: known.checks,
-        runs,
-        now: this.now(),
-      });
+      authorizeAction(
+        policy.policy,
+        {
+          actionId: request.actionId,
+          repository: release.repository,
+          branch: release.branch,
+          sha: release.mergedSha,
+          inputs,
+          authorizer: { login: login, teams: known.teams },
+          change: {
+            id: change.id,
+            author: change.createdBy ?? '',
+            agentId: change.agentId,
+            mergedSha: release.mergedSha,
+            task: change.task,
+            ...(change.taskClass ? { taskClass: change.taskClass } : {}),
+            paths: known.paths,
+          },
+          checks: known.checks,
+          runs,
+          now: this.now(),
+        },
+        policy.origins,
+      );
     const decision = await ask(effective, await facts(action), release.runs as ActionRun[]);
     await this.record(change, decision, effective, actor);
     if (decision.outcome === 'refused') throw new ReleaseLaneError(decision.rule, decision.reason);
