@@ -138,6 +138,8 @@ const ChangeSchema = z.looseObject({
       ),
       /** Set when a run failed or ran past its limit: a person must roll back or accept it. */
       needsRollback: z.object({ reason: z.string(), at: z.string(), rollback: z.string().optional() }).optional(),
+      /** The revert draft opened for this change (Roll Back, or a `revert` action): a change of its own, through the lanes. */
+      revert: z.object({ changeId: z.string(), at: z.string() }).optional(),
     })
     .optional(),
   /** Problems a person must see at once, e.g. the user's checkout changed while the agent ran. */

@@ -92,7 +92,7 @@ describe('Release lane: production actions for a merged change (real git, the Gi
     access = { token, apiBaseUrl: standIn.url, clientOptions: { throttle: false, retries: 0 } };
     drafts = new DraftLane(ctx);
     pullRequests = new PullRequestLane(ctx);
-    release = new ReleaseLane(ctx);
+    release = new ReleaseLane(ctx, undefined, drafts);
   });
 
   /** GitHub access with the token of one person. */
@@ -109,6 +109,25 @@ describe('Release lane: production actions for a merged change (real git, the Gi
     assert.equal((await verifyAuditFile(ctx.storage.auditFile)).ok, true);
   });
 
+  /** Sandbox passed and approved by alice, as the Sandbox and Review lanes record it (those lanes have tests of their own). */
+  async function approveInTest(changeId: string): Promise<void> {
+    const change = ctx.store.get(changeId)!;
+    const head = change.headSha!;
+    assert.ok((await ctx.store.transition(changeId, 'promote', author)).ok);
+    await ctx.store.update(changeId, (c) => ({
+      ...c,
+      sandbox: { verdict: 'passed', at: new Date().toISOString(), headSha: head, failedTasks: [] },
+    }));
+    assert.ok((await ctx.store.transition(changeId, 'promote', author)).ok);
+    const listing = await listReviewDiff(ctx.repoRoot, change.baseSha, head);
+    const evidence = await ctx.evidence.read(changeId);
+    assert.ok(evidence.kind === 'ok');
+    await ctx.store.update(changeId, (c) => ({
+      ...c,
+      approval: { by: 'alice', at: new Date().toISOString(), diffHash: listing.hash, evidenceHash: hashEvidence(evidence.evidence) },
+    }));
+  }
+
   /** A real draft, approved, its pull request opened and merged on GitHub: the change is in Release. */
   async function mergedChange(): Promise<Change> {
     const { change } = await drafts.start({
@@ -119,20 +138,7 @@ describe('Release lane: production actions for a merged change (real git, the Gi
     });
     const ran = await drafts.runAgent(change.id, agent, author);
     assert.equal(ran.outcome, 'committed', ran.message);
-    const head = ctx.store.get(change.id)!.headSha!;
-    assert.ok((await ctx.store.transition(change.id, 'promote', author)).ok);
-    await ctx.store.update(change.id, (c) => ({
-      ...c,
-      sandbox: { verdict: 'passed', at: new Date().toISOString(), headSha: head, failedTasks: [] },
-    }));
-    assert.ok((await ctx.store.transition(change.id, 'promote', author)).ok);
-    const listing = await listReviewDiff(ctx.repoRoot, change.baseSha, head);
-    const evidence = await ctx.evidence.read(change.id);
-    assert.ok(evidence.kind === 'ok');
-    await ctx.store.update(change.id, (c) => ({
-      ...c,
-      approval: { by: 'alice', at: new Date().toISOString(), diffHash: listing.hash, evidenceHash: hashEvidence(evidence.evidence) },
-    }));
+    await approveInTest(change.id);
     const { result } = await pullRequests.open(change.id, author, access);
     const merged = standIn.mergePullRequest(result.number);
     // GitHub's merge moves the base branch to the merge commit (the stand-in merges fast-forward).
@@ -260,6 +266,77 @@ describe('Release lane: production actions for a merged change (real git, the Gi
     assert.equal(after.length, 2);
     assert.equal(after[1]!.state, 'failed', 'the run GitHub never started is recorded as failed, with why');
     assert.match(after[1]!.message ?? '', /server error|500/i);
+  });
+
+  it('rolls back a failed run through a revert pull request: a revert draft of the merged commit, through the lanes', async () => {
+    const change = await mergedChange();
+    const mergedSha = change.release!.mergedSha;
+    await assert.rejects(release.rollBack(change.id, releaser), /does not need a rollback/);
+    const started = await release.run(change.id, { ...as('rel-eng'), actionId: 'deploy-staging', inputs: { replicas: '1' } }, releaser);
+    standIn.setWorkflowRun(started.run.runId!, 'completed', 'failure');
+    await release.refresh(change.id, access);
+
+    const { revert } = await release.rollBack(change.id, releaser);
+    assert.ok(revert);
+    assert.equal(revert.lane, 'draft');
+    assert.equal(revert.agentId, 'agent-lanes-revert');
+    assert.equal(revert.baseSha, mergedSha, 'the revert starts from the merged commit');
+    assert.equal(revert.baseRef, 'main', 'and its pull request goes to the branch the change was merged into');
+    assert.match(revert.task, /^Revert "Add a greeting function and a test" \([0-9a-f]{12}\): "deploy-staging" failed/);
+    // Its commit undoes exactly what the merged change did.
+    const changed = git(ctx.repoRoot, 'diff', '--name-status', change.baseSha, mergedSha).split('\n').sort();
+    assert.ok(changed.length > 0);
+    assert.equal(
+      git(ctx.repoRoot, 'diff', '--stat', change.baseSha, revert.headSha!),
+      '',
+      "the revert's tree is the tree before the change",
+    );
+    assert.equal(git(ctx.repoRoot, 'rev-list', '--count', `${mergedSha}..${revert.headSha!}`), '1');
+    // Asking again finds the same revert draft.
+    assert.equal((await release.rollBack(change.id, releaser)).revert?.id, revert.id);
+    assert.equal(ctx.store.get(change.id)!.release!.revert?.changeId, revert.id);
+
+    // Through the lanes like any change: sandbox, review, then a pull request on GitHub.
+    await approveInTest(revert.id);
+    const { result } = await pullRequests.open(revert.id, releaser, access);
+    const pr = standIn.state.pullRequests.find((candidate) => candidate.number === result.number)!;
+    assert.equal(pr.baseRef, 'main');
+    assert.equal(pr.headRef, revert.branch);
+    assert.equal(pr.headSha, revert.headSha);
+    assert.match(pr.title, /Revert/);
+    assert.equal(pr.draft, true, 'draft by default, like every lanes pull request');
+
+    await ctx.audit.flush();
+    const events = readFileSync(ctx.storage.auditFile, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { action: string; changeId?: string; details: Record<string, unknown> });
+    const rollback = events.filter((event) => event.action === 'action.rollback');
+    assert.equal(rollback.length, 1, 'one revert draft, audited once');
+    assert.deepEqual(
+      { change: rollback[0]!.changeId, revert: rollback[0]!.details.revertChangeId, sha: rollback[0]!.details.mergedSha },
+      { change: change.id, revert: revert.id, sha: mergedSha },
+    );
+    assert.ok(events.some((event) => event.action === 'change.create' && event.changeId === revert.id));
+  });
+
+  it('a revert action in policy opens the revert draft when a listed person runs it', async () => {
+    policyText = POLICY().replace(
+      'actions:\n',
+      'actions:\n  - { id: revert-it, kind: revert, repositories: [octo-org/hello-lanes], branches: [main], authorizers: [rel-eng] }\n',
+    );
+    await ctx.policy.refresh();
+    const change = await mergedChange();
+    await assert.rejects(
+      release.run(change.id, { ...as('mallory'), actionId: 'revert-it' }, releaser),
+      (error: Error) => error instanceof ReleaseLaneError && error.rule === 'actions["revert-it"].authorizers',
+    );
+    assert.equal(ctx.store.all().length, 1, 'a refused revert opens nothing');
+    const outcome = await release.run(change.id, { ...as('rel-eng'), actionId: 'revert-it' }, releaser);
+    assert.equal(outcome.run.state, 'succeeded');
+    const revertId = ctx.store.get(change.id)!.release!.revert!.changeId;
+    assert.equal(outcome.run.message, `revert draft ${revertId} opened`);
+    assert.equal(ctx.store.get(revertId)!.lane, 'draft');
   });
 });
 

@@ -42,6 +42,7 @@ export const AUDIT_ACTIONS = [
   'action.authorize',
   'action.status',
   'action.escalate',
+  'action.rollback',
   'killSwitch.change',
   'cleanup',
   'workspaceTrust.change',

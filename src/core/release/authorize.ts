@@ -27,6 +27,8 @@ export interface ActionRun {
   deploymentId?: number;
   url?: string;
   conclusion?: string;
+  /** What happened, in words (GitHub's refusal, or the revert draft a `revert` action opened). */
+  message?: string;
 }
 
 /** What the caller knows when a person asks to run an action. */

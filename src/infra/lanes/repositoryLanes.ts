@@ -72,7 +72,7 @@ export class RepositoryLanes {
     // The sandbox lane follows the store: a change that closes takes its containers along.
     this.sandbox = new SandboxLane(context, { settings: options.sandboxSettings });
     this.pullRequest = new PullRequestLane(context);
-    this.release = new ReleaseLane(context);
+    this.release = new ReleaseLane(context, undefined, this.draft);
   }
 
   /** Opens the repository's storage, audit log and change records, then its lane services. */

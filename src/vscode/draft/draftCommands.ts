@@ -282,7 +282,7 @@ export class DraftCommands {
     if (!found) return;
     const agent = await this.pickAgent(found.change.agentId === CHAT_AGENT_ID ? undefined : found.change.agentId);
     if (!agent) return;
-    if (agent.kind === 'chat') {
+    if (agent.kind !== 'cli') {
       void vscode.window.showInformationMessage(
         `Ask the chat agent to work on change ${found.change.id} with the Agent Lanes tools, then run "Agent Lanes: Finish Draft".`,
       );

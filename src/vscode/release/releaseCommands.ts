@@ -144,7 +144,9 @@ export class ReleaseCommands implements vscode.Disposable {
           'info',
           outcome.existing
             ? `"${action.id}" already ran for ${outcome.run.sha.slice(0, 12)}: it is ${outcome.run.state}${where}. Nothing new was started.`
-            : `"${action.id}" started for ${outcome.run.sha.slice(0, 12)} of "${change.title}"${where}.`,
+            : action.kind === 'revert'
+              ? `"${action.id}": ${outcome.run.message ?? 'a revert draft was opened'}. Run its sandbox tasks, review it and open its pull request like any change.`
+              : `"${action.id}" started for ${outcome.run.sha.slice(0, 12)} of "${change.title}"${where}.`,
         ),
         change: outcome.change,
       };
@@ -155,8 +157,9 @@ export class ReleaseCommands implements vscode.Disposable {
     }
   }
 
-  /** Runs the rollback policy names for the failed action; without one, says how to revert through the lanes. */
-  async rollBack(target: ChangeTarget): Promise<ReleaseCommandResult> {
+  /** Runs the rollback policy names for the failed action; without one, opens a revert draft that goes through the lanes. */
+  async rollBack(target: ChangeTarget, preset?: { confirmed?: boolean }): Promise<ReleaseCommandResult> {
+    if (!this.deps.kit.requireTrust('roll back')) return { ok: false, message: 'The workspace is not trusted.' };
     const found = await this.deps.kit.resolveTarget(
       target,
       (c) => c.lane === 'release' && !!c.release?.needsRollback,
@@ -167,10 +170,39 @@ export class ReleaseCommands implements vscode.Disposable {
     const needs = change.release?.needsRollback;
     if (!needs) return this.say('info', `Change ${change.id} does not need a rollback.`);
     if (needs.rollback) return this.runAction({ repoRoot: repo.root, changeId: change.id }, { actionId: needs.rollback });
-    return this.say(
-      'warning',
-      `Policy names no rollback action for this one (${needs.reason}). Revert ${change.release!.mergedSha.slice(0, 12)} through the lanes: "Agent Lanes: New Draft…" with the task "Revert ${change.release!.mergedSha}".`,
-    );
+    const sha = change.release!.mergedSha;
+    const confirmed =
+      preset?.confirmed === true ||
+      (await vscode.window.showWarningMessage(
+        `Open a revert of "${change.title}"?`,
+        {
+          modal: true,
+          detail: [
+            `Policy names no rollback action for this one (${needs.reason}).`,
+            `A new change reverts ${sha} on ${change.release!.branch}: it goes through Sandbox, Review and a pull request like any change. Nothing is pushed now.`,
+          ].join('\n'),
+        },
+        'Open Revert Draft',
+      )) === 'Open Revert Draft';
+    if (!confirmed) return { ok: false, message: 'Not confirmed; nothing was done.' };
+    try {
+      const actor = await this.deps.kit.actor(repo.root);
+      const outcome = await this.deps.kit.withProgress(`Agent Lanes: reverting ${sha.slice(0, 12)}`, () =>
+        repo.lanes.release.rollBack(change.id, actor),
+      );
+      const revert = outcome.revert!;
+      return {
+        ...this.say(
+          'info',
+          `Revert draft ${revert.id} of ${sha.slice(0, 12)} is in Draft: run its sandbox tasks, review it and open its pull request like any change.`,
+        ),
+        change: outcome.change,
+      };
+    } catch (error) {
+      const shown = this.deps.kit.showError(error, `Rolling back change ${change.id}`);
+      this.shown.push({ kind: 'error', message: shown.message });
+      return { ok: false, message: shown.message };
+    }
   }
 
   async closeRelease(target: ChangeTarget): Promise<ReleaseCommandResult> {
@@ -235,7 +267,7 @@ export function registerRelease(context: vscode.ExtensionContext, deps: ReleaseD
   register(Commands.runProductionAction, (target?: ChangeTarget, preset?: ReleasePreset) =>
     commands.runAction(target, preset && typeof preset === 'object' ? preset : undefined),
   );
-  register(Commands.rollBack, (target?: ChangeTarget) => commands.rollBack(target));
+  register(Commands.rollBack, (target?: ChangeTarget, preset?: { confirmed?: boolean }) => commands.rollBack(target, preset));
   register(Commands.closeRelease, (target?: ChangeTarget) => commands.closeRelease(target));
   context.subscriptions.push(commands);
   return commands;

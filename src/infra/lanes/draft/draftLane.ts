@@ -54,13 +54,14 @@ import {
   repositoryState,
   resolveBase,
 } from '../../git/worktrees';
-import { CHAT_AGENT_ID, EXTENSION_ACTOR } from '../../../core/constants';
+import { CHAT_AGENT_ID, EXTENSION_ACTOR, REVERT_AGENT_ID } from '../../../core/constants';
+import { git } from '../../git/gitProcess';
 import { type LaneContext, decide, moveChange } from '../laneContext';
 import { counted } from '../../../core/words';
 import { classifyChange } from '../../../core/policy/rollout';
 
 /** The agent of a draft: a CLI agent from the settings, or an agent in VS Code's chat using the lane's tools. */
-export type DraftAgent = { kind: 'cli'; config: AgentConfig } | { kind: 'chat' };
+export type DraftAgent = { kind: 'cli'; config: AgentConfig } | { kind: 'chat' } | { kind: 'revert' };
 
 export interface StartDraftInput {
   task: string;
@@ -157,7 +158,8 @@ const saidLast = (transcript: AgentTranscript | undefined) =>
 
 const transcriptField = (transcript: AgentTranscript | undefined) => (transcript ? { transcript } : {});
 
-const agentIdOf = (agent: DraftAgent) => (agent.kind === 'cli' ? agent.config.id : CHAT_AGENT_ID);
+const agentIdOf = (agent: DraftAgent) =>
+  agent.kind === 'cli' ? agent.config.id : agent.kind === 'revert' ? REVERT_AGENT_ID : CHAT_AGENT_ID;
 
 /** The Draft lane: worktree, agent, commit, analysis. The user's checkout is only ever read. */
 export class DraftLane {
@@ -745,6 +747,49 @@ export class DraftLane {
       ...outsideSparseFlags(analysis?.files ?? [], commit.sparsePaths ?? []),
     ];
     return this.record(changeId, { finished: { commit, ...(analysis ? { analysis } : {}), flags }, actor: options.actor });
+  }
+
+  /**
+   * A revert draft (the Release lane's rollback): a new change on the merged commit whose work is `git revert` of
+   * it, written by the lanes, then finished like any draft, so it goes through Sandbox, Review and a pull request.
+   * The merged commit must be in this repository (nothing is fetched: the repository is not written).
+   */
+  async startRevert(input: {
+    sha: string;
+    /** The branch the change was merged into: the revert's pull request goes there. */
+    branch: string;
+    title: string;
+    reason: string;
+    actor: Actor;
+    createdBy: string;
+  }): Promise<DraftOutcome> {
+    const { ctx } = this;
+    const parents = await git(ctx.repoRoot, ['rev-list', '--parents', '-n', '1', `${input.sha}^{commit}`]).then(
+      (result) => result.stdout.trim().split(/\s+/).slice(1),
+      () => undefined,
+    );
+    if (!parents)
+      throw new DraftInputError(
+        `The merged commit ${input.sha.slice(0, 12)} is not in this repository. Fetch it ("git fetch origin"), then roll back again.`,
+      );
+    const { change } = await this.start({
+      task: `Revert "${input.title}" (${input.sha.slice(0, 12)}): ${input.reason}`,
+      baseRef: input.sha,
+      agent: { kind: 'revert' },
+      actor: input.actor,
+      createdBy: input.createdBy,
+    });
+    try {
+      await ctx.store.update(change.id, (c) => ({ ...c, baseRef: input.branch }));
+      // A merge commit is reverted against its first parent: the branch it was merged into.
+      const mainline = parents.length > 1 ? ['-m', '1'] : [];
+      await git(change.worktreePath, ['revert', '--no-commit', ...mainline, input.sha]);
+      await git(change.worktreePath, ['revert', '--quit']);
+    } catch (error) {
+      await this.discard(change.id, input.actor).catch(() => undefined);
+      throw new DraftInputError(`git revert of ${input.sha.slice(0, 12)} failed, so no revert draft was kept: ${(error as Error).message}`);
+    }
+    return this.finish(change.id, { actor: input.actor });
   }
 
   /** Writes what a finished draft run produced into the evidence and the change record. */

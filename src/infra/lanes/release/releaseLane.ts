@@ -18,6 +18,7 @@ import {
 } from '../../github/releaseActions';
 import { type LaneContext, moveChange } from '../laneContext';
 import type { GitHubAccess } from '../pullRequest/pullRequestLane';
+import type { DraftLane } from '../draft/draftLane';
 
 /**
  * A refusal of the Release lane, naming the rule (a policy field, or `lane`) and what to do.
@@ -64,6 +65,8 @@ export class ReleaseLane {
   constructor(
     private readonly ctx: LaneContext,
     private readonly now: () => Date = () => new Date(),
+    /** Opens revert drafts (a `revert` action, or Roll Back without a rollback action). */
+    private readonly drafts?: DraftLane,
   ) {}
 
   /** The actions policy offers for a change in Release (empty when the kill switch is on). */
@@ -154,13 +157,16 @@ export class ReleaseLane {
 
     let started: Partial<RecordedRun>;
     try {
-      started = await this.start(client, release, again.action, inputs, change);
+      started = await this.start(client, release, again.action, inputs, change, actor);
     } catch (error) {
-      const message = error instanceof GitHubError ? error.message : `GitHub could not be asked: ${(error as Error).message}`;
+      const message =
+        error instanceof GitHubError || again.action.kind === 'revert'
+          ? (error as Error).message
+          : `GitHub could not be asked: ${(error as Error).message}`;
       await this.finishRun(changeId, run.key, { state: 'failed', message }, actor);
       throw error;
     }
-    const running = await this.finishRun(changeId, run.key, { ...started, state: 'running', startedAt: this.now().toISOString() }, actor);
+    const running = await this.finishRun(changeId, run.key, { state: 'running', ...started, startedAt: this.now().toISOString() }, actor);
     return { change: ctx.store.get(changeId)!, run: running as ActionRun, existing: false };
   }
 
@@ -203,6 +209,7 @@ export class ReleaseLane {
     action: ProductionAction,
     inputs: Record<string, string>,
     change: Change,
+    actor: Actor,
   ): Promise<Partial<RecordedRun>> {
     const repository = repositoryOf(release);
     switch (action.kind) {
@@ -224,12 +231,62 @@ export class ReleaseLane {
         });
         return { deploymentId: made.deploymentId, url: made.url };
       }
-      case 'revert':
-        throw new ReleaseLaneError(
-          `actions[${JSON.stringify(action.id)}].kind`,
-          `"${action.id}" is a revert: opening a revert pull request through the lanes is not built yet. Nothing was run; revert ${release.mergedSha.slice(0, 12)} by hand through a new draft.`,
-        );
+      case 'revert': {
+        // Done when the revert draft exists: from there it is a change like any other, through every lane.
+        const revert = await this.openRevert(change.id, `action "${action.id}"`, actor);
+        return { state: 'succeeded', endedAt: this.now().toISOString(), message: `revert draft ${revert.id} opened` };
+      }
     }
+  }
+
+  /**
+   * "Agent Lanes: Roll Back…": runs the rollback action policy names for the failed run; without one (or when it is
+   * a `revert`), opens a revert draft of the merged commit, which goes through the lanes to a revert pull request.
+   */
+  async rollBack(changeId: string, actor: Actor, access?: GitHubAccess): Promise<{ change: Change; run?: ActionRun; revert?: Change }> {
+    const { change, release } = this.requireRelease(changeId);
+    const needs = release.needsRollback;
+    if (!needs) throw new ReleaseLaneError('lane', `Change ${changeId} does not need a rollback: no run failed or ran past its limit.`);
+    const rollback = needs.rollback ? (await this.policyFor(change)).policy.actions.find((a) => a.id === needs.rollback) : undefined;
+    if (rollback && !access)
+      throw new ReleaseLaneError('lane', `The rollback action "${rollback.id}" needs your GitHub sign-in; sign in and roll back again.`);
+    if (rollback && access && rollback.kind !== 'revert') {
+      const outcome = await this.run(changeId, { ...access, actionId: rollback.id }, actor);
+      return { change: outcome.change, run: outcome.run };
+    }
+    if (rollback && access) {
+      const outcome = await this.run(changeId, { ...access, actionId: rollback.id }, actor);
+      const revertId = this.ctx.store.get(changeId)?.release?.revert?.changeId;
+      return { change: outcome.change, run: outcome.run, ...(revertId ? { revert: this.ctx.store.get(revertId)! } : {}) };
+    }
+    const revert = await this.openRevert(changeId, needs.reason, actor);
+    return { change: this.ctx.store.get(changeId)!, revert };
+  }
+
+  /** The change's revert draft: the open one when there is one (a second request finds it), else a new one. */
+  private async openRevert(changeId: string, reason: string, actor: Actor): Promise<Change> {
+    const { ctx } = this;
+    const { change, release } = this.requireRelease(changeId);
+    const existing = release.revert ? ctx.store.get(release.revert.changeId) : undefined;
+    if (existing && existing.lane !== 'closed') return existing;
+    if (!this.drafts) throw new ReleaseLaneError('lane', 'Revert drafts are not available here.');
+    const outcome = await this.drafts.startRevert({
+      sha: release.mergedSha,
+      branch: release.branch,
+      title: change.title,
+      reason,
+      actor,
+      createdBy: actor.id,
+    });
+    const revert = { changeId: outcome.change.id, at: this.now().toISOString() };
+    await ctx.store.update(changeId, (c) => ({ ...c, release: { ...c.release!, revert } }));
+    await ctx.audit.append({
+      actor,
+      action: 'action.rollback',
+      changeId,
+      details: { revertChangeId: revert.changeId, mergedSha: release.mergedSha, reason, branch: outcome.change.branch },
+    });
+    return ctx.store.get(revert.changeId) ?? outcome.change;
   }
 
   /** Marks the change "needs rollback" when a run failed or ran past its limit (once per cause), and audits it. */
