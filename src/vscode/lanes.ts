@@ -130,7 +130,14 @@ export function activateLanes(context: vscode.ExtensionContext, shell: LanesShel
   context.subscriptions.push({ dispose: review.onDidChangeGlance(() => tree.refresh()).dispose });
   const pullRequests = registerPullRequests(context, { logger, registry, policy, kit, view });
   const sandbox = registerSandbox(context, { logger, registry, policy, kit, view });
-  const release = registerRelease(context, { logger, kit, policy, access: (repo) => pullRequests.accessFor(repo) });
+  const release = registerRelease(context, {
+    logger,
+    kit,
+    policy,
+    registry,
+    view,
+    access: (repo, interactive) => pullRequests.accessFor(repo, interactive),
+  });
   registerPromote(context, { kit, policy, sandbox, pullRequests });
 
   return {

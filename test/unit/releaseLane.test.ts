@@ -41,7 +41,7 @@ actions:
     repositories: [octo-org/hello-lanes]
     branches: [main]
     authorizers: [rel-eng]
-    escalation: { timeLimitMinutes: 30 }
+    escalation: { timeLimitMinutes: 30, notify: [ops, "@octo-org/release"] }
   - id: deploy-production
     kind: deployment
     environment: production
@@ -259,6 +259,20 @@ describe('Release lane: production actions for a merged change (real git, the Gi
     const failed = await release.refresh(change.id, access);
     assert.equal(failed.release!.runs[0]!.state, 'failed');
     assert.match(failed.release!.needsRollback!.reason, /"deploy-staging" failed \(failure\)/);
+    // The people policy names are told where they read GitHub: a comment on the merged pull request.
+    assert.equal(standIn.state.comments.length, 1);
+    const comment = standIn.state.comments[0]!;
+    assert.equal(comment.issueNumber, failed.pullRequest!.number);
+    assert.match(comment.body, /"deploy-staging" needs a rollback\*\* for [0-9a-f]{40}/);
+    assert.match(comment.body, /@ops @octo-org\/release: roll back/);
+    await ctx.audit.flush();
+    const escalation = readFileSync(ctx.storage.auditFile, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { action: string; details: Record<string, unknown> })
+      .find((event) => event.action === 'action.escalate')!;
+    assert.deepEqual(escalation.details.notify, ['ops', '@octo-org/release']);
+    assert.match(String(escalation.details.notifiedIn), /\/pull\/\d+#issuecomment-\d+$/);
 
     standIn.setFault({ operation: 'actions/create-workflow-dispatch', kind: 'serverError' });
     await assert.rejects(release.run(change.id, { ...as('rel-eng'), actionId: 'deploy-staging', inputs: { replicas: '2' } }, releaser));
@@ -274,7 +288,10 @@ describe('Release lane: production actions for a merged change (real git, the Gi
     await assert.rejects(release.rollBack(change.id, releaser), /does not need a rollback/);
     const started = await release.run(change.id, { ...as('rel-eng'), actionId: 'deploy-staging', inputs: { replicas: '1' } }, releaser);
     standIn.setWorkflowRun(started.run.runId!, 'completed', 'failure');
-    await release.refresh(change.id, access);
+    // GitHub down for the comment: the change still shows "needs rollback"; the audit says the notice failed.
+    standIn.setFault({ operation: 'issues/create-comment', kind: 'serverError' });
+    assert.ok((await release.refresh(change.id, access)).release!.needsRollback);
+    assert.equal(standIn.state.comments.length, 0);
 
     const { revert } = await release.rollBack(change.id, releaser);
     assert.ok(revert);
@@ -311,6 +328,7 @@ describe('Release lane: production actions for a merged change (real git, the Gi
       .split('\n')
       .filter(Boolean)
       .map((line) => JSON.parse(line) as { action: string; changeId?: string; details: Record<string, unknown> });
+    assert.match(String(events.find((event) => event.action === 'action.escalate')?.details.notifyError), /server error|500/i);
     const rollback = events.filter((event) => event.action === 'action.rollback');
     assert.equal(rollback.length, 1, 'one revert draft, audited once');
     assert.deepEqual(

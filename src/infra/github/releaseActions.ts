@@ -105,6 +105,15 @@ export async function workflowRunState(client: GitHubClient, repository: Reposit
   }
 }
 
+/** Comments on a pull request's conversation (escalation: it @-mentions who to notify). */
+export async function commentOnPullRequest(client: GitHubClient, repository: Repository, number: number, body: string): Promise<string> {
+  try {
+    return (await client.octokit.rest.issues.createComment({ ...repository, issue_number: number, body })).data.html_url;
+  } catch (error) {
+    throw toGitHubError(error, context(client, repository, `comment on pull request #${number}`), client.scrub);
+  }
+}
+
 /** Creates a deployment of `sha` to `environment`, which must exist. GitHub refuses it (409) when the commit's checks failed. */
 export async function createDeployment(
   client: GitHubClient,

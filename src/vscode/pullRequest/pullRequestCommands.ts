@@ -333,10 +333,13 @@ export class PullRequestCommands implements vscode.Disposable {
     }
   }
 
-  /** GitHub access for another lane's call (the Release lane): signs in when asked; undefined when the person does not. */
-  async accessFor(repo: RepoContext): Promise<GitHubAccess | undefined> {
+  /**
+   * GitHub access for another lane's call (the Release lane): signs in when asked (`interactive`, the default);
+   * undefined when the person does not, or when not interactive and no session or token is there.
+   */
+  async accessFor(repo: RepoContext, interactive = true): Promise<GitHubAccess | undefined> {
     const settings = readPullRequestSettings(repo.root);
-    const token = await this.signIn.access(settings.apiBaseUrl, true);
+    const token = await this.signIn.access(settings.apiBaseUrl, interactive);
     return token ? this.access(token, settings) : undefined;
   }
 

@@ -6,7 +6,7 @@ import type { GitHubAccess } from '../../infra/lanes/pullRequest/pullRequestLane
 import type { CommandKit, ChangeTarget } from '../commandKit';
 import { Commands } from '../constants';
 import type { PolicyController } from '../policy/policyController';
-import type { RepoContext } from '../repositories';
+import type { RepoContext, RepositoryRegistry } from '../repositories';
 
 // "Agent Lanes: Run Production Action…", "Roll Back…" and "Close Release" (docs/actions.md). The lane decides; this
 // file asks the person which action, which inputs, and shows exactly what they authorize before anything runs.
@@ -15,8 +15,11 @@ export interface ReleaseDeps {
   logger: Logger;
   kit: CommandKit;
   policy: PolicyController;
-  /** GitHub access (signing in when needed); undefined when the person does not sign in. */
-  access(repo: RepoContext): Promise<GitHubAccess | undefined>;
+  /** GitHub access (signing in when needed; never asking when not interactive); undefined without it. */
+  access(repo: RepoContext, interactive?: boolean): Promise<GitHubAccess | undefined>;
+  registry: RepositoryRegistry;
+  /** Following resumes once the Lanes view is shown (no network work before). */
+  view: vscode.TreeView<unknown>;
 }
 
 /** For scripts and tests: the action and inputs, and confirmed to skip the dialog (as Discard's `confirmed`). */
@@ -227,7 +230,8 @@ export class ReleaseCommands implements vscode.Disposable {
         const change = repo.store.get(changeId);
         const running = change?.release?.runs.some((run) => run.state === 'running');
         if (!change || change.lane !== 'release' || !running) return this.stopFollowing(changeId);
-        const access = await this.deps.access(repo);
+        // Never a sign-in prompt for following: only a session or token that is already there.
+        const access = await this.deps.access(repo, false);
         if (!access) return;
         const updated = await repo.lanes.release.refresh(changeId, access);
         if (updated.release?.needsRollback && !change.release?.needsRollback)
@@ -239,6 +243,18 @@ export class ReleaseCommands implements vscode.Disposable {
     }, FOLLOW_MS);
     timer.unref?.();
     this.following.set(changeId, timer);
+  }
+
+  /** After a reload: follows again every change in Release with an action still running. */
+  resumeFollowing(): void {
+    void this.deps.registry
+      .ensureDiscovered()
+      .then(() => {
+        for (const repo of this.deps.registry.repositories())
+          for (const change of repo.store.all())
+            if (change.lane === 'release' && change.release?.runs.some((run) => run.state === 'running')) this.follow(repo, change.id);
+      })
+      .catch((error: unknown) => this.deps.logger.warn(`Following production actions: ${(error as Error).message}`));
   }
 
   private stopFollowing(changeId: string): void {
@@ -270,5 +286,13 @@ export function registerRelease(context: vscode.ExtensionContext, deps: ReleaseD
   register(Commands.rollBack, (target?: ChangeTarget, preset?: { confirmed?: boolean }) => commands.rollBack(target, preset));
   register(Commands.closeRelease, (target?: ChangeTarget) => commands.closeRelease(target));
   context.subscriptions.push(commands);
+  let resumed = false;
+  const resume = () => {
+    if (resumed) return;
+    resumed = true;
+    commands.resumeFollowing();
+  };
+  context.subscriptions.push(deps.view.onDidChangeVisibility((event) => event.visible && resume()));
+  if (deps.view.visible) resume();
   return commands;
 }

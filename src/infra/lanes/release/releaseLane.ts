@@ -10,6 +10,7 @@ import { type GitHubClient, GitHubError, createGitHubClient } from '../../github
 import { readCommitChecks } from '../../github/pullRequests';
 import {
   authenticatedLogin,
+  commentOnPullRequest,
   createDeployment,
   deploymentState,
   dispatchWorkflow,
@@ -192,7 +193,35 @@ export class ReleaseLane {
       if (!update && runHealth(run as ActionRun, action, this.now()).needsRollback) update = { state: 'timedOut' };
       if (update) await this.finishRun(changeId, run.key, { ...update, endedAt: this.now().toISOString() }, EXTENSION_ACTOR);
     }
-    return this.escalate(changeId, policy.actions);
+    return this.escalate(changeId, policy.actions, client);
+  }
+
+  /**
+   * Tells the people policy names: a comment on the merged pull request that @-mentions them (GitHub notifies them
+   * where they read GitHub). A failure to comment is recorded, never thrown: the change shows "needs rollback" anyway.
+   */
+  private async notify(
+    change: Change,
+    release: Release,
+    actionId: string,
+    reason: string,
+    notify: readonly string[],
+    client: GitHubClient,
+  ): Promise<{ notifiedIn?: string; notifyError?: string }> {
+    const number = change.pullRequest?.number;
+    if (!number) return { notifyError: 'the change has no pull request to comment on' };
+    const mentions = notify.map((name) => (name.startsWith('@') ? name : `@${name}`)).join(' ');
+    const body = [
+      `**Agent Lanes: "${actionId}" needs a rollback** for ${release.mergedSha} (${reason}).`,
+      '',
+      `${mentions}: roll back with "Agent Lanes: Roll Back…" on change ${change.id}, or close its release once it is fine.`,
+    ].join('\n');
+    try {
+      return { notifiedIn: await commentOnPullRequest(client, repositoryOf(release), number, body) };
+    } catch (error) {
+      this.ctx.logger.warn(`Notifying ${mentions} about change ${change.id}: ${(error as Error).message}`);
+      return { notifyError: (error as Error).message };
+    }
   }
 
   /** Closes a change in Release: its actions are done (none may be running). */
@@ -290,7 +319,7 @@ export class ReleaseLane {
   }
 
   /** Marks the change "needs rollback" when a run failed or ran past its limit (once per cause), and audits it. */
-  private async escalate(changeId: string, actions: readonly ProductionAction[]): Promise<Change> {
+  private async escalate(changeId: string, actions: readonly ProductionAction[], client: GitHubClient): Promise<Change> {
     const change = this.ctx.store.get(changeId)!;
     const release = change.release!;
     if (release.needsRollback) return change;
@@ -304,11 +333,13 @@ export class ReleaseLane {
         ...(health.rollback ? { rollback: health.rollback } : {}),
       };
       const updated = await this.ctx.store.update(changeId, (c) => ({ ...c, release: { ...c.release!, needsRollback } }));
+      const notify = action?.escalation?.notify ?? [];
+      const notified = notify.length ? await this.notify(change, release, run.actionId, needsRollback.reason, notify, client) : {};
       await this.ctx.audit.append({
         actor: EXTENSION_ACTOR,
         action: 'action.escalate',
         changeId,
-        details: { ...needsRollback, actionId: run.actionId, key: run.key, notify: action?.escalation?.notify ?? [] },
+        details: { ...needsRollback, actionId: run.actionId, key: run.key, notify, ...notified },
       });
       return updated;
     }
