@@ -53,6 +53,12 @@ describe('proof bundle', function () {
         { name: '../../etc/passwd', text: 'ok' },
       ],
       decisions: [decision],
+      release: {
+        repository: 'acme/app',
+        branch: 'main',
+        mergedSha: 'a'.repeat(40),
+        runs: [{ actionId: 'deploy-staging', state: 'failed', message: `GitHub said: ${SECRET_SAMPLES[6]!.text}` }],
+      },
       auditFile: file,
       dest,
       log,
@@ -75,7 +81,11 @@ describe('proof bundle', function () {
       'decisions.json',
       'evidence.json',
       'logs',
+      'release.json',
     ]);
+    const release = await readFile(join(root, 'release.json'), 'utf8');
+    assert.match(release, /"actionId": "deploy-staging"/);
+    assert.ok(!release.includes(SECRET_SAMPLES[6]!.secret), 'the release record is redacted too');
     assert.deepEqual((await readdir(join(root, 'logs'))).sort(), ['etc-passwd.log', 'npm-test.log']);
     const { stdout } = await run('sha256sum', ['-c', 'SHA256SUMS'], { cwd: root });
     assert.match(stdout, /change\.diff: OK/);

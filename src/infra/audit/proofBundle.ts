@@ -26,6 +26,8 @@ export interface ProofBundleInput {
   evidence: unknown;
   logs: { name: string; text: string }[];
   decisions: DecisionRecord[];
+  /** A change in (or through) the Release lane: its production action runs, rollback and revert draft. */
+  release?: unknown;
   auditFile: string;
   /** The archive to write (…/something.tar.gz). */
   dest: string;
@@ -109,6 +111,7 @@ export async function exportProofBundle(input: ProofBundleInput): Promise<ProofB
   const diff = redactText(input.diffText, patterns);
   const evidence = redactValue(input.evidence, patterns);
   const decisions = redactValue(input.decisions, patterns);
+  const release = input.release === undefined ? undefined : redactValue(input.release, patterns);
   const used = new Set<string>();
   const logs = input.logs.map((entry) => ({ name: `logs/${safeLogName(entry.name, used)}`, ...redactText(entry.text, patterns) }));
   // Under the lock, so the events and the checkpoint describe the same, complete state of the log.
@@ -116,7 +119,13 @@ export async function exportProofBundle(input: ProofBundleInput): Promise<ProofB
     lines: (await readChangeEvents(input.auditFile, input.changeId, Infinity)).lines,
     checkpoint: (await checkpointFor(input.auditFile, basename(input.auditFile), now, Infinity)).checkpoint,
   }));
-  const redaction = mergeSummaries(diff.summary, evidence.summary, decisions.summary, ...logs.map((entry) => entry.summary));
+  const redaction = mergeSummaries(
+    diff.summary,
+    evidence.summary,
+    decisions.summary,
+    ...(release ? [release.summary] : []),
+    ...logs.map((entry) => entry.summary),
+  );
 
   const contents: { name: string; text: string; what: string }[] = [
     { name: 'change.diff', text: diff.text, what: 'the change as a unified diff against its base commit (redacted)' },
@@ -130,6 +139,15 @@ export async function exportProofBundle(input: ProofBundleInput): Promise<ProofB
       text: JSON.stringify(decisions.value, null, 2) + '\n',
       what: 'every policy decision for the change: action, effect, matched rules with policy@version, explanation',
     },
+    ...(release
+      ? [
+          {
+            name: 'release.json',
+            text: JSON.stringify(release.value, null, 2) + '\n',
+            what: 'the Release lane: the merged commit, each production action run (who authorized it, for which commit and inputs, its state on GitHub), the rollback and the revert draft',
+          },
+        ]
+      : []),
     ...logs.map((entry) => ({ name: entry.name, text: entry.text, what: 'a task or agent log, redacted' })),
     {
       name: 'audit-events.jsonl',

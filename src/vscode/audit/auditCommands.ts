@@ -259,6 +259,7 @@ export class AuditCommands implements vscode.Disposable {
           const patterns = compileSecretPatterns(this.services.policy.service.effective.policy.secretPatterns ?? []).patterns;
           return exportProofBundle({
             changeId: change.id,
+            ...(change.release ? { release: change.release } : {}),
             diffText: await readChangeDiff(repo.root, change),
             evidence:
               evidence.kind === 'ok'
