@@ -510,9 +510,7 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
     assert.equal(result.url, opened.url);
   });
 
-  it('a merged change enters Release where policy lists actions; Run Production Action runs it for the merged commit', async () => {
-    await usePolicy(
-      orgPolicy(`actions:
+  const RELEASE_POLICY = `actions:
   - id: deploy-staging
     kind: workflowDispatch
     workflow: deploy.yml
@@ -520,35 +518,39 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
     repositories: [octo-org/hello-lanes]
     branches: [main]
     authorizers: [lanes-bot]
-`),
-    );
-    try {
-      const change = await approvedChange();
-      const opened = await open(change);
-      assert.ok(opened?.ok, opened?.message);
-      const merged = standIn.mergePullRequest(opened.number!);
-      const sha = merged.mergeCommitSha!;
-      // GitHub's merge moves main to the merge commit (the stand-in merges fast-forward), and CI passes on it.
-      git(bare, ['update-ref', 'refs/heads/main', sha]);
-      standIn.setCheckRun(sha, { name: 'ci/test', status: 'completed', conclusion: 'success' });
-      await waitFor(() => api.pullRequests.isTracking(change.id), 'the pull request to be followed');
-      const released = await waitFor(
-        () => (current(change).lane === 'release' ? current(change) : undefined),
-        'the change to enter Release',
-      );
-      assert.equal(released.release?.mergedSha, sha);
-      await waitFor(
-        () => api.pullRequests.shown.some((m) => m.message.includes('was merged; the change is in Release: run its production actions')),
-        'the person to be told where the change went',
-      );
-      const lanes = (await api.tree.getChildren()).map((node) => {
-        const item = api.tree.getTreeItem(node);
-        return `${String(item.label)} (${String(item.description)})`;
-      });
-      assert.ok(lanes.includes('Release (1)'), lanes.join(', '));
-      assert.match(description(change), /no action yet/);
-      assert.match(String(api.tree.getTreeItem({ kind: 'change', repo, change: released }).contextValue), /^change\.release/);
+`;
 
+  /** An approved change, its pull request opened and merged on the stand-in, followed into Release. */
+  async function releasedChange(): Promise<{ change: Change; sha: string }> {
+    const change = await approvedChange();
+    const opened = await open(change);
+    assert.ok(opened?.ok, opened?.message);
+    const merged = standIn.mergePullRequest(opened.number!);
+    const sha = merged.mergeCommitSha!;
+    // GitHub's merge moves main to the merge commit (the stand-in merges fast-forward), and CI passes on it.
+    git(bare, ['update-ref', 'refs/heads/main', sha]);
+    standIn.setCheckRun(sha, { name: 'ci/test', status: 'completed', conclusion: 'success' });
+    await waitFor(() => api.pullRequests.isTracking(change.id), 'the pull request to be followed');
+    const released = await waitFor(() => (current(change).lane === 'release' ? current(change) : undefined), 'the change to enter Release');
+    assert.equal(released.release?.mergedSha, sha);
+    await waitFor(
+      () => api.pullRequests.shown.some((m) => m.message.includes('was merged; the change is in Release: run its production actions')),
+      'the person to be told where the change went',
+    );
+    const lanes = (await api.tree.getChildren()).map((node) => {
+      const item = api.tree.getTreeItem(node);
+      return `${String(item.label)} (${String(item.description)})`;
+    });
+    assert.ok(lanes.includes('Release (1)'), lanes.join(', '));
+    assert.match(description(change), /no action yet/);
+    assert.match(String(api.tree.getTreeItem({ kind: 'change', repo, change: released }).contextValue), /^change\.release/);
+    return { change, sha };
+  }
+
+  it('a merged change enters Release where policy lists actions; Run Production Action runs it for the merged commit', async () => {
+    await usePolicy(orgPolicy(RELEASE_POLICY));
+    try {
+      const { change, sha } = await releasedChange();
       const started = await vscode.commands.executeCommand<{ ok: boolean; message: string }>(
         'agentLanes.runProductionAction',
         { changeId: change.id },
@@ -575,6 +577,41 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
       });
       assert.ok(closed?.ok, closed?.message);
       assert.deepEqual({ lane: current(change).lane, reason: current(change).closedReason }, { lane: 'closed', reason: 'merged' });
+    } finally {
+      await usePolicy(undefined);
+    }
+  });
+
+  it('a failed run needs a rollback; Roll Back opens a revert draft of the merged commit, in Draft like any change', async () => {
+    await usePolicy(orgPolicy(RELEASE_POLICY));
+    try {
+      const { change, sha } = await releasedChange();
+      const started = await vscode.commands.executeCommand<{ ok: boolean; message: string }>(
+        'agentLanes.runProductionAction',
+        { changeId: change.id },
+        { actionId: 'deploy-staging', confirmed: true },
+      );
+      assert.ok(started?.ok, started?.message);
+      standIn.setWorkflowRun(standIn.state.workflowRuns.at(-1)!.id, 'completed', 'failure');
+      const access = await api.pullRequests.accessFor(repo);
+      assert.ok(access);
+      await repo.lanes.release.refresh(change.id, access);
+      assert.match(description(change), /needs rollback/);
+
+      const rolled = await vscode.commands.executeCommand<{ ok: boolean; message: string }>(
+        'agentLanes.rollBack',
+        { changeId: change.id },
+        { confirmed: true },
+      );
+      assert.ok(rolled?.ok, rolled?.message);
+      const revertId = current(change).release?.revert?.changeId;
+      assert.ok(revertId);
+      assert.match(rolled.message, new RegExp(`Revert draft ${revertId} of ${sha.slice(0, 12)} is in Draft`));
+      const revert = repo.store.get(revertId)!;
+      assert.deepEqual({ lane: revert.lane, base: revert.baseSha, baseRef: revert.baseRef }, { lane: 'draft', base: sha, baseRef: 'main' });
+      assert.equal(git(repo.root, ['diff', '--stat', change.baseSha, revert.headSha!]).trim(), '', 'the revert undoes the change');
+      const draftLane = (await api.tree.getChildren()).map((node) => api.tree.getTreeItem(node)).find((item) => item.label === 'Draft');
+      assert.equal(String(draftLane?.description), '1');
     } finally {
       await usePolicy(undefined);
     }
