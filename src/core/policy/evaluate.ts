@@ -3,7 +3,8 @@ import { EFFECTS, type DecisionRecord, type Effect, type MatchedRule } from '../
 import type { Evidence, EvidenceField, FileChange, Flag, TaskEvidence } from '../evidence';
 import { GlobIndex } from './globs';
 import { refForOrigin, type EffectivePolicy, type PolicyOrigin } from './merge';
-import { classifyChange, rolloutLimit, rolloutRefusal, type RolloutStep } from './rollout';
+import { autonomyLimit, classifyChange, rolloutLimit, rolloutRefusal, stricterLimit, type RolloutStep } from './rollout';
+import type { ChangeOutcome } from '../metrics/trackRecord';
 import { FLAG_CONDITION, type StopCondition } from './schema';
 
 /** Everything policy is asked about: three gates between lanes and each side effect. */
@@ -73,6 +74,8 @@ export interface ChangeFacts {
   task?: string;
   /** owner/repo of the change's GitHub repository, when known (rollout entries name repositories). */
   repository?: string;
+  /** Each task class's ended changes, newest first, from the audit log (autonomy rules read them). */
+  track?: Readonly<Record<string, readonly ChangeOutcome[]>>;
 }
 
 const GATES_AND_PUBLISHING = new Set<PolicyAction>([
@@ -283,7 +286,7 @@ export function evaluate(effective: EffectivePolicy, facts: ChangeFacts, action:
   }
 
   const step = ROLLOUT_STEP[action];
-  if (step && policy.rollout.length) {
+  if (step && (policy.rollout.length || policy.autonomy.length)) {
     const paths = facts.files?.map((file) => file.path);
     const classes = classifyChange(policy, {
       ...(facts.taskClass ? { chosen: facts.taskClass } : {}),
@@ -291,9 +294,23 @@ export function evaluate(effective: EffectivePolicy, facts: ChangeFacts, action:
       ...(paths ? { paths } : {}),
       ...(facts.caseInsensitivePaths ? { caseInsensitivePaths: true } : {}),
     });
-    const limit = rolloutLimit(effective, { classes, ...(facts.repository ? { repository: facts.repository } : {}) });
+    const subject = {
+      classes,
+      ...(facts.repository ? { repository: facts.repository } : {}),
+      ...(facts.track ? { track: facts.track } : {}),
+    };
+    const limit = stricterLimit(rolloutLimit(effective, subject), autonomyLimit(effective, subject));
     const refusal = rolloutRefusal(limit, step === 'publish' && facts.pullRequestDraft === false ? 'readyPullRequest' : step);
     if (limit && refusal) add(limit.rule, 'block', `${refusal}; task class: ${classes.join(', ')}`, refForOrigin(effective, limit.level));
+    else if (limit?.autonomy?.earned)
+      // Earned: the record says which figures let the change through.
+      findings.push({
+        policy: refForOrigin(effective, limit.level),
+        rule: limit.rule,
+        effect: 'allow',
+        reason: oneLine(`${limit.scope} earned ${limit.mode}: ${limit.autonomy.figures}`),
+        approvable: false,
+      });
   }
 
   if (GATES_AND_PUBLISHING.has(action)) {

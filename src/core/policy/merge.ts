@@ -226,6 +226,7 @@ function skeleton(document: PolicyDocument): Record<string, unknown> {
     actions: [],
     taskClasses: [],
     rollout: [],
+    autonomy: [],
   };
 }
 
@@ -363,6 +364,15 @@ export function mergePolicies(base: PolicyLayer, overlays: readonly PolicyLayer[
       rollout.push(structuredClone(entry));
     }
   policy.rollout = rollout;
+  // Autonomy: every level's entries apply (an entry can only lower the mode), like rollout.
+  const autonomy: ResolvedPolicy['autonomy'] = [];
+  for (const layer of layers)
+    for (const entry of layer.document.autonomy ?? []) {
+      origins[`autonomy[${autonomy.length}]`] = layer.level;
+      autonomy.push(structuredClone(entry));
+    }
+  policy.autonomy = autonomy;
+  if (!autonomy.length) origins.autonomy = layers.find((layer) => layer.document.autonomy !== undefined)?.level ?? 'default';
   if (!rollout.length) origins.rollout = layers.find((layer) => layer.document.rollout !== undefined)?.level ?? 'default';
 
   for (const field of ['apiVersion', 'metadata.id', 'metadata.version', 'metadata.expiresAt', 'metadata.description'])

@@ -1,6 +1,7 @@
 import { GlobIndex } from './globs';
 import type { EffectivePolicy, PolicyOrigin } from './merge';
 import type { ResolvedPolicy } from './schema';
+import { trackFigures, type ChangeOutcome } from '../metrics/trackRecord';
 
 /**
  * How far a kind of work may go (docs/policy.md, "Rollout modes"), from the
@@ -109,6 +110,8 @@ export interface RolloutLimit {
   level: PolicyOrigin;
   /** What the entry applies to, in words: `task class "docs"`, `acme/app`, `every change`. */
   scope: string;
+  /** An autonomy rule: whether the class earned its mode, and the figures used. */
+  autonomy?: { earned: boolean; figures: string };
 }
 
 /**
@@ -151,5 +154,45 @@ export function rolloutLimit(
 /** Why the limit stops a step, or undefined when the mode allows it. */
 export function rolloutRefusal(limit: RolloutLimit | undefined, step: RolloutStep): string | undefined {
   if (!limit || rank(limit.mode) >= rank(NEEDS[step])) return undefined;
-  return `rollout mode ${limit.mode} for ${limit.scope}: ${STOPS_AT[limit.mode]}`;
+  const why = limit.autonomy ? ` until its record earns more (${limit.autonomy.figures})` : '';
+  return `rollout mode ${limit.mode} for ${limit.scope}${why}: ${STOPS_AT[limit.mode]}`;
+}
+
+/**
+ * The mode each autonomy rule gives the change's classes: its `mode` when the class's record (its last ended
+ * changes, newest first) meets `requires`, else `otherwise`. The strictest of them; undefined without rules.
+ */
+export function autonomyLimit(
+  effective: Pick<EffectivePolicy, 'policy' | 'origins'>,
+  subject: { classes: readonly string[]; repository?: string; track?: Readonly<Record<string, readonly ChangeOutcome[]>> },
+): RolloutLimit | undefined {
+  let strictest: RolloutLimit | undefined;
+  effective.policy.autonomy.forEach((entry, index) => {
+    if (entry.repositories && !(subject.repository && entry.repositories.includes(subject.repository))) return;
+    for (const taskClass of subject.classes) {
+      if (!entry.taskClasses.includes(taskClass)) continue;
+      const figures = trackFigures(subject.track?.[taskClass] ?? [], entry.requires);
+      const mode = figures.earned ? entry.mode : entry.otherwise;
+      if (!strictest || rank(mode) < rank(strictest.mode))
+        strictest = {
+          mode,
+          rule: `autonomy[${index}]`,
+          level: effective.origins[`autonomy[${index}]`] ?? 'default',
+          scope: `task class "${taskClass}"`,
+          autonomy: { earned: figures.earned, figures: figures.text },
+        };
+    }
+  });
+  return strictest;
+}
+
+/** The stricter of two limits (the first when they are equal). */
+export function stricterLimit(a: RolloutLimit | undefined, b: RolloutLimit | undefined): RolloutLimit | undefined {
+  if (!a || !b) return a ?? b;
+  return rank(b.mode) < rank(a.mode) ? b : a;
+}
+
+/** The longest record any autonomy rule reads (how much of each class's record the gate needs). */
+export function autonomyRecordLength(policy: ResolvedPolicy): number {
+  return policy.autonomy.reduce((max, entry) => Math.max(max, entry.requires.lastChanges), 0);
 }

@@ -374,6 +374,41 @@ const RolloutEntrySchema = z.strictObject({
 });
 type RolloutEntry = z.output<typeof RolloutEntrySchema>;
 
+/** Incidents an autonomy rule can require none of, over its changes (docs/policy.md, "Autonomy earned by evidence"). */
+const INCIDENTS = ['forbiddenPath', 'secretLike'] as const;
+const rate = z.number().min(0).max(1, { error: 'expected a share between 0 and 1, such as 0.7' });
+
+/** A mode a task class earns with its record; until then, `otherwise`. */
+const AutonomyEntrySchema = z
+  .strictObject({
+    taskClasses: z.array(nameString('a task class id')).min(1),
+    repositories: z
+      .array(nonEmpty.regex(/^[^/\s]+\/[^/\s]+$/, { error: 'expected owner/repo' }))
+      .min(1)
+      .optional(),
+    mode: z.enum(ROLLOUT_MODES),
+    otherwise: z.enum(ROLLOUT_MODES),
+    requires: z.strictObject({
+      /** The record is the class's last this many changes that ended (merged, or closed without merging). */
+      lastChanges: positiveInt.max(10_000).default(300),
+      /** Fewer ended changes than this: not earned yet. */
+      minChanges: positiveInt.max(10_000).default(20),
+      mergedRate: rate.optional(),
+      intactRate: rate.optional(),
+      noIncidents: z.array(z.enum(INCIDENTS)).optional(),
+    }),
+  })
+  .superRefine((entry, ctx) => {
+    if (ROLLOUT_MODES.indexOf(entry.otherwise) > ROLLOUT_MODES.indexOf(entry.mode))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['otherwise'],
+        message: `"otherwise" (${entry.otherwise}) goes further than the earned mode (${entry.mode}); it is the mode before the record is earned`,
+        input: entry.otherwise,
+      });
+  });
+type AutonomyEntry = z.output<typeof AutonomyEntrySchema>;
+
 const stopConditionShape = Object.fromEntries(STOP_CONDITIONS.map((key) => [key, EffectSchema.optional()])) as {
   [K in StopCondition]: z.ZodOptional<typeof EffectSchema>;
 };
@@ -407,6 +442,8 @@ const documentShape = {
     .optional(),
   /** At each level the first matching entry decides; the strictest level wins. */
   rollout: z.array(RolloutEntrySchema).optional(),
+  /** Modes a task class earns with its record; every level's entries apply, the strictest wins. */
+  autonomy: z.array(AutonomyEntrySchema).optional(),
 };
 
 /**
@@ -476,6 +513,7 @@ export interface ResolvedPolicy {
   actions: ProductionAction[];
   taskClasses: TaskClass[];
   rollout: RolloutEntry[];
+  autonomy: AutonomyEntry[];
 }
 
 export type ParseResult = { ok: true; policy: PolicyDocument } | { ok: false; errors: string[] };

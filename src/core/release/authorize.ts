@@ -2,7 +2,8 @@ import canonicalize from 'canonicalize';
 import { createHash } from 'node:crypto';
 import type { ProductionAction, ResolvedPolicy } from '../policy/schema';
 import type { EffectivePolicy } from '../policy/merge';
-import { classifyChange, rolloutLimit, rolloutRefusal } from '../policy/rollout';
+import { autonomyLimit, classifyChange, rolloutLimit, rolloutRefusal, stricterLimit } from '../policy/rollout';
+import type { ChangeOutcome } from '../metrics/trackRecord';
 
 // The Release lane's decisions (docs/actions.md): whether a person may run a production action for a merged change,
 // bound to (action, commit, inputs) the way an approval is bound to the diff. Pure: the caller gathers the facts
@@ -54,6 +55,8 @@ export interface ActionRequest {
     task?: string;
     taskClass?: string;
     paths?: readonly string[];
+    /** Each task class's record (autonomy rules): see trackRecord.ts. */
+    track?: Readonly<Record<string, readonly ChangeOutcome[]>>;
   };
   /** The merged commit's checks, as last read from GitHub. */
   checks: 'passing' | 'failing' | 'pending' | 'none';
@@ -137,7 +140,8 @@ export function authorizeAction(
     );
   const { task, taskClass, paths } = request.change;
   const classes = classifyChange(policy, { ...(task ? { task } : {}), ...(taskClass ? { chosen: taskClass } : {}), paths: paths ?? [] });
-  const limit = rolloutLimit({ policy, origins }, { classes, repository: request.repository });
+  const subject = { classes, repository: request.repository, ...(request.change.track ? { track: request.change.track } : {}) };
+  const limit = stricterLimit(rolloutLimit({ policy, origins }, subject), autonomyLimit({ policy, origins }, subject));
   const stopped = rolloutRefusal(limit, 'productionAction');
   if (limit && stopped) return refuse(limit.rule, `The ${stopped}. Nothing was run.`);
   if (!request.change.mergedSha)

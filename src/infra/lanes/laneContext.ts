@@ -10,6 +10,8 @@ import type { AuditLog } from '../audit/log';
 import type { EvidenceStore } from '../storage/evidenceStore';
 import { PolicyDeniedError, type PolicyService } from '../policy/policyService';
 import type { RepoStorage } from '../storage/repoStorage';
+import { autonomyRecordLength } from '../../core/policy/rollout';
+import { TrackRecordReader } from '../audit/trackRecord';
 
 /**
  * Everything a lane service needs for one repository. The lane services
@@ -23,6 +25,23 @@ export interface LaneContext {
   readonly audit: AuditLog;
   readonly policy: PolicyService;
   readonly logger: Logger;
+}
+
+const trackReaders = new WeakMap<LaneContext, TrackRecordReader>();
+
+/**
+ * The facts autonomy rules read: each task class's record from this repository's audit log. Empty when the policy
+ * has no autonomy rules (nothing is read then).
+ */
+export async function trackFacts(ctx: LaneContext, baseSha?: string): Promise<Pick<ChangeFacts, 'track'>> {
+  // The repository's own policy (at the change's base) may add autonomy rules of its own.
+  const effective = baseSha ? await ctx.policy.effectiveFor({ repoRoot: ctx.repoRoot, baseSha }) : undefined;
+  const length = autonomyRecordLength(effective?.ok ? effective.effective.policy : ctx.policy.effective.policy);
+  if (!length) return {};
+  let reader = trackReaders.get(ctx);
+  if (!reader) trackReaders.set(ctx, (reader = new TrackRecordReader(ctx.storage.auditFile)));
+  await ctx.audit.flush();
+  return { track: await reader.read(length) };
 }
 
 /**
@@ -47,7 +66,7 @@ export async function decide(
   const repository = change ? { repoRoot: ctx.repoRoot, baseSha: change.baseSha } : undefined;
   const decision = await ctx.policy.decide(
     action,
-    { ...facts, ...(change ? { changeId: change.id, agentId: change.agentId } : {}) },
+    { ...(await trackFacts(ctx, change?.baseSha)), ...facts, ...(change ? { changeId: change.id, agentId: change.agentId } : {}) },
     repository,
   );
   await ctx.audit.append({

@@ -17,7 +17,7 @@ import {
   isTeamMember,
   workflowRunState,
 } from '../../github/releaseActions';
-import { type LaneContext, moveChange } from '../laneContext';
+import { type LaneContext, moveChange, trackFacts } from '../laneContext';
 import type { GitHubAccess } from '../pullRequest/pullRequestLane';
 import type { DraftLane } from '../draft/draftLane';
 
@@ -91,6 +91,7 @@ export class ReleaseLane {
     const facts = async (policyAction: ProductionAction | undefined) => ({
       checks: (await readCommitChecks(client, repository, release.mergedSha)).state,
       teams: await this.teamsOf(client, login, policyAction),
+      track: await trackFacts(ctx, change.baseSha),
       // The changed paths decide path-bound task classes; unreadable evidence counts as none (such classes then do not apply).
       paths: await ctx.evidence
         .read(change.id)

@@ -8,7 +8,7 @@ import { UncommittedWorkError } from '../../git/worktrees';
 import { listReviewDiff, resolveReviewHead, worktreeDiffHash } from '../../review/reviewDiff';
 import { pathExists } from '../../storage/fileStore';
 import type { DraftLane } from '../draft/draftLane';
-import { type LaneContext, changeFacts, moveChange } from '../laneContext';
+import { type LaneContext, changeFacts, moveChange, trackFacts } from '../laneContext';
 
 /** A refusal the reviewer reads: no stack, no "see the log". Nothing was changed. */
 export class ReviewRefusal extends LaneError {
@@ -72,7 +72,10 @@ export class ReviewLane {
   async evaluateGate(change: Change, evidence: Evidence | undefined): Promise<GateVerdict> {
     const { policy } = this.ctx;
     const repository = { repoRoot: this.ctx.repoRoot, baseSha: change.baseSha };
-    const facts = changeFacts(change, evidence, { approvals: [{ by: PROSPECTIVE_APPROVER, isAuthor: false }] });
+    const facts = changeFacts(change, evidence, {
+      ...(await trackFacts(this.ctx, change.baseSha)),
+      approvals: [{ by: PROSPECTIVE_APPROVER, isAuthor: false }],
+    });
     const decision = await policy.decide('gate.reviewToPullRequest', facts, repository);
     const effective = await policy.effectiveFor(repository);
     const reasons =
