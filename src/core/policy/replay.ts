@@ -17,7 +17,10 @@ import type { EffectivePolicy } from './merge';
  * Pure: the caller streams the log and reads the facts files.
  */
 
-/** Facts whose canonical JSON is at most this long go in the event; larger ones in a file beside the log. */
+/**
+ * Facts whose canonical JSON is at most this long go in the event; larger ones in a file beside the log.
+ * @internal Exported for its unit tests.
+ */
 export const INLINE_FACTS_MAX_BYTES = 8 * 1024;
 /** The folder beside the audit log that holds facts too large for an event. */
 export const FACTS_FOLDER = 'facts';
@@ -89,14 +92,14 @@ export interface FactsSummary {
   tasks: number;
 }
 
-export function summarizeFacts(facts: ChangeFacts): FactsSummary {
+function summarizeFacts(facts: ChangeFacts): FactsSummary {
   let changedLines = 0;
   for (const file of facts.files ?? []) changedLines += file.additions + file.deletions;
   return { files: facts.files?.length ?? 0, changedLines, flags: facts.flags?.length ?? 0, tasks: facts.tasks?.length ?? 0 };
 }
 
 /** The canonical (RFC 8785) JSON of recorded facts and its SHA-256: the name of its file and the digest in the event. */
-export function canonicalFacts(facts: ChangeFacts): { text: string; sha256: string } {
+function canonicalFacts(facts: ChangeFacts): { text: string; sha256: string } {
   const text = canonicalize(facts);
   if (text === undefined) throw new Error('policy facts: not JSON data.');
   return { text, sha256: oneShotHash('sha256', text, 'hex') };
@@ -177,7 +180,13 @@ export function readDecision(event: AuditEvent, source: string): RecordedDecisio
     ? (details.rules as unknown[]).flatMap((rule) => {
         const r = rule as Partial<RecordedRule> | null;
         return r && typeof r.rule === 'string'
-          ? [{ rule: r.rule, effect: EFFECTS.find((e) => e === r.effect) ?? 'block', policy: typeof r.policy === 'string' ? r.policy : '?' }]
+          ? [
+              {
+                rule: r.rule,
+                effect: EFFECTS.find((e) => e === r.effect) ?? 'block',
+                policy: typeof r.policy === 'string' ? r.policy : '?',
+              },
+            ]
           : [];
       })
     : [];
@@ -204,13 +213,14 @@ export function readDecision(event: AuditEvent, source: string): RecordedDecisio
 
 /** Facts from a facts file's text: its SHA-256 must be the digest the event recorded (the event is in the hash chain, the file is not). */
 export function factsFromFile(text: string | undefined, sha256: string): { ok: true; value: unknown } | { ok: false; reason: string } {
-  if (text === undefined) return { ok: false, reason: `its facts file ${FACTS_FOLDER}/${sha256}.json is missing` };
+  const where = `${FACTS_FOLDER}/<factsSha256>.json beside the log`;
+  if (text === undefined) return { ok: false, reason: `its facts file (${where}) is missing` };
   if (oneShotHash('sha256', text, 'hex') !== sha256)
-    return { ok: false, reason: `its facts file ${FACTS_FOLDER}/${sha256}.json does not match the digest the event recorded` };
+    return { ok: false, reason: `its facts file (${where}) does not match the digest the event recorded: it was changed` };
   try {
     return { ok: true, value: JSON.parse(text) as unknown };
   } catch {
-    return { ok: false, reason: `its facts file ${FACTS_FOLDER}/${sha256}.json is not JSON` };
+    return { ok: false, reason: `its facts file (${where}) is not JSON` };
   }
 }
 

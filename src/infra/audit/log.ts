@@ -308,7 +308,8 @@ export class AuditLog {
    * of that name with the same content is kept as it is.
    */
   async writeBeside(folder: string, name: string, text: string): Promise<string> {
-    if (!/^[\w.-]+$/.test(folder) || !/^[\w-]+\.json$/.test(name)) throw new Error(`audit: not a file name for beside the log: ${folder}/${name}`);
+    if (!/^[\w.-]+$/.test(folder) || !/^[\w-]+\.json$/.test(name))
+      throw new Error(`audit: not a file name for beside the log: ${folder}/${name}`);
     const dir = join(dirname(this.file), folder);
     const target = join(dir, name);
     const existing = await readFile(target, 'utf8').catch(() => undefined);
