@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { AuditEvent } from '../audit/audit';
 import { EFFECTS, type DecisionRecord, type Effect } from '../decision';
 import { EVIDENCE_FIELDS, FILE_STATUSES, FLAG_KINDS } from '../evidence';
+import { escapeMarkdown, mdCell, mdCode } from '../markdown';
 import { POLICY_ACTIONS, evaluate, type ChangeFacts, type PolicyAction } from './evaluate';
 import type { EffectivePolicy } from './merge';
 
@@ -380,4 +381,36 @@ export function formatReplayTable(report: ReplayReport): string[] {
   );
   for (const { reason, count } of report.notReplayableReasons) lines.push(`  not replayable: ${count} × ${reason}`);
   return lines;
+}
+
+/** The report as a Markdown document (the editor's "Replay Policy…" command). */
+export function formatReplayMarkdown(report: ReplayReport, logName: string): string {
+  const out = [
+    `# Policy replay: ${escapeMarkdown(report.candidate.policyRef)}`,
+    '',
+    `The ${report.decisions} policy decision${report.decisions === 1 ? '' : 's'} recorded in ${escapeMarkdown(logName)}, evaluated again against the candidate ${mdCode(report.candidate.policyRef)} (sha256 ${mdCode(report.candidate.policyHash.slice(0, 12))}) with the facts recorded at the time.`,
+    '',
+    `**${report.flips.length} would flip** (${report.flips.filter((f) => f.direction === 'stricter').length} stricter, ${report.flips.filter((f) => f.direction === 'looser').length} looser), ${report.unchanged} unchanged, ${report.notReplayable} not replayable.`,
+    '',
+  ];
+  for (const warning of report.warnings) out.push(`> ${escapeMarkdown(warning)}`, '');
+  if (report.flips.length) {
+    out.push('| Change | Seq | Action | Recorded → candidate | Rules recorded | Rules under the candidate |', '|---|---|---|---|---|---|');
+    for (const flip of report.flips) {
+      out.push(
+        `| ${mdCell(flip.changeId ?? flip.subject)} | ${flip.seq} | ${mdCell(flip.action)} | ${flip.from} → **${flip.to}** | ${mdCell(rulesText(flip.recordedRules))} | ${mdCell(rulesText(flip.candidateRules))} |`,
+      );
+    }
+    out.push('', '## Why', '');
+    for (const flip of report.flips) out.push(`- ${mdCell(flip.changeId ?? flip.subject)} (seq ${flip.seq}): ${mdCell(flip.explanation)}`);
+    out.push('');
+  } else {
+    out.push('No decision would change.', '');
+  }
+  if (report.notReplayableReasons.length) {
+    out.push('## Not replayable', '');
+    for (const { reason, count } of report.notReplayableReasons) out.push(`- ${count} × ${mdCell(reason)}`);
+    out.push('');
+  }
+  return out.join('\n');
 }
