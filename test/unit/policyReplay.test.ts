@@ -11,6 +11,7 @@ import { parsePolicy } from '../../src/core/policy/schema';
 import { type LaneContext, decide } from '../../src/infra/lanes/laneContext';
 import { PolicyDeniedError } from '../../src/infra/policy/policyService';
 import { replayAuditFiles } from '../../src/infra/policy/replayAudit';
+import { SECRET_SAMPLES } from './redactionSamples';
 import { cleanupTemp, runGit, tempDir, writeFiles } from './support/draftRepo';
 import { createLaneContext } from './support/laneContext';
 
@@ -201,6 +202,45 @@ describe('policy replay: recorded decisions against a candidate policy (real git
     assert.equal(report.replayed, 1);
     assert.equal(report.notReplayable, 1);
     assert.match(report.notReplayableReasons[0]!.reason, /no facts recorded/);
+  });
+
+  it('keeps secrets out: a secret-like file name is redacted in the event and in the facts file, and the redactions are counted', async () => {
+    const token = SECRET_SAMPLES.find((sample) => sample.kind === 'githubToken')!.secret;
+    const small = await decided({ [`notes/${token}.md`]: 'x\n' }, 'gate.draftToSandbox');
+    assert.equal(small.effect, 'allow', small.explanation);
+    const many: Record<string, string> = { [`config/${token}.txt`]: 'x\n' };
+    for (let i = 0; i < 90; i++)
+      many[`generated/api/client/v2/models/module-${String(i).padStart(3, '0')}.ts`] = `export const v${i} = ${i};\n`;
+    await decided(many, 'gate.draftToSandbox');
+    await ctx.audit.flush();
+
+    const log = readFileSync(ctx.audit.file, 'utf8');
+    const folder = join(dirname(ctx.audit.file), 'facts');
+    const stored = readdirSync(folder).map((name) => readFileSync(join(folder, name), 'utf8'));
+    assert.equal(stored.length, 1);
+    for (const text of [log, ...stored]) {
+      assert.ok(!text.includes(token), 'the token is not stored');
+      assert.ok(text.includes('[REDACTED:githubToken]'), 'its place is marked');
+    }
+    const decisions = log
+      .trim()
+      .split('\n')
+      .map((line) => parseAuditLine(line)!)
+      .filter((event) => event.action === 'policy.decision');
+    assert.deepEqual(
+      decisions.map((event) => event.details.factsRedactions),
+      [
+        { total: 1, byKind: { githubToken: 1 } },
+        { total: 1, byKind: { githubToken: 1 } },
+      ],
+    );
+    // The redacted facts still replay: the generated files are what the candidate forbids.
+    const report = await replayAuditFiles(candidate(), [ctx.audit.file]);
+    assert.equal(report.replayed, 2);
+    assert.deepEqual(
+      report.flips.map((flip) => [flip.changeId, flip.to]),
+      [['c0ffee02', 'block']],
+    );
   });
 
   it('agent-lanes policy replay: an invalid candidate prints the validator errors and replays nothing (exit 2); a valid one lists the flips', async () => {

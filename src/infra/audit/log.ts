@@ -296,9 +296,9 @@ export class AuditLog {
     });
   }
 
-  /** Redacts a value the way append() redacts event details (the built-in and the policy's secret patterns). */
-  redact<T>(value: T): ReturnType<typeof redactValue<T>> {
-    return redactValue(value, this.patterns);
+  /** The secret patterns appends redact with (the built-in and the policy's), for content stored beside the log. */
+  get secretPatternsNow(): readonly SecretPattern[] {
+    return this.patterns;
   }
 
   /**

@@ -6,7 +6,7 @@ import type { Logger } from '../../core/logger';
 import { EXTENSION_ACTOR } from '../../core/constants';
 import type { LaneEvent, TransitionResult } from '../../core/lanes';
 import { type ChangeFacts, type PolicyAction, factsFromEvidence } from '../../core/policy/evaluate';
-import { FACTS_FOLDER, factsDetails, factsForRecord, recordedRules } from '../../core/policy/replay';
+import { FACTS_FOLDER, factsDetails, factsForRecord, recordedRules, redactFacts } from '../../core/policy/replay';
 import type { AuditLog } from '../audit/log';
 import type { EvidenceStore } from '../storage/evidenceStore';
 import { PolicyDeniedError, type PolicyService } from '../policy/policyService';
@@ -46,7 +46,10 @@ export async function decide(
   options: { evidence?: boolean; record?: boolean } = {},
 ): Promise<DecisionRecord> {
   const repository = change ? { repoRoot: ctx.repoRoot, baseSha: change.baseSha } : undefined;
-  const evaluated: ChangeFacts = { ...facts, ...(change ? { changeId: change.id, agentId: change.agentId } : {}) };
+  const evaluated = await ctx.policy.withPathCase(
+    { ...facts, ...(change ? { changeId: change.id, agentId: change.agentId } : {}) },
+    repository,
+  );
   const decision = await ctx.policy.decide(action, evaluated, repository);
   await ctx.audit.append({
     actor,
@@ -79,8 +82,8 @@ export async function decide(
  */
 async function recordFacts(ctx: LaneContext, facts: ChangeFacts): Promise<Record<string, unknown>> {
   try {
-    const redacted = ctx.audit.redact(factsForRecord(facts));
-    const { details, file } = factsDetails(redacted.value);
+    const redacted = redactFacts(factsForRecord(facts), ctx.audit.secretPatternsNow);
+    const { details, file } = factsDetails(redacted.facts);
     if (file) await ctx.audit.writeBeside(FACTS_FOLDER, file.name, file.text);
     return { ...details, ...(redacted.summary.total ? { factsRedactions: redacted.summary } : {}) };
   } catch (error) {
