@@ -173,10 +173,21 @@ describe('policy replay: recorded decisions against a candidate policy (real git
       [['allow', 'block', 'pathRules[1] "generated/**"']],
     );
 
+    // A pull-request decision this large: metrics read its size from the summary in the event.
+    const few: Record<string, string> = {};
+    for (let i = 0; i < 95; i++) few[`src/api/client/v2/models/resources/model-${String(i).padStart(3, '0')}.ts`] = 'a\nb\n';
+    await decided(few, 'gate.reviewToPullRequest', { baseBranch: 'main' });
+    await ctx.audit.flush();
+    const metrics = new MetricsReducer();
+    for (const line of readFileSync(ctx.audit.file, 'utf8').trim().split('\n')) metrics.add('repo', parseAuditLine(line)!);
+    const [group] = metrics.report('repository').groups;
+    assert.deepEqual([group!.prFiles.median, group!.prLines.median], [95, 190]);
+    assert.equal(readdirSync(folder).length, 2);
+
     const file = join(folder, `${String(event.details.factsSha256)}.json`);
     writeFileSync(file, readFileSync(file, 'utf8').replace('module-000', 'module-999'));
     const tampered = await replayAuditFiles(candidate(), [ctx.audit.file]);
-    assert.equal(tampered.flips.length, 0);
+    assert.equal(tampered.flips.filter((flip) => flip.action === 'gate.draftToSandbox').length, 0);
     assert.equal(tampered.notReplayable, 1);
     assert.match(tampered.notReplayableReasons[0]!.reason, /does not match the digest the event recorded/);
   });
