@@ -261,7 +261,11 @@ export function readDecision(event: AuditEvent, source: string): RecordedDecisio
     facts = { kind: 'none', reason: `"${action}" is not decided by policy rules` };
   else if (details.facts !== undefined) facts = { kind: 'inline', value: details.facts, ...(sha256 ? { sha256 } : {}) };
   else if (sha256) facts = { kind: 'file', sha256 };
-  else facts = { kind: 'none', reason: 'no facts recorded (a log written before facts were recorded)' };
+  else
+    facts = {
+      kind: 'none',
+      reason: 'no facts recorded (written before decisions recorded their facts, or refused before policy was asked)',
+    };
   return { ...base, facts };
 }
 
