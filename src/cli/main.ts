@@ -8,6 +8,8 @@ Commands:
   audit repair FILE          cut a torn last line and record the repair
   policy validate POLICY     check a policy document against the schema
   policy test POLICY CASES   run a policy test file against a policy
+  policy replay CANDIDATE AUDIT... [--format table|json]
+                             what recorded decisions would be under a candidate policy
   metrics AUDIT... [--format table|json|csv] [--by agent|repository|taskClass|period]
                              promotion metrics from audit logs
   mcp [--channel PATH]       a stdio MCP server for the agent of one change run

@@ -1,7 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
 import { mergePolicies } from '../core/policy/merge';
+import { formatReplayTable } from '../core/policy/replay';
 import { parsePolicy, policyJsonSchema } from '../core/policy/schema';
 import { formatPolicyTestRun, runPolicyTests } from '../core/policy/testRunner';
+import { replayAuditFiles } from '../infra/policy/replayAudit';
 
 export interface CliOutput {
   log(s: string): void;
@@ -11,11 +14,16 @@ export interface CliOutput {
 const USAGE = `Usage:
   agent-lanes policy test POLICY CASES   Run the cases in CASES (YAML) against POLICY (YAML or JSON).
   agent-lanes policy validate POLICY     Check that POLICY is a valid agentlanes.dev/v1 policy.
+  agent-lanes policy replay CANDIDATE AUDIT... [--format table|json]
+                                         Replay the decisions recorded in audit logs (audit.jsonl) against
+                                         CANDIDATE and list those whose effect would change.
   agent-lanes policy schema              Print the JSON Schema of a policy document, for editors:
                                          put "# yaml-language-server: $schema=<file>" at the top of the YAML.
 
 Exit codes: test: 0 all cases pass, 1 a case failed, 2 bad usage or an invalid/unreadable file.
             validate: 0 valid, 1 invalid, 2 bad usage or an unreadable file.
+            replay: 0 replayed, 1 a log is broken (replayed up to the break), 2 bad usage,
+                    an invalid candidate (nothing replayed) or an unreadable file.
 Every field and the values it takes: agent-lanes policy schema.`;
 
 async function readText(path: string, what: string, out: CliOutput): Promise<string | undefined> {
@@ -95,6 +103,58 @@ export async function runPolicyCli(args: string[], out: CliOutput): Promise<numb
     out.log(`  sha256 of the effective policy: ${effective.policyHash}`);
     return 0;
   }
+  if (command === 'replay') return replay(rest, out);
   out.error(`Unknown policy command "${command}".\n\n${USAGE}`);
   return 2;
+}
+
+const REPLAY_FORMATS = ['table', 'json'] as const;
+
+/** `agent-lanes policy replay CANDIDATE AUDIT... [--format table|json]`. */
+async function replay(args: string[], out: CliOutput): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, allowPositionals: true, options: { format: { type: 'string', default: 'table' } } });
+  } catch (error) {
+    out.error(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const format = parsed.values.format as (typeof REPLAY_FORMATS)[number];
+  if (!REPLAY_FORMATS.includes(format)) {
+    out.error(`--format must be one of ${REPLAY_FORMATS.join(', ')}; got "${format}".`);
+    return 2;
+  }
+  const [candidatePath, ...logs] = parsed.positionals;
+  if (candidatePath === undefined || !logs.length) {
+    out.error(`agent-lanes policy replay needs a candidate policy and at least one audit log (audit.jsonl).\n\n${USAGE}`);
+    return 2;
+  }
+  const text = await readText(candidatePath, 'candidate policy', out);
+  if (text === undefined) return 2;
+  const candidate = parsePolicy(text, candidatePath);
+  if (!candidate.ok) {
+    for (const error of candidate.errors) out.error(error);
+    out.error(
+      `${candidatePath} is not a valid policy (${candidate.errors.length} problem${candidate.errors.length === 1 ? '' : 's'}): nothing was replayed.`,
+    );
+    return 2;
+  }
+  for (const file of logs) {
+    try {
+      if ((await stat(file)).isDirectory()) {
+        out.error(`${file} is a folder; give the audit log file (audit.jsonl).`);
+        return 2;
+      }
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      out.error(`Cannot read the audit log ${file}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}.`);
+      return 2;
+    }
+  }
+  const effective = mergePolicies({ level: 'org', document: candidate.policy, source: candidatePath });
+  const report = await replayAuditFiles(effective, logs);
+  for (const warning of report.warnings) out.error(warning);
+  if (format === 'json') out.log(JSON.stringify(report, null, 2));
+  else for (const line of formatReplayTable(report)) out.log(line);
+  return report.warnings.length ? 1 : 0;
 }

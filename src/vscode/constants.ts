@@ -25,6 +25,7 @@ export const Commands = {
   showEffectivePolicy: 'agentLanes.showEffectivePolicy',
   explainDecision: 'agentLanes.explainDecision',
   testPolicy: 'agentLanes.testPolicy',
+  replayPolicy: 'agentLanes.replayPolicy',
   verifyAuditLog: 'agentLanes.verifyAuditLog',
   repairAuditLog: 'agentLanes.repairAuditLog',
   exportAuditLog: 'agentLanes.exportAuditLog',

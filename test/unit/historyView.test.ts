@@ -49,6 +49,19 @@ describe('History view of a change', () => {
       'Draft → Sandbox: block. Blocked: infra. policy: acme@1; decision: d-1',
     );
     assert.equal(
+      describeEvent(
+        event(31, 'policy.decision', {
+          action: 'gate.draftToSandbox',
+          effect: 'block',
+          explanation: 'Blocked: infra.',
+          rules: [{ rule: 'pathRules[0] "infra/**"', effect: 'block', policy: 'acme@1' }],
+          factsSha256: 'ab'.repeat(32),
+          factsSummary: { files: 20000, changedLines: 40000, flags: 0, tasks: 0 },
+        }),
+      ),
+      'Draft → Sandbox: block. Blocked: infra. Rules: pathRules[0] "infra/**" (block, acme@1). Facts: 20000 files, 40000 changed lines; sha256 abababababab, in a file beside the log.',
+    );
+    assert.equal(
       describeEvent(event(4, 'lane.transition', { event: 'discard', from: 'draft', to: 'closed' })),
       'draft → closed (discard).',
     );

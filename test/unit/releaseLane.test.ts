@@ -204,11 +204,15 @@ describe('Release lane: production actions for a merged change (real git, the Gi
     const actions = readFileSync(ctx.storage.auditFile, 'utf8')
       .trim()
       .split('\n')
-      .map((line) => JSON.parse(line) as { action: string; details?: { action?: string; effect?: string } })
+      .map((line) => JSON.parse(line) as { action: string; details?: { action?: string; effect?: string; rules?: { rule: string }[] } })
       .filter((event) => event.action.startsWith('action.') || event.details?.action === 'runAction')
-      .map((event) => (event.action === 'policy.decision' ? `decision:${event.details!.effect}` : event.action));
+      .map((event) =>
+        event.action === 'policy.decision'
+          ? `decision:${event.details!.effect}${event.details!.rules?.length ? ` ${event.details!.rules.map((r) => r.rule).join(',')}` : ''}`
+          : event.action,
+      );
     assert.deepEqual(actions, [
-      'decision:block',
+      'decision:block actions["deploy-production"].requires.after',
       'decision:allow',
       'action.authorize',
       'action.status',

@@ -198,7 +198,21 @@ export class MetricsReducer {
   private decision(state: ChangeState, details: Record<string, unknown>, policy: string | undefined): void {
     const effect = typeof details.effect === 'string' ? details.effect : 'unknown';
     const action = details.action;
-    if ((action === 'createPullRequest' || action === 'gate.reviewToPullRequest') && details.facts && typeof details.facts === 'object') {
+    const summary = details.factsSummary as { files?: unknown; changedLines?: unknown } | undefined;
+    if (
+      (action === 'createPullRequest' || action === 'gate.reviewToPullRequest') &&
+      (!details.facts || typeof details.facts !== 'object') &&
+      typeof summary?.files === 'number' &&
+      typeof summary.changedLines === 'number'
+    ) {
+      // Facts too large for the event are in a file beside the log; the event keeps their summary.
+      state.prFiles = summary.files;
+      state.prLines = summary.changedLines;
+    } else if (
+      (action === 'createPullRequest' || action === 'gate.reviewToPullRequest') &&
+      details.facts &&
+      typeof details.facts === 'object'
+    ) {
       const files = (details.facts as { files?: unknown }).files;
       if (Array.isArray(files)) {
         let lines = 0;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import {
   AuditChainVerifier,
@@ -294,6 +294,40 @@ export class AuditLog {
       if (this.pending.length >= maxBatch || this.writing === 0) this.scheduleFlush(0);
       else this.scheduleFlush(this.options.flushDelayMs ?? 5);
     });
+  }
+
+  /** The secret patterns appends redact with (the built-in and the policy's), for content stored beside the log. */
+  get secretPatternsNow(): readonly SecretPattern[] {
+    return this.patterns;
+  }
+
+  /**
+   * Writes a content-addressed file into `folder` beside the log (for content
+   * too large for an event, whose digest the event then records): durable
+   * before it resolves, so it is on disk before the event that names it. A file
+   * of that name with the same content is kept as it is.
+   */
+  async writeBeside(folder: string, name: string, text: string): Promise<string> {
+    if (!/^[\w.-]+$/.test(folder) || !/^[\w-]+\.json$/.test(name))
+      throw new Error(`audit: not a file name for beside the log: ${folder}/${name}`);
+    const dir = join(dirname(this.file), folder);
+    const target = join(dir, name);
+    const existing = await readFile(target, 'utf8').catch(() => undefined);
+    if (existing === text) return target;
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const temporary = `${target}.${process.pid}.${Date.now()}.tmp`;
+    const handle = await open(temporary, 'w', 0o600);
+    try {
+      await handle.writeFile(text);
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, target).catch(async (error: unknown) => {
+      await rm(temporary, { force: true });
+      throw error;
+    });
+    return target;
   }
 
   private scheduleFlush(delayMs: number): void {

@@ -6,6 +6,7 @@ import type { Logger } from '../../core/logger';
 import { EXTENSION_ACTOR } from '../../core/constants';
 import type { LaneEvent, TransitionResult } from '../../core/lanes';
 import { type ChangeFacts, type PolicyAction, factsFromEvidence } from '../../core/policy/evaluate';
+import { FACTS_FOLDER, factsDetails, factsForRecord, recordedRules, redactFacts } from '../../core/policy/replay';
 import type { AuditLog } from '../audit/log';
 import type { EvidenceStore } from '../storage/evidenceStore';
 import { PolicyDeniedError, type PolicyService } from '../policy/policyService';
@@ -64,24 +65,51 @@ export async function decide(
   options: { evidence?: boolean; record?: boolean } = {},
 ): Promise<DecisionRecord> {
   const repository = change ? { repoRoot: ctx.repoRoot, baseSha: change.baseSha } : undefined;
-  const decision = await ctx.policy.decide(
-    action,
-    { ...(await trackFacts(ctx, change?.baseSha)), ...facts, ...(change ? { changeId: change.id, agentId: change.agentId } : {}) },
+  const evaluated = await ctx.policy.withPathCase(
+    { ...facts, ...(change ? { changeId: change.id, agentId: change.agentId } : {}) },
     repository,
   );
+  // The class records autonomy rules read are facts of the moment, not of the change: not recorded for replay.
+  const decision = await ctx.policy.decide(action, { ...(await trackFacts(ctx, change?.baseSha)), ...evaluated }, repository);
   await ctx.audit.append({
     actor,
     action: 'policy.decision',
     ...(change ? { changeId: change.id } : {}),
     decisionId: decision.decisionId,
     policy: auditPolicyRef(decision, ctx),
-    details: { action, effect: decision.effect, subject: decision.subject, explanation: decision.explanation },
+    details: {
+      action,
+      effect: decision.effect,
+      subject: decision.subject,
+      explanation: decision.explanation,
+      rules: recordedRules(decision),
+      ...(await recordFacts(ctx, evaluated)),
+    },
   });
   if (change && options.record !== false) {
     await recordDecision(ctx, change.id, decision, options);
   }
   if (decision.effect === 'block') throw new PolicyDeniedError(decision);
   return decision;
+}
+
+/**
+ * The facts a decision evaluated, for `agent-lanes policy replay`: only what
+ * evaluation reads, redacted like the event, inline when small, otherwise in
+ * facts/<sha256>.json beside the audit log (written first) with the digest and
+ * a summary in the event. A facts file that cannot be written leaves the
+ * decision without facts (not replayable), logged, rather than failing it.
+ */
+async function recordFacts(ctx: LaneContext, facts: ChangeFacts): Promise<Record<string, unknown>> {
+  try {
+    const redacted = redactFacts(factsForRecord(facts), ctx.audit.secretPatternsNow);
+    const { details, file } = factsDetails(redacted.facts);
+    if (file) await ctx.audit.writeBeside(FACTS_FOLDER, file.name, file.text);
+    return { ...details, ...(redacted.summary.total ? { factsRedactions: redacted.summary } : {}) };
+  } catch (error) {
+    ctx.logger.error('Recording the facts of a policy decision (the decision is audited without them)', error);
+    return { factsNotRecorded: (error as Error).message };
+  }
 }
 
 /** The event's `policy`: always "id@version" (another value fails the event schema, and readers drop the event). */

@@ -248,9 +248,7 @@ export class PolicyService implements Disposable {
       );
     }
     const result = await this.effectiveFor(repository);
-    // On a file system that ignores case, .GitHub/Workflows/x.yml is the folder .github/workflows/** names.
-    if (repository && facts.caseInsensitivePaths === undefined && (await this.ignoresCase(repository.repoRoot)))
-      facts = { ...facts, caseInsensitivePaths: true };
+    facts = await this.withPathCase(facts, repository);
     if (!result.ok) {
       return blockDecision(
         action,
@@ -290,6 +288,18 @@ export class PolicyService implements Disposable {
     const decision = await this.decide(action, facts, repository);
     if (decision.effect !== 'allow') throw new PolicyDeniedError(decision);
     return decision;
+  }
+
+  /**
+   * The facts with `caseInsensitivePaths` set when the repository's file system
+   * ignores case: on such a system .GitHub/Workflows/x.yml is the folder
+   * .github/workflows/** names. decide() applies it; a caller that records the
+   * facts (for replay) applies it first, so the record says so too.
+   */
+  async withPathCase(facts: ChangeFacts, repository: RepositoryRef | undefined): Promise<ChangeFacts> {
+    if (repository && facts.caseInsensitivePaths === undefined && (await this.ignoresCase(repository.repoRoot)))
+      return { ...facts, caseInsensitivePaths: true };
+    return facts;
   }
 
   private ignoresCase(root: string): Promise<boolean> {

@@ -26,6 +26,23 @@ function value(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/** A decision's rules and facts in words, not its facts as JSON (they can hold 20,000 paths). */
+function describeDecisionRecord(d: Record<string, unknown>, used: Set<string>, add: (text: string) => void): void {
+  if (Array.isArray(d.rules)) {
+    used.add('rules');
+    const rules = (d.rules as { rule?: unknown; effect?: unknown; policy?: unknown }[]).map(
+      (rule) => `${value(rule?.rule)} (${value(rule?.effect)}, ${value(rule?.policy)})`,
+    );
+    if (rules.length) add(` Rules: ${rules.join('; ')}.`);
+  }
+  const summary = d.factsSummary as { files?: unknown; changedLines?: unknown } | undefined;
+  if (typeof d.factsSha256 === 'string') {
+    for (const key of ['facts', 'factsSha256', 'factsSummary']) used.add(key);
+    const size = summary ? `${value(summary.files)} files, ${value(summary.changedLines)} changed lines; ` : '';
+    add(` Facts: ${size}sha256 ${d.factsSha256.slice(0, 12)}${d.facts === undefined ? ', in a file beside the log' : ''}.`);
+  }
+}
+
 /** The facts of an event in one line: a sentence for the common actions, then the remaining details. */
 /** @internal Exported for its unit tests; the product calls it inside this module. */
 export function describeEvent(event: AuditEvent): string {
@@ -50,6 +67,7 @@ export function describeEvent(event: AuditEvent): string {
     case 'policy.decision':
       lead = `${ACTION_LABELS[d.action as PolicyAction] ?? take('action')}: ${take('effect')}. ${take('explanation')}`;
       used.add('action');
+      describeDecisionRecord(d, used, (extra) => (lead += extra));
       break;
     case 'lane.transition':
       lead = `${take('from')} → ${take('to')} (${take('event')})${d.reason ? `: ${take('reason')}` : ''}.`;

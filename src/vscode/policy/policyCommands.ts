@@ -5,10 +5,13 @@ import * as vscode from 'vscode';
 import type { DecisionRecord } from '../../core/decision';
 import type { Logger } from '../../core/logger';
 import { ACTION_LABELS, type PolicyAction } from '../../core/policy/evaluate';
-import { type EffectivePolicy, refForOrigin, renderEffectivePolicyYaml } from '../../core/policy/merge';
+import { type EffectivePolicy, mergePolicies, refForOrigin, renderEffectivePolicyYaml } from '../../core/policy/merge';
+import { formatReplayMarkdown, type ReplayReport } from '../../core/policy/replay';
+import { parsePolicy } from '../../core/policy/schema';
 import { formatPolicyTestRun, runPolicyTests, type PolicyTestRun } from '../../core/policy/testRunner';
 import { headCommit } from '../../infra/git/queries';
 import type { PolicyState } from '../../infra/policy/policyService';
+import { replayAuditFiles } from '../../infra/policy/replayAudit';
 import { Commands } from '../constants';
 import type { ChangeTarget, CommandKit } from '../commandKit';
 import { escapeMarkdown, mdCell, mdCode } from '../../core/markdown';
@@ -40,6 +43,16 @@ export interface TestPolicyArgs {
   policyFile?: string;
   casesFile?: string;
 }
+
+export interface ReplayPolicyArgs {
+  /** The candidate policy document (YAML or JSON). */
+  candidateFile?: string;
+  /** A repository root: its audit log is replayed. */
+  repository?: string;
+}
+
+/** What "Agent Lanes: Replay Policy…" returns (tests and scripts read it). */
+export type PolicyReplaySummary = ({ ok: true; document: string } & ReplayReport) | { ok: false; errors: string[] };
 
 /** What "Agent Lanes: Test Policy" returns (tests and scripts read it). */
 export type PolicyTestSummary =
@@ -377,6 +390,64 @@ export class PolicyCommands implements vscode.Disposable {
     };
   }
 
+  // ---- Replay Policy ----
+
+  /**
+   * Replays the decisions in a repository's audit log against a candidate
+   * policy (the same core as `agent-lanes policy replay`) and shows the
+   * decisions that would flip in a Markdown document.
+   */
+  async replayPolicy(args: ReplayPolicyArgs = {}): Promise<PolicyReplaySummary | undefined> {
+    const { registry } = this.services;
+    await registry.ensureDiscovered();
+    let repo: RepoContext | undefined;
+    if (args.repository) {
+      repo = registry.byRoot(args.repository);
+      if (!repo) {
+        void vscode.window.showErrorMessage(`${args.repository} is not one of the open repositories.`);
+        return undefined;
+      }
+    } else {
+      const repositories = registry.repositories();
+      if (!repositories.length) {
+        void vscode.window.showErrorMessage('Replay Policy needs an open repository: its audit log holds the decisions to replay.');
+        return undefined;
+      }
+      repo = repositories.length === 1 ? repositories[0] : await pickRepository(repositories);
+      if (!repo) return undefined;
+    }
+    const candidateFile =
+      args.candidateFile ?? (await pickFile('Replay Policy: the candidate policy (YAML or JSON)', 'Replay Against This Policy'));
+    if (!candidateFile) return undefined;
+    const read = await readForTest(candidateFile, 'policy');
+    const channel = (this.results ??= vscode.window.createOutputChannel('Agent Lanes: Policy Tests'));
+    if ('error' in read) {
+      void vscode.window.showErrorMessage(read.error);
+      return { ok: false, errors: [read.error] };
+    }
+    const parsed = parsePolicy(read.text, displayPath(candidateFile));
+    if (!parsed.ok) {
+      channel.clear();
+      channel.appendLine(`${displayPath(candidateFile)} is not a valid policy: nothing was replayed.`);
+      for (const error of parsed.errors) channel.appendLine(`  ${error}`);
+      channel.show(true);
+      void vscode.window.showErrorMessage(
+        `Replay Policy: ${displayPath(candidateFile)} is not a valid policy, so nothing was replayed. ${parsed.errors[0]}${parsed.errors.length > 1 ? ` (and ${parsed.errors.length - 1} more)` : ''}`,
+      );
+      return { ok: false, errors: parsed.errors };
+    }
+    const effective = mergePolicies({ level: 'org', document: parsed.policy, source: displayPath(candidateFile) });
+    const audit = repo.lanes.context.audit;
+    await audit.flush();
+    const report = await replayAuditFiles(effective, [audit.file]);
+    const document = formatReplayMarkdown(report, `the audit log of ${repo.name}`);
+    const uri = this.docs.define(`/${repo.storage.repoKey.slice(0, 12)}/Policy Replay (${report.candidate.policyRef}).md`, () =>
+      Promise.resolve(document),
+    );
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), { preview: true });
+    return { ok: true, document, ...report };
+  }
+
   dispose(): void {
     this.results?.dispose();
     for (const d of this.disposables) d.dispose();
@@ -394,6 +465,14 @@ function guessSibling(file: string, want: 'policy' | 'cases'): string | undefine
         ? join(dirname(file), `${stem.slice(0, -'.cases'.length)}${ext}`)
         : undefined;
   return candidate && existsSync(candidate) ? candidate : undefined;
+}
+
+async function pickRepository(repositories: readonly RepoContext[]): Promise<RepoContext | undefined> {
+  const picked = await vscode.window.showQuickPick(
+    repositories.map((r) => ({ label: `$(repo) ${r.name}`, detail: r.root, repo: r })),
+    { placeHolder: 'Replay the audit log of…' },
+  );
+  return picked?.repo;
 }
 
 async function pickFile(title: string, openLabel: string, folder?: string): Promise<string | undefined> {
@@ -438,6 +517,11 @@ export function registerPolicyCommands(context: vscode.ExtensionContext, service
     ),
     vscode.commands.registerCommand(Commands.explainDecision, (target?: ChangeTarget) =>
       commands.explainDecision(target).catch((error: unknown) => services.kit.showError(error, 'Explaining the decision')),
+    ),
+    vscode.commands.registerCommand(Commands.replayPolicy, (args?: ReplayPolicyArgs) =>
+      commands
+        .replayPolicy(args && typeof args === 'object' ? args : {})
+        .catch((error: unknown) => services.kit.showError(error, 'Replaying the policy')),
     ),
     vscode.commands.registerCommand(Commands.testPolicy, (args?: TestPolicyArgs) =>
       commands

@@ -9,7 +9,7 @@ import * as vscode from 'vscode';
 import type { AuditEvent } from '../../../src/core/audit/audit';
 import type { Change } from '../../../src/core/change';
 import { changeFacts, decide } from '../../../src/infra/lanes/laneContext';
-import type { PolicyTestSummary } from '../../../src/vscode/policy/policyCommands';
+import type { PolicyReplaySummary, PolicyTestSummary } from '../../../src/vscode/policy/policyCommands';
 import type { RepoContext } from '../../../src/vscode/repositories';
 import { EXTENSION_ID, lanesApi, waitFor } from '../util';
 
@@ -270,6 +270,46 @@ describe('Policy in a real VS Code', () => {
       ],
     );
     await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
+  });
+
+  it("Replay Policy… replays the repository's audit log against a candidate and shows the decisions that would flip", async () => {
+    const decision = await decide(repo.lanes.context, 'gate.draftToSandbox', {
+      changeId: 'replay01',
+      agentId: 'scripted',
+      files: [{ path: 'src/replayed.ts', additions: 3, deletions: 0 }],
+      evidence: ['filesTouched', 'agent', 'prompt', 'baseAndHead', 'tests'],
+    });
+    assert.equal(decision.effect, 'allow', decision.explanation);
+    const candidateFile = join(scratch, 'candidate.yaml');
+    writeFileSync(
+      candidateFile,
+      samplePolicy.replace(
+        /^pathRules:\n/m,
+        'pathRules:\n  - glob: "src/replayed.ts"\n    effect: block\n    reason: Frozen for the release.\n',
+      ),
+    );
+    const summary = await vscode.commands.executeCommand<PolicyReplaySummary>('agentLanes.replayPolicy', {
+      candidateFile,
+      repository: repo.root,
+    });
+    assert.ok(summary?.ok, JSON.stringify(summary));
+    const flip = summary.flips.find((f) => f.subject === 'replay01');
+    assert.ok(flip, JSON.stringify(summary.flips));
+    assert.deepEqual([flip.action, flip.from, flip.to], ['gate.draftToSandbox', 'allow', 'block']);
+    assert.deepEqual(flip.candidateRules[0], { rule: 'pathRules[0] "src/replayed.ts"', effect: 'block', policy: POLICY_REF });
+    assert.match(summary.document, /^\| replay01 \| \d+ \| gate.draftToSandbox \| allow → \*\*block\*\* \|/m);
+    const shown = vscode.window.activeTextEditor?.document;
+    assert.ok(shown && /Policy Replay/.test(shown.uri.path), 'the replay document is open');
+    assert.equal(shown.getText(), summary.document);
+
+    const invalid = join(scratch, 'invalid-candidate.yaml');
+    writeFileSync(invalid, samplePolicy.replace('effect: block', 'effect: deny'));
+    const bad = await vscode.commands.executeCommand<PolicyReplaySummary>('agentLanes.replayPolicy', {
+      candidateFile: invalid,
+      repository: repo.root,
+    });
+    assert.ok(bad && !bad.ok, JSON.stringify(bad));
+    assert.match(bad.errors.join('\n'), /effect: expected one of "allow", "requireApproval", "block", got "deny"/);
   });
 
   it('the kill switch at the endpoint stops new drafts and running agents after Refresh Policy, and the Lanes view says so', async () => {

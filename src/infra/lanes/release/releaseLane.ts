@@ -4,6 +4,7 @@ import { EXTENSION_ACTOR } from '../../../core/constants';
 import type { DecisionRecord } from '../../../core/decision';
 import { LaneError } from '../../../core/errors';
 import type { EffectivePolicy } from '../../../core/policy/merge';
+import { recordedRules } from '../../../core/policy/replay';
 import type { ProductionAction } from '../../../core/policy/schema';
 import { type ActionDecision, type ActionRun, actionInputs, actionsFor, authorizeAction, runHealth } from '../../../core/release/authorize';
 import { type GitHubClient, GitHubError, createGitHubClient } from '../../github/client';
@@ -377,7 +378,13 @@ export class ReleaseLane {
       changeId: change.id,
       decisionId: record.decisionId,
       policy: effective.policyRef,
-      details: { action: 'runAction', effect: record.effect, subject: record.subject, explanation: record.explanation },
+      details: {
+        action: 'runAction',
+        effect: record.effect,
+        subject: record.subject,
+        explanation: record.explanation,
+        rules: recordedRules(record),
+      },
     });
   }
 
