@@ -70,5 +70,6 @@ export function releaseGlance(change: Pick<Change, 'release'>): string | undefin
   if (!runs.length) return change.release ? `merged ${change.release.mergedSha.slice(0, 7)} · no action yet` : undefined;
   const newest = new Map<string, string>();
   for (const run of runs) newest.set(run.actionId, run.state);
-  return [...newest].map(([id, state]) => `${id} ${state === 'timedOut' ? 'timed out' : state}`).join(' · ');
+  const revert = change.release?.revert ? ` · reverting in ${change.release.revert.changeId}` : '';
+  return [...newest].map(([id, state]) => `${id} ${state === 'timedOut' ? 'timed out' : state}`).join(' · ') + revert;
 }

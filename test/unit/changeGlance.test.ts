@@ -77,6 +77,10 @@ describe('a change row at a glance: the state word first, short enough for a nar
     assert.equal(releaseGlance({ release }), 'merged abcdef0 · no action yet');
     release.runs.push(run('deploy-staging', 'failed'), run('deploy-staging', 'succeeded'), run('deploy-production', 'timedOut'));
     assert.equal(releaseGlance({ release }), 'deploy-staging succeeded · deploy-production timed out');
+    assert.equal(
+      releaseGlance({ release: { ...release, revert: { changeId: '0badc0de', at: 'z' } } }),
+      'deploy-staging succeeded · deploy-production timed out · reverting in 0badc0de',
+    );
     assert.equal(changeState({ lane: 'release', release: { ...release, needsRollback: { reason: 'x', at: 'y' } } }), '⚠ needs rollback');
     assert.equal(changeState({ lane: 'release', release }), undefined);
   });
