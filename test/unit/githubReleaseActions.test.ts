@@ -72,6 +72,22 @@ describe('Release lane on GitHub: workflow runs, deployments and team members (O
     );
   });
 
+  it('catches the race: the branch moves between the head check and the dispatch, and the run is named as not of the merged commit', async () => {
+    // The branch points at the merged commit while its head is checked (GET branch reads it twice), then moves on.
+    let reads = 0;
+    Object.defineProperty(branches, 'main', { get: () => (reads++ < 2 ? MERGED : LATER), configurable: true, enumerable: true });
+    await assert.rejects(
+      dispatchWorkflow(client, repository, { workflow: 'deploy.yml', branch: 'main', sha: MERGED, inputs: {} }),
+      (error: Error) =>
+        error instanceof GitHubError &&
+        /The workflow run .*\/actions\/runs\/\d+ is for bbbbbbbbbbbb, not the merged commit aaaaaaaaaaaa \(main moved meanwhile\)\. Cancel it on GitHub\./.test(
+          error.message,
+        ),
+    );
+    assert.equal(standIn.state.workflowRuns.length, 1, 'GitHub started one run, on the newer commit');
+    assert.equal(standIn.state.workflowRuns[0]!.headSha, LATER);
+  });
+
   it('deploys the merged commit to an environment and reads its state; refuses a missing environment and red checks', async () => {
     standIn.setCheckRun(MERGED, { name: 'ci/test', status: 'completed', conclusion: 'success' });
     assert.equal((await readCommitChecks(client, repository, MERGED)).state, 'passing');

@@ -1,3 +1,4 @@
+import type { Logger } from '../../../core/logger';
 import { version as extensionVersion } from '../../../../package.json';
 import type { Actor, Change } from '../../../core/change';
 import { type DecisionRecord } from '../../../core/decision';
@@ -70,6 +71,17 @@ export interface GitHubAccess {
   onRateLimit?: (notice: RateLimitNotice) => void;
   /** Retries, back-off, throttling: for tests and unusual servers. */
   clientOptions?: Partial<Omit<GitHubClientOptions, 'token' | 'apiBaseUrl' | 'logger' | 'onRateLimit'>>;
+}
+
+/** The GitHub client for one call of a lane (the Pull request and Release lanes): the person's token, never stored. */
+export function githubClientFor(access: GitHubAccess, logger: Logger): GitHubClient {
+  return createGitHubClient({
+    ...access.clientOptions,
+    token: access.token,
+    ...(access.apiBaseUrl !== undefined ? { apiBaseUrl: access.apiBaseUrl } : {}),
+    logger,
+    ...(access.onRateLimit ? { onRateLimit: access.onRateLimit } : {}),
+  });
 }
 
 export interface OpenOptions extends GitHubAccess {
@@ -645,13 +657,7 @@ export class PullRequestLane {
   }
 
   private client(access: GitHubAccess): GitHubClient {
-    return createGitHubClient({
-      ...access.clientOptions,
-      token: access.token,
-      ...(access.apiBaseUrl !== undefined ? { apiBaseUrl: access.apiBaseUrl } : {}),
-      logger: this.ctx.logger,
-      ...(access.onRateLimit ? { onRateLimit: access.onRateLimit } : {}),
-    });
+    return githubClientFor(access, this.ctx.logger);
   }
 
   private async auditStep(changeId: string, actor: Actor, step: PullRequestStep, where: string): Promise<void> {

@@ -7,7 +7,7 @@ import type { EffectivePolicy } from '../../../core/policy/merge';
 import { recordedRules } from '../../../core/policy/replay';
 import type { ProductionAction } from '../../../core/policy/schema';
 import { type ActionDecision, type ActionRun, actionInputs, actionsFor, authorizeAction, runHealth } from '../../../core/release/authorize';
-import { type GitHubClient, GitHubError, createGitHubClient } from '../../github/client';
+import { type GitHubClient, GitHubError } from '../../github/client';
 import { readCommitChecks } from '../../github/pullRequests';
 import {
   authenticatedLogin,
@@ -19,7 +19,7 @@ import {
   workflowRunState,
 } from '../../github/releaseActions';
 import { type LaneContext, moveChange, trackFacts } from '../laneContext';
-import type { GitHubAccess } from '../pullRequest/pullRequestLane';
+import { type GitHubAccess, githubClientFor } from '../pullRequest/pullRequestLane';
 import type { DraftLane } from '../draft/draftLane';
 
 /**
@@ -430,12 +430,6 @@ export class ReleaseLane {
   }
 
   private client(access: GitHubAccess): GitHubClient {
-    return createGitHubClient({
-      ...access.clientOptions,
-      token: access.token,
-      ...(access.apiBaseUrl !== undefined ? { apiBaseUrl: access.apiBaseUrl } : {}),
-      logger: this.ctx.logger,
-      ...(access.onRateLimit ? { onRateLimit: access.onRateLimit } : {}),
-    });
+    return githubClientFor(access, this.ctx.logger);
   }
 }
