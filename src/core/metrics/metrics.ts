@@ -24,30 +24,6 @@ export type GroupBy = (typeof GROUP_BY)[number];
 /** @internal Exported for its unit tests. */
 export const UNCLASSIFIED = 'unclassified';
 
-interface ChangeState {
-  repository: string;
-  agent: string;
-  taskClass: string;
-  /** YYYY-MM of the change's creation (or first event). */
-  period: string;
-  /** Index into STAGES of the furthest stage reached, -1 before change.create. */
-  stage: number;
-  /** Bit i: stage i was reached with no setback since the stage before it. */
-  firstPass: number;
-  setbacks: number;
-  requestChanges: number;
-  agentRuns: number;
-  editsAfterApproval: number;
-  lane: LaneName | 'closed' | undefined;
-  laneSince: number;
-  laneMs: [number, number, number, number];
-  /** Files and changed lines of the last pull-request decision's facts, when recorded. */
-  prFiles?: number;
-  prLines?: number;
-  /** "rule|effect|policy" → count, for this change's non-allow decisions. */
-  reasons?: Map<string, number>;
-}
-
 interface StageFigure {
   stage: Stage;
   /** Changes that reached the stage. */
@@ -100,15 +76,108 @@ export interface MetricsReport {
 }
 
 const NO_AGENT = 'unknown';
+/** Lane codes in the per-change arrays: LANE_NAMES indexes, then these. */
+const CLOSED = 4;
+const NO_LANE = -1;
 
-/** Folds audit events into per-change records; `report()` groups them. */
+/** Strings held once, by number (agents, task classes, months, repositories, block reasons). */
+class Interner {
+  private readonly ids = new Map<string, number>();
+  readonly values: string[] = [];
+  id(value: string): number {
+    let id = this.ids.get(value);
+    if (id === undefined) {
+      id = this.values.length;
+      this.ids.set(value, id);
+      this.values.push(value);
+    }
+    return id;
+  }
+}
+
+function grow<T extends Uint8Array | Int8Array | Uint32Array | Float64Array>(array: T, size: number): T {
+  const bigger = new (array.constructor as new (n: number) => T)(size);
+  bigger.set(array);
+  return bigger;
+}
+
+/**
+ * Folds audit events into per-change records; `report()` groups them. A
+ * change is a row in typed arrays (its strings interned), about 100 bytes,
+ * so 800,000 changes take some 80 MB; no event is kept.
+ */
 export class MetricsReducer {
-  private readonly changes = new Map<string, ChangeState>();
+  /** repository → change id → row. */
+  private readonly rows = new Map<string, Map<string, number>>();
+  private readonly strings = new Interner();
+  private readonly noAgent = this.strings.id(NO_AGENT);
+  private readonly unclassified = this.strings.id(UNCLASSIFIED);
+  private lastRepository: string | undefined;
+  private lastRepositoryId = 0;
+  private lastRows: Map<string, number> = new Map();
   private events = 0;
+  private size = 0;
+  private capacity = 1024;
+  private repository = new Uint32Array(this.capacity);
+  private agent = new Uint32Array(this.capacity);
+  private taskClass = new Uint32Array(this.capacity);
+  /** YYYY-MM of the change's creation (or first event), interned. */
+  private period = new Uint32Array(this.capacity);
+  /** Index into STAGES of the furthest stage reached, -1 before change.create. */
+  private stage = new Int8Array(this.capacity);
+  /** Bit i: stage i was reached with no setback since the stage before it. */
+  private firstPass = new Uint8Array(this.capacity);
+  /** Lane code: 0-3 LANE_NAMES, CLOSED, NO_LANE. */
+  private lane = new Int8Array(this.capacity);
+  private setbacks = new Uint32Array(this.capacity);
+  private requestChanges = new Uint32Array(this.capacity);
+  private agentRuns = new Uint32Array(this.capacity);
+  private editsAfterApproval = new Uint32Array(this.capacity);
+  private laneSince = new Float64Array(this.capacity);
+  /** Four per change: milliseconds in each lane. */
+  private laneMs = new Float64Array(this.capacity * 4);
+  /** Files and changed lines of the last pull-request decision's facts; NaN when not recorded. */
+  private prFiles = new Float64Array(this.capacity);
+  private prLines = new Float64Array(this.capacity);
+  /** Row → [reason id, count, ...] for the change's non-allow decisions (a reason is "rule|effect|policy", interned). */
+  private readonly reasons = new Map<number, number[]>();
 
   /** How many changes are held (the reducer's memory is proportional to this). */
   get changeCount(): number {
-    return this.changes.size;
+    return this.size;
+  }
+
+  private newRow(repository: number, period: string, time: number): number {
+    if (this.size === this.capacity) {
+      const capacity = this.capacity * 2;
+      this.repository = grow(this.repository, capacity);
+      this.agent = grow(this.agent, capacity);
+      this.taskClass = grow(this.taskClass, capacity);
+      this.period = grow(this.period, capacity);
+      this.stage = grow(this.stage, capacity);
+      this.firstPass = grow(this.firstPass, capacity);
+      this.lane = grow(this.lane, capacity);
+      this.setbacks = grow(this.setbacks, capacity);
+      this.requestChanges = grow(this.requestChanges, capacity);
+      this.agentRuns = grow(this.agentRuns, capacity);
+      this.editsAfterApproval = grow(this.editsAfterApproval, capacity);
+      this.laneSince = grow(this.laneSince, capacity);
+      this.laneMs = grow(this.laneMs, capacity * 4);
+      this.prFiles = grow(this.prFiles, capacity);
+      this.prLines = grow(this.prLines, capacity);
+      this.capacity = capacity;
+    }
+    const row = this.size++;
+    this.repository[row] = repository;
+    this.agent[row] = this.noAgent;
+    this.taskClass[row] = this.unclassified;
+    this.period[row] = this.strings.id(period);
+    this.stage[row] = -1;
+    this.lane[row] = NO_LANE;
+    this.laneSince[row] = time;
+    this.prFiles[row] = NaN;
+    this.prLines[row] = NaN;
+    return row;
   }
 
   /** One event of the log of `repository` (its repoKey, or another name for it). */
@@ -116,86 +185,92 @@ export class MetricsReducer {
     this.events++;
     const changeId = event.changeId;
     if (changeId === undefined) return;
-    const key = `${repository}\u0000${changeId}`;
-    let state = this.changes.get(key);
+    if (repository !== this.lastRepository) {
+      this.lastRepository = repository;
+      this.lastRepositoryId = this.strings.id(repository);
+      let rows = this.rows.get(repository);
+      if (!rows) this.rows.set(repository, (rows = new Map()));
+      this.lastRows = rows;
+    }
     const time = Date.parse(event.at);
-    if (!state) {
-      state = {
-        repository,
-        agent: NO_AGENT,
-        taskClass: UNCLASSIFIED,
-        period: event.at.slice(0, 7),
-        stage: -1,
-        firstPass: 0,
-        setbacks: 0,
-        requestChanges: 0,
-        agentRuns: 0,
-        editsAfterApproval: 0,
-        lane: undefined,
-        laneSince: time,
-        laneMs: [0, 0, 0, 0],
-      };
-      this.changes.set(key, state);
+    let row = this.lastRows.get(changeId);
+    if (row === undefined) {
+      row = this.newRow(this.lastRepositoryId, event.at.slice(0, 7), time);
+      this.lastRows.set(changeId, row);
     }
     const details = event.details;
     switch (event.action) {
       case 'change.create': {
-        if (typeof details.agentId === 'string' && details.agentId) state.agent = details.agentId;
-        if (typeof details.taskClass === 'string' && details.taskClass) state.taskClass = details.taskClass;
-        state.period = event.at.slice(0, 7);
-        state.lane = 'draft';
-        state.laneSince = time;
-        reach(state, 0);
+        if (typeof details.agentId === 'string' && details.agentId) this.agent[row] = this.strings.id(details.agentId);
+        if (typeof details.taskClass === 'string' && details.taskClass) this.taskClass[row] = this.strings.id(details.taskClass);
+        this.period[row] = this.strings.id(event.at.slice(0, 7));
+        this.lane[row] = 0;
+        this.laneSince[row] = time;
+        this.reach(row, 0);
         break;
       }
       case 'agent.start':
-        state.agentRuns++;
-        if (state.agent === NO_AGENT && typeof details.agentId === 'string' && details.agentId) state.agent = details.agentId;
+        this.agentRuns[row]!++;
+        if (this.agent[row] === this.noAgent && typeof details.agentId === 'string' && details.agentId) {
+          this.agent[row] = this.strings.id(details.agentId);
+        }
         break;
       case 'lane.transition': {
         const to = details.to;
-        if (state.lane && state.lane !== 'closed' && Number.isFinite(time) && Number.isFinite(state.laneSince)) {
-          state.laneMs[LANE_NAMES.indexOf(state.lane)] += Math.max(0, time - state.laneSince);
+        const lane = this.lane[row]!;
+        const since = this.laneSince[row]!;
+        if (lane !== NO_LANE && lane !== CLOSED && Number.isFinite(time) && Number.isFinite(since)) {
+          this.laneMs[row * 4 + lane] += Math.max(0, time - since);
         }
-        state.lane = (LANE_NAMES as readonly unknown[]).includes(to) ? (to as LaneName) : to === 'closed' ? 'closed' : state.lane;
-        state.laneSince = time;
+        const next = (LANE_NAMES as readonly unknown[]).indexOf(to);
+        if (next >= 0) this.lane[row] = next;
+        else if (to === 'closed') this.lane[row] = CLOSED;
+        this.laneSince[row] = time;
         const how = details.event;
-        if (how === 'sendBack' || how === 'requestChanges') state.setbacks++;
-        if (details.from === 'sandbox' && to === 'review') reach(state, 1);
-        if (how === 'pullRequestMerged') reach(state, 4);
+        if (how === 'sendBack' || how === 'requestChanges') this.setbacks[row]!++;
+        if (details.from === 'sandbox' && to === 'review') this.reach(row, 1);
+        if (how === 'pullRequestMerged') this.reach(row, 4);
         break;
       }
       case 'review.approve':
-        reach(state, 2);
+        this.reach(row, 2);
         break;
       case 'review.requestChanges':
-        state.requestChanges++;
-        state.setbacks++;
+        this.requestChanges[row]!++;
+        this.setbacks[row]!++;
         break;
       case 'review.reject':
-        state.setbacks++;
+        this.setbacks[row]!++;
         break;
       case 'approval.invalidated':
-        state.editsAfterApproval++;
-        state.setbacks++;
+        this.editsAfterApproval[row]!++;
+        this.setbacks[row]!++;
         break;
       case 'push':
       case 'pr.create':
-        if (details.outcome === 'failed') state.setbacks++;
-        else if (event.action === 'pr.create') reach(state, 3);
+        if (details.outcome === 'failed') this.setbacks[row]!++;
+        else if (event.action === 'pr.create') this.reach(row, 3);
         break;
       case 'pr.closed':
-        if (details.state === 'merged') reach(state, 4);
+        if (details.state === 'merged') this.reach(row, 4);
         break;
       case 'policy.decision':
-        this.decision(state, details, event.policy);
+        this.decision(row, details, event.policy);
         break;
       default:
         break;
     }
   }
 
-  private decision(state: ChangeState, details: Record<string, unknown>, policy: string | undefined): void {
+  private reach(row: number, stage: number): void {
+    if (stage <= this.stage[row]!) return;
+    // Skipped stages (a log that starts mid-way) count as reached, not as first pass.
+    if (stage === this.stage[row]! + 1 && this.setbacks[row] === 0) this.firstPass[row]! |= 1 << stage;
+    this.stage[row] = stage;
+    this.setbacks[row] = 0;
+  }
+
+  private decision(row: number, details: Record<string, unknown>, policy: string | undefined): void {
     const effect = typeof details.effect === 'string' ? details.effect : 'unknown';
     const action = details.action;
     if ((action === 'createPullRequest' || action === 'gate.reviewToPullRequest') && details.facts && typeof details.facts === 'object') {
@@ -205,21 +280,28 @@ export class MetricsReducer {
         for (const file of files as { additions?: unknown; deletions?: unknown }[]) {
           lines += (typeof file?.additions === 'number' ? file.additions : 0) + (typeof file?.deletions === 'number' ? file.deletions : 0);
         }
-        state.prFiles = files.length;
-        state.prLines = lines;
+        this.prFiles[row] = files.length;
+        this.prLines[row] = lines;
       }
     }
     if (effect === 'allow') return;
     // Decisions on an agent's own calls are not gates of the change.
-    if (action !== 'agentCall') state.setbacks++;
+    if (action !== 'agentCall') this.setbacks[row]!++;
     const rules = Array.isArray(details.rules) ? (details.rules as { rule?: unknown; effect?: unknown; policy?: unknown }[]) : [];
-    const reasons = (state.reasons ??= new Map());
-    const seen = new Set<string>();
+    let reasons = this.reasons.get(row);
+    if (!reasons) this.reasons.set(row, (reasons = []));
+    const seen: number[] = [];
     const note = (rule: string, ruleEffect: string, ref: string) => {
-      const key = `${rule}|${ruleEffect}|${ref}`;
-      if (seen.has(key)) return;
-      seen.add(key);
-      reasons.set(key, (reasons.get(key) ?? 0) + 1);
+      const id = this.strings.id(`${rule}|${ruleEffect}|${ref}`);
+      if (seen.includes(id)) return;
+      seen.push(id);
+      for (let i = 0; i < reasons.length; i += 2) {
+        if (reasons[i] === id) {
+          reasons[i + 1]!++;
+          return;
+        }
+      }
+      reasons.push(id, 1);
     };
     for (const rule of rules) {
       if (typeof rule?.rule !== 'string') continue;
@@ -229,107 +311,101 @@ export class MetricsReducer {
         typeof rule.policy === 'string' ? rule.policy : (policy ?? '?'),
       );
     }
-    if (!seen.size) note('(not recorded)', effect, policy ?? '?');
+    if (!seen.length) note('(not recorded)', effect, policy ?? '?');
   }
 
   report(by: GroupBy): MetricsReport {
-    const groups = new Map<string, ChangeState[]>();
-    for (const state of this.changes.values()) {
-      const key =
-        by === 'agent' ? state.agent : by === 'repository' ? state.repository : by === 'taskClass' ? state.taskClass : state.period;
+    const keys = by === 'agent' ? this.agent : by === 'repository' ? this.repository : by === 'taskClass' ? this.taskClass : this.period;
+    const groups = new Map<number, number[]>();
+    for (let row = 0; row < this.size; row++) {
+      const key = keys[row]!;
       let list = groups.get(key);
       if (!list) groups.set(key, (list = []));
-      list.push(state);
+      list.push(row);
     }
+    const named = [...groups].map(([key, rows]) => [this.strings.values[key]!, rows] as const);
     const out: GroupMetrics[] = [];
-    for (const [key, states] of [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) out.push(groupMetrics(key, states));
+    for (const [key, rows] of named.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) out.push(this.groupMetrics(key, rows));
     return { by, events: this.events, groups: out };
   }
-}
 
-function reach(state: ChangeState, stage: number): void {
-  if (stage <= state.stage) return;
-  // Skipped stages (a log that starts mid-way) count as reached, not as first pass.
-  if (stage === state.stage + 1 && state.setbacks === 0) state.firstPass |= 1 << stage;
-  state.stage = stage;
-  state.setbacks = 0;
-}
-
-function groupMetrics(key: string, states: ChangeState[]): GroupMetrics {
-  const funnel: StageFigure[] = [];
-  let previous = 0;
-  STAGES.forEach((stage, index) => {
-    let count = 0;
-    let first = 0;
-    for (const state of states) {
-      if (state.stage < index) continue;
-      count++;
-      if (state.firstPass & (1 << index)) first++;
-    }
-    const figure: StageFigure = { stage, count };
-    if (index > 0 && previous > 0) figure.conversion = round(count / previous);
-    if (count > 0) figure.firstPassRate = round(first / count);
-    funnel.push(figure);
-    previous = count;
-  });
-  const reasonCounts = new Map<string, { count: number; changes: number }>();
-  let rounds = 0;
-  let withRounds = 0;
-  let reruns = 0;
-  let edits = 0;
-  const lanes: number[][] = [[], [], [], []];
-  const prLines: number[] = [];
-  const prFiles: number[] = [];
-  for (const state of states) {
-    for (const [reason, count] of state.reasons ?? []) {
-      const entry = reasonCounts.get(reason) ?? { count: 0, changes: 0 };
-      entry.count += count;
-      entry.changes++;
-      reasonCounts.set(reason, entry);
-    }
-    rounds += state.requestChanges;
-    if (state.requestChanges) withRounds++;
-    reruns += Math.max(0, state.agentRuns - 1);
-    edits += state.editsAfterApproval;
-    state.laneMs.forEach((ms, lane) => {
-      const left = state.lane !== LANE_NAMES[lane];
-      if (ms > 0 || (left && state.stage >= 0 && laneVisited(state, lane))) lanes[lane]!.push(ms / 3_600_000);
+  private groupMetrics(key: string, rows: number[]): GroupMetrics {
+    const funnel: StageFigure[] = [];
+    let previous = 0;
+    STAGES.forEach((stage, index) => {
+      let count = 0;
+      let first = 0;
+      for (const row of rows) {
+        if (this.stage[row]! < index) continue;
+        count++;
+        if (this.firstPass[row]! & (1 << index)) first++;
+      }
+      const figure: StageFigure = { stage, count };
+      if (index > 0 && previous > 0) figure.conversion = round(count / previous);
+      if (count > 0) figure.firstPassRate = round(first / count);
+      funnel.push(figure);
+      previous = count;
     });
-    if (state.prLines !== undefined) prLines.push(state.prLines);
-    if (state.prFiles !== undefined) prFiles.push(state.prFiles);
+    const reasonCounts = new Map<number, { count: number; changes: number }>();
+    let rounds = 0;
+    let withRounds = 0;
+    let reruns = 0;
+    let edits = 0;
+    let changes = 0;
+    const lanes: number[][] = [[], [], [], []];
+    const prLines: number[] = [];
+    const prFiles: number[] = [];
+    for (const row of rows) {
+      const reasons = this.reasons.get(row);
+      if (reasons) {
+        for (let i = 0; i < reasons.length; i += 2) {
+          let entry = reasonCounts.get(reasons[i]!);
+          if (!entry) reasonCounts.set(reasons[i]!, (entry = { count: 0, changes: 0 }));
+          entry.count += reasons[i + 1]!;
+          entry.changes++;
+        }
+      }
+      const stage = this.stage[row]!;
+      if (stage >= 0) changes++;
+      rounds += this.requestChanges[row]!;
+      if (this.requestChanges[row]) withRounds++;
+      reruns += Math.max(0, this.agentRuns[row]! - 1);
+      edits += this.editsAfterApproval[row]!;
+      const current = this.lane[row]!;
+      for (let lane = 0; lane < 4; lane++) {
+        const ms = this.laneMs[row * 4 + lane]!;
+        if (ms > 0 || (current !== lane && stage >= 0 && laneVisited(current, stage, lane))) lanes[lane]!.push(ms / 3_600_000);
+      }
+      if (!Number.isNaN(this.prLines[row])) prLines.push(this.prLines[row]!);
+      if (!Number.isNaN(this.prFiles[row])) prFiles.push(this.prFiles[row]!);
+    }
+    const reasons: ReasonFigure[] = [...reasonCounts]
+      .map(([reason, { count, changes: hit }]) => {
+        const [rule, effect, policy] = this.strings.values[reason]!.split('|') as [string, string, string];
+        return { rule, effect, policy, count, changes: hit };
+      })
+      .sort((a, b) => b.count - a.count || (a.rule < b.rule ? -1 : 1));
+    return {
+      key,
+      changes,
+      funnel,
+      reasons,
+      rework: { requestedChangesRounds: rounds, changesWithRequestedChanges: withRounds, agentReruns: reruns, editsAfterApproval: edits },
+      laneHours: {
+        draft: summarize(lanes[0]!),
+        sandbox: summarize(lanes[1]!),
+        review: summarize(lanes[2]!),
+        pullRequest: summarize(lanes[3]!),
+      },
+      prLines: summarize(prLines),
+      prFiles: summarize(prFiles),
+    };
   }
-  const reasons: ReasonFigure[] = [...reasonCounts]
-    .map(([reason, { count, changes }]) => {
-      const [rule, effect, policy] = reason.split('|') as [string, string, string];
-      return { rule, effect, policy, count, changes };
-    })
-    .sort((a, b) => b.count - a.count || (a.rule < b.rule ? -1 : 1));
-  return {
-    key,
-    changes: states.filter((state) => state.stage >= 0).length,
-    funnel,
-    reasons,
-    rework: { requestedChangesRounds: rounds, changesWithRequestedChanges: withRounds, agentReruns: reruns, editsAfterApproval: edits },
-    laneHours: {
-      draft: summarize(lanes[0]!),
-      sandbox: summarize(lanes[1]!),
-      review: summarize(lanes[2]!),
-      pullRequest: summarize(lanes[3]!),
-    },
-    prLines: summarize(prLines),
-    prFiles: summarize(prFiles),
-  };
 }
 
 /** A lane counts as visited when the change got past it (its time may round to 0). */
-function laneVisited(state: ChangeState, lane: number): boolean {
-  return lane === 0
-    ? state.lane !== 'draft'
-    : lane === 1
-      ? state.stage >= 1
-      : lane === 2
-        ? state.stage >= 3
-        : state.lane === 'closed' && state.stage >= 3;
+function laneVisited(current: number, stage: number, lane: number): boolean {
+  return lane === 0 ? current !== 0 : lane === 1 ? stage >= 1 : lane === 2 ? stage >= 3 : current === CLOSED && stage >= 3;
 }
 
 function summarize(values: number[]): Summary {

@@ -74,7 +74,7 @@ function script(index: number, rand: () => number): Change {
   const branch = `lanes/${id}`;
   const promptRef = `prompt:${id}`;
   const steps: AuditEventInput[] = [];
-  const move = (event: string, from: string, to: string, actor = dev) =>
+  const move = (event: string, from: string, to: string, actor: AuditEventInput['actor'] = dev) =>
     steps.push({ actor, action: 'lane.transition', changeId: id, details: { event, from, to } });
   const decision = (action: string, effect: string, explanation: string, extra: Record<string, unknown> = {}) =>
     steps.push({
