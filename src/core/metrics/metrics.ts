@@ -9,7 +9,6 @@
 export interface MetricsEvent {
   action: string;
   at: string;
-  actor: { type: string; id: string };
   changeId?: string;
   details: Record<string, unknown>;
   policy?: string;

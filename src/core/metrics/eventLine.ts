@@ -1,0 +1,155 @@
+import { z } from 'zod';
+import { ActorSchema } from '../change';
+import type { MetricsEvent } from './metrics';
+
+/**
+ * Reads what the metrics need from one audit line the chain verifier has
+ * already accepted, without JSON.parse of the whole line (which costs more
+ * than hashing it). The log writes every event in canonical form (RFC 8785:
+ * members sorted, no spaces), so the top-level members come in a known order:
+ * action, actor {id, type}, at, changeId?, decisionId?, details, hash,
+ * policy?, prevHash, seq. Only the `details` members the reducer reads are
+ * taken (a nested value through JSON.parse of its own text); the others are
+ * skipped. Returns undefined for anything else: a string with an escape, a
+ * member out of that order, an unknown member; the caller then parses the
+ * line in full.
+ */
+
+/** The details members MetricsReducer reads. */
+const WANTED = new Set(['action', 'agentId', 'effect', 'event', 'facts', 'from', 'outcome', 'rules', 'state', 'taskClass', 'to']);
+const ACTOR_TYPES = new Set(ActorSchema.shape.type.options as readonly string[]);
+// The checks of the audit event schema.
+const ISO_UTC: RegExp = z.regexes.datetime({});
+const POLICY_REF = /^.+@.+$/;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/** The text of a string member starting at `from` (just after its opening quote); -1 end if it holds an escape. */
+function plainString(line: string, from: number): number {
+  const end = line.indexOf('"', from);
+  if (end < 0) return -1;
+  const slash = line.indexOf('\\', from);
+  return slash >= 0 && slash < end ? -1 : end;
+}
+
+/** Index just after the JSON value starting at `at`; -1 when it is cut off. */
+function skipValue(line: string, at: number): number {
+  const first = line.charCodeAt(at);
+  if (first === QUOTE) return skipString(line, at + 1);
+  if (first === 0x7b /* { */ || first === 0x5b /* [ */) {
+    let depth = 0;
+    for (let i = at; i < line.length; i++) {
+      const c = line.charCodeAt(i);
+      if (c === QUOTE) {
+        i = skipString(line, i + 1) - 1;
+        if (i < 0) return -1;
+      } else if (c === 0x7b || c === 0x5b) depth++;
+      else if (c === 0x7d || c === 0x5d) {
+        if (--depth === 0) return i + 1;
+      }
+    }
+    return -1;
+  }
+  // A number, true, false or null: it runs to the next separator.
+  let i = at;
+  while (i < line.length) {
+    const c = line.charCodeAt(i);
+    if (c === 0x2c /* , */ || c === 0x7d /* } */ || c === 0x5d /* ] */) break;
+    i++;
+  }
+  return i === at || i === line.length ? -1 : i;
+}
+
+/** Index just after the closing quote of a string whose text starts at `from`; -1 when it is cut off. */
+function skipString(line: string, from: number): number {
+  for (let i = from; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (c === BACKSLASH) i++;
+    else if (c === QUOTE) return i + 1;
+  }
+  return -1;
+}
+
+/** An optional string member `,"name":"…"` at `at`: its value and where it ends, or undefined when absent. */
+function optionalMember(line: string, at: number, name: string): { value: string; end: number } | undefined | false {
+  const head = `,"${name}":"`;
+  if (!line.startsWith(head, at)) return undefined;
+  const from = at + head.length;
+  const end = plainString(line, from);
+  if (end <= from) return false;
+  return { value: line.slice(from, end), end: end + 1 };
+}
+
+/** @internal Exported for its unit tests; the metrics CLI calls it. */
+export function readMetricsEvent(line: string): MetricsEvent | undefined {
+  if (!line.startsWith('{"action":"')) return undefined;
+  let at = 11;
+  let end = plainString(line, at);
+  if (end <= at) return undefined;
+  const action = line.slice(at, end);
+  if (!line.startsWith('","actor":{"id":"', end)) return undefined;
+  at = end + 17;
+  end = plainString(line, at);
+  if (end < 0 || !line.startsWith('","type":"', end)) return undefined;
+  at = end + 10;
+  end = plainString(line, at);
+  if (end < 0 || !ACTOR_TYPES.has(line.slice(at, end)) || !line.startsWith('"},"at":"', end)) return undefined;
+  at = end + 9;
+  end = plainString(line, at);
+  if (end < 0) return undefined;
+  const time = line.slice(at, end);
+  if (!ISO_UTC.test(time)) return undefined;
+  at = end + 1;
+  const change = optionalMember(line, at, 'changeId');
+  if (change === false) return undefined;
+  if (change) at = change.end;
+  const decision = optionalMember(line, at, 'decisionId');
+  if (decision === false) return undefined;
+  if (decision) at = decision.end;
+  if (!line.startsWith(',"details":{', at)) return undefined;
+  at += 12;
+  const details: Record<string, unknown> = {};
+  if (line.charCodeAt(at) === 0x7d /* } */) at++;
+  else {
+    for (;;) {
+      if (line.charCodeAt(at) !== QUOTE) return undefined;
+      end = plainString(line, at + 1);
+      if (end < 0 || line.charCodeAt(end + 1) !== 0x3a /* : */) return undefined;
+      const key = line.slice(at + 1, end);
+      const valueAt = end + 2;
+      let valueEnd: number;
+      if (!WANTED.has(key)) valueEnd = skipValue(line, valueAt);
+      else if (line.charCodeAt(valueAt) === QUOTE && (valueEnd = plainString(line, valueAt + 1)) >= 0) {
+        details[key] = line.slice(valueAt + 1, valueEnd);
+        valueEnd++;
+      } else {
+        valueEnd = skipValue(line, valueAt);
+        if (valueEnd < 0) return undefined;
+        try {
+          details[key] = JSON.parse(line.slice(valueAt, valueEnd));
+        } catch {
+          return undefined;
+        }
+      }
+      if (valueEnd < 0) return undefined;
+      const next = line.charCodeAt(valueEnd);
+      at = valueEnd + 1;
+      if (next === 0x7d /* } */) break;
+      if (next !== 0x2c /* , */) return undefined;
+    }
+  }
+  // The event's own hash (already checked by the verifier), then the policy, then prevHash.
+  if (!line.startsWith(',"hash":"', at) || line.charCodeAt(at + 73) !== QUOTE) return undefined;
+  at += 74;
+  const policy = optionalMember(line, at, 'policy');
+  if (policy === false) return undefined;
+  if (policy) {
+    if (!POLICY_REF.test(policy.value)) return undefined;
+    at = policy.end;
+  }
+  if (!line.startsWith(',"prevHash":"', at)) return undefined;
+  const event: MetricsEvent = { action, at: time, details };
+  if (change) event.changeId = change.value;
+  if (policy) event.policy = policy.value;
+  return event;
+}
