@@ -329,7 +329,7 @@ export class AuditChainVerifier {
    */
   pushBytes(bytes: Uint8Array): boolean {
     const fast = this.failure || this.anomaly || this.pendingBlank !== undefined || this.lastSeq === 0 ? undefined : this.sealedLine(bytes);
-    if (!fast || fast.seq !== this.lastSeq + 1 || fast.prevHash !== this.lastHash) {
+    if (!fast || fast.seq !== this.lastSeq + 1) {
       const before = this.count;
       this.push(DECODER.decode(bytes));
       return this.count > before;
@@ -340,8 +340,8 @@ export class AuditChainVerifier {
     return true;
   }
 
-  /** Reads seq, prevHash and hash from a canonical line whose own hash checks out; undefined otherwise. */
-  private sealedLine(input: Uint8Array): { seq: number; prevHash: string; hash: string } | undefined {
+  /** Reads seq and hash from a canonical line that links to the last hash and whose own hash checks out; undefined otherwise. */
+  private sealedLine(input: Uint8Array): { seq: number; hash: string } | undefined {
     const bytes = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     const end = bytes.length;
     if (end < 160 || bytes[end - 1] !== 0x7d /* } */) return undefined;
@@ -358,19 +358,21 @@ export class AuditChainVerifier {
     const prevStart = digitsStart - SEQ_MEMBER.length - 64 - PREV_MEMBER.length;
     if (prevStart < 0 || !bytesEqual(bytes, prevStart, PREV_MEMBER) || !bytesEqual(bytes, digitsStart - SEQ_MEMBER.length, SEQ_MEMBER))
       return undefined;
-    const prevHash = bytes.toString('latin1', prevStart + PREV_MEMBER.length, prevStart + PREV_MEMBER.length + 64);
+    // prevHash must be the last hash: compared in place, no string made.
+    const last = this.lastHash;
+    for (let i = 0, at = prevStart + PREV_MEMBER.length; i < 64; i++) if (bytes[at + i] !== last.charCodeAt(i)) return undefined;
     const hashStart = bytes.lastIndexOf(HASH_MEMBER, prevStart - HASH_MEMBER.length);
     if (hashStart < 0) return undefined;
     const hash = bytes.toString('latin1', hashStart + HASH_MEMBER.length, hashStart + HASH_MEMBER.length + 64);
     const memberEnd = hashStart + HASH_MEMBER.length + 65;
-    // No hex check: a hash that equals a computed SHA-256 is hex, and the caller compares prevHash with the previous hash.
+    // No hex check: a hash that equals a computed SHA-256 is hex, and prevHash equals the previous hash.
     if (bytes[memberEnd - 1] !== 0x22 /* " */) return undefined;
     const strippedLength = end - (memberEnd - hashStart);
     if (this.scratch.length < strippedLength) this.scratch = new Uint8Array(strippedLength * 2);
     this.scratch.set(bytes.subarray(0, hashStart), 0);
     this.scratch.set(bytes.subarray(memberEnd, end), hashStart);
     if (sha256Hex(this.scratch.subarray(0, strippedLength)) !== hash) return undefined;
-    return { seq, prevHash, hash };
+    return { seq, hash };
   }
 
   push(raw: string): void {

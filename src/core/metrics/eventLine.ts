@@ -24,6 +24,48 @@ const POLICY_REF = /^.+@.+$/;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
+/** The last day seen ("YYYY-MM-DDT", checked by the schema's pattern) and its midnight: a log's times come in order. */
+let cachedDay = 'none';
+let cachedDayMs = 0;
+const digit = (text: string, at: number) => text.charCodeAt(at) - 0x30;
+const isDigit = (text: string, at: number) => text.charCodeAt(at) >= 0x30 && text.charCodeAt(at) <= 0x39;
+
+/**
+ * The milliseconds of an event's `at` when the audit schema accepts it (a UTC ISO time), undefined otherwise.
+ * The log writes toISOString() times (YYYY-MM-DDTHH:MM:SS.sssZ); on a day already checked those are read
+ * from their digits, which is what Date.parse would give. Other times go through the pattern and Date.parse.
+ */
+function readTime(at: string): number | undefined {
+  if (
+    at.length === 24 &&
+    at.startsWith(cachedDay) &&
+    at.charCodeAt(13) === 0x3a &&
+    at.charCodeAt(16) === 0x3a &&
+    at.charCodeAt(19) === 0x2e &&
+    at.charCodeAt(23) === 0x5a &&
+    isDigit(at, 11) &&
+    isDigit(at, 12) &&
+    isDigit(at, 14) &&
+    isDigit(at, 15) &&
+    isDigit(at, 17) &&
+    isDigit(at, 18) &&
+    isDigit(at, 20) &&
+    isDigit(at, 21) &&
+    isDigit(at, 22)
+  ) {
+    const hours = digit(at, 11) * 10 + digit(at, 12);
+    const minutes = digit(at, 14) * 10 + digit(at, 15);
+    const seconds = digit(at, 17) * 10 + digit(at, 18);
+    if (hours < 24 && minutes < 60 && seconds < 60) {
+      return cachedDayMs + hours * 3_600_000 + minutes * 60_000 + seconds * 1000 + digit(at, 20) * 100 + digit(at, 21) * 10 + digit(at, 22);
+    }
+  }
+  if (!ISO_UTC.test(at)) return undefined;
+  cachedDay = at.slice(0, 11);
+  cachedDayMs = Date.parse(`${at.slice(0, 10)}T00:00:00.000Z`);
+  return Date.parse(at);
+}
+
 /** The text of a string member starting at `from` (just after its opening quote); -1 end if it holds an escape. */
 function plainString(line: string, from: number): number {
   const end = line.indexOf('"', from);
@@ -62,10 +104,11 @@ function skipValue(line: string, at: number): number {
 
 /** Index just after the closing quote of a string whose text starts at `from`; -1 when it is cut off. */
 function skipString(line: string, from: number): number {
-  for (let i = from; i < line.length; i++) {
-    const c = line.charCodeAt(i);
-    if (c === BACKSLASH) i++;
-    else if (c === QUOTE) return i + 1;
+  for (let quote = line.indexOf('"', from); quote >= 0; quote = line.indexOf('"', quote + 1)) {
+    // The quote ends the string unless an odd number of backslashes escapes it.
+    let slashes = 0;
+    while (line.charCodeAt(quote - 1 - slashes) === BACKSLASH) slashes++;
+    if (slashes % 2 === 0) return quote + 1;
   }
   return -1;
 }
@@ -98,7 +141,8 @@ export function readMetricsEvent(line: string): MetricsEvent | undefined {
   end = plainString(line, at);
   if (end < 0) return undefined;
   const time = line.slice(at, end);
-  if (!ISO_UTC.test(time)) return undefined;
+  const ms = readTime(time);
+  if (ms === undefined) return undefined;
   at = end + 1;
   const change = optionalMember(line, at, 'changeId');
   if (change === false) return undefined;
@@ -148,7 +192,7 @@ export function readMetricsEvent(line: string): MetricsEvent | undefined {
     at = policy.end;
   }
   if (!line.startsWith(',"prevHash":"', at)) return undefined;
-  const event: MetricsEvent = { action, at: time, details };
+  const event: MetricsEvent = { action, at: time, time: ms, details };
   if (change) event.changeId = change.value;
   if (policy) event.policy = policy.value;
   return event;

@@ -9,6 +9,8 @@
 export interface MetricsEvent {
   action: string;
   at: string;
+  /** Date.parse(at), when the reader has it already. */
+  time?: number;
   changeId?: string;
   details: Record<string, unknown>;
   policy?: string;
@@ -138,8 +140,15 @@ export class MetricsReducer {
   /** Files and changed lines of the last pull-request decision's facts; NaN when not recorded. */
   private prFiles = new Float64Array(this.capacity);
   private prLines = new Float64Array(this.capacity);
-  /** Row → [reason id, count, ...] for the change's non-allow decisions (a reason is "rule|effect|policy", interned). */
-  private readonly reasons = new Map<number, number[]>();
+  /**
+   * The change's non-allow decisions, counted by reason ("rule|effect|policy", interned): a list per
+   * change in typed arrays, from reasonHead (entry + 1; 0 for none) through reasonNext.
+   */
+  private reasonHead = new Uint32Array(this.capacity);
+  private reasonNext = new Uint32Array(256);
+  private reasonId = new Uint32Array(256);
+  private reasonCount = new Uint32Array(256);
+  private reasonSize = 0;
 
   /** How many changes are held (the reducer's memory is proportional to this). */
   get changeCount(): number {
@@ -164,6 +173,7 @@ export class MetricsReducer {
       this.laneMs = grow(this.laneMs, capacity * 4);
       this.prFiles = grow(this.prFiles, capacity);
       this.prLines = grow(this.prLines, capacity);
+      this.reasonHead = grow(this.reasonHead, capacity);
       this.capacity = capacity;
     }
     const row = this.size++;
@@ -191,10 +201,9 @@ export class MetricsReducer {
       if (!rows) this.rows.set(repository, (rows = new Map()));
       this.lastRows = rows;
     }
-    const time = Date.parse(event.at);
     let row = this.lastRows.get(changeId);
     if (row === undefined) {
-      row = this.newRow(this.lastRepositoryId, event.at.slice(0, 7), time);
+      row = this.newRow(this.lastRepositoryId, event.at.slice(0, 7), event.time ?? Date.parse(event.at));
       this.lastRows.set(changeId, row);
     }
     const details = event.details;
@@ -204,7 +213,7 @@ export class MetricsReducer {
         if (typeof details.taskClass === 'string' && details.taskClass) this.taskClass[row] = this.strings.id(details.taskClass);
         this.period[row] = this.strings.id(event.at.slice(0, 7));
         this.lane[row] = 0;
-        this.laneSince[row] = time;
+        this.laneSince[row] = event.time ?? Date.parse(event.at);
         this.reach(row, 0);
         break;
       }
@@ -215,6 +224,7 @@ export class MetricsReducer {
         }
         break;
       case 'lane.transition': {
+        const time = event.time ?? Date.parse(event.at);
         const to = details.to;
         const lane = this.lane[row]!;
         const since = this.laneSince[row]!;
@@ -287,20 +297,31 @@ export class MetricsReducer {
     // Decisions on an agent's own calls are not gates of the change.
     if (action !== 'agentCall') this.setbacks[row]!++;
     const rules = Array.isArray(details.rules) ? (details.rules as { rule?: unknown; effect?: unknown; policy?: unknown }[]) : [];
-    let reasons = this.reasons.get(row);
-    if (!reasons) this.reasons.set(row, (reasons = []));
     const seen: number[] = [];
     const note = (rule: string, ruleEffect: string, ref: string) => {
       const id = this.strings.id(`${rule}|${ruleEffect}|${ref}`);
       if (seen.includes(id)) return;
       seen.push(id);
-      for (let i = 0; i < reasons.length; i += 2) {
-        if (reasons[i] === id) {
-          reasons[i + 1]!++;
+      let last = 0;
+      for (let entry = this.reasonHead[row]!; entry; entry = this.reasonNext[entry - 1]!) {
+        if (this.reasonId[entry - 1] === id) {
+          this.reasonCount[entry - 1]!++;
           return;
         }
+        last = entry;
       }
-      reasons.push(id, 1);
+      if (this.reasonSize === this.reasonId.length) {
+        const size = this.reasonSize * 2;
+        this.reasonNext = grow(this.reasonNext, size);
+        this.reasonId = grow(this.reasonId, size);
+        this.reasonCount = grow(this.reasonCount, size);
+      }
+      const entry = ++this.reasonSize;
+      this.reasonId[entry - 1] = id;
+      this.reasonCount[entry - 1] = 1;
+      // Appended at the end of the change's list: reasons keep the order they were first seen in.
+      if (last) this.reasonNext[last - 1] = entry;
+      else this.reasonHead[row] = entry;
     };
     for (const rule of rules) {
       if (typeof rule?.rule !== 'string') continue;
@@ -355,14 +376,12 @@ export class MetricsReducer {
     const prLines: number[] = [];
     const prFiles: number[] = [];
     for (const row of rows) {
-      const reasons = this.reasons.get(row);
-      if (reasons) {
-        for (let i = 0; i < reasons.length; i += 2) {
-          let entry = reasonCounts.get(reasons[i]!);
-          if (!entry) reasonCounts.set(reasons[i]!, (entry = { count: 0, changes: 0 }));
-          entry.count += reasons[i + 1]!;
-          entry.changes++;
-        }
+      for (let entry = this.reasonHead[row]!; entry; entry = this.reasonNext[entry - 1]!) {
+        const id = this.reasonId[entry - 1]!;
+        let figure = reasonCounts.get(id);
+        if (!figure) reasonCounts.set(id, (figure = { count: 0, changes: 0 }));
+        figure.count += this.reasonCount[entry - 1]!;
+        figure.changes++;
       }
       const stage = this.stage[row]!;
       if (stage >= 0) changes++;
