@@ -32,27 +32,34 @@ async function reduceFile(file: string, reducer: MetricsReducer): Promise<string
   let broken = false;
   // One event is held back until the next one links to it: a re-hashed event is only caught by its successor.
   let pending: MetricsEvent | undefined;
-  await forEachLine(file, (bytes) => {
-    const accepted = verifier.pushBytes(bytes);
-    if (broken) return;
-    if (!accepted) {
-      broken = true;
-      return;
-    }
-    let text = bytes.toString('utf8');
-    if (text.endsWith('\r')) text = text.slice(0, -1);
-    const event = seq === 0 ? parseAuditLine(text) : (readMetricsEvent(text) ?? parseAuditLine(text));
-    if (!event) {
-      broken = true;
-      return;
-    }
-    if (++seq === 1) {
-      const repoKey = (event as AuditEvent).details.repoKey;
-      if (typeof repoKey === 'string') repository = repoKey.slice(0, 12);
-    }
-    if (pending) reducer.add(repository, pending);
-    pending = event;
-  });
+  await forEachLine(
+    file,
+    (bytes) => {
+      const accepted = verifier.pushBytes(bytes);
+      if (broken) return;
+      if (!accepted) {
+        broken = true;
+        return;
+      }
+      let text = bytes.toString('utf8');
+      if (text.endsWith('\r')) text = text.slice(0, -1);
+      const event = seq === 0 ? parseAuditLine(text) : (readMetricsEvent(text) ?? parseAuditLine(text));
+      if (!event) {
+        broken = true;
+        return;
+      }
+      if (++seq === 1) {
+        const repoKey = (event as AuditEvent).details.repoKey;
+        if (typeof repoKey === 'string') repository = repoKey.slice(0, 12);
+      }
+      if (pending) reducer.add(repository, pending);
+      pending = event;
+      // 1 MB reads: fewer unreclaimed read buffers at a time (the peak memory), no slower.
+    },
+    0,
+    Infinity,
+    1024 * 1024,
+  );
   const result = verifier.finish();
   if (result.ok) {
     if (pending) reducer.add(repository, pending);

@@ -8,6 +8,7 @@ import {
   type UnhashedAuditEvent,
 } from '../../src/core/audit/audit';
 import { readMetricsEvent } from '../../src/core/metrics/eventLine';
+import { MetricsReducer } from '../../src/core/metrics/metrics';
 
 const READ = ['action', 'agentId', 'effect', 'event', 'facts', 'from', 'outcome', 'rules', 'state', 'taskClass', 'to'];
 
@@ -123,5 +124,64 @@ describe('readMetricsEvent: the metrics reader of verified audit lines', () => {
     // Lines 1-3 link; line 5 comes before line 4, so neither it nor anything after is accepted.
     assert.deepEqual(accepted, [true, true, true, false, false]);
     assert.equal(verifier.finish().ok, false);
+  });
+});
+
+describe('MetricsReducer: compact per-change rows', () => {
+  it('keeps thousands of changes apart by repository and id, hex ids and others alike, through its tables growing', () => {
+    const reducer = new MetricsReducer();
+    const agents = ['codex', 'aider', 'claude-code'];
+    const expected = new Map<string, { changes: number; reruns: number; blocks: number }>();
+    const perRepository = 5000;
+    const id = (i: number) =>
+      i % 7 === 0
+        ? `change-${i}`
+        : i % 11 === 0
+          ? (Math.imul(i, 0x9e3779b1) >>> 0).toString(16).padStart(8, '0').toUpperCase()
+          : (Math.imul(i, 0x9e3779b1) >>> 0).toString(16).padStart(8, '0');
+    for (const repository of ['repo-a', 'repo-b']) {
+      for (let i = 0; i < perRepository; i++) {
+        const agent = agents[i % 3]!;
+        const figures = expected.get(agent) ?? { changes: 0, reruns: 0, blocks: 0 };
+        expected.set(agent, figures);
+        const changeId = id(i);
+        const at = new Date(Date.UTC(2026, i % 12, 1 + (i % 28))).toISOString();
+        reducer.add(repository, { action: 'change.create', at, changeId, details: { agentId: agent } });
+        figures.changes++;
+        const runs = 1 + (i % 4);
+        for (let run = 0; run < runs; run++) reducer.add(repository, { action: 'agent.start', at, changeId, details: { agentId: agent } });
+        figures.reruns += runs - 1;
+        if (i % 5 === 0) {
+          const decision = {
+            action: 'policy.decision',
+            at,
+            changeId,
+            policy: 'acme@1',
+            details: { action: 'gate.sandboxToReview', effect: 'block', rules: [{ rule: 'requiredTasks', effect: 'block' }] },
+          };
+          reducer.add(repository, decision);
+          reducer.add(repository, decision);
+          figures.blocks++;
+        }
+      }
+    }
+    assert.equal(reducer.changeCount, 2 * perRepository);
+    const report = reducer.report('agent');
+    for (const group of report.groups) {
+      const figures = expected.get(group.key)!;
+      assert.equal(group.changes, figures.changes, group.key);
+      assert.equal(group.funnel[0]!.count, figures.changes, group.key);
+      assert.equal(group.rework.agentReruns, figures.reruns, group.key);
+      assert.deepEqual(group.reasons, [
+        { rule: 'requiredTasks', effect: 'block', policy: 'acme@1', count: 2 * figures.blocks, changes: figures.blocks },
+      ]);
+    }
+    assert.deepEqual(
+      reducer.report('repository').groups.map((group) => [group.key, group.changes]),
+      [
+        ['repo-a', perRepository],
+        ['repo-b', perRepository],
+      ],
+    );
   });
 });
