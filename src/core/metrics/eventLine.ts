@@ -15,8 +15,7 @@ import type { MetricsEvent } from './metrics';
  * line in full.
  */
 
-/** The details members MetricsReducer reads. */
-const WANTED = new Set(['action', 'agentId', 'effect', 'event', 'facts', 'from', 'outcome', 'rules', 'state', 'taskClass', 'to']);
+/** The details members MetricsReducer reads: action, agentId, effect, event, facts, from, outcome, rules, state, taskClass, to (see wantedKey). */
 const ACTOR_TYPES = new Set(ActorSchema.shape.type.options as readonly string[]);
 // The checks of the audit event schema.
 const ISO_UTC: RegExp = z.regexes.datetime({});
@@ -66,13 +65,41 @@ function readTime(at: string): number | undefined {
   return Date.parse(at);
 }
 
-/** The text of a string member starting at `from` (just after its opening quote); -1 end if it holds an escape. */
+/** Where the line being read has a backslash next, at or after the last string's start (Infinity: none). */
+let nextSlash = Infinity;
+
+/** The end (closing quote) of a string member whose text starts at `from`; -1 if it holds an escape. */
 function plainString(line: string, from: number): number {
   const end = line.indexOf('"', from);
   if (end < 0) return -1;
-  const slash = line.indexOf('\\', from);
-  return slash >= 0 && slash < end ? -1 : end;
+  if (nextSlash < from) {
+    const slash = line.indexOf('\\', from);
+    nextSlash = slash < 0 ? Infinity : slash;
+  }
+  return nextSlash < end ? -1 : end;
 }
+
+/** The details member named by the key text from..end if the reducer reads it, else undefined. */
+function wantedKey(line: string, from: number, end: number): string | undefined {
+  switch (end - from) {
+    case 2:
+      return line.startsWith('to', from) ? 'to' : undefined;
+    case 4:
+      return line.startsWith('from', from) ? 'from' : undefined;
+    case 5:
+      for (const key of WANTED_5) if (line.startsWith(key, from)) return key;
+      return undefined;
+    case 6:
+      return line.startsWith('action', from) ? 'action' : line.startsWith('effect', from) ? 'effect' : undefined;
+    case 7:
+      return line.startsWith('agentId', from) ? 'agentId' : line.startsWith('outcome', from) ? 'outcome' : undefined;
+    case 9:
+      return line.startsWith('taskClass', from) ? 'taskClass' : undefined;
+    default:
+      return undefined;
+  }
+}
+const WANTED_5 = ['event', 'facts', 'rules', 'state'];
 
 /** Index just after the JSON value starting at `at`; -1 when it is cut off. */
 function skipValue(line: string, at: number): number {
@@ -126,6 +153,8 @@ function optionalMember(line: string, at: number, name: string): { value: string
 /** @internal Exported for its unit tests; the metrics CLI calls it. */
 export function readMetricsEvent(line: string): MetricsEvent | undefined {
   if (!line.startsWith('{"action":"')) return undefined;
+  const slash = line.indexOf('\\');
+  nextSlash = slash < 0 ? Infinity : slash;
   let at = 11;
   let end = plainString(line, at);
   if (end <= at) return undefined;
@@ -159,10 +188,10 @@ export function readMetricsEvent(line: string): MetricsEvent | undefined {
       if (line.charCodeAt(at) !== QUOTE) return undefined;
       end = plainString(line, at + 1);
       if (end < 0 || line.charCodeAt(end + 1) !== 0x3a /* : */) return undefined;
-      const key = line.slice(at + 1, end);
+      const key = wantedKey(line, at + 1, end);
       const valueAt = end + 2;
       let valueEnd: number;
-      if (!WANTED.has(key)) valueEnd = skipValue(line, valueAt);
+      if (key === undefined) valueEnd = skipValue(line, valueAt);
       else if (line.charCodeAt(valueAt) === QUOTE && (valueEnd = plainString(line, valueAt + 1)) >= 0) {
         details[key] = line.slice(valueAt + 1, valueEnd);
         valueEnd++;
