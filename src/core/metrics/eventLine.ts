@@ -140,9 +140,8 @@ function skipString(line: string, from: number): number {
   return -1;
 }
 
-/** An optional string member `,"name":"…"` at `at`: its value and where it ends, or undefined when absent. */
-function optionalMember(line: string, at: number, name: string): { value: string; end: number } | undefined | false {
-  const head = `,"${name}":"`;
+/** An optional string member at `at`, `head` being its `,"name":"`: its value and where it ends, or undefined when absent. */
+function optionalMember(line: string, at: number, head: string): { value: string; end: number } | undefined | false {
   if (!line.startsWith(head, at)) return undefined;
   const from = at + head.length;
   const end = plainString(line, from);
@@ -173,10 +172,10 @@ export function readMetricsEvent(line: string): MetricsEvent | undefined {
   const ms = readTime(time);
   if (ms === undefined) return undefined;
   at = end + 1;
-  const change = optionalMember(line, at, 'changeId');
+  const change = optionalMember(line, at, ',"changeId":"');
   if (change === false) return undefined;
   if (change) at = change.end;
-  const decision = optionalMember(line, at, 'decisionId');
+  const decision = optionalMember(line, at, ',"decisionId":"');
   if (decision === false) return undefined;
   if (decision) at = decision.end;
   if (!line.startsWith(',"details":{', at)) return undefined;
@@ -214,7 +213,7 @@ export function readMetricsEvent(line: string): MetricsEvent | undefined {
   // The event's own hash (already checked by the verifier), then the policy, then prevHash.
   if (!line.startsWith(',"hash":"', at) || line.charCodeAt(at + 73) !== QUOTE) return undefined;
   at += 74;
-  const policy = optionalMember(line, at, 'policy');
+  const policy = optionalMember(line, at, ',"policy":"');
   if (policy === false) return undefined;
   if (policy) {
     if (!POLICY_REF.test(policy.value)) return undefined;
