@@ -369,8 +369,9 @@ export class AuditChainVerifier {
     if (bytes[memberEnd - 1] !== 0x22 /* " */) return undefined;
     const strippedLength = end - (memberEnd - hashStart);
     if (this.scratch.length < strippedLength) this.scratch = new Uint8Array(strippedLength * 2);
-    this.scratch.set(bytes.subarray(0, hashStart), 0);
-    this.scratch.set(bytes.subarray(memberEnd, end), hashStart);
+    // Buffer.copy, not set(subarray): no view object per line.
+    bytes.copy(this.scratch, 0, 0, hashStart);
+    bytes.copy(this.scratch, hashStart, memberEnd, end);
     if (sha256Hex(this.scratch.subarray(0, strippedLength)) !== hash) return undefined;
     return { seq, hash };
   }
