@@ -149,7 +149,7 @@ function optionalMember(line: string, at: number, head: string): { value: string
   return { value: line.slice(from, end), end: end + 1 };
 }
 
-/** @internal Exported for its unit tests; the metrics CLI calls it. */
+/** The event of a verified audit line, or undefined when the line is not in the form above. */
 export function readMetricsEvent(line: string): MetricsEvent | undefined {
   if (!line.startsWith('{"action":"')) return undefined;
   const slash = line.indexOf('\\');
