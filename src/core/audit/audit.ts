@@ -51,6 +51,7 @@ export const AUDIT_ACTIONS = [
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** prevHash of the first event. */
+/** @internal Exported for tests and benchmarks; the product uses it inside this module. */
 export const GENESIS_HASH = '0'.repeat(64);
 const AUDIT_FORMAT_VERSION = 1;
 
@@ -325,19 +326,24 @@ export class AuditChainVerifier {
    * hash member must equal that hash, so its bytes are exactly what was sealed
    * (the writer seals only valid events) and parsing it again would prove
    * nothing more. Anything else takes the full path through push().
+   * Returns true when the line is the next event of the chain (its successor
+   * may still show that it was re-hashed), so a reader need not hash it again.
    */
-  pushBytes(bytes: Uint8Array): void {
+  pushBytes(bytes: Uint8Array): boolean {
     const fast = this.failure || this.anomaly || this.pendingBlank !== undefined || this.lastSeq === 0 ? undefined : this.sealedLine(bytes);
-    if (!fast || fast.seq !== this.lastSeq + 1 || fast.prevHash !== this.lastHash) {
+    if (!fast || fast.seq !== this.lastSeq + 1) {
+      const before = this.count;
       this.push(DECODER.decode(bytes));
-      return;
+      return this.count > before;
     }
     this.lineNumber++;
-    if (this.acceptHash(fast.seq, fast.hash, this.lineNumber)) this.lastLineBytes = bytes;
+    if (!this.acceptHash(fast.seq, fast.hash, this.lineNumber)) return false;
+    this.lastLineBytes = bytes;
+    return true;
   }
 
-  /** Reads seq, prevHash and hash from a canonical line whose own hash checks out; undefined otherwise. */
-  private sealedLine(input: Uint8Array): { seq: number; prevHash: string; hash: string } | undefined {
+  /** Reads seq and hash from a canonical line that links to the last hash and whose own hash checks out; undefined otherwise. */
+  private sealedLine(input: Uint8Array): { seq: number; hash: string } | undefined {
     const bytes = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     const end = bytes.length;
     if (end < 160 || bytes[end - 1] !== 0x7d /* } */) return undefined;
@@ -354,18 +360,22 @@ export class AuditChainVerifier {
     const prevStart = digitsStart - SEQ_MEMBER.length - 64 - PREV_MEMBER.length;
     if (prevStart < 0 || !bytesEqual(bytes, prevStart, PREV_MEMBER) || !bytesEqual(bytes, digitsStart - SEQ_MEMBER.length, SEQ_MEMBER))
       return undefined;
-    const prevHash = bytes.toString('latin1', prevStart + PREV_MEMBER.length, prevStart + PREV_MEMBER.length + 64);
+    // prevHash must be the last hash: compared in place, no string made.
+    const last = this.lastHash;
+    for (let i = 0, at = prevStart + PREV_MEMBER.length; i < 64; i++) if (bytes[at + i] !== last.charCodeAt(i)) return undefined;
     const hashStart = bytes.lastIndexOf(HASH_MEMBER, prevStart - HASH_MEMBER.length);
     if (hashStart < 0) return undefined;
     const hash = bytes.toString('latin1', hashStart + HASH_MEMBER.length, hashStart + HASH_MEMBER.length + 64);
     const memberEnd = hashStart + HASH_MEMBER.length + 65;
-    if (bytes[memberEnd - 1] !== 0x22 /* " */ || !HEX64.test(hash) || !HEX64.test(prevHash)) return undefined;
+    // No hex check: a hash that equals a computed SHA-256 is hex, and prevHash equals the previous hash.
+    if (bytes[memberEnd - 1] !== 0x22 /* " */) return undefined;
     const strippedLength = end - (memberEnd - hashStart);
     if (this.scratch.length < strippedLength) this.scratch = new Uint8Array(strippedLength * 2);
-    this.scratch.set(bytes.subarray(0, hashStart), 0);
-    this.scratch.set(bytes.subarray(memberEnd, end), hashStart);
+    // Buffer.copy, not set(subarray): no view object per line.
+    bytes.copy(this.scratch, 0, 0, hashStart);
+    bytes.copy(this.scratch, hashStart, memberEnd, end);
     if (sha256Hex(this.scratch.subarray(0, strippedLength)) !== hash) return undefined;
-    return { seq, prevHash, hash };
+    return { seq, hash };
   }
 
   push(raw: string): void {

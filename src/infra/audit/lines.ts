@@ -13,17 +13,20 @@ export function isMissing(error: unknown): boolean {
 /**
  * Calls `onLine` with each line's bytes (no terminator), streaming, so a log of
  * any size is read in constant memory. Returns the file's size and whether it
- * ends with a newline.
+ * ends with a newline. Each read gets a fresh buffer of `chunk` bytes (callers
+ * may keep the views they got), so the chunk bounds the memory held by
+ * buffers the garbage collector has not freed yet.
  */
 export async function forEachLine(
   file: string,
   onLine: (bytes: Buffer, lineNumber: number, offset: number) => void,
   startOffset = 0,
   endOffset = Infinity,
+  chunk = READ_CHUNK,
 ): Promise<{ size: number; endsWithNewline: boolean; lines: number }> {
   const handle = await open(file, 'r');
   try {
-    let buffer = Buffer.allocUnsafe(READ_CHUNK);
+    let buffer = Buffer.allocUnsafe(chunk);
     let filled = 0;
     let position = startOffset;
     let lineNumber = 0;
@@ -52,7 +55,7 @@ export async function forEachLine(
       }
       // Keep the unfinished line for the next read; callers got views, so a fresh buffer is needed.
       const rest = end - start;
-      const next = Buffer.allocUnsafe(Math.max(READ_CHUNK, rest * 2));
+      const next = Buffer.allocUnsafe(Math.max(chunk, rest * 2));
       buffer.copy(next, 0, start, end);
       buffer = next;
       filled = rest;
