@@ -15,7 +15,7 @@ import type { MetricsEvent } from './metrics';
  * line in full.
  */
 
-/** The details members MetricsReducer reads: action, agentId, effect, event, facts, from, outcome, rules, state, taskClass, to (see wantedKey). */
+/** The details members MetricsReducer reads: action, agentId, effect, event, facts, factsSummary, from, outcome, rules, state, taskClass, to (see wantedKey). */
 const ACTOR_TYPES = new Set(ActorSchema.shape.type.options as readonly string[]);
 // The checks of the audit event schema.
 const ISO_UTC: RegExp = z.regexes.datetime({});
@@ -95,6 +95,8 @@ function wantedKey(line: string, from: number, end: number): string | undefined 
       return line.startsWith('agentId', from) ? 'agentId' : line.startsWith('outcome', from) ? 'outcome' : undefined;
     case 9:
       return line.startsWith('taskClass', from) ? 'taskClass' : undefined;
+    case 12:
+      return line.startsWith('factsSummary', from) ? 'factsSummary' : undefined;
     default:
       return undefined;
   }

@@ -352,8 +352,8 @@ export class MetricsReducer {
       typeof summary.changedLines === 'number'
     ) {
       // Facts too large for the event are in a file beside the log; the event keeps their summary.
-      state.prFiles = summary.files;
-      state.prLines = summary.changedLines;
+      this.prFiles[row] = summary.files;
+      this.prLines[row] = summary.changedLines;
     } else if (
       (action === 'createPullRequest' || action === 'gate.reviewToPullRequest') &&
       details.facts &&
