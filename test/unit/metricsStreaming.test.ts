@@ -10,7 +10,7 @@ import {
 import { readMetricsEvent } from '../../src/core/metrics/eventLine';
 import { MetricsReducer } from '../../src/core/metrics/metrics';
 
-const READ = ['action', 'agentId', 'effect', 'event', 'facts', 'from', 'outcome', 'rules', 'state', 'taskClass', 'to'];
+const READ = ['action', 'agentId', 'effect', 'event', 'facts', 'factsSummary', 'from', 'outcome', 'rules', 'state', 'taskClass', 'to'];
 
 /** Seals `events` into a chain the way the log writer does; returns its lines. */
 function seal(events: Omit<UnhashedAuditEvent, 'seq' | 'prevHash'>[]): string[] {
@@ -66,6 +66,22 @@ const EVENTS: Omit<UnhashedAuditEvent, 'seq' | 'prevHash'>[] = [
       },
       rules: [{ rule: 'maxFiles', effect: 'block', policy: 'acme@3' }],
       subject: 'c0ffee01',
+    },
+  },
+  // Facts too large for the event live in a file beside the log; the reducer reads their summary.
+  {
+    at: at(3),
+    actor: { type: 'extension', id: 'agent-lanes' },
+    action: 'policy.decision',
+    changeId: 'c0ffee02',
+    decisionId: 'd-2',
+    policy: 'acme@3',
+    details: {
+      action: 'gate.reviewToPullRequest',
+      effect: 'allow',
+      factsSha256: 'f'.repeat(64),
+      factsSummary: { files: 20000, changedLines: 40000, flags: 0, tasks: 2 },
+      rules: [],
     },
   },
   // A value the reducer reads that is not a plain string: taken as JSON, not skipped.
