@@ -144,11 +144,11 @@ const ChangeSchema = z.looseObject({
 });
 export type Change = z.infer<typeof ChangeSchema>;
 
+/** The one-file store of earlier versions (`changes.json`), read only to migrate it to one record per change. */
 export const ChangeFileSchema = z.object({
   version: z.literal(1),
   changes: z.array(ChangeSchema),
 });
-export type ChangeFile = z.infer<typeof ChangeFileSchema>;
 
 /** The first line of a task, shortened, as a change's title. */
 export function titleFromTask(task: string, max = 72): string {
