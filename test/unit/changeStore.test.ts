@@ -86,6 +86,14 @@ if (process.env.CHANGE_STORE_CRASH_CHILD) {
       assert.deepEqual(readdirSync(storage.changeDir('00000001')), ['change.json'], 'no temporary file is left');
     });
 
+    it('writes a change again whose folder was taken away while the store was open', async () => {
+      const store = storeOn(storage);
+      await store.add(sample('0000000e'));
+      rmSync(storage.changeDir('0000000e'), { recursive: true });
+      await store.update('0000000e', (c) => ({ ...c, title: 'Back' }));
+      assert.equal(JSON.parse(readFileSync(storage.changeRecordFile('0000000e'), 'utf8')).title, 'Back');
+    });
+
     it('refuses a duplicate id, a missing change and a lane change through update', async () => {
       const store = storeOn(storage);
       await store.add(sample('00000002'));
