@@ -1,4 +1,4 @@
-import { type Actor, type Change, ChangeFileSchema } from './change';
+import { type Actor, CHANGE_ID_PATTERN, type Change, ChangeFileSchema } from './change';
 import { Emitter } from './events';
 import { type LaneEvent, type TransitionResult, transition } from './lanes';
 import { LaneError } from './errors';
@@ -30,7 +30,7 @@ const ChangeRecordSchema = ChangeFileSchema.shape.changes.element;
 
 /** Whether `id` is a change id (8 hex characters): the only ids that name a record's place on disk. */
 export function isChangeId(id: unknown): id is string {
-  return typeof id === 'string' && ChangeRecordSchema.shape.id.safeParse(id).success;
+  return typeof id === 'string' && CHANGE_ID_PATTERN.test(id);
 }
 
 /** The change store's refusals and unreadable records. */
