@@ -70,8 +70,11 @@ const RequestedChangesSchema = z.object({ at: z.string(), by: z.string(), commen
  * One unit of agent work. Loose on purpose: a record written by a newer
  * version keeps the fields this version does not know.
  */
+/** A change's id: 8 hex characters. It names the change's folder, so nothing else may. */
+export const CHANGE_ID_PATTERN = /^[0-9a-f]{8}$/;
+
 const ChangeSchema = z.looseObject({
-  id: z.string().regex(/^[0-9a-f]{8}$/, 'an 8-character hex id'),
+  id: z.string().regex(CHANGE_ID_PATTERN, 'an 8-character hex id'),
   title: z.string(),
   task: z.string(),
   agentId: z.string(),
@@ -148,11 +151,11 @@ const ChangeSchema = z.looseObject({
 });
 export type Change = z.infer<typeof ChangeSchema>;
 
+/** The one-file store of earlier versions (`changes.json`), read only to migrate it to one record per change. */
 export const ChangeFileSchema = z.object({
   version: z.literal(1),
   changes: z.array(ChangeSchema),
 });
-export type ChangeFile = z.infer<typeof ChangeFileSchema>;
 
 /** The first line of a task, shortened, as a change's title. */
 export function titleFromTask(task: string, max = 72): string {

@@ -16,7 +16,9 @@ export type LanesNode =
   /** Under a blocked or failed change: why, in full (a row's description is cut at the view's default width). */
   | { kind: 'why'; repo: RepoContext; change: Change; why: ChangeWhy }
   | { kind: 'problem'; problem: FolderProblem }
-  | { kind: 'loadError'; repo: RepoContext };
+  | { kind: 'loadError'; repo: RepoContext }
+  /** Change records that could not be read (corrupt or hand-edited files): the other changes show. */
+  | { kind: 'unreadable'; repo: RepoContext };
 
 const LANE_ICONS: Record<Lane | 'closed', string> = {
   draft: 'edit',
@@ -113,7 +115,7 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
       return problems.length > 1 ? problems.map((problem) => ({ kind: 'problem', problem })) : [];
     }
     await this.setLaneContext(repos.flatMap((repo) => repo.store.all()));
-    const anyChanges = repos.some((repo) => repo.store.all().length > 0 || repo.loadError);
+    const anyChanges = repos.some((repo) => repo.store.all().length > 0 || repo.loadError || repo.store.unreadable.length > 0);
     if (!anyChanges && problems.length === 0) {
       await this.setViewState('empty');
       return [];
@@ -137,6 +139,7 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
     }));
     const closed = all.filter((c) => c.lane === 'closed');
     if (closed.length) nodes.push({ kind: 'lane', repo, lane: 'closed', changes: closed });
+    if (repo.store.unreadable.length) nodes.push({ kind: 'unreadable', repo });
     return nodes;
   }
 
@@ -204,9 +207,19 @@ export class LanesTreeProvider implements vscode.TreeDataProvider<LanesNode>, vs
       }
       case 'loadError': {
         const item = new vscode.TreeItem('Change records could not be read', vscode.TreeItemCollapsibleState.None);
-        item.tooltip = `${node.repo.loadError}\n${node.repo.storage.changesFile}`;
+        item.tooltip = `${node.repo.loadError}\n${node.repo.storage.changesDir}`;
         item.iconPath = new vscode.ThemeIcon('error');
         item.contextValue = 'loadError';
+        return item;
+      }
+      case 'unreadable': {
+        const unreadable = node.repo.store.unreadable;
+        const label =
+          unreadable.length === 1 ? '1 change record could not be read' : `${unreadable.length} change records could not be read`;
+        const item = new vscode.TreeItem(label, vscode.TreeItemCollapsibleState.None);
+        item.tooltip = unreadable.map((record) => record.message).join('\n\n');
+        item.iconPath = new vscode.ThemeIcon('error');
+        item.contextValue = 'unreadableChanges';
         return item;
       }
     }

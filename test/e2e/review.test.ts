@@ -8,7 +8,7 @@ import { builtinPolicyDocument } from '../../src/core/policy/defaults';
 import { evaluate, factsFromEvidence } from '../../src/core/policy/evaluate';
 import { mergePolicies } from '../../src/core/policy/merge';
 import { EvidenceStore } from '../../src/infra/storage/evidenceStore';
-import { JsonFilePersistence } from '../../src/infra/storage/fileStore';
+import { ChangeFolderPersistence } from '../../src/infra/storage/fileStore';
 import { RepoStorage } from '../../src/infra/storage/repoStorage';
 import { createSampleRepository, tempDir } from '../runners/fixtures.mjs';
 import { type Seeded, seedChange } from '../integration/review/seed';
@@ -82,7 +82,7 @@ async function runCommand(page: Page, title: string): Promise<void> {
 }
 
 function storedChange(storage: RepoStorage, id: string) {
-  return ChangeFileSchema.parse(JSON.parse(readFileSync(storage.changesFile, 'utf8'))).changes.find((c) => c.id === id);
+  return ChangeFileSchema.shape.changes.element.parse(JSON.parse(readFileSync(storage.changeRecordFile(id), 'utf8')));
 }
 
 async function waitUntil<T>(probe: () => T | undefined, what: string, timeoutMs = 30_000): Promise<T> {
@@ -114,7 +114,7 @@ describe('the review webview in a real VS Code', function () {
       settings: { 'workbench.colorTheme': 'Default Dark Modern' },
     }));
     storage = RepoStorage.forRepository(join(server.userDataDir, 'User', 'globalStorage', EXTENSION_ID), repo, join(repo, '.git'));
-    const store = new ChangeStore(new JsonFilePersistence(storage.changesFile));
+    const store = new ChangeStore(new ChangeFolderPersistence(storage));
     const target = { root: repo, storage, store };
     seeded = await seedChange(target, { id: 'e2e0a001', createdBy: 'author@example.invalid' });
     // In Review, its required test failed: the gate blocks it.

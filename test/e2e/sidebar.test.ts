@@ -3,7 +3,7 @@ import { mkdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { ChangeStore } from '../../src/core/changeStore';
-import { JsonFilePersistence } from '../../src/infra/storage/fileStore';
+import { ChangeFolderPersistence } from '../../src/infra/storage/fileStore';
 import { RepoStorage } from '../../src/infra/storage/repoStorage';
 import { createSampleRepository, tempDir } from '../runners/fixtures.mjs';
 import { pickItem, runCommand } from '../runners/workbenchUi.mjs';
@@ -26,7 +26,7 @@ describe('the installed VSIX in a real VS Code', function () {
       join(repo, '.git'),
     );
     mkdirSync(storage.root, { recursive: true });
-    const store = new ChangeStore(new JsonFilePersistence(storage.changesFile));
+    const store = new ChangeStore(new ChangeFolderPersistence(storage));
     const now = new Date().toISOString();
     await store.add({
       id: '5eed0001',

@@ -94,7 +94,11 @@ describe('Pull request lane (real git, the GitHub stand-in, real policy and audi
     await fx.ctx.audit.flush();
     const audit = readFileSync(fx.ctx.storage.auditFile, 'utf8');
     assert.ok(!audit.includes(token), 'the token is not in the audit log');
-    assert.ok(!readFileSync(fx.ctx.storage.changesFile, 'utf8').includes(token), 'the token is not in the change records');
+    for (const change of fx.ctx.store.all())
+      assert.ok(
+        !readFileSync(fx.ctx.storage.changeRecordFile(change.id), 'utf8').includes(token),
+        'the token is not in the change records',
+      );
   });
 
   /** A real draft by the scripted agent, moved to Review and approved for its real diff and evidence. */

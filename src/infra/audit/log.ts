@@ -20,6 +20,7 @@ import type { Logger } from '../../core/logger';
 import type { EffectivePolicy } from '../../core/policy/merge';
 import { BUILTIN_SECRET_PATTERNS, compileSecretPatterns, redactText, redactValue, type SecretPattern } from '../../core/redaction';
 import { AuditLogError } from './auditLogError';
+import { AuditChangeIndex } from './changeIndex';
 import { forEachLine, isMissing, READ_CHUNK, readFirstEvent, readTail, type TailState } from './lines';
 import { settledSize, withAuditLock } from './lock';
 
@@ -416,10 +417,15 @@ export class AuditLog {
     return readAuditFile(this.file, { expectedRepoKey: this.repoKey });
   }
 
-  /** The events of one change, oldest first (the History view). */
+  private changeIndex: AuditChangeIndex | undefined;
+
+  /** The events of one change, oldest first (the History view), read through the index of the log by change. */
   async eventsFor(changeId: string): Promise<AuditEvent[]> {
     await this.flush();
-    return readChangeEvents(this.file, changeId).then((found) => found.events);
+    this.changeIndex ??= new AuditChangeIndex(this.file);
+    const settled = await settledSize(this.file);
+    const end = Number.isFinite(settled) ? settled : (await stat(this.file)).size;
+    return (await this.changeIndex.eventsFor(changeId, end)).events;
   }
 
   /** Cuts a torn last line and records audit.repaired saying what was cut. */

@@ -6,7 +6,7 @@ import type { Logger } from '../../core/logger';
 import { AuditLog } from '../audit/log';
 import type { PolicyService } from '../policy/policyService';
 import { EvidenceStore } from '../storage/evidenceStore';
-import { JsonFilePersistence } from '../storage/fileStore';
+import { ChangeFolderPersistence } from '../storage/fileStore';
 import { RepoStorage } from '../storage/repoStorage';
 import { DraftLane, type DraftSettings } from './draft/draftLane';
 import type { LaneContext } from './laneContext';
@@ -79,7 +79,7 @@ export class RepositoryLanes {
   static async open(repoRoot: string, commonDir: string, options: RepositoryLanesOptions): Promise<RepositoryLanes> {
     const { logger } = options;
     const storage = RepoStorage.forRepository(options.storageRoot, repoRoot, commonDir);
-    const store = new ChangeStore(new JsonFilePersistence(storage.changesFile));
+    const store = new ChangeStore(new ChangeFolderPersistence(storage));
     const evidence = new EvidenceStore(storage);
     const audit = await AuditLog.open(storage.auditFile, { repoKey: storage.repoKey, logger });
     if (audit.repairedOnOpen) logger.warn(`Audit log of ${repoRoot}: ${audit.repairedOnOpen.message}`);
@@ -88,8 +88,10 @@ export class RepositoryLanes {
       await store.load();
     } catch (error) {
       loadError = (error as Error).message;
-      logger.error(`Could not read the change records of ${repoRoot} (${storage.changesFile})`, error);
+      logger.error(`Could not read the change records of ${repoRoot} (${storage.changesDir})`, error);
     }
+    // A record that cannot be read is left out; the other changes load, and the Lanes view names it.
+    for (const record of store.unreadable) logger.error(`Change records of ${repoRoot}: ${record.message}`);
     const context: LaneContext = { repoRoot, storage, store, evidence, audit, policy: options.policy, logger };
     const lanes = new RepositoryLanes(context, loadError, options);
     // A run recorded as running belongs to an editor that stopped: stop what it left, keep its work.

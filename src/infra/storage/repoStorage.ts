@@ -1,5 +1,10 @@
 import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
+import { isChangeId } from '../../core/changeStore';
+import { LaneError } from '../../core/errors';
+
+/** The name of a change's record in its folder. */
+const CHANGE_RECORD = 'change.json';
 
 /**
  * Where Agent Lanes keeps a repository's data: outside every workspace folder
@@ -30,7 +35,12 @@ export class RepoStorage {
     return new RepoStorage(storageRoot, RepoStorage.keyFor(commonDir), basename(repoRoot));
   }
 
-  get changesFile(): string {
+  /** The folder of the change folders; each holds its change's record (`change.json`), evidence and logs. */
+  get changesDir(): string {
+    return join(this.root, 'changes');
+  }
+  /** The one-file store of earlier versions, migrated to one record per change on the first load. */
+  get legacyChangesFile(): string {
     return join(this.root, 'changes.json');
   }
   get worktreesDir(): string {
@@ -42,7 +52,14 @@ export class RepoStorage {
   get auditFile(): string {
     return join(this.root, 'audit.jsonl');
   }
+  /** A change's folder. Only a change id (8 hex characters) names one: nothing else can lead out of `changes/`. */
   changeDir(changeId: string): string {
-    return join(this.root, 'changes', changeId);
+    if (!isChangeId(changeId))
+      throw new LaneError('noChange', `${JSON.stringify(changeId)} is not a change id (8 hex characters, as the Lanes view shows them).`);
+    return join(this.changesDir, changeId);
+  }
+  /** A change's record. */
+  changeRecordFile(changeId: string): string {
+    return join(this.changeDir(changeId), CHANGE_RECORD);
   }
 }

@@ -12,7 +12,7 @@ describe('Several workspace folders', () => {
       ['repo-a (0 open)', 'repo-b (0 open)', 'notes (not a git repository)'],
     );
     const [repoA, repoB] = api.registry.repositories();
-    assert.notEqual(repoA!.storage.changesFile, repoB!.storage.changesFile, 'each repository has its own store');
+    assert.notEqual(repoA!.storage.changesDir, repoB!.storage.changesDir, 'each repository has its own store');
     await repoB!.store.add(sampleChange({ id: 'bbbbbbbb', title: 'Only in repo B' }));
     const lanesA = await api.tree.getChildren(roots[0]);
     const lanesB = await api.tree.getChildren((await api.tree.getChildren())[1]);

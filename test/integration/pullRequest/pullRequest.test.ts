@@ -120,7 +120,10 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
   afterEach(async () => {
     standIn.clearFaults();
     assert.deepEqual(standIn.state.violations, [], 'every request and response followed GitHub’s description');
-    const records = readFileSync(repo.storage.changesFile, 'utf8');
+    const records = repo.store
+      .all()
+      .map((change) => readFileSync(repo.storage.changeRecordFile(change.id), 'utf8'))
+      .join('\n');
     await repo.lanes.context.audit.flush();
     const audit = readFileSync(repo.storage.auditFile, 'utf8');
     for (const text of [

@@ -1,4 +1,5 @@
 import * as assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import * as vscode from 'vscode';
 import { labelOf, lanesApi, sampleChange, shellApi, waitFor } from '../util';
 
@@ -70,5 +71,12 @@ describe('Agent Lanes in a git repository', () => {
     assert.equal(result.ok, false);
     assert.match(!result.ok ? result.reason : '', /only a change in Review can be rejected/);
     assert.equal(repo.store.get('a1b2c3d4')?.lane, 'draft');
+  });
+
+  it('leaves a change record broken by hand for the next session (the reload scenario reads it)', async () => {
+    const api = await lanesApi();
+    const repo = api.registry.repositories()[0]!;
+    mkdirSync(repo.storage.changeDir('deadbeef'), { recursive: true });
+    writeFileSync(repo.storage.changeRecordFile('deadbeef'), '{ "id": "deadbeef", "title": ');
   });
 });

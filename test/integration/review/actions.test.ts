@@ -10,8 +10,7 @@ import { type TestReview, openAndRender, send, sleep, testReview } from './helpe
 
 /** The change as it is on disk, not as the store holds it in memory. */
 function onDisk(review: TestReview, changeId: string) {
-  const file = ChangeFileSchema.parse(JSON.parse(readFileSync(review.repo.storage.changesFile, 'utf8')));
-  return file.changes.find((c) => c.id === changeId);
+  return ChangeFileSchema.shape.changes.element.parse(JSON.parse(readFileSync(review.repo.storage.changeRecordFile(changeId), 'utf8')));
 }
 
 describe('review actions', () => {

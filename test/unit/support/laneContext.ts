@@ -4,7 +4,7 @@ import type { Logger } from '../../../src/core/logger';
 import { consoleLogger } from './consoleLogger';
 import { AuditLog } from '../../../src/infra/audit/log';
 import { EvidenceStore } from '../../../src/infra/storage/evidenceStore';
-import { JsonFilePersistence } from '../../../src/infra/storage/fileStore';
+import { ChangeFolderPersistence } from '../../../src/infra/storage/fileStore';
 import type { LaneContext } from '../../../src/infra/lanes/laneContext';
 import { PolicyService, type PolicySettings } from '../../../src/infra/policy/policyService';
 import { RepoStorage } from '../../../src/infra/storage/repoStorage';
@@ -22,7 +22,7 @@ export async function createLaneContext(
   const ctx: LaneContext = {
     repoRoot: repo,
     storage,
-    store: new ChangeStore(new JsonFilePersistence(storage.changesFile)),
+    store: new ChangeStore(new ChangeFolderPersistence(storage)),
     evidence: new EvidenceStore(storage),
     audit: await AuditLog.open(storage.auditFile, { repoKey: storage.repoKey }),
     policy: new PolicyService(policySettings, { cacheFile: join(base, 'policy-cache.json'), logger }),
