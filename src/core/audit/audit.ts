@@ -51,7 +51,7 @@ export const AUDIT_ACTIONS = [
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** prevHash of the first event. */
-/** @internal Exported for tests and benchmarks; the product uses it inside this module. */
+/** The previous hash of the first event (the replay reader checks a log's first link with it). */
 export const GENESIS_HASH = '0'.repeat(64);
 const AUDIT_FORMAT_VERSION = 1;
 
