@@ -1,10 +1,8 @@
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { AuditChainVerifier, parseAuditLine, type AuditEvent } from '../core/audit/audit';
-import { readMetricsEvent } from '../core/metrics/eventLine';
 import { formatMetricsCsv, formatMetricsTable, METRICS_FORMATS, type MetricsFormat } from '../core/metrics/format';
-import { GROUP_BY, MetricsReducer, type GroupBy, type MetricsEvent } from '../core/metrics/metrics';
-import { forEachLine } from '../infra/audit/lines';
+import { GROUP_BY, MetricsReducer, type GroupBy } from '../core/metrics/metrics';
+import { reduceAuditFile } from '../infra/audit/metricsFile';
 
 export interface CliOutput {
   log(s: string): void;
@@ -20,55 +18,6 @@ const USAGE = `Usage:
       log counts only the events before the first broken one, with a warning.
 
 Exit codes: 0 every log verified; 1 a log is broken (metrics cover the part before the break); 2 bad usage or an unreadable file.`;
-
-/**
- * Streams one log into the reducer, counting only the verified prefix. Returns a warning when the chain breaks.
- * Each line is hashed once, by the verifier; a line it accepts is read without hashing it again (readMetricsEvent).
- */
-async function reduceFile(file: string, reducer: MetricsReducer): Promise<string | undefined> {
-  const verifier = new AuditChainVerifier();
-  let seq = 0;
-  let repository = file;
-  let broken = false;
-  // One event is held back until the next one links to it: a re-hashed event is only caught by its successor.
-  let pending: MetricsEvent | undefined;
-  await forEachLine(
-    file,
-    (bytes) => {
-      const accepted = verifier.pushBytes(bytes);
-      if (broken) return;
-      if (!accepted) {
-        broken = true;
-        return;
-      }
-      let text = bytes.toString('utf8');
-      if (text.endsWith('\r')) text = text.slice(0, -1);
-      const event = seq === 0 ? parseAuditLine(text) : (readMetricsEvent(text) ?? parseAuditLine(text));
-      if (!event) {
-        broken = true;
-        return;
-      }
-      if (++seq === 1) {
-        const repoKey = (event as AuditEvent).details.repoKey;
-        if (typeof repoKey === 'string') repository = repoKey.slice(0, 12);
-      }
-      if (pending) reducer.add(repository, pending);
-      pending = event;
-      // 1 MB reads: fewer unreclaimed read buffers at a time (the peak memory), no slower.
-    },
-    0,
-    Infinity,
-    1024 * 1024,
-  );
-  const result = verifier.finish();
-  if (result.ok) {
-    if (pending) reducer.add(repository, pending);
-    return undefined;
-  }
-  if (pending && seq < result.seq) reducer.add(repository, pending);
-  const counted = pending && seq < result.seq ? seq : pending ? seq - 1 : 0;
-  return `Warning: ${file} is broken at seq ${result.seq} (line ${result.lineNumber}, ${result.problem}): ${result.message} Metrics count its events 1 to ${counted} only.`;
-}
 
 export async function runMetricsCli(args: string[], out: CliOutput): Promise<number> {
   let parsed;
@@ -119,7 +68,7 @@ export async function runMetricsCli(args: string[], out: CliOutput): Promise<num
   const reducer = new MetricsReducer();
   const warnings: string[] = [];
   for (const file of parsed.positionals) {
-    const warning = await reduceFile(file, reducer);
+    const warning = await reduceAuditFile(file, reducer);
     if (warning) warnings.push(warning);
   }
   for (const warning of warnings) out.error(warning);

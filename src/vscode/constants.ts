@@ -31,6 +31,7 @@ export const Commands = {
   exportAuditLog: 'agentLanes.exportAuditLog',
   exportProofBundle: 'agentLanes.exportProofBundle',
   showHistory: 'agentLanes.showHistory',
+  showPromotionMetrics: 'agentLanes.showPromotionMetrics',
   setAuditSinkToken: 'agentLanes.setAuditSinkToken',
   runSandboxTasks: 'agentLanes.runSandboxTasks',
   promote: 'agentLanes.promote',

@@ -18,6 +18,7 @@ import { identify } from './identity';
 import { type SandboxCommands, registerSandbox } from './sandbox/sandboxCommands';
 import { type PullRequestCommands, registerPullRequests } from './pullRequest/pullRequestCommands';
 import { type ReleaseCommands, registerRelease } from './release/releaseCommands';
+import { registerMetrics } from './metrics/metricsView';
 import { registerPolicyCommands } from './policy/policyCommands';
 import { registerAuditCommands } from './audit/auditCommands';
 
@@ -119,6 +120,7 @@ export function activateLanes(context: vscode.ExtensionContext, shell: LanesShel
   registerCommands(context, { logger, channel, registry, tree, statusBar, policy, drafts });
   registerPolicyCommands(context, { logger, registry, policy, kit, view });
   registerAuditCommands(context, { logger, registry, policy, kit });
+  registerMetrics(context, { logger, kit });
   const review = registerReview(context, {
     logger,
     registry,

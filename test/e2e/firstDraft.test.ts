@@ -244,5 +244,21 @@ describe('the first ten minutes, by clicking: walkthrough → Claude Code preset
     assert.ok(overflow <= 0, `the History fits its editor (${overflow} px too wide)`);
     await page.waitForTimeout(500);
     await screenshot(page, 'e2e-history');
+
+    // The promotion metrics after this walk: one change drafted, through the sandbox, charted from the audit log.
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('F1');
+    const palette = page.locator('.quick-input-widget input.input');
+    await palette.waitFor({ timeout: 15_000 });
+    await palette.fill('>Agent Lanes: Show Promotion Metrics');
+    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Show Promotion Metrics' }).first().waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Enter');
+    const metrics = await frameWithText(page, 'Promotion metrics', 30_000);
+    await metrics.locator('svg.chart').first().waitFor({ timeout: 15_000 });
+    const funnel = await metrics.locator('svg.chart').first().textContent();
+    assert.match(funnel ?? '', /Drafted1/);
+    assert.match(funnel ?? '', /Sandbox passed1/);
+    await page.waitForTimeout(500);
+    await screenshot(page, 'e2e-metrics');
   });
 });
