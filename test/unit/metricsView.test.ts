@@ -44,7 +44,7 @@ describe('Promotion metrics page', () => {
       details: { from: 'sandbox', to: 'review', event: 'promote' },
     });
     reducer.add('repo', { action: 'review.requestChanges', at: at(12), changeId: 'c0ffee01', details: {} });
-    const html = metricsHtml({ report: reducer.report('agent'), repository: 'app<x>', nonce: 'n0nce', cspSource: 'vscode-resource:' });
+    const html = metricsHtml({ report: reducer.report('agent'), repository: 'app<x>', nonce: 'n0nce' });
     assert.ok(!html.includes(hostile), 'no name reaches the page unescaped');
     assert.ok(html.includes('&lt;img src=x onerror=alert(1)&gt;'));
     assert.match(html, /<h1>Promotion metrics <span class="muted">app&lt;x&gt; · 5 audit events<\/span><\/h1>/);
@@ -62,7 +62,6 @@ describe('Promotion metrics page', () => {
       repository: 'app',
       warning: 'Warning: audit.jsonl is broken at seq 7',
       nonce: 'n',
-      cspSource: 'x',
     });
     assert.match(html, /No change has been drafted in this repository yet\. Run "Agent Lanes: New Draft…"/);
     assert.match(html, /<p class="warning" role="alert">Warning: audit.jsonl is broken at seq 7<\/p>/);

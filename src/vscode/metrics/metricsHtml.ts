@@ -26,7 +26,6 @@ export interface MetricsPage {
   /** A warning when the log failed verification (metrics cover the part before the break). */
   warning?: string;
   nonce: string;
-  cspSource: string;
 }
 
 /** Horizontal bars: one per row, the value's share of the largest, its number and a note beside it. */

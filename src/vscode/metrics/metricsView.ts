@@ -68,7 +68,6 @@ class MetricsPanels implements vscode.Disposable {
       repository: repo.name,
       ...(warning ? { warning } : {}),
       nonce: randomBytes(16).toString('base64'),
-      cspSource: open.panel.webview.cspSource,
     });
     return {
       repository: repo.name,
