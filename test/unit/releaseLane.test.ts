@@ -284,6 +284,14 @@ describe('Release lane: production actions for a merged change (real git, the Gi
     assert.equal(after.length, 2);
     assert.equal(after[1]!.state, 'failed', 'the run GitHub never started is recorded as failed, with why');
     assert.match(after[1]!.message ?? '', /server error|500/i);
+
+    // The network down mid-call: the run is recorded failed with why, and nothing more started on GitHub.
+    standIn.setFault({ operation: 'actions/create-workflow-dispatch', kind: 'network' });
+    await assert.rejects(release.run(change.id, { ...as('rel-eng'), actionId: 'deploy-staging', inputs: { replicas: '2' } }, releaser));
+    const last = ctx.store.get(change.id)!.release!.runs.at(-1)!;
+    assert.equal(last.state, 'failed');
+    assert.match(last.message ?? '', /network|reach|connect|socket/i, last.message);
+    assert.equal(standIn.state.workflowRuns.length, 1, 'only the first run ever started');
   });
 
   it('rolls back a failed run through a revert pull request: a revert draft of the merged commit, through the lanes', async () => {
