@@ -32,8 +32,8 @@ export interface MetricsPage {
 function bars(rows: { label: string; value: number; note?: string }[], kind: string): string {
   const max = Math.max(1, ...rows.map((row) => row.value));
   const rowHeight = 22;
-  const labelWidth = 150;
-  const barWidth = 260;
+  const labelWidth = 120;
+  const barWidth = 200;
   const height = rows.length * rowHeight + 4;
   const body = rows
     .map((row, index) => {
@@ -46,7 +46,8 @@ function bars(rows: { label: string; value: number; note?: string }[], kind: str
       ].join('');
     })
     .join('');
-  return `<svg role="img" class="chart" width="${labelWidth + barWidth + 170}" height="${height}" viewBox="0 0 ${labelWidth + barWidth + 170} ${height}">${body}</svg>`;
+  const width = labelWidth + barWidth + 170;
+  return `<svg role="img" class="chart" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${body}</svg>`;
 }
 
 function group(report: MetricsReport['groups'][number]): string {
@@ -105,7 +106,8 @@ export function metricsHtml(page: MetricsPage): string {
   h1 { font-size: 1.4em; font-weight: 600; } h2 { font-size: 1.15em; border-bottom: 1px solid var(--vscode-panel-border); padding-bottom: 4px; }
   h3 { font-size: 1em; font-weight: 600; margin: 8px 0; }
   .muted { color: var(--vscode-descriptionForeground); font-weight: normal; }
-  .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 8px 24px; }
+  .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(500px, 1fr)); gap: 8px 24px; }
+  .grid > div { min-width: 0; overflow-x: auto; }
   .chart text { fill: var(--vscode-foreground); font-size: 12px; }
   .chart .value { fill: var(--vscode-descriptionForeground); }
   .bar.funnel { fill: var(--vscode-charts-blue); } .bar.reason { fill: var(--vscode-charts-orange); }
