@@ -1,8 +1,8 @@
-import { stat } from 'node:fs/promises';
+import { auditFileProblem } from './auditFiles';
 import { parseArgs } from 'node:util';
 import { formatMetricsCsv, formatMetricsTable, METRICS_FORMATS, type MetricsFormat } from '../core/metrics/format';
 import { GROUP_BY, MetricsReducer, type GroupBy } from '../core/metrics/metrics';
-import { reduceAuditFile } from '../infra/audit/metricsFile';
+import { reduceAuditFile } from '../infra/audit/verifiedEvents';
 
 export interface CliOutput {
   log(s: string): void;
@@ -54,14 +54,9 @@ export async function runMetricsCli(args: string[], out: CliOutput): Promise<num
     return 2;
   }
   for (const file of parsed.positionals) {
-    try {
-      if ((await stat(file)).isDirectory()) {
-        out.error(`${file} is a folder; give the audit log file (audit.jsonl).`);
-        return 2;
-      }
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      out.error(`Cannot read the audit log ${file}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}.`);
+    const problem = await auditFileProblem(file);
+    if (problem) {
+      out.error(problem);
       return 2;
     }
   }

@@ -1,4 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { auditFileProblem } from './auditFiles';
 import { parseArgs } from 'node:util';
 import { mergePolicies } from '../core/policy/merge';
 import { formatReplayTable } from '../core/policy/replay';
@@ -140,14 +141,9 @@ async function replay(args: string[], out: CliOutput): Promise<number> {
     return 2;
   }
   for (const file of logs) {
-    try {
-      if ((await stat(file)).isDirectory()) {
-        out.error(`${file} is a folder; give the audit log file (audit.jsonl).`);
-        return 2;
-      }
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      out.error(`Cannot read the audit log ${file}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}.`);
+    const problem = await auditFileProblem(file);
+    if (problem) {
+      out.error(problem);
       return 2;
     }
   }

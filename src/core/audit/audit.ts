@@ -51,7 +51,7 @@ export const AUDIT_ACTIONS = [
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** prevHash of the first event. */
-/** The previous hash of the first event (the replay reader checks a log's first link with it). */
+/** @internal Exported for tests and benchmarks; the product uses it inside this module. */
 export const GENESIS_HASH = '0'.repeat(64);
 const AUDIT_FORMAT_VERSION = 1;
 

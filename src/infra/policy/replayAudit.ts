@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { AuditChainVerifier, GENESIS_HASH, parseAuditLine, type AuditEvent } from '../../core/audit/audit';
+import { parseAuditLine, type AuditEvent } from '../../core/audit/audit';
 import type { EffectivePolicy } from '../../core/policy/merge';
 import {
   FACTS_FOLDER,
@@ -10,7 +10,7 @@ import {
   type RecordedDecision,
   type ReplayReport,
 } from '../../core/policy/replay';
-import { forEachLine } from '../audit/lines';
+import { describeBreak, forEachVerifiedEvent } from '../audit/verifiedEvents';
 
 /**
  * Replays the policy decisions of audit logs against a candidate policy. Each
@@ -26,7 +26,6 @@ export async function replayAuditFiles(candidate: EffectivePolicy, files: readon
 }
 
 async function replayFile(file: string, replay: PolicyReplay): Promise<void> {
-  const verifier = new AuditChainVerifier();
   const inFiles: (RecordedDecision & { facts: { kind: 'file'; sha256: string } })[] = [];
   const accept = (event: AuditEvent) => {
     const decision = readDecision(event, file);
@@ -35,34 +34,8 @@ async function replayFile(file: string, replay: PolicyReplay): Promise<void> {
     else if (decision.facts.kind === 'none') replay.skip(decision, decision.facts.reason);
     else inFiles.push(decision as (typeof inFiles)[number]);
   };
-  let lastSeq = 0;
-  let lastHash = GENESIS_HASH;
-  let broken = false;
-  // One event is held back until the next one links to it: a re-hashed event is only caught by its successor.
-  let pending: AuditEvent | undefined;
-  await forEachLine(file, (bytes) => {
-    verifier.pushBytes(bytes);
-    if (broken) return;
-    const event = parseAuditLine(bytes.toString('utf8'));
-    if (!event || event.seq !== lastSeq + 1 || event.prevHash !== lastHash || (event.seq === 1 && event.action !== 'audit.created')) {
-      broken = true;
-      return;
-    }
-    if (pending) accept(pending);
-    pending = event;
-    lastSeq = event.seq;
-    lastHash = event.hash;
-  });
-  const result = verifier.finish();
-  if (result.ok) {
-    if (pending) accept(pending);
-  } else {
-    if (pending && pending.seq < result.seq) accept(pending);
-    const replayed = pending && pending.seq < result.seq ? pending.seq : pending ? pending.seq - 1 : 0;
-    replay.warn(
-      `Warning: ${file} is broken at seq ${result.seq} (line ${result.lineNumber}, ${result.problem}): ${result.message} Only its events 1 to ${replayed} were replayed.`,
-    );
-  }
+  const found = await forEachVerifiedEvent(file, parseAuditLine, accept);
+  if (found) replay.warn(`${describeBreak(file, found)} Only its events 1 to ${found.counted} were replayed.`);
   const folder = join(dirname(file), FACTS_FOLDER);
   for (const decision of inFiles) {
     const text = await readFile(join(folder, `${decision.facts.sha256}.json`), 'utf8').catch(() => undefined);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import type { Logger } from '../../core/logger';
 import { MetricsReducer, type GroupBy } from '../../core/metrics/metrics';
-import { reduceAuditFile } from '../../infra/audit/metricsFile';
+import { reduceAuditFile } from '../../infra/audit/verifiedEvents';
 import type { CommandKit } from '../commandKit';
 import { Commands } from '../constants';
 import type { RepoContext } from '../repositories';

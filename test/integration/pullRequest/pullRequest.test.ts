@@ -550,16 +550,22 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
     return { change, sha };
   }
 
+  /** Run Production Action for deploy-staging, confirmed as the modal would be. */
+  async function runStaging(change: Change): Promise<{ ok: boolean; message: string }> {
+    const started = await vscode.commands.executeCommand<{ ok: boolean; message: string }>(
+      'agentLanes.runProductionAction',
+      { changeId: change.id },
+      { actionId: 'deploy-staging', confirmed: true },
+    );
+    assert.ok(started?.ok, started?.message);
+    return started;
+  }
+
   it('a merged change enters Release where policy lists actions; Run Production Action runs it for the merged commit', async () => {
     await usePolicy(orgPolicy(RELEASE_POLICY));
     try {
       const { change, sha } = await releasedChange();
-      const started = await vscode.commands.executeCommand<{ ok: boolean; message: string }>(
-        'agentLanes.runProductionAction',
-        { changeId: change.id },
-        { actionId: 'deploy-staging', confirmed: true },
-      );
-      assert.ok(started?.ok, started?.message);
+      const started = await runStaging(change);
       assert.match(started.message, new RegExp(`"deploy-staging" started for ${sha.slice(0, 12)}`));
       const dispatched = standIn.state.workflowRuns.at(-1)!;
       assert.deepEqual({ sha: dispatched.headSha, inputs: dispatched.inputs }, { sha, inputs: { environment: 'staging' } });
@@ -589,12 +595,7 @@ describe('Pull request lane in a real VS Code (GitHub stand-in, bare origin)', f
     await usePolicy(orgPolicy(RELEASE_POLICY));
     try {
       const { change, sha } = await releasedChange();
-      const started = await vscode.commands.executeCommand<{ ok: boolean; message: string }>(
-        'agentLanes.runProductionAction',
-        { changeId: change.id },
-        { actionId: 'deploy-staging', confirmed: true },
-      );
-      assert.ok(started?.ok, started?.message);
+      await runStaging(change);
       standIn.setWorkflowRun(standIn.state.workflowRuns.at(-1)!.id, 'completed', 'failure');
       const access = await api.pullRequests.accessFor(repo);
       assert.ok(access);
