@@ -156,12 +156,14 @@ export class ChangeStore {
   }
 
   /** Moves a change through the lane state machine; a refusal changes nothing. */
-  transition(id: string, event: LaneEvent, actor: Actor, reason?: string): Promise<TransitionResult> {
+  /** Moves a change; `alsoSet` changes the moved record in the same write (nothing seen, or lost, half done). */
+  transition(id: string, event: LaneEvent, actor: Actor, reason?: string, alsoSet?: (moved: Change) => Change): Promise<TransitionResult> {
     return this.mutate(async () => {
       const current = this.changes.get(id);
       if (!current) return { ok: false as const, reason: `There is no change ${id} in this repository.` };
-      const result = transition(current, event, actor, reason ? { reason } : {});
-      if (!result.ok) return result;
+      const moved = transition(current, event, actor, reason ? { reason } : {});
+      if (!moved.ok) return moved;
+      const result = alsoSet ? { ...moved, change: alsoSet(moved.change) } : moved;
       await this.persist(result.change);
       this.changes.set(id, result.change);
       this.changed.fire(result.change);

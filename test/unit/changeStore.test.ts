@@ -71,6 +71,26 @@ if (process.env.CHANGE_STORE_CRASH_CHILD) {
       assert.deepEqual(reloaded.unreadable, []);
     });
 
+    it('a move and what goes with it are one write: no reader sees the change moved without it', async () => {
+      const store = storeOn(storage);
+      await store.load();
+      await store.add(sample('0000000a', { lane: 'review' }));
+      const seen: { lane?: string; comments: number }[] = [];
+      store.onDidChange((change) => seen.push({ lane: change?.lane, comments: change?.requestedChanges?.length ?? 0 }));
+      const moved = await store.transition('0000000a', 'requestChanges', actor, 'fix it', (change) => ({
+        ...change,
+        requestedChanges: [{ at: 'now', by: 'rev', comment: 'fix it' }],
+      }));
+      assert.ok(moved.ok);
+      assert.deepEqual(seen, [{ lane: 'draft', comments: 1 }]);
+      const reloaded = storeOn(storage);
+      await reloaded.load();
+      assert.deepEqual(
+        reloaded.get('0000000a')?.requestedChanges?.map((r) => r.comment),
+        ['fix it'],
+      );
+    });
+
     it('writes one change alone: the other records keep their bytes and their files', async () => {
       const store = storeOn(storage);
       for (let i = 0; i < 5; i++) await store.add(sample(`0000000${i}`));

@@ -160,10 +160,10 @@ export async function moveChange(
   changeId: string,
   event: LaneEvent,
   actor: Actor,
-  options: { reason?: string; details?: Record<string, unknown> } = {},
+  options: { reason?: string; details?: Record<string, unknown>; alsoSet?: (moved: Change) => Change } = {},
 ): Promise<TransitionResult> {
   const before = ctx.store.get(changeId);
-  const moved = await ctx.store.transition(changeId, event, actor, options.reason);
+  const moved = await ctx.store.transition(changeId, event, actor, options.reason, options.alsoSet);
   if (!moved.ok) return moved;
   await ctx.audit.append({
     actor,

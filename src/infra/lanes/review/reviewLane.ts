@@ -187,12 +187,17 @@ export class ReviewLane {
     const { ctx } = this;
     this.requireInReview(changeId, 'changes can be requested only in Review');
     const text = comment.trim();
-    const moved = await moveChange(ctx, changeId, 'requestChanges', actor, { reason: text });
-    if (!moved.ok) throw new ReviewRefusal(moved.reason);
-    const updated = await ctx.store.update(changeId, (current) => {
-      current.requestedChanges = [...(current.requestedChanges ?? []), { at: new Date().toISOString(), by: actor.id, comment: text }];
-      return current;
+    // The comment is written with the move: a crash between two writes would lose it, and a reader would see the
+    // change in Draft without the comment the agent is to be given.
+    const moved = await moveChange(ctx, changeId, 'requestChanges', actor, {
+      reason: text,
+      alsoSet: (change) => ({
+        ...change,
+        requestedChanges: [...(change.requestedChanges ?? []), { at: new Date().toISOString(), by: actor.id, comment: text }],
+      }),
     });
+    if (!moved.ok) throw new ReviewRefusal(moved.reason);
+    const updated = moved.change;
     await ctx.audit
       .append({ actor, action: 'review.requestChanges', changeId, details: { comment: text } })
       .catch((error: unknown) => ctx.logger.error(`Could not record the requested changes of ${changeId} in the audit log`, error));
