@@ -8,6 +8,8 @@ import { type ChangeFacts } from '../../src/core/policy/evaluate';
 import { mergePolicies, type EffectivePolicy } from '../../src/core/policy/merge';
 import { INLINE_FACTS_MAX_BYTES } from '../../src/core/policy/replay';
 import { parsePolicy } from '../../src/core/policy/schema';
+import { exportAudit } from '../../src/infra/audit/export';
+import { exportProofBundle } from '../../src/infra/audit/proofBundle';
 import { type LaneContext, decide } from '../../src/infra/lanes/laneContext';
 import { PolicyDeniedError } from '../../src/infra/policy/policyService';
 import { replayAuditFiles } from '../../src/infra/policy/replayAudit';
@@ -183,6 +185,32 @@ describe('policy replay: recorded decisions against a candidate policy (real git
     const [group] = metrics.report('repository').groups;
     assert.deepEqual([group!.prFiles.median, group!.prLines.median], [95, 190]);
     assert.equal(readdirSync(folder).length, 2);
+
+    // An export and a proof bundle carry the facts files, so they replay as the log does.
+    const exported = await exportAudit(ctx.audit.file, join(dirname(folder), 'export'), { log: ctx.audit });
+    assert.deepEqual(exported.missingFacts, []);
+    assert.deepEqual(readdirSync(join(dirname(folder), 'export', 'facts')).sort(), readdirSync(folder).sort());
+    const fromExport = await replayAuditFiles(candidate(), [exported.logFile]);
+    const fromLog = await replayAuditFiles(candidate(), [ctx.audit.file]);
+    assert.equal(fromExport.flips.length, 2);
+    assert.deepEqual(
+      fromExport.flips.map((flip) => [flip.action, flip.from, flip.to]),
+      fromLog.flips.map((flip) => [flip.action, flip.from, flip.to]),
+    );
+    assert.equal(fromExport.notReplayable, 0);
+    const bundle = await exportProofBundle({
+      changeId: String(event.changeId),
+      diffText: '',
+      evidence: {},
+      logs: [],
+      decisions: [],
+      auditFile: ctx.audit.file,
+      dest: join(dirname(folder), 'bundle.tar.gz'),
+    });
+    assert.ok(
+      bundle.files.some((name) => name.endsWith(`/facts/${String(event.details.factsSha256)}.json`)),
+      bundle.files.join(', '),
+    );
 
     const file = join(folder, `${String(event.details.factsSha256)}.json`);
     writeFileSync(file, readFileSync(file, 'utf8').replace('module-000', 'module-999'));

@@ -228,6 +228,17 @@ export interface RecordedDecision {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/**
+ * The facts file a decision event refers to (`<sha256>.json` in FACTS_FOLDER),
+ * when its facts are not inline: what an export or a proof bundle must carry
+ * beside the events for the decision to stay replayable.
+ */
+export function factsFileOf(event: Pick<AuditEvent, 'action' | 'details'>): string | undefined {
+  if (event.action !== 'policy.decision' || event.details.facts !== undefined) return undefined;
+  const sha256 = event.details.factsSha256;
+  return typeof sha256 === 'string' && HEX64.test(sha256) ? `${sha256}.json` : undefined;
+}
+
 /** Reads a verified audit event as a recorded decision; undefined for other events. */
 export function readDecision(event: AuditEvent, source: string): RecordedDecision | undefined {
   if (event.action !== 'policy.decision') return undefined;

@@ -1,14 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import * as tar from 'tar-stream';
+import type { AuditEvent } from '../../core/audit/audit';
 import type { Change } from '../../core/change';
 import type { DecisionRecord } from '../../core/decision';
 import type { RedactionSummary } from '../../core/evidence';
 import type { Logger } from '../../core/logger';
+import { FACTS_FOLDER, factsFileOf } from '../../core/policy/replay';
 import { BUILTIN_SECRET_PATTERNS, mergeSummaries, redactText, redactValue, type SecretPattern } from '../../core/redaction';
 import { git } from '../git/gitProcess';
 import type { RepoStorage } from '../storage/repoStorage';
@@ -115,10 +117,11 @@ export async function exportProofBundle(input: ProofBundleInput): Promise<ProofB
   const used = new Set<string>();
   const logs = input.logs.map((entry) => ({ name: `logs/${safeLogName(entry.name, used)}`, ...redactText(entry.text, patterns) }));
   // Under the lock, so the events and the checkpoint describe the same, complete state of the log.
-  const { lines, checkpoint } = await withAuditLock(input.auditFile, async () => ({
-    lines: (await readChangeEvents(input.auditFile, input.changeId, Infinity)).lines,
+  const { events, lines, checkpoint } = await withAuditLock(input.auditFile, async () => ({
+    ...(await readChangeEvents(input.auditFile, input.changeId, Infinity)),
     checkpoint: (await checkpointFor(input.auditFile, basename(input.auditFile), now, Infinity)).checkpoint,
   }));
+  const facts = await readFactsFiles(dirname(input.auditFile), events);
   const redaction = mergeSummaries(
     diff.summary,
     evidence.summary,
@@ -154,6 +157,11 @@ export async function exportProofBundle(input: ProofBundleInput): Promise<ProofB
       text: lines.map((line) => line + '\n').join(''),
       what: "the change's events from the repository's audit log, one JSON event per line, exactly as stored",
     },
+    ...facts.map((entry) => ({
+      name: `${FACTS_FOLDER}/${entry.name}`,
+      text: entry.text,
+      what: 'the facts a policy decision evaluated, too large for its event (redacted when recorded; its SHA-256 is the name)',
+    })),
     {
       name: 'checkpoint.json',
       text: JSON.stringify(checkpoint, null, 2) + '\n',
@@ -183,6 +191,7 @@ export async function exportProofBundle(input: ProofBundleInput): Promise<ProofB
   try {
     pack.entry({ name: `${root}/`, type: 'directory', mode: 0o755, mtime: now });
     if (logs.length) pack.entry({ name: `${root}/logs/`, type: 'directory', mode: 0o755, mtime: now });
+    if (facts.length) pack.entry({ name: `${root}/${FACTS_FOLDER}/`, type: 'directory', mode: 0o755, mtime: now });
     for (const entry of entries) {
       await new Promise<void>((resolve, reject) =>
         pack.entry({ name: `${root}/${entry.name}`, mode: 0o644, mtime: now }, Buffer.from(entry.text, 'utf8'), (error) =>
@@ -200,6 +209,15 @@ export async function exportProofBundle(input: ProofBundleInput): Promise<ProofB
     throw error;
   }
   return { file: input.dest, files: entries.map((entry) => `${root}/${entry.name}`), redaction, checkpoint, eventCount: lines.length };
+}
+
+/** The facts files beside the log that the change's decisions refer to; a missing one is left out (replay then says so). */
+async function readFactsFiles(logDir: string, events: readonly AuditEvent[]): Promise<{ name: string; text: string }[]> {
+  const names = [...new Set(events.flatMap((event) => factsFileOf(event) ?? []))];
+  const read = await Promise.all(
+    names.map(async (name) => ({ name, text: await readFile(join(logDir, FACTS_FOLDER, name), 'utf8').catch(() => undefined) })),
+  );
+  return read.flatMap((entry) => (entry.text === undefined ? [] : [{ name: entry.name, text: entry.text }]));
 }
 
 /** The change as a unified diff from its base to its head commit, for its proof bundle. */

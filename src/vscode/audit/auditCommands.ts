@@ -200,9 +200,12 @@ export class AuditCommands implements vscode.Disposable {
         details: { destination: dest, count: checkpoint.count, headHash: checkpoint.headHash, verified: checkpoint.verified },
       });
       const check = 'agent-lanes audit verify audit.jsonl --checkpoint checkpoint.json';
+      const missing = result.missingFacts.length
+        ? ` ${result.missingFacts.length} policy decision facts file(s) were not beside the log, so those decisions cannot be replayed from the export.`
+        : '';
       if (checkpoint.verified) {
-        void vscode.window.showInformationMessage(
-          `Exported the audit log of ${repo.name} to ${dest}: ${checkpoint.count} events, head hash ${checkpoint.headHash}. Later, "${check}" shows that nothing was removed or rewritten.`,
+        void vscode.window[missing ? 'showWarningMessage' : 'showInformationMessage'](
+          `Exported the audit log of ${repo.name} to ${dest}: ${checkpoint.count} events, head hash ${checkpoint.headHash}. Later, "${check}" shows that nothing was removed or rewritten.${missing}`,
         );
       } else {
         void vscode.window.showWarningMessage(
