@@ -168,6 +168,43 @@ describe('Draft lane service (real git, real agent process)', function () {
     assert.equal(git(repo, 'branch', '--list', 'lanes/*'), '');
   });
 
+  it('drafts the revert of a true merge commit against its first parent, leaving the checkout untouched', async () => {
+    const { ctx, lane, repo } = await laneFor();
+    const mainBefore = git(repo, 'rev-parse', 'HEAD');
+    // A feature branch merged with a merge commit (what GitHub's "Create a merge commit" leaves), while main moved on too.
+    git(repo, 'checkout', '-q', '-b', 'feature');
+    execFileSync('sh', ['-c', 'printf "export const f = 1;\n" > src/feature.js'], { cwd: repo });
+    git(repo, 'add', '.');
+    git(repo, '-c', 'user.name=t', '-c', 'user.email=t@e', 'commit', '-qm', 'Add a feature');
+    git(repo, 'checkout', '-q', '-');
+    execFileSync('sh', ['-c', 'printf "notes\n" > NOTES.md'], { cwd: repo });
+    git(repo, 'add', '.');
+    git(repo, '-c', 'user.name=t', '-c', 'user.email=t@e', 'commit', '-qm', 'Notes on main');
+    git(repo, '-c', 'user.name=t', '-c', 'user.email=t@e', 'merge', '-q', '--no-ff', '-m', 'Merge feature', 'feature');
+    const merge = git(repo, 'rev-parse', 'HEAD');
+    assert.equal(git(repo, 'rev-list', '--parents', '-n', '1', merge).split(' ').length, 3, 'a true merge commit');
+    const statusBefore = git(repo, 'status', '--porcelain');
+
+    const outcome = await lane.startRevert({
+      sha: merge,
+      branch: 'main',
+      title: 'Add a feature',
+      reason: 'deploy failed',
+      actor: user,
+      createdBy: 'dev@example.com',
+    });
+    const revert = outcome.change;
+    assert.equal(revert.agentId, 'agent-lanes-revert');
+    assert.equal(revert.baseSha, merge);
+    // Reverted against the first parent (main before the merge): the feature goes, main's own commit stays.
+    assert.equal(git(repo, 'diff', '--stat', `${merge}^1`, revert.headSha!), '', "the revert's tree is main's tree before the merge");
+    assert.equal(git(repo, 'show', `${revert.headSha!}:NOTES.md`), 'notes');
+    assert.equal(git(repo, 'status', '--porcelain'), statusBefore, "the user's checkout is untouched");
+    assert.equal(git(repo, 'rev-parse', 'HEAD'), merge);
+    assert.notEqual(merge, mainBefore);
+    assert.equal(ctx.store.get(revert.id)!.baseRef, 'main');
+  });
+
   it('discards: removes the worktree and branch, keeps the record closed', async () => {
     const { ctx, lane, repo } = await laneFor();
     const { change } = await lane.start({
