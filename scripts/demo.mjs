@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchBrowser, startCodeServer, workbenchUrl } from '../test/runners/codeServer.mjs';
 import { createSampleRepository, git } from '../test/runners/fixtures.mjs';
-import { answerInput, openLanesView, pickItem, reviewFrame, runCommand, treeRow } from '../test/runners/workbenchUi.mjs';
+import { answerInput, frameWithText, openLanesView, pickItem, reviewFrame, runCommand, treeRow } from '../test/runners/workbenchUi.mjs';
 import { demoPreflightProblem, machineFacts } from './demo-preflight.mjs';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -208,9 +208,19 @@ await page.screenshot({ path: join(shots, 'demo-lanes.png') });
 
 step('Release: the first change was merged; a person authorizes the staging deploy for the exact merged commit');
 await treeRow(page, 'merged', 180_000);
-await runCommand(page, 'Agent Lanes: Run Production Action');
-await pickItem(page, 'Add a greeting function and a test');
-await pickItem(page, 'deploy-staging');
+// The quick pick closes when the workbench takes focus elsewhere (seen once on a loaded machine): ask again once.
+for (let attempt = 1; ; attempt++) {
+  try {
+    await runCommand(page, 'Agent Lanes: Run Production Action');
+    await pickItem(page, 'Add a greeting function and a test');
+    await pickItem(page, 'deploy-staging');
+    break;
+  } catch (error) {
+    if (attempt === 2) throw error;
+    step(`the action's quick pick closed before it was answered (${error.message.split('\n')[0]}); asking again`);
+    await page.keyboard.press('Escape');
+  }
+}
 await page.locator('.monaco-dialog-box', { hasText: 'Run "deploy-staging"' }).waitFor({ timeout: 30_000 });
 await page.screenshot({ path: join(shots, 'demo-release-authorize.png') });
 await page.locator('.monaco-dialog-box .monaco-button', { hasText: /^Run Action$/ }).click();
@@ -218,6 +228,16 @@ await treeRow(page, 'deploy-staging running', 60_000);
 await treeRow(page, 'deploy-staging succeeded', 120_000);
 await page.waitForTimeout(500);
 await page.screenshot({ path: join(shots, 'demo-release.png') });
+
+step('Metrics: the promotion funnel of this walk, read from the audit log');
+await runCommand(page, 'Agent Lanes: Show Promotion Metrics');
+const metrics = await frameWithText(page, 'Promotion metrics');
+await metrics.locator('svg.chart').first().waitFor({ timeout: 15_000 });
+const funnel = (await metrics.locator('svg.chart').first().textContent()) ?? '';
+for (const figure of ['Drafted3', 'Merged1'])
+  if (!funnel.includes(figure)) throw new Error(`demo: the metrics funnel does not show ${figure}: ${funnel}`);
+await page.waitForTimeout(500);
+await page.screenshot({ path: join(shots, 'demo-metrics.png') });
 
 await browser.close();
 console.log(`\nAgent Lanes demo is running on a sample repository (${repo}).`);

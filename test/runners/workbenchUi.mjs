@@ -25,7 +25,7 @@ export async function answerInput(page, text) {
 export async function pickItem(page, label) {
   const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: label }).first();
   await row.waitFor({ timeout: 15_000 });
-  await row.click();
+  await row.click({ timeout: 10_000 });
 }
 
 /** Clicks the Agent Lanes icon in the activity bar. */
@@ -58,6 +58,22 @@ export async function reviewFrame(page, timeoutMs = 60_000) {
       }
     }
     if (Date.now() > deadline) throw new Error('No review webview frame appeared.');
+    await page.waitForTimeout(250);
+  }
+}
+
+/** The first webview frame (not the workbench) whose body shows `text`. */
+export async function frameWithText(page, text, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const frame of page.frames()) {
+      const found = await frame
+        .locator('body', { hasText: text })
+        .count()
+        .catch(() => 0);
+      if (found && frame !== page.mainFrame()) return frame;
+    }
+    if (Date.now() > deadline) throw new Error(`No webview shows "${text}".`);
     await page.waitForTimeout(250);
   }
 }
