@@ -222,7 +222,10 @@ export function metricsHtml(page: MetricsPage): string {
   button:focus-visible, select:focus-visible { outline: 1px solid var(--vscode-focusBorder); outline-offset: 1px; }
   #list-caption:focus { outline: none; }
   #changes { border: 1px solid var(--vscode-panel-border); padding: 4px 12px 10px; margin: 12px 0; }
-  #changes header { display: flex; justify-content: space-between; align-items: center; }
+  #changes header { display: flex; justify-content: space-between; align-items: center; gap: 12px; }
+  #changes header h2 { border: none; margin: 8px 0; padding: 0; }
+  #close-list { color: var(--vscode-button-secondaryForeground); background: var(--vscode-button-secondaryBackground); }
+  #changes .rows { max-height: 45vh; overflow-y: auto; }
   #changes table { width: 100%; } #changes th { text-align: left; font-weight: 600; padding: 2px 12px 2px 0; border-bottom: 1px solid var(--vscode-panel-border); }
   #changes td { vertical-align: top; overflow-wrap: anywhere; } #changes td.id { font-family: var(--vscode-editor-font-family); white-space: nowrap; }
 </style></head>
@@ -233,7 +236,7 @@ ${page.warning ? `<p class="warning" role="alert">${escape(page.warning)}</p>` :
 <p class="muted">From this repository's audit log; each number lists the changes behind it. For many logs: <code>npx agent-lanes metrics</code>.</p>
 <section id="changes" aria-live="polite" hidden>
   <header><h2 id="list-caption" tabindex="-1"></h2><button id="close-list">Close</button></header>
-  <table><thead><tr><th>Change</th><th>Title</th><th>Agent</th><th>Task class</th><th>Lane</th><th>Created (UTC)</th><th></th></tr></thead><tbody id="list-rows"></tbody></table>
+  <div class="rows"><table><thead><tr><th>Change</th><th>Title</th><th>Agent</th><th>Task class</th><th>Lane</th><th>Created (UTC)</th><th></th></tr></thead><tbody id="list-rows"></tbody></table></div>
 </section>
 ${body}
 <script nonce="${page.nonce}">${SCRIPT}</script>
