@@ -90,6 +90,27 @@ async function frameWithText(page: Page, text: string, timeoutMs: number): Promi
   }
 }
 
+/** The metrics page once it shows every one of `selectors` (a filter's choice draws the page again). */
+async function metricsWith(page: Page, selectors: string[]): Promise<Frame> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    for (const frame of page.frames()) {
+      if (frame === page.mainFrame()) continue;
+      const counts = await Promise.all(
+        selectors.map((selector) =>
+          frame
+            .locator(selector)
+            .count()
+            .catch(() => 0),
+        ),
+      );
+      if (counts.every(Boolean)) return frame;
+    }
+    if (Date.now() > deadline) throw new Error(`No metrics page shows ${selectors.join(' and ')}.`);
+    await page.waitForTimeout(250);
+  }
+}
+
 describe('the first ten minutes, by clicking: walkthrough → Claude Code preset → first draft → review', function () {
   this.timeout(420_000);
   let server: CodeServer;
@@ -254,11 +275,48 @@ describe('the first ten minutes, by clicking: walkthrough → Claude Code preset
     await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Show Promotion Metrics' }).first().waitFor({ timeout: 15_000 });
     await page.keyboard.press('Enter');
     const metrics = await frameWithText(page, 'Promotion metrics', 30_000);
-    await metrics.locator('svg.chart').first().waitFor({ timeout: 15_000 });
-    const funnel = await metrics.locator('svg.chart').first().textContent();
+    await metrics.locator('table.chart.funnel').first().waitFor({ timeout: 15_000 });
+    const funnel = await metrics.locator('table.chart.funnel').first().textContent();
     assert.match(funnel ?? '', /Drafted1/);
     assert.match(funnel ?? '', /Sandbox passed1/);
+
+    // Filters combine: this agent AND the last 7 days (the walk's change meets both); each choice draws the page again.
+    await metrics.locator('#agent').selectOption(preset.id);
+    const byAgent = await metricsWith(page, [`#agent option[selected][value="${preset.id}"]`]);
+    await byAgent.locator('#period').selectOption('last7');
+    const filtered = await metricsWith(page, [`#agent option[selected][value="${preset.id}"]`, '#period option[selected][value="last7"]']);
+    assert.match((await filtered.locator('table.chart.funnel').first().textContent()) ?? '', /Drafted1/);
     await page.waitForTimeout(500);
     await screenshot(page, 'e2e-metrics');
+
+    // A number lists the changes behind it (by keyboard: the numbers are buttons), and a listed change opens.
+    const drafted = filtered.locator('table.chart.funnel tr', { hasText: 'Drafted' }).locator('button.figure').first();
+    assert.equal(await drafted.textContent(), '1');
+    await drafted.focus();
+    await page.keyboard.press('Enter');
+    const listed = filtered.locator('#changes tr[data-change]');
+    await listed.first().waitFor({ timeout: 15_000 });
+    assert.equal(await listed.count(), 1);
+    const listedRow = (await listed.first().innerText()).replace(/\s+/g, ' ');
+    assert.match(
+      listedRow,
+      new RegExp(`^[0-9a-f]{8} Add subtract\\(\\) with a test ${preset.id} \\S+ review \\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2} History$`),
+    );
+    assert.match((await filtered.locator('#list-caption').textContent()) ?? '', /· Drafted$/);
+    const listOverflow = await filtered.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+    assert.ok(listOverflow <= 0, `the list fits its editor (${listOverflow} px too wide)`);
+    await page.waitForTimeout(500);
+    await screenshot(page, 'e2e-metrics-list');
+    await listed.first().locator('button.link').first().click();
+    await page.locator('.tabs-container .tab.active', { hasText: 'Review: Add subtract() with a test' }).waitFor({ timeout: 15_000 });
+
+    // The panel keeps its filters while it is open: shown again (the log read again), it has the same ones.
+    await page.keyboard.press('F1');
+    await palette.waitFor({ timeout: 15_000 });
+    await palette.fill('>Agent Lanes: Show Promotion Metrics');
+    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Show Promotion Metrics' }).first().waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Enter');
+    await page.locator('.tabs-container .tab.active', { hasText: 'Promotion Metrics: sample-app' }).waitFor({ timeout: 15_000 });
+    await metricsWith(page, [`#agent option[selected][value="${preset.id}"]`, '#period option[selected][value="last7"]']);
   });
 });

@@ -33,6 +33,9 @@ interface StageFigure {
   conversion?: number;
   /** Of those that reached it, the share that did so with no setback since the previous stage. */
   firstPassRate?: number;
+  /** With `keepChanges`: the changes counted, and those of them that reached the stage on first pass. */
+  changeIds?: string[];
+  firstPassIds?: string[];
 }
 
 interface ReasonFigure {
@@ -43,6 +46,8 @@ interface ReasonFigure {
   count: number;
   /** How many changes it hit. */
   changes: number;
+  /** With `keepChanges`: the changes it hit. */
+  changeIds?: string[];
 }
 
 export interface Summary {
@@ -55,6 +60,8 @@ export interface Summary {
 interface GroupMetrics {
   key: string;
   changes: number;
+  /** With `keepChanges`: the changes counted in `changes`. */
+  changeIds?: string[];
   funnel: StageFigure[];
   reasons: ReasonFigure[];
   rework: {
@@ -62,6 +69,8 @@ interface GroupMetrics {
     changesWithRequestedChanges: number;
     agentReruns: number;
     editsAfterApproval: number;
+    /** With `keepChanges`: the changes behind each figure (both review figures: the changes sent back). */
+    changeIds?: { requestedChanges: string[]; agentReruns: string[]; editsAfterApproval: string[] };
   };
   /** Hours spent in each lane, over the stays that ended (a change still in a lane is not counted for that stay). */
   laneHours: Record<LaneName, Summary>;
@@ -74,6 +83,40 @@ export interface MetricsReport {
   by: GroupBy;
   events: number;
   groups: GroupMetrics[];
+  /** With `keepChanges`: each change the report counts, for a list of the changes behind a figure. */
+  changes?: ChangeSummary[];
+}
+
+/** A change as the metrics know it (its title is in the change store, not in the reducer). */
+export interface ChangeSummary {
+  id: string;
+  repository: string;
+  agent: string;
+  taskClass: string;
+  /** Its lane after the last event read; unknown when the log did not record its creation. */
+  lane: LaneName | 'closed' | 'unknown';
+  /** The furthest stage it reached. */
+  stage?: Stage;
+  /** Its creation (or first event), ISO. */
+  createdAt: string;
+}
+
+/** Which changes a report counts: each condition given must hold. */
+export interface MetricsFilter {
+  agent?: string;
+  taskClass?: string;
+  /** YYYY-MM of the change's creation. */
+  period?: string;
+  /** Created at or after this time (epoch ms); needs `keepChanges`. */
+  since?: number;
+}
+
+export interface MetricsReducerOptions {
+  /**
+   * Keep each change's id and creation time, so a report names the changes behind each figure and can filter by
+   * time. About 45 bytes more a change: for one repository's log (the editor's view), off for the CLI's big runs.
+   */
+  keepChanges?: boolean;
 }
 
 const NO_AGENT = 'unknown';
@@ -85,6 +128,10 @@ const NO_LANE = -1;
 class Interner {
   private readonly ids = new Map<string, number>();
   readonly values: string[] = [];
+  /** The value's number, or undefined when it was never seen. */
+  find(value: string): number | undefined {
+    return this.ids.get(value);
+  }
   id(value: string): number {
     let id = this.ids.get(value);
     if (id === undefined) {
@@ -209,12 +256,23 @@ export class MetricsReducer {
   private reasonCount = new Uint32Array(256);
   private reasonSize = 0;
 
+  /** With keepChanges: each row's change id, and its creation time (epoch ms). */
+  private readonly ids: string[] | undefined;
+  private created: Float64Array | undefined;
+
+  constructor(options: MetricsReducerOptions = {}) {
+    if (options.keepChanges) {
+      this.ids = [];
+      this.created = new Float64Array(this.capacity);
+    }
+  }
+
   /** How many changes are held (the reducer's memory is proportional to this). */
   get changeCount(): number {
     return this.size;
   }
 
-  private newRow(repository: number, period: string, time: number): number {
+  private newRow(repository: number, period: string, time: number, changeId: string): number {
     if (this.size === this.capacity) {
       // By half: the old and new arrays are both held while copying.
       const capacity = Math.ceil(this.capacity * 1.5);
@@ -234,6 +292,7 @@ export class MetricsReducer {
       this.prFiles = grow(this.prFiles, capacity);
       this.prLines = grow(this.prLines, capacity);
       this.reasonHead = grow(this.reasonHead, capacity);
+      if (this.created) this.created = grow(this.created, capacity);
       this.capacity = capacity;
     }
     const row = this.size++;
@@ -246,6 +305,10 @@ export class MetricsReducer {
     this.laneSince[row] = time;
     this.prFiles[row] = -1;
     this.prLines[row] = NaN;
+    if (this.ids) {
+      this.ids.push(changeId);
+      this.created![row] = time;
+    }
     return row;
   }
 
@@ -264,7 +327,7 @@ export class MetricsReducer {
     const hexId = HexIdTable.parse(changeId);
     let row = hexId >= 0 ? this.lastRows.hex.get(hexId) : (this.lastRows.other.get(changeId) ?? -1);
     if (row < 0) {
-      row = this.newRow(this.lastRepositoryId, event.at.slice(0, 7), event.time ?? Date.parse(event.at));
+      row = this.newRow(this.lastRepositoryId, event.at.slice(0, 7), event.time ?? Date.parse(event.at), changeId);
       if (hexId >= 0) this.lastRows.hex.set(hexId, row);
       else this.lastRows.other.set(changeId, row);
     }
@@ -276,6 +339,7 @@ export class MetricsReducer {
         this.period[row] = this.strings.id(event.at.slice(0, 7));
         this.lane[row] = 0;
         this.laneSince[row] = event.time ?? Date.parse(event.at);
+        if (this.created) this.created[row] = this.laneSince[row]!;
         this.reach(row, 0);
         break;
       }
@@ -410,10 +474,45 @@ export class MetricsReducer {
     if (!seen.length) note('(not recorded)', effect, policy ?? '?');
   }
 
-  report(by: GroupBy): MetricsReport {
-    const keys = by === 'agent' ? this.agent : by === 'repository' ? this.repository : by === 'taskClass' ? this.taskClass : this.period;
+  /** The values changes have for a grouping (agents, task classes, months, repositories), sorted: a filter's choices. */
+  values(of: GroupBy): string[] {
+    const keys = this.keysOf(of);
+    const seen = new Set<number>();
+    for (let row = 0; row < this.size; row++) seen.add(keys[row]!);
+    return [...seen].map((key) => this.strings.values[key]!).sort(byText);
+  }
+
+  private keysOf(by: GroupBy): Uint32Array {
+    return by === 'agent' ? this.agent : by === 'repository' ? this.repository : by === 'taskClass' ? this.taskClass : this.period;
+  }
+
+  /** The rows the filter lets through, as a test of a row. */
+  private matcher(filter: MetricsFilter): (row: number) => boolean {
+    if (filter.since !== undefined && !this.created) {
+      throw new Error('A metrics filter by time needs a reducer made with { keepChanges: true } (it keeps each change’s creation time).');
+    }
+    // A value never seen matches no change (-2); an absent condition matches every change (-1).
+    const wanted = (value: string | undefined) => (value === undefined ? -1 : (this.strings.find(value) ?? -2));
+    const agent = wanted(filter.agent);
+    const taskClass = wanted(filter.taskClass);
+    const period = wanted(filter.period);
+    const since = filter.since;
+    const created = this.created;
+    return (row) =>
+      (agent === -1 || this.agent[row] === agent) &&
+      (taskClass === -1 || this.taskClass[row] === taskClass) &&
+      (period === -1 || this.period[row] === period) &&
+      (since === undefined || created![row]! >= since);
+  }
+
+  report(by: GroupBy, filter: MetricsFilter = {}): MetricsReport {
+    const keys = this.keysOf(by);
+    const matches = this.matcher(filter);
     const groups = new Map<number, number[]>();
+    const counted: number[] = [];
     for (let row = 0; row < this.size; row++) {
+      if (!matches(row)) continue;
+      if (this.ids) counted.push(row);
       const key = keys[row]!;
       let list = groups.get(key);
       if (!list) groups.set(key, (list = []));
@@ -421,8 +520,33 @@ export class MetricsReducer {
     }
     const named = [...groups].map(([key, rows]) => [this.strings.values[key]!, rows] as const);
     const out: GroupMetrics[] = [];
-    for (const [key, rows] of named.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) out.push(this.groupMetrics(key, rows));
-    return { by, events: this.events, groups: out };
+    for (const [key, rows] of named.sort(([a], [b]) => byText(a, b))) out.push(this.groupMetrics(key, rows));
+    const report: MetricsReport = { by, events: this.events, groups: out };
+    if (this.ids) report.changes = counted.map((row) => this.summary(row));
+    return report;
+  }
+
+  private summary(row: number): ChangeSummary {
+    const lane = this.lane[row]!;
+    const stage = this.stage[row]!;
+    const created = this.created![row]!;
+    return {
+      id: this.ids![row]!,
+      repository: this.strings.values[this.repository[row]!]!,
+      agent: this.strings.values[this.agent[row]!]!,
+      taskClass: this.strings.values[this.taskClass[row]!]!,
+      lane: lane === CLOSED ? 'closed' : lane === NO_LANE ? 'unknown' : LANE_NAMES[lane]!,
+      ...(stage >= 0 ? { stage: STAGES[stage]! } : {}),
+      createdAt: Number.isFinite(created) ? new Date(created).toISOString() : '',
+    };
+  }
+
+  /** The ids of the rows that pass a test (only with keepChanges). */
+  private idsOf(rows: number[], test: (row: number) => boolean): string[] {
+    const ids = this.ids!;
+    const out: string[] = [];
+    for (const row of rows) if (test(row)) out.push(ids[row]!);
+    return out;
   }
 
   private groupMetrics(key: string, rows: number[]): GroupMetrics {
@@ -439,10 +563,14 @@ export class MetricsReducer {
       const figure: StageFigure = { stage, count };
       if (index > 0 && previous > 0) figure.conversion = round(count / previous);
       if (count > 0) figure.firstPassRate = round(first / count);
+      if (this.ids) {
+        figure.changeIds = this.idsOf(rows, (row) => this.stage[row]! >= index);
+        figure.firstPassIds = this.idsOf(rows, (row) => this.stage[row]! >= index && (this.firstPass[row]! & (1 << index)) !== 0);
+      }
       funnel.push(figure);
       previous = count;
     });
-    const reasonCounts = new Map<number, { count: number; changes: number }>();
+    const reasonCounts = new Map<number, { count: number; changes: number; ids?: string[] }>();
     let rounds = 0;
     let withRounds = 0;
     let reruns = 0;
@@ -459,6 +587,7 @@ export class MetricsReducer {
         if (!figure) reasonCounts.set(id, (figure = { count: 0, changes: 0 }));
         figure.count += this.reasonCount[entry - 1]!;
         figure.changes++;
+        if (this.ids) (figure.ids ??= []).push(this.ids[row]!);
       }
       const stage = this.stage[row]!;
       if (stage >= 0) changes++;
@@ -475,17 +604,31 @@ export class MetricsReducer {
       if (this.prFiles[row]! >= 0) prFiles.add(this.prFiles[row]!);
     }
     const reasons: ReasonFigure[] = [...reasonCounts]
-      .map(([reason, { count, changes: hit }]) => {
+      .map(([reason, { count, changes: hit, ids }]) => {
         const [rule, effect, policy] = this.strings.values[reason]!.split('|') as [string, string, string];
-        return { rule, effect, policy, count, changes: hit };
+        return { rule, effect, policy, count, changes: hit, ...(ids ? { changeIds: ids } : {}) };
       })
       .sort((a, b) => b.count - a.count || (a.rule < b.rule ? -1 : 1));
+    const rework: GroupMetrics['rework'] = {
+      requestedChangesRounds: rounds,
+      changesWithRequestedChanges: withRounds,
+      agentReruns: reruns,
+      editsAfterApproval: edits,
+    };
+    if (this.ids) {
+      rework.changeIds = {
+        requestedChanges: this.idsOf(rows, (row) => this.requestChanges[row]! > 0),
+        agentReruns: this.idsOf(rows, (row) => this.agentRuns[row]! > 1),
+        editsAfterApproval: this.idsOf(rows, (row) => this.editsAfterApproval[row]! > 0),
+      };
+    }
     return {
       key,
       changes,
+      ...(this.ids ? { changeIds: this.idsOf(rows, (row) => this.stage[row]! >= 0) } : {}),
       funnel,
       reasons,
-      rework: { requestedChangesRounds: rounds, changesWithRequestedChanges: withRounds, agentReruns: reruns, editsAfterApproval: edits },
+      rework,
       laneHours: {
         draft: summarize(lanes[0]!),
         sandbox: summarize(lanes[1]!),
@@ -525,6 +668,8 @@ function summarize(samples: Samples): Summary {
   const at = (p: number) => values[Math.min(values.length - 1, Math.floor(p * values.length))]!;
   return { count: values.length, mean: round(sum / values.length), median: round(at(0.5)), p90: round(at(0.9)) };
 }
+
+const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 function round(value: number): number {
   return Math.round(value * 1000) / 1000;

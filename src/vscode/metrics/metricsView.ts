@@ -1,12 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import type { Logger } from '../../core/logger';
-import { MetricsReducer, type GroupBy } from '../../core/metrics/metrics';
+import { MetricsReducer, type ChangeSummary, type GroupBy } from '../../core/metrics/metrics';
 import { reduceAuditFile } from '../../infra/audit/verifiedEvents';
 import type { CommandKit } from '../commandKit';
 import { Commands } from '../constants';
 import type { RepoContext } from '../repositories';
-import { VIEW_GROUPINGS, metricsHtml } from './metricsHtml';
+import { metricsHtml } from './metricsHtml';
+import {
+  choicesOf,
+  filterOf,
+  linkedFigures,
+  readMessage,
+  type ListedChange,
+  type MetricsOffer,
+  type MetricsViewState,
+} from './metricsState';
 
 interface MetricsDeps {
   logger: Logger;
@@ -21,12 +30,22 @@ interface MetricsShown {
   warning?: string;
 }
 
+interface OpenPanel {
+  panel: vscode.WebviewPanel;
+  state: MetricsViewState;
+  /** What the page was given: the host takes back only these figures, filter values and change ids. */
+  offer: MetricsOffer & { listed: Set<string> };
+  changes: Map<string, ChangeSummary>;
+}
+
 /**
  * "Agent Lanes: Show Promotion Metrics": the funnel, what stopped changes, rework and time in lane, from the
- * repository's audit log (verified as it is read), grouped by task class, agent or month. One panel per repository.
+ * repository's audit log (verified as it is read), grouped by task class, agent or month and filtered by agent,
+ * task class and period at once; each number lists the changes behind it. One panel per repository; its filters
+ * last while it is open.
  */
 class MetricsPanels implements vscode.Disposable {
-  private readonly panels = new Map<string, { panel: vscode.WebviewPanel; by: GroupBy }>();
+  private readonly panels = new Map<string, OpenPanel>();
 
   constructor(private readonly deps: MetricsDeps) {}
 
@@ -39,39 +58,96 @@ class MetricsPanels implements vscode.Disposable {
         enableScripts: true,
         localResourceRoots: [],
       });
-      open = { panel, by: target?.by ?? 'taskClass' };
-      this.panels.set(repo.root, open);
-      const current = open;
+      const current: OpenPanel = {
+        panel,
+        state: { by: target?.by ?? 'taskClass' },
+        offer: { choices: { agents: [], taskClasses: [], months: [] }, figures: new Map(), listed: new Set() },
+        changes: new Map(),
+      };
+      open = current;
+      this.panels.set(repo.root, current);
       panel.onDidDispose(() => this.panels.delete(repo.root));
-      panel.webview.onDidReceiveMessage((message: { type?: unknown; by?: unknown }) => {
-        if (message?.type === 'groupBy' && VIEW_GROUPINGS.includes(message.by as GroupBy)) current.by = message.by as GroupBy;
-        if (message?.type === 'groupBy' || message?.type === 'refresh')
-          void this.render(repo, current).catch((error: unknown) => this.deps.logger.error('Showing the promotion metrics', error));
-      });
+      panel.webview.onDidReceiveMessage((message: unknown) =>
+        this.receive(repo, current, message).catch((error: unknown) => this.deps.kit.showError(error, 'Showing the promotion metrics')),
+      );
     } else {
-      if (target?.by) open.by = target.by;
+      if (target?.by) open.state = { ...open.state, by: target.by };
       open.panel.reveal();
     }
     return this.render(repo, open);
   }
 
-  private async render(repo: RepoContext, open: { panel: vscode.WebviewPanel; by: GroupBy }): Promise<MetricsShown> {
+  private async receive(repo: RepoContext, open: OpenPanel, raw: unknown): Promise<void> {
+    const message = readMessage(raw, open.offer);
+    if ('refused' in message) {
+      this.deps.logger.warn(`The promotion metrics page sent a message the view refused: ${message.refused}.`);
+      return;
+    }
+    switch (message.type) {
+      case 'refresh':
+        await this.render(repo, open);
+        return;
+      case 'filter':
+        open.state = message.state;
+        await this.render(repo, open);
+        return;
+      case 'figure': {
+        const figure = open.offer.figures.get(message.key)!;
+        const changes: ListedChange[] = [];
+        for (const id of figure.ids) {
+          const summary = open.changes.get(id);
+          if (!summary) continue;
+          open.offer.listed.add(id);
+          changes.push({ ...summary, title: repo.store.get(id)?.title ?? '' });
+        }
+        await open.panel.webview.postMessage({ type: 'list', key: message.key, caption: figure.caption, changes });
+        return;
+      }
+      case 'open': {
+        const change = repo.store.get(message.changeId);
+        if (!change) {
+          void vscode.window.showInformationMessage(
+            `Change ${message.changeId} is no longer in this repository's change store; its figures come from the audit log (agent-lanes audit export shows its events).`,
+          );
+          return;
+        }
+        const target = { repoRoot: repo.root, changeId: change.id };
+        // As the Lanes view's row: the review in Review, the diff in the other open lanes; a closed change has its History.
+        const command =
+          message.how === 'history' || change.lane === 'closed'
+            ? Commands.showHistory
+            : change.lane === 'review'
+              ? Commands.openReview
+              : Commands.openChanges;
+        await vscode.commands.executeCommand(command, target);
+        return;
+      }
+    }
+  }
+
+  private async render(repo: RepoContext, open: OpenPanel): Promise<MetricsShown> {
     const audit = repo.lanes.context.audit;
     await audit.flush();
-    const reducer = new MetricsReducer();
+    // One repository's log: keeping each change's id (for the lists behind the numbers) is small here.
+    const reducer = new MetricsReducer({ keepChanges: true });
     const warning = await reduceAuditFile(repo.lanes.context.storage.auditFile, reducer).catch((error: Error) =>
       error.message.includes('ENOENT') ? undefined : `The audit log could not be read: ${error.message}`,
     );
-    const report = reducer.report(open.by);
+    const choices = choicesOf(reducer);
+    const report = reducer.report(open.state.by, filterOf(open.state, Date.now()));
+    open.offer = { choices, figures: linkedFigures(report), listed: new Set() };
+    open.changes = new Map((report.changes ?? []).map((change) => [change.id, change]));
     open.panel.webview.html = metricsHtml({
       report,
       repository: repo.name,
+      state: open.state,
+      choices,
       ...(warning ? { warning } : {}),
       nonce: randomBytes(16).toString('base64'),
     });
     return {
       repository: repo.name,
-      by: open.by,
+      by: open.state.by,
       changes: report.groups.reduce((sum, group) => sum + group.changes, 0),
       ...(warning ? { warning } : {}),
     };
