@@ -9,7 +9,7 @@ import { CLAUDE_CODE_PRESET } from '../../src/core/draft/presets/claudeCode';
 import { agentCliPrefix, installAgentCli } from '../../src/infra/draft/agentCliCache';
 import { type AnthropicStandIn, type ScriptedTurn, startAnthropicStandIn } from '../fixtures/model-standins/anthropic';
 import { createSampleRepository, tempDir } from '../runners/fixtures.mjs';
-import { answerInput, pickItem, reviewFrame, runCommand, treeRow } from '../runners/workbenchUi.mjs';
+import { answerInput, frameWithText, pickItem, reviewFrame, runCommand, treeRow } from '../runners/workbenchUi.mjs';
 import { type CodeServer, openFolder, openLanesView, repoRoot, screenshot, startWorkbench } from './workbench';
 
 // A new user's first ten minutes, by clicking: the walkthrough sets up Claude Code (the real CLI at its pinned
@@ -72,22 +72,6 @@ async function contextAction(page: Page, row: Locator, action: string): Promise<
   await screenshot(page, 'e2e-first-context-menu');
   await entry.waitFor({ timeout: 15_000 });
   await entry.click();
-}
-
-/** The webview frame (a Markdown preview, the review) whose document shows `text`. */
-async function frameWithText(page: Page, text: string, timeoutMs: number): Promise<Frame> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    for (const frame of page.frames()) {
-      const found = await frame
-        .locator('body', { hasText: text })
-        .count()
-        .catch(() => 0);
-      if (found && frame !== page.mainFrame()) return frame;
-    }
-    if (Date.now() > deadline) throw new Error(`No webview shows "${text}".`);
-    await page.waitForTimeout(250);
-  }
 }
 
 /** The metrics page once it shows every one of `selectors` (a filter's choice draws the page again). */
