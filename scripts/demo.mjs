@@ -232,8 +232,8 @@ await page.screenshot({ path: join(shots, 'demo-release.png') });
 step('Metrics: the promotion funnel of this walk, read from the audit log');
 await runCommand(page, 'Agent Lanes: Show Promotion Metrics');
 const metrics = await frameWithText(page, 'Promotion metrics');
-await metrics.locator('svg.chart').first().waitFor({ timeout: 15_000 });
-const funnel = (await metrics.locator('svg.chart').first().textContent()) ?? '';
+await metrics.locator('table.chart.funnel').first().waitFor({ timeout: 15_000 });
+const funnel = (await metrics.locator('table.chart.funnel').first().textContent()) ?? '';
 for (const figure of ['Drafted3', 'Merged1'])
   if (!funnel.includes(figure)) throw new Error(`demo: the metrics funnel does not show ${figure}: ${funnel}`);
 await page.waitForTimeout(500);
