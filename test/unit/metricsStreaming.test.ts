@@ -10,7 +10,22 @@ import {
 import { readMetricsEvent } from '../../src/core/metrics/eventLine';
 import { MetricsReducer } from '../../src/core/metrics/metrics';
 
-const READ = ['action', 'agentId', 'effect', 'event', 'facts', 'factsSummary', 'from', 'outcome', 'rules', 'state', 'taskClass', 'to'];
+const READ = [
+  'action',
+  'agentId',
+  'baseRef',
+  'effect',
+  'event',
+  'facts',
+  'factsSummary',
+  'from',
+  'mergeCommitSha',
+  'outcome',
+  'rules',
+  'state',
+  'taskClass',
+  'to',
+];
 
 /** Seals `events` into a chain the way the log writer does; returns its lines. */
 function seal(events: Omit<UnhashedAuditEvent, 'seq' | 'prevHash'>[]): string[] {
@@ -96,7 +111,14 @@ const EVENTS: Omit<UnhashedAuditEvent, 'seq' | 'prevHash'>[] = [
   { at: at(6), actor: dev, action: 'review.approve', changeId: 'c0ffee01', details: {} },
   { at: at(7), actor: dev, action: 'task.run', details: { command: 'npm test' } },
   // Times on another day and without milliseconds: the pattern and Date.parse decide.
-  { at: '2026-03-01T00:00:00Z', actor: dev, action: 'pr.closed', changeId: 'c0ffee01', details: { state: 'merged' } },
+  {
+    at: '2026-03-01T00:00:00Z',
+    actor: dev,
+    action: 'pr.closed',
+    changeId: 'c0ffee01',
+    // What the intact rate needs from git.
+    details: { state: 'merged', baseRef: 'main', mergeCommitSha: 'a'.repeat(40), headSha: 'b'.repeat(40) },
+  },
   { at: '2026-03-01T00:00:01.123456Z', actor: dev, action: 'pr.closed', changeId: 'c0ffee01', details: { state: 'closed' } },
 ];
 

@@ -321,6 +321,16 @@ describe('Pull request lane (real git, the GitHub stand-in, real policy and audi
       'onClosed ran (the sandbox container goes there)',
     );
     assert.equal(fx.lane.isTracking(change.id), false);
+    // The intact rate (docs/metrics.md) finds the merge in git by the merge commit and the base branch.
+    await fx.ctx.audit.flush();
+    const mergedEvent = readFileSync(fx.ctx.storage.auditFile, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { action: string; changeId?: string; details: Record<string, unknown> })
+      .find((event) => event.action === 'pr.closed' && event.changeId === change.id);
+    assert.equal(mergedEvent?.details.mergeCommitSha, fx.standIn.pullRequest(result.number)?.mergeCommitSha);
+    assert.match(String(mergedEvent?.details.mergeCommitSha), /^[0-9a-f]{40}$/);
+    assert.equal(mergedEvent?.details.baseRef, 'main');
   });
 
   it('a closed pull request keeps a worktree with uncommitted work', async () => {

@@ -321,6 +321,8 @@ describe('Release lane: production actions for a merged change (real git, the Gi
       "the revert's tree is the tree before the change",
     );
     assert.equal(git(ctx.repoRoot, 'rev-list', '--count', `${mergedSha}..${revert.headSha!}`), '1');
+    // In git's own words, so the intact rate finds it in the base branch's history like a `git revert`.
+    assert.match(git(ctx.repoRoot, 'log', '-1', '--format=%B', revert.headSha!), new RegExp(`This reverts commit ${mergedSha}\\.`));
     // Asking again finds the same revert draft.
     assert.equal((await release.rollBack(change.id, releaser)).revert?.id, revert.id);
     assert.equal(ctx.store.get(change.id)!.release!.revert?.changeId, revert.id);

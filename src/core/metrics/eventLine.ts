@@ -15,7 +15,7 @@ import type { MetricsEvent } from './metrics';
  * line in full.
  */
 
-/** The details members MetricsReducer reads: action, agentId, effect, event, facts, factsSummary, from, outcome, rules, state, taskClass, to (see wantedKey). */
+/** The details members MetricsReducer reads: action, agentId, baseRef, effect, event, facts, factsSummary, from, mergeCommitSha, outcome, rules, state, taskClass, to (see wantedKey). */
 const ACTOR_TYPES = new Set(ActorSchema.shape.type.options as readonly string[]);
 // The checks of the audit event schema.
 const ISO_UTC: RegExp = z.regexes.datetime({});
@@ -92,16 +92,20 @@ function wantedKey(line: string, from: number, end: number): string | undefined 
     case 6:
       return line.startsWith('action', from) ? 'action' : line.startsWith('effect', from) ? 'effect' : undefined;
     case 7:
-      return line.startsWith('agentId', from) ? 'agentId' : line.startsWith('outcome', from) ? 'outcome' : undefined;
+      for (const key of WANTED_7) if (line.startsWith(key, from)) return key;
+      return undefined;
     case 9:
       return line.startsWith('taskClass', from) ? 'taskClass' : undefined;
     case 12:
       return line.startsWith('factsSummary', from) ? 'factsSummary' : undefined;
+    case 14:
+      return line.startsWith('mergeCommitSha', from) ? 'mergeCommitSha' : undefined;
     default:
       return undefined;
   }
 }
 const WANTED_5 = ['event', 'facts', 'rules', 'state'];
+const WANTED_7 = ['agentId', 'outcome', 'baseRef'];
 
 /** Index just after the JSON value starting at `at`; -1 when it is cut off. */
 function skipValue(line: string, at: number): number {

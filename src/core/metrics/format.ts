@@ -7,8 +7,8 @@ const pct = (value: number | undefined) => (value === undefined ? '-' : `${Math.
 const num = (value: number | undefined) => (value === undefined ? '-' : String(value));
 const summary = (s: Summary) => (s.count ? `${num(s.median)} median, ${num(s.p90)} p90 (${s.count})` : '-');
 
-/** A readable report: one block per group. */
-export function formatMetricsTable(report: MetricsReport): string[] {
+/** A readable report: one block per group (`intactDays`: the window of the intact figures, when there are any). */
+export function formatMetricsTable(report: MetricsReport, intactDays?: number): string[] {
   const lines: string[] = [];
   if (!report.groups.length) {
     lines.push(`No changes in ${report.events} events.`);
@@ -30,6 +30,11 @@ export function formatMetricsTable(report: MetricsReport): string[] {
       `  hours in lane: draft ${summary(group.laneHours.draft)}; sandbox ${summary(group.laneHours.sandbox)}; review ${summary(group.laneHours.review)}; pull request ${summary(group.laneHours.pullRequest)}`,
     );
     lines.push(`  pull request size: lines ${summary(group.prLines)}; files ${summary(group.prFiles)}`);
+    const intact = group.intact;
+    if (intact)
+      lines.push(
+        `  intact after ${intactDays ?? '?'} days: ${pct(intact.rate)} of ${intact.measured} measured (${intact.intact} intact, ${intact.reverted} reverted, ${intact.rewritten} rewritten); ${intact.pending} pending, ${intact.notMeasurable} not measurable`,
+      );
     if (group.reasons.length) {
       lines.push('  not allowed, by rule:');
       for (const reason of group.reasons) {
@@ -62,6 +67,17 @@ const CSV_HEADER = [
   'approvalsRequired',
 ];
 
+const INTACT_HEADER = [
+  'intactMerged',
+  'intactMeasured',
+  'intact',
+  'intactReverted',
+  'intactRewritten',
+  'intactPending',
+  'intactNotMeasurable',
+  'intactRate',
+];
+
 function csvCell(value: string | number | undefined): string {
   if (value === undefined) return '';
   const text = String(value);
@@ -70,7 +86,9 @@ function csvCell(value: string | number | undefined): string {
 
 /** One row per group; a CSV a spreadsheet opens. */
 export function formatMetricsCsv(report: MetricsReport): string[] {
-  const rows = [CSV_HEADER.join(',')];
+  // The intact columns come only with git (--git): without them a CSV stays as it was.
+  const withIntact = report.groups.some((group) => group.intact);
+  const rows = [[...CSV_HEADER, ...(withIntact ? INTACT_HEADER : [])].join(',')];
   for (const group of report.groups) {
     const count = (effect: string) => group.reasons.filter((r) => r.effect === effect).reduce((sum, r) => sum + r.count, 0);
     const cells = [
@@ -90,6 +108,18 @@ export function formatMetricsCsv(report: MetricsReport): string[] {
       count('block'),
       count('requireApproval'),
     ];
+    const intact = group.intact;
+    if (withIntact)
+      cells.push(
+        intact?.merged,
+        intact?.measured,
+        intact?.intact,
+        intact?.reverted,
+        intact?.rewritten,
+        intact?.pending,
+        intact?.notMeasurable,
+        intact?.rate,
+      );
     rows.push(cells.map(csvCell).join(','));
   }
   return rows;

@@ -5,6 +5,8 @@
  * so its memory grows with the number of changes, not with the log.
  */
 
+import { intactFigure, type IntactFigure, type IntactVerdict } from './intact';
+
 /** The part of an audit event the metrics read. */
 export interface MetricsEvent {
   action: string;
@@ -77,6 +79,18 @@ interface GroupMetrics {
   /** Changed lines (additions + deletions) and files per pull request, when the decision facts recorded them. */
   prLines: Summary;
   prFiles: Summary;
+  /** Merged changes that stood for N days, when the report was asked with git (`--git`). */
+  intact?: IntactFigure;
+}
+
+/** A merged change and what the log says git needs to measure it (MetricsReducer with keepMerges). */
+export interface MergedChange {
+  /** The reducer's handle of the change, for `report`'s intact verdicts. */
+  row: number;
+  repository: string;
+  changeId: string;
+  mergeCommitSha?: string;
+  baseRef?: string;
 }
 
 export interface MetricsReport {
@@ -117,6 +131,8 @@ export interface MetricsReducerOptions {
    * time. About 45 bytes more a change: for one repository's log (the editor's view), off for the CLI's big runs.
    */
   keepChanges?: boolean;
+  /** Keep each merged change's merge commit and base branch, for the intact rate (`mergedChanges`). */
+  keepMerges?: boolean;
 }
 
 const NO_AGENT = 'unknown';
@@ -255,7 +271,8 @@ export class MetricsReducer {
   private reasonId = new Uint32Array(256);
   private reasonCount = new Uint32Array(256);
   private reasonSize = 0;
-
+  /** Merged changes' merge commit and base branch, by row: kept only when asked (the intact rate needs them). */
+  private readonly merges: Map<number, Omit<MergedChange, 'row' | 'repository'>> | undefined;
   /** With keepChanges: each row's change id, and its creation time (epoch ms). */
   private readonly ids: string[] | undefined;
   private created: Float64Array | undefined;
@@ -265,6 +282,7 @@ export class MetricsReducer {
       this.ids = [];
       this.created = new Float64Array(this.capacity);
     }
+    if (options.keepMerges) this.merges = new Map();
   }
 
   /** How many changes are held (the reducer's memory is proportional to this). */
@@ -387,7 +405,14 @@ export class MetricsReducer {
         else if (event.action === 'pr.create') this.reach(row, 3);
         break;
       case 'pr.closed':
-        if (details.state === 'merged') this.reach(row, 4);
+        if (details.state === 'merged') {
+          this.reach(row, 4);
+          this.merges?.set(row, {
+            changeId,
+            ...(typeof details.mergeCommitSha === 'string' ? { mergeCommitSha: details.mergeCommitSha } : {}),
+            ...(typeof details.baseRef === 'string' ? { baseRef: details.baseRef } : {}),
+          });
+        }
         break;
       case 'policy.decision':
         this.decision(row, details, event.policy);
@@ -474,6 +499,13 @@ export class MetricsReducer {
     if (!seen.length) note('(not recorded)', effect, policy ?? '?');
   }
 
+  /** The merged changes (with keepMerges; a change merged without a pr.closed event has no merge commit). */
+  mergedChanges(): MergedChange[] {
+    const out: MergedChange[] = [];
+    for (const [row, merge] of this.merges ?? []) out.push({ row, repository: this.strings.values[this.repository[row]!]!, ...merge });
+    return out;
+  }
+
   /** The values changes have for a grouping (agents, task classes, months, repositories), sorted: a filter's choices. */
   values(of: GroupBy): string[] {
     const keys = this.keysOf(of);
@@ -505,7 +537,8 @@ export class MetricsReducer {
       (since === undefined || created![row]! >= since);
   }
 
-  report(by: GroupBy, filter: MetricsFilter = {}): MetricsReport {
+  /** `intact`: each merged change's verdict (by MergedChange.row); adds the intact figures to every group. */
+  report(by: GroupBy, filter: MetricsFilter = {}, intact?: (row: number) => IntactVerdict): MetricsReport {
     const keys = this.keysOf(by);
     const matches = this.matcher(filter);
     const groups = new Map<number, number[]>();
@@ -520,7 +553,11 @@ export class MetricsReducer {
     }
     const named = [...groups].map(([key, rows]) => [this.strings.values[key]!, rows] as const);
     const out: GroupMetrics[] = [];
-    for (const [key, rows] of named.sort(([a], [b]) => byText(a, b))) out.push(this.groupMetrics(key, rows));
+    for (const [key, rows] of named.sort(([a], [b]) => byText(a, b))) {
+      const group = this.groupMetrics(key, rows);
+      if (intact) group.intact = intactFigure(rows.filter((row) => this.stage[row] === 4).map(intact));
+      out.push(group);
+    }
     const report: MetricsReport = { by, events: this.events, groups: out };
     if (this.ids) report.changes = counted.map((row) => this.summary(row));
     return report;

@@ -4,14 +4,21 @@
  * the audit log one event at a time. Pure: the caller streams the log.
  */
 
+import type { IntactVerdict } from './intact';
+
 /** How one change ended, as far as the log says. */
 export interface ChangeOutcome {
   taskClass: string;
   /** Merged, or closed without merging (discarded, rejected, its pull request closed). */
   ended: boolean;
   merged: boolean;
-  /** Rolled back after the merge (Roll Back, a revert action). */
+  /** Rolled back after the merge through the lanes (Roll Back, a revert action). */
   reverted: boolean;
+  /** The merge commit and base branch the merged event recorded (logs written before they were: none). */
+  mergeCommitSha?: string;
+  baseRef?: string;
+  /** What git says (src/infra/git/intactFacts.ts), when the repository could tell: reverted or rewritten count against. */
+  git?: IntactVerdict;
   /** A decision blocked it for a path no agent may write, or for a secret-like value. */
   forbiddenPath: boolean;
   secretLike: boolean;
@@ -47,7 +54,11 @@ export class TrackRecordReducer {
         break;
       case 'pr.closed':
         outcome.ended = true;
-        if (details.state === 'merged') outcome.merged = true;
+        if (details.state === 'merged') {
+          outcome.merged = true;
+          if (typeof details.mergeCommitSha === 'string') outcome.mergeCommitSha = details.mergeCommitSha;
+          if (typeof details.baseRef === 'string') outcome.baseRef = details.baseRef;
+        }
         break;
       case 'change.discard':
         outcome.ended = true;
@@ -103,6 +114,12 @@ export interface TrackFigures {
   text: string;
 }
 
+/**
+ * Not rolled back through the lanes, and not reverted or rewritten in git within the window (a change git cannot
+ * measure yet, or whose window is still open with nothing against it, counts as intact so far).
+ */
+const isIntact = (change: ChangeOutcome): boolean => !change.reverted && change.git !== 'reverted' && change.git !== 'rewritten';
+
 const percent = (share: number): string => `${Math.round(share * 1000) / 10}%`;
 
 /** Whether a class's record (newest first) meets an autonomy rule's requirements, and the figures used. */
@@ -110,7 +127,7 @@ export function trackFigures(record: readonly ChangeOutcome[], requires: TrackRe
   const changes = record.slice(0, requires.lastChanges);
   const merged = changes.filter((change) => change.merged);
   const mergedRate = changes.length ? merged.length / changes.length : undefined;
-  const intactRate = merged.length ? merged.filter((change) => !change.reverted).length / merged.length : undefined;
+  const intactRate = merged.length ? merged.filter((change) => isIntact(change)).length / merged.length : undefined;
   const forbiddenPath = changes.filter((change) => change.forbiddenPath).length;
   const secretLike = changes.filter((change) => change.secretLike).length;
   const parts: string[] = [];

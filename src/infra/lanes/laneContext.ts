@@ -13,6 +13,11 @@ import { PolicyDeniedError, type PolicyService } from '../policy/policyService';
 import type { RepoStorage } from '../storage/repoStorage';
 import { autonomyRecordLength } from '../../core/policy/rollout';
 import { TrackRecordReader } from '../audit/trackRecord';
+import type { ResolvedPolicy } from '../../core/policy/schema';
+import type { ChangeOutcome } from '../../core/metrics/trackRecord';
+import { DEFAULT_INTACT_DAYS, intactVerdict } from '../../core/metrics/intact';
+import { IntactFacts } from '../git/intactFacts';
+import { join } from 'node:path';
 
 /**
  * Everything a lane service needs for one repository. The lane services
@@ -29,6 +34,7 @@ export interface LaneContext {
 }
 
 const trackReaders = new WeakMap<LaneContext, TrackRecordReader>();
+const intactFacts = new WeakMap<LaneContext, IntactFacts>();
 
 /**
  * The facts autonomy rules read: each task class's record from this repository's audit log. Empty when the policy
@@ -37,12 +43,46 @@ const trackReaders = new WeakMap<LaneContext, TrackRecordReader>();
 export async function trackFacts(ctx: LaneContext, baseSha?: string): Promise<Pick<ChangeFacts, 'track'>> {
   // The repository's own policy (at the change's base) may add autonomy rules of its own.
   const effective = baseSha ? await ctx.policy.effectiveFor({ repoRoot: ctx.repoRoot, baseSha }) : undefined;
-  const length = autonomyRecordLength(effective?.ok ? effective.effective.policy : ctx.policy.effective.policy);
+  const policy = effective?.ok ? effective.effective.policy : ctx.policy.effective.policy;
+  const length = autonomyRecordLength(policy);
   if (!length) return {};
   let reader = trackReaders.get(ctx);
   if (!reader) trackReaders.set(ctx, (reader = new TrackRecordReader(ctx.storage.auditFile)));
   await ctx.audit.flush();
-  return { track: await reader.read(length) };
+  const track = await reader.read(length);
+  if (asksIntactRate(policy)) await addGitVerdicts(ctx, track);
+  return { track };
+}
+
+const asksIntactRate = (policy: ResolvedPolicy): boolean => policy.autonomy.some((entry) => entry.requires.intactRate !== undefined);
+
+/**
+ * Marks each merged change with what git says of it (reverted or rewritten within 30 days, outside the lanes too).
+ * Decided answers are cached in the lanes' storage (out of every agent's reach), so a gate reads git only for
+ * changes merged in the last 30 days, and only again when the base branch moved. A git failure leaves the record as
+ * the log says (lane rollbacks only), logged.
+ */
+async function addGitVerdicts(ctx: LaneContext, track: Record<string, ChangeOutcome[]>): Promise<void> {
+  const merged = Object.values(track)
+    .flat()
+    .filter((change) => change.merged && change.mergeCommitSha);
+  if (!merged.length) return;
+  let facts = intactFacts.get(ctx);
+  if (!facts)
+    intactFacts.set(
+      ctx,
+      (facts = new IntactFacts(ctx.repoRoot, { days: DEFAULT_INTACT_DAYS, cacheFile: join(ctx.storage.root, 'intact-cache.json') })),
+    );
+  try {
+    const answers = await facts.answers(
+      merged.map((change) => ({ mergeCommitSha: change.mergeCommitSha!, ...(change.baseRef ? { baseRef: change.baseRef } : {}) })),
+    );
+    for (const change of merged) change.git = intactVerdict(answers.get(change.mergeCommitSha!.toLowerCase()), DEFAULT_INTACT_DAYS).verdict;
+  } catch (error) {
+    ctx.logger.warn(
+      `Autonomy: git could not tell which merged changes were reverted or rewritten (${(error as Error).message}); lane rollbacks only.`,
+    );
+  }
 }
 
 /**

@@ -728,7 +728,7 @@ export class DraftLane {
   }
 
   /** "Agent Lanes: Finish Draft": commits and analyses what a chat agent left in the worktree. */
-  async finish(changeId: string, options: { actor: Actor }): Promise<DraftOutcome> {
+  async finish(changeId: string, options: { actor: Actor; body?: string }): Promise<DraftOutcome> {
     const change = this.requireDraft(changeId);
     const lane = {
       repoRoot: this.ctx.repoRoot,
@@ -739,6 +739,7 @@ export class DraftLane {
       agentId: change.agentId,
       promptRef: this.promptRef(change),
       subject: redactText(change.title, this.secretPatterns()).text,
+      ...(options.body ? { body: options.body } : {}),
     };
     const { commit, analysis } = await analyzeLaneCommit(await commitLaneWork(lane), lane, this.analysisOptions());
     const flags = [
@@ -789,7 +790,9 @@ export class DraftLane {
       await this.discard(change.id, input.actor).catch(() => undefined);
       throw new DraftInputError(`git revert of ${input.sha.slice(0, 12)} failed, so no revert draft was kept: ${(error as Error).message}`);
     }
-    return this.finish(change.id, { actor: input.actor });
+    // git's own words: the intact rate finds the revert in the base branch's history, as it finds `git revert`.
+    const full = (await git(ctx.repoRoot, ['rev-parse', `${input.sha}^{commit}`])).stdout.trim();
+    return this.finish(change.id, { actor: input.actor, body: `This reverts commit ${full}.` });
   }
 
   /** Writes what a finished draft run produced into the evidence and the change record. */

@@ -464,7 +464,15 @@ export class PullRequestLane {
       actor: EXTENSION_ACTOR,
       action: 'pr.closed',
       changeId: change.id,
-      details: { number: status.number, url: status.url, state: status.state, headSha: status.headSha },
+      details: {
+        number: status.number,
+        url: status.url,
+        state: status.state,
+        headSha: status.headSha,
+        // What the intact rate measures in git (docs/metrics.md): the merge commit on the base branch.
+        baseRef: status.baseRef,
+        ...(status.state === 'merged' && status.mergeCommitSha ? { mergeCommitSha: status.mergeCommitSha } : {}),
+      },
     });
     if (release) await ctx.store.update(change.id, (c) => ({ ...c, release }));
     const moved = await moveChange(ctx, change.id, event, EXTENSION_ACTOR, {

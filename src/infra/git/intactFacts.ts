@@ -1,0 +1,350 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { DAY_MS, revertedShas, type IntactGitAnswer, type IntactGitFacts } from '../../core/metrics/intact';
+import { git } from './gitProcess';
+
+/** A merged change as the audit log records it. */
+export interface MergeToMeasure {
+  mergeCommitSha: string;
+  /** The branch it was merged into; HEAD's history when the log does not say. */
+  baseRef?: string;
+}
+
+export interface IntactFactsOptions {
+  days: number;
+  /** Where decided answers are kept (their window has closed, so they cannot change); none when omitted. */
+  cacheFile?: string;
+  /** At most this many files of one change are blamed; the others are counted at the share measured. */
+  maxBlameFiles?: number;
+  now?: () => number;
+}
+
+interface FirstParentHistory {
+  /** Newest first. */
+  shas: string[];
+  /** Committer times, ms. */
+  times: number[];
+  index: Map<string, number>;
+}
+
+const CACHE_VERSION = 1;
+/** A merge commit's own commits beyond this many (a long-lived branch merged) are not searched for reverts. */
+const MAX_BRANCH_COMMITS = 500;
+
+/**
+ * Gathers, in one repository, what the intact rate needs of each merged change: the reverts of its merge commit,
+ * and how many of the lines it added blame still gives to it at the last commit of the base branch within N days
+ * (`git blame` of the window only: first parent..window end, so it never walks older history). Files the window did
+ * not touch are not blamed at all. Answers whose window has closed are kept in memory and in `cacheFile`.
+ */
+export class IntactFacts {
+  private readonly decided = new Map<string, IntactGitFacts>();
+  /** Provisional answers, by merge commit and the base tip they were read at (still right while the tip stays). */
+  private readonly provisional = new Map<string, IntactGitAnswer>();
+  private readonly histories = new Map<string, Promise<FirstParentHistory>>();
+  private readonly revertIndexes = new Map<string, Promise<Map<string, { sha: string; time: number }[]>>>();
+  private cacheLoaded = false;
+  private readonly maxBlameFiles: number;
+  private readonly now: () => number;
+
+  constructor(
+    readonly repoRoot: string,
+    private readonly options: IntactFactsOptions,
+  ) {
+    this.maxBlameFiles = options.maxBlameFiles ?? 40;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** The git common directory's `agent-lanes/intact-cache.json`: where the CLI keeps decided answers. */
+  static async cacheInGitDir(repoRoot: string): Promise<string> {
+    const common = (await git(repoRoot, ['rev-parse', '--git-common-dir'])).stdout.trim();
+    return resolve(repoRoot, common, 'agent-lanes', 'intact-cache.json');
+  }
+
+  /** One answer per merge commit (lower-case sha). */
+  async answers(merges: readonly MergeToMeasure[]): Promise<Map<string, IntactGitAnswer>> {
+    await this.loadCache();
+    const out = new Map<string, IntactGitAnswer>();
+    const todo = new Map<string, MergeToMeasure>();
+    for (const merge of merges) {
+      const sha = merge.mergeCommitSha.toLowerCase();
+      const known = this.decided.get(sha);
+      if (known) out.set(sha, { ok: true, facts: known });
+      else if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(sha))
+        out.set(sha, { ok: false, reason: `"${merge.mergeCommitSha}" is not a commit id` });
+      else todo.set(sha, { ...merge, mergeCommitSha: sha });
+    }
+    if (!todo.size) return out;
+    const refs = await this.refs();
+    const present = await this.presentCommits([...todo.keys()]);
+    const commits = await this.commitInfo([...todo.keys()].filter((sha) => present.has(sha)));
+    let newlyDecided = false;
+    for (const [sha, merge] of todo) {
+      const commit = commits.get(sha);
+      if (!commit) {
+        out.set(sha, {
+          ok: false,
+          reason: `merge commit ${sha.slice(0, 12)} is not in the repository at ${this.repoRoot}; fetch the base branch ("git fetch") and run again`,
+        });
+        continue;
+      }
+      const base = merge.baseRef ?? 'HEAD';
+      const candidates = refs.filter((ref) =>
+        base === 'HEAD'
+          ? ref.name === 'HEAD'
+          : ref.name === `refs/heads/${base}` || /^refs\/remotes\/[^/]+\/(.+)$/.exec(ref.name)?.[1] === base,
+      );
+      let found: { tip: string; history: FirstParentHistory; at: number } | undefined;
+      for (const candidate of candidates) {
+        const history = await this.history(candidate.sha);
+        const at = history.index.get(sha);
+        if (at !== undefined && (!found || history.times[0]! > found.history.times[0]!)) found = { tip: candidate.sha, history, at };
+      }
+      if (!found) {
+        out.set(sha, {
+          ok: false,
+          reason: `merge commit ${sha.slice(0, 12)} is not on the first-parent history of ${base === 'HEAD' ? 'HEAD (the log does not name the base branch)' : `"${base}" (local or remote-tracking)`}; fetch it ("git fetch") and run again`,
+        });
+        continue;
+      }
+      const key = `${sha}|${found.tip}`;
+      const cached = this.provisional.get(key);
+      if (cached) {
+        out.set(sha, cached);
+        continue;
+      }
+      const answer = await this.measure(commit, found);
+      if (answer.ok && answer.decidedForGood) {
+        this.decided.set(sha, answer.facts);
+        newlyDecided = true;
+      } else this.provisional.set(key, answer.ok ? { ok: true, facts: answer.facts } : answer);
+      out.set(sha, answer.ok ? { ok: true, facts: answer.facts } : answer);
+    }
+    if (newlyDecided) await this.saveCache();
+    return out;
+  }
+
+  private async measure(
+    commit: { sha: string; time: number; parents: string[] },
+    found: { tip: string; history: FirstParentHistory; at: number },
+  ): Promise<{ ok: true; facts: IntactGitFacts; decidedForGood: boolean } | { ok: false; reason: string }> {
+    const { history } = found;
+    const first = commit.parents[0];
+    if (!first) return { ok: false, reason: `commit ${commit.sha.slice(0, 12)} has no parent: a first commit is not a merged change` };
+    const end = commit.time + this.options.days * DAY_MS;
+    // The window's last commit: walk the first-parent history from the merge towards the tip while within N days.
+    let windowEnd = found.at;
+    while (windowEnd > 0 && history.times[windowEnd - 1]! <= end) windowEnd--;
+    const historyPastWindow = windowEnd > 0;
+    const windowSha = history.shas[windowEnd]!;
+    // The change's own commits: the merge, and for a merge commit the commits it brought in.
+    const own = new Set([commit.sha]);
+    if (commit.parents.length > 1) {
+      const listed = await git(this.repoRoot, ['rev-list', `--max-count=${MAX_BRANCH_COMMITS}`, `${first}..${commit.sha}`]);
+      for (const sha of listed.stdout.split('\n')) if (sha) own.add(sha);
+    }
+    const reverts = await this.revertIndex(found.tip);
+    const revertTimes: number[] = [];
+    for (const sha of own)
+      for (const revert of reverts.get(sha.slice(0, 7)) ?? []) if (sha.startsWith(revert.sha)) revertTimes.push(revert.time);
+    const added = await this.addedLines(first, commit.sha);
+    let addedLines = 0;
+    for (const count of added.values()) addedLines += count;
+    let survivingLines = addedLines;
+    let capped = false;
+    if (addedLines > 0 && windowSha !== commit.sha) {
+      const changed = await this.changedSince(commit.sha, windowSha);
+      const touched = [...added].filter(([path]) => changed.has(path)).sort((a, b) => b[1] - a[1]);
+      let measuredAdded = 0;
+      let measuredSurviving = 0;
+      let unmeasuredAdded = 0;
+      for (const [index, [path, count]] of touched.entries()) {
+        if (index >= this.maxBlameFiles) {
+          unmeasuredAdded += count;
+          continue;
+        }
+        const now = changed.get(path);
+        const kept = now === null ? 0 : Math.min(count, await this.ownLines(first, windowSha, now!, own));
+        measuredAdded += count;
+        measuredSurviving += kept;
+      }
+      const lost = measuredAdded - measuredSurviving;
+      capped = unmeasuredAdded > 0;
+      const lostUnmeasured = capped && measuredAdded ? Math.round((unmeasuredAdded * lost) / measuredAdded) : 0;
+      survivingLines = addedLines - lost - lostUnmeasured;
+    }
+    const windowClosed = historyPastWindow || this.now() >= end;
+    return {
+      ok: true,
+      facts: { mergedAt: commit.time, revertTimes, addedLines, survivingLines, windowClosed, ...(capped ? { capped } : {}) },
+      // Only when the history read reaches past the window: a stale local branch may still be missing a revert.
+      decidedForGood: historyPastWindow,
+    };
+  }
+
+  /** Every branch and remote-tracking branch, and HEAD. */
+  private async refs(): Promise<{ name: string; sha: string }[]> {
+    const listed = await git(this.repoRoot, ['for-each-ref', '--format=%(objectname) %(refname)', 'refs/heads', 'refs/remotes']);
+    const refs = listed.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const space = line.indexOf(' ');
+        return { sha: line.slice(0, space), name: line.slice(space + 1) };
+      })
+      .filter((ref) => !ref.name.endsWith('/HEAD'));
+    const head = await git(this.repoRoot, ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { okExitCodes: [1] });
+    if (head.stdout.trim()) refs.push({ name: 'HEAD', sha: head.stdout.trim() });
+    return refs;
+  }
+
+  private async presentCommits(shas: string[]): Promise<Set<string>> {
+    const checked = await git(this.repoRoot, ['cat-file', '--batch-check=%(objectname) %(objecttype)'], {
+      input: shas.map((sha) => `${sha}\n`).join(''),
+    });
+    const present = new Set<string>();
+    for (const line of checked.stdout.split('\n')) {
+      const [sha, type] = line.split(' ');
+      if (type === 'commit' && sha) present.add(sha);
+    }
+    return present;
+  }
+
+  private async commitInfo(shas: string[]): Promise<Map<string, { sha: string; time: number; parents: string[] }>> {
+    const info = new Map<string, { sha: string; time: number; parents: string[] }>();
+    if (!shas.length) return info;
+    const listed = await git(this.repoRoot, ['log', '--no-walk=unsorted', '--stdin', '--format=%H %ct %P'], {
+      input: shas.map((sha) => `${sha}\n`).join(''),
+    });
+    for (const line of listed.stdout.split('\n')) {
+      const [sha, time, ...parents] = line.trim().split(' ');
+      if (sha && time) info.set(sha, { sha, time: Number(time) * 1000, parents: parents.filter(Boolean) });
+    }
+    return info;
+  }
+
+  private history(tip: string): Promise<FirstParentHistory> {
+    let found = this.histories.get(tip);
+    if (!found) {
+      found = git(this.repoRoot, ['log', '--first-parent', '--format=%H %ct', tip]).then((result) => {
+        const shas: string[] = [];
+        const times: number[] = [];
+        const index = new Map<string, number>();
+        for (const line of result.stdout.split('\n')) {
+          const space = line.indexOf(' ');
+          if (space < 0) continue;
+          index.set(line.slice(0, space), shas.length);
+          shas.push(line.slice(0, space));
+          times.push(Number(line.slice(space + 1)) * 1000);
+        }
+        return { shas, times, index };
+      });
+      this.histories.set(tip, found);
+    }
+    return found;
+  }
+
+  /** The reverts reachable from `tip`, by the first 7 characters of the sha they name. */
+  private revertIndex(tip: string): Promise<Map<string, { sha: string; time: number }[]>> {
+    let found = this.revertIndexes.get(tip);
+    if (!found) {
+      found = git(this.repoRoot, ['log', '-E', '-i', '--grep=This reverts commit [0-9a-f]{7}', '--format=%ct%x00%B%x1e', tip]).then(
+        (result) => {
+          const index = new Map<string, { sha: string; time: number }[]>();
+          for (const entry of result.stdout.split('\x1e')) {
+            const nul = entry.indexOf('\0');
+            if (nul < 0) continue;
+            const time = Number(entry.slice(0, nul).trim()) * 1000;
+            for (const sha of revertedShas(entry.slice(nul + 1))) {
+              const list = index.get(sha.slice(0, 7)) ?? [];
+              list.push({ sha, time });
+              index.set(sha.slice(0, 7), list);
+            }
+          }
+          return index;
+        },
+      );
+      this.revertIndexes.set(tip, found);
+    }
+    return found;
+  }
+
+  /** Lines added per path, first parent → merge (binary files count none). */
+  private async addedLines(first: string, merge: string): Promise<Map<string, number>> {
+    const stat = await git(this.repoRoot, ['diff', '--numstat', '-z', '--no-renames', '--no-ext-diff', first, merge, '--']);
+    const added = new Map<string, number>();
+    for (const record of stat.stdout.split('\0')) {
+      const match = /^(\d+|-)\t(\d+|-)\t([\s\S]+)$/.exec(record.replace(/^\n/, ''));
+      if (match && match[1] !== '-' && Number(match[1]) > 0) added.set(match[3]!, Number(match[1]));
+    }
+    return added;
+  }
+
+  /** Paths that differ between the merge and the window's end: path → its path at the end (renamed), or null (deleted). */
+  private async changedSince(merge: string, windowEnd: string): Promise<Map<string, string | null>> {
+    const listed = await git(this.repoRoot, ['diff', '--name-status', '-z', '-M', '--no-ext-diff', merge, windowEnd, '--']);
+    const fields = listed.stdout.split('\0');
+    const changed = new Map<string, string | null>();
+    for (let i = 0; i < fields.length;) {
+      const status = fields[i++];
+      if (!status) continue;
+      if (status.startsWith('R') || status.startsWith('C')) {
+        const from = fields[i++]!;
+        const to = fields[i++]!;
+        if (status.startsWith('R')) changed.set(from, to);
+      } else {
+        const path = fields[i++]!;
+        changed.set(path, status === 'D' ? null : path);
+      }
+    }
+    return changed;
+  }
+
+  /** Lines of `path` at the window's end that blame gives to the change's own commits (whitespace changes ignored). */
+  private async ownLines(first: string, windowEnd: string, path: string, own: ReadonlySet<string>): Promise<number> {
+    const blamed = await git(this.repoRoot, ['blame', '--porcelain', '-w', `${first}..${windowEnd}`, '--', path]);
+    let count = 0;
+    for (const line of blamed.stdout.split('\n')) {
+      if (line.charCodeAt(0) === 9 /* tab: the line's text */) continue;
+      const match = /^([0-9a-f]{40,64}) \d+ \d+/.exec(line);
+      if (match && own.has(match[1]!)) count++;
+    }
+    return count;
+  }
+
+  private async loadCache(): Promise<void> {
+    if (this.cacheLoaded || !this.options.cacheFile) return;
+    this.cacheLoaded = true;
+    try {
+      const parsed = JSON.parse(await readFile(this.options.cacheFile, 'utf8')) as {
+        version?: unknown;
+        entries?: Record<string, IntactGitFacts>;
+      };
+      if (parsed.version !== CACHE_VERSION || !parsed.entries) return;
+      const suffix = `:${this.options.days}`;
+      for (const [key, facts] of Object.entries(parsed.entries)) {
+        if (key.endsWith(suffix) && typeof facts?.mergedAt === 'number' && Array.isArray(facts.revertTimes))
+          this.decided.set(key.slice(0, -suffix.length), facts);
+      }
+    } catch {
+      // No cache yet, or an unreadable one: measured again.
+    }
+  }
+
+  private async saveCache(): Promise<void> {
+    const file = this.options.cacheFile;
+    if (!file) return;
+    let entries: Record<string, IntactGitFacts> = {};
+    try {
+      const parsed = JSON.parse(await readFile(file, 'utf8')) as { version?: unknown; entries?: Record<string, IntactGitFacts> };
+      if (parsed.version === CACHE_VERSION && parsed.entries) entries = parsed.entries;
+    } catch {
+      // Written fresh.
+    }
+    for (const [sha, facts] of this.decided) entries[`${sha}:${this.options.days}`] = facts;
+    await mkdir(dirname(file), { recursive: true });
+    const temporary = `${file}.${process.pid}.tmp`;
+    await writeFile(temporary, JSON.stringify({ version: CACHE_VERSION, entries }));
+    await rename(temporary, file);
+  }
+}
