@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { mkdtempSync, realpathSync } from 'node:fs';
+import { mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EVIDENCE_FIELDS } from '../../src/core/evidence';
@@ -9,7 +9,7 @@ import { POLICY_API_VERSION, parseOverlayObject, parsePolicyObject } from '../..
 import { trackFigures, type ChangeOutcome } from '../../src/core/metrics/trackRecord';
 import { decide, type LaneContext } from '../../src/infra/lanes/laneContext';
 import { PolicyDeniedError } from '../../src/infra/policy/policyService';
-import { createSampleRepository } from '../runners/fixtures.mjs';
+import { createSampleRepository, git } from '../runners/fixtures.mjs';
 import { createLaneContext } from './support/laneContext';
 import { PolicyServer } from './support/policyServer';
 
@@ -170,6 +170,47 @@ describe('Autonomy earned by evidence', function () {
       // Two rollbacks among the newest: intact falls under 95%, and the class is back at drafts.
       await history(2, { rollback: true });
       await assert.rejects(decide(ctx, 'createPullRequest', readyDocsPullRequest), /intact 90\.9% \(need 95%\) ✗/);
+    });
+  });
+  describe('with git: reverts outside the lanes count', () => {
+    let server: PolicyServer;
+    let ctx: LaneContext;
+
+    before(async () => {
+      server = await new PolicyServer().start();
+      server.handler = (_request, response) => response.end(ORG_POLICY);
+      const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-autonomy-git-')));
+      const repo = createSampleRepository(join(base, 'app'));
+      ctx = await createLaneContext(base, repo, { policySettings: { endpoint: server.url() } });
+      await ctx.policy.start();
+    });
+    after(async () => {
+      ctx.policy.dispose();
+      await ctx.audit.close();
+      await server.stop();
+    });
+
+    it('a class with 20 merged changes of which 2 were reverted by plain git falls below 95% intact', async () => {
+      const merges: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        // Each change merged as one commit on main (a squash merge), recorded as the lanes record a merge.
+        writeFileSync(join(ctx.repoRoot, `doc-${i}.md`), `# Page ${i}\n\nSome words.\n`);
+        git(ctx.repoRoot, 'add', '-A');
+        git(ctx.repoRoot, 'commit', '-q', '-m', `Docs page ${i}`);
+        const sha = git(ctx.repoRoot, 'rev-parse', 'HEAD');
+        merges.push(sha);
+        const changeId = (0xd0c00000 + i).toString(16);
+        const actor = { type: 'user' as const, id: 'dev' };
+        await ctx.audit.append({ actor, action: 'change.create', changeId, details: { taskClass: 'docs' } });
+        await ctx.audit.append({ actor, action: 'pr.closed', changeId, details: { state: 'merged', mergeCommitSha: sha, baseRef: 'main' } });
+      }
+      const earned = await decide(ctx, 'createPullRequest', readyDocsPullRequest);
+      assert.match(earned.matchedRules.find((r) => r.rule === 'autonomy[0]')?.reason ?? '', /20 ended changes \(need 20\), merged 100% \(need 70%\), intact 100% \(need 95%\)/);
+
+      // Two reverted with git, not through the lanes: the log says nothing of them.
+      git(ctx.repoRoot, 'revert', '--no-edit', merges[3]!);
+      git(ctx.repoRoot, 'revert', '--no-edit', merges[11]!);
+      await assert.rejects(decide(ctx, 'createPullRequest', readyDocsPullRequest), /intact 90% \(need 95%\) ✗/);
     });
   });
 });

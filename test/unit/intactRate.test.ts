@@ -109,11 +109,13 @@ describe('The intact rate, from git', () => {
     const kept = mergeBranch(repo, 0, 'feature-a', { 'src/a.js': lines('a', 6) });
     const deleted = mergeBranch(repo, 1, 'feature-b', { 'src/b.js': lines('b', 6) });
     const reverted = mergeBranch(repo, 2, 'feature-c', { 'src/c.js': lines('c', 6) });
+    const edited = mergeBranch(repo, 3, 'feature-d', { 'src/d.js': lines('d', 6) });
+    commit(repo, 4, 'Fix one line of d', { 'src/d.js': lines('d', 6).replace('d line 3\n', 'd line three\n') });
     git(repo, ['rm', '-q', 'src/b.js']);
     git(repo, ['commit', '-q', '-m', 'Drop b'], 4);
     git(repo, ['revert', '--no-edit', '-m', '1', reverted], 6);
     commit(repo, 60, 'Later work', { 'NOTES.md': 'notes\n' });
-    assert.deepEqual(await verdicts(repo, [kept, deleted, reverted]), ['intact', 'rewritten', 'reverted']);
+    assert.deepEqual(await verdicts(repo, [kept, deleted, reverted, edited]), ['intact', 'rewritten', 'reverted', 'intact']);
   });
 
   it('an open window is pending; a commit not in the repository is not measurable; decided answers are cached', async () => {

@@ -27,6 +27,25 @@ interface FirstParentHistory {
   index: Map<string, number>;
 }
 
+/** A merge to measure: where it is on its base branch's first-parent history, and the window's last commit there. */
+interface Measured {
+  commit: { sha: string; time: number; parents: string[] };
+  first: string;
+  key: string;
+  tip: string;
+  windowSha: string;
+  historyPastWindow: boolean;
+}
+
+/** Whether a diff-tree group's last field completes an entry (a numstat record; a status and its paths). */
+function entryEnds(group: readonly string[], options: readonly string[]): boolean {
+  if (options.includes('--numstat')) return true;
+  // name-status: status, path (and a second path for R/C). A group is whole when its fields pair up that way.
+  let i = 0;
+  while (i < group.length) i += /^[RC]/.test(group[i]!) ? 3 : 2;
+  return i === group.length;
+}
+
 const CACHE_VERSION = 1;
 /** A merge commit's own commits beyond this many (a long-lived branch merged) are not searched for reverts. */
 const MAX_BRANCH_COMMITS = 500;
@@ -78,7 +97,7 @@ export class IntactFacts {
     const refs = await this.refs();
     const present = await this.presentCommits([...todo.keys()]);
     const commits = await this.commitInfo([...todo.keys()].filter((sha) => present.has(sha)));
-    let newlyDecided = false;
+    const measure: Measured[] = [];
     for (const [sha, merge] of todo) {
       const commit = commits.get(sha);
       if (!commit) {
@@ -109,77 +128,148 @@ export class IntactFacts {
       }
       const key = `${sha}|${found.tip}`;
       const cached = this.provisional.get(key);
-      if (cached) {
-        out.set(sha, cached);
-        continue;
+      if (cached) out.set(sha, cached);
+      else if (!commit.parents[0])
+        out.set(sha, { ok: false, reason: `commit ${sha.slice(0, 12)} has no parent: a first commit is not a merged change` });
+      else {
+        // The window's last commit: from the merge towards the tip along the first parents, while within N days.
+        const end = commit.time + this.options.days * DAY_MS;
+        const { history } = found;
+        let windowEnd = found.at;
+        while (windowEnd > 0 && history.times[windowEnd - 1]! <= end) windowEnd--;
+        measure.push({
+          commit,
+          first: commit.parents[0],
+          key,
+          tip: found.tip,
+          windowSha: history.shas[windowEnd]!,
+          historyPastWindow: windowEnd > 0,
+        });
       }
-      const answer = await this.measure(commit, found);
-      if (answer.ok && answer.decidedForGood) {
-        this.decided.set(sha, answer.facts);
+    }
+    let newlyDecided = false;
+    for (const [index, facts] of (await this.measureAll(measure)).entries()) {
+      const item = measure[index]!;
+      if (facts.windowClosed && item.historyPastWindow) {
+        this.decided.set(item.commit.sha, facts);
         newlyDecided = true;
-      } else this.provisional.set(key, answer.ok ? { ok: true, facts: answer.facts } : answer);
-      out.set(sha, answer.ok ? { ok: true, facts: answer.facts } : answer);
+      } else this.provisional.set(item.key, { ok: true, facts });
+      out.set(item.commit.sha, { ok: true, facts });
     }
     if (newlyDecided) await this.saveCache();
     return out;
   }
 
-  private async measure(
-    commit: { sha: string; time: number; parents: string[] },
-    found: { tip: string; history: FirstParentHistory; at: number },
-  ): Promise<{ ok: true; facts: IntactGitFacts; decidedForGood: boolean } | { ok: false; reason: string }> {
-    const { history } = found;
-    const first = commit.parents[0];
-    if (!first) return { ok: false, reason: `commit ${commit.sha.slice(0, 12)} has no parent: a first commit is not a merged change` };
-    const end = commit.time + this.options.days * DAY_MS;
-    // The window's last commit: walk the first-parent history from the merge towards the tip while within N days.
-    let windowEnd = found.at;
-    while (windowEnd > 0 && history.times[windowEnd - 1]! <= end) windowEnd--;
-    const historyPastWindow = windowEnd > 0;
-    const windowSha = history.shas[windowEnd]!;
-    // The change's own commits: the merge, and for a merge commit the commits it brought in.
-    const own = new Set([commit.sha]);
-    if (commit.parents.length > 1) {
-      const listed = await git(this.repoRoot, ['rev-list', `--max-count=${MAX_BRANCH_COMMITS}`, `${first}..${commit.sha}`]);
-      for (const sha of listed.stdout.split('\n')) if (sha) own.add(sha);
-    }
-    const reverts = await this.revertIndex(found.tip);
-    const revertTimes: number[] = [];
-    for (const sha of own)
-      for (const revert of reverts.get(sha.slice(0, 7)) ?? []) if (sha.startsWith(revert.sha)) revertTimes.push(revert.time);
-    const added = await this.addedLines(first, commit.sha);
-    let addedLines = 0;
-    for (const count of added.values()) addedLines += count;
-    let survivingLines = addedLines;
-    let capped = false;
-    if (addedLines > 0 && windowSha !== commit.sha) {
-      const changed = await this.changedSince(commit.sha, windowSha);
-      const touched = [...added].filter(([path]) => changed.has(path)).sort((a, b) => b[1] - a[1]);
-      let measuredAdded = 0;
-      let measuredSurviving = 0;
-      let unmeasuredAdded = 0;
-      for (const [index, [path, count]] of touched.entries()) {
-        if (index >= this.maxBlameFiles) {
-          unmeasuredAdded += count;
-          continue;
+  /**
+   * The facts of each merge, with a few git processes for all of them (one diff-tree for the lines each added, one for
+   * what each window changed) and one blame per file a window touched, which only those changes need.
+   */
+  private async measureAll(items: readonly Measured[]): Promise<IntactGitFacts[]> {
+    if (!items.length) return [];
+    const added = await this.diffTree(
+      items.map((item) => `${item.commit.sha} ${item.first}`),
+      ['--numstat', '--no-renames'],
+      (entries) => {
+        const lines = new Map<string, number>();
+        for (const entry of entries) {
+          const match = /^(\d+|-)\t(\d+|-)\t([\s\S]+)$/.exec(entry);
+          if (match && match[1] !== '-' && Number(match[1]) > 0) lines.set(match[3]!, Number(match[1]));
         }
-        const now = changed.get(path);
-        const kept = now === null ? 0 : Math.min(count, await this.ownLines(first, windowSha, now!, own));
-        measuredAdded += count;
-        measuredSurviving += kept;
+        return lines;
+      },
+    );
+    const moved = items.filter((item, index) => item.windowSha !== item.commit.sha && [...added[index]!.values()].some(Boolean));
+    const changedLists = await this.diffTree(
+      moved.map((item) => `${item.windowSha} ${item.commit.sha}`),
+      ['--name-status', '-M'],
+      (entries) => {
+        const changed = new Map<string, string | null>();
+        for (let i = 0; i < entries.length;) {
+          const status = entries[i++]!;
+          if (status.startsWith('R') || status.startsWith('C')) {
+            const from = entries[i++]!;
+            const to = entries[i++]!;
+            if (status.startsWith('R')) changed.set(from, to);
+          } else {
+            const path = entries[i++]!;
+            changed.set(path, status === 'D' ? null : path);
+          }
+        }
+        return changed;
+      },
+    );
+    const changedOf = new Map(moved.map((item, index) => [item, changedLists[index]!]));
+    const reverts = new Map<string, Map<string, { sha: string; time: number }[]>>();
+    const out: IntactGitFacts[] = [];
+    for (const [index, item] of items.entries()) {
+      const { commit, first } = item;
+      // The change's own commits: the merge, and for a merge commit the commits it brought in.
+      const own = new Set([commit.sha]);
+      if (commit.parents.length > 1) {
+        const listed = await git(this.repoRoot, ['rev-list', `--max-count=${MAX_BRANCH_COMMITS}`, `${first}..${commit.sha}`]);
+        for (const sha of listed.stdout.split('\n')) if (sha) own.add(sha);
       }
-      const lost = measuredAdded - measuredSurviving;
-      capped = unmeasuredAdded > 0;
-      const lostUnmeasured = capped && measuredAdded ? Math.round((unmeasuredAdded * lost) / measuredAdded) : 0;
-      survivingLines = addedLines - lost - lostUnmeasured;
+      let index7 = reverts.get(item.tip);
+      if (!index7) reverts.set(item.tip, (index7 = await this.revertIndex(item.tip)));
+      const revertTimes: number[] = [];
+      for (const sha of own)
+        for (const revert of index7.get(sha.slice(0, 7)) ?? []) if (sha.startsWith(revert.sha)) revertTimes.push(revert.time);
+      const addedByPath = added[index]!;
+      let addedLines = 0;
+      for (const count of addedByPath.values()) addedLines += count;
+      let survivingLines = addedLines;
+      let capped = false;
+      const changed = changedOf.get(item);
+      if (changed) {
+        const touched = [...addedByPath].filter(([path]) => changed.has(path)).sort((a, b) => b[1] - a[1]);
+        let measuredAdded = 0;
+        let measuredSurviving = 0;
+        let unmeasuredAdded = 0;
+        for (const [position, [path, count]] of touched.entries()) {
+          if (position >= this.maxBlameFiles) {
+            unmeasuredAdded += count;
+            continue;
+          }
+          const now = changed.get(path);
+          measuredAdded += count;
+          measuredSurviving +=
+            now === null || now === undefined ? 0 : Math.min(count, await this.ownLines(first, item.windowSha, now, own));
+        }
+        const lost = measuredAdded - measuredSurviving;
+        capped = unmeasuredAdded > 0;
+        const lostUnmeasured = capped && measuredAdded ? Math.round((unmeasuredAdded * lost) / measuredAdded) : 0;
+        survivingLines = addedLines - lost - lostUnmeasured;
+      }
+      const end = commit.time + this.options.days * DAY_MS;
+      out.push({
+        mergedAt: commit.time,
+        revertTimes,
+        addedLines,
+        survivingLines,
+        // Closed when history reaches past the window, or the time has passed (then kept in memory only: a stale
+        // local branch may still be missing a revert, so it is not cached for good).
+        windowClosed: item.historyPastWindow || this.now() >= end,
+        ...(capped ? { capped } : {}),
+      });
     }
-    const windowClosed = historyPastWindow || this.now() >= end;
-    return {
-      ok: true,
-      facts: { mergedAt: commit.time, revertTimes, addedLines, survivingLines, windowClosed, ...(capped ? { capped } : {}) },
-      // Only when the history read reaches past the window: a stale local branch may still be missing a revert.
-      decidedForGood: historyPastWindow,
-    };
+    return out;
+  }
+
+  /** One `git diff-tree --stdin` for many "<commit> <parent>" pairs: each pair's entries (-z fields), in order. */
+  private async diffTree<T>(pairs: readonly string[], options: readonly string[], read: (entries: string[]) => T): Promise<T[]> {
+    if (!pairs.length) return [];
+    const result = await git(this.repoRoot, ['diff-tree', '--stdin', '--always', '-r', '-z', '--no-ext-diff', ...options], {
+      input: pairs.map((pair) => `${pair}\n`).join(''),
+    });
+    const fields = result.stdout.split('\0');
+    const groups: string[][] = [];
+    for (const field of fields) {
+      // Each pair's output starts with its commit id; a path cannot stand where a header does (after a whole entry).
+      if (/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(field) && (groups.length === 0 || entryEnds(groups.at(-1)!, options))) groups.push([]);
+      else if (field && groups.length) groups.at(-1)!.push(field);
+    }
+    if (groups.length !== pairs.length) throw new Error(`git diff-tree gave ${groups.length} answers for ${pairs.length} commits`);
+    return groups.map(read);
   }
 
   /** Every branch and remote-tracking branch, and HEAD. */
@@ -267,37 +357,6 @@ export class IntactFacts {
       this.revertIndexes.set(tip, found);
     }
     return found;
-  }
-
-  /** Lines added per path, first parent → merge (binary files count none). */
-  private async addedLines(first: string, merge: string): Promise<Map<string, number>> {
-    const stat = await git(this.repoRoot, ['diff', '--numstat', '-z', '--no-renames', '--no-ext-diff', first, merge, '--']);
-    const added = new Map<string, number>();
-    for (const record of stat.stdout.split('\0')) {
-      const match = /^(\d+|-)\t(\d+|-)\t([\s\S]+)$/.exec(record.replace(/^\n/, ''));
-      if (match && match[1] !== '-' && Number(match[1]) > 0) added.set(match[3]!, Number(match[1]));
-    }
-    return added;
-  }
-
-  /** Paths that differ between the merge and the window's end: path → its path at the end (renamed), or null (deleted). */
-  private async changedSince(merge: string, windowEnd: string): Promise<Map<string, string | null>> {
-    const listed = await git(this.repoRoot, ['diff', '--name-status', '-z', '-M', '--no-ext-diff', merge, windowEnd, '--']);
-    const fields = listed.stdout.split('\0');
-    const changed = new Map<string, string | null>();
-    for (let i = 0; i < fields.length;) {
-      const status = fields[i++];
-      if (!status) continue;
-      if (status.startsWith('R') || status.startsWith('C')) {
-        const from = fields[i++]!;
-        const to = fields[i++]!;
-        if (status.startsWith('R')) changed.set(from, to);
-      } else {
-        const path = fields[i++]!;
-        changed.set(path, status === 'D' ? null : path);
-      }
-    }
-    return changed;
   }
 
   /** Lines of `path` at the window's end that blame gives to the change's own commits (whitespace changes ignored). */
