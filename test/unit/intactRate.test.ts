@@ -41,7 +41,7 @@ function write(repo: string, path: string, text: string): void {
 }
 
 /** A commit on the current branch of `files` at `day`; its sha. */
-function commit(repo: string, day: number, message: string, files: Record<string, string>): string {
+function commit(repo: string, day: number | undefined, message: string, files: Record<string, string>): string {
   for (const [path, text] of Object.entries(files)) write(repo, path, text);
   git(repo, ['add', '-A']);
   git(repo, ['commit', '-q', '-m', message], day);
@@ -135,6 +135,14 @@ describe('The intact rate, from git', () => {
     assert.match(answer.reason, /is not in the repository .*fetch/);
     const cached = JSON.parse(readFileSync(cacheFile, 'utf8')) as { entries: Record<string, unknown> };
     assert.deepEqual(Object.keys(cached.entries), [`${old}:30`], 'only the decided answer is kept');
+    // The same reader again after the branch moved: commits that leave its files alone change nothing; a rewrite does.
+    const reader = new IntactFacts(repo, { days: 30 });
+    const ask = async () => intactVerdict((await reader.answers([{ mergeCommitSha: today, baseRef: 'main' }])).get(today), 30).verdict;
+    assert.equal(await ask(), 'pending');
+    commit(repo, undefined, 'Unrelated', { 'NOTES.md': 'more notes\n' });
+    assert.equal(await ask(), 'pending');
+    commit(repo, undefined, 'Rewrite the new file', { 'src/new.js': lines('rewritten', 4) });
+    assert.equal(await ask(), 'rewritten');
     // The cache answers without git: a second reader gives the same verdict for a commit the repository lost.
     const copy = newRepository(join(dir, 'other'));
     assert.deepEqual(await verdicts(copy, [old, today], 30, cacheFile), ['intact', 'notMeasurable']);

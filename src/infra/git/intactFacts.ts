@@ -31,10 +31,22 @@ interface FirstParentHistory {
 interface Measured {
   commit: { sha: string; time: number; parents: string[] };
   first: string;
-  key: string;
   tip: string;
   windowSha: string;
   historyPastWindow: boolean;
+  /** What an earlier read found, at an earlier window end on this history. */
+  prior?: Prior;
+}
+
+/** A provisional answer (its window still open or not yet past in the history read) and what lets it be updated. */
+interface Prior {
+  tip: string;
+  windowSha: string;
+  facts: IntactGitFacts;
+  /** The paths holding the change's lines at windowSha. */
+  paths: string[];
+  /** The change's own commits (the merge, and a merge commit's branch commits). */
+  own: string[];
 }
 
 /** Whether a diff-tree group's last field completes an entry (a numstat record; a status and its paths). */
@@ -59,7 +71,7 @@ const MAX_BRANCH_COMMITS = 500;
 export class IntactFacts {
   private readonly decided = new Map<string, IntactGitFacts>();
   /** Provisional answers, by merge commit and the base tip they were read at (still right while the tip stays). */
-  private readonly provisional = new Map<string, IntactGitAnswer>();
+  private readonly provisional = new Map<string, Prior>();
   private readonly histories = new Map<string, Promise<FirstParentHistory>>();
   private readonly revertIndexes = new Map<string, Promise<Map<string, { sha: string; time: number }[]>>>();
   private cacheLoaded = false;
@@ -126,9 +138,12 @@ export class IntactFacts {
         });
         continue;
       }
-      const key = `${sha}|${found.tip}`;
-      const cached = this.provisional.get(key);
-      if (cached) out.set(sha, cached);
+      const prior = this.provisional.get(sha);
+      if (prior?.tip === found.tip)
+        out.set(sha, {
+          ok: true,
+          facts: { ...prior.facts, windowClosed: prior.facts.windowClosed || this.now() >= commit.time + this.options.days * DAY_MS },
+        });
       else if (!commit.parents[0])
         out.set(sha, { ok: false, reason: `commit ${sha.slice(0, 12)} has no parent: a first commit is not a merged change` });
       else {
@@ -137,23 +152,26 @@ export class IntactFacts {
         const { history } = found;
         let windowEnd = found.at;
         while (windowEnd > 0 && history.times[windowEnd - 1]! <= end) windowEnd--;
+        // A window read before, whose end is still on this history: only what came after it needs a look.
+        const priorEnd = prior ? history.index.get(prior.windowSha) : undefined;
         measure.push({
           commit,
           first: commit.parents[0],
-          key,
           tip: found.tip,
           windowSha: history.shas[windowEnd]!,
           historyPastWindow: windowEnd > 0,
+          ...(prior && priorEnd !== undefined && priorEnd >= windowEnd ? { prior } : {}),
         });
       }
     }
     let newlyDecided = false;
-    for (const [index, facts] of (await this.measureAll(measure)).entries()) {
+    for (const [index, { facts, paths, own }] of (await this.measureAll(measure)).entries()) {
       const item = measure[index]!;
       if (facts.windowClosed && item.historyPastWindow) {
         this.decided.set(item.commit.sha, facts);
+        this.provisional.delete(item.commit.sha);
         newlyDecided = true;
-      } else this.provisional.set(item.key, { ok: true, facts });
+      } else this.provisional.set(item.commit.sha, { tip: item.tip, windowSha: item.windowSha, facts, paths, own });
       out.set(item.commit.sha, { ok: true, facts });
     }
     if (newlyDecided) await this.saveCache();
@@ -164,8 +182,39 @@ export class IntactFacts {
    * The facts of each merge, with a few git processes for all of them (one diff-tree for the lines each added, one for
    * what each window changed) and one blame per file a window touched, which only those changes need.
    */
-  private async measureAll(items: readonly Measured[]): Promise<IntactGitFacts[]> {
-    if (!items.length) return [];
+  private async measureAll(all: readonly Measured[]): Promise<{ facts: IntactGitFacts; paths: string[]; own: string[] }[]> {
+    if (!all.length) return [];
+    const reverts = new Map<string, Map<string, { sha: string; time: number }[]>>();
+    const revertTimes = async (tip: string, own: Iterable<string>): Promise<number[]> => {
+      let index7 = reverts.get(tip);
+      if (!index7) reverts.set(tip, (index7 = await this.revertIndex(tip)));
+      const times: number[] = [];
+      for (const sha of own)
+        for (const revert of index7.get(sha.slice(0, 7)) ?? []) if (sha.startsWith(revert.sha)) times.push(revert.time);
+      return times;
+    };
+    const windowClosed = (item: Measured) => item.historyPastWindow || this.now() >= item.commit.time + this.options.days * DAY_MS;
+    // Read before: when the commits since the earlier window's end touched none of the files holding its lines, only
+    // the reverts and the window's state can have changed (one diff-tree for all of them).
+    const results = new Map<Measured, { facts: IntactGitFacts; paths: string[]; own: string[] }>();
+    const again = all.filter((item) => item.prior);
+    const spans = [...new Set(again.map((item) => `${item.windowSha} ${item.prior!.windowSha}`))];
+    const touchedBySpan = new Map(
+      (await this.diffTree(spans, ['--name-status', '--no-renames'], (entries) => new Set(entries.filter((_, i) => i % 2 === 1)))).map(
+        (paths, index) => [spans[index]!, paths],
+      ),
+    );
+    for (const item of again) {
+      const prior = item.prior!;
+      const touched = touchedBySpan.get(`${item.windowSha} ${prior.windowSha}`)!;
+      if (prior.paths.some((path) => touched.has(path))) continue;
+      results.set(item, {
+        facts: { ...prior.facts, revertTimes: await revertTimes(item.tip, prior.own), windowClosed: windowClosed(item) },
+        paths: prior.paths,
+        own: prior.own,
+      });
+    }
+    const items = all.filter((item) => !results.has(item));
     const added = await this.diffTree(
       items.map((item) => `${item.commit.sha} ${item.first}`),
       ['--numstat', '--no-renames'],
@@ -199,8 +248,6 @@ export class IntactFacts {
       },
     );
     const changedOf = new Map(moved.map((item, index) => [item, changedLists[index]!]));
-    const reverts = new Map<string, Map<string, { sha: string; time: number }[]>>();
-    const out: IntactGitFacts[] = [];
     for (const [index, item] of items.entries()) {
       const { commit, first } = item;
       // The change's own commits: the merge, and for a merge commit the commits it brought in.
@@ -209,17 +256,17 @@ export class IntactFacts {
         const listed = await git(this.repoRoot, ['rev-list', `--max-count=${MAX_BRANCH_COMMITS}`, `${first}..${commit.sha}`]);
         for (const sha of listed.stdout.split('\n')) if (sha) own.add(sha);
       }
-      let index7 = reverts.get(item.tip);
-      if (!index7) reverts.set(item.tip, (index7 = await this.revertIndex(item.tip)));
-      const revertTimes: number[] = [];
-      for (const sha of own)
-        for (const revert of index7.get(sha.slice(0, 7)) ?? []) if (sha.startsWith(revert.sha)) revertTimes.push(revert.time);
       const addedByPath = added[index]!;
       let addedLines = 0;
       for (const count of addedByPath.values()) addedLines += count;
       let survivingLines = addedLines;
       let capped = false;
       const changed = changedOf.get(item);
+      // Where the change's lines are at the window's end (a file renamed since: its new path; deleted: none).
+      const paths = [...addedByPath.keys()].flatMap((path) => {
+        const now = changed ? changed.get(path) : path;
+        return now === null ? [] : [now ?? path];
+      });
       if (changed) {
         const touched = [...addedByPath].filter(([path]) => changed.has(path)).sort((a, b) => b[1] - a[1]);
         let measuredAdded = 0;
@@ -240,19 +287,19 @@ export class IntactFacts {
         const lostUnmeasured = capped && measuredAdded ? Math.round((unmeasuredAdded * lost) / measuredAdded) : 0;
         survivingLines = addedLines - lost - lostUnmeasured;
       }
-      const end = commit.time + this.options.days * DAY_MS;
-      out.push({
+      const facts: IntactGitFacts = {
         mergedAt: commit.time,
-        revertTimes,
+        revertTimes: await revertTimes(item.tip, own),
         addedLines,
         survivingLines,
         // Closed when history reaches past the window, or the time has passed (then kept in memory only: a stale
         // local branch may still be missing a revert, so it is not cached for good).
-        windowClosed: item.historyPastWindow || this.now() >= end,
+        windowClosed: windowClosed(item),
         ...(capped ? { capped } : {}),
-      });
+      };
+      results.set(item, { facts, paths, own: [...own] });
     }
-    return out;
+    return all.map((item) => results.get(item)!);
   }
 
   /** One `git diff-tree --stdin` for many "<commit> <parent>" pairs: each pair's entries (-z fields), in order. */
