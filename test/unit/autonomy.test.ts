@@ -202,10 +202,18 @@ describe('Autonomy earned by evidence', function () {
         const changeId = (0xd0c00000 + i).toString(16);
         const actor = { type: 'user' as const, id: 'dev' };
         await ctx.audit.append({ actor, action: 'change.create', changeId, details: { taskClass: 'docs' } });
-        await ctx.audit.append({ actor, action: 'pr.closed', changeId, details: { state: 'merged', mergeCommitSha: sha, baseRef: 'main' } });
+        await ctx.audit.append({
+          actor,
+          action: 'pr.closed',
+          changeId,
+          details: { state: 'merged', mergeCommitSha: sha, baseRef: 'main' },
+        });
       }
       const earned = await decide(ctx, 'createPullRequest', readyDocsPullRequest);
-      assert.match(earned.matchedRules.find((r) => r.rule === 'autonomy[0]')?.reason ?? '', /20 ended changes \(need 20\), merged 100% \(need 70%\), intact 100% \(need 95%\)/);
+      assert.match(
+        earned.matchedRules.find((r) => r.rule === 'autonomy[0]')?.reason ?? '',
+        /20 ended changes \(need 20\), merged 100% \(need 70%\), intact 100% \(need 95%\)/,
+      );
 
       // Two reverted with git, not through the lanes: the log says nothing of them.
       git(ctx.repoRoot, 'revert', '--no-edit', merges[3]!);

@@ -10,7 +10,7 @@ export const DEFAULT_INTACT_DAYS = 30;
  * the window. Half: fixing or reshaping a few lines after a merge is ordinary follow-up work, while losing most of
  * what a change added means it did not stand.
  */
-export const REWRITTEN_BELOW = 0.5;
+const REWRITTEN_BELOW = 0.5;
 export const DAY_MS = 86_400_000;
 
 /**

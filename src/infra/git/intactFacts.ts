@@ -59,6 +59,8 @@ function entryEnds(group: readonly string[], options: readonly string[]): boolea
 }
 
 const CACHE_VERSION = 1;
+/** Changes measured at once (each blames its files one after the other). */
+const BLAME_CONCURRENCY = 3;
 /** A merge commit's own commits beyond this many (a long-lived branch merged) are not searched for reverts. */
 const MAX_BRANCH_COMMITS = 500;
 
@@ -106,7 +108,8 @@ export class IntactFacts {
       else todo.set(sha, { ...merge, mergeCommitSha: sha });
     }
     if (!todo.size) return out;
-    const refs = await this.refs();
+    // HEAD only for a log that does not name the base branch.
+    const refs = await this.refs([...todo.values()].some((merge) => !merge.baseRef));
     const present = await this.presentCommits([...todo.keys()]);
     const commits = await this.commitInfo([...todo.keys()].filter((sha) => present.has(sha)));
     const measure: Measured[] = [];
@@ -248,57 +251,64 @@ export class IntactFacts {
       },
     );
     const changedOf = new Map(moved.map((item, index) => [item, changedLists[index]!]));
-    for (const [index, item] of items.entries()) {
-      const { commit, first } = item;
-      // The change's own commits: the merge, and for a merge commit the commits it brought in.
-      const own = new Set([commit.sha]);
-      if (commit.parents.length > 1) {
-        const listed = await git(this.repoRoot, ['rev-list', `--max-count=${MAX_BRANCH_COMMITS}`, `${first}..${commit.sha}`]);
-        for (const sha of listed.stdout.split('\n')) if (sha) own.add(sha);
-      }
-      const addedByPath = added[index]!;
-      let addedLines = 0;
-      for (const count of addedByPath.values()) addedLines += count;
-      let survivingLines = addedLines;
-      let capped = false;
-      const changed = changedOf.get(item);
-      // Where the change's lines are at the window's end (a file renamed since: its new path; deleted: none).
-      const paths = [...addedByPath.keys()].flatMap((path) => {
-        const now = changed ? changed.get(path) : path;
-        return now === null ? [] : [now ?? path];
-      });
-      if (changed) {
-        const touched = [...addedByPath].filter(([path]) => changed.has(path)).sort((a, b) => b[1] - a[1]);
-        let measuredAdded = 0;
-        let measuredSurviving = 0;
-        let unmeasuredAdded = 0;
-        for (const [position, [path, count]] of touched.entries()) {
-          if (position >= this.maxBlameFiles) {
-            unmeasuredAdded += count;
-            continue;
-          }
-          const now = changed.get(path);
-          measuredAdded += count;
-          measuredSurviving +=
-            now === null || now === undefined ? 0 : Math.min(count, await this.ownLines(first, item.windowSha, now, own));
+    // A few changes at a time: their blames are separate git processes.
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < items.length) {
+        const index = next++;
+        const item = items[index]!;
+        const { commit, first } = item;
+        // The change's own commits: the merge, and for a merge commit the commits it brought in.
+        const own = new Set([commit.sha]);
+        if (commit.parents.length > 1) {
+          const listed = await git(this.repoRoot, ['rev-list', `--max-count=${MAX_BRANCH_COMMITS}`, `${first}..${commit.sha}`]);
+          for (const sha of listed.stdout.split('\n')) if (sha) own.add(sha);
         }
-        const lost = measuredAdded - measuredSurviving;
-        capped = unmeasuredAdded > 0;
-        const lostUnmeasured = capped && measuredAdded ? Math.round((unmeasuredAdded * lost) / measuredAdded) : 0;
-        survivingLines = addedLines - lost - lostUnmeasured;
+        const addedByPath = added[index]!;
+        let addedLines = 0;
+        for (const count of addedByPath.values()) addedLines += count;
+        let survivingLines = addedLines;
+        let capped = false;
+        const changed = changedOf.get(item);
+        // Where the change's lines are at the window's end (a file renamed since: its new path; deleted: none).
+        const paths = [...addedByPath.keys()].flatMap((path) => {
+          const now = changed ? changed.get(path) : path;
+          return now === null ? [] : [now ?? path];
+        });
+        if (changed) {
+          const touched = [...addedByPath].filter(([path]) => changed.has(path)).sort((a, b) => b[1] - a[1]);
+          let measuredAdded = 0;
+          let measuredSurviving = 0;
+          let unmeasuredAdded = 0;
+          for (const [position, [path, count]] of touched.entries()) {
+            if (position >= this.maxBlameFiles) {
+              unmeasuredAdded += count;
+              continue;
+            }
+            const now = changed.get(path);
+            measuredAdded += count;
+            measuredSurviving +=
+              now === null || now === undefined ? 0 : Math.min(count, await this.ownLines(first, item.windowSha, now, own));
+          }
+          const lost = measuredAdded - measuredSurviving;
+          capped = unmeasuredAdded > 0;
+          const lostUnmeasured = capped && measuredAdded ? Math.round((unmeasuredAdded * lost) / measuredAdded) : 0;
+          survivingLines = addedLines - lost - lostUnmeasured;
+        }
+        const facts: IntactGitFacts = {
+          mergedAt: commit.time,
+          revertTimes: await revertTimes(item.tip, own),
+          addedLines,
+          survivingLines,
+          // Closed when history reaches past the window, or the time has passed (then kept in memory only: a stale
+          // local branch may still be missing a revert, so it is not cached for good).
+          windowClosed: windowClosed(item),
+          ...(capped ? { capped } : {}),
+        };
+        results.set(item, { facts, paths, own: [...own] });
       }
-      const facts: IntactGitFacts = {
-        mergedAt: commit.time,
-        revertTimes: await revertTimes(item.tip, own),
-        addedLines,
-        survivingLines,
-        // Closed when history reaches past the window, or the time has passed (then kept in memory only: a stale
-        // local branch may still be missing a revert, so it is not cached for good).
-        windowClosed: windowClosed(item),
-        ...(capped ? { capped } : {}),
-      };
-      results.set(item, { facts, paths, own: [...own] });
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(BLAME_CONCURRENCY, items.length) }, worker));
     return all.map((item) => results.get(item)!);
   }
 
@@ -320,8 +330,11 @@ export class IntactFacts {
   }
 
   /** Every branch and remote-tracking branch, and HEAD. */
-  private async refs(): Promise<{ name: string; sha: string }[]> {
-    const listed = await git(this.repoRoot, ['for-each-ref', '--format=%(objectname) %(refname)', 'refs/heads', 'refs/remotes']);
+  private async refs(withHead: boolean): Promise<{ name: string; sha: string }[]> {
+    const [listed, head] = await Promise.all([
+      git(this.repoRoot, ['for-each-ref', '--format=%(objectname) %(refname)', 'refs/heads', 'refs/remotes']),
+      withHead ? git(this.repoRoot, ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { okExitCodes: [1] }) : undefined,
+    ]);
     const refs = listed.stdout
       .split('\n')
       .filter(Boolean)
@@ -330,8 +343,7 @@ export class IntactFacts {
         return { sha: line.slice(0, space), name: line.slice(space + 1) };
       })
       .filter((ref) => !ref.name.endsWith('/HEAD'));
-    const head = await git(this.repoRoot, ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { okExitCodes: [1] });
-    if (head.stdout.trim()) refs.push({ name: 'HEAD', sha: head.stdout.trim() });
+    if (head?.stdout.trim()) refs.push({ name: 'HEAD', sha: head.stdout.trim() });
     return refs;
   }
 
