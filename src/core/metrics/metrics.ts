@@ -273,6 +273,7 @@ export class MetricsReducer {
   private reasonSize = 0;
   /** Merged changes' merge commit and base branch, by row: kept only when asked (the intact rate needs them). */
   private readonly merges: Map<number, Omit<MergedChange, 'row' | 'repository'>> | undefined;
+
   /** With keepChanges: each row's change id, and its creation time (epoch ms). */
   private readonly ids: string[] | undefined;
   private created: Float64Array | undefined;
