@@ -98,6 +98,11 @@ const ROLLOUT_STEP: Partial<Record<PolicyAction, RolloutStep>> = {
   createPullRequest: 'publish',
 };
 
+/** Whether evaluating this action can read the task classes' track records (rollout and autonomy apply to it). */
+export function readsTrackRecord(action: PolicyAction): boolean {
+  return ROLLOUT_STEP[action] !== undefined;
+}
+
 const KILL_SWITCH: Record<PolicyAction, { field: 'disableDrafts' | 'disableSandbox' | 'disablePullRequests'; words: string } | undefined> =
   {
     createDraft: { field: 'disableDrafts', words: 'new drafts' },

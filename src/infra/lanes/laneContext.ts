@@ -5,7 +5,7 @@ import type { Evidence } from '../../core/evidence';
 import type { Logger } from '../../core/logger';
 import { EXTENSION_ACTOR } from '../../core/constants';
 import type { LaneEvent, TransitionResult } from '../../core/lanes';
-import { type ChangeFacts, type PolicyAction, factsFromEvidence } from '../../core/policy/evaluate';
+import { type ChangeFacts, type PolicyAction, factsFromEvidence, readsTrackRecord } from '../../core/policy/evaluate';
 import { FACTS_FOLDER, factsDetails, factsForRecord, recordedRules, redactFacts } from '../../core/policy/replay';
 import type { AuditLog } from '../audit/log';
 import type { EvidenceStore } from '../storage/evidenceStore';
@@ -110,7 +110,9 @@ export async function decide(
     repository,
   );
   // The class records autonomy rules read are facts of the moment, not of the change: not recorded for replay.
-  const decision = await ctx.policy.decide(action, { ...(await trackFacts(ctx, change?.baseSha)), ...evaluated }, repository);
+  // The track record (the audit log, and git when a rule asks for the intact rate) is read only where it can matter.
+  const track = readsTrackRecord(action) ? await trackFacts(ctx, change?.baseSha) : {};
+  const decision = await ctx.policy.decide(action, { ...track, ...evaluated }, repository);
   await ctx.audit.append({
     actor,
     action: 'policy.decision',
