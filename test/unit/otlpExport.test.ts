@@ -1,0 +1,400 @@
+import assert from 'node:assert/strict';
+import { readFile, mkdtemp, rm, writeFile, readdir } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import protobuf from 'protobufjs';
+import { genesisDetails, GENESIS_HASH, sealEvent, type AuditEvent } from '../../src/core/audit/audit';
+import type { Actor } from '../../src/core/change';
+import { MetricsReducer } from '../../src/core/metrics/metrics';
+import { AuditLog } from '../../src/infra/audit/log';
+import { reduceAuditFile } from '../../src/infra/audit/verifiedEvents';
+import { OtlpTelemetry } from '../../src/infra/telemetry/otlpTelemetry';
+
+/** The protocol's own definitions (opentelemetry-proto v1.11.0), not the encoder's. */
+const PROTO_DIR = resolve(__dirname, '..', '..', '..', 'test', 'fixtures', 'opentelemetry-proto');
+const protos = new protobuf.Root();
+protos.resolvePath = (_origin, target) => (isAbsolute(target) ? target : join(PROTO_DIR, target));
+protos.loadSync([
+  join(PROTO_DIR, 'opentelemetry/proto/collector/logs/v1/logs_service.proto'),
+  join(PROTO_DIR, 'opentelemetry/proto/collector/metrics/v1/metrics_service.proto'),
+]);
+const LogsRequest = protos.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest');
+const MetricsRequest = protos.lookupType('opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest');
+
+type Value = { stringValue?: string; intValue?: number; doubleValue?: number; boolValue?: boolean };
+type KeyValues = { key: string; value: Value }[] | undefined;
+type Attrs = Record<string, string | number | boolean>;
+
+const attrs = (list: KeyValues): Attrs =>
+  Object.fromEntries((list ?? []).map(({ key, value }) => [key, value.stringValue ?? value.intValue ?? value.doubleValue ?? value.boolValue!]));
+
+interface ReceivedLog {
+  eventName: string;
+  body: string;
+  timeUnixNano: number;
+  attributes: Attrs;
+  resource: Attrs;
+}
+
+interface ReceivedPoint {
+  name: string;
+  kind: 'sum' | 'gauge';
+  monotonic?: boolean;
+  value: number;
+  attributes: Attrs;
+  resource: Attrs;
+}
+
+const decodeOptions = { longs: Number, enums: String, defaults: false, arrays: true };
+
+/** A real OTLP/HTTP receiver on 127.0.0.1 that decodes what it gets with the official .proto files. */
+class OtlpReceiver {
+  server: Server | undefined;
+  port = 0;
+  delayMs = 0;
+  /** Every request body, decompressed, as it came. */
+  bodies: Buffer[] = [];
+  logs: ReceivedLog[] = [];
+  metricRequests: ReceivedPoint[][] = [];
+  contentTypes = new Set<string>();
+
+  async up(): Promise<void> {
+    const server = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        const body = request.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw;
+        this.bodies.push(body);
+        this.contentTypes.add(`${request.url} ${request.headers['content-type']}`);
+        if (request.url === '/v1/logs') this.receiveLogs(body);
+        else if (request.url === '/v1/metrics') this.receiveMetrics(body);
+        const answer = () => {
+          if (response.destroyed) return;
+          response.writeHead(request.url === '/v1/logs' || request.url === '/v1/metrics' ? 200 : 404, {
+            'Content-Type': 'application/x-protobuf',
+          });
+          response.end();
+        };
+        if (this.delayMs) setTimeout(answer, this.delayMs);
+        else answer();
+      });
+    });
+    await new Promise<void>((done) => server.listen(this.port, '127.0.0.1', done));
+    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+  }
+
+  async down(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((done) => server.close(() => done()));
+  }
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  private receiveLogs(body: Buffer): void {
+    const request = LogsRequest.toObject(LogsRequest.decode(body), decodeOptions) as {
+      resourceLogs: { resource: { attributes: KeyValues }; scopeLogs: { logRecords: Record<string, unknown>[] }[] }[];
+    };
+    for (const resourceLogs of request.resourceLogs)
+      for (const scope of resourceLogs.scopeLogs)
+        for (const record of scope.logRecords)
+          this.logs.push({
+            eventName: record.eventName as string,
+            body: (record.body as Value).stringValue!,
+            timeUnixNano: record.timeUnixNano as number,
+            attributes: attrs(record.attributes as KeyValues),
+            resource: attrs(resourceLogs.resource.attributes),
+          });
+  }
+
+  private receiveMetrics(body: Buffer): void {
+    type Points = { dataPoints: { asDouble?: number; asInt?: number; attributes: KeyValues }[] };
+    const request = MetricsRequest.toObject(MetricsRequest.decode(body), decodeOptions) as {
+      resourceMetrics: {
+        resource: { attributes: KeyValues };
+        scopeMetrics: { metrics: { name: string; sum?: Points & { isMonotonic?: boolean }; gauge?: Points }[] }[];
+      }[];
+    };
+    const points: ReceivedPoint[] = [];
+    for (const resourceMetrics of request.resourceMetrics)
+      for (const scope of resourceMetrics.scopeMetrics)
+        for (const metric of scope.metrics) {
+          const data = metric.sum ?? metric.gauge;
+          for (const point of data?.dataPoints ?? [])
+            points.push({
+              name: metric.name,
+              kind: metric.sum ? 'sum' : 'gauge',
+              ...(metric.sum ? { monotonic: metric.sum.isMonotonic ?? false } : {}),
+              value: point.asDouble ?? point.asInt ?? 0,
+              attributes: attrs(point.attributes),
+              resource: attrs(resourceMetrics.resource.attributes),
+            });
+        }
+    this.metricRequests.push(points);
+  }
+
+  seqs(): number[] {
+    return this.logs.map((log) => log.attributes['agent_lanes.audit.seq'] as number);
+  }
+}
+
+const REPO = 'e'.repeat(64);
+const dev: Actor = { type: 'user', id: 'dev@example.com' };
+const pause = (ms: number) => new Promise((done) => setTimeout(done, ms));
+// A GitHub token as gitleaks knows it, made here so no scanner mistakes this file for a leak.
+const TOKEN = ['ghp', '_', 'R8vT2kLq9ZxW4mNp7YbC3dHs6FgJ1aQe5UoI'].join('');
+
+async function until(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`Timed out waiting until ${what}.`);
+    await pause(20);
+  }
+}
+
+/** A log written line by line with the chain sealed but nothing redacted: what an older version may have left. */
+async function writeUnredactedLog(file: string, events: Omit<AuditEvent, 'seq' | 'prevHash' | 'hash'>[]): Promise<void> {
+  let prevHash = GENESIS_HASH;
+  const lines: string[] = [];
+  const all = [{ at: new Date(Date.UTC(2026, 11, 1)).toISOString(), actor: dev, action: 'audit.created', details: genesisDetails(REPO) }, ...events];
+  all.forEach((event, index) => {
+    const { event: sealed, line } = sealEvent({ ...event, seq: index + 1, prevHash });
+    prevHash = sealed.hash;
+    lines.push(line);
+  });
+  await writeFile(file, lines.join('\n') + '\n');
+}
+
+describe('OTLP export of the audit trail and the promotion metrics', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let receiver: OtlpReceiver;
+  const logs: AuditLog[] = [];
+  const telemetries: OtlpTelemetry[] = [];
+  const logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+  function makeTelemetry(refused: string[] = []): OtlpTelemetry {
+    const telemetry = new OtlpTelemetry({
+      version: '9.9.9',
+      logger,
+      onInvalidEndpoint: (endpoint, error) => refused.push(`${endpoint}: ${error}`),
+      metricsIntervalMs: 600_000,
+      timeoutMs: 2_000,
+      sinkTiming: { minBackoffMs: 20, maxBackoffMs: 100, pollIntervalMs: 50 },
+    });
+    telemetries.push(telemetry);
+    return telemetry;
+  }
+
+  async function openLog(file: string): Promise<{ root: string; name: string; audit: AuditLog }> {
+    const audit = await AuditLog.open(file, { repoKey: REPO, flushDelayMs: 1 });
+    logs.push(audit);
+    return { root: dir, name: 'shop', audit };
+  }
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lanes-otlp-'));
+    receiver = new OtlpReceiver();
+    await receiver.up();
+  });
+  afterEach(async () => {
+    await Promise.all(telemetries.splice(0).map((telemetry) => telemetry.dispose()));
+    await Promise.all(logs.splice(0).map((log) => log.close()));
+    await receiver.down();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('sends every audit event as a log record the official protocol decodes, with no secret from its details', async () => {
+    const file = join(dir, 'audit.jsonl');
+    await writeUnredactedLog(file, [
+      { at: '2026-12-01T10:00:00.000Z', actor: dev, action: 'change.create', changeId: 'c0ffee01', details: { agentId: 'codex', taskClass: 'bugfix' } },
+      {
+        at: '2026-12-01T10:05:00.000Z',
+        actor: { type: 'agent', id: 'codex' },
+        action: 'agent.tool',
+        changeId: 'c0ffee01',
+        details: { tool: 'shell', note: `pushed with ${TOKEN} by mistake`, nested: { depth: 2, ok: true } },
+      },
+    ]);
+    const source = await openLog(file);
+    await source.audit.append({ actor: dev, action: 'review.approve', changeId: 'c0ffee01', details: { comment: 'fine' } });
+    await source.audit.flush();
+
+    const telemetry = makeTelemetry();
+    await telemetry.configure(receiver.endpoint, [source]);
+    await until('the four events arrived', () => receiver.logs.length >= 4);
+
+    assert.deepEqual(receiver.seqs(), [1, 2, 3, 4]);
+    assert.deepEqual(
+      receiver.logs.map((log) => [log.eventName, log.attributes['agent_lanes.event.type'], log.attributes['agent_lanes.change.id']]),
+      [
+        ['agent_lanes.audit.created', 'audit.created', undefined],
+        ['agent_lanes.change.create', 'change.create', 'c0ffee01'],
+        ['agent_lanes.agent.tool', 'agent.tool', 'c0ffee01'],
+        ['agent_lanes.review.approve', 'review.approve', 'c0ffee01'],
+      ],
+    );
+    const lines = (await readFile(file, 'utf8')).trimEnd().split('\n');
+    const tool = receiver.logs[2]!;
+    assert.equal(tool.attributes['agent_lanes.audit.hash'], (JSON.parse(lines[2]!) as AuditEvent).hash);
+    assert.equal(tool.attributes['agent_lanes.actor.type'], 'agent');
+    assert.equal(tool.attributes['agent_lanes.details.tool'], 'shell');
+    assert.equal(tool.attributes['agent_lanes.details.nested.depth'], 2);
+    assert.equal(tool.attributes['agent_lanes.details.nested.ok'], true);
+    assert.equal(tool.attributes['agent_lanes.repository.key'], REPO);
+    assert.equal(tool.body, 'agent.tool c0ffee01 by agent codex');
+    assert.equal(tool.timeUnixNano, Date.parse('2026-12-01T10:05:00.000Z') * 1e6);
+    assert.equal(tool.resource['service.name'], 'agent-lanes');
+    assert.equal(tool.resource['service.version'], '9.9.9');
+    // The token is in the log (an old line), and redacted on its way out.
+    assert.ok(lines[2]!.includes(TOKEN));
+    assert.match(String(tool.attributes['agent_lanes.details.note']), /^pushed with \[REDACTED:[\w-]+\] by mistake$/);
+    assert.ok(!receiver.bodies.some((body) => body.includes(TOKEN)), 'the token never reaches the receiver');
+    assert.ok(receiver.contentTypes.has('/v1/logs application/x-protobuf'));
+  });
+
+  it('loses nothing and sends nothing twice while the receiver is down or slow, and never holds up an append', async () => {
+    const source = await openLog(join(dir, 'audit.jsonl'));
+    await source.audit.append({ actor: dev, action: 'change.create', changeId: 'c1', details: { agentId: 'codex' } });
+    await source.audit.flush();
+    await receiver.down();
+
+    const telemetry = makeTelemetry();
+    await telemetry.configure(receiver.endpoint, [source]);
+    const appendTimes: number[] = [];
+    const appendTimed = async (index: number) => {
+      const began = performance.now();
+      await source.audit.append({ actor: dev, action: 'task.run', changeId: 'c1', details: { index } });
+      appendTimes.push(performance.now() - began);
+      telemetry.notify(source.root);
+    };
+    for (let index = 0; index < 5; index++) await appendTimed(index);
+    await pause(300);
+    assert.deepEqual(receiver.seqs(), []);
+
+    // Back on the same port, but slow: every answer takes 1.5 s.
+    receiver.delayMs = 1_500;
+    await receiver.up();
+    await until('the events appended while it was down arrived', () => receiver.seqs().length >= 7);
+    for (let index = 5; index < 10; index++) await appendTimed(index);
+    assert.ok(Math.max(...appendTimes) < 250, `appends waited ${Math.max(...appendTimes).toFixed(0)} ms on the export`);
+    // Acknowledged, not only arrived: a batch in flight at a reload is sent again (the receiver dedupes by hash).
+    const cursorFile = join(dir, 'otlp-cursor.json');
+    const acknowledged = async () => ((JSON.parse(await readFile(cursorFile, 'utf8').catch(() => '{}')) as { seq?: number }).seq ?? 0);
+    for (let waited = 0; (await acknowledged()) < 12; waited += 50) {
+      assert.ok(waited < 15_000, `acknowledged up to ${await acknowledged()} of 12`);
+      await pause(50);
+    }
+    receiver.delayMs = 0;
+
+    // A reload: the export starts again from its durable cursor, and sends only what is new.
+    await telemetry.dispose();
+    await source.audit.append({ actor: dev, action: 'review.approve', changeId: 'c1', details: {} });
+    await source.audit.flush();
+    const again = makeTelemetry();
+    await again.configure(receiver.endpoint, [source]);
+    await until('the event appended across the reload arrived', () => receiver.seqs().includes(13));
+    await pause(200);
+    assert.deepEqual(receiver.seqs(), Array.from({ length: 13 }, (_, index) => index + 1));
+    assert.ok((await readdir(dir)).includes('otlp-cursor.json'));
+  });
+
+  it('exports the funnel, first-pass rates, blocks and rework of a known log as OTel metrics', async () => {
+    const source = await openLog(join(dir, 'audit.jsonl'));
+    let minute = 0;
+    const at = () => new Date(Date.UTC(2026, 10, 2, 9, minute++ * 30)).toISOString();
+    const move = (changeId: string, event: string, from: string, to: string) =>
+      source.audit.append({ actor: dev, action: 'lane.transition', changeId, at: at(), details: { event, from, to } });
+    await source.audit.append({ actor: dev, action: 'change.create', changeId: 'c1', at: at(), details: { agentId: 'codex', taskClass: 'bugfix' } });
+    await move('c1', 'promote', 'draft', 'sandbox');
+    await source.audit.append({
+      actor: dev,
+      action: 'policy.decision',
+      changeId: 'c1',
+      at: at(),
+      policy: 'acme@3',
+      decisionId: 'd1',
+      details: { action: 'gate.sandboxToReview', effect: 'block', rules: [{ rule: 'requiredTasks', effect: 'block', policy: 'acme@3' }] },
+    });
+    await move('c1', 'promote', 'sandbox', 'review');
+    await source.audit.append({ actor: dev, action: 'review.requestChanges', changeId: 'c1', at: at(), details: {} });
+    await source.audit.append({ actor: dev, action: 'review.approve', changeId: 'c1', at: at(), details: {} });
+    await move('c1', 'promote', 'review', 'pullRequest');
+    await source.audit.append({ actor: dev, action: 'change.create', changeId: 'c2', at: at(), details: { agentId: 'codex', taskClass: 'bugfix' } });
+    await move('c2', 'promote', 'draft', 'sandbox');
+    await source.audit.append({ actor: dev, action: 'change.create', changeId: 'c3', at: at(), details: { agentId: 'claude' } });
+    await source.audit.flush();
+
+    const telemetry = makeTelemetry();
+    await telemetry.configure(receiver.endpoint, [source]);
+    await telemetry.flushMetrics();
+    await until('a metrics request arrived', () => receiver.metricRequests.length > 0);
+    const points = receiver.metricRequests.at(-1)!;
+    const reached = (grouping: string, key: string, value: string, stage: string) =>
+      points.find(
+        (point) =>
+          point.name === 'agent_lanes.changes.reached' &&
+          point.attributes['agent_lanes.grouping'] === grouping &&
+          point.attributes[key] === value &&
+          point.attributes['agent_lanes.stage'] === stage,
+      );
+    assert.deepEqual(
+      ['drafted', 'sandboxPassed', 'approved', 'prOpened', 'merged'].map((stage) => reached('agent', 'agent_lanes.agent', 'codex', stage)?.value),
+      // c2 is in the sandbox lane, not past it; c1 was approved but no pull request was opened.
+      [2, 1, 1, 0, 0],
+    );
+    assert.equal(reached('agent', 'agent_lanes.agent', 'claude', 'drafted')?.value, 1);
+    assert.equal(reached('task_class', 'agent_lanes.task_class', 'bugfix', 'drafted')?.value, 2);
+    const drafted = reached('agent', 'agent_lanes.agent', 'codex', 'drafted')!;
+    assert.equal(drafted.kind, 'sum');
+    assert.equal(drafted.monotonic, true);
+    assert.equal(drafted.resource['service.name'], 'agent-lanes');
+    assert.equal(drafted.attributes['agent_lanes.repository.name'], 'shop');
+
+    // Every figure of the report is there, as the reducer computes it from the same log.
+    const reducer = new MetricsReducer();
+    await reduceAuditFile(source.audit.file, reducer);
+    const codex = reducer.report('agent').groups.find((group) => group.key === 'codex')!;
+    const codexPoint = (name: string, extra: Attrs = {}) =>
+      points.find(
+        (point) =>
+          point.name === name &&
+          point.attributes['agent_lanes.agent'] === 'codex' &&
+          Object.entries(extra).every(([key, value]) => point.attributes[key] === value),
+      )?.value;
+    for (const figure of codex.funnel)
+      if (figure.firstPassRate !== undefined)
+        assert.equal(codexPoint('agent_lanes.changes.first_pass_rate', { 'agent_lanes.stage': figure.stage }), figure.firstPassRate);
+    assert.equal(codexPoint('agent_lanes.policy.blocks', { 'agent_lanes.rule': 'requiredTasks', 'agent_lanes.policy': 'acme@3' }), 1);
+    assert.equal(codexPoint('agent_lanes.rework.requested_changes_rounds'), codex.rework.requestedChangesRounds);
+    assert.equal(codex.rework.requestedChangesRounds, 1);
+    assert.ok(receiver.contentTypes.has('/v1/metrics application/x-protobuf'));
+  });
+
+  it('refuses an endpoint it will not send to, once, saying what to set', async () => {
+    const source = await openLog(join(dir, 'audit.jsonl'));
+    await source.audit.flush();
+    const refused: string[] = [];
+    const telemetry = makeTelemetry(refused);
+    await telemetry.configure('http://otel.example.com:4318', [source]);
+    await telemetry.configure('http://otel.example.com:4318', [source]);
+    await telemetry.configure(`${receiver.endpoint}/v1/logs`, [source]);
+    await telemetry.configure('otel.example.com', [source]);
+    assert.equal(refused.length, 3, refused.join('\n'));
+    assert.match(refused[0]!, /OTLP endpoint http:\/\/otel\.example\.com:4318 uses plain HTTP\. Use https:\/\//);
+    assert.match(refused[1]!, /names one signal's path\. Set agentLanes\.telemetry\.otlpEndpoint to the receiver's base URL/);
+    assert.match(refused[2]!, /is not a URL\. Set agentLanes\.telemetry\.otlpEndpoint/);
+    await pause(200);
+    assert.equal(receiver.bodies.length, 0);
+    assert.ok(!(await readdir(dir)).includes('otlp-cursor.json'));
+  });
+});
