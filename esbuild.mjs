@@ -144,6 +144,7 @@ if (tests) {
   rmSync('dist/webview', { recursive: true, force: true });
   // Maps of an earlier development build must not linger beside a production bundle.
   if (production)
-    for (const map of ['dist/extension.js.map', 'dist/lanes.js.map', 'dist/cli.js.map', 'dist/mcp.js.map', 'dist/otel.js.map']) rmSync(map, { force: true });
+    for (const map of ['dist/extension.js.map', 'dist/lanes.js.map', 'dist/cli.js.map', 'dist/mcp.js.map', 'dist/otel.js.map'])
+      rmSync(map, { force: true });
   await Promise.all(appBuilds.map((options) => esbuild.build(options)));
 }

@@ -29,7 +29,9 @@ type KeyValues = { key: string; value: Value }[] | undefined;
 type Attrs = Record<string, string | number | boolean>;
 
 const attrs = (list: KeyValues): Attrs =>
-  Object.fromEntries((list ?? []).map(({ key, value }) => [key, value.stringValue ?? value.intValue ?? value.doubleValue ?? value.boolValue!]));
+  Object.fromEntries(
+    (list ?? []).map(({ key, value }) => [key, value.stringValue ?? value.intValue ?? value.doubleValue ?? value.boolValue!]),
+  );
 
 interface ReceivedLog {
   eventName: string;
@@ -165,7 +167,10 @@ async function until(what: string, check: () => boolean, timeoutMs = 15_000): Pr
 async function writeUnredactedLog(file: string, events: Omit<AuditEvent, 'seq' | 'prevHash' | 'hash'>[]): Promise<void> {
   let prevHash = GENESIS_HASH;
   const lines: string[] = [];
-  const all = [{ at: new Date(Date.UTC(2026, 11, 1)).toISOString(), actor: dev, action: 'audit.created', details: genesisDetails(REPO) }, ...events];
+  const all = [
+    { at: new Date(Date.UTC(2026, 11, 1)).toISOString(), actor: dev, action: 'audit.created', details: genesisDetails(REPO) },
+    ...events,
+  ];
   all.forEach((event, index) => {
     const { event: sealed, line } = sealEvent({ ...event, seq: index + 1, prevHash });
     prevHash = sealed.hash;
@@ -216,7 +221,13 @@ describe('OTLP export of the audit trail and the promotion metrics', function ()
   it('sends every audit event as a log record the official protocol decodes, with no secret from its details', async () => {
     const file = join(dir, 'audit.jsonl');
     await writeUnredactedLog(file, [
-      { at: '2026-12-01T10:00:00.000Z', actor: dev, action: 'change.create', changeId: 'c0ffee01', details: { agentId: 'codex', taskClass: 'bugfix' } },
+      {
+        at: '2026-12-01T10:00:00.000Z',
+        actor: dev,
+        action: 'change.create',
+        changeId: 'c0ffee01',
+        details: { agentId: 'codex', taskClass: 'bugfix' },
+      },
       {
         at: '2026-12-01T10:05:00.000Z',
         actor: { type: 'agent', id: 'codex' },
@@ -292,7 +303,7 @@ describe('OTLP export of the audit trail and the promotion metrics', function ()
     assert.ok(Math.max(...whileSlow) < 750, `appends waited ${whileSlow.map((ms) => ms.toFixed(0)).join(', ')} ms on a slow receiver`);
     // Acknowledged, not only arrived: a batch in flight at a reload is sent again (the receiver dedupes by hash).
     const cursorFile = join(dir, 'otlp-cursor.json');
-    const acknowledged = async () => ((JSON.parse(await readFile(cursorFile, 'utf8').catch(() => '{}')) as { seq?: number }).seq ?? 0);
+    const acknowledged = async () => (JSON.parse(await readFile(cursorFile, 'utf8').catch(() => '{}')) as { seq?: number }).seq ?? 0;
     for (let waited = 0; (await acknowledged()) < 12; waited += 50) {
       assert.ok(waited < 15_000, `acknowledged up to ${await acknowledged()} of 12`);
       await pause(50);
@@ -308,7 +319,10 @@ describe('OTLP export of the audit trail and the promotion metrics', function ()
     await again.configure(receiver.endpoint, [source]);
     await until('the event appended across the reload arrived', () => receiver.seqs().includes(13));
     await pause(200);
-    assert.deepEqual(receiver.seqs(), Array.from({ length: 13 }, (_, index) => index + 1));
+    assert.deepEqual(
+      receiver.seqs(),
+      Array.from({ length: 13 }, (_, index) => index + 1),
+    );
     assert.ok((await readdir(dir)).includes('otlp-cursor.json'));
   });
 
@@ -318,7 +332,13 @@ describe('OTLP export of the audit trail and the promotion metrics', function ()
     const at = () => new Date(Date.UTC(2026, 10, 2, 9, minute++ * 30)).toISOString();
     const move = (changeId: string, event: string, from: string, to: string) =>
       source.audit.append({ actor: dev, action: 'lane.transition', changeId, at: at(), details: { event, from, to } });
-    await source.audit.append({ actor: dev, action: 'change.create', changeId: 'c1', at: at(), details: { agentId: 'codex', taskClass: 'bugfix' } });
+    await source.audit.append({
+      actor: dev,
+      action: 'change.create',
+      changeId: 'c1',
+      at: at(),
+      details: { agentId: 'codex', taskClass: 'bugfix' },
+    });
     await move('c1', 'promote', 'draft', 'sandbox');
     await source.audit.append({
       actor: dev,
@@ -333,7 +353,13 @@ describe('OTLP export of the audit trail and the promotion metrics', function ()
     await source.audit.append({ actor: dev, action: 'review.requestChanges', changeId: 'c1', at: at(), details: {} });
     await source.audit.append({ actor: dev, action: 'review.approve', changeId: 'c1', at: at(), details: {} });
     await move('c1', 'promote', 'review', 'pullRequest');
-    await source.audit.append({ actor: dev, action: 'change.create', changeId: 'c2', at: at(), details: { agentId: 'codex', taskClass: 'bugfix' } });
+    await source.audit.append({
+      actor: dev,
+      action: 'change.create',
+      changeId: 'c2',
+      at: at(),
+      details: { agentId: 'codex', taskClass: 'bugfix' },
+    });
     await move('c2', 'promote', 'draft', 'sandbox');
     await source.audit.append({ actor: dev, action: 'change.create', changeId: 'c3', at: at(), details: { agentId: 'claude' } });
     await source.audit.flush();
@@ -352,7 +378,9 @@ describe('OTLP export of the audit trail and the promotion metrics', function ()
           point.attributes['agent_lanes.stage'] === stage,
       );
     assert.deepEqual(
-      ['drafted', 'sandboxPassed', 'approved', 'prOpened', 'merged'].map((stage) => reached('agent', 'agent_lanes.agent', 'codex', stage)?.value),
+      ['drafted', 'sandboxPassed', 'approved', 'prOpened', 'merged'].map(
+        (stage) => reached('agent', 'agent_lanes.agent', 'codex', stage)?.value,
+      ),
       // c2 is in the sandbox lane, not past it; c1 was approved but no pull request was opened.
       [2, 1, 1, 0, 0],
     );

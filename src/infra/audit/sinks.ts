@@ -12,7 +12,7 @@ export interface SinkSource {
 }
 
 /** What the sinks send and where, when they are not the org audit sink (the OTLP log export). */
-export interface SinkKind {
+interface SinkKind {
   /** Names the sender in the log: "OTLP log export". */
   label: string;
   transportFor(source: SinkSource): SinkTransport;

@@ -55,7 +55,8 @@ export const TELEMETRY_INSTRUMENTS = {
   'agent_lanes.lane.duration': {
     kind: 'gauge',
     unit: 'h',
-    description: 'Hours a change spent in a lane (agent_lanes.lane), over the stays that ended: agent_lanes.statistic is mean, median or p90.',
+    description:
+      'Hours a change spent in a lane (agent_lanes.lane), over the stays that ended: agent_lanes.statistic is mean, median or p90.',
   },
   'agent_lanes.pull_request.lines': {
     kind: 'gauge',

@@ -55,7 +55,14 @@ export function auditLogRecord(
   const sealed = JSON.parse(line) as AuditEvent;
   const { seq, hash, prevHash, at } = sealed;
   const { value: event } = redactValue(
-    { action: sealed.action, actor: sealed.actor, changeId: sealed.changeId, policy: sealed.policy, decisionId: sealed.decisionId, details: sealed.details },
+    {
+      action: sealed.action,
+      actor: sealed.actor,
+      changeId: sealed.changeId,
+      policy: sealed.policy,
+      decisionId: sealed.decisionId,
+      details: sealed.details,
+    },
     patterns,
   );
   const attributes: Record<string, AttributeValue> = {

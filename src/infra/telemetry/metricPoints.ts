@@ -33,7 +33,7 @@ function summaryPoints(
  * agent_lanes.grouping (agent or task_class) and the group's value, so a query
  * that sums over agents does not count a change twice by adding task classes.
  */
-export function reportPoints(repository: TelemetryRepository, reports: readonly MetricsReport[]): TelemetryMetricPoint[] {
+function reportPoints(repository: TelemetryRepository, reports: readonly MetricsReport[]): TelemetryMetricPoint[] {
   const out: TelemetryMetricPoint[] = [];
   for (const report of reports) {
     const grouping = GROUPINGS.find((candidate) => candidate.by === report.by);
@@ -48,12 +48,18 @@ export function reportPoints(repository: TelemetryRepository, reports: readonly 
       for (const figure of group.funnel) {
         const attributes = { ...base, 'agent_lanes.stage': figure.stage };
         out.push({ instrument: 'agent_lanes.changes.reached', value: figure.count, attributes });
-        if (figure.conversion !== undefined) out.push({ instrument: 'agent_lanes.changes.conversion', value: figure.conversion, attributes });
+        if (figure.conversion !== undefined)
+          out.push({ instrument: 'agent_lanes.changes.conversion', value: figure.conversion, attributes });
         if (figure.firstPassRate !== undefined)
           out.push({ instrument: 'agent_lanes.changes.first_pass_rate', value: figure.firstPassRate, attributes });
       }
       for (const reason of group.reasons) {
-        const attributes = { ...base, 'agent_lanes.rule': reason.rule, 'agent_lanes.effect': reason.effect, 'agent_lanes.policy': reason.policy };
+        const attributes = {
+          ...base,
+          'agent_lanes.rule': reason.rule,
+          'agent_lanes.effect': reason.effect,
+          'agent_lanes.policy': reason.policy,
+        };
         out.push({ instrument: 'agent_lanes.policy.blocks', value: reason.count, attributes });
         out.push({ instrument: 'agent_lanes.policy.blocked_changes', value: reason.changes, attributes });
       }

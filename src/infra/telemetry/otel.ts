@@ -105,9 +105,15 @@ export function startMetricsExport(options: MetricsExportOptions): MetricsExport
   const provider = new MeterProvider({ resource: resourceFromAttributes(options.resource), readers: [reader] });
   const meter = provider.getMeter(SCOPE, options.version);
   const instruments = new Map<TelemetryInstrument, ObservableCounter | ObservableGauge>();
-  for (const [name, spec] of Object.entries(TELEMETRY_INSTRUMENTS) as [TelemetryInstrument, (typeof TELEMETRY_INSTRUMENTS)[TelemetryInstrument]][]) {
+  for (const [name, spec] of Object.entries(TELEMETRY_INSTRUMENTS) as [
+    TelemetryInstrument,
+    (typeof TELEMETRY_INSTRUMENTS)[TelemetryInstrument],
+  ][]) {
     const described = { unit: spec.unit, description: spec.description };
-    instruments.set(name, spec.kind === 'counter' ? meter.createObservableCounter(name, described) : meter.createObservableGauge(name, described));
+    instruments.set(
+      name,
+      spec.kind === 'counter' ? meter.createObservableCounter(name, described) : meter.createObservableGauge(name, described),
+    );
   }
   meter.addBatchObservableCallback(
     async (result) => {

@@ -32,7 +32,7 @@ function loadOtelBundle(): OtelModule {
  * The base URL of an OTLP/HTTP receiver (as OTEL_EXPORTER_OTLP_ENDPOINT): logs go to …/v1/logs and metrics to
  * …/v1/metrics. HTTPS, or plain HTTP to this machine only (a local collector), as for the audit sink.
  */
-export function validateOtlpEndpoint(value: string): { url: URL } | { error: string } {
+function validateOtlpEndpoint(value: string): { url: URL } | { error: string } {
   const checked = validateSinkEndpoint(value, OTLP_SETTING);
   if ('error' in checked) return checked;
   if (/\/v1\/(?:logs|metrics|traces)\/?$/.test(checked.url.pathname)) {
@@ -41,7 +41,9 @@ export function validateOtlpEndpoint(value: string): { url: URL } | { error: str
     };
   }
   if (checked.url.search || checked.url.hash) {
-    return { error: `The OTLP endpoint ${checked.url.href} has a query or fragment. Set ${OTLP_ENDPOINT_SETTING} to the receiver's base URL.` };
+    return {
+      error: `The OTLP endpoint ${checked.url.href} has a query or fragment. Set ${OTLP_ENDPOINT_SETTING} to the receiver's base URL.`,
+    };
   }
   return checked;
 }
@@ -153,7 +155,9 @@ export class OtlpTelemetry {
           this.sources.map((source) => ({ file: source.audit.file, repository: { name: source.name, key: source.audit.repoKey } })),
         ),
     });
-    this.options.logger.info(`OTLP export: promotion metrics to ${url} every ${Math.round((this.options.metricsIntervalMs ?? 60_000) / 1000)} s.`);
+    this.options.logger.info(
+      `OTLP export: promotion metrics to ${url} every ${Math.round((this.options.metricsIntervalMs ?? 60_000) / 1000)} s.`,
+    );
   }
 
   /** Follows the open repositories. */

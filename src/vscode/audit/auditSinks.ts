@@ -35,7 +35,9 @@ export class EditorAuditSinks implements vscode.Disposable {
       logger,
     });
     this.telemetry = new OtlpTelemetry({
-      version: String((vscode.extensions.getExtension('agent-lanes.agent-lanes')?.packageJSON as { version?: unknown } | undefined)?.version ?? '0'),
+      version: String(
+        (vscode.extensions.getExtension('agent-lanes.agent-lanes')?.packageJSON as { version?: unknown } | undefined)?.version ?? '0',
+      ),
       logger,
       onInvalidEndpoint: (endpoint, error) => this.warnInvalidOtlp(endpoint, error),
       onChainBroken: (name, message) =>
