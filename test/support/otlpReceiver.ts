@@ -63,6 +63,8 @@ export class OtlpReceiver {
   logs: ReceivedLog[] = [];
   metricRequests: ReceivedPoint[][] = [];
   contentTypes = new Set<string>();
+  /** `<path> <Authorization header>` of every request. */
+  authorizations = new Set<string>();
 
   async up(): Promise<void> {
     const server = createServer((request, response) => {
@@ -73,6 +75,7 @@ export class OtlpReceiver {
         const body = request.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw;
         this.bodies.push(body);
         this.contentTypes.add(`${request.url} ${request.headers['content-type']}`);
+        this.authorizations.add(`${request.url} ${request.headers.authorization ?? '(none)'}`);
         if (request.url === '/v1/logs') this.receiveLogs(body);
         else if (request.url === '/v1/metrics') this.receiveMetrics(body);
         const answer = () => {

@@ -48,10 +48,11 @@ describe('OTLP export of the audit trail and the promotion metrics', function ()
   const telemetries: OtlpTelemetry[] = [];
   const logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
-  function makeTelemetry(refused: string[] = []): OtlpTelemetry {
+  function makeTelemetry(refused: string[] = [], authorization?: string): OtlpTelemetry {
     const telemetry = new OtlpTelemetry({
       version: '9.9.9',
       logger,
+      ...(authorization ? { getAuthorization: () => Promise.resolve(authorization) } : {}),
       onInvalidEndpoint: (endpoint, error) => refused.push(`${endpoint}: ${error}`),
       metricsIntervalMs: 600_000,
       timeoutMs: 2_000,
@@ -187,7 +188,7 @@ describe('OTLP export of the audit trail and the promotion metrics', function ()
     assert.ok((await readdir(dir)).includes('otlp-cursor.json'));
   });
 
-  it('exports the funnel, first-pass rates, blocks and rework of a known log as OTel metrics', async () => {
+  it('exports the funnel, first-pass rates, blocks and rework of a known log as OTel metrics, with the stored token', async () => {
     const source = await openLog(join(dir, 'audit.jsonl'));
     let minute = 0;
     const at = () => new Date(Date.UTC(2026, 10, 2, 9, minute++ * 30)).toISOString();
@@ -225,8 +226,9 @@ describe('OTLP export of the audit trail and the promotion metrics', function ()
     await source.audit.append({ actor: dev, action: 'change.create', changeId: 'c3', at: at(), details: { agentId: 'claude' } });
     await source.audit.flush();
 
-    const telemetry = makeTelemetry();
+    const telemetry = makeTelemetry([], 'Bearer otlp-t0ken');
     await telemetry.configure(receiver.endpoint, [source]);
+    await until('the log records arrived', () => receiver.logs.length > 0);
     await telemetry.flushMetrics();
     await until('a metrics request arrived', () => receiver.metricRequests.length > 0);
     const points = receiver.metricRequests.at(-1)!;
@@ -271,6 +273,8 @@ describe('OTLP export of the audit trail and the promotion metrics', function ()
     assert.equal(codexPoint('agent_lanes.rework.requested_changes_rounds'), codex.rework.requestedChangesRounds);
     assert.equal(codex.rework.requestedChangesRounds, 1);
     assert.ok(receiver.contentTypes.has('/v1/metrics application/x-protobuf'));
+    // The token from secret storage goes with both signals.
+    assert.deepEqual([...receiver.authorizations].sort(), ['/v1/logs Bearer otlp-t0ken', '/v1/metrics Bearer otlp-t0ken']);
   });
 
   it('refuses an endpoint it will not send to, once, saying what to set', async () => {

@@ -166,6 +166,12 @@ export class OtlpTelemetry {
     return this.logs.sync(sources);
   }
 
+  /** After the token changed: new connections, and no back-off left from a refused token (metrics read it per export). */
+  restart(sources: SinkSource[]): Promise<void> {
+    this.sources = sources;
+    return this.logs.restart(sources);
+  }
+
   /** New events in the log of the repository at `root`. */
   notify(root: string): void {
     this.logs.notify(root);

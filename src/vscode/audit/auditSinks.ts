@@ -8,6 +8,8 @@ import type { RepositoryRegistry } from '../repositories';
 /** SecretStorage key of the Authorization header value sent to the audit sink. */
 const SINK_AUTHORIZATION_SECRET = 'agentLanes.audit.sinkAuthorization';
 const SINK_ENDPOINT_SETTING = 'agentLanes.audit.sinkEndpoint';
+/** SecretStorage key of the Authorization header value sent to the OTLP receiver. */
+const OTLP_AUTHORIZATION_SECRET = 'agentLanes.telemetry.otlpAuthorization';
 
 /**
  * Ships every open repository's audit log to the sink that
@@ -39,6 +41,7 @@ export class EditorAuditSinks implements vscode.Disposable {
         (vscode.extensions.getExtension('agent-lanes.agent-lanes')?.packageJSON as { version?: unknown } | undefined)?.version ?? '0',
       ),
       logger,
+      getAuthorization: async () => (await secrets.get(OTLP_AUTHORIZATION_SECRET)) || undefined,
       onInvalidEndpoint: (endpoint, error) => this.warnInvalidOtlp(endpoint, error),
       onChainBroken: (name, message) =>
         void vscode.window.showErrorMessage(`Agent Lanes stopped exporting the audit log of ${name} over OTLP: ${message}`),
@@ -90,6 +93,13 @@ export class EditorAuditSinks implements vscode.Disposable {
     if (value === undefined) await this.secrets.delete(SINK_AUTHORIZATION_SECRET);
     else await this.secrets.store(SINK_AUTHORIZATION_SECRET, value);
     await this.sinks.restart(this.sources());
+  }
+
+  /** Stores the OTLP receiver's Authorization header value (undefined removes it) and reconnects the log export with it. */
+  async setOtlpAuthorization(value: string | undefined): Promise<void> {
+    if (value === undefined) await this.secrets.delete(OTLP_AUTHORIZATION_SECRET);
+    else await this.secrets.store(OTLP_AUTHORIZATION_SECRET, value);
+    await this.telemetry.restart(this.sources());
   }
 
   dispose(): void {

@@ -304,7 +304,7 @@ describe('Audit trail in a real VS Code', () => {
     }
   });
 
-  it('exports every event as an OTel log record when the OTLP endpoint is set, loading the OTel bundle only then', async () => {
+  it('exports every event as an OTel log record with the stored token when the OTLP endpoint is set, loading the OTel bundle only then', async () => {
     const audit = repo.lanes.context.audit;
     const otelLoaded = () => Object.keys(require.cache).some((file) => /[\\/]dist[\\/]otel\.js$/.test(file));
     assert.equal(otelLoaded(), false, 'dist/otel.js is not loaded while the setting is empty');
@@ -312,6 +312,7 @@ describe('Audit trail in a real VS Code', () => {
     await receiver.up();
     const setting = vscode.workspace.getConfiguration('agentLanes');
     try {
+      await vscode.commands.executeCommand('agentLanes.setOtlpToken', { token: 'otlp-token-456' });
       await setting.update('telemetry.otlpEndpoint', receiver.endpoint, vscode.ConfigurationTarget.Global);
       const head = audit.head.seq;
       await waitFor(() => receiver.seqs().length >= head, `the receiver to get events 1..${head} (has ${receiver.seqs().length})`, 30_000);
@@ -331,8 +332,11 @@ describe('Audit trail in a real VS Code', () => {
       assert.equal(created.resource['service.name'], 'agent-lanes');
       assert.equal(created.attributes['agent_lanes.repository.key'], audit.repoKey);
       assert.ok(existsSync(join(repo.storage.root, 'otlp-cursor.json')));
+      assert.ok(receiver.authorizations.has('/v1/logs Bearer otlp-token-456'));
+      for (const sent of receiver.authorizations) assert.match(sent, / Bearer otlp-token-456$/, 'every request carries the stored token');
     } finally {
       await setting.update('telemetry.otlpEndpoint', undefined, vscode.ConfigurationTarget.Global);
+      await vscode.commands.executeCommand('agentLanes.setOtlpToken', { token: '' });
       await receiver.down();
     }
   });
