@@ -46,7 +46,14 @@ describe('OTLP export of the audit trail and the promotion metrics', function ()
   let receiver: OtlpReceiver;
   const logs: AuditLog[] = [];
   const telemetries: OtlpTelemetry[] = [];
-  const logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+  let said: string[] = [];
+  const logger = {
+    trace() {},
+    debug() {},
+    info: (message: string) => void said.push(message),
+    warn: (message: string) => void said.push(message),
+    error() {},
+  };
 
   function makeTelemetry(refused: string[] = [], authorization?: string): OtlpTelemetry {
     const telemetry = new OtlpTelemetry({
@@ -70,6 +77,7 @@ describe('OTLP export of the audit trail and the promotion metrics', function ()
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'lanes-otlp-'));
+    said = [];
     receiver = new OtlpReceiver();
     await receiver.up();
   });
@@ -273,6 +281,17 @@ describe('OTLP export of the audit trail and the promotion metrics', function ()
     assert.equal(codexPoint('agent_lanes.rework.requested_changes_rounds'), codex.rework.requestedChangesRounds);
     assert.equal(codex.rework.requestedChangesRounds, 1);
     assert.ok(receiver.contentTypes.has('/v1/metrics application/x-protobuf'));
+
+    // A receiver that is down is said once in the log, and so is its coming back.
+    await receiver.down();
+    await telemetry.flushMetrics();
+    await telemetry.flushMetrics();
+    await receiver.up();
+    await telemetry.flushMetrics();
+    const health = said.filter((message) => message.startsWith('OTLP metrics export to'));
+    assert.equal(health.length, 2, health.join('\n'));
+    assert.match(health[0]!, /failed \(.+\); the next export sends the totals again\.$/);
+    assert.match(health[1]!, /works again\.$/);
     // The token from secret storage goes with both signals.
     assert.deepEqual([...receiver.authorizations].sort(), ['/v1/logs Bearer otlp-t0ken', '/v1/metrics Bearer otlp-t0ken']);
   });

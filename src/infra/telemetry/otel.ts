@@ -7,11 +7,12 @@
  */
 import type { Attributes, ObservableCounter, ObservableGauge } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api';
+import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, type LogRecordProcessor, type ReadableLogRecord, type ReadWriteLogRecord } from '@opentelemetry/sdk-logs';
-import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import { TELEMETRY_INSTRUMENTS, type TelemetryInstrument } from './instruments';
 import type { TelemetryLogRecord } from './logRecords';
 import type { TelemetryMetricPoint } from './metricPoints';
@@ -77,6 +78,28 @@ export interface MetricsExportOptions {
   headers?: () => Promise<Record<string, string>>;
   /** The current points; called once per export. */
   collect: () => Promise<TelemetryMetricPoint[]>;
+  /** An export failed after a success (or first), or succeeded after a failure: said once per change, not per minute. */
+  onHealth?: (ok: boolean, error?: string) => void;
+}
+
+/** The official exporter, telling when exports start failing and when they work again (the SDK only tells its diag logger). */
+function reportingExporter(exporter: PushMetricExporter, onHealth: MetricsExportOptions['onHealth']): PushMetricExporter {
+  let healthy = true;
+  return {
+    export: (metrics, done) =>
+      exporter.export(metrics, (result) => {
+        const ok = result.code === ExportResultCode.SUCCESS;
+        if (ok !== healthy) onHealth?.(ok, result.error?.message);
+        healthy = ok;
+        done(result);
+      }),
+    forceFlush: () => exporter.forceFlush(),
+    shutdown: () => exporter.shutdown(),
+    ...(exporter.selectAggregationTemporality
+      ? { selectAggregationTemporality: exporter.selectAggregationTemporality.bind(exporter) }
+      : {}),
+    ...(exporter.selectAggregation ? { selectAggregation: exporter.selectAggregation.bind(exporter) } : {}),
+  };
 }
 
 export interface MetricsExport {
@@ -98,7 +121,7 @@ export function startMetricsExport(options: MetricsExportOptions): MetricsExport
     ...(options.headers ? { headers: options.headers } : {}),
   });
   const reader = new PeriodicExportingMetricReader({
-    exporter,
+    exporter: reportingExporter(exporter, options.onHealth),
     exportIntervalMillis: options.intervalMs,
     exportTimeoutMillis: Math.min(options.timeoutMs, options.intervalMs),
   });

@@ -150,6 +150,13 @@ export class OtlpTelemetry {
         const authorization = await getAuthorization();
         return authorization ? { Authorization: authorization } : {};
       },
+      onHealth: (ok, error) => {
+        if (ok) this.options.logger.info(`OTLP metrics export to ${url} works again.`);
+        else
+          this.options.logger.warn(
+            `OTLP metrics export to ${url} failed (${error ?? 'no reason given'}); the next export sends the totals again.`,
+          );
+      },
       collect: () =>
         this.metricsSource.collect(
           this.sources.map((source) => ({ file: source.audit.file, repository: { name: source.name, key: source.audit.repoKey } })),
