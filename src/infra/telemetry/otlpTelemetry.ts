@@ -18,6 +18,9 @@ const OTLP_CURSOR_FILE = 'otlp-cursor.json';
 
 type OtelModule = typeof import('./otel');
 
+/** Events redacted in one turn of the event loop (tens of milliseconds). */
+const REDACT_SLICE = 20;
+
 /**
  * dist/otel.js, read on first use. esbuild leaves this require alone in the product build (external): the OTel
  * SDK is a bundle of its own beside lanes.js and cli.js, so it costs nothing while the setting is empty. A test
@@ -111,7 +114,15 @@ export class OtlpTelemetry {
           return {
             label: 'OTLP log export',
             contentType: 'application/x-protobuf',
-            encode: (lines) => encode(lines.map((line) => auditLogRecord(line, repository, source.audit.secretPatternsNow))),
+            encode: async (lines) => {
+              const records = [];
+              for (const [index, line] of lines.entries()) {
+                // Redaction costs about a millisecond an event: a backlog of thousands must not hold the editor's thread.
+                if (index > 0 && index % REDACT_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
+                records.push(auditLogRecord(line, repository, source.audit.secretPatternsNow));
+              }
+              return encode(records);
+            },
           };
         },
         sinkOptions: { ...timing, ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) },
