@@ -225,7 +225,7 @@ describe('OTLP export of the audit trail and the promotion metrics', function ()
       clearInterval(ticker);
     }
     // Redacting the 400 events at once takes half a second or more; a slice of them, tens of milliseconds.
-    assert.ok(worst < 250, `the event loop was held for ${worst.toFixed(0)} ms`);
+    assert.ok(worst < 300, `the event loop was held for ${worst.toFixed(0)} ms`);
   });
 
   it('exports the funnel, first-pass rates, blocks and rework of a known log as OTel metrics, with the stored token', async () => {
