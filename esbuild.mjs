@@ -26,6 +26,17 @@ const lanesBundleExternal = {
   },
 };
 
+// The OTLP export requires the OTel bundle at run time, only when agentLanes.telemetry.otlpEndpoint is set:
+// leave that require as it is (dist/otel.js is built as an entry of its own beside lanes.js and cli.js).
+const otelBundleExternal = {
+  name: 'otel-bundle-external',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/otel\.js$/ }, (args) =>
+      /[\\/]src[\\/]infra[\\/]telemetry[\\/]/.test(args.importer) ? { path: './otel.js', external: true } : undefined,
+    );
+  },
+};
+
 // dist/mcp.js ships in the VSIX, so it leaves out what `agent-lanes mcp` never runs: zod's translations
 // (`z.locales`; English is loaded on its own) and the SDK's JSON Schema validator for elicitation (ajv).
 const mcpSlim = {
@@ -52,13 +63,19 @@ let appBuilds = [
   {
     ...common,
     // extension: the start-up shell VS Code loads; lanes: everything else, loaded on first use; cli: agent-lanes.
-    entryPoints: { extension: 'src/vscode/extension.ts', lanes: 'src/vscode/lanes.ts', cli: 'src/cli/main.ts' },
+    // otel: the OpenTelemetry SDK and exporter, loaded only while agentLanes.telemetry.otlpEndpoint is set.
+    entryPoints: {
+      extension: 'src/vscode/extension.ts',
+      lanes: 'src/vscode/lanes.ts',
+      cli: 'src/cli/main.ts',
+      otel: 'src/infra/telemetry/otel.ts',
+    },
     outdir: 'dist',
     platform: 'node',
     target: 'node20',
     format: 'cjs',
     external: ['vscode'],
-    plugins: [lanesBundleExternal],
+    plugins: [lanesBundleExternal, otelBundleExternal],
     // Error classes keep their names in the minified bundles (messages and logs show them).
     keepNames: true,
     // Libraries published as ESM only (execa) need import.meta.url under cjs.
@@ -127,6 +144,7 @@ if (tests) {
   rmSync('dist/webview', { recursive: true, force: true });
   // Maps of an earlier development build must not linger beside a production bundle.
   if (production)
-    for (const map of ['dist/extension.js.map', 'dist/lanes.js.map', 'dist/cli.js.map', 'dist/mcp.js.map']) rmSync(map, { force: true });
+    for (const map of ['dist/extension.js.map', 'dist/lanes.js.map', 'dist/cli.js.map', 'dist/mcp.js.map', 'dist/otel.js.map'])
+      rmSync(map, { force: true });
   await Promise.all(appBuilds.map((options) => esbuild.build(options)));
 }

@@ -15,6 +15,7 @@ const ScalarsSchema = z.object({
   policyRefreshIntervalMinutes: z.number().min(1).default(15),
   policyUser: z.record(z.string(), z.unknown()).optional(),
   auditSinkEndpoint: z.string().default(''),
+  telemetryOtlpEndpoint: z.string().default(''),
   sandboxContainerEngine: z.enum(['auto', 'docker', 'podman']).default('auto'),
   sandboxDefaultImage: z.string().trim().min(1).default(DEFAULT_SANDBOX_IMAGE),
   sandboxDevcontainerCliPath: z.string().default(''),

@@ -33,6 +33,7 @@ export const Commands = {
   showHistory: 'agentLanes.showHistory',
   showPromotionMetrics: 'agentLanes.showPromotionMetrics',
   setAuditSinkToken: 'agentLanes.setAuditSinkToken',
+  setOtlpToken: 'agentLanes.setOtlpToken',
   runSandboxTasks: 'agentLanes.runSandboxTasks',
   promote: 'agentLanes.promote',
   stopSandboxTasks: 'agentLanes.stopSandboxTasks',

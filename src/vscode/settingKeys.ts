@@ -11,6 +11,7 @@ export const SettingKeys = {
   policyRefreshIntervalMinutes: 'policy.refreshIntervalMinutes',
   policyUser: 'policy.user',
   auditSinkEndpoint: 'audit.sinkEndpoint',
+  telemetryOtlpEndpoint: 'telemetry.otlpEndpoint',
   sandboxContainerEngine: 'sandbox.containerEngine',
   sandboxDefaultImage: 'sandbox.defaultImage',
   sandboxDevcontainerCliPath: 'sandbox.devcontainerCliPath',

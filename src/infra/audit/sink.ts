@@ -43,6 +43,8 @@ export interface AuditSinkOptions {
   maxBackoffMs?: number;
   /** How often to look for events appended by another process. */
   pollIntervalMs?: number;
+  /** How a batch goes on the wire; the default sends the stored lines as a JSON array. */
+  transport?: SinkTransport;
   /** A value for the Authorization header (for example "Bearer …" from SecretStorage). */
   getAuthorization?: () => Promise<string | undefined>;
   logger?: Logger;
@@ -53,6 +55,25 @@ export interface AuditSinkOptions {
    */
   onChainBroken?: (problem: SinkChainBreak) => void;
 }
+
+/**
+ * How a batch of sealed log lines goes on the wire: the org sink takes them as
+ * stored, an OTLP collector as log records. The sink gzips the body, and keeps
+ * the cursor, the back-off and the lock the same whatever the transport.
+ */
+export interface SinkTransport {
+  /** Names the sender in the log: "Audit sink", "OTLP log export". */
+  readonly label: string;
+  readonly contentType: string;
+  /** The request body for these lines (each a sealed event, as stored). */
+  encode(lines: readonly string[]): Uint8Array | Promise<Uint8Array>;
+}
+
+const JSON_ARRAY_TRANSPORT: SinkTransport = {
+  label: 'Audit sink',
+  contentType: 'application/json',
+  encode: (lines) => Buffer.from(`[${lines.join(',')}]`, 'utf8'),
+};
 
 /** Why nothing more is shipped: the chain the sink holds does not go on in the log. */
 export interface SinkChainBreak {
@@ -95,30 +116,46 @@ type Cursor = z.infer<typeof CursorSchema>;
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
+/** Which setting an endpoint comes from, for the words of its errors. */
+export interface EndpointSetting {
+  /** "audit sink endpoint" */
+  what: string;
+  /** "agentLanes.audit.sinkEndpoint" */
+  setting: string;
+  /** An example value. */
+  example: string;
+}
+
+const AUDIT_SINK_SETTING: EndpointSetting = {
+  what: 'audit sink endpoint',
+  setting: 'agentLanes.audit.sinkEndpoint',
+  example: 'https://audit.example.com/v1/events',
+};
+
 /** HTTPS, or plain HTTP to this machine only; no credentials in the URL. */
-export function validateSinkEndpoint(value: string): { url: URL } | { error: string } {
+export function validateSinkEndpoint(value: string, named: EndpointSetting = AUDIT_SINK_SETTING): { url: URL } | { error: string } {
+  const { what, setting, example } = named;
   let url: URL;
   try {
     url = new URL(value.trim());
   } catch {
     return {
-      error: `The audit sink endpoint "${value}" is not a URL. Set agentLanes.audit.sinkEndpoint to an https:// address, for example https://audit.example.com/v1/events.`,
+      error: `The ${what} "${value}" is not a URL. Set ${setting} to an https:// address, for example ${example}.`,
     };
   }
   if (url.username || url.password) {
     return {
-      error:
-        'The audit sink endpoint contains a user name or password. Remove them from agentLanes.audit.sinkEndpoint; Agent Lanes sends the sink token from its secret storage instead.',
+      error: `The ${what} contains a user name or password. Remove them from ${setting}; Agent Lanes sends the token from its secret storage instead.`,
     };
   }
   const loopback = LOOPBACK.has(url.hostname) || /^127(?:\.\d{1,3}){3}$/.test(url.hostname);
   if (url.protocol === 'https:' || (url.protocol === 'http:' && loopback)) return { url };
   if (url.protocol === 'http:') {
     return {
-      error: `The audit sink endpoint ${url.origin} uses plain HTTP. Use https://, or http:// only for a sink on this machine (localhost).`,
+      error: `The ${what} ${url.origin} uses plain HTTP. Use https://, or http:// only for a receiver on this machine (localhost).`,
     };
   }
-  return { error: `The audit sink endpoint must be an https:// URL, not ${url.protocol}//.` };
+  return { error: `The ${what} must be an https:// URL, not ${url.protocol}//. Change ${setting}.` };
 }
 
 /** Why a batch was not acknowledged: no answer in time, no connection, or an answer other than 2xx. */
@@ -194,6 +231,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
 
 export class AuditSink {
   private readonly url: URL;
+  private readonly transport: SinkTransport;
   private readonly cursorFile: string;
   private readonly lockFile: string;
   private readonly lockToken = newLockToken();
@@ -211,6 +249,7 @@ export class AuditSink {
     const checked = validateSinkEndpoint(options.endpoint);
     if ('error' in checked) throw new Error(checked.error);
     this.url = checked.url;
+    this.transport = options.transport ?? JSON_ARRAY_TRANSPORT;
     this.cursorFile = options.cursorFile ?? join(dirname(options.auditFile), SINK_CURSOR_FILE);
     this.lockFile = `${this.cursorFile}.lock`;
     this.batchSize = options.batchSize ?? 500;
@@ -232,7 +271,7 @@ export class AuditSink {
     if (this.running) return;
     this.stopController = new AbortController();
     this.running = this.loop().catch((error: unknown) => {
-      this.options.logger?.error(`Audit sink stopped: ${(error as Error).message}`);
+      this.options.logger?.error(`${this.transport.label} stopped: ${(error as Error).message}`);
       this.setStatus({ state: 'stopped', lastError: (error as Error).message });
     });
   }
@@ -271,7 +310,7 @@ export class AuditSink {
     }
     if (!parsed.success) {
       this.options.logger?.warn(
-        `Audit sink: ${this.cursorFile} is unreadable; sending the whole log again (the sink drops duplicates by hash).`,
+        `${this.transport.label}: ${this.cursorFile} is unreadable; sending the whole log again (the receiver drops duplicates by hash).`,
       );
       return fresh;
     }
@@ -377,7 +416,7 @@ export class AuditSink {
     // Jitter spreads the retries of many developers after an outage of the org sink.
     let delay = ceiling / 2 + (this.options.random ?? Math.random)() * (ceiling / 2);
     if (error instanceof SinkHttpError && error.retryAfterMs !== undefined) delay = Math.min(max, Math.max(delay, error.retryAfterMs));
-    this.options.logger?.warn(`Audit sink ${this.url.origin}: ${error.message}; retrying in ${Math.round(delay)} ms.`);
+    this.options.logger?.warn(`${this.transport.label} ${this.url.origin}: ${error.message}; retrying in ${Math.round(delay)} ms.`);
     this.setStatus({
       state: 'waiting',
       consecutiveFailures: failures,
@@ -395,7 +434,7 @@ export class AuditSink {
     const key = `${broken.problem}:${broken.offset}`;
     if (key === this.brokenKey) return;
     this.brokenKey = key;
-    this.options.logger?.error(`Audit sink ${this.url.origin}: ${broken.message}`);
+    this.options.logger?.error(`${this.transport.label} ${this.url.origin}: ${broken.message}`);
     this.setStatus({ lastError: broken.message });
     this.options.onChainBroken?.(broken);
   }
@@ -403,7 +442,7 @@ export class AuditSink {
   private clearBroken(): void {
     if (this.brokenKey === undefined) return;
     this.brokenKey = undefined;
-    this.options.logger?.info(`Audit sink ${this.url.origin}: the audit log continues the shipped chain again.`);
+    this.options.logger?.info(`${this.transport.label} ${this.url.origin}: the audit log continues the shipped chain again.`);
     this.setStatus({ lastError: undefined });
   }
 
@@ -420,7 +459,7 @@ export class AuditSink {
       if (found.line?.hash !== cursor.hash) return { lines: [], broken: this.breakAt(cursor, found) };
       if (found.line.end !== cursor.offset) {
         this.options.logger?.warn(
-          `Audit sink: the log no longer continues at byte ${cursor.offset}; event ${cursor.seq} is now at byte ${found.offset}.`,
+          `${this.transport.label}: the log no longer continues at byte ${cursor.offset}; event ${cursor.seq} is now at byte ${found.offset}.`,
         );
         cursor.offset = found.line.end;
       }
@@ -541,9 +580,9 @@ export class AuditSink {
   }
 
   private async post(batch: BatchLine[]): Promise<void> {
-    const body = await gzip(Buffer.from(`[${batch.map((line) => line.text).join(',')}]`, 'utf8'));
+    const body = await gzip(await this.transport.encode(batch.map((line) => line.text)));
     const headers: Record<string, string> = {
-      'Content-Type': 'application/json',
+      'Content-Type': this.transport.contentType,
       'Content-Encoding': 'gzip',
       'User-Agent': 'agent-lanes-audit-sink/1',
       'X-Agent-Lanes-Repository': this.options.repoKey,

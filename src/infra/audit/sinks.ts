@@ -1,13 +1,29 @@
+import { dirname, join } from 'node:path';
 import { EXTENSION_ACTOR } from '../../core/constants';
 import type { Logger } from '../../core/logger';
 import type { AuditLog } from './log';
-import { AuditSink, validateSinkEndpoint } from './sink';
+import { AuditSink, validateSinkEndpoint, type AuditSinkOptions, type EndpointSetting, type SinkTransport } from './sink';
 
 /** An open repository whose audit log is shipped. A reopened repository has a new log, and gets a new sink. */
 export interface SinkSource {
   readonly root: string;
   readonly name: string;
-  readonly audit: Pick<AuditLog, 'file' | 'repoKey' | 'append'>;
+  readonly audit: Pick<AuditLog, 'file' | 'repoKey' | 'append'> & Partial<Pick<AuditLog, 'secretPatternsNow'>>;
+}
+
+/** What the sinks send and where, when they are not the org audit sink (the OTLP log export). */
+interface SinkKind {
+  /** Names the sender in the log: "OTLP log export". */
+  label: string;
+  transportFor(source: SinkSource): SinkTransport;
+  /** The setting the endpoint comes from, for the words of its errors. */
+  setting: EndpointSetting;
+  /** The cursor's file name beside each log: each receiver has its own place in the log. */
+  cursorFileName: string;
+  /** The URL the batches go to, from the setting's (checked) URL. */
+  endpointFor(url: URL): string;
+  /** Timing of each sink (back-off, polling, timeout); the sink's defaults otherwise. */
+  sinkOptions?: Partial<Pick<AuditSinkOptions, 'minBackoffMs' | 'maxBackoffMs' | 'pollIntervalMs' | 'timeoutMs'>>;
 }
 
 export interface AuditSinksOptions {
@@ -18,6 +34,8 @@ export interface AuditSinksOptions {
   /** A log stopped continuing the chain its sink holds (recorded as audit.sinkBroken already). */
   onChainBroken?: (repository: string, message: string) => void;
   logger: Logger;
+  /** Defaults to the org audit sink: the stored lines as a JSON array to the setting's URL. */
+  kind?: SinkKind;
 }
 
 /**
@@ -28,6 +46,8 @@ export interface AuditSinksOptions {
  */
 export class AuditSinks {
   private endpoint = '';
+  /** Where the batches go: the endpoint, or the URL the kind makes of it. */
+  private target = '';
   private valid = false;
   private readonly running = new Map<string, { source: SinkSource; sink: AuditSink }>();
   private queue: Promise<void> = Promise.resolve();
@@ -35,7 +55,7 @@ export class AuditSinks {
   constructor(private readonly options: AuditSinksOptions) {}
 
   private enqueue(work: () => Promise<void>): Promise<void> {
-    this.queue = this.queue.then(work).catch((error: unknown) => this.options.logger.error('Audit sink', error));
+    this.queue = this.queue.then(work).catch((error: unknown) => this.options.logger.error(this.label, error));
     return this.queue;
   }
 
@@ -48,12 +68,14 @@ export class AuditSinks {
       this.endpoint = next;
       this.valid = false;
       if (!next) return;
-      const checked = validateSinkEndpoint(next);
+      const kind = this.options.kind;
+      const checked = validateSinkEndpoint(next, kind?.setting);
       if ('error' in checked) {
-        this.options.logger.warn(`Audit sink not started: ${checked.error}`);
+        this.options.logger.warn(`${this.label} not started: ${checked.error}`);
         this.options.onInvalidEndpoint(next, checked.error);
         return;
       }
+      this.target = kind ? kind.endpointFor(checked.url) : next;
       this.valid = true;
       await this.startMissing(sources);
     });
@@ -85,16 +107,20 @@ export class AuditSinks {
     if (!this.valid) return;
     for (const source of sources) {
       if (this.running.has(source.root)) continue;
+      const kind = this.options.kind;
       const sink = new AuditSink({
-        endpoint: this.endpoint,
+        endpoint: this.target,
         auditFile: source.audit.file,
         repoKey: source.audit.repoKey,
+        ...(kind
+          ? { ...kind.sinkOptions, transport: kind.transportFor(source), cursorFile: join(dirname(source.audit.file), kind.cursorFileName) }
+          : {}),
         getAuthorization: this.options.getAuthorization,
         logger: this.options.logger,
         onChainBroken: (broken) => {
           const { message, ...facts } = broken;
           source.audit
-            .append({ actor: EXTENSION_ACTOR, action: 'audit.sinkBroken', details: { endpoint: this.endpoint, ...facts, message } })
+            .append({ actor: EXTENSION_ACTOR, action: 'audit.sinkBroken', details: { endpoint: this.target, ...facts, message } })
             .catch((error: unknown) => this.options.logger.error('Recording the audit sink break', error));
           this.options.onChainBroken?.(source.name, message);
         },
@@ -105,14 +131,18 @@ export class AuditSinks {
         else if (failing && status.state !== 'waiting') {
           failing = false;
           this.options.logger.info(
-            `Audit sink ${this.endpoint} reachable again for ${source.name}: events up to ${status.acknowledgedSeq} acknowledged.`,
+            `${this.label} ${this.target} reachable again for ${source.name}: events up to ${status.acknowledgedSeq} acknowledged.`,
           );
         }
       });
       sink.start();
       this.running.set(source.root, { source, sink });
-      this.options.logger.info(`Audit sink: shipping the audit log of ${source.name} to ${this.endpoint}.`);
+      this.options.logger.info(`${this.label}: shipping the audit log of ${source.name} to ${this.target}.`);
     }
+  }
+
+  private get label(): string {
+    return this.options.kind?.label ?? 'Audit sink';
   }
 
   private async stopAll(): Promise<void> {
@@ -122,7 +152,7 @@ export class AuditSinks {
   }
 
   private async stop(sink: AuditSink): Promise<void> {
-    await sink.stop().catch((error: unknown) => this.options.logger.error('Stopping the audit sink', error));
+    await sink.stop().catch((error: unknown) => this.options.logger.error(`Stopping the ${this.label}`, error));
   }
 
   dispose(): void {

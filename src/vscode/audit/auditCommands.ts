@@ -332,33 +332,53 @@ export class AuditCommands implements vscode.Disposable {
     return uri;
   }
 
-  // ---- Sink token ----
+  // ---- Tokens: the audit sink's and the OTLP receiver's ----
 
-  async setSinkToken(args: { token?: string } = {}): Promise<void> {
+  setSinkToken(args: { token?: string } = {}): Promise<void> {
+    return this.storeToken(args, {
+      noun: 'audit sink token',
+      setting: 'agentLanes.audit.sinkEndpoint',
+      receiver: 'the audit sink',
+      store: (value) => this.sinks.setAuthorization(value),
+    });
+  }
+
+  setOtlpToken(args: { token?: string } = {}): Promise<void> {
+    return this.storeToken(args, {
+      noun: 'OTLP token',
+      setting: 'agentLanes.telemetry.otlpEndpoint',
+      receiver: 'the OTLP receiver',
+      store: (value) => this.sinks.setOtlpAuthorization(value),
+    });
+  }
+
+  private async storeToken(
+    args: { token?: string },
+    target: { noun: string; setting: string; receiver: string; store: (value: string | undefined) => Promise<void> },
+  ): Promise<void> {
     const entered =
       args.token ??
       (await vscode.window.showInputBox({
-        title: 'Audit sink token',
-        prompt:
-          'Sent as the Authorization header to agentLanes.audit.sinkEndpoint: "<scheme> <credentials>", or a bare token (sent as "Bearer <token>"). Empty removes the stored token.',
+        title: target.noun.charAt(0).toUpperCase() + target.noun.slice(1),
+        prompt: `Sent as the Authorization header to ${target.setting}: "<scheme> <credentials>", or a bare token (sent as "Bearer <token>"). Empty removes the stored token.`,
         password: true,
         ignoreFocusOut: true,
       }));
     if (entered === undefined) return;
     const token = entered.trim();
     if (!token) {
-      await this.sinks.setAuthorization(undefined);
-      void vscode.window.showInformationMessage('Removed the audit sink token: events are sent without an Authorization header.');
+      await target.store(undefined);
+      void vscode.window.showInformationMessage(`Removed the ${target.noun}: events are sent without an Authorization header.`);
     } else {
       if (!/^[\x21-\x7e]+(?: [\x21-\x7e]+)*$/.test(token)) {
         void vscode.window.showErrorMessage(
-          'The audit sink token must be one line of printable ASCII characters (an HTTP header value). Nothing was stored.',
+          `The ${target.noun} must be one line of printable ASCII characters (an HTTP header value). Nothing was stored.`,
         );
         return;
       }
-      await this.sinks.setAuthorization(token.includes(' ') ? token : `Bearer ${token}`);
+      await target.store(token.includes(' ') ? token : `Bearer ${token}`);
       void vscode.window.showInformationMessage(
-        "Stored the audit sink token in VS Code's secret storage. It is sent only in the Authorization header to the audit sink.",
+        `Stored the ${target.noun} in VS Code's secret storage. It is sent only in the Authorization header to ${target.receiver}.`,
       );
     }
   }
@@ -393,6 +413,9 @@ export function registerAuditCommands(context: vscode.ExtensionContext, services
     ),
     vscode.commands.registerCommand(Commands.setAuditSinkToken, (args?: { token?: string }) =>
       commands.setSinkToken(argsOf(args)).catch(fail('Storing the audit sink token')),
+    ),
+    vscode.commands.registerCommand(Commands.setOtlpToken, (args?: { token?: string }) =>
+      commands.setOtlpToken(argsOf(args)).catch(fail('Storing the OTLP token')),
     ),
   );
   return commands;

@@ -12,6 +12,7 @@ import type { Change } from '../../../src/core/change';
 import type { RepairResult } from '../../../src/infra/audit/log';
 import type { ProofBundleResult } from '../../../src/infra/audit/proofBundle';
 import type { RepoContext } from '../../../src/vscode/repositories';
+import { OtlpReceiver } from '../../support/otlpReceiver';
 import { lanesApi, waitFor } from '../util';
 
 async function draft(task: string): Promise<Change> {
@@ -300,6 +301,43 @@ describe('Audit trail in a real VS Code', () => {
       await vscode.workspace.getConfiguration('agentLanes').update('audit.sinkEndpoint', undefined, vscode.ConfigurationTarget.Global);
       await vscode.commands.executeCommand('agentLanes.setAuditSinkToken', { token: '' });
       await sink.stop();
+    }
+  });
+
+  it('exports every event as an OTel log record with the stored token when the OTLP endpoint is set, loading the OTel bundle only then', async () => {
+    const audit = repo.lanes.context.audit;
+    const otelLoaded = () => Object.keys(require.cache).some((file) => /[\\/]dist[\\/]otel\.js$/.test(file));
+    assert.equal(otelLoaded(), false, 'dist/otel.js is not loaded while the setting is empty');
+    const receiver = new OtlpReceiver();
+    await receiver.up();
+    const setting = vscode.workspace.getConfiguration('agentLanes');
+    try {
+      await vscode.commands.executeCommand('agentLanes.setOtlpToken', { token: 'otlp-token-456' });
+      await setting.update('telemetry.otlpEndpoint', receiver.endpoint, vscode.ConfigurationTarget.Global);
+      const head = audit.head.seq;
+      await waitFor(() => receiver.seqs().length >= head, `the receiver to get events 1..${head} (has ${receiver.seqs().length})`, 30_000);
+      assert.ok(otelLoaded(), 'dist/otel.js was loaded for the export');
+      const change = await draft('Change nothing for the collector');
+      await waitFor(
+        () => receiver.logs.some((log) => log.attributes['agent_lanes.change.id'] === change.id),
+        "the new draft's events to reach the receiver",
+        30_000,
+      );
+      const seqs = receiver.seqs();
+      assert.equal(new Set(seqs).size, seqs.length, `no event was sent twice: ${seqs.join(',')}`);
+      const created = receiver.logs.find(
+        (log) => log.eventName === 'agent_lanes.change.create' && log.attributes['agent_lanes.change.id'] === change.id,
+      );
+      assert.ok(created, 'the change.create event arrived as a log record');
+      assert.equal(created.resource['service.name'], 'agent-lanes');
+      assert.equal(created.attributes['agent_lanes.repository.key'], audit.repoKey);
+      assert.ok(existsSync(join(repo.storage.root, 'otlp-cursor.json')));
+      assert.ok(receiver.authorizations.has('/v1/logs Bearer otlp-token-456'));
+      for (const sent of receiver.authorizations) assert.match(sent, / Bearer otlp-token-456$/, 'every request carries the stored token');
+    } finally {
+      await setting.update('telemetry.otlpEndpoint', undefined, vscode.ConfigurationTarget.Global);
+      await vscode.commands.executeCommand('agentLanes.setOtlpToken', { token: '' });
+      await receiver.down();
     }
   });
 });
