@@ -1,29 +1,25 @@
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, isAbsolute, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import protobuf from 'protobufjs';
+// The OpenTelemetry project's protobufjs classes generated from the opentelemetry-proto definitions, as the
+// project published them on npm (the devDependency otlp-protocol-definitions is @opentelemetry/otlp-transformer
+// 0.214.0, the last release that ships them): what Agent Lanes sends is decoded against the protocol, not
+// against the serializer that wrote it.
+import * as generated from 'otlp-protocol-definitions/build/src/generated/root';
 
-/** test/fixtures/opentelemetry-proto, found upward from the bundled test (unit and integration bundles sit at different depths). */
-function protoDir(): string {
-  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
-    const candidate = join(dir, 'test', 'fixtures', 'opentelemetry-proto');
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new Error(`test/fixtures/opentelemetry-proto not found above ${__dirname}`);
+/** The API protobufjs generates for each message (the package declares the root as untyped). */
+interface GeneratedMessage {
+  decode(body: Uint8Array): unknown;
+  toObject(message: unknown, options: object): Record<string, unknown>;
 }
-
-/** The protocol's own definitions (opentelemetry-proto v1.11.0), not the encoder's. */
-const PROTO_DIR = protoDir();
-const protos = new protobuf.Root();
-protos.resolvePath = (_origin, target) => (isAbsolute(target) ? target : join(PROTO_DIR, target));
-protos.loadSync([
-  join(PROTO_DIR, 'opentelemetry/proto/collector/logs/v1/logs_service.proto'),
-  join(PROTO_DIR, 'opentelemetry/proto/collector/metrics/v1/metrics_service.proto'),
-]);
-const LogsRequest = protos.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest');
-const MetricsRequest = protos.lookupType('opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest');
+interface CollectorNamespace {
+  opentelemetry: {
+    proto: { collector: { logs: { v1: Record<string, GeneratedMessage> }; metrics: { v1: Record<string, GeneratedMessage> } } };
+  };
+}
+const { collector } = (generated as unknown as CollectorNamespace).opentelemetry.proto;
+const LogsRequest = collector.logs.v1.ExportLogsServiceRequest!;
+const MetricsRequest = collector.metrics.v1.ExportMetricsServiceRequest!;
 
 type Value = { stringValue?: string; intValue?: number; doubleValue?: number; boolValue?: boolean };
 type KeyValues = { key: string; value: Value }[] | undefined;
@@ -53,7 +49,7 @@ interface ReceivedPoint {
 
 const decodeOptions = { longs: Number, enums: String, defaults: false, arrays: true };
 
-/** A real OTLP/HTTP receiver on 127.0.0.1 that decodes what it gets with the official .proto files. */
+/** A real OTLP/HTTP receiver on 127.0.0.1 that decodes what it gets with the protocol's generated definitions. */
 export class OtlpReceiver {
   server: Server | undefined;
   port = 0;
