@@ -93,6 +93,49 @@ describe('Promotion metrics page', () => {
     assert.match(html, /<option value="taskClass" selected>Task class<\/option>/);
   });
 
+  it('shows how many merged changes stayed merged, as git tells (intact, reverted, rewritten, pending)', () => {
+    const reducer = new MetricsReducer({ keepChanges: true, keepMerges: true });
+    const verdicts = ['intact', 'intact', 'intact', 'reverted', 'pending'] as const;
+    verdicts.forEach((_, i) => {
+      const changeId = `c0ffee1${i}`;
+      reducer.add('repo', { action: 'change.create', at: at(i), changeId, details: { agentId: 'codex' } });
+      reducer.add('repo', {
+        action: 'pr.closed',
+        at: at(i + 30),
+        changeId,
+        details: { state: 'merged', mergeCommitSha: `${i}`.repeat(40), baseRef: 'main' },
+      });
+    });
+    const rows = reducer.mergedChanges().map((change) => change.row);
+    const verdictOf = new Map(rows.map((row, i) => [row, verdicts[i]!]));
+    const report = reducer.report('agent', {}, (row) => verdictOf.get(row) ?? 'notMeasurable');
+    const html = metricsHtml({ report, repository: 'app', state: { by: 'agent' }, choices: choicesOf(reducer), nonce: 'n' });
+    assert.match(html, /<h3>Stayed merged <span class="muted">\(30 days, from git\)<\/span><\/h3><p>75% intact of 4 measured<\/p>/);
+    for (const [label, count] of [
+      ['Intact', 3],
+      ['Reverted', 1],
+      ['Rewritten', 0],
+      ['Pending', 1],
+    ] as const)
+      assert.match(html, new RegExp(`<th scope="row">${label}</th>.*?<td class="value">${count}</td>`));
+    const none = metricsHtml({
+      report: reducer.report('agent'),
+      repository: 'app',
+      state: { by: 'agent' },
+      choices: choicesOf(reducer),
+      nonce: 'n',
+    });
+    assert.match(none, /Stayed merged.*?<p class="muted">Git could not tell which merged changes stood/s);
+    const empty = metricsHtml({
+      report: new MetricsReducer().report('agent'),
+      repository: 'app',
+      state: { by: 'agent' },
+      choices: choicesOf(reducer),
+      nonce: 'n',
+    });
+    assert.doesNotMatch(empty, /Stayed merged/, 'no group, no section');
+  });
+
   it('shows the filters it applies, and says so when no change matches them', () => {
     const reducer = new MetricsReducer({ keepChanges: true });
     reducer.add('repo', { action: 'change.create', at: at(0), changeId: 'c0ffee01', details: { agentId: 'codex', taskClass: 'docs' } });

@@ -56,6 +56,17 @@ export async function trackFacts(ctx: LaneContext, baseSha?: string): Promise<Pi
 
 const asksIntactRate = (policy: ResolvedPolicy): boolean => policy.autonomy.some((entry) => entry.requires.intactRate !== undefined);
 
+/** The repository's git reader of merged changes' fate (30 days), shared by the autonomy gate and the metrics view. */
+export function intactFactsOf(ctx: LaneContext): IntactFacts {
+  let facts = intactFacts.get(ctx);
+  if (!facts)
+    intactFacts.set(
+      ctx,
+      (facts = new IntactFacts(ctx.repoRoot, { days: DEFAULT_INTACT_DAYS, cacheFile: join(ctx.storage.root, 'intact-cache.json') })),
+    );
+  return facts;
+}
+
 /**
  * Marks each merged change with what git says of it (reverted or rewritten within 30 days, outside the lanes too).
  * Decided answers are cached in the lanes' storage (out of every agent's reach), so a gate reads git only for
@@ -67,12 +78,7 @@ async function addGitVerdicts(ctx: LaneContext, track: Record<string, ChangeOutc
     .flat()
     .filter((change) => change.merged && change.mergeCommitSha);
   if (!merged.length) return;
-  let facts = intactFacts.get(ctx);
-  if (!facts)
-    intactFacts.set(
-      ctx,
-      (facts = new IntactFacts(ctx.repoRoot, { days: DEFAULT_INTACT_DAYS, cacheFile: join(ctx.storage.root, 'intact-cache.json') })),
-    );
+  const facts = intactFactsOf(ctx);
   try {
     const answers = await facts.answers(
       merged.map((change) => ({ mergeCommitSha: change.mergeCommitSha!, ...(change.baseRef ? { baseRef: change.baseRef } : {}) })),

@@ -1,3 +1,4 @@
+import { DEFAULT_INTACT_DAYS, type IntactFigure } from '../../core/metrics/intact';
 import type { GroupBy, MetricsReport, Summary } from '../../core/metrics/metrics';
 import { RECENT_PERIODS, STAGE_WORDS, VIEW_GROUPINGS, figureKeys, type MetricsChoices, type MetricsViewState } from './metricsState';
 
@@ -105,8 +106,26 @@ function group(report: MetricsReport['groups'][number], g: number): string {
       <tr><td>Pull request size (median lines, files)</td><td class="num">${report.prLines.median ?? '–'}, ${report.prFiles.median ?? '–'}</td></tr>
     </table></div>
     <div><h3>Time in lane <span class="muted">(median, stays)</span></h3><table>${lanes}</table></div>
+    <div><h3>Stayed merged <span class="muted">(${DEFAULT_INTACT_DAYS} days, from git)</span></h3>${stayedMerged(report.intact, report.funnel.find((stage) => stage.stage === 'merged')?.count ?? 0)}</div>
   </div>
 </section>`;
+}
+
+/** The intact figures of a group's merged changes: how many stood, were reverted or mostly rewritten within the window. */
+function stayedMerged(intact: IntactFigure | undefined, merged: number): string {
+  if (!intact && merged) return '<p class="muted">Git could not tell which merged changes stood; the Agent Lanes log says why.</p>';
+  if (!intact?.merged) return '<p class="muted">No merged change yet.</p>';
+  const rate = intact.rate === undefined ? 'no window has closed yet' : `${percent(intact.rate)} intact of ${intact.measured} measured`;
+  const rows = (
+    [
+      ['Intact', intact.intact],
+      ['Reverted', intact.reverted],
+      ['Rewritten', intact.rewritten],
+      ['Pending', intact.pending],
+      ['Not measurable', intact.notMeasurable],
+    ] as const
+  ).map(([label, value]) => ({ label, value, valueHtml: String(value) }));
+  return `<p>${escape(rate)}</p>${bars(rows, 'intact')}`;
 }
 
 /** The page's script: filters and Refresh post to the host; a number asks for its changes, a listed change opens. */
@@ -212,7 +231,7 @@ export function metricsHtml(page: MetricsPage): string {
   table.chart th { font-weight: normal; text-align: right; padding: 1px 8px 1px 0; max-width: 16em; overflow-wrap: anywhere; }
   table.chart td { padding: 1px 0; } table.chart td.value { padding-left: 6px; white-space: nowrap; color: var(--vscode-descriptionForeground); }
   table.chart svg { display: block; }
-  .bar.funnel { fill: var(--vscode-charts-blue); } .bar.reason { fill: var(--vscode-charts-orange); }
+  .bar.funnel { fill: var(--vscode-charts-blue); } .bar.reason { fill: var(--vscode-charts-orange); } .bar.intact { fill: var(--vscode-charts-green); }
   table { border-collapse: collapse; } td { padding: 2px 12px 2px 0; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
   .warning { background: var(--vscode-inputValidation-warningBackground); border: 1px solid var(--vscode-inputValidation-warningBorder); padding: 6px 10px; }
   select { color: var(--vscode-dropdown-foreground); background: var(--vscode-dropdown-background); border: 1px solid var(--vscode-dropdown-border); padding: 2px 6px; }

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import type { Logger } from '../../core/logger';
+import { DEFAULT_INTACT_DAYS, intactVerdict, type IntactVerdict } from '../../core/metrics/intact';
 import { MetricsReducer, type ChangeSummary, type GroupBy } from '../../core/metrics/metrics';
+import { intactFactsOf } from '../../infra/lanes/laneContext';
 import { reduceAuditFile } from '../../infra/audit/verifiedEvents';
 import type { CommandKit } from '../commandKit';
 import { Commands } from '../constants';
@@ -129,12 +131,13 @@ class MetricsPanels implements vscode.Disposable {
     const audit = repo.lanes.context.audit;
     await audit.flush();
     // One repository's log: keeping each change's id (for the lists behind the numbers) is small here.
-    const reducer = new MetricsReducer({ keepChanges: true });
+    const reducer = new MetricsReducer({ keepChanges: true, keepMerges: true });
     const warning = await reduceAuditFile(repo.lanes.context.storage.auditFile, reducer).catch((error: Error) =>
       error.message.includes('ENOENT') ? undefined : `The audit log could not be read: ${error.message}`,
     );
     const choices = choicesOf(reducer);
-    const report = reducer.report(open.state.by, filterOf(open.state, Date.now()));
+    const intact = await this.intactVerdicts(repo, reducer);
+    const report = reducer.report(open.state.by, filterOf(open.state, Date.now()), intact);
     open.offer = { choices, figures: linkedFigures(report), listed: new Set() };
     open.changes = new Map((report.changes ?? []).map((change) => [change.id, change]));
     open.panel.webview.html = metricsHtml({
@@ -151,6 +154,29 @@ class MetricsPanels implements vscode.Disposable {
       changes: report.groups.reduce((sum, group) => sum + group.changes, 0),
       ...(warning ? { warning } : {}),
     };
+  }
+
+  /** What git says of each merged change (reverted or rewritten within 30 days); none when git cannot tell, logged. */
+  private async intactVerdicts(repo: RepoContext, reducer: MetricsReducer): Promise<((row: number) => IntactVerdict) | undefined> {
+    const merged = reducer.mergedChanges();
+    if (!merged.length) return undefined;
+    try {
+      const answers = await intactFactsOf(repo.lanes.context).answers(
+        merged.flatMap((change) =>
+          change.mergeCommitSha ? [{ mergeCommitSha: change.mergeCommitSha, ...(change.baseRef ? { baseRef: change.baseRef } : {}) }] : [],
+        ),
+      );
+      const verdicts = new Map(
+        merged.map((change) => [
+          change.row,
+          intactVerdict(change.mergeCommitSha ? answers.get(change.mergeCommitSha.toLowerCase()) : undefined, DEFAULT_INTACT_DAYS).verdict,
+        ]),
+      );
+      return (row) => verdicts.get(row) ?? 'notMeasurable';
+    } catch (error) {
+      this.deps.logger.warn(`Promotion metrics: git could not tell which merged changes stood (${(error as Error).message}).`);
+      return undefined;
+    }
   }
 
   dispose(): void {
