@@ -217,6 +217,69 @@ describe('sandbox container (real podman)', function () {
     assert.equal(await containerOf(a.changeId), directInfo.Id);
   });
 
+  it('reads an image once for direct starts, and reads it again when its name points at another image since', async () => {
+    const image = `localhost/agent-lanes-retag:${newId()}`;
+    sh(root, 'podman', ['tag', IMAGE, image]);
+    // The real podman, each call written down, to count the image reads.
+    const calls = join(root, `engine-calls-${newId()}.txt`);
+    const wrapper = join(root, `engine-${newId()}.sh`);
+    writeFileSync(wrapper, `#!/bin/sh\necho "$*" >> '${calls}'\nexec '${engine.path}' "$@"\n`, { mode: 0o755 });
+    const direct = new ContainerSandbox({
+      engine: { ...engine, path: wrapper },
+      devcontainerCli: join(root, 'no-such-devcontainer-cli'),
+      stateDir: join(root, 'storage', 'sandbox'),
+      defaultImage: image,
+    });
+    const imageReads = () =>
+      readFileSync(calls, 'utf8')
+        .split('\n')
+        .filter((line) => line.startsWith('image inspect')).length;
+    try {
+      for (const { changeId, path } of [worktree(), worktree()]) {
+        const result = await run(changeId, path, [task('t', 'true')], {}, direct);
+        assert.equal(result.tasks[0]!.outcome, 'passed', result.tasks[0]!.message);
+      }
+      assert.equal(imageReads(), 1, 'the second direct start did not read the image again');
+      // The name now points at an image whose label asks for every capability: it must be read, and refused.
+      const context = join(root, `image-${newId()}`);
+      mkdirSync(context);
+      writeFileSync(join(context, 'Containerfile'), `FROM ${IMAGE}\nLABEL devcontainer.metadata='[{"privileged":true}]'\n`);
+      sh(context, 'podman', ['build', '-q', '--network=none', '-t', image, context]);
+      const c = worktree();
+      const error = await sandboxError(run(c.changeId, c.path, [task('t', 'echo ran > ran.txt')], {}, direct));
+      assert.equal(error.kind, 'refused');
+      assert.match(error.message, /privileged/);
+      assert.ok(!existsSync(join(c.path, 'ran.txt')), 'no task ran');
+      assert.equal(imageReads(), 2);
+      assert.deepEqual(
+        (await direct.listSandboxContainers()).filter((container) => container.changeId === c.changeId),
+        [],
+        'its container was removed',
+      );
+    } finally {
+      execFileSync('podman', ['rmi', '-f', image], { stdio: 'ignore' });
+    }
+  });
+
+  it('says an image read earlier is missing once it was removed, as for one never read', async () => {
+    const image = `localhost/agent-lanes-removed:${newId()}`;
+    sh(root, 'podman', ['tag', IMAGE, image]);
+    const direct = new ContainerSandbox({
+      engine,
+      devcontainerCli: join(root, 'no-such-devcontainer-cli'),
+      stateDir: join(root, 'storage', 'sandbox'),
+      defaultImage: image,
+    });
+    const a = worktree();
+    assert.equal((await run(a.changeId, a.path, [task('t', 'true')], {}, direct)).tasks[0]!.outcome, 'passed');
+    await direct.removeSandbox(a.changeId);
+    execFileSync('podman', ['rmi', image], { stdio: 'ignore' });
+    const b = worktree();
+    const error = await sandboxError(run(b.changeId, b.path, [task('t', 'true')], {}, direct));
+    assert.equal(error.kind, 'imageMissing', error.message);
+    assert.match(error.message, new RegExp(`The image ${image} does not exist on this machine`));
+  });
+
   it('records a failing task with its exit code, and reuses the container', async () => {
     const { changeId, path } = worktree({ 'data.txt': 'worktree file\n' });
     const first = await run(changeId, path, [task('read', 'cat data.txt && echo written > out.txt')]);

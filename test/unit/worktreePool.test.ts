@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { WorktreePool } from '../../src/infra/draft/worktreePool';
@@ -79,6 +79,47 @@ describe('the warm worktree pool', function () {
     assert.deepEqual(poolEntries(s), [], 'the dirty worktree was discarded');
     assert.ok(!registered(s.repo).some((path) => path.includes('worktree-pool')), 'and unregistered');
     assert.equal(existsSync(join(s.worktreesDir, 'a1b2c3d4-next')), false);
+  });
+
+  it('after its full check, catches at hand-out a file planted deep down (its folder time set back) or a tracked file rewritten', async () => {
+    const s = setup({ 'README.md': 'hello\n', '.gitignore': 'cache/\n', 'src/deep/a.ts': 'a\n' });
+    const base = head(s.repo);
+    await s.pool.refill(base);
+    const ready = join(s.poolDir, poolEntries(s)[0]!);
+    // The quick check at hand-out lists no untracked or ignored names: the folder snapshot must see this one.
+    const past = new Date(Date.now() - 3_600_000);
+    writeFiles(ready, { 'src/deep/cache/planted.bin': 'from elsewhere\n' });
+    utimesSync(join(ready, 'src/deep/cache'), past, past);
+    utimesSync(join(ready, 'src/deep'), past, past);
+    assert.equal(await s.pool.take({ changeId: 'a1b2c3d4', slug: 'planted', baseSha: base }), undefined, 'not handed out');
+    assert.deepEqual(poolEntries(s), [], 'discarded');
+
+    await s.pool.refill(base);
+    const next = join(s.poolDir, poolEntries(s)[0]!);
+    writeFileSync(join(next, 'src/deep/a.ts'), 'rewritten\n');
+    assert.equal(await s.pool.take({ changeId: 'b1b2c3d4', slug: 'rewritten', baseSha: base }), undefined, 'not handed out');
+    assert.deepEqual(poolEntries(s), []);
+  });
+
+  it('checks in full a ready worktree an earlier session left, before handing it out', async () => {
+    const s = setup({ 'README.md': 'hello\n', '.gitignore': '*.log\n' });
+    const base = head(s.repo);
+    await s.pool.refill(base);
+    const ready = join(s.poolDir, poolEntries(s)[0]!);
+    writeFileSync(join(ready, 'left-behind.log'), 'x\n');
+    const later = new WorktreePool({
+      repoRoot: s.repo,
+      poolDir: s.poolDir,
+      worktreesDir: s.worktreesDir,
+      size: () => 1,
+      sparsePaths: () => [],
+    });
+    assert.equal(await later.take({ changeId: 'a1b2c3d4', slug: 'later', baseSha: base }), undefined);
+    assert.deepEqual(poolEntries(s), [], 'discarded');
+    await later.refill(base);
+    const taken = await later.take({ changeId: 'a1b2c3d4', slug: 'later', baseSha: base });
+    assert.ok(taken, 'a new one is handed out');
+    assert.equal(runGit(taken.path, ['status', '--porcelain', '--ignored']), '');
   });
 
   it('never takes back a worktree an agent worked in: discarding the change removes it, the pool makes a new one', async () => {

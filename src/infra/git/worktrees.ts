@@ -52,10 +52,12 @@ const LIST_REFS_HINT = 'List the branches with "git branch -a", the tags with "g
 export async function resolveBase(repoRoot: string, ref?: string): Promise<ResolvedBase> {
   const asked = ref?.trim();
   if (!asked) {
-    const head = await git(repoRoot, ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { okExitCodes: [1] });
+    const [head, branch] = await Promise.all([
+      git(repoRoot, ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { okExitCodes: [1] }),
+      git(repoRoot, ['symbolic-ref', '--quiet', '--short', 'HEAD'], { okExitCodes: [1] }),
+    ]);
     if (head.exitCode !== 0)
       throw new WorktreeError('This repository has no commits yet, so a draft has no base. Make a first commit, then start the draft.');
-    const branch = await git(repoRoot, ['symbolic-ref', '--quiet', '--short', 'HEAD'], { okExitCodes: [1] });
     const name = branch.exitCode === 0 ? branch.stdout.trim() : undefined;
     return { ref: 'HEAD', sha: head.stdout.trim(), ...(name ? { branch: name } : {}) };
   }
@@ -74,6 +76,9 @@ export async function resolveBase(repoRoot: string, ref?: string): Promise<Resol
 
 /** Operations in progress (merge, rebase, …) and uncommitted changes of the user's checkout. */
 export async function repositoryState(repoRoot: string): Promise<RepositoryState> {
+  // The status (the long part in a large checkout) runs while the operations are looked for.
+  const status = git(repoRoot, ['--no-optional-locks', 'status', '--porcelain=v2', '-z', '--branch', '--untracked-files=normal']);
+  status.catch(() => undefined);
   const dirs = await git(repoRoot, ['rev-parse', '--absolute-git-dir', '--git-common-dir']);
   const [gitDir = '', commonDirRaw = ''] = dirs.stdout.trim().split('\n');
   const commonDir = resolve(repoRoot, commonDirRaw);
@@ -93,8 +98,7 @@ export async function repositoryState(repoRoot: string): Promise<RepositoryState
       }
     }
   }
-  const status = await git(repoRoot, ['--no-optional-locks', 'status', '--porcelain=v2', '-z', '--branch', '--untracked-files=normal']);
-  const parsed = parsePorcelainV2(status.stdout);
+  const parsed = parsePorcelainV2((await status).stdout);
   return {
     ...(parsed.branch ? { branch: parsed.branch } : {}),
     ...(parsed.headSha ? { headSha: parsed.headSha } : {}),

@@ -250,6 +250,13 @@ export class ContainerSandbox implements TaskSandbox {
   private readonly patterns: readonly SecretPattern[];
   /** Runs for the same change and role wait for each other: one container, one preparation. */
   private readonly queues = new Map<string, Promise<unknown>>();
+  /**
+   * What an image's labels and user said when read, by image name, with the
+   * image's ID: a direct start from the same name need not read them again
+   * (one engine call less), and the created container's image ID tells
+   * whether the name still points at that image (checkedImage).
+   */
+  private readonly imageConfigs = new Map<string, { id: string; config: ImageConfig }>();
 
   constructor(private readonly options: ContainerSandboxOptions) {
     this.engineTimeoutMs = options.engineTimeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS;
@@ -475,10 +482,30 @@ export class ContainerSandbox implements TaskSandbox {
       ],
     });
     await this.checkImagePresent(plan, log);
-    const imageConfig = await this.checkImageLabel(plan, log);
+    // An image read before in this session, that starts directly, is not read again: its ID is compared below.
+    const known = typeof config.image === 'string' ? this.imageConfigs.get(config.image) : undefined;
+    const reused = known && directStart(plan, known.config) ? known : undefined;
+    if (reused) await this.refuseByMetadata(plan, reused.config, log);
+    const imageConfig = reused?.config ?? (await this.checkImageLabel(plan, log));
     const direct = directStart(plan, imageConfig);
-    const up = direct ? await this.runDirect(plan, direct, log) : await this.up(plan, await this.writeConfig(plan), log);
+    const up = direct
+      ? await this.runDirect(plan, direct, log).catch((error: unknown) => {
+          if (!reused || request.signal?.aborted) throw error;
+          // The image may be gone since it was read: read again, so that a missing image says so.
+          this.imageConfigs.delete(String(config.image));
+          return undefined;
+        })
+      : await this.up(plan, await this.writeConfig(plan), log);
+    if (!up) return this.create(plan);
     const info = await this.inspectCreated(plan, up.containerId, log);
+    if (info !== 'stale' && reused && info.Image !== reused.id) {
+      // The name points at another image since it was read: its labels are read (and checked) before anything else
+      // runs in it, as for an image read now. Only the sandbox's own keep-alive ran, with its network and mounts.
+      this.options.logger?.info(`sandbox: the image ${String(config.image)} changed since it was read; reading it again`);
+      this.imageConfigs.delete(String(config.image));
+      await this.removeContainers(request.changeId, role);
+      return this.create(plan);
+    }
     if (info === 'stale') {
       // A container of this change from before (its state file lost): how far it was prepared is unknown, so start afresh.
       this.options.logger?.info(
@@ -557,21 +584,24 @@ export class ContainerSandbox implements TaskSandbox {
    * entrypoint there runs as the container starts), so the label is checked
    * before the container is created. An image that is not here yet (a
    * preparation network pulls it) and a built image are checked on the
-   * created container, before anything else runs in it.
+   * created container, before anything else runs in it. What was read is kept
+   * by name for later direct starts (see create).
    */
-  private async checkImageLabel({ config, allow, request }: ContainerPlan, log: PreparationLog): Promise<ImageConfig | undefined> {
+  private async checkImageLabel(plan: ContainerPlan, log: PreparationLog): Promise<ImageConfig | undefined> {
+    const { config, request } = plan;
     if (typeof config.image !== 'string') return undefined;
-    const read = await this.engineCall(['image', 'inspect', '--format', '{{json .Config.Labels}}\t{{json .Config.User}}', config.image], {
-      okExitCodes: [1, 125],
-    });
+    const read = await this.engineCall(
+      ['image', 'inspect', '--format', '{{.Id}}\t{{json .Config.Labels}}\t{{json .Config.User}}', config.image],
+      { okExitCodes: [1, 125] },
+    );
     if (read.exitCode !== 0) {
       if ((request.policy.preparationNetwork ?? 'none') === 'none') await this.imageMissing(config.image, false, log);
       return undefined;
     }
     let label: unknown;
     let user: unknown;
+    const [id = '', labels = 'null', userJson = '""'] = read.stdout.trim().split('\t');
     try {
-      const [labels = 'null', userJson = '""'] = read.stdout.trim().split('\t');
       label = (JSON.parse(labels) as Record<string, unknown> | null)?.['devcontainer.metadata'];
       user = JSON.parse(userJson);
     } catch {
@@ -581,10 +611,17 @@ export class ContainerSandbox implements TaskSandbox {
       user: typeof user === 'string' ? user : '',
       ...(typeof label === 'string' ? { metadata: label } : {}),
     };
-    if (typeof label !== 'string') return imageConfig;
-    const refused = checkImageMetadata(label, config.image, allow);
-    if (refused) throw new SandboxError('refused', refused, await log.finish('failed', `image ${config.image} refused by its metadata`));
+    await this.refuseByMetadata(plan, imageConfig, log);
+    if (id) this.imageConfigs.set(config.image, { id, config: imageConfig });
     return imageConfig;
+  }
+
+  /** An image's metadata label asking for what the policy does not allow stops the run before any container is made. */
+  private async refuseByMetadata({ config, allow }: ContainerPlan, image: ImageConfig, log: PreparationLog): Promise<void> {
+    if (image.metadata === undefined) return;
+    const refused = checkImageMetadata(image.metadata, String(config.image), allow);
+    if (refused)
+      throw new SandboxError('refused', refused, await log.finish('failed', `image ${String(config.image)} refused by its metadata`));
   }
 
   /**

@@ -28,6 +28,7 @@ import {
   type PromptInput,
   type ReconcileAction,
   type ReconcileFinding,
+  type RepositoryState,
   assessDraftStart,
   composePrompt,
   slugify,
@@ -43,9 +44,10 @@ import { redactAgentReport } from '../../draft/agentReportRedaction';
 import { type CheckoutVerdict, snapshotCheckout } from '../../draft/checkoutGuard';
 import { type FinishedDraftRun, analyzeLaneCommit, finishDraftRun } from '../../draft/draftRun';
 import { commitLaneWork } from '../../git/laneCommit';
-import { WorktreePool } from '../../draft/worktreePool';
+import { type PoolClaim, WorktreePool } from '../../draft/worktreePool';
 import { normalizeSparsePaths, outsideSparseFlags } from '../../../core/draft/sparsePaths';
 import {
+  type ResolvedBase,
   UncommittedWorkError,
   applyReconcileAction,
   createWorktree,
@@ -244,22 +246,28 @@ export class DraftLane {
     const task = input.task.trim();
     if (!task) throw new DraftInputError('The task is empty: describe what the agent should do.');
     const agentId = agentIdOf(input.agent);
-    await decide(ctx, 'createDraft', { agentId, author: input.createdBy }, undefined, input.actor);
-    const taskClasses = this.classify(task, input.taskClass);
-    const sparsePaths = this.sparsePaths();
-    // A pooled worktree is picked and checked (its own `git status`) while the base and the checkout's state are read.
-    const claimed = this.pool.claim();
-    const [base, state, claim] = await Promise.all([
-      resolveBase(ctx.repoRoot, input.baseRef),
-      repositoryState(ctx.repoRoot),
-      claimed.catch((error: Error) => {
-        ctx.logger.warn(`Worktree pool: ${error.message}`);
-        return undefined;
-      }),
-    ]).catch(async (error: unknown) => {
-      this.pool.release(await claimed.catch(() => undefined));
-      throw error;
+    // Only reads, started before the policy decides so their git calls overlap it: a pooled worktree is picked and
+    // checked (its own `git status`) while the base and the checkout's state are read. A refusal gives the claim back.
+    const claimed = this.pool.claim().catch((error: Error) => {
+      ctx.logger.warn(`Worktree pool: ${error.message}`);
+      return undefined;
     });
+    const reads = Promise.all([resolveBase(ctx.repoRoot, input.baseRef), repositoryState(ctx.repoRoot), claimed]);
+    reads.catch(() => undefined);
+    let taskClasses: string[];
+    let sparsePaths: string[];
+    let base: ResolvedBase;
+    let state: RepositoryState;
+    let claim: PoolClaim | undefined;
+    try {
+      await decide(ctx, 'createDraft', { agentId, author: input.createdBy }, undefined, input.actor);
+      taskClasses = this.classify(task, input.taskClass);
+      sparsePaths = this.sparsePaths();
+      [base, state, claim] = await reads;
+    } catch (error) {
+      this.pool.release(await claimed);
+      throw error;
+    }
     const assessment = assessDraftStart(state, Boolean(input.baseRef?.trim()));
     if (!assessment.allowed) {
       this.pool.release(claim);
