@@ -111,13 +111,23 @@ describe('Promotion metrics page', () => {
     const report = reducer.report('agent', {}, (row) => verdictOf.get(row) ?? 'notMeasurable');
     const html = metricsHtml({ report, repository: 'app', state: { by: 'agent' }, choices: choicesOf(reducer), nonce: 'n' });
     assert.match(html, /<h3>Stayed merged <span class="muted">\(30 days, from git\)<\/span><\/h3><p>75% intact of 4 measured<\/p>/);
-    for (const [label, count] of [
-      ['Intact', 3],
-      ['Reverted', 1],
-      ['Rewritten', 0],
-      ['Pending', 1],
+    // Each count lists its changes (a zero stays plain text), and the host accepts exactly those figures.
+    for (const [label, verdict, count] of [
+      ['Intact', 'intact', 3],
+      ['Reverted', 'reverted', 1],
+      ['Pending', 'pending', 1],
     ] as const)
-      assert.match(html, new RegExp(`<th scope="row">${label}</th>.*?<td class="value">${count}</td>`));
+      assert.match(
+        html,
+        new RegExp(
+          `<th scope="row">${label}</th>.*?<td class="value"><button class="figure" data-figure="0:intact:${verdict}"[^>]*>${count}</button></td>`,
+        ),
+      );
+    assert.match(html, /<th scope="row">Rewritten<\/th>.*?<td class="value">0<\/td>/);
+    const figures = linkedFigures(report);
+    assert.deepEqual(figures.get('0:intact:intact')?.ids, ['c0ffee10', 'c0ffee11', 'c0ffee12']);
+    assert.deepEqual(figures.get('0:intact:reverted')?.ids, ['c0ffee13']);
+    assert.equal(figures.has('0:intact:rewritten'), false);
     const none = metricsHtml({
       report: reducer.report('agent'),
       repository: 'app',

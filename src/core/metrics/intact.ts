@@ -18,7 +18,8 @@ export const DAY_MS = 86_400_000;
  * still open (not in the rate yet). notMeasurable: the log or the repository cannot say (no merge commit recorded, the
  * commit is not in the repository).
  */
-export type IntactVerdict = 'intact' | 'reverted' | 'rewritten' | 'pending' | 'notMeasurable';
+export const INTACT_VERDICTS = ['intact', 'reverted', 'rewritten', 'pending', 'notMeasurable'] as const;
+export type IntactVerdict = (typeof INTACT_VERDICTS)[number];
 
 /** What git says about one merge commit. */
 export interface IntactGitFacts {
@@ -81,6 +82,8 @@ export interface IntactFigure {
   notMeasurable: number;
   /** intact ÷ measured; undefined when nothing is measured. */
   rate?: number;
+  /** The changes behind each verdict (a reducer that keeps change ids). */
+  changeIds?: Record<IntactVerdict, string[]>;
 }
 
 export function intactFigure(verdicts: Iterable<IntactVerdict>): IntactFigure {

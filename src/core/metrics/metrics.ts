@@ -5,7 +5,7 @@
  * so its memory grows with the number of changes, not with the log.
  */
 
-import { intactFigure, type IntactFigure, type IntactVerdict } from './intact';
+import { INTACT_VERDICTS, intactFigure, type IntactFigure, type IntactVerdict } from './intact';
 
 /** The part of an audit event the metrics read. */
 export interface MetricsEvent {
@@ -556,7 +556,15 @@ export class MetricsReducer {
     const out: GroupMetrics[] = [];
     for (const [key, rows] of named.sort(([a], [b]) => byText(a, b))) {
       const group = this.groupMetrics(key, rows);
-      if (intact) group.intact = intactFigure(rows.filter((row) => this.stage[row] === 4).map(intact));
+      if (intact) {
+        const merged = rows.filter((row) => this.stage[row] === 4);
+        group.intact = intactFigure(merged.map(intact));
+        // The changes behind each verdict, for the view's lists (only with keepChanges).
+        if (this.ids)
+          group.intact.changeIds = Object.fromEntries(
+            INTACT_VERDICTS.map((verdict) => [verdict, this.idsOf(merged, (row) => intact(row) === verdict)]),
+          ) as Record<IntactVerdict, string[]>;
+      }
       out.push(group);
     }
     const report: MetricsReport = { by, events: this.events, groups: out };

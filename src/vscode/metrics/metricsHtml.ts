@@ -1,6 +1,14 @@
-import { DEFAULT_INTACT_DAYS, type IntactFigure } from '../../core/metrics/intact';
+import { DEFAULT_INTACT_DAYS, INTACT_VERDICTS, type IntactFigure } from '../../core/metrics/intact';
 import type { GroupBy, MetricsReport, Summary } from '../../core/metrics/metrics';
-import { RECENT_PERIODS, STAGE_WORDS, VIEW_GROUPINGS, figureKeys, type MetricsChoices, type MetricsViewState } from './metricsState';
+import {
+  INTACT_WORDS,
+  RECENT_PERIODS,
+  STAGE_WORDS,
+  VIEW_GROUPINGS,
+  figureKeys,
+  type MetricsChoices,
+  type MetricsViewState,
+} from './metricsState';
 
 /**
  * The promotion metrics as one page: SVG bars drawn here (no chart library), themed with VS Code's colours. Every
@@ -106,25 +114,26 @@ function group(report: MetricsReport['groups'][number], g: number): string {
       <tr><td>Pull request size (median lines, files)</td><td class="num">${report.prLines.median ?? '–'}, ${report.prFiles.median ?? '–'}</td></tr>
     </table></div>
     <div><h3>Time in lane <span class="muted">(median, stays)</span></h3><table>${lanes}</table></div>
-    <div><h3>Stayed merged <span class="muted">(${DEFAULT_INTACT_DAYS} days, from git)</span></h3>${stayedMerged(report.intact, report.funnel.find((stage) => stage.stage === 'merged')?.count ?? 0)}</div>
+    <div><h3>Stayed merged <span class="muted">(${DEFAULT_INTACT_DAYS} days, from git)</span></h3>${stayedMerged(report.intact, report.funnel.find((stage) => stage.stage === 'merged')?.count ?? 0, g)}</div>
   </div>
 </section>`;
 }
 
 /** The intact figures of a group's merged changes: how many stood, were reverted or mostly rewritten within the window. */
-function stayedMerged(intact: IntactFigure | undefined, merged: number): string {
+function stayedMerged(intact: IntactFigure | undefined, merged: number, g: number): string {
   if (!intact && merged) return '<p class="muted">Git could not tell which merged changes stood; the Agent Lanes log says why.</p>';
   if (!intact?.merged) return '<p class="muted">No merged change yet.</p>';
   const rate = intact.rate === undefined ? 'no window has closed yet' : `${percent(intact.rate)} intact of ${intact.measured} measured`;
-  const rows = (
-    [
-      ['Intact', intact.intact],
-      ['Reverted', intact.reverted],
-      ['Rewritten', intact.rewritten],
-      ['Pending', intact.pending],
-      ['Not measurable', intact.notMeasurable],
-    ] as const
-  ).map(([label, value]) => ({ label, value, valueHtml: String(value) }));
+  const rows = INTACT_VERDICTS.map((verdict) => ({
+    label: INTACT_WORDS[verdict],
+    value: intact[verdict],
+    valueHtml: figure(
+      String(intact[verdict]),
+      figureKeys.intact(g, verdict),
+      intact.changeIds?.[verdict],
+      `the merged changes git finds ${INTACT_WORDS[verdict].toLowerCase()}`,
+    ),
+  }));
   return `<p>${escape(rate)}</p>${bars(rows, 'intact')}`;
 }
 

@@ -1,3 +1,4 @@
+import { INTACT_VERDICTS, type IntactVerdict } from '../../core/metrics/intact';
 import type { ChangeSummary, GroupBy, MetricsFilter, MetricsReducer, MetricsReport } from '../../core/metrics/metrics';
 
 /**
@@ -58,6 +59,16 @@ export const figureKeys = {
   firstPass: (group: number, stage: string) => `${group}:firstPass:${stage}`,
   reason: (group: number, index: number) => `${group}:reason:${index}`,
   rework: (group: number, which: 'requestedChanges' | 'agentReruns' | 'editsAfterApproval') => `${group}:rework:${which}`,
+  intact: (group: number, verdict: IntactVerdict) => `${group}:intact:${verdict}`,
+};
+
+/** How a list names the merged changes of each intact verdict. */
+export const INTACT_WORDS: Record<IntactVerdict, string> = {
+  intact: 'Intact',
+  reverted: 'Reverted',
+  rewritten: 'Rewritten',
+  pending: 'Pending',
+  notMeasurable: 'Not measurable',
 };
 
 /** A figure the page links to the changes behind it. */
@@ -87,6 +98,8 @@ export function linkedFigures(report: MetricsReport): Map<string, LinkedFigure> 
     add(figureKeys.rework(g, 'requestedChanges'), 'sent back by a review', rework?.requestedChanges);
     add(figureKeys.rework(g, 'agentReruns'), 'agent re-run', rework?.agentReruns);
     add(figureKeys.rework(g, 'editsAfterApproval'), 'edited after approval', rework?.editsAfterApproval);
+    for (const verdict of INTACT_VERDICTS)
+      add(figureKeys.intact(g, verdict), `merged, ${INTACT_WORDS[verdict].toLowerCase()} (git)`, group.intact?.changeIds?.[verdict]);
   });
   return figures;
 }
