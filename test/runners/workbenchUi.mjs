@@ -3,13 +3,31 @@
 
 /** Runs a command by its palette title, e.g. "Agent Lanes: New Draft…". */
 export async function runCommand(page, title) {
-  await page.keyboard.press('F1');
+  await openCommandPalette(page);
   const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ timeout: 15_000 });
   await input.fill(`>${title}`);
   const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
   await row.waitFor({ timeout: 15_000 });
   await row.click();
+}
+
+/**
+ * Opens the command palette. F1 pressed while a webview (the review, the metrics) holds the focus can stay in its
+ * frame, so the focus is first taken back to the workbench's own document, and F1 pressed again if it did not open.
+ */
+export async function openCommandPalette(page) {
+  const input = page.locator('.quick-input-widget input');
+  for (let attempt = 1; ; attempt++) {
+    // Runs in the workbench's page (a string, so this Node file names no browser globals).
+    await page.evaluate('document.activeElement instanceof HTMLIFrameElement && document.activeElement.blur()');
+    await page.keyboard.press('F1');
+    try {
+      await input.waitFor({ timeout: attempt < 3 ? 5_000 : 15_000 });
+      return;
+    } catch (error) {
+      if (attempt === 3) throw error;
+    }
+  }
 }
 
 /** Types into the open input box or quick pick and presses Enter. */
