@@ -9,7 +9,7 @@ import { CLAUDE_CODE_PRESET } from '../../src/core/draft/presets/claudeCode';
 import { agentCliPrefix, installAgentCli } from '../../src/infra/draft/agentCliCache';
 import { type AnthropicStandIn, type ScriptedTurn, startAnthropicStandIn } from '../fixtures/model-standins/anthropic';
 import { createSampleRepository, tempDir } from '../runners/fixtures.mjs';
-import { answerInput, frameWithText, openCommandPalette, pickItem, reviewFrame, runCommand, treeRow } from '../runners/workbenchUi.mjs';
+import { answerInput, frameWithText, pickItem, reviewFrame, runCommand, treeRow } from '../runners/workbenchUi.mjs';
 import { type CodeServer, openFolder, openLanesView, repoRoot, screenshot, startWorkbench } from './workbench';
 
 // A new user's first ten minutes, by clicking: the walkthrough sets up Claude Code (the real CLI at its pinned
@@ -252,11 +252,7 @@ describe('the first ten minutes, by clicking: walkthrough → Claude Code preset
 
     // The promotion metrics after this walk: one change drafted, through the sandbox, charted from the audit log.
     await page.keyboard.press('Escape');
-    await openCommandPalette(page);
-    const palette = page.locator('.quick-input-widget input.input');
-    await palette.fill('>Agent Lanes: Show Promotion Metrics');
-    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Show Promotion Metrics' }).first().waitFor({ timeout: 15_000 });
-    await page.keyboard.press('Enter');
+    await runCommand(page, 'Agent Lanes: Show Promotion Metrics');
     const metrics = await frameWithText(page, 'Promotion metrics', 30_000);
     await metrics.locator('table.chart.funnel').first().waitFor({ timeout: 15_000 });
     const funnel = await metrics.locator('table.chart.funnel').first().textContent();
@@ -294,11 +290,8 @@ describe('the first ten minutes, by clicking: walkthrough → Claude Code preset
     await page.locator('.tabs-container .tab.active', { hasText: 'Review: Add subtract() with a test' }).waitFor({ timeout: 15_000 });
 
     // The panel keeps its filters while it is open: shown again (the log read again), it has the same ones.
-    // The focus is still in the metrics page's frame after its click: the palette is opened from the workbench.
-    await openCommandPalette(page);
-    await palette.fill('>Agent Lanes: Show Promotion Metrics');
-    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Show Promotion Metrics' }).first().waitFor({ timeout: 15_000 });
-    await page.keyboard.press('Enter');
+    // The review just opened may take the focus while the palette opens: runCommand tries again then.
+    await runCommand(page, 'Agent Lanes: Show Promotion Metrics');
     await page.locator('.tabs-container .tab.active', { hasText: 'Promotion Metrics: sample-app' }).waitFor({ timeout: 15_000 });
     await metricsWith(page, [`#agent option[selected][value="${preset.id}"]`, '#period option[selected][value="last7"]']);
   });

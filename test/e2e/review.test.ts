@@ -11,6 +11,7 @@ import { EvidenceStore } from '../../src/infra/storage/evidenceStore';
 import { ChangeFolderPersistence } from '../../src/infra/storage/fileStore';
 import { RepoStorage } from '../../src/infra/storage/repoStorage';
 import { createSampleRepository, tempDir } from '../runners/fixtures.mjs';
+import { runCommand } from '../runners/workbenchUi.mjs';
 import { type Seeded, seedChange } from '../integration/review/seed';
 import { type CodeServer, openFolder, openLanesView, repoRoot, screenshot, startWorkbench } from './workbench';
 
@@ -61,24 +62,6 @@ async function openFromPalette(page: Page, title: string, changeId: string): Pro
 async function occurrences(frame: Frame, pattern: RegExp): Promise<number> {
   const text = await frame.locator('#app').innerText();
   return text.match(new RegExp(pattern.source, 'g'))?.length ?? 0;
-}
-
-async function runCommand(page: Page, title: string): Promise<void> {
-  // The palette can open before the extensions' commands are registered: try again until it lists the command.
-  for (let attempt = 1; ; attempt++) {
-    await page.keyboard.press('Escape');
-    await page.keyboard.press('F1');
-    const input = page.locator('.quick-input-widget input.input');
-    await input.waitFor({ timeout: 15_000 });
-    await input.fill(`>${title}`);
-    try {
-      await page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 5_000 });
-      await page.keyboard.press('Enter');
-      return;
-    } catch (error) {
-      if (attempt >= 6) throw error;
-    }
-  }
 }
 
 function storedChange(storage: RepoStorage, id: string) {

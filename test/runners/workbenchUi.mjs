@@ -1,21 +1,35 @@
 // Drives the VS Code workbench as a person would: the command palette, quick
 // picks, input boxes, the Lanes view. Shared by the demo and the e2e tests.
 
-/** Runs a command by its palette title, e.g. "Agent Lanes: New Draft…". */
+/**
+ * Runs a command by its palette title, e.g. "Agent Lanes: New Draft…". A webview that finishes loading (a review
+ * just opened) can take the focus and close the palette between its opening and the typing, and the palette can open
+ * before the extensions' commands are registered; the attempt is then made again. Nothing is retried once the
+ * command's row was clicked, so a command never runs twice.
+ */
 export async function runCommand(page, title) {
-  await openCommandPalette(page);
   const input = page.locator('.quick-input-widget input');
-  await input.fill(`>${title}`);
   const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
-  await row.waitFor({ timeout: 15_000 });
-  await row.click();
+  for (let attempt = 1; ; attempt++) {
+    await openCommandPalette(page);
+    try {
+      await input.fill(`>${title}`, { timeout: 5_000 });
+      await row.waitFor({ timeout: attempt < 6 ? 5_000 : 15_000 });
+    } catch (error) {
+      if (attempt === 6) throw error;
+      await page.keyboard.press('Escape');
+      continue;
+    }
+    await row.click();
+    return;
+  }
 }
 
 /**
  * Opens the command palette. F1 pressed while a webview (the review, the metrics) holds the focus can stay in its
  * frame, so the focus is first taken back to the workbench's own document, and F1 pressed again if it did not open.
  */
-export async function openCommandPalette(page) {
+async function openCommandPalette(page) {
   const input = page.locator('.quick-input-widget input');
   for (let attempt = 1; ; attempt++) {
     // Runs in the workbench's page (a string, so this Node file names no browser globals).
