@@ -76,10 +76,20 @@ export async function resolveBase(repoRoot: string, ref?: string): Promise<Resol
 
 /** Operations in progress (merge, rebase, …) and uncommitted changes of the user's checkout. */
 export async function repositoryState(repoRoot: string): Promise<RepositoryState> {
-  // The status (the long part in a large checkout) runs while the operations are looked for.
-  const status = git(repoRoot, ['--no-optional-locks', 'status', '--porcelain=v2', '-z', '--branch', '--untracked-files=normal']);
-  status.catch(() => undefined);
-  const dirs = await git(repoRoot, ['rev-parse', '--absolute-git-dir', '--git-common-dir']);
+  const [head, uncommitted] = await Promise.all([repositoryHead(repoRoot), uncommittedChanges(repoRoot)]);
+  return { ...head, uncommitted };
+}
+
+/**
+ * The checkout's branch, HEAD commit and operations in progress: what decides whether a draft may start. Quick (three
+ * small git calls and marker files), so New Draft need not wait for the status of a large checkout to decide.
+ */
+export async function repositoryHead(repoRoot: string): Promise<Omit<RepositoryState, 'uncommitted'>> {
+  const [dirs, head, branch] = await Promise.all([
+    git(repoRoot, ['rev-parse', '--absolute-git-dir', '--git-common-dir']),
+    git(repoRoot, ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { okExitCodes: [1] }),
+    git(repoRoot, ['symbolic-ref', '--quiet', '--short', 'HEAD'], { okExitCodes: [1] }),
+  ]);
   const [gitDir = '', commonDirRaw = ''] = dirs.stdout.trim().split('\n');
   const commonDir = resolve(repoRoot, commonDirRaw);
   const markers: [GitOperation, string[]][] = [
@@ -98,13 +108,15 @@ export async function repositoryState(repoRoot: string): Promise<RepositoryState
       }
     }
   }
-  const parsed = parsePorcelainV2((await status).stdout);
-  return {
-    ...(parsed.branch ? { branch: parsed.branch } : {}),
-    ...(parsed.headSha ? { headSha: parsed.headSha } : {}),
-    operations,
-    uncommitted: countUncommitted(parsed.entries),
-  };
+  const headSha = head.exitCode === 0 ? head.stdout.trim() : '';
+  const name = branch.exitCode === 0 ? branch.stdout.trim() : '';
+  return { ...(name ? { branch: name } : {}), ...(headSha ? { headSha } : {}), operations };
+}
+
+/** The checkout's staged, modified, untracked and conflicted files: its status, the long part in a large checkout. */
+export async function uncommittedChanges(repoRoot: string): Promise<RepositoryState['uncommitted']> {
+  const status = await git(repoRoot, ['--no-optional-locks', 'status', '--porcelain=v2', '-z', '--untracked-files=normal']);
+  return countUncommitted(parsePorcelainV2(status.stdout).entries);
 }
 
 /** Makes sure the worktrees directory exists and lies outside the repository's working tree; returns its real path. */

@@ -28,6 +28,7 @@ import {
   type PromptInput,
   type ReconcileAction,
   type ReconcileFinding,
+  type DraftStartAssessment,
   type RepositoryState,
   assessDraftStart,
   composePrompt,
@@ -53,8 +54,9 @@ import {
   createWorktree,
   reconcile,
   removeWorktree,
-  repositoryState,
+  repositoryHead,
   resolveBase,
+  uncommittedChanges,
 } from '../../git/worktrees';
 import { CHAT_AGENT_ID, EXTENSION_ACTOR, REVERT_AGENT_ID } from '../../../core/constants';
 import { git } from '../../git/gitProcess';
@@ -163,6 +165,9 @@ const transcriptField = (transcript: AgentTranscript | undefined) => (transcript
 const agentIdOf = (agent: DraftAgent) =>
   agent.kind === 'cli' ? agent.config.id : agent.kind === 'revert' ? REVERT_AGENT_ID : CHAT_AGENT_ID;
 
+/** The checkout's uncommitted counts before its status is read: they only word warnings, never a refusal. */
+const NOTHING_UNCOMMITTED: RepositoryState['uncommitted'] = { staged: 0, unstaged: 0, untracked: 0, conflicted: 0 };
+
 /** The Draft lane: worktree, agent, commit, analysis. The user's checkout is only ever read. */
 export class DraftLane {
   private readonly running = new Map<string, AbortController>();
@@ -247,31 +252,37 @@ export class DraftLane {
     if (!task) throw new DraftInputError('The task is empty: describe what the agent should do.');
     const agentId = agentIdOf(input.agent);
     // Only reads, started before the policy decides so their git calls overlap it: a pooled worktree is picked and
-    // checked (its own `git status`) while the base and the checkout's state are read. A refusal gives the claim back.
+    // checked (its own `git status`) while the base and the checkout's head are read. A refusal gives the claim back.
+    // The checkout's own status (the long part in a large checkout) only words warnings: the worktree is handed out
+    // while it runs, and it is awaited before the change is recorded.
     const claimed = this.pool.claim().catch((error: Error) => {
       ctx.logger.warn(`Worktree pool: ${error.message}`);
       return undefined;
     });
-    const reads = Promise.all([resolveBase(ctx.repoRoot, input.baseRef), repositoryState(ctx.repoRoot), claimed]);
+    const uncommitted = uncommittedChanges(ctx.repoRoot);
+    uncommitted.catch(() => undefined);
+    const reads = Promise.all([resolveBase(ctx.repoRoot, input.baseRef), repositoryHead(ctx.repoRoot), claimed]);
     reads.catch(() => undefined);
+    const explicitBase = Boolean(input.baseRef?.trim());
     let taskClasses: string[];
     let sparsePaths: string[];
     let base: ResolvedBase;
-    let state: RepositoryState;
+    let head: Omit<RepositoryState, 'uncommitted'>;
     let claim: PoolClaim | undefined;
     try {
       await decide(ctx, 'createDraft', { agentId, author: input.createdBy }, undefined, input.actor);
       taskClasses = this.classify(task, input.taskClass);
       sparsePaths = this.sparsePaths();
-      [base, state, claim] = await reads;
+      [base, head, claim] = await reads;
     } catch (error) {
       this.pool.release(await claimed);
       throw error;
     }
-    const assessment = assessDraftStart(state, Boolean(input.baseRef?.trim()));
-    if (!assessment.allowed) {
+    // Whether it may start does not depend on uncommitted files (assessDraftStart): decided before anything is made.
+    const mayStart = assessDraftStart({ ...head, uncommitted: NOTHING_UNCOMMITTED }, explicitBase);
+    if (!mayStart.allowed) {
       this.pool.release(claim);
-      throw new DraftInputError(assessment.refusal ?? 'The draft cannot start here.');
+      throw new DraftInputError(mayStart.refusal ?? 'The draft cannot start here.');
     }
 
     const id = randomBytes(4).toString('hex');
@@ -291,28 +302,31 @@ export class DraftLane {
       }));
     const now = new Date().toISOString();
     const baseRef = base.branch ?? base.ref;
-    const change: Change = {
-      id,
-      title,
-      task,
-      agentId,
-      createdBy: input.createdBy,
-      baseRef,
-      baseSha: base.sha,
-      branch: worktree.branch,
-      worktreePath: worktree.path,
-      lane: 'draft',
-      createdAt: now,
-      updatedAt: now,
-      history: [],
-      ...(input.taskClass ? { taskClass: input.taskClass } : {}),
-      ...(assessment.promptNote ? { promptNote: assessment.promptNote } : {}),
-    };
+    let assessment: DraftStartAssessment;
+    let change: Change;
     try {
+      assessment = assessDraftStart({ ...head, uncommitted: await uncommitted }, explicitBase);
+      change = {
+        id,
+        title,
+        task,
+        agentId,
+        createdBy: input.createdBy,
+        baseRef,
+        baseSha: base.sha,
+        branch: worktree.branch,
+        worktreePath: worktree.path,
+        lane: 'draft',
+        createdAt: now,
+        updatedAt: now,
+        history: [],
+        ...(input.taskClass ? { taskClass: input.taskClass } : {}),
+        ...(assessment.promptNote ? { promptNote: assessment.promptNote } : {}),
+      };
       await ctx.store.add(change);
       await ctx.evidence.write(this.initialEvidence(change));
     } catch (error) {
-      // No half state: a record that could not be written takes its worktree with it.
+      // No half state: a status that failed or a record that could not be written takes its worktree with it.
       await removeWorktree({ repoRoot: ctx.repoRoot, worktreePath: worktree.path, branch: worktree.branch, force: true }).catch(
         () => undefined,
       );
