@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { verifyAuditFile } from '../../src/infra/audit/log';
@@ -119,6 +119,43 @@ describe('Draft lane service (real git, real agent process)', function () {
     assert.deepEqual(readdirSync(poolDir), [], 'turned off: the pool is emptied');
     settings.sparsePaths = ['../outside'];
     await assert.rejects(lane.start(input), /agentLanes\.draft\.sparsePaths: "\.\.\/outside" contains "\.\."/);
+  });
+
+  it('refills the pool at the checkout HEAD after a draft from a named base, so the next draft needs no move', async () => {
+    const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanes-draft-')));
+    const repo = createSampleRepository(join(base, 'app'));
+    const older = git(repo, 'rev-parse', 'HEAD');
+    writeFileSync(join(repo, 'later.txt'), 'a later commit\n');
+    git(repo, 'add', 'later.txt');
+    git(repo, '-c', 'user.name=Test', '-c', 'user.email=test@example.invalid', 'commit', '-q', '-m', 'later');
+    const headSha = git(repo, 'rev-parse', 'HEAD');
+    const ctx = await createLaneContext(base, repo);
+    const lane = new DraftLane(ctx, { draftSettings: () => ({ worktreePool: 1, sparsePaths: [] }) });
+    await lane.warmPool();
+    const input = { agent: { kind: 'chat' as const }, actor: user, createdBy: 'dev@example.com' };
+    const named = await lane.start({ ...input, task: 'From the older commit', baseRef: older });
+    assert.equal(named.change.baseSha, older);
+    // The worktree the pool prepares behind that draft: at HEAD, not at the named base.
+    const poolDir = join(ctx.storage.root, 'worktree-pool');
+    let ready: string | undefined;
+    for (let wait = 0; wait < 300 && !ready; wait++) {
+      ready = readdirSync(poolDir).find((name) => name.startsWith('ready-'));
+      if (!ready) await new Promise((settle) => setTimeout(settle, 50));
+    }
+    assert.ok(ready, 'the pool refilled');
+    assert.equal(git(join(poolDir, ready), 'rev-parse', 'HEAD'), headSha);
+    await lane.pool.refill(headSha);
+    const next = await lane.start({ ...input, task: 'From HEAD' });
+    assert.equal(next.change.baseSha, headSha);
+    await ctx.audit.flush();
+    const created = readFileSync(ctx.storage.auditFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line))
+      .filter((event) => event.action === 'change.create')
+      .map((event) => event.details.worktree);
+    assert.deepEqual(created, ['moved', 'pool'], 'the pool was at HEAD for the second draft');
+    await ctx.audit.close();
   });
 
   it('keeps an agent that writes into the user checkout by absolute path out of it (the boundary refuses the write)', async () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { analyzeChange } from '../../src/infra/git/gitDiff';
 import { gitUserEmail } from '../../src/infra/git/queries';
@@ -285,6 +286,72 @@ describe('hardened git: repository config that runs programs never runs', functi
     const settings = analysis.files.find((file) => file.path === 'config/settings.txt');
     assert.equal(settings?.additions, 2);
     assert.equal(settings?.binary, false);
+  });
+});
+
+/**
+ * git on PATH through a shim that logs each configuration listing and holds its output back for a while (the real git
+ * has read the config by then), so that other calls arrive while a listing is under way.
+ */
+function slowListingGit(): { dir: string; log: string; restore: () => void } {
+  const dir = tempDir('lanes-git-shim-');
+  const log = join(dir, 'listings.log');
+  const real = execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim();
+  writeFileSync(
+    join(dir, 'git'),
+    `#!/bin/sh
+case " $* " in
+  *" config --list "*)
+    echo listed >> '${log}'
+    out=$(mktemp); '${real}' "$@" > "$out"; rc=$?; sleep 0.6; cat "$out"; rm -f "$out"; exit $rc ;;
+esac
+exec '${real}' "$@"
+`,
+  );
+  chmodSync(join(dir, 'git'), 0o755);
+  const path = process.env.PATH;
+  process.env.PATH = `${dir}:${path ?? ''}`;
+  return { dir, log, restore: () => (process.env.PATH = path) };
+}
+
+describe('hardened git: calls that arrive while the configuration is listed', function () {
+  this.timeout(30_000);
+
+  it('share one listing when nothing changed since it began', async () => {
+    const repo = makeRepo();
+    // Config files well older than the listing.
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(join(repo, '.git', 'config'), past, past);
+    const shim = slowListingGit();
+    try {
+      const results = await Promise.all(Array.from({ length: 5 }, () => git(repo, ['rev-parse', 'HEAD'])));
+      assert.equal(new Set(results.map((result) => result.stdout)).size, 1);
+      assert.equal(readFileSync(shim.log, 'utf8').trim().split('\n').length, 1, 'one listing for five calls');
+    } finally {
+      shim.restore();
+    }
+  });
+
+  it('list again when a key was planted after the listing began, and neutralise it', async () => {
+    const markers = new Markers();
+    const repo = makeRepo();
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(join(repo, '.git', 'config'), past, past);
+    const shim = slowListingGit();
+    try {
+      const first = git(repo, ['rev-parse', 'HEAD']);
+      // The first listing has read the config and is held back: a filter is planted now, then a call that runs it.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      runGit(repo, ['config', 'filter.late.clean', markers.script('late-clean')]);
+      writeFileSync(join(repo, '.git', 'info', 'attributes'), '* filter=late\n');
+      writeFiles(repo, { 'late.txt': 'planted while the configuration was listed\n' });
+      await git(repo, ['add', 'late.txt']);
+      await first;
+      assert.deepEqual(markers.fired(), []);
+      assert.equal(readFileSync(shim.log, 'utf8').trim().split('\n').length, 2, 'the second call listed for itself');
+    } finally {
+      shim.restore();
+    }
   });
 });
 

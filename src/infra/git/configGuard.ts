@@ -196,42 +196,74 @@ async function runQuietly(
  * environment, and listed again as soon as any config file git reads there (or
  * could start reading: config.worktree, an include's target, HEAD for
  * `includeIf onbranch:`) changes, so repeated calls cost a few stats.
+ *
+ * Calls that arrive while the same folder's configuration is being listed
+ * (New Draft starts five git calls at once) wait for that listing instead of
+ * starting their own, and take its result only if no config file changed after
+ * the listing began and none has changed since (as the first caller, which
+ * uses its listing at once, they would have listed at about the same time).
+ * Otherwise they list it themselves.
  */
 export async function configOverrides(cwd: string, env: Environment): Promise<ConfigOverrides> {
   const cacheKey = [cwd, ...CONFIG_LOCATING_VARIABLES.map((name) => env[name] ?? '')].join('\0');
   const cached = cache.get(cacheKey);
   if (cached && (await fingerprint(cached.files)).print === cached.fingerprint) return cached.overrides;
+  const running = listings.get(cacheKey);
+  if (running) {
+    const shared = await running.catch(() => undefined);
+    if (shared?.seen && shared.seen.newest < shared.listedAt && (await fingerprint(shared.seen.files)).print === shared.seen.print)
+      return shared.overrides;
+    return (await listOverrides(cwd, env, cacheKey)).overrides;
+  }
+  const own = listOverrides(cwd, env, cacheKey);
+  listings.set(cacheKey, own);
+  void own.catch(() => undefined).finally(() => listings.delete(cacheKey));
+  return (await own).overrides;
+}
 
+interface Listing {
+  overrides: ConfigOverrides;
+  listedAt: number;
+  /**
+   * The config files and their fingerprint right after the listing (none outside a repository); `newest`, their
+   * last change, moved on by a coarse clock's step on a file system that keeps whole seconds.
+   */
+  seen?: { files: string[]; print: string; newest: number };
+}
+
+/** Listings of a folder's configuration under way, by cache key (see configOverrides). */
+const listings = new Map<string, Promise<Listing>>();
+
+async function listOverrides(cwd: string, env: Environment, cacheKey: string): Promise<Listing> {
   const listedAt = Date.now();
   const [dirs, listing] = await Promise.all([
     runQuietly(cwd, ['rev-parse', '--absolute-git-dir', '--git-common-dir'], env),
     runQuietly(cwd, ['config', '--list', '--show-scope', '--show-origin', '--includes', '-z'], env),
   ]);
   // git could not start (not installed, no such folder): the command itself fails the same way, and says why.
-  if (!listing.started) return overridesFor([], env);
+  if (!listing.started) return { overrides: overridesFor([], env), listedAt };
   if (!listing.ok) throw new Error(`git could not read the configuration in ${cwd}: ${listing.stderr.trim()}`);
   const entries = parseConfigListing(listing.stdout, cwd);
   const overrides = overridesFor(entries, env);
   // Outside a repository nothing is cached: the folder may become one.
-  if (dirs.ok) {
-    const [gitDir = '', commonDir = ''] = dirs.stdout.trim().split('\n');
-    const common = resolve(cwd, commonDir);
-    const files = [
-      ...new Set([
-        join(common, 'config'),
-        join(gitDir, 'config.worktree'),
-        join(gitDir, 'HEAD'),
-        ...entries.flatMap((entry) => (entry.file ? [entry.file] : [])),
-        ...includedFiles(entries, env),
-      ]),
-    ];
-    const { print, newest, coarse } = await fingerprint(files);
-    if (newest < listedAt - (coarse ? RACY_MS_COARSE : RACY_MS_FINE)) {
-      if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
-      cache.set(cacheKey, { files, fingerprint: print, overrides });
-    }
+  if (!dirs.ok) return { overrides, listedAt };
+  const [gitDir = '', commonDir = ''] = dirs.stdout.trim().split('\n');
+  const common = resolve(cwd, commonDir);
+  const files = [
+    ...new Set([
+      join(common, 'config'),
+      join(gitDir, 'config.worktree'),
+      join(gitDir, 'HEAD'),
+      ...entries.flatMap((entry) => (entry.file ? [entry.file] : [])),
+      ...includedFiles(entries, env),
+    ]),
+  ];
+  const { print, newest, coarse } = await fingerprint(files);
+  if (newest < listedAt - (coarse ? RACY_MS_COARSE : RACY_MS_FINE)) {
+    if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
+    cache.set(cacheKey, { files, fingerprint: print, overrides });
   }
-  return overrides;
+  return { overrides, listedAt, seen: { files, print, newest: coarse ? newest + RACY_MS_COARSE : newest } };
 }
 
 /**

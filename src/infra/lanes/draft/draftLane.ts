@@ -350,9 +350,12 @@ export class DraftLane {
         ...(sparsePaths.length ? { sparsePaths } : {}),
       },
     });
-    // The pool refills behind, once New Draft is done.
+    // The pool refills behind, once New Draft is done, at the checkout's HEAD: where the next draft starts unless
+    // its base is named (a draft from a named base does not leave the pool at that base).
     if ((this.options.draftSettings?.().worktreePool ?? 0) > 0)
-      void this.pool.refill(base.sha).catch((error: unknown) => ctx.logger.warn(`Worktree pool: ${(error as Error).message}`));
+      void this.pool
+        .refill(head.headSha ?? base.sha)
+        .catch((error: unknown) => ctx.logger.warn(`Worktree pool: ${(error as Error).message}`));
     return { change, warnings: assessment.warnings };
   }
 
