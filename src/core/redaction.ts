@@ -501,35 +501,73 @@ function scanner(pattern: SecretPattern & { pattern: RegExp }): RegExp {
   return regex;
 }
 
-function hintsPresent(pattern: SecretPattern, text: string, lower: () => string): boolean {
-  if (!pattern.hints || pattern.hints.length === 0) return true;
-  for (const hint of pattern.hints) {
-    const haystack = hint === hint.toLowerCase() ? lower() : text;
-    if (haystack.includes(hint)) return true;
-  }
-  return false;
+/** A pattern ready to scan with: its hints split once by how they are looked for, its private global regex. */
+interface PlannedPattern {
+  pattern: SecretPattern;
+  order: number;
+  /** Lower-case hints, looked for in the lower-cased text; the others as written. Both empty: always scanned. */
+  lowerHints: readonly string[];
+  exactHints: readonly string[];
+  regex?: RegExp;
+}
+
+const planned = new WeakMap<SecretPattern, Omit<PlannedPattern, 'order'>>();
+const plans = new WeakMap<readonly SecretPattern[], PlannedPattern[]>();
+
+/**
+ * The patterns in order, each once, prepared for scanning (cached by list and by pattern): findSecrets runs on every
+ * string of every audit event, where working out each hint's case again for hundreds of patterns cost more than the
+ * scan itself.
+ */
+function planFor(patterns: readonly SecretPattern[]): PlannedPattern[] {
+  let plan = plans.get(patterns);
+  if (plan) return plan;
+  plan = [];
+  const seen = new Set<SecretPattern>();
+  patterns.forEach((pattern, order) => {
+    if (seen.has(pattern)) return;
+    seen.add(pattern);
+    let prepared = planned.get(pattern);
+    if (!prepared) {
+      const hints = pattern.hints ?? [];
+      const source = pattern.pattern;
+      prepared = {
+        pattern,
+        lowerHints: hints.filter((hint) => hint === hint.toLowerCase()),
+        exactHints: hints.filter((hint) => hint !== hint.toLowerCase()),
+        ...(source instanceof RegExp ? { regex: scanner({ ...pattern, pattern: source }) } : {}),
+      };
+      planned.set(pattern, prepared);
+    }
+    plan.push({ ...prepared, order });
+  });
+  plans.set(patterns, plan);
+  return plan;
 }
 
 /** Every secret in `text`: non-overlapping, sorted by position; earlier patterns win ties. */
 export function findSecrets(text: string, patterns: readonly SecretPattern[] = BUILTIN_SECRET_PATTERNS): SecretMatch[] {
   if (!text) return [];
   let lowered: string | undefined;
-  const lower = () => (lowered ??= text.toLowerCase());
   const candidates: Candidate[] = [];
-  const seen = new Set<SecretPattern>();
-  patterns.forEach((pattern, order) => {
-    if (seen.has(pattern)) return;
-    seen.add(pattern);
-    if (!hintsPresent(pattern, text, lower)) return;
-    const source = pattern.pattern;
-    if (!(source instanceof RegExp)) {
-      for (const [start, end] of source.find(text)) {
+  for (const { pattern, order, lowerHints, exactHints, regex } of planFor(patterns)) {
+    if (lowerHints.length > 0 || exactHints.length > 0) {
+      let present = false;
+      for (const hint of exactHints) if ((present = text.includes(hint))) break;
+      if (!present) {
+        lowered ??= text.toLowerCase();
+        for (const hint of lowerHints) if ((present = lowered.includes(hint))) break;
+      }
+      if (!present) continue;
+    }
+    if (!regex) {
+      for (const [start, end] of (pattern.pattern as Exclude<SecretPattern['pattern'], RegExp>).find(text)) {
         if (pattern.accept && !pattern.accept(text.slice(start, end), text, end, start)) continue;
         candidates.push({ start, end, kind: pattern.kind, order });
       }
-      return;
+      continue;
     }
-    const regex = scanner({ ...pattern, pattern: source });
+    regex.lastIndex = 0;
     let match: RegExpExecArray | null;
     while ((match = regex.exec(text)) !== null) {
       if (match[0].length === 0) {
@@ -549,7 +587,7 @@ export function findSecrets(text: string, patterns: readonly SecretPattern[] = B
       if (pattern.accept && !pattern.accept(text.slice(start, end), text, end, match.index)) continue;
       candidates.push({ start, end, kind: pattern.kind, order });
     }
-  });
+  }
   candidates.sort((a, b) => a.start - b.start || a.order - b.order || b.end - a.end);
   const result: SecretMatch[] = [];
   let reached = 0;
