@@ -11,9 +11,10 @@ import {
   listLaneWorktrees,
   reconcile,
   removeWorktree,
-  repositoryState,
+  repositoryHead,
   resolveBase,
   restoreWorktree,
+  uncommittedChanges,
 } from '../../src/infra/git/worktrees';
 import { cleanupTemp, commitAll, head, makeRepo, runGit, tempDir, writeFiles } from './support/draftRepo';
 
@@ -89,7 +90,10 @@ describe('draft worktrees (real git repositories)', () => {
     });
   });
 
-  describe('repositoryState', () => {
+  describe("the checkout's state (repositoryHead, uncommittedChanges)", () => {
+    /** What New Draft reads of the checkout: its head at once, its uncommitted files from the status. */
+    const repositoryState = async (repo: string) => ({ ...(await repositoryHead(repo)), uncommitted: await uncommittedChanges(repo) });
+
     it('reports a clean repository', async () => {
       const repo = makeRepo();
       const state = await repositoryState(repo);
@@ -133,6 +137,15 @@ describe('draft worktrees (real git repositories)', () => {
       const state = await repositoryState(repo);
       assert.ok(state.operations.includes('rebase'));
       assert.equal(state.branch, undefined);
+    });
+
+    it('names the unborn branch of a repository without commits, and no HEAD commit', async () => {
+      const repo = tempDir();
+      runGit(repo, ['init', '-q', '-b', 'trunk']);
+      const state = await repositoryHead(repo);
+      assert.equal(state.branch, 'trunk');
+      assert.equal(state.headSha, undefined);
+      assert.deepEqual(state.operations, []);
     });
   });
 

@@ -74,12 +74,6 @@ export async function resolveBase(repoRoot: string, ref?: string): Promise<Resol
   return { ref: asked, sha: resolved.stdout.trim() };
 }
 
-/** Operations in progress (merge, rebase, …) and uncommitted changes of the user's checkout. */
-export async function repositoryState(repoRoot: string): Promise<RepositoryState> {
-  const [head, uncommitted] = await Promise.all([repositoryHead(repoRoot), uncommittedChanges(repoRoot)]);
-  return { ...head, uncommitted };
-}
-
 /**
  * The checkout's branch, HEAD commit and operations in progress: what decides whether a draft may start. Quick (three
  * small git calls and marker files), so New Draft need not wait for the status of a large checkout to decide.
