@@ -22,6 +22,15 @@ async function laneFor(): Promise<{ ctx: LaneContext; lane: DraftLane; repo: str
 
 const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
 
+/** Where each New Draft's worktree came from, as its change.create audit event says (pool, moved or new). */
+const worktreesCreated = (ctx: LaneContext): string[] =>
+  readFileSync(ctx.storage.auditFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line))
+    .filter((event) => event.action === 'change.create')
+    .map((event) => event.details.worktree);
+
 describe('Draft lane service (real git, real agent process)', function () {
   this.timeout(60_000);
 
@@ -107,12 +116,7 @@ describe('Draft lane service (real git, real agent process)', function () {
     );
     assert.equal(git(next.change.worktreePath, 'status', '--porcelain', '--ignored'), '');
     await ctx.audit.flush();
-    const created = readFileSync(ctx.storage.auditFile, 'utf8')
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line))
-      .filter((event) => event.action === 'change.create')
-      .map((event) => event.details.worktree);
+    const created = worktreesCreated(ctx);
     assert.deepEqual(created, ['pool', 'pool']);
     settings.worktreePool = 0;
     await lane.warmPool();
@@ -148,12 +152,7 @@ describe('Draft lane service (real git, real agent process)', function () {
     const next = await lane.start({ ...input, task: 'From HEAD' });
     assert.equal(next.change.baseSha, headSha);
     await ctx.audit.flush();
-    const created = readFileSync(ctx.storage.auditFile, 'utf8')
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line))
-      .filter((event) => event.action === 'change.create')
-      .map((event) => event.details.worktree);
+    const created = worktreesCreated(ctx);
     assert.deepEqual(created, ['moved', 'pool'], 'the pool was at HEAD for the second draft');
     await ctx.audit.close();
   });
